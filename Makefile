@@ -1,0 +1,32 @@
+# The two commands of the quick start are `make workbook` and `make test`; both create the
+# virtual environment from pyproject.toml when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BUILD ?= build
+
+.PHONY: workbook test lab bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/
+	$(BIN)/yafdp workbook --out $(BUILD)
+
+test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook included
+	$(BIN)/python -m pytest
+
+lab: $(BIN)/.installed  ## open the workbook in JupyterLab
+	$(BIN)/jupyter lab notebooks
+
+lint: $(BIN)/.installed  ## lint the shipped catalog
+	$(BIN)/yafdp lint
+
+bench: $(BIN)/.installed  ## run the benchmark scripts and print their figures
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(BUILD) .pytest_cache
