@@ -1,0 +1,89 @@
+"""The event-flow graph derived from the catalog: who produces which event, and who reacts to it.
+
+Two views: :func:`flow_graph` (service → event → service, what the notebooks draw) and
+:func:`causal_graph` (event → event through the handlers that react, what the lint walks).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from yafdp.catalog import Catalog
+
+
+def service_node(name: str) -> str:
+    return f"service:{name}"
+
+
+def event_node(name: str) -> str:
+    return f"event:{name}"
+
+
+def flow_graph(catalog: Catalog) -> nx.DiGraph:
+    """Services and events as two node kinds; edges ``produces`` (service → event) and ``subscribes``.
+
+    Edge attributes: ``relation`` (``produces`` / ``subscribes``), ``path`` (``happy``, ``failure``,
+    ``compensation`` or ``observe``), ``happy`` (False on the failure and compensation paths) and for
+    subscriptions the ``rules`` that carry the edge.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> g = flow_graph(load_catalog())
+    >>> g.has_edge("event:Order_Initiated", "service:payment")
+    True
+    """
+    graph = nx.DiGraph()
+    for service in catalog.services.values():
+        graph.add_node(service_node(service.name), kind="service", label=service.name, origin=service.origin)
+    for event in catalog.events.values():
+        graph.add_node(event_node(event.name), kind="event", label=event.name, origin=event.origin,
+                       event_kind=event.kind, terminal=event.terminal)
+        graph.add_edge(service_node(event.service), event_node(event.name), relation="produces",
+                       path=event.kind, happy=event.kind == "happy")
+    for sub in catalog.subscriptions:
+        for event in catalog.matched_events(sub):
+            u, v = event_node(event), service_node(sub.service)
+            if graph.has_edge(u, v):
+                graph.edges[u, v]["rules"].append(sub.rule)
+            else:
+                happy = sub.path != "compensation" and catalog.events[event].kind == "happy"
+                graph.add_edge(u, v, relation="subscribes", path=sub.path, rules=[sub.rule], happy=happy)
+    return graph
+
+
+def causal_graph(catalog: Catalog) -> nx.DiGraph:
+    """Event → event edges: ``a → b`` when a rule that ``a`` matches runs a handler that may emit ``b``."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(catalog.events)
+    for sub in catalog.subscriptions:
+        for trigger in catalog.matched_events(sub):
+            for emitted in sub.emits:
+                graph.add_edge(trigger, emitted, rule=sub.rule, path=sub.path)
+    return graph
+
+
+def mermaid(catalog: Catalog) -> str:
+    """The flow graph as a Mermaid flowchart: services as boxes, events as stadiums, compensation dotted."""
+    graph = flow_graph(catalog)
+    lines = ["flowchart LR"]
+    ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
+    for node, data in graph.nodes(data=True):
+        label = data["label"]
+        lines.append(f'    {ids[node]}["{label}"]' if data["kind"] == "service" else f'    {ids[node]}(["{label}"])')
+    for u, v, data in graph.edges(data=True):
+        lines.append(f"    {ids[u]} {'-->' if data['happy'] else '-.->'} {ids[v]}")
+    lines.append("    classDef service fill:#dbeafe,stroke:#1e3a8a")
+    lines.append("    classDef event fill:#dcfce7,stroke:#166534")
+    lines.append("    classDef unhappy fill:#fee2e2,stroke:#991b1b")
+    for cls in ("service", "event", "unhappy"):
+        members = [ids[n] for n, d in graph.nodes(data=True) if _node_class(d) == cls]
+        if members:
+            lines.append(f"    class {','.join(members)} {cls}")
+    return "\n".join(lines) + "\n"
+
+
+def _node_class(data: dict) -> str:
+    if data["kind"] == "service":
+        return "service"
+    return "event" if data["event_kind"] == "happy" else "unhappy"

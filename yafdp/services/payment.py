@@ -1,0 +1,45 @@
+"""The Payment service: charges an order's payment token, and refunds the charge if the order fails later.
+
+It never sees a card number: orders carry a token from the payment provider, and the provider's answer
+depends only on the token. Charges and refunds are keyed by order id, so each happens at most once.
+"""
+
+from __future__ import annotations
+
+
+def charge_order(event: dict, uow) -> None:
+    order = event["detail"]
+    order_id = order["order_id"]
+    if uow.get("charge", order_id) or uow.get("decline", order_id):
+        return  # decided already (a replayed Order_Initiated): the outcome was published then
+    reason = uow.world.decline_reason(order["payment_token"])
+    customer = {"order_id": order_id, "customer_id": order["customer_id"],
+                "amount": order["amount"], "currency": order["currency"]}
+    if reason:
+        uow.put("decline", order_id, {**customer, "reason": reason})
+        uow.publish("Payment_Failed", {**customer, "reason": reason})
+        return
+    payment_id = "pay-" + order_id.removeprefix("ord-")
+    uow.put("charge", order_id, {**customer, "kind": "charge", "payment_id": payment_id,
+                                 "token_hint": order["payment_token"][-4:]})
+    uow.publish("Payment_Success", {
+        **customer, "payment_id": payment_id, "restaurant_id": order["restaurant_id"],
+        "items": order["items"], "delivery_zone": order["delivery_zone"],
+    })
+
+
+def refund_order(event: dict, uow) -> None:
+    order_id = event["detail"]["order_id"]
+    charge = uow.get("charge", order_id)
+    if charge is None:
+        # Causally impossible (the restaurant and delivery steps follow a charge); fail loudly so the
+        # event is retried and, if it really has no charge, ends in the dead-letter queue with this reason.
+        raise LookupError(f"no charge recorded for order {order_id}: nothing to refund")
+    if uow.get("refund", order_id):
+        return
+    refund = {"order_id": order_id, "customer_id": charge["customer_id"], "kind": "refund",
+              "refund_id": "ref-" + order_id.removeprefix("ord-"), "amount": charge["amount"],
+              "currency": charge["currency"], "reason": event["detail-type"]}
+    uow.put("refund", order_id, refund)
+    uow.publish("Payment_Refunded", {k: refund[k] for k in
+                                     ("order_id", "customer_id", "refund_id", "amount", "currency", "reason")})

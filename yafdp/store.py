@@ -1,0 +1,143 @@
+"""The run database (``run.db``): the bus's archive, queue, trace and dead letters, and every service's state.
+
+One SQLite database holds it all, so a handler's state change, the record that its delivery was processed,
+the events it published and the deliveries those events cause are committed in one transaction: a run
+killed at any moment loses nothing and repeats nothing. ``memory`` keeps it in RAM during the run and
+writes ``run.db`` at the end; ``file`` writes it as it goes (and can be resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    order_id TEXT,
+    detail_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    published_at REAL NOT NULL,
+    detail TEXT NOT NULL,
+    time TEXT NOT NULL,
+    replay_name TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    delivered_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'duplicate', 'dead_lettered')),
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    due REAL NOT NULL,
+    published REAL NOT NULL,
+    fault TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    rule_arn TEXT NOT NULL,
+    target_arn TEXT NOT NULL,
+    error_code TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    exhausted_retry_condition TEXT NOT NULL,
+    retry_attempts INTEGER NOT NULL,
+    dead_lettered_at REAL NOT NULL,
+    redriven_at REAL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    order_id TEXT,
+    field TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    refused_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS processed (
+    rule TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (rule, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    service TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (service, kind, key)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS orders AS
+    SELECT key AS order_id, json_extract(item, '$.status') AS status, json_extract(item, '$.amount') AS amount,
+           json_extract(item, '$.customer_id') AS customer_id, json_extract(item, '$.restaurant_id') AS restaurant_id,
+           json_extract(item, '$.placed_at') AS placed_at
+    FROM state WHERE service = 'order' AND kind = 'order';
+CREATE VIEW IF NOT EXISTS payments AS
+    SELECT key AS order_id, kind, json_extract(item, '$.amount') AS amount, json_extract(item, '$.customer_id') AS customer_id
+    FROM state WHERE service = 'payment' AND kind IN ('charge', 'refund');
+CREATE VIEW IF NOT EXISTS loyalty AS
+    SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.points') AS points, json_extract(item, '$.customer_id') AS customer_id
+    FROM state WHERE service = 'loyalty' AND kind = 'entry';
+CREATE VIEW IF NOT EXISTS notifications AS
+    SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.detail_type') AS detail_type, json_extract(item, '$.text') AS text
+    FROM state WHERE service = 'notification' AND kind = 'message';
+"""
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (or create) a run database with its schema. ``":memory:"`` for an in-RAM one."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    if str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a crash of the process never loses a commit; only a power cut could.
+        db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
+    """Write the whole database to ``path`` (replacing it), e.g. an in-memory run to ``run.db``."""
+    path = Path(path)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    target = sqlite3.connect(str(path))
+    with target:
+        db.backup(target)
+    target.close()
+
+
+def set_info(db: sqlite3.Connection, **values) -> None:
+    db.executemany("INSERT OR REPLACE INTO run_info (key, value) VALUES (?, ?)",
+                   [(k, json.dumps(v)) for k, v in values.items()])
+
+
+def get_info(db: sqlite3.Connection) -> dict:
+    return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+
+
+class ServiceState:
+    """One service's items in the run database: what :class:`~yafdp.unit_of_work.UnitOfWork` reads."""
+
+    __slots__ = ("db", "service")
+
+    def __init__(self, db: sqlite3.Connection, service: str):
+        self.db, self.service = db, service
+
+    def get(self, kind: str, key: str) -> dict | None:
+        row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
+                              (self.service, kind, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def items(self, kind: str) -> dict[str, dict]:
+        rows = self.db.execute("SELECT key, item FROM state WHERE service = ? AND kind = ?", (self.service, kind))
+        return {key: json.loads(item) for key, item in rows}
