@@ -44,19 +44,35 @@ class DeliveryError(Exception):
 
 
 class MeasuredTiming:
-    """No latency model: hops take no virtual time and the recorded times are the wall clock's."""
+    """No latency model: hops and handlers take no virtual time, and the times recorded are the wall clock's.
+
+    A simulated model (see :mod:`yafdp.latency`) implements the same five methods on virtual time.
+    """
 
     simulated = False
     name = "none"
 
-    def __init__(self):
-        self._origin = time.perf_counter()
+    def __init__(self, offset: float = 0.0):
+        self._origin = time.perf_counter() - offset  # a resumed run continues the first session's clock
 
     def now(self, virtual: float) -> float:
+        """The time to record for virtual time ``virtual``: here, the wall clock now."""
         return time.perf_counter() - self._origin
 
     def hop_delay(self, rule: RulePlan, rng: random.Random) -> float:
+        """Virtual seconds from an event's publication to its target's handler being invoked."""
         return 0.0
+
+    def slot(self, service: str, virtual: float) -> float:
+        """The earliest virtual time at or after ``virtual`` at which the service can run a handler."""
+        return virtual
+
+    def duration(self, service: str, rng: random.Random) -> float:
+        """Virtual seconds one handler call of ``service`` takes."""
+        return 0.0
+
+    def book(self, service: str, start: float, end: float) -> None:
+        """The service runs a handler from ``start`` to ``end`` (virtual): one execution slot is taken."""
 
 
 @dataclass
@@ -79,12 +95,13 @@ class LocalBus:
     db
         the run database (see :mod:`yafdp.store`); ``durable`` keeps its delivery queue in it, so a killed
         run can be resumed with :meth:`resume`.
-    seed
-        every random choice (ids, order of simultaneous deliveries, jitter, faults) derives from it.
+    seed, session
+        every random choice (ids, order of simultaneous deliveries, jitter, faults) derives from them;
+        a resumed run is the next session of the same seed.
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
-                 seed: int = 0, faults: Faults = Faults(), durable: bool = False, timing=None,
+                 seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False, timing=None,
                  commit_every: int = 500, epoch: float = 1_767_225_600.0):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         self.faults, self.durable, self.commit_every = faults, durable, commit_every
@@ -92,10 +109,12 @@ class LocalBus:
         self.epoch = epoch  # the wall-clock date the run's clock starts at, for envelope `time`
         self.stats = BusStats()
         self.vt = 0.0
-        self._ids = random.Random(f"{seed}:ids")
-        self._order = random.Random(f"{seed}:order")
-        self._jitter = random.Random(f"{seed}:jitter")
-        self._fault_rng = random.Random(f"{seed}:faults")
+        # A resumed run is a new session: fresh streams, so it never reissues an event id.
+        self._ids = random.Random(f"{seed}:{session}:ids")
+        self._order = random.Random(f"{seed}:{session}:order")
+        self._jitter = random.Random(f"{seed}:{session}:jitter")
+        self._fault_rng = random.Random(f"{seed}:{session}:faults")
+        self._timing_rng = random.Random(f"{seed}:{session}:timing")
         self._rules = {r.name: r for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
         self._services = {s.name: s for s in plan.services}
@@ -193,8 +212,9 @@ class LocalBus:
             prepared.append((source, detail_type, detail, text))
         return prepared
 
-    def _publish(self, prepared: list[tuple], replay_name: str | None = None) -> list[str]:
-        published_at = self._now()
+    def _publish(self, prepared: list[tuple], at: float | None = None, replay_name: str | None = None) -> list[str]:
+        published_vt = self.vt if at is None else at
+        published_at = self.timing.now(published_vt)
         ids = []
         for source, detail_type, detail, text in prepared:
             event_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
@@ -204,7 +224,7 @@ class LocalBus:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (event_id, detail.get("order_id"), detail_type, source, published_at, text, envelope["time"], replay_name))
             self.stats.published += 1
-            self._route(envelope, self.vt)
+            self._route(envelope, published_vt)
             ids.append(event_id)
         return ids
 
@@ -277,13 +297,19 @@ class LocalBus:
 
     def _deliver(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str) -> None:
         rule = self._rules[rule_name]
+        service, timing = rule.service, self.timing
+        start = timing.slot(service, self.vt)
+        if start > self.vt:  # every execution slot of the service is busy: wait for one
+            self._push(start, _DELIVERY, (pending_id, event_id, rule_name, attempt, published_vt, fault))
+            return
+        end = start + timing.duration(service, self._timing_rng)
+        timing.book(service, start, end)
         envelope = self._envelope(event_id)
-        started = self._now()
+        started = timing.now(start)
         if self.db.execute("SELECT 1 FROM processed WHERE rule = ? AND event_id = ?", (rule_name, event_id)).fetchone():
             self.stats.duplicates += 1
-            self._finish(pending_id, event_id, rule, attempt, started, "duplicate", None)
+            self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
-        service = rule.service
         uow = UnitOfWork(service, self._states[service], self.world, self._now)
         try:
             self._handlers[rule_name](envelope, uow)
@@ -293,35 +319,35 @@ class LocalBus:
                 raise InjectedFault("TransientError: injected crash after the handler ran, before it committed")
             prepared = self._check_outbox(uow.outbox, service, frozenset(rule.emits))
         except DeliveryError as exc:
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, exc.code, exc.message)
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, end, exc.code, exc.message)
             return
         except Exception as exc:  # the handler's own exception: EventBridge sees the target fail
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started,
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, end,
                          "ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
             return
         self._apply_writes(service, uow.writes)
         self.db.execute("INSERT INTO processed (rule, event_id) VALUES (?, ?)", (rule_name, event_id))
-        self._publish(prepared)
+        self._publish(prepared, at=end)
         self.stats.delivered += 1
-        self._finish(pending_id, event_id, rule, attempt, started, "ok", None)
+        self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
     def _apply_writes(self, service: str, writes: dict) -> None:
         if writes:
             self.db.executemany("INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)",
                                 [(service, kind, key, json.dumps(item)) for (kind, key), item in writes.items()])
 
-    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, started, code, message) -> None:
+    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, started, end, code, message) -> None:
         policy = rule.target.retry_policy
         delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
         delay = delay / 2 + self._jitter.uniform(0, delay / 2)  # "equal jitter"
-        next_due = self.vt + delay
+        next_due = end + delay
         if attempt > policy.maximum_retry_attempts:
             exhausted = "MaximumRetryAttempts"
         elif next_due - published_vt > policy.maximum_event_age_seconds:
             exhausted = "MaximumEventAgeInSeconds"
         else:
             self.stats.failed += 1
-            self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self._now(), "failed",
+            self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), "failed",
                                 f"{code}: {message}"))
             if self.durable:
                 self.db.execute("UPDATE pending SET attempt = ?, due = ? WHERE id = ?", (attempt + 1, next_due, pending_id))
@@ -332,11 +358,11 @@ class LocalBus:
             "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
             " exhausted_retry_condition, retry_attempts, dead_lettered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, rule.name, rule.target.id, self.plan.rule_arn(rule.name), self.plan.queue_arn(rule.target.queue),
-             code, message, exhausted, attempt - 1, self._now()))
-        self._finish(pending_id, event_id, rule, attempt, started, "dead_lettered", f"{code}: {message}")
+             code, message, exhausted, attempt - 1, self.timing.now(end)))
+        self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", f"{code}: {message}")
 
-    def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, outcome, error) -> None:
-        self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self._now(), outcome, error))
+    def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error) -> None:
+        self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), outcome, error))
         if self.durable:
             self.db.execute("DELETE FROM pending WHERE id = ?", (pending_id,))
         cached = self._events.get(event_id)

@@ -114,7 +114,133 @@ def run_workbook(args) -> int:
     return 0
 
 
-COMMANDS: list = [register_catalog, register_lint, register_workbook]
+def register_run(commands) -> None:
+    parser = commands.add_parser("run", help="place a workload of orders on the local bus; writes run.db and summary.json")
+    parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
+    parser.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    parser.add_argument("--store", choices=["memory", "file"], default="memory",
+                        help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
+    parser.add_argument("--arrival-rate", type=float, default=50.0, help="orders per second of the workload (default 50)")
+    rates = parser.add_argument_group("business outcomes (probability at each step)")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=0.05, metavar="P")
+    faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
+    faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
+    faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
+                        help="handler crashes before committing on the first attempt (succeeds on retry)")
+    faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
+    faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
+    faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
+    faults.add_argument("--max-delay", type=float, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
+    _catalog_arg(parser)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(run=run_run)
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a rate is a probability from 0 to 1, got {text}")
+    return value
+
+
+def run_run(args) -> int:
+    from yafdp.faults import Faults
+    from yafdp.runs import RunOptions, run_saga
+    from yafdp.workload import OutcomeRates
+
+    options = RunOptions(
+        orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
+        catalog_dir=args.catalog,
+        rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
+        faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
+                      reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
+                      max_delay_seconds=args.max_delay),
+    )
+    with _progress(args) as progress:
+        summary = run_saga(options, progress=progress)
+    _report(summary, args)
+    return 0
+
+
+def register_resume(commands) -> None:
+    parser = commands.add_parser("resume", help="finish a file-store run that was interrupted")
+    parser.add_argument("--out", required=True, help="the run folder")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(run=run_resume)
+
+
+def run_resume(args) -> int:
+    from yafdp.runs import resume_saga
+
+    with _progress(args) as progress:
+        summary = resume_saga(Path(args.out), progress=progress)
+    _report(summary, args)
+    return 0
+
+
+class _progress:
+    """A progress bar on a terminal (nothing otherwise): deliveries made so far."""
+
+    def __init__(self, args):
+        self.bar = None
+        if not getattr(args, "json", False) and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=" deliveries", desc="delivering", file=sys.stderr)
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+
+        def update(stats):
+            done = stats.delivered + stats.failed + stats.duplicates + stats.dead_lettered
+            self.bar.update(done - self.bar.n)
+        return update
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _report(summary: dict, args) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    orders, deliveries = summary["orders"], summary["deliveries"]
+    print(f"{orders['placed']} orders placed ({orders['refused']} refused): "
+          + ", ".join(f"{n} {s}" for s, n in orders["by_status"].items()))
+    print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
+          f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
+          f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
+    print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+
+
+def register_check(commands) -> None:
+    parser = commands.add_parser("check", help="check the saga's invariants on a run; exit 1 if any fails")
+    parser.add_argument("dir", help="a run folder (or its run.db)")
+    parser.set_defaults(run=run_check)
+
+
+def run_check(args) -> int:
+    from yafdp.check import check_run
+
+    results = check_run(args.dir)
+    for result in results:
+        verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
+        print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
+        if result.skipped:
+            print(f"      {result.skipped}")
+        for offender in result.offenders[:20]:
+            print(f"      {offender}")
+        if len(result.offenders) > 20:
+            print(f"      … and {len(result.offenders) - 20} more")
+    return 0 if all(r.passed for r in results) else 1
+
+
+COMMANDS: list = [register_catalog, register_lint, register_workbook, register_run, register_resume, register_check]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except CatalogError as exc:
         print(f"yafdp: catalog error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"yafdp: {exc}", file=sys.stderr)
         return 2
 
 

@@ -61,7 +61,8 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
             stale.unlink(missing_ok=True)
     db = store.connect(db_path if options.store == "file" else ":memory:")
     bus = open_bus(options, db)
-    store.set_info(db, **describe(options), status="running")
+    store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
+                   rules={r.name: r.pattern for r in bus.plan.rules})
     world = bus.world
     for planned in generate_orders(options.orders, options.seed, world, options.rates, options.arrival_rate):
         bus.schedule(planned.at, _placing(bus, planned.request))
@@ -70,11 +71,39 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     return finish(bus, options, out, time.perf_counter() - started)
 
 
-def open_bus(options: RunOptions, db, timing=None) -> LocalBus:
+def resume_saga(out: Path, progress: Callable | None = None) -> dict:
+    """Finish a file-store run that was interrupted (even by SIGKILL): every order it had placed is
+    carried to its end from the durable delivery queue; orders it had not placed yet are not placed."""
+    out = Path(out)
+    db_path = out / "run.db"
+    if not db_path.exists():
+        raise FileNotFoundError(f"no run database at {db_path}")
+    db = store.connect(db_path)
+    info = store.get_info(db)
+    if info.get("store") != "file":
+        raise ValueError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
+    options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
+                         rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
+                         arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"))
+    session = info.get("session", 0) + 1
+    store.set_info(db, session=session, status="resuming")
+    last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
+                      " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
+    bus = open_bus(options, db, timing=MeasuredTiming(offset=last), session=session)
+    pending = bus.resume()
+    started = time.perf_counter()
+    bus.run(progress=progress)
+    summary = finish(bus, options, out, time.perf_counter() - started)
+    summary["resumed_deliveries"] = pending
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def open_bus(options: RunOptions, db, timing=None, session: int = 0) -> LocalBus:
     catalog = load_catalog(options.catalog_dir)
     world = load_marketplace(options.catalog_dir)
-    return LocalBus(catalog, build_plan(catalog), world, db, seed=options.seed, faults=options.faults,
-                    durable=options.store == "file", timing=timing or MeasuredTiming(),
+    return LocalBus(catalog, build_plan(catalog), world, db, seed=options.seed, session=session,
+                    faults=options.faults, durable=options.store == "file", timing=timing or MeasuredTiming(),
                     commit_every=200 if options.store == "file" else 5000)
 
 
@@ -83,6 +112,7 @@ def describe(options: RunOptions) -> dict:
         "backend": options.backend, "store": options.store, "seed": options.seed, "orders_requested": options.orders,
         "rates": asdict(options.rates), "faults": options.faults.to_dict(), "arrival_rate": options.arrival_rate,
         "latency_model": "none", "times": "measured wall-clock seconds since the run started",
+        "catalog_dir": str(options.catalog_dir) if options.catalog_dir else None,
     }
 
 

@@ -1,0 +1,159 @@
+"""A run's evidence as pandas DataFrames: per-hop latency, end-to-end latency per order, processing time.
+
+Reads any ``run.db`` (every backend writes the same schema). Not part of the runtime core: it uses pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+TERMINAL_EVENTS = ("Delivery_Scheduled", "Payment_Failed", "Payment_Refunded")
+
+
+@dataclass
+class Run:
+    """The tables of one run, and what its times mean."""
+
+    path: Path
+    info: dict
+    events: pd.DataFrame
+    deliveries: pd.DataFrame
+    orders: pd.DataFrame
+    payments: pd.DataFrame
+    loyalty: pd.DataFrame
+    dead_letters: pd.DataFrame
+
+    @property
+    def simulated(self) -> bool:
+        return self.info.get("latency_model", "none") != "none"
+
+    @property
+    def time_label(self) -> str:
+        """How to label a time axis of this run: measured or simulated, and by what."""
+        if self.simulated:
+            return f"simulated with latency model {self.info['latency_model']!r}"
+        return f"measured wall-clock, {self.info.get('backend', 'local')} backend"
+
+
+def load_run(path: str | Path) -> Run:
+    """Load ``run.db`` from a run folder (or the file itself).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from yafdp.runs import RunOptions, run_saga
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = run_saga(RunOptions(orders=3, seed=1, out=out))
+    >>> load_run(out).orders["status"].isin(["DELIVERY_SCHEDULED", "CANCELLED"]).all()
+    True
+    """
+    path = Path(path)
+    db_path = path / "run.db" if path.is_dir() else path
+    if not db_path.exists():
+        raise FileNotFoundError(f"no run database at {db_path}")
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        info = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+        read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
+        run = Run(
+            path=db_path.parent, info=info,
+            events=read("SELECT * FROM events ORDER BY seq"),
+            deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
+                            " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
+            orders=read("SELECT * FROM orders ORDER BY order_id"),
+            payments=read("SELECT * FROM payments ORDER BY order_id, kind"),
+            loyalty=read("SELECT * FROM loyalty ORDER BY order_id"),
+            dead_letters=read("SELECT d.*, e.detail_type, e.order_id FROM dead_letters d JOIN events e USING (event_id)"),
+        )
+    run.deliveries["service"] = run.deliveries["target"]  # a rule's target id is its service's name
+    return run
+
+
+def hop_latency(run: Run) -> pd.DataFrame:
+    """One row per successful delivery: from the event's publication to its handler starting, and the
+    handler's own time. Columns: ``hop`` (event → service), ``latency_s``, ``processing_s``, ``attempt``."""
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"].copy()
+    ok["hop"] = ok["detail_type"] + " → " + ok["service"]
+    ok["latency_s"] = ok["delivered_at"] - ok["published_at"]
+    ok["processing_s"] = ok["finished_at"] - ok["delivered_at"]
+    return ok[["event_id", "order_id", "hop", "detail_type", "service", "rule", "attempt", "latency_s", "processing_s"]]
+
+
+def end_to_end(run: Run) -> pd.DataFrame:
+    """One row per order: from ``Order_Initiated`` to the saga's last step (the terminal event's
+    publication) and to the last handler that reacted to any of its events."""
+    events = run.events
+    started = events[events["detail_type"] == "Order_Initiated"].groupby("order_id")["published_at"].min()
+    terminal = events[events["detail_type"].isin(TERMINAL_EVENTS)].groupby("order_id")["published_at"].max()
+    settled = run.deliveries.groupby("order_id")["finished_at"].max()
+    table = pd.DataFrame({"started_at": started, "terminal_at": terminal, "settled_at": settled})
+    table["saga_s"] = table["terminal_at"] - table["started_at"]
+    table["settled_s"] = table["settled_at"] - table["started_at"]
+    statuses = run.orders.set_index("order_id")["status"]
+    table["status"] = statuses.reindex(table.index)
+    return table.reset_index(names="order_id")
+
+
+def processing_time(run: Run) -> pd.DataFrame:
+    """Handler time per service (successful deliveries): count and p50/p95/p99/max in milliseconds."""
+    hops = hop_latency(run)
+    table = hops.groupby("service")["processing_s"].apply(lambda s: percentiles(s * 1000)).unstack()
+    table["count"] = table["count"].astype(int)
+    return table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"})
+
+
+def percentiles(series: pd.Series, quantiles=(0.5, 0.95, 0.99)) -> pd.Series:
+    """``count``, ``p50``, ``p95``, ``p99`` and ``max`` of a series (NaN-free)."""
+    series = series.dropna()
+    values = {"count": len(series)}
+    values.update({f"p{int(q * 100)}": series.quantile(q) for q in quantiles})
+    values["max"] = series.max()
+    return pd.Series(values)
+
+
+def order_timeline(run: Run, order_id: str) -> pd.DataFrame:
+    """Everything that happened to one order, in time order: publications and deliveries."""
+    events = run.events[run.events["order_id"] == order_id]
+    published = pd.DataFrame({
+        "at": events["published_at"], "what": "published", "event": events["detail_type"],
+        "by": events["source"].str.removeprefix("yafdp."), "rule": "", "outcome": "", "until": events["published_at"],
+    })
+    deliveries = run.deliveries[run.deliveries["order_id"] == order_id]
+    handled = pd.DataFrame({
+        "at": deliveries["delivered_at"], "what": "delivered", "event": deliveries["detail_type"],
+        "by": deliveries["service"], "rule": deliveries["rule"], "outcome": deliveries["outcome"],
+        "until": deliveries["finished_at"],
+    })
+    timeline = pd.concat([published, handled]).sort_values(["at", "what"], kind="stable").reset_index(drop=True)
+    timeline["t_ms"] = (timeline["at"] - timeline["at"].min()) * 1000
+    return timeline
+
+
+def sequence_diagram(run: Run, order_id: str) -> str:
+    """The order's saga as a Mermaid sequence diagram: who published what, who reacted."""
+    timeline = order_timeline(run, order_id)
+    lines = ["sequenceDiagram", "    participant bus as EventBridge bus"]
+    for _, row in timeline.iterrows():
+        if row["what"] == "published":
+            lines.append(f"    {row['by']}->>bus: {row['event']}")
+        elif row["outcome"] == "ok":
+            lines.append(f"    bus->>{row['by']}: {row['event']}")
+        else:
+            lines.append(f"    bus--x{row['by']}: {row['event']} ({row['outcome']})")
+    return "\n".join(lines) + "\n"
+
+
+def observed_edges(run: Run) -> dict[tuple[str, str], int]:
+    """Counts of the flow graph's edges as they happened: service → event (published) and event → service
+    (successfully delivered), keyed like :func:`yafdp.graph.flow_graph`'s edges."""
+    counts: dict[tuple[str, str], int] = {}
+    for (source, detail_type), n in run.events.groupby(["source", "detail_type"]).size().items():
+        counts[(f"service:{source.removeprefix('yafdp.')}", f"event:{detail_type}")] = int(n)
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"]
+    for (detail_type, service), n in ok.groupby(["detail_type", "service"]).size().items():
+        counts[(f"event:{detail_type}", f"service:{service}")] = int(n)
+    return counts
