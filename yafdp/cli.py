@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from yafdp.patterns.cli import register as register_test_pattern
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yafdp", description=__doc__)
@@ -15,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS: list = []
+COMMANDS.append(register_test_pattern)
 
 
 def main(argv: list[str] | None = None) -> int:
