@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from yafdp.patterns.cli import register as register_test_pattern
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yafdp", description=__doc__)
@@ -240,7 +242,8 @@ def run_check(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-COMMANDS: list = [register_catalog, register_lint, register_workbook, register_run, register_resume, register_check]
+COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
+                  register_check]
 
 
 def main(argv: list[str] | None = None) -> int:

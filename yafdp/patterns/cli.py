@@ -1,0 +1,70 @@
+"""``yafdp test-pattern``: does an event match an event pattern? Like ``aws events test-event-pattern``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from yafdp.patterns.errors import PatternError
+from yafdp.patterns.pattern import compile_pattern
+
+_EXAMPLE = """\
+Each of --pattern and --event is JSON text, or @FILE to read it from a file.
+Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+
+example:
+  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
+"""
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the ``test-pattern`` sub-command to the ``yafdp`` command line.
+
+    Examples
+    --------
+    >>> from yafdp.cli import main
+    >>> main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", '{"source": "a"}'])
+    true
+    0
+    """
+    parser = commands.add_parser(
+        "test-pattern",
+        help="test whether an event matches an EventBridge event pattern",
+        description="Test whether an event matches an EventBridge event pattern, like "
+        "`aws events test-event-pattern`.",
+        epilog=_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pattern", required=True, metavar="PATTERN", help="the event pattern (JSON or @FILE)")
+    parser.add_argument("--event", required=True, metavar="EVENT", help="the event (JSON or @FILE)")
+    parser.set_defaults(run=run)
+
+
+def _read(argument: str) -> str:
+    return Path(argument[1:]).read_text(encoding="utf-8") if argument.startswith("@") else argument
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print ``true`` or ``false`` and return 0 (match), 1 (no match) or 2 (invalid input)."""
+    try:
+        pattern_text, event_text = _read(args.pattern), _read(args.event)
+    except OSError as error:
+        print(f"yafdp test-pattern: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
+    try:
+        pattern = compile_pattern(pattern_text)
+    except PatternError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        event = json.loads(event_text)
+    except json.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict):
+        print("Parameter Event is not valid: an event is a JSON object.", file=sys.stderr)
+        return 2
+    matched = pattern.matches(event)
+    print("true" if matched else "false")
+    return 0 if matched else 1

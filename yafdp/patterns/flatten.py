@@ -1,0 +1,114 @@
+"""Turns an event into dotted field paths and their leaf values, visiting only the paths rules use.
+
+Like EventBridge, a key containing a dot and a nested object meet at the same path
+(``{"a.b": 1}`` and ``{"a": {"b": 1}}`` both give ``a.b``), an array contributes each of its
+elements, and empty arrays and objects contribute nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import count
+from typing import Any
+
+Leaves = dict[str, list[Any]]
+# For events with objects inside arrays: each leaf with the array elements it sits in,
+# as ((array id, element index), ...).
+Members = dict[str, list[tuple[Any, tuple[tuple[int, int], ...]]]]
+
+
+def path_prefixes(paths: Iterable[str]) -> set[str]:
+    """Every path and each of its dot-separated beginnings: the event keys worth descending into.
+
+    Examples
+    --------
+    >>> sorted(path_prefixes(["detail.state.name"]))
+    ['detail', 'detail.state', 'detail.state.name']
+    """
+    prefixes = set()
+    for path in paths:
+        parts = path.split(".")
+        for end in range(1, len(parts) + 1):
+            prefixes.add(".".join(parts[:end]))
+    return prefixes
+
+
+def flatten(event: dict, prefixes: set[str] | frozenset[str]) -> tuple[Leaves, bool]:
+    """The leaf values under each wanted path, and whether any wanted object sits inside an array.
+
+    When the flag is true, matching must also call :func:`flatten_members` to keep two fields
+    of one pattern from being satisfied by different elements of the same array.
+
+    Examples
+    --------
+    >>> flatten({"detail": {"state": "on", "tags": ["a", "b"]}, "id": "1"},
+    ...         {"detail", "detail.state", "detail.tags"})
+    ({'detail.state': ['on'], 'detail.tags': ['a', 'b']}, False)
+    """
+    leaves: Leaves = {}
+    objects_in_arrays = False
+
+    def walk(node: dict, base: str) -> None:
+        nonlocal objects_in_arrays
+        for key, value in node.items():
+            path = base + (key if type(key) is str else str(key))
+            if path not in prefixes:
+                continue
+            if isinstance(value, dict):
+                walk(value, path + ".")
+            elif isinstance(value, list):
+                if walk_array(value, path):
+                    objects_in_arrays = True
+            else:
+                found = leaves.get(path)
+                if found is None:
+                    leaves[path] = [value]
+                else:
+                    found.append(value)
+
+    def walk_array(items: list, path: str) -> bool:
+        has_objects = False
+        for item in items:
+            if isinstance(item, dict):
+                has_objects = True
+                walk(item, path + ".")
+            elif isinstance(item, list):
+                has_objects = walk_array(item, path) or has_objects
+            else:
+                found = leaves.get(path)
+                if found is None:
+                    leaves[path] = [item]
+                else:
+                    found.append(item)
+        return has_objects
+
+    walk(event, "")
+    return leaves, objects_in_arrays
+
+
+def flatten_members(event: dict, prefixes: set[str] | frozenset[str]) -> Members:
+    """Like :func:`flatten`, but each leaf carries the array elements it belongs to.
+
+    Examples
+    --------
+    >>> flatten_members({"a": [{"b": 1}, {"b": 2}]}, {"a", "a.b"})
+    {'a.b': [(1, ((0, 0),)), (2, ((0, 1),))]}
+    """
+    members: Members = {}
+    array_ids = count()
+
+    def walk(node: Any, path: str, membership: tuple) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = (path + "." if path else "") + (key if type(key) is str else str(key))
+                if child in prefixes:
+                    walk(value, child, membership)
+        elif isinstance(node, list):
+            array_id = next(array_ids)
+            for index, item in enumerate(node):
+                walk(item, path, membership + ((array_id, index),))
+        else:
+            members.setdefault(path, []).append((node, membership))
+
+    walk(event, "", ())
+    return members
