@@ -131,7 +131,7 @@ def test_emitting_another_services_event_is_refused(catalog_copy):
 def test_event_defined_twice_is_refused(catalog_copy):
     catalog_copy.edit("loyalty", lambda d: d["events"].update(Payment_Success=d["events"]["Loyalty_Points_Added"]))
     error = _error(catalog_copy)
-    assert "already produced by service 'payment'" in error.problem
+    assert "'Payment_Success' is already produced by service" in error.problem
 
 
 def test_duplicate_rule_name_is_refused(catalog_copy):

@@ -18,29 +18,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-import fastjsonschema
-
 from yafdp import store
 from yafdp.catalog import Catalog
-from yafdp.envelope import MAX_ENTRIES_PER_PUT, MAX_ENTRY_BYTES, PublishError, detail_json, entry_size, make_envelope
+from yafdp.envelope import MAX_ENTRIES_PER_PUT, PublishError, make_envelope
 from yafdp.faults import POISON, TRANSIENT, Faults, InjectedFault
 from yafdp.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
+from yafdp.publishing import DeliveryError, check_outbox
 from yafdp.services import resolve_handler
 from yafdp.unit_of_work import UnitOfWork
 
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 256.0
 _DELIVERY, _CALL = 0, 1
-
-
-class DeliveryError(Exception):
-    """Why a target failed an event, as EventBridge would put it in the dead-letter queue."""
-
-    def __init__(self, code: str, message: str):
-        self.code, self.message = code, message
-        super().__init__(f"{code}: {message}")
 
 
 class MeasuredTiming:
@@ -145,7 +136,7 @@ class LocalBus:
         if service is None:
             raise PublishError(f"unknown sender {sender!r}: not a service of the catalog")
         try:
-            prepared = self._check_outbox(outbox, sender, service.may_emit())
+            prepared = check_outbox(self.catalog, sender, service.may_emit(), outbox)
         except DeliveryError as exc:
             raise PublishError(str(exc)) from None
         ids = self._publish(prepared)
@@ -165,7 +156,7 @@ class LocalBus:
         uow = UnitOfWork(service, self._states[service], self.world, self._now)
         try:
             result = function(payload, uow)
-            prepared = self._check_outbox(uow.outbox, service, frozenset(spec.emits))
+            prepared = check_outbox(self.catalog, service, frozenset(spec.emits), uow.outbox)
         except DeliveryError as exc:
             self.stats.refused += 1
             raise PublishError(str(exc)) from None
@@ -183,34 +174,6 @@ class LocalBus:
 
     def _now(self) -> float:
         return self.timing.now(self.vt)
-
-    def _check_outbox(self, outbox, service: str, allowed: frozenset[str]) -> list[tuple]:
-        own_source = self.catalog.services[service].source
-        if len(outbox) > 100:
-            raise DeliveryError("INVALID_PARAMETER", f"one handler call may publish at most 100 events, not {len(outbox)}")
-        prepared = []
-        for source, detail_type, detail in outbox:
-            source = source or own_source
-            if source != own_source:
-                raise DeliveryError("NO_PERMISSIONS", f"AccessDeniedException: service {service!r} may only put events "
-                                    f"with source {own_source!r}, not {source!r} (IAM condition events:source)")
-            if detail_type not in self.catalog.events:
-                raise DeliveryError("INVALID_PARAMETER", f"unknown detail-type {detail_type!r}: not in the catalog")
-            if detail_type not in allowed:
-                raise DeliveryError("NO_PERMISSIONS", f"AccessDeniedException: service {service!r} may not put "
-                                    f"{detail_type!r} here (IAM condition events:detail-type)")
-            if not isinstance(detail, dict):
-                raise DeliveryError("INVALID_JSON", f"{detail_type} detail must be a JSON object")
-            try:
-                self.catalog.validate_detail(detail_type, detail)
-            except fastjsonschema.JsonSchemaValueException as exc:
-                raise DeliveryError("INVALID_PARAMETER", f"{detail_type} detail breaks its schema: {exc.message}") from None
-            text = detail_json(detail)
-            size = entry_size(source, detail_type, text)
-            if size > MAX_ENTRY_BYTES:
-                raise DeliveryError("INVALID_PARAMETER", f"{detail_type} entry is {size} bytes; EventBridge's limit is {MAX_ENTRY_BYTES}")
-            prepared.append((source, detail_type, detail, text))
-        return prepared
 
     def _publish(self, prepared: list[tuple], at: float | None = None, replay_name: str | None = None) -> list[str]:
         published_vt = self.vt if at is None else at
@@ -317,7 +280,7 @@ class LocalBus:
                 raise InjectedFault("PoisonEvent: injected fault, this delivery fails on every attempt")
             if fault == TRANSIENT and attempt == 1:
                 raise InjectedFault("TransientError: injected crash after the handler ran, before it committed")
-            prepared = self._check_outbox(uow.outbox, service, frozenset(rule.emits))
+            prepared = check_outbox(self.catalog, service, frozenset(rule.emits), uow.outbox)
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, end, exc.code, exc.message)
             return

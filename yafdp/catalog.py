@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import fastjsonschema
 
@@ -211,16 +211,9 @@ def _shape_check(file: Path, document: Any, schema_check) -> None:
     try:
         schema_check(document)
     except fastjsonschema.JsonSchemaValueException as exc:
-        key = _json_path(exc.path[1:])
-        problem = exc.message.replace(exc.name + " ", "", 1) if exc.name else exc.message
+        key = exc.name.removeprefix("data").lstrip(".")  # "data.subscriptions[0].path" -> "subscriptions[0].path"
+        problem = exc.message.removeprefix(exc.name).strip()
         raise CatalogError(file, key or "(top level)", problem) from None
-
-
-def _json_path(parts: Iterable) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 _BUS_SHAPE = fastjsonschema.compile({
