@@ -34,6 +34,7 @@ class RunOptions:
     faults: Faults = field(default_factory=Faults)
     arrival_rate: float = 50.0
     catalog_dir: Path | None = None
+    exclude_services: tuple[str, ...] = ()  # e.g. ("loyalty",): the platform before that service existed
     backend: str = "local"
 
     def __post_init__(self):
@@ -53,6 +54,15 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     >>> summary["orders"]["placed"], summary["orders"]["not_terminal"]
     (5, 0)
     """
+    bus = start_saga(options)
+    started = time.perf_counter()
+    bus.run(progress=progress)
+    return finish(bus, options, Path(options.out), time.perf_counter() - started)
+
+
+def start_saga(options: RunOptions) -> LocalBus:
+    """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
+    inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "run.db"
@@ -63,12 +73,9 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     bus = open_bus(options, db)
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
-    world = bus.world
-    for planned in generate_orders(options.orders, options.seed, world, options.rates, options.arrival_rate):
+    for planned in generate_orders(options.orders, options.seed, bus.world, options.rates, options.arrival_rate):
         bus.schedule(planned.at, _placing(bus, planned.request))
-    started = time.perf_counter()
-    bus.run(progress=progress)
-    return finish(bus, options, out, time.perf_counter() - started)
+    return bus
 
 
 def resume_saga(out: Path, progress: Callable | None = None) -> dict:
@@ -84,7 +91,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         raise ValueError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
     options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
                          rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
-                         arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"))
+                         arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
+                         exclude_services=tuple(info.get("exclude_services", ())))
     session = info.get("session", 0) + 1
     store.set_info(db, session=session, status="resuming")
     last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
@@ -100,7 +108,7 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
 
 
 def open_bus(options: RunOptions, db, timing=None, session: int = 0) -> LocalBus:
-    catalog = load_catalog(options.catalog_dir)
+    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
     world = load_marketplace(options.catalog_dir)
     return LocalBus(catalog, build_plan(catalog), world, db, seed=options.seed, session=session,
                     faults=options.faults, durable=options.store == "file", timing=timing or MeasuredTiming(),
@@ -113,6 +121,7 @@ def describe(options: RunOptions) -> dict:
         "rates": asdict(options.rates), "faults": options.faults.to_dict(), "arrival_rate": options.arrival_rate,
         "latency_model": "none", "times": "measured wall-clock seconds since the run started",
         "catalog_dir": str(options.catalog_dir) if options.catalog_dir else None,
+        "exclude_services": list(options.exclude_services),
     }
 
 
