@@ -8,7 +8,7 @@ in-process; the AWS deployer applies the same plan with boto3.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from yafdp.catalog import Catalog
@@ -35,6 +35,7 @@ class TargetPlan:
     queue: str
     dead_letter_queue: str
     retry_policy: RetryPolicy
+    dead_letter_queue_policy: dict = field(default_factory=dict)  # lets this rule, and only it, dead-letter here
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class ServicePlan:
     role: str
     may_emit: tuple[str, ...]
     policy: dict
+    queue_policy: dict = field(default_factory=dict)  # lets the rules that target this queue, and only them, send
+    batch_size: int = 10  # messages per handler call (the event source mapping's BatchSize)
+    function_timeout_seconds: int = 10  # never more than the queue's visibility timeout (AWS refuses that)
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,13 @@ class DeploymentPlan:
 
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
-               account: str = ACCOUNT, run_id: str = "local") -> DeploymentPlan:
+               account: str = ACCOUNT, run_id: str = "local", visibility_timeout_seconds: int = 30,
+               max_receive_count: int = 5) -> DeploymentPlan:
     """Derive the deployment plan from the catalog; every resource name starts with ``prefix``.
+
+    A failed message becomes visible on its service queue again after ``visibility_timeout_seconds``
+    (that is the retry delay behind the queue) and moves to the queue's dead-letter queue after
+    ``max_receive_count`` receives.
 
     Examples
     --------
@@ -127,9 +136,29 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
         )
         for sub in catalog.subscriptions
     )
-    services = tuple(_service_plan(partial, service) for service in catalog.services.values())
+    rules = tuple(replace(r, target=replace(r.target, dead_letter_queue_policy=_sqs_policy_for_rules(
+        partial, r.target.dead_letter_queue, [r.name]))) for r in rules)
+    services = tuple(
+        replace(_service_plan(partial, service), visibility_timeout_seconds=visibility_timeout_seconds,
+                max_receive_count=max_receive_count,
+                function_timeout_seconds=min(visibility_timeout_seconds, ServicePlan.function_timeout_seconds),
+                queue_policy=_sqs_policy_for_rules(partial, f"{prefix}-{service.name}",
+                                                   [r.name for r in rules if r.service == service.name]))
+        for service in catalog.services.values())
     return DeploymentPlan(prefix, region, account, bus, partial.archive, partial.archive_retention_days,
                           rules, services, partial.tags)
+
+
+def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:
+    """The queue's resource policy: EventBridge may send to it on behalf of these rules of this bus only."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "EventBridgeRulesOfThisBusOnly",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": plan.queue_arn(queue),
+        "Condition": {"ArnEquals": {"aws:SourceArn": [plan.rule_arn(rule) for rule in rules]}},
+    }]}
 
 
 def _service_plan(plan: DeploymentPlan, service) -> ServicePlan:
@@ -144,9 +173,11 @@ def _service_plan(plan: DeploymentPlan, service) -> ServicePlan:
             "Resource": plan.queue_arn(name),
         },
         {
+            # TransactWriteItems is authorised by the actions inside it (Put, Delete); the trace is kept here too.
             "Sid": "UseOwnTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:TransactWriteItems"],
+            "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem",
+                       "dynamodb:BatchWriteItem"],
             "Resource": table_arn,
         },
         {

@@ -35,7 +35,8 @@ class RunOptions:
     arrival_rate: float = 50.0
     catalog_dir: Path | None = None
     exclude_services: tuple[str, ...] = ()  # e.g. ("loyalty",): the platform before that service existed
-    backend: str = "local"
+    backend: str = "local"  # or "moto" / "aws": see yafdp.aws.backend
+    keep: bool = False  # aws: leave the deployment in place after the run (destroy it yourself)
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -45,7 +46,7 @@ class RunOptions:
 
 
 def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
-    """Run the workload on the local backend; return the summary (also written to ``summary.json``).
+    """Run the workload on ``options.backend``; return the summary (also written to ``summary.json``).
 
     Examples
     --------
@@ -54,6 +55,10 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     >>> summary["orders"]["placed"], summary["orders"]["not_terminal"]
     (5, 0)
     """
+    if options.backend != "local":
+        from yafdp.aws.backend import run_saga_on_aws
+
+        return run_saga_on_aws(options)
     bus = start_saga(options)
     started = time.perf_counter()
     bus.run(progress=progress)

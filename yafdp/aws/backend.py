@@ -1,0 +1,230 @@
+"""The ``moto`` and ``aws`` backends: deploy the plan, fire the workload's orders, wait until every order
+is terminal, export state and trace into ``run.db`` (the local backend's schema) and destroy the deployment.
+
+The two differ only in where the calls go (a moto server started in this process, or AWS with the default
+credential chain and region) and in who runs the handlers: on moto, which cannot execute Lambda code
+without a container engine, queue pollers in this process do what Lambda's event source mapping does;
+on AWS, Lambda runs them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from yafdp import store
+from yafdp.catalog import Catalog, load_catalog
+from yafdp.envelope import PublishError
+from yafdp.faults import Faults
+from yafdp.marketplace import load_marketplace
+from yafdp.plan import DeploymentPlan, build_plan
+from yafdp.runs import RunOptions, describe, finish
+from yafdp.services.order import TERMINAL, OrderRejectedError
+from yafdp.workload import generate_orders
+
+from yafdp.aws.bus import AwsBus, NotSettledError
+from yafdp.aws.clients import AwsClients, make_clients
+from yafdp.aws.deployer import apply
+from yafdp.aws.dynamo_state import items_of
+from yafdp.aws.functions import InProcessFunctions, LambdaFunctions
+from yafdp.aws.moto_server import MotoServer
+from yafdp.aws.package import build_package
+from yafdp.aws.teardown import destroy
+
+BACKENDS = ("moto", "aws")
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """How a backend's deployment behaves and how patiently a run waits for it."""
+
+    visibility_timeout_seconds: int  # the retry delay of a failed message
+    run_functions: bool  # Lambda consumes the queues (AWS); else pollers in this process (moto)
+    quiet_checks: int  # empty queues seen this many times in a row = settled
+    check_seconds: float
+    timeout_seconds: float  # plus timeout_per_order for each order
+    timeout_per_order: float
+    allowed_faults: tuple[str, ...]
+
+
+SETTINGS = {
+    "moto": BackendSettings(2, False, 2, 0.1, 60.0, 1.0,
+                            ("handler_failure_rate", "poison_rate", "duplicate_rate")),
+    # SQS's counts are approximate and EventBridge delivers asynchronously: look longer before calling it quiet.
+    "aws": BackendSettings(30, True, 5, 2.0, 300.0, 1.0, ("handler_failure_rate", "poison_rate")),
+}
+
+
+class SagaStuckError(TimeoutError):
+    """Orders were not terminal when the run's time ran out; the message says which and where messages wait."""
+
+
+def new_prefix() -> str:
+    """A fresh name prefix for one run's deployment, e.g. ``yafdp-3f9a1c``."""
+    return f"yafdp-{secrets.token_hex(3)}"
+
+
+def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
+           faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print) -> DeploymentPlan:
+    """Build the plan for ``clients``' account and region and apply it; returns the plan.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> with MotoServer() as url:
+    ...     plan = deploy(make_clients(url), load_catalog(), backend="moto", prefix="demo", echo=lambda line: None)
+    ...     plan.bus
+    'demo-saga'
+    """
+    settings = SETTINGS[backend]
+    plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
+                      visibility_timeout_seconds=settings.visibility_timeout_seconds)
+    apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
+          echo=echo)
+    return plan
+
+
+def open_bus(plan: DeploymentPlan, catalog: Catalog, clients: AwsClients, *, backend: str, catalog_dir=None,
+             faults: Faults = Faults(), seed: int = 0) -> AwsBus:
+    """An :class:`AwsBus` on a deployment, its queues being consumed (by pollers here on moto)."""
+    settings = SETTINGS[backend]
+    if settings.run_functions:
+        functions = LambdaFunctions(plan, clients)
+    else:
+        functions = InProcessFunctions(plan, catalog, load_marketplace(catalog_dir), clients, faults=faults, seed=seed)
+    return AwsBus(catalog, plan, clients, functions, quiet_checks=settings.quiet_checks,
+                  check_seconds=settings.check_seconds)
+
+
+def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = print, endpoint_url: str | None = None) -> dict:
+    """Run the workload on ``options.backend`` (``moto`` or ``aws``); return the summary (also written to
+    ``summary.json``, beside ``run.db``). The deployment is destroyed at the end, whatever happens, unless
+    ``options.keep`` (aws only: a moto server started here ends with the run).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> summary = run_saga_on_aws(RunOptions(orders=3, backend="moto", out=Path(tempfile.mkdtemp())), echo=lambda s: None)
+    >>> summary["orders"]["placed"], summary["orders"]["not_terminal"]
+    (3, 0)
+    """
+    settings = _check(options)
+    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
+    prefix = new_prefix()
+    with ExitStack() as stack:
+        if options.backend == "moto" and endpoint_url is None:
+            endpoint_url = stack.enter_context(MotoServer())
+        clients = make_clients(endpoint_url)
+        created: list[str] = []
+        try:
+            plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
+                          faults=options.faults, seed=options.seed, echo=created.append)
+            echo(f"deployed {len(created)} resources named {prefix}-… on {options.backend}"
+                 + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
+            bus = open_bus(plan, catalog, clients, backend=options.backend, catalog_dir=options.catalog_dir,
+                           faults=options.faults, seed=options.seed)
+            return _run(bus, options, settings, prefix)
+        finally:
+            if options.keep and options.backend == "aws":
+                echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
+            else:
+                echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
+
+
+def _check(options: RunOptions) -> BackendSettings:
+    if options.backend not in SETTINGS:
+        raise ValueError(f"backend must be one of local, {', '.join(BACKENDS)}; got {options.backend!r}")
+    settings = SETTINGS[options.backend]
+    if options.store != "memory":
+        raise ValueError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
+                         "backend keeps state in DynamoDB and writes run.db at the end")
+    unsupported = [name for name, rate in options.faults.to_dict().items()
+                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
+    if unsupported:
+        raise ValueError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
+                         f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    return settings
+
+
+def _run(bus: AwsBus, options: RunOptions, settings: BackendSettings, prefix: str) -> dict:
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store.set_info(bus.db, **describe(options), status="running", prefix=prefix, region=bus.clients.region,
+                   services=list(bus.catalog.services), rules={r.name: r.pattern for r in bus.plan.rules})
+    world = load_marketplace(options.catalog_dir)
+    started = time.perf_counter()
+    try:
+        placed = place_orders(bus, generate_orders(options.orders, options.seed, world, options.rates,
+                                                   options.arrival_rate))
+        wait_for_orders(bus, placed, settings.timeout_seconds + settings.timeout_per_order * options.orders)
+    finally:
+        bus.close()
+        bus.export()  # a stuck run still leaves its evidence in run.db
+        seconds = time.perf_counter() - started
+        bus.db.execute("BEGIN")  # finish() commits the transaction a local run keeps open
+        summary = finish(bus, options, out, seconds)
+    return summary
+
+
+def place_orders(bus: AwsBus, orders) -> list[str]:
+    """Place each order at its arrival time (seconds after now), as the customers' clients would;
+    refusals go to ``refusals``. Returns the ids of the orders placed."""
+    start, placed = time.perf_counter(), []
+    for planned in orders:
+        time.sleep(max(0.0, start + planned.at - time.perf_counter()))
+        request = planned.request
+        try:
+            bus.call("order", "place_order", request)
+            placed.append(request["order_id"])
+        except (OrderRejectedError, PublishError) as exc:
+            bus.db.execute("INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)",
+                           (request.get("order_id"), getattr(exc, "field", "(event)"), str(exc), bus.clock() - bus.origin))
+    return placed
+
+
+def wait_for_orders(bus: AwsBus, order_ids: list[str], timeout: float) -> None:
+    """Wait until every order is terminal and the queues are quiet, or until nothing more can happen
+    (quiet queues, and messages in dead-letter queues explain the rest).
+
+    Raises :class:`SagaStuckError` after ``timeout`` seconds, naming the orders that are not terminal.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            bus.settle(max(0.0, deadline - time.monotonic()))
+        except NotSettledError as exc:
+            raise SagaStuckError(_stuck(bus, order_ids, str(exc))) from None
+        statuses = order_statuses(bus)
+        if all(statuses.get(o) in TERMINAL for o in order_ids) or any(dead_letter_depths(bus).values()):
+            return
+        if time.monotonic() > deadline:
+            raise SagaStuckError(_stuck(bus, order_ids, "the queues are empty and nothing was dead-lettered"))
+        time.sleep(bus.check_seconds)
+
+
+def order_statuses(bus: AwsBus) -> dict[str, str]:
+    """Every order's status, read from the Order service's table."""
+    return {order_id: item.get("status") for order_id, item in
+            items_of(bus.clients.dynamodb, bus.plan.service("order").table, "order")}
+
+
+def dead_letter_depths(bus: AwsBus) -> dict[str, int]:
+    """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
+    names = [s.queue_dead_letter_queue for s in bus.plan.services] + [r.target.dead_letter_queue for r in bus.plan.rules]
+    sqs, depths = bus.clients.sqs, {}
+    for name in names:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        depths[name] = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                           ["Attributes"]["ApproximateNumberOfMessages"])
+    return depths
+
+
+def _stuck(bus: AwsBus, order_ids: list[str], why: str) -> str:
+    statuses = order_statuses(bus)
+    stuck = [f"{o} ({statuses.get(o, 'not stored')})" for o in order_ids if statuses.get(o) not in TERMINAL]
+    return (f"{len(stuck)} of {len(order_ids)} orders are not terminal: {', '.join(stuck[:10])}"
+            + (" …" if len(stuck) > 10 else "") + f"; {why}")

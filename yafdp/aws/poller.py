@@ -1,0 +1,105 @@
+"""What Lambda's SQS event source mapping does, done in this process: for moto, which cannot execute
+Lambda code without a container engine.
+
+Like the mapping, a poller long-polls its queue for up to ``batch_size`` messages, invokes the function
+with them as an SQS event, deletes the messages the function did not report in ``batchItemFailures``
+and leaves those it did (or the whole batch, if the function raised) to come back after the queue's
+visibility timeout; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
+dead-letter queue. On real AWS none of this runs: Lambda does it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
+    """An SQS message as Lambda hands it to a function (one element of ``event["Records"]``)."""
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class QueuePoller:
+    """One queue's event source mapping, emulated.
+
+    Parameters
+    ----------
+    sqs
+        a boto3 SQS client.
+    queue_url, queue_arn
+        the queue to poll.
+    function
+        ``function(event, context) -> {"batchItemFailures": [...]}``, e.g.
+        :meth:`yafdp.aws.runtime.ServiceFunction.handle_batch` wrapped as a Lambda handler.
+    batch_size, wait_seconds
+        the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
+    duplicate_rate, seed
+        a fault: the probability that a message is delivered twice (SQS is at-least-once; this forces it).
+    """
+
+    def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
+                 batch_size: int = 10, wait_seconds: int = 1, duplicate_rate: float = 0.0, seed: int = 0):
+        self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
+        self.batch_size, self.wait_seconds = batch_size, wait_seconds
+        self.duplicate_rate, self.seed = duplicate_rate, seed
+        self.region = sqs.meta.region_name
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> int:
+        """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return 0
+        self._duplicate(messages)
+        try:
+            response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
+            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        except Exception as exc:  # a function error fails the whole batch, as with Lambda
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return len(messages)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        return len(messages)
+
+    def _duplicate(self, messages: list[dict]) -> None:
+        if not self.duplicate_rate:
+            return
+        for m in messages:
+            first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
+            if first and random.Random(f"{self.seed}:{m['MessageId']}:duplicate").random() < self.duplicate_rate:
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"])
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"poller {self.queue_arn}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                log.warning("poller for %s: %s", self.queue_arn, exc)
+                self._stop.wait(0.5)
