@@ -1,6 +1,7 @@
-"""Shared fixtures: a writable copy of the shipped catalog to break on purpose."""
+"""Shared fixtures: a writable copy of the shipped catalog to break on purpose; a moto server for the AWS side."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,3 +33,27 @@ def catalog_copy(tmp_path) -> CatalogCopy:
     root = tmp_path / "data"
     shutil.copytree(DEFAULT_DATA_DIR, root)
     return CatalogCopy(root)
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """One moto server for the whole session (each deployment on it has its own prefix), with dummy
+    credentials in the environment so nothing here can reach a real AWS account."""
+    from yafdp.aws.moto_server import MotoServer
+
+    saved = {k: os.environ.get(k) for k in DUMMY_AWS_ENVIRONMENT}
+    os.environ.update(DUMMY_AWS_ENVIRONMENT)
+    server = MotoServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+DUMMY_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                         "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}

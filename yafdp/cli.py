@@ -137,6 +137,10 @@ def register_run(commands) -> None:
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
     faults.add_argument("--max-delay", type=float, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
     _catalog_arg(parser)
+    parser.add_argument("--backend", choices=["local", "moto", "aws"], default="local",
+                        help="local: in-process bus (default); moto: deployed to a moto server started here; "
+                             "aws: deployed to your AWS account (default credentials and region), then destroyed")
+    parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_run)
 
@@ -155,7 +159,7 @@ def run_run(args) -> int:
 
     options = RunOptions(
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
-        catalog_dir=args.catalog,
+        catalog_dir=args.catalog, backend=args.backend, keep=args.keep,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
@@ -242,8 +246,94 @@ def run_check(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def register_plan(commands) -> None:
+    parser = commands.add_parser("plan", help="print the deployment plan: bus, rules, targets, queues, tables, "
+                                              "functions and IAM policy documents")
+    _catalog_arg(parser)
+    parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
+    parser.add_argument("--json", action="store_true", help="the whole plan as JSON, policy documents included")
+    parser.set_defaults(run=run_plan)
+
+
+def run_plan(args) -> int:
+    from yafdp.plan import build_plan
+
+    plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
+          f"ARNs use account {plan.account} in {plan.region} until deployed")
+    print(_text_table(("rule", "service", "handler", "target queue", "dead-letter queue", "retries"),
+                      [(r.name, r.service, r.target.handler, r.target.queue, r.target.dead_letter_queue,
+                        r.target.retry_policy.maximum_retry_attempts) for r in plan.rules]))
+    print()
+    print(_text_table(("service", "queue (→ dead-letter queue after n receives)", "table", "function", "role", "may publish"),
+                      [(s.name, f"{s.queue} (→ {s.queue_dead_letter_queue} after {s.max_receive_count})", s.table,
+                        s.function, s.role, ", ".join(s.may_emit) or "-") for s in plan.services]))
+    print("\n(`yafdp plan --json` shows every IAM policy document)")
+    return 0
+
+
+def _aws_target_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["moto", "aws"], required=True,
+                        help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
+    parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
+    _catalog_arg(parser)
+
+
+def _aws_clients(args):
+    from yafdp.aws.clients import make_clients
+
+    if args.backend == "moto" and not args.endpoint_url:
+        raise ValueError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
+                         "and pass --endpoint-url http://127.0.0.1:5000")
+    if args.backend == "aws" and args.endpoint_url:
+        raise ValueError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
+    return make_clients(args.endpoint_url)
+
+
+def register_deploy(commands) -> None:
+    parser = commands.add_parser("deploy", help="apply the plan to AWS or a moto server; idempotent, prints what it changes")
+    _aws_target_args(parser)
+    parser.set_defaults(run=run_deploy)
+
+
+def run_deploy(args) -> int:
+    from yafdp.aws.backend import deploy
+
+    changes: list[str] = []
+
+    def echo(line: str) -> None:
+        changes.append(line)
+        print(line)
+
+    plan = deploy(_aws_clients(args), _load(args), backend=args.backend, prefix=args.prefix, catalog_dir=args.catalog,
+                  echo=echo)
+    print(f"{len(changes)} change(s); the deployment {plan.prefix} is up to date"
+          + ("" if args.backend == "aws" else " (on moto the functions are deployed but not run: "
+                                               "`yafdp run --backend moto` runs them in-process)"))
+    return 0
+
+
+def register_destroy(commands) -> None:
+    parser = commands.add_parser("destroy", help="remove what `yafdp deploy` created (found by prefix and tags); safe to rerun")
+    _aws_target_args(parser)
+    parser.set_defaults(run=run_destroy)
+
+
+def run_destroy(args) -> int:
+    from yafdp.aws.teardown import destroy
+
+    deleted = destroy(_aws_clients(args), args.prefix)
+    print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
+    return 0
+
+
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_check]
+                  register_check, register_plan, register_deploy, register_destroy]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"yafdp: {exc}", file=sys.stderr)
         return 2
+    except TimeoutError as exc:  # a run on moto or AWS whose orders did not all finish in time
+        print(f"yafdp: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ from yafdp.catalog import Catalog
 from yafdp.envelope import ACCOUNT, REGION
 
 DEFAULT_PREFIX = "yafdp"
+# Who may assume a service's role: Lambda, running that service's function, and nobody else.
+LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class ServicePlan:
     may_emit: tuple[str, ...]
     policy: dict
     queue_policy: dict = field(default_factory=dict)  # lets the rules that target this queue, and only them, send
+    trust_policy: dict = field(default_factory=lambda: LAMBDA_TRUST_POLICY)
     batch_size: int = 10  # messages per handler call (the event source mapping's BatchSize)
     function_timeout_seconds: int = 10  # never more than the queue's visibility timeout (AWS refuses that)
 

@@ -10,6 +10,7 @@ on AWS, Lambda runs them.
 from __future__ import annotations
 
 import secrets
+import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -100,7 +101,11 @@ def open_bus(plan: DeploymentPlan, catalog: Catalog, clients: AwsClients, *, bac
                   check_seconds=settings.check_seconds)
 
 
-def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = print, endpoint_url: str | None = None) -> dict:
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _stderr, endpoint_url: str | None = None) -> dict:
     """Run the workload on ``options.backend`` (``moto`` or ``aws``); return the summary (also written to
     ``summary.json``, beside ``run.db``). The deployment is destroyed at the end, whatever happens, unless
     ``options.keep`` (aws only: a moto server started here ends with the run).

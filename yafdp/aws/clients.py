@@ -11,8 +11,8 @@ from yafdp.envelope import REGION
 MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
-class NoRegionError(RuntimeError):
-    """boto3 found no AWS region to deploy to."""
+class AwsSetupError(ValueError):
+    """boto3 found no region or no credentials for AWS; says how to configure them."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,11 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
     if session is None:
         session = boto3.session.Session(region_name=region or (REGION if endpoint_url else None))
     if session.region_name is None:
-        raise NoRegionError("no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION), "
+        raise AwsSetupError("no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION), "
                             "or run `aws configure`, then try again")
+    if endpoint_url is None and session.get_credentials() is None:
+        raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
+                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
     # Pollers, the client that fires orders and the settle check share the clients: allow their connections.
     config = Config(max_pool_connections=50, retries={"mode": "standard", "max_attempts": 5})
     extra = {"endpoint_url": endpoint_url, **MOTO_CREDENTIALS} if endpoint_url else {}

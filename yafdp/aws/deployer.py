@@ -25,8 +25,6 @@ ROLE_PATH = "/yafdp/"
 POLICY_NAME = "least-privilege"
 MEMORY_MB = 256
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
-LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
 ROLE_PROPAGATION_SECONDS = 60  # a new IAM role can take a few seconds before Lambda may assume it
 
@@ -225,12 +223,12 @@ class _Applier:
         iam = self.c.iam
         try:
             role = iam.get_role(RoleName=service.role)["Role"]
-            if _document(role["AssumeRolePolicyDocument"]) != LAMBDA_TRUST_POLICY:
-                iam.update_assume_role_policy(RoleName=service.role, PolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))
+            if _document(role["AssumeRolePolicyDocument"]) != service.trust_policy:
+                iam.update_assume_role_policy(RoleName=service.role, PolicyDocument=json.dumps(service.trust_policy))
                 self.changed("update", "role", f"{service.role} (trust policy)")
         except iam.exceptions.NoSuchEntityException:
             role = iam.create_role(RoleName=service.role, Path=ROLE_PATH, Tags=self.tag_list,
-                                   AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY),
+                                   AssumeRolePolicyDocument=json.dumps(service.trust_policy),
                                    Description=f"the {service.name} service's function: least privilege")["Role"]
             self.changed("create", "role", service.role)
         try:

@@ -43,6 +43,8 @@ class InProcessFunctions:
 
     def stop(self) -> None:
         for poller in self.pollers:
+            poller.stop(wait=False)  # all at once: each may be in a long poll of up to a second
+        for poller in self.pollers:
             poller.stop()
 
     def call(self, service: str, entrypoint: str, payload) -> object:

@@ -55,15 +55,20 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-@functools.lru_cache(maxsize=8)
 def build_package(catalog_dir: str | Path | None = None) -> bytes:
-    """The Lambda deployment package (a zip) as bytes, identical for identical sources.
+    """The Lambda deployment package (a zip) as bytes, identical for identical sources (built once per
+    process and catalog).
 
     Examples
     --------
     >>> build_package() == build_package()
     True
     """
+    return _zip(str(Path(catalog_dir).resolve()) if catalog_dir is not None else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _zip(catalog_dir: str | None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, path in package_files(catalog_dir).items():

@@ -16,6 +16,7 @@ import threading
 from typing import Callable
 
 log = logging.getLogger(__name__)
+_COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
 
 
 def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
@@ -81,17 +82,20 @@ class QueuePoller:
             return
         for m in messages:
             first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
-            if first and random.Random(f"{self.seed}:{m['MessageId']}:duplicate").random() < self.duplicate_rate:
-                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"])
+            copy = _COPY in m.get("MessageAttributes", {})  # a copy is not copied again
+            if first and not copy and random.Random(f"{self.seed}:{m['MessageId']}:duplicate").random() < self.duplicate_rate:
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"],
+                                      MessageAttributes={_COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
 
     def start(self) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=f"poller {self.queue_arn}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop polling; with ``wait``, return once the batch in hand (if any) is finished."""
         self._stop.set()
-        if self._thread is not None:
+        if wait and self._thread is not None:
             self._thread.join()
             self._thread = None
 

@@ -1,0 +1,159 @@
+"""A service function on the AWS side, against a moto server: the Lambda entry point handles an SQS
+batch and reports partial failures, a duplicate is processed once, and events committed but not
+published (a crash between the two) go out when the message or the call comes back. And the package
+that Lambda runs holds the runtime core and the catalog, and nothing from the notebooks."""
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from yafdp.aws import lambda_handler
+from yafdp.aws.backend import deploy
+from yafdp.aws.clients import make_clients
+from yafdp.aws.dynamo_state import TRACE, DynamoState, scan
+from yafdp.aws.package import build_package, package_files
+from yafdp.aws.poller import sqs_record
+from yafdp.aws.runtime import FunctionConfig, PublishFailedError, ServiceFunction
+from yafdp.aws.teardown import destroy
+from yafdp.catalog import load_catalog
+from yafdp.marketplace import load_marketplace
+from yafdp.workload import OutcomeRates, generate_orders
+
+CATALOG = load_catalog()
+WORLD = load_marketplace()
+
+
+@pytest.fixture(scope="module")
+def clients(moto_url):
+    return make_clients(moto_url)
+
+
+@pytest.fixture(scope="module")
+def plan(clients):
+    plan = deploy(clients, CATALOG, backend="moto", prefix="rt", echo=lambda line: None)
+    yield plan
+    destroy(clients, "rt", echo=lambda line: None)
+
+
+def _function(plan, clients, service, events=None):
+    return ServiceFunction(FunctionConfig.for_service(plan, service), CATALOG, plan, WORLD,
+                           events or clients.events, clients.dynamodb)
+
+
+def _order(n):
+    return generate_orders(n, seed=11, world=WORLD, rates=OutcomeRates(0, 0, 0))[-1].request
+
+
+def _receive(clients, plan, service, order):
+    """The messages about ``order`` on the service's queue (each test places its own order)."""
+    url = clients.sqs.get_queue_url(QueueName=plan.service(service).queue)["QueueUrl"]
+    messages = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                           AttributeNames=["All"], VisibilityTimeout=0)["Messages"]
+    return [m for m in messages if json.loads(m["Body"])["event"]["detail"]["order_id"] == order["order_id"]]
+
+
+def _trace(clients, plan, service):
+    return [json.loads(item["row"]["S"]) for pk, _, item in scan(clients.dynamodb, plan.service(service).table)
+            if pk == TRACE]
+
+
+def test_the_lambda_entry_point_handles_an_sqs_batch_with_its_deployed_environment(plan, clients, moto_url, monkeypatch):
+    _function(plan, clients, "order").call("place_order", _order(1))
+    messages = _receive(clients, plan, "payment", _order(1))
+    environment = clients.lambda_.get_function(FunctionName="rt-payment")["Configuration"]["Environment"]["Variables"]
+    for key, value in {**environment, "AWS_ENDPOINT_URL": moto_url}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(lambda_handler, "_function", None)  # a cold start
+    event = {"Records": [sqs_record(m, plan.queue_arn("rt-payment"), "eu-west-1") for m in messages]}
+    assert lambda_handler.lambda_handler(event, None) == {"batchItemFailures": []}
+    assert DynamoState(clients.dynamodb, "rt-payment").get("charge", _order(1)["order_id"])["amount"] > 0
+    assert lambda_handler.lambda_handler(event, None) == {"batchItemFailures": []}  # delivered again
+    outcomes = [r["outcome"] for r in _trace(clients, plan, "payment") if r["kind"] == "delivery"]
+    assert outcomes.count("ok") == 1 and outcomes.count("duplicate") == 1
+
+
+def test_only_the_messages_that_failed_are_reported_back(plan, clients):
+    _function(plan, clients, "order").call("place_order", _order(2))
+    messages = _receive(clients, plan, "notification", _order(2))
+    stranger = {**messages[0], "MessageId": "not-for-us", "Body": json.dumps({"rule": "rt-someone-elses-rule", "event": {}})}
+    batch = {"Records": [sqs_record(m, "arn", "eu-west-1") for m in messages + [stranger]]}
+    answer = _function(plan, clients, "notification").handle_batch(batch)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "not-for-us"}]}
+
+
+class FlakyEvents:
+    """EventBridge that is unreachable for the first PutEvents call, as after a crash."""
+
+    def __init__(self, events):
+        self.events, self.calls = events, 0
+
+    def put_events(self, **kwargs):
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("the function died between its commit and PutEvents")
+        return self.events.put_events(**kwargs)
+
+
+def test_events_committed_but_not_published_go_out_when_the_message_comes_back(plan, clients):
+    _function(plan, clients, "order").call("place_order", _order(3))
+    messages = _receive(clients, plan, "payment", _order(3))
+    record = sqs_record(messages[0], "arn", "eu-west-1")
+    payment = _function(plan, clients, "payment", FlakyEvents(clients.events))
+    with pytest.raises(ConnectionError):
+        payment.handle_message(record)
+    order_id = _order(3)["order_id"]
+    assert DynamoState(clients.dynamodb, "rt-payment").get("charge", order_id) is not None  # committed
+    assert payment.handle_message(record) == "duplicate"  # redelivered: already done, but its events go out now
+    published = [r for r in _trace(clients, plan, "payment") if r["kind"] == "event" and r["order_id"] == order_id]
+    assert [r["detail_type"] for r in published] == ["Payment_Success"]
+
+
+def test_a_call_retried_after_a_crash_publishes_its_event_exactly_once(plan, clients):
+    order = _order(4)
+    flaky = _function(plan, clients, "order", FlakyEvents(clients.events))
+    with pytest.raises(ConnectionError):
+        flaky.call("place_order", order)
+    flaky.call("place_order", order)  # the client retries
+    published = [r for r in _trace(clients, plan, "order") if r["kind"] == "event" and r["order_id"] == order["order_id"]]
+    assert [r["detail_type"] for r in published] == ["Order_Initiated"]
+
+
+def test_a_refused_put_events_entry_keeps_the_outbox(plan, clients):
+    class Refusing:
+        def put_events(self, Entries):
+            return {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}
+
+    with pytest.raises(PublishFailedError, match="InternalFailure"):
+        _function(plan, clients, "order", Refusing()).call("place_order", _order(5))
+    _function(plan, clients, "order").call("place_order", _order(5))
+    published = [r for r in _trace(clients, plan, "order") if r["kind"] == "event" and r["order_id"] == _order(5)["order_id"]]
+    assert len(published) == 1
+
+
+def test_the_package_holds_the_runtime_core_and_the_catalog_but_no_notebook_libraries():
+    names = set(package_files())
+    assert {"yafdp/aws/lambda_handler.py", "yafdp/services/payment.py", "yafdp/patterns/ruleset.py",
+            "fastjsonschema/__init__.py", "data/bus.json", "data/services/order.json", "data/marketplace.json"} <= names
+    assert not {n for n in names if n.split("/")[0] in ("pandas", "matplotlib", "networkx", "boto3", "botocore")}
+    assert not {n for n in names if n.startswith("yafdp/") and n.split("/")[1].removesuffix(".py") in
+                ("trace", "figures", "graph", "tables", "cli", "workbook", "runs", "bus")}
+    assert build_package() == build_package()
+
+
+def test_the_package_imports_on_its_own(tmp_path):
+    zipfile.ZipFile(io.BytesIO(build_package())).extractall(tmp_path)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.aws.lambda_handler as h; "
+            "from yafdp.catalog import load_catalog; from yafdp.services import resolve_handler; "
+            "c = load_catalog(); [resolve_handler(s.service, s.handler) for s in c.subscriptions]; "
+            "import yafdp.aws.runtime; "
+            "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith(('yafdp', 'fastjsonschema'))]; "
+            "assert all(f.startswith(sys.argv[1]) for f in mods), mods; "
+            "assert str(c.path).startswith(sys.argv[1]), c.path; "
+            "print(','.join(m for m in ('pandas', 'matplotlib', 'networkx') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -1,0 +1,146 @@
+"""One contract for every backend's bus, run against the local bus and against a deployment on a moto
+server: what is published is recorded, routed to exactly the rules that match, retried when a handler
+fails, dead-lettered with its reason when it always fails, and processed once when delivered twice."""
+
+import json
+import secrets
+
+import pytest
+
+from yafdp import store
+from yafdp.aws.bus import AwsBus
+from yafdp.aws.clients import make_clients
+from yafdp.aws.deployer import apply
+from yafdp.aws.functions import InProcessFunctions
+from yafdp.aws.package import build_package
+from yafdp.aws.teardown import destroy
+from yafdp.bus import LocalBus
+from yafdp.catalog import load_catalog
+from yafdp.envelope import PublishError
+from yafdp.faults import Faults
+from yafdp.marketplace import load_marketplace
+from yafdp.patterns import RuleSet
+from yafdp.plan import build_plan
+from yafdp.services.order import validate_order
+from yafdp.workload import OutcomeRates, generate_orders
+
+WORLD = load_marketplace()
+SAGA = ("order", "payment", "notification")  # two hops of the saga: enough, and quick on moto
+ORDER = generate_orders(1, seed=3, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request
+PAID = validate_order(ORDER, WORLD)
+PAYMENT_SUCCESS = {"order_id": PAID["order_id"], "payment_id": "pay-1", "customer_id": PAID["customer_id"],
+                   "restaurant_id": PAID["restaurant_id"], "items": PAID["items"], "amount": PAID["amount"],
+                   "currency": "EUR", "delivery_zone": PAID["delivery_zone"]}
+
+
+def _catalog(services):
+    catalog = load_catalog()
+    return catalog.without(*(s for s in catalog.services if s not in services))
+
+
+def _one_order(open_bus, faults=Faults()):
+    """A bus for the first two hops of the saga, once it handled one order placed through the API."""
+    bus = open_bus(SAGA, faults)
+    bus.call("order", "place_order", ORDER)
+    bus.run()
+    return bus
+
+
+def _subscription(bus, rule: str) -> str:
+    return rule.removeprefix(bus.plan.prefix + "-")
+
+
+class BusContract:
+    """Subclasses provide ``open_bus(services, faults)``: a bus for those services of the catalog."""
+
+    def test_a_published_event_is_recorded_under_the_id_put_events_returned(self, open_bus):
+        bus = open_bus(("payment", "notification"))
+        [event_id] = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}], sender="payment")
+        bus.run()
+        source, detail_type, detail = bus.db.execute(
+            "SELECT source, detail_type, detail FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        assert (source, detail_type, json.loads(detail)) == ("yafdp.payment", "Payment_Success", PAYMENT_SUCCESS)
+        delivered = bus.db.execute("SELECT rule, outcome FROM deliveries WHERE event_id = ?", (event_id,)).fetchall()
+        assert [(_subscription(bus, r), o) for r, o in delivered] == [("notification-tells-customer", "ok")]
+
+    @pytest.mark.parametrize("entry, why", [
+        ({"Source": "yafdp.order", "DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}, "events:source"),
+        ({"DetailType": "Order_Initiated", "Detail": PAID}, "events:detail-type"),
+        ({"DetailType": "Payment_Success", "Detail": {**PAYMENT_SUCCESS, "amount": -1}}, "breaks its schema"),
+    ], ids=["foreign-source", "foreign-event", "broken-schema"])
+    def test_an_entry_the_sender_may_not_publish_is_refused_with_nothing_published(self, open_bus, entry, why):
+        bus = open_bus(SAGA)
+        good = {"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}
+        with pytest.raises(PublishError, match=why):
+            bus.put_events([good, entry], sender="payment")
+        bus.run()
+        assert bus.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+
+    def test_each_event_reaches_exactly_the_rules_whose_patterns_match_it(self, open_bus):
+        bus = _one_order(open_bus)
+        rules = RuleSet()
+        for rule in bus.plan.rules:
+            rules.add(rule.name, rule.pattern)
+        events = bus.db.execute("SELECT event_id, source, detail_type, detail FROM events").fetchall()
+        assert [e[2] for e in events] == ["Order_Initiated", "Payment_Success"]
+        for event_id, source, detail_type, detail in events:
+            envelope = {"id": event_id, "source": source, "detail-type": detail_type, "detail": json.loads(detail)}
+            delivered = {r for (r,) in bus.db.execute(
+                "SELECT rule FROM deliveries WHERE event_id = ? AND outcome = 'ok'", (event_id,))}
+            assert delivered == set(rules.matching(envelope)), detail_type
+        first = {_subscription(bus, r) for (r,) in bus.db.execute(
+            "SELECT rule FROM deliveries WHERE event_id = ?", (events[0][0],))}
+        assert first == {"payment-charges-order", "notification-tells-customer"}
+
+    def test_a_failed_delivery_is_retried_until_it_succeeds(self, open_bus):
+        bus = _one_order(open_bus, Faults(handler_failure_rate=1.0))
+        attempts = bus.db.execute("SELECT event_id, rule, group_concat(outcome, ',') FROM"
+                                  " (SELECT * FROM deliveries ORDER BY attempt) GROUP BY event_id, rule").fetchall()
+        assert len(attempts) == 4 and {a[2] for a in attempts} == {"failed,ok"}
+        assert bus.db.execute("SELECT status FROM orders").fetchall() == [("PAID",)]
+
+    def test_a_delivery_that_always_fails_ends_in_a_dead_letter_queue_with_its_reason(self, open_bus):
+        bus = _one_order(open_bus, Faults(poison_rate=1.0))
+        dead = bus.db.execute("SELECT rule, error_code, error_message FROM dead_letters").fetchall()
+        assert {_subscription(bus, r) for r, _, _ in dead} == {"payment-charges-order", "notification-tells-customer"}
+        assert all(code == "ERROR_FROM_TARGET" and "PoisonEvent" in message for _, code, message in dead)
+        assert bus.db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0] == 0
+        assert bus.db.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
+
+    def test_a_duplicate_delivery_is_processed_once(self, open_bus):
+        bus = _one_order(open_bus, Faults(duplicate_rate=1.0))
+        outcomes = bus.db.execute("SELECT event_id, rule, SUM(outcome = 'ok'), SUM(outcome = 'duplicate')"
+                                  " FROM deliveries GROUP BY event_id, rule").fetchall()
+        assert len(outcomes) == 4 and all(ok == 1 and duplicates >= 1 for _, _, ok, duplicates in outcomes)
+        assert bus.db.execute("SELECT COUNT(*) FROM payments WHERE kind = 'charge'").fetchone()[0] == 1
+        assert bus.db.execute("SELECT COUNT(*) FROM notifications").fetchone()[0] == 2
+
+
+class TestLocalBus(BusContract):
+    @pytest.fixture
+    def open_bus(self):
+        def open_(services, faults=Faults()):
+            catalog = _catalog(services)
+            return LocalBus(catalog, build_plan(catalog), WORLD, store.connect(":memory:"), faults=faults)
+        return open_
+
+
+class TestMotoBus(BusContract):
+    @pytest.fixture
+    def open_bus(self, moto_url):
+        clients, opened = make_clients(moto_url), []
+
+        def open_(services, faults=Faults()):
+            catalog, prefix = _catalog(services), f"ct-{secrets.token_hex(3)}"
+            # A 1 s visibility timeout and 2 receives before the dead-letter queue keep retries quick.
+            plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
+                              visibility_timeout_seconds=1, max_receive_count=2)
+            apply(plan, clients, build_package(), run_functions=False, faults=faults, echo=lambda line: None)
+            bus = AwsBus(catalog, plan, clients, InProcessFunctions(plan, catalog, WORLD, clients, faults=faults))
+            opened.append(bus)
+            return bus
+
+        yield open_
+        for bus in opened:
+            bus.close()
+            destroy(clients, bus.plan.prefix, echo=lambda line: None)
