@@ -108,10 +108,10 @@ def test_only_the_rules_that_target_a_queue_may_send_to_it(plan):
 
 def test_every_resource_carries_the_prefix_and_the_tags(plan, clients):
     found = inventory(clients, "dep")
-    assert {r.kind for r in found} >= {"event bus", "archive", "rule", "target", "queue", "table", "function",
-                                       "event source mapping", "role", "role policy"}
+    assert {r.kind for r in found} == {"event bus", "archive", "rule", "target", "queue", "table", "function",
+                                       "event source mapping", "log group", "role", "role policy"}
     assert len([r for r in found if r.kind == "queue"]) == 2 * len(plan.services) + len(plan.rules)
-    assert all(r.name.startswith("dep-") for r in found)
+    assert all(r.name.removeprefix("/aws/lambda/").startswith("dep-") for r in found)
 
 
 def test_destroy_removes_everything_with_the_prefix_and_is_safe_to_rerun(clients):

@@ -69,7 +69,8 @@ class ServicePlan:
     queue_policy: dict = field(default_factory=dict)  # lets the rules that target this queue, and only them, send
     trust_policy: dict = field(default_factory=lambda: LAMBDA_TRUST_POLICY)
     batch_size: int = 10  # messages per handler call (the event source mapping's BatchSize)
-    function_timeout_seconds: int = 10  # never more than the queue's visibility timeout (AWS refuses that)
+    # AWS refuses a function timeout above the queue's visibility timeout, and advises a sixth of it.
+    function_timeout_seconds: int = 5
 
 
 @dataclass(frozen=True)

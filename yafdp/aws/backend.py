@@ -125,11 +125,11 @@ def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _stder
             endpoint_url = stack.enter_context(MotoServer())
         clients = make_clients(endpoint_url)
         created: list[str] = []
+        echo(f"deploying the plan as {prefix}-… on {options.backend}")
         try:
             plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
                           faults=options.faults, seed=options.seed, echo=created.append)
-            echo(f"deployed {len(created)} resources named {prefix}-… on {options.backend}"
-                 + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
+            echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
             bus = open_bus(plan, catalog, clients, backend=options.backend, catalog_dir=options.catalog_dir,
                            faults=options.faults, seed=options.seed)
             return _run(bus, options, settings, prefix)

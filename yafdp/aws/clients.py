@@ -25,6 +25,7 @@ class AwsClients:
     dynamodb: Any
     iam: Any
     sts: Any
+    logs: Any
 
     @property
     def region(self) -> str:
@@ -63,4 +64,4 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
         return session.client(name, config=config, **extra)
 
     return AwsClients(events=client("events"), sqs=client("sqs"), lambda_=client("lambda"),
-                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"))
+                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"))

@@ -26,6 +26,7 @@ POLICY_NAME = "least-privilege"
 MEMORY_MB = 256
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
 NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
+LOG_RETENTION_DAYS = 7
 ROLE_PROPAGATION_SECONDS = 60  # a new IAM role can take a few seconds before Lambda may assume it
 
 
@@ -126,6 +127,7 @@ class _Applier:
                 "Policy": json.dumps(service.queue_policy)})
             self.table(service.table)
             role_arn = self.role(service)
+            self.log_group(service)
             self.function(service, role_arn, package, FunctionConfig.for_service(plan, service.name, faults, seed))
             self.event_source_mapping(service, run_functions)
         for rule in plan.rules:  # last: by now every queue a rule sends to exists and is allowed to receive
@@ -240,6 +242,17 @@ class _Applier:
             self.changed("create" if current is None else "update", "role policy", f"{service.role}/{POLICY_NAME}")
         return role["Arn"]
 
+    # ---------------------------------------------------------------- CloudWatch Logs
+
+    def log_group(self, service: ServicePlan) -> None:
+        """The function's log group, made here (tagged, with a retention) so that destroy removes it too."""
+        logs, name = self.c.logs, log_group_name(service)
+        found = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
+        if not any(g["logGroupName"] == name for g in found):
+            logs.create_log_group(logGroupName=name, tags=dict(self.plan.tags))
+            logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+            self.changed("create", "log group", name)
+
     # ---------------------------------------------------------------- Lambda
 
     def function(self, service: ServicePlan, role_arn: str, package: bytes, config: FunctionConfig) -> None:
@@ -291,6 +304,11 @@ class _Applier:
         if is_enabled != enabled or any(current.get(k) != v for k, v in wanted.items()):
             lam.update_event_source_mapping(UUID=current["UUID"], Enabled=enabled, **wanted)
             self.changed("update", "event source mapping", f"{service.queue} → {service.function}")
+
+
+def log_group_name(service: ServicePlan) -> str:
+    """Where Lambda writes the function's logs."""
+    return f"/aws/lambda/{service.function}"
 
 
 def _document(value) -> dict:

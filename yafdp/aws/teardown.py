@@ -7,6 +7,7 @@ roles. Anything already gone is skipped, so it is safe to run again after an int
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -19,8 +20,11 @@ PROJECT = "yafdp"
 _GONE = {"ResourceNotFoundException", "NoSuchEntity", "AWS.SimpleQueueService.NonExistentQueue",
          "QueueDoesNotExist"}
 
+_BUSY = {"ValidationException", "ResourceInUseException", "DeleteConflict", "ConcurrentModificationException"}
+_TRIES = 15
+
 # Deletion order: what must go before what (AWS refuses to delete a bus with rules, a rule with targets...).
-ORDER = ("event source mapping", "function", "archive", "target", "rule", "event bus", "queue", "table",
+ORDER = ("event source mapping", "function", "log group", "archive", "target", "rule", "event bus", "queue", "table",
          "role policy", "role")
 
 
@@ -46,6 +50,7 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
     ours = _Tags(run_id)
     found = list(_functions(clients, prefix, ours)) + list(_event_bridge(clients, prefix, ours))
     found += _queues(clients, prefix, ours) + _tables(clients, prefix, ours) + list(_roles(clients, prefix, ours))
+    found += _log_groups(clients, prefix, ours)
     return sorted(found, key=lambda r: (ORDER.index(r.kind), r.name))
 
 
@@ -54,16 +59,29 @@ def destroy(clients: AwsClients, prefix: str, run_id: str | None = None,
     """Delete everything :func:`inventory` finds; returns (and echoes) what was deleted."""
     deleted = []
     for resource in inventory(clients, prefix, run_id):
-        try:
-            _DELETE[resource.kind](clients, resource)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in _GONE:
-                raise
+        if not _delete(clients, resource):
             continue
         change = Change("delete", resource.kind, resource.name)
         deleted.append(change)
         echo(str(change))
     return deleted
+
+
+def _delete(clients: AwsClients, resource: Found) -> bool:
+    """Delete one resource; False if it was gone already. AWS may refuse for a few seconds while what
+    depended on it is still going away (a bus whose archive rule is being removed): then try again."""
+    for attempt in range(_TRIES):
+        try:
+            _DELETE[resource.kind](clients, resource)
+            return True
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in _GONE:
+                return False
+            if code not in _BUSY or attempt == _TRIES - 1:
+                raise
+            time.sleep(2)
+    return False
 
 
 class _Tags:
@@ -138,6 +156,16 @@ def _tables(c: AwsClients, prefix: str, ours: _Tags) -> list[Found]:
     return found
 
 
+def _log_groups(c: AwsClients, prefix: str, ours: _Tags) -> list[Found]:
+    found = []
+    for page in c.logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/aws/lambda/{prefix}-"):
+        for group in page["logGroups"]:
+            arn = group["arn"].removesuffix(":*")
+            if ours.match(c.logs.list_tags_for_resource(resourceArn=arn).get("tags", {})):
+                found.append(Found("log group", group["logGroupName"]))
+    return found
+
+
 def _roles(c: AwsClients, prefix: str, ours: _Tags) -> Iterator[Found]:
     for page in c.iam.get_paginator("list_roles").paginate(PathPrefix=ROLE_PATH):
         for role in page["Roles"]:
@@ -152,6 +180,7 @@ def _roles(c: AwsClients, prefix: str, ours: _Tags) -> Iterator[Found]:
 _DELETE = {
     "event source mapping": lambda c, r: c.lambda_.delete_event_source_mapping(UUID=r.handle[0]),
     "function": lambda c, r: c.lambda_.delete_function(FunctionName=r.name),
+    "log group": lambda c, r: c.logs.delete_log_group(logGroupName=r.name),
     "archive": lambda c, r: c.events.delete_archive(ArchiveName=r.name),
     "target": lambda c, r: c.events.remove_targets(Rule=r.handle[0], EventBusName=r.handle[1], Ids=[r.handle[2]]),
     "rule": lambda c, r: c.events.delete_rule(Name=r.name, EventBusName=r.handle[0]),
