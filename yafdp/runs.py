@@ -24,6 +24,10 @@ from yafdp.workload import OutcomeRates, generate_orders
 STORES = ("memory", "file")
 
 
+class BackendUnavailableError(NotImplementedError):
+    """A run asked for a backend that this code cannot run step by step (only ``local`` can, so far)."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     orders: int = 20
@@ -63,6 +67,11 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
 def start_saga(options: RunOptions) -> LocalBus:
     """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
     inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
+    if options.backend != "local":
+        # The one place the notebooks' `backend` parameter is refused until the moto/aws runners are wired in.
+        raise BackendUnavailableError(
+            f"backend {options.backend!r} cannot run here yet: start_saga and run_saga run backend='local' only; "
+            "set the notebook's parameter backend = \"local\" (or leave it out)")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "run.db"
@@ -138,6 +147,7 @@ def _placing(bus: LocalBus, request: dict) -> Callable[[], None]:
 
 def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dict:
     """Write ``summary.json`` (and ``run.db`` for the memory store) and return the summary."""
+    out = Path(out)
     db = bus.db
     summary = summarize(db)
     summary.update(describe(options), wall_seconds=round(seconds, 3),
