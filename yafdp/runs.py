@@ -139,6 +139,7 @@ def _placing(bus: LocalBus, request: dict) -> Callable[[], None]:
 def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dict:
     """Write ``summary.json`` (and ``run.db`` for the memory store) and return the summary."""
     db = bus.db
+    bus.commit()
     summary = summarize(db)
     summary.update(describe(options), wall_seconds=round(seconds, 3),
                    deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None)
