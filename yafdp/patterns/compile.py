@@ -63,18 +63,14 @@ def expand(pattern: Any) -> list[Branch]:
     [['source', 'x'], ['source', 'y']]
     """
     try:
-        branches = _Expander(or_operator=True).run(pattern)
-    except PatternError:
+        return _Expander(or_operator=True).run(pattern)
+    except PatternError as error:
         if not _mentions_or(pattern):
             raise
         try:
-            branches = _Expander(or_operator=False).run(pattern)
+            return _Expander(or_operator=False).run(pattern)
         except PatternError:
-            pass
-        else:
-            return branches
-        raise
-    return branches
+            raise error from None
 
 
 def _compact_json(value: Any) -> str:
