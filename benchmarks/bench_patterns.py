@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(compared)} rules ({matched:,} matches in all)")
     for reason, count in gaps.items():
         print(f"  not compared with moto: {count} rules using {reason}")
+    print("  the workload leaves out moto's other known differences from EventBridge: booleans equal to 1/0,")
+    print("  exists:true on empty arrays and objects, cidr blocks with host bits set, fields repeated inside $or")
     print(f"  RuleSet vs Pattern.matches loop: {loop_disagreements} events routed differently")
     if unexplained:
         print(f"  UNEXPLAINED differences with moto, e.g. {unexplained[:5]}")
