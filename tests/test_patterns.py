@@ -289,6 +289,12 @@ def test_numeric_comparisons(condition, inside, outside):
     assert not matches(pattern, {"detail": {"n": outside}})
 
 
+def test_numbers_compare_as_doubles_even_beyond_five_billion():
+    # event-ruler compares IEEE doubles since 2024; older docs quoted a +/-5e9 limit.
+    assert matches({"n": [{"numeric": [">", 1e10]}]}, {"n": 10**11})
+    assert matches({"n": [10**20]}, {"n": 1e20})
+
+
 def test_numeric_only_matches_json_numbers():
     pattern = {"n": [{"numeric": [">", 100]}]}
     assert matches(pattern, {"n": 101.0})
