@@ -86,6 +86,8 @@ class LocalBus:
     db
         the run database (see :mod:`yafdp.store`); ``durable`` keeps its delivery queue in it, so a killed
         run can be resumed with :meth:`resume`.
+    handlers
+        replacements for some rules' handlers (by rule name), e.g. a handler that fails in a test.
     seed, session
         every random choice (ids, order of simultaneous deliveries, jitter, faults) derives from them;
         a resumed run is the next session of the same seed.
@@ -93,7 +95,8 @@ class LocalBus:
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False, timing=None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0):
+                 handlers: dict[str, Callable] | None = None, commit_every: int = 500,
+                 epoch: float = 1_767_225_600.0):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         self.faults, self.durable, self.commit_every = faults, durable, commit_every
         self.timing = timing or MeasuredTiming()
@@ -109,6 +112,7 @@ class LocalBus:
         self._rules = {r.name: r for r in plan.rules}
         self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
+        self._handlers.update(handlers or {})
         self._services = {s.name: s for s in plan.services}
         self.writer = store.RunWriter(db, durable)
         self._states = {s.name: store.ServiceState(self.writer, s.name) for s in plan.services}
@@ -198,8 +202,7 @@ class LocalBus:
         event_id = envelope["id"]
         matched = self._ruleset.matching(envelope)
         self._events.setdefault(event_id, [envelope, 0])
-        rng, faults = self._fault_rng, self._faults
-        faulty = faults.any
+        rng, faults, faulty = self._fault_rng, self._faults, self._faulty
         for rule_name in matched:
             due = published_vt + self.timing.hop_delay(self._rules[rule_name], rng)
             fault = ""
@@ -262,7 +265,7 @@ class LocalBus:
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
-        self._faults = faults
+        self._faults, self._faulty = faults, faults.any
 
     @property
     def idle(self) -> bool:
