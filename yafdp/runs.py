@@ -73,6 +73,7 @@ def start_saga(options: RunOptions) -> LocalBus:
     bus = open_bus(options, db)
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
+    bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
     for planned in generate_orders(options.orders, options.seed, bus.world, options.rates, options.arrival_rate):
         bus.schedule(planned.at, _placing(bus, planned.request))
     return bus
@@ -87,6 +88,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         raise FileNotFoundError(f"no run database at {db_path}")
     db = store.connect(db_path)
     info = store.get_info(db)
+    if not info:
+        raise ValueError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
     if info.get("store") != "file":
         raise ValueError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
     options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
