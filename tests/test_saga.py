@@ -112,3 +112,30 @@ def test_cli_rejects_a_rate_outside_0_to_1(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--duplicate-rate", "1.5"])
     assert "probability from 0 to 1" in capsys.readouterr().err
+
+
+def test_bad_orders_in_a_file_are_refused_one_by_one_and_the_run_goes_on(tmp_path, capsys):
+    good = {"order_id": "ord-f-1", "customer_id": "cus-1", "restaurant_id": "res-taqueria",
+            "items": [{"item_id": "burrito", "quantity": 2, "unit_price": 11.0}], "amount": 22.0,
+            "payment_token": "tok_visa_1111", "delivery_zone": "zone-university"}
+    orders = [good,
+              {**good, "order_id": "ord-f-2", "amount": -22.0},
+              {**good, "order_id": "ord-f-3", "restaurant_id": "res-nowhere"},
+              "not an order",
+              {**good, "order_id": "ord-f-5", "items": [{"item_id": "burrito", "quantity": "two", "unit_price": 11.0}]},
+              {**good, "order_id": "ord-f-6"}]
+    (tmp_path / "orders.json").write_text(json.dumps(orders))
+    assert main(["run", "--orders-file", str(tmp_path / "orders.json"), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "2 orders placed (4 refused)" in out
+    for field in ("amount", "restaurant_id", "(order)", "items[0].quantity"):
+        assert f"order refused: {field}:" in out
+    assert statuses(tmp_path / "run") == {"ord-f-1": "DELIVERY_SCHEDULED", "ord-f-6": "DELIVERY_SCHEDULED"}
+    with sqlite3.connect(tmp_path / "run" / "run.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM payments WHERE order_id IN ('ord-f-2', 'ord-f-3', 'ord-f-5')").fetchone() == (0,)
+
+
+def test_unreadable_orders_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "orders.json").write_text("[{")
+    assert main(["run", "--orders-file", str(tmp_path / "orders.json"), "--out", str(tmp_path / "run")]) == 2
+    assert "orders.json: line 1" in capsys.readouterr().err
