@@ -232,3 +232,18 @@ def test_file_store_commits_each_client_call(tmp_path):
     reader = sqlite3.connect(tmp_path / "run.db")
     assert reader.execute("SELECT COUNT(*) FROM events").fetchone() == (1,)
     assert reader.execute("SELECT COUNT(*) FROM pending").fetchone() == (3,)
+
+
+@pytest.mark.parametrize("publish, code, reason", [
+    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"order_id": "ord-t-1"}), "INVALID_PARAMETER", "breaks its schema"),
+    (lambda uow: uow.publish("Restaurant_Opened", {"order_id": "ord-t-1"}), "INVALID_PARAMETER", "unknown detail-type"),
+    (lambda uow: uow.publish("Restaurant_Cancelled_Order", {}), "NO_PERMISSIONS", "events:detail-type"),
+    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"when": object()}), "INVALID_PARAMETER", "breaks its schema"),
+])
+def test_handler_publishing_a_bad_event_dead_letters_the_delivery_with_the_reason(publish, code, reason):
+    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": lambda event, uow: publish(uow)})
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    [(got_code, message)] = rows(bus, "SELECT error_code, error_message FROM dead_letters")
+    assert got_code == code and reason in message
+    assert rows(bus, "SELECT COUNT(*) FROM events WHERE source = 'yafdp.restaurant'") == [(0,)]
