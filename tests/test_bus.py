@@ -247,3 +247,14 @@ def test_handler_publishing_a_bad_event_dead_letters_the_delivery_with_the_reaso
     [(got_code, message)] = rows(bus, "SELECT error_code, error_message FROM dead_letters")
     assert got_code == code and reason in message
     assert rows(bus, "SELECT COUNT(*) FROM events WHERE source = 'yafdp.restaurant'") == [(0,)]
+
+
+def test_replay_can_be_limited_to_some_rules():
+    bus = make_bus()
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    before = rows(bus, "SELECT COUNT(*) FROM deliveries")[0][0]
+    bus.replay(0, 10_000, rules=["yafdp-notification-tells-customer"])
+    bus.run()
+    replayed = rows(bus, "SELECT DISTINCT rule FROM deliveries WHERE rowid > ?", before)
+    assert replayed == [("yafdp-notification-tells-customer",)]

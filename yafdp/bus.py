@@ -196,11 +196,13 @@ class LocalBus:
             ids.append(event_id)
         return ids
 
-    def _route(self, envelope: dict, published_vt: float, again: bool = False) -> None:
+    def _route(self, envelope: dict, published_vt: float, again: bool = False, only: frozenset | None = None) -> None:
         """Queue a delivery of the event to every matching rule's target. ``again``: the event may have been
         delivered before (a replay), so its deliveries must check whether they were already processed."""
         event_id = envelope["id"]
         matched = self._ruleset.matching(envelope)
+        if only is not None:
+            matched = [rule for rule in matched if rule in only]
         self._events.setdefault(event_id, [envelope, 0])
         rng, faults, faulty = self._fault_rng, self._faults, self._faulty
         for rule_name in matched:
@@ -360,9 +362,12 @@ class LocalBus:
 
     # ---------------------------------------------------------------- archive, DLQ, resume
 
-    def replay(self, start: float, end: float, name: str = "replay") -> int:
+    def replay(self, start: float, end: float, name: str = "replay", rules: Iterable[str] | None = None) -> int:
         """Re-deliver every archived event published between ``start`` and ``end`` (recorded times) to the
-        rules that match it now, as an EventBridge archive replay does. Returns how many events."""
+        rules that match it now (or only to ``rules``, like a replay's ``FilterArns``), as an EventBridge
+        archive replay does. Replayed events keep their id and carry ``replay-name``; idempotent targets
+        record them as duplicates. Returns how many events were replayed."""
+        only = None if rules is None else frozenset(rules)
         self.writer.flush()
         rows = self.db.execute("SELECT event_id, source, detail_type, detail, published_at FROM events"
                                " WHERE published_at BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
@@ -371,7 +376,7 @@ class LocalBus:
             envelope = make_envelope(event_id, source, detail_type, json.loads(detail), self.epoch + published_at)
             envelope["replay-name"] = name
             self._events.pop(event_id, None)
-            self._route(envelope, self.vt, again=True)
+            self._route(envelope, self.vt, again=True, only=only)
         return len(rows)
 
     def redrive(self, ids: Iterable[int] | None = None) -> int:
