@@ -98,6 +98,7 @@ class LocalBus:
                  handlers: dict[str, Callable] | None = None, commit_every: int = 500,
                  epoch: float = 1_767_225_600.0):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
+        catalog.compile_schemas()
         self.faults, self.durable, self.commit_every = faults, durable, commit_every
         self.timing = timing or MeasuredTiming()
         self.epoch = epoch  # the wall-clock date the run's clock starts at, for envelope `time`
