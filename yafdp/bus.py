@@ -396,6 +396,9 @@ class LocalBus:
         self.commit()
         return count
 
+    def close(self) -> None:
+        """Nothing to release: the bus lives in this process (a deployed bus tears its deployment down)."""
+
     def resume(self) -> int:
         """Reload the durable delivery queue left by a run that was killed. Returns how many deliveries."""
         rows = self.db.execute("SELECT id, event_id, rule, attempt, due, published, fault FROM pending").fetchall()

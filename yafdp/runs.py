@@ -22,10 +22,7 @@ from yafdp.services.order import OrderRejectedError
 from yafdp.workload import OutcomeRates, generate_orders
 
 STORES = ("memory", "file")
-
-
-class BackendUnavailableError(NotImplementedError):
-    """A run asked for a backend that this code cannot run step by step (only ``local`` can, so far)."""
+BACKENDS = ("local", "moto", "aws")
 
 
 @dataclass(frozen=True)
@@ -48,6 +45,8 @@ class RunOptions:
             raise ValueError(f"store must be one of {STORES}, got {self.store!r}")
         if self.orders < 0:
             raise ValueError(f"orders must not be negative, got {self.orders}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
 
 def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
@@ -74,10 +73,9 @@ def start_saga(options: RunOptions) -> LocalBus:
     """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
     inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
     if options.backend != "local":
-        # The one place the notebooks' `backend` parameter is refused until the moto/aws runners are wired in.
-        raise BackendUnavailableError(
-            f"backend {options.backend!r} cannot run here yet: start_saga and run_saga run backend='local' only; "
-            "set the notebook's parameter backend = \"local\" (or leave it out)")
+        from yafdp.aws.backend import start_saga_on_aws
+
+        return start_saga_on_aws(options)  # deployed, its workload scheduled; finish() destroys it
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "run.db"
@@ -89,15 +87,19 @@ def start_saga(options: RunOptions) -> LocalBus:
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
     bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
-    if options.orders_file is not None:
-        requests = load_order_requests(Path(options.orders_file))
-        arrivals = [((n + 1) / options.arrival_rate, request) for n, request in enumerate(requests)]
-    else:
-        planned = generate_orders(options.orders, options.seed, bus.world, options.rates, options.arrival_rate)
-        arrivals = [(p.at, p.request) for p in planned]
-    for at, request in arrivals:
+    for at, request in arrivals(options, bus.world):
         bus.schedule(at, _placing(bus, request))
     return bus
+
+
+def arrivals(options: RunOptions, world) -> list[tuple[float, object]]:
+    """When each order of the run's workload arrives (seconds after the start) and its request: from
+    ``options.orders_file`` at the arrival rate, or generated from the seed and the outcome rates."""
+    if options.orders_file is not None:
+        requests = load_order_requests(Path(options.orders_file))
+        return [((n + 1) / options.arrival_rate, request) for n, request in enumerate(requests)]
+    planned = generate_orders(options.orders, options.seed, world, options.rates, options.arrival_rate)
+    return [(p.at, p.request) for p in planned]
 
 
 def load_order_requests(path: Path) -> list:
@@ -178,7 +180,7 @@ def _placing(bus: LocalBus, request) -> Callable[[], None]:
 
 
 def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dict:
-    """Write ``summary.json`` (and ``run.db`` for the memory store) and return the summary."""
+    """Write ``summary.json`` (and ``run.db`` for the memory store), close the bus and return the summary."""
     out = Path(out)
     db = bus.db
     bus.commit()
@@ -186,10 +188,12 @@ def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dic
     summary.update(describe(options), wall_seconds=round(seconds, 3),
                    deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None)
     store.set_info(db, status="finished", summary=summary)
-    db.execute("COMMIT")
+    if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
+        db.execute("COMMIT")
     if options.store == "memory":
         store.save_copy(db, out / "run.db")
     db.close()
+    bus.close()  # a deployed bus (moto, aws) is destroyed here
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -23,11 +23,10 @@ from yafdp.envelope import PublishError
 from yafdp.faults import Faults
 from yafdp.marketplace import load_marketplace
 from yafdp.plan import DeploymentPlan, build_plan
-from yafdp.runs import RunOptions, describe, finish
+from yafdp.runs import RunOptions, arrivals, describe, finish
 from yafdp.services.order import TERMINAL, OrderRejectedError
-from yafdp.workload import generate_orders
 
-from yafdp.aws.bus import AwsBus, NotSettledError
+from yafdp.aws.bus import AwsBus
 from yafdp.aws.clients import AwsClients, make_clients
 from yafdp.aws.deployer import apply
 from yafdp.aws.dynamo_state import items_of
@@ -60,10 +59,6 @@ SETTINGS = {
 }
 
 
-class SagaStuckError(TimeoutError):
-    """Orders were not terminal when the run's time ran out; the message says which and where messages wait."""
-
-
 def new_prefix() -> str:
     """A fresh name prefix for one run's deployment, e.g. ``yafdp-3f9a1c``."""
     return f"yafdp-{secrets.token_hex(3)}"
@@ -77,9 +72,11 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     --------
     >>> from yafdp.catalog import load_catalog
     >>> with MotoServer() as url:
-    ...     plan = deploy(make_clients(url), load_catalog(), backend="moto", prefix="demo", echo=lambda line: None)
-    ...     plan.bus
-    'demo-saga'
+    ...     clients = make_clients(url)
+    ...     plan = deploy(clients, load_catalog(), backend="moto", prefix="doc-deploy", echo=lambda line: None)
+    ...     _ = destroy(clients, "doc-deploy", echo=lambda line: None)
+    >>> plan.bus, plan.account
+    ('doc-deploy-saga', '123456789012')
     """
     settings = SETTINGS[backend]
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
@@ -90,25 +87,64 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
 
 def open_bus(plan: DeploymentPlan, catalog: Catalog, clients: AwsClients, *, backend: str, catalog_dir=None,
-             faults: Faults = Faults(), seed: int = 0) -> AwsBus:
-    """An :class:`AwsBus` on a deployment, its queues being consumed (by pollers here on moto)."""
+             faults: Faults = Faults(), seed: int = 0, orders: int = 0, teardown=None) -> AwsBus:
+    """An :class:`AwsBus` on a deployment, its queues being consumed (by pollers here on moto), whose
+    :meth:`~AwsBus.run` waits until every order is terminal (or dead letters explain why not)."""
     settings = SETTINGS[backend]
     if settings.run_functions:
         functions = LambdaFunctions(plan, clients)
     else:
         functions = InProcessFunctions(plan, catalog, load_marketplace(catalog_dir), clients, faults=faults, seed=seed)
-    return AwsBus(catalog, plan, clients, functions, quiet_checks=settings.quiet_checks,
-                  check_seconds=settings.check_seconds)
+    bus = AwsBus(catalog, plan, clients, functions, quiet_checks=settings.quiet_checks,
+                 check_seconds=settings.check_seconds, teardown=teardown,
+                 timeout=settings.timeout_seconds + settings.timeout_per_order * orders)
+    bus.until = lambda: saga_settled(bus)
+    bus.explain = lambda: stuck_orders(bus)
+    return bus
 
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def start_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _stderr,
+                      endpoint_url: str | None = None) -> AwsBus:
+    """Deploy the plan to ``options.backend`` (``moto``: a moto server started here unless ``endpoint_url``
+    names one; ``aws``: your account) and schedule the run's orders: call ``bus.run()``, then
+    :func:`yafdp.runs.finish`, which writes ``run.db`` and destroys the deployment (unless ``options.keep``,
+    on aws). :func:`run_saga_on_aws` does it all."""
+    _check(options)
+    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
+    prefix = new_prefix()
+    stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
+    try:
+        if options.backend == "moto" and endpoint_url is None:
+            endpoint_url = stack.enter_context(MotoServer())
+        clients = make_clients(endpoint_url)
+        stack.callback(_teardown, clients, prefix, options, echo)  # before deploying: a failed deploy is cleaned too
+        created: list[str] = []
+        echo(f"deploying the plan as {prefix}-… on {options.backend}")
+        plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
+                      faults=options.faults, seed=options.seed, echo=created.append)
+        echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
+        bus = open_bus(plan, catalog, clients, backend=options.backend, catalog_dir=options.catalog_dir,
+                       faults=options.faults, seed=options.seed, orders=options.orders, teardown=stack.close)
+    except BaseException:
+        stack.close()
+        raise
+    Path(options.out).mkdir(parents=True, exist_ok=True)
+    store.set_info(bus.db, **describe(options), status="running", prefix=prefix, region=clients.region,
+                   services=list(catalog.services), rules={r.name: r.pattern for r in plan.rules})
+    for at, request in arrivals(options, load_marketplace(options.catalog_dir)):
+        bus.schedule(at, _placing(bus, request))
+    return bus
+
+
 def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _stderr, endpoint_url: str | None = None) -> dict:
     """Run the workload on ``options.backend`` (``moto`` or ``aws``); return the summary (also written to
     ``summary.json``, beside ``run.db``). The deployment is destroyed at the end, whatever happens, unless
-    ``options.keep`` (aws only: a moto server started here ends with the run).
+    ``options.keep`` (aws only: a moto server started here ends with the run). A run whose orders are not
+    all terminal in time raises :class:`~yafdp.aws.bus.NotSettledError` naming them, after writing ``run.db``.
 
     Examples
     --------
@@ -117,32 +153,28 @@ def run_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _stder
     >>> summary["orders"]["placed"], summary["orders"]["not_terminal"]
     (3, 0)
     """
-    settings = _check(options)
-    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
-    prefix = new_prefix()
-    with ExitStack() as stack:
-        if options.backend == "moto" and endpoint_url is None:
-            endpoint_url = stack.enter_context(MotoServer())
-        clients = make_clients(endpoint_url)
-        created: list[str] = []
-        echo(f"deploying the plan as {prefix}-… on {options.backend}")
+    bus = start_saga_on_aws(options, echo=echo, endpoint_url=endpoint_url)
+    try:
+        started = time.perf_counter()
         try:
-            plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
-                          faults=options.faults, seed=options.seed, echo=created.append)
-            echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
-            bus = open_bus(plan, catalog, clients, backend=options.backend, catalog_dir=options.catalog_dir,
-                           faults=options.faults, seed=options.seed)
-            return _run(bus, options, settings, prefix)
-        finally:
-            if options.keep and options.backend == "aws":
-                echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
-            else:
-                echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
+            bus.run()
+        finally:  # a stuck run still leaves its evidence in run.db
+            summary = finish(bus, options, Path(options.out), time.perf_counter() - started)
+        return summary
+    finally:
+        bus.close()
+
+
+def _teardown(clients: AwsClients, prefix: str, options: RunOptions, echo) -> None:
+    if options.keep and options.backend == "aws":
+        echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
+    else:
+        echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
 
 
 def _check(options: RunOptions) -> BackendSettings:
     if options.backend not in SETTINGS:
-        raise ValueError(f"backend must be one of local, {', '.join(BACKENDS)}; got {options.backend!r}")
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} here; got {options.backend!r}")
     settings = SETTINGS[options.backend]
     if options.store != "memory":
         raise ValueError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
@@ -155,60 +187,22 @@ def _check(options: RunOptions) -> BackendSettings:
     return settings
 
 
-def _run(bus: AwsBus, options: RunOptions, settings: BackendSettings, prefix: str) -> dict:
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    store.set_info(bus.db, **describe(options), status="running", prefix=prefix, region=bus.clients.region,
-                   services=list(bus.catalog.services), rules={r.name: r.pattern for r in bus.plan.rules})
-    world = load_marketplace(options.catalog_dir)
-    started = time.perf_counter()
-    try:
-        placed = place_orders(bus, generate_orders(options.orders, options.seed, world, options.rates,
-                                                   options.arrival_rate))
-        wait_for_orders(bus, placed, settings.timeout_seconds + settings.timeout_per_order * options.orders)
-    finally:
-        bus.close()
-        bus.export()  # a stuck run still leaves its evidence in run.db
-        seconds = time.perf_counter() - started
-        bus.db.execute("BEGIN")  # finish() commits the transaction a local run keeps open
-        summary = finish(bus, options, out, seconds)
-    return summary
-
-
-def place_orders(bus: AwsBus, orders) -> list[str]:
-    """Place each order at its arrival time (seconds after now), as the customers' clients would;
-    refusals go to ``refusals``. Returns the ids of the orders placed."""
-    start, placed = time.perf_counter(), []
-    for planned in orders:
-        time.sleep(max(0.0, start + planned.at - time.perf_counter()))
-        request = planned.request
+def _placing(bus: AwsBus, request) -> Callable[[], None]:
+    """A customer's client placing ``request``; a refusal is recorded in ``refusals``, naming the field."""
+    def place() -> None:
         try:
             bus.call("order", "place_order", request)
-            placed.append(request["order_id"])
         except (OrderRejectedError, PublishError) as exc:
+            order_id = request.get("order_id") if isinstance(request, dict) else None
             bus.db.execute("INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)",
-                           (request.get("order_id"), getattr(exc, "field", "(event)"), str(exc), bus.clock() - bus.origin))
-    return placed
+                           (order_id if isinstance(order_id, str) else None, getattr(exc, "field", "(event)"),
+                            str(exc), bus.now()))
+    return place
 
 
-def wait_for_orders(bus: AwsBus, order_ids: list[str], timeout: float) -> None:
-    """Wait until every order is terminal and the queues are quiet, or until nothing more can happen
-    (quiet queues, and messages in dead-letter queues explain the rest).
-
-    Raises :class:`SagaStuckError` after ``timeout`` seconds, naming the orders that are not terminal.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            bus.settle(max(0.0, deadline - time.monotonic()))
-        except NotSettledError as exc:
-            raise SagaStuckError(_stuck(bus, order_ids, str(exc))) from None
-        statuses = order_statuses(bus)
-        if all(statuses.get(o) in TERMINAL for o in order_ids) or any(dead_letter_depths(bus).values()):
-            return
-        if time.monotonic() > deadline:
-            raise SagaStuckError(_stuck(bus, order_ids, "the queues are empty and nothing was dead-lettered"))
-        time.sleep(bus.check_seconds)
+def saga_settled(bus: AwsBus) -> bool:
+    """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
+    return all(status in TERMINAL for status in order_statuses(bus).values()) or any(dead_letter_depths(bus).values())
 
 
 def order_statuses(bus: AwsBus) -> dict[str, str]:
@@ -228,8 +222,10 @@ def dead_letter_depths(bus: AwsBus) -> dict[str, int]:
     return depths
 
 
-def _stuck(bus: AwsBus, order_ids: list[str], why: str) -> str:
+def stuck_orders(bus: AwsBus) -> str:
+    """The orders that are not terminal, with their status, for an error message."""
     statuses = order_statuses(bus)
-    stuck = [f"{o} ({statuses.get(o, 'not stored')})" for o in order_ids if statuses.get(o) not in TERMINAL]
-    return (f"{len(stuck)} of {len(order_ids)} orders are not terminal: {', '.join(stuck[:10])}"
-            + (" …" if len(stuck) > 10 else "") + f"; {why}")
+    stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
+    if not stuck:
+        return "every order is terminal"
+    return f"{len(stuck)} of {len(statuses)} orders are not terminal: {', '.join(stuck[:10])}" + (" …" if len(stuck) > 10 else "")

@@ -39,20 +39,35 @@ class AwsBus:
         boto3 clients for where it was deployed.
     functions
         where the service functions run: :class:`~yafdp.aws.functions.InProcessFunctions` (moto) or
-        :class:`~yafdp.aws.functions.LambdaFunctions` (AWS); started here.
+        :class:`~yafdp.aws.functions.LambdaFunctions` (AWS); started here, stopped by :meth:`close`.
     quiet_checks, check_seconds
         :meth:`run` returns once every service queue was seen empty this many times in a row, this far
         apart (SQS's counts are approximate on AWS: look several times).
+    timeout
+        how long :meth:`run` waits, by default.
+    teardown
+        what :meth:`close` does after stopping the functions, e.g. destroy the deployment.
+
+    Attributes
+    ----------
+    until, explain
+        optional: a further condition for :meth:`run` to be done (e.g. every order terminal), and what
+        to say when it is not in time (e.g. which orders are stuck).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, clients: AwsClients, functions, *,
-                 quiet_checks: int = 2, check_seconds: float = 0.1, clock: Callable[[], float] = time.time):
+                 quiet_checks: int = 2, check_seconds: float = 0.1, timeout: float = 120.0,
+                 teardown: Callable[[], None] | None = None, clock: Callable[[], float] = time.time):
         self.catalog, self.plan, self.clients, self.functions, self.clock = catalog, plan, clients, functions, clock
-        self.quiet_checks, self.check_seconds = quiet_checks, check_seconds
+        self.quiet_checks, self.check_seconds, self.timeout, self.teardown = quiet_checks, check_seconds, timeout, teardown
+        self.until: Callable[[], bool] | None = None
+        self.explain: Callable[[], str] | None = None
         self.db = store.connect(":memory:")
         self.origin = clock()  # recorded times are seconds since this moment
         self._urls = {s.name: clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"] for s in plan.services}
+        self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
         self._redriven: list[tuple] = []
+        self._closed = False
         self.stats = BusStats()
         functions.start()
 
@@ -76,16 +91,41 @@ class AwsBus:
             for source, detail_type, _, text in prepared], self.clock, state)
 
     def call(self, service: str, entrypoint: str, payload) -> object:
-        """Call a service's API entry point (e.g. ``place_order``) as a client would."""
+        """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""
         return self.functions.call(service, entrypoint, payload)
 
-    def run(self, timeout: float = 120.0) -> BusStats:
-        """Wait until every service queue is empty (handled, or moved to its dead-letter queue), then
-        fill :attr:`db` from the deployment. Raises :class:`NotSettledError` after ``timeout`` seconds."""
-        self.settle(timeout)
+    def schedule(self, at: float, action: Callable[[], object]) -> None:
+        """Run ``action`` (e.g. a client's call) ``at`` seconds after :meth:`run` starts (wall clock)."""
+        self._scheduled.append((at, len(self._scheduled), action))
+
+    def now(self) -> float:
+        """Seconds since the bus was opened: the clock every recorded time is on."""
+        return self.clock() - self.origin
+
+    def run(self, timeout: float | None = None, progress=None) -> BusStats:
+        """Run the scheduled actions at their times, wait until every service queue is empty (handled, or
+        moved to its dead-letter queue) and :attr:`until` holds, then fill :attr:`db` from the deployment.
+
+        Raises :class:`NotSettledError` after ``timeout`` seconds (default: the bus's).
+        """
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        started, scheduled = time.perf_counter(), sorted(self._scheduled)
+        self._scheduled.clear()
+        for at, _, action in scheduled:
+            time.sleep(max(0.0, started + at - time.perf_counter()))
+            action()
+        while True:
+            self.settle(max(0.0, deadline - time.monotonic()))
+            if self.until is None or self.until():
+                break
+            if time.monotonic() > deadline:
+                raise NotSettledError("the queues are empty but the run is not done"
+                                      + (f": {self.explain()}" if self.explain else ""))
+            time.sleep(self.check_seconds)
         return self.export()
 
     def settle(self, timeout: float) -> None:
+        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row."""
         deadline, quiet = time.monotonic() + timeout, 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
@@ -95,7 +135,8 @@ class AwsBus:
                     busy = ", ".join(f"{q}: {n}" for q, n in depths.items() if n)
                     errors = "; ".join(self.functions.errors[-3:])
                     raise NotSettledError(f"after {timeout:.0f} s messages are still waiting ({busy})"
-                                          + (f"; the pollers reported: {errors}" if errors else ""))
+                                          + (f"; the pollers reported: {errors}" if errors else "")
+                                          + (f"; {self.explain()}" if self.explain else ""))
                 time.sleep(self.check_seconds)
 
     def queue_depths(self) -> dict[str, int]:
@@ -132,10 +173,19 @@ class AwsBus:
                     sqs.send_message(QueueUrl=self._urls[service.name], MessageBody=message["Body"])
                     sqs.delete_message(QueueUrl=dead_url, ReceiptHandle=message["ReceiptHandle"])
                     moved += 1
-        at = self.clock() - self.origin
+        at = self.now()
         self._redriven += [(*row, at) for row in letters if row[7] == "maxReceiveCount"]  # the ones moved above
         return moved
 
+    def commit(self) -> None:
+        """Bring :attr:`db` up to date with the deployment (what :func:`yafdp.runs.finish` reads)."""
+        self.export()
+
     def close(self) -> None:
-        """Stop consuming the queues (the deployment itself stays: see :mod:`yafdp.aws.teardown`)."""
+        """Stop consuming the queues, then run the teardown (destroy the deployment); once only."""
+        if self._closed:
+            return
+        self._closed = True
         self.functions.stop()
+        if self.teardown is not None:
+            self.teardown()

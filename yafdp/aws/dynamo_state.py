@@ -42,9 +42,19 @@ class DynamoState:
 
     Examples
     --------
-    >>> state = DynamoState(dynamodb_client, "yafdp-payment")  # doctest: +SKIP
-    >>> state.get("charge", "ord-1")  # doctest: +SKIP
-    {'order_id': 'ord-1', 'amount': 17.0, ...}
+    >>> from yafdp.aws.clients import make_clients
+    >>> from yafdp.aws.moto_server import MotoServer
+    >>> with MotoServer() as url:
+    ...     dynamodb = make_clients(url).dynamodb
+    ...     _ = dynamodb.create_table(TableName="doc-state", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
+    ...                               BillingMode="PAY_PER_REQUEST")
+    ...     state = DynamoState(dynamodb, "doc-state")
+    ...     first = state.commit({("charge", "ord-1"): {"amount": 17.0}}, marker="charges#ev-1", outbox_key="charges#ev-1",
+    ...                          outbox=[], trace=[])
+    ...     again = state.commit({("charge", "ord-1"): {"amount": 99.0}}, marker="charges#ev-1", outbox_key="charges#ev-1",
+    ...                          outbox=[], trace=[])
+    ...     first, again, state.get("charge", "ord-1")
+    (True, False, {'amount': 17.0})
     """
 
     def __init__(self, client, table: str):

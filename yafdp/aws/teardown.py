@@ -36,6 +36,9 @@ class Found:
     name: str
     handle: tuple = ()
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
 
 def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> list[Found]:
     """Every resource named ``<prefix>-…`` and tagged ``Project=yafdp`` and ``RunId=<run_id>``
@@ -43,8 +46,17 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
 
     Examples
     --------
-    >>> [f"{r.kind} {r.name}" for r in inventory(clients, "demo")][:2]  # doctest: +SKIP
-    ['event source mapping demo-delivery → demo-delivery', 'event source mapping demo-loyalty → demo-loyalty']
+    >>> from yafdp.aws.backend import deploy
+    >>> from yafdp.aws.clients import make_clients
+    >>> from yafdp.aws.moto_server import MotoServer
+    >>> from yafdp.catalog import load_catalog
+    >>> with MotoServer() as url:
+    ...     clients = make_clients(url)
+    ...     _ = deploy(clients, load_catalog(), backend="moto", prefix="doc-inv", echo=lambda line: None)
+    ...     found = inventory(clients, "doc-inv")
+    ...     deleted = destroy(clients, "doc-inv", echo=lambda line: None)
+    ...     [str(r) for r in found[:2]], len(deleted) == len(found), inventory(clients, "doc-inv")
+    (['event source mapping doc-inv-delivery → doc-inv-delivery', 'event source mapping doc-inv-loyalty → doc-inv-loyalty'], True, [])
     """
     run_id = run_id or prefix
     ours = _Tags(run_id)
