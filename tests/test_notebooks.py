@@ -25,3 +25,19 @@ def test_notebook_executes_and_saves_its_figures(path, tmp_path):
     assert result.notebook.exists() and result.html.stat().st_size > 10_000
     figures = list((tmp_path / "figures").glob(f"{path.stem[:2]}_*.png"))
     assert figures, f"{path.name} saved no figure"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name, parameters, run", [
+    ("03_deploy_bus_and_handlers", {"backend": "moto"}, "03_smoke_test"),
+    ("04_fire_orders", {"backend": "moto", "orders": 20}, "04_batch"),
+], ids=["03-on-moto", "04-on-moto"])
+def test_deployment_chapters_execute_on_moto(name, parameters, run, tmp_path):
+    from yafdp.check import check_run
+    from yafdp.trace import load_run
+    from yafdp.workbook import NOTEBOOKS_DIR
+
+    run_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path, parameters)
+    assert list((tmp_path / "figures").glob(f"{name[:2]}_*.png"))
+    assert load_run(tmp_path / "runs" / run).info["backend"] == "moto"
+    assert all(invariant.passed for invariant in check_run(tmp_path / "runs" / run))

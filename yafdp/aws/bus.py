@@ -102,7 +102,7 @@ class AwsBus:
         """Seconds since the bus was opened: the clock every recorded time is on."""
         return self.clock() - self.origin
 
-    def run(self, timeout: float | None = None, progress=None) -> BusStats:
+    def run(self, timeout: float | None = None) -> BusStats:
         """Run the scheduled actions at their times, wait until every service queue is empty (handled, or
         moved to its dead-letter queue) and :attr:`until` holds, then fill :attr:`db` from the deployment.
 

@@ -65,8 +65,6 @@ class LambdaFunctions:
     """The functions as deployed to Lambda: the event source mappings consume the queues; an API call is
     a synchronous invocation (as API Gateway would make it)."""
 
-    errors: list[str] = []
-
     def __init__(self, plan: DeploymentPlan, clients: AwsClients):
         self.plan, self.lambda_ = plan, clients.lambda_
 
@@ -75,6 +73,11 @@ class LambdaFunctions:
 
     def stop(self) -> None:
         """Nothing to do: Lambda keeps consuming until the deployment is destroyed."""
+
+    @property
+    def errors(self) -> list[str]:
+        """Nothing to report from here: Lambda's errors are in the functions' log groups."""
+        return []
 
     def call(self, service: str, entrypoint: str, payload) -> object:
         function = self.plan.service(service).function
