@@ -35,9 +35,6 @@ from yafdp.aws.moto_server import MotoServer
 from yafdp.aws.package import build_package
 from yafdp.aws.teardown import destroy
 
-BACKENDS = ("moto", "aws")
-
-
 @dataclass(frozen=True)
 class BackendSettings:
     """How a backend's deployment behaves and how patiently a run waits for it."""
@@ -174,7 +171,7 @@ def _teardown(clients: AwsClients, prefix: str, options: RunOptions, echo) -> No
 
 def _check(options: RunOptions) -> BackendSettings:
     if options.backend not in SETTINGS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} here; got {options.backend!r}")
+        raise ValueError(f"backend must be one of {', '.join(SETTINGS)} here; got {options.backend!r}")
     settings = SETTINGS[options.backend]
     if options.store != "memory":
         raise ValueError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "

@@ -51,7 +51,7 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
     if session is None:
         session = boto3.session.Session(region_name=region or (REGION if endpoint_url else None))
     if session.region_name is None:
-        raise AwsSetupError("no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION), "
+        raise AwsSetupError("no AWS region configured: set AWS_DEFAULT_REGION (e.g. eu-west-1), "
                             "or run `aws configure`, then try again")
     if endpoint_url is None and session.get_credentials() is None:
         raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "

@@ -304,7 +304,8 @@ class _Applier:
         found = [m for m in lam.list_event_source_mappings(FunctionName=service.function)["EventSourceMappings"]
                  if m["EventSourceArn"] == queue_arn]
         if not found:
-            lam.create_event_source_mapping(FunctionName=service.function, EventSourceArn=queue_arn, Enabled=enabled, **wanted)
+            lam.create_event_source_mapping(FunctionName=service.function, EventSourceArn=queue_arn, Enabled=enabled,
+                                            Tags=dict(self.plan.tags), **wanted)
             self.changed("create", "event source mapping", f"{service.queue} → {service.function}"
                          + ("" if enabled else " (disabled: polled in-process)"))
             return
