@@ -2,6 +2,7 @@
 server: what is published is recorded, routed to exactly the rules that match, retried when a handler
 fails, dead-lettered with its reason when it always fails, and processed once when delivered twice."""
 
+import dataclasses
 import json
 import secrets
 
@@ -51,7 +52,8 @@ def _subscription(bus, rule: str) -> str:
 
 
 class BusContract:
-    """Subclasses provide ``open_bus(services, faults)``: a bus for those services of the catalog."""
+    """Subclasses provide ``open_bus(services, faults)``: a bus for those services of the catalog, and
+    ``fix_faults(bus)``: the faults stop (the cause of the dead letters was fixed)."""
 
     def test_a_published_event_is_recorded_under_the_id_put_events_returned(self, open_bus):
         bus = open_bus(("payment", "notification"))
@@ -107,6 +109,15 @@ class BusContract:
         assert bus.db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0] == 0
         assert bus.db.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
 
+    def test_dead_letters_redriven_after_the_fix_are_delivered(self, open_bus):
+        bus = _one_order(open_bus, Faults(poison_rate=1.0))
+        self.fix_faults(bus)
+        assert bus.redrive() == 2
+        bus.run()
+        assert bus.db.execute("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL").fetchone()[0] == 0
+        assert bus.db.execute("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NOT NULL").fetchone()[0] == 2
+        assert bus.db.execute("SELECT status FROM orders").fetchall() == [("PAID",)]
+
     def test_a_duplicate_delivery_is_processed_once(self, open_bus):
         bus = _one_order(open_bus, Faults(duplicate_rate=1.0))
         outcomes = bus.db.execute("SELECT event_id, rule, SUM(outcome = 'ok'), SUM(outcome = 'duplicate')"
@@ -117,6 +128,10 @@ class BusContract:
 
 
 class TestLocalBus(BusContract):
+    @staticmethod
+    def fix_faults(bus):
+        bus.faults = Faults()
+
     @pytest.fixture
     def open_bus(self):
         def open_(services, faults=Faults()):
@@ -126,6 +141,11 @@ class TestLocalBus(BusContract):
 
 
 class TestMotoBus(BusContract):
+    @staticmethod
+    def fix_faults(bus):
+        for function in bus.functions.functions.values():
+            function.config = dataclasses.replace(function.config, faults=Faults())
+
     @pytest.fixture
     def open_bus(self, moto_url):
         clients, opened = make_clients(moto_url), []

@@ -57,7 +57,14 @@ SETTINGS = {
 
 
 def new_prefix() -> str:
-    """A fresh name prefix for one run's deployment, e.g. ``yafdp-3f9a1c``."""
+    """A fresh name prefix for one run's deployment.
+
+    Examples
+    --------
+    >>> import re
+    >>> bool(re.fullmatch(r"yafdp-[0-9a-f]{6}", new_prefix()))
+    True
+    """
     return f"yafdp-{secrets.token_hex(3)}"
 
 
@@ -95,8 +102,8 @@ def open_bus(plan: DeploymentPlan, catalog: Catalog, clients: AwsClients, *, bac
     bus = AwsBus(catalog, plan, clients, functions, quiet_checks=settings.quiet_checks,
                  check_seconds=settings.check_seconds, teardown=teardown,
                  timeout=settings.timeout_seconds + settings.timeout_per_order * orders)
-    bus.until = lambda: saga_settled(bus)
-    bus.explain = lambda: stuck_orders(bus)
+    bus.until = lambda: _saga_settled(bus)
+    bus.explain = lambda: _stuck_orders(bus)
     return bus
 
 
@@ -197,18 +204,18 @@ def _placing(bus: AwsBus, request) -> Callable[[], None]:
     return place
 
 
-def saga_settled(bus: AwsBus) -> bool:
+def _saga_settled(bus: AwsBus) -> bool:
     """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
-    return all(status in TERMINAL for status in order_statuses(bus).values()) or any(dead_letter_depths(bus).values())
+    return all(status in TERMINAL for status in _order_statuses(bus).values()) or any(_dead_letter_depths(bus).values())
 
 
-def order_statuses(bus: AwsBus) -> dict[str, str]:
+def _order_statuses(bus: AwsBus) -> dict[str, str]:
     """Every order's status, read from the Order service's table."""
     return {order_id: item.get("status") for order_id, item in
             items_of(bus.clients.dynamodb, bus.plan.service("order").table, "order")}
 
 
-def dead_letter_depths(bus: AwsBus) -> dict[str, int]:
+def _dead_letter_depths(bus: AwsBus) -> dict[str, int]:
     """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
     names = [s.queue_dead_letter_queue for s in bus.plan.services] + [r.target.dead_letter_queue for r in bus.plan.rules]
     sqs, depths = bus.clients.sqs, {}
@@ -219,9 +226,9 @@ def dead_letter_depths(bus: AwsBus) -> dict[str, int]:
     return depths
 
 
-def stuck_orders(bus: AwsBus) -> str:
+def _stuck_orders(bus: AwsBus) -> str:
     """The orders that are not terminal, with their status, for an error message."""
-    statuses = order_statuses(bus)
+    statuses = _order_statuses(bus)
     stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
     if not stuck:
         return "every order is terminal"

@@ -32,7 +32,7 @@ def _key(pk: str, sk: str) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
-def trace_item(row: dict) -> dict:
+def _trace_item(row: dict) -> dict:
     """A trace row (``kind`` = ``event`` or ``delivery``, plus its columns) as a DynamoDB item."""
     return {**_key(TRACE, f"{row['kind']}#{uuid.uuid4()}"), "row": {"S": json.dumps(row)}}
 
@@ -85,7 +85,7 @@ class DynamoState:
         if outbox:
             items.append({"Put": {"TableName": self.table,
                                   "Item": {**_key(OUTBOX, outbox_key), "entries": {"S": json.dumps(outbox)}}}})
-        items += [{"Put": {"TableName": self.table, "Item": trace_item(row)}} for row in trace]
+        items += [{"Put": {"TableName": self.table, "Item": _trace_item(row)}} for row in trace]
         if len(items) > MAX_TRANSACTION_ITEMS:
             raise TooManyWritesError(f"{self.table}: one handler call wrote {len(items)} items; a DynamoDB "
                                      f"transaction holds at most {MAX_TRANSACTION_ITEMS}: write fewer items per event")
@@ -107,14 +107,14 @@ class DynamoState:
 
     def published(self, outbox_key: str | None, trace: list[dict]) -> None:
         """Record trace rows (e.g. the events just published) and clear the outbox they came from."""
-        requests = [{"PutRequest": {"Item": trace_item(row)}} for row in trace]
+        requests = [{"PutRequest": {"Item": _trace_item(row)}} for row in trace]
         if outbox_key is not None:
             requests.append({"DeleteRequest": {"Key": _key(OUTBOX, outbox_key)}})
         self._batch_write(requests)
 
     def record(self, row: dict) -> None:
         """Record one trace row on its own (a failed or duplicate delivery: nothing else is committed)."""
-        self.client.put_item(TableName=self.table, Item=trace_item(row))
+        self.client.put_item(TableName=self.table, Item=_trace_item(row))
 
     def _batch_write(self, requests: list[dict]) -> None:
         for start in range(0, len(requests), _BATCH):

@@ -70,7 +70,7 @@ def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[di
         history[(d["event_id"], d["rule"])].append(d)
     rows = []
     for service in plan.services:  # SQS redrive: the handler failed maxReceiveCount times
-        for message in peek(clients.sqs, service.queue_dead_letter_queue):
+        for message in _peek(clients.sqs, service.queue_dead_letter_queue):
             body = json.loads(message["Body"])
             rule, event_id = body.get("rule"), body.get("event", {}).get("id")
             tried = sorted(history.get((event_id, rule), []), key=lambda d: d["attempt"])
@@ -79,7 +79,7 @@ def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[di
             rows.append((event_id, rule, service.name, plan.rule_arn(rule), plan.queue_arn(service.queue), code,
                          message_text, "maxReceiveCount", max(len(tried) - 1, 0), last["finished_at"]))
     for rule in plan.rules:  # EventBridge could not deliver to the queue, after its retry policy
-        for message in peek(clients.sqs, rule.target.dead_letter_queue):
+        for message in _peek(clients.sqs, rule.target.dead_letter_queue):
             body, attributes = json.loads(message["Body"]), message.get("MessageAttributes", {})
             value = lambda name: attributes.get(name, {}).get("StringValue", "")  # noqa: E731
             event = body.get("event", body)
@@ -90,7 +90,7 @@ def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[di
     return rows
 
 
-def peek(sqs, queue: str) -> list[dict]:
+def _peek(sqs, queue: str) -> list[dict]:
     """Every message on ``queue``, left there: received out of sight, then made visible again at once."""
     url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     seen: dict[str, dict] = {}

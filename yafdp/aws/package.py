@@ -80,5 +80,11 @@ def _zip(catalog_dir: str | None) -> bytes:
 
 
 def code_sha256(package: bytes) -> str:
-    """The package's hash as Lambda reports it (``CodeSha256``: base64 of the SHA-256)."""
+    """The package's hash as Lambda reports it (``CodeSha256``: base64 of the SHA-256).
+
+    Examples
+    --------
+    >>> code_sha256(b"")
+    '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='
+    """
     return base64.b64encode(hashlib.sha256(package).digest()).decode()

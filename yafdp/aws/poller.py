@@ -20,7 +20,16 @@ _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
 
 
 def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
-    """An SQS message as Lambda hands it to a function (one element of ``event["Records"]``)."""
+    """An SQS message (as ``ReceiveMessage`` returns it) as Lambda hands it to a function: one element of
+    ``event["Records"]``.
+
+    Examples
+    --------
+    >>> record = sqs_record({"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": "{}",
+    ...                      "Attributes": {"ApproximateReceiveCount": "2"}}, "arn:aws:sqs:eu-west-1:1:q", "eu-west-1")
+    >>> record["messageId"], record["attributes"]["ApproximateReceiveCount"], record["eventSource"]
+    ('m-1', '2', 'aws:sqs')
+    """
     return {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
         "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
