@@ -113,3 +113,43 @@ def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, a
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     return ax
+
+
+def latency_cdf(samples: dict, *, title: str, xlabel: str = "end-to-end latency (ms, log scale)", ax=None):
+    """Cumulative distributions of latencies in milliseconds, one line per labelled sample, on a log axis,
+    with each sample's p50 and p99 marked."""
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.5))
+    for label, values in samples.items():
+        values = np.sort(np.asarray(list(values), dtype=float))
+        line, = ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=label)
+        for q, marker in ((0.5, "o"), (0.99, "^")):
+            ax.plot(np.quantile(values, q), q, marker=marker, color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of orders (cumulative)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title="o p50   ^ p99", fontsize=8)
+    return ax
+
+
+def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
+               ylabel: str, ax=None):
+    """Latency against offered load: one line per ``{label: column}`` of ``table``, and each quota as a dashed
+    vertical line at the load where it starts to bind."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.5))
+    for label, column in lines.items():
+        ax.plot(table[x], table[column], marker="o", label=label)
+    for (label, load), colour in zip(quotas.items(), ("#b91c1c", "#7c3aed", "#0f766e", "#b45309")):
+        ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({load:,.0f}/s)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax

@@ -203,6 +203,10 @@ def _profile_file(name_or_path: str | Path) -> Path:
     return PROFILES_DIR / f"{text}.json"
 
 
+UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",
+                   "sqs_event_source_scale_up_per_minute")
+
+
 @dataclass(frozen=True)
 class Quotas:
     """The account's limits the model enforces (see ``data/quotas.json`` for what each is and its source)."""
@@ -222,7 +226,9 @@ class Quotas:
     step_functions_express_starts_burst: float
 
     def scaled(self, factor: float) -> "Quotas":
-        """Every rate and concurrency limit multiplied by ``factor`` (a smaller account, to reach it quickly).
+        """The account's throughput and concurrency quotas multiplied by ``factor`` (a smaller account, whose
+        limits a laptop reaches with fewer orders); how Lambda creates environments and how the SQS event
+        source mapping scales up stay as they are.
 
         Examples
         --------
@@ -233,6 +239,8 @@ class Quotas:
             raise ValueError(f"the scale factor must be positive, got {factor}")
         changes = {}
         for f in fields(self):
+            if f.name in UNSCALED_QUOTAS:
+                continue
             value = getattr(self, f.name) * factor
             changes[f.name] = max(1, round(value)) if isinstance(getattr(self, f.name), int) else value
         return replace(self, **changes)
@@ -364,7 +372,7 @@ class SimulatedTiming:
         self._functions: dict[str, _Function] = {}
         self._running = 0  # environments in use across the account (as of the last release)
         self._pending = 0.0
-        self.cold_starts = self.warm_starts = self.waits = 0
+        self.cold_starts = self.warm_starts = self.waits = self.account_full = 0
 
     # -- the hooks the bus calls
 
@@ -403,7 +411,10 @@ class SimulatedTiming:
             self._running -= fn.release(t)
         if idle and t - idle[-1] > self._idle_timeout:
             idle.clear()  # the most recently used is too old: every idle environment was reclaimed
-        room = len(busy) < self._limit(fn, t) and (self._running < self._account or self._account_has_room(t))
+        room = len(busy) < self._limit(fn, t)
+        if room and not (self._running < self._account or self._account_has_room(t)):
+            room = False
+            self.account_full += 1
         if room and idle:
             idle.pop()
             self.warm_starts += 1
@@ -418,7 +429,7 @@ class SimulatedTiming:
         if self._queued and fn.ramp_start is None:
             fn.ramp_start = t  # messages are waiting: the event source mapping starts scaling up
         grow_at = self._next_capacity(fn, t)
-        if grow_at is not None and grow_at + self._init_estimate < start:
+        if grow_at is not None and grow_at + self._init_estimate < start and self._account_has_room(t):
             heapq.heappush(busy, start)
             self._running += 1
             return self._cold(fn, asked, grow_at)
@@ -497,6 +508,7 @@ class SimulatedTiming:
             "put_events_throttle_delay_s": round(self._put_events.delay, 3) if self._queued else 0.0,
             "invocations_throttled": self._invocations.throttled if self._queued else 0,
             "invocations_throttle_delay_s": round(self._invocations.delay, 3) if self._queued else 0.0,
+            "account_concurrency_full": self.account_full,
             "peak_concurrency": {name: fn.peak for name, fn in sorted(self._functions.items())},
         }
 

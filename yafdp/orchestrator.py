@@ -92,6 +92,9 @@ class LocalOrchestrator(LocalBus):
             "executions_failed": self.executions_failed, "state_transitions": self.transitions,
             "execution_seconds": round(self.execution_seconds, 3),
             "express_billed_seconds": round(self.express_billed_seconds, 1),
+            "starts_throttled": self._starts.throttled if self._starts else 0,
+            "transitions_throttled": self._transitions.throttled if self._transitions else 0,
+            "transitions_throttle_delay_s": round(self._transitions.delay, 3) if self._transitions else 0.0,
         }
 
     def _route(self, envelope: dict, published_vt: float, rules=None) -> None:
