@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from yafdp import store
 from yafdp.catalog import DEFAULT_DATA_DIR
 
 PRICES_FILE = DEFAULT_DATA_DIR / "prices.json"
@@ -58,15 +58,11 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
     >>> usage.orders, usage.eventbridge_events > 4 * usage.orders
     (20, True)
     """
-    path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise FileNotFoundError(f"no run database at {db_path}")
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        info = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+    with store.open_run(path) as db:
+        info = store.get_info(db)
         summary = info.get("summary")
         if summary is None:
-            raise ValueError(f"{db_path} is from a run that did not finish (run_info has no summary)")
+            raise ValueError(f"{path} is from a run that did not finish (run_info has no summary)")
         orders = summary["orders"]["placed"]
         chunks = sum(max(1, math.ceil(size / CHUNK_BYTES)) for (size,) in
                      db.execute("SELECT LENGTH(detail) + LENGTH(source) + LENGTH(detail_type) FROM events"))

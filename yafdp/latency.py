@@ -14,7 +14,6 @@ import json
 import math
 import random
 import re
-import sqlite3
 import statistics
 from bisect import bisect_right
 from dataclasses import dataclass, fields, replace
@@ -23,6 +22,7 @@ from statistics import NormalDist
 
 import fastjsonschema
 
+from yafdp import store
 from yafdp.catalog import DEFAULT_DATA_DIR, CatalogError, _read_json, _shape_check
 
 DEFAULT_PROFILE = "aws-eu-west-1"
@@ -548,11 +548,9 @@ def fit_profile(run_db: str | Path, base: str | Path = DEFAULT_PROFILE, name: st
     """
     path = Path(run_db)
     path = path / "run.db" if path.is_dir() else path
-    if not path.exists():
-        raise FileNotFoundError(f"no run database at {path}")
     document = copy.deepcopy(load_profile(base).document)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        info = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+    with store.open_run(path) as db:
+        info = store.get_info(db)
         rows = db.execute("SELECT d.target, d.delivered_at - e.published_at, d.finished_at - d.delivered_at"
                           " FROM deliveries d JOIN events e USING (event_id)"
                           " WHERE d.outcome = 'ok' AND d.attempt = 1").fetchall()

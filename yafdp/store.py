@@ -105,6 +105,15 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return db
 
 
+def open_run(path: str | Path) -> sqlite3.Connection:
+    """Open a finished or running run's database read-only: a run folder or its ``run.db``."""
+    path = Path(path)
+    db_path = path / "run.db" if path.is_dir() else path
+    if not db_path.exists():
+        raise FileNotFoundError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+
+
 def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
     """Write the whole database to ``path`` (replacing it), e.g. an in-memory run to ``run.db``."""
     path = Path(path)

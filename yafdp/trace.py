@@ -5,12 +5,12 @@ Reads any ``run.db`` (every backend writes the same schema). Not part of the run
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from yafdp import store
 
 TERMINAL_EVENTS = ("Delivery_Scheduled", "Payment_Failed", "Payment_Refunded")
 
@@ -53,14 +53,11 @@ def load_run(path: str | Path) -> Run:
     True
     """
     path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise FileNotFoundError(f"no run database at {db_path}")
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        info = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+    with store.open_run(path) as db:
+        info = store.get_info(db)
         read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
         run = Run(
-            path=db_path.parent, info=info,
+            path=path if path.is_dir() else path.parent, info=info,
             events=read("SELECT * FROM events ORDER BY seq"),
             deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
                             " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
