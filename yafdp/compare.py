@@ -154,18 +154,19 @@ def quota_loads(run_path: str | Path, quotas: Quotas) -> dict[str, float]:
     run = load_run(run_path)
     summary = run.info["summary"]
     orders = summary["orders"]["placed"]
+    busy = (run.deliveries["finished_at"] - run.deliveries["delivered_at"]).sum() / orders
+    loads = {"Lambda concurrency quota": float(quotas.lambda_concurrent_executions / busy)}
     if run.info.get("style", "choreography") == "choreography":
-        busy = (run.deliveries["finished_at"] - run.deliveries["delivered_at"]).sum()
-        return {
-            "PutEvents quota": quotas.eventbridge_put_events_per_second / (summary["events_published"] / orders),
-            "EventBridge invocations quota": quotas.eventbridge_invocations_per_second / (summary["deliveries"]["total"] / orders),
-            "Lambda concurrency quota": quotas.lambda_concurrent_executions / (busy / orders),
-        }
-    if run.info.get("workflow") == "express":
-        return {"StartExecution quota (Express)": quotas.step_functions_express_starts_per_second}
-    transitions = summary["orchestration"]["state_transitions"] / orders
-    return {"StartExecution quota (Standard)": quotas.step_functions_standard_starts_per_second,
-            "state transitions quota (Standard)": quotas.step_functions_standard_transitions_per_second / transitions}
+        loads["PutEvents quota"] = quotas.eventbridge_put_events_per_second / (summary["events_published"] / orders)
+        loads["EventBridge invocations quota"] = (quotas.eventbridge_invocations_per_second
+                                                  / (summary["deliveries"]["total"] / orders))
+    elif run.info.get("workflow") == "express":
+        loads["StartExecution quota (Express)"] = quotas.step_functions_express_starts_per_second
+    else:
+        transitions = summary["orchestration"]["state_transitions"] / orders
+        loads["StartExecution quota (Standard)"] = quotas.step_functions_standard_starts_per_second
+        loads["state transitions quota (Standard)"] = quotas.step_functions_standard_transitions_per_second / transitions
+    return dict(sorted(loads.items(), key=lambda item: item[1]))
 
 
 def load_sweep(rates: list[float], seconds: float, out_dir: str | Path, *, latency_model: str = "aws-eu-west-1",

@@ -118,15 +118,14 @@ def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, a
 def latency_cdf(samples: dict, *, title: str, xlabel: str = "end-to-end latency (ms, log scale)", ax=None):
     """Cumulative distributions of latencies in milliseconds, one line per labelled sample, on a log axis,
     with each sample's p50 and p99 marked."""
-    import numpy as np
-
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.5))
     for label, values in samples.items():
-        values = np.sort(np.asarray(list(values), dtype=float))
-        line, = ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=label)
+        values = sorted(float(v) for v in values)
+        n = len(values)
+        line, = ax.plot(values, [(i + 1) / n for i in range(n)], label=label)
         for q, marker in ((0.5, "o"), (0.99, "^")):
-            ax.plot(np.quantile(values, q), q, marker=marker, color=line.get_color())
+            ax.plot(values[min(n - 1, int(q * n))], q, marker=marker, color=line.get_color())
     ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -139,13 +138,19 @@ def latency_cdf(samples: dict, *, title: str, xlabel: str = "end-to-end latency 
 def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
                ylabel: str, ax=None):
     """Latency against offered load: one line per ``{label: column}`` of ``table``, and each quota as a dashed
-    vertical line at the load where it starts to bind."""
+    vertical line at the load where it starts to bind (named in the legend when it lies beyond the chart)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.5))
     for label, column in lines.items():
         ax.plot(table[x], table[column], marker="o", label=label)
-    for (label, load), colour in zip(quotas.items(), ("#b91c1c", "#7c3aed", "#0f766e", "#b45309")):
-        ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({load:,.0f}/s)")
+    right = table[x].max() * 1.15
+    colours = ("#b91c1c", "#7c3aed", "#0f766e", "#b45309")
+    for (label, load), colour in zip(quotas.items(), colours):
+        if load <= right:
+            ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({load:,.1f}/s)")
+        else:
+            ax.plot([], [], linestyle="none", label=f"{label}: {load:,.1f}/s, beyond the chart")
+    ax.set_xlim(0, right)
     ax.set_yscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
