@@ -12,6 +12,12 @@ def test_workbook_has_its_chapters():
     assert names[:2] == ["01_identify_events", "02_map_subscriptions"]
 
 
+def test_workbook_teaches_the_saga_from_deployment_to_a_new_service():
+    names = {p.stem for p in CHAPTERS}
+    assert names >= {"03_deploy_bus_and_handlers", "04_fire_orders", "05_event_flow_and_latency",
+                     "06_failures_and_compensations", "07_add_loyalty_service"}
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_notebook_executes_and_saves_its_figures(path, tmp_path):

@@ -78,7 +78,6 @@ class BusStats:
     duplicates: int = 0
     dead_lettered: int = 0
     refused: int = 0
-    state_writes: int = 0  # items handlers wrote (for the cost model's database writes)
 
 
 class LocalBus:
@@ -91,6 +90,8 @@ class LocalBus:
     db
         the run database (see :mod:`yafdp.store`); ``durable`` keeps its delivery queue in it, so a killed
         run can be resumed with :meth:`resume`.
+    handlers
+        replacements for some rules' handlers (by rule name), e.g. a handler that fails in a test.
     seed, session
         every random choice (ids, order of simultaneous deliveries, jitter, faults) derives from them;
         a resumed run is the next session of the same seed.
@@ -98,8 +99,10 @@ class LocalBus:
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False, timing=None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0):
+                 handlers: dict[str, Callable] | None = None, commit_every: int = 500,
+                 epoch: float = 1_767_225_600.0):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
+        catalog.compile_schemas()
         self.faults, self.durable, self.commit_every = faults, durable, commit_every
         self.timing = timing or MeasuredTiming()
         self.epoch = epoch  # the wall-clock date the run's clock starts at, for envelope `time`
@@ -112,17 +115,19 @@ class LocalBus:
         self._fault_rng = random.Random(f"{seed}:{session}:faults")
         self._timing_rng = random.Random(f"{seed}:{session}:timing")
         self._rules = {r.name: r for r in plan.rules}
+        self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
+        self._handlers.update(handlers or {})
         self._services = {s.name: s for s in plan.services}
-        self._states = {s.name: store.ServiceState(db, s.name) for s in plan.services}
+        self.writer = store.RunWriter(db, durable)
+        self._states = {s.name: store.ServiceState(self.writer, s.name) for s in plan.services}
         self._ruleset = RuleSet()
         for rule in plan.rules:
             self._ruleset.add(rule.name, rule.pattern)
         self._heap: list[tuple] = []
         self._seq = 0
-        self._next_pending = 0
         self._events: dict[str, list] = {}  # event_id -> [envelope, deliveries still to make]
-        self._trace: list[tuple] = []
+        self._trace = self.writer.deliveries
         self._since_commit = 0
         self.db.execute("BEGIN")
 
@@ -145,7 +150,8 @@ class LocalBus:
         except DeliveryError as exc:
             raise PublishError(str(exc)) from None
         ids = self._publish(prepared)
-        self._maybe_commit(force=self.durable)
+        if self.durable:
+            self.commit()
         return ids
 
     def call(self, service: str, entrypoint: str, payload) -> object:
@@ -168,9 +174,10 @@ class LocalBus:
         except Exception:
             self.stats.refused += 1
             raise
-        self._apply_writes(service, uow.writes)
+        self.writer.put_state(service, uow.writes)
         self._publish(prepared)
-        self._maybe_commit(force=self.durable)  # a client that got an answer must not lose its order
+        if self.durable:
+            self.commit()  # a client that got an answer must not lose its order
         return result
 
     def schedule(self, at: float, action: Callable[[], object]) -> None:
@@ -189,24 +196,26 @@ class LocalBus:
         for source, detail_type, detail, text in prepared:
             event_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
             envelope = make_envelope(event_id, source, detail_type, detail, self.epoch + published_at)
-            self.db.execute(
-                "INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, replay_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_id, detail.get("order_id"), detail_type, source, published_at, text, envelope["time"], replay_name))
+            self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
+                                   envelope["time"], replay_name))
             self.stats.published += 1
             self._route(envelope, published_vt)
             ids.append(event_id)
         return ids
 
-    def _route(self, envelope: dict, published_vt: float, rules: Iterable[str] | None = None) -> None:
+    def _route(self, envelope: dict, published_vt: float, again: bool = False, only: frozenset | None = None) -> None:
+        """Queue a delivery of the event to every matching rule's target. ``again``: the event may have been
+        delivered before (a replay), so its deliveries must check whether they were already processed."""
         event_id = envelope["id"]
-        matched = self._ruleset.matching(envelope) if rules is None else list(rules)
+        matched = self._ruleset.matching(envelope)
+        if only is not None:
+            matched = [rule for rule in matched if rule in only]
         self._events.setdefault(event_id, [envelope, 0])
-        rng, faults = self._fault_rng, self.faults
+        rng, faults, faulty = self._fault_rng, self._faults, self._faulty
         for rule_name in matched:
             due = published_vt + self.timing.hop_delay(self._rules[rule_name], rng)
             fault = ""
-            if faults.any:
+            if faulty:
                 if faults.reorder_rate and rng.random() < faults.reorder_rate:
                     due += rng.uniform(0, faults.max_delay_seconds)
                 if faults.delay_rate and rng.random() < faults.delay_rate:
@@ -216,21 +225,18 @@ class LocalBus:
                 elif faults.handler_failure_rate and rng.random() < faults.handler_failure_rate:
                     fault = TRANSIENT
                 if faults.duplicate_rate and rng.random() < faults.duplicate_rate:
-                    self._enqueue(event_id, rule_name, 1, due + rng.uniform(0, faults.max_delay_seconds), published_vt, "")
-            self._enqueue(event_id, rule_name, 1, due, published_vt, fault)
+                    self._enqueue(event_id, rule_name, 1, due + rng.uniform(0, faults.max_delay_seconds), published_vt, "", True)
+                    self._enqueue(event_id, rule_name, 1, due, published_vt, fault, True)
+                    continue
+            self._enqueue(event_id, rule_name, 1, due, published_vt, fault, again)
 
-    def _enqueue(self, event_id: str, rule: str, attempt: int, due: float, published_vt: float, fault: str) -> None:
+    def _enqueue(self, event_id: str, rule: str, attempt: int, due: float, published_vt: float, fault: str,
+                 again: bool) -> None:
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
-        if self.durable:
-            pending_id = self.db.execute(
-                "INSERT INTO pending (event_id, rule, attempt, due, published, fault) VALUES (?, ?, ?, ?, ?, ?)",
-                (event_id, rule, attempt, due, published_vt, fault)).lastrowid
-        else:
-            self._next_pending += 1
-            pending_id = self._next_pending
-        self._push(due, _DELIVERY, (pending_id, event_id, rule, attempt, published_vt, fault))
+        pending_id = self.writer.add_pending(event_id, rule, attempt, due, published_vt, fault)
+        self._push(due, _DELIVERY, (pending_id, event_id, rule, attempt, published_vt, fault, again))
 
     def _push(self, due: float, kind: int, data) -> None:
         self._seq += 1
@@ -253,30 +259,41 @@ class LocalBus:
                 data()  # a scheduled client call; it handles its own refusals
             self._since_commit += 1
             if self._since_commit >= self.commit_every:
-                self._maybe_commit(force=True)
+                self.commit()
                 if progress is not None:
                     progress(self.stats)
-        self._maybe_commit(force=True)
+        self.commit()
         if progress is not None:
             progress(self.stats)
         return self.stats
 
     @property
+    def faults(self) -> Faults:
+        """The faults injected into deliveries routed from now on (assign ``Faults()`` to stop injecting)."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._faults, self._faulty = faults, faults.any
+
+    @property
     def idle(self) -> bool:
         return not self._heap
 
-    def _deliver(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str) -> None:
+    def _deliver(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
+                 again: bool) -> None:
         rule = self._rules[rule_name]
         service, timing = rule.service, self.timing
         start = timing.slot(service, self.vt)
         if start > self.vt:  # every execution slot of the service is busy: wait for one
-            self._push(start, _DELIVERY, (pending_id, event_id, rule_name, attempt, published_vt, fault))
+            self._push(start, _DELIVERY, (pending_id, event_id, rule_name, attempt, published_vt, fault, again))
             return
         end = start + timing.duration(service, self._timing_rng)
         timing.book(service, start, end)
         envelope = self._envelope(event_id)
         started = timing.now(start)
-        if self.db.execute("SELECT 1 FROM processed WHERE rule = ? AND event_id = ?", (rule_name, event_id)).fetchone():
+        # Only a delivery that may repeat an earlier one (duplicate, replay, redrive, resume) can find it done.
+        if again and self.writer.is_processed(rule_name, event_id):
             self.stats.duplicates += 1
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
@@ -287,27 +304,23 @@ class LocalBus:
                 raise InjectedFault("PoisonEvent: injected fault, this delivery fails on every attempt")
             if fault == TRANSIENT and attempt == 1:
                 raise InjectedFault("TransientError: injected crash after the handler ran, before it committed")
-            prepared = check_outbox(self.catalog, service, frozenset(rule.emits), uow.outbox)
+            prepared = check_outbox(self.catalog, service, self._emits[rule_name], uow.outbox) if uow.outbox else ()
         except DeliveryError as exc:
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, end, exc.code, exc.message)
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
         except Exception as exc:  # the handler's own exception: EventBridge sees the target fail
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, started, end,
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
                          "ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
             return
-        self._apply_writes(service, uow.writes)
-        self.db.execute("INSERT INTO processed (rule, event_id) VALUES (?, ?)", (rule_name, event_id))
-        self._publish(prepared, at=end)
+        self.writer.put_state(service, uow.writes)
+        self.writer.processed.add((rule_name, event_id))
+        if prepared:
+            self._publish(prepared, at=end)
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
-    def _apply_writes(self, service: str, writes: dict) -> None:
-        if writes:
-            self.stats.state_writes += len(writes)
-            self.db.executemany("INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)",
-                                [(service, kind, key, json.dumps(item)) for (kind, key), item in writes.items()])
-
-    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, started, end, code, message) -> None:
+    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
+                code, message) -> None:
         policy = rule.target.retry_policy
         delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
         delay = delay / 2 + self._jitter.uniform(0, delay / 2)  # "equal jitter"
@@ -320,22 +333,18 @@ class LocalBus:
             self.stats.failed += 1
             self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), "failed",
                                 f"{code}: {message}"))
-            if self.durable:
-                self.db.execute("UPDATE pending SET attempt = ?, due = ? WHERE id = ?", (attempt + 1, next_due, pending_id))
-            self._push(next_due, _DELIVERY, (pending_id, event_id, rule.name, attempt + 1, published_vt, fault))
+            self.writer.retry_pending(pending_id, attempt + 1, next_due)
+            self._push(next_due, _DELIVERY, (pending_id, event_id, rule.name, attempt + 1, published_vt, fault, again))
             return
         self.stats.dead_lettered += 1
-        self.db.execute(
-            "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
-            " exhausted_retry_condition, retry_attempts, dead_lettered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.writer.dead_letters.append(
             (event_id, rule.name, rule.target.id, self.plan.rule_arn(rule.name), self.plan.queue_arn(rule.target.queue),
              code, message, exhausted, attempt - 1, self.timing.now(end)))
         self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", f"{code}: {message}")
 
     def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error) -> None:
         self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), outcome, error))
-        if self.durable:
-            self.db.execute("DELETE FROM pending WHERE id = ?", (pending_id,))
+        self.writer.remove_pending(pending_id)
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] -= 1
@@ -346,28 +355,27 @@ class LocalBus:
         cached = self._events.get(event_id)
         if cached is not None:
             return cached[0]
-        row = self.db.execute("SELECT source, detail_type, detail, published_at FROM events WHERE event_id = ?",
-                              (event_id,)).fetchone()
+        row = self.writer.event(event_id)
         envelope = make_envelope(event_id, row[0], row[1], json.loads(row[2]), self.epoch + row[3])
         self._events[event_id] = [envelope, 1]
         return envelope
 
-    def _maybe_commit(self, force: bool = False) -> None:
-        if not force:
-            return
-        if self._trace:
-            self.db.executemany("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at,"
-                                " outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._trace)
-            self._trace.clear()
+    def commit(self) -> None:
+        """Write everything buffered and commit: what a reader of ``run.db`` (or ``bus.db``) then sees."""
+        self.writer.flush()
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
         self._since_commit = 0
 
     # ---------------------------------------------------------------- archive, DLQ, resume
 
-    def replay(self, start: float, end: float, name: str = "replay") -> int:
+    def replay(self, start: float, end: float, name: str = "replay", rules: Iterable[str] | None = None) -> int:
         """Re-deliver every archived event published between ``start`` and ``end`` (recorded times) to the
-        rules that match it now, as an EventBridge archive replay does. Returns how many events."""
+        rules that match it now (or only to ``rules``, like a replay's ``FilterArns``), as an EventBridge
+        archive replay does. Replayed events keep their id and carry ``replay-name``; idempotent targets
+        record them as duplicates. Returns how many events were replayed."""
+        only = None if rules is None else frozenset(rules)
+        self.writer.flush()
         rows = self.db.execute("SELECT event_id, source, detail_type, detail, published_at FROM events"
                                " WHERE published_at BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
                                (start, end)).fetchall()
@@ -375,11 +383,12 @@ class LocalBus:
             envelope = make_envelope(event_id, source, detail_type, json.loads(detail), self.epoch + published_at)
             envelope["replay-name"] = name
             self._events.pop(event_id, None)
-            self._route(envelope, self.vt)
+            self._route(envelope, self.vt, again=True, only=only)
         return len(rows)
 
     def redrive(self, ids: Iterable[int] | None = None) -> int:
         """Send dead-lettered deliveries back to their targets (after the cause was fixed). Returns how many."""
+        self.writer.flush()
         query = "SELECT id, event_id, rule FROM dead_letters WHERE redriven_at IS NULL"
         rows = self.db.execute(query).fetchall()
         wanted = None if ids is None else set(ids)
@@ -388,15 +397,15 @@ class LocalBus:
             if wanted is not None and dl_id not in wanted:
                 continue
             self.db.execute("UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (self._now(), dl_id))
-            self._enqueue(event_id, rule, 1, self.vt, self.vt, "")
+            self._enqueue(event_id, rule, 1, self.vt, self.vt, "", True)
             count += 1
-        self._maybe_commit(force=True)
+        self.commit()
         return count
 
     def resume(self) -> int:
         """Reload the durable delivery queue left by a run that was killed. Returns how many deliveries."""
         rows = self.db.execute("SELECT id, event_id, rule, attempt, due, published, fault FROM pending").fetchall()
         for pending_id, event_id, rule, attempt, due, published, fault in rows:
-            self._push(due, _DELIVERY, (pending_id, event_id, rule, attempt, published, fault))
+            self._push(due, _DELIVERY, (pending_id, event_id, rule, attempt, published, fault, True))
         self.vt = min((row[4] for row in rows), default=self.vt)
         return len(rows)

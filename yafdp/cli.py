@@ -124,6 +124,8 @@ def register_run(commands) -> None:
     parser.add_argument("--store", choices=["memory", "file"], default="memory",
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
     parser.add_argument("--arrival-rate", type=float, default=50.0, help="orders per second of the workload (default 50)")
+    parser.add_argument("--orders-file", metavar="FILE", default=None,
+                        help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
     rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P")
     rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P")
@@ -165,8 +167,8 @@ def run_run(args) -> int:
 
     options = RunOptions(
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
-        catalog_dir=args.catalog, latency_model=args.latency_model, quota_scale=args.quota_scale,
-        style=args.style, workflow=args.workflow,
+        catalog_dir=args.catalog, orders_file=Path(args.orders_file) if args.orders_file else None,
+        latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
@@ -225,6 +227,8 @@ def _report(summary: dict, args) -> None:
     orders, deliveries = summary["orders"], summary["deliveries"]
     print(f"{orders['placed']} orders placed ({orders['refused']} refused): "
           + ", ".join(f"{n} {s}" for s, n in orders["by_status"].items()))
+    for refusal in orders.get("refusals", []):
+        print(f"  refused {refusal['order_id'] or '(no order id)'}: {refusal['problem']}")
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
           f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")

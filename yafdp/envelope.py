@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 
 MAX_ENTRIES_PER_PUT = 10
 MAX_ENTRY_BYTES = 256 * 1024
@@ -29,7 +30,12 @@ def entry_size(source: str, detail_type: str, detail_json: str, resources: tuple
 
 def iso_time(seconds: float) -> str:
     """An envelope ``time`` (RFC 3339, whole seconds, UTC) for a clock reading in epoch seconds."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(int(seconds))
+
+
+@lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, epoch_seconds: float,
@@ -48,6 +54,9 @@ def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, ep
     }
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def detail_json(detail: dict) -> str:
     """The ``Detail`` string of a PutEvents entry (compact JSON, as the SDKs send it)."""
-    return json.dumps(detail, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT(detail)

@@ -17,6 +17,8 @@ SERVICE_COLOUR = "#93c5fd"
 HAPPY_COLOUR = "#86efac"
 UNHAPPY_COLOUR = "#fca5a5"
 OBSERVE_COLOUR = "#9ca3af"
+FADED = 0.12
+OUTCOME_COLOURS = {"ok": "#16a34a", "failed": "#f59e0b", "duplicate": "#9ca3af", "dead_lettered": "#dc2626"}
 
 
 def save(fig, name: str, out_dir: str | Path | None) -> Path | None:
@@ -52,32 +54,50 @@ def _event_hops(graph: nx.DiGraph) -> nx.DiGraph:
     return hops
 
 
-def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None):
+def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
+                    highlight: set | None = None, legend: bool = True):
     """Draw the service → event → service graph: services as squares, events as circles (green on the happy
     path, red on failure and compensation paths); observer subscriptions thin and grey.
 
-    ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run; widths follow it.
+    ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run: widths follow it, each edge
+    is labelled with its count and edges never seen are faded. ``highlight`` is a set of edges to show at
+    full strength (e.g. :func:`yafdp.graph.consequences`); everything else is faded.
     """
     if ax is None:
         fig, ax = plt.subplots(figsize=(17, 8))
     layer = saga_layers(graph, start_event)
     nx.set_node_attributes(graph, layer, "layer")
     pos = nx.multipartite_layout(graph, subset_key="layer", align="vertical", scale=1.0)
-    services = [n for n, d in graph.nodes(data=True) if d["kind"] == "service"]
-    happy = [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] == "happy"]
-    unhappy = [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] != "happy"]
-    nx.draw_networkx_nodes(graph, pos, nodelist=services, node_shape="s", node_color=SERVICE_COLOUR, node_size=2600, ax=ax)
-    nx.draw_networkx_nodes(graph, pos, nodelist=happy, node_color=HAPPY_COLOUR, node_size=1500, ax=ax)
-    nx.draw_networkx_nodes(graph, pos, nodelist=unhappy, node_color=UNHAPPY_COLOUR, node_size=1500, ax=ax)
+    lit = _lit_edges(graph, edge_counts, highlight)
+    lit_nodes = {n for edge in lit for n in edge} if len(lit) < graph.number_of_edges() else set(graph.nodes)
+    for shape, colour, size, nodes in (
+        ("s", SERVICE_COLOUR, 2600, [n for n, d in graph.nodes(data=True) if d["kind"] == "service"]),
+        ("o", HAPPY_COLOUR, 1500, [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] == "happy"]),
+        ("o", UNHAPPY_COLOUR, 1500, [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] != "happy"]),
+    ):
+        nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_shape=shape, node_color=colour, node_size=size, ax=ax,
+                               alpha=[1.0 if n in lit_nodes else FADED for n in nodes])
 
-    top = max(edge_counts.values()) if edge_counts else 1
+    top = max(edge_counts.values(), default=1) if edge_counts else 1
     for style, edges in _edge_styles(graph).items():
-        widths = [0.6 + 5 * edge_counts.get(e, 0) / top for e in edges] if edge_counts else style[2]
-        nx.draw_networkx_edges(graph, pos, edgelist=edges, style=style[0], edge_color=style[1], width=widths,
-                               node_size=2000, arrowsize=14, connectionstyle="arc3,rad=0.08", ax=ax)
+        for alpha, group in ((1.0, [e for e in edges if e in lit]), (FADED, [e for e in edges if e not in lit])):
+            if not group:
+                continue
+            widths = [0.6 + 5 * edge_counts.get(e, 0) / top for e in group] if edge_counts else style[2]
+            if highlight is not None and alpha == 1.0:
+                widths = 3.0
+            nx.draw_networkx_edges(graph, pos, edgelist=group, style=style[0], edge_color=style[1], width=widths,
+                                   alpha=alpha, node_size=2000, arrowsize=14, connectionstyle="arc3,rad=0.08", ax=ax)
+    if edge_counts:
+        nx.draw_networkx_edge_labels(graph, pos, edge_labels={e: edge_counts[e] for e in lit if edge_counts.get(e)},
+                                     font_size=6, label_pos=0.6, rotate=False, ax=ax,
+                                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
     labels = {n: d["label"].replace("_", "\n") for n, d in graph.nodes(data=True)}
     nx.draw_networkx_labels(graph, pos, labels=labels, font_size=7, ax=ax)
     ax.set_title(title)
+    ax.axis("off")
+    if not legend:
+        return ax
     ax.legend(handles=[
         Patch(color=SERVICE_COLOUR, label="service"),
         Patch(color=HAPPY_COLOUR, label="event, happy path"),
@@ -86,8 +106,40 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
         Line2D([], [], color="#b91c1c", linestyle="--", label="failure / compensation"),
         Line2D([], [], color=OBSERVE_COLOUR, linewidth=0.6, label="observes (status, notifications)"),
     ], loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
-    ax.axis("off")
     return ax
+
+
+def _lit_edges(graph: nx.DiGraph, edge_counts: dict | None, highlight: set | None) -> set:
+    """The edges drawn at full strength: the highlighted ones, else the ones a run saw, else all."""
+    if highlight is not None:
+        return set(highlight) & set(graph.edges)
+    if edge_counts is not None:
+        return {e for e in graph.edges if edge_counts.get(e)}
+    return set(graph.edges)
+
+
+def flow_graph_panels(graph: nx.DiGraph, start_event: str, panels: dict[str, dict], *, columns: int = 1,
+                      panel_size: tuple[float, float] = (17, 8)):
+    """Several drawings of the same flow graph in one figure, one panel per entry of ``panels``:
+    ``{title: keyword arguments of draw_flow_graph}`` (``edge_counts=…``, ``highlight=…`` or nothing).
+    The legend is drawn once, under the last panel.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.graph import flow_graph
+    >>> fig = flow_graph_panels(flow_graph(load_catalog()), "Order_Initiated", {"as designed": {}})
+    >>> len(fig.axes)
+    1
+    """
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_size[0] * columns, panel_size[1] * rows), squeeze=False)
+    for i, (ax, (title, options)) in enumerate(zip(axes.flat, panels.items())):
+        draw_flow_graph(graph, start_event, title=title, ax=ax, legend=i == len(panels) - 1, **options)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.remove()
+    fig.tight_layout()
+    return fig
 
 
 def _edge_styles(graph: nx.DiGraph) -> dict[tuple, list]:
@@ -103,11 +155,13 @@ def _edge_styles(graph: nx.DiGraph) -> dict[tuple, list]:
     return styles
 
 
-def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None):
-    """A (stacked) bar chart of a DataFrame: one bar per row, one colour per column."""
+def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None, colours: dict | None = None):
+    """A (stacked) bar chart of a DataFrame: one bar per row, one colour per column (``colours`` maps a
+    column to its colour, e.g. :data:`OUTCOME_COLOURS`)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
-    table.plot.bar(stacked=stacked, ax=ax, rot=0)
+    colour = [colours.get(c, "#6b7280") for c in table.columns] if colours else None
+    table.plot.bar(stacked=stacked, ax=ax, rot=0, color=colour)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -115,23 +169,101 @@ def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, a
     return ax
 
 
-def latency_cdf(samples: dict, *, title: str, xlabel: str = "end-to-end latency (ms, log scale)", ax=None):
-    """Cumulative distributions of latencies in milliseconds, one line per labelled sample, on a log axis,
-    with each sample's p50 and p99 marked."""
+PERCENTILE_COLOURS = {50: "#2563eb", 95: "#d97706", 99: "#dc2626"}
+
+
+def latency_distribution(values_ms, *, title: str, xlabel: str = "latency (ms)", log: bool | None = None):
+    """A histogram and a cumulative distribution of latencies in milliseconds, side by side, with p50, p95 and
+    p99 marked and their values in the legend. ``log`` x axis by default when the values span over two decades.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fig = latency_distribution(pd.Series([1.0, 2.0, 3.0, 40.0]), title="demo")
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['latency (ms)', 'latency (ms)']
+    """
+    import numpy as np
+
+    values = np.sort(np.asarray(values_ms, dtype=float))
+    values = values[~np.isnan(values)]
+    positive = values[values > 0]
+    if log is None:
+        log = len(positive) > 1 and positive.max() / positive.min() > 100
+    fig, (hist, cdf) = plt.subplots(1, 2, figsize=(13, 4))
+    bins = np.geomspace(positive.min(), positive.max(), 50) if log else 50
+    hist.hist(positive if log else values, bins=bins, color="#93c5fd", edgecolor="#1e3a8a", linewidth=0.3)
+    hist.set_ylabel("count")
+    cdf.plot(values, np.arange(1, len(values) + 1) / len(values), color="#1e3a8a")
+    cdf.set_ylabel("fraction at or below")
+    cdf.set_ylim(0, 1.02)
+    for ax in (hist, cdf):
+        for q, colour in PERCENTILE_COLOURS.items():
+            value = float(np.percentile(values, q))
+            ax.axvline(value, color=colour, linestyle="--", linewidth=1, label=f"p{q} = {value:.3g} ms")
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    hist.set_title("histogram")
+    cdf.set_title(f"cumulative distribution (n = {len(values)})")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def cdf_by(frame, value: str, by: str, *, title: str, xlabel: str, scale: float = 1000.0, log: bool = True, ax=None):
+    """One cumulative-distribution curve per group of ``by`` (e.g. per service) of ``value`` × ``scale``
+    (seconds to milliseconds by default), the median of each group in its label."""
+    import numpy as np
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 4.5))
-    for label, values in samples.items():
-        values = sorted(float(v) for v in values)
-        n = len(values)
-        line, = ax.plot(values, [(i + 1) / n for i in range(n)], label=label)
-        for q, marker in ((0.5, "o"), (0.99, "^")):
-            ax.plot(values[min(n - 1, int(q * n))], q, marker=marker, color=line.get_color())
-    ax.set_xscale("log")
+        _, ax = plt.subplots(figsize=(9, 5))
+    for name, group in frame.groupby(by):
+        values = np.sort(group[value].dropna().to_numpy() * scale)
+        if len(values):
+            ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
+                    label=f"{name} (n = {len(values)}, p50 = {np.median(values):.3g})")
+    if log:
+        ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of orders (cumulative)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(title="o p50   ^ p99", fontsize=8)
+    ax.set_ylabel("fraction at or below")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def order_timeline(timeline, *, title: str, time_label: str = "", ax=None):
+    """One order's saga over time (a :func:`yafdp.trace.order_timeline`): a row per service, a bar for each
+    handler call (coloured by outcome) and a diamond for each event it published, named."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 4.5))
+    # Rows in saga order: services by when they first published, pure observers last.
+    publishers = timeline[timeline["what"] == "published"]["by"]
+    services = list(dict.fromkeys(list(publishers) + list(timeline["by"])))
+    row = {service: i for i, service in enumerate(services)}
+    start = timeline["at"].min()
+    handled = timeline[timeline["what"] == "delivered"]
+    for outcome, group in handled.groupby("outcome"):
+        for _, call in group.iterrows():
+            ax.broken_barh([((call["at"] - start) * 1000, max((call["until"] - call["at"]) * 1000, 1e-6))],
+                           (row[call["by"]] - 0.3, 0.6), color=OUTCOME_COLOURS.get(outcome, "#6b7280"))
+    published = timeline[timeline["what"] == "published"]
+    ax.scatter(published["t_ms"], [row[s] for s in published["by"]], marker="D", color="#1e3a8a", zorder=3)
+    for _, event in published.iterrows():
+        ax.annotate(event["event"], (event["t_ms"], row[event["by"]]), xytext=(4, 8), textcoords="offset points",
+                    fontsize=7, rotation=15)
+    ax.set_yticks(range(len(services)), services)
+    ax.invert_yaxis()
+    ax.set_xlabel("time since the order was placed (ms)" + (f" — {time_label}" if time_label else ""))
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=[Line2D([], [], marker="D", color="#1e3a8a", linestyle="", label="event published")]
+              + [Patch(color=c, label=f"handler call: {o.replace('_', ' ')}") for o, c in OUTCOME_COLOURS.items()
+                 if o in set(handled["outcome"])], fontsize=8, loc="lower right")
     return ax
 
 

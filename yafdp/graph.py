@@ -87,3 +87,23 @@ def _node_class(data: dict) -> str:
     if data["kind"] == "service":
         return "service"
     return "event" if data["event_kind"] == "happy" else "unhappy"
+
+
+def consequences(catalog: Catalog, event: str) -> set[tuple[str, str]]:
+    """The flow-graph edges an event sets in motion: its publication, the rules it and its descendants
+    trigger, the events those handlers may emit, and everyone who observes them (what to highlight on
+    :func:`flow_graph`).
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> edges = consequences(load_catalog(), "Restaurant_Rejected_Order")
+    >>> ("service:payment", "event:Payment_Refunded") in edges
+    True
+    """
+    causes = causal_graph(catalog)
+    reached = {event} | nx.descendants(causes, event)
+    edges = {(service_node(catalog.events[event].service), event_node(event))}
+    edges |= {(event_node(e), service_node(s.service)) for e in reached for s in catalog.consumers(e)}
+    edges |= {(service_node(catalog.events[b].service), event_node(b)) for a, b in causes.edges if a in reached}
+    return edges

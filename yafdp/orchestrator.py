@@ -97,7 +97,7 @@ class LocalOrchestrator(LocalBus):
             "transitions_throttle_delay_s": round(self._transitions.delay, 3) if self._transitions else 0.0,
         }
 
-    def _route(self, envelope: dict, published_vt: float, rules=None) -> None:
+    def _route(self, envelope: dict, published_vt: float, again: bool = False, only=None) -> None:
         # No rules here: the start event starts an execution; every other event is a Task's output.
         if envelope["detail-type"] == self.catalog.bus.start_event:
             self._start_execution(envelope, published_vt)
@@ -157,8 +157,8 @@ class LocalOrchestrator(LocalBus):
                                 f"{type(exc).__name__}: {exc}"))
             self.schedule(end, partial(self._caught, thread, name, data, lambda_error(exc)))
             return
-        self._apply_writes(service, uow.writes)
-        self.db.execute("INSERT OR IGNORE INTO processed (rule, event_id) VALUES (?, ?)", (rule, event_id))
+        self.writer.put_state(service, uow.writes)
+        self.writer.processed.add((rule, event_id))
         self._published.clear()
         self._publish(prepared, at=end)
         published = list(self._published)

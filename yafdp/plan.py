@@ -169,3 +169,55 @@ def _service_plan(plan: DeploymentPlan, service) -> ServicePlan:
         max_receive_count=5, visibility_timeout_seconds=30, table=name, function=name, role=f"{name}-role",
         may_emit=may_emit, policy={"Version": "2012-10-17", "Statement": statements},
     )
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing the plan creates: its kind, name, owning service ('' for shared ones) and definition."""
+
+    kind: str
+    name: str
+    service: str
+    definition: dict
+
+
+def plan_resources(plan: DeploymentPlan) -> list[Resource]:
+    """Every resource of the plan, one entry each, with what defines it (as AWS would be told it).
+
+    Two plans can be compared resource by resource; that is how adding a service is shown to change
+    nothing that exists.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> kinds = {r.kind for r in plan_resources(build_plan(load_catalog()))}
+    >>> sorted(kinds)
+    ['archive', 'dead-letter queue', 'event bus', 'function', 'queue', 'role', 'rule', 'table', 'target']
+    """
+    found = [
+        Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags}),
+        Resource("archive", plan.archive, "", {"EventSourceArn": plan.bus_arn(),
+                                               "RetentionDays": plan.archive_retention_days}),
+    ]
+    for rule in plan.rules:
+        target = rule.target
+        found += [
+            Resource("rule", rule.name, rule.service, {"EventBusName": plan.bus, "EventPattern": rule.pattern}),
+            Resource("target", f"{rule.name}/{target.id}", rule.service, {
+                "Arn": plan.queue_arn(target.queue), "Handler": target.handler,
+                "RetryPolicy": target.retry_policy.to_aws(),
+                "DeadLetterConfig": {"Arn": plan.queue_arn(target.dead_letter_queue)}}),
+            Resource("dead-letter queue", target.dead_letter_queue, rule.service, {"for": f"rule {rule.name}"}),
+        ]
+    for service in plan.services:
+        found += [
+            Resource("queue", service.queue, service.name, {
+                "VisibilityTimeout": service.visibility_timeout_seconds,
+                "RedrivePolicy": {"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
+                                  "maxReceiveCount": service.max_receive_count}}),
+            Resource("dead-letter queue", service.queue_dead_letter_queue, service.name, {"for": f"queue {service.queue}"}),
+            Resource("function", service.function, service.name, {"Role": service.role, "Source": service.source}),
+            Resource("table", service.table, service.name, {}),
+            Resource("role", service.role, service.name, {"Policy": service.policy}),
+        ]
+    return found

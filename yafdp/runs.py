@@ -27,6 +27,10 @@ STYLES = ("choreography", "orchestration")
 WORKFLOWS = ("standard", "express")
 
 
+class BackendUnavailableError(NotImplementedError):
+    """A run asked for a backend that this code cannot run step by step (only ``local`` can, so far)."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     orders: int = 20
@@ -38,6 +42,7 @@ class RunOptions:
     arrival_rate: float = 50.0
     catalog_dir: Path | None = None
     exclude_services: tuple[str, ...] = ()  # e.g. ("loyalty",): the platform before that service existed
+    orders_file: Path | None = None  # a JSON list of order requests to place instead of generated ones
     backend: str = "local"
     latency_model: str = "none"  # "none": measured wall-clock; else a profile in data/latency/ (or a file)
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
@@ -74,6 +79,11 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
 def start_saga(options: RunOptions) -> LocalBus:
     """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
     inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
+    if options.backend != "local":
+        # The one place the notebooks' `backend` parameter is refused until the moto/aws runners are wired in.
+        raise BackendUnavailableError(
+            f"backend {options.backend!r} cannot run here yet: start_saga and run_saga run backend='local' only; "
+            "set the notebook's parameter backend = \"local\" (or leave it out)")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     db_path = out / "run.db"
@@ -84,9 +94,31 @@ def start_saga(options: RunOptions) -> LocalBus:
     bus = open_bus(options, db)
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
-    for planned in generate_orders(options.orders, options.seed, bus.world, options.rates, options.arrival_rate):
-        bus.schedule(planned.at, _placing(bus, planned.request))
+    bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
+    if options.orders_file is not None:
+        requests = load_order_requests(Path(options.orders_file))
+        arrivals = [((n + 1) / options.arrival_rate, request) for n, request in enumerate(requests)]
+    else:
+        planned = generate_orders(options.orders, options.seed, bus.world, options.rates, options.arrival_rate)
+        arrivals = [(p.at, p.request) for p in planned]
+    for at, request in arrivals:
+        bus.schedule(at, _placing(bus, request))
     return bus
+
+
+def load_order_requests(path: Path) -> list:
+    """Order requests from a JSON file (a list of objects, as a client would send them to ``place_order``).
+
+    Each request is validated when it is placed, so one bad order is refused on its own, naming its field."""
+    try:
+        requests = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read orders file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}") from None
+    if not isinstance(requests, list):
+        raise ValueError(f"{path}: must hold a JSON list of order requests, not a {type(requests).__name__}")
+    return requests
 
 
 def resume_saga(out: Path, progress: Callable | None = None) -> dict:
@@ -98,6 +130,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         raise FileNotFoundError(f"no run database at {db_path}")
     db = store.connect(db_path)
     info = store.get_info(db)
+    if not info:
+        raise ValueError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
     if info.get("style", "choreography") != "choreography":
         raise ValueError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
     if info.get("store") != "file":
@@ -147,6 +181,7 @@ def describe(options: RunOptions) -> dict:
         "style": options.style, "workflow": options.workflow if options.style == "orchestration" else None,
         "catalog_dir": str(options.catalog_dir) if options.catalog_dir else None,
         "exclude_services": list(options.exclude_services),
+        "orders_file": str(options.orders_file) if options.orders_file else None,
     }
 
 
@@ -156,24 +191,27 @@ def _times(options: RunOptions) -> str:
     return f"simulated seconds on a virtual clock, latency model {options.latency_model!r}"
 
 
-def _placing(bus: LocalBus, request: dict) -> Callable[[], None]:
+def _placing(bus: LocalBus, request) -> Callable[[], None]:
     def place() -> None:
         try:
             bus.call("order", "place_order", request)
         except (OrderRejectedError, PublishError) as exc:
-            field_name = getattr(exc, "field", "(event)")
+            order_id = request.get("order_id") if isinstance(request, dict) else None
             bus.db.execute("INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)",
-                           (request.get("order_id") if isinstance(request, dict) else None, field_name, str(exc), bus._now()))
+                           (order_id if isinstance(order_id, str) else None, getattr(exc, "field", "(event)"),
+                            str(exc), bus.timing.now(bus.vt)))
     return place
 
 
 def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dict:
     """Write ``summary.json`` (and ``run.db`` for the memory store) and return the summary."""
+    out = Path(out)
     db = bus.db
+    bus.commit()
     summary = summarize(db)
     summary.update(describe(options), wall_seconds=round(seconds, 3),
                    deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None,
-                   state_writes=bus.stats.state_writes)
+                   state_writes=bus.writer.writes)
     if getattr(bus.timing, "simulated", False):
         summary["simulation"] = {**bus.timing.report(), "virtual_seconds": round(bus.vt, 3)}
     if hasattr(bus, "report"):  # the orchestrator's executions and state transitions
@@ -197,6 +235,8 @@ def summarize(db) -> dict:
         "orders": {
             "placed": placed,
             "refused": db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0],
+            "refusals": [{"order_id": o, "field": f, "problem": p} for o, f, p in
+                         db.execute("SELECT order_id, field, problem FROM refusals ORDER BY rowid LIMIT 20")],
             "by_status": statuses,
             "not_terminal": placed - statuses.get("DELIVERY_SCHEDULED", 0) - statuses.get("CANCELLED", 0),
         },

@@ -135,18 +135,135 @@ def get_info(db: sqlite3.Connection) -> dict:
 
 
 class ServiceState:
-    """One service's items in the run database: what :class:`~yafdp.unit_of_work.UnitOfWork` reads."""
+    """One service's items in the run database: what :class:`~yafdp.unit_of_work.UnitOfWork` reads.
 
-    __slots__ = ("db", "service")
+    Items are shared, not copied: handlers treat them as read-only and ``put`` new dicts.
+    """
 
-    def __init__(self, db: sqlite3.Connection, service: str):
-        self.db, self.service = db, service
+    __slots__ = ("writer", "service")
+
+    def __init__(self, writer: "RunWriter", service: str):
+        self.writer, self.service = writer, service
 
     def get(self, kind: str, key: str) -> dict | None:
+        return self.writer.get_state(self.service, kind, key)
+
+
+_INSERT_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, replay_name)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
+                       " exhausted_retry_condition, retry_attempts, dead_lettered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class RunWriter:
+    """The bus's writes to the run database, buffered and flushed in the open transaction just before it commits.
+
+    Within a transaction the buffer *is* the newest state: reads look here first (a saga touches the same
+    order's items again and again within moments, so most reads never reach SQLite), and a queued delivery
+    that finishes before the flush never touches the ``pending`` table at all. Crash safety is unchanged: the
+    buffer is flushed inside the transaction it belongs to, so a crash loses both together.
+    """
+
+    def __init__(self, db: sqlite3.Connection, durable: bool):
+        self.db, self.durable = db, durable
+        # Durable runs keep only what the open transaction wrote; in-memory runs keep every item here (their
+        # database is in RAM anyway), so a handler never waits for SQLite to learn an item does not exist.
+        self.state: dict[tuple[str, str, str], dict] = {}
+        self.dirty: set[tuple[str, str, str]] = set()
+        self.all_in_memory = not durable and db.execute("SELECT COUNT(*) FROM state").fetchone()[0] == 0
+        self.processed: set[tuple[str, str]] = set()
+        self.writes = 0  # items handlers wrote, for the cost model's database writes
+        self.events: dict[str, tuple] = {}
+        self.deliveries: list[tuple] = []
+        self.dead_letters: list[tuple] = []
+        self.pending_new: dict[int, list] = {}
+        self.pending_changed: dict[int, tuple] = {}
+        self.pending_done: set[int] = set()
+        self.next_pending = (db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]) if durable else 0
+
+    def get_state(self, service: str, kind: str, key: str) -> dict | None:
+        item = self.state.get((service, kind, key))
+        if item is not None or self.all_in_memory:
+            return item
         row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
-                              (self.service, kind, key)).fetchone()
+                              (service, kind, key)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def items(self, kind: str) -> dict[str, dict]:
-        rows = self.db.execute("SELECT key, item FROM state WHERE service = ? AND kind = ?", (self.service, kind))
-        return {key: json.loads(item) for key, item in rows}
+    def put_state(self, service: str, writes: dict) -> None:
+        self.writes += len(writes)
+        for (kind, key), item in writes.items():
+            self.state[(service, kind, key)] = item
+            self.dirty.add((service, kind, key))
+
+    def is_processed(self, rule: str, event_id: str) -> bool:
+        if (rule, event_id) in self.processed:
+            return True
+        return self.db.execute("SELECT 1 FROM processed WHERE rule = ? AND event_id = ?", (rule, event_id)).fetchone() is not None
+
+    def add_event(self, row: tuple) -> None:
+        self.events[row[0]] = row
+
+    def event(self, event_id: str) -> tuple | None:
+        """``(source, detail_type, detail_json, published_at)`` of an event, buffered or stored."""
+        row = self.events.get(event_id)
+        if row is not None:
+            return row[3], row[2], row[5], row[4]
+        return self.db.execute("SELECT source, detail_type, detail, published_at FROM events WHERE event_id = ?",
+                               (event_id,)).fetchone()
+
+    def add_pending(self, event_id: str, rule: str, attempt: int, due: float, published: float, fault: str) -> int:
+        self.next_pending += 1
+        if self.durable:
+            self.pending_new[self.next_pending] = [event_id, rule, attempt, due, published, fault]
+        return self.next_pending
+
+    def retry_pending(self, pending_id: int, attempt: int, due: float) -> None:
+        if not self.durable:
+            return
+        new = self.pending_new.get(pending_id)
+        if new is not None:
+            new[2], new[3] = attempt, due
+        else:
+            self.pending_changed[pending_id] = (attempt, due)
+
+    def remove_pending(self, pending_id: int) -> None:
+        if self.durable and self.pending_new.pop(pending_id, None) is None:
+            self.pending_changed.pop(pending_id, None)
+            self.pending_done.add(pending_id)
+
+    def flush(self) -> None:
+        """Write everything buffered into the open transaction (call just before COMMIT)."""
+        db = self.db
+        if self.dirty:
+            state = self.state
+            db.executemany(_UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
+            self.dirty.clear()
+            if not self.all_in_memory:
+                state.clear()
+        if self.processed:
+            db.executemany("INSERT INTO processed (rule, event_id) VALUES (?, ?)", self.processed)
+            self.processed.clear()
+        if self.events:
+            db.executemany(_INSERT_EVENT, self.events.values())
+            self.events.clear()
+        if self.deliveries:
+            db.executemany(_INSERT_DELIVERY, self.deliveries)
+            self.deliveries.clear()
+        if self.dead_letters:
+            db.executemany(_INSERT_DEAD_LETTER, self.dead_letters)
+            self.dead_letters.clear()
+        if self.pending_new:
+            db.executemany("INSERT INTO pending (id, event_id, rule, attempt, due, published, fault) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(i, *row) for i, row in self.pending_new.items()])
+            self.pending_new.clear()
+        if self.pending_changed:
+            db.executemany("UPDATE pending SET attempt = ?, due = ? WHERE id = ?",
+                           [(a, d, i) for i, (a, d) in self.pending_changed.items()])
+            self.pending_changed.clear()
+        if self.pending_done:
+            db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in self.pending_done])
+            self.pending_done.clear()

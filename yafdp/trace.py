@@ -5,6 +5,7 @@ Reads any ``run.db`` (every backend writes the same schema). Not part of the run
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 from yafdp import store
 
 TERMINAL_EVENTS = ("Delivery_Scheduled", "Payment_Failed", "Payment_Refunded")
+OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
 
 
 @dataclass
@@ -49,7 +51,7 @@ def load_run(path: str | Path) -> Run:
     >>> from yafdp.runs import RunOptions, run_saga
     >>> out = Path(tempfile.mkdtemp())
     >>> _ = run_saga(RunOptions(orders=3, seed=1, out=out))
-    >>> load_run(out).orders["status"].isin(["DELIVERY_SCHEDULED", "CANCELLED"]).all()
+    >>> bool(load_run(out).orders["status"].isin(["DELIVERY_SCHEDULED", "CANCELLED"]).all())
     True
     """
     path = Path(path)
@@ -97,8 +99,19 @@ def end_to_end(run: Run) -> pd.DataFrame:
 
 def processing_time(run: Run) -> pd.DataFrame:
     """Handler time per service (successful deliveries): count and p50/p95/p99/max in milliseconds."""
-    hops = hop_latency(run)
-    table = hops.groupby("service")["processing_s"].apply(lambda s: percentiles(s * 1000)).unstack()
+    return percentiles_ms(hop_latency(run), "processing_s", by="service")
+
+
+def percentiles_ms(frame: pd.DataFrame, column: str, by: str) -> pd.DataFrame:
+    """``count`` and p50/p95/p99/max of a column in seconds, in milliseconds, one row per group of ``by``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"service": ["a", "a", "b"], "latency_s": [0.001, 0.003, 0.002]})
+    >>> float(percentiles_ms(frame, "latency_s", by="service").loc["b", "p50_ms"])
+    2.0
+    """
+    table = frame.groupby(by)[column].apply(lambda s: percentiles(s * 1000)).unstack()
     table["count"] = table["count"].astype(int)
     return table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"})
 
@@ -154,3 +167,59 @@ def observed_edges(run: Run) -> dict[tuple[str, str], int]:
     for (detail_type, service), n in ok.groupby(["detail_type", "service"]).size().items():
         counts[(f"event:{detail_type}", f"service:{service}")] = int(n)
     return counts
+
+
+def order_outcomes(run: Run, expected: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per order: its status, amount, what was charged and refunded, loyalty points, events published;
+    with ``expected`` (order id → what the workload meant it to end as) also whether it ended so."""
+    table = run.orders.set_index("order_id")[["status", "amount"]].copy()
+    money = run.payments.pivot_table(index="order_id", columns="kind", values="amount", aggfunc="sum")
+    for kind, column in (("charge", "charged"), ("refund", "refunded")):
+        table[column] = money[kind].reindex(table.index).fillna(0.0) if kind in money else 0.0
+    table["loyalty_points"] = run.loyalty.groupby("order_id")["points"].sum().reindex(table.index).fillna(0).astype(int)
+    table["events"] = run.events.groupby("order_id").size().reindex(table.index).fillna(0).astype(int)
+    if expected is not None:
+        table["expected"] = pd.Series(expected).reindex(table.index)
+        table["as_expected"] = table["expected"].str.split(":").str[0] == table["status"]
+    return table
+
+
+def service_items(run: Run, service: str, kind: str) -> pd.DataFrame:
+    """A service's own stored items of one kind (e.g. Loyalty's ``order`` records), one row per item."""
+    with store.open_run(run.path) as db:
+        rows = db.execute("SELECT key, item FROM state WHERE service = ? AND kind = ? ORDER BY key", (service, kind))
+        items = {key: json.loads(item) for key, item in rows}
+    return pd.DataFrame.from_dict(items, orient="index").rename_axis("key")
+
+
+def deliveries_per_rule(run: Run) -> pd.DataFrame:
+    """Successful deliveries per rule (rows, every rule of the run, those that received nothing included)
+    and event (columns)."""
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"]
+    table = pd.crosstab(ok["rule"], ok["detail_type"])
+    in_publication_order = [e for e in run.events["detail_type"].unique() if e in table.columns]
+    table = table.reindex(index=list(run.info.get("rules", table.index)), columns=in_publication_order, fill_value=0)
+    table.columns.name, table.index.name = "event", "rule"
+    return table
+
+
+DEAD_LETTER_ATTRIBUTES = {"rule_arn": "RULE_ARN", "target_arn": "TARGET_ARN", "error_code": "ERROR_CODE",
+                          "error_message": "ERROR_MESSAGE", "exhausted_retry_condition": "EXHAUSTED_RETRY_CONDITION",
+                          "retry_attempts": "RETRY_ATTEMPTS"}
+
+
+def dead_letter_messages(run: Run, include_redriven: bool = False) -> pd.DataFrame:
+    """The dead-letter queues' messages: the event, and the attributes EventBridge attaches to say why it
+    gave up (``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``,
+    ``RETRY_ATTEMPTS``). Redriven messages are left out unless asked for."""
+    letters = run.dead_letters
+    if not include_redriven:
+        letters = letters[letters["redriven_at"].isna()]
+    table = letters[["event_id", "detail_type", "order_id", "rule", *DEAD_LETTER_ATTRIBUTES]]
+    return table.rename(columns=DEAD_LETTER_ATTRIBUTES).reset_index(drop=True)
+
+
+def delivery_outcomes(run: Run) -> pd.DataFrame:
+    """Delivery attempts per target service (rows) by outcome (columns, always all of :data:`OUTCOMES`)."""
+    table = pd.crosstab(run.deliveries["service"], run.deliveries["outcome"])
+    return table.reindex(columns=list(OUTCOMES), fill_value=0).rename_axis(columns="outcome")

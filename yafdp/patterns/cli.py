@@ -37,8 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         epilog=_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pattern", required=True, metavar="PATTERN", help="the event pattern (JSON or @FILE)")
-    parser.add_argument("--event", required=True, metavar="EVENT", help="the event (JSON or @FILE)")
+    parser.add_argument("--pattern", required=True, help="the event pattern (JSON or @FILE)")
+    parser.add_argument("--event", required=True, help="the event (JSON or @FILE)")
     parser.set_defaults(run=run)
 
 

@@ -63,18 +63,14 @@ def expand(pattern: Any) -> list[Branch]:
     [['source', 'x'], ['source', 'y']]
     """
     try:
-        branches = _Expander(or_operator=True).run(pattern)
-    except PatternError:
+        return _Expander(or_operator=True).run(pattern)
+    except PatternError as error:
         if not _mentions_or(pattern):
             raise
         try:
-            branches = _Expander(or_operator=False).run(pattern)
+            return _Expander(or_operator=False).run(pattern)
         except PatternError:
-            pass
-        else:
-            return branches
-        raise
-    return branches
+            raise error from None
 
 
 def _compact_json(value: Any) -> str:
@@ -318,7 +314,8 @@ class _Expander:
                 raise PatternError(f"Unsupported anything-but pattern: {name}")
         if not (isinstance(value, (list, str)) or op.is_number(value)) or is_object(value):
             raise PatternError("Value of anything-but must be an array or single string/number value.")
-        alt = self.anything_but_values(kind, value if isinstance(value, list) else [value], isinstance(value, list))
+        is_list = isinstance(value, list)
+        alt = self.anything_but_values(kind, value if is_list else [value], is_list)
         if inner_size > 1:
             raise PatternError(_TOO_MANY_ELEMENTS)
         return alt
@@ -345,7 +342,8 @@ class _Expander:
             if not isinstance(item, str):
                 if kind == op.ANYTHING_BUT_IGNORE_CASE:
                     raise PatternError(
-                        "Inside anything-but/equals-ignore-case list, number|start|null|boolean is not supported."
+                        "Inside anything-but/equals-ignore-case list, "
+                        "number|start|null|boolean is not supported."
                     )
                 if kind == op.ANYTHING_BUT_WILDCARD:
                     raise PatternError("wildcard match pattern must be a string")

@@ -33,57 +33,55 @@ def path_prefixes(paths: Iterable[str]) -> set[str]:
     return prefixes
 
 
-def flatten(event: dict, prefixes: set[str] | frozenset[str]) -> tuple[Leaves, bool]:
-    """The leaf values under each wanted path, and whether any wanted object sits inside an array.
+def flatten(event: dict, prefixes: set[str] | frozenset[str]) -> tuple[Leaves, set[str]]:
+    """The leaf values under each wanted path, and the paths with leaves inside objects in arrays.
 
-    When the flag is true, matching must also call :func:`flatten_members` to keep two fields
-    of one pattern from being satisfied by different elements of the same array.
+    A pattern with two or more fields among those paths must be matched with
+    :func:`flatten_members`, so that different elements of one array do not combine.
 
     Examples
     --------
     >>> flatten({"detail": {"state": "on", "tags": ["a", "b"]}, "id": "1"},
     ...         {"detail", "detail.state", "detail.tags"})
-    ({'detail.state': ['on'], 'detail.tags': ['a', 'b']}, False)
+    ({'detail.state': ['on'], 'detail.tags': ['a', 'b']}, set())
+    >>> flatten({"items": [{"sku": "A"}]}, {"items", "items.sku"})
+    ({'items.sku': ['A']}, {'items.sku'})
     """
     leaves: Leaves = {}
-    objects_in_arrays = False
+    array_paths: set[str] = set()
 
-    def walk(node: dict, base: str) -> None:
-        nonlocal objects_in_arrays
+    def add(path: str, value: Any, in_array: bool) -> None:
+        found = leaves.get(path)
+        if found is None:
+            leaves[path] = [value]
+        else:
+            found.append(value)
+        if in_array:
+            array_paths.add(path)
+
+    def walk(node: dict, base: str, in_array: bool) -> None:
         for key, value in node.items():
             path = base + (key if type(key) is str else str(key))
             if path not in prefixes:
                 continue
             if isinstance(value, dict):
-                walk(value, path + ".")
+                walk(value, path + ".", in_array)
             elif isinstance(value, list):
-                if walk_array(value, path):
-                    objects_in_arrays = True
+                walk_array(value, path, in_array)
             else:
-                found = leaves.get(path)
-                if found is None:
-                    leaves[path] = [value]
-                else:
-                    found.append(value)
+                add(path, value, in_array)
 
-    def walk_array(items: list, path: str) -> bool:
-        has_objects = False
+    def walk_array(items: list, path: str, in_array: bool) -> None:
         for item in items:
             if isinstance(item, dict):
-                has_objects = True
-                walk(item, path + ".")
+                walk(item, path + ".", True)
             elif isinstance(item, list):
-                has_objects = walk_array(item, path) or has_objects
+                walk_array(item, path, in_array)
             else:
-                found = leaves.get(path)
-                if found is None:
-                    leaves[path] = [item]
-                else:
-                    found.append(item)
-        return has_objects
+                add(path, item, in_array)
 
-    walk(event, "")
-    return leaves, objects_in_arrays
+    walk(event, "", False)
+    return leaves, array_paths
 
 
 def flatten_members(event: dict, prefixes: set[str] | frozenset[str]) -> Members:

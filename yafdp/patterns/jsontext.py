@@ -187,7 +187,8 @@ class _Reader:
     def _number_error(self, pos: int, expectation: str):
         if pos >= len(self.text):
             self.fail(f"Unexpected end-of-input in a Number value: {expectation}", pos)
-        self.fail(f"Unexpected character ({_char_desc(self.text[pos])}) in numeric value: {expectation}", pos + 1)
+        found = _char_desc(self.text[pos])
+        self.fail(f"Unexpected character ({found}) in numeric value: {expectation}", pos + 1)
 
     def read_string(self) -> str:
         text = self.text
@@ -215,7 +216,9 @@ class _Reader:
                     digits = text[pos + 1 : pos + 5]
                     for index, digit in enumerate(digits):
                         if digit not in "0123456789abcdefABCDEF":
-                            self.unexpected(pos + 1 + index, "expected a hex-digit for character escape sequence")
+                            self.unexpected(
+                                pos + 1 + index, "expected a hex-digit for character escape sequence"
+                            )
                     if len(digits) < 4:
                         self.fail("Unexpected end-of-input in character escape sequence", len(text))
                     parts.append(chr(int(digits, 16)))

@@ -124,7 +124,7 @@ def _case_variants_regex(text: str) -> str:
     parts = []
     for char in text:
         variants = sorted({char, char.lower(), char.upper()})
-        parts.append("(?:" + "|".join(re.escape(v) for v in variants) + ")" if len(variants) > 1 else re.escape(char))
+        parts.append("(?:" + "|".join(re.escape(variant) for variant in variants) + ")")
     return "".join(parts)
 
 
@@ -204,7 +204,9 @@ def _alternative_test(alt: Alt) -> Test:
     if kind == ANYTHING_BUT_SUFFIX:
         return lambda v: not (type(v) is str and v.endswith(arg))
     if kind == ANYTHING_BUT_IGNORE_CASE:
-        return _negated(_any_of([ignore_case_test(text, "equals") for text in arg]) if arg else (lambda v: False))
+        if not arg:
+            return _always
+        return _negated(_any_of([ignore_case_test(text, "equals") for text in arg]))
     if kind == ANYTHING_BUT_WILDCARD:
         matchers = [wildcard_matcher(text) for text in arg]
         return lambda v: not (type(v) is str and any(m(v) for m in matchers))

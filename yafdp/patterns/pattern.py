@@ -75,6 +75,17 @@ def branch_matches(fields: tuple[Field, ...], leaves: Leaves) -> bool:
     return True
 
 
+def needs_members(fields: tuple[Field, ...], array_paths: set[str]) -> bool:
+    """Whether two fields of a branch read leaves inside objects in arrays, so elements must agree."""
+    inside = 0
+    for path, _test, _absent_ok in fields:
+        if path in array_paths:
+            inside += 1
+            if inside == 2:
+                return True
+    return False
+
+
 def _join(held: dict[int, int], membership: tuple[tuple[int, int], ...]) -> dict[int, int] | None:
     joined = held
     for array_id, index in membership:
@@ -152,17 +163,21 @@ class Pattern:
 
         Examples
         --------
-        >>> compile_pattern({"detail": {"ip": [{"cidr": "10.0.0.0/24"}]}}).matches({"detail": {"ip": "10.0.0.7"}})
+        >>> pattern = compile_pattern({"detail": {"ip": [{"cidr": "10.0.0.0/24"}]}})
+        >>> pattern.matches({"detail": {"ip": "10.0.0.7"}})
         True
         """
         if not isinstance(event, dict):
             raise TypeError(f"an event is a JSON object (a dict), not {type(event).__name__}")
-        leaves, objects_in_arrays = flatten(event, self.prefixes)
-        if objects_in_arrays:
-            members = flatten_members(event, self.prefixes)
-            return any(branch_matches_members(fields, members) for fields in self.fields)
+        leaves, array_paths = flatten(event, self.prefixes)
+        members = None
         for fields in self.fields:
-            if branch_matches(fields, leaves):
+            if array_paths and needs_members(fields, array_paths):
+                if members is None:
+                    members = flatten_members(event, self.prefixes)
+                if branch_matches_members(fields, members):
+                    return True
+            elif branch_matches(fields, leaves):
                 return True
         return False
 

@@ -17,7 +17,14 @@ from typing import Any, NamedTuple
 from yafdp.patterns import operators as op
 from yafdp.patterns.compile import Branch
 from yafdp.patterns.flatten import flatten, flatten_members
-from yafdp.patterns.pattern import Field, Pattern, branch_matches, branch_matches_members, compile_pattern
+from yafdp.patterns.pattern import (
+    Field,
+    Pattern,
+    branch_matches,
+    branch_matches_members,
+    compile_pattern,
+    needs_members,
+)
 
 _PREFERRED_ANCHORS = {"detail-type": 2, "source": 1}
 _LOOKUP_KINDS = frozenset({op.EXACT, op.PREFIX, op.SUFFIX})
@@ -156,7 +163,7 @@ class RuleSet:
         """
         if not isinstance(event, dict):
             raise TypeError(f"an event is a JSON object (a dict), not {type(event).__name__}")
-        leaves, objects_in_arrays = flatten(event, self._paths)
+        leaves, array_paths = flatten(event, self._paths)
         candidates = set(self._unanchored)
         for path, table in self._exact.items():
             values = leaves.get(path)
@@ -188,12 +195,14 @@ class RuleSet:
                 candidates.update(branch_ids)
 
         matched: dict[str, int] = {}
-        members = flatten_members(event, self._paths) if objects_in_arrays and candidates else None
+        members = None
         for branch_id in candidates:
             branch = self._branches[branch_id]
             if branch.rule in matched:
                 continue
-            if members is not None:
+            if array_paths and needs_members(branch.fields, array_paths):
+                if members is None:
+                    members = flatten_members(event, self._paths)
                 hit = branch_matches_members(branch.fields, members)
             else:
                 hit = branch_matches(branch.fields, leaves)

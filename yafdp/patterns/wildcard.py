@@ -29,10 +29,10 @@ def wildcard_tokens(text: str) -> list[int]:
     --------
     >>> wildcard_tokens("a*") == [ord('"'), ord("a"), STAR, ord('"')]
     True
-    >>> wildcard_tokens("a**")
+    >>> wildcard_tokens("a**")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    yafdp.patterns.errors.PatternError: Event pattern is not valid. Reason: Consecutive wildcard characters at pos 2
+    yafdp.patterns.errors.PatternError: Event pattern is not valid. Reason: Consecutive wildcard ...
     """
     raw = ('"' + text + '"').encode("utf-8")
     tokens: list[int] = []

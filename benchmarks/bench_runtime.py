@@ -1,0 +1,117 @@
+"""How fast the local backend runs the whole saga, next to the floor of what Python can do.
+
+Runs 20,000 orders (default) through the local bus with the memory store and with the file store, and a bare
+in-process dispatch loop doing the same hand-offs (the same events to the same handlers' queues, in the same
+numbers) with no pattern matching, tracing, validation or state. Prints deliveries per second and peak memory
+for each: the child process's peak resident set size, and how much it grew during the run (tracemalloc
+would slow Python down several times, so it is not used). Each case runs in a fresh child process.
+
+    python benchmarks/bench_runtime.py [--orders 20000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import resource
+from pathlib import Path
+
+TARGETS = {"memory": 30_000, "file": 10_000}
+
+
+def run_saga_case(store: str, orders: int, seed: int) -> dict:
+    from yafdp.runs import RunOptions, run_saga
+
+    with tempfile.TemporaryDirectory() as out:
+        before = _peak_rss_mib()
+        started = time.perf_counter()
+        summary = run_saga(RunOptions(orders=orders, seed=seed, out=Path(out), store=store))
+        seconds = time.perf_counter() - started
+    deliveries = summary["deliveries"]["total"]
+    return {"case": f"saga, {store} store", "deliveries": deliveries, "seconds": seconds,
+            "deliveries_per_second": deliveries / seconds, "peak_mib": _peak_rss_mib(),
+            "grew_mib": _peak_rss_mib() - before,
+            "orders_terminal": summary["orders"]["placed"] - summary["orders"]["not_terminal"]}
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def bare_loop_case(orders: int, seed: int) -> dict:
+    """The same hand-offs as the saga (event → each subscribed handler), as plain function calls on a deque."""
+    from yafdp.catalog import load_catalog
+    from yafdp.marketplace import load_marketplace
+    from yafdp.workload import generate_orders
+
+    catalog = load_catalog()
+    consumers = {name: [s.service for s in catalog.consumers(name)] for name in catalog.events}
+    planned = generate_orders(orders, seed, load_marketplace())
+    # What each handler emits next, decided up front from the order's expected outcome (no state, no logic).
+    paths = {
+        "DELIVERY_SCHEDULED": {"Order_Initiated": ["Payment_Success"], "Payment_Success": ["Restaurant_Confirmed_Order"],
+                               "Restaurant_Confirmed_Order": ["Delivery_Scheduled", "Loyalty_Points_Added"]},
+        "CANCELLED: payment declined": {"Order_Initiated": ["Payment_Failed"]},
+        "CANCELLED: restaurant rejected": {"Order_Initiated": ["Payment_Success"], "Payment_Success": ["Restaurant_Rejected_Order"],
+                                           "Restaurant_Rejected_Order": ["Payment_Refunded"]},
+        "CANCELLED: no courier": {"Order_Initiated": ["Payment_Success"], "Payment_Success": ["Restaurant_Confirmed_Order"],
+                                  "Restaurant_Confirmed_Order": ["Delivery_Failed", "Loyalty_Points_Added"],
+                                  "Delivery_Failed": ["Payment_Refunded", "Restaurant_Cancelled_Order", "Loyalty_Points_Reverted"]},
+    }
+    producers = {name: ev.service for name, ev in catalog.events.items()}
+    before = _peak_rss_mib()
+    started = time.perf_counter()
+    queue, delivered = collections.deque(), 0
+    for order in planned:
+        path = paths[order.expected]
+        queue.extend((c, "Order_Initiated", path) for c in consumers["Order_Initiated"])
+        while queue:
+            service, event, path = queue.popleft()
+            delivered += 1
+            for emitted in path.get(event, ()):
+                if producers[emitted] == service:
+                    queue.extend((c, emitted, path) for c in consumers[emitted])
+    seconds = time.perf_counter() - started
+    return {"case": "bare dispatch loop (floor)", "deliveries": delivered, "seconds": seconds,
+            "deliveries_per_second": delivered / seconds, "peak_mib": _peak_rss_mib(),
+            "grew_mib": _peak_rss_mib() - before, "orders_terminal": orders}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--case", choices=["memory", "file", "bare"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:  # child process: one case, JSON on stdout
+        result = bare_loop_case(args.orders, args.seed) if args.case == "bare" else run_saga_case(args.case, args.orders, args.seed)
+        print(json.dumps(result))
+        return 0
+
+    results = []
+    for case in ("memory", "file", "bare"):
+        child = subprocess.run([sys.executable, __file__, "--orders", str(args.orders), "--seed", str(args.seed),
+                                "--case", case], capture_output=True, text=True, check=True)
+        results.append(json.loads(child.stdout))
+    floor = results[-1]["deliveries_per_second"]
+    print(f"Saga runtime, {args.orders:,} orders (seed {args.seed}), Python {sys.version.split()[0]}")
+    print(f"{'case':28} {'deliveries':>10} {'seconds':>8} {'deliveries/s':>13} {'vs floor':>9} {'peak RSS MiB':>13} {'grew MiB':>9}")
+    for r in results:
+        print(f"{r['case']:28} {r['deliveries']:>10,} {r['seconds']:>8.2f} {r['deliveries_per_second']:>13,.0f} "
+              f"{r['deliveries_per_second'] / floor:>8.1%} {r['peak_mib']:>13.1f} {r['grew_mib']:>9.1f}")
+    failed = False
+    for store, target in TARGETS.items():
+        rate = next(r for r in results if r["case"] == f"saga, {store} store")["deliveries_per_second"]
+        verdict = "meets" if rate >= target else "MISSES"
+        failed |= rate < target
+        print(f"{store} store: {rate:,.0f} deliveries/s {verdict} the target of {target:,}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

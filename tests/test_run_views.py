@@ -1,0 +1,136 @@
+"""What the notebooks show of a plan and a run: the tables, the trace views, the figures, the failure paths."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from yafdp import figures, tables, trace
+from yafdp.catalog import load_catalog
+from yafdp.check import check_run
+from yafdp.faults import Faults
+from yafdp.graph import consequences, flow_graph
+from yafdp.plan import build_plan, plan_resources
+from yafdp.runs import BackendUnavailableError, RunOptions, finish, run_saga, start_saga
+from yafdp.workload import OutcomeRates
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def plan(catalog):
+    return build_plan(catalog)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run_saga(RunOptions(orders=40, seed=9, out=out, rates=OutcomeRates(0.1, 0.1, 0.2)))
+    return trace.load_run(out)
+
+
+def test_plan_tables_have_one_row_per_rule_and_list_every_queue(plan):
+    assert len(tables.plan_rules(plan)) == len(plan.rules) == len(tables.plan_targets(plan))
+    queues = {r.name for r in plan_resources(plan) if r.kind in ("queue", "dead-letter queue")}
+    assert set(tables.plan_queues(plan).index) == queues
+    iam = tables.plan_iam(plan)
+    assert "PublishOwnEventsOnly" not in iam.loc["notification"].index
+    assert "yafdp.payment" in iam.loc[("payment", "PublishOwnEventsOnly"), "condition"]
+
+
+def test_resource_names_are_unique_per_kind(plan):
+    keys = [(r.kind, r.name) for r in plan_resources(plan)]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_declined_card_needs_no_compensation_and_a_failed_delivery_three(catalog):
+    paths = tables.failure_paths(catalog)
+    assert paths.loc["Payment_Failed", "rule"].tolist() == ["—"]
+    assert set(paths.loc["Delivery_Failed", "service"]) == {"payment", "restaurant", "loyalty"}
+
+
+def test_consequences_of_a_failed_delivery_reach_every_compensation_and_no_happy_step(catalog):
+    edges = consequences(catalog, "Delivery_Failed")
+    assert ("service:payment", "event:Payment_Refunded") in edges
+    assert ("service:loyalty", "event:Loyalty_Points_Reverted") in edges
+    assert ("event:Payment_Refunded", "service:order") in edges
+    assert not any("Delivery_Scheduled" in node or "Payment_Success" in node for edge in edges for node in edge)
+    assert edges <= set(flow_graph(catalog).edges)
+
+
+def test_order_outcomes_match_what_the_workload_meant_and_the_money_moved(run):
+    outcomes = trace.order_outcomes(run, expected={o: "DELIVERY_SCHEDULED" for o in run.orders["order_id"]})
+    cancelled = outcomes["status"] == "CANCELLED"
+    assert cancelled.any() and (~cancelled).any()
+    assert (outcomes.loc[cancelled, "charged"] == outcomes.loc[cancelled, "refunded"]).all()
+    assert (outcomes.loc[~cancelled, "charged"] == outcomes.loc[~cancelled, "amount"]).all()
+    assert (outcomes["as_expected"] == ~cancelled).all()
+
+
+def test_deliveries_per_rule_lists_rules_that_received_nothing(run):
+    table = trace.deliveries_per_rule(run)
+    assert set(table.index) == set(run.info["rules"])
+    assert table.loc["yafdp-payment-charges-order", "Order_Initiated"] == len(run.orders)
+
+
+def test_percentiles_ms_is_per_group_in_milliseconds(run):
+    hops = trace.hop_latency(run)
+    table = trace.percentiles_ms(hops, "latency_s", by="service")
+    assert table["count"].sum() == len(hops)
+    assert table.loc["payment", "p50_ms"] == pytest.approx(hops[hops["service"] == "payment"]["latency_s"].median() * 1000)
+
+
+def test_a_poisoned_run_fails_its_invariants_until_the_dead_letters_are_redriven(tmp_path):
+    options = RunOptions(orders=60, seed=2, out=tmp_path, store="file", faults=Faults(poison_rate=0.03))
+    bus = start_saga(options)
+    bus.run()
+    before = tables.invariants_table(check_run(tmp_path))
+    letters = trace.dead_letter_messages(trace.load_run(tmp_path))
+    assert len(letters) and set(letters["EXHAUSTED_RETRY_CONDITION"]) == {"MaximumRetryAttempts"}
+    assert (before["verdict"] == "FAIL").any()
+    assert before.loc["no event lost", "verdict"] == "pass"
+    bus.faults = Faults()
+    assert bus.redrive() == len(letters)
+    bus.run()
+    finish(bus, options, str(tmp_path), 1.0)
+    assert (tables.invariants_table(check_run(tmp_path))["verdict"] == "pass").all()
+    assert trace.dead_letter_messages(trace.load_run(tmp_path)).empty
+
+
+def test_delivery_outcomes_always_has_every_outcome_column(run):
+    assert list(trace.delivery_outcomes(run).columns) == list(trace.OUTCOMES)
+
+
+def test_a_backend_that_cannot_run_yet_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(BackendUnavailableError, match='backend = "local"'):
+        start_saga(RunOptions(orders=1, out=tmp_path, backend="moto"))
+
+
+def test_latency_figures_carry_units_and_percentiles(run):
+    hops = trace.hop_latency(run)
+    fig = figures.latency_distribution(hops["latency_s"] * 1000, title="hops")
+    labels = [text.get_text() for ax in fig.axes for text in ax.get_legend().get_texts()]
+    assert all("(ms)" in ax.get_xlabel() for ax in fig.axes)
+    assert any(label.startswith("p99 = ") and label.endswith(" ms") for label in labels)
+    ax = figures.cdf_by(hops, "processing_s", "service", title="handlers", xlabel="handler time (ms)")
+    assert len(ax.get_lines()) == hops["service"].nunique()
+
+
+def test_order_timeline_has_a_row_per_service_in_saga_order(run):
+    order_id = run.orders["order_id"].iloc[0]
+    ax = figures.order_timeline(trace.order_timeline(run, order_id), title="one order")
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows[:2] == ["order", "payment"] and "notification" in rows
+
+
+def test_flow_graph_panels_draw_one_panel_each_and_fade_what_is_not_highlighted(catalog):
+    fig = figures.flow_graph_panels(flow_graph(catalog), catalog.bus.start_event, {
+        "all": {}, "failed delivery": {"highlight": consequences(catalog, "Delivery_Failed")}}, columns=2)
+    assert [ax.get_title() for ax in fig.axes] == ["all", "failed delivery"]
+    edge_alphas = {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[1].patches}
+    assert edge_alphas == {figures.FADED, 1.0}
+    assert {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[0].patches} == {1.0}
