@@ -61,7 +61,14 @@ def messages_per_order(runs: dict[str, str | Path]) -> pd.DataFrame:
 def coupling(catalog: Catalog) -> pd.DataFrame:
     """Who knows whom. Choreography: a service knows the event types it reacts to and publishes, and names the
     producers (``source``) of what it reacts to in its rules. Orchestration: the state machine names every
-    service's function, every handler and every event type that decides a branch; services name nobody."""
+    service's function, every handler and every event type that decides a branch; services name nobody.
+
+    Examples
+    --------
+    >>> table = coupling(load_catalog()).set_index(["participant", "style"])
+    >>> int(table.loc[("state machine", "orchestration"), "services it names"])
+    6
+    """
     rows = []
     for service in catalog.services.values():
         reacts = {e for sub in service.subscriptions for e in catalog.matched_events(sub)}
@@ -84,7 +91,13 @@ def coupling(catalog: Catalog) -> pd.DataFrame:
 
 def loyalty_change(catalog_dir: str | Path | None = None, service: str = "loyalty") -> pd.DataFrame:
     """What adding ``service`` changes in each style: files and definitions touched, lines, rules or states,
-    and what has to be deployed again."""
+    and what has to be deployed again.
+
+    Examples
+    --------
+    >>> int(loyalty_change().set_index("style").loc["choreography", "other services' files changed"])
+    0
+    """
     after = load_catalog(catalog_dir)
     before = after.without(service)
     added_file = Path(after.services[service].file)

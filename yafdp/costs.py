@@ -85,7 +85,14 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
 
 
 def load_prices(path: str | Path | None = None) -> dict:
-    """The price list: ``{name: {"usd", "per", "unit", "source"}}`` from ``data/prices.json``."""
+    """The price list: ``{name: {"usd", "per", "unit", "source"}}`` from ``data/prices.json``.
+
+    Examples
+    --------
+    >>> price = load_prices()["step_functions_standard_transition"]
+    >>> price["usd"], price["per"], price["source"]["region"]
+    (0.025, 1000, 'us-east-1')
+    """
     file = Path(path) if path is not None else PRICES_FILE
     document = json.loads(file.read_text(encoding="utf-8"))
     for name, price in document["prices"].items():

@@ -514,7 +514,13 @@ class SimulatedTiming:
 
 
 def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0):
-    """The timing a run uses: measured wall-clock for ``"none"``, else :class:`SimulatedTiming` with the profile."""
+    """The timing a run uses: measured wall-clock for ``"none"``, else :class:`SimulatedTiming` with the profile.
+
+    Examples
+    --------
+    >>> timing_for("none").simulated, timing_for("aws-eu-west-1", quota_scale=0.5).quotas.lambda_concurrent_executions
+    (False, 500)
+    """
     if latency_model in (None, "", "none"):
         from yafdp.bus import MeasuredTiming
 
@@ -591,7 +597,15 @@ def _fitted(seconds: list[float], source: dict, what: str) -> dict:
 
 
 def save_profile(document: dict, path: str | Path) -> Path:
-    """Write a profile document (e.g. from :func:`fit_profile`) and check that it loads."""
+    """Write a profile document (e.g. from :func:`fit_profile`) and check that it loads.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = save_profile(load_profile().document, Path(tempfile.mkdtemp()) / "copy.json")
+    >>> load_profile(path).name
+    'aws-eu-west-1'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -223,7 +223,14 @@ class TaskRunner:
 
 def task_event(payload: dict) -> dict:
     """The event a Task reacts to: ``payload["event"]``, or the failure event inside a caught error's Cause
-    (Lambda's error JSON, whose ``errorMessage`` is the event)."""
+    (Lambda's error JSON, whose ``errorMessage`` is the event).
+
+    Examples
+    --------
+    >>> failed = {"id": "e-1", "detail-type": "Payment_Failed", "detail": {"order_id": "ord-1"}}
+    >>> task_event({"rule": "order-tracks-status", "failure": lambda_error(step_failed(failed))})["detail-type"]
+    'Payment_Failed'
+    """
     if "event" in payload:
         return payload["event"]
     cause = json.loads(payload["failure"]["Cause"])
