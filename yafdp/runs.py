@@ -90,7 +90,7 @@ def start_saga(options: RunOptions) -> LocalBus:
     if options.store == "file":
         for stale in (db_path, db_path.with_name("run.db-wal"), db_path.with_name("run.db-shm")):
             stale.unlink(missing_ok=True)
-    db = store.connect(db_path if options.store == "file" else ":memory:")
+    db = store.connect(db_path if options.store == "file" else None)
     bus = open_bus(options, db)
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
