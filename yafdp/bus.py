@@ -37,7 +37,7 @@ _DELIVERY, _CALL = 0, 1
 class MeasuredTiming:
     """No latency model: hops and handlers take no virtual time, and the times recorded are the wall clock's.
 
-    A simulated model (see :mod:`yafdp.latency`) implements the same five methods on virtual time.
+    A simulated model (see :mod:`yafdp.latency`) implements the same six methods on virtual time.
     """
 
     simulated = False
@@ -49,6 +49,10 @@ class MeasuredTiming:
     def now(self, virtual: float) -> float:
         """The time to record for virtual time ``virtual``: here, the wall clock now."""
         return time.perf_counter() - self._origin
+
+    def admit(self, at: float, entries: int) -> float:
+        """When a PutEvents call of ``entries`` entries made at ``at`` (virtual) is accepted: here, at once."""
+        return at
 
     def hop_delay(self, rule: RulePlan, rng: random.Random) -> float:
         """Virtual seconds from an event's publication to its target's handler being invoked."""
@@ -185,6 +189,8 @@ class LocalBus:
 
     def _publish(self, prepared: list[tuple], at: float | None = None, replay_name: str | None = None) -> list[str]:
         published_vt = self.vt if at is None else at
+        if prepared:  # one PutEvents call, which a simulated account may throttle
+            published_vt = self.timing.admit(published_vt, len(prepared))
         published_at = self.timing.now(published_vt)
         ids = []
         for source, detail_type, detail, text in prepared:

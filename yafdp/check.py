@@ -6,7 +6,6 @@ Each invariant names the orders (or events) that break it; ``yafdp check DIR`` p
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +38,7 @@ def check_run(path: str | Path) -> list[Invariant]:
     >>> all(i.passed for i in check_run(out))
     True
     """
-    path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise FileNotFoundError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    db = store.open_run(path)
     try:
         info = store.get_info(db)
         return [

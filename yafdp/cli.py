@@ -138,6 +138,16 @@ def register_run(commands) -> None:
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
     faults.add_argument("--max-delay", type=float, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
+    simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
+    simulation.add_argument("--latency-model", default="none", metavar="NAME",
+                            help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
+                                 "'none' (default) records measured wall-clock time")
+    simulation.add_argument("--quota-scale", type=float, default=1.0, metavar="F",
+                            help="multiply the simulated account's quotas by F (default 1)")
+    simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
+                            help="run the saga as events on the bus (default) or as the generated state machine")
+    simulation.add_argument("--workflow", choices=["standard", "express"], default="standard",
+                            help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
     parser.add_argument("--backend", choices=["local", "moto", "aws"], default="local",
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
@@ -162,6 +172,7 @@ def run_run(args) -> int:
     options = RunOptions(
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
         catalog_dir=args.catalog, orders_file=Path(args.orders_file) if args.orders_file else None,
+        latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
         backend=args.backend, keep=args.keep,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
@@ -226,6 +237,8 @@ def _report(summary: dict, args) -> None:
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
           f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
+    print(f"times: {summary.get('times', 'measured wall-clock seconds')}"
+          + (f" ({summary['simulation']['virtual_seconds']} simulated seconds)" if "simulation" in summary else ""))
     print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
 
 
@@ -249,6 +262,43 @@ def run_check(args) -> int:
         if len(result.offenders) > 20:
             print(f"      … and {len(result.offenders) - 20} more")
     return 0 if all(r.passed for r in results) else 1
+
+
+def register_state_machine(commands) -> None:
+    parser = commands.add_parser("state-machine", help="print the order saga as a Step Functions state machine (ASL)")
+    _catalog_arg(parser)
+    parser.add_argument("--prefix", default="yafdp", help="resource name prefix (default yafdp)")
+    parser.set_defaults(run=run_state_machine)
+
+
+def run_state_machine(args) -> int:
+    from yafdp.orchestration import state_machine_definition
+    from yafdp.plan import build_plan
+
+    catalog = _load(args)
+    print(json.dumps(state_machine_definition(catalog, build_plan(catalog, args.prefix)), indent=2))
+    return 0
+
+
+def register_fit_profile(commands) -> None:
+    parser = commands.add_parser("fit-profile", help="fit a latency profile to a run's measured times (e.g. on AWS)")
+    parser.add_argument("dir", help="a run folder (or its run.db), e.g. from a moto or AWS run")
+    parser.add_argument("--out", required=True, help="where to write the profile, e.g. my-account.json")
+    parser.add_argument("--base", default="aws-eu-west-1", help="profile that supplies what the run cannot measure")
+    parser.set_defaults(run=run_fit_profile)
+
+
+def run_fit_profile(args) -> int:
+    from yafdp.latency import fit_profile, save_profile
+
+    document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
+    path = save_profile(document, args.out)
+    hops = document["distributions_ms"]
+    for key in ("eventbridge_delivery", "step_functions_standard_task", "step_functions_express_task", "handler"):
+        if "fitted_from" in hops[key].get("source", {}):
+            print(f"{key}: " + ", ".join(f"{q} {hops[key][q]} ms" for q in ("p10", "p50", "p90", "p99")))
+    print(f"wrote {path}; use it with: yafdp run --latency-model {path}")
+    return 0
 
 
 def register_plan(commands) -> None:
@@ -338,7 +388,8 @@ def run_destroy(args) -> int:
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_check, register_plan, register_deploy, register_destroy]
+                  register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
+                  register_destroy]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -265,3 +265,28 @@ def order_timeline(timeline, *, title: str, time_label: str = "", ax=None):
               + [Patch(color=c, label=f"handler call: {o.replace('_', ' ')}") for o, c in OUTCOME_COLOURS.items()
                  if o in set(handled["outcome"])], fontsize=8, loc="lower right")
     return ax
+
+
+def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
+               ylabel: str, ax=None):
+    """Latency against offered load: one line per ``{label: column}`` of ``table``, and each quota as a dashed
+    vertical line at the load where it starts to bind (named in the legend when it lies beyond the chart)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 4.5))
+    for label, column in lines.items():
+        ax.plot(table[x], table[column], marker="o", label=label)
+    right = table[x].max() * 1.15
+    colours = ("#b91c1c", "#7c3aed", "#0f766e", "#b45309")
+    for (label, load), colour in zip(quotas.items(), colours):
+        if load <= right:
+            ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({load:,.1f}/s)")
+        else:
+            ax.plot([], [], linestyle="none", label=f"{label}: {load:,.1f}/s, beyond the chart")
+    ax.set_xlim(0, right)
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return ax

@@ -16,6 +16,7 @@ from yafdp.bus import LocalBus, MeasuredTiming
 from yafdp.catalog import load_catalog
 from yafdp.envelope import PublishError
 from yafdp.faults import Faults
+from yafdp.latency import timing_for
 from yafdp.marketplace import load_marketplace
 from yafdp.plan import build_plan
 from yafdp.services.order import OrderRejectedError
@@ -23,6 +24,8 @@ from yafdp.workload import OutcomeRates, generate_orders
 
 STORES = ("memory", "file")
 BACKENDS = ("local", "moto", "aws")
+STYLES = ("choreography", "orchestration")
+WORKFLOWS = ("standard", "express")
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,18 @@ class RunOptions:
     orders_file: Path | None = None  # a JSON list of order requests to place instead of generated ones
     backend: str = "local"  # or "moto" / "aws": see yafdp.aws.backend
     keep: bool = False  # aws: leave the deployment in place after the run (destroy it yourself)
+    latency_model: str = "none"  # "none": measured wall-clock; else a profile in data/latency/ (or a file)
+    style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
+    workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
+    quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
 
     def __post_init__(self):
         if self.store not in STORES:
             raise ValueError(f"store must be one of {STORES}, got {self.store!r}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.workflow not in WORKFLOWS:
+            raise ValueError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
         if self.orders < 0:
             raise ValueError(f"orders must not be negative, got {self.orders}")
         if self.backend not in BACKENDS:
@@ -82,7 +93,7 @@ def start_saga(options: RunOptions) -> LocalBus:
     if options.store == "file":
         for stale in (db_path, db_path.with_name("run.db-wal"), db_path.with_name("run.db-shm")):
             stale.unlink(missing_ok=True)
-    db = store.connect(db_path if options.store == "file" else ":memory:")
+    db = store.connect(db_path if options.store == "file" else None)
     bus = open_bus(options, db)
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
@@ -128,17 +139,22 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
     info = store.get_info(db)
     if not info:
         raise ValueError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
+    if info.get("style", "choreography") != "choreography":
+        raise ValueError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
     if info.get("store") != "file":
         raise ValueError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
     options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
                          rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
                          arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
-                         exclude_services=tuple(info.get("exclude_services", ())))
+                         exclude_services=tuple(info.get("exclude_services", ())),
+                         latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
     session = info.get("session", 0) + 1
     store.set_info(db, session=session, status="resuming")
     last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
                       " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
-    bus = open_bus(options, db, timing=MeasuredTiming(offset=last), session=session)
+    # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
+    timing = None if options.latency_model != "none" else MeasuredTiming(offset=last)
+    bus = open_bus(options, db, timing=timing, session=session)
     pending = bus.resume()
     started = time.perf_counter()
     bus.run(progress=progress)
@@ -151,8 +167,16 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
 def open_bus(options: RunOptions, db, timing=None, session: int = 0) -> LocalBus:
     catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
     world = load_marketplace(options.catalog_dir)
+    orchestrated = options.style == "orchestration"
+    timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
+                                  invocation="direct" if orchestrated else "queue")
+    if orchestrated:
+        from yafdp.orchestrator import LocalOrchestrator
+
+        return LocalOrchestrator(catalog, build_plan(catalog), world, db, seed=options.seed, timing=timing,
+                                 workflow=options.workflow)
     return LocalBus(catalog, build_plan(catalog), world, db, seed=options.seed, session=session,
-                    faults=options.faults, durable=options.store == "file", timing=timing or MeasuredTiming(),
+                    faults=options.faults, durable=options.store == "file", timing=timing,
                     commit_every=200 if options.store == "file" else 5000)
 
 
@@ -160,11 +184,18 @@ def describe(options: RunOptions) -> dict:
     return {
         "backend": options.backend, "store": options.store, "seed": options.seed, "orders_requested": options.orders,
         "rates": asdict(options.rates), "faults": options.faults.to_dict(), "arrival_rate": options.arrival_rate,
-        "latency_model": "none", "times": "measured wall-clock seconds since the run started",
+        "latency_model": options.latency_model, "times": _times(options), "quota_scale": options.quota_scale,
+        "style": options.style, "workflow": options.workflow if options.style == "orchestration" else None,
         "catalog_dir": str(options.catalog_dir) if options.catalog_dir else None,
         "exclude_services": list(options.exclude_services),
         "orders_file": str(options.orders_file) if options.orders_file else None,
     }
+
+
+def _times(options: RunOptions) -> str:
+    if options.latency_model == "none":
+        return "measured wall-clock seconds since the run started"
+    return f"simulated seconds on a virtual clock, latency model {options.latency_model!r}"
 
 
 def _placing(bus: LocalBus, request) -> Callable[[], None]:
@@ -186,7 +217,12 @@ def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dic
     bus.commit()
     summary = summarize(db)
     summary.update(describe(options), wall_seconds=round(seconds, 3),
-                   deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None)
+                   deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None,
+                   state_writes=bus.writer.writes)
+    if getattr(bus.timing, "simulated", False):
+        summary["simulation"] = {**bus.timing.report(), "virtual_seconds": round(bus.vt, 3)}
+    if hasattr(bus, "report"):  # the orchestrator's executions and state transitions
+        summary["orchestration"] = bus.report()
     store.set_info(db, status="finished", summary=summary)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")

@@ -2,8 +2,9 @@
 
 One SQLite database holds it all, so a handler's state change, the record that its delivery was processed,
 the events it published and the deliveries those events cause are committed in one transaction: a run
-killed at any moment loses nothing and repeats nothing. ``memory`` keeps it in RAM during the run and
-writes ``run.db`` at the end; ``file`` writes it as it goes (and can be resumed).
+killed at any moment loses nothing and repeats nothing. The ``file`` store writes ``run.db`` durably as it
+goes (and can be resumed); the ``memory`` store keeps a private temporary database that SQLite holds in
+memory, makes nothing durable (fast, not crash-safe) and writes ``run.db`` when the run ends.
 """
 
 from __future__ import annotations
@@ -94,15 +95,33 @@ CREATE VIEW IF NOT EXISTS notifications AS
 """
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (or create) a run database with its schema. ``":memory:"`` for an in-RAM one."""
-    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    if str(path) != ":memory:":
+def connect(path: str | Path | None) -> sqlite3.Connection:
+    """Open (or create) a run database with its schema.
+
+    ``path=None`` gives the memory store's database: a private temporary one that SQLite keeps in memory
+    and only spills to an anonymous temporary file when it outgrows its cache (so a long run does not hold
+    its whole trace in RAM), with nothing made durable. ``":memory:"`` keeps all of it in RAM. A file path
+    gives a durable database in WAL mode.
+    """
+    db = sqlite3.connect("" if path is None else str(path), isolation_level=None, check_same_thread=False)
+    if path is None:
+        db.execute("PRAGMA journal_mode = MEMORY")
+        db.execute("PRAGMA synchronous = OFF")
+    elif str(path) != ":memory:":
         db.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a crash of the process never loses a commit; only a power cut could.
         db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(SCHEMA)
     return db
+
+
+def open_run(path: str | Path) -> sqlite3.Connection:
+    """Open a finished or running run's database read-only: a run folder or its ``run.db``."""
+    path = Path(path)
+    db_path = path / "run.db" if path.is_dir() else path
+    if not db_path.exists():
+        raise FileNotFoundError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
 
 
 def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
@@ -161,12 +180,13 @@ class RunWriter:
 
     def __init__(self, db: sqlite3.Connection, durable: bool):
         self.db, self.durable = db, durable
-        # Durable runs keep only what the open transaction wrote; in-memory runs keep every item here (their
-        # database is in RAM anyway), so a handler never waits for SQLite to learn an item does not exist.
+        # Items written in the open transaction, and the keys of every item that exists: most reads ask about
+        # an item the saga just wrote or one that does not exist yet, and neither needs SQLite.
         self.state: dict[tuple[str, str, str], dict] = {}
         self.dirty: set[tuple[str, str, str]] = set()
-        self.all_in_memory = not durable and db.execute("SELECT COUNT(*) FROM state").fetchone()[0] == 0
+        self.known: set[tuple[str, str, str]] = set(db.execute("SELECT service, kind, key FROM state"))
         self.processed: set[tuple[str, str]] = set()
+        self.writes = 0  # items handlers wrote, for the cost model's database writes
         self.events: dict[str, tuple] = {}
         self.deliveries: list[tuple] = []
         self.dead_letters: list[tuple] = []
@@ -176,17 +196,21 @@ class RunWriter:
         self.next_pending = (db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]) if durable else 0
 
     def get_state(self, service: str, kind: str, key: str) -> dict | None:
-        item = self.state.get((service, kind, key))
-        if item is not None or self.all_in_memory:
+        where = (service, kind, key)
+        item = self.state.get(where)
+        if item is not None or where not in self.known:
             return item
         row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
                               (service, kind, key)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put_state(self, service: str, writes: dict) -> None:
+        self.writes += len(writes)
         for (kind, key), item in writes.items():
-            self.state[(service, kind, key)] = item
-            self.dirty.add((service, kind, key))
+            where = (service, kind, key)
+            self.state[where] = item
+            self.dirty.add(where)
+            self.known.add(where)
 
     def is_processed(self, rule: str, event_id: str) -> bool:
         if (rule, event_id) in self.processed:
@@ -231,8 +255,7 @@ class RunWriter:
             state = self.state
             db.executemany(_UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
             self.dirty.clear()
-            if not self.all_in_memory:
-                state.clear()
+            state.clear()
         if self.processed:
             db.executemany("INSERT INTO processed (rule, event_id) VALUES (?, ?)", self.processed)
             self.processed.clear()

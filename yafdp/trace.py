@@ -6,11 +6,12 @@ Reads any ``run.db`` (every backend writes the same schema). Not part of the run
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from yafdp import store
 
 TERMINAL_EVENTS = ("Delivery_Scheduled", "Payment_Failed", "Payment_Refunded")
 OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
@@ -54,14 +55,11 @@ def load_run(path: str | Path) -> Run:
     True
     """
     path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise FileNotFoundError(f"no run database at {db_path}")
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        info = {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+    with store.open_run(path) as db:
+        info = store.get_info(db)
         read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
         run = Run(
-            path=db_path.parent, info=info,
+            path=path if path.is_dir() else path.parent, info=info,
             events=read("SELECT * FROM events ORDER BY seq"),
             deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
                             " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
@@ -188,7 +186,7 @@ def order_outcomes(run: Run, expected: dict[str, str] | None = None) -> pd.DataF
 
 def service_items(run: Run, service: str, kind: str) -> pd.DataFrame:
     """A service's own stored items of one kind (e.g. Loyalty's ``order`` records), one row per item."""
-    with sqlite3.connect(f"file:{run.path / 'run.db'}?mode=ro", uri=True) as db:
+    with store.open_run(run.path) as db:
         rows = db.execute("SELECT key, item FROM state WHERE service = ? AND kind = ? ORDER BY key", (service, kind))
         items = {key: json.loads(item) for key, item in rows}
     return pd.DataFrame.from_dict(items, orient="index").rename_axis("key")

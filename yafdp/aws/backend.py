@@ -180,6 +180,9 @@ def _check(options: RunOptions) -> BackendSettings:
     if options.backend not in SETTINGS:
         raise ValueError(f"backend must be one of {', '.join(SETTINGS)} here; got {options.backend!r}")
     settings = SETTINGS[options.backend]
+    if options.latency_model != "none" or options.style != "choreography":
+        raise ValueError(f"the {options.backend} backend runs the choreography and measures its times; latency models "
+                         "and the orchestration style run on the local backend (--backend local)")
     if options.store != "memory":
         raise ValueError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
                          "backend keeps state in DynamoDB and writes run.db at the end")

@@ -7,6 +7,7 @@ The contract tests and the moto and aws backends drive a deployment through it.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Callable, Iterable
 
 from yafdp import store
@@ -69,6 +70,7 @@ class AwsBus:
         self._redriven: list[tuple] = []
         self._closed = False
         self.stats = BusStats()
+        self.writer = SimpleNamespace(writes=0)  # what finish() reads, as from the local bus's RunWriter
         functions.start()
 
     def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
@@ -149,7 +151,8 @@ class AwsBus:
 
     def export(self) -> BusStats:
         """Fill :attr:`db` from the deployment as it is now; returns the counts."""
-        export_run(self.db, self.plan, self.clients, self.origin, tuple(self._redriven))
+        counts = export_run(self.db, self.plan, self.clients, self.origin, tuple(self._redriven))
+        self.writer.writes = counts["state_writes"]
         outcomes = dict(self.db.execute("SELECT outcome, COUNT(*) FROM deliveries GROUP BY outcome"))
         self.stats = BusStats(
             published=self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0], delivered=outcomes.get("ok", 0),

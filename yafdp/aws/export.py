@@ -25,14 +25,15 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     export wrote there. ``redriven``: ``dead_letters`` rows (all columns but ``id``) of dead letters that
     were sent back to their queues, which are no longer in a dead-letter queue to be found.
 
-    Returns counts: ``{"events", "deliveries", "dead_letters", "unpublished_outboxes"}``.
+    Returns counts: ``{"events", "deliveries", "dead_letters", "unpublished_outboxes", "state_writes"}``
+    (``state_writes``: items the handlers and API calls wrote, as the local bus counts them).
     """
-    events, deliveries, processed, state, outboxes = [], [], [], [], 0
+    events, deliveries, calls, processed, state, outboxes = [], [], [], [], [], 0
     for service in plan.services:
         for pk, sk, item in scan(clients.dynamodb, service.table):
             if pk == TRACE:
                 row = json.loads(item["row"]["S"])
-                (events if row["kind"] == "event" else deliveries).append(row)
+                {"event": events, "delivery": deliveries, "call": calls}[row["kind"]].append(row)
             elif pk == PROCESSED:
                 processed.append(tuple(sk.split("#", 1)))
             elif pk == OUTBOX:
@@ -60,7 +61,8 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
         [(*d[:9], d[9] - origin, None) for d in dead] + list(redriven))
     db.execute("COMMIT")
     return {"events": len(events), "deliveries": len(deliveries), "dead_letters": len(dead),
-            "unpublished_outboxes": outboxes}
+            "unpublished_outboxes": outboxes,
+            "state_writes": sum(row.get("writes", 0) for row in calls + deliveries if row.get("outcome", "ok") == "ok")}
 
 
 def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[dict]) -> list[tuple]:

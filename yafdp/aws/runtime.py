@@ -139,7 +139,7 @@ class ServiceFunction:
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
             raise
         entries = [self._entry(p) for p in prepared]
-        done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None}
+        done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None, "writes": len(uow.writes)}
         if not self.state.commit(uow.writes, marker=marker, outbox_key=marker, outbox=entries, trace=[done]):
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
@@ -167,7 +167,8 @@ class ServiceFunction:
         except DeliveryError as exc:
             raise PublishError(str(exc)) from None
         entries = [self._entry(p) for p in prepared]
-        self.state.commit(uow.writes, marker=None, outbox_key=outbox_key, outbox=entries, trace=[])
+        called = {"kind": "call", "entrypoint": entrypoint, "at": self.clock(), "writes": len(uow.writes)}
+        self.state.commit(uow.writes, marker=None, outbox_key=outbox_key, outbox=entries, trace=[called])
         self._publish(outbox_key, entries)
         return result
 

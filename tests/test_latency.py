@@ -1,0 +1,211 @@
+"""The latency model: cited profiles and quotas, cold and warm starts, waiting for concurrency, throttling,
+determinism, runs that say they are simulated, and fitting a profile back from a run."""
+
+import copy
+import json
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from yafdp.cli import main
+from yafdp.latency import (Distribution, LatencyProfileError, SimulatedTiming, TokenBucket, fit_profile,
+                           load_profile, load_quotas, save_profile)
+from yafdp.runs import RunOptions, run_saga
+from yafdp.trace import end_to_end, hop_latency, load_run
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data"
+
+
+def _profile_file(tmp_path, change) -> Path:
+    document = json.loads((SHIPPED / "latency" / "aws-eu-west-1.json").read_text())
+    change(document)
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_every_figure_of_the_shipped_profile_is_cited_or_labelled_an_assumption():
+    document = load_profile().document
+    for name, spec in document["distributions_ms"].items():
+        source = spec.get("source", {})
+        assert spec.get("assumption") or (source.get("url") and source.get("measured") and source.get("region")), name
+
+
+def test_every_quota_cites_the_aws_page_it_comes_from():
+    quotas = json.loads((SHIPPED / "quotas.json").read_text())["quotas"]
+    for name, quota in quotas.items():
+        assert quota["source"]["url"].startswith("https://docs.aws.amazon.com/"), name
+    assert load_quotas().eventbridge_invocations_per_second == 18750
+
+
+def test_a_profile_figure_without_source_or_assumption_is_refused_naming_file_and_key(tmp_path):
+    path = _profile_file(tmp_path, lambda d: d["distributions_ms"]["handler"].pop("assumption"))
+    with pytest.raises(LatencyProfileError, match=r"profile.json: distributions_ms.handler: needs a source"):
+        load_profile(path)
+
+
+def test_an_unknown_profile_name_lists_the_shipped_ones():
+    with pytest.raises(LatencyProfileError, match="aws-eu-west-1"):
+        load_profile("us-mars-1")
+
+
+def test_a_distribution_reproduces_its_quantiles_when_sampled():
+    d = Distribution({"p10": 113, "p50": 148, "p90": 241, "p99": 387})
+    rng = random.Random(7)
+    samples = sorted(d.sample(rng) * 1000 for _ in range(50_000))
+    for q, expected in ((0.1, 113), (0.5, 148), (0.9, 241), (0.99, 387)):
+        assert samples[int(q * len(samples))] == pytest.approx(expected, rel=0.04)
+
+
+def test_a_single_quantile_is_a_constant_latency():
+    assert Distribution({"p50": 12}).sample(random.Random(1)) == 0.012
+
+
+def test_decreasing_quantiles_are_refused():
+    with pytest.raises(ValueError, match="must not decrease"):
+        Distribution({"p50": 20, "p90": 10})
+
+
+def test_the_first_call_is_a_cold_start_and_the_next_one_reuses_the_warm_environment():
+    timing = SimulatedTiming(load_profile(), seed=3, invocation="direct")
+    start = timing.slot("payment", 0.0)
+    assert start > 0.1  # runtime and package init before the handler runs
+    assert timing.slot("payment", start) == start  # the delivery that was promised this start gets it
+    end = start + timing.duration("payment", None)
+    assert timing.slot("payment", end + 1.0) == end + 1.0  # warm: no wait
+    assert (timing.cold_starts, timing.warm_starts) == (1, 1)
+
+
+def test_an_environment_idle_longer_than_the_timeout_is_reclaimed():
+    timing = SimulatedTiming(load_profile(), seed=3, invocation="direct")
+    start = timing.slot("payment", 0.0)
+    timing.slot("payment", start)
+    later = start + load_profile().idle_timeout + 60
+    assert timing.slot("payment", later) > later
+    assert timing.cold_starts == 2
+
+
+def test_a_delivery_waits_for_the_reserved_concurrency_and_starts_when_the_first_call_ends(tmp_path):
+    profile = load_profile(_profile_file(tmp_path, lambda d: d["lambda"].update(reserved_concurrency={"payment": 1})))
+    timing = SimulatedTiming(profile, seed=1, invocation="direct")
+    first = timing.slot("payment", 0.0)
+    assert timing.slot("payment", first) == first
+    first_end = first + timing.duration("payment", None)
+    second = timing.slot("payment", 0.05)  # one environment at most, busy: promised its end
+    assert second == pytest.approx(first_end)
+    assert timing.waits == 1 and timing.cold_starts == 1
+
+
+def test_the_sqs_event_source_mapping_starts_with_five_concurrent_batches():
+    timing = SimulatedTiming(load_profile(), seed=1, invocation="queue")
+    starts = [timing.slot("notification", 0.0) for _ in range(6)]
+    assert timing.cold_starts == 5 and timing.waits == 1
+    assert starts[5] > min(starts[:5])  # the sixth waits for the first of the five to finish
+
+
+def test_a_throttle_admits_requests_at_its_rate_once_the_burst_is_spent():
+    bucket = TokenBucket(rate=2.0, burst=2)
+    assert [bucket.admit(0.0) for _ in range(4)] == [0.0, 0.0, 0.5, 1.0]
+    assert bucket.throttled == 2
+
+
+def _saga_ms(out: Path) -> float:
+    return end_to_end(load_run(out))["saga_s"].median() * 1000
+
+
+def test_latency_bends_when_the_offered_load_passes_the_eventbridge_invocation_quota(tmp_path):
+    # Quotas scaled by 0.01: 187.5 invocations/s, about 17 orders/s with 11 deliveries per order.
+    calm = run_saga(RunOptions(orders=150, seed=1, out=tmp_path / "calm", arrival_rate=5, latency_model="aws-eu-west-1",
+                               quota_scale=0.01))
+    busy = run_saga(RunOptions(orders=600, seed=1, out=tmp_path / "busy", arrival_rate=60, latency_model="aws-eu-west-1",
+                               quota_scale=0.01))
+    assert calm["simulation"]["invocations_throttled"] == 0
+    assert busy["simulation"]["invocations_throttled"] > 1000
+    assert _saga_ms(tmp_path / "busy") > 5 * _saga_ms(tmp_path / "calm")
+    assert busy["orders"]["not_terminal"] == 0  # throttled, delayed, never lost
+
+
+def _tables(out: Path) -> tuple:
+    with sqlite3.connect(out / "run.db") as db:
+        return (db.execute("SELECT event_id, detail_type, published_at FROM events ORDER BY seq").fetchall(),
+                db.execute("SELECT event_id, rule, delivered_at, finished_at FROM deliveries ORDER BY rowid").fetchall())
+
+
+def test_a_simulated_run_is_the_same_for_the_same_seed_and_differs_for_another(tmp_path):
+    options = dict(orders=40, latency_model="aws-eu-west-1")
+    run_saga(RunOptions(seed=5, out=tmp_path / "a", **options))
+    run_saga(RunOptions(seed=5, out=tmp_path / "b", **options))
+    run_saga(RunOptions(seed=6, out=tmp_path / "c", **options))
+    assert _tables(tmp_path / "a") == _tables(tmp_path / "b")
+    assert _tables(tmp_path / "a") != _tables(tmp_path / "c")
+
+
+def test_summary_run_db_and_plots_say_the_times_are_simulated(tmp_path):
+    summary = run_saga(RunOptions(orders=10, seed=1, out=tmp_path, latency_model="aws-eu-west-1"))
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["latency_model"] == summary["latency_model"] == "aws-eu-west-1"
+    assert written["times"].startswith("simulated")
+    run = load_run(tmp_path)
+    assert run.simulated and "aws-eu-west-1" in run.time_label
+    latency = hop_latency(run)["latency_s"]
+    assert latency.min() > 0.05  # EventBridge's published delivery latency, not this laptop's microseconds
+
+
+def test_a_measured_run_says_so(tmp_path):
+    run_saga(RunOptions(orders=5, seed=1, out=tmp_path))
+    run = load_run(tmp_path)
+    assert not run.simulated and run.info["times"].startswith("measured")
+
+
+def test_fitting_a_simulated_run_recovers_the_profile_it_was_simulated_with(tmp_path):
+    def without_cold_starts_or_polling(document):
+        hops = document["distributions_ms"]
+        for key in ("sqs_polling", "lambda_runtime_init", "lambda_package_init"):
+            hops[key] = {"p50": 0, "assumption": "left out for this test"}
+    base = _profile_file(tmp_path, without_cold_starts_or_polling)
+    run_saga(RunOptions(orders=400, seed=2, out=tmp_path / "run", arrival_rate=5, latency_model=str(base)))
+    fitted = fit_profile(tmp_path / "run", base=base)
+    hops = fitted["distributions_ms"]
+    assert hops["eventbridge_delivery"]["p50"] == pytest.approx(148, rel=0.06)
+    assert hops["eventbridge_delivery"]["p90"] == pytest.approx(241, rel=0.1)
+    assert hops["handler"]["p50"] == pytest.approx(15, rel=0.1)
+    assert set(fitted["handler_by_service"]) >= {"order", "notification", "payment"}
+    # The fitted profile round-trips: saved, loaded by name of file, and run with.
+    path = save_profile(fitted, tmp_path / "fitted.json")
+    assert load_profile(path).hops["eventbridge_delivery"].quantile(0.5) == pytest.approx(hops["eventbridge_delivery"]["p50"] / 1000)
+    again = run_saga(RunOptions(orders=20, seed=3, out=tmp_path / "again", latency_model=str(path)))
+    assert again["orders"]["not_terminal"] == 0 and again["latency_model"] == str(path)
+
+
+def test_fitting_needs_enough_deliveries(tmp_path):
+    run_saga(RunOptions(orders=1, seed=1, out=tmp_path))
+    with pytest.raises(ValueError, match="at least 20"):
+        fit_profile(tmp_path)
+
+
+def test_cli_runs_with_a_latency_model_and_refuses_an_unknown_one(tmp_path, capsys):
+    assert main(["run", "--orders", "5", "--out", str(tmp_path), "--latency-model", "aws-eu-west-1"]) == 0
+    assert "simulated seconds on a virtual clock" in capsys.readouterr().out
+    assert main(["run", "--orders", "5", "--out", str(tmp_path), "--latency-model", "nowhere"]) == 2
+    assert "no such latency profile" in capsys.readouterr().err
+
+
+def test_cli_fits_a_profile_from_a_run(tmp_path, capsys):
+    run_saga(RunOptions(orders=30, seed=1, out=tmp_path / "run", latency_model="aws-eu-west-1"))
+    assert main(["fit-profile", str(tmp_path / "run"), "--out", str(tmp_path / "mine.json")]) == 0
+    assert load_profile(tmp_path / "mine.json").name == "mine"
+    assert "eventbridge_delivery: p10" in capsys.readouterr().out
+
+
+def test_quotas_scaled_keep_the_pollers_scaling_behaviour():
+    scaled = load_quotas().scaled(0.01)
+    assert scaled.eventbridge_put_events_per_second == 100
+    assert scaled.sqs_event_source_initial_concurrency == 5
+
+
+def test_profile_documents_are_not_shared_between_loads():
+    one, two = load_profile(), load_profile()
+    copy.deepcopy(one.document)["distributions_ms"].clear()
+    assert one.document == two.document

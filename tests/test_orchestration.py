@@ -1,0 +1,132 @@
+"""The state machine generated from the catalog: valid ASL, a Catch on every compensation path, only the
+catalog's services; the local orchestrator keeps the saga's promises; the deployer works against moto."""
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+from yafdp.catalog import load_catalog
+from yafdp.check import check_run
+from yafdp.cli import main
+from yafdp.orchestration import (MAX_STATE_NAME, OrchestrationError, deploy_state_machine, lambda_error, state_machine_definition,
+                                 step_failed, task_event, task_rules, walk_states)
+from yafdp.plan import build_plan
+from yafdp.runs import RunOptions, run_saga
+from yafdp.trace import end_to_end, load_run
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def definition(catalog):
+    return state_machine_definition(catalog, build_plan(catalog))
+
+
+def test_the_definition_is_valid_amazon_states_language(definition):
+    AmazonStateLanguageParser.parse(json.dumps(definition))  # the parser of moto's Step Functions (from LocalStack)
+
+
+def test_every_transition_names_a_state_of_its_own_scope_and_names_are_unique(definition):
+    names = [name for name, _ in walk_states(definition)]
+    assert len(names) == len(set(names)) and max(map(len, names)) <= MAX_STATE_NAME
+
+    def check(scope: dict) -> None:
+        assert scope["StartAt"] in scope["States"]
+        for name, state in scope["States"].items():
+            targets = [state.get("Next"), state.get("Default")] + [c["Next"] for c in state.get("Catch", ())] \
+                + [c["Next"] for c in state.get("Choices", ())]
+            assert all(t in scope["States"] for t in targets if t), name
+            assert state["Type"] in ("Choice", "Succeed") or state.get("End") or state.get("Next"), name
+            for branch in state.get("Branches", ()):
+                check(branch)
+    check(definition)
+
+
+def test_every_compensation_path_has_a_catch(catalog, definition):
+    failures = {e.name for e in catalog.events.values() if e.kind == "failure"}
+    tasks = [(name, state) for name, state in walk_states(definition) if state["Type"] == "Task"]
+    for sub in catalog.subscriptions:
+        raised = failures & set(sub.emits)
+        for name, state in tasks:
+            if state["Parameters"]["Payload"]["rule"] == sub.rule:
+                caught = {e for c in state.get("Catch", ()) for e in c["ErrorEquals"]}
+                assert caught == raised, name
+    # and what a Catch leads to runs the compensating subscriptions
+    delivery_failed = [s for n, s in walk_states(definition) if n.startswith("Delivery_Failed")][0]
+    rules = {b["States"][b["StartAt"]]["Parameters"]["Payload"]["rule"] for b in delivery_failed["Branches"]}
+    assert {"payment-refunds-undeliverable-order", "restaurant-cancels-undeliverable-order",
+            "loyalty-reverts-undeliverable-order"} <= rules
+
+
+def test_the_definition_runs_every_subscription_and_only_the_catalogs_services(catalog, definition):
+    plan = build_plan(catalog)
+    functions = {f"arn:aws:lambda:{plan.region}:{plan.account}:function:{s.function}" for s in plan.services}
+    tasks = [s for _, s in walk_states(definition) if s["Type"] == "Task"]
+    assert {t["Parameters"]["FunctionName"] for t in tasks} <= functions
+    assert set(task_rules(definition)) == {s.rule for s in catalog.subscriptions}
+
+
+def test_a_rule_that_filters_on_the_detail_cannot_be_orchestrated(catalog_copy):
+    catalog_copy.edit("payment", lambda d: d["subscriptions"][0]["pattern"].update(detail={"currency": ["EUR"]}))
+    catalog = load_catalog(catalog_copy.root)
+    with pytest.raises(OrchestrationError, match="payment-charges-order"):
+        state_machine_definition(catalog, build_plan(catalog))
+
+
+def test_a_task_reads_the_failure_event_from_the_error_step_functions_caught():
+    envelope = {"id": "e-1", "detail-type": "Payment_Failed", "detail": {"order_id": "ord-1"}}
+    error = lambda_error(step_failed(envelope))
+    assert error["Error"] == "Payment_Failed"
+    assert task_event({"rule": "order-tracks-status", "failure": error}) == envelope
+
+
+@pytest.mark.parametrize("workflow", ["standard", "express"])
+def test_an_orchestrated_run_keeps_every_promise_of_the_saga(tmp_path, workflow):
+    summary = run_saga(RunOptions(orders=120, seed=4, out=tmp_path, style="orchestration", workflow=workflow,
+                                  latency_model="aws-eu-west-1"))
+    assert all(result.passed for result in check_run(tmp_path)), [r for r in check_run(tmp_path) if not r.passed]
+    assert summary["orchestration"]["executions_succeeded"] == 120
+    assert summary["orchestration"]["state_transitions"] > 10 * 120
+    run = load_run(tmp_path)
+    assert run.info["style"] == "orchestration" and run.info["workflow"] == workflow
+    assert end_to_end(run)["saga_s"].notna().all()
+
+
+def test_the_same_workload_ends_the_same_way_in_both_styles(tmp_path):
+    chor = run_saga(RunOptions(orders=80, seed=9, out=tmp_path / "c"))
+    orch = run_saga(RunOptions(orders=80, seed=9, out=tmp_path / "o", style="orchestration"))
+    assert chor["orders"]["by_status"] == orch["orders"]["by_status"]
+    assert chor["charged"] == orch["charged"] and chor["refunded"] == orch["refunded"]
+
+
+def test_an_orchestrated_run_cannot_be_resumed(tmp_path):
+    run_saga(RunOptions(orders=3, seed=1, out=tmp_path, style="orchestration", store="file"))
+    assert main(["resume", "--out", str(tmp_path)]) == 2
+
+
+def test_the_state_machine_deploys_with_its_role_and_redeploys_in_place(catalog, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    plan = build_plan(catalog, prefix="t1")
+    with mock_aws():
+        sfn, iam = boto3.client("stepfunctions"), boto3.client("iam")
+        arn = deploy_state_machine(sfn, iam, catalog, plan)
+        assert deploy_state_machine(sfn, iam, catalog, plan) == arn
+        described = sfn.describe_state_machine(stateMachineArn=arn)
+        assert json.loads(described["definition"]) == state_machine_definition(catalog, plan)
+        policy = iam.get_role_policy(RoleName="t1-order-saga-role", PolicyName="invoke-services")["PolicyDocument"]
+        assert policy["Statement"][0]["Action"] == "lambda:InvokeFunction"
+
+
+def test_cli_prints_the_state_machine(capsys):
+    assert main(["state-machine", "--prefix", "demo"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["StartAt"] == "Order_Initiated"
+    assert "function:demo-payment" in json.dumps(printed)
