@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Callable, Iterable
 
 from yafdp import store
-from yafdp.bus import BusStats
+from yafdp.bus import BusStats, MeasuredTiming
 from yafdp.catalog import Catalog
 from yafdp.envelope import MAX_ENTRIES_PER_PUT, PublishError
 from yafdp.plan import DeploymentPlan
@@ -71,6 +71,7 @@ class AwsBus:
         self._closed = False
         self.stats = BusStats()
         self.writer = SimpleNamespace(writes=0)  # what finish() reads, as from the local bus's RunWriter
+        self.timing = MeasuredTiming()  # no latency model: every recorded time is measured wall-clock
         functions.start()
 
     def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
