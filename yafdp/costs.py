@@ -70,7 +70,7 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
             "SELECT COUNT(*), SUM(outcome != 'failed'), COUNT(DISTINCT event_id || ' ' || rule) FROM deliveries").fetchone()
         milliseconds = db.execute("SELECT COALESCE(SUM(MAX(1, CAST(CEIL((finished_at - delivered_at) * 1000) AS INTEGER))), 0)"
                                   " FROM deliveries").fetchone()[0]
-        markers = db.execute("SELECT COUNT(*) FROM processed").fetchone()[0]
+        markers = db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0]  # processed markers
     writes = TRANSACTIONAL_WRITE_UNITS * (summary.get("state_writes", 0) + markers)
     common = dict(orders=orders, lambda_requests=attempts + orders,
                   lambda_gb_seconds=milliseconds / 1000 * lambda_memory_mb / 1024, dynamodb_write_units=writes)

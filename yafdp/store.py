@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'duplicate', 'dead_lettered')),
     error TEXT
 );
+-- A delivery that ended 'ok' is the record that it was processed (the idempotency key of rule and event).
+CREATE UNIQUE INDEX IF NOT EXISTS processed ON deliveries (event_id, rule) WHERE outcome = 'ok';
 CREATE TABLE IF NOT EXISTS pending (
     id INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -66,11 +68,6 @@ CREATE TABLE IF NOT EXISTS refusals (
     problem TEXT NOT NULL,
     refused_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS processed (
-    rule TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (rule, event_id)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
     service TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -215,7 +212,8 @@ class RunWriter:
     def is_processed(self, rule: str, event_id: str) -> bool:
         if (rule, event_id) in self.processed:
             return True
-        return self.db.execute("SELECT 1 FROM processed WHERE rule = ? AND event_id = ?", (rule, event_id)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM deliveries WHERE event_id = ? AND rule = ? AND outcome = 'ok'",
+                               (event_id, rule)).fetchone() is not None
 
     def add_event(self, row: tuple) -> None:
         self.events[row[0]] = row
@@ -256,9 +254,7 @@ class RunWriter:
             db.executemany(_UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
             self.dirty.clear()
             state.clear()
-        if self.processed:
-            db.executemany("INSERT INTO processed (rule, event_id) VALUES (?, ?)", self.processed)
-            self.processed.clear()
+        self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record
         if self.events:
             db.executemany(_INSERT_EVENT, self.events.values())
             self.events.clear()

@@ -1,6 +1,6 @@
 """A deployment's run as a ``run.db`` (the schema every backend writes, see :mod:`yafdp.store`).
 
-State, processed markers and the trace come from the service tables; dead letters from the queues'
+State and the trace come from the service tables; dead letters from the queues'
 dead-letter queues (read without removing anything). Times become seconds since ``origin`` (the run's
 start), like the local backend's measured wall-clock times.
 """
@@ -16,7 +16,7 @@ from yafdp.plan import DeploymentPlan
 from yafdp.aws.clients import AwsClients
 from yafdp.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
 
-_REPLACED = ("events", "deliveries", "dead_letters", "processed", "state")
+_REPLACED = ("events", "deliveries", "dead_letters", "state")
 
 
 def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients, origin: float,
@@ -28,14 +28,14 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     Returns counts: ``{"events", "deliveries", "dead_letters", "unpublished_outboxes", "state_writes"}``
     (``state_writes``: items the handlers and API calls wrote, as the local bus counts them).
     """
-    events, deliveries, calls, processed, state, outboxes = [], [], [], [], [], 0
+    events, deliveries, calls, state, outboxes = [], [], [], [], 0
     for service in plan.services:
         for pk, sk, item in scan(clients.dynamodb, service.table):
             if pk == TRACE:
                 row = json.loads(item["row"]["S"])
                 {"event": events, "delivery": deliveries, "call": calls}[row["kind"]].append(row)
             elif pk == PROCESSED:
-                processed.append(tuple(sk.split("#", 1)))
+                continue  # the 'ok' delivery rows are run.db's record of what was processed
             elif pk == OUTBOX:
                 outboxes += 1
             else:
@@ -53,7 +53,6 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
           d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])
-    db.executemany("INSERT OR IGNORE INTO processed (rule, event_id) VALUES (?, ?)", processed)
     db.executemany("INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)", state)
     db.executemany(
         "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
