@@ -29,6 +29,8 @@ from yafdp.publishing import DeliveryError, check_outbox
 from yafdp.services import resolve_handler
 from yafdp.unit_of_work import UnitOfWork
 
+_V7 = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
+_NOT_VERSION_OR_VARIANT = ~((0xF << 76) | (0b11 << 62))
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 256.0
 _DELIVERY, _CALL = 0, 1
@@ -126,6 +128,7 @@ class LocalBus:
             self._ruleset.add(rule.name, rule.pattern)
         self._heap: list[tuple] = []
         self._seq = 0
+        self._published_ids = session << 40  # a resumed session's ids sort after, and never meet, the first's
         self._events: dict[str, list] = {}  # event_id -> [envelope, deliveries still to make]
         self._trace = self.writer.deliveries
         self._since_commit = 0
@@ -184,6 +187,20 @@ class LocalBus:
         """Run ``action`` (e.g. a client's call) when the virtual clock reaches ``at`` seconds."""
         self._push(at, _CALL, action)
 
+    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
+        """Run each ``(at, action)`` when the virtual clock reaches ``at``; ``actions`` must come in time
+        order and are taken one at a time, so a workload of any length is never all queued at once."""
+        stream = iter(actions)
+
+        def next_action() -> None:
+            for at, action in stream:
+                def run(action=action) -> None:
+                    action()
+                    next_action()
+                self._push(at, _CALL, run)
+                return
+        next_action()
+
     def _now(self) -> float:
         return self.timing.now(self.vt)
 
@@ -194,7 +211,7 @@ class LocalBus:
         published_at = self.timing.now(published_vt)
         ids = []
         for source, detail_type, detail, text in prepared:
-            event_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+            event_id = self._new_event_id()
             envelope = make_envelope(event_id, source, detail_type, detail, self.epoch + published_at)
             self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
                                    envelope["time"], replay_name))
@@ -202,6 +219,13 @@ class LocalBus:
             self._route(envelope, published_vt)
             ids.append(event_id)
         return ids
+
+    def _new_event_id(self) -> str:
+        """A UUID in version 7's layout: a 48-bit counter of this bus's events where v7 has milliseconds,
+        then random bits. Ids sort in publication order, so the run database's indexes grow at one end."""
+        self._published_ids += 1
+        bits = (self._published_ids << 80) | (self._ids.getrandbits(80) & _NOT_VERSION_OR_VARIANT) | _V7
+        return str(uuid.UUID(int=bits))
 
     def _route(self, envelope: dict, published_vt: float, again: bool = False, only: frozenset | None = None) -> None:
         """Queue a delivery of the event to every matching rule's target. ``again``: the event may have been

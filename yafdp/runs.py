@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from yafdp import store
 from yafdp.bus import LocalBus, MeasuredTiming
@@ -20,7 +20,7 @@ from yafdp.latency import timing_for
 from yafdp.marketplace import load_marketplace
 from yafdp.plan import build_plan
 from yafdp.services.order import OrderRejectedError
-from yafdp.workload import OutcomeRates, generate_orders
+from yafdp.workload import OutcomeRates, iter_orders
 
 STORES = ("memory", "file")
 BACKENDS = ("local", "moto", "aws")
@@ -98,19 +98,18 @@ def start_saga(options: RunOptions) -> LocalBus:
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
     bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
-    for at, request in arrivals(options, bus.world):
-        bus.schedule(at, _placing(bus, request))
+    bus.schedule_all((at, _placing(bus, request)) for at, request in arrivals(options, bus.world))
     return bus
 
 
-def arrivals(options: RunOptions, world) -> list[tuple[float, object]]:
-    """When each order of the run's workload arrives (seconds after the start) and its request: from
-    ``options.orders_file`` at the arrival rate, or generated from the seed and the outcome rates."""
+def arrivals(options: RunOptions, world) -> Iterator[tuple[float, object]]:
+    """When each order of the run's workload arrives (seconds after the start) and its request, in time
+    order: from ``options.orders_file`` at the arrival rate, or generated from the seed and the rates."""
     if options.orders_file is not None:
         requests = load_order_requests(Path(options.orders_file))
-        return [((n + 1) / options.arrival_rate, request) for n, request in enumerate(requests)]
-    planned = generate_orders(options.orders, options.seed, world, options.rates, options.arrival_rate)
-    return [(p.at, p.request) for p in planned]
+        return (((n + 1) / options.arrival_rate, request) for n, request in enumerate(requests))
+    planned = iter_orders(options.orders, options.seed, world, options.rates, options.arrival_rate)
+    return ((p.at, p.request) for p in planned)
 
 
 def load_order_requests(path: Path) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 from yafdp.marketplace import Marketplace
 
@@ -49,13 +50,19 @@ def generate_orders(count: int, seed: int, world: Marketplace, rates: OutcomeRat
     >>> [o.request["order_id"] for o in orders]
     ['ord-7-000001', 'ord-7-000002', 'ord-7-000003']
     """
+    return list(iter_orders(count, seed, world, rates, arrival_rate))
+
+
+def iter_orders(count: int, seed: int, world: Marketplace, rates: OutcomeRates = OutcomeRates(),
+                arrival_rate: float = 50.0) -> Iterator[PlannedOrder]:
+    """The orders of :func:`generate_orders`, one at a time (a long workload never sits in memory)."""
     if count < 0:
         raise ValueError(f"the number of orders must not be negative, got {count}")
     if arrival_rate <= 0:
         raise ValueError(f"arrival_rate must be positive, got {arrival_rate}")
     rng = random.Random(f"{seed}:workload")
     choices = _Choices(world, rates)
-    at, orders = 0.0, []
+    at = 0.0
     for n in range(1, count + 1):
         at += rng.expovariate(arrival_rate)
         declined = rng.random() < rates.payment_failure
@@ -70,12 +77,11 @@ def generate_orders(count: int, seed: int, world: Marketplace, rates: OutcomeRat
         amount = round(sum(i["quantity"] * i["unit_price"] for i in items), 2)
         expected = ("CANCELLED: payment declined" if declined else "CANCELLED: restaurant rejected" if rejected
                     else "CANCELLED: no courier" if undeliverable else "DELIVERY_SCHEDULED")
-        orders.append(PlannedOrder(at, {
+        yield PlannedOrder(at, {
             "order_id": f"ord-{abs(seed)}-{n:06d}", "customer_id": f"cus-{rng.randrange(1, 1000):04d}",
             "restaurant_id": restaurant_id, "items": items, "amount": amount, "currency": world.currency,
             "payment_token": token, "delivery_zone": zone,
-        }, expected))
-    return orders
+        }, expected)
 
 
 class _Choices:
