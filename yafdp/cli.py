@@ -117,7 +117,7 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
-    parser = commands.add_parser("run", help="place a workload of orders on the local bus; writes run.db and summary.json")
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db and summary.json")
     parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
     parser.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
