@@ -167,7 +167,7 @@ class LocalBus:
         if spec is None:
             raise LookupError(f"service {service!r} has no entry point {entrypoint!r} in the catalog")
         function = resolve_handler(service, entrypoint)
-        uow = UnitOfWork(service, self._states[service], self.world, self._now)
+        uow = UnitOfWork(service, self._states[service], self.world, self.now)
         try:
             result = function(payload, uow)
             prepared = check_outbox(self.catalog, service, frozenset(spec.emits), uow.outbox)
@@ -201,7 +201,8 @@ class LocalBus:
                 return
         next_action()
 
-    def _now(self) -> float:
+    def now(self) -> float:
+        """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
         return self.timing.now(self.vt)
 
     def _publish(self, prepared: list[tuple], at: float | None = None, replay_name: str | None = None) -> list[str]:
@@ -321,7 +322,7 @@ class LocalBus:
             self.stats.duplicates += 1
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
-        uow = UnitOfWork(service, self._states[service], self.world, self._now)
+        uow = UnitOfWork(service, self._states[service], self.world, self.now)
         try:
             self._handlers[rule_name](envelope, uow)
             if fault == POISON:
@@ -420,7 +421,7 @@ class LocalBus:
         for dl_id, event_id, rule in rows:
             if wanted is not None and dl_id not in wanted:
                 continue
-            self.db.execute("UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (self._now(), dl_id))
+            self.db.execute("UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (self.now(), dl_id))
             self._enqueue(event_id, rule, 1, self.vt, self.vt, "", True)
             count += 1
         self.commit()

@@ -148,7 +148,7 @@ class LocalOrchestrator(LocalBus):
         payload = parameters["Payload"]
         event_id = task_event(payload)["id"]
         rule = self._rule_names[payload["rule"]]
-        uow = UnitOfWork(service, self._states[service], self.world, self._now)
+        uow = UnitOfWork(service, self._states[service], self.world, self.now)
         try:
             prepared = self.runner.run(payload, uow)
         except Exception as exc:  # the handler failed: the Task fails with the exception's name, as in Lambda

@@ -98,7 +98,7 @@ def start_saga(options: RunOptions) -> LocalBus:
     store.set_info(db, **describe(options), status="running", services=list(bus.catalog.services),
                    rules={r.name: r.pattern for r in bus.plan.rules})
     bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
-    bus.schedule_all((at, _placing(bus, request)) for at, request in arrivals(options, bus.world))
+    bus.schedule_all((at, placing(bus, request)) for at, request in arrivals(options, bus.world))
     return bus
 
 
@@ -197,7 +197,9 @@ def _times(options: RunOptions) -> str:
     return f"simulated seconds on a virtual clock, latency model {options.latency_model!r}"
 
 
-def _placing(bus: LocalBus, request) -> Callable[[], None]:
+def placing(bus, request) -> Callable[[], None]:
+    """A customer's client placing ``request`` on ``bus`` (any backend's); a refusal is recorded in
+    ``refusals``, naming the field, and the run goes on."""
     def place() -> None:
         try:
             bus.call("order", "place_order", request)
@@ -205,7 +207,7 @@ def _placing(bus: LocalBus, request) -> Callable[[], None]:
             order_id = request.get("order_id") if isinstance(request, dict) else None
             bus.db.execute("INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)",
                            (order_id if isinstance(order_id, str) else None, getattr(exc, "field", "(event)"),
-                            str(exc), bus.timing.now(bus.vt)))
+                            str(exc), bus.now()))
     return place
 
 

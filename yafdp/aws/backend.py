@@ -19,12 +19,11 @@ from typing import Callable
 
 from yafdp import store
 from yafdp.catalog import Catalog, load_catalog
-from yafdp.envelope import PublishError
 from yafdp.faults import Faults
 from yafdp.marketplace import load_marketplace
 from yafdp.plan import DeploymentPlan, build_plan
-from yafdp.runs import RunOptions, arrivals, describe, finish
-from yafdp.services.order import TERMINAL, OrderRejectedError
+from yafdp.runs import RunOptions, arrivals, describe, finish, placing
+from yafdp.services.order import TERMINAL
 
 from yafdp.aws.bus import AwsBus
 from yafdp.aws.clients import AwsClients, make_clients
@@ -140,7 +139,7 @@ def start_saga_on_aws(options: RunOptions, *, echo: Callable[[str], None] = _std
     store.set_info(bus.db, **describe(options), status="running", prefix=prefix, region=clients.region,
                    services=list(catalog.services), rules={r.name: r.pattern for r in plan.rules})
     for at, request in arrivals(options, load_marketplace(options.catalog_dir)):
-        bus.schedule(at, _placing(bus, request))
+        bus.schedule(at, placing(bus, request))
     return bus
 
 
@@ -192,19 +191,6 @@ def _check(options: RunOptions) -> BackendSettings:
         raise ValueError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
                          f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
     return settings
-
-
-def _placing(bus: AwsBus, request) -> Callable[[], None]:
-    """A customer's client placing ``request``; a refusal is recorded in ``refusals``, naming the field."""
-    def place() -> None:
-        try:
-            bus.call("order", "place_order", request)
-        except (OrderRejectedError, PublishError) as exc:
-            order_id = request.get("order_id") if isinstance(request, dict) else None
-            bus.db.execute("INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)",
-                           (order_id if isinstance(order_id, str) else None, getattr(exc, "field", "(event)"),
-                            str(exc), bus.now()))
-    return place
 
 
 def _saga_settled(bus: AwsBus) -> bool:
