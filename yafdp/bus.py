@@ -120,7 +120,6 @@ class LocalBus:
         self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
         self._handlers.update(handlers or {})
-        self._services = {s.name: s for s in plan.services}
         self.writer = store.RunWriter(db, durable)
         self._states = {s.name: store.ServiceState(self.writer, s.name) for s in plan.services}
         self._ruleset = RuleSet()

@@ -107,6 +107,7 @@ class Catalog:
     services: Mapping[str, Service]
     events: Mapping[str, EventType]
     _validators: dict = field(default_factory=dict, repr=False, compare=False)
+    _matched: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -120,11 +121,13 @@ class Catalog:
 
     def matched_events(self, sub: Subscription) -> list[str]:
         """The catalog's events whose ``source`` and ``detail-type`` the rule's pattern accepts."""
-        envelope_only = compile_pattern(envelope_pattern(sub.pattern))
-        return [
-            name for name, ev in self.events.items()
-            if envelope_only.matches({"source": ev.source, "detail-type": name})
-        ]
+        matched = self._matched.get(sub.rule)
+        if matched is None:  # the catalog does not change, so each rule is worked out once
+            envelope_only = compile_pattern(envelope_pattern(sub.pattern))
+            matched = self._matched[sub.rule] = tuple(
+                name for name, ev in self.events.items()
+                if envelope_only.matches({"source": ev.source, "detail-type": name}))
+        return list(matched)
 
     def consumers(self, event: str) -> list[Subscription]:
         """The subscriptions whose rules accept ``event`` (on source and detail-type)."""
@@ -132,16 +135,18 @@ class Catalog:
 
     def validate_detail(self, event: str, detail: Any) -> None:
         """Raise ``fastjsonschema.JsonSchemaValueException`` when ``detail`` breaks the event's schema."""
-        validator = self._validators.get(event)
-        if validator is None:
-            validator = self._validators[event] = fastjsonschema.compile(dict(self.events[event].schema))
-        validator(detail)
+        self._validator(event)(detail)
 
     def compile_schemas(self) -> None:
         """Compile every event's schema validator now, so no delivery pays for it (and no timing shows it)."""
         for event in self.events:
-            if event not in self._validators:
-                self._validators[event] = fastjsonschema.compile(dict(self.events[event].schema))
+            self._validator(event)
+
+    def _validator(self, event: str):
+        validator = self._validators.get(event)
+        if validator is None:
+            validator = self._validators[event] = fastjsonschema.compile(dict(self.events[event].schema))
+        return validator
 
     def without(self, *services: str) -> "Catalog":
         """The same catalog without some services, e.g. the platform before the Loyalty service existed."""

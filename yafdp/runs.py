@@ -157,10 +157,7 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
     pending = bus.resume()
     started = time.perf_counter()
     bus.run(progress=progress)
-    summary = finish(bus, options, out, time.perf_counter() - started)
-    summary["resumed_deliveries"] = pending
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
+    return finish(bus, options, out, time.perf_counter() - started, extra={"resumed_deliveries": pending})
 
 
 def open_bus(options: RunOptions, db, timing=None, session: int = 0) -> LocalBus:
@@ -211,15 +208,16 @@ def placing(bus, request) -> Callable[[], None]:
     return place
 
 
-def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float) -> dict:
-    """Write ``summary.json`` (and ``run.db`` for the memory store), close the bus and return the summary."""
+def finish(bus: LocalBus, options: RunOptions, out: Path, seconds: float, extra: dict | None = None) -> dict:
+    """Write ``summary.json`` (and ``run.db`` for the memory store), close the bus and return the summary;
+    ``extra`` adds facts of this session to it (e.g. how many deliveries a resume found pending)."""
     out = Path(out)
     db = bus.db
     bus.commit()
     summary = summarize(db)
     summary.update(describe(options), wall_seconds=round(seconds, 3),
                    deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None,
-                   state_writes=bus.writer.writes)
+                   state_writes=bus.writer.writes, **(extra or {}))
     if getattr(bus.timing, "simulated", False):
         summary["simulation"] = {**bus.timing.report(), "virtual_seconds": round(bus.vt, 3)}
     if hasattr(bus, "report"):  # the orchestrator's executions and state transitions
