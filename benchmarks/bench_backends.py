@@ -19,7 +19,7 @@ from pathlib import Path
 
 def case(backend: str, orders: int, seed: int, arrival_rate: float) -> dict:
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.trace import hop_latency, load_run
+    from yafdp.analysis.trace import hop_latency, load_run
 
     with tempfile.TemporaryDirectory() as out, contextlib.redirect_stderr(io.StringIO()):
         summary = run_saga(RunOptions(orders=orders, seed=seed, out=Path(out), backend=backend,

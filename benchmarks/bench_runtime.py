@@ -46,8 +46,8 @@ def _peak_rss_mib() -> float:
 def bare_loop_case(orders: int, seed: int) -> dict:
     """The same hand-offs as the saga (event → each subscribed handler), as plain function calls on a deque."""
     from yafdp.catalog import load_catalog
-    from yafdp.marketplace import load_marketplace
-    from yafdp.workload import generate_orders
+    from yafdp.catalog.marketplace import load_marketplace
+    from yafdp.runs.workload import generate_orders
 
     catalog = load_catalog()
     consumers = {name: [s.service for s in catalog.consumers(name)] for name in catalog.events}

@@ -39,7 +39,7 @@ def catalog_copy(tmp_path) -> CatalogCopy:
 def moto_url():
     """One moto server for the whole session (each deployment on it has its own prefix), with dummy
     credentials in the environment so nothing here can reach a real AWS account."""
-    from yafdp.aws.moto_server import MotoServer
+    from yafdp.backends.aws.moto_server import MotoServer
 
     saved = {k: os.environ.get(k) for k in DUMMY_AWS_ENVIRONMENT}
     os.environ.update(DUMMY_AWS_ENVIRONMENT)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from yafdp.aws.backend import deploy
-from yafdp.aws.clients import make_clients
-from yafdp.aws.deployer import apply, input_template
-from yafdp.aws.package import HANDLER, build_package
-from yafdp.aws.teardown import destroy, inventory
+from yafdp.backends.aws.deployment import deploy
+from yafdp.backends.aws.clients import make_clients
+from yafdp.backends.aws.deployer import apply, input_template
+from yafdp.backends.aws.package import HANDLER, build_package
+from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
-from yafdp.check import check_run
+from yafdp.analysis.check import check_run
 from yafdp.runs import RunOptions, run_saga
 
 

@@ -11,17 +11,17 @@ import zipfile
 
 import pytest
 
-from yafdp.aws import lambda_handler
-from yafdp.aws.backend import deploy
-from yafdp.aws.clients import make_clients
-from yafdp.aws.dynamo_state import TRACE, DynamoState, scan
-from yafdp.aws.package import build_package, package_files
-from yafdp.aws.poller import sqs_record
-from yafdp.aws.runtime import FunctionConfig, PublishFailedError, ServiceFunction
-from yafdp.aws.teardown import destroy
+from yafdp.backends.aws import lambda_handler
+from yafdp.backends.aws.deployment import deploy
+from yafdp.backends.aws.clients import make_clients
+from yafdp.backends.aws.dynamo_state import TRACE, DynamoState, scan
+from yafdp.backends.aws.package import build_package, package_files
+from yafdp.backends.aws.poller import sqs_record
+from yafdp.backends.aws.function import FunctionConfig, PublishFailedError, ServiceFunction
+from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
-from yafdp.marketplace import load_marketplace
-from yafdp.workload import OutcomeRates, generate_orders
+from yafdp.catalog.marketplace import load_marketplace
+from yafdp.runs.workload import OutcomeRates, generate_orders
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
@@ -136,20 +136,20 @@ def test_a_refused_put_events_entry_keeps_the_outbox(plan, clients):
 
 def test_the_package_holds_the_runtime_core_and_the_catalog_but_no_notebook_libraries():
     names = set(package_files())
-    assert {"yafdp/aws/lambda_handler.py", "yafdp/services/payment.py", "yafdp/patterns/ruleset.py",
+    assert {"yafdp/backends/aws/lambda_handler.py", "yafdp/services/payment.py", "yafdp/patterns/ruleset.py",
             "fastjsonschema/__init__.py", "data/bus.json", "data/services/order.json", "data/marketplace.json"} <= names
     assert not {n for n in names if n.split("/")[0] in ("pandas", "matplotlib", "networkx", "boto3", "botocore")}
-    assert not {n for n in names if n.startswith("yafdp/") and n.split("/")[1].removesuffix(".py") in
-                ("trace", "figures", "graph", "tables", "cli", "workbook", "runs", "bus")}
+    assert not {n for n in names if n.startswith(("yafdp/analysis/", "yafdp/runs/", "yafdp/backends/local/",
+                                                  "yafdp/cli.py", "yafdp/workbook.py"))}
     assert build_package() == build_package()
 
 
 def test_the_package_imports_on_its_own(tmp_path):
     zipfile.ZipFile(io.BytesIO(build_package())).extractall(tmp_path)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.aws.lambda_handler as h; "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.backends.aws.lambda_handler as h; "
             "from yafdp.catalog import load_catalog; from yafdp.services import resolve_handler; "
             "c = load_catalog(); [resolve_handler(s.service, s.handler) for s in c.subscriptions]; "
-            "import yafdp.aws.runtime; "
+            "import yafdp.backends.aws.function; "
             "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith(('yafdp', 'fastjsonschema'))]; "
             "assert all(f.startswith(sys.argv[1]) for f in mods), mods; "
             "assert str(c.path).startswith(sys.argv[1]), c.path; "

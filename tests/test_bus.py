@@ -4,12 +4,13 @@ import sqlite3
 
 import pytest
 
-from yafdp import store
-from yafdp.bus import LocalBus, MeasuredTiming
+from yafdp.runtime import rundb
+from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import load_catalog
-from yafdp.envelope import PublishError
-from yafdp.faults import Faults
-from yafdp.marketplace import load_marketplace
+from yafdp.runtime.envelope import PublishError
+from yafdp.runtime.faults import Faults
+from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
 
 
@@ -31,7 +32,7 @@ PAID = {"order_id": "ord-t-1", "payment_id": "pay-t-1", "customer_id": "cus-1", 
 def make_bus(**kwargs) -> LocalBus:
     """A bus on which order ord-t-1 was placed earlier, so the Order service can track PAID's events."""
     kwargs.setdefault("timing", VirtualTiming())
-    bus = LocalBus(CATALOG, PLAN, WORLD, store.connect(":memory:"), seed=kwargs.pop("seed", 1), **kwargs)
+    bus = LocalBus(CATALOG, PLAN, WORLD, rundb.connect(":memory:"), seed=kwargs.pop("seed", 1), **kwargs)
     bus.writer.put_state("order", {("order", "ord-t-1"): {
         "order_id": "ord-t-1", "status": "PLACED", "amount": 8.5, "currency": "EUR", "customer_id": "cus-1",
         "restaurant_id": "res-napoli", "placed_at": 0.0, "history": []}})
@@ -85,7 +86,7 @@ def test_entry_over_256_kb_is_refused(catalog_copy):
     catalog_copy.edit("payment", lambda d: d["events"]["Payment_Success"]["schema"]["properties"].update(
         {"note": {"type": "string"}}))
     catalog = load_catalog(catalog_copy.root)
-    bus = LocalBus(catalog, build_plan(catalog), WORLD, store.connect(":memory:"))
+    bus = LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"))
     with pytest.raises(PublishError, match="262144"):
         bus.put_events([{"DetailType": "Payment_Success", "Detail": {**PAID, "note": "x" * 262_144}}], sender="payment")
 
@@ -139,7 +140,7 @@ def test_old_events_are_dead_lettered_when_their_age_runs_out(catalog_copy):
     doc["retry_policy"] = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 60}
     bus_file.write_text(json.dumps(doc))
     catalog = load_catalog(catalog_copy.root)
-    bus = LocalBus(catalog, build_plan(catalog), WORLD, store.connect(":memory:"), timing=VirtualTiming(),
+    bus = LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"), timing=VirtualTiming(),
                    handlers={"yafdp-restaurant-reviews-paid-order": failing(times=999)})
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
@@ -226,7 +227,7 @@ def test_redrive_delivers_dead_letters_once_the_cause_is_fixed():
 
 
 def test_file_store_commits_each_client_call(tmp_path):
-    db = store.connect(tmp_path / "run.db")
+    db = rundb.connect(tmp_path / "run.db")
     bus = LocalBus(CATALOG, PLAN, WORLD, db, durable=True)
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     reader = sqlite3.connect(tmp_path / "run.db")

@@ -8,22 +8,22 @@ import secrets
 
 import pytest
 
-from yafdp import store
-from yafdp.aws.bus import AwsBus
-from yafdp.aws.clients import make_clients
-from yafdp.aws.deployer import apply
-from yafdp.aws.functions import InProcessFunctions
-from yafdp.aws.package import build_package
-from yafdp.aws.teardown import destroy
-from yafdp.bus import LocalBus
+from yafdp.runtime import rundb
+from yafdp.backends.aws.bus import AwsBus
+from yafdp.backends.aws.clients import make_clients
+from yafdp.backends.aws.deployer import apply
+from yafdp.backends.aws.functions import InProcessFunctions
+from yafdp.backends.aws.package import build_package
+from yafdp.backends.aws.teardown import destroy
+from yafdp.backends.local.bus import LocalBus
 from yafdp.catalog import load_catalog
-from yafdp.envelope import PublishError
-from yafdp.faults import Faults
-from yafdp.marketplace import load_marketplace
+from yafdp.runtime.envelope import PublishError
+from yafdp.runtime.faults import Faults
+from yafdp.catalog.marketplace import load_marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import build_plan
 from yafdp.services.order import validate_order
-from yafdp.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import OutcomeRates, generate_orders
 
 WORLD = load_marketplace()
 SAGA = ("order", "payment", "notification")  # two hops of the saga: enough, and quick on moto
@@ -136,7 +136,7 @@ class TestLocalBus(BusContract):
     def open_bus(self):
         def open_(services, faults=Faults()):
             catalog = _catalog(services)
-            return LocalBus(catalog, build_plan(catalog), WORLD, store.connect(":memory:"), faults=faults)
+            return LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"), faults=faults)
         return open_
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from yafdp.catalog import load_catalog
-from yafdp.compare import coupling, cost_table, latency_summary, loyalty_change, messages_per_order, quota_loads, saga_latency
-from yafdp.costs import PRICED_AS, Usage, cost_per_million_orders, load_prices, usage_from_run
-from yafdp.latency import load_quotas
+from yafdp.analysis.compare import coupling, cost_table, latency_summary, loyalty_change, messages_per_order, quota_loads, saga_latency
+from yafdp.analysis.costs import PRICED_AS, Usage, cost_per_million_orders, load_prices, usage_from_run
+from yafdp.simulation.quotas import load_quotas
 from yafdp.runs import RunOptions, run_saga
 
 PRICES = Path(__file__).resolve().parents[1] / "data" / "prices.json"

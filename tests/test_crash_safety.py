@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from yafdp.check import check_run
+from yafdp.analysis.check import check_run
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from yafdp.asyncapi import asyncapi_document
+from yafdp.analysis.asyncapi import asyncapi_document
 from yafdp.catalog import load_catalog
 from yafdp.cli import main
-from yafdp.graph import causal_graph, flow_graph, mermaid
+from yafdp.analysis.graph import causal_graph, flow_graph, mermaid
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from yafdp.cli import main
-from yafdp.latency import (Distribution, LatencyProfileError, SimulatedTiming, TokenBucket, fit_profile,
-                           load_profile, load_quotas, save_profile)
+from yafdp.simulation.profiles import Distribution, LatencyProfileError, load_profile, save_profile
+from yafdp.simulation.timing import SimulatedTiming
+from yafdp.simulation.quotas import TokenBucket, load_quotas
+from yafdp.simulation.fitting import fit_profile
 from yafdp.runs import RunOptions, run_saga
-from yafdp.trace import end_to_end, hop_latency, load_run
+from yafdp.analysis.trace import end_to_end, hop_latency, load_run
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
 

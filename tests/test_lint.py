@@ -2,7 +2,7 @@
 
 from yafdp.catalog import load_catalog
 from yafdp.cli import main
-from yafdp.lint import lint
+from yafdp.analysis.lint import lint
 
 
 def checks(catalog_copy) -> set[str]:

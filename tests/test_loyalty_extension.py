@@ -8,14 +8,14 @@ back when a confirmed order cannot be delivered, whichever of the two events rea
 import pytest
 
 from yafdp.catalog import load_catalog
-from yafdp.extension import diff_catalogs, diff_plans, modules_mentioning
-from yafdp.faults import Faults
+from yafdp.analysis.extension import diff_catalogs, diff_plans, modules_mentioning
+from yafdp.runtime.faults import Faults
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
 from yafdp.services import loyalty
-from yafdp.trace import load_run, order_outcomes, service_items
-from yafdp.unit_of_work import UnitOfWork
-from yafdp.workload import OutcomeRates
+from yafdp.analysis.trace import load_run, order_outcomes, service_items
+from yafdp.runtime.unit_of_work import BufferedUnitOfWork
+from yafdp.runs.workload import OutcomeRates
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ class _Store:
         return self.items.get((kind, key))
 
     def handle(self, handler, detail_type, detail):
-        uow = UnitOfWork("loyalty", self, world=None, now=lambda: 0.0)
+        uow = BufferedUnitOfWork("loyalty", self, world=None, now=lambda: 0.0)
         handler({"id": f"evt-{len(self.items)}", "detail-type": detail_type, "detail": detail}, uow)
         self.items.update(uow.writes)
         return [published for _, published, _ in uow.outbox]

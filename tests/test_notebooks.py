@@ -33,8 +33,8 @@ def test_notebook_executes_and_saves_its_figures(path, tmp_path):
     ("04_fire_orders", {"backend": "moto", "orders": 20}, "04_batch"),
 ], ids=["03-on-moto", "04-on-moto"])
 def test_deployment_chapters_execute_on_moto(name, parameters, run, tmp_path):
-    from yafdp.check import check_run
-    from yafdp.trace import load_run
+    from yafdp.analysis.check import check_run
+    from yafdp.analysis.trace import load_run
     from yafdp.workbook import NOTEBOOKS_DIR
 
     run_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path, parameters)

@@ -9,13 +9,14 @@ from moto import mock_aws
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from yafdp.catalog import load_catalog
-from yafdp.check import check_run
+from yafdp.analysis.check import check_run
 from yafdp.cli import main
-from yafdp.orchestration import (MAX_STATE_NAME, OrchestrationError, deploy_state_machine, lambda_error, state_machine_definition,
-                                 step_failed, task_event, task_rules, walk_states)
+from yafdp.plan.step_functions import MAX_STATE_NAME, OrchestrationError, state_machine_definition, task_rules, walk_states
+from yafdp.backends.aws.step_functions import deploy_state_machine
+from yafdp.runtime.tasks import lambda_error, step_failed, task_event
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
-from yafdp.trace import end_to_end, load_run
+from yafdp.analysis.trace import end_to_end, load_run
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,14 @@ matplotlib.use("Agg")
 
 import pytest
 
-from yafdp import figures, tables, trace
+from yafdp.analysis import figures, tables, trace
 from yafdp.catalog import load_catalog
-from yafdp.check import check_run
-from yafdp.faults import Faults
-from yafdp.graph import consequences, flow_graph
+from yafdp.analysis.check import check_run
+from yafdp.runtime.faults import Faults
+from yafdp.analysis.graph import consequences, flow_graph
 from yafdp.plan import build_plan, plan_resources
 from yafdp.runs import RunOptions, finish, run_saga, start_saga
-from yafdp.workload import OutcomeRates
+from yafdp.runs.workload import OutcomeRates
 
 
 @pytest.fixture(scope="module")

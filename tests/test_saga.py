@@ -5,12 +5,12 @@ import sqlite3
 
 import pytest
 
-from yafdp.check import check_run
+from yafdp.analysis.check import check_run
 from yafdp.cli import main
-from yafdp.faults import Faults
+from yafdp.runtime.faults import Faults
 from yafdp.runs import RunOptions, run_saga
-from yafdp.workload import OutcomeRates, generate_orders
-from yafdp.marketplace import load_marketplace
+from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.catalog.marketplace import load_marketplace
 
 HEAVY = Faults(duplicate_rate=0.2, handler_failure_rate=0.1, reorder_rate=0.3, delay_rate=0.1)
 

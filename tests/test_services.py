@@ -2,10 +2,10 @@
 
 import pytest
 
-from yafdp.marketplace import load_marketplace
+from yafdp.catalog.marketplace import load_marketplace
 from yafdp.services import delivery, loyalty, notification, order, payment, resolve_handler, restaurant
 from yafdp.services.order import OrderRejectedError, validate_order
-from yafdp.unit_of_work import UnitOfWork
+from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 
 WORLD = load_marketplace()
 
@@ -21,7 +21,7 @@ class FakeStore:
         return self.items.get((kind, key))
 
     def handle(self, service, handler, detail_type, detail):
-        uow = UnitOfWork(service, self, WORLD, now=lambda: 0.0)
+        uow = BufferedUnitOfWork(service, self, WORLD, now=lambda: 0.0)
         handler({"id": f"evt-{len(self.published)}", "detail-type": detail_type, "detail": detail}, uow)
         self.items.update(uow.writes)
         self.published += [(t, d) for _, t, d in uow.outbox]
@@ -35,14 +35,14 @@ REQUEST = {"order_id": "ord-s-1", "customer_id": "cus-7", "restaurant_id": "res-
 
 def placed(store=None) -> FakeStore:
     store = store or FakeStore()
-    uow = UnitOfWork("order", store, WORLD, now=lambda: 0.0)
+    uow = BufferedUnitOfWork("order", store, WORLD, now=lambda: 0.0)
     order.place_order(REQUEST, uow)
     store.items.update(uow.writes)
     return store
 
 
 def test_place_order_stores_it_placed_and_publishes_order_initiated():
-    uow = UnitOfWork("order", FakeStore(), WORLD, now=lambda: 1.5)
+    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 1.5)
     assert order.place_order(REQUEST, uow) == "ord-s-1"
     assert uow.writes[("order", "ord-s-1")]["status"] == "PLACED"
     [(_, detail_type, detail)] = uow.outbox
@@ -78,7 +78,7 @@ def test_bad_order_is_refused_naming_the_field(change, field):
 
 
 def test_bad_order_stores_and_publishes_nothing():
-    uow = UnitOfWork("order", FakeStore(), WORLD, now=lambda: 0.0)
+    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 0.0)
     with pytest.raises(OrderRejectedError):
         order.place_order({**REQUEST, "amount": -1}, uow)
     assert uow.writes == {} and uow.outbox == []

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from yafdp.patterns.cli import register as register_test_pattern
+from yafdp.runs.bootstrap import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +45,11 @@ def run_catalog(args) -> int:
                 for e in catalog.events.values()]
         print(_text_table(("event", "producer", "source", "kind", "terminal", "origin", "consumers"), rows))
     elif args.format == "mermaid":
-        from yafdp.graph import mermaid
+        from yafdp.analysis.graph import mermaid
 
         print(mermaid(catalog), end="")
     else:
-        from yafdp.asyncapi import asyncapi_document
+        from yafdp.analysis.asyncapi import asyncapi_document
 
         doc = asyncapi_document(catalog) if args.format == "asyncapi" else _catalog_json(catalog)
         print(json.dumps(doc, indent=2))
@@ -81,7 +82,7 @@ def register_lint(commands) -> None:
 
 
 def run_lint(args) -> int:
-    from yafdp.lint import lint
+    from yafdp.analysis.lint import lint
 
     catalog = _load(args)
     findings = lint(catalog)
@@ -96,7 +97,7 @@ def register_workbook(commands) -> None:
     parser = commands.add_parser("workbook", help="execute every notebook with papermill into a build folder (+ HTML)")
     parser.add_argument("--out", default="build", help="build folder (default: build)")
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
-    parser.add_argument("--backend", choices=["local", "moto", "aws"], default=None,
+    parser.add_argument("--backend", choices=list(BACKENDS), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.set_defaults(run=run_workbook)
 
@@ -149,7 +150,7 @@ def register_run(commands) -> None:
     simulation.add_argument("--workflow", choices=["standard", "express"], default="standard",
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
-    parser.add_argument("--backend", choices=["local", "moto", "aws"], default="local",
+    parser.add_argument("--backend", choices=list(BACKENDS), default="local",
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
@@ -158,16 +159,19 @@ def register_run(commands) -> None:
 
 
 def _rate(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a rate is a probability from 0 to 1, got {text}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"a rate is a probability from 0 to 1, got {text}")
     return value
 
 
 def run_run(args) -> int:
-    from yafdp.faults import Faults
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.workload import OutcomeRates
+    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runtime.faults import Faults
 
     options = RunOptions(
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
@@ -216,8 +220,7 @@ class _progress:
             return None
 
         def update(stats):
-            done = stats.delivered + stats.failed + stats.duplicates + stats.dead_lettered
-            self.bar.update(done - self.bar.n)
+            self.bar.update(stats.deliveries - self.bar.n)
         return update
 
     def __exit__(self, *exc):
@@ -249,7 +252,7 @@ def register_check(commands) -> None:
 
 
 def run_check(args) -> int:
-    from yafdp.check import check_run
+    from yafdp.analysis.check import check_run
 
     results = check_run(args.dir)
     for result in results:
@@ -272,7 +275,7 @@ def register_state_machine(commands) -> None:
 
 
 def run_state_machine(args) -> int:
-    from yafdp.orchestration import state_machine_definition
+    from yafdp.plan.step_functions import state_machine_definition
     from yafdp.plan import build_plan
 
     catalog = _load(args)
@@ -289,7 +292,8 @@ def register_fit_profile(commands) -> None:
 
 
 def run_fit_profile(args) -> int:
-    from yafdp.latency import fit_profile, save_profile
+    from yafdp.simulation.fitting import fit_profile
+    from yafdp.simulation.profiles import save_profile
 
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
     path = save_profile(document, args.out)
@@ -331,7 +335,7 @@ def run_plan(args) -> int:
 
 
 def _aws_target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=["moto", "aws"], required=True,
+    parser.add_argument("--backend", choices=[b for b in BACKENDS if b != "local"], required=True,
                         help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL",
@@ -340,13 +344,14 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _aws_clients(args):
-    from yafdp.aws.clients import make_clients
+    from yafdp.backends.aws.clients import make_clients
+    from yafdp.errors import RefusedError
 
     if args.backend == "moto" and not args.endpoint_url:
-        raise ValueError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
+        raise RefusedError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
                          "and pass --endpoint-url http://127.0.0.1:5000")
     if args.backend == "aws" and args.endpoint_url:
-        raise ValueError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
+        raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
     return make_clients(args.endpoint_url)
 
 
@@ -357,7 +362,7 @@ def register_deploy(commands) -> None:
 
 
 def run_deploy(args) -> int:
-    from yafdp.aws.backend import deploy
+    from yafdp.backends.aws.deployment import deploy
 
     changes: list[str] = []
 
@@ -380,7 +385,7 @@ def register_destroy(commands) -> None:
 
 
 def run_destroy(args) -> int:
-    from yafdp.aws.teardown import destroy
+    from yafdp.backends.aws.teardown import destroy
 
     deleted = destroy(_aws_clients(args), args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
@@ -393,7 +398,9 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken."""
     from yafdp.catalog import CatalogError
+    from yafdp.errors import BackendError, ConfigurationError, RefusedError, RunFolderError
 
     args = build_parser().parse_args(argv)
     try:
@@ -401,10 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     except CatalogError as exc:
         print(f"yafdp: catalog error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as exc:
+    except (RefusedError, ConfigurationError, RunFolderError, FileNotFoundError) as exc:
         print(f"yafdp: {exc}", file=sys.stderr)
         return 2
-    except TimeoutError as exc:  # a run on moto or AWS whose orders did not all finish in time
+    except BackendError as exc:  # e.g. a run on moto or AWS whose orders did not all finish in time
         print(f"yafdp: {exc}", file=sys.stderr)
         return 1
 

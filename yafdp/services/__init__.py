@@ -1,7 +1,7 @@
 """The platform's services: one module per service, each a handful of plain handler functions.
 
 A handler is ``handler(event, uow)``: ``event`` is the EventBridge envelope, ``uow`` a
-:class:`~yafdp.unit_of_work.UnitOfWork` over the service's own state. Which handler serves which rule is
+:class:`~yafdp.runtime.unit_of_work.UnitOfWork` over the service's own state. Which handler serves which rule is
 written in the catalog (``data/services/<service>.json``), so adding a service touches no other module here.
 """
 

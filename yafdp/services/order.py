@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from yafdp.errors import RefusedError
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
+
 # Rank decides "forward": an event may skip steps (a late Payment_Success after CANCELLING changes nothing).
 STATUS_RANK = {"PLACED": 0, "PAID": 1, "CONFIRMED": 2, "CANCELLING": 3, "DELIVERY_SCHEDULED": 4, "CANCELLED": 4}
 TERMINAL = ("DELIVERY_SCHEDULED", "CANCELLED")
@@ -27,7 +30,7 @@ CUSTOMER_ID = re.compile(r"^cus-[A-Za-z0-9-]{1,60}$")
 TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{4,64}$")
 
 
-class OrderRejectedError(ValueError):
+class OrderRejectedError(RefusedError):
     """The order was refused before anything was charged; ``field`` says which part of it is wrong."""
 
     def __init__(self, field: str, problem: str):

@@ -1,0 +1,137 @@
+"""What a run would cost on AWS: usage counted from its ``run.db``, priced with ``data/prices.json`` (each price cited).
+
+Usage is what the run did (events published, deliveries and their attempts, handler time, items written,
+state transitions); the few things a run cannot show are parameters with stated defaults (function memory,
+SQS requests per message). Free tiers are ignored: the figures are per million orders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from yafdp.errors import ConfigurationError, RefusedError, RunFolderError
+from yafdp.runtime import rundb
+from yafdp.catalog import DEFAULT_DATA_DIR
+
+PRICES_FILE = DEFAULT_DATA_DIR / "prices.json"
+CHUNK_BYTES = 64 * 1024  # EventBridge and SQS bill each 64 KB of a message as one event or request
+TRANSACTIONAL_WRITE_UNITS = 2  # DynamoDB: an item (up to 1 KB) written in a transaction costs two write units
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one run used on AWS (or would have), in the units AWS bills."""
+
+    orders: int
+    eventbridge_events: float = 0
+    sqs_requests: float = 0
+    lambda_requests: float = 0
+    lambda_gb_seconds: float = 0
+    dynamodb_write_units: float = 0
+    step_functions_standard_transitions: float = 0
+    step_functions_express_requests: float = 0
+    step_functions_express_gb_seconds: float = 0
+
+    def per_order(self) -> dict[str, float]:
+        return {k: v / self.orders for k, v in asdict(self).items() if k != "orders"} if self.orders else {}
+
+
+def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_memory_mb: int = 64) -> Usage:
+    """Count a run's billable usage from its ``run.db`` (a choreography or an orchestrated run).
+
+    Choreography: one EventBridge event per 64 KB of each published event; per delivered message one SQS
+    SendMessage, a ReceiveMessage per attempt and a DeleteMessage when done. Both styles: one Lambda request
+    per handler attempt and per order placed, handler time (rounded up to the millisecond) times
+    ``lambda_memory_mb``, and two DynamoDB write units per item written (each handler writes its items and its
+    idempotency record in one transaction). Orchestration: Standard workflows' state transitions, or Express
+    workflows' executions and billed duration at ``express_memory_mb``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from yafdp.runs import RunOptions, run_saga
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = run_saga(RunOptions(orders=20, seed=1, out=out, latency_model="aws-eu-west-1"))
+    >>> usage = usage_from_run(out)
+    >>> usage.orders, usage.eventbridge_events > 4 * usage.orders
+    (20, True)
+    """
+    with rundb.open_run(path) as db:
+        info = rundb.get_info(db)
+        summary = info.get("summary")
+        if summary is None:
+            raise RunFolderError(f"{path} is from a run that did not finish (run_info has no summary)")
+        orders = summary["orders"]["placed"]
+        chunks = sum(max(1, math.ceil(size / CHUNK_BYTES)) for (size,) in
+                     db.execute("SELECT LENGTH(detail) + LENGTH(source) + LENGTH(detail_type) FROM events"))
+        attempts, finished, messages = db.execute(
+            "SELECT COUNT(*), SUM(outcome != 'failed'), COUNT(DISTINCT event_id || ' ' || rule) FROM deliveries").fetchone()
+        milliseconds = db.execute("SELECT COALESCE(SUM(MAX(1, CAST(CEIL((finished_at - delivered_at) * 1000) AS INTEGER))), 0)"
+                                  " FROM deliveries").fetchone()[0]
+        markers = db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0]  # processed markers
+    writes = TRANSACTIONAL_WRITE_UNITS * (summary.get("state_writes", 0) + markers)
+    common = dict(orders=orders, lambda_requests=attempts + orders,
+                  lambda_gb_seconds=milliseconds / 1000 * lambda_memory_mb / 1024, dynamodb_write_units=writes)
+    if info.get("style", "choreography") == "choreography":
+        return Usage(eventbridge_events=chunks, sqs_requests=messages + attempts + (finished or 0), **common)
+    orchestration = summary.get("orchestration", {})
+    if info.get("workflow") == "express":
+        return Usage(step_functions_express_requests=orchestration.get("executions", 0),
+                     step_functions_express_gb_seconds=orchestration.get("express_billed_seconds", 0) * express_memory_mb / 1024,
+                     **common)
+    return Usage(step_functions_standard_transitions=orchestration.get("state_transitions", 0), **common)
+
+
+def load_prices(path: str | Path | None = None) -> dict:
+    """The price list: ``{name: {"usd", "per", "unit", "source"}}`` from ``data/prices.json``.
+
+    Examples
+    --------
+    >>> price = load_prices()["step_functions_standard_transition"]
+    >>> price["usd"], price["per"], price["source"]["region"]
+    (0.025, 1000, 'us-east-1')
+    """
+    file = Path(path) if path is not None else PRICES_FILE
+    document = json.loads(file.read_text(encoding="utf-8"))
+    for name, price in document["prices"].items():
+        if not {"usd", "per", "unit", "source"} <= set(price):
+            raise ConfigurationError(f"{file}: prices.{name} needs usd, per, unit and source (with its date)")
+    return document["prices"]
+
+
+# Which price each usage is billed at.
+PRICED_AS = {
+    "eventbridge_events": "eventbridge_custom_event",
+    "sqs_requests": "sqs_standard_request",
+    "lambda_requests": "lambda_request",
+    "lambda_gb_seconds": "lambda_gb_second_x86",
+    "dynamodb_write_units": "dynamodb_write_request_unit",
+    "step_functions_standard_transitions": "step_functions_standard_transition",
+    "step_functions_express_requests": "step_functions_express_request",
+    "step_functions_express_gb_seconds": "step_functions_express_gb_second",
+}
+
+
+def cost_per_million_orders(usage: Usage, prices: dict | None = None, *, arm: bool = False) -> dict[str, float]:
+    """US dollars per million orders, by line item (the usage's names), for a run's usage.
+
+    Examples
+    --------
+    >>> cost = cost_per_million_orders(Usage(orders=2, eventbridge_events=10, lambda_requests=20))
+    >>> cost["eventbridge_events"], cost["lambda_requests"]
+    (5.0, 2.0)
+    """
+    prices = prices if prices is not None else load_prices()
+    if not usage.orders:
+        raise RefusedError("the run placed no orders: there is nothing to price per order")
+    scale = 1_000_000 / usage.orders
+    costs = {}
+    for name, amount in asdict(usage).items():
+        if name == "orders":
+            continue
+        price = prices[PRICED_AS[name].replace("_x86", "_arm") if arm else PRICED_AS[name]]
+        costs[name] = round(amount * scale * price["usd"] / price["per"], 4)
+    return costs

@@ -1,0 +1,191 @@
+"""The catalog, the deployment plan and a run's verdicts as pandas tables for the notebooks (not part of the
+runtime core, which avoids pandas)."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import pandas as pd
+
+from yafdp.catalog import Catalog
+from yafdp.analysis.check import Invariant
+from yafdp.analysis.graph import causal_graph
+from yafdp.plan import DeploymentPlan, plan_resources
+
+
+def events_table(catalog: Catalog) -> pd.DataFrame:
+    """One row per event: who produces it, its EventBridge source, where it comes from, its fields."""
+    rows = [
+        {
+            "event (detail-type)": ev.name,
+            "producer": ev.service,
+            "source": ev.source,
+            "kind": ev.kind,
+            "terminal": ev.terminal,
+            "origin": ev.origin,
+            "required fields": ", ".join(ev.schema.get("required", [])),
+            "description": ev.description,
+        }
+        for ev in catalog.events.values()
+    ]
+    return pd.DataFrame(rows).set_index("event (detail-type)")
+
+
+def schema_fields(catalog: Catalog, event: str) -> pd.DataFrame:
+    """The top-level fields of an event's ``detail`` schema: type, constraints, required or not."""
+    schema = catalog.events[event].schema
+    required = set(schema.get("required", []))
+    rows = []
+    for name, spec in schema.get("properties", {}).items():
+        constraints = {k: v for k, v in spec.items() if k not in ("type", "items", "properties")}
+        rows.append({
+            "field": name,
+            "type": spec.get("type", "any") + (f" of {spec['items'].get('type')}" if "items" in spec else ""),
+            "required": name in required,
+            "constraints": ", ".join(f"{k}={v}" for k, v in constraints.items()),
+        })
+    return pd.DataFrame(rows).set_index("field")
+
+
+def subscriptions_table(catalog: Catalog) -> pd.DataFrame:
+    """One row per rule: its service, handler, path, the events it matches and the events it may emit."""
+    rows = [
+        {
+            "rule": sub.rule,
+            "service": sub.service,
+            "handler": sub.handler,
+            "path": sub.path,
+            "matches": ", ".join(catalog.matched_events(sub)),
+            "may emit": ", ".join(sub.emits) or "—",
+            "purpose": sub.purpose,
+        }
+        for sub in catalog.subscriptions
+    ]
+    return pd.DataFrame(rows).set_index("rule")
+
+
+def subscription_matrix(catalog: Catalog) -> pd.DataFrame:
+    """Events × services: the rule's path where a service listens to an event, empty where it does not."""
+    matrix = pd.DataFrame("", index=list(catalog.events), columns=list(catalog.services))
+    for sub in catalog.subscriptions:
+        for event in catalog.matched_events(sub):
+            matrix.loc[event, sub.service] = sub.path
+    matrix.index.name = "event"
+    return matrix
+
+
+def failure_paths(catalog: Catalog) -> pd.DataFrame:
+    """For each failure event, every rule that acts on it or on what follows from it (observers left out):
+    the compensations a failure sets in motion, and what each of them publishes.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> sorted(failure_paths(load_catalog()).loc["Delivery_Failed", "service"])
+    ['loyalty', 'payment', 'restaurant']
+    """
+    causes = causal_graph(catalog)
+    rows = []
+    for failure in (e.name for e in catalog.events.values() if e.kind == "failure"):
+        for event in [failure] + sorted(nx.descendants(causes, failure)):
+            for sub in catalog.consumers(event):
+                if sub.path != "observe":
+                    rows.append({"failure": failure, "then": event, "rule": sub.rule, "service": sub.service,
+                                 "handler": sub.handler, "may emit": ", ".join(sub.emits) or "—"})
+        if not any(row["failure"] == failure for row in rows):
+            rows.append({"failure": failure, "then": failure, "rule": "—", "service": "—",
+                         "handler": "(nothing changed yet: nothing to compensate)", "may emit": "—"})
+    return pd.DataFrame(rows).set_index(["failure", "then"])
+
+
+def plan_resources_table(plan: DeploymentPlan) -> pd.DataFrame:
+    """One row per resource the plan creates: kind, name and owning service (``shared`` for the bus and archive).
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.plan import build_plan
+    >>> int(plan_resources_table(build_plan(load_catalog())).groupby("kind").size()["rule"])
+    10
+    """
+    return pd.DataFrame([{"kind": r.kind, "name": r.name, "service": r.service or "shared"}
+                         for r in plan_resources(plan)])
+
+
+def plan_rules(plan: DeploymentPlan) -> pd.DataFrame:
+    """One row per rule on the bus: its service, path, event pattern and what its handler may emit."""
+    return pd.DataFrame([{
+        "rule": r.name, "service": r.service, "path": r.path,
+        "event pattern": json.dumps(r.pattern, separators=(", ", ": ")), "may emit": ", ".join(r.emits) or "—",
+    } for r in plan.rules]).set_index("rule")
+
+
+def plan_targets(plan: DeploymentPlan) -> pd.DataFrame:
+    """One row per rule target: the queue and handler it feeds, its dead-letter queue and retry policy."""
+    return pd.DataFrame([{
+        "rule": r.name, "target": r.target.id, "queue": r.target.queue, "handler": f"{r.service}.{r.target.handler}",
+        "dead-letter queue": r.target.dead_letter_queue,
+        "max retries": r.target.retry_policy.maximum_retry_attempts,
+        "max event age (s)": r.target.retry_policy.maximum_event_age_seconds,
+    } for r in plan.rules]).set_index("rule")
+
+
+def plan_queues(plan: DeploymentPlan) -> pd.DataFrame:
+    """Every SQS queue of the plan: each service's work queue, its dead-letter queue, and each rule's
+    dead-letter queue (where EventBridge puts what it could not deliver)."""
+    def row(queue, service, role, dead_letters="", receives="", timeout=""):
+        return {"queue": queue, "service": service, "role": role, "dead-letter queue": dead_letters,
+                "max receives": receives, "visibility timeout (s)": timeout}
+    rows = []
+    for service in plan.services:
+        rows.append(row(service.queue, service.name, "work queue (feeds the function)", service.queue_dead_letter_queue,
+                        service.max_receive_count, service.visibility_timeout_seconds))
+        rows.append(row(service.queue_dead_letter_queue, service.name, f"dead letters of {service.queue}"))
+    rows += [row(r.target.dead_letter_queue, r.service, f"dead letters of rule {r.name}") for r in plan.rules]
+    return pd.DataFrame(rows).set_index("queue")
+
+
+def plan_iam(plan: DeploymentPlan) -> pd.DataFrame:
+    """One row per IAM statement of each service's role: least privilege, written out."""
+    rows = []
+    for service in plan.services:
+        for statement in service.policy["Statement"]:
+            actions = statement["Action"]
+            rows.append({
+                "service": service.name, "statement": statement["Sid"],
+                "actions": ", ".join(actions) if isinstance(actions, list) else actions,
+                "resource": statement["Resource"],
+                "condition": json.dumps(statement["Condition"]) if "Condition" in statement else "",
+            })
+    return pd.DataFrame(rows).set_index(["service", "statement"])
+
+
+def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFrame:
+    """The saga's invariants as one row each: verdict, how much was checked, who broke it and a few examples.
+
+    Examples
+    --------
+    >>> from yafdp.analysis.check import Invariant
+    >>> invariants_table([Invariant("no double charge", "…", False, ("ord-1 (2 charges)",), 5)]).loc[
+    ...     "no double charge", "verdict"]
+    'FAIL'
+    """
+    return pd.DataFrame([{
+        "invariant": r.name,
+        "verdict": "skip" if r.skipped else ("pass" if r.passed else "FAIL"),
+        "checked": r.checked,
+        "offenders": len(r.offenders),
+        "examples": r.skipped or "; ".join(r.offenders[:examples]) + (" …" if len(r.offenders) > examples else ""),
+        "promise": r.promise,
+    } for r in results]).set_index("invariant")
+
+
+VERDICT_STYLES = {"pass": "background-color: #dcfce7", "FAIL": "background-color: #fee2e2; font-weight: bold",
+                  "skip": "background-color: #f3f4f6"}
+
+
+def style_verdicts(table: pd.DataFrame):
+    """A :func:`invariants_table` coloured by verdict (green pass, red FAIL, grey skip), left-aligned text."""
+    return (table.style.map(lambda v: VERDICT_STYLES.get(v, ""), subset=["verdict"])
+            .set_properties(subset=["examples", "promise"], **{"text-align": "left"}))

@@ -1,0 +1,229 @@
+"""A run's evidence as pandas DataFrames: per-hop latency, end-to-end latency per order, processing time.
+
+Reads any ``run.db`` (every backend writes the same schema). Not part of the runtime core: it uses pandas.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from yafdp.runtime import rundb
+from yafdp.services.order import STATUS_AFTER, TERMINAL
+
+# The events after which the Order service holds an order terminal: the saga's last step for that order.
+TERMINAL_EVENTS = tuple(event for event, status in STATUS_AFTER.items() if status in TERMINAL)
+OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
+
+
+@dataclass
+class Run:
+    """The tables of one run, and what its times mean."""
+
+    path: Path
+    info: dict
+    events: pd.DataFrame
+    deliveries: pd.DataFrame
+    orders: pd.DataFrame
+    payments: pd.DataFrame
+    loyalty: pd.DataFrame
+    dead_letters: pd.DataFrame
+
+    @property
+    def simulated(self) -> bool:
+        return self.info.get("latency_model", "none") != "none"
+
+    @property
+    def time_label(self) -> str:
+        """How to label a time axis of this run: measured or simulated, and by what."""
+        if self.simulated:
+            return f"simulated with latency model {self.info['latency_model']!r}"
+        return f"measured wall-clock, {self.info.get('backend', 'local')} backend"
+
+
+def load_run(path: str | Path) -> Run:
+    """Load ``run.db`` from a run folder (or the file itself).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from yafdp.runs import RunOptions, run_saga
+    >>> out = Path(tempfile.mkdtemp())
+    >>> _ = run_saga(RunOptions(orders=3, seed=1, out=out))
+    >>> bool(load_run(out).orders["status"].isin(TERMINAL).all())
+    True
+    """
+    path = Path(path)
+    with rundb.open_run(path) as db:
+        info = rundb.get_info(db)
+        read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
+        run = Run(
+            path=path if path.is_dir() else path.parent, info=info,
+            events=read("SELECT * FROM events ORDER BY seq"),
+            deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
+                            " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
+            orders=read("SELECT * FROM orders ORDER BY order_id"),
+            payments=read("SELECT * FROM payments ORDER BY order_id, kind"),
+            loyalty=read("SELECT * FROM loyalty ORDER BY order_id"),
+            dead_letters=read("SELECT d.*, e.detail_type, e.order_id FROM dead_letters d JOIN events e USING (event_id)"),
+        )
+    run.deliveries["service"] = run.deliveries["target"]  # a rule's target id is its service's name
+    # The service that published each event (run_info records which source is whose).
+    run.events["service"] = run.events["source"].map(lambda source: info.get("sources", {}).get(source, source))
+    return run
+
+
+def hop_latency(run: Run) -> pd.DataFrame:
+    """One row per successful delivery: from the event's publication to its handler starting, and the
+    handler's own time. Columns: ``hop`` (event → service), ``latency_s``, ``processing_s``, ``attempt``."""
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"].copy()
+    ok["hop"] = ok["detail_type"] + " → " + ok["service"]
+    ok["latency_s"] = ok["delivered_at"] - ok["published_at"]
+    ok["processing_s"] = ok["finished_at"] - ok["delivered_at"]
+    return ok[["event_id", "order_id", "hop", "detail_type", "service", "rule", "attempt", "latency_s", "processing_s"]]
+
+
+def end_to_end(run: Run) -> pd.DataFrame:
+    """One row per order: from ``Order_Initiated`` to the saga's last step (the terminal event's
+    publication) and to the last handler that reacted to any of its events."""
+    events = run.events
+    started = events[events["detail_type"] == "Order_Initiated"].groupby("order_id")["published_at"].min()
+    terminal = events[events["detail_type"].isin(TERMINAL_EVENTS)].groupby("order_id")["published_at"].max()
+    settled = run.deliveries.groupby("order_id")["finished_at"].max()
+    table = pd.DataFrame({"started_at": started, "terminal_at": terminal, "settled_at": settled})
+    table["saga_s"] = table["terminal_at"] - table["started_at"]
+    table["settled_s"] = table["settled_at"] - table["started_at"]
+    statuses = run.orders.set_index("order_id")["status"]
+    table["status"] = statuses.reindex(table.index)
+    return table.reset_index(names="order_id")
+
+
+def processing_time(run: Run) -> pd.DataFrame:
+    """Handler time per service (successful deliveries): count and p50/p95/p99/max in milliseconds."""
+    return percentiles_ms(hop_latency(run), "processing_s", by="service")
+
+
+def percentiles_ms(frame: pd.DataFrame, column: str, by: str) -> pd.DataFrame:
+    """``count`` and p50/p95/p99/max of a column in seconds, in milliseconds, one row per group of ``by``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"service": ["a", "a", "b"], "latency_s": [0.001, 0.003, 0.002]})
+    >>> float(percentiles_ms(frame, "latency_s", by="service").loc["b", "p50_ms"])
+    2.0
+    """
+    table = frame.groupby(by)[column].apply(lambda s: percentiles(s * 1000)).unstack()
+    table["count"] = table["count"].astype(int)
+    return table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"})
+
+
+def percentiles(series: pd.Series, quantiles=(0.5, 0.95, 0.99)) -> pd.Series:
+    """``count``, ``p50``, ``p95``, ``p99`` and ``max`` of a series (NaN-free)."""
+    series = series.dropna()
+    values = {"count": len(series)}
+    values.update({f"p{int(q * 100)}": series.quantile(q) for q in quantiles})
+    values["max"] = series.max()
+    return pd.Series(values)
+
+
+def order_timeline(run: Run, order_id: str) -> pd.DataFrame:
+    """Everything that happened to one order, in time order: publications and deliveries."""
+    events = run.events[run.events["order_id"] == order_id]
+    published = pd.DataFrame({
+        "at": events["published_at"], "what": "published", "event": events["detail_type"],
+        "by": events["service"], "rule": "", "outcome": "", "until": events["published_at"],
+    })
+    deliveries = run.deliveries[run.deliveries["order_id"] == order_id]
+    handled = pd.DataFrame({
+        "at": deliveries["delivered_at"], "what": "delivered", "event": deliveries["detail_type"],
+        "by": deliveries["service"], "rule": deliveries["rule"], "outcome": deliveries["outcome"],
+        "until": deliveries["finished_at"],
+    })
+    timeline = pd.concat([published, handled]).sort_values(["at", "what"], kind="stable").reset_index(drop=True)
+    timeline["t_ms"] = (timeline["at"] - timeline["at"].min()) * 1000
+    return timeline
+
+
+def sequence_diagram(run: Run, order_id: str) -> str:
+    """The order's saga as a Mermaid sequence diagram: who published what, who reacted."""
+    timeline = order_timeline(run, order_id)
+    lines = ["sequenceDiagram", "    participant bus as EventBridge bus"]
+    for _, row in timeline.iterrows():
+        if row["what"] == "published":
+            lines.append(f"    {row['by']}->>bus: {row['event']}")
+        elif row["outcome"] == "ok":
+            lines.append(f"    bus->>{row['by']}: {row['event']}")
+        else:
+            lines.append(f"    bus--x{row['by']}: {row['event']} ({row['outcome']})")
+    return "\n".join(lines) + "\n"
+
+
+def observed_edges(run: Run) -> dict[tuple[str, str], int]:
+    """Counts of the flow graph's edges as they happened: service → event (published) and event → service
+    (successfully delivered), keyed like :func:`yafdp.analysis.graph.flow_graph`'s edges."""
+    counts: dict[tuple[str, str], int] = {}
+    for (service, detail_type), n in run.events.groupby(["service", "detail_type"]).size().items():
+        counts[(f"service:{service}", f"event:{detail_type}")] = int(n)
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"]
+    for (detail_type, service), n in ok.groupby(["detail_type", "service"]).size().items():
+        counts[(f"event:{detail_type}", f"service:{service}")] = int(n)
+    return counts
+
+
+def order_outcomes(run: Run, expected: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per order: its status, amount, what was charged and refunded, loyalty points, events published;
+    with ``expected`` (order id → what the workload meant it to end as) also whether it ended so."""
+    table = run.orders.set_index("order_id")[["status", "amount"]].copy()
+    money = run.payments.pivot_table(index="order_id", columns="kind", values="amount", aggfunc="sum")
+    for kind, column in (("charge", "charged"), ("refund", "refunded")):
+        table[column] = money[kind].reindex(table.index).fillna(0.0) if kind in money else 0.0
+    table["loyalty_points"] = run.loyalty.groupby("order_id")["points"].sum().reindex(table.index).fillna(0).astype(int)
+    table["events"] = run.events.groupby("order_id").size().reindex(table.index).fillna(0).astype(int)
+    if expected is not None:
+        table["expected"] = pd.Series(expected).reindex(table.index)
+        table["as_expected"] = table["expected"].str.split(":").str[0] == table["status"]
+    return table
+
+
+def service_items(run: Run, service: str, kind: str) -> pd.DataFrame:
+    """A service's own stored items of one kind (e.g. Loyalty's ``order`` records), one row per item."""
+    with rundb.open_run(run.path) as db:
+        rows = db.execute("SELECT key, item FROM state WHERE service = ? AND kind = ? ORDER BY key", (service, kind))
+        items = {key: json.loads(item) for key, item in rows}
+    return pd.DataFrame.from_dict(items, orient="index").rename_axis("key")
+
+
+def deliveries_per_rule(run: Run) -> pd.DataFrame:
+    """Successful deliveries per rule (rows, every rule of the run, those that received nothing included)
+    and event (columns)."""
+    ok = run.deliveries[run.deliveries["outcome"] == "ok"]
+    table = pd.crosstab(ok["rule"], ok["detail_type"])
+    in_publication_order = [e for e in run.events["detail_type"].unique() if e in table.columns]
+    table = table.reindex(index=list(run.info.get("rules", table.index)), columns=in_publication_order, fill_value=0)
+    table.columns.name, table.index.name = "event", "rule"
+    return table
+
+
+DEAD_LETTER_ATTRIBUTES = {"rule_arn": "RULE_ARN", "target_arn": "TARGET_ARN", "error_code": "ERROR_CODE",
+                          "error_message": "ERROR_MESSAGE", "exhausted_retry_condition": "EXHAUSTED_RETRY_CONDITION",
+                          "retry_attempts": "RETRY_ATTEMPTS"}
+
+
+def dead_letter_messages(run: Run, include_redriven: bool = False) -> pd.DataFrame:
+    """The dead-letter queues' messages: the event, and the attributes EventBridge attaches to say why it
+    gave up (``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``,
+    ``RETRY_ATTEMPTS``). Redriven messages are left out unless asked for."""
+    letters = run.dead_letters
+    if not include_redriven:
+        letters = letters[letters["redriven_at"].isna()]
+    table = letters[["event_id", "detail_type", "order_id", "rule", *DEAD_LETTER_ATTRIBUTES]]
+    return table.rename(columns=DEAD_LETTER_ATTRIBUTES).reset_index(drop=True)
+
+
+def delivery_outcomes(run: Run) -> pd.DataFrame:
+    """Delivery attempts per target service (rows) by outcome (columns, always all of :data:`OUTCOMES`)."""
+    table = pd.crosstab(run.deliveries["service"], run.deliveries["outcome"])
+    return table.reindex(columns=list(OUTCOMES), fill_value=0).rename_axis(columns="outcome")

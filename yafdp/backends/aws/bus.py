@@ -1,0 +1,256 @@
+"""A deployed plan (on moto or AWS) behind the :class:`~yafdp.runtime.interfaces.Bus` interface the local bus
+implements: ``db`` (the run database) is filled from the deployment by :meth:`AwsBus.run` and :meth:`AwsBus.commit`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from typing import Callable, Iterable
+
+from yafdp.catalog import Catalog
+from yafdp.errors import BackendError
+from yafdp.plan import DeploymentPlan
+from yafdp.runtime import rundb
+from yafdp.runtime.interfaces import BusStats, FunctionRunner
+from yafdp.runtime.publishing import prepare_put_events
+from yafdp.services.order import TERMINAL
+
+from yafdp.backends.aws.clients import AwsClients
+from yafdp.backends.aws.dynamo_state import DynamoState, items_of
+from yafdp.backends.aws.export import export_run
+from yafdp.backends.aws.function import publish_entries
+
+_DEPTHS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+
+
+class NotSettledError(BackendError, TimeoutError):
+    """Messages were still on the service queues when the time to wait for them ran out."""
+
+
+class AwsBus:
+    """A deployment (on moto or AWS) driven like :class:`yafdp.bus.LocalBus`.
+
+    Parameters
+    ----------
+    catalog, plan
+        what was deployed.
+    clients
+        boto3 clients for where it was deployed.
+    functions
+        where the service functions run: :class:`~yafdp.backends.aws.functions.InProcessFunctions` (moto) or
+        :class:`~yafdp.backends.aws.functions.LambdaFunctions` (AWS); started here, stopped by :meth:`close`.
+    quiet_checks, check_seconds
+        :meth:`run` returns once every service queue was seen empty this many times in a row, this far
+        apart (SQS's counts are approximate on AWS: look several times).
+    timeout
+        how long :meth:`run` waits, by default.
+    teardown
+        what :meth:`close` does after stopping the functions, e.g. destroy the deployment.
+    db
+        the run database to export into (default: a new one in memory).
+    settle_orders
+        :meth:`run` is also not done until every order is terminal (or dead letters explain why not).
+    """
+
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, clients: AwsClients, functions: FunctionRunner, *,
+                 db=None, quiet_checks: int = 2, check_seconds: float = 0.1, timeout: float = 120.0,
+                 teardown: Callable[[], None] | None = None, settle_orders: bool = False,
+                 clock: Callable[[], float] = time.time):
+        self.catalog, self.plan, self.clients, self.functions, self.clock = catalog, plan, clients, functions, clock
+        self.quiet_checks, self.check_seconds, self.timeout, self.teardown = quiet_checks, check_seconds, timeout, teardown
+        self.settle_orders = settle_orders
+        self.db = db if db is not None else rundb.connect(":memory:")
+        self.origin = clock()  # recorded times are seconds since this moment
+        self._urls = {s.name: clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"] for s in plan.services}
+        self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
+        self._redriven: list[tuple] = []
+        self._state_writes = 0
+        self._closed = False
+        self.stats = BusStats()
+        functions.start()
+
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
+        """Publish ``entries`` (``{"DetailType", "Detail"[, "Source"]}``) as service ``sender``, checked as
+        the local bus checks them; all or nothing: a bad entry raises :class:`PublishError`."""
+        prepared = prepare_put_events(self.catalog, sender, entries)
+        state = DynamoState(self.clients.dynamodb, self.plan.service(sender).table)
+        return publish_entries(self.clients.events, [
+            {"Source": source, "DetailType": detail_type, "Detail": text, "EventBusName": self.plan.bus}
+            for source, detail_type, _, text in prepared], self.clock, state)
+
+    def call(self, service: str, entrypoint: str, payload) -> object:
+        """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""
+        return self.functions.call(service, entrypoint, payload)
+
+    def schedule(self, at: float, action: Callable[[], object]) -> None:
+        """Run ``action`` (e.g. a client's call) ``at`` seconds after :meth:`run` starts (wall clock)."""
+        self._scheduled.append((at, len(self._scheduled), action))
+
+    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
+        """Run each ``(at, action)`` ``at`` seconds after :meth:`run` starts."""
+        for at, action in actions:
+            self.schedule(at, action)
+
+    def now(self) -> float:
+        """Seconds since the bus was opened: the clock every recorded time is on."""
+        return self.clock() - self.origin
+
+    def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
+        """Run the scheduled actions at their times, wait until every service queue is empty (handled, or
+        moved to its dead-letter queue) and, with ``settle_orders``, every order is terminal; then fill
+        :attr:`db` from the deployment.
+
+        Raises :class:`NotSettledError` when the run's clock passes ``until`` seconds (default: the bus's
+        ``timeout`` from now) before that.
+        """
+        wait = self.timeout if until is None else max(0.0, until - self.now())
+        deadline = time.monotonic() + wait
+        started, scheduled = time.perf_counter(), sorted(self._scheduled)
+        self._scheduled.clear()
+        for at, _, action in scheduled:
+            time.sleep(max(0.0, started + at - time.perf_counter()))
+            action()
+        while True:
+            self.settle(max(0.0, deadline - time.monotonic()))
+            if not self.settle_orders or self.settled():
+                break
+            if time.monotonic() > deadline:
+                raise NotSettledError(f"the queues are empty but the run is not done: {self.stuck_orders()}")
+            time.sleep(self.check_seconds)
+        stats = self.export()
+        if progress is not None:
+            progress(stats)
+        return stats
+
+    def settle(self, timeout: float) -> None:
+        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row."""
+        deadline, quiet = time.monotonic() + timeout, 0
+        while quiet < self.quiet_checks:
+            depths = self.queue_depths()
+            quiet = quiet + 1 if not any(depths.values()) else 0
+            if quiet < self.quiet_checks:
+                if time.monotonic() > deadline:
+                    busy = ", ".join(f"{q}: {n}" for q, n in depths.items() if n)
+                    errors = "; ".join(self.functions.errors[-3:])
+                    raise NotSettledError(f"after {timeout:.0f} s messages are still waiting ({busy})"
+                                          + (f"; the pollers reported: {errors}" if errors else "")
+                                          + (f"; {self.stuck_orders()}" if self.settle_orders else ""))
+                time.sleep(self.check_seconds)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages on each service queue: waiting, being handled, or delayed."""
+        depths = {}
+        for service, url in self._urls.items():
+            attributes = self.clients.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_DEPTHS)["Attributes"]
+            depths[service] = sum(int(attributes.get(name, 0)) for name in _DEPTHS)
+        return depths
+
+    def export(self) -> BusStats:
+        """Fill :attr:`db` from the deployment as it is now; returns the counts."""
+        counts = export_run(self.db, self.plan, self.clients, self.origin, tuple(self._redriven))
+        self._state_writes = counts["state_writes"]
+        outcomes = dict(self.db.execute("SELECT outcome, COUNT(*) FROM deliveries GROUP BY outcome"))
+        self.stats = BusStats(
+            published=self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0], delivered=outcomes.get("ok", 0),
+            failed=outcomes.get("failed", 0), duplicates=outcomes.get("duplicate", 0),
+            dead_lettered=self.db.execute("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL").fetchone()[0])
+        return self.stats
+
+    def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
+        """Send the messages of the service queues' dead-letter queues (those of ``dead_letters.id`` in
+        ``ids``, as exported to :attr:`db`; all when None) back to their queues, after the cause was fixed;
+        returns how many. Run :meth:`run` afterwards to see them handled."""
+        self.export()
+        rows = self.db.execute("SELECT id, event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
+                               " exhausted_retry_condition, retry_attempts, dead_lettered_at FROM dead_letters"
+                               " WHERE redriven_at IS NULL AND exhausted_retry_condition = 'maxReceiveCount'").fetchall()
+        wanted = None if dead_letter_ids is None else set(dead_letter_ids)
+        chosen = {(row[1], row[2]): row[1:] for row in rows if wanted is None or row[0] in wanted}
+        sqs, moved, seen = self.clients.sqs, [], set()
+        for service in self.plan.services:
+            dead_url = sqs.get_queue_url(QueueName=service.queue_dead_letter_queue)["QueueUrl"]
+            while messages := [m for m in sqs.receive_message(QueueUrl=dead_url, MaxNumberOfMessages=10,
+                                                              WaitTimeSeconds=0, VisibilityTimeout=30).get("Messages", [])
+                               if m["MessageId"] not in seen]:
+                for message in messages:
+                    seen.add(message["MessageId"])
+                    body = json.loads(message["Body"])
+                    key = (body.get("event", {}).get("id"), body.get("rule"))
+                    if key not in chosen:
+                        continue  # not asked for: it becomes visible again when its timeout ends
+                    sqs.send_message(QueueUrl=self._urls[service.name], MessageBody=message["Body"])
+                    sqs.delete_message(QueueUrl=dead_url, ReceiptHandle=message["ReceiptHandle"])
+                    moved.append(key)
+        at = self.now()
+        self._redriven += [(*chosen[key], at) for key in moved]
+        return len(moved)
+
+    def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
+        """Start an EventBridge replay of the archive's events published between ``start`` and ``end`` (run
+        seconds) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``); returns how
+        many archived events the window holds. See StartReplay in the EventBridge API reference.
+
+        On AWS the replay runs asynchronously after this returns; moto replays at once but ignores the
+        window, the filter and the rules' input transformers, so the replayed messages reach the handlers
+        without the rule's name and fail there: the contract tests replay on the local bus only.
+        """
+        self.export()
+        count = self.db.execute("SELECT COUNT(*) FROM events WHERE published_at BETWEEN ? AND ?",
+                                (start, end)).fetchone()[0]
+        destination: dict = {"Arn": self.plan.bus_arn()}
+        if rules is not None:
+            destination["FilterArns"] = [self.plan.rule_arn(rule) for rule in rules]
+        moment = lambda seconds: datetime.datetime.fromtimestamp(self.origin + seconds, tz=datetime.timezone.utc)  # noqa: E731
+        self.clients.events.start_replay(ReplayName=f"{self.plan.prefix}-{name}"[:64],
+                                         EventSourceArn=self.plan.archive_arn(), EventStartTime=moment(start),
+                                         EventEndTime=moment(end), Destination=destination)
+        return count
+
+    def report(self) -> dict:
+        """The state writes the handlers made (for the cost model) and where the deployment is."""
+        return {"state_writes": self._state_writes, "prefix": self.plan.prefix, "region": self.plan.region}
+
+    def settled(self) -> bool:
+        """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
+        return (all(status in TERMINAL for status in self.order_statuses().values())
+                or any(self.dead_letter_depths().values()))
+
+    def order_statuses(self) -> dict[str, str]:
+        """Every order's status, read from the Order service's table."""
+        return {order_id: item.get("status") for order_id, item in
+                items_of(self.clients.dynamodb, self.plan.service("order").table, "order")}
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
+        names = ([s.queue_dead_letter_queue for s in self.plan.services]
+                 + [r.target.dead_letter_queue for r in self.plan.rules])
+        sqs, depths = self.clients.sqs, {}
+        for name in names:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            depths[name] = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                               ["Attributes"]["ApproximateNumberOfMessages"])
+        return depths
+
+    def stuck_orders(self) -> str:
+        """The orders that are not terminal, with their status, for an error message."""
+        statuses = self.order_statuses()
+        stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
+        if not stuck:
+            return "every order is terminal"
+        return (f"{len(stuck)} of {len(statuses)} orders are not terminal: {', '.join(stuck[:10])}"
+                + (" …" if len(stuck) > 10 else ""))
+
+    def commit(self) -> None:
+        """Bring :attr:`db` up to date with the deployment (what :func:`yafdp.runs.finish` reads)."""
+        self.export()
+
+    def close(self) -> None:
+        """Stop consuming the queues, then run the teardown (destroy the deployment); once only."""
+        if self._closed:
+            return
+        self._closed = True
+        self.functions.stop()
+        if self.teardown is not None:
+            self.teardown()

@@ -1,0 +1,107 @@
+"""A deployment's run as a ``run.db`` (the schema every backend writes, see :mod:`yafdp.store`).
+
+State and the trace come from the service tables; dead letters from the queues'
+dead-letter queues (read without removing anything). Times become seconds since ``origin`` (the run's
+start), like the local backend's measured wall-clock times.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+
+from yafdp.plan import DeploymentPlan
+
+from yafdp.backends.aws.clients import AwsClients
+from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
+
+_REPLACED = ("events", "deliveries", "dead_letters", "state")
+
+
+def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients, origin: float,
+               redriven: tuple[tuple, ...] = ()) -> dict:
+    """Fill ``db`` (opened with :func:`yafdp.runtime.rundb.connect`) from the deployment; replaces what an earlier
+    export wrote there. ``redriven``: ``dead_letters`` rows (all columns but ``id``) of dead letters that
+    were sent back to their queues, which are no longer in a dead-letter queue to be found.
+
+    Returns counts: ``{"events", "deliveries", "dead_letters", "unpublished_outboxes", "state_writes"}``
+    (``state_writes``: items the handlers and API calls wrote, as the local bus counts them).
+    """
+    events, deliveries, calls, state, outboxes = [], [], [], [], 0
+    for service in plan.services:
+        for pk, sk, item in scan(clients.dynamodb, service.table):
+            if pk == TRACE:
+                row = json.loads(item["row"]["S"])
+                {"event": events, "delivery": deliveries, "call": calls}[row["kind"]].append(row)
+            elif pk == PROCESSED:
+                continue  # the 'ok' delivery rows are run.db's record of what was processed
+            elif pk == OUTBOX:
+                outboxes += 1
+            else:
+                state.append((service.name, pk, sk, item["item"]["S"]))
+    dead = _dead_letters(plan, clients, deliveries)
+    db.execute("BEGIN")
+    for table in _REPLACED:
+        db.execute(f"DELETE FROM {table}")
+    db.executemany(
+        "INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(e["event_id"], e["order_id"], e["detail_type"], e["source"], e["published_at"] - origin, e["detail"], e["time"])
+         for e in sorted(events, key=lambda e: e["published_at"])])
+    db.executemany(
+        "INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
+          d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])
+    db.executemany("INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)", state)
+    db.executemany(
+        "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
+        " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*d[:9], d[9] - origin, None) for d in dead] + list(redriven))
+    db.execute("COMMIT")
+    return {"events": len(events), "deliveries": len(deliveries), "dead_letters": len(dead),
+            "unpublished_outboxes": outboxes,
+            "state_writes": sum(row.get("writes", 0) for row in calls + deliveries if row.get("outcome", "ok") == "ok")}
+
+
+def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[dict]) -> list[tuple]:
+    """Dead letters as ``dead_letters`` rows, from the service queues' and the rules' dead-letter queues."""
+    history = defaultdict(list)
+    for d in deliveries:
+        history[(d["event_id"], d["rule"])].append(d)
+    rows = []
+    for service in plan.services:  # SQS redrive: the handler failed maxReceiveCount times
+        for message in _peek(clients.sqs, service.queue_dead_letter_queue):
+            body = json.loads(message["Body"])
+            rule, event_id = body.get("rule"), body.get("event", {}).get("id")
+            tried = sorted(history.get((event_id, rule), []), key=lambda d: d["attempt"])
+            last = tried[-1] if tried else {"error": "unknown: no delivery of it was recorded", "finished_at": 0.0}
+            code, _, message_text = (last["error"] or "").partition(": ")
+            rows.append((event_id, rule, service.name, plan.rule_arn(rule), plan.queue_arn(service.queue), code,
+                         message_text, "maxReceiveCount", max(len(tried) - 1, 0), last["finished_at"]))
+    for rule in plan.rules:  # EventBridge could not deliver to the queue, after its retry policy
+        for message in _peek(clients.sqs, rule.target.dead_letter_queue):
+            body, attributes = json.loads(message["Body"]), message.get("MessageAttributes", {})
+            value = lambda name: attributes.get(name, {}).get("StringValue", "")  # noqa: E731
+            event = body.get("event", body)
+            sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
+            rows.append((event.get("id"), rule.name, rule.target.id, plan.rule_arn(rule.name),
+                         plan.queue_arn(rule.target.queue), value("ERROR_CODE"), value("ERROR_MESSAGE"),
+                         value("EXHAUSTED_RETRY_CONDITION"), int(value("RETRY_ATTEMPTS") or 0), sent))
+    return rows
+
+
+def _peek(sqs, queue: str) -> list[dict]:
+    """Every message on ``queue``, left there: received out of sight, then made visible again at once."""
+    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+    seen: dict[str, dict] = {}
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0,
+                                    AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update((m["MessageId"], m) for m in fresh)
+    for message in seen.values():
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    return list(seen.values())

@@ -1,0 +1,221 @@
+"""One service as a function on AWS: SQS messages (EventBridge events) in, handlers run, events out.
+
+The same code runs inside Lambda (see :mod:`yafdp.backends.aws.lambda_handler`) and in-process on moto. A delivery
+is committed to the service's table in one transaction with its processed marker, its outbox and its
+trace row; the outbox is published after the commit and cleared after that, so a crash in between is
+repaired when the message comes back (SQS redelivers what was not deleted): the marker says "done", the
+outbox says "not yet published", and the events go out then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from yafdp.catalog import Catalog
+from yafdp.catalog.marketplace import Marketplace
+from yafdp.errors import BackendError
+from yafdp.plan import DeploymentPlan
+from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
+from yafdp.runtime.faults import Faults, decide, injected_failure
+from yafdp.runtime.publishing import DeliveryError, check_outbox
+from yafdp.runtime.unit_of_work import BufferedUnitOfWork
+from yafdp.services import resolve_handler
+
+from yafdp.backends.aws.dynamo_state import DynamoState
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What a service function needs to know about its deployment; Lambda gets it as environment variables."""
+
+    service: str
+    prefix: str
+    bus: str
+    table: str
+    max_receive_count: int
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 0
+
+    @classmethod
+    def for_service(cls, plan: DeploymentPlan, service: str, faults: Faults = Faults(), seed: int = 0) -> "FunctionConfig":
+        """The configuration of ``service``'s function in ``plan``."""
+        spec = plan.service(service)
+        return cls(service, plan.prefix, plan.bus, spec.table, spec.max_receive_count, faults, seed)
+
+    def to_environment(self) -> dict[str, str]:
+        """The Lambda function's environment variables.
+
+        Examples
+        --------
+        >>> FunctionConfig("payment", "demo", "demo-saga", "demo-payment", 5).to_environment()["YAFDP_SERVICE"]
+        'payment'
+        """
+        return {"YAFDP_SERVICE": self.service, "YAFDP_PREFIX": self.prefix, "YAFDP_BUS": self.bus,
+                "YAFDP_TABLE": self.table, "YAFDP_MAX_RECEIVE_COUNT": str(self.max_receive_count),
+                "YAFDP_FAULTS": json.dumps(self.faults.to_dict(), sort_keys=True), "YAFDP_SEED": str(self.seed)}
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> "FunctionConfig":
+        """The configuration the deployer set as the function's environment; :class:`KeyError` if incomplete."""
+        missing = [k for k in ("YAFDP_SERVICE", "YAFDP_PREFIX", "YAFDP_BUS", "YAFDP_TABLE") if k not in env]
+        if missing:
+            raise KeyError(f"the function's environment lacks {', '.join(missing)}: redeploy with `yafdp deploy`")
+        return cls(env["YAFDP_SERVICE"], env["YAFDP_PREFIX"], env["YAFDP_BUS"], env["YAFDP_TABLE"],
+                   int(env.get("YAFDP_MAX_RECEIVE_COUNT", "5")), Faults(**json.loads(env.get("YAFDP_FAULTS", "{}"))),
+                   int(env.get("YAFDP_SEED", "0")))
+
+
+class PublishFailedError(BackendError):
+    """EventBridge refused some entries of a PutEvents call; they stay in the outbox and are retried."""
+
+
+class ServiceFunction:
+    """A service's handlers behind one function: :meth:`handle_batch` for SQS, :meth:`call` for its API.
+
+    Parameters
+    ----------
+    config
+        the service, its bus and table, the faults to inject.
+    catalog, plan, world
+        the catalog and plan the deployment was made from, and the marketplace data.
+    events, dynamodb
+        boto3 clients (passed in, so the function runs against moto or AWS alike).
+    clock
+        wall-clock seconds (epoch), for the trace.
+    """
+
+    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
+                 events, dynamodb, clock: Callable[[], float] = time.time):
+        self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
+        self.state = DynamoState(dynamodb, config.table)
+        self.rules = {r.name: r for r in plan.rules if r.service == config.service}
+        self.handlers = {name: resolve_handler(config.service, r.target.handler) for name, r in self.rules.items()}
+
+    # ---------------------------------------------------------------- the SQS event source
+
+    def handle_batch(self, sqs_event: dict) -> dict:
+        """Handle an SQS batch; the messages that failed are reported back, the others are done.
+
+        Returns ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` (Lambda's partial batch
+        response: the event source mapping deletes every other message of the batch).
+        """
+        failures = []
+        for record in sqs_event.get("Records", []):
+            try:
+                self.handle_message(record)
+            except Exception:  # the message stays on the queue and comes back after its visibility timeout
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    def handle_message(self, record: dict) -> str:
+        """Handle one SQS message (an EventBridge event wrapped with its rule's name); returns the outcome."""
+        body = json.loads(record["body"])
+        rule = self.rules.get(body.get("rule"))
+        if rule is None:
+            raise LookupError(f"message {record.get('messageId')} on {self.config.service}'s queue names rule "
+                              f"{body.get('rule')!r}, which is not one of this service's rules {sorted(self.rules)}")
+        envelope = _envelope(body["event"])
+        event_id, attempt = envelope["id"], int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        marker = f"{rule.name}#{event_id}"
+        started = self.clock()
+        delivery = {"kind": "delivery", "event_id": event_id, "rule": rule.name, "target": rule.target.id,
+                    "attempt": attempt, "delivered_at": started}
+        if self.state.processed(marker):
+            self._publish(marker, self.state.pending_outbox(marker))  # a crash left them unpublished
+            self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
+            return "duplicate"
+        uow = BufferedUnitOfWork(self.config.service, self.state, self.world, self.clock)
+        try:
+            self.handlers[rule.name](envelope, uow)
+            if self.config.faults.any:
+                crash = injected_failure(decide(self.config.faults, self.config.seed, event_id, rule.subscription).fault,
+                                         attempt)
+                if crash is not None:
+                    raise crash
+            prepared = check_outbox(self.catalog, self.config.service, frozenset(rule.emits), uow.outbox)
+        except Exception as exc:
+            code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
+                ("ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
+            # The last receive before the queue's redrive moves the message to its dead-letter queue.
+            outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
+            self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
+            raise
+        entries = [self._entry(p) for p in prepared]
+        done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None, "writes": len(uow.writes)}
+        if not self.state.commit(uow.writes, marker=marker, outbox_key=marker, outbox=entries, trace=[done]):
+            self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
+            return "duplicate"
+        self._publish(marker, entries)
+        return "ok"
+
+    # ---------------------------------------------------------------- the service's API
+
+    def call(self, entrypoint: str, payload) -> object:
+        """Call an API entry point (e.g. ``place_order``): its writes and events are committed together.
+
+        A retried call with the same payload publishes what an earlier attempt committed but did not
+        publish. Exceptions (``OrderRejectedError``, :class:`PublishError`) reach the caller with nothing
+        stored or published.
+        """
+        spec = self.catalog.entrypoint(self.config.service, entrypoint)
+        outbox_key = f"call#{entrypoint}#" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+        self._publish(outbox_key, self.state.pending_outbox(outbox_key))
+        uow = BufferedUnitOfWork(self.config.service, self.state, self.world, self.clock)
+        result = resolve_handler(self.config.service, entrypoint)(payload, uow)
+        try:
+            prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
+        except DeliveryError as exc:
+            raise PublishError(str(exc)) from None
+        entries = [self._entry(p) for p in prepared]
+        called = {"kind": "call", "entrypoint": entrypoint, "at": self.clock(), "writes": len(uow.writes)}
+        self.state.commit(uow.writes, marker=None, outbox_key=outbox_key, outbox=entries, trace=[called])
+        self._publish(outbox_key, entries)
+        return result
+
+    # ---------------------------------------------------------------- publishing
+
+    def _entry(self, prepared: tuple) -> str:
+        source, detail_type, _, text = prepared
+        return json.dumps({"Source": source, "DetailType": detail_type, "Detail": text, "EventBusName": self.config.bus})
+
+    def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
+        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key)
+
+
+def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
+                    outbox_key: str | None = None) -> list[str]:
+    """PutEvents ``entries`` (10 per call), then record them in ``state``'s trace and clear ``outbox_key``.
+
+    Raises :class:`PublishFailedError` when EventBridge refuses an entry (the outbox is kept, so a
+    redelivery publishes again: at least once).
+    """
+    if not entries:
+        return []
+    ids, rows = [], []
+    for start in range(0, len(entries), MAX_ENTRIES_PER_PUT):
+        chunk = entries[start:start + MAX_ENTRIES_PER_PUT]
+        published_at = clock()  # before the call: on moto the event reaches its queues before PutEvents returns
+        answer = events.put_events(Entries=chunk)
+        if answer.get("FailedEntryCount"):
+            failed = [e for e in answer["Entries"] if "ErrorCode" in e]
+            raise PublishFailedError(f"EventBridge refused {len(failed)} of {len(chunk)} entries: "
+                                     f"{failed[0]['ErrorCode']}: {failed[0].get('ErrorMessage')}")
+        for entry, result in zip(chunk, answer["Entries"]):
+            detail = json.loads(entry["Detail"])
+            ids.append(result["EventId"])
+            rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
+                         "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
+                         "detail": entry["Detail"], "time": iso_time(published_at)})
+    state.published(outbox_key, rows)
+    return ids
+
+
+def _envelope(event: dict) -> dict:
+    """The event as EventBridge delivers it: moto's input transformer leaves ``time`` as epoch seconds."""
+    if isinstance(event.get("time"), (int, float)):
+        event = {**event, "time": iso_time(event["time"])}
+    return event

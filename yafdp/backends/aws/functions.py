@@ -1,0 +1,93 @@
+"""Where the service functions run: in this process behind queue pollers (moto), or in Lambda (AWS).
+
+Both offer the same three things: ``start()``/``stop()`` the consumption of the service queues, and
+``call(service, entrypoint, payload)`` for a service's API (how a client places an order).
+"""
+
+from __future__ import annotations
+
+import json
+
+from yafdp.catalog import Catalog
+from yafdp.runtime.envelope import PublishError
+from yafdp.runtime.faults import Faults
+from yafdp.catalog.marketplace import Marketplace
+from yafdp.plan import DeploymentPlan
+from yafdp.services.order import OrderRejectedError
+
+from yafdp.backends.aws.clients import AwsClients
+from yafdp.backends.aws.poller import QueuePoller
+from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+
+
+class InProcessFunctions:
+    """Every service's function in this process, each fed by a :class:`~yafdp.backends.aws.poller.QueuePoller`."""
+
+    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
+                 faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1):
+        self.functions = {
+            s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
+                                    clients.events, clients.dynamodb)
+            for s in plan.services
+        }
+        self.pollers = [
+            QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
+                        _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
+                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.rules})
+            for s in plan.services
+        ]
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            poller.start()
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop(wait=False)  # all at once: each may be in a long poll of up to a second
+        for poller in self.pollers:
+            poller.stop()
+
+    def call(self, service: str, entrypoint: str, payload) -> object:
+        return self.functions[service].call(entrypoint, payload)
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for p in self.pollers for e in p.errors]
+
+
+def _as_lambda(function: ServiceFunction):
+    def handler(event: dict, context) -> dict:
+        return function.handle_batch(event)
+    return handler
+
+
+class LambdaFunctions:
+    """The functions as deployed to Lambda: the event source mappings consume the queues; an API call is
+    a synchronous invocation (as API Gateway would make it)."""
+
+    def __init__(self, plan: DeploymentPlan, clients: AwsClients):
+        self.plan, self.lambda_ = plan, clients.lambda_
+
+    def start(self) -> None:
+        """Nothing to do: the event source mappings were enabled by the deployer."""
+
+    def stop(self) -> None:
+        """Nothing to do: Lambda keeps consuming until the deployment is destroyed."""
+
+    @property
+    def errors(self) -> list[str]:
+        """Nothing to report from here: Lambda's errors are in the functions' log groups."""
+        return []
+
+    def call(self, service: str, entrypoint: str, payload) -> object:
+        function = self.plan.service(service).function
+        answer = self.lambda_.invoke(FunctionName=function, Payload=json.dumps({"entrypoint": entrypoint, "payload": payload}))
+        body = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"{function} failed: {body.get('errorType')}: {body.get('errorMessage')}")
+        error = body.get("error")
+        if error is None:
+            return body.get("result")
+        if error["type"] == "OrderRejectedError":
+            raise OrderRejectedError(error["field"], error["problem"])
+        raise PublishError(error["message"])

@@ -1,0 +1,48 @@
+"""The Lambda entry point of every service function: an SQS batch in, the messages that failed out.
+
+The function's environment (set by the deployer) says which service it is; the catalog is the one bundled
+in the package. boto3 clients are made on the first invocation and reused while the container is warm.
+"""
+
+from __future__ import annotations
+
+import os
+
+from yafdp.errors import RefusedError
+
+_function = None
+
+
+def lambda_handler(event: dict, context) -> dict:
+    """Handle an SQS batch (``{"Records": [...]}``) or a direct API call (``{"entrypoint", "payload"}``).
+
+    An SQS batch returns ``{"batchItemFailures": [...]}``; an API call returns ``{"result": ...}`` or
+    ``{"error": {"type", "message", "field"}}`` when the service refused it.
+    """
+    function = _service_function()
+    if "Records" in event:
+        return function.handle_batch(event)
+    if "entrypoint" in event:
+        try:
+            return {"result": function.call(event["entrypoint"], event.get("payload"))}
+        except RefusedError as exc:  # a refused call (OrderRejectedError, PublishError): the caller's answer
+            return {"error": {"type": type(exc).__name__, "message": str(exc), "field": getattr(exc, "field", None),
+                              "problem": getattr(exc, "problem", None)}}
+    raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
+
+
+def _service_function():
+    global _function
+    if _function is None:
+        import boto3
+
+        from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+        from yafdp.catalog import load_catalog
+        from yafdp.catalog.marketplace import load_marketplace
+        from yafdp.plan import build_plan
+
+        config = FunctionConfig.from_environment(os.environ)
+        catalog = load_catalog()
+        _function = ServiceFunction(config, catalog, build_plan(catalog, config.prefix), load_marketplace(),
+                                    boto3.client("events"), boto3.client("dynamodb"))
+    return _function

@@ -1,0 +1,90 @@
+"""The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog, and fastjsonschema.
+
+The modules are found by following the handler's imports (``modulefinder``), plus every service module
+(handlers are imported by name from the catalog), so pandas, matplotlib and the notebooks never ship. The
+zip is byte-for-byte reproducible, so redeploying unchanged code changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import io
+import modulefinder
+import zipfile
+from pathlib import Path
+
+import yafdp
+from yafdp.catalog import DEFAULT_DATA_DIR
+
+HANDLER = "yafdp.backends.aws.lambda_handler.lambda_handler"
+RUNTIME = "python3.12"
+BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
+    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
+    :func:`yafdp.catalog.load_catalog` looks by default.
+
+    Examples
+    --------
+    >>> files = package_files()
+    >>> "yafdp/backends/aws/lambda_handler.py" in files and "data/bus.json" in files
+    True
+    >>> any(name.startswith(("pandas/", "matplotlib/")) for name in files)
+    False
+    """
+    root = Path(yafdp.__file__).resolve().parent
+    finder = modulefinder.ModuleFinder(excludes=["boto3", "botocore"])
+    finder.run_script(str(root / "backends" / "aws" / "lambda_handler.py"))
+    for service in sorted((root / "services").glob("*.py")):
+        finder.run_script(str(service))
+    files: dict[str, Path] = {}
+    for name, module in finder.modules.items():
+        if name.split(".")[0] in BUNDLED and module.__file__:
+            path = Path(module.__file__).resolve()
+            top = Path(__import__(name.split(".")[0]).__file__).resolve().parent
+            files[f"{top.name}/{path.relative_to(top).as_posix()}"] = path
+    for script in [root / "backends" / "aws" / "lambda_handler.py", *(root / "services").glob("*.py")]:
+        files[script.relative_to(root.parent).as_posix()] = script
+    data = Path(catalog_dir) if catalog_dir is not None else DEFAULT_DATA_DIR
+    for path in sorted(data.rglob("*.json")):
+        files[f"data/{path.relative_to(data).as_posix()}"] = path
+    return dict(sorted(files.items()))
+
+
+def build_package(catalog_dir: str | Path | None = None) -> bytes:
+    """The Lambda deployment package (a zip) as bytes, identical for identical sources (built once per
+    process and catalog).
+
+    Examples
+    --------
+    >>> build_package() == build_package()
+    True
+    """
+    return _zip(str(Path(catalog_dir).resolve()) if catalog_dir is not None else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _zip(catalog_dir: str | None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, path in package_files(catalog_dir).items():
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def code_sha256(package: bytes) -> str:
+    """The package's hash as Lambda reports it (``CodeSha256``: base64 of the SHA-256).
+
+    Examples
+    --------
+    >>> code_sha256(b"")
+    '47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='
+    """
+    return base64.b64encode(hashlib.sha256(package).digest()).decode()

@@ -1,0 +1,131 @@
+"""What Lambda's SQS event source mapping does, done in this process: for moto, which cannot execute
+Lambda code without a container engine.
+
+Like the mapping, a poller long-polls its queue for up to ``batch_size`` messages, invokes the function
+with them as an SQS event, deletes the messages the function did not report in ``batchItemFailures``
+and leaves those it did (or the whole batch, if the function raised) to come back after the queue's
+visibility timeout; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
+dead-letter queue. On real AWS none of this runs: Lambda does it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Callable
+
+from yafdp.runtime.faults import Faults, decide
+
+log = logging.getLogger(__name__)
+_COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
+
+
+def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
+    """An SQS message (as ``ReceiveMessage`` returns it) as Lambda hands it to a function: one element of
+    ``event["Records"]``.
+
+    Examples
+    --------
+    >>> record = sqs_record({"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": "{}",
+    ...                      "Attributes": {"ApproximateReceiveCount": "2"}}, "arn:aws:sqs:eu-west-1:1:q", "eu-west-1")
+    >>> record["messageId"], record["attributes"]["ApproximateReceiveCount"], record["eventSource"]
+    ('m-1', '2', 'aws:sqs')
+    """
+    return {
+        "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class QueuePoller:
+    """One queue's event source mapping, emulated.
+
+    Parameters
+    ----------
+    sqs
+        a boto3 SQS client.
+    queue_url, queue_arn
+        the queue to poll.
+    function
+        ``function(event, context) -> {"batchItemFailures": [...]}``, e.g.
+        :meth:`yafdp.backends.aws.function.ServiceFunction.handle_batch` wrapped as a Lambda handler.
+    batch_size, wait_seconds
+        the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
+    faults, seed, subscriptions
+        injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
+        backend: ``subscriptions`` maps the deployed rule names to the catalog's.
+    """
+
+    def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
+                 batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
+                 subscriptions: dict[str, str] | None = None):
+        self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
+        self.batch_size, self.wait_seconds = batch_size, wait_seconds
+        self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
+        self.region = sqs.meta.region_name
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> int:
+        """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return 0
+        self._duplicate(messages)
+        try:
+            response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
+            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        except Exception as exc:  # a function error fails the whole batch, as with Lambda
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return len(messages)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        return len(messages)
+
+    def _duplicate(self, messages: list[dict]) -> None:
+        if not self.faults.duplicate_rate:
+            return
+        for m in messages:
+            first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
+            copy = _COPY in m.get("MessageAttributes", {})  # a copy is not copied again
+            if first and not copy and self._decided_duplicate(m["Body"]):
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"],
+                                      MessageAttributes={_COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
+
+    def _decided_duplicate(self, body: str) -> bool:
+        try:
+            message = json.loads(body)
+            rule, event_id = message["rule"], message["event"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return False  # not a message of ours: nothing to inject
+        return decide(self.faults, self.seed, event_id, self.subscriptions.get(rule, rule)).duplicate
+
+    def start(self) -> None:
+        """Start polling in a thread of its own."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"poller {self.queue_arn}", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop polling; with ``wait``, return once the batch in hand (if any) is finished."""
+        self._stop.set()
+        if wait and self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                log.warning("poller for %s: %s", self.queue_arn, exc)
+                self._stop.wait(0.5)

@@ -1,0 +1,136 @@
+"""The local bus's writes to the run database, buffered per transaction, and each service's state read through it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from yafdp.runtime.rundb import (INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_PENDING,
+                                 UPSERT_STATE)
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class SqliteServiceState:
+    """One service's items in the run database: what :class:`~yafdp.runtime.unit_of_work.UnitOfWork` reads.
+
+    Items are shared, not copied: handlers treat them as read-only and ``put`` new dicts.
+    """
+
+    __slots__ = ("writer", "service")
+
+    def __init__(self, writer: "RunWriter", service: str):
+        self.writer, self.service = writer, service
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return self.writer.get_state(self.service, kind, key)
+
+
+class RunWriter:
+    """The bus's writes to the run database, buffered and flushed in the open transaction just before it commits.
+
+    Within a transaction the buffer *is* the newest state: reads look here first (a saga touches the same
+    order's items again and again within moments, so most reads never reach SQLite), and a queued delivery
+    that finishes before the flush never touches the ``pending`` table at all. Crash safety is unchanged: the
+    buffer is flushed inside the transaction it belongs to, so a crash loses both together.
+    """
+
+    def __init__(self, db: sqlite3.Connection, durable: bool):
+        self.db, self.durable = db, durable
+        # Items written in the open transaction, and the keys of every item that exists: most reads ask about
+        # an item the saga just wrote or one that does not exist yet, and neither needs SQLite.
+        self.state: dict[tuple[str, str, str], dict] = {}
+        self.dirty: set[tuple[str, str, str]] = set()
+        self.known: set[tuple[str, str, str]] = set(db.execute("SELECT service, kind, key FROM state"))
+        self.processed: set[tuple[str, str]] = set()
+        self.writes = 0  # items handlers wrote, for the cost model's database writes
+        self.events: dict[str, tuple] = {}
+        self.deliveries: list[tuple] = []
+        self.dead_letters: list[tuple] = []
+        self.pending_new: dict[int, list] = {}
+        self.pending_changed: dict[int, tuple] = {}
+        self.pending_done: set[int] = set()
+        self.next_pending = (db.execute("SELECT COALESCE(MAX(id), 0) FROM pending").fetchone()[0]) if durable else 0
+
+    def get_state(self, service: str, kind: str, key: str) -> dict | None:
+        where = (service, kind, key)
+        item = self.state.get(where)
+        if item is not None or where not in self.known:
+            return item
+        row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
+                              (service, kind, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_state(self, service: str, writes: dict) -> None:
+        self.writes += len(writes)
+        for (kind, key), item in writes.items():
+            where = (service, kind, key)
+            self.state[where] = item
+            self.dirty.add(where)
+            self.known.add(where)
+
+    def is_processed(self, rule: str, event_id: str) -> bool:
+        if (rule, event_id) in self.processed:
+            return True
+        return self.db.execute("SELECT 1 FROM deliveries WHERE event_id = ? AND rule = ? AND outcome = 'ok'",
+                               (event_id, rule)).fetchone() is not None
+
+    def add_event(self, row: tuple) -> None:
+        self.events[row[0]] = row
+
+    def event(self, event_id: str) -> tuple | None:
+        """``(source, detail_type, detail_json, published_at)`` of an event, buffered or stored."""
+        row = self.events.get(event_id)
+        if row is not None:
+            return row[3], row[2], row[5], row[4]
+        return self.db.execute("SELECT source, detail_type, detail, published_at FROM events WHERE event_id = ?",
+                               (event_id,)).fetchone()
+
+    def add_pending(self, event_id: str, rule: str, attempt: int, due: float, published: float, fault: str) -> int:
+        self.next_pending += 1
+        if self.durable:
+            self.pending_new[self.next_pending] = [event_id, rule, attempt, due, published, fault]
+        return self.next_pending
+
+    def retry_pending(self, pending_id: int, attempt: int, due: float) -> None:
+        if not self.durable:
+            return
+        new = self.pending_new.get(pending_id)
+        if new is not None:
+            new[2], new[3] = attempt, due
+        else:
+            self.pending_changed[pending_id] = (attempt, due)
+
+    def remove_pending(self, pending_id: int) -> None:
+        if self.durable and self.pending_new.pop(pending_id, None) is None:
+            self.pending_changed.pop(pending_id, None)
+            self.pending_done.add(pending_id)
+
+    def flush(self) -> None:
+        """Write everything buffered into the open transaction (call just before COMMIT)."""
+        db = self.db
+        if self.dirty:
+            state = self.state
+            db.executemany(UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
+            self.dirty.clear()
+            state.clear()
+        self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record
+        if self.events:
+            db.executemany(INSERT_EVENT, self.events.values())
+            self.events.clear()
+        if self.deliveries:
+            db.executemany(INSERT_DELIVERY, self.deliveries)
+            self.deliveries.clear()
+        if self.dead_letters:
+            db.executemany(INSERT_DEAD_LETTER, self.dead_letters)
+            self.dead_letters.clear()
+        if self.pending_new:
+            db.executemany(INSERT_PENDING, [(i, *row) for i, row in self.pending_new.items()])
+            self.pending_new.clear()
+        if self.pending_changed:
+            db.executemany("UPDATE pending SET attempt = ?, due = ? WHERE id = ?",
+                           [(a, d, i) for i, (a, d) in self.pending_changed.items()])
+            self.pending_changed.clear()
+        if self.pending_done:
+            db.executemany("DELETE FROM pending WHERE id = ?", [(i,) for i in self.pending_done])
+            self.pending_done.clear()

@@ -1,0 +1,118 @@
+"""The services of a plan in this process: their state in ``run.db``, units of work, API calls, and the record of
+every event they publish. The local bus and the local Step Functions runner both compose one."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Callable
+
+from yafdp.catalog import Catalog
+from yafdp.catalog.marketplace import Marketplace
+from yafdp.plan import DeploymentPlan
+from yafdp.runtime.envelope import PublishError, make_envelope
+from yafdp.runtime.interfaces import BusStats, TimingModel
+from yafdp.runtime.publishing import DeliveryError, check_outbox
+from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
+from yafdp.services import resolve_handler
+
+from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
+from yafdp.backends.local.scheduler import Scheduler
+
+_V7 = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
+_NOT_VERSION_OR_VARIANT = ~((0xF << 76) | (0b11 << 62))
+
+
+class LocalServices:
+    """The plan's services over one run database: what both local backends run handlers and record events with.
+
+    Parameters
+    ----------
+    catalog, plan, world
+        what runs: events and schemas, services, the marketplace data.
+    writer
+        the run database's buffered writer (state, events, trace).
+    timing, scheduler
+        the run's clock: virtual time and how it is recorded.
+    seed, session
+        event ids derive from them; a resumed run is the next session and never reissues an id.
+    epoch
+        the wall-clock date (epoch seconds) the run's clock starts at, for envelope ``time``.
+    """
+
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
+                 timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
+                 epoch: float = 1_767_225_600.0):
+        self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
+        self.timing, self.scheduler, self.epoch = timing, scheduler, epoch
+        self.stats = BusStats()
+        self.states = {s.name: SqliteServiceState(writer, s.name) for s in plan.services}
+        self._ids = random.Random(f"{seed}:{session}:ids")
+        self._published_ids = session << 40  # a resumed session's ids sort after, and never meet, the first's
+
+    def now(self) -> float:
+        """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
+        return self.timing.now(self.scheduler.vt)
+
+    def unit_of_work(self, service: str) -> BufferedUnitOfWork:
+        """A fresh unit of work over ``service``'s state."""
+        return BufferedUnitOfWork(service, self.states[service], self.world, self.now)
+
+    def call(self, service: str, entrypoint: str, payload) -> tuple[object, BufferedUnitOfWork, list[tuple]]:
+        """Run an API entry point; returns its result, its unit of work and the events it may publish, checked.
+
+        Raises what the entry point raised (e.g. ``OrderRejectedError``), :class:`PublishError` when it
+        wants to publish something it may not, or :class:`LookupError` for an unknown entry point; each
+        counts as a refusal and nothing is stored or published.
+        """
+        spec = self.catalog.entrypoint(service, entrypoint)
+        function = resolve_handler(service, entrypoint)
+        uow = self.unit_of_work(service)
+        try:
+            result = function(payload, uow)
+            prepared = check_outbox(self.catalog, service, frozenset(spec.emits), uow.outbox)
+        except DeliveryError as exc:
+            self.stats.refused += 1
+            raise PublishError(str(exc)) from None
+        except Exception:
+            self.stats.refused += 1
+            raise
+        return result, uow, prepared
+
+    def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
+        """Write what a unit of work changed into the open transaction."""
+        self.writer.put_state(service, uow.writes)
+
+    def record(self, prepared: list[tuple], published_vt: float, replay_name: str | None = None,
+               on_event: Callable[[Envelope, float], None] | None = None) -> list[str]:
+        """Record prepared entries as published by one PutEvents call made at virtual time ``published_vt``
+        (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event.
+        Returns the new event ids."""
+        if prepared:
+            published_vt = self.timing.admit(published_vt, len(prepared))
+        published_at = self.timing.now(published_vt)
+        ids = []
+        for source, detail_type, detail, text in prepared:
+            event_id = self._new_event_id()
+            envelope = make_envelope(event_id, source, detail_type, detail, self.epoch + published_at)
+            self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
+                                   envelope["time"], replay_name))
+            self.stats.published += 1
+            if on_event is not None:
+                on_event(envelope, published_vt)
+            ids.append(event_id)
+        return ids
+
+    def _new_event_id(self) -> str:
+        """A UUID in version 7's layout: a 48-bit counter of this run's events where v7 has milliseconds,
+        then random bits. Ids sort in publication order, so the run database's indexes grow at one end."""
+        self._published_ids += 1
+        bits = (self._published_ids << 80) | (self._ids.getrandbits(80) & _NOT_VERSION_OR_VARIANT) | _V7
+        return str(uuid.UUID(int=bits))
+
+    def commit(self) -> None:
+        """Write everything buffered and commit: what a reader of ``run.db`` then sees."""
+        self.writer.flush()
+        db = self.writer.db
+        db.execute("COMMIT")
+        db.execute("BEGIN")

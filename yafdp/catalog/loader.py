@@ -1,0 +1,250 @@
+"""Reading the catalog from a folder (``bus.json`` and ``services/<name>.json``), checking every file and
+every cross-reference; each problem is a :class:`~yafdp.catalog.model.CatalogError` naming the file and key.
+
+:func:`read_json` and :func:`shape_check` are the helpers the other loaders of ``data/`` (marketplace,
+latency profiles, quotas) use too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import fastjsonschema
+
+from yafdp.catalog.model import (EVENT_KINDS, PATHS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
+                                 Subscription, envelope_pattern)
+from yafdp.patterns import PatternError, compile_pattern
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
+DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    """Load and check the catalog in ``path`` (default: the shipped ``data/``).
+
+    Raises
+    ------
+    CatalogError
+        naming the file and the key of the first problem found.
+
+    Examples
+    --------
+    >>> catalog = load_catalog()
+    >>> catalog.events["Payment_Success"].service
+    'payment'
+    """
+    root = Path(path) if path is not None else DEFAULT_DATA_DIR
+    bus = _load_bus(root / "bus.json")
+    files = sorted((root / "services").glob("*.json"))
+    if not files:
+        raise CatalogError(root / "services", "", "no service files (services/<name>.json) found")
+    services: dict[str, Service] = {}
+    events: dict[str, EventType] = {}
+    for file in files:
+        service, service_events = _load_service(file, bus)
+        if service.name in services:
+            raise CatalogError(file, "service", f"service {service.name!r} is also defined in {services[service.name].file}")
+        for name, ev in service_events.items():
+            if name in events:
+                raise CatalogError(file, f"events.{name}", f"event {name!r} is already produced by service {events[name].service!r}")
+            events[name] = ev
+        services[service.name] = service
+    _check_cross_references(services, events, bus, root / "bus.json")
+    return Catalog(root, bus, MappingProxyType(services), MappingProxyType(events))
+
+
+def read_json(file: Path) -> Any:
+    """The JSON document in ``file``; :class:`CatalogError` naming the file (and line) when it cannot be read."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(file, "", f"cannot read the file ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatalogError(file, f"line {exc.lineno} column {exc.colno}", f"not valid JSON: {exc.msg}") from None
+
+
+def shape_check(file: Path, document: Any, schema_check) -> None:
+    """Check ``document`` with a compiled fastjsonschema validator; :class:`CatalogError` naming the key if not."""
+    try:
+        schema_check(document)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        key = exc.name.removeprefix("data").lstrip(".")  # "data.subscriptions[0].path" -> "subscriptions[0].path"
+        problem = exc.message.removeprefix(exc.name).strip()
+        raise CatalogError(file, key or "(top level)", problem) from None
+
+
+_BUS_SHAPE = fastjsonschema.compile({
+    "type": "object",
+    "required": ["bus_name", "source_prefix", "start_event", "retry_policy", "archive"],
+    "properties": {
+        "description": {"type": "string"},
+        "bus_name": {"type": "string", "pattern": r"^[/\.\-_A-Za-z0-9]{1,256}$"},
+        "source_prefix": {"type": "string", "minLength": 1},
+        "start_event": {"type": "string"},
+        "retry_policy": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["MaximumRetryAttempts", "MaximumEventAgeInSeconds"],
+            "properties": {
+                # EventBridge's own bounds for a target's RetryPolicy.
+                "MaximumRetryAttempts": {"type": "integer", "minimum": 0, "maximum": 185},
+                "MaximumEventAgeInSeconds": {"type": "integer", "minimum": 60, "maximum": 86400},
+            },
+        },
+        "archive": {
+            "type": "object",
+            "required": ["name", "retention_days"],
+            "properties": {"name": {"type": "string"}, "retention_days": {"type": "integer", "minimum": 0}},
+        },
+    },
+    "additionalProperties": False,
+})
+
+_NAME_LIST = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+_SERVICE_SHAPE = fastjsonschema.compile({
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["service", "source", "description", "origin", "events", "subscriptions"],
+    "properties": {
+        "service": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$"},
+        "source": {"type": "string"},
+        "description": {"type": "string", "minLength": 1},
+        "origin": {"enum": ["blog", "extension"]},
+        "entrypoints": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "purpose", "emits"],
+                "properties": {"name": {"type": "string"}, "purpose": {"type": "string"}, "emits": _NAME_LIST},
+            },
+        },
+        "events": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["description", "origin", "kind", "terminal", "schema"],
+                "properties": {
+                    "description": {"type": "string", "minLength": 1},
+                    "origin": {"enum": ["blog", "extension"]},
+                    "kind": {"enum": list(EVENT_KINDS)},
+                    "terminal": {"type": "boolean"},
+                    "schema": {"type": "object"},
+                },
+            },
+        },
+        "subscriptions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["rule", "handler", "purpose", "path", "emits", "pattern"],
+                "properties": {
+                    "rule": {"type": "string"},
+                    "handler": {"type": "string", "pattern": "^[a-z_][a-z0-9_]*$"},
+                    "purpose": {"type": "string", "minLength": 1},
+                    "path": {"enum": list(PATHS)},
+                    "emits": _NAME_LIST,
+                    "pattern": {"type": "object"},
+                },
+            },
+        },
+    },
+})
+
+
+def _load_bus(file: Path) -> Bus:
+    doc = read_json(file)
+    shape_check(file, doc, _BUS_SHAPE)
+    return Bus(
+        name=doc["bus_name"],
+        source_prefix=doc["source_prefix"],
+        start_event=doc["start_event"],
+        retry_policy=MappingProxyType(dict(doc["retry_policy"])),
+        archive=MappingProxyType(dict(doc["archive"])),
+    )
+
+
+def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
+    doc = read_json(file)
+    shape_check(file, doc, _SERVICE_SHAPE)
+    name = doc["service"]
+    if file.stem != name:
+        raise CatalogError(file, "service", f"service {name!r} must live in a file named {name}.json")
+    expected_source = bus.source_prefix + name
+    if doc["source"] != expected_source:
+        raise CatalogError(file, "source", f"is {doc['source']!r}; a service's source must be {expected_source!r}")
+
+    events = {}
+    for event_name, spec in doc["events"].items():
+        key = f"events.{event_name}"
+        if not DETAIL_TYPE.match(event_name):
+            raise CatalogError(file, key, "an event name must be letters, digits and underscores, starting with a letter")
+        try:
+            fastjsonschema.compile(spec["schema"])
+        except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError) as exc:
+            raise CatalogError(file, f"{key}.schema", f"is not a valid JSON Schema: {exc}") from None
+        events[event_name] = EventType(
+            name=event_name, service=name, source=doc["source"], description=spec["description"],
+            origin=spec["origin"], kind=spec["kind"], terminal=spec["terminal"],
+            schema=MappingProxyType(spec["schema"]),
+        )
+
+    subscriptions = []
+    for i, spec in enumerate(doc["subscriptions"]):
+        key = f"subscriptions[{i}]"
+        if not RULE_NAME.match(spec["rule"]):
+            raise CatalogError(file, f"{key}.rule", "a rule name is 1-64 characters of letters, digits, '.', '-' and '_' (EventBridge's limit)")
+        pattern = spec["pattern"]
+        try:
+            compile_pattern(pattern)
+        except PatternError as exc:
+            raise CatalogError(file, f"{key}.pattern", str(exc)) from None
+        missing = [k for k in ("source", "detail-type") if k not in envelope_pattern(pattern)]
+        if missing:
+            raise CatalogError(file, f"{key}.pattern", f"must filter on {' and '.join(missing)} (every rule names the events it wants)")
+        subscriptions.append(Subscription(
+            rule=spec["rule"], service=name, handler=spec["handler"], purpose=spec["purpose"],
+            path=spec["path"], emits=tuple(spec["emits"]), pattern=MappingProxyType(pattern),
+        ))
+        _check_emits(file, f"{key}.emits", spec["emits"], events)
+
+    entrypoints = []
+    for i, spec in enumerate(doc.get("entrypoints", [])):
+        _check_emits(file, f"entrypoints[{i}].emits", spec["emits"], events)
+        entrypoints.append(Entrypoint(spec["name"], name, spec["purpose"], tuple(spec["emits"])))
+
+    service = Service(
+        name=name, source=doc["source"], description=doc["description"], origin=doc["origin"],
+        file=str(file), events=tuple(events), subscriptions=tuple(subscriptions), entrypoints=tuple(entrypoints),
+    )
+    return service, events
+
+
+def _check_emits(file: Path, key: str, emits: list[str], own_events: Mapping[str, EventType]) -> None:
+    for event in emits:
+        if event not in own_events:
+            raise CatalogError(file, key, f"{event!r} is not one of this service's events {sorted(own_events)}; "
+                                          "a service may only publish events with its own source")
+
+
+def _check_cross_references(services: Mapping[str, Service], events: Mapping[str, EventType],
+                            bus: Bus, bus_file: Path) -> None:
+    if bus.start_event not in events:
+        raise CatalogError(bus_file, "start_event", f"{bus.start_event!r} is not an event of any service")
+    rules: dict[str, str] = {}
+    for service in services.values():
+        for i, sub in enumerate(service.subscriptions):
+            if sub.rule in rules:
+                raise CatalogError(service.file, f"subscriptions[{i}].rule",
+                                   f"rule {sub.rule!r} is already defined in {rules[sub.rule]}")
+            rules[sub.rule] = service.file

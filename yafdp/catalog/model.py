@@ -1,0 +1,184 @@
+"""The event catalog as data: services, the events each produces, the rules each subscribes with.
+
+:mod:`yafdp.catalog.loader` reads it from ``data/`` and checks it; everything else (the graph, the plan,
+the runtime) derives from these objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import fastjsonschema
+
+from yafdp.errors import ConfigurationError
+from yafdp.patterns import compile_pattern
+
+PATHS = ("happy", "compensation", "observe")
+EVENT_KINDS = ("happy", "failure", "compensation")
+
+
+class CatalogError(ConfigurationError):
+    """A catalog file is missing, is not JSON, or has an entry that is wrong; says which file and key."""
+
+    def __init__(self, file: Path | str, key: str, problem: str):
+        self.file, self.key, self.problem = str(file), key, problem
+        where = f"{self.file}: {key}: " if key else f"{self.file}: "
+        super().__init__(where + problem)
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One kind of event on the bus: its ``detail-type`` name, who produces it and the schema of its ``detail``."""
+
+    name: str
+    service: str
+    source: str
+    description: str
+    origin: str
+    kind: str
+    terminal: bool
+    schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One rule on the bus: an EventBridge event pattern and the service handler that reacts to matches."""
+
+    rule: str
+    service: str
+    handler: str
+    purpose: str
+    path: str
+    emits: tuple[str, ...]
+    pattern: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Entrypoint:
+    """A way into a service from outside the bus (an API call) and the events it may publish."""
+
+    name: str
+    service: str
+    purpose: str
+    emits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    source: str
+    description: str
+    origin: str
+    file: str
+    events: tuple[str, ...]
+    subscriptions: tuple[Subscription, ...]
+    entrypoints: tuple[Entrypoint, ...]
+
+    def may_emit(self) -> frozenset[str]:
+        """Every detail-type this service's handlers and entry points may publish."""
+        emitted = [e for s in self.subscriptions for e in s.emits]
+        emitted += [e for p in self.entrypoints for e in p.emits]
+        return frozenset(emitted)
+
+
+@dataclass(frozen=True)
+class Bus:
+    name: str
+    source_prefix: str
+    start_event: str
+    retry_policy: Mapping[str, int]
+    archive: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Services, events and subscriptions, checked against each other; see :func:`load_catalog`."""
+
+    path: Path
+    bus: Bus
+    services: Mapping[str, Service]
+    events: Mapping[str, EventType]
+    _validators: dict = field(default_factory=dict, repr=False, compare=False)
+    _matched: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return [s for svc in self.services.values() for s in svc.subscriptions]
+
+    def subscription(self, rule: str) -> Subscription:
+        for sub in self.subscriptions:
+            if sub.rule == rule:
+                return sub
+        raise KeyError(f"no subscription with rule name {rule!r}")
+
+    def entrypoint(self, service: str, name: str) -> Entrypoint:
+        """The API entry point ``name`` of ``service`` (e.g. ``place_order``).
+
+        Raises
+        ------
+        LookupError
+            when the catalog declares no such service or entry point.
+        """
+        spec = self.services.get(service)
+        found = next((p for p in spec.entrypoints if p.name == name), None) if spec is not None else None
+        if found is None:
+            raise LookupError(f"service {service!r} has no entry point {name!r} in the catalog")
+        return found
+
+    def matched_events(self, sub: Subscription) -> list[str]:
+        """The catalog's events whose ``source`` and ``detail-type`` the rule's pattern accepts."""
+        matched = self._matched.get(sub.rule)
+        if matched is None:  # the catalog does not change, so each rule is worked out once
+            envelope_only = compile_pattern(envelope_pattern(sub.pattern))
+            matched = self._matched[sub.rule] = tuple(
+                name for name, ev in self.events.items()
+                if envelope_only.matches({"source": ev.source, "detail-type": name}))
+        return list(matched)
+
+    def consumers(self, event: str) -> list[Subscription]:
+        """The subscriptions whose rules accept ``event`` (on source and detail-type)."""
+        return [s for s in self.subscriptions if event in self.matched_events(s)]
+
+    def validate_detail(self, event: str, detail: Any) -> None:
+        """Raise ``fastjsonschema.JsonSchemaValueException`` when ``detail`` breaks the event's schema."""
+        self._validator(event)(detail)
+
+    def compile_schemas(self) -> None:
+        """Compile every event's schema validator now, so no delivery pays for it (and no timing shows it)."""
+        for event in self.events:
+            self._validator(event)
+
+    def _validator(self, event: str):
+        validator = self._validators.get(event)
+        if validator is None:
+            validator = self._validators[event] = fastjsonschema.compile(dict(self.events[event].schema))
+        return validator
+
+    def without(self, *services: str) -> "Catalog":
+        """The same catalog without some services, e.g. the platform before the Loyalty service existed."""
+        kept = {n: s for n, s in self.services.items() if n not in services}
+        events = {n: e for n, e in self.events.items() if e.service in kept}
+        return Catalog(self.path, self.bus, MappingProxyType(kept), MappingProxyType(events))
+
+
+def envelope_pattern(pattern: Mapping[str, Any]) -> dict:
+    """The part of a pattern that constrains ``source`` and ``detail-type`` (``$or`` branches included)."""
+    kept: dict = {k: pattern[k] for k in ("source", "detail-type") if k in pattern}
+    if "$or" in pattern:
+        branches = [envelope_pattern(b) for b in pattern["$or"]]
+        if all(branches):
+            kept["$or"] = branches
+    return kept
+
+
+def detail_type_literals(pattern: Mapping[str, Any]) -> set[str]:
+    """Exact ``detail-type`` strings a pattern names, to catch subscriptions to events that do not exist."""
+    names = {v for v in pattern.get("detail-type", []) if isinstance(v, str)}
+    for branch in pattern.get("$or", []):
+        names |= detail_type_literals(branch)
+    return names
+
+

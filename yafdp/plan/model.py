@@ -1,0 +1,201 @@
+"""The deployment plan as plain data, with every resource name and ARN derived in one place.
+
+One custom bus, one rule per subscription, one target per rule (the service's queue, then its handler), a
+dead-letter queue and a retry policy per target, a queue with its own dead-letter queue, a table and a
+function per service, least-privilege IAM, and an archive of every event. The local backend applies it
+in-process; the AWS deployer applies the same plan with boto3. :mod:`yafdp.plan.builder` derives it from
+the catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+DEFAULT_PREFIX = "yafdp"
+# The account and Region a plan names until it is deployed somewhere real (the local bus uses them too).
+ACCOUNT = "000000000000"
+REGION = "eu-west-1"
+PROJECT_TAG = "yafdp"  # the Project tag of every resource a deployment creates
+# Who may assume a service's role: Lambda, running that service's function, and nobody else.
+LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A target's retry policy, as EventBridge takes it (``MaximumRetryAttempts``, ``MaximumEventAgeInSeconds``)."""
+
+    maximum_retry_attempts: int
+    maximum_event_age_seconds: int
+
+    def to_aws(self) -> dict:
+        return {"MaximumRetryAttempts": self.maximum_retry_attempts,
+                "MaximumEventAgeInSeconds": self.maximum_event_age_seconds}
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """A rule's target: the service's queue, the handler behind it, the rule's own dead-letter queue and retries."""
+
+    id: str
+    service: str
+    handler: str
+    queue: str
+    dead_letter_queue: str
+    retry_policy: RetryPolicy
+    dead_letter_queue_policy: dict = field(default_factory=dict)  # lets this rule, and only it, dead-letter here
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """One EventBridge rule: its name on the bus, the catalog subscription it stands for, pattern and target."""
+
+    name: str
+    subscription: str
+    service: str
+    path: str
+    purpose: str
+    pattern: dict
+    emits: tuple[str, ...]
+    target: TargetPlan
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One service's resources: queue and its dead-letter queue, table, function, role and its policy."""
+
+    name: str
+    source: str
+    queue: str
+    queue_dead_letter_queue: str
+    max_receive_count: int
+    visibility_timeout_seconds: int
+    table: str
+    function: str
+    role: str
+    may_emit: tuple[str, ...]
+    policy: dict
+    queue_policy: dict = field(default_factory=dict)  # lets the rules that target this queue, and only them, send
+    trust_policy: dict = field(default_factory=lambda: LAMBDA_TRUST_POLICY)
+    batch_size: int = 10  # messages per handler call (the event source mapping's BatchSize)
+    # AWS refuses a function timeout above the queue's visibility timeout, and advises a sixth of it.
+    function_timeout_seconds: int = 5
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    """Everything a deployment creates, named from ``prefix``, with the ARNs of its resources.
+
+    Raises :class:`KeyError` from :meth:`rule` and :meth:`service` for a name the plan does not have.
+    """
+
+    prefix: str
+    region: str
+    account: str
+    bus: str
+    archive: str
+    archive_retention_days: int
+    rules: tuple[RulePlan, ...]
+    services: tuple[ServicePlan, ...]
+    tags: dict
+
+    def rule(self, name: str) -> RulePlan:
+        for rule in self.rules:
+            if rule.name == name or rule.subscription == name:
+                return rule
+        raise KeyError(f"no rule {name!r} in the plan")
+
+    def service(self, name: str) -> ServicePlan:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(f"no service {name!r} in the plan")
+
+    def bus_arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.bus}"
+
+    def archive_arn(self) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:archive/{self.archive}"
+
+    def rule_arn(self, rule: str) -> str:
+        return f"arn:aws:events:{self.region}:{self.account}:rule/{self.bus}/{rule}"
+
+    def queue_arn(self, queue: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account}:{queue}"
+
+    def function_arn(self, service: str) -> str:
+        """The ARN of ``service``'s Lambda function."""
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.service(service).function}"
+
+    def table_arn(self, table: str) -> str:
+        return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{table}"
+
+    def log_group_arn(self, function: str) -> str:
+        """The ARN of a function's log group, streams included (what ``logs:PutLogEvents`` is granted on)."""
+        return f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/lambda/{function}:*"
+
+    @property
+    def state_machine(self) -> str:
+        """The name of the saga's Step Functions state machine (the orchestration style)."""
+        return f"{self.prefix}-order-saga"
+
+    def state_machine_arn(self) -> str:
+        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing the plan creates: its kind, name, owning service ('' for shared ones) and definition."""
+
+    kind: str
+    name: str
+    service: str
+    definition: dict
+
+
+def plan_resources(plan: DeploymentPlan) -> list[Resource]:
+    """Every resource of the plan, one entry each, with what defines it (as AWS would be told it).
+
+    Two plans can be compared resource by resource; that is how adding a service is shown to change
+    nothing that exists.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.plan import build_plan
+    >>> kinds = {r.kind for r in plan_resources(build_plan(load_catalog()))}
+    >>> sorted(kinds)
+    ['archive', 'dead-letter queue', 'event bus', 'function', 'queue', 'role', 'rule', 'table', 'target']
+    """
+    found = [
+        Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags}),
+        Resource("archive", plan.archive, "", {"EventSourceArn": plan.bus_arn(),
+                                               "RetentionDays": plan.archive_retention_days}),
+    ]
+    for rule in plan.rules:
+        target = rule.target
+        found += [
+            Resource("rule", rule.name, rule.service, {"EventBusName": plan.bus, "EventPattern": rule.pattern}),
+            Resource("target", f"{rule.name}/{target.id}", rule.service, {
+                "Arn": plan.queue_arn(target.queue), "Handler": target.handler,
+                "RetryPolicy": target.retry_policy.to_aws(),
+                "DeadLetterConfig": {"Arn": plan.queue_arn(target.dead_letter_queue)}}),
+            Resource("dead-letter queue", target.dead_letter_queue, rule.service, {"for": f"rule {rule.name}"}),
+        ]
+    for service in plan.services:
+        found += [
+            Resource("queue", service.queue, service.name, {
+                "VisibilityTimeout": service.visibility_timeout_seconds,
+                "RedrivePolicy": {"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
+                                  "maxReceiveCount": service.max_receive_count}}),
+            Resource("dead-letter queue", service.queue_dead_letter_queue, service.name, {"for": f"queue {service.queue}"}),
+            Resource("function", service.function, service.name, {"Role": service.role, "Source": service.source}),
+            Resource("table", service.table, service.name, {}),
+            Resource("role", service.role, service.name, {"Policy": service.policy}),
+        ]
+    return found

@@ -1,0 +1,119 @@
+"""The interfaces every backend implements, declared once: the bus, its timing model, and the function runner.
+
+A run (:mod:`yafdp.runs`) drives any backend through :class:`Bus` only; the local bus, the local Step Functions
+runner and a deployment on moto or AWS implement it with the same signatures (a test compares them). A
+service's state is :class:`yafdp.runtime.unit_of_work.ServiceState`.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol, runtime_checkable
+
+
+@dataclass
+class BusStats:
+    """Counts of what a bus did: events published, deliveries by outcome, requests refused."""
+
+    published: int = 0
+    delivered: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    refused: int = 0
+
+    @property
+    def deliveries(self) -> int:
+        """Every delivery attempt that finished, whatever its outcome."""
+        return self.delivered + self.failed + self.duplicates + self.dead_lettered
+
+
+@runtime_checkable
+class Bus(Protocol):
+    """A backend a run drives: the services of a plan behind an EventBridge bus (or a state machine).
+
+    ``db`` is the run database (:mod:`yafdp.runtime.rundb`), up to date after :meth:`commit`; ``stats`` the counts.
+    """
+
+    db: sqlite3.Connection
+    stats: BusStats
+
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
+        """Publish ``{"DetailType", "Detail"[, "Source"]}`` entries as service ``sender``; returns the event ids.
+        Raises :class:`yafdp.runtime.envelope.PublishError` when the request is refused."""
+
+    def call(self, service: str, entrypoint: str, payload) -> object:
+        """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""
+
+    def schedule(self, at: float, action: Callable[[], object]) -> None:
+        """Run ``action`` (e.g. a client's call) ``at`` seconds after the run's start."""
+
+    def now(self) -> float:
+        """The run's clock now, in seconds since its start, as it is recorded in ``run.db``."""
+
+    def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
+        """Run what is scheduled and deliver until nothing is left to do (or the run's clock passes ``until``)."""
+
+    def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
+        """Send dead letters (``dead_letters.id`` of ``run.db``; all when None) back to their targets."""
+
+    def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
+        """Replay the archived events published between ``start`` and ``end`` (run seconds); returns how many."""
+
+    def report(self) -> dict:
+        """What the run's summary adds from this backend: state writes, and its timing or orchestration facts."""
+
+    def commit(self) -> None:
+        """Bring ``db`` up to date and make it durable (as far as the store is)."""
+
+    def close(self) -> None:
+        """Release what the bus holds (a deployment is destroyed here); safe to call twice."""
+
+
+@runtime_checkable
+class TimingModel(Protocol):
+    """The clock a local run records and the latencies it simulates: measured wall-clock
+    (:class:`yafdp.backends.local.timing.MeasuredTiming`) or AWS simulated on virtual time
+    (:class:`yafdp.simulation.timing.SimulatedTiming`)."""
+
+    simulated: bool
+    name: str
+
+    def now(self, virtual: float) -> float:
+        """The time to record for virtual time ``virtual`` (seconds)."""
+
+    def admit(self, at: float, entries: int) -> float:
+        """When a PutEvents call of ``entries`` entries made at virtual time ``at`` is accepted."""
+
+    def hop_delay(self, rule, rng: random.Random) -> float:
+        """Virtual seconds from an event's publication to its target's handler being invoked."""
+
+    def slot(self, service: str, virtual: float) -> float:
+        """The earliest virtual time at or after ``virtual`` at which the service can run a handler."""
+
+    def duration(self, service: str, rng: random.Random) -> float:
+        """Virtual seconds one handler call of ``service`` takes."""
+
+    def book(self, service: str, start: float, end: float) -> None:
+        """The service runs a handler from ``start`` to ``end``: one execution slot is taken."""
+
+    def report(self) -> dict:
+        """What the model did (cold starts, throttling, …); empty for measured time."""
+
+
+@runtime_checkable
+class FunctionRunner(Protocol):
+    """Where a deployment's service functions run: in this process behind queue pollers (moto), or in Lambda."""
+
+    errors: list[str]
+
+    def start(self) -> None:
+        """Start consuming the service queues."""
+
+    def stop(self) -> None:
+        """Stop consuming them; return once the batches in hand are finished."""
+
+    def call(self, service: str, entrypoint: str, payload) -> object:
+        """Call a service's API entry point synchronously; refusals raise as the service raised them."""

@@ -1,0 +1,157 @@
+"""The run database (``run.db``) every backend writes: its schema, the statements that fill it, and opening it.
+
+One SQLite database holds a run: the bus's archive, queue, trace and dead letters, and every service's state,
+so on the local bus a handler's state change, the record that its delivery was processed, the events it
+published and the deliveries those events cause are committed in one transaction. The ``file`` store writes
+``run.db`` durably as it goes (and can be resumed); the ``memory`` store keeps a private temporary database
+that SQLite holds in memory and writes ``run.db`` when the run ends; the AWS backends export into it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS run_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    order_id TEXT,
+    detail_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    published_at REAL NOT NULL,
+    detail TEXT NOT NULL,
+    time TEXT NOT NULL,
+    replay_name TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    delivered_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'duplicate', 'dead_lettered')),
+    error TEXT
+);
+-- A delivery that ended 'ok' is the record that it was processed (the idempotency key of rule and event).
+CREATE UNIQUE INDEX IF NOT EXISTS processed ON deliveries (event_id, rule) WHERE outcome = 'ok';
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    due REAL NOT NULL,
+    published REAL NOT NULL,
+    fault TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    rule_arn TEXT NOT NULL,
+    target_arn TEXT NOT NULL,
+    error_code TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    exhausted_retry_condition TEXT NOT NULL,
+    retry_attempts INTEGER NOT NULL,
+    dead_lettered_at REAL NOT NULL,
+    redriven_at REAL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    order_id TEXT,
+    field TEXT NOT NULL,
+    problem TEXT NOT NULL,
+    refused_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    service TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (service, kind, key)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS orders AS
+    SELECT key AS order_id, json_extract(item, '$.status') AS status, json_extract(item, '$.amount') AS amount,
+           json_extract(item, '$.customer_id') AS customer_id, json_extract(item, '$.restaurant_id') AS restaurant_id,
+           json_extract(item, '$.placed_at') AS placed_at
+    FROM state WHERE service = 'order' AND kind = 'order';
+CREATE VIEW IF NOT EXISTS payments AS
+    SELECT key AS order_id, kind, json_extract(item, '$.amount') AS amount, json_extract(item, '$.customer_id') AS customer_id
+    FROM state WHERE service = 'payment' AND kind IN ('charge', 'refund');
+CREATE VIEW IF NOT EXISTS loyalty AS
+    SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.points') AS points, json_extract(item, '$.customer_id') AS customer_id
+    FROM state WHERE service = 'loyalty' AND kind = 'entry';
+CREATE VIEW IF NOT EXISTS notifications AS
+    SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.detail_type') AS detail_type, json_extract(item, '$.text') AS text
+    FROM state WHERE service = 'notification' AND kind = 'message';
+"""
+
+
+def connect(path: str | Path | None) -> sqlite3.Connection:
+    """Open (or create) a run database with its schema.
+
+    ``path=None`` gives the memory store's database: a private temporary one that SQLite keeps in memory
+    and only spills to an anonymous temporary file when it outgrows its cache (so a long run does not hold
+    its whole trace in RAM), with nothing made durable. ``":memory:"`` keeps all of it in RAM. A file path
+    gives a durable database in WAL mode.
+    """
+    db = sqlite3.connect("" if path is None else str(path), isolation_level=None, check_same_thread=False)
+    if path is None:
+        db.execute("PRAGMA journal_mode = MEMORY")
+        db.execute("PRAGMA synchronous = OFF")
+    elif str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a crash of the process never loses a commit; only a power cut could.
+        db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def open_run(path: str | Path) -> sqlite3.Connection:
+    """Open a finished or running run's database read-only: a run folder or its ``run.db``."""
+    path = Path(path)
+    db_path = path / "run.db" if path.is_dir() else path
+    if not db_path.exists():
+        raise FileNotFoundError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
+    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+
+
+def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
+    """Write the whole database to ``path`` (replacing it), e.g. an in-memory run to ``run.db``."""
+    path = Path(path)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    target = sqlite3.connect(str(path))
+    with target:
+        db.backup(target)
+    target.close()
+
+
+def set_info(db: sqlite3.Connection, **values) -> None:
+    """Record facts about the run in ``run_info`` (each value as JSON), replacing earlier values of the same keys."""
+    db.executemany("INSERT OR REPLACE INTO run_info (key, value) VALUES (?, ?)",
+                   [(k, json.dumps(v)) for k, v in values.items()])
+
+
+def get_info(db: sqlite3.Connection) -> dict:
+    """Every fact of ``run_info``, decoded from JSON."""
+    return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
+
+
+# The statements every backend writes run.db with (the local bus as it goes, the AWS export at the end).
+INSERT_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, replay_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
+                      " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_STATE = "INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
+UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
+INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)"
+INSERT_PENDING = "INSERT INTO pending (id, event_id, rule, attempt, due, published, fault) VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -1,0 +1,107 @@
+"""The account's quotas the latency model enforces (``data/quotas.json``, each with its AWS source) and the
+token bucket that applies a rate limit as AWS does."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from yafdp.catalog import DEFAULT_DATA_DIR
+from yafdp.errors import RefusedError
+from yafdp.simulation.profiles import LatencyProfileError
+
+QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
+
+
+UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",
+                   "sqs_event_source_scale_up_per_minute")
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The account's limits the model enforces (see ``data/quotas.json`` for what each is and its source)."""
+
+    eventbridge_put_events_per_second: float
+    eventbridge_invocations_per_second: float
+    lambda_concurrent_executions: int
+    lambda_new_environments_per_10_seconds: int
+    sqs_event_source_initial_concurrency: int
+    sqs_event_source_scale_up_per_minute: float
+    sqs_event_source_maximum_concurrency: int
+    step_functions_standard_transitions_per_second: float
+    step_functions_standard_transitions_burst: float
+    step_functions_standard_starts_per_second: float
+    step_functions_standard_starts_burst: float
+    step_functions_express_starts_per_second: float
+    step_functions_express_starts_burst: float
+
+    def scaled(self, factor: float) -> "Quotas":
+        """The account's throughput and concurrency quotas multiplied by ``factor`` (a smaller account, whose
+        limits a laptop reaches with fewer orders); how Lambda creates environments and how the SQS event
+        source mapping scales up stay as they are.
+
+        Examples
+        --------
+        >>> load_quotas().scaled(0.01).lambda_concurrent_executions
+        10
+        """
+        if factor <= 0:
+            raise RefusedError(f"the scale factor must be positive, got {factor}")
+        changes = {}
+        for f in fields(self):
+            if f.name in UNSCALED_QUOTAS:
+                continue
+            value = getattr(self, f.name) * factor
+            changes[f.name] = max(1, round(value)) if isinstance(getattr(self, f.name), int) else value
+        return replace(self, **changes)
+
+
+def load_quotas(path: str | Path | None = None) -> Quotas:
+    """Load ``data/quotas.json`` (or another quotas file of the same shape).
+
+    Examples
+    --------
+    >>> load_quotas().eventbridge_put_events_per_second
+    10000.0
+    """
+    file = Path(path) if path is not None else QUOTAS_FILE
+    try:
+        quotas = json.loads(file.read_text(encoding="utf-8"))["quotas"]
+    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        raise LatencyProfileError(file, "quotas", f"cannot read the quotas: {exc}") from None
+    values = {}
+    for f in fields(Quotas):
+        burst = f.name.endswith("_burst")  # a token bucket's size sits next to its refill rate
+        key = f.name.removesuffix("_burst") + "_per_second" if burst else f.name
+        entry = quotas.get(key)
+        if not isinstance(entry, dict) or "value" not in entry or "source" not in entry:
+            raise LatencyProfileError(file, f"quotas.{key}", "is missing or has no value and source")
+        raw = entry.get("burst", entry["value"]) if burst else entry["value"]
+        values[f.name] = int(raw) if f.type == "int" else float(raw)
+    return Quotas(**values)
+
+
+
+class TokenBucket:
+    """A throttle as AWS applies it (``rate`` per second, bursts up to ``burst``), as a first-come queue:
+    :meth:`admit` says when a request made at ``t`` is accepted (the SDK's retries until then are not modelled).
+    """
+
+    __slots__ = ("interval", "tolerance", "ready", "throttled", "delay")
+
+    def __init__(self, rate: float, burst: float | None = None):
+        self.interval = 1.0 / rate
+        self.tolerance = (max(burst or rate, 1.0) - 1.0) * self.interval
+        self.ready = -math.inf  # the "theoretical arrival time" of the generic cell rate algorithm
+        self.throttled, self.delay = 0, 0.0
+
+    def admit(self, t: float) -> float:
+        at = self.ready - self.tolerance
+        if at > t:
+            self.throttled += 1
+            self.delay += at - t
+            t = at
+        self.ready = max(self.ready, t) + self.interval
+        return t
