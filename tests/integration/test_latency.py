@@ -17,7 +17,7 @@ from yafdp.simulation.fitting import fit_profile
 from yafdp.runs import RunOptions, run_saga
 from yafdp.analysis.trace import end_to_end, hop_latency, load_run
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data"
+SHIPPED = Path(__file__).resolve().parents[2] / "data"
 
 
 def _profile_file(tmp_path, change) -> Path:

@@ -11,7 +11,7 @@ from yafdp.analysis.costs import PRICED_AS, Usage, cost_per_million_orders, load
 from yafdp.simulation.quotas import load_quotas
 from yafdp.runs import RunOptions, run_saga
 
-PRICES = Path(__file__).resolve().parents[1] / "data" / "prices.json"
+PRICES = Path(__file__).resolve().parents[2] / "data" / "prices.json"
 
 
 @pytest.fixture(scope="module")
