@@ -13,7 +13,7 @@ import pytest
 
 from yafdp.patterns import PatternError, compile_pattern
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "eventbridge-patterns"
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "eventbridge-patterns"
 CASES = CORPUS / "cases"
 SNAPSHOT = CORPUS / "aws-error-messages.snapshot.json"
 NO_CORPUS = f"the EventBridge conformance corpus is not at {CORPUS} (it sits beside a development checkout)"
