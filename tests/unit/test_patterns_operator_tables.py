@@ -25,8 +25,12 @@ def _decide(condition: list, value) -> bool:
     return single
 
 
-def _rows(table):
-    return [pytest.param(condition, value, expected, id=f"{condition}-{value!r}") for condition, value, expected in table]
+def _rows(tables: dict) -> list:
+    return [
+        pytest.param(condition, value, expected, id=f"{operator}:{condition}-{value!r}")
+        for operator, table in tables.items()
+        for condition, value, expected in table
+    ]
 
 
 EXACT = [
@@ -155,59 +159,22 @@ CIDR = [
     ([{"cidr": "10.0.0.0/24"}], "10.0.1.0", False),
     ([{"cidr": "10.0.0.0/24"}], "10.0.0", False),
     ([{"cidr": "10.0.0.0/24"}], 167772161, False),
+    ([{"cidr": "10.0.0.5/24"}], "10.0.0.1", True),  # the block's network: host bits cleared
     ([{"cidr": "2001:db8::/32"}], "2001:0DB8:ffff::1", True),
     ([{"cidr": "2001:db8::/32"}], "2001:db9::1", False),
     ([{"cidr": "2001:db8::/32"}], "10.0.0.1", False),
 ]
 
 
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(EXACT))
-def test_exact(condition, value, expected):
-    assert _decide(condition, value) is expected
+TABLES = {
+    "exact": EXACT, "prefix": PREFIX, "prefix-ignore-case": PREFIX_IGNORE_CASE, "suffix": SUFFIX,
+    "equals-ignore-case": EQUALS_IGNORE_CASE, "anything-but": ANYTHING_BUT, "exists": EXISTS,
+    "numeric": NUMERIC, "wildcard": WILDCARD, "cidr": CIDR,
+}
 
 
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(PREFIX))
-def test_prefix(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(PREFIX_IGNORE_CASE))
-def test_prefix_ignore_case(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(SUFFIX))
-def test_suffix(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(EQUALS_IGNORE_CASE))
-def test_equals_ignore_case(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(ANYTHING_BUT))
-def test_anything_but(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(EXISTS))
-def test_exists(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(NUMERIC))
-def test_numeric(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(WILDCARD))
-def test_wildcard(condition, value, expected):
-    assert _decide(condition, value) is expected
-
-
-@pytest.mark.parametrize(("condition", "value", "expected"), _rows(CIDR))
-def test_cidr(condition, value, expected):
+@pytest.mark.parametrize(("condition", "value", "expected"), _rows(TABLES))
+def test_operator(condition, value, expected):
     assert _decide(condition, value) is expected
 
 
