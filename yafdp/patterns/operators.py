@@ -47,6 +47,7 @@ _TRUE = ("true",)  # keys for booleans that cannot collide with 1 and 0, as True
 _FALSE = ("false",)
 _NO_KEY = ("unmatchable",)
 _TEXT = "number-text"  # first item of the key of a number beyond a double's precision
+_EXACT_INTS = 2**53  # every int of at most this size is exactly a double
 
 
 def exact_double(number: int | float) -> bool:
@@ -94,7 +95,7 @@ def value_key(value: Any) -> Any:
     if kind is float:
         return value
     if kind is int:
-        if exact_double(value):
+        if -_EXACT_INTS <= value <= _EXACT_INTS or exact_double(value):
             return float(value)
         return (_TEXT, str(value))  # compared as its text, as event-ruler does
     if value is None:
@@ -120,11 +121,14 @@ def _exact_test(keys: frozenset) -> Test:
 def _numeric_test(low: float, low_open: bool, high: float, high_open: bool) -> Test:
     def test(value: Any) -> bool:
         kind = type(value)
-        if kind is not int and kind is not float:
+        if kind is float:
+            number = value
+        elif kind is int:
+            number = value_key(value)  # compared as a double, like EventBridge
+            if type(number) is not float:
+                return False  # beyond a double's precision: event-ruler compares it as text only
+        else:
             return False
-        number = value_key(value)  # compared as a double, like EventBridge
-        if type(number) is not float:
-            return False  # beyond a double's precision: event-ruler compares it as text only
         if number < low or (low_open and number == low):
             return False
         return number < high or (not high_open and number == high)
