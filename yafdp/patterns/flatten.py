@@ -201,3 +201,37 @@ def flatten_planned(event: dict, plan: Plan) -> tuple[Leaves, set[str]]:
                 if in_array:
                     array_paths.add(path)
     return leaves, array_paths
+
+
+def flatten_members_planned(event: dict, plan: Plan) -> Members:
+    """What :func:`flatten_members` gives, read by following a :func:`reading_plan`.
+
+    Examples
+    --------
+    >>> flatten_members_planned({"a": [{"b": 1}, {"b": 2}]}, reading_plan({"a", "a.b"}))
+    {'a.b': [(1, ((0, 0),)), (2, ((0, 1),))]}
+    """
+    members: Members = {}
+    array_ids = count()
+    pending: list = [(event, plan, "", ())]
+    while pending:
+        node, node_plan, path, membership = pending.pop()
+        if type(node) is dict or isinstance(node, dict):
+            if node_plan is None:
+                continue
+            for key, value in node.items():
+                entry = node_plan.get(key if type(key) is str else str(key))
+                if entry is not None:
+                    pending.append((value, entry[1], entry[0], membership))
+        elif isinstance(node, list):
+            array_id = next(array_ids)
+            # Pushed in reverse so that elements are read in order, as flatten_members reads them.
+            for index in range(len(node) - 1, -1, -1):
+                pending.append((node[index], node_plan, path, membership + ((array_id, index),)))
+        else:
+            found = members.get(path)
+            if found is None:
+                members[path] = [(node, membership)]
+            else:
+                found.append((node, membership))
+    return members

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from yafdp.patterns import operators as op
 from yafdp.patterns.compile import Branch
-from yafdp.patterns.flatten import Plan, flatten_members, flatten_planned, reading_plan
+from yafdp.patterns.flatten import Plan, flatten_members_planned, flatten_planned, reading_plan
 from yafdp.patterns.pattern import Field, Pattern, branch_matches_members, compile_check, compile_pattern
 
 _PREFERRED_ANCHORS = {"detail-type": 2, "source": 1}
@@ -40,6 +40,7 @@ class _Branch(NamedTuple):
     order: int
     check: Any  # compiled test of the fields the anchor look-up leaves open
     paths: frozenset[str]  # the branch's field paths, to see when array elements must agree
+    prefilter: bool  # no field allows absence, so ``check`` failing rules out a consistent match
     fields: tuple[Field, ...]
     filed_under: list[tuple[str, str, Any]]  # (index, path, key) entries to undo on removal
 
@@ -134,7 +135,8 @@ class RuleSet:
             grade, anchor = _anchor(branch)
             # An exact, prefix or suffix anchor is satisfied by the look-up that finds the branch.
             open_fields = tuple(f for f in fields if grade < 2 or f[0] != anchor)
-            entry = _Branch(name, order, compile_check(open_fields), frozenset(branch), fields, [])
+            prefilter = not any(absent_ok for _path, _test, absent_ok in fields)
+            entry = _Branch(name, order, compile_check(open_fields), frozenset(branch), prefilter, fields, [])
             entry.filed_under.extend(self._file(branch_id, branch, entry, grade, anchor))
             self._branches[branch_id] = entry
             branch_ids.append(branch_id)
@@ -212,13 +214,17 @@ class RuleSet:
         matched: dict[str, int] = {}
         members = None
         for branches in found:
-            for rule, order, check, paths, fields, _filed in branches.values():
+            for rule, order, check, paths, prefilter, fields, _filed in branches.values():
                 if rule in matched:
                     continue
                 if array_paths and len(paths & array_paths) > 1:
                     # Two fields inside objects in arrays: they must come from the same elements.
+                    # Taking each field's values from any element is a looser test, so when it
+                    # fails (and no field may be absent) the element-by-element search can't pass.
+                    if prefilter and not check(leaves):
+                        continue
                     if members is None:
-                        members = flatten_members(event, self._paths)
+                        members = flatten_members_planned(event, self._plan)
                     if branch_matches_members(fields, members):
                         matched[rule] = order
                 elif check(leaves):
