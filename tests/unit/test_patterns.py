@@ -290,9 +290,62 @@ def test_numeric_comparisons(condition, inside, outside):
 
 
 def test_numbers_compare_as_doubles_even_beyond_five_billion():
-    # event-ruler compares IEEE doubles since 2024; older docs quoted a +/-5e9 limit.
+    # event-ruler compares IEEE doubles since 2024 (PR #188); older docs quoted a +/-5e9 limit.
     assert matches({"n": [{"numeric": [">", 1e10]}]}, {"n": 10**11})
     assert matches({"n": [10**20]}, {"n": 1e20})
+
+
+@pytest.mark.parametrize(
+    ("condition", "value", "expected"),
+    [
+        # The user guide's statement: numeric matching on values from -1.0e9 to +1.0e9 inclusive,
+        # with 15 digits of precision (six to the right of the decimal point).
+        ([">=", -1e9, "<=", 1e9], -1_000_000_000, True),
+        ([">=", -1e9, "<=", 1e9], 1_000_000_000, True),
+        ([">=", -1e9, "<=", 1e9], 1_000_000_000.000001, False),
+        ([">", 999_999_999.999998], 999_999_999.999999, True),
+        (["<", -999_999_999.999998], -999_999_999.999999, True),
+        (["=", 123_456_789.123456], 123_456_789.123456, True),
+        (["=", 123_456_789.123456], 123_456_789.123457, False),
+        (["<", 0.000001], 0.0000005, True),
+        ([">", 0.000001], 0.000002, True),
+    ],
+)
+def test_documented_numeric_range_and_precision(condition, value, expected):
+    assert matches({"n": [{"numeric": condition}]}, {"n": value}) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        {"n": [{"numeric": ["=", 9007199254740993]}]},
+        {"n": [{"numeric": [">", 0, "<", 9007199254740993]}]},
+        {"n": [{"anything-but": 9007199254740993}]},
+        {"n": [{"anything-but": [1, 10**400]}]},
+        '{"n": [{"numeric": [">", 9007199254740993]}]}',
+    ],
+)
+def test_numeric_operand_a_double_cannot_hold_is_refused(pattern):
+    # event-ruler since 2024 refuses these ("Cannot compare number ..."); 2**53 + 1 has no double.
+    assert reason(pattern).startswith("Cannot compare number ")
+
+
+def test_numbers_a_double_can_hold_are_accepted_as_operands():
+    assert matches({"n": [{"numeric": ["=", 9007199254740992]}]}, {"n": 9007199254740992})
+    assert matches({"n": [{"anything-but": [0.1]}]}, {"n": 0.2})
+
+
+def test_event_number_beyond_double_precision_is_compared_as_text():
+    # event-ruler compares 10000000000000001 (no double holds it) by its text, not as 1e16.
+    big = 10_000_000_000_000_001
+    assert not matches({"n": [1e16]}, {"n": big})
+    assert matches({"n": [1e16]}, {"n": 10_000_000_000_000_000})
+    assert matches({"n": [big]}, {"n": big})
+    assert not matches({"n": [big]}, {"n": 1e16})
+    assert not matches({"n": [{"numeric": [">", 0]}]}, {"n": big})
+    assert matches({"n": [{"numeric": [">", 0]}]}, {"n": 10_000_000_000_000_000})
+    assert matches({"n": [{"anything-but": [5]}]}, {"n": big})
+    assert not matches({"n": [{"numeric": [">", 0]}]}, {"n": 10**400})
 
 
 def test_numeric_only_matches_json_numbers():
@@ -344,11 +397,15 @@ def test_cidr_matches_ipv6_block():
     assert not matches(pattern, {"ip": "10.0.0.1"})
 
 
-def test_cidr_range_starts_at_the_written_address():
-    # EventBridge does not clear host bits: 10.0.0.5/24 covers 10.0.0.5 to 10.0.0.255.
+def test_cidr_block_covers_its_network_whatever_the_host_bits_written():
+    # AWS's answer (issue 13; the user guide's "IP address matching"): 10.0.0.5/24 names the
+    # network 10.0.0.0/24, so it matches 10.0.0.1 although that is below the written address.
     pattern = {"ip": [{"cidr": "10.0.0.5/24"}]}
-    assert matches(pattern, {"ip": "10.0.0.200"})
-    assert not matches(pattern, {"ip": "10.0.0.4"})
+    assert matches(pattern, {"ip": "10.0.0.1"})
+    assert matches(pattern, {"ip": "10.0.0.0"})
+    assert matches(pattern, {"ip": "10.0.0.255"})
+    assert not matches(pattern, {"ip": "10.0.1.0"})
+    assert matches({"ip": [{"cidr": "2001:db8::ffff/32"}]}, {"ip": "2001:db8::1"})
 
 
 # -- exists ----------------------------------------------------------------------------------
@@ -465,11 +522,16 @@ def test_or_cannot_contain_operator_names():
     )
 
 
-def test_or_that_multiplies_out_too_far_is_rejected():
-    # Eleven independent two-way choices: 2**11 branches from a short pattern.
-    pattern = {f"k{index}": {"$or": [{"a": ["1"]}, {"b": ["1"]}]} for index in range(11)}
-    assert reason(pattern).startswith("Rule is too complex")
-    assert len(compile_pattern({f"k{index}": {"$or": [{"a": ["1"]}, {"b": ["1"]}]} for index in range(10)}).branches) == 1024
+def _or_product(*sizes: int) -> dict:
+    """A short pattern whose $or choices multiply out to the product of ``sizes`` branches."""
+    return {f"k{group}": {"$or": [{f"v{choice}": ["1"]} for choice in range(size)]}
+            for group, size in enumerate(sizes)}
+
+
+def test_or_is_refused_beyond_1000_combinations():
+    assert len(compile_pattern(_or_product(10, 10, 10)).branches) == 1000
+    assert reason(_or_product(7, 11, 13)) == "Rule is too complex - its $or combinations exceed 1000"  # 1001
+    assert reason(_or_product(2, 2, 2, 2, 2, 2, 2, 2, 2, 2)).startswith("Rule is too complex")  # 1024
 
 
 # -- duplicate keys and text input -----------------------------------------------------------

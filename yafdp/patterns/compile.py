@@ -18,7 +18,12 @@ from yafdp.patterns.wildcard import check_complexity, wildcard_tokens
 
 MAX_PATTERN_LENGTH = 2048  # EventBridge's default quota for one event pattern, in characters
 MAX_FIELDS_PER_BRANCH = 256  # event-ruler's MAXIMUM_RULE_SIZE
-MAX_BRANCHES = 1024  # our guard: nested $or multiplies out, and EventBridge documents no figure
+# Nested $or multiplies out; a pattern whose $or choices combine into more than 1000 branches is
+# refused. The figure is issue 13's statement of AWS's documented limit; the stored copies of the
+# EventBridge user guide searched here (awsdocs/amazon-eventbridge-user-guide, archived before $or
+# was documented) do not carry the sentence, so neither the figure's source page nor the exact
+# wording of AWS's message could be checked: the reason below is ours, in EventBridge's style.
+MAX_BRANCHES = 1000
 
 _OR = "$or"
 _RESERVED_INSIDE_OR = frozenset(
@@ -98,6 +103,18 @@ def _java_text(value: Any) -> str:
     if isinstance(value, list):
         return "["
     return str(value)
+
+
+def _comparable(number: Any) -> float:
+    """A ``numeric`` or ``anything-but`` operand as the double it is compared as.
+
+    event-ruler (every version since its 2024 move to full-float64 numbers, aws/event-ruler PR #188;
+    see ComparableNumber) refuses an operand that a double cannot hold exactly, with a message that
+    starts "Cannot compare number"; the rest of our reason is ours.
+    """
+    if not op.exact_double(number):
+        raise PatternError(f"Cannot compare number {number}: a double cannot represent it exactly")
+    return op.value_key(number)
 
 
 def _first_member(expression: Any) -> tuple[str, Any, int]:
@@ -276,7 +293,7 @@ class _Expander:
         if not op.is_number(operand):
             name = "equals" if operator == "=" else operator
             raise PatternError(f"Value of {name} must be numeric")
-        number = op.value_key(operand)
+        number = _comparable(operand)
         following = item(2)
         if operator == "=":
             if following is not _END:
@@ -297,7 +314,7 @@ class _Expander:
             raise PatternError(f"Value of {following} must be numeric")
         if item(4) is not _END:
             raise PatternError("Too many terms in numeric range expression")
-        top_number = op.value_key(top)
+        top_number = _comparable(top)
         if top_number <= number:
             raise PatternError("Bottom must be less than top")
         return op.Alt(op.NUMERIC, (number, operator == ">", top_number, following == "<"))
@@ -328,7 +345,7 @@ class _Expander:
                 if isinstance(item, str):
                     strings.add(item)
                 elif op.is_number(item):
-                    numbers.add(op.value_key(item))
+                    numbers.add(_comparable(item))
                 else:
                     raise PatternError("Inside anything but list, start|null|boolean is not supported.")
             if is_list and bool(strings) == bool(numbers):

@@ -45,12 +45,17 @@ def address(text: str) -> tuple[int, int] | None:
 def cidr_range(text: str) -> tuple[int, int, int]:
     """The block a ``cidr`` pattern names, as ``(byte length, lowest, highest)``.
 
-    As in EventBridge the range starts at the address as written (host bits are not cleared), and a
-    malformed block raises :class:`PatternError` with EventBridge's reason.
+    The block is the network the mask names: the host bits of the written address are cleared, so
+    ``10.0.0.5/24`` covers ``10.0.0.0`` to ``10.0.0.255``. The EventBridge user guide describes
+    ``{"cidr": "10.0.0.0/24"}`` as matching "IP addresses that start with 10.0.0 and end with a
+    number between 0 and 255" (awsdocs/amazon-eventbridge-user-guide,
+    doc_source/eb-event-patterns-content-based-filtering.md, "IP address matching"), i.e. the whole
+    network; issue 13 reports EventBridge matching ``10.0.0.1`` against ``10.0.0.5/24``. A malformed
+    block raises :class:`PatternError` with EventBridge's reason.
 
     Examples
     --------
-    >>> cidr_range("10.0.0.0/24") == (4, int(ipaddress.IPv4Address("10.0.0.0")),
+    >>> cidr_range("10.0.0.5/24") == (4, int(ipaddress.IPv4Address("10.0.0.0")),
     ...                               int(ipaddress.IPv4Address("10.0.0.255")))
     True
     >>> cidr_range("10.0.0.0")
@@ -79,5 +84,6 @@ def cidr_range(text: str) -> tuple[int, int, int]:
         raise PatternError("IPv4 mask bits must be < 32")
     if size == 16 and mask > 127:
         raise PatternError("IPv6 mask bits must be < 128")
-    host_bits = size * 8 - mask
-    return size, value, value | ((1 << host_bits) - 1)
+    host_mask = (1 << (size * 8 - mask)) - 1
+    network = value & ~host_mask
+    return size, network, network | host_mask

@@ -3,11 +3,18 @@
 Values in events keep their JSON types: a string never equals a number, ``null`` is neither ``""``
 nor missing, and ``true`` is not ``1``; numbers compare as IEEE doubles, so ``300``, ``300.0`` and
 ``3e2`` are equal.
+
+A number a double cannot hold exactly (an integer such as ``10000000000000001``) is not compared as
+a double: like event-ruler since its full-float64 numbers (aws/event-ruler PR #188, issue #179,
+2024; ComparableNumber), such a value is only ever equal to the same number written the same way,
+and never satisfies ``numeric``. Within the range the EventBridge user guide documents for numeric
+matching (-1.0e9 to +1.0e9, "15 digits of precision, or six digits to the right of the decimal
+point"; awsdocs/amazon-eventbridge-user-guide, eb-event-patterns-content-based-filtering.md)
+every such number is an exact double, so the two readings agree there.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -39,6 +46,24 @@ ANYTHING_BUT_WILDCARD = "anything-but-wildcard"
 _TRUE = ("true",)  # keys for booleans that cannot collide with 1 and 0, as True == 1 in Python
 _FALSE = ("false",)
 _NO_KEY = ("unmatchable",)
+_TEXT = "number-text"  # first item of the key of a number beyond a double's precision
+_EXACT_INTS = 2**53  # every int of at most this size is exactly a double
+
+
+def exact_double(number: int | float) -> bool:
+    """Whether a JSON number is exactly a double (every float is; an int only if no digit is lost).
+
+    Examples
+    --------
+    >>> exact_double(9007199254740992), exact_double(9007199254740993), exact_double(0.1)
+    (True, False, True)
+    """
+    if type(number) is not int:
+        return True
+    try:
+        return float(number) == number  # Python compares an int and a float exactly
+    except OverflowError:
+        return False
 
 
 class Alt(NamedTuple):
@@ -59,17 +84,20 @@ def value_key(value: Any) -> Any:
     True
     >>> value_key(True) == value_key(1)
     False
+    >>> value_key(10000000000000001) == value_key(1e16)
+    False
     """
     kind = type(value)
     if kind is str:
         return value
     if kind is bool:
         return _TRUE if value else _FALSE
-    if kind is int or kind is float:
-        try:
+    if kind is float:
+        return value
+    if kind is int:
+        if -_EXACT_INTS <= value <= _EXACT_INTS or exact_double(value):
             return float(value)
-        except OverflowError:  # beyond a double, as Java's parser makes it: infinite
-            return math.inf if value > 0 else -math.inf
+        return (_TEXT, str(value))  # compared as its text, as event-ruler does
     if value is None:
         return None
     return _NO_KEY
@@ -93,9 +121,14 @@ def _exact_test(keys: frozenset) -> Test:
 def _numeric_test(low: float, low_open: bool, high: float, high_open: bool) -> Test:
     def test(value: Any) -> bool:
         kind = type(value)
-        if kind is not int and kind is not float:
+        if kind is float:
+            number = value
+        elif kind is int:
+            number = value_key(value)  # compared as a double, like EventBridge
+            if type(number) is not float:
+                return False  # beyond a double's precision: event-ruler compares it as text only
+        else:
             return False
-        number = value_key(value)  # compared as a double, like EventBridge
         if number < low or (low_open and number == low):
             return False
         return number < high or (not high_open and number == high)

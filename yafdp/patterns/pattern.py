@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from yafdp.patterns.compile import MAX_PATTERN_LENGTH, Branch, expand, load_pattern
@@ -73,6 +74,43 @@ def branch_matches(fields: tuple[Field, ...], leaves: Leaves) -> bool:
         else:
             return False
     return True
+
+
+def compile_check(fields: tuple[Field, ...]) -> Callable[[Leaves], bool]:
+    """One specialised function that does what :func:`branch_matches` does for these fields.
+
+    The fields' paths become constants and their tests local names of a function written for them,
+    so checking a branch costs a few dictionary look-ups and test calls, with no loop over fields.
+
+    Examples
+    --------
+    >>> check = compile_check(compile_branch(expand({"a": ["x"], "b": [{"exists": False}]})[0]))
+    >>> check({"a": ["y", "x"]}), check({"a": ["x"], "b": [1]}), check({})
+    (True, False, False)
+    """
+    parameters, body = ["leaves"], ["    get = leaves.get"]
+    namespace: dict[str, Any] = {}
+    for number, (path, test, absent_ok) in enumerate(fields):
+        if test is None:
+            body.append(f"    if {path!r} in leaves: return False")
+            continue
+        parameters.append(f"t{number}=t{number}")
+        namespace[f"t{number}"] = test
+        body.append(f"    values = get({path!r})")
+        if absent_ok:
+            body.append("    if values is not None:")
+            indent = "        "
+        else:
+            body.append("    if values is None: return False")
+            indent = "    "
+        body += [
+            f"{indent}for value in values:",
+            f"{indent}    if t{number}(value): break",
+            f"{indent}else: return False",
+        ]
+    source = f"def check({', '.join(parameters)}):\n" + "\n".join(body) + "\n    return True\n"
+    exec(source, namespace)  # noqa: S102 - the source is built above from paths (as repr) and names
+    return namespace["check"]
 
 
 def needs_members(fields: tuple[Field, ...], array_paths: set[str]) -> bool:
