@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from yafdp.errors import RefusedError
+
 PREFIX = "Event pattern is not valid. Reason: "
 
 
-class PatternError(ValueError):
+class PatternError(RefusedError):
     """An event pattern that EventBridge would reject with ``InvalidEventPatternException``.
 
     ``str(error)`` is EventBridge's message, ``"Event pattern is not valid. Reason: ..."``;
