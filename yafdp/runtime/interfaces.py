@@ -10,7 +10,11 @@ from __future__ import annotations
 import random
 import sqlite3
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from yafdp.catalog import Catalog
+    from yafdp.plan import DeploymentPlan
 
 
 @dataclass
@@ -34,11 +38,17 @@ class BusStats:
 class Bus(Protocol):
     """A backend a run drives: the services of a plan behind an EventBridge bus (or a state machine).
 
-    ``db`` is the run database (:mod:`yafdp.runtime.rundb`), up to date after :meth:`commit`; ``stats`` the counts.
+    ``db`` is the run database (:mod:`yafdp.runtime.rundb`), up to date after :meth:`commit`; ``stats`` the
+    counts; ``catalog`` and ``plan`` what it runs.
     """
 
+    catalog: Catalog
+    plan: DeploymentPlan
     db: sqlite3.Connection
     stats: BusStats
+
+    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
+        """Run each ``(at, action)`` at its time; ``actions`` come in time order."""
 
     def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
         """Publish ``{"DetailType", "Detail"[, "Source"]}`` entries as service ``sender``; returns the event ids.

@@ -7,7 +7,7 @@ that the delivery was processed (the idempotency key), so a retried or duplicate
 
 from __future__ import annotations
 
-from typing import Any, Callable, NotRequired, Protocol, TypedDict
+from typing import Any, Callable, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from yafdp.catalog.marketplace import Marketplace
 
@@ -18,6 +18,7 @@ Envelope = TypedDict("Envelope", {
 })
 
 
+@runtime_checkable
 class ServiceState(Protocol):
     """A service's own store, as a handler reads it: items by ``(kind, key)``. The local bus keeps it in
     ``run.db`` (:class:`~yafdp.backends.local.run_writer.SqliteServiceState`), a deployment in the service's
@@ -27,6 +28,7 @@ class ServiceState(Protocol):
         """The item stored under ``(kind, key)``, or None."""
 
 
+@runtime_checkable
 class UnitOfWork(Protocol):
     """What a handler ``handler(event: Envelope, uow: UnitOfWork)`` gets: its service's state to read, and
     writes and publications that the backend commits together, or not at all."""

@@ -117,8 +117,9 @@ class SimulatedTiming:
     def book(self, service: str, start: float, end: float) -> None:
         """Nothing to do: :meth:`slot` already assigned the environment and the time it is busy."""
 
-    def slot(self, service: str, t: float) -> float:
-        """The virtual time the delivery asking at ``t`` starts its handler; the model reserves it."""
+    def slot(self, service: str, virtual: float) -> float:
+        """The virtual time the delivery asking at ``virtual`` starts its handler; the model reserves it."""
+        t = virtual
         fn = self._functions.get(service) or self._function(service)
         promised = fn.promised
         if promised and promised[0][0] <= t:  # a delivery coming back for the start it was promised

@@ -1,0 +1,119 @@
+"""The layout is the architecture: imports point one way (runs → backends → plan/runtime → catalog/patterns),
+no module imports itself in a circle, and every implementation of an interface has the interface's signatures."""
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import yafdp
+from yafdp.backends.aws.bus import AwsBus
+from yafdp.backends.aws.dynamo_state import DynamoState
+from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
+from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.run_writer import SqliteServiceState
+from yafdp.backends.local.step_functions import LocalStepFunctions
+from yafdp.backends.local.timing import MeasuredTiming
+from yafdp.runtime.interfaces import Bus, FunctionRunner, TimingModel
+from yafdp.runtime.unit_of_work import BufferedUnitOfWork, ServiceState, UnitOfWork
+from yafdp.simulation.timing import SimulatedTiming
+
+PACKAGE = Path(yafdp.__file__).resolve().parent
+# Lower layers never import higher ones; a layer may import its own and any lower one.
+LAYERS = {"errors": 0, "patterns": 0, "catalog": 1, "plan": 2, "runtime": 3, "services": 3, "simulation": 3,
+          "backends": 4, "runs": 5, "analysis": 6, "workbook": 7, "cli": 7, "__init__": 0}
+PLOTTING = ("pandas", "matplotlib", "networkx")
+MODULE_FILES: set[str] = set()
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:  # noqa: C901
+    """Every module ``path`` imports, at any depth of its code (lazy imports included)."""
+    tree, found = ast.parse(path.read_text(encoding="utf-8")), set()
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & MODULE_FILES
+            found.update(submodules)
+            if len(submodules) < len(node.names):  # names taken from the module itself, not its submodules
+                found.add(base)
+    return found
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+MODULE_FILES = set(MODULES)
+GRAPH = {name: {m for m in _imports(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def _layer(module: str) -> int:
+    return LAYERS[module.split(".")[1] if "." in module else "__init__"]
+
+
+def test_the_package_has_no_import_cycle():
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(GRAPH[module]):
+            if state.get(target) == 1:
+                cycle = path[path.index(target):] + [target]
+                pytest.fail("import cycle: " + " → ".join(cycle))
+            if target not in state:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_imports_point_from_higher_layers_to_lower_ones():
+    wrong = [f"{m} imports {t}" for m, targets in GRAPH.items() for t in targets if _layer(t) > _layer(m)]
+    assert not wrong, wrong
+
+
+def test_the_aws_backend_does_not_import_runs():
+    assert not [(m, t) for m, targets in GRAPH.items() if m.startswith("yafdp.backends.aws")
+                for t in targets if t.startswith("yafdp.runs")]
+
+
+def test_only_the_analysis_package_imports_pandas_matplotlib_or_networkx():
+    offenders = [(name, sorted(i for i in _imports(path) if i.split(".")[0] in PLOTTING))
+                 for name, path in MODULES.items() if not name.startswith("yafdp.analysis")]
+    assert not [o for o in offenders if o[1]], offenders
+
+
+def _signature(cls, name: str) -> list[tuple]:
+    parameters = inspect.signature(getattr(cls, name)).parameters.values()
+    return [(p.name, p.kind, p.default) for p in parameters]
+
+
+def _protocol_methods(protocol) -> list[str]:
+    return [name for name, value in vars(protocol).items() if inspect.isfunction(value) and not name.startswith("_")]
+
+
+@pytest.mark.parametrize("protocol, implementations", [
+    (Bus, [LocalBus, LocalStepFunctions, AwsBus]),
+    (TimingModel, [MeasuredTiming, SimulatedTiming]),
+    (FunctionRunner, [InProcessFunctions, LambdaFunctions]),
+    (ServiceState, [SqliteServiceState, DynamoState, BufferedUnitOfWork]),
+    (UnitOfWork, [BufferedUnitOfWork]),
+], ids=["bus", "timing", "function-runner", "service-state", "unit-of-work"])
+def test_every_implementation_has_the_interface_signatures(protocol, implementations):
+    methods = _protocol_methods(protocol)
+    assert methods
+    for method in methods:
+        expected = _signature(protocol, method)
+        for implementation in implementations:
+            assert hasattr(implementation, method), f"{implementation.__name__} lacks {method}"
+            assert _signature(implementation, method) == expected, f"{implementation.__name__}.{method}"
