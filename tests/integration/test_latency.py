@@ -1,7 +1,6 @@
 """The latency model: cited profiles and quotas, cold and warm starts, waiting for concurrency, throttling,
 determinism, runs that say they are simulated, and fitting a profile back from a run."""
 
-import copy
 import json
 import random
 import sqlite3
@@ -208,6 +207,6 @@ def test_quotas_scaled_keep_the_pollers_scaling_behaviour():
 
 
 def test_profile_documents_are_not_shared_between_loads():
-    one, two = load_profile(), load_profile()
-    copy.deepcopy(one.document)["distributions_ms"].clear()
-    assert one.document == two.document
+    one = load_profile()
+    one.document["distributions_ms"].clear()  # a caller that edits what it loaded…
+    assert load_profile().document["distributions_ms"]  # …changes nothing for the next one

@@ -28,14 +28,7 @@ class Invariant:
 def check_run(path: str | Path) -> list[Invariant]:
     """Check every invariant on the run in ``path`` (a run folder or its ``run.db``).
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from yafdp.runs import RunOptions, run_saga
-    >>> out = Path(tempfile.mkdtemp())
-    >>> _ = run_saga(RunOptions(orders=10, seed=3, out=out))
-    >>> all(i.passed for i in check_run(out))
-    True
+    (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     db = rundb.open_run(path)
     try:

@@ -49,15 +49,7 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
     idempotency record in one transaction). Orchestration: Standard workflows' state transitions, or Express
     workflows' executions and billed duration at ``express_memory_mb``.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from yafdp.runs import RunOptions, run_saga
-    >>> out = Path(tempfile.mkdtemp())
-    >>> _ = run_saga(RunOptions(orders=20, seed=1, out=out, latency_model="aws-eu-west-1"))
-    >>> usage = usage_from_run(out)
-    >>> usage.orders, usage.eventbridge_events > 4 * usage.orders
-    (20, True)
+    (Run in ``tests/integration/test_documented_examples.py``: a simulated run is priced and fitted.)
     """
     with rundb.open_run(path) as db:
         info = rundb.get_info(db)

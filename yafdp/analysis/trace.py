@@ -47,14 +47,7 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """Load ``run.db`` from a run folder (or the file itself).
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from yafdp.runs import RunOptions, run_saga
-    >>> out = Path(tempfile.mkdtemp())
-    >>> _ = run_saga(RunOptions(orders=3, seed=1, out=out))
-    >>> bool(load_run(out).orders["status"].isin(TERMINAL).all())
-    True
+    (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     path = Path(path)
     with rundb.open_run(path) as db:

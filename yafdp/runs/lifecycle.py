@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.errors import BackendError, RunFolderError
@@ -30,12 +31,7 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     A run that does not settle (a deployment whose orders are not all terminal in time) still writes
     ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> summary = run_saga(RunOptions(orders=5, seed=1, out=Path(tempfile.mkdtemp())))
-    >>> summary["orders"]["placed"], summary["orders"]["not_terminal"]
-    (5, 0)
+    (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     bus = start_saga(options)
     try:
@@ -54,6 +50,7 @@ def start_saga(options: RunOptions) -> Bus:
     """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
     inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
     catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
+    catalog.compile_schemas()  # before run.db exists: a run killed after that is already described in it
     world = load_marketplace(options.catalog_dir)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,11 +100,7 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
     last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
                       " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
     # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
-    timing = None
-    if options.latency_model == "none":
-        from yafdp.backends.local.timing import MeasuredTiming
-
-        timing = MeasuredTiming(offset=last)
+    timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
     bus = open_local(options, catalog, world, db, timing=timing, session=session)
     pending = bus.resume()
     started = time.perf_counter()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from zlib import crc32
 
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-def schedule_delivery(event: dict, uow) -> None:
+
+def schedule_delivery(event: Envelope, uow: UnitOfWork) -> None:
     confirmed = event["detail"]
     order_id, zone_id = confirmed["order_id"], confirmed["delivery_zone"]
     if uow.get("delivery", order_id):

@@ -7,8 +7,10 @@ the late confirmation awards nothing.
 
 from __future__ import annotations
 
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-def award_points(event: dict, uow) -> None:
+
+def award_points(event: Envelope, uow: UnitOfWork) -> None:
     confirmed = event["detail"]
     order_id = confirmed["order_id"]
     if uow.get("order", order_id):
@@ -20,7 +22,7 @@ def award_points(event: dict, uow) -> None:
     uow.publish("Loyalty_Points_Added", {**who, "points": points})
 
 
-def revert_points(event: dict, uow) -> None:
+def revert_points(event: Envelope, uow: UnitOfWork) -> None:
     failed = event["detail"]
     order_id = failed["order_id"]
     who = {"order_id": order_id, "customer_id": failed["customer_id"]}

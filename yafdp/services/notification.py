@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
+
 MESSAGES = {
     "Order_Initiated": "We received your order {order_id}.",
     "Payment_Success": "Payment of {amount} {currency} accepted.",
@@ -14,7 +16,7 @@ MESSAGES = {
 }
 
 
-def notify_customer(event: dict, uow) -> None:
+def notify_customer(event: Envelope, uow: UnitOfWork) -> None:
     detail, detail_type = event["detail"], event["detail-type"]
     template = MESSAGES.get(detail_type, "Update on your order {order_id}: " + detail_type)
     uow.add("message", f"{detail['order_id']}#{detail_type}", {

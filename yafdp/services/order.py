@@ -38,7 +38,7 @@ class OrderRejectedError(RefusedError):
         super().__init__(f"order refused: {field}: {problem}")
 
 
-def place_order(request: dict, uow) -> str:
+def place_order(request: dict, uow: UnitOfWork) -> str:
     """Validate a customer's order, store it as ``PLACED`` and publish ``Order_Initiated``.
 
     Placing the same ``order_id`` twice is harmless: the second call changes nothing.
@@ -61,7 +61,7 @@ def place_order(request: dict, uow) -> str:
     return order_id
 
 
-def track_status(event: dict, uow) -> None:
+def track_status(event: Envelope, uow: UnitOfWork) -> None:
     detail_type, order_id = event["detail-type"], event["detail"]["order_id"]
     order = uow.get("order", order_id)
     if order is None:

@@ -6,8 +6,10 @@ depends only on the token. Charges and refunds are keyed by order id, so each ha
 
 from __future__ import annotations
 
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-def charge_order(event: dict, uow) -> None:
+
+def charge_order(event: Envelope, uow: UnitOfWork) -> None:
     order = event["detail"]
     order_id = order["order_id"]
     if uow.get("charge", order_id) or uow.get("decline", order_id):
@@ -28,7 +30,7 @@ def charge_order(event: dict, uow) -> None:
     })
 
 
-def refund_order(event: dict, uow) -> None:
+def refund_order(event: Envelope, uow: UnitOfWork) -> None:
     order_id = event["detail"]["order_id"]
     charge = uow.get("charge", order_id)
     if charge is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-def review_order(event: dict, uow) -> None:
+
+def review_order(event: Envelope, uow: UnitOfWork) -> None:
     paid = event["detail"]
     order_id, restaurant_id = paid["order_id"], paid["restaurant_id"]
     if uow.get("order", order_id):
@@ -23,7 +25,7 @@ def review_order(event: dict, uow) -> None:
     })
 
 
-def cancel_order(event: dict, uow) -> None:
+def cancel_order(event: Envelope, uow: UnitOfWork) -> None:
     order_id = event["detail"]["order_id"]
     order = uow.get("order", order_id)
     if order is None:

@@ -22,14 +22,7 @@ def fit_profile(run_db: str | Path, base: str | Path = DEFAULT_PROFILE, name: st
     replace the handler distribution, overall and per service. Everything else comes from ``base``. Measured
     hops include the cold starts that happened during the run.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from yafdp.runs import RunOptions, run_saga
-    >>> out = Path(tempfile.mkdtemp())
-    >>> _ = run_saga(RunOptions(orders=30, seed=2, out=out, latency_model="aws-eu-west-1"))
-    >>> sorted(fit_profile(out / "run.db")["handler_by_service"])[:2]
-    ['delivery', 'loyalty']
+    (Run in ``tests/integration/test_documented_examples.py``: a simulated run is priced and fitted.)
     """
     path = Path(run_db)
     path = path / "run.db" if path.is_dir() else path

@@ -8,11 +8,10 @@ virtual time with a latency profile (:mod:`yafdp.simulation.profiles`) and the a
 from __future__ import annotations
 
 import heapq
-import math
 import random
 
 from yafdp.errors import RefusedError
-from yafdp.simulation.profiles import Distribution, LatencyProfile, load_profile
+from yafdp.simulation.profiles import Distribution, LatencyProfile
 from yafdp.simulation.quotas import Quotas, TokenBucket, load_quotas
 
 ENTRIES_PER_PUT_EVENTS = 10
@@ -62,6 +61,7 @@ class SimulatedTiming:
 
     Examples
     --------
+    >>> from yafdp.simulation.profiles import load_profile
     >>> timing = SimulatedTiming(load_profile(), seed=1)
     >>> timing.slot("payment", 0.0) > 0.2  # the first call of a function waits for a cold start
     True

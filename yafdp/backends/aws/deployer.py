@@ -80,22 +80,7 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     faults, seed
         handler faults the functions inject (transient crashes, poison events), as on the local bus.
 
-    Examples
-    --------
-    >>> from yafdp.backends.aws.clients import make_clients
-    >>> from yafdp.backends.aws.moto_server import MotoServer
-    >>> from yafdp.backends.aws.package import build_package
-    >>> from yafdp.backends.aws.teardown import destroy
-    >>> from yafdp.catalog import load_catalog
-    >>> from yafdp.plan import build_plan
-    >>> with MotoServer() as url:
-    ...     clients = make_clients(url)
-    ...     plan = build_plan(load_catalog(), "doc-apply", account=clients.account(), run_id="doc-apply")
-    ...     first = apply(plan, clients, build_package(), run_functions=False, echo=lambda line: None)
-    ...     again = apply(plan, clients, build_package(), run_functions=False, echo=print)
-    ...     _ = destroy(clients, "doc-apply", echo=lambda line: None)
-    >>> first[0], again
-    (Change(action='create', kind='event bus', name='doc-apply-saga'), [])
+    (Run in ``tests/integration/test_documented_examples.py``: applying a plan twice changes nothing the second time.)
     """
     _check_names(plan)
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)

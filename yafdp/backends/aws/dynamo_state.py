@@ -42,21 +42,7 @@ def _trace_item(row: dict) -> dict:
 class DynamoState:
     """One service's table, read like :class:`yafdp.runtime.unit_of_work.ServiceState` and written a transaction at a time.
 
-    Examples
-    --------
-    >>> from yafdp.backends.aws.clients import make_clients
-    >>> from yafdp.backends.aws.moto_server import MotoServer
-    >>> with MotoServer() as url:
-    ...     dynamodb = make_clients(url).dynamodb
-    ...     _ = dynamodb.create_table(TableName="doc-state", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
-    ...                               BillingMode="PAY_PER_REQUEST")
-    ...     state = DynamoState(dynamodb, "doc-state")
-    ...     first = state.commit({("charge", "ord-1"): {"amount": 17.0}}, marker="charges#ev-1", outbox_key="charges#ev-1",
-    ...                          outbox=[], trace=[])
-    ...     again = state.commit({("charge", "ord-1"): {"amount": 99.0}}, marker="charges#ev-1", outbox_key="charges#ev-1",
-    ...                          outbox=[], trace=[])
-    ...     first, again, state.get("charge", "ord-1")
-    (True, False, {'amount': 17.0})
+    (Run in ``tests/integration/test_documented_examples.py``: a delivery commits once.)
     """
 
     def __init__(self, client, table: str):

@@ -16,19 +16,7 @@ def deploy_state_machine(sfn, iam, catalog: Catalog, plan: DeploymentPlan, *, wo
     The services' functions must exist (the choreography's deployer creates them); each must run
     :class:`yafdp.runtime.tasks.TaskRunner` for a Step Functions payload. Resources are tagged like the rest of the plan.
 
-    Examples
-    --------
-    >>> import boto3, os
-    >>> from moto import mock_aws
-    >>> from yafdp.catalog import load_catalog
-    >>> from yafdp.plan import build_plan
-    >>> os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
-    'eu-west-1'
-    >>> with mock_aws():
-    ...     catalog = load_catalog()
-    ...     arn = deploy_state_machine(boto3.client("stepfunctions"), boto3.client("iam"), catalog, build_plan(catalog))
-    >>> arn.endswith(":stateMachine:yafdp-order-saga")
-    True
+    (Run in ``tests/integration/test_documented_examples.py``: the state machine deploys under the plan's name, on moto.)
     """
     if workflow not in ("STANDARD", "EXPRESS"):
         raise RefusedError(f"workflow must be STANDARD or EXPRESS, got {workflow!r}")

@@ -45,19 +45,7 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
     """Every resource named ``<prefix>-…`` and tagged ``Project=yafdp`` and ``RunId=<run_id>``
     (``run_id`` defaults to the prefix, as :func:`yafdp.backends.aws.deployment.deploy` tags them), in deletion order.
 
-    Examples
-    --------
-    >>> from yafdp.backends.aws.deployment import deploy
-    >>> from yafdp.backends.aws.clients import make_clients
-    >>> from yafdp.backends.aws.moto_server import MotoServer
-    >>> from yafdp.catalog import load_catalog
-    >>> with MotoServer() as url:
-    ...     clients = make_clients(url)
-    ...     _ = deploy(clients, load_catalog(), backend="moto", prefix="doc-inv", echo=lambda line: None)
-    ...     found = inventory(clients, "doc-inv")
-    ...     deleted = destroy(clients, "doc-inv", echo=lambda line: None)
-    ...     [str(r) for r in found[:2]], len(deleted) == len(found), inventory(clients, "doc-inv")
-    (['event source mapping doc-inv-delivery → doc-inv-delivery', 'event source mapping doc-inv-loyalty → doc-inv-loyalty'], True, [])
+    (Run in ``tests/integration/test_documented_examples.py``: destroy removes everything the inventory found.)
     """
     run_id = run_id or prefix
     ours = _Tags(run_id)

@@ -16,7 +16,6 @@ from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
-from yafdp.errors import BackendError
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
