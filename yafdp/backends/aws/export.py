@@ -12,6 +12,7 @@ import sqlite3
 from collections import defaultdict
 
 from yafdp.plan import DeploymentPlan
+from yafdp.runtime.rundb import INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_STATE
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
@@ -44,20 +45,14 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     db.execute("BEGIN")
     for table in _REPLACED:
         db.execute(f"DELETE FROM {table}")
-    db.executemany(
-        "INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(e["event_id"], e["order_id"], e["detail_type"], e["source"], e["published_at"] - origin, e["detail"], e["time"])
-         for e in sorted(events, key=lambda e: e["published_at"])])
-    db.executemany(
-        "INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
-          d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])
-    db.executemany("INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)", state)
-    db.executemany(
-        "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
-        " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*d[:9], d[9] - origin, None) for d in dead] + list(redriven))
+    db.executemany(INSERT_EVENT, [
+        (e["event_id"], e["order_id"], e["detail_type"], e["source"], e["published_at"] - origin, e["detail"], e["time"],
+         None) for e in sorted(events, key=lambda e: e["published_at"])])
+    db.executemany(INSERT_DELIVERY, [
+        (d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
+         d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])
+    db.executemany(INSERT_STATE, state)
+    db.executemany(INSERT_DEAD_LETTER, [(*d[:9], d[9] - origin, None) for d in dead] + list(redriven))
     db.execute("COMMIT")
     return {"events": len(events), "deliveries": len(deliveries), "dead_letters": len(dead),
             "unpublished_outboxes": outboxes,
