@@ -26,7 +26,10 @@ class YafdpError(Exception):
 
 
 class RefusedError(YafdpError, ValueError):
-    """The caller's request was refused; nothing of it was done. The message says what and where."""
+    """The caller's request was refused; nothing of it was done. The message says what and where;
+    ``field`` names the part of the request that was wrong, when there is one (e.g. ``items[0].quantity``)."""
+
+    field: str | None = None
 
 
 class ConfigurationError(YafdpError):

@@ -116,8 +116,8 @@ def placing(bus: Bus, request) -> Callable[[], None]:
             bus.call("order", "place_order", request)
         except (OrderRejectedError, PublishError) as exc:
             order_id = request.get("order_id") if isinstance(request, dict) else None
-            field = exc.field if isinstance(exc, OrderRejectedError) else "(event)"
-            bus.db.execute(INSERT_REFUSAL, (order_id if isinstance(order_id, str) else None, field, str(exc), bus.now()))
+            bus.db.execute(INSERT_REFUSAL, (order_id if isinstance(order_id, str) else None, exc.field or "(event)",
+                                            str(exc), bus.now()))
     return place
 
 

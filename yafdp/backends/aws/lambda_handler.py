@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from yafdp.errors import RefusedError
+from yafdp.services.order import OrderRejectedError
 
 _function = None
 
@@ -26,8 +27,8 @@ def lambda_handler(event: dict, context) -> dict:
         try:
             return {"result": function.call(event["entrypoint"], event.get("payload"))}
         except RefusedError as exc:  # a refused call (OrderRejectedError, PublishError): the caller's answer
-            return {"error": {"type": type(exc).__name__, "message": str(exc), "field": getattr(exc, "field", None),
-                              "problem": getattr(exc, "problem", None)}}
+            return {"error": {"type": type(exc).__name__, "message": str(exc), "field": exc.field,
+                              "problem": exc.problem if isinstance(exc, OrderRejectedError) else str(exc)}}
     raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
 
 
