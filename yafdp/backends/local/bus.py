@@ -43,8 +43,7 @@ from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import (DeliveryError, EntryRefusal, PreparedEntry, check_outbox, prepare_put_events,
-                                     put_events_response)
+from yafdp.runtime.publishing import DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 
@@ -132,14 +131,8 @@ class LocalBus:
         ones are published, the others answered with their ``ErrorCode``. Raises
         :class:`~yafdp.runtime.envelope.PublishError` only for a request refused as a whole.
         """
-        checked = prepare_put_events(self.catalog, sender, entries)
-        accepted = [c for c in checked if isinstance(c, PreparedEntry)]
-        injected = iter(self.services.injected(accepted, 1))
-        results: list = [c if isinstance(c, EntryRefusal) else (next(injected) or c) for c in checked]
-        published = iter(self.services.record([r for r in results if isinstance(r, PreparedEntry)], self.vt,
-                                              on_event=self._route))
-        response = put_events_response([r if isinstance(r, EntryRefusal) else next(published) for r in results])
-        self.stats.refused += response["FailedEntryCount"]
+        response = self.services.put_events(prepare_put_events(self.catalog, sender, entries), self.vt,
+                                            on_event=self._route)
         if self.durable:
             self.commit()
         return response

@@ -13,7 +13,7 @@ from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
 from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
-                                     check_outbox)
+                                     check_outbox, put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 from yafdp.services import resolve_handler
 
@@ -132,6 +132,20 @@ class LocalServices:
             waited += self._backoff.uniform(0, PUBLISH_BACKOFF_SECONDS * 2 ** (attempt - 1))
             pending = [e for e, _ in failed]
         return waited
+
+    def put_events(self, checked: list, published_vt: float,
+                   on_event: Callable[[Envelope, float], None] | None = None) -> dict:
+        """Answer a PutEvents request whose entries :func:`~yafdp.runtime.publishing.prepare_put_events` checked:
+        the accepted entries (less any :attr:`entry_faults` refuses) are recorded as published; returns
+        ``{"FailedEntryCount", "Entries"}`` in request order. Refused entries count in ``stats.refused``."""
+        accepted = [c for c in checked if isinstance(c, PreparedEntry)]
+        injected = iter(self.injected(accepted, 1))
+        results = [c if isinstance(c, EntryRefusal) else (next(injected) or c) for c in checked]
+        published = iter(self.record([r for r in results if isinstance(r, PreparedEntry)], published_vt,
+                                     on_event=on_event))
+        response = put_events_response([r if isinstance(r, EntryRefusal) else next(published) for r in results])
+        self.stats.refused += response["FailedEntryCount"]
+        return response
 
     def record(self, prepared: list[PreparedEntry], published_vt: float, replay_name: str | None = None,
                on_event: Callable[[Envelope, float], None] | None = None) -> list[str]:
