@@ -122,7 +122,7 @@ class BusContract:
         assert {_subscription(bus, r[0]) for r in dead} == {"payment-charges-order", "notification-tells-customer"}
         for rule, kind, code, message, exhausted, retries, attributes in dead:
             service = bus.plan.service(bus.plan.rule(rule).service)
-            assert (kind, code, exhausted) == ("queue", "ERROR_FROM_TARGET", "maxReceiveCount")
+            assert (kind, code, exhausted) == ("queue", "Unhandled", "maxReceiveCount")
             assert "PoisonEvent" in message and retries == service.max_receive_count - 1
             attributes = json.loads(attributes)  # SQS's, not EventBridge's
             assert attributes["ApproximateReceiveCount"] == str(service.max_receive_count)

@@ -192,7 +192,7 @@ def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventb
     assert [o for o, _ in outcomes] == ["failed"] * (service.max_receive_count - 1) + ["dead_lettered"]
     [dead] = rows(bus, "SELECT event_id, kind, target_arn, error_code, error_message, exhausted_retry_condition,"
                        " retry_attempts, dead_lettered_at, attributes FROM dead_letters")
-    assert dead[:7] == (event_id, "queue", PLAN.queue_arn(service.queue), "ERROR_FROM_TARGET",
+    assert dead[:7] == (event_id, "queue", PLAN.queue_arn(service.queue), "Unhandled",
                         "RuntimeError: restaurant system is down", "maxReceiveCount", service.max_receive_count - 1)
     assert dead[7] == outcomes[-1][1] + service.visibility_timeout_seconds  # moved when it would come back
     attributes = json.loads(dead[8])

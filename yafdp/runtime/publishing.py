@@ -39,6 +39,10 @@ MALFORMED_DETAIL = "MalformedDetail"
 NOT_AUTHORIZED_FOR_SOURCE = "NotAuthorizedForSourceException"
 NOT_AUTHORIZED_FOR_DETAIL_TYPE = "NotAuthorizedForDetailTypeException"
 RETRYABLE_ENTRY_ERRORS = frozenset({INTERNAL_FAILURE, THROTTLING})
+# How a handler's uncaught exception is reported: Lambda's FunctionError for it ("Unhandled"; Invoke, Lambda API
+# reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html). Neither SQS nor EventBridge records
+# why a function failed: this is the function's own trace.
+FUNCTION_ERROR = "Unhandled"
 # The project's own checks, which AWS does not make (it accepts any detail-type and any JSON object detail).
 UNKNOWN_DETAIL_TYPE = "yafdp.UnknownDetailType"
 SCHEMA_VIOLATION = "yafdp.SchemaViolation"

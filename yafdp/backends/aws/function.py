@@ -22,7 +22,7 @@ from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
 from yafdp.runtime.faults import Faults, decide, injected_failure
-from yafdp.runtime.publishing import RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
+from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 from yafdp.services import resolve_handler
 
@@ -140,7 +140,7 @@ class ServiceFunction:
             prepared = check_outbox(self.catalog, self.config.service, frozenset(rule.emits), uow.outbox)
         except Exception as exc:
             code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
-                ("ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
+                (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             # The last receive before the queue's redrive moves the message to its dead-letter queue.
             outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})

@@ -43,7 +43,7 @@ from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import DeliveryError, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 
@@ -309,9 +309,9 @@ class LocalBus:
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
-        except Exception as exc:  # the handler's own exception: EventBridge sees the target fail
+        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
-                         "ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
+                         FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
         self.services.apply(service, uow)
         self.writer.processed.add((rule_name, event_id))
