@@ -242,7 +242,7 @@ class AwsBus:
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
         names = ([s.queue_dead_letter_queue for s in self.plan.services]
-                 + [r.target.dead_letter_queue for r in self.plan.rules])
+                 + [r.target.dead_letter_queue for r in self.plan.rules if r.target.dead_letter_queue])
         sqs, depths = self.clients.sqs, {}
         for name in names:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
