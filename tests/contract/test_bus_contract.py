@@ -1,6 +1,7 @@
 """One contract for every backend's bus, run against the local bus and against a deployment on a moto
-server: what is published is recorded, routed to exactly the rules the catalog subscribes to it, retried
-when a handler fails, dead-lettered with its reason when it always fails, processed once when delivered
+server: PutEvents answers per entry, what is published is recorded, routed to exactly the rules the catalog
+subscribes to it, received again from the service queue when a handler fails, moved to the queue's dead-letter
+queue after maxReceiveCount receives (with SQS's attributes, not EventBridge's), processed once when delivered
 twice, and injected faults decided per (event, rule) the same way on both."""
 
 import dataclasses
@@ -63,7 +64,9 @@ class BusContract:
 
     def test_a_published_event_is_recorded_under_the_id_put_events_returned(self, open_bus):
         bus = open_bus(("payment", "notification"))
-        [event_id] = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}], sender="payment")
+        response = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}], sender="payment")
+        assert response["FailedEntryCount"] == 0
+        [event_id] = [e["EventId"] for e in response["Entries"]]
         bus.run()
         source, detail_type, detail = bus.db.execute(
             "SELECT source, detail_type, detail FROM events WHERE event_id = ?", (event_id,)).fetchone()
@@ -71,18 +74,29 @@ class BusContract:
         delivered = bus.db.execute("SELECT rule, outcome FROM deliveries WHERE event_id = ?", (event_id,)).fetchall()
         assert [(_subscription(bus, r), o) for r, o in delivered] == [("notification-tells-customer", "ok")]
 
-    @pytest.mark.parametrize("entry, why", [
-        ({"Source": "yafdp.order", "DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}, "events:source"),
-        ({"DetailType": "Order_Initiated", "Detail": PAID}, "events:detail-type"),
-        ({"DetailType": "Payment_Success", "Detail": {**PAYMENT_SUCCESS, "amount": -1}}, "breaks its schema"),
-    ], ids=["foreign-source", "foreign-event", "broken-schema"])
-    def test_an_entry_the_sender_may_not_publish_is_refused_with_nothing_published(self, open_bus, entry, why):
+    @pytest.mark.parametrize("entry, code, why", [
+        ({"Source": "yafdp.order", "DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS},
+         "NotAuthorizedForSourceException", "events:source"),
+        ({"DetailType": "Order_Initiated", "Detail": PAID}, "NotAuthorizedForDetailTypeException", "events:detail-type"),
+        ({"DetailType": "Payment_Success", "Detail": {**PAYMENT_SUCCESS, "amount": -1}}, "yafdp.SchemaViolation",
+         "breaks its schema"),
+        ({"DetailType": "Payment_Success", "Detail": "[1, 2]"}, "MalformedDetail", "must be a JSON object"),
+    ], ids=["foreign-source", "foreign-event", "broken-schema", "detail-not-an-object"])
+    def test_put_events_answers_per_entry_and_publishes_the_good_one(self, open_bus, entry, code, why):
         bus = open_bus(SAGA)
         good = {"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}
-        with pytest.raises(PublishError, match=why):
-            bus.put_events([good, entry], sender="payment")
+        response = bus.put_events([good, entry], sender="payment")
+        assert response["FailedEntryCount"] == 1
+        published, refused = response["Entries"]
+        assert refused["ErrorCode"] == code and why in refused["ErrorMessage"] and "EventId" not in refused
         bus.run()
-        assert bus.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+        assert bus.db.execute("SELECT event_id FROM events WHERE detail_type = 'Payment_Success'").fetchall() == [
+            (published["EventId"],)]
+
+    def test_a_request_of_more_than_ten_entries_is_refused_as_a_whole(self, open_bus):
+        bus = open_bus(SAGA)
+        with pytest.raises(PublishError, match="1 to 10 entries"):
+            bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 11, sender="payment")
 
     def test_each_event_reaches_exactly_the_rules_the_catalog_subscribes_to_it(self, open_bus):
         bus = _one_order(open_bus)
@@ -104,11 +118,20 @@ class BusContract:
         assert len(attempts) == 4 and {a[2] for a in attempts} == {"failed,ok"}
         assert bus.db.execute("SELECT status FROM orders").fetchall() == [("PAID",)]
 
-    def test_a_delivery_that_always_fails_ends_in_a_dead_letter_queue_with_its_reason(self, open_bus):
+    def test_a_delivery_that_always_fails_ends_in_the_queues_dead_letter_queue_with_its_reason(self, open_bus):
         bus = _one_order(open_bus, Faults(poison_rate=1.0))
-        dead = bus.db.execute("SELECT rule, error_code, error_message FROM dead_letters").fetchall()
-        assert {_subscription(bus, r) for r, _, _ in dead} == {"payment-charges-order", "notification-tells-customer"}
-        assert all(code == "ERROR_FROM_TARGET" and "PoisonEvent" in message for _, code, message in dead)
+        dead = bus.db.execute("SELECT rule, kind, error_code, error_message, exhausted_retry_condition, retry_attempts,"
+                              " attributes FROM dead_letters").fetchall()
+        assert {_subscription(bus, r[0]) for r in dead} == {"payment-charges-order", "notification-tells-customer"}
+        for rule, kind, code, message, exhausted, retries, attributes in dead:
+            service = bus.plan.service(bus.plan.rule(rule).service)
+            assert (kind, code, exhausted) == ("queue", "Unhandled", "maxReceiveCount")
+            assert "PoisonEvent" in message and retries == service.max_receive_count - 1
+            attributes = json.loads(attributes)  # SQS's, not EventBridge's
+            assert attributes["ApproximateReceiveCount"] == str(service.max_receive_count)
+            assert not {"ERROR_CODE", "ERROR_MESSAGE", "RETRY_ATTEMPTS", "EXHAUSTED_RETRY_CONDITION"} & set(attributes)
+        receives = bus.db.execute("SELECT rule, COUNT(*) FROM deliveries GROUP BY event_id, rule").fetchall()
+        assert all(n == bus.plan.service(bus.plan.rule(r).service).max_receive_count for r, n in receives)
         assert bus.db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0] == 0
         assert bus.db.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 0
 

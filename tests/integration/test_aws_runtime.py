@@ -157,3 +157,41 @@ def test_the_package_imports_on_its_own(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+class ThrottlingOnce:
+    """EventBridge (moto) that answers ThrottlingException for one entry of the first PutEvents call, as
+    PutEventsResultEntry lists it among the retryable errors."""
+
+    def __init__(self, events, detail_type):
+        self.events, self.detail_type, self.calls = events, detail_type, []
+
+    def put_events(self, Entries):
+        self.calls.append([e["DetailType"] for e in Entries])
+        if len(self.calls) > 1:
+            return self.events.put_events(Entries=Entries)
+        answer = self.events.put_events(Entries=[e for e in Entries if e["DetailType"] != self.detail_type])
+        accepted = iter(answer["Entries"])
+        return {"FailedEntryCount": 1, "Entries": [
+            {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"} if e["DetailType"] == self.detail_type
+            else next(accepted) for e in Entries]}
+
+
+def test_a_throttled_entry_of_a_batch_is_sent_again_and_published(plan, clients):
+    from yafdp.backends.aws.function import publish_entries
+
+    state = DynamoState(clients.dynamodb, plan.service("payment").table)
+    order = _order(7)
+    details = [{"order_id": order["order_id"], "payment_id": f"pay-{n}", "customer_id": order["customer_id"],
+                "restaurant_id": order["restaurant_id"], "items": order["items"], "amount": order["amount"],
+                "currency": "EUR", "delivery_zone": order["delivery_zone"]} for n in (1, 2)]
+    entries = [{"Source": "yafdp.payment", "DetailType": "Payment_Success", "Detail": json.dumps(details[0]),
+                "EventBusName": plan.bus},
+               {"Source": "yafdp.payment", "DetailType": "Payment_Failed", "Detail": json.dumps(details[1]),
+                "EventBusName": plan.bus}]
+    events = ThrottlingOnce(clients.events, "Payment_Failed")
+    ids = publish_entries(events, entries, lambda: 0.0, state, sleep=lambda seconds: None)
+    assert events.calls == [["Payment_Success", "Payment_Failed"], ["Payment_Failed"]]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    published = [r for r in _trace(clients, plan, "payment") if r["kind"] == "event" and r["order_id"] == order["order_id"]]
+    assert sorted(r["detail_type"] for r in published) == ["Payment_Failed", "Payment_Success"]

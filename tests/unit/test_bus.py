@@ -1,5 +1,9 @@
-"""The local bus behaves like EventBridge: routing, all-or-nothing PutEvents, retries, DLQ, replay, redrive."""
+"""The local bus behaves like EventBridge in front of the deployed topology (rule -> SQS queue -> function):
+routing, per-entry PutEvents, EventBridge's retries and the rule's DLQ, SQS redelivery and the queue's DLQ,
+replay, redrive."""
 
+import dataclasses
+import json
 import sqlite3
 
 import pytest
@@ -12,6 +16,8 @@ from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
+from yafdp.runtime.envelope import entry_size
+from yafdp.runtime.publishing import PreparedEntry
 
 
 class VirtualTiming(MeasuredTiming):
@@ -39,6 +45,10 @@ def make_bus(**kwargs) -> LocalBus:
     return bus
 
 
+def event_ids(response: dict) -> list:
+    return [entry.get("EventId") for entry in response["Entries"]]
+
+
 def rows(bus: LocalBus, sql: str, *args) -> list[tuple]:
     bus.commit()
     return bus.db.execute(sql, args).fetchall()
@@ -46,7 +56,7 @@ def rows(bus: LocalBus, sql: str, *args) -> list[tuple]:
 
 def test_event_is_routed_to_every_matching_rule():
     bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": lambda event, uow: None})
-    [event_id] = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
     bus.run()
     delivered = {r for (r,) in rows(bus, "SELECT rule FROM deliveries WHERE event_id = ? AND outcome = 'ok'", event_id)}
     assert delivered == {"yafdp-restaurant-reviews-paid-order", "yafdp-order-tracks-status", "yafdp-notification-tells-customer"}
@@ -66,29 +76,82 @@ def test_put_events_refuses_more_than_ten_entries():
         bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}] * 11, sender="payment")
 
 
-@pytest.mark.parametrize("entry, reason", [
-    ({"DetailType": "Payment_Succeeded", "Detail": PAID}, "unknown detail-type"),
-    ({"DetailType": "Payment_Success", "Detail": {**PAID, "amount": -1}}, "breaks its schema"),
-    ({"DetailType": "Payment_Success", "Detail": PAID, "Source": "yafdp.delivery"}, "events:source"),
-    ({"DetailType": "Delivery_Scheduled", "Detail": PAID}, "events:detail-type"),
-    ({"DetailType": "Payment_Success", "Detail": "not an object"}, "must be a JSON object"),
+def test_put_events_publishes_the_good_entry_and_answers_malformed_detail_for_the_other():
+    # Tried: one good Payment_Success and one whose Detail is "[1, 2]" raised and stored nothing; AWS publishes
+    # the good entry and answers MalformedDetail for the other (PutEventsResultEntry, EventBridge API reference).
+    bus = make_bus()
+    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID},
+                               {"DetailType": "Payment_Success", "Detail": "[1, 2]"}], sender="payment")
+    assert response["FailedEntryCount"] == 1
+    good, bad = response["Entries"]
+    assert set(good) == {"EventId"} and set(bad) == {"ErrorCode", "ErrorMessage"}
+    assert bad["ErrorCode"] == "MalformedDetail"
+    assert rows(bus, "SELECT event_id, detail_type FROM events") == [(good["EventId"], "Payment_Success")]
+
+
+@pytest.mark.parametrize("entry, code, reason", [
+    ({"DetailType": "Payment_Succeeded", "Detail": PAID}, "yafdp.UnknownDetailType", "unknown detail-type"),
+    ({"DetailType": "Payment_Success", "Detail": {**PAID, "amount": -1}}, "yafdp.SchemaViolation", "breaks its schema"),
+    ({"DetailType": "Payment_Success", "Detail": PAID, "Source": "yafdp.delivery"}, "NotAuthorizedForSourceException",
+     "events:source"),
+    ({"DetailType": "Delivery_Scheduled", "Detail": PAID}, "NotAuthorizedForDetailTypeException", "events:detail-type"),
+    ({"DetailType": "Payment_Success", "Detail": "not an object"}, "MalformedDetail", "not valid JSON"),
+    ({"DetailType": "Payment_Success", "Detail": [1, 2]}, "MalformedDetail", "must be a JSON object"),
 ])
-def test_one_bad_entry_refuses_the_whole_request(entry, reason):
+def test_each_bad_entry_is_answered_on_its_own_and_the_others_are_published(entry, code, reason):
     bus = make_bus()
     good = {"DetailType": "Payment_Success", "Detail": PAID}
-    with pytest.raises(PublishError, match=reason):
-        bus.put_events([good, entry], sender="payment")
-    assert rows(bus, "SELECT COUNT(*) FROM events") == [(0,)]
+    response = bus.put_events([good, entry, good], sender="payment")
+    assert response["FailedEntryCount"] == 1
+    first, refused, last = response["Entries"]
+    assert refused["ErrorCode"] == code and reason in refused["ErrorMessage"]
+    assert "EventId" in first and "EventId" in last and first["EventId"] != last["EventId"]
+    assert rows(bus, "SELECT COUNT(*) FROM events") == [(2,)]
 
 
-def test_entry_over_256_kb_is_refused(catalog_copy):
-    # The shipped schemas are too tight for a 256 KB detail; widen one on a copy of the catalog.
+def widened(catalog_copy):
+    """The shipped schemas are too tight for a big detail; widen one on a copy of the catalog."""
     catalog_copy.edit("payment", lambda d: d["events"]["Payment_Success"]["schema"]["properties"].update(
         {"note": {"type": "string"}}))
     catalog = load_catalog(catalog_copy.root)
-    bus = LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"))
-    with pytest.raises(PublishError, match="262144"):
-        bus.put_events([{"DetailType": "Payment_Success", "Detail": {**PAID, "note": "x" * 262_144}}], sender="payment")
+    return LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"))
+
+
+def padded(total: int) -> dict:
+    """A Payment_Success detail whose entry (no Time, no Resources) is ``total`` bytes by AWS's formula."""
+    base = entry_size("yafdp.payment", "Payment_Success", json.dumps({**PAID, "note": ""}, separators=(",", ":")))
+    return {**PAID, "note": "x" * (total - base)}
+
+
+def test_an_entry_without_time_counts_no_time_bytes(catalog_copy):
+    # Tried: an entry of 262,140 bytes without Time was refused as 262,154. Time counts 14 bytes only when the
+    # entry sets it ("Calculating PutEvents event entry size"); and the limit is 1 MB since 29 January 2026.
+    bus = widened(catalog_copy)
+    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(262_140)}], sender="payment")
+    assert response["FailedEntryCount"] == 0
+    timed = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 14), "Time": 1_767_225_600},
+                            {"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 13), "Time": 1_767_225_600}],
+                           sender="payment")
+    assert "EventId" in timed["Entries"][0]
+    assert timed["Entries"][1]["ErrorCode"] == "InvalidArgument"
+    assert "1048577 bytes" in timed["Entries"][1]["ErrorMessage"]
+
+
+def test_the_entry_size_limit_is_the_one_in_quotas_json(catalog_copy):
+    bus = widened(catalog_copy)
+    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576)},
+                               {"DetailType": "Payment_Success", "Detail": padded(1_048_577)}], sender="payment")
+    assert "EventId" in response["Entries"][0]
+    assert response["Entries"][1]["ErrorCode"] == "InvalidArgument" and "1048576" in response["Entries"][1]["ErrorMessage"]
+
+
+def test_an_entry_that_sets_time_is_delivered_with_that_time():
+    seen = []
+    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": lambda event, uow: seen.append(event)})
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID, "Time": 1_767_000_000,
+                     "Resources": ["arn:aws:example:::order/ord-t-1"]}], sender="payment")
+    bus.run()
+    assert seen[0]["time"] == "2025-12-29T09:20:00Z" and seen[0]["resources"] == ["arn:aws:example:::order/ord-t-1"]
 
 
 def failing(times: int, error=RuntimeError("restaurant system is down")):
@@ -102,62 +165,191 @@ def failing(times: int, error=RuntimeError("restaurant system is down")):
     return handler
 
 
-def test_failed_delivery_is_retried_with_exponential_backoff_and_jitter():
+RESTAURANT = "yafdp-restaurant-reviews-paid-order"
+
+
+def test_a_failing_handler_is_received_again_after_the_visibility_timeout():
+    # The deployed topology: a crashing handler does not fail EventBridge's delivery to SQS; the message
+    # comes back when its visibility timeout runs out, and its receive count grows.
     handler = failing(times=3)
-    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": handler})
+    bus = make_bus(handlers={RESTAURANT: handler})
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
     attempts = rows(bus, "SELECT attempt, delivered_at, outcome FROM deliveries WHERE rule = ? ORDER BY attempt",
-                    "yafdp-restaurant-reviews-paid-order")
+                    RESTAURANT)
     assert [(a, o) for a, _, o in attempts] == [(1, "failed"), (2, "failed"), (3, "failed"), (4, "ok")]
+    timeout = PLAN.service("restaurant").visibility_timeout_seconds
+    assert [b[1] - a[1] for a, b in zip(attempts, attempts[1:])] == [timeout] * 3
+    assert rows(bus, "SELECT COUNT(*) FROM dead_letters") == [(0,)]
+
+
+def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventbridge_attributes():
+    bus = make_bus(handlers={RESTAURANT: failing(times=99)})
+    [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
+    bus.run()
+    service = PLAN.service("restaurant")
+    outcomes = rows(bus, "SELECT outcome, finished_at FROM deliveries WHERE rule = ? ORDER BY attempt", RESTAURANT)
+    assert [o for o, _ in outcomes] == ["failed"] * (service.max_receive_count - 1) + ["dead_lettered"]
+    [dead] = rows(bus, "SELECT event_id, kind, target_arn, error_code, error_message, exhausted_retry_condition,"
+                       " retry_attempts, dead_lettered_at, attributes FROM dead_letters")
+    assert dead[:7] == (event_id, "queue", PLAN.queue_arn(service.queue), "Unhandled",
+                        "RuntimeError: restaurant system is down", "maxReceiveCount", service.max_receive_count - 1)
+    assert dead[7] == outcomes[-1][1] + service.visibility_timeout_seconds  # moved when it would come back
+    attributes = json.loads(dead[8])
+    assert attributes["ApproximateReceiveCount"] == str(service.max_receive_count)
+    assert attributes["DeadLetterQueueSourceArn"] == PLAN.queue_arn(service.queue)
+    assert not {"ERROR_CODE", "RETRY_ATTEMPTS", "RULE_ARN"} & set(attributes)
+
+
+def throttled(times: int, code: str = "THROTTLING"):
+    def fault(rule, attempt):
+        return (code, "injected") if rule == RESTAURANT and attempt <= times else None
+    return fault
+
+
+def test_eventbridge_retries_a_retryable_delivery_failure_with_exponential_backoff_and_jitter():
+    bus = make_bus(target_faults=throttled(3))
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    attempts = rows(bus, "SELECT attempt, delivered_at, outcome FROM deliveries WHERE rule = ? ORDER BY rowid",
+                    RESTAURANT)
+    assert [(a, o) for a, _, o in attempts] == [(1, "failed"), (2, "failed"), (3, "failed"), (1, "ok")]
     gaps = [b[1] - a[1] for a, b in zip(attempts, attempts[1:])]
     for n, gap in enumerate(gaps, start=1):
         base = 2 ** (n - 1)  # seconds: 1, 2, 4 — with "equal jitter" each wait is in [base/2, base]
         assert base / 2 <= gap <= base
 
 
-def test_exhausted_retries_land_in_the_dlq_with_eventbridge_attributes():
-    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": failing(times=99)})
-    [event_id] = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+def test_exhausted_eventbridge_retries_land_in_the_rules_dlq_with_eventbridge_attributes():
+    bus = make_bus(target_faults=throttled(999))
+    [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
     bus.run()
     policy = PLAN.rule("restaurant-reviews-paid-order").target.retry_policy
-    outcomes = [o for (o,) in rows(bus, "SELECT outcome FROM deliveries WHERE rule = 'yafdp-restaurant-reviews-paid-order'"
-                                        " ORDER BY attempt")]
+    outcomes = [o for (o,) in rows(bus, "SELECT outcome FROM deliveries WHERE rule = ? ORDER BY rowid", RESTAURANT)]
     assert outcomes == ["failed"] * policy.maximum_retry_attempts + ["dead_lettered"]
-    [dead] = rows(bus, "SELECT event_id, rule_arn, target_arn, error_code, error_message, exhausted_retry_condition,"
-                       " retry_attempts FROM dead_letters")
-    assert dead[0] == event_id
-    assert dead[1].endswith("rule/yafdp-saga/yafdp-restaurant-reviews-paid-order")
-    assert dead[2].endswith(":yafdp-restaurant")
-    assert dead[3:] == ("ERROR_FROM_TARGET", "RuntimeError: restaurant system is down", "MaximumRetryAttempts",
-                        policy.maximum_retry_attempts)
+    [dead] = rows(bus, "SELECT event_id, kind, rule_arn, target_arn, error_code, exhausted_retry_condition,"
+                       " retry_attempts, attributes FROM dead_letters")
+    assert dead[:2] == (event_id, "rule")
+    assert dead[2].endswith("rule/yafdp-saga/yafdp-restaurant-reviews-paid-order")
+    assert dead[3].endswith(":yafdp-restaurant")
+    assert dead[4:7] == ("THROTTLING", "MaximumRetryAttempts", policy.maximum_retry_attempts)
+    assert json.loads(dead[7]) == {"RULE_ARN": dead[2], "TARGET_ARN": dead[3], "ERROR_CODE": "THROTTLING",
+                                   "ERROR_MESSAGE": "injected", "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+                                   "RETRY_ATTEMPTS": str(policy.maximum_retry_attempts)}
 
 
 def test_old_events_are_dead_lettered_when_their_age_runs_out(catalog_copy):
-    import json
     bus_file = catalog_copy.root / "bus.json"
     doc = json.loads(bus_file.read_text())
     doc["retry_policy"] = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 60}
     bus_file.write_text(json.dumps(doc))
     catalog = load_catalog(catalog_copy.root)
     bus = LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"), timing=VirtualTiming(),
-                   handlers={"yafdp-restaurant-reviews-paid-order": failing(times=999)})
+                   target_faults=throttled(999))
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
     [(condition, attempts)] = rows(bus, "SELECT exhausted_retry_condition, retry_attempts FROM dead_letters"
-                                        " WHERE rule = 'yafdp-restaurant-reviews-paid-order'")
+                                        " WHERE rule = ?", RESTAURANT)
     assert condition == "MaximumEventAgeInSeconds" and 3 <= attempts < 10
 
 
-def test_handler_publishing_another_services_source_fails_with_that_reason():
-    def impostor(event, uow):
-        uow.publish("Delivery_Scheduled", {}, source="yafdp.delivery")
-    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": impostor})
+def without_permission(plan, rule_name: str, **target_changes):
+    """The plan with ``rule_name``'s queue policy no longer letting that rule send (and other target changes)."""
+    rule = plan.rule(rule_name)
+    service = plan.service(rule.service)
+    statement = service.queue_policy["Statement"][0]
+    arns = [a for a in statement["Condition"]["ArnEquals"]["aws:SourceArn"] if a != plan.rule_arn(rule.name)]
+    policy = {**service.queue_policy, "Statement": [
+        {**statement, "Condition": {"ArnEquals": {"aws:SourceArn": arns}}}]}
+    services = tuple(dataclasses.replace(s, queue_policy=policy) if s is service else s for s in plan.services)
+    rules = tuple(dataclasses.replace(r, target=dataclasses.replace(r.target, **target_changes)) if r is rule else r
+                  for r in plan.rules)
+    return dataclasses.replace(plan, services=services, rules=rules)
+
+
+def test_a_failure_that_is_not_retryable_goes_straight_to_the_rules_dlq():
+    # Tried: a NO_PERMISSIONS failure was retried 4 times first. EventBridge does not retry missing
+    # permissions or a target that no longer exists: it sends the event to the DLQ at once (eb-rule-dlq).
+    plan = without_permission(PLAN, "restaurant-reviews-paid-order")
+    bus = LocalBus(CATALOG, plan, WORLD, rundb.connect(":memory:"), timing=VirtualTiming())
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
-    [(code, message)] = rows(bus, "SELECT error_code, error_message FROM dead_letters")
-    assert code == "NO_PERMISSIONS" and "may only put events with source 'yafdp.restaurant'" in message
+    assert rows(bus, "SELECT attempt, outcome FROM deliveries WHERE rule = ?", RESTAURANT) == [(1, "dead_lettered")]
+    [(kind, code, attempts, attributes)] = rows(bus, "SELECT kind, error_code, retry_attempts, attributes FROM dead_letters"
+                                                     " WHERE rule = ?", RESTAURANT)
+    assert (kind, code, attempts) == ("rule", "NO_PERMISSIONS", 0)
+    assert json.loads(attributes)["RETRY_ATTEMPTS"] == "0"
+
+
+def test_with_no_dlq_an_undeliverable_event_is_dropped_and_the_drop_recorded():
+    plan = without_permission(PLAN, "restaurant-reviews-paid-order", dead_letter_queue="")
+    bus = LocalBus(CATALOG, plan, WORLD, rundb.connect(":memory:"), timing=VirtualTiming())
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    stats = bus.run()
+    [(kind, rule, message)] = rows(bus, "SELECT kind, rule, error_message FROM dead_letters WHERE kind = 'dropped'")
+    assert (kind, rule) == ("dropped", RESTAURANT) and "no dead-letter queue" in message
+    assert stats.dropped == 1
+    assert rows(bus, "SELECT COUNT(*) FROM dead_letters WHERE rule = ? AND kind != 'dropped'", RESTAURANT) == [(0,)]
+
+
+def test_eventbridges_defaults_apply_where_the_catalog_says_nothing(catalog_copy):
+    bus_file = catalog_copy.root / "bus.json"
+    doc = json.loads(bus_file.read_text())
+    del doc["retry_policy"]
+    bus_file.write_text(json.dumps(doc))
+    policy = build_plan(load_catalog(catalog_copy.root)).rule("payment-charges-order").target.retry_policy
+    assert (policy.maximum_retry_attempts, policy.maximum_event_age_seconds) == (185, 86_400)
+
+
+def test_handler_publishing_another_services_source_fails_its_receives_with_that_reason():
+    def impostor(event, uow):
+        uow.publish("Delivery_Scheduled", {}, source="yafdp.delivery")
+    bus = make_bus(handlers={RESTAURANT: impostor})
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    [(kind, code, message)] = rows(bus, "SELECT kind, error_code, error_message FROM dead_letters")
+    assert kind == "queue" and code == "NotAuthorizedForSourceException"
+    assert "may only put events with source 'yafdp.restaurant'" in message
     assert rows(bus, "SELECT COUNT(*) FROM events WHERE source = 'yafdp.delivery'") == [(0,)]
+
+
+def test_a_throttled_entry_of_a_handlers_publish_is_retried_and_delivered():
+    tries = []
+
+    def throttle_first_try(entry: PreparedEntry, attempt: int):
+        tries.append((entry.detail_type, attempt))
+        return "ThrottlingException" if entry.detail_type == "Restaurant_Confirmed_Order" and attempt == 1 else None
+    bus = make_bus(entry_faults=throttle_first_try)
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    assert ("Restaurant_Confirmed_Order", 2) in tries
+    assert rows(bus, "SELECT COUNT(*) FROM events WHERE detail_type = 'Restaurant_Confirmed_Order'") == [(1,)]
+    assert rows(bus, "SELECT outcome FROM deliveries WHERE rule = ?", RESTAURANT) == [("ok",)]
+
+
+def test_a_publish_still_refused_after_the_retries_fails_the_delivery_and_nothing_is_lost():
+    def throttle_first_receive(entry: PreparedEntry, attempt: int):  # all 3 tries of the first receive's publish
+        if entry.detail_type != "Restaurant_Confirmed_Order":
+            return None
+        throttle_first_receive.calls += 1
+        return "ThrottlingException" if throttle_first_receive.calls <= 3 else None
+    throttle_first_receive.calls = 0
+    bus = make_bus(entry_faults=throttle_first_receive)
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    attempts = rows(bus, "SELECT attempt, outcome, error FROM deliveries WHERE rule = ? ORDER BY attempt", RESTAURANT)
+    assert [a[:2] for a in attempts] == [(1, "failed"), (2, "ok")]
+    assert attempts[0][2].startswith("ThrottlingException: PutEvents refused 1 of 1 entries after 3 tries")
+    assert rows(bus, "SELECT COUNT(*) FROM events WHERE detail_type = 'Restaurant_Confirmed_Order'") == [(1,)]
+
+
+def test_the_client_sees_an_injected_throttle_per_entry():
+    bus = make_bus(entry_faults=lambda entry, attempt: "ThrottlingException" if entry.detail["payment_id"] == "pay-t-2" else None)
+    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID},
+                               {"DetailType": "Payment_Success", "Detail": {**PAID, "payment_id": "pay-t-2"}}],
+                              sender="payment")
+    assert [e.get("ErrorCode") for e in response["Entries"]] == [None, "ThrottlingException"]
+    assert rows(bus, "SELECT COUNT(*) FROM events") == [(1,)]
 
 
 def test_a_failed_handler_changes_no_state():
@@ -217,7 +409,7 @@ def test_redrive_delivers_dead_letters_once_the_cause_is_fixed():
     bus = make_bus(faults=Faults(poison_rate=1.0))
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
-    dead = rows(bus, "SELECT COUNT(*) FROM dead_letters")[0][0]
+    dead = rows(bus, "SELECT COUNT(*) FROM dead_letters WHERE kind = 'queue'")[0][0]
     assert dead == 3  # restaurant, order, notification: every target of the event
     bus.faults = Faults()
     assert bus.redrive() == dead
@@ -236,10 +428,14 @@ def test_file_store_commits_each_client_call(tmp_path):
 
 
 @pytest.mark.parametrize("publish, code, reason", [
-    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"order_id": "ord-t-1"}), "INVALID_PARAMETER", "breaks its schema"),
-    (lambda uow: uow.publish("Restaurant_Opened", {"order_id": "ord-t-1"}), "INVALID_PARAMETER", "unknown detail-type"),
-    (lambda uow: uow.publish("Restaurant_Cancelled_Order", {}), "NO_PERMISSIONS", "events:detail-type"),
-    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"when": object()}), "INVALID_PARAMETER", "breaks its schema"),
+    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"order_id": "ord-t-1"}), "yafdp.SchemaViolation",
+     "breaks its schema"),
+    (lambda uow: uow.publish("Restaurant_Opened", {"order_id": "ord-t-1"}), "yafdp.UnknownDetailType",
+     "unknown detail-type"),
+    (lambda uow: uow.publish("Restaurant_Cancelled_Order", {}), "NotAuthorizedForDetailTypeException",
+     "events:detail-type"),
+    (lambda uow: uow.publish("Restaurant_Confirmed_Order", {"when": object()}), "yafdp.SchemaViolation",
+     "breaks its schema"),
 ])
 def test_handler_publishing_a_bad_event_dead_letters_the_delivery_with_the_reason(publish, code, reason):
     bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": lambda event, uow: publish(uow)})
@@ -259,3 +455,43 @@ def test_replay_can_be_limited_to_some_rules():
     bus.run()
     replayed = rows(bus, "SELECT DISTINCT rule FROM deliveries WHERE rowid > ?", before)
     assert replayed == [("yafdp-notification-tells-customer",)]
+
+
+def test_replayed_events_carry_the_replay_name_and_arrive_in_no_guaranteed_order():
+    seen = []
+
+    def only_replayed(event, uow):  # the originals fail (to the DLQ), so the replayed copies are not duplicates
+        if "replay-name" not in event:
+            raise RuntimeError("not yet")
+        seen.append(event)
+    bus = make_bus(handlers={"yafdp-notification-tells-customer": only_replayed})
+    published = event_ids(bus.put_events([{"DetailType": "Payment_Success",
+                                           "Detail": {**PAID, "payment_id": f"pay-t-{i}"}} for i in range(10)],
+                                         sender="payment"))
+    bus.run()
+    bus.replay(0, 10_000, name="after-the-outage", rules=["yafdp-notification-tells-customer"])
+    bus.run()
+    assert {e["replay-name"] for e in seen} == {"after-the-outage"}
+    replayed = [e["id"] for e in seen if e["detail-type"] == "Payment_Success"]
+    assert sorted(replayed) == sorted(published) and replayed != published
+
+
+def test_a_lambda_target_is_retried_by_lambda_twice_then_the_event_is_dropped(catalog_copy):
+    # EventBridge invokes a function asynchronously: its retry policy and the rule's DLQ cover the invocation;
+    # a function error is Lambda's to retry (twice, 1 then 2 minutes apart), then discarded without an
+    # on-failure destination ("How Lambda handles errors and retries with asynchronous invocation").
+    bus_file = catalog_copy.root / "bus.json"
+    doc = json.loads(bus_file.read_text())
+    doc["target"] = "lambda"
+    bus_file.write_text(json.dumps(doc))
+    catalog = load_catalog(catalog_copy.root)
+    bus = LocalBus(catalog, build_plan(catalog), WORLD, rundb.connect(":memory:"), timing=VirtualTiming(),
+                   handlers={RESTAURANT: failing(times=99)})
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    attempts = rows(bus, "SELECT attempt, delivered_at, outcome FROM deliveries WHERE rule = ? ORDER BY attempt",
+                    RESTAURANT)
+    assert [(a, o) for a, _, o in attempts] == [(1, "failed"), (2, "failed"), (3, "dead_lettered")]
+    assert [b[1] - a[1] for a, b in zip(attempts, attempts[1:])] == [60.0, 120.0]
+    [(kind, target_arn)] = rows(bus, "SELECT kind, target_arn FROM dead_letters WHERE rule = ?", RESTAURANT)
+    assert kind == "dropped" and target_arn.endswith(":function:yafdp-restaurant")

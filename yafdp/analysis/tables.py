@@ -122,10 +122,12 @@ def plan_rules(plan: DeploymentPlan) -> pd.DataFrame:
 
 
 def plan_targets(plan: DeploymentPlan) -> pd.DataFrame:
-    """One row per rule target: the queue and handler it feeds, its dead-letter queue and retry policy."""
+    """One row per rule target: what EventBridge delivers to (``queue``: the service's queue; ``lambda``: its
+    function), the handler behind it, the rule's dead-letter queue and the retry policy of that delivery."""
     return pd.DataFrame([{
-        "rule": r.name, "target": r.target.id, "queue": r.target.queue, "handler": f"{r.service}.{r.target.handler}",
-        "dead-letter queue": r.target.dead_letter_queue,
+        "rule": r.name, "target": r.target.id, "kind": r.target.kind,
+        "queue": r.target.queue if r.target.kind == "queue" else "—", "handler": f"{r.service}.{r.target.handler}",
+        "dead-letter queue": r.target.dead_letter_queue or "— (dropped)",
         "max retries": r.target.retry_policy.maximum_retry_attempts,
         "max event age (s)": r.target.retry_policy.maximum_event_age_seconds,
     } for r in plan.rules]).set_index("rule")
@@ -142,7 +144,8 @@ def plan_queues(plan: DeploymentPlan) -> pd.DataFrame:
         rows.append(row(service.queue, service.name, "work queue (feeds the function)", service.queue_dead_letter_queue,
                         service.max_receive_count, service.visibility_timeout_seconds))
         rows.append(row(service.queue_dead_letter_queue, service.name, f"dead letters of {service.queue}"))
-    rows += [row(r.target.dead_letter_queue, r.service, f"dead letters of rule {r.name}") for r in plan.rules]
+    rows += [row(r.target.dead_letter_queue, r.service, f"dead letters of rule {r.name}") for r in plan.rules
+             if r.target.dead_letter_queue]
     return pd.DataFrame(rows).set_index("queue")
 
 

@@ -203,17 +203,25 @@ def deliveries_per_rule(run: Run) -> pd.DataFrame:
 DEAD_LETTER_ATTRIBUTES = {"rule_arn": "RULE_ARN", "target_arn": "TARGET_ARN", "error_code": "ERROR_CODE",
                           "error_message": "ERROR_MESSAGE", "exhausted_retry_condition": "EXHAUSTED_RETRY_CONDITION",
                           "retry_attempts": "RETRY_ATTEMPTS"}
+DEAD_LETTER_KINDS = {"rule": "the rule's DLQ (EventBridge could not deliver)",
+                     "queue": "the service queue's DLQ (the function failed maxReceiveCount receives)",
+                     "dropped": "dropped (no dead-letter queue took it)"}
 
 
 def dead_letter_messages(run: Run, include_redriven: bool = False) -> pd.DataFrame:
-    """The dead-letter queues' messages: the event, and the attributes EventBridge attaches to say why it
-    gave up (``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``,
-    ``RETRY_ATTEMPTS``). Redriven messages are left out unless asked for."""
+    """The dead letters, one row each: the event, which ``kind`` of DLQ holds it (``rule``, ``queue``, or
+    ``dropped``), ``error`` (the failure as the run recorded it: EventBridge's code, or the function's last error
+    from its trace), and the attributes that kind of DLQ really carries, one column each: EventBridge's
+    (``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``,
+    ``RETRY_ATTEMPTS``) on a rule's DLQ, SQS's (``ApproximateReceiveCount``, ``DeadLetterQueueSourceArn``, ...) on
+    a queue's; a column is empty for a row whose DLQ does not carry it. Redriven ones are left out unless asked for."""
     letters = run.dead_letters
     if not include_redriven:
         letters = letters[letters["redriven_at"].isna()]
-    table = letters[["event_id", "detail_type", "order_id", "rule", *DEAD_LETTER_ATTRIBUTES]]
-    return table.rename(columns=DEAD_LETTER_ATTRIBUTES).reset_index(drop=True)
+    table = letters[["event_id", "detail_type", "order_id", "rule", "kind"]].reset_index(drop=True)
+    table["error"] = (letters["error_code"] + ": " + letters["error_message"]).reset_index(drop=True)
+    attributes = pd.DataFrame([json.loads(a) for a in letters["attributes"]], index=table.index)
+    return pd.concat([table, attributes], axis=1)
 
 
 def delivery_outcomes(run: Run) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import fastjsonschema
 
-from yafdp.catalog.model import (EVENT_KINDS, PATHS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
+from yafdp.catalog.model import (EVENT_KINDS, EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, TARGET_KINDS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
 from yafdp.patterns import PatternError, compile_pattern
 
@@ -83,7 +83,7 @@ def shape_check(file: Path, document: Any, schema_check) -> None:
 
 _BUS_SHAPE = fastjsonschema.compile({
     "type": "object",
-    "required": ["bus_name", "source_prefix", "start_event", "retry_policy", "archive"],
+    "required": ["bus_name", "source_prefix", "start_event", "archive"],
     "properties": {
         "description": {"type": "string"},
         "bus_name": {"type": "string", "pattern": r"^[/\.\-_A-Za-z0-9]{1,256}$"},
@@ -92,7 +92,6 @@ _BUS_SHAPE = fastjsonschema.compile({
         "retry_policy": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["MaximumRetryAttempts", "MaximumEventAgeInSeconds"],
             "properties": {
                 # EventBridge's own bounds for a target's RetryPolicy.
                 "MaximumRetryAttempts": {"type": "integer", "minimum": 0, "maximum": 185},
@@ -104,6 +103,7 @@ _BUS_SHAPE = fastjsonschema.compile({
             "required": ["name", "retention_days"],
             "properties": {"name": {"type": "string"}, "retention_days": {"type": "integer", "minimum": 0}},
         },
+        "target": {"enum": list(TARGET_KINDS)},
     },
     "additionalProperties": False,
 })
@@ -155,6 +155,7 @@ _SERVICE_SHAPE = fastjsonschema.compile({
                     "path": {"enum": list(PATHS)},
                     "emits": _NAME_LIST,
                     "pattern": {"type": "object"},
+                    "target": {"enum": list(TARGET_KINDS)},
                 },
             },
         },
@@ -169,8 +170,10 @@ def _load_bus(file: Path) -> Bus:
         name=doc["bus_name"],
         source_prefix=doc["source_prefix"],
         start_event=doc["start_event"],
-        retry_policy=MappingProxyType(dict(doc["retry_policy"])),
+        # What the catalog leaves out is EventBridge's own default (185 attempts, 24 hours).
+        retry_policy=MappingProxyType({**EVENTBRIDGE_DEFAULT_RETRY_POLICY, **doc.get("retry_policy", {})}),
         archive=MappingProxyType(dict(doc["archive"])),
+        target=doc.get("target", "queue"),
     )
 
 
@@ -215,6 +218,7 @@ def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
         subscriptions.append(Subscription(
             rule=spec["rule"], service=name, handler=spec["handler"], purpose=spec["purpose"],
             path=spec["path"], emits=tuple(spec["emits"]), pattern=MappingProxyType(pattern),
+            target=spec.get("target"),
         ))
         _check_emits(file, f"{key}.emits", spec["emits"], events)
 

@@ -17,6 +17,13 @@ from yafdp.errors import ConfigurationError
 from yafdp.patterns import compile_pattern
 
 PATHS = ("happy", "compensation", "observe")
+# How a rule's target reaches its handler: "queue" is what the plan deploys by default (EventBridge -> the
+# service's SQS queue -> Lambda through an event source mapping); "lambda" is EventBridge invoking the
+# function directly (asynchronously), kept because the contrast teaches which DLQ and which retry clock apply.
+TARGET_KINDS = ("queue", "lambda")
+# EventBridge's own retry policy for a target when none is given: 185 attempts, 24 hours ("How EventBridge
+# retries delivering events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html).
+EVENTBRIDGE_DEFAULT_RETRY_POLICY = MappingProxyType({"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400})
 EVENT_KINDS = ("happy", "failure", "compensation")
 
 
@@ -54,6 +61,7 @@ class Subscription:
     path: str
     emits: tuple[str, ...]
     pattern: Mapping[str, Any]
+    target: str | None = None  # one of TARGET_KINDS, or None: the bus's
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class Bus:
     start_event: str
     retry_policy: Mapping[str, int]
     archive: Mapping[str, Any]
+    target: str = "queue"  # every rule's target kind (TARGET_KINDS) unless its subscription says otherwise
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
             purpose=sub.purpose, pattern=dict(sub.pattern), emits=sub.emits,
             target=TargetPlan(id=sub.service, service=sub.service, handler=sub.handler,
                               queue=f"{prefix}-{sub.service}", dead_letter_queue=f"{prefix}-{sub.rule}-dlq",
-                              retry_policy=retry),
+                              retry_policy=retry, kind=sub.target or catalog.bus.target),
         )
         for sub in catalog.subscriptions
     )

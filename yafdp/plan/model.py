@@ -37,7 +37,9 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class TargetPlan:
-    """A rule's target: the service's queue, the handler behind it, the rule's own dead-letter queue and retries."""
+    """A rule's target: the service's queue (``kind="queue"``) or its function (``kind="lambda"``, invoked by
+    EventBridge directly), the handler behind it, the rule's own dead-letter queue ('' for none: what EventBridge
+    cannot deliver is then dropped) and the retry policy of EventBridge's delivery to the target."""
 
     id: str
     service: str
@@ -46,6 +48,7 @@ class TargetPlan:
     dead_letter_queue: str
     retry_policy: RetryPolicy
     dead_letter_queue_policy: dict = field(default_factory=dict)  # lets this rule, and only it, dead-letter here
+    kind: str = "queue"
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,12 @@ class DeploymentPlan:
     def queue_arn(self, queue: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account}:{queue}"
 
+    def target_arn(self, rule: "RulePlan") -> str:
+        """What EventBridge delivers ``rule``'s events to: its service's queue, or its function (``kind="lambda"``)."""
+        if rule.target.kind == "lambda":
+            return self.function_arn(rule.service)
+        return self.queue_arn(rule.target.queue)
+
     def function_arn(self, service: str) -> str:
         """The ARN of ``service``'s Lambda function."""
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.service(service).function}"
@@ -179,14 +188,16 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
     ]
     for rule in plan.rules:
         target = rule.target
+        arn = plan.function_arn(rule.service) if target.kind == "lambda" else plan.queue_arn(target.queue)
+        definition = {"Arn": arn, "Handler": target.handler, "RetryPolicy": target.retry_policy.to_aws()}
+        if target.dead_letter_queue:
+            definition["DeadLetterConfig"] = {"Arn": plan.queue_arn(target.dead_letter_queue)}
         found += [
             Resource("rule", rule.name, rule.service, {"EventBusName": plan.bus, "EventPattern": rule.pattern}),
-            Resource("target", f"{rule.name}/{target.id}", rule.service, {
-                "Arn": plan.queue_arn(target.queue), "Handler": target.handler,
-                "RetryPolicy": target.retry_policy.to_aws(),
-                "DeadLetterConfig": {"Arn": plan.queue_arn(target.dead_letter_queue)}}),
-            Resource("dead-letter queue", target.dead_letter_queue, rule.service, {"for": f"rule {rule.name}"}),
+            Resource("target", f"{rule.name}/{target.id}", rule.service, definition),
         ]
+        if target.dead_letter_queue:
+            found.append(Resource("dead-letter queue", target.dead_letter_queue, rule.service, {"for": f"rule {rule.name}"}))
     for service in plan.services:
         found += [
             Resource("queue", service.queue, service.name, {

@@ -9,24 +9,60 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 
+from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
+from yafdp.catalog.model import CatalogError
 from yafdp.errors import RefusedError
 from yafdp.plan.model import ACCOUNT, REGION
 
 MAX_ENTRIES_PER_PUT = 10
-MAX_ENTRY_BYTES = 256 * 1024
+QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
+ENTRY_SIZE_QUOTA = "eventbridge_put_events_entry_bytes"
+
+
+@lru_cache(maxsize=8)
+def max_entry_bytes(quotas_file: Path = QUOTAS_FILE) -> int:
+    """The largest PutEvents entry EventBridge accepts, in bytes as :func:`entry_size` counts them, read from
+    ``data/quotas.json`` (``quotas.eventbridge_put_events_entry_bytes``, with its citation: 1 MB since
+    29 January 2026, AWS Compute Blog "More room to build: serverless services now support payloads up to 1 MB").
+
+    Raises :class:`~yafdp.catalog.model.CatalogError` when the file has no such quota.
+
+    Examples
+    --------
+    >>> max_entry_bytes()
+    1048576
+    """
+    entry = read_json(Path(quotas_file)).get("quotas", {}).get(ENTRY_SIZE_QUOTA)
+    if not isinstance(entry, dict) or not isinstance(entry.get("value"), int) or "source" not in entry:
+        raise CatalogError(quotas_file, f"quotas.{ENTRY_SIZE_QUOTA}", "is missing, or has no integer value and source")
+    return entry["value"]
 
 
 class PublishError(RefusedError):
     """A PutEvents request was refused as a whole; nothing of it was published."""
 
 
-def entry_size(source: str, detail_type: str, detail_json: str, resources: tuple[str, ...] = (),
-               with_time: bool = True) -> int:
-    """The entry size EventBridge counts against its 256 KB limit (its documented formula)."""
+def entry_size(source: str, detail_type: str, detail_json: str | None, resources: tuple[str, ...] = (),
+               with_time: bool = False) -> int:
+    """The size in bytes EventBridge counts for a PutEvents entry against :func:`max_entry_bytes`.
+
+    AWS's documented formula ("Calculating Amazon EventBridge PutEvents event entry size",
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html): ``Time`` is 14 bytes
+    *if the entry specifies it*; ``Source`` and ``DetailType`` count the bytes of their UTF-8 forms; ``Detail``
+    and each element of ``Resources`` count theirs if specified.
+
+    Examples
+    --------
+    >>> entry_size("yafdp.payment", "Payment_Success", "{}")
+    30
+    >>> entry_size("yafdp.payment", "Payment_Success", "{}", with_time=True)
+    44
+    """
     size = 14 if with_time else 0
-    size += len(source.encode()) + len(detail_type.encode()) + len(detail_json.encode())
-    return size + sum(len(r.encode()) for r in resources)
+    size += len(source.encode()) + len(detail_type.encode()) + len((detail_json or "").encode())
+    return size + sum(len(r.encode()) for r in resources if r is not None)
 
 
 def iso_time(seconds: float) -> str:
@@ -40,8 +76,9 @@ def _iso_second(second: int) -> str:
 
 
 def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, epoch_seconds: float,
-                  region: str = REGION, account: str = ACCOUNT) -> dict:
-    """The event as EventBridge delivers it to a target."""
+                  region: str = REGION, account: str = ACCOUNT, resources: tuple[str, ...] = ()) -> dict:
+    """The event as EventBridge delivers it to a target (``time`` from ``epoch_seconds``: the entry's own
+    ``Time`` when it set one, else when EventBridge received it)."""
     return {
         "version": "0",
         "id": event_id,
@@ -50,7 +87,7 @@ def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, ep
         "account": account,
         "time": iso_time(epoch_seconds),
         "region": region,
-        "resources": [],
+        "resources": list(resources),
         "detail": detail,
     }
 

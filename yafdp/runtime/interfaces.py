@@ -27,6 +27,7 @@ class BusStats:
     duplicates: int = 0
     dead_lettered: int = 0
     refused: int = 0
+    dropped: int = 0  # given up on with no dead-letter queue to take them (recorded in dead_letters as 'dropped')
 
     @property
     def deliveries(self) -> int:
@@ -50,9 +51,13 @@ class Bus(Protocol):
     def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
         """Run each ``(at, action)`` at its time; ``actions`` come in time order."""
 
-    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
-        """Publish ``{"DetailType", "Detail"[, "Source"]}`` entries as service ``sender``; returns the event ids.
-        Raises :class:`yafdp.runtime.envelope.PublishError` when the request is refused."""
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> dict:
+        """Publish ``{"DetailType", "Detail"[, "Source", "Time", "Resources"]}`` entries as service ``sender``.
+
+        Returns PutEvents' answer, per entry in request order: ``{"FailedEntryCount": n, "Entries": [{"EventId"}
+        or {"ErrorCode", "ErrorMessage"}, ...]}`` (see :mod:`yafdp.runtime.publishing`); the accepted entries are
+        published whatever happens to the others. Raises :class:`yafdp.runtime.envelope.PublishError` only when
+        the request as a whole is refused (no entries, more than 10, an unknown sender)."""
 
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""

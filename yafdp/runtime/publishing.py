@@ -1,74 +1,168 @@
-"""What may be published, checked the same way by every backend before an event reaches the bus.
+"""What may be published, checked the same way by every backend before an event reaches the bus: the one place
+that prepares PutEvents entries and answers for each of them.
 
 A service may only publish its own ``source`` (as the IAM condition ``events:source`` enforces on AWS), only
-the detail-types its catalog entry allows (``events:detail-type``), only details that satisfy the event's
-schema, and only entries within EventBridge's size limit.
+the detail-types its catalog entry allows (``events:detail-type``), only details that are JSON objects and
+satisfy the event's schema, and only entries within EventBridge's size limit.
+
+PutEvents answers per entry (PutEventsResultEntry, EventBridge API reference,
+https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html): every entry gets an
+``EventId`` or an ``ErrorCode`` and ``ErrorMessage``, in request order, and "if an individual entry within a
+request fails, EventBridge continues processing the rest of the entries" ("Sending events with PutEvents",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html). Only a request-level problem
+(no entries, more than 10) fails the whole call. The project's own checks (an unknown detail-type, a detail
+that breaks the catalog's schema) answer per entry too, with codes that start with ``yafdp.``: AWS does not
+make them.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, NamedTuple
 
 import fastjsonschema
 
 from yafdp.catalog import Catalog
 from yafdp.errors import YafdpError
-from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, MAX_ENTRY_BYTES, PublishError, detail_json, entry_size
+from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, detail_json, entry_size, max_entry_bytes
 
 MAX_EVENTS_PER_CALL = 100
 
+# PutEventsResultEntry.ErrorCode, as the EventBridge API reference lists them.
+INTERNAL_FAILURE = "InternalFailure"  # retryable
+THROTTLING = "ThrottlingException"  # retryable
+ACCESS_DENIED = "AccessDeniedException"
+INVALID_ARGUMENT = "InvalidArgument"
+MALFORMED_DETAIL = "MalformedDetail"
+NOT_AUTHORIZED_FOR_SOURCE = "NotAuthorizedForSourceException"
+NOT_AUTHORIZED_FOR_DETAIL_TYPE = "NotAuthorizedForDetailTypeException"
+RETRYABLE_ENTRY_ERRORS = frozenset({INTERNAL_FAILURE, THROTTLING})
+# How a handler's uncaught exception is reported: Lambda's FunctionError for it ("Unhandled"; Invoke, Lambda API
+# reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html). Neither SQS nor EventBridge records
+# why a function failed: this is the function's own trace.
+FUNCTION_ERROR = "Unhandled"
+# The project's own checks, which AWS does not make (it accepts any detail-type and any JSON object detail).
+UNKNOWN_DETAIL_TYPE = "yafdp.UnknownDetailType"
+SCHEMA_VIOLATION = "yafdp.SchemaViolation"
+
 
 class DeliveryError(YafdpError):
-    """Why a target failed an event, with the code EventBridge would put in the dead-letter queue."""
+    """Why a handler call failed its delivery, with a code (e.g. the PutEvents ``ErrorCode`` of an entry it
+    could not publish)."""
 
     def __init__(self, code: str, message: str):
         self.code, self.message = code, message
         super().__init__(f"{code}: {message}")
 
 
-def check_outbox(catalog: Catalog, service: str, allowed: frozenset[str], outbox) -> list[tuple]:
-    """Check ``(source or None, detail_type, detail)`` entries a service wants to publish.
+class PreparedEntry(NamedTuple):
+    """A PutEvents entry that passed every check: ``detail`` parsed, ``text`` the ``Detail`` string sent;
+    ``time`` the entry's own ``Time`` (epoch seconds) or None, ``resources`` its ``Resources``."""
 
-    Returns ``(source, detail_type, detail, detail_json)`` tuples ready for the bus; raises
-    :class:`DeliveryError` for the first entry that may not be published (then nothing is).
+    source: str
+    detail_type: str
+    detail: dict
+    text: str
+    time: float | None = None
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntryRefusal:
+    """A PutEvents entry that failed: its ``ErrorCode`` and ``ErrorMessage``."""
+
+    code: str
+    message: str
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a careful client sends the entry again (``InternalFailure``, ``ThrottlingException``)."""
+        return self.code in RETRYABLE_ENTRY_ERRORS
+
+    def to_aws(self) -> dict:
+        return {"ErrorCode": self.code, "ErrorMessage": self.message}
+
+
+def check_entry(catalog: Catalog, service: str, allowed: frozenset[str], entry: dict,
+                limit: int | None = None) -> PreparedEntry | EntryRefusal:
+    """Check one PutEvents entry (``{"DetailType", "Detail"[, "Source", "Time", "Resources"]}``) that
+    ``service`` wants to publish; ``Detail`` is a dict or its JSON text, ``Source`` defaults to the service's own.
+
+    Returns the :class:`PreparedEntry`, or the :class:`EntryRefusal` AWS (or the project) answers for it:
+    ``NotAuthorizedForSourceException`` / ``NotAuthorizedForDetailTypeException`` where the IAM conditions
+    ``events:source`` / ``events:detail-type`` refuse it, ``MalformedDetail`` for a detail that is not a JSON
+    object, ``InvalidArgument`` for an entry over ``limit`` bytes (default :func:`max_entry_bytes`),
+    ``yafdp.UnknownDetailType`` and ``yafdp.SchemaViolation`` for the catalog's checks.
     """
     own_source = catalog.services[service].source
-    if len(outbox) > MAX_EVENTS_PER_CALL:
-        raise DeliveryError("INVALID_PARAMETER", f"one handler call may publish at most {MAX_EVENTS_PER_CALL} events, not {len(outbox)}")
-    prepared = []
-    for source, detail_type, detail in outbox:
-        source = source or own_source
-        if source != own_source:
-            raise DeliveryError("NO_PERMISSIONS", f"AccessDeniedException: service {service!r} may only put events "
-                                f"with source {own_source!r}, not {source!r} (IAM condition events:source)")
-        if detail_type not in catalog.events:
-            raise DeliveryError("INVALID_PARAMETER", f"unknown detail-type {detail_type!r}: not in the catalog")
-        if detail_type not in allowed:
-            raise DeliveryError("NO_PERMISSIONS", f"AccessDeniedException: service {service!r} may not put "
-                                f"{detail_type!r} here (IAM condition events:detail-type)")
-        if not isinstance(detail, dict):
-            raise DeliveryError("INVALID_JSON", f"{detail_type} detail must be a JSON object, not {type(detail).__name__}")
+    source = entry.get("Source") or own_source
+    detail_type = entry.get("DetailType")
+    detail = entry.get("Detail")
+    if source != own_source:
+        return EntryRefusal(NOT_AUTHORIZED_FOR_SOURCE, f"service {service!r} may only put events with source "
+                            f"{own_source!r}, not {source!r} (IAM condition events:source)")
+    if not isinstance(detail_type, str) or not detail_type:
+        return EntryRefusal(INVALID_ARGUMENT, "an entry needs a DetailType")
+    if detail_type not in catalog.events:
+        return EntryRefusal(UNKNOWN_DETAIL_TYPE, f"unknown detail-type {detail_type!r}: not in the catalog")
+    if detail_type not in allowed:
+        return EntryRefusal(NOT_AUTHORIZED_FOR_DETAIL_TYPE, f"service {service!r} may not put {detail_type!r} "
+                            "here (IAM condition events:detail-type)")
+    if isinstance(detail, str):
         try:
-            catalog.validate_detail(detail_type, detail)
-            text = detail_json(detail)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            raise DeliveryError("INVALID_PARAMETER", f"{detail_type} detail breaks its schema: {exc.message}") from None
-        except (TypeError, ValueError) as exc:
-            raise DeliveryError("INVALID_JSON", f"{detail_type} detail is not JSON: {exc}") from None
-        size = entry_size(source, detail_type, text)
-        if size > MAX_ENTRY_BYTES:
-            raise DeliveryError("INVALID_PARAMETER", f"{detail_type} entry is {size} bytes; EventBridge's limit is {MAX_ENTRY_BYTES}")
-        prepared.append((source, detail_type, detail, text))
+            detail = json.loads(detail)
+        except ValueError as exc:
+            return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} Detail is not valid JSON: {exc}")
+    if not isinstance(detail, dict):
+        return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} Detail must be a JSON object, not "
+                            f"{type(detail).__name__}")
+    try:
+        catalog.validate_detail(detail_type, detail)
+        text = detail_json(detail)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return EntryRefusal(SCHEMA_VIOLATION, f"{detail_type} detail breaks its schema: {exc.message}")
+    except (TypeError, ValueError) as exc:
+        return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} detail is not JSON: {exc}")
+    resources = tuple(entry.get("Resources") or ())
+    time = entry.get("Time")
+    if isinstance(time, datetime):
+        time = time.timestamp()
+    size = entry_size(source, detail_type, text, resources, with_time=time is not None)
+    limit = max_entry_bytes() if limit is None else limit
+    if size > limit:
+        return EntryRefusal(INVALID_ARGUMENT, f"{detail_type} entry is {size} bytes; EventBridge's limit is {limit}")
+    return PreparedEntry(source, detail_type, detail, text, time, resources)
+
+
+def check_outbox(catalog: Catalog, service: str, allowed: frozenset[str], outbox) -> list[PreparedEntry]:
+    """Check the ``(source or None, detail_type, detail)`` entries a handler or API call wants to publish.
+
+    Returns them prepared. Raises :class:`DeliveryError` (code: the entry's ``ErrorCode``) for the first
+    entry that may not be published, or when there are more than :data:`MAX_EVENTS_PER_CALL`: the call
+    then fails, and nothing of it is committed.
+    """
+    if len(outbox) > MAX_EVENTS_PER_CALL:
+        raise DeliveryError(INVALID_ARGUMENT, f"one handler call may publish at most {MAX_EVENTS_PER_CALL} events, "
+                            f"not {len(outbox)}")
+    prepared = []
+    limit = max_entry_bytes()
+    for source, detail_type, detail in outbox:
+        checked = check_entry(catalog, service, allowed, {"Source": source, "DetailType": detail_type,
+                                                          "Detail": detail}, limit)
+        if isinstance(checked, EntryRefusal):
+            raise DeliveryError(checked.code, checked.message)
+        prepared.append(checked)
     return prepared
 
 
-def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict]) -> list[tuple]:
-    """Check a PutEvents request (``{"DetailType", "Detail"[, "Source"]}`` entries) made by service ``sender``,
-    as every backend's bus does before anything is published.
+def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict]) -> list[PreparedEntry | EntryRefusal]:
+    """Check a PutEvents request made by service ``sender``, as every backend's bus does before anything is
+    published: one :class:`PreparedEntry` or :class:`EntryRefusal` per entry, in request order.
 
-    Returns the entries as :func:`check_outbox` prepares them. Raises :class:`~yafdp.runtime.envelope.PublishError`
-    (the whole request is refused) for a request of no entries or more than 10, an unknown sender, or an entry
-    that may not be published.
+    Raises :class:`~yafdp.runtime.envelope.PublishError` (the whole request is refused) for a request of no
+    entries or more than 10, or an unknown sender.
     """
     entries = list(entries)
     if not 1 <= len(entries) <= MAX_ENTRIES_PER_PUT:
@@ -76,8 +170,24 @@ def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict]) -
     service = catalog.services.get(sender)
     if service is None:
         raise PublishError(f"unknown sender {sender!r}: not a service of the catalog")
-    try:
-        return check_outbox(catalog, sender, service.may_emit(),
-                            [(e.get("Source"), e.get("DetailType"), e.get("Detail")) for e in entries])
-    except DeliveryError as exc:
-        raise PublishError(str(exc)) from None
+    allowed, limit = service.may_emit(), max_entry_bytes()
+    return [check_entry(catalog, sender, allowed, entry, limit) if isinstance(entry, dict)
+            else EntryRefusal(INVALID_ARGUMENT, "an entry must be an object") for entry in entries]
+
+
+def put_events_response(results: Iterable[str | EntryRefusal]) -> dict:
+    """PutEvents' answer for per-entry ``results`` (an event id, or a refusal), in request order:
+    ``{"FailedEntryCount": n, "Entries": [{"EventId"} or {"ErrorCode", "ErrorMessage"}, ...]}``.
+
+    Examples
+    --------
+    >>> put_events_response(["ev-1", EntryRefusal("MalformedDetail", "not an object")])["FailedEntryCount"]
+    1
+    """
+    entries = [r.to_aws() if isinstance(r, EntryRefusal) else {"EventId": r} for r in results]
+    return {"FailedEntryCount": sum("ErrorCode" in e for e in entries), "Entries": entries}
+
+
+def event_ids(response: dict) -> list[str | None]:
+    """The ``EventId`` of each entry of a PutEvents response (None for a failed one)."""
+    return [entry.get("EventId") for entry in response["Entries"]]

@@ -60,7 +60,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     exhausted_retry_condition TEXT NOT NULL,
     retry_attempts INTEGER NOT NULL,
     dead_lettered_at REAL NOT NULL,
-    redriven_at REAL
+    redriven_at REAL,
+    -- 'rule': EventBridge could not deliver to the target (the rule's DLQ, with EventBridge's attributes);
+    -- 'queue': the function failed maxReceiveCount receives (the service queue's DLQ, with SQS's attributes);
+    -- 'dropped': no DLQ was there to take it (EventBridge without a DLQ, or Lambda's asynchronous retries).
+    kind TEXT NOT NULL DEFAULT 'rule' CHECK (kind IN ('rule', 'queue', 'dropped')),
+    attributes TEXT NOT NULL DEFAULT '{}'  -- JSON: the message attributes that kind of DLQ really carries
 );
 CREATE TABLE IF NOT EXISTS refusals (
     order_id TEXT,
@@ -149,8 +154,8 @@ INSERT_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, pu
 INSERT_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
-                      " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                      " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at, kind, attributes)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_STATE = "INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)"

@@ -101,6 +101,10 @@ class SimulatedTiming:
         return virtual
 
     def hop_delay(self, rule, rng: random.Random) -> float:
+        """Seconds from EventBridge's delivery to the handler's invocation, by the rule's topology: EventBridge
+        to the queue, then the event source mapping's poll; a ``"lambda"`` target is EventBridge's hop alone."""
+        if getattr(rule.target, "kind", "queue") == "lambda":
+            return self._bus.sample(rng)
         return self._bus.sample(rng) + self._poll.sample(rng)
 
     def admit(self, at: float, entries: int) -> float:

@@ -14,13 +14,14 @@ from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import BusStats, FunctionRunner
-from yafdp.runtime.publishing import prepare_put_events
+from yafdp.runtime.envelope import iso_time
+from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, prepare_put_events
 from yafdp.services.order import TERMINAL
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import DynamoState, items_of
 from yafdp.backends.aws.export import export_run
-from yafdp.backends.aws.function import publish_entries
+from yafdp.backends.aws.function import aws_entry, put_entries
 
 _DEPTHS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
 
@@ -71,14 +72,30 @@ class AwsBus:
         self.stats = BusStats()
         functions.start()
 
-    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
-        """Publish ``entries`` (``{"DetailType", "Detail"[, "Source"]}``) as service ``sender``, checked as
-        the local bus checks them; all or nothing: a bad entry raises :class:`PublishError`."""
-        prepared = prepare_put_events(self.catalog, sender, entries)
-        state = DynamoState(self.clients.dynamodb, self.plan.service(sender).table)
-        return publish_entries(self.clients.events, [
-            {"Source": source, "DetailType": detail_type, "Detail": text, "EventBusName": self.plan.bus}
-            for source, detail_type, _, text in prepared], self.clock, state)
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> dict:
+        """Publish ``entries`` (``{"DetailType", "Detail"[, "Source", "Time", "Resources"]}``) as service ``sender``,
+        checked per entry as the local bus checks them, then sent to EventBridge; returns PutEvents' per-entry
+        answer ``{"FailedEntryCount", "Entries"}`` in request order (this project's refusals and EventBridge's
+        merged). Raises :class:`PublishError` only for a request refused as a whole."""
+        checked = prepare_put_events(self.catalog, sender, entries)
+        accepted = [c for c in checked if isinstance(c, PreparedEntry)]
+        answers = iter([])
+        if accepted:
+            state = DynamoState(self.clients.dynamodb, self.plan.service(sender).table)
+            sent = [aws_entry(p, self.plan.bus) for p in accepted]
+            published_at = self.clock()
+            answers = iter(put_entries(self.clients.events, sent, attempts=1))
+            results = list(answers)
+            state.published(None, [
+                {"kind": "event", "event_id": r["EventId"], "order_id": p.detail.get("order_id"),
+                 "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
+                 "detail": p.text, "time": iso_time(published_at)}
+                for p, r in zip(accepted, results) if r.get("EventId") and not r.get("ErrorCode")])
+            answers = iter(results)
+        entries_out = [c.to_aws() if isinstance(c, EntryRefusal) else next(answers) for c in checked]
+        response = {"FailedEntryCount": sum("ErrorCode" in e for e in entries_out), "Entries": entries_out}
+        self.stats.refused += response["FailedEntryCount"]
+        return response
 
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""
@@ -164,8 +181,8 @@ class AwsBus:
         returns how many. Run :meth:`run` afterwards to see them handled."""
         self.export()
         rows = self.db.execute("SELECT id, event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
-                               " exhausted_retry_condition, retry_attempts, dead_lettered_at FROM dead_letters"
-                               " WHERE redriven_at IS NULL AND exhausted_retry_condition = 'maxReceiveCount'").fetchall()
+                               " exhausted_retry_condition, retry_attempts, dead_lettered_at, kind, attributes FROM dead_letters"
+                               " WHERE redriven_at IS NULL AND kind = 'queue'").fetchall()
         wanted = None if dead_letter_ids is None else set(dead_letter_ids)
         chosen = {(row[1], row[2]): row[1:] for row in rows if wanted is None or row[0] in wanted}
         sqs, moved, seen = self.clients.sqs, [], set()
@@ -184,7 +201,7 @@ class AwsBus:
                     sqs.delete_message(QueueUrl=dead_url, ReceiptHandle=message["ReceiptHandle"])
                     moved.append(key)
         at = self.now()
-        self._redriven += [(*chosen[key], at) for key in moved]
+        self._redriven += [(*chosen[key][:10], at, *chosen[key][10:]) for key in moved]
         return len(moved)
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
@@ -225,7 +242,7 @@ class AwsBus:
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
         names = ([s.queue_dead_letter_queue for s in self.plan.services]
-                 + [r.target.dead_letter_queue for r in self.plan.rules])
+                 + [r.target.dead_letter_queue for r in self.plan.rules if r.target.dead_letter_queue])
         sqs, depths = self.clients.sqs, {}
         for name in names:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]

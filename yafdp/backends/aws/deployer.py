@@ -88,7 +88,7 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
 
 def _check_names(plan: DeploymentPlan) -> None:
     names = [("archive", plan.archive)] + [("rule", r.name) for r in plan.rules]
-    names += [("queue", r.target.dead_letter_queue) for r in plan.rules]
+    names += [("queue", r.target.dead_letter_queue) for r in plan.rules if r.target.dead_letter_queue]
     for s in plan.services:
         names += [("queue", s.queue), ("queue", s.queue_dead_letter_queue), ("function", s.function), ("role", s.role)]
     too_long = [f"{kind} {name!r} ({len(name)} > {NAME_LIMITS[kind]})" for kind, name in names if len(name) > NAME_LIMITS[kind]]
@@ -112,7 +112,8 @@ class _Applier:
         self.bus()
         self.archive()
         for rule in plan.rules:
-            self.queue(rule.target.dead_letter_queue, self.dead_letter_attributes(rule.target.dead_letter_queue_policy))
+            if rule.target.dead_letter_queue:
+                self.queue(rule.target.dead_letter_queue, self.dead_letter_attributes(rule.target.dead_letter_queue_policy))
         for service in plan.services:
             self.queue(service.queue_dead_letter_queue, self.dead_letter_attributes(None))
             self.queue(service.queue, {
@@ -166,10 +167,13 @@ class _Applier:
                             State="ENABLED", Description=description, Tags=self.tag_list)
             self.changed("update" if current else "create", "rule", rule.name)
         target = rule.target
-        wanted = {"Id": target.id, "Arn": plan.queue_arn(target.queue),
+        wanted = {"Id": target.id, "Arn": plan.target_arn(rule),
                   "InputTransformer": {"InputTemplate": input_template(rule)},
-                  "RetryPolicy": target.retry_policy.to_aws(),
-                  "DeadLetterConfig": {"Arn": plan.queue_arn(target.dead_letter_queue)}}
+                  "RetryPolicy": target.retry_policy.to_aws()}
+        if target.dead_letter_queue:
+            wanted["DeadLetterConfig"] = {"Arn": plan.queue_arn(target.dead_letter_queue)}
+        if target.kind == "lambda":
+            self.invoke_permission(rule)
         existing = {t["Id"]: t for t in events.list_targets_by_rule(Rule=rule.name, EventBusName=plan.bus)["Targets"]}
         have = existing.get(target.id)
         if have is None or any(_normal(have.get(k)) != _normal(v) for k, v in wanted.items()):
@@ -179,6 +183,18 @@ class _Applier:
         if strays:
             events.remove_targets(Rule=rule.name, EventBusName=plan.bus, Ids=strays)
             self.changed("delete", "target", f"{rule.name}/{','.join(strays)}")
+
+    def invoke_permission(self, rule: RulePlan) -> None:
+        """Let EventBridge invoke the function of a rule with a ``"lambda"`` target, for that rule only (the
+        function's resource-based policy; without it EventBridge's delivery fails with NO_PERMISSIONS)."""
+        lam, statement = self.c.lambda_, f"events-{rule.name}"[:100]
+        try:
+            lam.add_permission(FunctionName=self.plan.service(rule.service).function, StatementId=statement,
+                               Action="lambda:InvokeFunction", Principal="events.amazonaws.com",
+                               SourceArn=self.plan.rule_arn(rule.name))
+            self.changed("create", "permission", statement)
+        except lam.exceptions.ResourceConflictException:
+            pass  # granted already
 
     # ---------------------------------------------------------------- SQS
 

@@ -26,6 +26,11 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     export wrote there. ``redriven``: ``dead_letters`` rows (all columns but ``id``) of dead letters that
     were sent back to their queues, which are no longer in a dead-letter queue to be found.
 
+    Each dead letter says its kind: ``queue`` (the service queue's DLQ: its ``attributes`` are the message's
+    SQS attributes, with ``ApproximateReceiveCount`` the receives the function's trace recorded, since reading
+    the DLQ counts as a receive too; its error columns are the function's last error from that trace) or
+    ``rule`` (the rule's DLQ: ``attributes`` are EventBridge's message attributes).
+
     Returns counts: ``{"events", "deliveries", "dead_letters", "unpublished_outboxes", "state_writes"}``
     (``state_writes``: items the handlers and API calls wrote, as the local bus counts them).
     """
@@ -52,7 +57,7 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
         (d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
          d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])
     db.executemany(INSERT_STATE, state)
-    db.executemany(INSERT_DEAD_LETTER, [(*d[:9], d[9] - origin, None) for d in dead] + list(redriven))
+    db.executemany(INSERT_DEAD_LETTER, [(*d[:9], d[9] - origin, None, *d[10:]) for d in dead] + list(redriven))
     db.execute("COMMIT")
     return {"events": len(events), "deliveries": len(deliveries), "dead_letters": len(dead),
             "unpublished_outboxes": outboxes,
@@ -60,7 +65,8 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
 
 
 def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[dict]) -> list[tuple]:
-    """Dead letters as ``dead_letters`` rows, from the service queues' and the rules' dead-letter queues."""
+    """Dead letters as ``dead_letters`` rows (``redriven_at`` left out), from the service queues' and the rules'
+    dead-letter queues."""
     history = defaultdict(list)
     for d in deliveries:
         history[(d["event_id"], d["rule"])].append(d)
@@ -72,17 +78,25 @@ def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[di
             tried = sorted(history.get((event_id, rule), []), key=lambda d: d["attempt"])
             last = tried[-1] if tried else {"error": "unknown: no delivery of it was recorded", "finished_at": 0.0}
             code, _, message_text = (last["error"] or "").partition(": ")
+            attributes = {k: v for k, v in message.get("Attributes", {}).items()
+                          if k not in ("ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp")}
+            attributes["ApproximateReceiveCount"] = str(len(tried))
+            attributes.update({k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()})
             rows.append((event_id, rule, service.name, plan.rule_arn(rule), plan.queue_arn(service.queue), code,
-                         message_text, "maxReceiveCount", max(len(tried) - 1, 0), last["finished_at"]))
+                         message_text, "maxReceiveCount", max(len(tried) - 1, 0), last["finished_at"], "queue",
+                         json.dumps(attributes, sort_keys=True)))
     for rule in plan.rules:  # EventBridge could not deliver to the queue, after its retry policy
+        if not rule.target.dead_letter_queue:
+            continue
         for message in _peek(clients.sqs, rule.target.dead_letter_queue):
             body, attributes = json.loads(message["Body"]), message.get("MessageAttributes", {})
             value = lambda name: attributes.get(name, {}).get("StringValue", "")  # noqa: E731
             event = body.get("event", body)
             sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
             rows.append((event.get("id"), rule.name, rule.target.id, plan.rule_arn(rule.name),
-                         plan.queue_arn(rule.target.queue), value("ERROR_CODE"), value("ERROR_MESSAGE"),
-                         value("EXHAUSTED_RETRY_CONDITION"), int(value("RETRY_ATTEMPTS") or 0), sent))
+                         plan.target_arn(rule), value("ERROR_CODE"), value("ERROR_MESSAGE"),
+                         value("EXHAUSTED_RETRY_CONDITION"), int(value("RETRY_ATTEMPTS") or 0), sent, "rule",
+                         json.dumps({k: v.get("StringValue", "") for k, v in attributes.items()}, sort_keys=True)))
     return rows
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -21,7 +22,7 @@ from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
 from yafdp.runtime.faults import Faults, decide, injected_failure
-from yafdp.runtime.publishing import DeliveryError, check_outbox
+from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 from yafdp.services import resolve_handler
 
@@ -139,7 +140,7 @@ class ServiceFunction:
             prepared = check_outbox(self.catalog, self.config.service, frozenset(rule.emits), uow.outbox)
         except Exception as exc:
             code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
-                ("ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
+                (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             # The last receive before the queue's redrive moves the message to its dead-letter queue.
             outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
@@ -178,40 +179,87 @@ class ServiceFunction:
 
     # ---------------------------------------------------------------- publishing
 
-    def _entry(self, prepared: tuple) -> str:
-        source, detail_type, _, text = prepared
-        return json.dumps({"Source": source, "DetailType": detail_type, "Detail": text, "EventBusName": self.config.bus})
+    def _entry(self, prepared) -> str:
+        return json.dumps(aws_entry(prepared, self.config.bus))
 
     def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
         return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key)
 
 
-def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
-                    outbox_key: str | None = None) -> list[str]:
-    """PutEvents ``entries`` (10 per call), then record them in ``state``'s trace and clear ``outbox_key``.
+# A careful producer's retries of the entries PutEvents failed with a retryable ErrorCode (InternalFailure,
+# ThrottlingException; PutEventsResultEntry, EventBridge API reference): 3 tries in all, exponential backoff with
+# full jitter from 0.1 s, as the AWS SDKs' standard retry mode does for retryable errors
+# (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). The same as the local bus's.
+PUBLISH_ATTEMPTS = 3
+PUBLISH_BACKOFF_SECONDS = 0.1
 
-    Raises :class:`PublishFailedError` when EventBridge refuses an entry (the outbox is kept, so a
-    redelivery publishes again: at least once).
+
+def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS,
+                backoff: float = PUBLISH_BACKOFF_SECONDS, sleep: Callable[[float], None] = time.sleep,
+                rng: random.Random | None = None) -> list[dict]:
+    """PutEvents ``entries`` (10 per call) and send again, with backoff, the entries refused with a retryable
+    code, up to ``attempts`` tries. Returns one result per entry in order: ``{"EventId"}`` or the last
+    ``{"ErrorCode", "ErrorMessage"}`` (a non-retryable refusal is never sent again)."""
+    rng = rng or random.Random()
+    results: list[dict | None] = [None] * len(entries)
+    waiting = list(range(len(entries)))
+    for attempt in range(1, attempts + 1):
+        again = []
+        for start in range(0, len(waiting), MAX_ENTRIES_PER_PUT):
+            chunk = waiting[start:start + MAX_ENTRIES_PER_PUT]
+            answer = events.put_events(Entries=[entries[i] for i in chunk])
+            for i, result in zip(chunk, answer["Entries"]):
+                results[i] = result
+                if result.get("ErrorCode") in RETRYABLE_ENTRY_ERRORS:
+                    again.append(i)
+        if not again or attempt == attempts:
+            break
+        sleep(rng.uniform(0, backoff * 2 ** (attempt - 1)))
+        waiting = again
+    return results
+
+
+def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
+                    outbox_key: str | None = None, **retrying) -> list[str]:
+    """Publish ``entries`` with :func:`put_entries` (retryable refusals sent again with backoff), record the
+    published ones in ``state``'s trace and clear ``outbox_key``.
+
+    Raises :class:`PublishFailedError` when entries are still refused: the published ones are recorded, the
+    refused ones stay in the outbox (alone), so the delivery fails and its redelivery publishes exactly them
+    (at least once, never an event lost silently).
     """
     if not entries:
         return []
-    ids, rows = [], []
-    for start in range(0, len(entries), MAX_ENTRIES_PER_PUT):
-        chunk = entries[start:start + MAX_ENTRIES_PER_PUT]
-        published_at = clock()  # before the call: on moto the event reaches its queues before PutEvents returns
-        answer = events.put_events(Entries=chunk)
-        if answer.get("FailedEntryCount"):
-            failed = [e for e in answer["Entries"] if "ErrorCode" in e]
-            raise PublishFailedError(f"EventBridge refused {len(failed)} of {len(chunk)} entries: "
-                                     f"{failed[0]['ErrorCode']}: {failed[0].get('ErrorMessage')}")
-        for entry, result in zip(chunk, answer["Entries"]):
-            detail = json.loads(entry["Detail"])
-            ids.append(result["EventId"])
-            rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
-                         "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
-                         "detail": entry["Detail"], "time": iso_time(published_at)})
-    state.published(outbox_key, rows)
-    return ids
+    published_at = clock()  # before the call: on moto the event reaches its queues before PutEvents returns
+    results = put_entries(events, entries, **retrying)
+    ids, rows, refused = [], [], []
+    for entry, result in zip(entries, results):
+        if "EventId" not in result or result.get("ErrorCode"):
+            refused.append((entry, result))
+            continue
+        detail = json.loads(entry["Detail"])
+        ids.append(result["EventId"])
+        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
+                     "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
+                     "detail": entry["Detail"], "time": iso_time(published_at)})
+    if not refused:
+        state.published(outbox_key, rows)
+        return ids
+    state.published(None, rows)
+    if outbox_key is not None:  # keep only what is still to publish
+        state.commit({}, marker=None, outbox_key=outbox_key, outbox=[json.dumps(e) for e, _ in refused], trace=[])
+    code, message = refused[0][1].get("ErrorCode"), refused[0][1].get("ErrorMessage")
+    raise PublishFailedError(f"EventBridge refused {len(refused)} of {len(entries)} entries: {code}: {message}")
+
+
+def aws_entry(prepared, bus: str) -> dict:
+    """A prepared entry (:class:`~yafdp.runtime.publishing.PreparedEntry`) as boto3's ``put_events`` takes it."""
+    entry = {"Source": prepared.source, "DetailType": prepared.detail_type, "Detail": prepared.text, "EventBusName": bus}
+    if prepared.resources:
+        entry["Resources"] = list(prepared.resources)
+    if prepared.time is not None:
+        entry["Time"] = prepared.time
+    return entry
 
 
 def _envelope(event: dict) -> dict:

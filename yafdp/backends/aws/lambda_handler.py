@@ -6,6 +6,7 @@ in the package. boto3 clients are made on the first invocation and reused while 
 
 from __future__ import annotations
 
+import json
 import os
 
 from yafdp.errors import RefusedError
@@ -15,7 +16,8 @@ _function = None
 
 
 def lambda_handler(event: dict, context) -> dict:
-    """Handle an SQS batch (``{"Records": [...]}``) or a direct API call (``{"entrypoint", "payload"}``).
+    """Handle an SQS batch (``{"Records": [...]}``), an event from a rule that targets the function directly
+    (``{"rule", "event"}``, the rule's input transformer), or a direct API call (``{"entrypoint", "payload"}``).
 
     An SQS batch returns ``{"batchItemFailures": [...]}``; an API call returns ``{"result": ...}`` or
     ``{"error": {"type", "message", "field"}}`` when the service refused it.
@@ -23,6 +25,11 @@ def lambda_handler(event: dict, context) -> dict:
     function = _service_function()
     if "Records" in event:
         return function.handle_batch(event)
+    if "rule" in event and "event" in event:  # a rule with a "lambda" target: EventBridge invoked it directly
+        # Asynchronously: raising makes Lambda retry the event (twice), then discard it (or send it to the
+        # function's on-failure destination, when one is configured).
+        return {"outcome": function.handle_message({"messageId": event["event"].get("id"), "body": json.dumps(event),
+                                                    "attributes": {}})}
     if "entrypoint" in event:
         try:
             return {"result": function.call(event["entrypoint"], event.get("payload"))}

@@ -1,10 +1,31 @@
-"""The local backend: an in-process event bus that behaves like EventBridge, applying a deployment plan.
+"""The local backend: an in-process event bus that behaves like EventBridge in front of the topology the plan
+deploys, applying a deployment plan.
 
-Delivery is asynchronous, at-least-once and unordered; a failed delivery is retried with exponential
-backoff and jitter until the target's retry policy is exhausted, then dead-lettered with EventBridge's
-attributes. Every published event is archived and can be replayed. The scheduler runs on a virtual clock
-and draws every choice from seeded generators, so a run is reproducible; the times it records are
-wall-clock measurements unless a simulated timing model is given.
+By default every rule's target is its service's SQS queue, read by the service's function through an event
+source mapping, as the plan deploys it. Two retry clocks apply, one after the other:
+
+1. EventBridge delivers the event to the queue. Only retryable failures are retried, with exponential backoff
+   and jitter, until the target's retry policy is exhausted; a failure that is not retryable (missing
+   permissions, a target that does not exist) goes to the rule's dead-letter queue at once, with EventBridge's
+   attributes (``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE``, ``ERROR_MESSAGE``, ``EXHAUSTED_RETRY_CONDITION``,
+   ``RETRY_ATTEMPTS``); with no dead-letter queue the event is dropped ("Using dead-letter queues to process
+   undelivered events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
+2. The event source mapping receives the message and runs the handler. A failing handler does not fail
+   EventBridge's delivery: the message becomes visible again after the queue's visibility timeout (the retry
+   clock), its receive count grows, and after ``maxReceiveCount`` receives the queue's redrive policy moves it
+   to the queue's dead-letter queue, with SQS's attributes and none of EventBridge's. Each message's fate is
+   its own, as with partial batch responses (``ReportBatchItemFailures``): locally every receive is a batch of
+   one message.
+
+A rule whose target kind is ``"lambda"`` is EventBridge invoking the function directly, which it does
+asynchronously: EventBridge's retry policy and the rule's DLQ apply to the invocation only, and a function
+error is retried by Lambda's asynchronous invocation, twice, one then two minutes apart, then discarded (the
+plan gives the functions no on-failure destination) ("How Lambda handles errors and retries with asynchronous
+invocation", https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+
+Every published event is archived and can be replayed. The scheduler runs on a virtual clock and draws every
+choice from seeded generators, so a run is reproducible; the times it records are wall-clock measurements
+unless a simulated timing model is given.
 """
 
 from __future__ import annotations
@@ -21,7 +42,7 @@ from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import DeliveryError, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 
@@ -32,6 +53,16 @@ from yafdp.backends.local.timing import MeasuredTiming
 
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 256.0
+# EventBridge's delivery errors (the DLQ's ERROR_CODE) that it does not retry: missing permissions to the target,
+# a target that no longer exists, and a request the target refuses as malformed (4xx other than 429)
+# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html; "EventBridge retries responses
+# sent with a 5xx or 429 HTTP status code ... doesn't retry other 4xx HTTP errors").
+NOT_RETRIED_DELIVERY_ERRORS = frozenset({"NO_PERMISSIONS", "NO_RESOURCE", "INVALID_PARAMETER", "INVALID_JSON",
+                                         "FAILED_TO_ASSUME_ROLE"})
+# Lambda's asynchronous invocation (a "lambda" target): a function error is retried twice, after 1 then 2 minutes.
+LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
+# pending.attempt > 0: the receive count (queue) or invocation (lambda) of a message being handled;
+# pending.attempt < 0: EventBridge's -attempt-th try to deliver the event to the rule's target.
 
 
 class LocalBus:
@@ -49,12 +80,19 @@ class LocalBus:
     seed, session
         every random choice (ids, order of simultaneous deliveries, jitter, faults) derives from them;
         a resumed run is the next session of the same seed.
+    entry_faults
+        ``entry_faults(entry, attempt) -> PutEvents ErrorCode or None``: per-entry PutEvents failures to inject
+        (e.g. ``"ThrottlingException"``), which producers retry with backoff.
+    target_faults
+        ``target_faults(rule_name, attempt) -> (ERROR_CODE, ERROR_MESSAGE) or None``: failures of EventBridge's
+        delivery to a rule's target to inject (e.g. ``("THROTTLING", ...)``, retried; ``("NO_PERMISSIONS", ...)``,
+        not), on top of those the plan itself causes (a queue policy that does not let the rule send).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0):
+                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         catalog.compile_schemas()
         self.seed, self.durable, self.commit_every = seed, durable, commit_every
@@ -63,12 +101,15 @@ class LocalBus:
         self.writer = RunWriter(db, durable)
         self.scheduler = Scheduler(random.Random(f"{seed}:{session}:order"))
         self.services = LocalServices(catalog, plan, world, self.writer, self.timing, self.scheduler, seed=seed,
-                                      session=session, epoch=epoch)
+                                      session=session, epoch=epoch, entry_faults=entry_faults)
+        self.target_faults = target_faults
         self.stats = self.services.stats
+        self._replay_rng = random.Random(f"{seed}:{session}:replay")
         self._jitter = random.Random(f"{seed}:{session}:jitter")
         self._hop_rng = random.Random(f"{seed}:{session}:faults")
         self._timing_rng = random.Random(f"{seed}:{session}:timing")
         self._rules = {r.name: r for r in plan.rules}
+        self._services = {s.name: s for s in plan.services}
         self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
         self._handlers.update(handlers or {})
@@ -81,16 +122,19 @@ class LocalBus:
 
     # ---------------------------------------------------------------- publishing
 
-    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
-        """Publish ``entries`` (``{"DetailType", "Detail"[, "Source"]}``) as service ``sender``; returns the ids.
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> dict:
+        """Publish ``entries`` (``{"DetailType", "Detail"[, "Source", "Time", "Resources"]}``) as service
+        ``sender``; returns PutEvents' per-entry answer ``{"FailedEntryCount", "Entries"}`` in request order.
 
-        All or nothing: one invalid entry refuses the whole request with
-        :class:`~yafdp.runtime.envelope.PublishError`.
+        Each entry is checked on its own (:func:`~yafdp.runtime.publishing.prepare_put_events`): the accepted
+        ones are published, the others answered with their ``ErrorCode``. Raises
+        :class:`~yafdp.runtime.envelope.PublishError` only for a request refused as a whole.
         """
-        ids = self.services.record(prepare_put_events(self.catalog, sender, entries), self.vt, on_event=self._route)
+        response = self.services.put_events(prepare_put_events(self.catalog, sender, entries), self.vt,
+                                            on_event=self._route)
         if self.durable:
             self.commit()
-        return ids
+        return response
 
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would.
@@ -129,32 +173,98 @@ class LocalBus:
 
     def _route(self, envelope: Envelope, published_vt: float, again: bool = False,
                only: frozenset | None = None) -> None:
-        """Queue a delivery of the event to every matching rule's target. ``again``: the event may have been
+        """EventBridge sends the event to every matching rule's target. ``again``: the event may have been
         delivered before (a replay), so its deliveries must check whether they were already processed."""
         event_id = envelope["id"]
         matched = self._ruleset.matching(envelope)
         if only is not None:
             matched = [rule for rule in matched if rule in only]
         self._events.setdefault(event_id, [envelope, 0])
-        rng, faults, faulty, seed = self._hop_rng, self.faults, self.faults.any, self.seed
+        faults, faulty, seed = self.faults, self.faults.any, self.seed
         for rule_name in matched:
-            due = published_vt + self.timing.hop_delay(self._rules[rule_name], rng)
             decision = decide(faults, seed, event_id, self._rules[rule_name].subscription) if faulty else NO_FAULT
-            due += decision.late_seconds
+            due = published_vt + decision.late_seconds
             if decision.duplicate:  # at-least-once: the same delivery made twice, the copy a little later
-                self._enqueue(event_id, rule_name, 1, due + decision.duplicate_late_seconds, published_vt,
+                self._enqueue(event_id, rule_name, -1, due + decision.duplicate_late_seconds, published_vt,
                               decision.fault, True)
-                self._enqueue(event_id, rule_name, 1, due, published_vt, decision.fault, True)
+                self._enqueue(event_id, rule_name, -1, due, published_vt, decision.fault, True)
             else:
-                self._enqueue(event_id, rule_name, 1, due, published_vt, decision.fault, again)
+                self._enqueue(event_id, rule_name, -1, due, published_vt, decision.fault, again)
 
     def _enqueue(self, event_id: str, rule: str, attempt: int, due: float, published_vt: float, fault: str,
                  again: bool) -> None:
+        """Schedule EventBridge's try to deliver (``attempt`` < 0) or a receive of the message (``attempt`` > 0)."""
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
         pending_id = self.writer.add_pending(event_id, rule, attempt, due, published_vt, fault)
-        self.scheduler.push(due, self._deliver, (pending_id, event_id, rule, attempt, published_vt, fault, again))
+        step = self._send if attempt < 0 else self._deliver
+        self.scheduler.push(due, step, (pending_id, event_id, rule, attempt, published_vt, fault, again))
+
+    def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
+        """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
+        not exist, or its policy does not let this rule send), or an injected failure; None when it can."""
+        if rule.target.kind == "queue":
+            service = self._services.get(rule.service)
+            if service is None or service.queue != rule.target.queue:
+                return "NO_RESOURCE", f"queue {rule.target.queue} does not exist"
+            if service.queue_policy and not _policy_allows(service.queue_policy, self.plan.rule_arn(rule.name)):
+                return "NO_PERMISSIONS", (f"the policy of queue {service.queue} does not allow sqs:SendMessage "
+                                          f"from rule {self.plan.rule_arn(rule.name)}")
+        elif rule.service not in self._services:
+            return "NO_RESOURCE", f"function of service {rule.service} does not exist"
+        return self.target_faults(rule.name, attempt) if self.target_faults is not None else None
+
+    def _send(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
+              again: bool) -> None:
+        """EventBridge's ``-attempt``-th try to deliver the event to the rule's target (the queue, or an
+        asynchronous invocation of the function)."""
+        rule, tries, vt = self._rules[rule_name], -attempt, self.scheduler.vt
+        failure = self._target_failure(rule, tries)
+        if failure is None:
+            self._enqueue(event_id, rule_name, 1, vt + self.timing.hop_delay(rule, self._hop_rng), published_vt,
+                          fault, again)
+            self.writer.remove_pending(pending_id)
+            self._release(event_id)
+            return
+        code, message = failure
+        policy = rule.target.retry_policy
+        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (tries - 1))
+        delay = delay / 2 + self._jitter.uniform(0, delay / 2)  # "equal jitter"
+        next_due = vt + delay
+        if code in NOT_RETRIED_DELIVERY_ERRORS:
+            exhausted = ""  # not retried, so no retry condition was exhausted: straight to the DLQ (or dropped)
+        elif tries > policy.maximum_retry_attempts:
+            exhausted = "MaximumRetryAttempts"
+        elif next_due - published_vt > policy.maximum_event_age_seconds:
+            exhausted = "MaximumEventAgeInSeconds"
+        else:
+            self.stats.failed += 1
+            now = self.timing.now(vt)
+            self._trace.append((event_id, rule.name, rule.target.id, tries, now, now, "failed", f"{code}: {message}"))
+            self.writer.retry_pending(pending_id, attempt - 1, next_due)
+            self.scheduler.push(next_due, self._send, (pending_id, event_id, rule.name, attempt - 1, published_vt,
+                                                       fault, again))
+            return
+        now = self.timing.now(vt)
+        attributes = {"RULE_ARN": self.plan.rule_arn(rule.name), "TARGET_ARN": self.plan.target_arn(rule),
+                      "ERROR_CODE": code, "ERROR_MESSAGE": message, "RETRY_ATTEMPTS": str(tries - 1)}
+        if exhausted:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
+        if rule.target.dead_letter_queue:
+            self.stats.dead_lettered += 1
+            self._dead_letter(event_id, rule, "rule", code, message, exhausted, tries - 1, now, attributes)
+        else:
+            self.stats.dropped += 1
+            self._dead_letter(event_id, rule, "dropped", code, f"dropped, the target has no dead-letter queue: {message}",
+                              exhausted, tries - 1, now, {})
+        self._finish(pending_id, event_id, rule, tries, now, vt, "dead_lettered", f"{code}: {message}")
+
+    def _dead_letter(self, event_id: str, rule: RulePlan, kind: str, code: str, message: str, exhausted: str,
+                     retries: int, at: float, attributes: dict) -> None:
+        self.writer.dead_letters.append(
+            (event_id, rule.name, rule.target.id, self.plan.rule_arn(rule.name), self.plan.target_arn(rule),
+             code, message, exhausted, retries, at, None, kind, json.dumps(attributes, sort_keys=True)))
 
     # ---------------------------------------------------------------- delivering
 
@@ -193,12 +303,14 @@ class LocalBus:
                 if crash is not None:
                     raise crash
             prepared = check_outbox(self.catalog, service, self._emits[rule_name], uow.outbox) if uow.outbox else ()
+            if prepared and self.services.entry_faults is not None:
+                end += self.services.publish_retrying(prepared)  # the producer's retries of refused entries
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
-        except Exception as exc:  # the handler's own exception: EventBridge sees the target fail
+        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
-                         "ERROR_FROM_TARGET", f"{type(exc).__name__}: {exc}")
+                         FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
         self.services.apply(service, uow)
         self.writer.processed.add((rule_name, event_id))
@@ -208,31 +320,51 @@ class LocalBus:
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
                 code, message) -> None:
-        policy = rule.target.retry_policy
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
-        delay = delay / 2 + self._jitter.uniform(0, delay / 2)  # "equal jitter"
-        next_due = end + delay
-        if attempt > policy.maximum_retry_attempts:
-            exhausted = "MaximumRetryAttempts"
-        elif next_due - published_vt > policy.maximum_event_age_seconds:
-            exhausted = "MaximumEventAgeInSeconds"
-        else:
-            self.stats.failed += 1
-            self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), "failed",
-                                f"{code}: {message}"))
-            self.writer.retry_pending(pending_id, attempt + 1, next_due)
-            self.scheduler.push(next_due, self._deliver,
-                                (pending_id, event_id, rule.name, attempt + 1, published_vt, fault, again))
+        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda)."""
+        error = f"{code}: {message}"
+        if rule.target.kind == "lambda":  # Lambda's asynchronous invocation retries, then discards
+            if attempt <= len(LAMBDA_ASYNC_RETRY_DELAYS):
+                self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
+                            end + LAMBDA_ASYNC_RETRY_DELAYS[attempt - 1])
+                return
+            self.stats.dropped += 1
+            self._dead_letter(event_id, rule, "dropped", code,
+                              f"Lambda discarded the event after {attempt} asynchronous attempts (the function has no "
+                              f"on-failure destination): {message}", "MaximumRetryAttempts", attempt - 1,
+                              self.timing.now(end), {})
+            self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", error)
             return
+        service = self._services[rule.service]
+        visible_again = end + service.visibility_timeout_seconds  # the message's visibility timeout runs out
+        if attempt < service.max_receive_count:
+            self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
+                        visible_again)
+            return
+        # Its next receive would exceed maxReceiveCount: the queue's redrive policy moves it to the queue's DLQ,
+        # as SQS keeps it (no EventBridge attributes: SQS does not know why the function failed).
         self.stats.dead_lettered += 1
-        self.writer.dead_letters.append(
-            (event_id, rule.name, rule.target.id, self.plan.rule_arn(rule.name), self.plan.queue_arn(rule.target.queue),
-             code, message, exhausted, attempt - 1, self.timing.now(end), None))
-        self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", f"{code}: {message}")
+        attributes = {"ApproximateReceiveCount": str(attempt),
+                      "DeadLetterQueueSourceArn": self.plan.queue_arn(service.queue),
+                      "SentTimestamp": str(int((self.services.epoch + published_vt) * 1000))}
+        self._dead_letter(event_id, rule, "queue", code, message, "maxReceiveCount", attempt - 1,
+                          self.timing.now(visible_again), attributes)
+        self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", error)
+
+    def _retry(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end, error,
+               next_due) -> None:
+        self.stats.failed += 1
+        self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), "failed", error))
+        self.writer.retry_pending(pending_id, attempt + 1, next_due)
+        self.scheduler.push(next_due, self._deliver, (pending_id, event_id, rule.name, attempt + 1, published_vt, fault,
+                                                      again))
 
     def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error) -> None:
         self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), outcome, error))
         self.writer.remove_pending(pending_id)
+        self._release(event_id)
+
+    def _release(self, event_id: str) -> None:
+        """One delivery of the event needs its envelope no more."""
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] -= 1
@@ -264,33 +396,45 @@ class LocalBus:
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
         """Re-deliver every archived event published between ``start`` and ``end`` (recorded times) to the
         rules that match it now (or only to ``rules``, like a replay's ``FilterArns``), as an EventBridge
-        archive replay does. Replayed events keep their id and carry ``replay-name``; idempotent targets
-        record them as duplicates. Returns how many events were replayed."""
+        archive replay does. Returns how many events were replayed.
+
+        As StartReplay does (EventBridge API reference, https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html):
+        replayed events carry ``replay-name``, keep their id (idempotent targets record them as duplicates),
+        are replayed one minute of the archive at a time, the first minute first, and "are not necessarily
+        replayed in the exact same order that they were added": within a minute their order is shuffled."""
         only = None if rules is None else frozenset(rules)
         self.writer.flush()
         rows = self.db.execute("SELECT event_id, source, detail_type, detail, published_at FROM events"
                                " WHERE published_at BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
                                (start, end)).fetchall()
-        for event_id, source, detail_type, detail, published_at in rows:
-            envelope = make_envelope(event_id, source, detail_type, json.loads(detail), self.services.epoch + published_at)
-            envelope["replay-name"] = name
-            self._events.pop(event_id, None)
-            self._route(envelope, self.vt, again=True, only=only)
+        minutes: dict[int, list] = {}
+        for row in rows:
+            minutes.setdefault(int((row[4] - start) // 60), []).append(row)
+        for minute in sorted(minutes):
+            batch = minutes[minute]
+            self._replay_rng.shuffle(batch)
+            for event_id, source, detail_type, detail, published_at in batch:
+                envelope = make_envelope(event_id, source, detail_type, json.loads(detail),
+                                         self.services.epoch + published_at)
+                envelope["replay-name"] = name
+                self._events.pop(event_id, None)
+                self._route(envelope, self.vt, again=True, only=only)
         return len(rows)
 
     def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
-        """Send dead-lettered deliveries (``dead_letters.id``; all when None) back to their targets, after the
-        cause was fixed. Returns how many."""
+        """Send dead-lettered deliveries (``dead_letters.id``; all when None) back, after the cause was fixed:
+        a queue's dead letters to the service queue (received afresh), a rule's to EventBridge's delivery to its
+        target. Dropped events were kept nowhere and cannot be redriven. Returns how many."""
         self.writer.flush()
-        query = "SELECT id, event_id, rule FROM dead_letters WHERE redriven_at IS NULL"
+        query = "SELECT id, event_id, rule, kind FROM dead_letters WHERE redriven_at IS NULL AND kind != 'dropped'"
         rows = self.db.execute(query).fetchall()
         wanted = None if dead_letter_ids is None else set(dead_letter_ids)
         count = 0
-        for dl_id, event_id, rule in rows:
+        for dl_id, event_id, rule, kind in rows:
             if wanted is not None and dl_id not in wanted:
                 continue
             self.db.execute("UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (self.now(), dl_id))
-            self._enqueue(event_id, rule, 1, self.vt, self.vt, "", True)
+            self._enqueue(event_id, rule, 1 if kind == "queue" else -1, self.vt, self.vt, "", True)
             count += 1
         self.commit()
         return count
@@ -302,6 +446,21 @@ class LocalBus:
         """Reload the durable delivery queue left by a run that was killed. Returns how many deliveries."""
         rows = self.db.execute("SELECT id, event_id, rule, attempt, due, published, fault FROM pending").fetchall()
         for pending_id, event_id, rule, attempt, due, published, fault in rows:
-            self.scheduler.push(due, self._deliver, (pending_id, event_id, rule, attempt, published, fault, True))
+            step = self._send if attempt < 0 else self._deliver
+            self.scheduler.push(due, step, (pending_id, event_id, rule, attempt, published, fault, True))
         self.scheduler.vt = min((row[4] for row in rows), default=self.vt)
         return len(rows)
+
+
+def _policy_allows(policy: dict, source_arn: str) -> bool:
+    """Whether a queue's resource policy lets EventBridge send to it on behalf of the rule ``source_arn``
+    (an Allow of ``sqs:SendMessage`` whose ``aws:SourceArn`` condition, if any, names the rule)."""
+    for statement in policy.get("Statement", []):
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or not {"sqs:SendMessage", "sqs:*", "*"} & set(actions):
+            continue
+        arns = statement.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+        if arns is None or source_arn in ([arns] if isinstance(arns, str) else arns):
+            return True
+    return False

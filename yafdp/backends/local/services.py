@@ -12,12 +12,23 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import DeliveryError, check_outbox
+from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
+                                     check_outbox, put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 from yafdp.services import resolve_handler
 
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.backends.local.scheduler import Scheduler
+
+# A careful producer's retries of the entries PutEvents failed with a retryable code (InternalFailure,
+# ThrottlingException): 3 tries in all, exponential backoff with full jitter from 0.1 s, as the AWS SDKs' standard
+# retry mode does for retryable errors (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+PUBLISH_ATTEMPTS = 3
+PUBLISH_BACKOFF_SECONDS = 0.1
+
+# Answers an injected PutEvents fault gives: the code EventBridge would put in the entry's result.
+_INJECTED_MESSAGES = {"ThrottlingException": "Rate exceeded (injected)",
+                      "InternalFailure": "The request processing has failed (injected)"}
 
 _V7 = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
 _NOT_VERSION_OR_VARIANT = ~((0xF << 76) | (0b11 << 62))
@@ -38,12 +49,17 @@ class LocalServices:
         event ids derive from them; a resumed run is the next session and never reissues an id.
     epoch
         the wall-clock date (epoch seconds) the run's clock starts at, for envelope ``time``.
+    entry_faults
+        ``entry_faults(entry, attempt) -> ErrorCode or None``: PutEvents failures to inject, per entry and
+        attempt (1-based), e.g. a ``ThrottlingException`` on the first try of one entry.
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = 1_767_225_600.0):
+                 epoch: float = 1_767_225_600.0, entry_faults=None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
+        self.entry_faults = entry_faults
+        self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
         self.timing, self.scheduler, self.epoch = timing, scheduler, epoch
         self.stats = BusStats()
         self.states = {s.name: SqliteServiceState(writer, s.name) for s in plan.services}
@@ -83,7 +99,55 @@ class LocalServices:
         """Write what a unit of work changed into the open transaction."""
         self.writer.put_state(service, uow.writes)
 
-    def record(self, prepared: list[tuple], published_vt: float, replay_name: str | None = None,
+    def injected(self, prepared: list[PreparedEntry], attempt: int) -> list[EntryRefusal | None]:
+        """What PutEvents answers for each entry on ``attempt`` (1-based) under :attr:`entry_faults`: None
+        (accepted) or the injected refusal."""
+        if self.entry_faults is None:
+            return [None] * len(prepared)
+        answers = []
+        for entry in prepared:
+            code = self.entry_faults(entry, attempt)
+            answers.append(None if code is None else EntryRefusal(code, _INJECTED_MESSAGES.get(code, "injected")))
+        return answers
+
+    def publish_retrying(self, prepared: list[PreparedEntry]) -> float:
+        """A producer's PutEvents of ``prepared``: entries refused with a retryable code are sent again with
+        backoff, up to :data:`PUBLISH_ATTEMPTS` tries. Returns the virtual seconds the retries took.
+
+        Raises :class:`DeliveryError` (the entry's code) when an entry is still refused: the caller fails its
+        delivery and publishes nothing of it, so the delivery's retry publishes it all again (on AWS the outbox
+        keeps what was not published, and the redelivery publishes it: the same events reach the bus).
+        """
+        waited, pending = 0.0, list(prepared)
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            answers = self.injected(pending, attempt)
+            failed = [(e, a) for e, a in zip(pending, answers) if a is not None]
+            if not failed:
+                return waited
+            final = [a for _, a in failed if a.code not in RETRYABLE_ENTRY_ERRORS]
+            if final or attempt == PUBLISH_ATTEMPTS:
+                refusal = (final or [failed[0][1]])[0]
+                raise DeliveryError(refusal.code, f"PutEvents refused {len(failed)} of {len(pending)} entries "
+                                    f"after {attempt} tries: {refusal.message}")
+            waited += self._backoff.uniform(0, PUBLISH_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            pending = [e for e, _ in failed]
+        return waited
+
+    def put_events(self, checked: list, published_vt: float,
+                   on_event: Callable[[Envelope, float], None] | None = None) -> dict:
+        """Answer a PutEvents request whose entries :func:`~yafdp.runtime.publishing.prepare_put_events` checked:
+        the accepted entries (less any :attr:`entry_faults` refuses) are recorded as published; returns
+        ``{"FailedEntryCount", "Entries"}`` in request order. Refused entries count in ``stats.refused``."""
+        accepted = [c for c in checked if isinstance(c, PreparedEntry)]
+        injected = iter(self.injected(accepted, 1))
+        results = [c if isinstance(c, EntryRefusal) else (next(injected) or c) for c in checked]
+        published = iter(self.record([r for r in results if isinstance(r, PreparedEntry)], published_vt,
+                                     on_event=on_event))
+        response = put_events_response([r if isinstance(r, EntryRefusal) else next(published) for r in results])
+        self.stats.refused += response["FailedEntryCount"]
+        return response
+
+    def record(self, prepared: list[PreparedEntry], published_vt: float, replay_name: str | None = None,
                on_event: Callable[[Envelope, float], None] | None = None) -> list[str]:
         """Record prepared entries as published by one PutEvents call made at virtual time ``published_vt``
         (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event.
@@ -92,9 +156,10 @@ class LocalServices:
             published_vt = self.timing.admit(published_vt, len(prepared))
         published_at = self.timing.now(published_vt)
         ids = []
-        for source, detail_type, detail, text in prepared:
+        for source, detail_type, detail, text, time, resources in prepared:
             event_id = self._new_event_id()
-            envelope = make_envelope(event_id, source, detail_type, detail, self.epoch + published_at)
+            envelope = make_envelope(event_id, source, detail_type, detail,
+                                     self.epoch + published_at if time is None else time, resources=resources)
             self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
                                    envelope["time"], replay_name))
             self.stats.published += 1

@@ -109,10 +109,11 @@ class LocalStepFunctions:
 
     # ---------------------------------------------------------------- the Bus interface
 
-    def put_events(self, entries: Iterable[dict], *, sender: str) -> list[str]:
-        """Publish entries as service ``sender``: recorded; the saga's start event starts an execution."""
-        return self.services.record(prepare_put_events(self.catalog, sender, entries), self.vt,
-                                    on_event=self._started)
+    def put_events(self, entries: Iterable[dict], *, sender: str) -> dict:
+        """Publish entries as service ``sender``: recorded; the saga's start event starts an execution.
+        Returns PutEvents' per-entry answer ``{"FailedEntryCount", "Entries"}``, as every backend's bus does."""
+        return self.services.put_events(prepare_put_events(self.catalog, sender, entries), self.vt,
+                                        on_event=self._started)
 
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution)."""
