@@ -154,6 +154,12 @@ def register_run(commands) -> None:
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
+                        help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
+                             "Lambda runs invocations at once (default 4); on aws Lambda decides")
+    parser.add_argument("--point-in-time-recovery", action="store_true",
+                        help="moto/aws: keep continuous backups of the service tables (off for a run; `yafdp deploy` "
+                             "turns them on)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_run)
 
@@ -177,7 +183,8 @@ def run_run(args) -> int:
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
         catalog_dir=args.catalog, orders_file=Path(args.orders_file) if args.orders_file else None,
         latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
-        backend=args.backend, keep=args.keep,
+        backend=args.backend, keep=args.keep, concurrency=args.concurrency,
+        point_in_time_recovery=args.point_in_time_recovery,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,

@@ -100,6 +100,10 @@ class DeploymentPlan:
     rules: tuple[RulePlan, ...]
     services: tuple[ServicePlan, ...]
     tags: dict
+    point_in_time_recovery: bool = True  # DynamoDB continuous backups of every service table
+    # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS), which EventBridge can send to
+    # without a KMS key policy (SQS developer guide, "Encryption at rest").
+    queue_attributes: dict = field(default_factory=lambda: {"SqsManagedSseEnabled": "true"})
 
     def rule(self, name: str) -> RulePlan:
         for rule in self.rules:

@@ -108,11 +108,13 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         created: list[str] = []
         echo(f"deploying the plan as {prefix}-… on {options.backend}")
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
-                      faults=options.faults, seed=options.seed, echo=created.append)
+                      faults=options.faults, seed=options.seed, echo=created.append,
+                      point_in_time_recovery=options.point_in_time_recovery)
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         return open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
-                                 seed=options.seed, orders=options.orders, teardown=stack.close)
+                                 seed=options.seed, orders=options.orders, teardown=stack.close,
+                                 concurrency=options.concurrency)
     except BaseException:
         stack.close()
         raise

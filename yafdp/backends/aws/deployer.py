@@ -21,6 +21,7 @@ from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import ATTRIBUTES, KEY_SCHEMA
 from yafdp.backends.aws.package import HANDLER, RUNTIME, code_sha256
 from yafdp.backends.aws.function import FunctionConfig
+from yafdp.backends.aws.ownership import check_ownership
 
 ROLE_PATH = "/yafdp/"
 POLICY_NAME = "least-privilege"
@@ -80,6 +81,10 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     faults, seed
         handler faults the functions inject (transient crashes, poison events), as on the local bus.
 
+    Raises :class:`PlanError` for names longer than AWS allows and
+    :class:`~yafdp.backends.aws.ownership.NotOwnedError` when a resource of the plan exists without the
+    plan's ``Project``/``RunId`` tags; nothing is changed then.
+
     Examples
     --------
     >>> from yafdp.backends.aws.clients import make_clients
@@ -98,6 +103,7 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     (Change(action='create', kind='event bus', name='doc-apply-saga'), [])
     """
     _check_names(plan)
+    check_ownership(plan, clients)  # before any change: refuse to update what another deployment (or anyone) owns
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)
 
 
@@ -131,6 +137,7 @@ class _Applier:
         for service in plan.services:
             self.queue(service.queue_dead_letter_queue, self.dead_letter_attributes(None))
             self.queue(service.queue, {
+                **plan.queue_attributes,
                 "VisibilityTimeout": str(service.visibility_timeout_seconds),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
                                              "maxReceiveCount": service.max_receive_count}),
@@ -198,7 +205,7 @@ class _Applier:
     # ---------------------------------------------------------------- SQS
 
     def dead_letter_attributes(self, policy: dict | None) -> dict:
-        attributes = {"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
+        attributes = {**self.plan.queue_attributes, "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
         if policy:
             attributes["Policy"] = json.dumps(policy)
         return attributes
@@ -228,6 +235,13 @@ class _Applier:
                                   BillingMode="PAY_PER_REQUEST", Tags=self.tag_list)
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
             self.changed("create", "table", name)
+        wanted = self.plan.point_in_time_recovery
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        status = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+        if (status == "ENABLED") != wanted:
+            dynamodb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": wanted})
+            self.changed("update", "table", f"{name} (point-in-time recovery {'on' if wanted else 'off'})")
 
     # ---------------------------------------------------------------- IAM
 
