@@ -157,3 +157,16 @@ def test_the_package_imports_on_its_own(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy):
+    hidden = catalog_copy.root / ".private"
+    hidden.mkdir()
+    (hidden / "creds.json").write_text('{"secret": "do not ship"}')
+    (catalog_copy.root / "services" / ".draft.json").write_text("{}")
+    (catalog_copy.root / "notes.json").write_text("{}")
+    names = [n for n in package_files(catalog_copy.root) if n.startswith("data/")]
+    services = sorted(f"data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
+    assert names == ["data/bus.json", "data/marketplace.json", *services]
+    archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
+    assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]
