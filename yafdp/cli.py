@@ -318,14 +318,25 @@ def register_plan(commands) -> None:
     _catalog_arg(parser)
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--json", action="store_true", help="the whole plan as JSON, policy documents included")
+    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default="table",
+                        help="table (default), json (as --json) or cloudformation: the plan as a CloudFormation "
+                             "template to deploy with your usual tools (parameters: the S3 bucket and key of the "
+                             "Lambda package)")
+    parser.add_argument("--output", choices=["json", "yaml"], default="json",
+                        help="the template's syntax with --format cloudformation (default json)")
     parser.set_defaults(run=run_plan)
 
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
 
+    if args.format == "cloudformation":
+        from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
+
+        print(render(cloudformation_template(template_plan(_load(args), args.prefix)), args.output), end="")
+        return 0
     plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
     print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "

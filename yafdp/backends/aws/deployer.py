@@ -16,19 +16,15 @@ from typing import Callable
 from yafdp.errors import ConfigurationError
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
+from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME, ROLE_PATH,
+                              TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA)
 
 from yafdp.backends.aws.clients import AwsClients
-from yafdp.backends.aws.dynamo_state import ATTRIBUTES, KEY_SCHEMA
 from yafdp.backends.aws.package import HANDLER, RUNTIME, code_sha256
 from yafdp.backends.aws.function import FunctionConfig
 from yafdp.backends.aws.ownership import check_ownership
 
-ROLE_PATH = "/yafdp/"
-POLICY_NAME = "least-privilege"
-MEMORY_MB = 256
-DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
 NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
-LOG_RETENTION_DAYS = 7
 ROLE_PROPAGATION_SECONDS = 60  # a new IAM role can take a few seconds before Lambda may assume it
 
 
@@ -59,7 +55,7 @@ def input_template(rule: RulePlan) -> str:
     >>> input_template(build_plan(load_catalog(), "demo").rule("payment-charges-order"))
     '{"rule": "demo-payment-charges-order", "event": <aws.events.event.json>}'
     """
-    return '{"rule": %s, "event": <aws.events.event.json>}' % json.dumps(rule.name)
+    return rule.input_template
 
 
 def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_functions: bool = True,
@@ -231,7 +227,7 @@ class _Applier:
         try:
             dynamodb.describe_table(TableName=name)
         except dynamodb.exceptions.ResourceNotFoundException:
-            dynamodb.create_table(TableName=name, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
+            dynamodb.create_table(TableName=name, KeySchema=TABLE_KEY_SCHEMA, AttributeDefinitions=TABLE_ATTRIBUTES,
                                   BillingMode="PAY_PER_REQUEST", Tags=self.tag_list)
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
             self.changed("create", "table", name)

@@ -24,6 +24,7 @@ import uuid
 from typing import Iterator
 
 from yafdp.errors import BackendError
+from yafdp.plan.model import TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA
 
 PROCESSED = "#processed"
 OUTBOX = "#outbox"
@@ -31,8 +32,7 @@ TRACE = "#trace"
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for TransactWriteItems
 _BATCH = 25  # DynamoDB's limit for BatchWriteItem
 
-KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
+KEY_SCHEMA, ATTRIBUTES = TABLE_KEY_SCHEMA, TABLE_ATTRIBUTES
 
 
 class TooManyWritesError(BackendError):

@@ -17,9 +17,7 @@ from pathlib import Path
 
 import yafdp
 from yafdp.catalog import DEFAULT_DATA_DIR
-
-HANDLER = "yafdp.backends.aws.lambda_handler.lambda_handler"
-RUNTIME = "python3.12"
+from yafdp.plan.model import HANDLER, RUNTIME  # noqa: F401 (re-exported: what the deployer sets)
 BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
