@@ -119,8 +119,8 @@ class DeploymentPlan:
     services: tuple[ServicePlan, ...]
     tags: dict
     point_in_time_recovery: bool = True  # DynamoDB continuous backups of every service table
-    # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS), which EventBridge can send to
-    # without a KMS key policy (SQS developer guide, "Encryption at rest").
+    # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS). EventBridge needs KMS permissions only
+    # for "a queue encrypted with a customer managed key" (EventBridge user guide, "Amazon SQS queue target").
     queue_attributes: dict = field(default_factory=lambda: {"SqsManagedSseEnabled": "true"})
 
     def rule(self, name: str) -> RulePlan:
