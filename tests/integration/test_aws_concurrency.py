@@ -226,3 +226,11 @@ def test_a_heavy_fault_run_at_concurrency_8_passes_the_checks(tmp_path):
     assert summary["deliveries"]["duplicate"] > 0  # the duplicates were really delivered
     check = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(out)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_a_concurrency_below_one_is_refused_in_one_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "yafdp.cli", "run", "--backend", "moto", "--concurrency", "0",
+                          "--out", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "yafdp: concurrency must be a whole number of pollers per queue, at least 1, got 0"]
