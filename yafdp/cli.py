@@ -154,6 +154,12 @@ def register_run(commands) -> None:
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
+                        help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
+                             "Lambda runs invocations at once (default 4); on aws Lambda decides")
+    parser.add_argument("--point-in-time-recovery", action="store_true",
+                        help="moto/aws: keep continuous backups of the service tables (off for a run; `yafdp deploy` "
+                             "turns them on)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_run)
 
@@ -177,7 +183,8 @@ def run_run(args) -> int:
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
         catalog_dir=args.catalog, orders_file=Path(args.orders_file) if args.orders_file else None,
         latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
-        backend=args.backend, keep=args.keep,
+        backend=args.backend, keep=args.keep, concurrency=args.concurrency,
+        point_in_time_recovery=args.point_in_time_recovery,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
@@ -311,14 +318,25 @@ def register_plan(commands) -> None:
     _catalog_arg(parser)
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--json", action="store_true", help="the whole plan as JSON, policy documents included")
+    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default="table",
+                        help="table (default), json (as --json) or cloudformation: the plan as a CloudFormation "
+                             "template to deploy with your usual tools (parameters: the S3 bucket and key of the "
+                             "Lambda package)")
+    parser.add_argument("--output", choices=["json", "yaml"], default="json",
+                        help="the template's syntax with --format cloudformation (default json)")
     parser.set_defaults(run=run_plan)
 
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
 
+    if args.format == "cloudformation":
+        from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
+
+        print(render(cloudformation_template(template_plan(_load(args), args.prefix)), args.output), end="")
+        return 0
     plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
     print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "

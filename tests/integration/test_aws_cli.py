@@ -11,7 +11,7 @@ def test_plan_json_holds_every_policy_document(capsys):
     assert main(["plan", "--json", "--prefix", "demo"]) == 0
     plan = json.loads(capsys.readouterr().out)
     payment = next(s for s in plan["services"] if s["name"] == "payment")
-    assert payment["policy"]["Statement"][0]["Condition"]["StringEquals"]["events:source"] == "yafdp.payment"
+    assert payment["policy"]["Statement"][0]["Condition"]["ForAllValues:StringEquals"]["events:source"] == ["yafdp.payment"]
     assert payment["trust_policy"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert payment["queue_policy"]["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
     assert all(r["target"]["dead_letter_queue_policy"] for r in plan["rules"])

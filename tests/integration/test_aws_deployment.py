@@ -78,7 +78,9 @@ def test_each_role_may_publish_only_its_own_source_and_events_on_this_bus(plan, 
             continue
         [statement] = publish
         assert statement["Resource"] == plan.bus_arn()
-        assert statement["Condition"]["StringEquals"]["events:source"] == catalog.services[service.name].source
+        # events:source is multivalued (one value per entry of the call): every entry must carry the service's
+        assert statement["Condition"]["ForAllValues:StringEquals"]["events:source"] == [catalog.services[service.name].source]
+        assert statement["Condition"]["Null"] == {"events:source": "false"}
         assert set(statement["Condition"]["StringEquals"]["events:detail-type"]) == catalog.services[service.name].may_emit()
 
 
@@ -96,6 +98,9 @@ def test_each_role_reads_only_its_own_queue_and_touches_only_its_own_table(plan)
             if any(a.startswith("logs:") for a in actions):
                 assert resources[0].endswith(f":log-group:/aws/lambda/{service.function}:*")
             assert {a.split(":")[0] for a in actions} <= {"events", "sqs", "dynamodb", "logs"}
+            # granted only what the code calls (issue 12: these four were granted and never used)
+            assert not {"dynamodb:Query", "dynamodb:DeleteItem", "sqs:ChangeMessageVisibility",
+                        "logs:CreateLogGroup"} & set(actions)
 
 
 def test_only_the_rules_that_target_a_queue_may_send_to_it(plan):

@@ -195,3 +195,16 @@ def test_a_throttled_entry_of_a_batch_is_sent_again_and_published(plan, clients)
     assert len(ids) == 2 and len(set(ids)) == 2
     published = [r for r in _trace(clients, plan, "payment") if r["kind"] == "event" and r["order_id"] == order["order_id"]]
     assert sorted(r["detail_type"] for r in published) == ["Payment_Failed", "Payment_Success"]
+
+
+def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy):
+    hidden = catalog_copy.root / ".private"
+    hidden.mkdir()
+    (hidden / "creds.json").write_text('{"secret": "do not ship"}')
+    (catalog_copy.root / "services" / ".draft.json").write_text("{}")
+    (catalog_copy.root / "notes.json").write_text("{}")
+    names = [n for n in package_files(catalog_copy.root) if n.startswith("data/")]
+    services = sorted(f"data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
+    assert names == ["data/bus.json", "data/marketplace.json", *services]
+    archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
+    assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]

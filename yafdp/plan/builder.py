@@ -16,12 +16,13 @@ from yafdp.plan.model import (ACCOUNT, DEFAULT_PREFIX, PROJECT_TAG, REGION, Depl
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
                account: str = ACCOUNT, run_id: str = "local", visibility_timeout_seconds: int = 30,
-               max_receive_count: int = 5) -> DeploymentPlan:
+               max_receive_count: int = 5, point_in_time_recovery: bool = True) -> DeploymentPlan:
     """Derive the deployment plan from the catalog; every resource name starts with ``prefix``.
 
     A failed message becomes visible on its service queue again after ``visibility_timeout_seconds``
     (that is the retry delay behind the queue) and moves to the queue's dead-letter queue after
-    ``max_receive_count`` receives.
+    ``max_receive_count`` receives. ``point_in_time_recovery`` turns on DynamoDB's continuous backups of
+    every service table (what a deployment that is kept should have; a short run may go without).
 
     Examples
     --------
@@ -55,7 +56,7 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                                                    [r.name for r in rules if r.service == service.name]))
         for service in catalog.services.values())
     return DeploymentPlan(prefix, region, account, bus, partial.archive, partial.archive_retention_days,
-                          rules, services, partial.tags)
+                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery)
 
 
 def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:
@@ -76,23 +77,32 @@ def _service_plan(plan: DeploymentPlan, service) -> ServicePlan:
     table_arn = plan.table_arn(name)
     statements = [
         {
+            # What Lambda's event source mapping calls with the function's role (Lambda developer guide,
+            # "Execution role permissions" for SQS: ReceiveMessage, DeleteMessage, GetQueueAttributes).
             "Sid": "ReadOwnQueue",
             "Effect": "Allow",
-            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
             "Resource": plan.queue_arn(name),
         },
         {
-            # TransactWriteItems is authorised by the actions inside it (Put, Delete); the trace is kept here too.
+            # The calls of yafdp.backends.aws.dynamo_state: GetItem (reads), PutItem (a trace row), BatchWriteItem
+            # (trace rows, clearing an outbox) and, inside TransactWriteItems, Update (state), ConditionCheck
+            # (items read, not written) and Put (marker, outbox, trace). "Permissions for Put, Update, Delete,
+            # and Get actions are governed by the permissions used for the underlying PutItem, UpdateItem,
+            # DeleteItem, and GetItem operations. For the ConditionCheck action, you can use the
+            # dynamodb:ConditionCheckItem permission" (DynamoDB developer guide, "Using IAM with DynamoDB
+            # transactions").
             "Sid": "UseOwnTable",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
                        "dynamodb:BatchWriteItem"],
             "Resource": table_arn,
         },
         {
+            # The deployer creates the log group (tagged, with a retention): the function only writes to it.
             "Sid": "WriteOwnLogs",
             "Effect": "Allow",
-            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": plan.log_group_arn(name),
         },
     ]
@@ -102,7 +112,14 @@ def _service_plan(plan: DeploymentPlan, service) -> ServicePlan:
             "Effect": "Allow",
             "Action": "events:PutEvents",
             "Resource": plan.bus_arn(),
-            "Condition": {"StringEquals": {"events:source": service.source, "events:detail-type": list(may_emit)}},
+            # The Service Authorization Reference types events:source as ArrayOfString (one PutEvents call
+            # carries up to 10 entries, each with its source) and events:detail-type as String; AWS's example
+            # "Send events to a custom bus in a different account" (EventBridge user guide) conditions
+            # PutEvents with "ForAllValues:StringEquals" on events:source and "StringEquals" on
+            # events:detail-type. ForAllValues is also true when the key is absent, so Null refuses that.
+            "Condition": {"ForAllValues:StringEquals": {"events:source": [service.source]},
+                          "StringEquals": {"events:detail-type": list(may_emit)},
+                          "Null": {"events:source": "false"}},
         })
     return ServicePlan(
         name=service.name, source=service.source, queue=name, queue_dead_letter_queue=f"{name}-dlq",

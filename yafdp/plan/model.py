@@ -9,6 +9,7 @@ the catalog.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,17 @@ PROJECT_TAG = "yafdp"  # the Project tag of every resource a deployment creates
 # Who may assume a service's role: Lambda, running that service's function, and nobody else.
 LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+# What every deployment sets, with boto3 (yafdp.backends.aws.deployer) or as a template (yafdp.plan.cloudformation).
+HANDLER = "yafdp.backends.aws.lambda_handler.lambda_handler"
+RUNTIME = "python3.12"
+MEMORY_MB = 256
+LOG_RETENTION_DAYS = 7
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
+ROLE_PATH = "/yafdp/"
+POLICY_NAME = "least-privilege"
+# A service table: items keyed (pk, sk), see yafdp.backends.aws.dynamo_state.
+TABLE_KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+TABLE_ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,12 @@ class RulePlan:
     emits: tuple[str, ...]
     target: TargetPlan
 
+    @property
+    def input_template(self) -> str:
+        """What the rule's target receives: the event and the rule's name, so the function knows which
+        handler to run (``aws.events.event.json`` is the whole original event)."""
+        return '{"rule": %s, "event": <aws.events.event.json>}' % json.dumps(self.name)
+
 
 @dataclass(frozen=True)
 class ServicePlan:
@@ -103,6 +121,10 @@ class DeploymentPlan:
     rules: tuple[RulePlan, ...]
     services: tuple[ServicePlan, ...]
     tags: dict
+    point_in_time_recovery: bool = True  # DynamoDB continuous backups of every service table
+    # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS). EventBridge needs KMS permissions only
+    # for "a queue encrypted with a customer managed key" (EventBridge user guide, "Amazon SQS queue target").
+    queue_attributes: dict = field(default_factory=lambda: {"SqsManagedSseEnabled": "true"})
 
     def rule(self, name: str) -> RulePlan:
         for rule in self.rules:

@@ -8,7 +8,9 @@ the catalog and marketplace (loaded once by the caller) and the run database, an
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Callable
 
 from yafdp.backends.local.bus import LocalBus
@@ -65,12 +67,52 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
                     commit_every=200 if options.store == "file" else 5000)
 
 
+RUN_FILES = ("run.db", "summary.json")  # what a run writes into its --out folder at the end
+
+
+def check_out_folder(out: Path) -> None:
+    """Make sure a run can save into ``out`` (creating it): a folder, writable, where ``run.db`` and
+    ``summary.json`` are files or absent. Raises :class:`~yafdp.errors.RefusedError` naming the path.
+
+    A deployed run saves at its very end: checked before deploying, a bad ``--out`` costs nothing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "run.db").mkdir()
+    >>> check_out_folder(folder)
+    Traceback (most recent call last):
+    ...
+    yafdp.errors.RefusedError: cannot save the run: .../run.db is a folder; choose another --out or remove it
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RefusedError(f"cannot save the run: --out {out} cannot be made a folder ({exc.strerror or exc})") from None
+    for name in RUN_FILES:
+        if (out / name).exists() and not (out / name).is_file():
+            raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another --out or remove it")
+    probe = out / f".yafdp-write-check-{time.monotonic_ns()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RefusedError(f"cannot save the run: cannot write into {out} ({exc.strerror or exc})") from None
+
+
 def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
     """The ``moto`` and ``aws`` backends: the plan deployed (to a moto server started here unless
     ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. The bus's
-    ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server."""
+    ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server; when the
+    run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and
+    the command that destroys it (on a moto server of its own there is nothing to keep).
+
+    Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
+    run and for an ``out`` folder a run cannot be saved to."""
     from yafdp.backends.aws.clients import make_clients
     from yafdp.backends.aws.deployment import SETTINGS, deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer
@@ -88,28 +130,48 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
     if unsupported:
         raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
                            f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    out = Path(options.out)
+    check_out_folder(out)  # before deploying: a run that cannot be saved is refused while nothing exists yet
     prefix = new_prefix()
     stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
+    deployed_at = time.time()
+
+    def saved() -> bool:  # lifecycle.finish writes run.db before it closes the bus
+        db_file = out / "run.db"
+        return db_file.is_file() and db_file.stat().st_mtime >= deployed_at
 
     def teardown(clients) -> None:
         if options.keep and options.backend == "aws":
             echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
-        else:
+        elif setting_up[0] or saved():
             echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
+        elif own_server:
+            echo(f"the run was not saved to {out}; its moto deployment {prefix} lived in this process and ends with it")
+        else:  # keep the evidence: the trace is in the deployment's tables
+            where = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
+            echo(f"the run was not saved to {out}: kept the deployment {prefix} (its trace is in the DynamoDB tables "
+                 f"{prefix}-*); remove it when done with `yafdp destroy --backend {options.backend} --prefix {prefix}"
+                 f"{where}`")
 
+    own_server = options.backend == "moto" and endpoint_url is None
     try:
-        if options.backend == "moto" and endpoint_url is None:
+        if own_server:
             endpoint_url = stack.enter_context(MotoServer())
         clients = make_clients(endpoint_url)
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
+        setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []
         echo(f"deploying the plan as {prefix}-… on {options.backend}")
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
-                      faults=options.faults, seed=options.seed, echo=created.append)
+                      faults=options.faults, seed=options.seed, echo=created.append,
+                      point_in_time_recovery=options.point_in_time_recovery)
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
-        return open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
-                                 seed=options.seed, orders=options.orders, teardown=stack.close)
+        bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
+                                seed=options.seed, orders=options.orders, teardown=stack.close,
+                                concurrency=options.concurrency)
+        setting_up[0] = False
+        return bus
     except BaseException:
         stack.close()
         raise

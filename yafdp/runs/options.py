@@ -38,6 +38,8 @@ class RunOptions:
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
+    concurrency: int = 4  # moto: pollers per service queue, each running the handlers in a thread of its own
+    point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -46,6 +48,8 @@ class RunOptions:
             raise RefusedError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise RefusedError(f"concurrency must be a whole number of pollers per queue, at least 1, got {self.concurrency!r}")
         if self.orders < 0:
             raise RefusedError(f"orders must not be negative, got {self.orders}")
         for name in ("arrival_rate", "quota_scale"):
@@ -59,7 +63,7 @@ class RunOptions:
             "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
             "rates": asdict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
-            "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
+            "concurrency": self.concurrency, "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,
             "exclude_services": list(self.exclude_services),
             "orders_file": str(self.orders_file) if self.orders_file else None,

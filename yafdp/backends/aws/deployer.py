@@ -16,18 +16,15 @@ from typing import Callable
 from yafdp.errors import ConfigurationError
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
+from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME, ROLE_PATH,
+                              TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA)
 
 from yafdp.backends.aws.clients import AwsClients
-from yafdp.backends.aws.dynamo_state import ATTRIBUTES, KEY_SCHEMA
 from yafdp.backends.aws.package import HANDLER, RUNTIME, code_sha256
 from yafdp.backends.aws.function import FunctionConfig
+from yafdp.backends.aws.ownership import check_ownership
 
-ROLE_PATH = "/yafdp/"
-POLICY_NAME = "least-privilege"
-MEMORY_MB = 256
-DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
 NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
-LOG_RETENTION_DAYS = 7
 ROLE_PROPAGATION_SECONDS = 60  # a new IAM role can take a few seconds before Lambda may assume it
 
 
@@ -58,7 +55,7 @@ def input_template(rule: RulePlan) -> str:
     >>> input_template(build_plan(load_catalog(), "demo").rule("payment-charges-order"))
     '{"rule": "demo-payment-charges-order", "event": <aws.events.event.json>}'
     """
-    return '{"rule": %s, "event": <aws.events.event.json>}' % json.dumps(rule.name)
+    return rule.input_template
 
 
 def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_functions: bool = True,
@@ -80,9 +77,14 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     faults, seed
         handler faults the functions inject (transient crashes, poison events), as on the local bus.
 
+    Raises :class:`PlanError` for names longer than AWS allows and
+    :class:`~yafdp.backends.aws.ownership.NotOwnedError` when a resource of the plan exists without the
+    plan's ``Project``/``RunId`` tags; nothing is changed then.
+
     (Run in ``tests/integration/test_documented_examples.py``: applying a plan twice changes nothing the second time.)
     """
     _check_names(plan)
+    check_ownership(plan, clients)  # before any change: refuse to update what another deployment (or anyone) owns
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)
 
 
@@ -117,6 +119,7 @@ class _Applier:
         for service in plan.services:
             self.queue(service.queue_dead_letter_queue, self.dead_letter_attributes(None))
             self.queue(service.queue, {
+                **plan.queue_attributes,
                 "VisibilityTimeout": str(service.visibility_timeout_seconds),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
                                              "maxReceiveCount": service.max_receive_count}),
@@ -199,7 +202,7 @@ class _Applier:
     # ---------------------------------------------------------------- SQS
 
     def dead_letter_attributes(self, policy: dict | None) -> dict:
-        attributes = {"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
+        attributes = {**self.plan.queue_attributes, "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
         if policy:
             attributes["Policy"] = json.dumps(policy)
         return attributes
@@ -225,10 +228,17 @@ class _Applier:
         try:
             dynamodb.describe_table(TableName=name)
         except dynamodb.exceptions.ResourceNotFoundException:
-            dynamodb.create_table(TableName=name, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
+            dynamodb.create_table(TableName=name, KeySchema=TABLE_KEY_SCHEMA, AttributeDefinitions=TABLE_ATTRIBUTES,
                                   BillingMode="PAY_PER_REQUEST", Tags=self.tag_list)
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
             self.changed("create", "table", name)
+        wanted = self.plan.point_in_time_recovery
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        status = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+        if (status == "ENABLED") != wanted:
+            dynamodb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": wanted})
+            self.changed("update", "table", f"{name} (point-in-time recovery {'on' if wanted else 'off'})")
 
     # ---------------------------------------------------------------- IAM
 

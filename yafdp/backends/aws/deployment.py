@@ -59,14 +59,19 @@ def new_prefix() -> str:
 
 
 def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
-           faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print) -> DeploymentPlan:
+           faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print,
+           point_in_time_recovery: bool = True) -> DeploymentPlan:
     """Build the plan for ``clients``' account and region and apply it (idempotent); returns the plan.
 
-    ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made.
+    ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
+    ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
+    Raises :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the
+    plan exists and is not this deployment's.
     """
     settings = SETTINGS[backend]
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
-                      visibility_timeout_seconds=settings.visibility_timeout_seconds)
+                      visibility_timeout_seconds=settings.visibility_timeout_seconds,
+                      point_in_time_recovery=point_in_time_recovery)
     apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
           echo=echo)
     return plan
@@ -74,14 +79,15 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
 def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
                       backend: str, faults: Faults = Faults(), seed: int = 0, orders: int = 0,
-                      teardown: Callable[[], None] | None = None) -> AwsBus:
-    """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (by pollers here
-    on moto), whose :meth:`~AwsBus.run` waits until every order is terminal (or dead letters explain why not)."""
+                      teardown: Callable[[], None] | None = None, concurrency: int = 4) -> AwsBus:
+    """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by
+    ``concurrency`` pollers per queue here; on AWS by Lambda, which scales itself), whose :meth:`~AwsBus.run`
+    waits until every order is terminal (or dead letters explain why not)."""
     settings = SETTINGS[backend]
     if settings.run_functions:
         functions = LambdaFunctions(plan, clients)
     else:
-        functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed)
+        functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed, concurrency=concurrency)
     return AwsBus(catalog, plan, clients, functions, db=db, quiet_checks=settings.quiet_checks,
                   check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True,
                   timeout=settings.timeout_seconds + settings.timeout_per_order * orders)

@@ -1,10 +1,19 @@
 """A service's own DynamoDB table: its state as handlers read it, and one transaction per handler call.
 
 Items are keyed ``(pk, sk)``: state is ``(kind, key)`` with the item as JSON text (so numbers keep their
-exact JSON form), and three reserved partitions start with ``#``: ``#processed`` (the idempotency markers),
+exact JSON form) and a ``version`` number, and three reserved partitions start with ``#``: ``#processed`` (the idempotency markers),
 ``#outbox`` (events committed but not yet confirmed published) and ``#trace`` (what happened, with
 sub-second wall-clock times, for the run database). Keeping all four in the service's own table is what
 lets its IAM role touch that table and nothing else.
+
+Lambda runs many invocations of one function at once and SQS delivers at least once, so two handler calls
+may read the same item and both write it. Concurrency is optimistic: a call reads through a
+:class:`Snapshot`, which records the version of every item it read (0: absent), and :meth:`DynamoState.commit`
+makes every write conditional on that version, and checks every item read but not written with a
+``ConditionCheck``. DynamoDB cancels the whole transaction when a condition fails ("If any action's
+condition is not met, the entire TransactWriteItems request fails": TransactWriteItems, DynamoDB API
+Reference), so nothing of a call that raced another is written: it raises :class:`ConflictError`, and the
+message comes back to be handled again on fresh state.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import uuid
 from typing import Iterator
 
 from yafdp.errors import BackendError
+from yafdp.plan.model import TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA
 
 PROCESSED = "#processed"
 OUTBOX = "#outbox"
@@ -22,12 +32,26 @@ TRACE = "#trace"
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for TransactWriteItems
 _BATCH = 25  # DynamoDB's limit for BatchWriteItem
 
-KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
+KEY_SCHEMA, ATTRIBUTES = TABLE_KEY_SCHEMA, TABLE_ATTRIBUTES
 
 
 class TooManyWritesError(BackendError):
     """A handler call wrote more items than one DynamoDB transaction can hold."""
+
+
+class ConflictError(BackendError):
+    """Another call changed (or created) an item this call read, between the read and the commit; nothing
+    of this call was written. ``items`` names them as ``kind/key``."""
+
+    def __init__(self, table: str, items: list[str]):
+        self.items = items
+        super().__init__(f"{table}: {', '.join(items)} changed since this call read them; nothing was written, "
+                         "the delivery is retried on fresh state")
+
+
+# Why DynamoDB cancels an action of a transaction (CancellationReason.Code, TransactWriteItems API Reference):
+# a condition that failed, or another transaction on the same item in flight at the same time.
+_RACED = {"ConditionalCheckFailed", "TransactionConflict"}
 
 
 def _key(pk: str, sk: str) -> dict:
@@ -37,6 +61,39 @@ def _key(pk: str, sk: str) -> dict:
 def _trace_item(row: dict) -> dict:
     """A trace row (``kind`` = ``event`` or ``delivery``, plus its columns) as a DynamoDB item."""
     return {**_key(TRACE, f"{row['kind']}#{uuid.uuid4()}"), "row": {"S": json.dumps(row)}}
+
+
+class Snapshot:
+    """The reads of one handler call, as :class:`~yafdp.runtime.unit_of_work.ServiceState`: ``versions`` maps
+    every ``(kind, key)`` read to the version seen first (0 when the item was absent), for
+    :meth:`DynamoState.commit` to condition the call's writes on. One per call: never shared between threads."""
+
+    __slots__ = ("state", "versions")
+
+    def __init__(self, state: "DynamoState"):
+        self.state = state
+        self.versions: dict[tuple[str, str], int] = {}
+
+    def get(self, kind: str, key: str) -> dict | None:
+        """The item stored under ``(kind, key)``, read consistently; its version is recorded."""
+        item, version = self.state.read(kind, key)
+        self.versions.setdefault((kind, key), version)
+        return item
+
+
+def _named(action: dict) -> str:
+    """``kind/key`` of a transaction action's item."""
+    [body] = action.values()
+    key = body.get("Key") or body["Item"]
+    return f"{key['pk']['S']}/{key['sk']['S']}"
+
+
+def _unchanged_since(version: int) -> dict:
+    """The condition that an item is still as it was read: the same version, or still absent."""
+    if version == 0:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {"ConditionExpression": "#version = :read", "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {":read": {"N": str(version)}}}
 
 
 class DynamoState:
@@ -50,24 +107,54 @@ class DynamoState:
 
     def get(self, kind: str, key: str) -> dict | None:
         """The item stored under ``(kind, key)``, read consistently (a retry sees what was just committed)."""
+        return self.read(kind, key)[0]
+
+    def read(self, kind: str, key: str) -> tuple[dict | None, int]:
+        """``(item, version)`` under ``(kind, key)``, read consistently; ``(None, 0)`` when absent."""
         found = self.client.get_item(TableName=self.table, Key=_key(kind, key), ConsistentRead=True).get("Item")
-        return json.loads(found["item"]["S"]) if found else None
+        if not found:
+            return None, 0
+        return json.loads(found["item"]["S"]), int(found.get("version", {}).get("N", "0"))
+
+    def snapshot(self) -> Snapshot:
+        """A fresh record of one call's reads (see :class:`Snapshot`)."""
+        return Snapshot(self)
 
     def processed(self, marker: str) -> bool:
         """Whether the delivery named ``marker`` (``rule#event_id``) was committed already."""
         return "Item" in self.client.get_item(TableName=self.table, Key=_key(PROCESSED, marker), ConsistentRead=True)
 
-    def commit(self, writes: dict, *, marker: str | None, outbox_key: str, outbox: list[str],
-               trace: list[dict]) -> bool:
+    def commit(self, writes: dict, *, reads: dict | None = None, marker: str | None, outbox_key: str,
+               outbox: list[str], trace: list[dict]) -> bool:
         """Store a handler call's writes, its processed marker, its outbox and its trace rows atomically.
 
-        ``outbox`` holds the prepared PutEvents entries (JSON text); they stay under ``outbox_key`` until
-        :meth:`published` clears them. Returns False when ``marker`` was already there (a duplicate
-        delivery that committed first): then nothing was written.
+        ``writes`` maps ``(kind, key)`` to the new item; ``reads`` maps ``(kind, key)`` to the version the
+        call read (:attr:`Snapshot.versions`). A written item is stored with its version plus one, on
+        condition that it still has the version read; an item read and not written is checked the same
+        way (``ConditionCheck``). ``outbox`` holds the prepared PutEvents entries (JSON text); they stay
+        under ``outbox_key`` until :meth:`published` clears them.
+
+        Returns False when ``marker`` was already there (a duplicate delivery that committed first): then
+        nothing was written. Raises :class:`ConflictError` when an item read changed before the commit
+        (nothing was written), :class:`TooManyWritesError` past DynamoDB's 100 actions per transaction.
         """
-        items = [{"Put": {"TableName": self.table, "Item": {**_key(kind, key), "item": {"S": json.dumps(item)}}}}
-                 for (kind, key), item in writes.items()]
+        reads = reads or {}
+        items = []
+        for (kind, key), item in writes.items():
+            # ADD on a missing number starts it from 0 (UpdateItem's ADD action, DynamoDB API Reference).
+            update = {"TableName": self.table, "Key": _key(kind, key), "UpdateExpression": "SET #item = :item ADD #version :one",
+                      "ExpressionAttributeNames": {"#item": "item", "#version": "version"},
+                      "ExpressionAttributeValues": {":item": {"S": json.dumps(item)}, ":one": {"N": "1"}}}
+            if (kind, key) in reads:
+                condition = _unchanged_since(reads[(kind, key)])
+                update["ConditionExpression"] = condition["ConditionExpression"]
+                update["ExpressionAttributeValues"].update(condition.get("ExpressionAttributeValues", {}))
+            items.append({"Update": update})
+        items += [{"ConditionCheck": {"TableName": self.table, "Key": _key(kind, key), **_unchanged_since(version)}}
+                  for (kind, key), version in reads.items() if (kind, key) not in writes]
+        marker_at = None
         if marker is not None:
+            marker_at = len(items)
             items.append({"Put": {"TableName": self.table, "Item": _key(PROCESSED, marker),
                                   "ConditionExpression": "attribute_not_exists(pk)"}})
         if outbox:
@@ -82,9 +169,13 @@ class DynamoState:
         try:
             self.client.transact_write_items(TransactItems=items)
         except self.client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if marker is not None and any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            codes += [None] * (len(items) - len(codes))
+            if marker_at is not None and codes[marker_at] == "ConditionalCheckFailed":
                 return False
+            raced = [_named(action) for action, code in zip(items, codes) if code in _RACED]
+            if raced:
+                raise ConflictError(self.table, raced) from None
             raise
         return True
 
@@ -94,11 +185,17 @@ class DynamoState:
         return json.loads(found["entries"]["S"]) if found else []
 
     def published(self, outbox_key: str | None, trace: list[dict]) -> None:
-        """Record trace rows (e.g. the events just published) and clear the outbox they came from."""
-        requests = [{"PutRequest": {"Item": _trace_item(row)}} for row in trace]
+        """Record trace rows (the events just published), then clear the outbox they came from.
+
+        In that order: a crash in between leaves the outbox, so the events go out again (at least once),
+        and the trace holds both publications."""
+        self._batch_write([{"PutRequest": {"Item": _trace_item(row)}} for row in trace])
         if outbox_key is not None:
-            requests.append({"DeleteRequest": {"Key": _key(OUTBOX, outbox_key)}})
-        self._batch_write(requests)
+            self.clear_outbox(outbox_key)
+
+    def clear_outbox(self, outbox_key: str) -> None:
+        """Forget the outbox under ``outbox_key``: its events were published."""
+        self._batch_write([{"DeleteRequest": {"Key": _key(OUTBOX, outbox_key)}}])
 
     def record(self, row: dict) -> None:
         """Record one trace row on its own (a failed or duplicate delivery: nothing else is committed)."""

@@ -26,7 +26,7 @@ from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, Del
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 from yafdp.services import resolve_handler
 
-from yafdp.backends.aws.dynamo_state import DynamoState
+from yafdp.backends.aws.dynamo_state import ConflictError, DynamoState
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ class FunctionConfig:
         return cls(env["YAFDP_SERVICE"], env["YAFDP_PREFIX"], env["YAFDP_BUS"], env["YAFDP_TABLE"],
                    int(env.get("YAFDP_MAX_RECEIVE_COUNT", "5")), Faults(**json.loads(env.get("YAFDP_FAULTS", "{}"))),
                    int(env.get("YAFDP_SEED", "0")))
+
+
+CONFLICT = "VERSION_CONFLICT"  # the error code of a delivery whose commit raced another call's
+CALL_ATTEMPTS = 3  # an API call that raced another is rerun on fresh state this many times at most
 
 
 class PublishFailedError(BackendError):
@@ -129,7 +133,8 @@ class ServiceFunction:
             self._publish(marker, self.state.pending_outbox(marker))  # a crash left them unpublished
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
-        uow = BufferedUnitOfWork(self.config.service, self.state, self.world, self.clock)
+        reads = self.state.snapshot()
+        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
         try:
             self.handlers[rule.name](envelope, uow)
             if self.config.faults.any:
@@ -141,17 +146,26 @@ class ServiceFunction:
         except Exception as exc:
             code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
                 (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
-            # The last receive before the queue's redrive moves the message to its dead-letter queue.
-            outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
-            self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
+            self._failed(delivery, attempt, code, message)
             raise
         entries = [self._entry(p) for p in prepared]
         done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None, "writes": len(uow.writes)}
-        if not self.state.commit(uow.writes, marker=marker, outbox_key=marker, outbox=entries, trace=[done]):
+        try:
+            committed = self.state.commit(uow.writes, reads=reads.versions, marker=marker, outbox_key=marker,
+                                          outbox=entries, trace=[done])
+        except ConflictError as exc:  # raced another call: reported as a batch item failure, rerun on fresh state
+            self._failed(delivery, attempt, CONFLICT, str(exc))
+            raise
+        if not committed:
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
         self._publish(marker, entries)
         return "ok"
+
+    def _failed(self, delivery: dict, attempt: int, code: str, message: str) -> None:
+        # The last receive before the queue's redrive moves the message to its dead-letter queue.
+        outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
+        self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
 
     # ---------------------------------------------------------------- the service's API
 
@@ -159,21 +173,31 @@ class ServiceFunction:
         """Call an API entry point (e.g. ``place_order``): its writes and events are committed together.
 
         A retried call with the same payload publishes what an earlier attempt committed but did not
-        publish. Exceptions (``OrderRejectedError``, :class:`PublishError`) reach the caller with nothing
+        publish. A call that raced another on the same items is rerun on fresh state, up to
+        :data:`CALL_ATTEMPTS` times, then :class:`~yafdp.backends.aws.dynamo_state.ConflictError` is raised.
+        Exceptions (``OrderRejectedError``, :class:`PublishError`) reach the caller with nothing
         stored or published.
         """
         spec = self.catalog.entrypoint(self.config.service, entrypoint)
         outbox_key = f"call#{entrypoint}#" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
         self._publish(outbox_key, self.state.pending_outbox(outbox_key))
-        uow = BufferedUnitOfWork(self.config.service, self.state, self.world, self.clock)
-        result = resolve_handler(self.config.service, entrypoint)(payload, uow)
-        try:
-            prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
-        except DeliveryError as exc:
-            raise PublishError(str(exc)) from None
-        entries = [self._entry(p) for p in prepared]
-        called = {"kind": "call", "entrypoint": entrypoint, "at": self.clock(), "writes": len(uow.writes)}
-        self.state.commit(uow.writes, marker=None, outbox_key=outbox_key, outbox=entries, trace=[called])
+        for attempt in range(1, CALL_ATTEMPTS + 1):
+            reads = self.state.snapshot()
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+            result = resolve_handler(self.config.service, entrypoint)(payload, uow)
+            try:
+                prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
+            except DeliveryError as exc:
+                raise PublishError(str(exc)) from None
+            entries = [self._entry(p) for p in prepared]
+            called = {"kind": "call", "entrypoint": entrypoint, "at": self.clock(), "writes": len(uow.writes)}
+            try:
+                self.state.commit(uow.writes, reads=reads.versions, marker=None, outbox_key=outbox_key,
+                                  outbox=entries, trace=[called])
+                break
+            except ConflictError:
+                if attempt == CALL_ATTEMPTS:
+                    raise
         self._publish(outbox_key, entries)
         return result
 

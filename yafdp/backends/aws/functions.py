@@ -21,10 +21,18 @@ from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
 
 
 class InProcessFunctions:
-    """Every service's function in this process, each fed by a :class:`~yafdp.backends.aws.poller.QueuePoller`."""
+    """Every service's function in this process, each fed by ``concurrency`` :class:`~yafdp.backends.aws.poller.QueuePoller`
+    threads, as Lambda runs several invocations of one function at once.
+
+    Lambda's SQS event source mapping polls a standard queue with several pollers and invokes the function
+    once per batch, concurrently ("Lambda starts processing five batches at a time with five concurrent
+    invocations of your function", Lambda developer guide, "Understanding SQS event source mapping scaling
+    behavior"); each poller here receives up to the mapping's ``BatchSize`` messages, hidden for the queue's
+    visibility timeout, and invokes the function on them in its own thread.
+    """
 
     def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
-                 faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1):
+                 faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
         self.functions = {
             s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
                                     clients.events, clients.dynamodb)
@@ -34,7 +42,7 @@ class InProcessFunctions:
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
                         faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.rules})
-            for s in plan.services
+            for s in plan.services for _ in range(concurrency)
         ]
 
     def start(self) -> None:

@@ -17,16 +17,35 @@ from pathlib import Path
 
 import yafdp
 from yafdp.catalog import DEFAULT_DATA_DIR
-
-HANDLER = "yafdp.backends.aws.lambda_handler.lambda_handler"
-RUNTIME = "python3.12"
+from yafdp.plan.model import HANDLER, RUNTIME  # noqa: F401 (re-exported: what the deployer sets)
 BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
+CATALOG_FILES = ("bus.json", "marketplace.json")  # plus services/<name>.json: what the function loads
+
+
+def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
+    """The catalog files a function reads, ``{name in the zip: file}``: ``bus.json``, ``marketplace.json`` and
+    ``services/<name>.json``, and nothing else of the folder (no hidden files, no other data, no subfolders
+    of ``services/``), so a stray ``.private/creds.json`` next to the catalog never ships.
+
+    Examples
+    --------
+    >>> sorted(catalog_files())[:3]
+    ['data/bus.json', 'data/marketplace.json', 'data/services/delivery.json']
+    """
+    data = Path(catalog_dir) if catalog_dir is not None else DEFAULT_DATA_DIR
+    files = {f"data/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
+    for path in sorted((data / "services").glob("*.json")):
+        if path.is_file() and not path.name.startswith("."):
+            files[f"data/services/{path.name}"] = path
+    return files
+
+
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
-    :func:`yafdp.catalog.load_catalog` looks by default.
+    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files).
 
     Examples
     --------
@@ -49,9 +68,7 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
             files[f"{top.name}/{path.relative_to(top).as_posix()}"] = path
     for script in [root / "backends" / "aws" / "lambda_handler.py", *(root / "services").glob("*.py")]:
         files[script.relative_to(root.parent).as_posix()] = script
-    data = Path(catalog_dir) if catalog_dir is not None else DEFAULT_DATA_DIR
-    for path in sorted(data.rglob("*.json")):
-        files[f"data/{path.relative_to(data).as_posix()}"] = path
+    files.update(catalog_files(catalog_dir))
     return dict(sorted(files.items()))
 
 
