@@ -274,8 +274,9 @@ def compile_reader(plan: Plan) -> Callable[[dict], tuple[Leaves, set[str]]]:
     Examples
     --------
     >>> read = compile_reader(reading_plan({"items", "items.sku", "id"}))
-    >>> read({"items": [{"sku": "A"}, {"sku": "B"}], "id": 1, "x": 2})
-    ({'items.sku': ['A', 'B'], 'id': [1]}, {'items.sku'})
+    >>> leaves, array_paths = read({"items": [{"sku": "A"}, {"sku": "B"}], "id": 1, "x": 2})
+    >>> sorted(leaves.items()), array_paths
+    ([('id', [1]), ('items.sku', ['A', 'B'])], {'items.sku'})
     >>> read({"items.sku": "C", "items": [{"sku": "A"}]})[0] == flatten_planned({"items.sku": "C", "items": [{"sku": "A"}]}, reading_plan({"items", "items.sku"}))[0]
     True
     """
