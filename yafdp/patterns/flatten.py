@@ -51,13 +51,7 @@ def flatten(event: dict, prefixes: set[str] | frozenset[str]) -> tuple[Leaves, s
     array_paths: set[str] = set()
 
     def add(path: str, value: Any, in_array: bool) -> None:
-        found = leaves.get(path)
-        if found is None:
-            leaves[path] = [value]
-        else:
-            found.append(value)
-        if in_array:
-            array_paths.add(path)
+        _add_leaf(leaves, array_paths, path, value, in_array)
 
     def walk(node: dict, base: str, in_array: bool) -> None:
         for key, value in node.items():
@@ -174,32 +168,11 @@ def flatten_planned(event: dict, plan: Plan) -> tuple[Leaves, set[str]]:
                 if child is not None:
                     pending.append((value, child, in_array))
             elif isinstance(value, list):
-                items = value
-                while items:
-                    nested = []
-                    for item in items:
-                        if isinstance(item, dict):
-                            if child is not None:
-                                pending.append((item, child, True))
-                        elif isinstance(item, list):
-                            nested.extend(item)
-                        else:
-                            found = leaves.get(path)
-                            if found is None:
-                                leaves[path] = [item]
-                            else:
-                                found.append(item)
-                            if in_array:
-                                array_paths.add(path)
-                    items = nested
+                # The list's objects are read later, from ``pending``, as array elements.
+                later = None if child is None else lambda item, _leaves, _paths, child=child: pending.append((item, child, True))
+                _read_list(value, path, later, leaves, array_paths, in_array)
             else:
-                found = leaves.get(path)
-                if found is None:
-                    leaves[path] = [value]
-                else:
-                    found.append(value)
-                if in_array:
-                    array_paths.add(path)
+                _add_leaf(leaves, array_paths, path, value, in_array)
     return leaves, array_paths
 
 
@@ -253,14 +226,18 @@ def _read_list(items: list, path: str, child: Any, leaves: Leaves, array_paths: 
             elif isinstance(item, list):
                 nested.extend(item)
             else:
-                found = leaves.get(path)
-                if found is None:
-                    leaves[path] = [item]
-                else:
-                    found.append(item)
-                if in_array:
-                    array_paths.add(path)
+                _add_leaf(leaves, array_paths, path, item, in_array)
         items = nested
+
+
+def _add_leaf(leaves: Leaves, array_paths: set[str], path: str, value: Any, in_array: bool) -> None:
+    found = leaves.get(path)
+    if found is None:
+        leaves[path] = [value]
+    else:
+        found.append(value)
+    if in_array:
+        array_paths.add(path)
 
 
 def compile_reader(plan: Plan) -> Callable[[dict], tuple[Leaves, set[str]]]:
