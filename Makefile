@@ -16,8 +16,8 @@ $(BIN)/.installed: pyproject.toml
 workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/
 	$(BIN)/yafdp workbook --out $(BUILD)
 
-test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook included
-	$(BIN)/python -m pytest
+test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook included, on every core
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lab: $(BIN)/.installed  ## open the workbook in JupyterLab
 	$(BIN)/jupyter lab notebooks

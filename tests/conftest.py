@@ -37,8 +37,11 @@ def catalog_copy(tmp_path) -> CatalogCopy:
 
 @pytest.fixture(scope="session")
 def moto_url():
-    """One moto server for the whole session (each deployment on it has its own prefix), with dummy
-    credentials in the environment so nothing here can reach a real AWS account."""
+    """One moto server per test process (each deployment on it has its own prefix), with dummy
+    credentials in the environment so nothing here can reach a real AWS account.
+
+    Under pytest-xdist (``make test`` runs ``pytest -n auto``) every worker is a process with its own session,
+    so each worker starts its own server on a free port: no two workers share moto's state."""
     from yafdp.backends.aws.moto_server import MotoServer
 
     saved = {k: os.environ.get(k) for k in DUMMY_AWS_ENVIRONMENT}

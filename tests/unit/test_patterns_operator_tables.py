@@ -12,7 +12,14 @@ import pytest
 
 from yafdp.patterns import RuleSet, compile_pattern
 
-MISSING = object()
+class _Missing:
+    """The value of a field the event does not have (its repr names it, so test ids are the same in every process)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
 
 
 def _decide(condition: list, value) -> bool:

@@ -7,7 +7,7 @@ elements, and empty arrays and objects contribute nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import count
 from typing import Any
 
@@ -51,13 +51,7 @@ def flatten(event: dict, prefixes: set[str] | frozenset[str]) -> tuple[Leaves, s
     array_paths: set[str] = set()
 
     def add(path: str, value: Any, in_array: bool) -> None:
-        found = leaves.get(path)
-        if found is None:
-            leaves[path] = [value]
-        else:
-            found.append(value)
-        if in_array:
-            array_paths.add(path)
+        _add_leaf(leaves, array_paths, path, value, in_array)
 
     def walk(node: dict, base: str, in_array: bool) -> None:
         for key, value in node.items():
@@ -174,32 +168,11 @@ def flatten_planned(event: dict, plan: Plan) -> tuple[Leaves, set[str]]:
                 if child is not None:
                     pending.append((value, child, in_array))
             elif isinstance(value, list):
-                items = value
-                while items:
-                    nested = []
-                    for item in items:
-                        if isinstance(item, dict):
-                            if child is not None:
-                                pending.append((item, child, True))
-                        elif isinstance(item, list):
-                            nested.extend(item)
-                        else:
-                            found = leaves.get(path)
-                            if found is None:
-                                leaves[path] = [item]
-                            else:
-                                found.append(item)
-                            if in_array:
-                                array_paths.add(path)
-                    items = nested
+                # The list's objects are read later, from ``pending``, as array elements.
+                later = None if child is None else lambda item, _leaves, _paths, child=child: pending.append((item, child, True))
+                _read_list(value, path, later, leaves, array_paths, in_array)
             else:
-                found = leaves.get(path)
-                if found is None:
-                    leaves[path] = [value]
-                else:
-                    found.append(value)
-                if in_array:
-                    array_paths.add(path)
+                _add_leaf(leaves, array_paths, path, value, in_array)
     return leaves, array_paths
 
 
@@ -235,3 +208,120 @@ def flatten_members_planned(event: dict, plan: Plan) -> Members:
             else:
                 found.append((node, membership))
     return members
+
+
+class _Slow(Exception):
+    """Raised by a compiled reader meeting a key it does not read by name (dotted, or not a string)."""
+
+
+def _read_list(items: list, path: str, child: Any, leaves: Leaves, array_paths: set[str], in_array: bool) -> None:
+    # A list's scalars (nested lists flattened) are leaves of its path; its objects are read by ``child``,
+    # the compiled reader of the path's object as an array element.
+    while items:
+        nested = []
+        for item in items:
+            if isinstance(item, dict):
+                if child is not None:
+                    child(item, leaves, array_paths)
+            elif isinstance(item, list):
+                nested.extend(item)
+            else:
+                _add_leaf(leaves, array_paths, path, item, in_array)
+        items = nested
+
+
+def _add_leaf(leaves: Leaves, array_paths: set[str], path: str, value: Any, in_array: bool) -> None:
+    found = leaves.get(path)
+    if found is None:
+        leaves[path] = [value]
+    else:
+        found.append(value)
+    if in_array:
+        array_paths.add(path)
+
+
+def compile_reader(plan: Plan) -> Callable[[dict], tuple[Leaves, set[str]]]:
+    """One function that does what :func:`flatten_planned` does with ``plan``, written for that plan.
+
+    Each object of the plan gets a function that reads its wanted keys by name (``node.get("total")``)
+    instead of looping over the event's keys, once for objects outside arrays and once for objects inside
+    them. An event whose objects hold a dotted key the plan names, or a key that is not a string, is read
+    by :func:`flatten_planned` instead: only there can two keys meet at one path.
+
+    Examples
+    --------
+    >>> read = compile_reader(reading_plan({"items", "items.sku", "id"}))
+    >>> leaves, array_paths = read({"items": [{"sku": "A"}, {"sku": "B"}], "id": 1, "x": 2})
+    >>> sorted(leaves.items()), array_paths
+    ([('id', [1]), ('items.sku', ['A', 'B'])], {'items.sku'})
+    >>> read({"items.sku": "C", "items": [{"sku": "A"}]})[0] == flatten_planned({"items.sku": "C", "items": [{"sku": "A"}]}, reading_plan({"items", "items.sku"}))[0]
+    True
+    """
+    if not plan:
+        return lambda event: ({}, set())
+    numbers: dict[int, int] = {}
+    nodes: list[Plan] = []
+
+    def number(node: Plan) -> int:
+        if id(node) not in numbers:
+            numbers[id(node)] = len(nodes)
+            nodes.append(node)
+            for _path, child in node.values():
+                if child is not None:
+                    number(child)
+        return numbers[id(node)]
+
+    number(plan)
+    namespace: dict[str, Any] = {"_Slow": _Slow, "_read_list": _read_list, "_M": object()}
+    source: list[str] = []
+    for index, node in enumerate(nodes):
+        dotted = frozenset(key for key in node if "." in key)
+        namespace[f"D{index}"] = dotted
+        for in_array in (False, True):
+            name = f"{'m' if in_array else 's'}{index}"
+            source += [f"def {name}(node, leaves, array_paths):",
+                       "    try:",
+                       "        keys = '\\x00'.join(node)",
+                       "    except TypeError:",
+                       "        raise _Slow from None"]
+            if dotted:
+                source.append(f"    if '.' in keys and not D{index}.isdisjoint(node): raise _Slow")
+            source.append("    get = node.get")
+            for key, (path, child) in node.items():
+                if "." in key:
+                    continue
+                child_of_object = f"{'m' if in_array else 's'}{numbers[id(child)]}" if child is not None else None
+                child_in_array = f"m{numbers[id(child)]}" if child is not None else "None"
+                if in_array:
+                    add = [f"        found = leaves.get({path!r})",
+                           f"        if found is None: leaves[{path!r}] = [value]",
+                           "        else: found.append(value)",
+                           f"        array_paths.add({path!r})"]
+                else:
+                    add = [f"        leaves[{path!r}] = [value]"]
+                on_object = f"{child_of_object}(value, leaves, array_paths)" if child_of_object else "pass"
+                on_list = f"_read_list(value, {path!r}, {child_in_array}, leaves, array_paths, {in_array})"
+                source += [f"    value = get({key!r}, _M)",
+                           "    if value is not _M:",
+                           "      kind = type(value)",
+                           "      if kind is str or kind is float or kind is int or kind is bool or value is None:",
+                           *add,
+                           "      elif kind is dict or isinstance(value, dict):",
+                           f"        {on_object}",
+                           "      elif kind is list or isinstance(value, list):",
+                           f"        {on_list}",
+                           "      else:",
+                           *add]
+            source.append("")
+    source += ["def read(event):",
+               "    leaves = {}",
+               "    array_paths = set()",
+               "    try:",
+               "        s0(event, leaves, array_paths)",
+               "    except _Slow:",
+               "        return _flatten_planned(event, _plan)",
+               "    return leaves, array_paths"]
+    namespace["_flatten_planned"] = flatten_planned
+    namespace["_plan"] = plan
+    exec("\n".join(source) + "\n", namespace)  # noqa: S102 - built above from keys and paths (as repr)
+    return namespace["read"]

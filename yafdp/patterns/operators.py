@@ -47,7 +47,7 @@ _TRUE = ("true",)  # keys for booleans that cannot collide with 1 and 0, as True
 _FALSE = ("false",)
 _NO_KEY = ("unmatchable",)
 _TEXT = "number-text"  # first item of the key of a number beyond a double's precision
-_EXACT_INTS = 2**53  # every int of at most this size is exactly a double
+EXACT_INTS = 2**53  # every int of at most this size is exactly a double
 
 
 def exact_double(number: int | float) -> bool:
@@ -95,7 +95,7 @@ def value_key(value: Any) -> Any:
     if kind is float:
         return value
     if kind is int:
-        if -_EXACT_INTS <= value <= _EXACT_INTS or exact_double(value):
+        if -EXACT_INTS <= value <= EXACT_INTS or exact_double(value):
             return float(value)
         return (_TEXT, str(value))  # compared as its text, as event-ruler does
     if value is None:
@@ -108,7 +108,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _always(_value: Any) -> bool:
+def always(_value: Any) -> bool:
     return True
 
 
@@ -238,7 +238,7 @@ def _alternative_test(alt: Alt) -> Test:
         return lambda v: not (type(v) is str and v.endswith(arg))
     if kind == ANYTHING_BUT_IGNORE_CASE:
         if not arg:
-            return _always
+            return always
         return _negated(_any_of([ignore_case_test(text, "equals") for text in arg]))
     if kind == ANYTHING_BUT_WILDCARD:
         matchers = [wildcard_matcher(text) for text in arg]
@@ -259,7 +259,7 @@ def field_test(alts: list[Alt]) -> tuple[Test | None, bool]:
     """
     absent_ok = any(alt.kind == ABSENT for alt in alts)
     if any(alt.kind == EXISTS for alt in alts):
-        return _always, absent_ok
+        return always, absent_ok
     exact = frozenset(alt.arg for alt in alts if alt.kind == EXACT)
     prefixes = tuple(alt.arg for alt in alts if alt.kind == PREFIX)
     suffixes = tuple(alt.arg for alt in alts if alt.kind == SUFFIX)

@@ -7,10 +7,12 @@ event's string; else any field that must be present, looked up by path. Only bra
 be anchored (every field allows absence) are tried for every event.
 
 Routing one event reads only the event keys some rule uses (a reading plan built when the rules
-change, :func:`~yafdp.patterns.flatten.reading_plan`), looks each read value up in the anchor
-tables, and checks each branch found with a function compiled for that branch
-(:func:`~yafdp.patterns.pattern.compile_check`), which skips the anchor field the look-up has
-already satisfied. So the work follows the rules that could match, not the number of rules.
+change, :func:`~yafdp.patterns.flatten.reading_plan`, read by a function written for it,
+:func:`~yafdp.patterns.flatten.compile_reader`), looks each read value up in the anchor tables, and
+runs the group of branches filed under each value found: one function written for the group
+(:func:`~yafdp.patterns.codegen.compile_group`), which skips the anchor field the look-up has already
+satisfied. The routing function itself is written for the anchor tables when the rules change. So the
+work follows the rules that could match, not the number of rules.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from itertools import count
 from typing import Any, NamedTuple
 
 from yafdp.patterns import operators as op
+from yafdp.patterns.codegen import compile_group
 from yafdp.patterns.compile import Branch
-from yafdp.patterns.flatten import Plan, flatten_members_planned, flatten_planned, reading_plan
-from yafdp.patterns.pattern import Field, Pattern, branch_matches_members, compile_check, compile_pattern
+from yafdp.patterns.flatten import Plan, compile_reader, reading_plan
+from yafdp.patterns.pattern import Field, Pattern, compile_check, compile_pattern
 
 _PREFERRED_ANCHORS = {"detail-type": 2, "source": 1}
 _LOOKUP_KINDS = frozenset({op.EXACT, op.PREFIX, op.SUFFIX})
@@ -43,6 +46,24 @@ class _Branch(NamedTuple):
     prefilter: bool  # no field allows absence, so ``check`` failing rules out a consistent match
     fields: tuple[Field, ...]
     filed_under: list[tuple[str, str, Any]]  # (index, path, key) entries to undo on removal
+    open_fields: tuple[tuple[str, list[op.Alt], Any, bool], ...]  # (path, alternatives, test, absent_ok)
+
+
+class _Group:
+    """The branches filed under one anchor value, and the function written to check them (on first use)."""
+
+    __slots__ = ("branches", "run")
+
+    def __init__(self) -> None:
+        self.branches: dict[int, _Branch] = {}
+        self.run = self._compile_and_run
+
+    def changed(self) -> None:
+        self.run = self._compile_and_run
+
+    def _compile_and_run(self, *args: Any) -> None:
+        self.run = compile_group(list(self.branches.values()))
+        self.run(*args)
 
 
 def _anchor(branch: Branch) -> tuple[int, str | None]:
@@ -87,17 +108,18 @@ class RuleSet:
         self._branches: dict[int, _Branch] = {}
         self._next_order = count()
         self._next_branch = count()
-        # Each table entry is a dict from branch id to _Branch, iterated when the key is found.
-        self._exact: dict[str, dict[Any, dict[int, _Branch]]] = {}
-        self._prefix: dict[str, dict[str, dict[int, _Branch]]] = {}
-        self._suffix: dict[str, dict[str, dict[int, _Branch]]] = {}
-        self._present: dict[str, dict[int, _Branch]] = {}
-        self._unanchored: dict[int, _Branch] = {}
+        # Each table entry is the group of branches filed under that key, run when the key is found.
+        self._exact: dict[str, dict[Any, _Group]] = {}
+        self._prefix: dict[str, dict[str, _Group]] = {}
+        self._suffix: dict[str, dict[str, _Group]] = {}
+        self._present: dict[str, _Group] = {}
+        self._unanchored = _Group()
         self._prefix_lengths: dict[str, list[int]] = {}
         self._suffix_lengths: dict[str, list[int]] = {}
         self._path_uses: Counter[str] = Counter()
         self._paths: frozenset[str] = frozenset()
         self._plan: Plan = {}
+        self._router: Any = None  # the routing function, written on first use after a change
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -136,7 +158,8 @@ class RuleSet:
             # An exact, prefix or suffix anchor is satisfied by the look-up that finds the branch.
             open_fields = tuple(f for f in fields if grade < 2 or f[0] != anchor)
             prefilter = not any(absent_ok for _path, _test, absent_ok in fields)
-            entry = _Branch(name, order, compile_check(open_fields), frozenset(branch), prefilter, fields, [])
+            entry = _Branch(name, order, compile_check(open_fields), frozenset(branch), prefilter, fields, [],
+                            tuple((path, branch[path], test, absent_ok) for path, test, absent_ok in open_fields))
             entry.filed_under.extend(self._file(branch_id, branch, entry, grade, anchor))
             self._branches[branch_id] = entry
             branch_ids.append(branch_id)
@@ -173,65 +196,49 @@ class RuleSet:
         """
         if not isinstance(event, dict):
             raise TypeError(f"an event is a JSON object (a dict), not {type(event).__name__}")
-        leaves, array_paths = flatten_planned(event, self._plan)
-        found = [self._unanchored] if self._unanchored else []
-        get = leaves.get
-        for path, table in self._exact.items():
-            values = get(path)
-            if values is not None:
-                for value in values:
-                    branches = table.get(value if type(value) is str else op.value_key(value))
-                    if branches:
-                        found.append(branches)
-        for path, table in self._prefix.items():
-            values = get(path)
-            if values is not None:
-                sizes = self._prefix_lengths[path]
-                for value in values:
-                    if type(value) is str:
-                        for size in sizes:
-                            if size > len(value):
-                                break
-                            branches = table.get(value[:size])
-                            if branches:
-                                found.append(branches)
-        for path, table in self._suffix.items():
-            values = get(path)
-            if values is not None:
-                sizes = self._suffix_lengths[path]
-                for value in values:
-                    if type(value) is str:
-                        for size in sizes:
-                            if size > len(value):
-                                break
-                            branches = table.get(value[len(value) - size :])
-                            if branches:
-                                found.append(branches)
-        for path, branches in self._present.items():
-            if path in leaves:
-                found.append(branches)
+        router = self._router
+        if router is None:
+            router = self._router = self._write_router()
+        return router(event)
 
-        matched: dict[str, int] = {}
-        members = None
-        for branches in found:
-            for rule, order, check, paths, prefilter, fields, _filed in branches.values():
-                if rule in matched:
-                    continue
-                if array_paths and len(paths & array_paths) > 1:
-                    # Two fields inside objects in arrays: they must come from the same elements.
-                    # Taking each field's values from any element is a looser test, so when it
-                    # fails (and no field may be absent) the element-by-element search can't pass.
-                    if prefilter and not check(leaves):
-                        continue
-                    if members is None:
-                        members = flatten_members_planned(event, self._plan)
-                    if branch_matches_members(fields, members):
-                        matched[rule] = order
-                elif check(leaves):
-                    matched[rule] = order
-        if len(matched) < 2:
-            return list(matched)
-        return sorted(matched, key=matched.__getitem__)
+    def _write_router(self):
+        """The routing function for the anchor tables as they are now (see the module documentation)."""
+        namespace: dict[str, Any] = {"_read": compile_reader(self._plan), "_plan": self._plan,
+                                     "_value_key": op.value_key, "_unanchored": self._unanchored}
+        body = ["def route(event):",
+                "    leaves, array_paths = _read(event)",
+                "    get = leaves.get",
+                "    matched = {}",
+                "    context = [None, _plan]"]
+        if self._unanchored.branches:
+            body.append("    _unanchored.run(leaves, array_paths, matched, event, context)")
+        for number, (path, table) in enumerate(self._exact.items()):
+            namespace[f"x{number}"] = table
+            body += [f"    values = get({path!r})",
+                     "    if values is not None:",
+                     "        for value in values:",
+                     f"            group = x{number}.get(value if type(value) is str else _value_key(value))",
+                     "            if group is not None: group.run(leaves, array_paths, matched, event, context)"]
+        for kind, tables, lengths in (("p", self._prefix, self._prefix_lengths), ("s", self._suffix, self._suffix_lengths)):
+            for number, (path, table) in enumerate(tables.items()):
+                namespace[f"{kind}{number}"], namespace[f"{kind}{number}n"] = table, lengths[path]
+                piece = "value[:size]" if kind == "p" else "value[length - size:]"
+                body += [f"    values = get({path!r})",
+                         "    if values is not None:",
+                         "        for value in values:",
+                         "            if type(value) is str:",
+                         "                length = len(value)",
+                         f"                for size in {kind}{number}n:",
+                         "                    if size > length: break",
+                         f"                    group = {kind}{number}.get({piece})",
+                         "                    if group is not None: group.run(leaves, array_paths, matched, event, context)"]
+        for number, (path, group) in enumerate(self._present.items()):
+            namespace[f"e{number}"] = group
+            body.append(f"    if {path!r} in leaves: e{number}.run(leaves, array_paths, matched, event, context)")
+        body += ["    if len(matched) < 2: return list(matched)",
+                 "    return sorted(matched, key=matched.__getitem__)"]
+        exec("\n".join(body) + "\n", namespace)  # noqa: S102 - built above from paths (as repr) and names
+        return namespace["route"]
 
     # -- index maintenance --------------------------------------------------------------------
 
@@ -241,27 +248,33 @@ class RuleSet:
         if grade >= 2:
             for alt in branch[path]:
                 if alt.kind == op.EXACT:
-                    self._exact.setdefault(path, {}).setdefault(alt.arg, {})[branch_id] = entry
+                    self._join(self._exact.setdefault(path, {}).setdefault(alt.arg, _Group()), branch_id, entry)
                     entries.append(("exact", path, alt.arg))
                 elif alt.kind == op.PREFIX:
-                    self._prefix.setdefault(path, {}).setdefault(alt.arg, {})[branch_id] = entry
+                    self._join(self._prefix.setdefault(path, {}).setdefault(alt.arg, _Group()), branch_id, entry)
                     entries.append(("prefix", path, alt.arg))
                 else:
-                    self._suffix.setdefault(path, {}).setdefault(alt.arg, {})[branch_id] = entry
+                    self._join(self._suffix.setdefault(path, {}).setdefault(alt.arg, _Group()), branch_id, entry)
                     entries.append(("suffix", path, alt.arg))
             self._refresh_lengths(path)
         elif grade == 1:
-            self._present.setdefault(path, {})[branch_id] = entry
+            self._join(self._present.setdefault(path, _Group()), branch_id, entry)
             entries.append(("present", path, None))
         else:
-            self._unanchored[branch_id] = entry
+            self._join(self._unanchored, branch_id, entry)
         return entries
+
+    @staticmethod
+    def _join(group: _Group, branch_id: int, entry: _Branch) -> None:
+        group.branches[branch_id] = entry
+        group.changed()
 
     def _forget(self, name: str) -> None:
         rule = self._rules[name]
         for branch_id in rule.branch_ids:
             branch = self._branches.pop(branch_id)
-            self._unanchored.pop(branch_id, None)
+            if self._unanchored.branches.pop(branch_id, None) is not None:
+                self._unanchored.changed()
             for index, path, key in branch.filed_under:
                 if index == "present":
                     self._drop(self._present, path, branch_id)
@@ -278,13 +291,15 @@ class RuleSet:
     def _paths_changed(self) -> None:
         self._paths = frozenset(self._path_uses)
         self._plan = reading_plan(self._paths)
+        self._router = None
 
     @staticmethod
     def _drop(table: dict, key: Any, branch_id: int) -> None:
-        branches = table.get(key)
-        if branches is not None:
-            branches.pop(branch_id, None)
-            if not branches:
+        group = table.get(key)
+        if group is not None:
+            group.branches.pop(branch_id, None)
+            group.changed()
+            if not group.branches:
                 del table[key]
 
     def _refresh_lengths(self, path: str) -> None:

@@ -40,6 +40,9 @@ class RunWriter:
         # Items written in the open transaction, and the keys of every item that exists: most reads ask about
         # an item the saga just wrote or one that does not exist yet, and neither needs SQLite.
         self.state: dict[tuple[str, str, str], dict] = {}
+        # The items the last flush wrote, kept decoded: a saga reads an order's items again moments after
+        # writing them, often just across a commit, so those reads need neither SQLite nor json.loads.
+        self.recent: dict[tuple[str, str, str], dict] = {}
         self.dirty: set[tuple[str, str, str]] = set()
         self.known: set[tuple[str, str, str]] = set(db.execute("SELECT service, kind, key FROM state"))
         self.processed: set[tuple[str, str]] = set()
@@ -55,6 +58,9 @@ class RunWriter:
     def get_state(self, service: str, kind: str, key: str) -> dict | None:
         where = (service, kind, key)
         item = self.state.get(where)
+        if item is not None:
+            return item
+        item = self.recent.get(where)  # written before the last flush: still decoded, and still the newest
         if item is not None or where not in self.known:
             return item
         row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
@@ -113,7 +119,7 @@ class RunWriter:
             state = self.state
             db.executemany(UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
             self.dirty.clear()
-            state.clear()
+            self.recent, self.state = state, {}
         self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record
         if self.events:
             db.executemany(INSERT_EVENT, self.events.values())
