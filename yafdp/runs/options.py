@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from yafdp.catalog import Catalog
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
 from yafdp.runs.workload import OutcomeRates
@@ -38,6 +39,8 @@ class RunOptions:
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
+    # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
+    catalog: Catalog | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -61,6 +64,7 @@ class RunOptions:
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
             "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,
+            "catalog_in_memory": self.catalog is not None,
             "exclude_services": list(self.exclude_services),
             "orders_file": str(self.orders_file) if self.orders_file else None,
         }
