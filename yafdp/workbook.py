@@ -60,12 +60,20 @@ def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None
     return found
 
 
+# What the HTML copies show of an output, first found first: no widget view or script (they would need the
+# network), so an output that has a widget shows its static twin (text/html) instead.
+OFFLINE_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/latex",
+                    "text/plain"]
+
+
 def html_exporter():
     """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
-    return HTMLExporter(extra_loaders=[DictLoader({"yafdp_offline.html.j2": OFFLINE_TEMPLATE})],
+    return HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": OFFLINE_PRIORITY}}),
+                        extra_loaders=[DictLoader({"yafdp_offline.html.j2": OFFLINE_TEMPLATE})],
                         template_file="yafdp_offline.html.j2")
 
 

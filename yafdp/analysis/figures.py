@@ -261,9 +261,10 @@ def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, a
     Examples
     --------
     >>> import pandas as pd
-    >>> ax = bars(pd.DataFrame({"a_b": [1, 2]}, index=["x", "y"]), title="t", xlabel="x", ylabel="n (count)")
-    >>> [t.get_text() for t in ax.get_legend().get_texts()], ax.get_ylim()[1] > 2
-    (['a b'], True)
+    >>> ax = bars(pd.DataFrame({"a_b": [1, 2], "c": [0, 1]}, index=["x", "y"]), title="t", xlabel="x",
+    ...           ylabel="n (count)")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()], bool(ax.get_ylim()[1] > 3)
+    (['a b', 'c'], True)
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -477,6 +478,18 @@ def order_timeline(timeline, *, title: str, time_label: str = "", ax=None):
                  if o in set(handled["outcome"])], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               frameon=False)
     return ax
+
+
+def timeline_panels(panels: dict, *, title: str):
+    """The same order on several clocks, one panel above the other: ``{panel title: (timeline, time_label)}``
+    (each a :func:`yafdp.analysis.trace.order_timeline` and its run's ``time_label``). Each panel has its own
+    time axis, labelled with what its clock is."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 4.2 * len(panels)), squeeze=False)
+    for ax, (panel, (timeline, time_label)) in zip(axes.flat, panels.items()):
+        order_timeline(timeline, title=panel, time_label=time_label, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
