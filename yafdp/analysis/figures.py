@@ -88,8 +88,8 @@ def flow_layout(graph: nx.DiGraph, start_event: str, base: dict | None = None) -
     columns: dict[int, list[str]] = {}
     for node in sorted(graph.nodes, key=key):
         columns.setdefault(layer[node], []).append(node)
-    for column, nodes in columns.items():
-        placed = [pos[n][1] for n in nodes if n in pos]
+    for column, nodes in sorted(columns.items()):
+        placed = [y for x, y in pos.values() if x == column]  # whoever already sits in this column
         new = [n for n in nodes if n not in pos]
         if not new:
             continue
@@ -312,8 +312,11 @@ def outcome_panels(outcomes, *, title: str, xlabel: str = "target service"):
     bars(rest, title="only the attempts that did not simply succeed", xlabel=xlabel,
          ylabel="delivery attempts (count)", ax=trouble, colours=OUTCOME_COLOURS, stacked=False,
          legend_title="outcome of the attempt", label_bars=True)
+    trouble.get_legend().remove()
+    fig.legend(handles=[Patch(color=c, label=pretty(o)) for o, c in OUTCOME_COLOURS.items() if o in outcomes.columns],
+               title="outcome of the attempt", loc="center right", fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     return fig
 
 
