@@ -76,7 +76,7 @@ class Explorer:
             return bundle
         data = widget._repr_mimebundle_(include=include, exclude=exclude)
         widget_bundle = data[0] if isinstance(data, tuple) else data
-        return {**widget_bundle, **{k: v for k, v in bundle.items() if k != "text/plain"}}
+        return {**widget_bundle, **bundle}  # the widget where it can be shown, the static view everywhere else
 
     def widget(self):
         """The interactive view: an order picker, a step slider and the step's detail."""

@@ -176,7 +176,8 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
         "verdict": "skip" if r.skipped else ("pass" if r.passed else "FAIL"),
         "checked": r.checked,
         "offenders": len(r.offenders),
-        "examples": r.skipped or "; ".join(r.offenders[:examples]) + (" …" if len(r.offenders) > examples else ""),
+        "examples": r.skipped or "; ".join(r.offenders[:examples]) + (
+            f"; and {len(r.offenders) - examples} more (check_run lists them all)" if len(r.offenders) > examples else ""),
         "promise": r.promise,
     } for r in results]).set_index("invariant")
 
