@@ -99,6 +99,8 @@ def register_workbook(commands) -> None:
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
     parser.add_argument("--backend", choices=list(BACKENDS), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
+    parser.add_argument("--solutions", action="store_true",
+                        help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
     parser.set_defaults(run=run_workbook)
 
 
@@ -108,6 +110,8 @@ def run_workbook(args) -> int:
     from yafdp.workbook import run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
+    if args.solutions:
+        parameters["solutions"] = True
     try:
         done = execute(Path(args.out), parameters, args.only)
     except PapermillExecutionError as exc:

@@ -1,6 +1,8 @@
 """Execute the workbook's notebooks with papermill into a build folder, with an HTML copy of each.
 
 ``make workbook`` calls :func:`run_workbook`; the tests call it too, so what CI proves is what users run.
+The HTML copies are self-contained for reading offline: they load no remote script (no require.js, MathJax,
+Mermaid or widget manager from a CDN), and every diagram in them is an image the notebook drew.
 """
 
 from __future__ import annotations
@@ -9,15 +11,45 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+REPOSITORY = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPOSITORY / "notebooks"
+BUILD_DIR = REPOSITORY / "build"
+
+# The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
+# the notebook, so the workbook starts kernels with only errors logged.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+# nbconvert's lab template with every block that loads a script from the network left empty.
+OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
 
 
 @dataclass(frozen=True)
 class ExecutedNotebook:
+    """One executed chapter: its name, the executed notebook, its HTML copy and how long it took."""
+
     name: str
     notebook: Path
     html: Path
     seconds: float
+
+
+def build_dir(out_dir: str | Path | None = None) -> Path:
+    """Where a chapter writes its figures and runs: ``out_dir`` when given, else the repository's ``build/``
+    (the same folder whether the notebook runs from ``notebooks/``, from the repository root or elsewhere).
+
+    Examples
+    --------
+    >>> build_dir() == BUILD_DIR
+    True
+    >>> build_dir("/tmp/x")
+    PosixPath('/tmp/x')
+    """
+    return Path(out_dir).resolve() if out_dir is not None else BUILD_DIR
 
 
 def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
@@ -28,14 +60,32 @@ def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None
     return found
 
 
+# What the HTML copies show of an output, first found first: no widget view or script (they would need the
+# network), so an output that has a widget shows its static twin (text/html) instead.
+OFFLINE_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "image/png", "image/jpeg", "text/latex",
+                    "text/plain"]
+
+
+def html_exporter():
+    """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    return HTMLExporter(config=Config({"NbConvertBase": {"display_data_priority": OFFLINE_PRIORITY}}),
+                        extra_loaders=[DictLoader({"yafdp_offline.html.j2": OFFLINE_TEMPLATE})],
+                        template_file="yafdp_offline.html.j2")
+
+
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False) -> ExecutedNotebook:
     """Execute one notebook with papermill into ``out_dir/notebooks/`` and export it to ``out_dir/html/``.
 
     The notebook gets ``out_dir`` (absolute) as a parameter, so its figures land in ``out_dir/figures/``.
+    With ``parameters={"solutions": True}`` the exercises are answered by their worked solutions (the
+    teacher's copy).
     """
     import nbformat
     import papermill
-    from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir).resolve()
     executed = out_dir / "notebooks" / path.name
@@ -47,9 +97,10 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
         str(path), str(executed),
         parameters={"out_dir": str(out_dir), **(parameters or {})},
         cwd=str(path.parent), kernel_name="python3", progress_bar=False, log_output=log_output,
+        extra_arguments=KERNEL_ARGUMENTS,
     )
     seconds = time.perf_counter() - started
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    body, _ = html_exporter().from_notebook_node(nbformat.read(executed, as_version=4))
     html.write_text(body, encoding="utf-8")
     return ExecutedNotebook(path.stem, executed, html, seconds)
 

@@ -134,4 +134,5 @@ def test_flow_graph_panels_draw_one_panel_each_and_fade_what_is_not_highlighted(
     assert [ax.get_title() for ax in fig.axes] == ["all", "failed delivery"]
     edge_alphas = {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[1].patches}
     assert edge_alphas == {figures.FADED, 1.0}
-    assert {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[0].patches} == {1.0}
+    # with nothing highlighted every edge is drawn, observers faint
+    assert {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[0].patches} == {figures.OBSERVE_ALPHA, 1.0}

@@ -1,30 +1,122 @@
-"""Every chapter of the workbook executes under papermill, as `make workbook` runs it, with its figures."""
+"""Every chapter of the workbook executes under papermill, as `make workbook` runs it, and what it shows is
+readable: whole table cells, every diagram an image (in the HTML copies too), no remote script, no warning."""
+
+import ast
+import json
+import re
 
 import pytest
 
-from yafdp.workbook import notebooks, run_notebook
+from yafdp import course
+from yafdp.workbook import NOTEBOOKS_DIR, REPOSITORY, notebooks, run_notebook
 
 CHAPTERS = notebooks()
+_EXECUTED: dict = {}
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    return tmp_path_factory.mktemp("build")
+
+
+def executed(path, build):
+    """Each chapter is executed once per test session and shared by the tests that read it."""
+    if path.stem not in _EXECUTED:
+        _EXECUTED[path.stem] = run_notebook(path, build)
+    return _EXECUTED[path.stem]
+
+
+def outputs(notebook_path):
+    notebook = json.loads(notebook_path.read_text())
+    return [(cell, output) for cell in notebook["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]]
 
 
 def test_workbook_has_its_chapters():
     names = [p.stem for p in CHAPTERS]
     assert names[:2] == ["01_identify_events", "02_map_subscriptions"]
+    assert names == list(course.CHAPTERS)
 
 
 def test_workbook_teaches_the_saga_from_deployment_to_a_new_service():
     names = {p.stem for p in CHAPTERS}
     assert names >= {"03_deploy_bus_and_handlers", "04_fire_orders", "05_event_flow_and_latency",
-                     "06_failures_and_compensations", "07_add_loyalty_service"}
+                     "06_failures_and_compensations", "07_add_loyalty_service", "09_course_summary"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_notebook_is_committed_as_a_course_chapter(path):
+    notebook = json.loads(path.read_text())
+    cells = notebook["cells"]
+    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
+    parameters = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(parameters) == 1
+    for node in ast.parse("".join(parameters[0]["source"])).body:  # plain literals only
+        ast.literal_eval(node.value)
+    intro = "".join(cells[0]["source"])
+    minutes = course.CHAPTERS[path.stem][1]
+    assert "you will" in intro and f"About {minutes} minutes" in intro
+    headings = [line for c in cells if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines()
+                if line.startswith("## ")]
+    assert headings[-2:] == ["## Exercises", "## What to try next"]
+
+
+def test_readme_lists_every_chapter_with_its_time():
+    readme = (REPOSITORY / "README.md").read_text()
+    for stem, (title, minutes) in course.CHAPTERS.items():
+        assert re.search(rf"{stem[:2]} · .*{minutes} min", readme), f"README lacks chapter {stem} with {minutes} min"
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_notebook_executes_and_saves_its_figures(path, tmp_path):
-    result = run_notebook(path, tmp_path)
+def test_notebook_executes_and_saves_its_figures(path, build):
+    result = executed(path, build)
     assert result.notebook.exists() and result.html.stat().st_size > 10_000
-    figures = list((tmp_path / "figures").glob(f"{path.stem[:2]}_*.png"))
+    figures = list((build / "figures").glob(f"{path.stem[:2]}_*.png"))
     assert figures, f"{path.name} saved no figure"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
+    result = executed(path, build)
+    for cell, output in outputs(result.notebook):
+        if output.get("name") == "stderr":  # progress lines are fine there; a warning is not
+            text = "".join(output["text"])
+            assert not re.search(r"warn", text, flags=re.I), f"{path.stem}: a cell warned: {text[:300]}"
+        table = "".join(output.get("data", {}).get("text/html", ""))
+        for text in re.findall(r"<td[^>]*>(.*?)</td>", table, flags=re.S):
+            assert not text.rstrip().endswith(("...", "…")), f"{path.stem}: a table cell is cut: {text[-80:]!r}"
+        plain = "".join(output.get("data", {}).get("text/plain", ""))
+        assert not re.search(r"^\w+\(\w+=", plain), f"{path.stem}: a raw repr is shown: {plain[:120]!r}"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_html_copy_loads_no_remote_script_and_shows_every_diagram(path, build):
+    result = executed(path, build)
+    page = result.html.read_text()
+    scripts = re.findall(r"<script[^>]*\bsrc=[\"']?(https?:[^\"' >]+)", page)
+    imports = re.findall(r"import[^;]*from\s+[\"'](https?:[^\"']+)", page)
+    assert not scripts and not imports, f"{path.stem}: remote scripts {scripts + imports}"
+    assert "```mermaid" not in page and 'class="mermaid"' not in page
+    images = 0
+    for cell in json.loads(result.notebook.read_text())["cells"]:
+        kinds = [set(o.get("data", {})) for o in cell.get("outputs", [])]
+        mermaid = any("yafdp-mermaid-source" in "".join(o.get("data", {}).get("text/html", ""))
+                      for o in cell.get("outputs", []))
+        assert not mermaid or any("image/png" in k for k in kinds), f"{path.stem}: a diagram with no image"
+        images += sum("image/png" in k for k in kinds)
+    assert page.count("data:image/png;base64") >= images
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", ["01_identify_events", "06_failures_and_compensations"])
+def test_teachers_copy_answers_every_exercise_correctly(name, tmp_path):
+    result = run_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path, {"solutions": True})
+    text = "".join("".join(o.get("text", "")) for _, o in outputs(result.notebook))
+    asked = len(re.findall(r"exercises\.check\(", result.notebook.read_text()))
+    assert text.count("✓ correct") == asked > 0
+    assert "Solution " in result.html.read_text()
 
 
 @pytest.mark.notebook
@@ -35,7 +127,6 @@ def test_notebook_executes_and_saves_its_figures(path, tmp_path):
 def test_deployment_chapters_execute_on_moto(name, parameters, run, tmp_path):
     from yafdp.analysis.check import check_run
     from yafdp.analysis.trace import load_run
-    from yafdp.workbook import NOTEBOOKS_DIR
 
     run_notebook(NOTEBOOKS_DIR / f"{name}.ipynb", tmp_path, parameters)
     assert list((tmp_path / "figures").glob(f"{name[:2]}_*.png"))

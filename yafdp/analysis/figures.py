@@ -6,10 +6,12 @@ matplotlib boilerplate.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import networkx as nx
+from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -54,58 +56,141 @@ def _event_hops(graph: nx.DiGraph) -> nx.DiGraph:
     return hops
 
 
-def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
-                    highlight: set | None = None, legend: bool = True):
-    """Draw the service → event → service graph: services as squares, events as circles (green on the happy
-    path, red on failure and compensation paths); observer subscriptions thin and grey.
+_KIND_ORDER = {"service": 0, "happy": 1, "failure": 2, "compensation": 3}
+ROW_SPACING = 1.0
 
+
+def flow_layout(graph: nx.DiGraph, start_event: str, base: dict | None = None) -> dict[str, tuple[float, float]]:
+    """Where each node of the flow graph is drawn: a column per saga step (:func:`saga_layers`), services and
+    happy-path events at the top of a column, failures and compensations under them.
+
+    ``base`` is a layout to keep: nodes it places stay exactly where they are, and a node it does not know
+    (a service added since) goes under the lowest node of its column. :func:`course_layout` is the shipped
+    catalog's layout, the one every chapter draws, so a service added in chapter 07 appears and nothing moves.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.analysis.graph import flow_graph
+    >>> full = load_catalog()
+    >>> before = flow_layout(flow_graph(full.without("loyalty")), "Order_Initiated", base=course_layout())
+    >>> all(before[n] == course_layout()[n] for n in before)
+    True
+    """
+    layer = saga_layers(graph, start_event)
+    pos = {n: xy for n, xy in (base or {}).items() if n in graph}
+    order = {n: i for i, n in enumerate(graph.nodes)}
+
+    def key(node):
+        data = graph.nodes[node]
+        return (_KIND_ORDER[data["kind"] if data["kind"] == "service" else data["event_kind"]], order[node])
+
+    columns: dict[int, list[str]] = {}
+    for node in sorted(graph.nodes, key=key):
+        columns.setdefault(layer[node], []).append(node)
+    for column, nodes in sorted(columns.items()):
+        placed = [y for x, y in pos.values() if x == column]  # whoever already sits in this column
+        new = [n for n in nodes if n not in pos]
+        if not new:
+            continue
+        if placed or base:
+            lowest = min(placed, default=ROW_SPACING)  # a column new to the layout starts on the top row
+            for i, node in enumerate(new, 1):
+                pos[node] = (float(column), lowest - i * ROW_SPACING)
+        else:  # a fresh layout: the happy path along the top row, failures and compensations under it
+            for i, node in enumerate(new):
+                pos[node] = (float(column), -i * ROW_SPACING)
+    return pos
+
+
+@lru_cache(maxsize=1)
+def _shipped_layout() -> tuple:
+    from yafdp.catalog import load_catalog
+    from yafdp.analysis.graph import flow_graph
+
+    catalog = load_catalog()
+    return tuple(flow_layout(flow_graph(catalog), catalog.bus.start_event).items())
+
+
+def course_layout() -> dict[str, tuple[float, float]]:
+    """The flow graph's layout for the whole course, computed once from the shipped catalog (``data/``)."""
+    return dict(_shipped_layout())
+
+
+NODE_STYLE = {
+    "service": {"boxstyle": "square,pad=0.5", "fc": SERVICE_COLOUR, "ec": "#1e3a8a"},
+    "happy": {"boxstyle": "round,pad=0.4", "fc": HAPPY_COLOUR, "ec": "#166534"},
+    "unhappy": {"boxstyle": "round,pad=0.4", "fc": UNHAPPY_COLOUR, "ec": "#991b1b"},
+}
+OBSERVE_ALPHA = 0.45  # observer edges are drawn faint: they watch, they do not move the order
+
+
+def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
+                    highlight: set | None = None, legend: bool = True, layout: dict | None = None):
+    """Draw the service → event → service graph: services as squares, events as rounded boxes (green on the
+    happy path, red on failure and compensation paths); observer subscriptions thin, grey and faint.
+
+    Every node sits where :func:`course_layout` puts it (``layout`` overrides), the same in every chapter.
     ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run: widths follow it, each edge
     is labelled with its count and edges never seen are faded. ``highlight`` is a set of edges to show at
     full strength (e.g. :func:`yafdp.analysis.graph.consequences`); everything else is faded.
     """
+    from matplotlib.patches import FancyArrowPatch
+
     if ax is None:
-        fig, ax = plt.subplots(figsize=(17, 8))
-    layer = saga_layers(graph, start_event)
-    nx.set_node_attributes(graph, layer, "layer")
-    pos = nx.multipartite_layout(graph, subset_key="layer", align="vertical", scale=1.0)
+        fig, ax = plt.subplots(figsize=(18, 9))
+    pos = layout or flow_layout(graph, start_event, base=course_layout())
     lit = _lit_edges(graph, edge_counts, highlight)
     lit_nodes = {n for edge in lit for n in edge} if len(lit) < graph.number_of_edges() else set(graph.nodes)
-    for shape, colour, size, nodes in (
-        ("s", SERVICE_COLOUR, 2600, [n for n, d in graph.nodes(data=True) if d["kind"] == "service"]),
-        ("o", HAPPY_COLOUR, 1500, [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] == "happy"]),
-        ("o", UNHAPPY_COLOUR, 1500, [n for n, d in graph.nodes(data=True) if d["kind"] == "event" and d["event_kind"] != "happy"]),
-    ):
-        nx.draw_networkx_nodes(graph, pos, nodelist=nodes, node_shape=shape, node_color=colour, node_size=size, ax=ax,
-                               alpha=[1.0 if n in lit_nodes else FADED for n in nodes])
-
+    boxes = {}
+    for node, data in graph.nodes(data=True):
+        style = "service" if data["kind"] == "service" else ("happy" if data["event_kind"] == "happy" else "unhappy")
+        alpha = 1.0 if node in lit_nodes else FADED + 0.1
+        label = data["label"] if data["kind"] == "service" else data["label"].replace("_", "\n", 1).replace("_", " ")
+        text = ax.text(*pos[node], label, ha="center", va="center", zorder=3,
+                       fontsize=10 if data["kind"] == "service" else 8.5,
+                       fontweight="bold" if data["kind"] == "service" else "normal",
+                       color=(0, 0, 0, max(alpha, 0.35)), bbox={**NODE_STYLE[style], "alpha": alpha})
+        boxes[node] = text
+    # Arrows are drawn after the boxes (a higher zorder), so each is clipped to its boxes as they are drawn.
     top = max(edge_counts.values(), default=1) if edge_counts else 1
-    for style, edges in _edge_styles(graph).items():
-        for alpha, group in ((1.0, [e for e in edges if e in lit]), (FADED, [e for e in edges if e not in lit])):
-            if not group:
-                continue
-            widths = [0.6 + 5 * edge_counts.get(e, 0) / top for e in group] if edge_counts else style[2]
-            if highlight is not None and alpha == 1.0:
-                widths = 3.0
-            nx.draw_networkx_edges(graph, pos, edgelist=group, style=style[0], edge_color=style[1], width=widths,
-                                   alpha=alpha, node_size=2000, arrowsize=14, connectionstyle="arc3,rad=0.08", ax=ax)
-    if edge_counts:
-        nx.draw_networkx_edge_labels(graph, pos, edge_labels={e: edge_counts[e] for e in lit if edge_counts.get(e)},
-                                     font_size=6, label_pos=0.6, rotate=False, ax=ax,
-                                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
-    labels = {n: d["label"].replace("_", "\n") for n, d in graph.nodes(data=True)}
-    nx.draw_networkx_labels(graph, pos, labels=labels, font_size=7, ax=ax)
+    for u, v, data in graph.edges(data=True):
+        linestyle, colour, width = _edge_style(data)
+        if (u, v) in lit:
+            alpha = OBSERVE_ALPHA if data.get("path") == "observe" and highlight is None else 1.0
+        else:
+            alpha = FADED
+        if edge_counts:
+            width = 0.6 + 5 * edge_counts.get((u, v), 0) / top
+        elif highlight is not None and (u, v) in lit:
+            width = 2.6
+        arrow = FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=12, linewidth=width,
+                                linestyle=linestyle, color=to_rgba(colour, alpha), zorder=3.5,
+                                connectionstyle=f"arc3,rad={0.25 if data.get('path') == 'observe' else 0.08}", patchA=boxes[u].get_bbox_patch(),
+                                patchB=boxes[v].get_bbox_patch(), shrinkA=2, shrinkB=2)
+        ax.add_patch(arrow)
+        if edge_counts and edge_counts.get((u, v)) and (u, v) in lit:
+            (x0, y0), (x1, y1) = pos[u], pos[v]
+            ax.text(x0 + 0.6 * (x1 - x0), y0 + 0.6 * (y1 - y0), str(edge_counts[(u, v)]), fontsize=8,
+                    ha="center", va="center", zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
+    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 1.1)  # room above for the observers' arcs
     ax.set_title(title)
     ax.axis("off")
     if not legend:
         return ax
     ax.legend(handles=[
-        Patch(color=SERVICE_COLOUR, label="service"),
-        Patch(color=HAPPY_COLOUR, label="event, happy path"),
-        Patch(color=UNHAPPY_COLOUR, label="event, failure / compensation"),
+        Patch(facecolor=SERVICE_COLOUR, edgecolor="#1e3a8a", label="service"),
+        Patch(facecolor=HAPPY_COLOUR, edgecolor="#166534", label="event, happy path"),
+        Patch(facecolor=UNHAPPY_COLOUR, edgecolor="#991b1b", label="event, failure / compensation"),
         Line2D([], [], color="#1f2937", label="produces / reacts (happy path)"),
         Line2D([], [], color="#b91c1c", linestyle="--", label="failure / compensation"),
-        Line2D([], [], color=OBSERVE_COLOUR, linewidth=0.6, label="observes (status, notifications)"),
-    ], loc="lower center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+        Line2D([], [], color=OBSERVE_COLOUR, alpha=OBSERVE_ALPHA, label="observes (status, notifications)"),
+    ] + ([Line2D([], [], color="#1f2937", linewidth=4, label="edge width and label: times it happened in the run")]
+         if edge_counts else []),
+        loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=9, frameon=False)
     return ax
 
 
@@ -119,7 +204,7 @@ def _lit_edges(graph: nx.DiGraph, edge_counts: dict | None, highlight: set | Non
 
 
 def flow_graph_panels(graph: nx.DiGraph, start_event: str, panels: dict[str, dict], *, columns: int = 1,
-                      panel_size: tuple[float, float] = (17, 8)):
+                      panel_size: tuple[float, float] = (18, 9)):
     """Several drawings of the same flow graph in one figure, one panel per entry of ``panels``:
     ``{title: keyword arguments of draw_flow_graph}`` (``edge_counts=…``, ``highlight=…`` or nothing).
     The legend is drawn once, under the last panel.
@@ -142,31 +227,160 @@ def flow_graph_panels(graph: nx.DiGraph, start_event: str, panels: dict[str, dic
     return fig
 
 
-def _edge_styles(graph: nx.DiGraph) -> dict[tuple, list]:
-    styles: dict[tuple, list] = {}
-    for u, v, data in graph.edges(data=True):
-        if data.get("path") == "observe":
-            key = ("solid", OBSERVE_COLOUR, 0.6)
-        elif data["happy"]:
-            key = ("solid", "#1f2937", 1.6)
-        else:
-            key = ("dashed", "#b91c1c", 1.6)
-        styles.setdefault(key, []).append((u, v))
-    return styles
+def _edge_style(data: dict) -> tuple[str, str, float]:
+    if data.get("path") == "observe":
+        return "solid", OBSERVE_COLOUR, 0.9
+    if data["happy"]:
+        return "solid", "#1f2937", 1.6
+    return "dashed", "#b91c1c", 1.6
 
 
-def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None, colours: dict | None = None):
+def pretty(name) -> str:
+    """A column or key as a reader says it: ``dead_lettered`` → ``dead lettered``, ``sqs_requests`` → ``SQS requests``.
+
+    Examples
+    --------
+    >>> pretty("step_functions_standard_transitions")
+    'Step Functions Standard transitions'
+    """
+    words = str(name).replace("_", " ").split(" ")
+    known = {"sqs": "SQS", "eventbridge": "EventBridge", "dynamodb": "DynamoDB", "lambda": "Lambda", "gb": "GB",
+             "step": "Step", "functions": "Functions", "standard": "Standard", "express": "Express"}
+    return " ".join(known.get(w, w) for w in words)
+
+
+def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None, colours: dict | None = None,
+         legend_title: str | None = None, label_bars: bool = False, rotation: float = 0):
     """A (stacked) bar chart of a DataFrame: one bar per row, one colour per column (``colours`` maps a
-    column to its colour, e.g. :data:`OUTCOME_COLOURS`)."""
+    column to its colour, e.g. :data:`OUTCOME_COLOURS`).
+
+    The legend (column names said plainly, ``legend_title`` above them) sits outside the axes, so it covers no
+    bar; the axis leaves headroom above the tallest bar; counts get whole-number ticks; ``label_bars`` writes
+    each bar's total on it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> ax = bars(pd.DataFrame({"a_b": [1, 2], "c": [0, 1]}, index=["x", "y"]), title="t", xlabel="x",
+    ...           ylabel="n (count)")
+    >>> [t.get_text() for t in ax.get_legend().get_texts()], bool(ax.get_ylim()[1] > 3)
+    (['a b', 'c'], True)
+    """
+    from matplotlib.ticker import MaxNLocator
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4))
+        _, ax = plt.subplots(figsize=(9, 4.2))
     colour = [colours.get(c, "#6b7280") for c in table.columns] if colours else None
-    table.plot.bar(stacked=stacked, ax=ax, rot=0, color=colour)
+    table.rename(columns=pretty).plot.bar(stacked=stacked, ax=ax, rot=rotation, color=colour)
+    if rotation:
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+    top = float((table.sum(axis=1) if stacked else table.max(axis=1)).max()) if len(table) else 1.0
+    ax.set_ylim(0, top * 1.12 if top > 0 else 1)
+    values = table.to_numpy().ravel()
+    if len(values) and all(float(v).is_integer() for v in values):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if label_bars:
+        totals = table.sum(axis=1) if stacked else None
+        if stacked:
+            for i, total in enumerate(totals):
+                ax.annotate(f"{total:,.0f}", (i, total), xytext=(0, 3), textcoords="offset points", ha="center",
+                            fontsize=8)
+        else:
+            for container in ax.containers:
+                ax.bar_label(container, fmt="%g", fontsize=7, padding=2)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
+    if len(table.columns) > 1 or legend_title:
+        ax.legend(title=legend_title, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    elif ax.get_legend() is not None:
+        ax.get_legend().remove()
     return ax
+
+
+def outcome_panels(outcomes, *, title: str, xlabel: str = "target service"):
+    """Delivery attempts per service by outcome, twice: every attempt, and only the attempts that did not
+    simply succeed (failed, duplicate, dead-lettered) on their own scale, so a handful of dead letters is
+    as visible as hundreds of successes. Each bar of the second panel is labelled with its count."""
+    fig, (every, trouble) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [1, 1.25]})
+    bars(outcomes, title="every attempt", xlabel=xlabel, ylabel="delivery attempts (count)", ax=every,
+         colours=OUTCOME_COLOURS)
+    every.get_legend().remove()
+    rest = outcomes.drop(columns=["ok"], errors="ignore")
+    bars(rest, title="only the attempts that did not simply succeed", xlabel=xlabel,
+         ylabel="delivery attempts (count)", ax=trouble, colours=OUTCOME_COLOURS, stacked=False,
+         legend_title="outcome of the attempt", label_bars=True)
+    trouble.get_legend().remove()
+    fig.legend(handles=[Patch(color=c, label=pretty(o)) for o, c in OUTCOME_COLOURS.items() if o in outcomes.columns],
+               title="outcome of the attempt", loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    return fig
+
+
+def cost_panels(costs, *, title: str, unit: str = "US dollars per million orders"):
+    """One panel per style (a column of ``costs``, e.g. :func:`yafdp.analysis.compare.cost_table`), each on
+    its own scale: what every billed item costs, largest first, with its value written on the bar. A style
+    whose cost is dominated by one item no longer hides the others' parts."""
+    table = costs.drop(index="total", errors="ignore")
+    fig, axes = plt.subplots(1, len(table.columns), figsize=(5.2 * len(table.columns), 4.2), squeeze=False)
+    for ax, style in zip(axes.flat, table.columns):
+        column = table[style][table[style] > 0].sort_values()
+        ax.barh([pretty(i) for i in column.index], column.values, color="#60a5fa")
+        for y, value in enumerate(column.values):
+            ax.annotate(f"${value:,.2f}", (value, y), xytext=(3, 0), textcoords="offset points", va="center",
+                        fontsize=8)
+        right = float(column.max()) if len(column) else 1.0
+        ax.set_xlim(0, right * 1.3)
+        total = costs.loc["total", style] if "total" in costs.index else column.sum()
+        ax.set_title(f"{style}: ${total:,.2f} in all")
+        ax.set_xlabel(unit)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sequence_diagram(timeline, *, title: str):
+    """One order's saga as a sequence diagram drawn as an image (the same content as
+    :func:`yafdp.analysis.trace.sequence_diagram`'s Mermaid text): a lifeline per participant, the bus in the
+    middle column, an arrow per event published (service → bus) and per delivery (bus → service), in time order.
+    A delivery that did not succeed is drawn dashed and red, with its outcome."""
+    published = timeline[timeline["what"] == "published"]["by"]
+    services = list(dict.fromkeys(list(published) + list(timeline["by"])))
+    participants = services[:1] + ["EventBridge bus"] + services[1:]
+    column = {name: i for i, name in enumerate(participants)}
+    height = 0.42 * len(timeline) + 1.2
+    fig, ax = plt.subplots(figsize=(max(9, 1.9 * len(participants)), height))
+    bottom = len(timeline) + 0.5
+    for name, x in column.items():
+        ax.plot([x, x], [0.2, bottom], color="#9ca3af", linewidth=1, zorder=1)
+        ax.text(x, -0.1, name, ha="center", va="bottom", fontsize=9, fontweight="bold",
+                bbox={"boxstyle": "round,pad=0.3", "fc": "#e0e7ff" if name == "EventBridge bus" else SERVICE_COLOUR,
+                      "ec": "#1e3a8a"})
+    bus = column["EventBridge bus"]
+    for step, (_, row) in enumerate(timeline.iterrows(), 1):
+        if row["what"] == "published":
+            start, end, colour, style, label = column[row["by"]], bus, "#1e3a8a", "-", row["event"]
+        else:
+            ok = row["outcome"] == "ok"
+            start, end = bus, column[row["by"]]
+            colour, style = ("#166534", "-") if ok else ("#b91c1c", "--")
+            label = row["event"] if ok else f"{row['event']} ({str(row['outcome']).replace('_', ' ')})"
+        ax.annotate("", xy=(end, step), xytext=(start, step),
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "linestyle": style, "linewidth": 1.3})
+        ax.text((start + end) / 2, step - 0.08, label, ha="center", va="bottom", fontsize=7.5)
+    ax.set_ylim(bottom, -0.8)
+    ax.set_xlim(-0.7, len(participants) - 0.3)
+    ax.axis("off")
+    ax.set_title(title)
+    ax.legend(handles=[Line2D([], [], color="#1e3a8a", label="a service publishes an event"),
+                       Line2D([], [], color="#166534", label="the bus delivers it, the handler succeeds"),
+                       Line2D([], [], color="#b91c1c", linestyle="--", label="a delivery that failed, repeated or was dead-lettered")],
+              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
+    return fig
 
 
 PERCENTILE_COLOURS = {50: "#2563eb", 95: "#d97706", 99: "#dc2626"}
@@ -213,9 +427,10 @@ def latency_distribution(values_ms, *, title: str, xlabel: str = "latency (ms)",
     return fig
 
 
-def cdf_by(frame, value: str, by: str, *, title: str, xlabel: str, scale: float = 1000.0, log: bool = True, ax=None):
+def cdf_by(frame, value: str, by: str, *, title: str, xlabel: str, scale: float = 1000.0, log: bool = True, ax=None,
+           unit: str = "ms"):
     """One cumulative-distribution curve per group of ``by`` (e.g. per service) of ``value`` × ``scale``
-    (seconds to milliseconds by default), the median of each group in its label."""
+    (seconds to milliseconds by default), the median of each group in its label with its ``unit``."""
     import numpy as np
 
     if ax is None:
@@ -224,7 +439,7 @@ def cdf_by(frame, value: str, by: str, *, title: str, xlabel: str, scale: float 
         values = np.sort(group[value].dropna().to_numpy() * scale)
         if len(values):
             ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                    label=f"{name} (n = {len(values)}, p50 = {np.median(values):.3g})")
+                    label=f"{name} (n = {len(values)}, p50 = {np.median(values):.3g} {unit})")
     if log:
         ax.set_xscale("log")
     ax.set_title(title)
@@ -232,7 +447,7 @@ def cdf_by(frame, value: str, by: str, *, title: str, xlabel: str, scale: float 
     ax.set_ylabel("fraction at or below")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=by.replace("_", " "), loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
 
 
@@ -263,8 +478,21 @@ def order_timeline(timeline, *, title: str, time_label: str = "", ax=None):
     ax.grid(axis="x", alpha=0.3)
     ax.legend(handles=[Line2D([], [], marker="D", color="#1e3a8a", linestyle="", label="event published")]
               + [Patch(color=c, label=f"handler call: {o.replace('_', ' ')}") for o, c in OUTCOME_COLOURS.items()
-                 if o in set(handled["outcome"])], fontsize=8, loc="lower right")
+                 if o in set(handled["outcome"])], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)
     return ax
+
+
+def timeline_panels(panels: dict, *, title: str):
+    """The same order on several clocks, one panel above the other: ``{panel title: (timeline, time_label)}``
+    (each a :func:`yafdp.analysis.trace.order_timeline` and its run's ``time_label``). Each panel has its own
+    time axis, labelled with what its clock is."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 4.2 * len(panels)), squeeze=False)
+    for ax, (panel, (timeline, time_label)) in zip(axes.flat, panels.items()):
+        order_timeline(timeline, title=panel, time_label=time_label, ax=ax)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,

@@ -179,7 +179,8 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
         "verdict": "skip" if r.skipped else ("pass" if r.passed else "FAIL"),
         "checked": r.checked,
         "offenders": len(r.offenders),
-        "examples": r.skipped or "; ".join(r.offenders[:examples]) + (" …" if len(r.offenders) > examples else ""),
+        "examples": r.skipped or "; ".join(r.offenders[:examples]) + (
+            f"; and {len(r.offenders) - examples} more (check_run lists them all)" if len(r.offenders) > examples else ""),
         "promise": r.promise,
     } for r in results]).set_index("invariant")
 
@@ -192,3 +193,36 @@ def style_verdicts(table: pd.DataFrame):
     """A :func:`invariants_table` coloured by verdict (green pass, red FAIL, grey skip), left-aligned text."""
     return (table.style.map(lambda v: VERDICT_STYLES.get(v, ""), subset=["verdict"])
             .set_properties(subset=["examples", "promise"], **{"text-align": "left"}))
+
+
+BUS_COUNTS = {
+    "published": "events published on the bus",
+    "delivered": "deliveries whose handler succeeded",
+    "failed": "handler attempts that failed and were retried",
+    "duplicates": "extra copies delivered (at-least-once) and recognised as already processed",
+    "dead_lettered": "deliveries that exhausted their retries and went to a dead-letter queue",
+    "refused": "publications refused before reaching the bus (schema, source, unknown detail-type)",
+}
+
+
+def bus_counts(stats) -> pd.DataFrame:
+    """What ``bus.run()`` returns (its counters), one row each, with what the number counts.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> int(bus_counts(SimpleNamespace(published=3, refused=0)).loc["published", "count"])
+    3
+    """
+    from dataclasses import asdict, is_dataclass
+
+    values = asdict(stats) if is_dataclass(stats) else vars(stats)
+    return pd.DataFrame([{"counter": name.replace("_", " "), "count": value, "what it counts": BUS_COUNTS.get(name, "")}
+                         for name, value in values.items()]).set_index("counter")
+
+
+def source_lines(mentions: dict[str, list[int]], word: str) -> pd.DataFrame:
+    """:func:`yafdp.analysis.extension.modules_mentioning` as a table: each module and the lines that mention
+    ``word``."""
+    return pd.DataFrame([{"module": f"yafdp/services/{module}.py", f"lines mentioning {word!r}": ", ".join(map(str, lines)),
+                          "how many": len(lines)} for module, lines in mentions.items()]).set_index("module")

@@ -180,9 +180,16 @@ def _load_bus(file: Path) -> Bus:
 def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
     doc = read_json(file)
     shape_check(file, doc, _SERVICE_SHAPE)
+    if file.stem != doc["service"]:
+        raise CatalogError(file, "service", f"service {doc['service']!r} must live in a file named {doc['service']}.json")
+    return service_from_document(file, doc, bus)
+
+
+def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Service, dict[str, EventType]]:
+    """A service and its events from a service document (what ``data/services/<name>.json`` holds), checked
+    as the loader checks a file; ``file`` names where the document comes from in error messages."""
+    shape_check(file, doc, _SERVICE_SHAPE)
     name = doc["service"]
-    if file.stem != name:
-        raise CatalogError(file, "service", f"service {name!r} must live in a file named {name}.json")
     expected_source = bus.source_prefix + name
     if doc["source"] != expected_source:
         raise CatalogError(file, "source", f"is {doc['source']!r}; a service's source must be {expected_source!r}")

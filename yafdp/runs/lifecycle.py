@@ -49,7 +49,7 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
 def start_saga(options: RunOptions) -> Bus:
     """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
     inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
-    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
+    catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
     catalog.compile_schemas()  # before run.db exists: a run killed after that is already described in it
     world = load_marketplace(options.catalog_dir)
     out = Path(options.out)

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from yafdp.catalog import Catalog
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
 from yafdp.runs.workload import OutcomeRates
@@ -40,6 +41,8 @@ class RunOptions:
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
     concurrency: int = 4  # moto: pollers per service queue, each running the handlers in a thread of its own
     point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
+    # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
+    catalog: Catalog | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -65,6 +68,7 @@ class RunOptions:
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
             "concurrency": self.concurrency, "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,
+            "catalog_in_memory": self.catalog is not None,
             "exclude_services": list(self.exclude_services),
             "orders_file": str(self.orders_file) if self.orders_file else None,
         }

@@ -1,0 +1,97 @@
+"""What every chapter's first cell calls, and small display helpers for the notebooks.
+
+:func:`setup` makes tables show their whole content (pandas cuts text at 50 characters by default: the
+descriptions, patterns, IAM conditions and dead-letter messages are the content) and resolves the build
+folder. :func:`show_source` shows a function's code, :func:`show_diagram` a diagram drawn as an image with its
+Mermaid text beside it, so the offline HTML copies show every diagram too.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from pathlib import Path
+
+import pandas as pd
+
+from yafdp.workbook import build_dir
+
+
+def setup(out_dir: str | Path | None = None) -> str:
+    """Set the display options of the workbook and return the build folder (as a string, for f-strings).
+
+    ``out_dir=None`` is the repository's ``build/``, wherever the notebook is run from.
+
+    Examples
+    --------
+    >>> folder = setup(None)
+    >>> pd.get_option("display.max_colwidth") is None and folder.endswith("build")
+    True
+    """
+    pd.set_option("display.max_colwidth", None)  # never cut a cell's text
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.precision", 3)
+    folder = build_dir(out_dir)
+    (folder / "figures").mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+class Html:
+    """An object that Jupyter displays as the given HTML (and as ``text`` where HTML is not shown)."""
+
+    def __init__(self, markup: str, text: str = ""):
+        self.markup, self.text = markup, text
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __repr__(self) -> str:
+        return self.text or self.markup
+
+
+def show_source(*functions, title: str | None = None) -> Html:
+    """The source of one or more functions as a code block, with the file each comes from.
+
+    Examples
+    --------
+    >>> from yafdp.services.payment import charge_order
+    >>> "def charge_order" in show_source(charge_order).text
+    True
+    """
+    blocks, texts = [], []
+    for function in functions:
+        source = inspect.getsource(function)
+        module = inspect.getmodule(function)
+        where = Path(inspect.getsourcefile(function) or "?")
+        try:
+            where = where.relative_to(Path(__file__).resolve().parents[2])
+        except ValueError:
+            pass
+        name = f"{module.__name__}.{function.__qualname__}" if module else function.__qualname__
+        blocks.append(f"<p><code>{html.escape(name)}</code> — <code>{html.escape(str(where))}</code></p>"
+                      f"<pre style='font-size: 0.85em; line-height: 1.3; white-space: pre-wrap'>"
+                      f"{html.escape(source)}</pre>")
+        texts.append(f"# {name} ({where})\n{source}")
+    heading = f"<p><b>{html.escape(title)}</b></p>" if title else ""
+    return Html(heading + "".join(blocks), "\n".join(texts))
+
+
+def show_diagram(figure, mermaid: str, *, name: str, out_dir: str | Path | None) -> None:
+    """Display a diagram as an image drawn from the run or catalog (a PNG output: visible in JupyterLab and in
+    the offline HTML copies alike), with the same diagram's Mermaid text folded under it. The figure is saved
+    as ``<out_dir>/figures/<name>.png`` and closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    from yafdp.analysis.figures import save
+
+    save(figure, name, out_dir)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    display(Image(buffer.getvalue(), format="png"))
+    display(Html(f"<details><summary>the same diagram as Mermaid text</summary>"
+                 f"<pre class='yafdp-mermaid-source'>{html.escape(mermaid)}</pre></details>", mermaid))

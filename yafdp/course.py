@@ -1,0 +1,62 @@
+"""The workbook as a course: its chapters with their time estimates, and the glossary chapter 09 prints.
+
+The README's chapter list and each notebook's first cell say the same times; ``tests/notebooks`` checks that
+they agree.
+"""
+
+from __future__ import annotations
+
+CHAPTERS = {  # notebook stem: (title, minutes for a learner who reads, runs and does the exercises)
+    "01_identify_events": ("Identify the events", 25),
+    "02_map_subscriptions": ("Map the subscriptions", 25),
+    "03_deploy_bus_and_handlers": ("Deploy the bus and handlers", 30),
+    "04_fire_orders": ("Fire orders", 30),
+    "05_event_flow_and_latency": ("Event flow and latency", 25),
+    "06_failures_and_compensations": ("Failures and compensations", 35),
+    "07_add_loyalty_service": ("Add the Loyalty service, then your own", 35),
+    "08_choreography_vs_orchestration": ("Choreography vs orchestration", 40),
+    "09_course_summary": ("What the course showed, and a glossary", 15),
+}
+
+GLOSSARY = {
+    "saga": "A business transaction made of local steps, each committed on its own by one service, with a "
+            "compensation for every step that can be followed by a failure. There is no global rollback.",
+    "choreography": "A saga with no coordinator: each service reacts to events on a bus and publishes what it "
+                    "did. The flow exists only in the subscriptions (chapters 02, 05).",
+    "orchestration": "A saga run by a coordinator (here a Step Functions state machine) that calls each service "
+                     "in turn and decides what comes next (chapter 08).",
+    "compensation": "A step that semantically undoes an earlier one (a refund for a charge, points taken back), "
+                    "run when a later step fails. It is new work, not an undo of the log (chapter 06).",
+    "idempotency": "Doing something twice has the effect of doing it once. Here two layers: the per-(rule, "
+                   "event id) delivery record, and business keys such as one charge per order id (chapter 06).",
+    "outbox": "A handler's events are stored with its state change and sent only once that commits, so an "
+              "event is never published for a change that was lost, nor a change kept without its event.",
+    "tombstone": "A record that something did not or must not happen, kept so that a late message changes "
+                 "nothing: Loyalty's failed_before_award for a failure that overtook its confirmation (chapter 07).",
+    "at-least-once": "The delivery promise of EventBridge and SQS: every event arrives, possibly more than once "
+                     "and in any order. Handlers must be idempotent and order-tolerant.",
+    "DLQ": "Dead-letter queue: where a message goes when it cannot be processed after its retries, with why. "
+           "On this topology there are two: the rule target's (EventBridge could not deliver) and the service "
+           "queue's (the function kept failing) (chapters 03, 06).",
+    "redrive": "Sending dead letters back to where they failed, once the cause is fixed; safe only because "
+               "handlers are idempotent (chapter 06).",
+    "replay": "Publishing archived events again for a time window (EventBridge archive and replay); consumers "
+              "see them again, so business-key idempotency matters.",
+}
+
+
+def chapter_table():
+    """The chapters with their time estimates, as a table (and the total)."""
+    import pandas as pd
+
+    table = pd.DataFrame([{"chapter": stem[:2], "title": title, "minutes": minutes}
+                          for stem, (title, minutes) in CHAPTERS.items()]).set_index("chapter")
+    table.loc["all"] = ["the whole course", int(table["minutes"].sum())]
+    return table
+
+
+def glossary_table():
+    """The glossary as a table, one term a row."""
+    import pandas as pd
+
+    return pd.DataFrame([{"term": term, "meaning": meaning} for term, meaning in GLOSSARY.items()]).set_index("term")

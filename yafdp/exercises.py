@@ -1,0 +1,420 @@
+"""The workbook's exercises: a question per chapter or two, a check that says what is wrong with an answer,
+and a worked solution a teacher can render (``yafdp workbook --solutions`` runs every chapter with them).
+
+In a notebook::
+
+    exercises.ask("06.idempotent-refund")            # the question
+    answer = ...                                      # the learner's answer
+    exercises.check("06.idempotent-refund", answer)  # ✓, or what is wrong
+
+A check never raises on a wrong answer: it prints what is wrong and returns False, so a chapter still runs
+to its end. ``check(key, solution(key))`` holds for every exercise (the test suite proves it).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import networkx as nx
+
+from yafdp.catalog import Catalog, load_catalog
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: its question, a check returning the problems of an answer (none: correct), and a worked
+    solution (a function returning the answer) with what it teaches."""
+
+    key: str
+    question: str
+    check: Callable[..., list[str]]
+    solution: Callable[..., Any]
+    explanation: str
+    context: tuple[str, ...] = field(default=())  # what check and solution need besides the answer (e.g. "run")
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(key: str, question: str, explanation: str, context: tuple[str, ...] = (), *, solution: Callable):
+    """Register ``check`` (the decorated function) with its worked ``solution``."""
+    def register(check):
+        EXERCISES[key] = Exercise(key, question, check, solution, explanation, context)
+        return check
+    return register
+
+
+def _catalog(context: dict) -> Catalog:
+    return context.get("catalog") or load_catalog()
+
+
+# ---- 01 · Identify the events ------------------------------------------------------------------------------
+
+def _nothing_to_undo(context) -> set[str]:
+    catalog = _catalog(context)
+    return {e.name for e in catalog.events.values() if e.kind == "failure"
+            and not any(s.path != "observe" for s in catalog.consumers(e.name))}
+
+
+def _01_solution(**context):
+    catalog = _catalog(context)
+    return sorted(e.name for e in catalog.events.values() if e.kind == "failure"
+                  and not any(s.path != "observe" for s in catalog.consumers(e.name)))
+
+
+@exercise("01.nothing-to-undo",
+          "Which failure events need no compensation at all (nothing had changed yet when they happened)? "
+          "Answer with a list of event names.",
+          "A compensation undoes an earlier step. When the first step that changes the world fails, there is "
+          "nothing to undo: the failure only has observers.",
+          solution=_01_solution)
+def _01_check(answer, **context) -> list[str]:
+    expected = _nothing_to_undo(context)
+    if not isinstance(answer, (list, tuple, set)):
+        return ["answer with a list of event names, e.g. ['Some_Event']"]
+    given = set(answer)
+    unknown = sorted(given - set(_catalog(context).events))
+    problems = [f"{e!r} is not an event of the catalog" for e in unknown]
+    problems += [f"{e!r} sets a compensation in motion: see tables.failure_paths(catalog)" for e in sorted(given - expected - set(unknown))]
+    problems += [f"one is missing: a failure whose only listeners observe it" for _ in sorted(expected - given)][:1]
+    return problems
+
+
+def _01b_solution(**context):
+    return {"order_id": "ord-ex-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
+            "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}],
+            "amount": 25.5, "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+
+
+@exercise("01.valid-order",
+          "Write the detail of an Order_Initiated event for three margheritas at 8.50 EUR each: it must pass "
+          "the event's schema and its amount must be what the items add up to.",
+          "The schema is the contract: the bus refuses a detail that breaks it before anything is published. "
+          "The total is the project's own business rule, not the schema's.",
+          solution=_01b_solution)
+def _01b_check(answer, **context) -> list[str]:
+    catalog = _catalog(context)
+    if not isinstance(answer, dict):
+        return ["answer with a dict, the event's detail"]
+    try:
+        catalog.validate_detail("Order_Initiated", answer)
+    except Exception as exc:  # fastjsonschema says which field
+        return [f"the schema refuses it: {exc}"]
+    problems = []
+    items = answer.get("items", [])
+    total = round(sum(i.get("quantity", 0) * i.get("unit_price", 0) for i in items), 2)
+    if sum(i.get("quantity", 0) for i in items) != 3:
+        problems.append("the order should hold three items (quantity adds up to 3)")
+    if round(answer.get("amount", 0), 2) != total:
+        problems.append(f"amount is {answer.get('amount')}, the items add up to {total}")
+    return problems
+
+
+# ---- 02 · Map the subscriptions ----------------------------------------------------------------------------
+
+def _02_solution(**context):
+    catalog = _catalog(context)
+    return sorted({s.service for s in catalog.consumers("Delivery_Failed") if s.path != "observe"})
+
+
+@exercise("02.who-compensates",
+          "Which services act (not only observe) when Delivery_Failed is published? Answer with a list of "
+          "service names.",
+          "Read the Delivery_Failed row of the subscription matrix: every 'compensation' cell is a service "
+          "that undoes its own step, in parallel, without knowing of the others.",
+          solution=_02_solution)
+def _02_check(answer, **context) -> list[str]:
+    expected = set(_02_solution(**context))
+    if not isinstance(answer, (list, tuple, set)):
+        return ["answer with a list of service names"]
+    given = set(answer)
+    problems = [f"{s!r} does not act on Delivery_Failed (it observes it, or does not listen)" for s in sorted(given - expected)]
+    problems += [f"a service is missing: {len(expected - given)} more act on it" for _ in [1] if expected - given]
+    return problems
+
+
+def _02b_solution(**context):
+    return {"source": ["yafdp.payment"], "detail-type": ["Payment_Success", "Payment_Failed"]}
+
+
+@exercise("02.pattern",
+          "Write an EventBridge event pattern that matches Payment_Success and Payment_Failed, and no other "
+          "event of the catalog.",
+          "A rule names what it wants on source and detail-type; EventBridge matches each field against a "
+          "list of allowed values (an OR within a field, an AND across fields).",
+          solution=_02b_solution)
+def _02b_check(answer, **context) -> list[str]:
+    from yafdp.patterns import compile_pattern
+
+    catalog = _catalog(context)
+    if not isinstance(answer, dict):
+        return ["answer with a dict, an event pattern"]
+    try:
+        pattern = compile_pattern(answer)
+    except Exception as exc:
+        return [f"EventBridge would refuse the pattern: {exc}"]
+    matched = {name for name, ev in catalog.events.items()
+               if pattern.matches({"source": ev.source, "detail-type": name, "detail": {}})}
+    wanted = {"Payment_Success", "Payment_Failed"}
+    problems = [f"it also matches {e}" for e in sorted(matched - wanted)]
+    problems += [f"it does not match {e}" for e in sorted(wanted - matched)]
+    return problems
+
+
+# ---- 03 · Deploy -------------------------------------------------------------------------------------------
+
+def _03_solution(**context):
+    from yafdp.plan import build_plan
+
+    plan = build_plan(_catalog(context))
+    return {"rules": len(plan.rules), "dead-letter queues": len(plan.rules) + len(plan.services)}
+
+
+@exercise("03.count-resources",
+          "How many rules does the deployment plan create, and how many dead-letter queues in all? Answer "
+          "{'rules': …, 'dead-letter queues': …}.",
+          "One rule per subscription, each with its own target dead-letter queue (EventBridge could not "
+          "deliver), plus one dead-letter queue per service queue (the function kept failing).",
+          solution=_03_solution)
+def _03_check(answer, **context) -> list[str]:
+    expected = _03_solution(**context)
+    if not isinstance(answer, dict):
+        return ["answer with a dict {'rules': …, 'dead-letter queues': …}"]
+    problems = []
+    for key, value in expected.items():
+        if answer.get(key) != value:
+            hint = ("count the rows of tables.plan_rules(plan)" if key == "rules"
+                    else "there are two kinds: one per rule target, one per service queue (tables.plan_queues)")
+            problems.append(f"{key}: {answer.get(key)!r} is not right; {hint}")
+    return problems
+
+
+# ---- 04 · Fire orders --------------------------------------------------------------------------------------
+
+def _04_solution(**context):
+    return sorted({s.service for s in _catalog(context).consumers("Order_Initiated")})
+
+
+@exercise("04.fan-out",
+          "To which services does the bus deliver Order_Initiated? Answer with a list of service names.",
+          "Payment acts on it (it charges); Notification observes it (it tells the customer). The Order service "
+          "published it and sets the status itself, so it does not subscribe to its own event.",
+          solution=_04_solution)
+def _04_check(answer, **context) -> list[str]:
+    expected = set(_04_solution(**context))
+    if not isinstance(answer, (list, tuple, set)):
+        return ["answer with a list of service names"]
+    given = set(answer)
+    problems = [f"{s!r} has no rule matching Order_Initiated" for s in sorted(given - expected)]
+    problems += [f"{s!r} receives it too (see tables.subscription_matrix)" for s in sorted(expected - given)]
+    return problems
+
+
+# ---- 05 · Latency ------------------------------------------------------------------------------------------
+
+def _05_solution(**context):
+    from yafdp.analysis.graph import causal_graph
+
+    causes = causal_graph(_catalog(context))
+    start = _catalog(context).bus.start_event
+    return {"delivered": nx.shortest_path_length(causes, start, "Delivery_Scheduled"),
+            "no courier": nx.shortest_path_length(causes, start, "Delivery_Failed") + 1}
+
+
+@exercise("05.hops",
+          "How many hops (event deliveries one after another) follow Order_Initiated before the saga's last "
+          "step, for a delivered order and for an order no courier could take (its last step is the refund)? "
+          "Answer {'delivered': …, 'no courier': …}.",
+          "The saga's length is its chain of hops: payment, restaurant, delivery for a delivered order; one more "
+          "(the refund after Delivery_Failed) when no courier can take it. On AWS each hop costs tens to "
+          "hundreds of milliseconds, so the chain, not the handlers, sets the end-to-end latency there.",
+          solution=_05_solution)
+def _05_check(answer, **context) -> list[str]:
+    expected = _05_solution(**context)
+    if not isinstance(answer, dict):
+        return ["answer with a dict {'delivered': …, 'no courier': …}"]
+    return [f"{k}: {answer.get(k)!r} hops is not right; follow the arrows of the causal graph from Order_Initiated"
+            for k, v in expected.items() if answer.get(k) != v]
+
+
+# ---- 06 · Failures -----------------------------------------------------------------------------------------
+
+class MemoryUnitOfWork:
+    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published."""
+
+    def __init__(self, world=None):
+        self.items: dict[tuple[str, str], dict] = {}
+        self.published: list[tuple[str, dict]] = []
+        self.world = world
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return self.items.get((kind, key))
+
+    def put(self, kind: str, key: str, item: dict) -> None:
+        self.items[(kind, key)] = item
+
+    def add(self, kind: str, key: str, item: dict) -> bool:
+        if (kind, key) in self.items:
+            return False
+        self.items[(kind, key)] = item
+        return True
+
+    def publish(self, detail_type: str, detail: dict, *, source: str | None = None) -> None:
+        self.published.append((detail_type, detail))
+
+
+def _refund(event, uow):
+    order_id = event["detail"]["order_id"]
+    if uow.get("refund", order_id):  # the business key: one refund per order, whatever the event id
+        return
+    uow.put("refund", order_id, {"order_id": order_id, "amount": event["detail"]["amount"]})
+    uow.publish("Payment_Refunded", {"order_id": order_id, "amount": event["detail"]["amount"]})
+
+
+def _06_solution(**context):
+    return _refund
+
+
+@exercise("06.idempotent-refund",
+          "Write a handler refund(event, uow) that stores a refund (uow.put('refund', order_id, {...})) and "
+          "publishes Payment_Refunded once per order, even when the failure is published twice with two "
+          "different event ids (a producer that retried its PutEvents call).",
+          "Two layers of idempotency: the bus records each (rule, event id) it processed, which skips a "
+          "duplicate delivery of the same event; but a republished event has a new id, so only a business key "
+          "(one refund per order id) stops a second refund.",
+          solution=_06_solution)
+def _06_check(answer, **context) -> list[str]:
+    if not callable(answer):
+        return ["answer with a function refund(event, uow)"]
+    uow = MemoryUnitOfWork()
+    detail = {"order_id": "ord-ex-6", "customer_id": "cus-ada", "amount": 17.0}
+    try:
+        for event_id in ("evt-1", "evt-2"):  # the same failure, published twice
+            answer({"id": event_id, "detail-type": "Delivery_Failed", "detail": dict(detail)}, uow)
+    except Exception as exc:
+        return [f"the handler raised {type(exc).__name__}: {exc}"]
+    refunds = [k for k in uow.items if k[0] == "refund"]
+    problems = []
+    if len(refunds) != 1:
+        problems.append(f"{len(refunds)} refund item(s) stored; expected one, under the order id")
+    published = [e for e, _ in uow.published if e == "Payment_Refunded"]
+    if len(published) != 1:
+        problems.append(f"Payment_Refunded published {len(published)} times for one order; key the check on "
+                        "the order id, not the event id")
+    return problems
+
+
+# ---- 07 · Add a service ------------------------------------------------------------------------------------
+
+def _07_solution(**context):
+    from yafdp.catalog.inline import example_document
+
+    def ask_for_review(event, uow):
+        order = event["detail"]
+        if uow.get("request", order["order_id"]):
+            return  # asked already: one request per order, whatever the event id
+        uow.put("request", order["order_id"], {"order_id": order["order_id"]})
+        uow.publish("Rating_Requested", {"order_id": order["order_id"], "customer_id": order["customer_id"]})
+
+    return example_document("rating"), {"ask_for_review": ask_for_review}
+
+
+@exercise("07.rating-service",
+          "Write a Rating service that asks for a review once a courier is booked (Delivery_Scheduled) by "
+          "publishing Rating_Requested: a service document and its handler, as (document, {name: function}).",
+          "A new capability joins a choreography by subscribing: one document, one handler, and no other "
+          "service changes. The check runs a batch with it and compares the plans.",
+          context=("out_dir",),
+          solution=_07_solution)
+def _07_check(answer, **context) -> list[str]:
+    import tempfile
+
+    from yafdp.analysis import trace
+    from yafdp.analysis.extension import diff_plans
+    from yafdp.catalog.inline import add_service
+    from yafdp.plan import build_plan
+    from yafdp.runs import RunOptions, run_saga
+
+    try:
+        document, handlers = answer
+    except (TypeError, ValueError):
+        return ["answer with a pair (document, {handler name: function})"]
+    base = _catalog(context)
+    try:
+        extended = add_service(base, document, handlers)
+    except Exception as exc:
+        return [f"the catalog refuses it: {exc}"]
+    name = document["service"]
+    changed = [c for c in diff_plans(build_plan(base), build_plan(extended)) if c.change != "unchanged"]
+    problems = [f"the plan changes {c.kind} {c.name} ({c.change}), which is not {name}'s"
+                for c in changed if c.change != "added" or c.service != name]
+    out = context.get("out_dir") or tempfile.mkdtemp()
+    run_saga(RunOptions(orders=12, seed=3, out=f"{out}/runs/07_exercise", catalog=extended))
+    run = trace.load_run(f"{out}/runs/07_exercise")
+    delivered = set(run.orders[run.orders["status"] == "DELIVERY_SCHEDULED"]["order_id"])
+    asked = run.events[run.events["detail_type"] == "Rating_Requested"]["order_id"]
+    if set(asked) != delivered:
+        problems.append(f"{len(set(asked))} orders asked for a review, {len(delivered)} were delivered")
+    if asked.duplicated().any():
+        problems.append("an order was asked twice")
+    return problems
+
+
+# ---- 08 · Choreography vs orchestration --------------------------------------------------------------------
+
+def _08_solution(costs=None, **context):
+    return str(costs["orchestration (Standard)"].drop("total").idxmax())
+
+
+@exercise("08.dominant-cost",
+          "In the cost table, which billed item makes most of the Standard workflow's cost? Answer with the "
+          "row's name.",
+          "A Standard workflow bills every state transition; each order enters a dozen states or more, so the "
+          "transitions outweigh everything else. Express bills requests and duration instead.",
+          context=("costs",),
+          solution=_08_solution)
+def _08_check(answer, costs=None, **context) -> list[str]:
+    expected = _08_solution(costs=costs)
+    if answer != expected:
+        return [f"{answer!r} is not the largest item of the Standard column; sort it: "
+                "costs['orchestration (Standard)'].sort_values()"]
+    return []
+
+
+# ---- notebook helpers --------------------------------------------------------------------------------------
+
+def ask(key: str):
+    """Display an exercise's question."""
+    from yafdp.analysis.notebook import Html
+
+    return Html(f"<p><b>Exercise {key}.</b> {EXERCISES[key].question}</p>", f"Exercise {key}. {EXERCISES[key].question}")
+
+
+def check(key: str, answer, **context) -> bool:
+    """Check an answer: print ✓ and return True, or print what is wrong and return False (never raises for a
+    wrong answer, so a chapter runs to its end). ``None`` means no answer yet."""
+    if answer is None:
+        print(f"Exercise {key}: no answer yet. Replace None with yours and run the cell again.")
+        return False
+    problems = EXERCISES[key].check(answer, **context)
+    if problems:
+        print(f"Exercise {key}: not yet.\n" + "\n".join(f"  ✗ {p}" for p in problems))
+        return False
+    print(f"Exercise {key}: ✓ correct. {EXERCISES[key].explanation}")
+    return True
+
+
+def solution(key: str, **context):
+    """The worked solution's answer (what ``yafdp workbook --solutions`` puts in the answer cells)."""
+    return EXERCISES[key].solution(**context)
+
+
+def show_solution(key: str):
+    """The worked solution: its code and what it teaches (for the teacher's copy)."""
+    from yafdp.analysis.notebook import Html, show_source
+
+    code = show_source(EXERCISES[key].solution)
+    return Html(f"<p><b>Solution {key}.</b> {EXERCISES[key].explanation}</p>" + code.markup,
+                f"Solution {key}. {EXERCISES[key].explanation}\n{code.text}")
