@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from yafdp.analysis.notebook import REPOSITORY
+
 NOTEBOOKS_DIR = REPOSITORY / "notebooks"
-BUILD_DIR = REPOSITORY / "build"
 
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.
@@ -36,20 +36,6 @@ class ExecutedNotebook:
     notebook: Path
     html: Path
     seconds: float
-
-
-def build_dir(out_dir: str | Path | None = None) -> Path:
-    """Where a chapter writes its figures and runs: ``out_dir`` when given, else the repository's ``build/``
-    (the same folder whether the notebook runs from ``notebooks/``, from the repository root or elsewhere).
-
-    Examples
-    --------
-    >>> build_dir() == BUILD_DIR
-    True
-    >>> build_dir("/tmp/x")
-    PosixPath('/tmp/x')
-    """
-    return Path(out_dir).resolve() if out_dir is not None else BUILD_DIR
 
 
 def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from yafdp import course
+from yafdp.analysis import course
 from yafdp.workbook import NOTEBOOKS_DIR, REPOSITORY, notebooks, run_notebook
 
 CHAPTERS = notebooks()

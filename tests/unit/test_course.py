@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from yafdp import exercises
+from yafdp.analysis import exercises
 from yafdp.analysis import figures
 from yafdp.analysis.graph import flow_graph
 from yafdp.catalog import CatalogError, load_catalog

@@ -14,7 +14,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from yafdp.workbook import build_dir
+REPOSITORY = Path(__file__).resolve().parents[2]
+BUILD_DIR = REPOSITORY / "build"
+
+
+def build_dir(out_dir: str | Path | None = None) -> Path:
+    """Where a chapter writes its figures and runs: ``out_dir`` when given, else the repository's ``build/``
+    (the same folder whether the notebook runs from ``notebooks/``, from the repository root or elsewhere).
+
+    Examples
+    --------
+    >>> build_dir() == BUILD_DIR
+    True
+    >>> build_dir("/tmp/x")
+    PosixPath('/tmp/x')
+    """
+    return Path(out_dir).resolve() if out_dir is not None else BUILD_DIR
 
 
 def setup(out_dir: str | Path | None = None) -> str:
