@@ -110,6 +110,7 @@ class LocalBus:
         self._timing_rng = random.Random(f"{seed}:{session}:timing")
         self._rules = {r.name: r for r in plan.rules}
         self._services = {s.name: s for s in plan.services}
+        self._unreachable = {r.name: self._plan_failure(r) for r in plan.rules}
         self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
         self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
         self._handlers.update(handlers or {})
@@ -204,6 +205,13 @@ class LocalBus:
     def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
         """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
         not exist, or its policy does not let this rule send), or an injected failure; None when it can."""
+        failure = self._unreachable[rule.name]
+        if failure is None and self.target_faults is not None:
+            return self.target_faults(rule.name, attempt)
+        return failure
+
+    def _plan_failure(self, rule: RulePlan) -> tuple[str, str] | None:
+        """What the plan itself makes fail for every delivery to ``rule``'s target (worked out once per rule)."""
         if rule.target.kind == "queue":
             service = self._services.get(rule.service)
             if service is None or service.queue != rule.target.queue:
@@ -213,7 +221,7 @@ class LocalBus:
                                           f"from rule {self.plan.rule_arn(rule.name)}")
         elif rule.service not in self._services:
             return "NO_RESOURCE", f"function of service {rule.service} does not exist"
-        return self.target_faults(rule.name, attempt) if self.target_faults is not None else None
+        return None
 
     def _send(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
               again: bool) -> None:
