@@ -1,0 +1,133 @@
+"""The composition root: the one place that knows which backends exist and wires a run's bus from its parts.
+
+:data:`BACKENDS` maps a backend name to the factory that opens its bus; every factory takes the run's options,
+the catalog and marketplace (loaded once by the caller) and the run database, and returns a
+:class:`~yafdp.runtime.interfaces.Bus`.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from typing import Callable
+
+from yafdp.catalog import Catalog
+from yafdp.catalog.marketplace import Marketplace
+from yafdp.errors import RefusedError
+from yafdp.plan import build_plan
+from yafdp.runtime import rundb
+from yafdp.runtime.interfaces import Bus, TimingModel
+from yafdp.runs.options import RunOptions
+
+
+def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0) -> TimingModel:
+    """The timing a run uses: measured wall-clock for ``"none"``, else the simulated AWS time of a latency
+    profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``.
+
+    Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load.
+
+    Examples
+    --------
+    >>> timing_for("none").simulated, timing_for("aws-eu-west-1", quota_scale=0.5).quotas.lambda_concurrent_executions
+    (False, 500)
+    """
+    if latency_model in (None, "", "none"):
+        from yafdp.backends.local.timing import MeasuredTiming
+
+        return MeasuredTiming()
+    from yafdp.simulation.profiles import load_profile
+    from yafdp.simulation.quotas import load_quotas
+    from yafdp.simulation.timing import SimulatedTiming
+
+    quotas = load_quotas()
+    if quota_scale != 1.0:
+        quotas = quotas.scaled(quota_scale)
+    return SimulatedTiming(load_profile(latency_model), quotas, seed=seed, invocation=invocation)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+               timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
+    """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
+    "orchestration"``, the local Step Functions runner) over ``db``."""
+    orchestrated = options.style == "orchestration"
+    timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
+                                  invocation="direct" if orchestrated else "queue")
+    plan = build_plan(catalog)
+    if orchestrated:
+        from yafdp.backends.local.step_functions import LocalStepFunctions
+
+        return LocalStepFunctions(catalog, plan, world, db, seed=options.seed, timing=timing, workflow=options.workflow)
+    from yafdp.backends.local.bus import LocalBus
+
+    return LocalBus(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
+                    durable=options.store == "file", timing=timing,
+                    commit_every=200 if options.store == "file" else 5000)
+
+
+def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+                  timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
+                  endpoint_url: str | None = None) -> Bus:
+    """The ``moto`` and ``aws`` backends: the plan deployed (to a moto server started here unless
+    ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. The bus's
+    ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server."""
+    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.deployment import SETTINGS, deploy, new_prefix, open_deployed_bus
+    from yafdp.backends.aws.moto_server import MotoServer
+    from yafdp.backends.aws.teardown import destroy
+
+    settings = SETTINGS[options.backend]
+    if options.latency_model != "none" or options.style != "choreography":
+        raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
+                           "models and the orchestration style run on the local backend (--backend local)")
+    if options.store != "memory":
+        raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
+                           "backend keeps state in DynamoDB and writes run.db at the end")
+    unsupported = [name for name, rate in options.faults.to_dict().items()
+                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
+    if unsupported:
+        raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
+                           f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    prefix = new_prefix()
+    stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
+
+    def teardown(clients) -> None:
+        if options.keep and options.backend == "aws":
+            echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
+        else:
+            echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
+
+    try:
+        if options.backend == "moto" and endpoint_url is None:
+            endpoint_url = stack.enter_context(MotoServer())
+        clients = make_clients(endpoint_url)
+        stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
+        created: list[str] = []
+        echo(f"deploying the plan as {prefix}-… on {options.backend}")
+        plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
+                      faults=options.faults, seed=options.seed, echo=created.append)
+        echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
+        rundb.set_info(db, prefix=prefix, region=clients.region)
+        return open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
+                                 seed=options.seed, orders=options.orders, teardown=stack.close)
+    except BaseException:
+        stack.close()
+        raise
+
+
+BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
+
+
+def open_bus(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+             timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
+    """The bus of ``options.backend`` for this run, over the run database ``db``.
+
+    Raises :class:`~yafdp.errors.RefusedError` for an unknown backend or options it cannot run.
+    """
+    factory = BACKENDS.get(options.backend)
+    if factory is None:
+        raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
+    return factory(options, catalog, world, db, session=session, timing=timing, echo=echo)

@@ -1,0 +1,74 @@
+"""What a run is asked to do: the options of ``yafdp run``, checked before anything starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from yafdp.errors import RefusedError
+from yafdp.runtime.faults import Faults
+from yafdp.runs.workload import OutcomeRates
+
+STORES = ("memory", "file")
+STYLES = ("choreography", "orchestration")
+WORKFLOWS = ("standard", "express")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run; :class:`~yafdp.errors.RefusedError` names the first that is wrong.
+
+    Which backends exist is :mod:`yafdp.runs.bootstrap`'s to say (it checks ``backend``).
+    """
+
+    orders: int = 20
+    seed: int = 0
+    out: Path = Path("runs/latest")
+    store: str = "memory"
+    rates: OutcomeRates = field(default_factory=OutcomeRates)
+    faults: Faults = field(default_factory=Faults)
+    arrival_rate: float = 50.0
+    catalog_dir: Path | None = None
+    exclude_services: tuple[str, ...] = ()  # e.g. ("loyalty",): the platform before that service existed
+    orders_file: Path | None = None  # a JSON list of order requests to place instead of generated ones
+    backend: str = "local"  # or "moto" / "aws": see yafdp.backends.aws.deployment
+    keep: bool = False  # aws: leave the deployment in place after the run (destroy it yourself)
+    latency_model: str = "none"  # "none": measured wall-clock; else a profile in data/latency/ (or a file)
+    style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
+    workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
+    quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
+
+    def __post_init__(self):
+        if self.store not in STORES:
+            raise RefusedError(f"store must be one of {STORES}, got {self.store!r}")
+        if self.style not in STYLES:
+            raise RefusedError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.workflow not in WORKFLOWS:
+            raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
+        if self.orders < 0:
+            raise RefusedError(f"orders must not be negative, got {self.orders}")
+        for name in ("arrival_rate", "quota_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise RefusedError(f"{name} must be a positive finite number, got {value}")
+
+    def describe(self) -> dict:
+        """The options as ``run_info`` and ``summary.json`` record them (plain JSON values)."""
+        return {
+            "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
+            "rates": asdict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
+            "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
+            "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
+            "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,
+            "exclude_services": list(self.exclude_services),
+            "orders_file": str(self.orders_file) if self.orders_file else None,
+        }
+
+    def times(self) -> str:
+        """What the run's recorded times are."""
+        if self.latency_model == "none":
+            return "measured wall-clock seconds since the run started"
+        return f"simulated seconds on a virtual clock, latency model {self.latency_model!r}"
+
+
