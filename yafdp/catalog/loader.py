@@ -56,6 +56,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             events[name] = ev
         services[service.name] = service
     _check_cross_references(services, events, bus, root / "bus.json")
+    _check_handlers(services)
     return Catalog(root, bus, MappingProxyType(services), MappingProxyType(events))
 
 
@@ -189,10 +190,7 @@ def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
         key = f"events.{event_name}"
         if not DETAIL_TYPE.match(event_name):
             raise CatalogError(file, key, "an event name must be letters, digits and underscores, starting with a letter")
-        try:
-            fastjsonschema.compile(spec["schema"])
-        except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError) as exc:
-            raise CatalogError(file, f"{key}.schema", f"is not a valid JSON Schema: {exc}") from None
+        _check_schema(file, f"{key}.schema", spec["schema"])
         events[event_name] = EventType(
             name=event_name, service=name, source=doc["source"], description=spec["description"],
             origin=spec["origin"], kind=spec["kind"], terminal=spec["terminal"],
@@ -228,6 +226,63 @@ def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
         file=str(file), events=tuple(events), subscriptions=tuple(subscriptions), entrypoints=tuple(entrypoints),
     )
     return service, events
+
+
+class _NoFetching(dict):
+    """fastjsonschema's handlers for every URI scheme: resolving a ``$ref`` never fetches anything."""
+
+    def __contains__(self, scheme) -> bool:
+        return True
+
+    def __getitem__(self, scheme):
+        def refuse(uri: str):
+            raise fastjsonschema.JsonSchemaDefinitionException(f"$ref {uri!r} would have to be fetched")
+        return refuse
+
+
+NO_FETCHING = _NoFetching()
+
+
+def _check_schema(file: Path, key: str, schema: Any) -> None:
+    """A schema is valid JSON Schema, its regular expressions compile, and it is self-contained: a ``$ref``
+    points inside it (``#/…``), never to a URL or a file, so loading a catalog never fetches anything."""
+    for where, ref in _refs(schema):
+        if not ref.startswith("#"):
+            raise CatalogError(file, f"{key}{where}.$ref", f"{ref!r} points outside this schema (a URL or a file); "
+                                                           "a schema must be self-contained (`#/…` only): yafdp never fetches one")
+    try:
+        fastjsonschema.compile(schema, handlers=NO_FETCHING)
+    except re.error as exc:
+        raise CatalogError(file, key, f"has an invalid regular expression {exc.pattern!r}: {exc}") from None
+    except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError, RecursionError) as exc:
+        raise CatalogError(file, key, f"is not a valid JSON Schema: {exc}") from None
+
+
+def _refs(node: Any, where: str = ""):
+    """Every ``$ref`` string in a schema, with where it is (``.properties.amount``)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "$ref" and isinstance(value, str):
+                yield where, value
+            else:
+                yield from _refs(value, f"{where}.{name}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _refs(value, f"{where}[{i}]")
+
+
+def _check_handlers(services: Mapping[str, Service]) -> None:
+    """Every rule's handler and every entry point is a function of its service's module (``yafdp/services/``)."""
+    from yafdp.services import resolve_handler
+
+    for service in services.values():
+        named = [(f"subscriptions[{i}].handler", sub.handler) for i, sub in enumerate(service.subscriptions)]
+        named += [(f"entrypoints[{i}].name", point.name) for i, point in enumerate(service.entrypoints)]
+        for key, handler in named:
+            try:
+                resolve_handler(service.name, handler)
+            except LookupError as exc:
+                raise CatalogError(service.file, key, str(exc)) from None
 
 
 def _check_emits(file: Path, key: str, emits: list[str], own_events: Mapping[str, EventType]) -> None:

@@ -75,22 +75,11 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
     ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. The bus's
     ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server."""
     from yafdp.backends.aws.clients import make_clients
-    from yafdp.backends.aws.deployment import SETTINGS, deploy, new_prefix, open_deployed_bus
+    from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer
     from yafdp.backends.aws.teardown import destroy
 
-    settings = SETTINGS[options.backend]
-    if options.latency_model != "none" or options.style != "choreography":
-        raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
-                           "models and the orchestration style run on the local backend (--backend local)")
-    if options.store != "memory":
-        raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
-                           "backend keeps state in DynamoDB and writes run.db at the end")
-    unsupported = [name for name, rate in options.faults.to_dict().items()
-                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
-    if unsupported:
-        raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
-                           f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    refuse_unsupported(options)
     prefix = new_prefix()
     stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
 
@@ -119,6 +108,34 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 
 
 BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
+
+
+def refuse_unsupported(options: RunOptions) -> TimingModel | None:
+    """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
+    (its latency profile loaded), None for a deployed one.
+
+    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
+    """
+    if options.backend not in BACKENDS:
+        raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
+    if options.backend == "local":
+        return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
+                          invocation="direct" if options.style == "orchestration" else "queue")
+    from yafdp.backends.aws.deployment import SETTINGS
+
+    settings = SETTINGS[options.backend]
+    if options.latency_model != "none" or options.style != "choreography":
+        raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
+                           "models and the orchestration style run on the local backend (--backend local)")
+    if options.store != "memory":
+        raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
+                           "backend keeps state in DynamoDB and writes run.db at the end")
+    unsupported = [name for name, rate in options.faults.to_dict().items()
+                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
+    if unsupported:
+        raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
+                           f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    return None
 
 
 def open_bus(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,

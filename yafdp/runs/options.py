@@ -13,6 +13,7 @@ from yafdp.runs.workload import OutcomeRates
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
 WORKFLOWS = ("standard", "express")
+MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class RunOptions:
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
+    # Replace a run already in ``out``. The workbook re-runs into its build folder, so the library does by
+    # default; ``yafdp run`` refuses unless --force (see yafdp.runs.folder).
+    overwrite: bool = True
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -46,8 +50,8 @@ class RunOptions:
             raise RefusedError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
-        if self.orders < 0:
-            raise RefusedError(f"orders must not be negative, got {self.orders}")
+        if not 0 <= self.orders <= MAX_ORDERS:
+            raise RefusedError(f"orders must be from 0 to {MAX_ORDERS:,}, got {self.orders}")
         for name in ("arrival_rate", "quota_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
