@@ -168,8 +168,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
 
 def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> Callable[[], None]:
     """A customer's client sending request ``seq`` of the workload on ``bus`` (any backend's). Whatever the
-    Order service answers, the run goes on: a refusal (naming the field) is recorded in ``refusals``, and the
-    request's outcome in ``requests``, in the same transaction as the order."""
+    Order service answers, the run goes on: a refusal (naming the field) is recorded in ``refusals`` with the
+    request's ``seq``; an order placed is the Order service's own record."""
     def place() -> None:
         order_id = request.get("order_id") if isinstance(request, dict) else None
         order_id = order_id if isinstance(order_id, str) else None
@@ -177,7 +177,6 @@ def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> C
             field, problem = "order_id", (f"order refused: order_id: {order_id} was requested before (request "
                                           f"#{conflicts_with}) with other content; an order id names one order")
         else:
-            bus.db.execute("UPDATE requests SET outcome = 'placed' WHERE seq = ?", (seq,))
             try:
                 bus.call("order", "place_order", request)
                 return
@@ -187,7 +186,6 @@ def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> C
                 field, problem = "(event)", str(exc)
             except Exception as exc:  # the Order service failed on this order: its client got an error, others go on
                 field, problem = "(order)", f"the Order service failed on it: {type(exc).__name__}: {exc}"
-        bus.db.execute("UPDATE requests SET outcome = 'refused' WHERE seq = ?", (seq,))
         bus.db.execute(INSERT_REFUSAL, (order_id, field, problem, bus.now(), seq))
     return place
 
@@ -242,7 +240,7 @@ def summarize(db) -> dict:
     return {
         "orders": {
             "requested": db.execute("SELECT COUNT(*) FROM requests").fetchone()[0],
-            "not_sent": db.execute("SELECT COUNT(*) FROM requests WHERE outcome IS NULL").fetchone()[0],
+            "not_sent": db.execute("SELECT COUNT(*) FROM unsent").fetchone()[0],
             "placed": placed,
             "refused": db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0],
             "refusals": [{"order_id": o, "field": f, "problem": p} for o, f, p in
@@ -283,8 +281,7 @@ def _store_start(db, info: dict, rules: dict | None, requests) -> None:
     rundb.set_info(db, **info)
     if rules is not None:
         _record_rules(db, rules)
-    db.executemany(INSERT_REQUEST, ((r.seq, r.order_id, r.due, r.text, r.same_as,
-                                     "merged" if r.same_as is not None else None) for r in requests))
+    db.executemany(INSERT_REQUEST, ((r.seq, r.order_id, r.due, r.text, r.same_as) for r in requests))
     db.execute("COMMIT")
 
 
@@ -297,7 +294,7 @@ def _record_rules(db, rules: dict) -> None:
 def _schedule_requests(bus: Bus) -> int:
     """Schedule every stored request not sent yet, at its time; returns how many. They are read from
     ``run.db`` a chunk at a time, as the scheduler wants them, so a long workload never sits in memory."""
-    unsent = bus.db.execute("SELECT COUNT(*) FROM requests WHERE outcome IS NULL").fetchone()[0]
+    unsent = bus.db.execute("SELECT COUNT(*) FROM unsent").fetchone()[0]
     bus.schedule_all(_unsent(bus))
     return unsent
 
@@ -305,9 +302,8 @@ def _schedule_requests(bus: Bus) -> int:
 def _unsent(bus: Bus, chunk: int = 1000) -> Iterator[tuple[float, Callable[[], None]]]:
     after = 0
     while True:
-        rows = bus.db.execute(
-            "SELECT seq, due, request, (SELECT MIN(p.seq) FROM requests p WHERE p.order_id = r.order_id)"
-            " FROM requests r WHERE seq > ? AND outcome IS NULL ORDER BY seq LIMIT ?", (after, chunk)).fetchall()
+        rows = bus.db.execute("SELECT seq, due, request, first FROM unsent WHERE seq > ? ORDER BY seq LIMIT ?",
+                              (after, chunk)).fetchall()
         if not rows:
             return
         for seq, due, text, first in rows:
@@ -372,7 +368,7 @@ def _saying_what_was_kept(bus: Bus, options: RunOptions):
             bus.db.close()  # what was not committed is rolled back, as a kill would
             db = rundb.open_run(out / "run.db")
             placed, unsent, requested = db.execute(
-                "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM requests WHERE outcome IS NULL),"
+                "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM unsent),"
                 " (SELECT COUNT(*) FROM requests)").fetchone()
             db.close()
             kept = f"{placed} orders placed, {unsent} of {requested} requests not sent yet"

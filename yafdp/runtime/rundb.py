@@ -105,9 +105,20 @@ CREATE TABLE IF NOT EXISTS requests (
     order_id TEXT,            -- its order_id, when that is a string
     due REAL NOT NULL,        -- when the client sends it: seconds after the run's start
     request TEXT NOT NULL,    -- the request as JSON
-    same_as INTEGER,          -- the earlier identical request it was merged with (never sent on its own)
-    outcome TEXT CHECK (outcome IN ('placed', 'refused', 'merged'))  -- NULL until it is sent
+    same_as INTEGER           -- the earlier identical request it was merged with (never sent on its own)
 );
+CREATE INDEX IF NOT EXISTS requests_by_order ON requests (order_id);
+CREATE INDEX IF NOT EXISTS refusals_by_request ON refusals (request);
+-- The requests not sent yet (what a resumed run sends): not merged, not refused, and their order not placed
+-- (a request whose order id an earlier request has is sent to be refused). `first`: that earlier request.
+CREATE VIEW IF NOT EXISTS unsent AS
+    SELECT q.seq, q.due, q.request, q.first FROM (
+        SELECT r.seq, r.due, r.request, r.order_id, r.same_as,
+               (SELECT MIN(p.seq) FROM requests p WHERE p.order_id = r.order_id) AS first
+        FROM requests r) AS q
+    WHERE q.same_as IS NULL AND NOT EXISTS (SELECT 1 FROM refusals f WHERE f.request = q.seq)
+      AND (q.first < q.seq OR q.order_id IS NULL OR NOT EXISTS (
+           SELECT 1 FROM state s WHERE s.service = 'order' AND s.kind = 'order' AND s.key = q.order_id));
 """
 
 
@@ -180,5 +191,5 @@ INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_ar
 INSERT_STATE = "INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at, request) VALUES (?, ?, ?, ?, ?)"
-INSERT_REQUEST = "INSERT INTO requests (seq, order_id, due, request, same_as, outcome) VALUES (?, ?, ?, ?, ?, ?)"
+INSERT_REQUEST = "INSERT INTO requests (seq, order_id, due, request, same_as) VALUES (?, ?, ?, ?, ?)"
 INSERT_PENDING = "INSERT INTO pending (id, event_id, rule, attempt, due, published, fault) VALUES (?, ?, ?, ?, ?, ?, ?)"
