@@ -334,7 +334,7 @@ def _routing(info: dict, catalog_dir) -> tuple[dict | None, str, bool]:
         return None, f"cannot check routing: the catalog did not load ({exc}) and run_info has no intact copy", True
     rules = {r.name: dict(r.pattern) for r in build_plan(catalog, info.get("prefix") or DEFAULT_PREFIX).rules}
     label = f"rules of the catalog {where or '(shipped)'}"
-    if recorded_hash != rules_hash(rules):
+    if recorded_hash is not None and recorded_hash != rules_hash(rules):
         label += ("; run_info records other rules than these: if the run used another catalog, "
                   "check it with --catalog")
     return rules, label, "loyalty" in catalog.services

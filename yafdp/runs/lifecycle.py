@@ -94,7 +94,8 @@ def start_saga(options: RunOptions) -> Bus:
                           f"interrupted as the run started: {out / 'run.db'} holds its workload, no order placed "
                           f"yet; `yafdp resume --out {out}` runs it"):
             bus = open_bus(options, catalog, world, db, timing=timing)
-            _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.rules})
+            if options.store != "file":  # the file store has them from the start; a deployment's are prefixed
+                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.rules})
             bus.commit()  # what the run is, durably, before the first order: a stopped run can always be resumed
             _schedule_requests(bus)
     except BaseException:
