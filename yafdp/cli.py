@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,8 +14,15 @@ from yafdp.patterns.cli import register as register_test_pattern
 from yafdp.runs.bootstrap import BACKENDS
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option said in one line (what and where), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yafdp", description=__doc__)
+    parser = _Parser(prog="yafdp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(commands)
@@ -25,9 +35,13 @@ def _catalog_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args):
+    """The catalog of ``--catalog``, its handlers checked: every command refuses a broken one alike."""
     from yafdp.catalog import load_catalog
+    from yafdp.services import check_handlers
 
-    return load_catalog(args.catalog)
+    catalog = load_catalog(args.catalog)
+    check_handlers(catalog)
+    return catalog
 
 
 def register_catalog(commands) -> None:
@@ -83,8 +97,10 @@ def register_lint(commands) -> None:
 
 def run_lint(args) -> int:
     from yafdp.analysis.lint import lint
+    from yafdp.catalog.marketplace import load_marketplace
 
     catalog = _load(args)
+    load_marketplace(args.catalog)  # the world the catalog's services run in: refused the same way
     findings = lint(catalog)
     for finding in findings:
         print(finding)
@@ -125,10 +141,12 @@ def register_run(commands) -> None:
     parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db and summary.json")
     parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
-    parser.add_argument("--out", default="runs/latest", help="run folder (default runs/latest)")
+    parser.add_argument("--out", default="runs/latest",
+                        help="run folder (default runs/latest); one that holds a run is refused unless --force")
+    parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.add_argument("--store", choices=["memory", "file"], default="memory",
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
-    parser.add_argument("--arrival-rate", type=float, default=50.0, help="orders per second of the workload (default 50)")
+    parser.add_argument("--arrival-rate", type=_positive, default=50.0, help="orders per second of the workload (default 50)")
     parser.add_argument("--orders-file", metavar="FILE", default=None,
                         help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
@@ -142,12 +160,12 @@ def register_run(commands) -> None:
     faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
-    faults.add_argument("--max-delay", type=float, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
+    faults.add_argument("--max-delay", type=_seconds, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
     simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
     simulation.add_argument("--latency-model", default="none", metavar="NAME",
                             help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
                                  "'none' (default) records measured wall-clock time")
-    simulation.add_argument("--quota-scale", type=float, default=1.0, metavar="F",
+    simulation.add_argument("--quota-scale", type=_positive, default=1.0, metavar="F",
                             help="multiply the simulated account's quotas by F (default 1)")
     simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
                             help="run the saga as events on the bus (default) or as the generated state machine")
@@ -168,14 +186,26 @@ def register_run(commands) -> None:
     parser.set_defaults(run=run_run)
 
 
-def _rate(text: str) -> float:
+def _number(text: str, accept, wanted: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a rate is a probability from 0 to 1, got {text}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a rate is a probability from 0 to 1, got {text}")
+        value = math.nan
+    if not (math.isfinite(value) and accept(value)):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value
+
+
+def _rate(text: str) -> float:
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "a probability from 0 to 1 (a rate)")
+
+
+def _positive(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a positive finite number")
+
+
+def _seconds(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "a finite number of seconds, 0 or more")
 
 
 def run_run(args) -> int:
@@ -187,7 +217,7 @@ def run_run(args) -> int:
         orders=args.orders, seed=args.seed, out=Path(args.out), store=args.store, arrival_rate=args.arrival_rate,
         catalog_dir=args.catalog, orders_file=Path(args.orders_file) if args.orders_file else None,
         latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
-        backend=args.backend, keep=args.keep, concurrency=args.concurrency,
+        backend=args.backend, keep=args.keep, overwrite=args.force, concurrency=args.concurrency,
         point_in_time_recovery=args.point_in_time_recovery,
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
@@ -212,6 +242,8 @@ def run_resume(args) -> int:
 
     with _progress(args) as progress:
         summary = resume_saga(Path(args.out), progress=progress)
+    if summary.pop("already_finished", False):
+        print(f"the run in {args.out} had finished already: nothing to resume, nothing changed", file=sys.stderr)
     _report(summary, args)
     return 0
 
@@ -244,8 +276,10 @@ def _report(summary: dict, args) -> None:
         print(json.dumps(summary, indent=2))
         return
     orders, deliveries = summary["orders"], summary["deliveries"]
-    print(f"{orders['placed']} orders placed ({orders['refused']} refused): "
+    print(f"{orders['placed']} orders placed ({orders['refused']} refused) of {orders.get('requested', '?')} requested: "
           + ", ".join(f"{n} {s}" for s, n in orders["by_status"].items()))
+    for merged in orders.get("merged_duplicates", []):
+        print(f"  merged {merged['copies']} identical requests for {merged['order_id']} into one")
     for refusal in orders.get("refusals", []):
         print(f"  refused {refusal['order_id'] or '(no order id)'}: {refusal['problem']}")
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
@@ -259,13 +293,15 @@ def _report(summary: dict, args) -> None:
 def register_check(commands) -> None:
     parser = commands.add_parser("check", help="check the saga's invariants on a run; exit 1 if any fails")
     parser.add_argument("dir", help="a run folder (or its run.db)")
+    parser.add_argument("--catalog", metavar="DIR", default=None,
+                        help="the catalog whose rules the run used (default: the one the run records)")
     parser.set_defaults(run=run_check)
 
 
 def run_check(args) -> int:
     from yafdp.analysis.check import check_run
 
-    results = check_run(args.dir)
+    results = check_run(args.dir, args.catalog)
     for result in results:
         verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
@@ -420,22 +456,60 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken."""
+    """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
+    130 stopped by SIGINT or SIGTERM. Whatever goes wrong is said in one line on stderr, never a traceback
+    (``YAFDP_TRACEBACK=1`` shows the traceback of an unexpected error)."""
     from yafdp.catalog import CatalogError
     from yafdp.errors import BackendError, ConfigurationError, RefusedError, RunFolderError
 
     args = build_parser().parse_args(argv)
+    restore = _stop_on_signals()
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _stop_on_signals)
+        print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+        return 130
     except CatalogError as exc:
         print(f"yafdp: catalog error: {exc}", file=sys.stderr)
         return 2
-    except (RefusedError, ConfigurationError, RunFolderError, FileNotFoundError) as exc:
+    except (RefusedError, ConfigurationError, RunFolderError) as exc:
         print(f"yafdp: {exc}", file=sys.stderr)
         return 2
     except BackendError as exc:  # e.g. a run on moto or AWS whose orders did not all finish in time
         print(f"yafdp: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the environment: a file that cannot be read or written, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("YAFDP_TRACEBACK"):
+            raise
+        print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
+              file=sys.stderr)
+        return 1
+    finally:
+        restore()
+
+
+def _stop_on_signals():
+    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said
+    by whoever handles it), later ones are ignored while it cleans up. Returns what restores the handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    stops = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in stops}
+
+    def stop(signum, frame):
+        for s in stops:
+            signal.signal(s, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for s in stops:
+        signal.signal(s, stop)
+    return lambda: [signal.signal(s, h) for s, h in before.items()]
 
 
 if __name__ == "__main__":

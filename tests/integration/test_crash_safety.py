@@ -20,12 +20,13 @@ RUN = [sys.executable, "-m", "yafdp.cli", "run", "--store", "file", "--orders", 
 
 
 def kill_at_random_point(command: list[str], out, rng: random.Random) -> bool:
-    """Start ``command``, SIGKILL it a random moment after its run.db exists. True if it was killed."""
+    """Start ``command``, SIGKILL it a random moment after its run.db exists (the run set up, about to place
+    its first orders). True if it was killed."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not (out / "run.db").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 0.6))
+    time.sleep(rng.uniform(0.3, 0.9))
     killed = process.poll() is None
     if killed:
         process.send_signal(signal.SIGKILL)

@@ -152,3 +152,66 @@ def test_retry_policy_outside_eventbridge_bounds_is_refused(catalog_copy):
     bus["retry_policy"]["MaximumRetryAttempts"] = 500
     (catalog_copy.root / "bus.json").write_text(json.dumps(bus))
     assert _error(catalog_copy).key == "retry_policy.MaximumRetryAttempts"
+
+
+def test_invalid_regular_expression_in_a_schema_is_refused(catalog_copy):
+    catalog_copy.edit("payment", lambda d: d["events"]["Payment_Success"]["schema"]["properties"]["order_id"]
+                      .update(pattern="^ord-(unclosed"))
+    error = _error(catalog_copy)
+    assert error.key == "events.Payment_Success.schema" and "invalid regular expression" in error.problem
+
+
+@pytest.mark.parametrize("ref", ["http://127.0.0.1:9/items.json", "https://example.com/items.json",
+                                 "file:///etc/passwd", "../../outside.json", "items.json"])
+def test_a_schema_ref_outside_the_schema_is_refused_and_never_fetched(catalog_copy, monkeypatch, ref):
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("a schema $ref was fetched")
+    monkeypatch.setattr("urllib.request.urlopen", no_fetch)
+    catalog_copy.edit("payment", lambda d: d["events"]["Payment_Success"]["schema"]["properties"]
+                      .update(items={"$ref": ref}))
+    error = _error(catalog_copy)
+    assert error.key == "events.Payment_Success.schema.properties.items.$ref" and "self-contained" in error.problem
+
+
+def test_a_schema_ref_inside_the_schema_is_fine(catalog_copy):
+    def local_ref(doc):
+        schema = doc["events"]["Payment_Success"]["schema"]
+        schema["definitions"] = {"items": schema["properties"]["items"]}
+        schema["properties"]["items"] = {"$ref": "#/definitions/items"}
+    catalog_copy.edit("payment", local_ref)
+    assert "Payment_Success" in load_catalog(catalog_copy.root).events
+
+
+def test_a_rule_naming_a_handler_that_does_not_exist_is_refused_and_lint_says_so(catalog_copy, capsys):
+    from yafdp.cli import main
+
+    catalog_copy.edit("payment", lambda d: d["subscriptions"][0].update(handler="charge_order_twice"))
+    error = _error(catalog_copy)
+    assert error.key == "subscriptions[0].handler" and "charge_order_twice" in error.problem
+    assert main(["lint", "--catalog", str(catalog_copy.root)]) == 2
+    assert "payment.json: subscriptions[0].handler" in capsys.readouterr().err
+
+
+def test_an_entry_point_that_does_not_exist_is_refused(catalog_copy):
+    catalog_copy.edit("order", lambda d: d["entrypoints"][0].update(name="place_orders"))
+    assert _error(catalog_copy).key == "entrypoints[0].name"
+
+
+@pytest.mark.parametrize("change, key", [
+    (lambda m: m["restaurants"]["res-napoli"].update(menu=["margherita"]), "restaurants.res-napoli.menu"),
+    (lambda m: m["restaurants"]["res-napoli"]["menu"]["margherita"].update(price="cheap"),
+     "restaurants.res-napoli.menu.margherita.price"),
+    (lambda m: m["zones"]["zone-centre"].update(couriers="cou-ada"), "zones.zone-centre.couriers"),
+    (lambda m: m.update(restaurants=[]), "restaurants"),
+    (lambda m: m["payment_tokens"].pop("declined_prefixes"), "payment_tokens"),
+])
+def test_a_marketplace_of_the_wrong_shape_is_refused_naming_the_key(catalog_copy, change, key):
+    from yafdp.catalog.marketplace import load_marketplace
+
+    file = catalog_copy.root / "marketplace.json"
+    market = json.loads(file.read_text())
+    change(market)
+    file.write_text(json.dumps(market))
+    with pytest.raises(CatalogError) as info:
+        load_marketplace(catalog_copy.root)
+    assert info.value.file.endswith("marketplace.json") and info.value.key == key

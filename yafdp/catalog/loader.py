@@ -199,10 +199,7 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
         key = f"events.{event_name}"
         if not DETAIL_TYPE.match(event_name):
             raise CatalogError(file, key, "an event name must be letters, digits and underscores, starting with a letter")
-        try:
-            fastjsonschema.compile(spec["schema"])
-        except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError) as exc:
-            raise CatalogError(file, f"{key}.schema", f"is not a valid JSON Schema: {exc}") from None
+        _check_schema(file, f"{key}.schema", spec["schema"])
         events[event_name] = EventType(
             name=event_name, service=name, source=doc["source"], description=spec["description"],
             origin=spec["origin"], kind=spec["kind"], terminal=spec["terminal"],
@@ -239,6 +236,49 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
         file=str(file), events=tuple(events), subscriptions=tuple(subscriptions), entrypoints=tuple(entrypoints),
     )
     return service, events
+
+
+class _NoFetching(dict):
+    """fastjsonschema's handlers for every URI scheme: resolving a ``$ref`` never fetches anything."""
+
+    def __contains__(self, scheme) -> bool:
+        return True
+
+    def __getitem__(self, scheme):
+        def refuse(uri: str):
+            raise fastjsonschema.JsonSchemaDefinitionException(f"$ref {uri!r} would have to be fetched")
+        return refuse
+
+
+NO_FETCHING = _NoFetching()
+
+
+def _check_schema(file: Path, key: str, schema: Any) -> None:
+    """A schema is valid JSON Schema, its regular expressions compile, and it is self-contained: a ``$ref``
+    points inside it (``#/…``), never to a URL or a file, so loading a catalog never fetches anything."""
+    for where, ref in _refs(schema):
+        if not ref.startswith("#"):
+            raise CatalogError(file, f"{key}{where}.$ref", f"{ref!r} points outside this schema (a URL or a file); "
+                                                           "a schema must be self-contained (`#/…` only): yafdp never fetches one")
+    try:
+        fastjsonschema.compile(schema, handlers=NO_FETCHING)
+    except re.error as exc:
+        raise CatalogError(file, key, f"has an invalid regular expression {exc.pattern!r}: {exc}") from None
+    except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError, RecursionError) as exc:
+        raise CatalogError(file, key, f"is not a valid JSON Schema: {exc}") from None
+
+
+def _refs(node: Any, where: str = ""):
+    """Every ``$ref`` string in a schema, with where it is (``.properties.amount``)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "$ref" and isinstance(value, str):
+                yield where, value
+            else:
+                yield from _refs(value, f"{where}.{name}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _refs(value, f"{where}[{i}]")
 
 
 def _check_emits(file: Path, key: str, emits: list[str], own_events: Mapping[str, EventType]) -> None:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
-from yafdp.catalog.model import CatalogError
+import fastjsonschema
+
+from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json, shape_check
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,53 @@ class Marketplace:
         return None
 
 
+_MONEY = {"type": "number", "exclusiveMinimum": 0, "maximum": 500}
+_MINUTES = {"type": "number", "minimum": 0, "maximum": 1440}
+_SHAPE = fastjsonschema.compile({
+    "type": "object",
+    "required": ["currency", "restaurants", "zones", "payment_tokens"],
+    "properties": {
+        "description": {"type": "string"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "restaurants": {"type": "object", "minProperties": 1, "additionalProperties": {
+            "type": "object",
+            "required": ["name", "open", "prep_minutes", "menu"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "open": {"type": "boolean"},
+                "prep_minutes": _MINUTES,
+                "menu": {"type": "object", "additionalProperties": {
+                    "type": "object",
+                    "required": ["price", "available"],
+                    "properties": {"price": _MONEY, "available": {"type": "boolean"}},
+                }},
+            },
+        }},
+        "zones": {"type": "object", "minProperties": 1, "additionalProperties": {
+            "type": "object",
+            "required": ["couriers", "travel_minutes"],
+            "properties": {"couriers": {"type": "array", "items": {"type": "string"}}, "travel_minutes": _MINUTES},
+        }},
+        "payment_tokens": {
+            "type": "object",
+            "required": ["declined_prefixes"],
+            "properties": {"description": {"type": "string"},
+                           "declined_prefixes": {"type": "object", "additionalProperties": {"type": "string"}}},
+        },
+    },
+})
+
+
 def load_marketplace(path: Path | str | None = None) -> Marketplace:
-    """Load ``marketplace.json`` from a data folder (default: the shipped ``data/``)."""
+    """Load ``marketplace.json`` from a data folder (default: the shipped ``data/``).
+
+    Raises :class:`~yafdp.catalog.model.CatalogError` naming the file and the key of the first problem.
+    """
     file = Path(path if path is not None else DEFAULT_DATA_DIR)
     if file.is_dir():
         file = file / "marketplace.json"
     doc = read_json(file)
-    for key in ("currency", "restaurants", "zones", "payment_tokens"):
-        if key not in doc:
-            raise CatalogError(file, key, "is missing")
-    for rid, restaurant in doc["restaurants"].items():
-        for field in ("name", "open", "prep_minutes", "menu"):
-            if field not in restaurant:
-                raise CatalogError(file, f"restaurants.{rid}.{field}", "is missing")
-    for zid, zone in doc["zones"].items():
-        if not isinstance(zone.get("couriers"), list):
-            raise CatalogError(file, f"zones.{zid}.couriers", "must be a list of courier ids")
+    shape_check(file, doc, _SHAPE)
     return Marketplace(
         currency=doc["currency"],
         restaurants=doc["restaurants"],

@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         pattern = compile_pattern(pattern_text)
-    except PatternError as error:
-        print(error, file=sys.stderr)
+    except PatternError as error:  # EventBridge's own words, on one line
+        print(" ".join(line.strip() for line in str(error).splitlines()), file=sys.stderr)
         return 2
     try:
         event = json.loads(event_text)

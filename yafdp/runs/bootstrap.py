@@ -67,41 +67,6 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
                     commit_every=200 if options.store == "file" else 5000)
 
 
-RUN_FILES = ("run.db", "summary.json")  # what a run writes into its --out folder at the end
-
-
-def check_out_folder(out: Path) -> None:
-    """Make sure a run can save into ``out`` (creating it): a folder, writable, where ``run.db`` and
-    ``summary.json`` are files or absent. Raises :class:`~yafdp.errors.RefusedError` naming the path.
-
-    A deployed run saves at its very end: checked before deploying, a bad ``--out`` costs nothing.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> (folder / "run.db").mkdir()
-    >>> check_out_folder(folder)
-    Traceback (most recent call last):
-    ...
-    yafdp.errors.RefusedError: cannot save the run: .../run.db is a folder; choose another --out or remove it
-    """
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RefusedError(f"cannot save the run: --out {out} cannot be made a folder ({exc.strerror or exc})") from None
-    for name in RUN_FILES:
-        if (out / name).exists() and not (out / name).is_file():
-            raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another --out or remove it")
-    probe = out / f".yafdp-write-check-{time.monotonic_ns()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise RefusedError(f"cannot save the run: cannot write into {out} ({exc.strerror or exc})") from None
-
-
 def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
@@ -114,24 +79,12 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
     Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
     run and for an ``out`` folder a run cannot be saved to."""
     from yafdp.backends.aws.clients import make_clients
-    from yafdp.backends.aws.deployment import SETTINGS, deploy, new_prefix, open_deployed_bus
+    from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer
     from yafdp.backends.aws.teardown import destroy
 
-    settings = SETTINGS[options.backend]
-    if options.latency_model != "none" or options.style != "choreography":
-        raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
-                           "models and the orchestration style run on the local backend (--backend local)")
-    if options.store != "memory":
-        raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
-                           "backend keeps state in DynamoDB and writes run.db at the end")
-    unsupported = [name for name, rate in options.faults.to_dict().items()
-                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
-    if unsupported:
-        raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
-                           f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
-    out = Path(options.out)
-    check_out_folder(out)  # before deploying: a run that cannot be saved is refused while nothing exists yet
+    refuse_unsupported(options)
+    out = Path(options.out)  # checked by the run's lifecycle before anything was deployed
     prefix = new_prefix()
     stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
     deployed_at = time.time()
@@ -178,6 +131,35 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 
 
 BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
+
+
+def refuse_unsupported(options: RunOptions) -> TimingModel | None:
+    """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
+    (its latency profile loaded), None for a deployed one.
+
+    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
+    """
+    if options.backend not in BACKENDS:
+        raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
+    if options.backend == "local":
+        return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
+                          invocation="direct" if options.style == "orchestration" else "queue")
+    from yafdp.backends.aws.deployment import SETTINGS
+
+    settings = SETTINGS[options.backend]
+    settings = SETTINGS[options.backend]
+    if options.latency_model != "none" or options.style != "choreography":
+        raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
+                           "models and the orchestration style run on the local backend (--backend local)")
+    if options.store != "memory":
+        raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
+                           "backend keeps state in DynamoDB and writes run.db at the end")
+    unsupported = [name for name, rate in options.faults.to_dict().items()
+                   if name.endswith("_rate") and rate and name not in settings.allowed_faults]
+    if unsupported:
+        raise RefusedError(f"the {options.backend} backend cannot inject {', '.join(unsupported)}; it can inject "
+                           f"{', '.join(settings.allowed_faults)} (the local backend injects them all)")
+    return None
 
 
 def open_bus(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,

@@ -1,28 +1,38 @@
-"""A run of the saga, on any backend: start it (the run database opened, the bus wired by
-:mod:`yafdp.runs.bootstrap`, the workload scheduled), run it, finish it (``run.db`` and ``summary.json``),
-or resume a killed file-store run.
+"""A run of the saga, on any backend: start it (everything checked first, the run folder locked, the workload
+stored, the bus wired by :mod:`yafdp.runs.bootstrap`), run it, finish it (``run.db`` and ``summary.json``),
+or resume a file-store run that was stopped.
+
+A run folder follows :mod:`yafdp.runs.folder`'s rules: nothing in it is touched until the catalog, the
+marketplace, the workload and every option are checked; one process writes it at a time; the files a run
+leaves replace the old ones whole.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.errors import BackendError, RunFolderError
+from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.runtime.interfaces import Bus
-from yafdp.runtime.rundb import INSERT_REFUSAL
-from yafdp.runs.bootstrap import open_bus, open_local
+from yafdp.runtime.rundb import INSERT_REFUSAL, INSERT_REQUEST
+from yafdp.runs import folder
+from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
-from yafdp.runs.workload import OutcomeRates, arrivals
+from yafdp.runs.workload import OutcomeRates, workload
+from yafdp.services import check_handlers
 from yafdp.services.order import TERMINAL, OrderRejectedError
+
+_LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
 
 
 def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
@@ -36,124 +46,202 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     bus = start_saga(options)
     try:
         started = time.perf_counter()
-        try:
-            bus.run(progress=progress)
-        except BackendError:  # the evidence of a run that did not settle is kept
-            finish(bus, options, Path(options.out), time.perf_counter() - started)
-            raise
-        return finish(bus, options, Path(options.out), time.perf_counter() - started)
+        with _saying_what_was_kept(bus, options):
+            try:
+                bus.run(progress=_keeping_time(bus, progress, started))
+            except BackendError:  # the evidence of a run that did not settle is kept
+                finish(bus, options, Path(options.out), time.perf_counter() - started)
+                raise
+            return finish(bus, options, Path(options.out), time.perf_counter() - started)
     finally:
-        bus.close()
+        _close(bus, options.out)
 
 
 def start_saga(options: RunOptions) -> Bus:
-    """A bus with the run's database opened and its workload scheduled, not yet run: call ``bus.run()``,
-    inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three."""
+    """A bus with the run's database opened and its workload stored and scheduled, not yet run: call
+    ``bus.run()``, inspect or redrive as you like, then :func:`finish`. :func:`run_saga` does all three.
+
+    Everything is checked before the run folder is touched: the catalog (its handlers too), the marketplace,
+    the workload (an orders file is read whole), the options and what the backend can do. Then the folder is
+    locked until :func:`finish`; a folder that holds a run is refused unless ``options.overwrite``.
+    """
     catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
-    catalog.compile_schemas()  # before run.db exists: a run killed after that is already described in it
+    check_handlers(catalog)
     world = load_marketplace(options.catalog_dir)
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    db_path = out / "run.db"
-    if options.store == "file":
-        for stale in (db_path, db_path.with_name("run.db-wal"), db_path.with_name("run.db-shm")):
-            stale.unlink(missing_ok=True)
-    db = rundb.connect(db_path if options.store == "file" else None)
-    bus = open_bus(options, catalog, world, db)
-    rundb.set_info(db, **options.describe(), status="running", services=list(catalog.services),
-                   sources={s.source: s.name for s in catalog.services.values()},
-                   rules={r.name: r.pattern for r in bus.plan.rules})
-    bus.commit()  # what the run is, durably, before the first order: a killed run can always be resumed
-    bus.schedule_all((at, placing(bus, request)) for at, request in arrivals(
-        world, orders=options.orders, seed=options.seed, rates=options.rates, arrival_rate=options.arrival_rate,
-        orders_file=options.orders_file))
+    timing = refuse_unsupported(options)
+    requests = workload(world, orders=options.orders, seed=options.seed, rates=options.rates,
+                        arrival_rate=options.arrival_rate, orders_file=options.orders_file)
+    first = next(requests, None)  # a generated workload's checks run on its first order
+    out = folder.check_out(Path(options.out))
+    lock = folder.FolderLock(out, "yafdp run").acquire()
+    bus = None
+    try:
+        untouched = f"interrupted before the run started: {out} holds what it held before"
+        with _interrupted(untouched):
+            if folder.holds_run(out) and not options.overwrite:
+                folder.refuse_existing(out)
+            info = {**options.describe(), "status": "running", "services": list(catalog.services),
+                    "sources": {s.source: s.name for s in catalog.services.values()}}
+            stored = _chain(first, requests)
+            if options.store == "file":
+                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog).rules}, stored)
+            else:
+                db = rundb.connect(None)
+                _store_start(db, info, None, stored)
+        with _interrupted(untouched if options.store != "file" else
+                          f"interrupted as the run started: {out / 'run.db'} holds its workload, no order placed "
+                          f"yet; `yafdp resume --out {out}` runs it"):
+            bus = open_bus(options, catalog, world, db, timing=timing)
+            if options.store != "file":  # the file store has them from the start; a deployment's are prefixed
+                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.rules})
+            bus.commit()  # what the run is, durably, before the first order: a stopped run can always be resumed
+            _schedule_requests(bus)
+    except BaseException:
+        try:
+            if bus is not None:
+                bus.close()  # a deployment is destroyed
+        finally:
+            lock.release()
+        raise
+    _LOCKS[out.resolve()] = lock
     return bus
 
 
 def resume_saga(out: Path, progress: Callable | None = None) -> dict:
-    """Finish a file-store run that was interrupted (even by SIGKILL): every order it had placed is
-    carried to its end from the durable delivery queue; orders it had not placed yet are not placed.
+    """Finish a file-store run that was stopped (even by SIGKILL): the orders it had not placed yet are placed,
+    and every order it had placed is carried to its end from the durable delivery queue. The summary then
+    describes the whole run. A finished run is left as it is (its summary is returned).
 
     Raises :class:`~yafdp.errors.RunFolderError` when ``out`` holds no run that can be resumed.
     """
-    out = Path(out)
+    out = folder.check_out(Path(out))
     db_path = out / "run.db"
     if not db_path.exists():
-        raise RunFolderError(f"no run database at {db_path}")
-    db = rundb.connect(db_path)
-    info = rundb.get_info(db)
-    if not info:
-        raise RunFolderError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
-    if info.get("style", "choreography") != "choreography":
-        raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
-    if info.get("store") != "file":
-        raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
-    options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
-                         rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
-                         arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
-                         exclude_services=tuple(info.get("exclude_services", ())),
-                         latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
-    catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
-    world = load_marketplace(options.catalog_dir)
-    session = info.get("session", 0) + 1
-    rundb.set_info(db, session=session, status="resuming")
-    last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
-                      " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
-    # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
-    timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
-    bus = open_local(options, catalog, world, db, timing=timing, session=session)
-    pending = bus.resume()
-    started = time.perf_counter()
-    bus.run(progress=progress)
-    return finish(bus, options, out, time.perf_counter() - started, extra={"resumed_deliveries": pending})
+        raise RunFolderError(f"no run database at {db_path}: nothing to resume")
+    lock = folder.FolderLock(out, "yafdp resume").acquire()
+    try:
+        info = _read_info(db_path)
+        if info.get("style", "choreography") != "choreography":
+            raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
+        if info.get("store") != "file":
+            raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
+        if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
+            if not (out / "summary.json").exists():  # stopped between its two files: the summary is in run.db
+                folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
+            return {**info["summary"], "already_finished": True}
+        options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
+                             rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
+                             arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
+                             exclude_services=tuple(info.get("exclude_services", ())),
+                             orders_file=info.get("orders_file"),
+                             latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
+        catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
+        check_handlers(catalog)
+        world = load_marketplace(options.catalog_dir)
+        db = rundb.connect(db_path)
+        session = info.get("session", 0) + 1
+        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
+        last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
+                          " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
+        # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
+        timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
+        bus = open_local(options, catalog, world, db, timing=timing, session=session)
+    except BaseException:
+        lock.release()
+        raise
+    _LOCKS[out.resolve()] = lock
+    try:
+        with _saying_what_was_kept(bus, options):
+            pending = bus.resume()
+            unsent = _schedule_requests(bus)
+            started = time.perf_counter()
+            bus.run(progress=_keeping_time(bus, progress, started))
+            return finish(bus, options, out, time.perf_counter() - started,
+                          extra={"resumed_deliveries": pending, "resumed_requests": unsent})
+    finally:
+        _close(bus, out)
 
 
-def placing(bus: Bus, request) -> Callable[[], None]:
-    """A customer's client placing ``request`` on ``bus`` (any backend's); a refusal is recorded in
-    ``refusals``, naming the field, and the run goes on."""
+def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> Callable[[], None]:
+    """A customer's client sending request ``seq`` of the workload on ``bus`` (any backend's). Whatever the
+    Order service answers, the run goes on: a refusal (naming the field) is recorded in ``refusals`` with the
+    request's ``seq``; an order placed is the Order service's own record."""
     def place() -> None:
-        try:
-            bus.call("order", "place_order", request)
-        except (OrderRejectedError, PublishError) as exc:
-            order_id = request.get("order_id") if isinstance(request, dict) else None
-            bus.db.execute(INSERT_REFUSAL, (order_id if isinstance(order_id, str) else None, exc.field or "(event)",
-                                            str(exc), bus.now()))
+        order_id = request.get("order_id") if isinstance(request, dict) else None
+        order_id = order_id if isinstance(order_id, str) else None
+        if conflicts_with is not None:
+            field, problem = "order_id", (f"order refused: order_id: {order_id} was requested before (request "
+                                          f"#{conflicts_with}) with other content; an order id names one order")
+        else:
+            try:
+                bus.call("order", "place_order", request)
+                return
+            except OrderRejectedError as exc:
+                field, problem = exc.field, str(exc)
+            except PublishError as exc:
+                field, problem = "(event)", str(exc)
+            except Exception as exc:  # the Order service failed on this order: its client got an error, others go on
+                field, problem = "(order)", f"the Order service failed on it: {type(exc).__name__}: {exc}"
+        bus.db.execute(INSERT_REFUSAL, (order_id, field, problem, bus.now(), seq))
     return place
 
 
 def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict | None = None) -> dict:
-    """Write ``summary.json`` (and ``run.db`` for the memory store), close the bus and return the summary;
-    ``extra`` adds facts of this session to it (e.g. how many deliveries a resume found pending)."""
+    """Write ``summary.json`` (and ``run.db`` for the memory store), close the bus, release the run folder and
+    return the summary. ``seconds`` is this session's wall time (earlier sessions of a resumed run are added);
+    ``extra`` adds facts of this session (e.g. how many deliveries a resume found pending).
+
+    Each file replaces the old one whole (a temporary file beside it, flushed, renamed), and the old summary is
+    removed first: a run stopped at any moment leaves the old run or the new one (whose summary is also in
+    ``run.db``'s ``run_info``), never a new ``run.db`` beside an old summary.
+    """
     out = Path(out)
     db = bus.db
     bus.commit()
+    info = rundb.get_info(db)
+    wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
     summary = summarize(db)
-    summary.update(options.describe(), wall_seconds=round(seconds, 3),
-                   deliveries_per_second=round(summary["deliveries"]["total"] / seconds, 1) if seconds > 0 else None,
-                   **bus.report(), **(extra or {}))
-    rundb.set_info(db, status="finished", summary=summary)
+    summary.update(options.describe(), wall_seconds=wall,
+                   deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
+                   sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
+    rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
-    if options.store == "memory":
-        rundb.save_copy(db, out / "run.db")
-    db.close()
-    bus.close()  # a deployed bus (moto, aws) is destroyed here
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    new_db = folder.temporary_beside(out / "run.db") if options.store == "memory" else None
+    try:
+        if new_db is not None:
+            rundb.save_copy(db, new_db)
+        db.close()
+        text = json.dumps(summary, indent=2) + "\n"
+        if new_db is not None:
+            folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
+            folder.replace_atomically(out / "run.db", new_db)
+        folder.write_atomically(out / "summary.json", text)
+        bus.close()  # a deployed bus (moto, aws) is destroyed here, once the run is saved
+    finally:
+        if new_db is not None:
+            new_db.unlink(missing_ok=True)
+        _release(out)
     return summary
 
 
 def summarize(db) -> dict:
-    """Counts a reader wants first: orders by status, events, deliveries by outcome, dead letters, money."""
+    """Counts a reader wants first: requests and orders by status, events, deliveries by outcome, dead letters, money."""
     statuses = dict(db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status"))
     outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM deliveries GROUP BY outcome"))
     money = dict(db.execute("SELECT kind, ROUND(SUM(amount), 2) FROM payments GROUP BY kind"))
     placed = sum(statuses.values())
+    merged = db.execute("SELECT r.order_id, COUNT(*) + 1 FROM requests r WHERE r.same_as IS NOT NULL"
+                        " GROUP BY r.same_as ORDER BY r.same_as LIMIT 20").fetchall()
     return {
         "orders": {
+            "requested": db.execute("SELECT COUNT(*) FROM requests").fetchone()[0],
+            "not_sent": db.execute("SELECT COUNT(*) FROM unsent").fetchone()[0],
             "placed": placed,
             "refused": db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0],
             "refusals": [{"order_id": o, "field": f, "problem": p} for o, f, p in
                          db.execute("SELECT order_id, field, problem FROM refusals ORDER BY rowid LIMIT 20")],
+            "merged_duplicates": [{"order_id": o, "copies": n} for o, n in merged],
             "by_status": statuses,
             "not_terminal": placed - sum(statuses.get(status, 0) for status in TERMINAL),
         },
@@ -165,3 +253,138 @@ def summarize(db) -> dict:
         "refunded": money.get("refund", 0.0),
         "loyalty_points": db.execute("SELECT COALESCE(SUM(points), 0) FROM loyalty").fetchone()[0],
     }
+
+
+# ---------------------------------------------------------------- the run folder and the workload
+
+def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
+    """The file store's ``run.db``: made beside the old one with the run's facts and workload, then renamed
+    into place (removing the old run's files, summary first), then opened for the run."""
+    building = folder.temporary_beside(out / "run.db")
+    try:
+        db = rundb.connect(building, journal="DELETE")
+        _store_start(db, info, rules, requests)
+        db.close()
+        folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
+        folder.replace_atomically(out / "run.db", building)
+    finally:
+        building.unlink(missing_ok=True)
+    return rundb.connect(out / "run.db")
+
+
+def _store_start(db, info: dict, rules: dict | None, requests) -> None:
+    db.execute("BEGIN")
+    rundb.set_info(db, **info)
+    if rules is not None:
+        _record_rules(db, rules)
+    db.executemany(INSERT_REQUEST, ((r.seq, r.order_id, r.due, r.text, r.same_as) for r in requests))
+    db.execute("COMMIT")
+
+
+def _record_rules(db, rules: dict) -> None:
+    rundb.set_info(db, rules=rules, rules_sha256=rundb.rules_hash(rules))
+
+
+def _schedule_requests(bus: Bus) -> int:
+    """Schedule every stored request not sent yet, at its time; returns how many. They are read from
+    ``run.db`` a chunk at a time, as the scheduler wants them, so a long workload never sits in memory."""
+    unsent = bus.db.execute("SELECT COUNT(*) FROM unsent").fetchone()[0]
+    bus.schedule_all(_unsent(bus))
+    return unsent
+
+
+def _unsent(bus: Bus, chunk: int = 1000) -> Iterator[tuple[float, Callable[[], None]]]:
+    after = 0
+    while True:
+        rows = bus.db.execute("SELECT seq, due, request, first FROM unsent WHERE seq > ? ORDER BY seq LIMIT ?",
+                              (after, chunk)).fetchall()
+        if not rows:
+            return
+        for seq, due, text, first in rows:
+            yield due, placing(bus, seq, json.loads(text), first if first is not None and first < seq else None)
+        after = rows[-1][0]
+
+
+def _chain(first, rest) -> Iterator:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _read_info(db_path: Path) -> dict:
+    try:
+        db = rundb.open_run(db_path)
+        try:
+            info = rundb.get_info(db)
+        finally:
+            db.close()
+    except Exception as exc:  # sqlite3.DatabaseError, a value that is not JSON
+        raise RunFolderError(f"{db_path} cannot be read as a run ({exc}): nothing to resume") from None
+    if not info:
+        raise RunFolderError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
+    return info
+
+
+def _keeping_time(bus: Bus, progress: Callable | None, started: float) -> Callable:
+    """The bus's progress callback, also recording the run's wall time so far (a stopped run keeps it)."""
+    before = rundb.get_info(bus.db).get("wall_seconds_before", 0.0)
+
+    def tick(stats) -> None:
+        rundb.set_info(bus.db, wall_seconds=round(before + time.perf_counter() - started, 3))
+        if progress is not None:
+            progress(stats)
+    return tick
+
+
+@contextmanager
+def _interrupted(message: str):
+    """SIGINT (or SIGTERM, which the CLI makes the same) while a run starts: nothing was written yet."""
+    try:
+        yield
+    except folder.Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise folder.Interrupted(message) from None
+
+
+@contextmanager
+def _saying_what_was_kept(bus: Bus, options: RunOptions):
+    try:
+        yield
+    except folder.Interrupted:
+        raise
+    except KeyboardInterrupt:
+        out = Path(options.out)
+        if options.store != "file":
+            raise folder.Interrupted(f"interrupted: nothing of this run was kept (the {options.store} store writes "
+                                     f"run.db at the end); {out} holds what it held before") from None
+        try:
+            bus.db.close()  # what was not committed is rolled back, as a kill would
+            db = rundb.open_run(out / "run.db")
+            placed, unsent, requested = db.execute(
+                "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM unsent),"
+                " (SELECT COUNT(*) FROM requests)").fetchone()
+            db.close()
+            kept = f"{placed} orders placed, {unsent} of {requested} requests not sent yet"
+        except Exception:
+            kept = "everything committed so far"
+        raise folder.Interrupted(f"interrupted: {out / 'run.db'} keeps what was committed ({kept}); "
+                                 f"`yafdp resume --out {out}` finishes the run") from None
+
+
+def _close(bus: Bus, out) -> None:
+    """After a run or resume, whatever happened: what was not committed is dropped, the deployment destroyed,
+    the folder released."""
+    try:
+        bus.db.close()
+    finally:
+        try:
+            bus.close()
+        finally:
+            _release(Path(out))
+
+
+def _release(out: Path) -> None:
+    lock = _LOCKS.pop(Path(out).resolve(), None)
+    if lock is not None:
+        lock.release()

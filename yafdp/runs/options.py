@@ -14,6 +14,7 @@ from yafdp.runs.workload import OutcomeRates
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
 WORKFLOWS = ("standard", "express")
+MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class RunOptions:
     point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
     # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
     catalog: Catalog | None = field(default=None, repr=False, compare=False)
+    # Replace a run already in ``out``. The workbook re-runs into its build folder, so the library does by
+    # default; ``yafdp run`` refuses unless --force (see yafdp.runs.folder).
+    overwrite: bool = True
 
     def __post_init__(self):
         if self.store not in STORES:
@@ -53,8 +57,8 @@ class RunOptions:
             raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise RefusedError(f"concurrency must be a whole number of pollers per queue, at least 1, got {self.concurrency!r}")
-        if self.orders < 0:
-            raise RefusedError(f"orders must not be negative, got {self.orders}")
+        if not 0 <= self.orders <= MAX_ORDERS:
+            raise RefusedError(f"orders must be from 0 to {MAX_ORDERS:,}, got {self.orders}")
         for name in ("arrival_rate", "quota_scale"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

@@ -126,28 +126,109 @@ class _Choices:
         return restaurant_id, [{"item_id": i, "quantity": rng.randint(1, 3), "unit_price": menu[i]["price"]} for i in picks]
 
 
+class OutOfRange:
+    """A number in an orders file that no order field can hold (more than 15 digits, beyond a float, NaN or
+    Infinity): kept as its text, so the order holding it is refused on its own, naming the field."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        digits = sum(c.isdigit() for c in self.text)
+        shown = self.text if len(self.text) <= 24 else f"{self.text[:10]}…{self.text[-4:]} ({digits} digits)"
+        return f"{shown} (out of range)"
+
+    __str__ = __repr__
+
+
+def _integer(text: str):
+    return int(text) if len(text) <= MAX_DIGITS + (text[0] == "-") else OutOfRange(text)
+
+
+def _real(text: str):
+    value = float(text)
+    return value if value not in (float("inf"), float("-inf")) else OutOfRange(text)
+
+
+MAX_DIGITS = 15  # a JSON number beyond this is not exact in a double, nor a price, a quantity or an amount
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One request of a workload: its place (from 1), when the client sends it (seconds after the start), the
+    request as JSON text, and the earlier identical request it merges with (then it is never sent)."""
+
+    seq: int
+    due: float
+    order_id: str | None
+    text: str
+    same_as: int | None = None
+
+
 def load_order_requests(path: Path) -> list:
     """Order requests from a JSON file (a list of objects, as a client would send them to ``place_order``).
 
-    Each request is validated when it is placed, so one bad order is refused on its own, naming its field.
-    Raises :class:`~yafdp.errors.RefusedError` naming the file when it cannot be read or is not a JSON list.
+    Each request is validated when it is placed, so one bad order is refused on its own, naming its field: a
+    number no field can hold (a 400-digit amount, ``NaN``) stays in the request as :class:`OutOfRange`.
+    Raises :class:`~yafdp.errors.RefusedError` naming the file when it cannot be read, is not UTF-8 JSON, is
+    nested too deeply, or is not a JSON list.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "orders.json"
+    >>> _ = path.write_text('[{"order_id": "ord-1", "amount": 1' + '0' * 400 + '}]')
+    >>> load_order_requests(path)[0]["amount"]
+    1000000000…0000 (401 digits) (out of range)
     """
     try:
-        requests = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except OSError as exc:
         raise RefusedError(f"cannot read orders file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RefusedError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        requests = json.loads(text, parse_int=_integer, parse_float=_real, parse_constant=OutOfRange)
     except json.JSONDecodeError as exc:
         raise RefusedError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise RefusedError(f"{path}: nested too deeply to be an orders file (an order is a flat object)") from None
     if not isinstance(requests, list):
         raise RefusedError(f"{path}: must hold a JSON list of order requests, not a {type(requests).__name__}")
     return requests
 
 
-def arrivals(world: Marketplace, *, orders: int, seed: int, rates: OutcomeRates, arrival_rate: float,
-             orders_file: Path | None = None) -> Iterator[tuple[float, object]]:
-    """When each order of a run's workload arrives (seconds after the start) and its request, in time
-    order: from ``orders_file`` at the arrival rate (orders per second), or generated from the seed and rates."""
-    if orders_file is not None:
-        requests = load_order_requests(Path(orders_file))
-        return (((n + 1) / arrival_rate, request) for n, request in enumerate(requests))
-    return ((p.at, p.request) for p in iter_orders(orders, seed, world, rates, arrival_rate))
+def workload(world: Marketplace, *, orders: int, seed: int, rates: OutcomeRates, arrival_rate: float,
+             orders_file: Path | None = None) -> Iterator[OrderRequest]:
+    """A run's workload in time order: the requests of ``orders_file`` at the arrival rate (orders per second),
+    identical duplicates merged into the first, or ``orders`` generated from the seed and rates.
+
+    What can be refused is refused before the first request is returned: the file is read whole here, and a
+    generated workload checks its options and the marketplace when its first order is drawn.
+    """
+    if orders_file is None:
+        generated = iter_orders(orders, seed, world, rates, arrival_rate)
+        return (OrderRequest(n, p.at, p.request["order_id"], _dumps(p.request))
+                for n, p in enumerate(generated, start=1))
+    requests = load_order_requests(Path(orders_file))
+    if not (isinstance(arrival_rate, (int, float)) and arrival_rate > 0):
+        raise RefusedError(f"arrival_rate must be positive, got {arrival_rate}")
+    return _merged(requests, arrival_rate)
+
+
+def _merged(requests: list, arrival_rate: float) -> Iterator[OrderRequest]:
+    first: dict[tuple[str, str], int] = {}
+    for n, request in enumerate(requests, start=1):
+        order_id = request.get("order_id") if isinstance(request, dict) else None
+        order_id = order_id if isinstance(order_id, str) else None
+        text = _dumps(request)
+        same_as = first.setdefault((order_id, text), n) if order_id is not None else n
+        yield OrderRequest(n, n / arrival_rate, order_id, text, same_as if same_as != n else None)
+
+
+def _dumps(request) -> str:
+    return json.dumps(request, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)

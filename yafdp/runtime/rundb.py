@@ -9,7 +9,9 @@ that SQLite holds in memory and writes ``run.db`` when the run ends; the AWS bac
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -71,7 +73,8 @@ CREATE TABLE IF NOT EXISTS refusals (
     order_id TEXT,
     field TEXT NOT NULL,
     problem TEXT NOT NULL,
-    refused_at REAL NOT NULL
+    refused_at REAL NOT NULL,
+    request INTEGER  -- requests.seq of the refused request
 );
 CREATE TABLE IF NOT EXISTS state (
     service TEXT NOT NULL,
@@ -83,34 +86,69 @@ CREATE TABLE IF NOT EXISTS state (
 CREATE VIEW IF NOT EXISTS orders AS
     SELECT key AS order_id, json_extract(item, '$.status') AS status, json_extract(item, '$.amount') AS amount,
            json_extract(item, '$.customer_id') AS customer_id, json_extract(item, '$.restaurant_id') AS restaurant_id,
-           json_extract(item, '$.placed_at') AS placed_at
+           json_extract(item, '$.placed_at') AS placed_at, json_extract(item, '$.currency') AS currency
     FROM state WHERE service = 'order' AND kind = 'order';
+-- The money ledger: one row per charge and per refund the Payment service made, each its own item keyed by the
+-- event that caused it, so a second charge of an order is stored (and seen) like any other.
+CREATE VIEW IF NOT EXISTS ledger AS
+    SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.kind') AS kind,
+           json_extract(item, '$.amount') AS amount, json_extract(item, '$.currency') AS currency,
+           json_extract(item, '$.customer_id') AS customer_id, json_extract(item, '$.reference') AS reference,
+           json_extract(item, '$.event_id') AS event_id, json_extract(item, '$.at') AS at
+    FROM state WHERE service = 'payment' AND kind = 'ledger';
 CREATE VIEW IF NOT EXISTS payments AS
-    SELECT key AS order_id, kind, json_extract(item, '$.amount') AS amount, json_extract(item, '$.customer_id') AS customer_id
-    FROM state WHERE service = 'payment' AND kind IN ('charge', 'refund');
+    SELECT order_id, kind, amount, customer_id, currency FROM ledger;
 CREATE VIEW IF NOT EXISTS loyalty AS
     SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.points') AS points, json_extract(item, '$.customer_id') AS customer_id
     FROM state WHERE service = 'loyalty' AND kind = 'entry';
 CREATE VIEW IF NOT EXISTS notifications AS
     SELECT json_extract(item, '$.order_id') AS order_id, json_extract(item, '$.detail_type') AS detail_type, json_extract(item, '$.text') AS text
     FROM state WHERE service = 'notification' AND kind = 'message';
+-- Every order request of the workload, as the client sends it, stored before the first is sent: a resumed run
+-- sends those not sent yet, and `yafdp check` accounts for each (placed, or refused in `refusals`).
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY,  -- its place in the workload, from 1
+    order_id TEXT,            -- its order_id, when that is a string
+    due REAL NOT NULL,        -- when the client sends it: seconds after the run's start
+    request TEXT NOT NULL,    -- the request as JSON
+    same_as INTEGER           -- the earlier identical request it was merged with (never sent on its own)
+);
+CREATE INDEX IF NOT EXISTS requests_by_order ON requests (order_id);
+CREATE INDEX IF NOT EXISTS refusals_by_request ON refusals (request);
+-- The requests not sent yet (what a resumed run sends): not merged, not refused, and their order not placed
+-- (a request whose order id an earlier request has is sent to be refused). `first`: that earlier request.
+CREATE VIEW IF NOT EXISTS unsent AS
+    SELECT q.seq, q.due, q.request, q.first FROM (
+        SELECT r.seq, r.due, r.request, r.order_id, r.same_as,
+               (SELECT MIN(p.seq) FROM requests p WHERE p.order_id = r.order_id) AS first
+        FROM requests r) AS q
+    WHERE q.same_as IS NULL AND NOT EXISTS (SELECT 1 FROM refusals f WHERE f.request = q.seq)
+      AND (q.first < q.seq OR q.order_id IS NULL OR NOT EXISTS (
+           SELECT 1 FROM state s WHERE s.service = 'order' AND s.kind = 'order' AND s.key = q.order_id));
 """
 
 
-def connect(path: str | Path | None) -> sqlite3.Connection:
+def views() -> list[tuple[str, str]]:
+    """Every view of the schema as ``(name, SELECT statement)``, in order: what a reader that trusts no view
+    stored in a ``run.db`` (``yafdp check``) defines for itself."""
+    return re.findall(r"CREATE VIEW IF NOT EXISTS (\w+) AS\s+(.*?);", SCHEMA, flags=re.S)
+
+
+def connect(path: str | Path | None, journal: str = "WAL") -> sqlite3.Connection:
     """Open (or create) a run database with its schema.
 
     ``path=None`` gives the memory store's database: a private temporary one that SQLite keeps in memory
     and only spills to an anonymous temporary file when it outgrows its cache (so a long run does not hold
     its whole trace in RAM), with nothing made durable. ``":memory:"`` keeps all of it in RAM. A file path
-    gives a durable database in WAL mode.
+    gives a durable database in WAL mode (or in ``journal`` mode, e.g. ``"DELETE"`` for a database that is
+    renamed into place once written).
     """
     db = sqlite3.connect("" if path is None else str(path), isolation_level=None, check_same_thread=False)
     if path is None:
         db.execute("PRAGMA journal_mode = MEMORY")
         db.execute("PRAGMA synchronous = OFF")
     elif str(path) != ":memory:":
-        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA journal_mode = {journal}")
         # NORMAL in WAL mode: a crash of the process never loses a commit; only a power cut could.
         db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(SCHEMA)
@@ -143,6 +181,11 @@ def set_info(db: sqlite3.Connection, **values) -> None:
                    [(k, json.dumps(v)) for k, v in values.items()])
 
 
+def rules_hash(rules: dict) -> str:
+    """The SHA-256 of a run's rules (name → pattern), as ``run_info.rules_sha256`` records it."""
+    return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def get_info(db: sqlite3.Connection) -> dict:
     """Every fact of ``run_info``, decoded from JSON."""
     return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
@@ -158,5 +201,6 @@ INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_ar
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_STATE = "INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
-INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at) VALUES (?, ?, ?, ?)"
+INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at, request) VALUES (?, ?, ?, ?, ?)"
+INSERT_REQUEST = "INSERT INTO requests (seq, order_id, due, request, same_as) VALUES (?, ?, ?, ?, ?)"
 INSERT_PENDING = "INSERT INTO pending (id, event_id, rule, attempt, due, published, fault) VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -1,8 +1,9 @@
 """The Loyalty service, added later without touching any other service: one point per whole euro of a
 confirmed order, taken back if no courier can deliver it.
 
-Events can arrive in any order: if the delivery failure comes first, the order is remembered as failed and
-the late confirmation awards nothing.
+Each award and each reversal is its own ledger entry, keyed by the event that caused it (a second award
+would be stored, and seen, beside the first). Events can arrive in any order: if the delivery failure comes
+first, the order is remembered as failed and the late confirmation awards nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def award_points(event: Envelope, uow: UnitOfWork) -> None:
         return  # awarded already, or the order failed before its confirmation reached us
     points = int(confirmed["amount"])
     who = {"order_id": order_id, "customer_id": confirmed["customer_id"]}
-    uow.put("entry", f"{order_id}#award", {**who, "points": points})
+    uow.put("entry", f"{order_id}#award#{event['id']}", {**who, "points": points})
     uow.put("order", order_id, {**who, "state": "awarded", "points": points})
     uow.publish("Loyalty_Points_Added", {**who, "points": points})
 
@@ -33,6 +34,6 @@ def revert_points(event: Envelope, uow: UnitOfWork) -> None:
     if standing["state"] != "awarded":
         return
     points = standing["points"]
-    uow.put("entry", f"{order_id}#revert", {**who, "points": -points})
+    uow.put("entry", f"{order_id}#revert#{event['id']}", {**who, "points": -points})
     uow.put("order", order_id, {**standing, "state": "reverted"})
     uow.publish("Loyalty_Points_Reverted", {**who, "points": points})

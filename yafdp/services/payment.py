@@ -1,7 +1,9 @@
 """The Payment service: charges an order's payment token, and refunds the charge if the order fails later.
 
 It never sees a card number: orders carry a token from the payment provider, and the provider's answer
-depends only on the token. Charges and refunds are keyed by order id, so each happens at most once.
+depends only on the token. Whether an order was charged or refunded is kept by order id (the business key), so
+each happens at most once; every charge and refund made is also written to the service's ledger as its own
+item, keyed by the event that caused it, so that a second one could never hide behind the first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def charge_order(event: Envelope, uow: UnitOfWork) -> None:
     payment_id = "pay-" + order_id.removeprefix("ord-")
     uow.put("charge", order_id, {**customer, "kind": "charge", "payment_id": payment_id,
                                  "token_hint": order["payment_token"][-4:]})
+    _ledger(uow, event, {**customer, "kind": "charge", "reference": payment_id})
     uow.publish("Payment_Success", {
         **customer, "payment_id": payment_id, "restaurant_id": order["restaurant_id"],
         "items": order["items"], "delivery_zone": order["delivery_zone"],
@@ -43,5 +46,13 @@ def refund_order(event: Envelope, uow: UnitOfWork) -> None:
               "refund_id": "ref-" + order_id.removeprefix("ord-"), "amount": charge["amount"],
               "currency": charge["currency"], "reason": event["detail-type"]}
     uow.put("refund", order_id, refund)
+    _ledger(uow, event, {k: refund[k] for k in ("order_id", "customer_id", "kind", "amount", "currency")}
+            | {"reference": refund["refund_id"]})
     uow.publish("Payment_Refunded", {k: refund[k] for k in
                                      ("order_id", "customer_id", "refund_id", "amount", "currency", "reason")})
+
+
+def _ledger(uow, event: dict, entry: dict) -> None:
+    """Write one money movement to the ledger (``run.db``'s ``ledger`` view), keyed by the event that caused it."""
+    uow.put("ledger", f"{entry['order_id']}#{entry['kind']}#{event['id']}",
+            {**entry, "event_id": event["id"], "at": uow.now()})

@@ -1,0 +1,324 @@
+"""`yafdp check` is a proof: every tampered copy of a finished run.db fails it naming the order, each invariant
+is the only one that catches a run.db broken in exactly its way (switched off, nothing else would), and a
+run.db it cannot read is one line, exit 2."""
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from yafdp.analysis import check
+from yafdp.analysis.check import INVARIANTS, Invariant, MalformedRunError, check_run
+from yafdp.runs import RunOptions, run_saga
+from yafdp.runs.workload import OutcomeRates
+from yafdp.runtime import rundb
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A clean run with every outcome: delivered, declined, rejected and refunded, no courier and refunded."""
+    out = tmp_path_factory.mktemp("finished")
+    run_saga(RunOptions(orders=80, seed=5, out=out, rates=OutcomeRates(0.15, 0.15, 0.15)))
+    assert all(i.passed for i in check_run(out))
+    return out
+
+
+@pytest.fixture
+def copy(finished, tmp_path):
+    """A copy of the finished run to tamper with, and a connection to it."""
+    shutil.copy(finished / "run.db", tmp_path / "run.db")
+    db = sqlite3.connect(tmp_path / "run.db", isolation_level=None)
+    yield tmp_path, db
+    db.close()
+
+
+def one(db, sql: str, *args) -> str:
+    row = db.execute(sql + " LIMIT 1", args).fetchone()
+    assert row, sql
+    return row[0]
+
+
+def delivered(db) -> str:
+    return one(db, "SELECT order_id FROM orders WHERE status = 'DELIVERY_SCHEDULED' ORDER BY order_id")
+
+
+def refunded(db) -> str:
+    return one(db, "SELECT order_id FROM payments WHERE kind = 'refund' ORDER BY order_id")
+
+
+def declined(db) -> str:
+    return one(db, "SELECT o.order_id FROM orders o WHERE o.status = 'CANCELLED' AND o.order_id NOT IN"
+                   " (SELECT order_id FROM payments) ORDER BY o.order_id")
+
+
+def times_ten(db, order_id: str, kinds: tuple[str, ...]) -> None:
+    marks = ", ".join("?" * len(kinds))
+    db.execute(f"UPDATE state SET item = json_set(item, '$.amount', json_extract(item, '$.amount') * 10)"
+               f" WHERE service = 'payment' AND key LIKE ? AND (kind IN ({marks})"
+               f" OR (kind = 'ledger' AND json_extract(item, '$.kind') IN ({marks})))",
+               (f"{order_id}%", *kinds, *kinds))
+
+
+def failing(path) -> dict[str, Invariant]:
+    return {i.name: i for i in check_run(path) if not i.passed}
+
+
+# ---------------------------------------------------------------- the issue's tampered copies
+
+def tamper_delivered_charge_times_ten(db):
+    order = delivered(db)
+    times_ten(db, order, ("charge",))
+    return order
+
+
+def tamper_cancelled_charge_and_refund_times_ten(db):
+    order = refunded(db)
+    times_ten(db, order, ("charge", "refund"))
+    return order
+
+
+def tamper_declined_order_marked_delivered_with_loyalty(db):
+    order = declined(db)
+    db.execute("UPDATE state SET item = json_set(item, '$.status', 'DELIVERY_SCHEDULED')"
+               " WHERE service = 'order' AND kind = 'order' AND key = ?", (order,))
+    amount = one(db, "SELECT amount FROM orders WHERE order_id = ?", order)
+    db.execute("INSERT INTO state VALUES ('loyalty', 'entry', ?, json_object('order_id', ?, 'customer_id', 'cus-1',"
+               " 'points', ?))", (f"{order}#award#forged", order, int(amount)))
+    return order
+
+
+def tamper_every_state_row_of_an_order_deleted(db):
+    order = refunded(db)
+    db.execute("DELETE FROM state WHERE key = ? OR key LIKE ? OR json_extract(item, '$.order_id') = ?",
+               (order, f"{order}#%", order))
+    return order
+
+
+def tamper_events_of_an_order_deleted(db):
+    order = delivered(db)
+    db.execute("DELETE FROM events WHERE order_id = ?", (order,))
+    return order
+
+
+def tamper_second_payment_success_inserted(db):
+    order = delivered(db)
+    db.execute("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time)"
+               " SELECT event_id || '-again', order_id, detail_type, source, published_at, detail, time FROM events"
+               " WHERE order_id = ? AND detail_type = 'Payment_Success'", (order,))
+    db.execute("INSERT INTO deliveries SELECT event_id || '-again', rule, target, attempt, delivered_at, finished_at,"
+               " outcome, error FROM deliveries WHERE event_id IN (SELECT event_id FROM events WHERE order_id = ?"
+               " AND detail_type = 'Payment_Success' AND event_id NOT LIKE '%-again')", (order,))
+    return order
+
+
+def tamper_rules_replaced_and_500_deliveries_deleted(db):
+    nothing = {"forged-rule": {"source": ["nobody"], "detail-type": ["Nothing"]}}
+    db.execute("UPDATE run_info SET value = ? WHERE key = 'rules'", (json.dumps(nothing),))
+    db.execute("UPDATE run_info SET value = ? WHERE key = 'rules_sha256'", (json.dumps(rundb.rules_hash(nothing)),))
+    victim = one(db, "SELECT e.order_id FROM deliveries d JOIN events e USING (event_id) WHERE d.outcome = 'ok'"
+                     " ORDER BY d.rowid")
+    db.execute("DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries WHERE outcome = 'ok'"
+               " ORDER BY rowid LIMIT 500)")
+    return victim
+
+
+def tamper_cancelling_charged_and_not_refunded(db):
+    """Chapter 06's stuck order: CANCELLING, charged, its refund never made."""
+    order = refunded(db)
+    db.execute("DELETE FROM state WHERE service = 'payment' AND (kind = 'refund' AND key = ?"
+               " OR kind = 'ledger' AND key LIKE ?)", (order, f"{order}#refund#%"))
+    db.execute("UPDATE state SET item = json_set(item, '$.status', 'CANCELLING')"
+               " WHERE service = 'order' AND kind = 'order' AND key = ?", (order,))
+    refunds = [e for (e,) in db.execute("SELECT event_id FROM events WHERE order_id = ? AND detail_type = 'Payment_Refunded'", (order,))]
+    db.executemany("DELETE FROM deliveries WHERE event_id = ?", [(e,) for e in refunds])
+    db.executemany("DELETE FROM events WHERE event_id = ?", [(e,) for e in refunds])
+    return order
+
+
+def tamper_second_charge_in_the_ledger(db):
+    order = delivered(db)
+    db.execute("INSERT INTO state SELECT service, kind, key || '-again', item FROM state"
+               " WHERE service = 'payment' AND kind = 'ledger' AND key LIKE ?", (f"{order}#charge#%",))
+    return order
+
+
+TAMPERED = [tamper_delivered_charge_times_ten, tamper_cancelled_charge_and_refund_times_ten,
+            tamper_declined_order_marked_delivered_with_loyalty, tamper_every_state_row_of_an_order_deleted,
+            tamper_events_of_an_order_deleted, tamper_second_payment_success_inserted,
+            tamper_rules_replaced_and_500_deliveries_deleted, tamper_cancelling_charged_and_not_refunded,
+            tamper_second_charge_in_the_ledger]
+
+
+@pytest.mark.parametrize("tamper", TAMPERED, ids=[t.__name__.removeprefix("tamper_") for t in TAMPERED])
+def test_a_tampered_copy_fails_check_naming_the_order(copy, tamper):
+    path, db = copy
+    order = tamper(db)
+    db.close()
+    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert failed, result.stdout
+    assert order in result.stdout, result.stdout
+
+
+def test_cancelling_order_charged_and_not_refunded_fails_refunds_match_charges(copy):
+    path, db = copy
+    order = tamper_cancelling_charged_and_not_refunded(db)
+    offenders = failing(path)["refunds match charges"].offenders
+    assert any(o.startswith(order) and "CANCELLING" in o and "0 refund(s)" in o for o in offenders)
+
+
+# ---------------------------------------------------------------- one invariant, broken in exactly its way
+
+def break_every_order_terminal(db):
+    order = declined(db)
+    db.execute("UPDATE state SET item = json_set(item, '$.status', 'PLACED') WHERE service = 'order' AND key = ?", (order,))
+    return order
+
+
+def break_no_double_charge(db):
+    return tamper_second_charge_in_the_ledger(db)
+
+
+def break_charges_are_the_orders_amount(db):
+    return tamper_delivered_charge_times_ten(db)
+
+
+def break_refunds_match_charges(db):
+    order = refunded(db)
+    db.execute("UPDATE state SET item = json_set(item, '$.amount', json_extract(item, '$.amount') / 2)"
+               " WHERE service = 'payment' AND kind = 'ledger' AND key LIKE ?", (f"{order}#refund#%",))
+    return order
+
+
+def break_loyalty_nets_out(db):
+    order = delivered(db)
+    db.execute("INSERT INTO state VALUES ('loyalty', 'entry', ?, json_object('order_id', ?, 'customer_id', 'cus-1',"
+               " 'points', 5))", (f"{order}#award#forged", order))
+    return order
+
+
+def break_every_request_accounted_for(db):
+    order = delivered(db)
+    db.execute("UPDATE requests SET request = json_set(request, '$.customer_id', 'cus-someone-else')"
+               " WHERE order_id = ?", (order,))
+    return order
+
+
+def break_state_matches_events(db):
+    order = delivered(db)
+    initiated = one(db, "SELECT event_id FROM events WHERE order_id = ? AND detail_type = 'Order_Initiated'", order)
+    db.execute("DELETE FROM deliveries WHERE event_id = ?", (initiated,))
+    db.execute("DELETE FROM events WHERE event_id = ?", (initiated,))
+    return order
+
+
+def break_every_event_reached_its_targets(db):
+    order = delivered(db)
+    db.execute("DELETE FROM deliveries WHERE rowid = (SELECT d.rowid FROM deliveries d JOIN events e USING (event_id)"
+               " WHERE e.order_id = ? AND d.rule LIKE '%notification%' AND d.outcome = 'ok' LIMIT 1)", (order,))
+    return order
+
+
+BREAKS = {name: globals()[f"break_{name}"] for name in INVARIANTS}
+
+
+@pytest.fixture(scope="module")
+def names(finished) -> dict[str, str]:
+    """Each invariant's function name → the name it reports (check_run returns them in INVARIANTS' order)."""
+    return dict(zip(INVARIANTS, (i.name for i in check_run(finished))))
+
+
+@pytest.mark.parametrize("invariant", INVARIANTS)
+def test_each_invariant_alone_catches_a_run_broken_its_way(copy, invariant, names):
+    path, db = copy
+    order = BREAKS[invariant](db)
+    failed = failing(path)
+    assert set(failed) == {names[invariant]}, failed
+    assert any(order in offender for offender in failed[names[invariant]].offenders)
+
+
+@pytest.mark.parametrize("invariant", INVARIANTS)
+def test_switching_one_invariant_off_lets_its_broken_run_pass(copy, invariant, monkeypatch):
+    """What the test above proves: with the invariant switched off, nothing else would notice."""
+    path, db = copy
+    BREAKS[invariant](db)
+    monkeypatch.setattr(check, invariant, lambda run: Invariant(invariant, "switched off", True))
+    assert not failing(path)
+
+
+def test_routing_comes_from_the_catalog_not_from_run_info(copy):
+    path, db = copy
+    nothing = {"forged-rule": {"source": ["nobody"], "detail-type": ["Nothing"]}}
+    db.execute("UPDATE run_info SET value = ? WHERE key = 'rules'", (json.dumps(nothing),))
+    assert not failing(path)  # the catalog's rules decide, and every delivery they call for was made
+
+
+def test_a_run_of_another_catalog_is_not_checked_against_this_one(copy, catalog_copy):
+    path, _ = copy
+    catalog_copy.edit("notification", lambda d: d["subscriptions"][0]["pattern"]["detail-type"].pop())
+    lost = failing_with_catalog(path, catalog_copy.root)["no event lost"]
+    assert "other rules than these" in lost.offenders[0]
+
+
+def failing_with_catalog(path, catalog):
+    return {i.name: i for i in check_run(path, catalog) if not i.passed}
+
+
+def test_a_workload_placed_in_part_fails_even_when_what_was_placed_is_clean(tmp_path):
+    run_saga(RunOptions(orders=10, seed=4, out=tmp_path))
+    with sqlite3.connect(tmp_path / "run.db") as db:  # as if 4,990 more had been requested and never placed
+        db.executemany("INSERT INTO requests (seq, order_id, due, request) VALUES (?, ?, 99, '{}')",
+                       [(n, f"ord-never-{n}") for n in range(11, 5001)])
+        db.execute("UPDATE run_info SET value = '5000' WHERE key = 'orders_requested'")
+    offenders = failing(tmp_path)["every request accounted for"].offenders
+    assert len(offenders) == 4990 and "ord-never-11" in offenders[0]
+
+
+# ---------------------------------------------------------------- a run.db that cannot be read
+
+def make_null_amount(path, db):
+    db.execute("UPDATE state SET item = json_set(item, '$.amount', json('null')) WHERE service = 'order'"
+               " AND kind = 'order' AND key = (SELECT MIN(key) FROM state WHERE service = 'order' AND kind = 'order')")
+    return "no numeric amount"
+
+
+def make_empty(path, db):
+    db.close()
+    (path / "run.db").write_bytes(b"")
+    return "empty (0 bytes)"
+
+
+def make_not_a_database(path, db):
+    db.close()
+    (path / "run.db").write_text("these are not the orders you are looking for\n" * 100)
+    return "not a run database"
+
+
+def make_missing_table(path, db):
+    db.execute("DROP TABLE deliveries")
+    return "no table deliveries"
+
+
+def make_bad_json(path, db):
+    db.execute("UPDATE events SET detail = '{not json' WHERE seq = 1")
+    return "is not JSON"
+
+
+MALFORMED = [make_null_amount, make_empty, make_not_a_database, make_missing_table, make_bad_json]
+
+
+@pytest.mark.parametrize("make", MALFORMED, ids=[m.__name__.removeprefix("make_") for m in MALFORMED])
+def test_a_malformed_run_db_is_one_line_naming_the_file_exit_2(copy, make):
+    path, db = copy
+    problem = make(path, db)
+    db.close()
+    with pytest.raises(MalformedRunError) as error:
+        check_run(path)
+    assert problem in str(error.value)
+    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and str(path / "run.db") in result.stderr and problem in result.stderr

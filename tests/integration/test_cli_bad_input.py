@@ -1,0 +1,160 @@
+"""The principle, through the real command line: every command, on any bad input or environment, prints one
+line that says what and where, exits non-zero, and leaves the earlier run in the same folder as it was."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from yafdp.catalog import DEFAULT_DATA_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if p.is_file() and p.name in ("run.db", "summary.json")}
+
+
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory) -> Path:
+    template = tmp_path_factory.mktemp("earlier") / "run"
+    assert cli("run", "--orders", 20, "--seed", 3, "--out", template).returncode == 0
+    return template
+
+
+@pytest.fixture
+def prev(earlier_run, tmp_path) -> Path:
+    """An earlier run in the folder each command is pointed at."""
+    folder = tmp_path / "prev"
+    shutil.copytree(earlier_run, folder)
+    return folder
+
+
+def catalog(tmp_path: Path, change=None, service: str = "payment") -> Path:
+    root = tmp_path / "catalog"
+    shutil.copytree(DEFAULT_DATA_DIR, root)
+    if change is not None:
+        file = root / "services" / f"{service}.json"
+        document = json.loads(file.read_text())
+        if not change(document, root):  # True: it wrote what it breaks itself
+            file.write_text(json.dumps(document))
+    return root
+
+
+def broken_json(doc, root):
+    (root / "services" / "payment.json").write_text('{"service": "payment",')
+    return True
+
+
+def bad_regex(doc, root):
+    doc["events"]["Payment_Success"]["schema"]["properties"]["order_id"]["pattern"] = "^ord-(unclosed"
+
+
+def ref_to_url(doc, root):
+    doc["events"]["Payment_Success"]["schema"]["properties"]["items"] = {"$ref": "http://127.0.0.1:9/items.json"}
+
+
+def ref_to_file_outside(doc, root):
+    (root.parent / "outside.json").write_text('{"type": "array"}')
+    doc["events"]["Payment_Success"]["schema"]["properties"]["items"] = {"$ref": "../../outside.json"}
+
+
+def missing_handler(doc, root):
+    doc["subscriptions"][0]["handler"] = "charge_order_twice"
+
+
+def marketplace_wrong_shape(doc, root):
+    market = json.loads((root / "marketplace.json").read_text())
+    market["restaurants"]["res-napoli"]["menu"] = ["margherita", "diavola"]
+    (root / "marketplace.json").write_text(json.dumps(market))
+    return True
+
+
+def orders_file(tmp_path: Path, content: bytes | str) -> Path:
+    path = tmp_path / "orders.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+CATALOGS = {"broken_json": (broken_json, "payment.json: line 1"), "bad_regex": (bad_regex, "invalid regular expression"),
+            "ref_to_url": (ref_to_url, "$ref"), "ref_to_file_outside": (ref_to_file_outside, "$ref"),
+            "missing_handler": (missing_handler, "subscriptions[0].handler"),
+            "marketplace_wrong_shape": (marketplace_wrong_shape, "marketplace.json: restaurants.res-napoli.menu")}
+
+# (name, arguments given the earlier run's folder and a scratch folder, what the one line must say)
+CASES = [
+    ("arrival-rate-nan", lambda p, t: ["run", "--out", p, "--force", "--arrival-rate", "nan"], ["--arrival-rate", "nan"]),
+    ("arrival-rate-inf", lambda p, t: ["run", "--out", p, "--force", "--arrival-rate", "inf"], ["--arrival-rate", "inf"]),
+    ("max-delay-inf", lambda p, t: ["run", "--out", p, "--force", "--max-delay", "inf"], ["--max-delay"]),
+    ("max-delay-nan", lambda p, t: ["run", "--out", p, "--force", "--max-delay", "nan"], ["--max-delay"]),
+    ("quota-scale-nan", lambda p, t: ["run", "--out", p, "--force", "--quota-scale", "nan"], ["--quota-scale"]),
+    ("rate-nan", lambda p, t: ["run", "--out", p, "--force", "--payment-failure-rate", "nan"], ["--payment-failure-rate"]),
+    ("rate-inf", lambda p, t: ["run", "--out", p, "--force", "--duplicate-rate", "-inf"], ["--duplicate-rate"]),
+    ("orders-negative", lambda p, t: ["run", "--out", p, "--force", "--orders", "-1"], ["orders"]),
+    ("orders-not-a-number", lambda p, t: ["run", "--out", p, "--force", "--orders", "many"], ["--orders"]),
+    ("out-holds-a-run", lambda p, t: ["run", "--out", p], ["already holds a run", "--force"]),
+    ("out-is-a-file", lambda p, t: ["run", "--out", p / "run.db", "--force"], ["run.db is a file"]),
+    ("out-under-a-file", lambda p, t: ["run", "--out", p / "summary.json" / "x", "--force"], ["summary.json, which is a file"]),
+    ("latency-model-unknown", lambda p, t: ["run", "--out", p, "--force", "--latency-model", "aws-mars-1"], ["aws-mars-1"]),
+    ("moto-file-store", lambda p, t: ["run", "--out", p, "--force", "--backend", "moto", "--store", "file"], ["--store file"]),
+    *[(f"run-catalog-{name}", lambda p, t, c=change: ["run", "--store", "file", "--force", "--out", p,
+                                                      "--catalog", catalog(t, c)], [said])
+      for name, (change, said) in CATALOGS.items()],
+    *[(f"lint-catalog-{name}", lambda p, t, c=change: ["lint", "--catalog", catalog(t, c)], [said])
+      for name, (change, said) in CATALOGS.items()],
+    ("catalog-missing", lambda p, t: ["catalog", "--catalog", t / "nowhere"], ["bus.json"]),
+    ("plan-catalog-broken", lambda p, t: ["plan", "--catalog", catalog(t, bad_regex)], ["payment.json"]),
+    ("state-machine-catalog-broken", lambda p, t: ["state-machine", "--catalog", catalog(t, missing_handler)], ["handler"]),
+    ("orders-deeply-nested", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
+                                           orders_file(t, "[" * 100_000 + "]" * 100_000)], ["orders.json", "nested"]),
+    ("orders-not-utf8", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
+                                      orders_file(t, b'[{"order_id": "ord-\xff\xfe"}]')], ["orders.json", "UTF-8"]),
+    ("orders-5000-digit-integer", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
+                                                orders_file(t, "1" * 5000)], ["orders.json", "list"]),
+    ("orders-not-json", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(t, "[{")], ["orders.json: line 1"]),
+    ("orders-missing", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t / "none.json"], ["none.json"]),
+    ("orders-a-folder", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t], [str(Path("orders file"))]),
+    ("resume-nothing-there", lambda p, t: ["resume", "--out", t / "empty"], ["no run database"]),
+    ("resume-out-is-a-file", lambda p, t: ["resume", "--out", p / "run.db"], ["is a file"]),
+    ("resume-garbage", lambda p, t: ["resume", "--out", garbage(t)], ["cannot be read as a run"]),
+    ("check-nothing-there", lambda p, t: ["check", t / "nowhere"], ["no run database"]),
+    ("check-garbage", lambda p, t: ["check", garbage(t)], ["not a run database"]),
+    ("fit-profile-nothing-there", lambda p, t: ["fit-profile", t / "nowhere", "--out", t / "p.json"], ["nowhere"]),
+    ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
+    ("test-pattern-bad-json", lambda p, t: ["test-pattern", "--pattern", "{bad", "--event", "{}"], ["Event pattern is not valid", "{bad"]),
+    ("deploy-moto-without-endpoint", lambda p, t: ["deploy", "--backend", "moto"], ["--endpoint-url"]),
+    ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
+     ["--endpoint-url"]),
+    ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
+    ("unknown-command", lambda p, t: ["frobnicate"], ["frobnicate"]),
+]
+
+
+def garbage(tmp_path: Path) -> Path:
+    folder = tmp_path / "garbage"
+    folder.mkdir(exist_ok=True)
+    (folder / "run.db").write_text("not a database, just text\n" * 200)
+    return folder
+
+
+@pytest.mark.parametrize("name, arguments, said", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, tmp_path, name, arguments, said):
+    before = fingerprint(prev)
+    result = cli(*arguments(prev, tmp_path))
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in said:
+        assert fragment in lines[0], lines[0]
+    assert fingerprint(prev) == before

@@ -1,0 +1,151 @@
+"""The rules of a run folder: what ``--out`` may be, one writer at a time, and files replaced whole or not at all.
+
+- ``--out`` must be a folder (or not exist yet, under folders); one that holds a run (``run.db`` or
+  ``summary.json``) is refused unless the caller says to replace it (``yafdp run --force``).
+- One process writes a run folder at a time: :class:`FolderLock` holds ``.yafdp.lock`` (with the ``filelock``
+  library) for the whole run or resume; another one is refused, naming the process that holds it.
+- :func:`replace_atomically` puts a finished file in place with a rename from a temporary file in the same
+  folder, flushed to disk first, so a kill at any moment leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from yafdp.errors import RefusedError, RunFolderError
+
+LOCK_NAME = ".yafdp.lock"
+RUN_FILES = ("run.db", "summary.json")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run or resume stopped by SIGINT or SIGTERM; ``message`` says what was kept and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def check_out(out: Path, option: str = "--out") -> Path:
+    """``out`` if it can be a run folder: a folder, or a path whose first existing ancestor is a folder.
+
+    Raises :class:`~yafdp.errors.RefusedError` naming the file in the way.
+    """
+    out = Path(out)
+    for place in (out, *out.parents):
+        if place.exists() or place.is_symlink():
+            if not place.is_dir():
+                where = "is a file" if place == out else f"is under {place}, which is a file"
+                raise RefusedError(f"{option} {out} {where}, not a folder: choose a folder for the run")
+            break
+    for name in RUN_FILES:  # what the run will replace must be a file (or absent), or saving fails at the end
+        if (out / name).exists() and not (out / name).is_file():
+            raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another {option} or remove it")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise RefusedError(f"cannot save the run: cannot write into {out} ({option})")
+    return out
+
+
+def holds_run(out: Path) -> bool:
+    """Whether ``out`` holds (part of) a run."""
+    return any((Path(out) / name).exists() for name in RUN_FILES)
+
+
+def refuse_existing(out: Path) -> None:
+    """Refuse to replace the run in ``out`` (the caller did not ask to)."""
+    found = [name for name in RUN_FILES if (Path(out) / name).exists()]
+    raise RunFolderError(f"{out} already holds a run ({' and '.join(found)}): pass --force to replace it, "
+                         "or choose another --out")
+
+
+class FolderLock:
+    """The one-writer lock of a run folder, held from :meth:`acquire` to :meth:`release` (or the process's end).
+
+    The lock file records who holds it, so a second writer is told which process to wait for.
+    """
+
+    def __init__(self, out: Path, what: str):
+        self.out, self.what = Path(out), what
+        self._lock: FileLock | None = None
+
+    def acquire(self) -> "FolderLock":
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / LOCK_NAME
+        holder = f"process {os.getpid()} ({self.what}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
+
+        def record_holder(fd: int) -> None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
+
+        lock = FileLock(str(path), blocking=False, on_acquired=record_holder)
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                held_by = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+            except OSError:
+                held_by = "another process"
+            raise RunFolderError(f"{self.out} is in use by {held_by}: wait for it to finish "
+                                 "(or stop it) before running or resuming there") from None
+        self._lock = lock
+        return self
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def temporary_beside(path: Path) -> Path:
+    """A new, empty temporary file in ``path``'s folder (so a rename onto ``path`` is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=Path(path).parent)
+    os.close(fd)
+    return Path(name)
+
+
+def replace_atomically(path: Path, temporary: Path) -> None:
+    """Put the finished ``temporary`` (beside ``path``) in place of ``path``: flushed to disk, then renamed."""
+    with open(temporary, "rb+") as written:
+        os.fsync(written.fileno())
+    os.replace(temporary, path)
+    _sync_folder(Path(path).parent)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all."""
+    temporary = temporary_beside(path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        replace_atomically(path, temporary)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def remove(*paths: Path) -> None:
+    """Remove files (those that exist), then make the removal durable."""
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    if paths:
+        _sync_folder(Path(paths[0]).parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    if sys.platform == "win32":  # a folder cannot be opened for fsync there; the rename is what it is
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
