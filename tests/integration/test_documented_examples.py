@@ -44,7 +44,7 @@ def test_destroy_removes_everything_the_inventory_found_archive_included(moto_ur
     found = inventory(clients, "doc-inv")
     assert [str(r) for r in found[:2]] == ["event source mapping doc-inv-delivery → doc-inv-delivery",
                                            "event source mapping doc-inv-loyalty → doc-inv-loyalty"]
-    assert "archive doc-inv-archive" in {str(r) for r in found}
+    assert "archive doc-inv-saga-all-events" in {str(r) for r in found}  # bus.json names it saga-all-events
     deleted = destroy(clients, "doc-inv", echo=lambda line: None)
     assert len(deleted) == len(found) and inventory(clients, "doc-inv") == []
     assert not [a for a in clients.events.list_archives(NamePrefix="doc-inv-").get("Archives", [])]
@@ -84,3 +84,19 @@ def test_a_simulated_run_is_priced_and_fitted(tmp_path):
     usage = usage_from_run(tmp_path)
     assert usage.orders == 30 and usage.eventbridge_events > 4 * usage.orders
     assert sorted(fit_profile(tmp_path / "run.db")["handler_by_service"])[:2] == ["delivery", "loyalty"]
+
+
+def test_the_explorer_follows_one_order_and_tells_the_customer_in_order(tmp_path):
+    from yafdp.analysis import trace
+    from yafdp.analysis.explorer import order_steps
+    from yafdp.services.notification import MESSAGES
+
+    run_saga(RunOptions(orders=12, seed=1, out=tmp_path))
+    run = trace.load_run(tmp_path)
+    for order_id in run.orders["order_id"]:
+        steps = order_steps(run, order_id)
+        assert steps["status"].iloc[0] == "PLACED" and steps["status"].iloc[-1] in TERMINAL
+        told = steps[(steps["what"] == "delivered") & (steps["by"] == "notification") & (steps["outcome"] == "ok")]
+        for _, step in told.iterrows():  # each message is the one for the event just delivered, never a later one
+            template = MESSAGES[step["event"]]
+            assert step["customer told"].startswith(template.split("{")[0]), (order_id, step["event"])

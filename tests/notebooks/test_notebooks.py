@@ -14,16 +14,18 @@ CHAPTERS = notebooks()
 _EXECUTED: dict = {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def build(tmp_path_factory):
+    """One build folder per test session (per worker under pytest-xdist, whatever order it runs tests in)."""
     return tmp_path_factory.mktemp("build")
 
 
 def executed(path, build):
-    """Each chapter is executed once per test session and shared by the tests that read it."""
-    if path.stem not in _EXECUTED:
-        _EXECUTED[path.stem] = run_notebook(path, build)
-    return _EXECUTED[path.stem]
+    """Each chapter is executed once per build folder and shared by the tests that read it."""
+    key = (str(build), path.stem)
+    if key not in _EXECUTED:
+        _EXECUTED[key] = run_notebook(path, build)
+    return _EXECUTED[key]
 
 
 def outputs(notebook_path):

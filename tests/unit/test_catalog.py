@@ -186,7 +186,7 @@ def test_a_rule_naming_a_handler_that_does_not_exist_is_refused_and_lint_says_so
     from yafdp.cli import main
 
     catalog_copy.edit("payment", lambda d: d["subscriptions"][0].update(handler="charge_order_twice"))
-    error = _error(catalog_copy)
+    error = _handler_error(catalog_copy)
     assert error.key == "subscriptions[0].handler" and "charge_order_twice" in error.problem
     assert main(["lint", "--catalog", str(catalog_copy.root)]) == 2
     assert "payment.json: subscriptions[0].handler" in capsys.readouterr().err
@@ -194,7 +194,16 @@ def test_a_rule_naming_a_handler_that_does_not_exist_is_refused_and_lint_says_so
 
 def test_an_entry_point_that_does_not_exist_is_refused(catalog_copy):
     catalog_copy.edit("order", lambda d: d["entrypoints"][0].update(name="place_orders"))
-    assert _error(catalog_copy).key == "entrypoints[0].name"
+    assert _handler_error(catalog_copy).key == "entrypoints[0].name"
+
+
+def _handler_error(catalog_copy) -> CatalogError:
+    """The catalog loads (its files are well formed); the services layer refuses the handler it names."""
+    from yafdp.services import check_handlers
+
+    with pytest.raises(CatalogError) as caught:
+        check_handlers(load_catalog(catalog_copy.root))
+    return caught.value
 
 
 @pytest.mark.parametrize("change, key", [

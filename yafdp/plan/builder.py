@@ -32,9 +32,10 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     'demo-payment'
     """
     bus = f"{prefix}-{catalog.bus.name.removeprefix(DEFAULT_PREFIX + '-')}"
+    archive = f"{prefix}-{catalog.bus.archive['name'].removeprefix(DEFAULT_PREFIX + '-')}"  # as bus.json names it
     retry = RetryPolicy(catalog.bus.retry_policy["MaximumRetryAttempts"],
                         catalog.bus.retry_policy["MaximumEventAgeInSeconds"])
-    partial = DeploymentPlan(prefix, region, account, bus, f"{prefix}-archive", catalog.bus.archive["retention_days"],
+    partial = DeploymentPlan(prefix, region, account, bus, archive, catalog.bus.archive["retention_days"],
                              (), (), {"Project": PROJECT_TAG, "RunId": run_id})
     rules = tuple(
         RulePlan(
