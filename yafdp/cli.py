@@ -123,11 +123,19 @@ def register_workbook(commands) -> None:
 def run_workbook(args) -> int:
     from papermill.exceptions import PapermillExecutionError
 
+    from yafdp.errors import RefusedError
+
     from yafdp.workbook import run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
+    if args.only:
+        from yafdp.workbook import notebooks
+
+        if not notebooks(only=args.only):
+            raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
+                               + ", ".join(p.stem for p in notebooks()))
     try:
         done = execute(Path(args.out), parameters, args.only)
     except PapermillExecutionError as exc:
@@ -483,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
+            print(f"yafdp: AWS: {exc}", file=sys.stderr)
+            return 2
         if os.environ.get("YAFDP_TRACEBACK"):
             raise
         print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",

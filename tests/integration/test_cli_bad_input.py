@@ -56,6 +56,11 @@ def broken_json(doc, root):
     return True
 
 
+def not_utf8(doc, root):
+    (root / "services" / "payment.json").write_bytes(b'\xff\xfe{"service": "payment"}')
+    return True
+
+
 def bad_regex(doc, root):
     doc["events"]["Payment_Success"]["schema"]["properties"]["order_id"]["pattern"] = "^ord-(unclosed"
 
@@ -137,6 +142,13 @@ CASES = [
      ["--endpoint-url"]),
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
     ("unknown-command", lambda p, t: ["frobnicate"], ["frobnicate"]),
+    ("catalog-not-utf8", lambda p, t: ["lint", "--catalog", catalog(t, not_utf8)], ["payment.json", "UTF-8"]),
+    ("workflow-without-orchestration", lambda p, t: ["run", "--force", "--out", p, "--workflow", "express"],
+     ["workflow 'express'", "--style orchestration"]),
+    ("workbook-no-such-chapter", lambda p, t: ["workbook", "--only", "99", "--out", t / "build"], ["--only 99", "01_identify_events"]),
+    ("plan-prefix-aws-refuses", lambda p, t: ["plan", "--prefix", "Bad Prefix!"], ["prefix 'Bad Prefix!'"]),
+    ("deploy-endpoint-unreachable", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9"],
+     ["http://127.0.0.1:9"]),
 ]
 
 

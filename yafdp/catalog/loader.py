@@ -65,6 +65,8 @@ def read_json(file: Path) -> Any:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(file, "", f"cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(file, f"byte {exc.start}", "not UTF-8 text (JSON files are UTF-8)") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

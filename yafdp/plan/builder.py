@@ -7,11 +7,17 @@ function per service, IAM policies that allow each service only its own resource
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from yafdp.catalog import Catalog
+from yafdp.errors import RefusedError
 from yafdp.plan.model import (ACCOUNT, DEFAULT_PREFIX, PROJECT_TAG, REGION, DeploymentPlan, RetryPolicy, RulePlan,
                               ServicePlan, TargetPlan)
+
+# Queue, function, role and rule names allow letters, digits, hyphens (and underscores, not in all): the prefix
+# keeps to what every one of them accepts.
+PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
@@ -31,6 +37,9 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     >>> plan.rule("payment-charges-order").target.queue
     'demo-payment'
     """
+    if not PREFIX.fullmatch(prefix):
+        raise RefusedError(f"prefix {prefix!r} must be 1 to 32 letters, digits and hyphens, starting with a letter or "
+                           "digit: it starts the name of every resource, and AWS allows no other characters in all of them")
     bus = f"{prefix}-{catalog.bus.name.removeprefix(DEFAULT_PREFIX + '-')}"
     archive = f"{prefix}-{catalog.bus.archive['name'].removeprefix(DEFAULT_PREFIX + '-')}"  # as bus.json names it
     retry = RetryPolicy(catalog.bus.retry_policy["MaximumRetryAttempts"],

@@ -55,6 +55,9 @@ class RunOptions:
             raise RefusedError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
+        if self.workflow != "standard" and self.style != "orchestration":
+            raise RefusedError(f"workflow {self.workflow!r} is the state machine's type: it needs style 'orchestration' "
+                               "(--style orchestration); the choreography has no workflow")
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise RefusedError(f"concurrency must be a whole number of pollers per queue, at least 1, got {self.concurrency!r}")
         if not 0 <= self.orders <= MAX_ORDERS:
