@@ -458,9 +458,54 @@ def run_destroy(args) -> int:
     return 0
 
 
+def register_export(commands) -> None:
+    parser = commands.add_parser("export", help="write a kept deployment's run (its tables and dead-letter queues) "
+                                                "as run.db, e.g. after a run that could not save")
+    _aws_target_args(parser)
+    parser.add_argument("--out", required=True, help="the run folder to write run.db into (refused if it holds a run)")
+    parser.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    from yafdp.backends.aws.export import export_run
+    from yafdp.backends.aws.teardown import inventory
+    from yafdp.errors import RefusedError
+    from yafdp.plan import build_plan
+    from yafdp.runs import folder
+    from yafdp.runtime import rundb
+
+    out = folder.check_out(Path(args.out))
+    if folder.holds_run(out):
+        folder.refuse_existing(out)
+    clients = _aws_clients(args)
+    if not inventory(clients, args.prefix):
+        raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
+    catalog = _load(args)
+    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix)
+    db = rundb.connect(None)
+    rules = {r.name: r.pattern for r in plan.rules}
+    rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
+                   services=list(catalog.services), sources={s.source: s.name for s in catalog.services.values()},
+                   rules=rules, rules_sha256=rundb.rules_hash(rules),
+                   times="measured wall-clock seconds since the first recorded moment of the deployment's run")
+    counts = export_run(db, plan, clients, None)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = folder.temporary_beside(out / "run.db")
+    try:
+        rundb.save_copy(db, saved)
+        folder.replace_atomically(out / "run.db", saved)
+    finally:
+        saved.unlink(missing_ok=True)
+        db.close()
+    print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
+          f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
+          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)")
+    return 0
+
+
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
                   register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
-                  register_destroy]
+                  register_export, register_destroy]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,8 +103,8 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         else:  # keep the evidence: the trace is in the deployment's tables
             where = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
             echo(f"the run was not saved to {out}: kept the deployment {prefix} (its trace is in the DynamoDB tables "
-                 f"{prefix}-*); remove it when done with `yafdp destroy --backend {options.backend} --prefix {prefix}"
-                 f"{where}`")
+                 f"{prefix}-*); save it with `yafdp export --backend {options.backend} --prefix {prefix}{where} --out DIR`"
+                 f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")
 
     own_server = options.backend == "moto" and endpoint_url is None
     try:

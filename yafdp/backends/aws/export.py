@@ -20,11 +20,12 @@ from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
 _REPLACED = ("events", "deliveries", "dead_letters", "state")
 
 
-def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients, origin: float,
+def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients, origin: float | None,
                redriven: tuple[tuple, ...] = ()) -> dict:
     """Fill ``db`` (opened with :func:`yafdp.runtime.rundb.connect`) from the deployment; replaces what an earlier
     export wrote there. ``redriven``: ``dead_letters`` rows (all columns but ``id``) of dead letters that
-    were sent back to their queues, which are no longer in a dead-letter queue to be found.
+    were sent back to their queues, which are no longer in a dead-letter queue to be found. ``origin`` (epoch
+    seconds) is the run's start, which recorded times count from; None takes the first time the trace holds.
 
     Each dead letter says its kind: ``queue`` (the service queue's DLQ: its ``attributes`` are the message's
     SQS attributes, with ``ApproximateReceiveCount`` the receives the function's trace recorded, since reading
@@ -47,6 +48,8 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
             else:
                 state.append((service.name, pk, sk, item["item"]["S"]))
     dead = _dead_letters(plan, clients, deliveries)
+    if origin is None:  # a deployment exported after its run: its first recorded moment is the start
+        origin = min([e["published_at"] for e in events] + [d["delivered_at"] for d in deliveries], default=0.0)
     db.execute("BEGIN")
     for table in _REPLACED:
         db.execute(f"DELETE FROM {table}")
