@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="yafdp", description=__doc__)
+    parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(commands)
@@ -158,9 +158,9 @@ def register_run(commands) -> None:
     parser.add_argument("--orders-file", metavar="FILE", default=None,
                         help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
-    rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P")
-    rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P")
-    rates.add_argument("--delivery-failure-rate", type=_rate, default=0.05, metavar="P")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
     faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
     faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
@@ -284,8 +284,9 @@ def _report(summary: dict, args) -> None:
         print(json.dumps(summary, indent=2))
         return
     orders, deliveries = summary["orders"], summary["deliveries"]
-    print(f"{orders['placed']} orders placed ({orders['refused']} refused) of {orders.get('requested', '?')} requested: "
-          + ", ".join(f"{n} {s}" for s, n in orders["by_status"].items()))
+    statuses = ", ".join(f"{n} {s}" for s, n in orders["by_status"].items())
+    print(f"{orders['placed']} of {orders.get('requested', '?')} requested orders placed ({orders['refused']} refused)"
+          + (f": {statuses}" if statuses else ""))
     for merged in orders.get("merged_duplicates", []):
         print(f"  merged {merged['copies']} identical requests for {merged['order_id']} into one")
     for refusal in orders.get("refusals", []):
@@ -523,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
         return 130
     except CatalogError as exc:
-        print(f"yafdp: catalog error: {exc}", file=sys.stderr)
+        from yafdp.simulation.profiles import LatencyProfileError
+
+        kind = "latency profile error" if isinstance(exc, LatencyProfileError) else "catalog error"
+        print(f"yafdp: {kind}: {exc}", file=sys.stderr)
         return 2
     except (RefusedError, ConfigurationError, RunFolderError) as exc:
         print(f"yafdp: {exc}", file=sys.stderr)

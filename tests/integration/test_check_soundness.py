@@ -322,3 +322,21 @@ def test_a_malformed_run_db_is_one_line_naming_the_file_exit_2(copy, make):
     result = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(path)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and str(path / "run.db") in result.stderr and problem in result.stderr
+
+
+def test_an_outbox_published_again_after_a_crash_is_one_announcement_not_a_second_charge(copy):
+    """At least once: a function that crashed between publishing and clearing its outbox publishes the same
+    entries again when its message comes back (new event ids, the same ``published_by``). That is one charge
+    announced twice, and the checker says so; an event of unknown provenance still counts as a second charge."""
+    path, db = copy
+    order = delivered(db)
+    db.execute("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, published_by)"
+               " SELECT event_id || '-again', order_id, detail_type, source, published_at + 1, detail, time, published_by"
+               " FROM events WHERE order_id = ? AND detail_type = 'Payment_Success'", (order,))
+    db.execute("INSERT INTO deliveries SELECT event_id || '-again', rule, target, attempt, delivered_at + 1,"
+               " finished_at + 1, 'duplicate', error FROM deliveries WHERE event_id IN (SELECT event_id FROM events"
+               " WHERE order_id = ? AND detail_type = 'Payment_Success' AND event_id NOT LIKE '%-again')", (order,))
+    assert db.execute("SELECT COUNT(*) FROM events WHERE order_id = ? AND detail_type = 'Payment_Success'"
+                      " AND published_by IS NOT NULL", (order,)).fetchone()[0] == 2
+    results = {i.name: i for i in check_run(path)}
+    assert results["no double charge"].passed, results["no double charge"].offenders

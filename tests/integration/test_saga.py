@@ -123,7 +123,7 @@ def test_bad_orders_in_a_file_are_refused_one_by_one_and_the_run_goes_on(tmp_pat
     (tmp_path / "orders.json").write_text(json.dumps(orders))
     assert main(["run", "--orders-file", str(tmp_path / "orders.json"), "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "2 orders placed (4 refused)" in out
+    assert "2 of 6 requested orders placed (4 refused)" in out
     for field in ("amount", "restaurant_id", "(order)", "items[0].quantity"):
         assert f"order refused: {field}:" in out
     assert statuses(tmp_path / "run") == {"ord-f-1": "DELIVERY_SCHEDULED", "ord-f-6": "DELIVERY_SCHEDULED"}

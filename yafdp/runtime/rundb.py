@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS events (
     published_at REAL NOT NULL,
     detail TEXT NOT NULL,
     time TEXT NOT NULL,
-    replay_name TEXT
+    replay_name TEXT,
+    -- Which unit of work published it (rule#event of a delivery, or an API call's outbox): an outbox that
+    -- was published again after a crash announces the same facts again, under the same key.
+    published_by TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id);
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -192,8 +195,8 @@ def get_info(db: sqlite3.Connection) -> dict:
 
 
 # The statements every backend writes run.db with (the local bus as it goes, the AWS export at the end).
-INSERT_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, replay_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, replay_name,"
+                " published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome, error)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"

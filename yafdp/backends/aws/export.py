@@ -55,7 +55,7 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
         db.execute(f"DELETE FROM {table}")
     db.executemany(INSERT_EVENT, [
         (e["event_id"], e["order_id"], e["detail_type"], e["source"], e["published_at"] - origin, e["detail"], e["time"],
-         None) for e in sorted(events, key=lambda e: e["published_at"])])
+         None, e.get("published_by")) for e in sorted(events, key=lambda e: e["published_at"])])
     db.executemany(INSERT_DELIVERY, [
         (d["event_id"], d["rule"], d["target"], d["attempt"], d["delivered_at"] - origin, d["finished_at"] - origin,
          d["outcome"], d["error"]) for d in sorted(deliveries, key=lambda d: d["delivered_at"])])

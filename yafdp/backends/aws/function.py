@@ -265,7 +265,7 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
         ids.append(result["EventId"])
         rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
                      "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
-                     "detail": entry["Detail"], "time": iso_time(published_at)})
+                     "detail": entry["Detail"], "time": iso_time(published_at), "published_by": outbox_key})
     if not refused:
         state.published(outbox_key, rows)
         return ids

@@ -323,7 +323,7 @@ class LocalBus:
         self.services.apply(service, uow)
         self.writer.processed.add((rule_name, event_id))
         if prepared:
-            self.services.record(prepared, end, on_event=self._route)
+            self.services.record(prepared, end, on_event=self._route, published_by=f"{rule_name}#{event_id}")
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,

@@ -148,9 +148,11 @@ class LocalServices:
         return response
 
     def record(self, prepared: list[PreparedEntry], published_vt: float, replay_name: str | None = None,
-               on_event: Callable[[Envelope, float], None] | None = None) -> list[str]:
+               on_event: Callable[[Envelope, float], None] | None = None,
+               published_by: str | None = None) -> list[str]:
         """Record prepared entries as published by one PutEvents call made at virtual time ``published_vt``
-        (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event.
+        (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event;
+        ``published_by`` names the unit of work that published them (``rule#event_id`` of a delivery).
         Returns the new event ids."""
         if prepared:
             published_vt = self.timing.admit(published_vt, len(prepared))
@@ -161,7 +163,7 @@ class LocalServices:
             envelope = make_envelope(event_id, source, detail_type, detail,
                                      self.epoch + published_at if time is None else time, resources=resources)
             self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
-                                   envelope["time"], replay_name))
+                                   envelope["time"], replay_name, published_by))
             self.stats.published += 1
             if on_event is not None:
                 on_event(envelope, published_vt)

@@ -252,7 +252,7 @@ class LocalStepFunctions:
         self.writer.processed.add((rule, event_id))
         published: list[Envelope] = []
         self._task_output = published
-        self.services.record(prepared, end, on_event=self._started)
+        self.services.record(prepared, end, on_event=self._started, published_by=f"{rule}#{event_id}")
         self._task_output = None
         self.stats.delivered += 1
         self._trace.append((event_id, rule, service, 1, timing.now(start), timing.now(end), "ok", None))
