@@ -41,14 +41,14 @@ from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
-from yafdp.runtime.interfaces import BusStats, TimingModel
+from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
-from yafdp.backends.local.services import LocalServices
+from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
 RETRY_BASE_SECONDS = 1.0
@@ -65,7 +65,7 @@ LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
 # pending.attempt < 0: EventBridge's -attempt-th try to deliver the event to the rule's target.
 
 
-class LocalBus:
+class LocalBus(InProcessDriving):
     """An EventBridge-faithful bus in this process, with the services of a plan as its targets.
 
     Parameters
@@ -149,23 +149,6 @@ class LocalBus:
         if self.durable:
             self.commit()  # a client that got an answer must not lose its order
         return result
-
-    def schedule(self, at: float, action: Callable[[], object]) -> None:
-        """Run ``action`` (e.g. a client's call) when the virtual clock reaches ``at`` seconds."""
-        self.scheduler.schedule(at, action)
-
-    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
-        """Run each ``(at, action)`` when the virtual clock reaches ``at``, taken one at a time in time order."""
-        self.scheduler.schedule_all(actions)
-
-    def now(self) -> float:
-        """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
-        return self.services.now()
-
-    @property
-    def vt(self) -> float:
-        """The virtual clock (seconds since the run started)."""
-        return self.scheduler.vt
 
     @property
     def idle(self) -> bool:
@@ -275,16 +258,6 @@ class LocalBus:
              code, message, exhausted, retries, at, None, kind, json.dumps(attributes, sort_keys=True)))
 
     # ---------------------------------------------------------------- delivering
-
-    def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
-        """Deliver until nothing is left to do (or the virtual clock passes ``until``); commit at the end."""
-        def tick() -> None:
-            self.commit()
-            if progress is not None:
-                progress(self.stats)
-        self.scheduler.run(until, self.commit_every, tick)
-        tick()
-        return self.stats
 
     def _deliver(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
                  again: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import Callable
+from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
@@ -183,3 +183,43 @@ class LocalServices:
         db = self.writer.db
         db.execute("COMMIT")
         db.execute("BEGIN")
+
+
+class InProcessDriving:
+    """What the two in-process backends (the bus and the Step Functions runner) drive the same way: the run's
+    clock and its run loop, over the :class:`~yafdp.backends.local.scheduler.Scheduler` and the
+    :class:`LocalServices` each composes (``self.scheduler``, ``self.services``, ``self.stats``,
+    ``self.commit_every`` and ``self.commit()``)."""
+
+    scheduler: Scheduler
+    services: LocalServices
+    stats: BusStats
+    commit_every: int
+
+    def schedule(self, at: float, action: Callable[[], object]) -> None:
+        """Run ``action`` (e.g. a client's call) when the virtual clock reaches ``at`` seconds."""
+        self.scheduler.schedule(at, action)
+
+    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
+        """Run each ``(at, action)`` when the virtual clock reaches ``at``, taken one at a time in time order."""
+        self.scheduler.schedule_all(actions)
+
+    def now(self) -> float:
+        """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
+        return self.services.now()
+
+    @property
+    def vt(self) -> float:
+        """The virtual clock (seconds since the run started)."""
+        return self.scheduler.vt
+
+    def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
+        """Run what is due until nothing is left to do (or the virtual clock passes ``until``), committing every
+        ``commit_every`` steps and at the end; ``progress(stats)`` hears each commit."""
+        def tick() -> None:
+            self.commit()
+            if progress is not None:
+                progress(self.stats)
+        self.scheduler.run(until, self.commit_every, tick)
+        tick()
+        return self.stats

@@ -14,14 +14,14 @@ import random
 import sqlite3
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterable
+from typing import Iterable
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, state_machine_definition
-from yafdp.runtime.interfaces import BusStats, TimingModel
+from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.tasks import SagaStepFailedError, TaskRunner, lambda_error, task_event
 from yafdp.runtime.unit_of_work import Envelope
@@ -29,7 +29,7 @@ from yafdp.simulation.quotas import TokenBucket
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
-from yafdp.backends.local.services import LocalServices
+from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
 EXPRESS_BILLING_STEP = 0.1  # seconds: Express workflow duration is billed in 100 ms steps
@@ -59,7 +59,7 @@ class _Join:
         self.remaining = len(state["Branches"])
 
 
-class LocalStepFunctions:
+class LocalStepFunctions(InProcessDriving):
     """A Step Functions workflow (``standard`` or ``express``) in this process, with the plan's services as Tasks.
 
     A run drives it as it drives the bus (:class:`~yafdp.runtime.interfaces.Bus`). The start event an entry point
@@ -121,33 +121,6 @@ class LocalStepFunctions:
         self.services.apply(service, uow)
         self.services.record(prepared, self.vt, on_event=self._started)
         return result
-
-    def schedule(self, at: float, action: Callable[[], object]) -> None:
-        """Run ``action`` when the virtual clock reaches ``at`` seconds."""
-        self.scheduler.schedule(at, action)
-
-    def schedule_all(self, actions: Iterable[tuple[float, Callable[[], object]]]) -> None:
-        """Run each ``(at, action)`` when the virtual clock reaches ``at``, taken one at a time in time order."""
-        self.scheduler.schedule_all(actions)
-
-    def now(self) -> float:
-        """The run's clock now, as it is recorded."""
-        return self.services.now()
-
-    @property
-    def vt(self) -> float:
-        """The virtual clock (seconds since the run started)."""
-        return self.scheduler.vt
-
-    def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
-        """Run executions until nothing is left to do (or the virtual clock passes ``until``); commit at the end."""
-        def tick() -> None:
-            self.commit()
-            if progress is not None:
-                progress(self.stats)
-        self.scheduler.run(until, self.commit_every, tick)
-        tick()
-        return self.stats
 
     def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
         """Nothing to redrive: a Task's failure is caught by the state machine, which has no dead-letter queue."""
