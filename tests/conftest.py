@@ -58,5 +58,13 @@ def moto_url():
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def clients(moto_url):
+    """boto3 clients for the session's moto server."""
+    from yafdp.backends.aws.clients import make_clients
+
+    return make_clients(moto_url)
+
+
 DUMMY_AWS_ENVIRONMENT = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                          "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}

@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployment import deploy
 from yafdp.backends.aws.dynamo_state import TRACE, DynamoState, scan
 from yafdp.backends.aws.function import CONFLICT, FunctionConfig, ServiceFunction
@@ -25,11 +24,6 @@ from yafdp.services.order import validate_order
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
-
-
-@pytest.fixture(scope="module")
-def clients(moto_url):
-    return make_clients(moto_url)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 from yafdp.backends.aws.deployment import deploy
 from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployer import apply, input_template
-from yafdp.backends.aws.package import HANDLER, build_package
+from yafdp.backends.aws.package import build_package
+from yafdp.plan.model import HANDLER
 from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
 from yafdp.analysis.check import check_run
@@ -19,11 +20,6 @@ from yafdp.runs import RunOptions, run_saga
 
 def _quiet(line):
     pass
-
-
-@pytest.fixture(scope="module")
-def clients(moto_url):
-    return make_clients(moto_url)
 
 
 @pytest.fixture(scope="module")

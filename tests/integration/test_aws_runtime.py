@@ -13,7 +13,6 @@ import pytest
 
 from yafdp.backends.aws import lambda_handler
 from yafdp.backends.aws.deployment import deploy
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.dynamo_state import TRACE, DynamoState, scan
 from yafdp.backends.aws.package import build_package, package_files
 from yafdp.backends.aws.poller import sqs_record
@@ -25,11 +24,6 @@ from yafdp.runs.workload import OutcomeRates, generate_orders
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
-
-
-@pytest.fixture(scope="module")
-def clients(moto_url):
-    return make_clients(moto_url)
 
 
 @pytest.fixture(scope="module")

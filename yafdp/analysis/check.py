@@ -9,7 +9,6 @@ A ``run.db`` it cannot read raises :class:`MalformedRunError`, one line naming t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections import Counter, defaultdict

@@ -16,11 +16,11 @@ from typing import Callable
 from yafdp.errors import ConfigurationError
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
-from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME, ROLE_PATH,
-                              TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA)
+from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
+                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA)
 
 from yafdp.backends.aws.clients import AwsClients
-from yafdp.backends.aws.package import HANDLER, RUNTIME, code_sha256
+from yafdp.backends.aws.package import code_sha256
 from yafdp.backends.aws.function import FunctionConfig
 from yafdp.backends.aws.ownership import check_ownership
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yafdp
 from yafdp.catalog import DEFAULT_DATA_DIR
-from yafdp.plan.model import HANDLER, RUNTIME  # noqa: F401 (re-exported: what the deployer sets)
 BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
