@@ -28,10 +28,8 @@ class TimingContract:
         for at in (0.0, 0.0, 0.1, 3.0):
             assert timing.admit(at, 3) >= at
             assert timing.hop_delay(RULE, rng) >= 0
-            start = timing.slot("payment", at)
-            end = start + timing.duration("payment", rng)
-            assert at <= start <= end
-            timing.book("payment", start, end)
+            start, end = timing.reserve("payment", at)
+            assert end is not None and at <= start <= end
 
     def test_it_reports_what_it_did_as_a_dict(self, timing):
         assert isinstance(timing.report(), dict)
@@ -43,7 +41,7 @@ class TestMeasuredTiming(TimingContract):
         return MeasuredTiming()
 
     def test_measured_time_adds_no_virtual_delay(self, timing):
-        assert timing.hop_delay(RULE, random.Random(1)) == 0 and timing.slot("payment", 1.5) == 1.5
+        assert timing.hop_delay(RULE, random.Random(1)) == 0 and timing.reserve("payment", 1.5) == (1.5, 1.5)
 
 
 class TestSimulatedTiming(TimingContract):
@@ -52,4 +50,4 @@ class TestSimulatedTiming(TimingContract):
         return SimulatedTiming(load_profile(), seed=1)
 
     def test_the_first_call_of_a_function_waits_for_a_cold_start(self, timing):
-        assert timing.slot("payment", 0.0) > 0.2 and timing.report()["cold_starts"] == 1
+        assert timing.reserve("payment", 0.0)[0] > 0.2 and timing.report()["cold_starts"] == 1

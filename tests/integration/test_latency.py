@@ -71,39 +71,43 @@ def test_decreasing_quantiles_are_refused():
 
 def test_the_first_call_is_a_cold_start_and_the_next_one_reuses_the_warm_environment():
     timing = SimulatedTiming(load_profile(), seed=3, invocation="direct")
-    start = timing.slot("payment", 0.0)
-    assert start > 0.1  # runtime and package init before the handler runs
-    assert timing.slot("payment", start) == start  # the delivery that was promised this start gets it
-    end = start + timing.duration("payment", None)
-    assert timing.slot("payment", end + 1.0) == end + 1.0  # warm: no wait
+    start, end = timing.reserve("payment", 0.0)
+    assert end > start > 0.1  # runtime and package init before the handler runs
+    assert timing.reserve("payment", end + 1.0)[0] == end + 1.0  # warm: no wait
     assert (timing.cold_starts, timing.warm_starts) == (1, 1)
 
 
 def test_an_environment_idle_longer_than_the_timeout_is_reclaimed():
     timing = SimulatedTiming(load_profile(), seed=3, invocation="direct")
-    start = timing.slot("payment", 0.0)
-    timing.slot("payment", start)
-    later = start + load_profile().idle_timeout + 60
-    assert timing.slot("payment", later) > later
+    _, end = timing.reserve("payment", 0.0)
+    later = end + load_profile().idle_timeout + 60
+    assert timing.reserve("payment", later)[0] > later
     assert timing.cold_starts == 2
 
 
 def test_a_delivery_waits_for_the_reserved_concurrency_and_starts_when_the_first_call_ends(tmp_path):
     profile = load_profile(_profile_file(tmp_path, lambda d: d["lambda"].update(reserved_concurrency={"payment": 1})))
     timing = SimulatedTiming(profile, seed=1, invocation="direct")
-    first = timing.slot("payment", 0.0)
-    assert timing.slot("payment", first) == first
-    first_end = first + timing.duration("payment", None)
-    second = timing.slot("payment", 0.05)  # one environment at most, busy: promised its end
-    assert second == pytest.approx(first_end)
+    _, first_end = timing.reserve("payment", 0.0)
+    second, second_end = timing.reserve("payment", 0.05)  # one environment at most, busy: it starts at its end
+    assert second == pytest.approx(first_end) and second_end > second
     assert timing.waits == 1 and timing.cold_starts == 1
+
+
+def test_a_waiting_delivery_keeps_its_reservation_and_later_ones_queue_behind_it(tmp_path):
+    profile = load_profile(_profile_file(tmp_path, lambda d: d["lambda"].update(reserved_concurrency={"payment": 1})))
+    timing = SimulatedTiming(profile, seed=1, invocation="direct")
+    calls = [timing.reserve("payment", 0.0) for _ in range(4)]
+    for (_, end), (start, _) in zip(calls, calls[1:]):  # one environment: each call starts when the one before ends
+        assert start == pytest.approx(end)
+    assert timing.waits == 3 and timing.report()["peak_concurrency"] == {"payment": 1}
 
 
 def test_the_sqs_event_source_mapping_starts_with_five_concurrent_batches():
     timing = SimulatedTiming(load_profile(), seed=1, invocation="queue")
-    starts = [timing.slot("notification", 0.0) for _ in range(6)]
+    calls = [timing.reserve("notification", 0.0) for _ in range(6)]
     assert timing.cold_starts == 5 and timing.waits == 1
-    assert starts[5] > min(starts[:5])  # the sixth waits for the first of the five to finish
+    assert calls[5][0] == pytest.approx(min(end for _, end in calls[:5]))  # the sixth waits for the first to end
 
 
 def test_a_throttle_admits_requests_at_its_rate_once_the_burst_is_spent():

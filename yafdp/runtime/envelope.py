@@ -6,7 +6,6 @@ A service publishes ``(detail-type, detail)``; the bus wraps it in the envelope 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,7 @@ from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
 from yafdp.catalog.model import CatalogError
 from yafdp.errors import RefusedError
 from yafdp.plan.model import ACCOUNT, REGION
+from yafdp.runtime import json_text
 
 MAX_ENTRIES_PER_PUT = 10
 QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
@@ -92,9 +92,9 @@ def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, ep
     }
 
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def detail_json(detail: dict) -> str:
-    """The ``Detail`` string of a PutEvents entry (compact JSON, as the SDKs send it)."""
-    return _COMPACT(detail)
+    """The ``Detail`` string of a PutEvents entry (compact JSON, as the SDKs send it).
+
+    Raises ``ValueError`` for NaN or an infinity (EventBridge takes JSON, which has neither) and ``TypeError``
+    for a value JSON cannot hold."""
+    return json_text.dumps(detail)

@@ -105,14 +105,12 @@ class TimingModel(Protocol):
     def hop_delay(self, rule, rng: random.Random) -> float:
         """Virtual seconds from an event's publication to its target's handler being invoked."""
 
-    def slot(self, service: str, virtual: float) -> float:
-        """The earliest virtual time at or after ``virtual`` at which the service can run a handler."""
-
-    def duration(self, service: str, rng: random.Random) -> float:
-        """Virtual seconds one handler call of ``service`` takes."""
-
-    def book(self, service: str, start: float, end: float) -> None:
-        """The service runs a handler from ``start`` to ``end``: one execution slot is taken."""
+    def reserve(self, service: str, virtual: float) -> tuple[float, float | None]:
+        """Reserve an execution environment of ``service`` for one handler call asked for at virtual time
+        ``virtual``: returns ``(start, end)``, when the call starts (at or after ``virtual``) and ends, the
+        environment busy until then. The decision is final: a caller that must wait until ``start`` keeps it
+        and does not ask again. ``end`` is None when nothing could be reserved (e.g. the account's concurrency
+        is taken by other functions): ask again at ``start``."""
 
     def report(self) -> dict:
         """What the model did (cold starts, throttling, …); empty for measured time."""

@@ -118,6 +118,16 @@ def check_entry(catalog: Catalog, service: str, allowed: frozenset[str], entry: 
     if not isinstance(detail, dict):
         return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} Detail must be a JSON object, not "
                             f"{type(detail).__name__}")
+    time = entry.get("Time")
+    if isinstance(time, datetime):
+        time = time.timestamp()
+    return _prepare(catalog, source, detail_type, detail, tuple(entry.get("Resources") or ()), time,
+                    max_entry_bytes() if limit is None else limit)
+
+
+def _prepare(catalog: Catalog, source: str, detail_type: str, detail: dict, resources: tuple[str, ...],
+             time: float | None, limit: int) -> PreparedEntry | EntryRefusal:
+    """The checks of an entry whose source, detail-type and detail (an object) passed: the schema, JSON, size."""
     try:
         catalog.validate_detail(detail_type, detail)
         text = detail_json(detail)
@@ -125,12 +135,7 @@ def check_entry(catalog: Catalog, service: str, allowed: frozenset[str], entry: 
         return EntryRefusal(SCHEMA_VIOLATION, f"{detail_type} detail breaks its schema: {exc.message}")
     except (TypeError, ValueError) as exc:
         return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} detail is not JSON: {exc}")
-    resources = tuple(entry.get("Resources") or ())
-    time = entry.get("Time")
-    if isinstance(time, datetime):
-        time = time.timestamp()
     size = entry_size(source, detail_type, text, resources, with_time=time is not None)
-    limit = max_entry_bytes() if limit is None else limit
     if size > limit:
         return EntryRefusal(INVALID_ARGUMENT, f"{detail_type} entry is {size} bytes; EventBridge's limit is {limit}")
     return PreparedEntry(source, detail_type, detail, text, time, resources)
@@ -148,9 +153,14 @@ def check_outbox(catalog: Catalog, service: str, allowed: frozenset[str], outbox
                             f"not {len(outbox)}")
     prepared = []
     limit = max_entry_bytes()
+    own, events = catalog.services[service].source, catalog.events
     for source, detail_type, detail in outbox:
-        checked = check_entry(catalog, service, allowed, {"Source": source, "DetailType": detail_type,
-                                                          "Detail": detail}, limit)
+        if (source is None or source == own) and detail_type in allowed and detail_type in events \
+                and type(detail) is dict:  # what handlers publish: only the schema, JSON and size to check
+            checked = _prepare(catalog, own, detail_type, detail, (), None, limit)
+        else:
+            checked = check_entry(catalog, service, allowed, {"Source": source, "DetailType": detail_type,
+                                                              "Detail": detail}, limit)
         if isinstance(checked, EntryRefusal):
             raise DeliveryError(checked.code, checked.message)
         prepared.append(checked)

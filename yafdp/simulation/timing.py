@@ -20,12 +20,11 @@ ENTRIES_PER_PUT_EVENTS = 10
 class _Function:
     """One Lambda function's execution environments as the model sees them."""
 
-    __slots__ = ("busy", "idle", "promised", "ramp_start", "last_busy", "creations", "peak", "cap", "handler")
+    __slots__ = ("busy", "idle", "ramp_start", "last_busy", "creations", "peak", "cap", "handler")
 
     def __init__(self, creations: TokenBucket, cap: int, handler: Distribution):
         self.busy: list[float] = []  # heap: when each environment in use is free again (all its work assigned)
         self.idle: list[float] = []  # stack: when each idle environment became free, the most recent on top
-        self.promised: list[tuple[float, float]] = []  # heap: (start, duration) promised to deliveries that wait
         self.ramp_start: float | None = None  # when the SQS event source mapping started scaling up
         self.last_busy = 0.0
         self.creations = creations
@@ -54,16 +53,16 @@ class SimulatedTiming:
     Environments idle longer than the profile's idle timeout are reclaimed. Recorded times are virtual seconds.
 
     ``invocation`` is ``"queue"`` for the choreography (SQS event source mapping in front of every function) and
-    ``"direct"`` when an orchestrator invokes the functions. ``slot`` decides where a delivery runs and draws
-    its duration; the ``duration`` and ``book`` calls that follow it return and confirm that decision. A
-    delivery that must wait is promised the start of the first environment to free up (first come, first
-    served, as a queue with a fixed number of servers), so it is re-queued once, not once per completion.
+    ``"direct"`` when an orchestrator invokes the functions. :meth:`reserve` decides once where and when a
+    delivery runs and for how long: a delivery that must wait is given the start of the first environment to
+    free up (first come, first served, as a queue with a fixed number of servers) and keeps that decision.
 
     Examples
     --------
     >>> from yafdp.simulation.profiles import load_profile
     >>> timing = SimulatedTiming(load_profile(), seed=1)
-    >>> timing.slot("payment", 0.0) > 0.2  # the first call of a function waits for a cold start
+    >>> start, end = timing.reserve("payment", 0.0)
+    >>> start > 0.2 and end > start  # the first call of a function waits for a cold start
     True
     """
 
@@ -92,7 +91,6 @@ class SimulatedTiming:
         self._invocations = TokenBucket(q.eventbridge_invocations_per_second) if self._queued else None
         self._functions: dict[str, _Function] = {}
         self._running = 0  # environments in use across the account (as of the last release)
-        self._pending = 0.0
         self.cold_starts = self.warm_starts = self.waits = self.account_full = 0
 
     # -- the hooks the bus calls
@@ -115,21 +113,13 @@ class SimulatedTiming:
             at = self._put_events.admit(at)
         return at
 
-    def duration(self, service: str, rng: random.Random) -> float:
-        return self._pending
-
-    def book(self, service: str, start: float, end: float) -> None:
-        """Nothing to do: :meth:`slot` already assigned the environment and the time it is busy."""
-
-    def slot(self, service: str, virtual: float) -> float:
-        """The virtual time the delivery asking at ``virtual`` starts its handler; the model reserves it."""
-        t = virtual
+    def reserve(self, service: str, virtual: float) -> tuple[float, float | None]:
+        """Reserve an environment of ``service``'s function for a handler call asked for at ``virtual``:
+        ``(start, end)`` in virtual seconds, the call's duration drawn from the profile. ``end`` is None when
+        the account's concurrency is all taken by other functions' work: ask again at ``start``, when the
+        first of it ends."""
+        t = asked = virtual
         fn = self._functions.get(service) or self._function(service)
-        promised = fn.promised
-        if promised and promised[0][0] <= t:  # a delivery coming back for the start it was promised
-            self._pending = heapq.heappop(promised)[1]
-            return t
-        asked = t
         if self._invocations is not None:
             t = self._invocations.admit(t)
         busy, idle = fn.busy, fn.idle
@@ -149,7 +139,7 @@ class SimulatedTiming:
             return self._cold(fn, asked, t)
         self.waits += 1
         if not busy:  # the account is full of other functions' work: ask again when some of it ends
-            return min(other.busy[0] for other in self._functions.values() if other.busy)
+            return min(other.busy[0] for other in self._functions.values() if other.busy), None
         start = heapq.heappop(busy)
         self._running -= 1
         if self._queued and fn.ramp_start is None:
@@ -180,7 +170,7 @@ class SimulatedTiming:
             return fn.cap
         if fn.ramp_start is None:
             return min(fn.cap, self._ramp_first)
-        if not fn.busy and not fn.promised and t - fn.last_busy > self.profile.esm_scale_down_idle:
+        if not fn.busy and t - fn.last_busy > self.profile.esm_scale_down_idle:
             fn.ramp_start = None  # quiet again: the mapping scales back to its first batches
             return min(fn.cap, self._ramp_first)
         return min(fn.cap, self._ramp_first + int(self._ramp_per_second * (t - fn.ramp_start)))
@@ -200,15 +190,15 @@ class SimulatedTiming:
             self._running -= f.release(t)
         return self._running < self._account
 
-    def _cold(self, fn: _Function, asked: float, t: float) -> float:
+    def _cold(self, fn: _Function, asked: float, t: float) -> tuple[float, float]:
         created = fn.creations.admit(t)
         self.cold_starts += 1
         ready = created + self._runtime_init.sample(self._rng) + self._package_init.sample(self._rng)
         return self._assign(fn, asked, ready)
 
-    def _assign(self, fn: _Function, asked: float, start: float) -> float:
-        duration = fn.handler.sample(self._rng)
-        end = start + duration
+    def _assign(self, fn: _Function, asked: float, start: float) -> tuple[float, float]:
+        start = max(start, asked)
+        end = start + fn.handler.sample(self._rng)
         busy = fn.busy
         heapq.heappush(busy, end)
         self._running += 1
@@ -216,11 +206,7 @@ class SimulatedTiming:
             fn.last_busy = end
         if len(busy) > fn.peak:
             fn.peak = len(busy)
-        if start <= asked:
-            self._pending = duration
-            return asked
-        heapq.heappush(fn.promised, (start, duration))
-        return start
+        return start, end
 
     def report(self) -> dict:
         """What the model did: cold and warm starts, waits for an environment, throttling, peak concurrency."""

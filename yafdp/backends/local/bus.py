@@ -107,13 +107,15 @@ class LocalBus(InProcessDriving):
         self._replay_rng = random.Random(f"{seed}:{session}:replay")
         self._jitter = random.Random(f"{seed}:{session}:jitter")
         self._hop_rng = random.Random(f"{seed}:{session}:faults")
-        self._timing_rng = random.Random(f"{seed}:{session}:timing")
         self._rules = {r.name: r for r in plan.rules}
         self._services = {s.name: s for s in plan.services}
         self._unreachable = {r.name: self._plan_failure(r) for r in plan.rules}
-        self._emits = {r.name: frozenset(r.emits) for r in plan.rules}
-        self._handlers = {r.name: resolve_handler(r.service, r.target.handler) for r in plan.rules}
-        self._handlers.update(handlers or {})
+        overrides = handlers or {}
+        self._routes = {r.name: _Route(r, overrides.get(r.name) or resolve_handler(r.service, r.target.handler),
+                                       forward=(self._unreachable[r.name] is None and target_faults is None
+                                                and not self.timing.simulated))
+                        for r in plan.rules}
+        self._faulty = faults.any
         self._ruleset = RuleSet()
         for rule in plan.rules:
             self._ruleset.add(rule.name, rule.pattern)
@@ -163,27 +165,39 @@ class LocalBus(InProcessDriving):
         matched = self._ruleset.matching(envelope)
         if only is not None:
             matched = [rule for rule in matched if rule in only]
-        self._events.setdefault(event_id, [envelope, 0])
-        faults, faulty, seed = self.faults, self.faults.any, self.seed
+        if event_id not in self._events:
+            self._events[event_id] = [envelope, 0]
+        routes, enqueue = self._routes, self._enqueue
+        if not self._faulty:
+            for rule_name in matched:
+                enqueue(event_id, routes[rule_name], -1, published_vt, published_vt, "", again)
+            return
+        faults, seed = self.faults, self.seed
         for rule_name in matched:
-            decision = decide(faults, seed, event_id, self._rules[rule_name].subscription) if faulty else NO_FAULT
+            route = routes[rule_name]
+            decision = decide(faults, seed, event_id, route.rule.subscription)
             due = published_vt + decision.late_seconds
             if decision.duplicate:  # at-least-once: the same delivery made twice, the copy a little later
-                self._enqueue(event_id, rule_name, -1, due + decision.duplicate_late_seconds, published_vt,
-                              decision.fault, True)
-                self._enqueue(event_id, rule_name, -1, due, published_vt, decision.fault, True)
+                enqueue(event_id, route, -1, due + decision.duplicate_late_seconds, published_vt, decision.fault, True)
+                enqueue(event_id, route, -1, due, published_vt, decision.fault, True)
             else:
-                self._enqueue(event_id, rule_name, -1, due, published_vt, decision.fault, again)
+                enqueue(event_id, route, -1, due, published_vt, decision.fault, again)
 
-    def _enqueue(self, event_id: str, rule: str, attempt: int, due: float, published_vt: float, fault: str,
+    def _enqueue(self, event_id: str, route: "_Route", attempt: int, due: float, published_vt: float, fault: str,
                  again: bool) -> None:
-        """Schedule EventBridge's try to deliver (``attempt`` < 0) or a receive of the message (``attempt`` > 0)."""
+        """Schedule EventBridge's try to deliver (``attempt`` < 0) or a receive of the message (``attempt`` > 0).
+
+        Where EventBridge's delivery to the target cannot fail and takes no virtual time (measured time, a
+        reachable target, no injected target faults), the message is in the queue at once: its receive is
+        scheduled directly, as the first receive the delivery would have scheduled at the same moment."""
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
-        pending_id = self.writer.add_pending(event_id, rule, attempt, due, published_vt, fault)
-        step = self._send if attempt < 0 else self._deliver
-        self.scheduler.push(due, step, (pending_id, event_id, rule, attempt, published_vt, fault, again))
+        if attempt < 0 and route.forward:
+            attempt = 1
+        pending_id = self.writer.add_pending(event_id, route.name, attempt, due, published_vt, fault)
+        self.scheduler.push(due, self._send if attempt < 0 else self._deliver,
+                            (pending_id, event_id, route, attempt, published_vt, fault, again, None))
 
     def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
         """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
@@ -206,14 +220,14 @@ class LocalBus(InProcessDriving):
             return "NO_RESOURCE", f"function of service {rule.service} does not exist"
         return None
 
-    def _send(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
-              again: bool) -> None:
+    def _send(self, pending_id: int, event_id: str, route: "_Route", attempt: int, published_vt: float, fault: str,
+              again: bool, reserved: None = None) -> None:
         """EventBridge's ``-attempt``-th try to deliver the event to the rule's target (the queue, or an
         asynchronous invocation of the function)."""
-        rule, tries, vt = self._rules[rule_name], -attempt, self.scheduler.vt
+        rule, tries, vt = route.rule, -attempt, self.scheduler.vt
         failure = self._target_failure(rule, tries)
         if failure is None:
-            self._enqueue(event_id, rule_name, 1, vt + self.timing.hop_delay(rule, self._hop_rng), published_vt,
+            self._enqueue(event_id, route, 1, vt + self.timing.hop_delay(rule, self._hop_rng), published_vt,
                           fault, again)
             self.writer.remove_pending(pending_id)
             self._release(event_id)
@@ -234,8 +248,8 @@ class LocalBus(InProcessDriving):
             now = self.timing.now(vt)
             self._trace.append((event_id, rule.name, rule.target.id, tries, now, now, "failed", f"{code}: {message}"))
             self.writer.retry_pending(pending_id, attempt - 1, next_due)
-            self.scheduler.push(next_due, self._send, (pending_id, event_id, rule.name, attempt - 1, published_vt,
-                                                       fault, again))
+            self.scheduler.push(next_due, self._send, (pending_id, event_id, route, attempt - 1, published_vt,
+                                                       fault, again, None))
             return
         now = self.timing.now(vt)
         attributes = {"RULE_ARN": self.plan.rule_arn(rule.name), "TARGET_ARN": self.plan.target_arn(rule),
@@ -259,33 +273,37 @@ class LocalBus(InProcessDriving):
 
     # ---------------------------------------------------------------- delivering
 
-    def _deliver(self, pending_id: int, event_id: str, rule_name: str, attempt: int, published_vt: float, fault: str,
-                 again: bool) -> None:
-        rule = self._rules[rule_name]
-        service, timing, vt = rule.service, self.timing, self.scheduler.vt
-        start = timing.slot(service, vt)
-        if start > vt:  # every execution slot of the service is busy: wait for one
-            self.scheduler.push(start, self._deliver, (pending_id, event_id, rule_name, attempt, published_vt, fault, again))
-            return
-        end = start + timing.duration(service, self._timing_rng)
-        timing.book(service, start, end)
+    def _deliver(self, pending_id: int, event_id: str, route: "_Route", attempt: int, published_vt: float,
+                 fault: str, again: bool, reserved: tuple[float, float] | None) -> None:
+        """The event source mapping receives the message (or Lambda invokes the function) and runs the handler,
+        in the execution environment ``reserved`` for it when it had to wait for one."""
+        rule, service, vt = route.rule, route.service, self.scheduler.vt
+        if reserved is None:
+            start, end = self.timing.reserve(service, vt)
+            if end is None or start > vt:  # every execution environment of the function is busy: wait for one
+                self.scheduler.push(start, self._deliver, (pending_id, event_id, route, attempt, published_vt, fault,
+                                                           again, None if end is None else (start, end)))
+                return
+        else:
+            start, end = reserved
         envelope = self._envelope(event_id)
-        started = timing.now(start)
+        started = self.timing.now(start)
         # Only a delivery that may repeat an earlier one (duplicate, replay, redrive, resume) can find it done.
-        if again and self.writer.is_processed(rule_name, event_id):
+        if again and self.writer.is_processed(route.name, event_id):
             self.stats.duplicates += 1
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
-        uow = self.services.unit_of_work(service)
+        services = self.services
+        uow = services.unit_of_work(service)
         try:
-            self._handlers[rule_name](envelope, uow)
+            route.handler(envelope, uow)
             if fault:
                 crash = injected_failure(fault, attempt)
                 if crash is not None:
                     raise crash
-            prepared = check_outbox(self.catalog, service, self._emits[rule_name], uow.outbox) if uow.outbox else ()
-            if prepared and self.services.entry_faults is not None:
-                end += self.services.publish_retrying(prepared)  # the producer's retries of refused entries
+            prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
+            if prepared and services.entry_faults is not None:
+                end += services.publish_retrying(prepared)  # the producer's retries of refused entries
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
@@ -293,12 +311,14 @@ class LocalBus(InProcessDriving):
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
                          FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
-        self.services.apply(service, uow)
-        self.writer.processed.add((rule_name, event_id))
+        if uow.writes:
+            services.apply(service, uow)
+        self.writer.processed.add((route.name, event_id))
         if prepared:
-            self.services.record(prepared, end, on_event=self._route, published_by=f"{rule_name}#{event_id}")
+            services.record(prepared, end, on_event=self._route, published_by=f"{route.name}#{event_id}")
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
+
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
                 code, message) -> None:
         """The handler failed its ``attempt``-th receive (queue) or invocation (lambda)."""
@@ -336,8 +356,8 @@ class LocalBus(InProcessDriving):
         self.stats.failed += 1
         self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), "failed", error))
         self.writer.retry_pending(pending_id, attempt + 1, next_due)
-        self.scheduler.push(next_due, self._deliver, (pending_id, event_id, rule.name, attempt + 1, published_vt, fault,
-                                                      again))
+        self.scheduler.push(next_due, self._deliver, (pending_id, event_id, self._routes[rule.name], attempt + 1,
+                                                      published_vt, fault, again, None))
 
     def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error) -> None:
         self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), outcome, error))
@@ -415,7 +435,7 @@ class LocalBus(InProcessDriving):
             if wanted is not None and dl_id not in wanted:
                 continue
             self.db.execute("UPDATE dead_letters SET redriven_at = ? WHERE id = ?", (self.now(), dl_id))
-            self._enqueue(event_id, rule, 1 if kind == "queue" else -1, self.vt, self.vt, "", True)
+            self._enqueue(event_id, self._routes[rule], 1 if kind == "queue" else -1, self.vt, self.vt, "", True)
             count += 1
         self.commit()
         return count
@@ -428,7 +448,8 @@ class LocalBus(InProcessDriving):
         rows = self.db.execute("SELECT id, event_id, rule, attempt, due, published, fault FROM pending").fetchall()
         for pending_id, event_id, rule, attempt, due, published, fault in rows:
             step = self._send if attempt < 0 else self._deliver
-            self.scheduler.push(due, step, (pending_id, event_id, rule, attempt, published, fault, True))
+            self.scheduler.push(due, step, (pending_id, event_id, self._routes[rule], attempt, published, fault, True,
+                                            None))
         self.scheduler.vt = min((row[4] for row in rows), default=self.vt)
         return len(rows)
 
@@ -445,3 +466,14 @@ def _policy_allows(policy: dict, source_arn: str) -> bool:
         if arns is None or source_arn in ([arns] if isinstance(arns, str) else arns):
             return True
     return False
+
+
+class _Route:
+    """A rule of the plan as the bus delivers to it, worked out once: its handler, service, target and what it
+    may publish; ``forward``: EventBridge's delivery to its target cannot fail and takes no virtual time."""
+
+    __slots__ = ("name", "rule", "service", "target", "handler", "emits", "forward")
+
+    def __init__(self, rule: RulePlan, handler: Callable, *, forward: bool):
+        self.name, self.rule, self.service, self.target = rule.name, rule, rule.service, rule.target.id
+        self.handler, self.emits, self.forward = handler, frozenset(rule.emits), forward

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from yafdp.runtime.rundb import (INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_PENDING,
                                  UPSERT_STATE)
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+from yafdp.runtime.json_text import dumps, loads
 
 
 class SqliteServiceState:
@@ -65,7 +64,7 @@ class RunWriter:
             return item
         row = self.db.execute("SELECT item FROM state WHERE service = ? AND kind = ? AND key = ?",
                               (service, kind, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def put_state(self, service: str, writes: dict) -> None:
         self.writes += len(writes)
@@ -117,7 +116,7 @@ class RunWriter:
         db = self.db
         if self.dirty:
             state = self.state
-            db.executemany(UPSERT_STATE, [(*where, _dumps(state[where])) for where in self.dirty])
+            db.executemany(UPSERT_STATE, [(*where, dumps(state[where], allow_nan=True)) for where in self.dirty])
             self.dirty.clear()
             self.recent, self.state = state, {}
         self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record

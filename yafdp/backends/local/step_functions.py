@@ -198,17 +198,18 @@ class LocalStepFunctions(InProcessDriving):
             raise OrchestrationError(f"state {name!r} is a {kind} state; the local runner runs "
                                      "Task, Choice, Parallel and Succeed states")
 
-    def _invoke(self, thread: _Thread, name: str, data) -> None:
+    def _invoke(self, thread: _Thread, name: str, data, reserved: tuple[float, float] | None = None) -> None:
         state = thread.states[name]
         parameters = _resolve(state["Parameters"], data)
         service = self._functions[parameters["FunctionName"]]
         timing, vt = self.timing, self.scheduler.vt
-        start = timing.slot(service, vt)
-        if start > vt:  # every execution environment the function may have is busy: wait for one
-            self.schedule(start, partial(self._invoke, thread, name, data))
-            return
-        end = start + timing.duration(service, self._timing_rng)
-        timing.book(service, start, end)
+        if reserved is None:
+            start, end = timing.reserve(service, vt)
+            if end is None or start > vt:  # every environment the function may have is busy: wait for one
+                self.schedule(start, partial(self._invoke, thread, name, data, None if end is None else (start, end)))
+                return
+        else:
+            start, end = reserved
         payload = parameters["Payload"]
         event_id = task_event(payload)["id"]
         rule = self._rule_names[payload["rule"]]

@@ -31,16 +31,9 @@ class MeasuredTiming:
         """Virtual seconds from an event's publication to its target's handler being invoked: none."""
         return 0.0
 
-    def slot(self, service: str, virtual: float) -> float:
-        """The earliest virtual time at or after ``virtual`` at which the service can run a handler: now."""
-        return virtual
-
-    def duration(self, service: str, rng: random.Random) -> float:
-        """Virtual seconds one handler call of ``service`` takes: none."""
-        return 0.0
-
-    def book(self, service: str, start: float, end: float) -> None:
-        """The service runs a handler from ``start`` to ``end`` (virtual): nothing to account for."""
+    def reserve(self, service: str, virtual: float) -> tuple[float, float]:
+        """A handler call asked for at ``virtual`` starts and ends then: no virtual time passes."""
+        return virtual, virtual
 
     def report(self) -> dict:
         """Nothing was simulated."""
