@@ -8,8 +8,8 @@ the standard library, so the result is the same either way, apart from how a flo
 extension: there the standard library does it all.
 
 - orjson writes ``NaN`` and infinities as ``null``; the standard library writes ``NaN``/``Infinity`` (not JSON,
-  and refused with ``allow_nan=False``). Any text with ``null`` in it is therefore made again by the standard
-  library, which decides.
+  and refused with ``allow_nan=False``). A text with ``null`` in it is therefore made again by the standard
+  library, which decides, when the value holds a float that is not finite.
 - orjson refuses integers beyond 64 bits and keys that are not strings (``TypeError``); the standard library
   writes them.
 - orjson would write dates and dataclasses; the standard library refuses them (``TypeError``), as before.
@@ -41,9 +41,23 @@ def dumps(value, *, allow_nan: bool = False) -> str:
         except TypeError:  # a 65-bit integer, a non-string key, a date: the standard library decides
             pass
         else:
-            if b"null" not in text:  # no None, and no NaN that orjson turned into null
+            if b"null" not in text or _finite(value):  # no NaN or infinity that orjson turned into null
                 return text.decode()
     return (_LENIENT if allow_nan else _STRICT)(value)
+
+
+def _finite(value) -> bool:
+    """Whether no float in ``value`` (dicts and lists walked) is NaN or infinite."""
+    if isinstance(value, float):
+        return value - value == 0.0  # NaN - NaN and inf - inf are NaN
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return True
+    for item in value:
+        if not _finite(item):
+            return False
+    return True
 
 
 def loads(text: str | bytes):

@@ -135,8 +135,7 @@ class LocalBus(InProcessDriving):
         """
         response = self.services.put_events(prepare_put_events(self.catalog, sender, entries), self.vt,
                                             on_event=self._route)
-        if self.durable:
-            self.commit()
+        self._commit_for_client()
         return response
 
     def call(self, service: str, entrypoint: str, payload) -> object:
@@ -148,9 +147,15 @@ class LocalBus(InProcessDriving):
         result, uow, prepared = self.services.call(service, entrypoint, payload)
         self.services.apply(service, uow)
         self.services.record(prepared, self.vt, on_event=self._route)
-        if self.durable:
-            self.commit()  # a client that got an answer must not lose its order
+        self._commit_for_client()
         return result
+
+    def _commit_for_client(self) -> None:
+        """A client that got an answer from a durable bus must not lose what it was told: commit now, unless the
+        call is an action of the run loop (a stored request of the workload), which the loop's next commit
+        covers: a run stopped before it places that request again on resume, from ``requests``."""
+        if self.durable and not self.scheduler.running:
+            self.commit()
 
     @property
     def idle(self) -> bool:

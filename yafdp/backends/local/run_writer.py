@@ -25,6 +25,30 @@ class SqliteServiceState:
         return self.writer.get_state(self.service, kind, key)
 
 
+class ItemFilter:
+    """Which state items may exist, in 2 MiB whatever the run's length: a Bloom filter of ``(service, kind, key)``
+    with two probes. ``where in filter`` is never False for an item added, and rarely True for another (about
+    0.1% after 250,000 items, 3% after 1.6 million): such a read then asks SQLite, which finds nothing.
+    A set of every key would hold about 170 bytes an item (37 MiB for 20,000 orders)."""
+
+    __slots__ = ("_bits",)
+    _MASK = (1 << 24) - 1  # 2**24 bits
+
+    def __init__(self):
+        self._bits = bytearray(1 << 21)
+
+    def add(self, where: tuple[str, str, str]) -> None:
+        h = hash(where)
+        a, b = h & self._MASK, (h >> 24) & self._MASK
+        self._bits[a >> 3] |= 1 << (a & 7)
+        self._bits[b >> 3] |= 1 << (b & 7)
+
+    def __contains__(self, where: tuple[str, str, str]) -> bool:
+        h = hash(where)
+        a, b = h & self._MASK, (h >> 24) & self._MASK
+        return bool(self._bits[a >> 3] & (1 << (a & 7)) and self._bits[b >> 3] & (1 << (b & 7)))
+
+
 class RunWriter:
     """The bus's writes to the run database, buffered and flushed in the open transaction just before it commits.
 
@@ -36,14 +60,16 @@ class RunWriter:
 
     def __init__(self, db: sqlite3.Connection, durable: bool):
         self.db, self.durable = db, durable
-        # Items written in the open transaction, and the keys of every item that exists: most reads ask about
-        # an item the saga just wrote or one that does not exist yet, and neither needs SQLite.
+        # Items written in the open transaction, and which items may exist: most reads ask about an item the
+        # saga just wrote or one that does not exist yet, and neither needs SQLite.
         self.state: dict[tuple[str, str, str], dict] = {}
         # The items the last flush wrote, kept decoded: a saga reads an order's items again moments after
         # writing them, often just across a commit, so those reads need neither SQLite nor json.loads.
         self.recent: dict[tuple[str, str, str], dict] = {}
         self.dirty: set[tuple[str, str, str]] = set()
-        self.known: set[tuple[str, str, str]] = set(db.execute("SELECT service, kind, key FROM state"))
+        self.known = ItemFilter()
+        for where in db.execute("SELECT service, kind, key FROM state"):
+            self.known.add(where)
         self.processed: set[tuple[str, str]] = set()
         self.writes = 0  # items handlers wrote, for the cost model's database writes
         self.events: dict[str, tuple] = {}

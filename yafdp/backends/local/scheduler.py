@@ -23,10 +23,11 @@ class Scheduler:
     (['first', 'later'], 2.0)
     """
 
-    __slots__ = ("vt", "_heap", "_seq", "_order")
+    __slots__ = ("vt", "running", "_heap", "_seq", "_order")
 
     def __init__(self, order: random.Random):
         self.vt = 0.0  # the virtual clock: the due time of the latest action run
+        self.running = False  # whether run() is running actions now
         self._heap: list[tuple] = []
         self._seq = 0
         self._order = order
@@ -63,15 +64,19 @@ class Scheduler:
         """Run what is due, in time order, until nothing is (or the next is due after ``until``); call
         ``tick()`` after every ``every`` actions (e.g. to commit)."""
         heap, pop, since = self._heap, heapq.heappop, 0
-        while heap:
-            if until is not None and heap[0][0] > until:
-                break
-            due, _, _, fn, args = pop(heap)
-            if due > self.vt:
-                self.vt = due
-            fn(*args)
-            if every:
-                since += 1
-                if since >= every:
-                    since = 0
-                    tick()
+        self.running = True
+        try:
+            while heap:
+                if until is not None and heap[0][0] > until:
+                    break
+                due, _, _, fn, args = pop(heap)
+                if due > self.vt:
+                    self.vt = due
+                fn(*args)
+                if every:
+                    since += 1
+                    if since >= every:
+                        since = 0
+                        tick()
+        finally:
+            self.running = False

@@ -4,7 +4,6 @@ every event they publish. The local bus and the local Step Functions runner both
 from __future__ import annotations
 
 import random
-import uuid
 from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
@@ -65,6 +64,7 @@ class LocalServices:
         self.states = {s.name: SqliteServiceState(writer, s.name) for s in plan.services}
         self._ids = random.Random(f"{seed}:{session}:ids")
         self._published_ids = session << 40  # a resumed session's ids sort after, and never meet, the first's
+        self._entrypoints: dict[tuple[str, str], tuple[frozenset, Callable]] = {}  # (emits, function), once each
 
     def now(self) -> float:
         """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
@@ -81,12 +81,15 @@ class LocalServices:
         wants to publish something it may not, or :class:`LookupError` for an unknown entry point; each
         counts as a refusal and nothing is stored or published.
         """
-        spec = self.catalog.entrypoint(service, entrypoint)
-        function = resolve_handler(service, entrypoint)
+        known = self._entrypoints.get((service, entrypoint))
+        if known is None:
+            known = self._entrypoints[(service, entrypoint)] = (
+                frozenset(self.catalog.entrypoint(service, entrypoint).emits), resolve_handler(service, entrypoint))
+        emits, function = known
         uow = self.unit_of_work(service)
         try:
             result = function(payload, uow)
-            prepared = check_outbox(self.catalog, service, frozenset(spec.emits), uow.outbox)
+            prepared = check_outbox(self.catalog, service, emits, uow.outbox)
         except DeliveryError as exc:
             self.stats.refused += 1
             raise PublishError(str(exc)) from None
@@ -174,8 +177,8 @@ class LocalServices:
         """A UUID in version 7's layout: a 48-bit counter of this run's events where v7 has milliseconds,
         then random bits. Ids sort in publication order, so the run database's indexes grow at one end."""
         self._published_ids += 1
-        bits = (self._published_ids << 80) | (self._ids.getrandbits(80) & _NOT_VERSION_OR_VARIANT) | _V7
-        return str(uuid.UUID(int=bits))
+        h = "%032x" % ((self._published_ids << 80) | (self._ids.getrandbits(80) & _NOT_VERSION_OR_VARIANT) | _V7)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"  # str(uuid.UUID(int=...)), without building one
 
     def commit(self) -> None:
         """Write everything buffered and commit: what a reader of ``run.db`` then sees."""
