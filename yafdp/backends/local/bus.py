@@ -112,8 +112,7 @@ class LocalBus(InProcessDriving):
         self._unreachable = {r.name: self._plan_failure(r) for r in plan.rules}
         overrides = handlers or {}
         self._routes = {r.name: _Route(r, overrides.get(r.name) or resolve_handler(r.service, r.target.handler),
-                                       forward=(self._unreachable[r.name] is None and target_faults is None
-                                                and not self.timing.simulated))
+                                       forward=self._unreachable[r.name] is None and target_faults is None)
                         for r in plan.rules}
         self._faulty = faults.any
         self._ruleset = RuleSet()
@@ -192,14 +191,14 @@ class LocalBus(InProcessDriving):
                  again: bool) -> None:
         """Schedule EventBridge's try to deliver (``attempt`` < 0) or a receive of the message (``attempt`` > 0).
 
-        Where EventBridge's delivery to the target cannot fail and takes no virtual time (measured time, a
-        reachable target, no injected target faults), the message is in the queue at once: its receive is
-        scheduled directly, as the first receive the delivery would have scheduled at the same moment."""
+        Where EventBridge's delivery to the target cannot fail (a reachable target, no injected target faults),
+        its one try is not a step of its own: the receive it leads to is scheduled directly, after the hop's
+        delay (none under measured time), as that try would have scheduled it."""
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
-        if attempt < 0 and route.forward:
-            attempt = 1
+        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
+            attempt, due = 1, due + self.timing.hop_delay(route.rule, self._hop_rng)
         pending_id = self.writer.add_pending(event_id, route.name, attempt, due, published_vt, fault)
         self.scheduler.push(due, self._send if attempt < 0 else self._deliver,
                             (pending_id, event_id, route, attempt, published_vt, fault, again, None))
@@ -475,7 +474,7 @@ def _policy_allows(policy: dict, source_arn: str) -> bool:
 
 class _Route:
     """A rule of the plan as the bus delivers to it, worked out once: its handler, service, target and what it
-    may publish; ``forward``: EventBridge's delivery to its target cannot fail and takes no virtual time."""
+    may publish; ``forward``: EventBridge's delivery to its target cannot fail."""
 
     __slots__ = ("name", "rule", "service", "target", "handler", "emits", "forward")
 
