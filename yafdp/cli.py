@@ -117,15 +117,15 @@ def register_workbook(commands) -> None:
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.add_argument("--solutions", action="store_true",
                         help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
+    parser.add_argument("--jobs", type=_positive_int, default=None,
+                        help="how many chapters run side by side (default: one per core)")
     parser.set_defaults(run=run_workbook)
 
 
 def run_workbook(args) -> int:
-    from papermill.exceptions import PapermillExecutionError
-
     from yafdp.errors import RefusedError
 
-    from yafdp.workbook import run_workbook as execute
+    from yafdp.workbook import NotebookFailed, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
@@ -137,9 +137,9 @@ def run_workbook(args) -> int:
             raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                                + ", ".join(p.stem for p in notebooks()))
     try:
-        done = execute(Path(args.out), parameters, args.only)
-    except PapermillExecutionError as exc:
-        print(f"yafdp: a notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}", file=sys.stderr)
+        done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
+    except NotebookFailed as exc:
+        print(f"yafdp: {exc}", file=sys.stderr)
         return 1
     print(f"{len(done)} notebook(s) executed into {Path(args.out).resolve()}")
     return 0
@@ -210,6 +210,11 @@ def _rate(text: str) -> float:
 
 def _positive(text: str) -> float:
     return _number(text, lambda v: v > 0, "a positive finite number")
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, lambda v: v >= 1 and v == int(v), "a whole number, 1 or more")
+    return int(value)
 
 
 def _seconds(text: str) -> float:

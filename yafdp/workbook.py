@@ -7,11 +7,15 @@ Mermaid or widget manager from a CDN), and every diagram in them is an image the
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from yafdp.analysis.notebook import REPOSITORY
+from yafdp.errors import YafdpError
 
 NOTEBOOKS_DIR = REPOSITORY / "notebooks"
 
@@ -91,13 +95,43 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     return ExecutedNotebook(path.stem, executed, html, seconds)
 
 
+class NotebookFailed(YafdpError):
+    """A chapter failed: which one, and the cell and error papermill reported."""
+
+
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
-                 notebooks_dir: Path = NOTEBOOKS_DIR, echo=print) -> list[ExecutedNotebook]:
-    """Execute every chapter in order; stop at the first one that fails (papermill says which cell)."""
-    done = []
-    for path in notebooks(notebooks_dir, only):
-        echo(f"running {path.name} …")
-        result = run_notebook(path, out_dir, parameters)
-        echo(f"  wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
-        done.append(result)
-    return done
+                 notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
+    """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
+    them in course order. The chapters do not read each other's output, so they can run side by side; the
+    longest start first. The first failure stops what has not started and raises :class:`NotebookFailed`."""
+    from papermill.exceptions import PapermillExecutionError
+
+    chapters = notebooks(notebooks_dir, only)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
+    # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
+    ordered = sorted(chapters, key=lambda p: -_last_seconds(Path(out_dir).resolve() / "notebooks" / p.name))
+    done: dict[Path, ExecutedNotebook] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {}
+        for path in ordered:
+            futures[pool.submit(run_notebook, path, out_dir, parameters)] = path
+        echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                result = future.result()
+            except PapermillExecutionError as exc:
+                for other in futures:
+                    other.cancel()
+                raise NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+            echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+            done[path] = result
+    return [done[path] for path in chapters]
+
+
+def _last_seconds(executed: Path) -> float:
+    """How long an executed notebook's cells took (papermill's metadata), 0 when it is not there or unreadable."""
+    try:
+        return float(json.loads(executed.read_text(encoding="utf-8"))["metadata"]["papermill"]["duration"] or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
