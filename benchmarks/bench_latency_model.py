@@ -20,6 +20,9 @@ import json
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+from baseline import BASELINE_REV, checkout, child_env
 
 CASE = """
 import json, resource, sys, time
@@ -39,11 +42,20 @@ print(json.dumps({"seconds": seconds, "deliveries": summary["deliveries"]["total
 REAL_QUOTAS_TARGET_SECONDS = 30.0  # issue 15: one simulated minute at 2,500 orders/s, real quotas
 
 
-def run_case(orders: int, rate: float, model: str, quota_scale: float = 1.0) -> dict:
+def run_case(orders: int, rate: float, model: str, quota_scale: float = 1.0, pythonpath: Path | None = None) -> dict:
+    """One case in a child process, importing ``yafdp`` from ``pythonpath`` (this checkout when None)."""
     with tempfile.TemporaryDirectory() as out:
         result = subprocess.run([sys.executable, "-c", CASE, str(orders), str(rate), model, out, str(quota_scale)],
-                                capture_output=True, text=True, check=True)
+                                capture_output=True, text=True, check=True, env=child_env(pythonpath), cwd=out)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cases(baseline: Path | None) -> list[tuple[str, str, Path | None]]:
+    """``(label, latency model, package path)`` of each case: measured time, the model, the model before."""
+    found = [("measured time (peer, no model)", "none", None), ("latency model aws-eu-west-1", "aws-eu-west-1", None)]
+    if baseline is not None:
+        found.append((f"latency model, before ({BASELINE_REV})", "aws-eu-west-1", baseline))
+    return found
 
 
 def main() -> int:
@@ -52,37 +64,39 @@ def main() -> int:
     parser.add_argument("--arrival-rate", type=float, default=200.0, help="orders per simulated second (default 200)")
     parser.add_argument("--real-quotas", action="store_true", help="issue 15's case: 2,500 orders/s for a minute, quota_scale 1.0")
     parser.add_argument("--simulated-seconds", type=float, default=60.0, help="with --real-quotas: how long orders arrive")
+    parser.add_argument("--no-baseline", action="store_true", help=f"skip the peer at {BASELINE_REV} (the code before)")
     args = parser.parse_args()
+    baseline = None if args.no_baseline else checkout()
     if args.real_quotas:
-        return real_quotas(args.simulated_seconds)
+        return real_quotas(args.simulated_seconds, baseline)
     print(f"{args.orders:,} orders arriving at {args.arrival_rate:g}/s, memory store, one process per case")
-    print(f"{'case':<34}{'wall s':>8}{'orders/s':>10}{'deliveries/s':>14}{'peak MB':>9}{'simulated s':>13}")
-    for label, model in (("measured time (peer, no model)", "none"), ("latency model aws-eu-west-1", "aws-eu-west-1")):
-        r = run_case(args.orders, args.arrival_rate, model)
+    print(f"{'case':<40}{'wall s':>8}{'orders/s':>10}{'deliveries/s':>14}{'peak MB':>9}{'simulated s':>13}")
+    for label, model, path in cases(baseline):
+        r = run_case(args.orders, args.arrival_rate, model, pythonpath=path)
         if r["not_terminal"]:
             print(f"  {label}: {r['not_terminal']} orders did not finish", file=sys.stderr)
             return 1
         simulated = f"{r['virtual_seconds']:,.0f}" if r["virtual_seconds"] is not None else "-"
-        print(f"{label:<34}{r['seconds']:>8.1f}{args.orders / r['seconds']:>10,.0f}"
+        print(f"{label:<40}{r['seconds']:>8.1f}{args.orders / r['seconds']:>10,.0f}"
               f"{r['deliveries'] / r['seconds']:>14,.0f}{r['peak_mb']:>9,.0f}{simulated:>13}")
     return 0
 
 
-def real_quotas(simulated_seconds: float, rate: float = 2_500.0) -> int:
+def real_quotas(simulated_seconds: float, baseline: Path | None, rate: float = 2_500.0) -> int:
     orders = round(rate * simulated_seconds)
     print(f"{orders:,} orders arriving at {rate:,.0f}/s for {simulated_seconds:g} simulated s, quota_scale 1.0 "
           "(eu-west-1 defaults), memory store, one process per case")
-    print(f"{'case':<34}{'wall s':>8}{'deliveries/s':>14}{'peak MB':>9}{'simulated s':>13}   throttled (PutEvents, invocations)")
+    print(f"{'case':<40}{'wall s':>8}{'deliveries/s':>14}{'peak MB':>9}{'simulated s':>13}   throttled (PutEvents, invocations)")
     failed = False
-    for label, model in (("measured time (peer, no model)", "none"), ("latency model aws-eu-west-1", "aws-eu-west-1")):
-        r = run_case(orders, rate, model, 1.0)
+    for label, model, path in cases(baseline):
+        r = run_case(orders, rate, model, 1.0, pythonpath=path)
         simulation = r["simulation"]
         simulated = f"{r['virtual_seconds']:,.1f}" if r["virtual_seconds"] is not None else "-"
         throttled = (f"{simulation['put_events_throttled']:,}, {simulation['invocations_throttled']:,}"
                      if simulation else "-")
-        print(f"{label:<34}{r['seconds']:>8.1f}{r['deliveries'] / r['seconds']:>14,.0f}{r['peak_mb']:>9,.0f}"
+        print(f"{label:<40}{r['seconds']:>8.1f}{r['deliveries'] / r['seconds']:>14,.0f}{r['peak_mb']:>9,.0f}"
               f"{simulated:>13}   {throttled}")
-        if model != "none":
+        if model != "none" and path is None:
             # The target is for the whole minute; a shorter run is held to its share of it.
             target = REAL_QUOTAS_TARGET_SECONDS * simulated_seconds / 60.0
             met = r["seconds"] <= target
