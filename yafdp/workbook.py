@@ -8,9 +8,10 @@ Mermaid or widget manager from a CDN), and every diagram in them is an image the
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import queue
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,65 +68,101 @@ def html_exporter():
                         template_file="yafdp_offline.html.j2")
 
 
+class NotebookFailed(YafdpError):
+    """A chapter failed: which one, and the cell and error papermill reported."""
+
+
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False) -> ExecutedNotebook:
     """Execute one notebook with papermill into ``out_dir/notebooks/`` and export it to ``out_dir/html/``.
 
-    The notebook gets ``out_dir`` (absolute) as a parameter, so its figures land in ``out_dir/figures/``.
-    With ``parameters={"solutions": True}`` the exercises are answered by their worked solutions (the
-    teacher's copy).
+    The notebook gets ``out_dir`` (absolute) as a parameter, so its figures land in ``out_dir/figures/``, and
+    of ``parameters`` those its ``parameters`` cell declares (e.g. ``{"solutions": True}``: the exercises are
+    answered by their worked solutions, the teacher's copy; ``{"backend": "moto"}`` where a chapter has one).
+
+    Raises :class:`NotebookFailed` naming the chapter, the cell and the error when a cell fails; the executed
+    notebook and its HTML copy are still written, up to and including the failing cell.
     """
     import nbformat
     import papermill
+    from papermill.exceptions import PapermillExecutionError
 
     out_dir = Path(out_dir).resolve()
     executed = out_dir / "notebooks" / path.name
     html = out_dir / "html" / path.with_suffix(".html").name
     executed.parent.mkdir(parents=True, exist_ok=True)
     html.parent.mkdir(parents=True, exist_ok=True)
+    declared = papermill.inspect_notebook(str(path))
+    given = {"out_dir": str(out_dir), **{k: v for k, v in (parameters or {}).items() if k in declared}}
     started = time.perf_counter()
-    papermill.execute_notebook(
-        str(path), str(executed),
-        parameters={"out_dir": str(out_dir), **(parameters or {})},
-        cwd=str(path.parent), kernel_name="python3", progress_bar=False, log_output=log_output,
-        extra_arguments=KERNEL_ARGUMENTS,
-    )
+    failure = None
+    try:
+        papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(path.parent),
+                                   kernel_name="python3", progress_bar=False, log_output=log_output,
+                                   extra_arguments=KERNEL_ARGUMENTS)
+    except PapermillExecutionError as exc:
+        failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     seconds = time.perf_counter() - started
     body, _ = html_exporter().from_notebook_node(nbformat.read(executed, as_version=4))
     html.write_text(body, encoding="utf-8")
+    if failure is not None:
+        raise failure
     return ExecutedNotebook(path.stem, executed, html, seconds)
 
 
-class NotebookFailed(YafdpError):
-    """A chapter failed: which one, and the cell and error papermill reported."""
+def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> ExecutedNotebook:
+    """:func:`run_notebook` in a worker process: any failure comes back as a :class:`NotebookFailed` (which
+    pickles), naming the chapter."""
+    try:
+        return run_notebook(path, out_dir, parameters)
+    except NotebookFailed:
+        raise
+    except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
+        raise NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}") from None
 
 
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
     """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
-    them in course order. The chapters do not read each other's output, so they can run side by side; the
-    longest start first. The first failure stops what has not started and raises :class:`NotebookFailed`."""
-    from papermill.exceptions import PapermillExecutionError
+    them in course order.
 
+    The chapters do not read each other's output, so they run side by side, each in a worker process of its
+    own (papermill changes the working directory of the process it runs in), the longest first. The first
+    failure, or an interrupt, stops the chapters still running and those not started, and raises
+    (:class:`NotebookFailed`, ``KeyboardInterrupt``).
+    """
+    out_dir = Path(out_dir).resolve()
     chapters = notebooks(notebooks_dir, only)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
+    if jobs == 1:
+        done = []
+        for path in chapters:
+            echo(f"running {path.name} …")
+            result = run_notebook(path, out_dir, parameters)
+            echo(f"  wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+            done.append(result)
+        return done
     # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
-    ordered = sorted(chapters, key=lambda p: -_last_seconds(Path(out_dir).resolve() / "notebooks" / p.name))
-    done: dict[Path, ExecutedNotebook] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {}
+    ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
+    finished: queue.Queue = queue.Queue()
+    echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
+    pool = multiprocessing.get_context("spawn").Pool(jobs)
+    try:
         for path in ordered:
-            futures[pool.submit(run_notebook, path, out_dir, parameters)] = path
-        echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-        for future in as_completed(futures):
-            path = futures[future]
-            try:
-                result = future.result()
-            except PapermillExecutionError as exc:
-                for other in futures:
-                    other.cancel()
-                raise NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+            pool.apply_async(_run_chapter, (path, out_dir, parameters),
+                             callback=lambda result, path=path: finished.put((path, result, None)),
+                             error_callback=lambda exc, path=path: finished.put((path, None, exc)))
+        done: dict[Path, ExecutedNotebook] = {}
+        while len(done) < len(chapters):
+            path, result, failure = finished.get()
+            if failure is not None:
+                raise failure if isinstance(failure, NotebookFailed) else NotebookFailed(
+                    f"{path.name} failed: {type(failure).__name__}: {failure}")
             echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
             done[path] = result
+        pool.close()
+    finally:
+        pool.terminate()  # a failure or an interrupt: what still runs stops (each kernel exits with its worker)
+        pool.join()
     return [done[path] for path in chapters]
 
 

@@ -1,4 +1,5 @@
-"""The workbook runner: chapters side by side, results in course order, a failure named by its chapter."""
+"""The workbook runner: chapters side by side in worker processes, results in course order, a failure named by
+its chapter, only the parameters a chapter declares."""
 
 import nbformat
 import pytest
@@ -6,28 +7,42 @@ import pytest
 from yafdp.workbook import NotebookFailed, run_workbook
 
 
-def _chapter(folder, name, code):
+def _chapter(folder, name, code, parameters="out_dir = None"):
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("out_dir = None", metadata={"tags": ["parameters"]}),
+    notebook.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
                       nbformat.v4.new_code_cell(code)]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, folder / name)
 
 
-def test_chapters_run_side_by_side_and_come_back_in_course_order(tmp_path):
+def test_chapters_run_side_by_side_into_a_relative_build_folder_and_come_back_in_course_order(tmp_path, monkeypatch):
     chapters = tmp_path / "notebooks"
     chapters.mkdir()
-    _chapter(chapters, "02_second.ipynb", "print('two')")
-    _chapter(chapters, "01_first.ipynb", "print('one')")
-    done = run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=2)
-    assert [chapter.name for chapter in done] == ["01_first", "02_second"]
-    assert all(chapter.html.exists() for chapter in done)
+    for name in ("03_third", "02_second", "01_first"):
+        _chapter(chapters, f"{name}.ipynb", "from pathlib import Path\nPath(out_dir, 'mark').mkdir(exist_ok=True)")
+    monkeypatch.chdir(tmp_path)
+    done = run_workbook("build", notebooks_dir=chapters, echo=lambda line: None, jobs=2)
+    assert [chapter.name for chapter in done] == ["01_first", "02_second", "03_third"]
+    for chapter in done:  # papermill runs each chapter from notebooks/: nothing may land under it
+        assert chapter.html.exists() and chapter.notebook.parent == tmp_path / "build" / "notebooks"
+    assert not (chapters / "build").exists() and (tmp_path / "build" / "mark").is_dir()
 
 
-def test_a_failing_chapter_is_named_with_its_cell_and_error(tmp_path):
+def test_a_chapter_gets_only_the_parameters_it_declares(tmp_path):
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    _chapter(chapters, "01_teacher.ipynb", "assert solutions is True", parameters="out_dir = None\nsolutions = False")
+    _chapter(chapters, "02_plain.ipynb", "assert 'solutions' not in globals()")
+    done = run_workbook(tmp_path / "build", {"solutions": True}, notebooks_dir=chapters, echo=lambda line: None, jobs=1)
+    assert len(done) == 2
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_chapter_is_named_with_its_cell_and_error_and_keeps_its_html(tmp_path, jobs):
     chapters = tmp_path / "notebooks"
     chapters.mkdir()
     _chapter(chapters, "01_fine.ipynb", "print('fine')")
     _chapter(chapters, "02_broken.ipynb", "raise ValueError('the order book is empty')")
     with pytest.raises(NotebookFailed, match=r"02_broken\.ipynb failed in cell \d+: ValueError: the order book is empty"):
-        run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=2)
+        run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=jobs)
+    assert "the order book is empty" in (tmp_path / "build" / "html" / "02_broken.html").read_text()
