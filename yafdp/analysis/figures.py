@@ -495,6 +495,11 @@ def timeline_panels(panels: dict, *, title: str):
     return fig
 
 
+def _rate(per_second: float) -> str:
+    """A quota's load for a legend: two significant digits below 10 (0.76/s), whole numbers above (1,705/s)."""
+    return f"{per_second:.2g}/s" if per_second < 10 else f"{per_second:,.0f}/s"
+
+
 def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
                ylabel: str, ax=None):
     """Latency against offered load: one line per ``{label: column}`` of ``table``, and each quota as a dashed
@@ -507,9 +512,9 @@ def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float]
     colours = ("#b91c1c", "#7c3aed", "#0f766e", "#b45309")
     for (label, load), colour in zip(quotas.items(), colours):
         if load <= right:
-            ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({load:,.1f}/s)")
+            ax.axvline(load, linestyle="--", color=colour, linewidth=1.2, label=f"{label} ({_rate(load)})")
         else:
-            ax.plot([], [], linestyle="none", label=f"{label}: {load:,.1f}/s, beyond the chart")
+            ax.plot([], [], linestyle="none", label=f"{label}: {_rate(load)}, beyond the chart")
     ax.set_xlim(0, right)
     ax.set_yscale("log")
     ax.set_title(title)
