@@ -1,5 +1,7 @@
 """The ``yafdp`` command line: one sub-command per job, each a thin call into the package."""
 
+# Only the standard library here: the package is imported inside main(), after SIGINT is handled, so a Ctrl-C
+# however early is one line (`yafdp: interrupted`), never a traceback from the middle of an import.
 from __future__ import annotations
 
 import argparse
@@ -10,8 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from yafdp.patterns.cli import register as register_test_pattern
-from yafdp.runs.bootstrap import BACKENDS
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose output pipe was closed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     for register in COMMANDS:
         register(commands)
     return parser
+
+
+def _backends() -> list[str]:
+    from yafdp.runs.bootstrap import BACKENDS
+
+    return list(BACKENDS)
+
+
+def register_test_pattern(commands) -> None:
+    from yafdp.patterns.cli import register
+
+    register(commands)
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +126,7 @@ def register_workbook(commands) -> None:
     parser = commands.add_parser("workbook", help="execute every notebook with papermill into a build folder (+ HTML)")
     parser.add_argument("--out", default="build", help="build folder (default: build)")
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
-    parser.add_argument("--backend", choices=list(BACKENDS), default=None,
+    parser.add_argument("--backend", choices=_backends(), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.add_argument("--solutions", action="store_true",
                         help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
@@ -180,7 +193,7 @@ def register_run(commands) -> None:
     simulation.add_argument("--workflow", choices=["standard", "express"], default="standard",
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
-    parser.add_argument("--backend", choices=list(BACKENDS), default="local",
+    parser.add_argument("--backend", choices=_backends(), default="local",
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
@@ -407,7 +420,7 @@ def run_plan(args) -> int:
 
 
 def _aws_target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=[b for b in BACKENDS if b != "local"], required=True,
+    parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
                         help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL",
@@ -516,18 +529,36 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
-    130 stopped by SIGINT or SIGTERM. Whatever goes wrong is said in one line on stderr, never a traceback
-    (``YAFDP_TRACEBACK=1`` shows the traceback of an unexpected error)."""
+    130 stopped by SIGINT or SIGTERM (however early: SIGINT is handled before the package is imported), 141 when
+    the reader of stdout went away (``yafdp run | head -1``), silently, as a program killed by SIGPIPE. Whatever
+    goes wrong is said in one line on stderr, never a traceback (``YAFDP_TRACEBACK=1`` shows the traceback of an
+    unexpected error)."""
+    stop = _Stop()
+    try:
+        try:
+            args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            stop.arm()
+            code = _run(args)
+            sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
+            return code
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
+            print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            return _stdout_closed()
+    finally:
+        stop.restore()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command, every error the project expects said in one line."""
     from yafdp.catalog import CatalogError
     from yafdp.errors import BackendError, ConfigurationError, RefusedError, RunFolderError
 
-    args = build_parser().parse_args(argv)
-    restore = _stop_on_signals()
     try:
         return args.run(args) or 0
-    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _stop_on_signals)
-        print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except CatalogError as exc:
         from yafdp.simulation.profiles import LatencyProfileError
 
@@ -553,28 +584,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
               file=sys.stderr)
         return 1
-    finally:
-        restore()
 
 
-def _stop_on_signals():
-    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said
-    by whoever handles it), later ones are ignored while it cleans up. Returns what restores the handlers."""
-    import threading
+def _stdout_closed() -> int:
+    """Whoever read stdout stopped (``yafdp run ... | head -1``): nothing more is said, as by a program that
+    SIGPIPE ends, and the exit code is 141 (128 + SIGPIPE), not 2: the input was not refused. stdout is pointed
+    at /dev/null, as the Python documentation advises, so the interpreter's last flush meets no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (a test's capture): nothing is flushed later
+        pass
+    return SIGPIPE_EXIT
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    stops = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.getsignal(s) for s in stops}
 
-    def stop(signum, frame):
-        for s in stops:
+class _Stop:
+    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said by
+    whoever handles it), later ones are ignored while it cleans up. One that comes before :meth:`arm` (while the
+    package is imported) is held and raised by ``arm()``: raised inside the import of a C extension it could
+    crash the interpreter (orjson's does). :meth:`restore` gives the handlers back."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.armed, self.held = False, None
+        self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
+        try:
+            for s in self.SIGNALS:
+                signal.signal(s, self._stop)
+        except ValueError:  # not the main thread, which alone receives signals: leave them as they are
+            self.before = {}
+
+    def _stop(self, signum, frame) -> None:
+        if not self.armed:
+            self.held = signum
+            return
+        self._raise(signum)
+
+    def _raise(self, signum) -> None:
+        for s in self.SIGNALS:
             signal.signal(s, signal.SIG_IGN)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for s in stops:
-        signal.signal(s, stop)
-    return lambda: [signal.signal(s, h) for s, h in before.items()]
+    def arm(self) -> None:
+        """From now on a signal stops the command at once; one held meanwhile does so now."""
+        self.armed = True
+        if self.held is not None and self.before:
+            self._raise(self.held)
+
+    def restore(self) -> None:
+        """The handlers as they were before."""
+        for s, handler in self.before.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":
