@@ -43,7 +43,7 @@ def register_test_pattern(commands) -> None:
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalog", metavar="DIR", default=None,
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
                         help="catalog folder with bus.json and services/ (default: the shipped data/)")
 
 
@@ -124,7 +124,7 @@ def run_lint(args) -> int:
 
 def register_workbook(commands) -> None:
     parser = commands.add_parser("workbook", help="execute every notebook with papermill into a build folder (+ HTML)")
-    parser.add_argument("--out", default="build", help="build folder (default: build)")
+    parser.add_argument("--out", type=_folder, default="build", help="build folder (default: build)")
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
     parser.add_argument("--backend", choices=_backends(), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
@@ -162,13 +162,13 @@ def register_run(commands) -> None:
     parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db and summary.json")
     parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
-    parser.add_argument("--out", default="runs/latest",
+    parser.add_argument("--out", type=_run_folder, default="runs/latest",
                         help="run folder (default runs/latest); one that holds a run is refused unless --force")
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.add_argument("--store", choices=["memory", "file"], default="memory",
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
     parser.add_argument("--arrival-rate", type=_positive, default=50.0, help="orders per second of the workload (default 50)")
-    parser.add_argument("--orders-file", metavar="FILE", default=None,
+    parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
                         help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
     rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
@@ -183,7 +183,7 @@ def register_run(commands) -> None:
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
     faults.add_argument("--max-delay", type=_seconds, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
     simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
-    simulation.add_argument("--latency-model", default="none", metavar="NAME",
+    simulation.add_argument("--latency-model", type=_profile, default="none", metavar="NAME",
                             help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
                                  "'none' (default) records measured wall-clock time")
     simulation.add_argument("--quota-scale", type=_positive, default=1.0, metavar="F",
@@ -230,6 +230,20 @@ def _positive_int(text: str) -> int:
     return int(value)
 
 
+def _not_empty(what: str):
+    """An argparse type for a value that means nothing when empty (``--out ""`` would be the current folder)."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must not be empty: give {what}")
+        return text
+    return check
+
+
+_folder, _file, _run_folder = _not_empty("a folder"), _not_empty("a file"), _not_empty("a run folder")
+_run_path = _not_empty("a run folder or its run.db")
+_profile = _not_empty("a profile of data/latency/ (e.g. aws-eu-west-1), a profile file, or 'none'")
+
+
 def _seconds(text: str) -> float:
     return _number(text, lambda v: v >= 0, "a finite number of seconds, 0 or more")
 
@@ -258,7 +272,7 @@ def run_run(args) -> int:
 
 def register_resume(commands) -> None:
     parser = commands.add_parser("resume", help="finish a file-store run that was interrupted")
-    parser.add_argument("--out", required=True, help="the run folder")
+    parser.add_argument("--out", type=_run_folder, required=True, help="the run folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_resume)
 
@@ -319,8 +333,8 @@ def _report(summary: dict, args) -> None:
 
 def register_check(commands) -> None:
     parser = commands.add_parser("check", help="check the saga's invariants on a run; exit 1 if any fails")
-    parser.add_argument("dir", help="a run folder (or its run.db)")
-    parser.add_argument("--catalog", metavar="DIR", default=None,
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
                         help="the catalog whose rules the run used (default: the one the run records)")
     parser.set_defaults(run=run_check)
 
@@ -359,9 +373,10 @@ def run_state_machine(args) -> int:
 
 def register_fit_profile(commands) -> None:
     parser = commands.add_parser("fit-profile", help="fit a latency profile to a run's measured times (e.g. on AWS)")
-    parser.add_argument("dir", help="a run folder (or its run.db), e.g. from a moto or AWS run")
-    parser.add_argument("--out", required=True, help="where to write the profile, e.g. my-account.json")
-    parser.add_argument("--base", default="aws-eu-west-1", help="profile that supplies what the run cannot measure")
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db), e.g. from a moto or AWS run")
+    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json")
+    parser.add_argument("--base", type=_profile, default="aws-eu-west-1",
+                        help="profile that supplies what the run cannot measure")
     parser.set_defaults(run=run_fit_profile)
 
 
@@ -423,7 +438,7 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
                         help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
-    parser.add_argument("--endpoint-url", metavar="URL",
+    parser.add_argument("--endpoint-url", metavar="URL", type=_not_empty("a URL"),
                         help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
     _catalog_arg(parser)
 
@@ -481,7 +496,8 @@ def register_export(commands) -> None:
     parser = commands.add_parser("export", help="write a kept deployment's run (its tables and dead-letter queues) "
                                                 "as run.db, e.g. after a run that could not save")
     _aws_target_args(parser)
-    parser.add_argument("--out", required=True, help="the run folder to write run.db into (refused if it holds a run)")
+    parser.add_argument("--out", type=_run_folder, required=True,
+                        help="the run folder to write run.db into (refused if it holds a run)")
     parser.set_defaults(run=run_export)
 
 

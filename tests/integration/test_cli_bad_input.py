@@ -170,3 +170,28 @@ def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, t
     for fragment in said:
         assert fragment in lines[0], lines[0]
     assert fingerprint(prev) == before
+
+
+# Every path a command takes, empty: it would silently mean the current folder (`yafdp run --out ""` wrote run.db
+# there). (arguments, the option the one line names)
+EMPTY_PATHS = [
+    (["run", "--out", ""], "--out"), (["run", "--orders-file", ""], "--orders-file"),
+    (["run", "--catalog", ""], "--catalog"), (["run", "--latency-model", ""], "--latency-model"),
+    (["resume", "--out", ""], "--out"), (["check", ""], "argument dir"), (["check", "x", "--catalog", " "], "--catalog"),
+    (["fit-profile", "", "--out", "p.json"], "argument dir"), (["fit-profile", "x", "--out", ""], "--out"),
+    (["fit-profile", "x", "--out", "p.json", "--base", ""], "--base"), (["workbook", "--out", ""], "--out"),
+    (["export", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9", "--out", ""], "--out"),
+    (["deploy", "--backend", "aws", "--endpoint-url", ""], "--endpoint-url"), (["lint", "--catalog", ""], "--catalog"),
+    (["catalog", "--catalog", ""], "--catalog"), (["plan", "--catalog", ""], "--catalog"),
+    (["test-pattern", "--pattern", "@", "--event", "{}"], "--pattern @"),
+]
+
+
+@pytest.mark.parametrize("arguments, option", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
+def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(tmp_path, arguments, option):
+    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *arguments], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
+    assert list(tmp_path.iterdir()) == []  # not a run.db, a lock or a build folder in the current folder
