@@ -16,10 +16,21 @@ SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose ou
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad option said in one line (what and where), exit 2."""
+    """argparse, with a bad option said in one line (what and where), exit 2. A sub-command's ``validate(parser,
+    args)`` refuses, once its options are parsed, a combination argparse cannot see (through ``parser.error``)."""
+
+    def __init__(self, *args, validate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.validate = validate
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        if self.validate is not None:
+            self.validate(self, parsed)
+        return parsed, rest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +141,7 @@ def register_workbook(commands) -> None:
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.add_argument("--solutions", action="store_true",
                         help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
-    parser.add_argument("--jobs", type=_positive_int, default=None,
+    parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
     parser.set_defaults(run=run_workbook)
 
@@ -159,9 +170,13 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
-    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db and summary.json")
-    parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
+    from yafdp.runs.options import MAX_ORDERS
+
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
+                                             "and summary.json", validate=_check_run_options)
+    parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
+                        help="how many orders (default 20)")
+    parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
     parser.add_argument("--out", type=_run_folder, default="runs/latest",
                         help="run folder (default runs/latest); one that holds a run is refused unless --force")
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
@@ -169,11 +184,12 @@ def register_run(commands) -> None:
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
     parser.add_argument("--arrival-rate", type=_positive, default=50.0, help="orders per second of the workload (default 50)")
     parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
-                        help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
+                        help="place the order requests in this JSON list instead of generated ones (then --orders "
+                             "and the business outcome rates do not apply)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
-    rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
-    rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
-    rates.add_argument("--delivery-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
     faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
     faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
@@ -181,23 +197,24 @@ def register_run(commands) -> None:
     faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
-    faults.add_argument("--max-delay", type=_seconds, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
+    faults.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
+                        help="longest injected delay, of --delay-rate, --reorder-rate and --duplicate-rate (default 5)")
     simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
     simulation.add_argument("--latency-model", type=_profile, default="none", metavar="NAME",
                             help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
                                  "'none' (default) records measured wall-clock time")
-    simulation.add_argument("--quota-scale", type=_positive, default=1.0, metavar="F",
-                            help="multiply the simulated account's quotas by F (default 1)")
+    simulation.add_argument("--quota-scale", type=_positive, default=None, metavar="F",
+                            help="multiply the simulated account's quotas by F (default 1; with --latency-model)")
     simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
                             help="run the saga as events on the bus (default) or as the generated state machine")
-    simulation.add_argument("--workflow", choices=["standard", "express"], default="standard",
+    simulation.add_argument("--workflow", choices=["standard", "express"], default=None,
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
     parser.add_argument("--backend", choices=_backends(), default="local",
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
+    parser.add_argument("--concurrency", type=_integer(1), default=None, metavar="N",
                         help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
                              "Lambda runs invocations at once (default 4); on aws Lambda decides")
     parser.add_argument("--point-in-time-recovery", action="store_true",
@@ -205,6 +222,55 @@ def register_run(commands) -> None:
                              "turns them on)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_run)
+
+
+# The options of `yafdp run` that apply only with others: left out, they take these defaults; given where they
+# would do nothing, they are refused (see _idle_run_option).
+RUN_DEFAULTS = {"orders": 20, "payment_failure_rate": 0.05, "restaurant_reject_rate": 0.05,
+                "delivery_failure_rate": 0.05, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard",
+                "concurrency": 4}
+FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate")
+
+
+def _check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse an option given where it would do nothing (naming the option that makes it so), as argparse refuses
+    a bad value; then give the options left out their defaults."""
+    idle = _idle_run_option(args)
+    if idle is not None:
+        parser.error(f"argument {idle[0]}: {idle[1]}")
+    for name, default in RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
+def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The first option of ``args`` that would do nothing with the others, and why; None if each does something."""
+    def given(name: str) -> bool:  # left out, an option is None until _check_run_options gives it its default
+        return getattr(args, name) is not None
+
+    faults = [name for name in FAULT_RATES if getattr(args, name)]
+    delays = ("delay_rate", "reorder_rate", "duplicate_rate")
+    idle = [
+        (given("orders") and args.orders_file, "orders", "does nothing with --orders-file: the file's requests "
+                                                         "are the workload"),
+        *[(given(rate) and args.orders_file, rate, "does nothing with --orders-file: the outcomes follow from the "
+                                                   "file's orders") for rate in RUN_DEFAULTS if rate.endswith("_rate")],
+        *[(args.style == "orchestration", fault, "does nothing with --style orchestration: faults are injected into "
+                                                 "the bus's deliveries") for fault in faults],
+        (given("max_delay") and not any(getattr(args, d) for d in delays), "max_delay",
+         "does nothing without --delay-rate, --reorder-rate or --duplicate-rate: it bounds their delays"),
+        (given("quota_scale") and args.latency_model == "none", "quota_scale",
+         "does nothing without --latency-model: the quotas bind on simulated AWS time only"),
+        (given("workflow") and args.style != "orchestration", "workflow",
+         "does nothing without --style orchestration: it is the state machine's Step Functions workflow type"),
+        (args.keep and args.backend != "aws", "keep", "does nothing without --backend aws: only a deployment to "
+                                                      "AWS outlives the run"),
+        (given("concurrency") and args.backend != "moto", "concurrency",
+         "does nothing without --backend moto: the local bus runs one handler at a time, and on aws Lambda decides"),
+        (args.point_in_time_recovery and args.backend == "local", "point_in_time_recovery",
+         "does nothing without --backend moto or aws: the local backend has no DynamoDB tables"),
+    ]
+    return next((("--" + name.replace("_", "-"), why) for applies, name, why in idle if applies), None)
 
 
 def _number(text: str, accept, wanted: str) -> float:
@@ -225,9 +291,20 @@ def _positive(text: str) -> float:
     return _number(text, lambda v: v > 0, "a positive finite number")
 
 
-def _positive_int(text: str) -> int:
-    value = _number(text, lambda v: v >= 1 and v == int(v), "a whole number, 1 or more")
-    return int(value)
+def _integer(low: int | None = None, high: int | None = None):
+    """An argparse type for a whole number, ``low`` or more and ``high`` or less when given."""
+    wanted = "a whole number" + (f" from {low:,} to {high:,}" if high is not None else
+                                 f", {low} or more" if low is not None else "")
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = _number(text, lambda v: v == int(v), wanted)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return int(value)
+    return check
 
 
 def _not_empty(what: str):
@@ -396,17 +473,26 @@ def run_fit_profile(args) -> int:
 
 def register_plan(commands) -> None:
     parser = commands.add_parser("plan", help="print the deployment plan: bus, rules, targets, queues, tables, "
-                                              "functions and IAM policy documents")
+                                              "functions and IAM policy documents", validate=_check_plan_options)
     _catalog_arg(parser)
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--json", action="store_true", help="the whole plan as JSON, policy documents included")
-    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default="table",
+    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default=None,
                         help="table (default), json (as --json) or cloudformation: the plan as a CloudFormation "
                              "template to deploy with your usual tools (parameters: the S3 bucket and key of the "
                              "Lambda package)")
-    parser.add_argument("--output", choices=["json", "yaml"], default="json",
+    parser.add_argument("--output", choices=["json", "yaml"], default=None,
                         help="the template's syntax with --format cloudformation (default json)")
     parser.set_defaults(run=run_plan)
+
+
+def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --output without --format cloudformation, and --json with another --format; then the defaults."""
+    if args.output is not None and args.format != "cloudformation":
+        parser.error("argument --output: does nothing without --format cloudformation: it is the template's syntax")
+    if args.json and args.format not in (None, "json"):
+        parser.error(f"argument --json: does nothing with --format {args.format}: --json is --format json")
+    args.format, args.output = args.format or ("json" if args.json else "table"), args.output or "json"
 
 
 def run_plan(args) -> int:
