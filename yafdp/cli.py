@@ -182,7 +182,11 @@ def register_run(commands) -> None:
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.add_argument("--store", choices=["memory", "file"], default="memory",
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
-    parser.add_argument("--arrival-rate", type=_positive, default=50.0, help="orders per second of the workload (default 50)")
+    parser.add_argument("--arrival-rate", type=_positive, default=50.0, metavar="R",
+                        help="orders per second of the workload (default 50), a Poisson stream: with --latency-model "
+                             "the orders arrive so on the simulated clock. On measured time (the local backend "
+                             "without --latency-model) it paces nothing in wall-clock time: the orders are placed in "
+                             "arrival order as fast as this machine goes. moto and aws send them at this rate")
     parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
                         help="place the order requests in this JSON list instead of generated ones (then --orders "
                              "and the business outcome rates do not apply)")
