@@ -413,7 +413,8 @@ def _report(summary: dict, args) -> None:
 
 
 def register_check(commands) -> None:
-    parser = commands.add_parser("check", help="check the saga's invariants on a run; exit 1 if any fails")
+    parser = commands.add_parser("check", help="check the saga's invariants on a finished run; exit 1 if any fails "
+                                               "(2 for a run in progress or stopped before its end)")
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
     parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
                         help="the catalog whose rules the run used (default: the one the run records)")
@@ -423,7 +424,7 @@ def register_check(commands) -> None:
 def run_check(args) -> int:
     from yafdp.analysis.check import check_run
 
-    results = check_run(args.dir, args.catalog)
+    results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
         verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")

@@ -97,7 +97,8 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
         == ["run.db", "summary.json"]
 
 
-def test_one_writer_per_folder_the_second_is_told_which_process_holds_it(tmp_path):
+def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
+    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
     out = tmp_path / "busy"
     first = start("run", "--store", "file", "--orders", 50_000, "--out", out)
     try:
@@ -105,9 +106,29 @@ def test_one_writer_per_folder_the_second_is_told_which_process_holds_it(tmp_pat
         for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
             line = one_line(second.stderr)
             assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
+        checked = cli("check", out)
+        line = one_line(checked.stderr)
+        assert checked.returncode == 2 and checked.stdout == ""
+        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+
+
+def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
+    """The review's case: a file-store run SIGKILLed partway got several invariant FAILs and exit 1."""
+    out = tmp_path / "killed"
+    running = start("run", "--store", "file", "--orders", 30_000, "--out", out)
+    wait_for_orders(out, 100, process=running)
+    running.send_signal(signal.SIGKILL)
+    running.wait()
+    checked = cli("check", out)
+    line = one_line(checked.stderr)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert "unfinished run (status 'running'" in line and f"`yafdp resume --out {out}` finishes it" in line
+    assert cli("check", out / "run.db").returncode == 2  # the same, named by its run.db
+    assert cli("resume", "--out", out).returncode == 0
+    assert cli("check", out).returncode == 0
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

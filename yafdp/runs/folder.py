@@ -87,11 +87,7 @@ class FolderLock:
         try:
             lock.acquire()
         except Timeout:
-            try:
-                held_by = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-            except OSError:
-                held_by = "another process"
-            raise RunFolderError(f"{self.out} is in use by {held_by}: wait for it to finish "
+            raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
                                  "(or stop it) before running or resuming there") from None
         self._lock = lock
         return self
@@ -106,6 +102,34 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_holder(out: Path) -> str | None:
+    """Who holds ``out``'s one-writer lock now, as the holder recorded itself (``process 123 (yafdp run, since
+    …)``), or None when no process does: a process that ended, even by SIGKILL, let go of it with its files.
+
+    Creates nothing (a folder without ``.yafdp.lock`` was never run in) and holds the lock only for the instant
+    of the probe; a lock that cannot be probed here (a folder this user cannot write) counts as not held.
+    """
+    path = Path(out) / LOCK_NAME
+    if not path.is_file():
+        return None
+    probe = FileLock(str(path), blocking=False)
+    try:
+        probe.acquire()
+    except Timeout:
+        return _recorded_holder(path)
+    except OSError:
+        return None
+    probe.release()
+    return None
+
+
+def _recorded_holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 def temporary_beside(path: Path) -> Path:
