@@ -615,13 +615,17 @@ def run_export(args) -> int:
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
     counts = export_run(db, plan, clients, None)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = folder.temporary_beside(out / "run.db")
     try:
-        rundb.save_copy(db, saved)
-        folder.replace_atomically(out / "run.db", saved)
+        with folder.FolderLock(out, "yafdp export"):  # one writer at a time, as for a run
+            if folder.holds_run(out):  # one may have been saved there meanwhile
+                folder.refuse_existing(out)
+            saved = folder.temporary_beside(out / "run.db")
+            try:
+                rundb.save_copy(db, saved)
+                folder.replace_atomically(out / "run.db", saved)
+            finally:
+                saved.unlink(missing_ok=True)
     finally:
-        saved.unlink(missing_ok=True)
         db.close()
     print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "

@@ -131,6 +131,51 @@ def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
     assert cli("check", out).returncode == 0
 
 
+def killed_while_storing_its_workload(out: Path, *args) -> list[str]:
+    """SIGKILL a file-store run while it writes its run.db beside the old one (in a transaction: SQLite's journal
+    beside it); the temporaries it leaves."""
+    before = {p.name for p in out.glob(".run.db.*")}
+    running = start("run", "--store", "file", "--orders", 100_000, "--out", out, *args)
+
+    def journal_until(deadline: float) -> None:
+        while time.monotonic() < deadline and running.poll() is None and \
+                not [p for p in out.glob(".run.db.*.tmp-journal") if p.name not in before]:
+            time.sleep(0.002)
+
+    journal_until(time.monotonic() + 60)
+    time.sleep(0.2)  # past the schema's statements, into the transaction that stores 100,000 requests
+    journal_until(time.monotonic() + 10)
+    running.send_signal(signal.SIGKILL)
+    running.wait()
+    left = sorted(p.name for p in out.glob(".run.db.*") if p.name not in before)
+    assert left and all(folder.STALE_TEMPORARY.fullmatch(name) for name in left), left
+    return left
+
+
+def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or_resume_and_nothing_else(tmp_path):
+    """The review's case: SIGKILL early in a file-store run left .run.db.XXXX.tmp and its -journal forever."""
+    out = tmp_path / "run"
+    first = killed_while_storing_its_workload(out)
+    left = killed_while_storing_its_workload(out)
+    assert len(first) == len(left) == 2  # each: the database being written and its journal
+    assert sorted(p.name for p in out.glob(".run.db.*")) == left  # the second writer removed the first one's
+    others = [".run.db.short.tmp", ".run.db.abcdefgh.tmp.bak", "run.db.abcdefgh.tmp", ".notes.abcdefgh.tmp", "mine.tmp"]
+    for name in others:  # not of temporary_beside's making: left alone
+        (out / name).write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / left[0]).write_text("in a subfolder: not the run folder's")
+    assert cli("run", "--orders", 5, "--store", "file", "--out", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+
+    before = fingerprint(out)  # a finished run; a --force run killed early leaves its temporaries beside it
+    killed_while_storing_its_workload(out, "--force")
+    assert fingerprint(out) == before
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0 and fingerprint(out) == before
+    assert not [p for p in out.iterdir() if folder.STALE_TEMPORARY.fullmatch(p.name)]
+    assert all((out / name).exists() for name in others)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_a_file_store_run_cleanly_and_resume_finishes_it(tmp_path, stop):
     out = tmp_path / "run"

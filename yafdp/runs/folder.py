@@ -3,7 +3,8 @@
 - ``--out`` must be a folder (or not exist yet, under folders); one that holds a run (``run.db`` or
   ``summary.json``) is refused unless the caller says to replace it (``yafdp run --force``).
 - One process writes a run folder at a time: :class:`FolderLock` holds ``.yafdp.lock`` (with the ``filelock``
-  library) for the whole run or resume; another one is refused, naming the process that holds it.
+  library) for the whole run or resume; another one is refused, naming the process that holds it. The one that
+  takes it removes the temporary files a writer killed before it could clean up left there.
 - :func:`replace_atomically` puts a finished file in place with a rename from a temporary file in the same
   folder, flushed to disk first, so a kill at any moment leaves the old file or the new one, never half of one.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -22,6 +24,11 @@ from yafdp.errors import RefusedError, RunFolderError
 
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json")
+TEMPORARY_SUFFIX = ".tmp"
+# The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
+# the suffix), and the journal SQLite keeps beside one being written as a database.
+STALE_TEMPORARY = re.compile(r"\.(?:%s)\.[a-z0-9_]{8}%s(?:-journal|-wal|-shm)?"
+                             % ("|".join(map(re.escape, RUN_FILES)), re.escape(TEMPORARY_SUFFIX)))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -90,6 +97,11 @@ class FolderLock:
             raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
                                  "(or stop it) before running or resuming there") from None
         self._lock = lock
+        try:
+            remove_stale_temporaries(self.out)
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
@@ -134,9 +146,22 @@ def _recorded_holder(path: Path) -> str:
 
 def temporary_beside(path: Path) -> Path:
     """A new, empty temporary file in ``path``'s folder (so a rename onto ``path`` is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=Path(path).parent)
+    fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=TEMPORARY_SUFFIX, dir=Path(path).parent)
     os.close(fd)
     return Path(name)
+
+
+def remove_stale_temporaries(out: Path) -> list[str]:
+    """Remove from ``out`` the temporaries of its run files (:data:`STALE_TEMPORARY`, nothing else, and nothing in
+    a subfolder) that a writer killed before it renamed or removed them left behind; returns their names.
+
+    Only the holder of ``out``'s :class:`FolderLock` may call it (acquiring it does): every writer of a run folder
+    holds the lock while its temporaries exist, so what is found then is nobody's.
+    """
+    stale = [entry.name for entry in os.scandir(out)
+             if STALE_TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
+    remove(*(Path(out) / name for name in stale))
+    return stale
 
 
 def replace_atomically(path: Path, temporary: Path) -> None:
