@@ -363,9 +363,12 @@ def run_resume(args) -> int:
 
     with _progress(args) as progress:
         summary = resume_saga(Path(args.out), progress=progress)
-    if summary.pop("already_finished", False):
-        print(f"the run in {args.out} had finished already: nothing to resume, nothing changed", file=sys.stderr)
-    _report(summary, args)
+    finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
+    if finished:
+        print(f"the run in {args.out} had finished already: nothing to resume, "
+              + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
+                 else "nothing changed"), file=sys.stderr)
+    _report(summary, args, wrote=not finished)
     return 0
 
 
@@ -392,7 +395,8 @@ class _progress:
             self.bar.close()
 
 
-def _report(summary: dict, args) -> None:
+def _report(summary: dict, args, wrote: bool = True) -> None:
+    """The run's summary on stdout: as JSON with --json, else a few lines, and the files written if ``wrote``."""
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -409,7 +413,8 @@ def _report(summary: dict, args) -> None:
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
     print(f"times: {summary.get('times', 'measured wall-clock seconds')}"
           + (f" ({summary['simulation']['virtual_seconds']} simulated seconds)" if "simulation" in summary else ""))
-    print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+    if wrote:
+        print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
 
 
 def register_check(commands) -> None:

@@ -172,8 +172,7 @@ def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or
     assert fingerprint(out) == before
     resumed = cli("resume", "--out", out)
     assert resumed.returncode == 0 and fingerprint(out) == before
-    assert not [p for p in out.iterdir() if folder.STALE_TEMPORARY.fullmatch(p.name)]
-    assert all((out / name).exists() for name in others)
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -240,6 +239,30 @@ def test_after_a_resume_the_summary_describes_the_whole_run_and_a_finished_run_i
     again = cli("resume", "--out", out)
     assert again.returncode == 0 and "finished already" in again.stderr
     assert fingerprint(out) == finished
+
+
+def everything_in(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_byte(tmp_path):
+    """The review's case: it said "nothing changed", then "wrote X/run.db and X/summary.json", and left
+    run.db-shm and run.db-wal behind."""
+    out = tmp_path / "run"
+    assert cli("run", "--orders", 40, "--store", "file", "--out", out).returncode == 0
+    before = everything_in(out)
+    assert sorted(before) == [".yafdp.lock", "run.db", "summary.json"]
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0 and "wrote" not in resumed.stdout and "40 of 40 requested orders" in resumed.stdout
+    assert one_line(resumed.stderr) == f"the run in {out} had finished already: nothing to resume, nothing changed"
+    assert everything_in(out) == before
+
+    (out / "summary.json").unlink()  # stopped between its two files: the summary is in run.db
+    resumed = cli("resume", "--out", out, "--json")
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["orders"]["placed"] == 40
+    assert one_line(resumed.stderr) == (f"the run in {out} had finished already: nothing to resume, only its "
+                                        f"missing {out / 'summary.json'} written again from run.db")
+    assert everything_in(out) == before
 
 
 @pytest.mark.parametrize("step", range(4))

@@ -82,6 +82,7 @@ class FolderLock:
         self._lock: FileLock | None = None
 
     def acquire(self) -> "FolderLock":
+        """Take the folder (created if need be) or raise :class:`~yafdp.errors.RunFolderError` naming who has it."""
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / LOCK_NAME
         holder = f"process {os.getpid()} ({self.what}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
@@ -105,7 +106,12 @@ class FolderLock:
         return self
 
     def release(self) -> None:
+        """Let go of the folder; its lock file no longer names a holder."""
         if self._lock is not None:
+            try:
+                os.truncate(self.out / LOCK_NAME, 0)
+            except OSError:  # the record is only read while the lock is held: a stale one misleads nobody
+                pass
             self._lock.release()
             self._lock = None
 

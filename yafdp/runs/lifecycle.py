@@ -10,6 +10,7 @@ leaves replace the old ones whole.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,7 +111,9 @@ def start_saga(options: RunOptions) -> Bus:
 def resume_saga(out: Path, progress: Callable | None = None) -> dict:
     """Finish a file-store run that was stopped (even by SIGKILL): the orders it had not placed yet are placed,
     and every order it had placed is carried to its end from the durable delivery queue. The summary then
-    describes the whole run. A finished run is left as it is (its summary is returned).
+    describes the whole run. A finished run is left as it is: its summary is returned with ``already_finished``
+    (and ``wrote_summary`` when ``summary.json`` was missing and written again from ``run.db``), and the folder
+    holds the same files as before (the database is read so that SQLite leaves no ``-wal`` or ``-shm``).
 
     Raises :class:`~yafdp.errors.RunFolderError` when ``out`` holds no run that can be resumed.
     """
@@ -126,9 +129,11 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         if info.get("store") != "file":
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
-            if not (out / "summary.json").exists():  # stopped between its two files: the summary is in run.db
+            missing = not (out / "summary.json").exists()
+            if missing:  # stopped between its two files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
-            return {**info["summary"], "already_finished": True}
+            lock.release()
+            return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
                              rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
@@ -312,8 +317,15 @@ def _chain(first, rest) -> Iterator:
 
 
 def _read_info(db_path: Path) -> dict:
+    """``run_info`` of the run in ``db_path``, for its folder's lock holder, leaving the folder as it was: a
+    database in WAL mode read on a read-only connection leaves a ``-wal`` and a ``-shm`` behind, so when it has
+    none it is read on a read-write connection (that writes nothing), whose close removes the ones it made;
+    one that has them (another connection open, or a writer killed) is read as it is."""
     try:
-        db = rundb.open_run(db_path)
+        if any(db_path.with_name(db_path.name + suffix).exists() for suffix in ("-wal", "-shm")):
+            db = rundb.open_run(db_path)
+        else:
+            db = sqlite3.connect(db_path)
         try:
             info = rundb.get_info(db)
         finally:
