@@ -413,8 +413,30 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
     print(f"times: {summary.get('times', 'measured wall-clock seconds')}"
           + (f" ({summary['simulation']['virtual_seconds']} simulated seconds)" if "simulation" in summary else ""))
+    if "simulation" in summary:
+        for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
+            print(line)
     if wrote:
         print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+
+
+def _simulated(simulation: dict, orchestration: dict) -> list[str]:
+    """What a latency model's run simulated, in two lines: the saga's end-to-end latency, then Lambda's cold
+    starts and waits and what the account's quotas throttled."""
+    saga = simulation.get("saga_ms") or {}
+    lines = [f"saga end to end (simulated): p50 {saga['p50']:,.1f} ms, p99 {saga['p99']:,.1f} ms over the "
+             f"{saga['orders']:,} orders that reached their end" if saga.get("orders") else
+             "saga end to end (simulated): no order reached its end"]
+    throttled = [f"{simulation.get('put_events_throttled', 0):,} PutEvents requests",
+                 f"{simulation.get('invocations_throttled', 0):,} invocations"]
+    if orchestration:
+        throttled += [f"{orchestration.get('starts_throttled', 0):,} execution starts",
+                      f"{orchestration.get('transitions_throttled', 0):,} state transitions"]
+    calls = "Task invocations" if orchestration else "deliveries"
+    lines.append(f"Lambda: {simulation.get('cold_starts', 0):,} cold starts, "
+                 f"{simulation.get('waited_for_an_environment', 0):,} {calls} waited for an execution environment; "
+                 f"throttled: {', '.join(throttled)}")
+    return lines
 
 
 def register_check(commands) -> None:
