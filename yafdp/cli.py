@@ -48,6 +48,7 @@ def _backends() -> list[str]:
 
 
 def register_test_pattern(commands) -> None:
+    """``yafdp test-pattern`` (:mod:`yafdp.patterns.cli`), imported when the parser is built."""
     from yafdp.patterns.cli import register
 
     register(commands)
