@@ -1,5 +1,7 @@
 """The ``yafdp`` command line: one sub-command per job, each a thin call into the package."""
 
+# Only the standard library here: the package is imported inside main(), after SIGINT is handled, so a Ctrl-C
+# however early is one line (`yafdp: interrupted`), never a traceback from the middle of an import.
 from __future__ import annotations
 
 import argparse
@@ -10,15 +12,25 @@ import signal
 import sys
 from pathlib import Path
 
-from yafdp.patterns.cli import register as register_test_pattern
-from yafdp.runs.bootstrap import BACKENDS
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose output pipe was closed
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad option said in one line (what and where), exit 2."""
+    """argparse, with a bad option said in one line (what and where), exit 2. A sub-command's ``validate(parser,
+    args)`` refuses, once its options are parsed, a combination argparse cannot see (through ``parser.error``)."""
+
+    def __init__(self, *args, validate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.validate = validate
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        if self.validate is not None:
+            self.validate(self, parsed)
+        return parsed, rest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,8 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backends() -> list[str]:
+    from yafdp.runs.bootstrap import BACKENDS
+
+    return list(BACKENDS)
+
+
+def register_test_pattern(commands) -> None:
+    """``yafdp test-pattern`` (:mod:`yafdp.patterns.cli`), imported when the parser is built."""
+    from yafdp.patterns.cli import register
+
+    register(commands)
+
+
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--catalog", metavar="DIR", default=None,
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
                         help="catalog folder with bus.json and services/ (default: the shipped data/)")
 
 
@@ -111,13 +136,13 @@ def run_lint(args) -> int:
 
 def register_workbook(commands) -> None:
     parser = commands.add_parser("workbook", help="execute every notebook with papermill into a build folder (+ HTML)")
-    parser.add_argument("--out", default="build", help="build folder (default: build)")
+    parser.add_argument("--out", type=_folder, default="build", help="build folder (default: build)")
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
-    parser.add_argument("--backend", choices=list(BACKENDS), default=None,
+    parser.add_argument("--backend", choices=_backends(), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.add_argument("--solutions", action="store_true",
                         help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
-    parser.add_argument("--jobs", type=_positive_int, default=None,
+    parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
     parser.set_defaults(run=run_workbook)
 
@@ -146,21 +171,30 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
-    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db and summary.json")
-    parser.add_argument("--orders", type=int, default=20, help="how many orders (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the workload and the scheduler (default 0)")
-    parser.add_argument("--out", default="runs/latest",
+    from yafdp.runs.options import MAX_ORDERS
+
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
+                                             "and summary.json", validate=_check_run_options)
+    parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
+                        help="how many orders (default 20)")
+    parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
+    parser.add_argument("--out", type=_run_folder, default="runs/latest",
                         help="run folder (default runs/latest); one that holds a run is refused unless --force")
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.add_argument("--store", choices=["memory", "file"], default="memory",
                         help="service state in memory (fast) or in run.db as it goes (crash-safe, resumable)")
-    parser.add_argument("--arrival-rate", type=_positive, default=50.0, help="orders per second of the workload (default 50)")
-    parser.add_argument("--orders-file", metavar="FILE", default=None,
-                        help="place the order requests in this JSON list instead of generated ones (--orders is ignored)")
+    parser.add_argument("--arrival-rate", type=_positive, default=50.0, metavar="R",
+                        help="orders per second of the workload (default 50), a Poisson stream: with --latency-model "
+                             "the orders arrive so on the simulated clock. On measured time (the local backend "
+                             "without --latency-model) it paces nothing in wall-clock time: the orders are placed in "
+                             "arrival order as fast as this machine goes. moto and aws send them at this rate")
+    parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
+                        help="place the order requests in this JSON list instead of generated ones (then --orders "
+                             "and the business outcome rates do not apply)")
     rates = parser.add_argument_group("business outcomes (probability at each step)")
-    rates.add_argument("--payment-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
-    rates.add_argument("--restaurant-reject-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
-    rates.add_argument("--delivery-failure-rate", type=_rate, default=0.05, metavar="P", help="default 0.05")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
     faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
     faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
@@ -168,23 +202,24 @@ def register_run(commands) -> None:
     faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
-    faults.add_argument("--max-delay", type=_seconds, default=5.0, metavar="SECONDS", help="longest injected delay (default 5)")
+    faults.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
+                        help="longest injected delay, of --delay-rate, --reorder-rate and --duplicate-rate (default 5)")
     simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
-    simulation.add_argument("--latency-model", default="none", metavar="NAME",
+    simulation.add_argument("--latency-model", type=_profile, default="none", metavar="NAME",
                             help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
                                  "'none' (default) records measured wall-clock time")
-    simulation.add_argument("--quota-scale", type=_positive, default=1.0, metavar="F",
-                            help="multiply the simulated account's quotas by F (default 1)")
+    simulation.add_argument("--quota-scale", type=_positive, default=None, metavar="F",
+                            help="multiply the simulated account's quotas by F (default 1; with --latency-model)")
     simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
                             help="run the saga as events on the bus (default) or as the generated state machine")
-    simulation.add_argument("--workflow", choices=["standard", "express"], default="standard",
+    simulation.add_argument("--workflow", choices=["standard", "express"], default=None,
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
-    parser.add_argument("--backend", choices=list(BACKENDS), default="local",
+    parser.add_argument("--backend", choices=_backends(), default="local",
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N",
+    parser.add_argument("--concurrency", type=_integer(1), default=None, metavar="N",
                         help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
                              "Lambda runs invocations at once (default 4); on aws Lambda decides")
     parser.add_argument("--point-in-time-recovery", action="store_true",
@@ -192,6 +227,55 @@ def register_run(commands) -> None:
                              "turns them on)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_run)
+
+
+# The options of `yafdp run` that apply only with others: left out, they take these defaults; given where they
+# would do nothing, they are refused (see _idle_run_option).
+RUN_DEFAULTS = {"orders": 20, "payment_failure_rate": 0.05, "restaurant_reject_rate": 0.05,
+                "delivery_failure_rate": 0.05, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard",
+                "concurrency": 4}
+FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate")
+
+
+def _check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse an option given where it would do nothing (naming the option that makes it so), as argparse refuses
+    a bad value; then give the options left out their defaults."""
+    idle = _idle_run_option(args)
+    if idle is not None:
+        parser.error(f"argument {idle[0]}: {idle[1]}")
+    for name, default in RUN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
+def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The first option of ``args`` that would do nothing with the others, and why; None if each does something."""
+    def given(name: str) -> bool:  # left out, an option is None until _check_run_options gives it its default
+        return getattr(args, name) is not None
+
+    faults = [name for name in FAULT_RATES if getattr(args, name)]
+    delays = ("delay_rate", "reorder_rate", "duplicate_rate")
+    idle = [
+        (given("orders") and args.orders_file, "orders", "does nothing with --orders-file: the file's requests "
+                                                         "are the workload"),
+        *[(given(rate) and args.orders_file, rate, "does nothing with --orders-file: the outcomes follow from the "
+                                                   "file's orders") for rate in RUN_DEFAULTS if rate.endswith("_rate")],
+        *[(args.style == "orchestration", fault, "does nothing with --style orchestration: faults are injected into "
+                                                 "the bus's deliveries") for fault in faults],
+        (given("max_delay") and not any(getattr(args, d) for d in delays), "max_delay",
+         "does nothing without --delay-rate, --reorder-rate or --duplicate-rate: it bounds their delays"),
+        (given("quota_scale") and args.latency_model == "none", "quota_scale",
+         "does nothing without --latency-model: the quotas bind on simulated AWS time only"),
+        (given("workflow") and args.style != "orchestration", "workflow",
+         "does nothing without --style orchestration: it is the state machine's Step Functions workflow type"),
+        (args.keep and args.backend != "aws", "keep", "does nothing without --backend aws: only a deployment to "
+                                                      "AWS outlives the run"),
+        (given("concurrency") and args.backend != "moto", "concurrency",
+         "does nothing without --backend moto: the local bus runs one handler at a time, and on aws Lambda decides"),
+        (args.point_in_time_recovery and args.backend == "local", "point_in_time_recovery",
+         "does nothing without --backend moto or aws: the local backend has no DynamoDB tables"),
+    ]
+    return next((("--" + name.replace("_", "-"), why) for applies, name, why in idle if applies), None)
 
 
 def _number(text: str, accept, wanted: str) -> float:
@@ -212,9 +296,34 @@ def _positive(text: str) -> float:
     return _number(text, lambda v: v > 0, "a positive finite number")
 
 
-def _positive_int(text: str) -> int:
-    value = _number(text, lambda v: v >= 1 and v == int(v), "a whole number, 1 or more")
-    return int(value)
+def _integer(low: int | None = None, high: int | None = None):
+    """An argparse type for a whole number, ``low`` or more and ``high`` or less when given."""
+    wanted = "a whole number" + (f" from {low:,} to {high:,}" if high is not None else
+                                 f", {low} or more" if low is not None else "")
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = _number(text, lambda v: v == int(v), wanted)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return int(value)
+    return check
+
+
+def _not_empty(what: str):
+    """An argparse type for a value that means nothing when empty (``--out ""`` would be the current folder)."""
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must not be empty: give {what}")
+        return text
+    return check
+
+
+_folder, _file, _run_folder = _not_empty("a folder"), _not_empty("a file"), _not_empty("a run folder")
+_run_path = _not_empty("a run folder or its run.db")
+_profile = _not_empty("a profile of data/latency/ (e.g. aws-eu-west-1), a profile file, or 'none'")
 
 
 def _seconds(text: str) -> float:
@@ -245,7 +354,7 @@ def run_run(args) -> int:
 
 def register_resume(commands) -> None:
     parser = commands.add_parser("resume", help="finish a file-store run that was interrupted")
-    parser.add_argument("--out", required=True, help="the run folder")
+    parser.add_argument("--out", type=_run_folder, required=True, help="the run folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_resume)
 
@@ -255,9 +364,12 @@ def run_resume(args) -> int:
 
     with _progress(args) as progress:
         summary = resume_saga(Path(args.out), progress=progress)
-    if summary.pop("already_finished", False):
-        print(f"the run in {args.out} had finished already: nothing to resume, nothing changed", file=sys.stderr)
-    _report(summary, args)
+    finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
+    if finished:
+        print(f"the run in {args.out} had finished already: nothing to resume, "
+              + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
+                 else "nothing changed"), file=sys.stderr)
+    _report(summary, args, wrote=not finished)
     return 0
 
 
@@ -284,7 +396,8 @@ class _progress:
             self.bar.close()
 
 
-def _report(summary: dict, args) -> None:
+def _report(summary: dict, args, wrote: bool = True) -> None:
+    """The run's summary on stdout: as JSON with --json, else a few lines, and the files written if ``wrote``."""
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -301,13 +414,37 @@ def _report(summary: dict, args) -> None:
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
     print(f"times: {summary.get('times', 'measured wall-clock seconds')}"
           + (f" ({summary['simulation']['virtual_seconds']} simulated seconds)" if "simulation" in summary else ""))
-    print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+    if "simulation" in summary:
+        for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
+            print(line)
+    if wrote:
+        print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+
+
+def _simulated(simulation: dict, orchestration: dict) -> list[str]:
+    """What a latency model's run simulated, in two lines: the saga's end-to-end latency, then Lambda's cold
+    starts and waits and what the account's quotas throttled."""
+    saga = simulation.get("saga_ms") or {}
+    lines = [f"saga end to end (simulated): p50 {saga['p50']:,.1f} ms, p99 {saga['p99']:,.1f} ms over the "
+             f"{saga['orders']:,} orders that reached their end" if saga.get("orders") else
+             "saga end to end (simulated): no order reached its end"]
+    throttled = [f"{simulation.get('put_events_throttled', 0):,} PutEvents requests",
+                 f"{simulation.get('invocations_throttled', 0):,} invocations"]
+    if orchestration:
+        throttled += [f"{orchestration.get('starts_throttled', 0):,} execution starts",
+                      f"{orchestration.get('transitions_throttled', 0):,} state transitions"]
+    calls = "Task invocations" if orchestration else "deliveries"
+    lines.append(f"Lambda: {simulation.get('cold_starts', 0):,} cold starts, "
+                 f"{simulation.get('waited_for_an_environment', 0):,} {calls} waited for an execution environment; "
+                 f"throttled: {', '.join(throttled)}")
+    return lines
 
 
 def register_check(commands) -> None:
-    parser = commands.add_parser("check", help="check the saga's invariants on a run; exit 1 if any fails")
-    parser.add_argument("dir", help="a run folder (or its run.db)")
-    parser.add_argument("--catalog", metavar="DIR", default=None,
+    parser = commands.add_parser("check", help="check the saga's invariants on a finished run; exit 1 if any fails "
+                                               "(2 for a run in progress or stopped before its end)")
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
                         help="the catalog whose rules the run used (default: the one the run records)")
     parser.set_defaults(run=run_check)
 
@@ -315,7 +452,7 @@ def register_check(commands) -> None:
 def run_check(args) -> int:
     from yafdp.analysis.check import check_run
 
-    results = check_run(args.dir, args.catalog)
+    results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
         verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
@@ -346,9 +483,10 @@ def run_state_machine(args) -> int:
 
 def register_fit_profile(commands) -> None:
     parser = commands.add_parser("fit-profile", help="fit a latency profile to a run's measured times (e.g. on AWS)")
-    parser.add_argument("dir", help="a run folder (or its run.db), e.g. from a moto or AWS run")
-    parser.add_argument("--out", required=True, help="where to write the profile, e.g. my-account.json")
-    parser.add_argument("--base", default="aws-eu-west-1", help="profile that supplies what the run cannot measure")
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db), e.g. from a moto or AWS run")
+    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json")
+    parser.add_argument("--base", type=_profile, default="aws-eu-west-1",
+                        help="profile that supplies what the run cannot measure")
     parser.set_defaults(run=run_fit_profile)
 
 
@@ -368,17 +506,26 @@ def run_fit_profile(args) -> int:
 
 def register_plan(commands) -> None:
     parser = commands.add_parser("plan", help="print the deployment plan: bus, rules, targets, queues, tables, "
-                                              "functions and IAM policy documents")
+                                              "functions and IAM policy documents", validate=_check_plan_options)
     _catalog_arg(parser)
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--json", action="store_true", help="the whole plan as JSON, policy documents included")
-    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default="table",
+    parser.add_argument("--format", choices=["table", "json", "cloudformation"], default=None,
                         help="table (default), json (as --json) or cloudformation: the plan as a CloudFormation "
                              "template to deploy with your usual tools (parameters: the S3 bucket and key of the "
                              "Lambda package)")
-    parser.add_argument("--output", choices=["json", "yaml"], default="json",
+    parser.add_argument("--output", choices=["json", "yaml"], default=None,
                         help="the template's syntax with --format cloudformation (default json)")
     parser.set_defaults(run=run_plan)
+
+
+def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --output without --format cloudformation, and --json with another --format; then the defaults."""
+    if args.output is not None and args.format != "cloudformation":
+        parser.error("argument --output: does nothing without --format cloudformation: it is the template's syntax")
+    if args.json and args.format not in (None, "json"):
+        parser.error(f"argument --json: does nothing with --format {args.format}: --json is --format json")
+    args.format, args.output = args.format or ("json" if args.json else "table"), args.output or "json"
 
 
 def run_plan(args) -> int:
@@ -407,10 +554,10 @@ def run_plan(args) -> int:
 
 
 def _aws_target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=[b for b in BACKENDS if b != "local"], required=True,
+    parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
                         help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
-    parser.add_argument("--endpoint-url", metavar="URL",
+    parser.add_argument("--endpoint-url", metavar="URL", type=_not_empty("a URL"),
                         help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
     _catalog_arg(parser)
 
@@ -468,7 +615,8 @@ def register_export(commands) -> None:
     parser = commands.add_parser("export", help="write a kept deployment's run (its tables and dead-letter queues) "
                                                 "as run.db, e.g. after a run that could not save")
     _aws_target_args(parser)
-    parser.add_argument("--out", required=True, help="the run folder to write run.db into (refused if it holds a run)")
+    parser.add_argument("--out", type=_run_folder, required=True,
+                        help="the run folder to write run.db into (refused if it holds a run)")
     parser.set_defaults(run=run_export)
 
 
@@ -495,13 +643,17 @@ def run_export(args) -> int:
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
     counts = export_run(db, plan, clients, None)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = folder.temporary_beside(out / "run.db")
     try:
-        rundb.save_copy(db, saved)
-        folder.replace_atomically(out / "run.db", saved)
+        with folder.FolderLock(out, "yafdp export"):  # one writer at a time, as for a run
+            if folder.holds_run(out):  # one may have been saved there meanwhile
+                folder.refuse_existing(out)
+            saved = folder.temporary_beside(out / "run.db")
+            try:
+                rundb.save_copy(db, saved)
+                folder.replace_atomically(out / "run.db", saved)
+            finally:
+                saved.unlink(missing_ok=True)
     finally:
-        saved.unlink(missing_ok=True)
         db.close()
     print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
@@ -516,18 +668,36 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
-    130 stopped by SIGINT or SIGTERM. Whatever goes wrong is said in one line on stderr, never a traceback
-    (``YAFDP_TRACEBACK=1`` shows the traceback of an unexpected error)."""
+    130 stopped by SIGINT or SIGTERM (however early: SIGINT is handled before the package is imported), 141 when
+    the reader of stdout went away (``yafdp run | head -1``), silently, as a program killed by SIGPIPE. Whatever
+    goes wrong is said in one line on stderr, never a traceback (``YAFDP_TRACEBACK=1`` shows the traceback of an
+    unexpected error)."""
+    stop = _Stop()
+    try:
+        try:
+            args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            stop.arm()
+            code = _run(args)
+            sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
+            return code
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
+            print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            return _stdout_closed()
+    finally:
+        stop.restore()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command, every error the project expects said in one line."""
     from yafdp.catalog import CatalogError
     from yafdp.errors import BackendError, ConfigurationError, RefusedError, RunFolderError
 
-    args = build_parser().parse_args(argv)
-    restore = _stop_on_signals()
     try:
         return args.run(args) or 0
-    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _stop_on_signals)
-        print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except CatalogError as exc:
         from yafdp.simulation.profiles import LatencyProfileError
 
@@ -553,28 +723,59 @@ def main(argv: list[str] | None = None) -> int:
         print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
               file=sys.stderr)
         return 1
-    finally:
-        restore()
 
 
-def _stop_on_signals():
-    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said
-    by whoever handles it), later ones are ignored while it cleans up. Returns what restores the handlers."""
-    import threading
+def _stdout_closed() -> int:
+    """Whoever read stdout stopped (``yafdp run ... | head -1``): nothing more is said, as by a program that
+    SIGPIPE ends, and the exit code is 141 (128 + SIGPIPE), not 2: the input was not refused. stdout is pointed
+    at /dev/null, as the Python documentation advises, so the interpreter's last flush meets no closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (a test's capture): nothing is flushed later
+        pass
+    return SIGPIPE_EXIT
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    stops = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.getsignal(s) for s in stops}
 
-    def stop(signum, frame):
-        for s in stops:
+class _Stop:
+    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said by
+    whoever handles it), later ones are ignored while it cleans up. One that comes before :meth:`arm` (while the
+    package is imported) is held and raised by ``arm()``: raised inside the import of a C extension it could
+    crash the interpreter (orjson's does). :meth:`restore` gives the handlers back."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.armed, self.held = False, None
+        self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
+        try:
+            for s in self.SIGNALS:
+                signal.signal(s, self._stop)
+        except ValueError:  # not the main thread, which alone receives signals: leave them as they are
+            self.before = {}
+
+    def _stop(self, signum, frame) -> None:
+        if not self.armed:
+            self.held = signum
+            return
+        self._raise(signum)
+
+    def _raise(self, signum) -> None:
+        for s in self.SIGNALS:
             signal.signal(s, signal.SIG_IGN)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    for s in stops:
-        signal.signal(s, stop)
-    return lambda: [signal.signal(s, h) for s, h in before.items()]
+    def arm(self) -> None:
+        """From now on a signal stops the command at once; one held meanwhile does so now."""
+        self.armed = True
+        if self.held is not None and self.before:
+            self._raise(self.held)
+
+    def restore(self) -> None:
+        """The handlers as they were before."""
+        for s, handler in self.before.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

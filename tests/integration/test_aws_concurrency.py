@@ -227,4 +227,4 @@ def test_a_concurrency_below_one_is_refused_in_one_line(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        "yafdp: concurrency must be a whole number of pollers per queue, at least 1, got 0"]
+        "yafdp run: argument --concurrency: must be a whole number, 1 or more, got '0' (see `yafdp run --help`)"]

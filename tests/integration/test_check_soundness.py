@@ -340,3 +340,22 @@ def test_an_outbox_published_again_after_a_crash_is_one_announcement_not_a_secon
                       " AND published_by IS NOT NULL", (order,)).fetchone()[0] == 2
     results = {i.name: i for i in check_run(path)}
     assert results["no double charge"].passed, results["no double charge"].offenders
+
+
+def test_the_checker_reads_one_snapshot_while_another_connection_writes(tmp_path, monkeypatch):
+    """Every invariant reads the run as it was when the check began: here, after the first invariant, another
+    connection deletes every event and commits, and no later invariant sees it."""
+    run_saga(RunOptions(orders=30, seed=2, out=tmp_path, store="file"))
+    first = INVARIANTS[0]
+    original = getattr(check, first)
+
+    def then_delete_the_events(run):
+        result = original(run)
+        with sqlite3.connect(tmp_path / "run.db") as writer:  # run.db is in WAL mode: the writer is not blocked
+            writer.execute("DELETE FROM events")
+        return result
+
+    monkeypatch.setattr(check, first, then_delete_the_events)
+    assert [(i.name, i.offenders[:3]) for i in check_run(tmp_path) if not i.passed] == []
+    monkeypatch.undo()
+    assert failing(tmp_path)  # the deletion was real: a check begun after it fails

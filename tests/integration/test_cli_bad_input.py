@@ -96,6 +96,24 @@ CATALOGS = {"broken_json": (broken_json, "payment.json: line 1"), "bad_regex": (
             "missing_handler": (missing_handler, "subscriptions[0].handler"),
             "marketplace_wrong_shape": (marketplace_wrong_shape, "marketplace.json: restaurants.res-napoli.menu")}
 
+# Options that would do nothing with the others given: refused like a bad value, naming both options.
+IDLE_OPTIONS = [
+    ("quota-scale-without-latency-model", ["--quota-scale", "2"], "argument --quota-scale: does nothing without --latency-model"),
+    ("workflow-without-orchestration", ["--workflow", "express"], "argument --workflow: does nothing without --style orchestration"),
+    ("keep-without-aws", ["--keep"], "argument --keep: does nothing without --backend aws"),
+    ("concurrency-on-local", ["--concurrency", "8"], "argument --concurrency: does nothing without --backend moto"),
+    ("point-in-time-recovery-on-local", ["--point-in-time-recovery"],
+     "argument --point-in-time-recovery: does nothing without --backend moto or aws"),
+    ("orders-with-orders-file", ["--orders-file", "orders.json", "--orders", "5"],
+     "argument --orders: does nothing with --orders-file"),
+    ("rate-with-orders-file", ["--orders-file", "orders.json", "--delivery-failure-rate", "0.5"],
+     "argument --delivery-failure-rate: does nothing with --orders-file"),
+    ("max-delay-without-delays", ["--max-delay", "2", "--poison-rate", "0.1"],
+     "argument --max-delay: does nothing without --delay-rate, --reorder-rate or --duplicate-rate"),
+    ("faults-with-orchestration", ["--style", "orchestration", "--reorder-rate", "0.3"],
+     "argument --reorder-rate: does nothing with --style orchestration"),
+]
+
 # (name, arguments given the earlier run's folder and a scratch folder, what the one line must say)
 CASES = [
     ("arrival-rate-nan", lambda p, t: ["run", "--out", p, "--force", "--arrival-rate", "nan"], ["--arrival-rate", "nan"]),
@@ -105,7 +123,14 @@ CASES = [
     ("quota-scale-nan", lambda p, t: ["run", "--out", p, "--force", "--quota-scale", "nan"], ["--quota-scale"]),
     ("rate-nan", lambda p, t: ["run", "--out", p, "--force", "--payment-failure-rate", "nan"], ["--payment-failure-rate"]),
     ("rate-inf", lambda p, t: ["run", "--out", p, "--force", "--duplicate-rate", "-inf"], ["--duplicate-rate"]),
-    ("orders-negative", lambda p, t: ["run", "--out", p, "--force", "--orders", "-1"], ["orders"]),
+    ("orders-negative", lambda p, t: ["run", "--out", p, "--force", "--orders", "-1"],
+     ["yafdp run: argument --orders: must be a whole number from 0 to 10,000,000, got '-1'"]),
+    ("orders-too-many", lambda p, t: ["run", "--out", p, "--force", "--orders", "10000001"], ["argument --orders"]),
+    ("orders-not-whole", lambda p, t: ["run", "--out", p, "--force", "--orders", "2.5"], ["argument --orders", "'2.5'"]),
+    ("seed-not-whole", lambda p, t: ["run", "--out", p, "--force", "--seed", "1.5"], ["argument --seed", "'1.5'"]),
+    ("concurrency-zero", lambda p, t: ["run", "--out", p, "--force", "--backend", "moto", "--concurrency", "0"],
+     ["yafdp run: argument --concurrency: must be a whole number, 1 or more, got '0'"]),
+    ("jobs-zero", lambda p, t: ["workbook", "--out", t / "build", "--jobs", "0"], ["argument --jobs", "'0'"]),
     ("orders-not-a-number", lambda p, t: ["run", "--out", p, "--force", "--orders", "many"], ["--orders"]),
     ("out-holds-a-run", lambda p, t: ["run", "--out", p], ["already holds a run", "--force"]),
     ("out-is-a-file", lambda p, t: ["run", "--out", p / "run.db", "--force"], ["run.db is a file"]),
@@ -143,9 +168,13 @@ CASES = [
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
     ("unknown-command", lambda p, t: ["frobnicate"], ["frobnicate"]),
     ("catalog-not-utf8", lambda p, t: ["lint", "--catalog", catalog(t, not_utf8)], ["payment.json", "UTF-8"]),
-    ("workflow-without-orchestration", lambda p, t: ["run", "--force", "--out", p, "--workflow", "express"],
-     ["workflow 'express'", "--style orchestration"]),
+    *[(f"idle-{name}", lambda p, t, o=options: ["run", "--force", "--out", p, *o], [said, "does nothing"])
+      for name, options, said in IDLE_OPTIONS],
     ("workbook-no-such-chapter", lambda p, t: ["workbook", "--only", "99", "--out", t / "build"], ["--only 99", "01_identify_events"]),
+    ("plan-output-without-cloudformation", lambda p, t: ["plan", "--output", "yaml"],
+     ["argument --output: does nothing without --format cloudformation"]),
+    ("plan-json-with-cloudformation", lambda p, t: ["plan", "--json", "--format", "cloudformation"],
+     ["argument --json: does nothing with --format cloudformation"]),
     ("plan-prefix-aws-refuses", lambda p, t: ["plan", "--prefix", "Bad Prefix!"], ["prefix 'Bad Prefix!'"]),
     ("deploy-endpoint-unreachable", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9"],
      ["http://127.0.0.1:9"]),
@@ -170,3 +199,28 @@ def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, t
     for fragment in said:
         assert fragment in lines[0], lines[0]
     assert fingerprint(prev) == before
+
+
+# Every path a command takes, empty: it would silently mean the current folder (`yafdp run --out ""` wrote run.db
+# there). (arguments, the option the one line names)
+EMPTY_PATHS = [
+    (["run", "--out", ""], "--out"), (["run", "--orders-file", ""], "--orders-file"),
+    (["run", "--catalog", ""], "--catalog"), (["run", "--latency-model", ""], "--latency-model"),
+    (["resume", "--out", ""], "--out"), (["check", ""], "argument dir"), (["check", "x", "--catalog", " "], "--catalog"),
+    (["fit-profile", "", "--out", "p.json"], "argument dir"), (["fit-profile", "x", "--out", ""], "--out"),
+    (["fit-profile", "x", "--out", "p.json", "--base", ""], "--base"), (["workbook", "--out", ""], "--out"),
+    (["export", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9", "--out", ""], "--out"),
+    (["deploy", "--backend", "aws", "--endpoint-url", ""], "--endpoint-url"), (["lint", "--catalog", ""], "--catalog"),
+    (["catalog", "--catalog", ""], "--catalog"), (["plan", "--catalog", ""], "--catalog"),
+    (["test-pattern", "--pattern", "@", "--event", "{}"], "--pattern @"),
+]
+
+
+@pytest.mark.parametrize("arguments, option", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
+def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(tmp_path, arguments, option):
+    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *arguments], capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
+    assert list(tmp_path.iterdir()) == []  # not a run.db, a lock or a build folder in the current folder

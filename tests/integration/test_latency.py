@@ -4,6 +4,8 @@ determinism, runs that say they are simulated, and fitting a profile back from a
 import json
 import random
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,26 @@ def test_profile_documents_are_not_shared_between_loads():
     one = load_profile()
     one.document["distributions_ms"].clear()  # a caller that edits what it loaded…
     assert load_profile().document["distributions_ms"]  # …changes nothing for the next one
+
+
+def test_a_simulated_run_prints_its_saga_latency_cold_starts_waits_and_throttles(tmp_path):
+    """The review's case: a latency-model run's summary printed only the simulated seconds. The figures printed
+    are summary.json's, and the latency the same as the trace's (pandas); the command imports no pandas."""
+    out = tmp_path / "run"
+    script = ("import sys\nfrom yafdp.cli import main\ncode = main(sys.argv[1:])\n"
+              "print('pandas imported' if 'pandas' in sys.modules else 'no pandas')\nsys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "run", "--orders", "600", "--arrival-rate", "60", "--out",
+                             str(out), "--latency-model", "aws-eu-west-1", "--quota-scale", "0.01"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    simulation = json.loads((out / "summary.json").read_text())["simulation"]
+    saga = end_to_end(load_run(out))["saga_s"].dropna() * 1000
+    assert simulation["saga_ms"] == {"orders": 600, "p50": round(saga.quantile(0.5), 1), "p99": round(saga.quantile(0.99), 1)}
+    assert f"saga end to end (simulated): p50 {saga.quantile(0.5):,.1f} ms, p99 {saga.quantile(0.99):,.1f} ms over the " \
+           "600 orders that reached their end" in lines
+    assert simulation["invocations_throttled"] > 1000 and simulation["cold_starts"] > 0
+    assert (f"Lambda: {simulation['cold_starts']:,} cold starts, {simulation['waited_for_an_environment']:,} deliveries "
+            f"waited for an execution environment; throttled: {simulation['put_events_throttled']:,} PutEvents "
+            f"requests, {simulation['invocations_throttled']:,} invocations") in lines
+    assert lines[-1] == "no pandas"

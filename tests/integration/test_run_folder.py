@@ -97,7 +97,8 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
         == ["run.db", "summary.json"]
 
 
-def test_one_writer_per_folder_the_second_is_told_which_process_holds_it(tmp_path):
+def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
+    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
     out = tmp_path / "busy"
     first = start("run", "--store", "file", "--orders", 50_000, "--out", out)
     try:
@@ -105,9 +106,73 @@ def test_one_writer_per_folder_the_second_is_told_which_process_holds_it(tmp_pat
         for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
             line = one_line(second.stderr)
             assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
+        checked = cli("check", out)
+        line = one_line(checked.stderr)
+        assert checked.returncode == 2 and checked.stdout == ""
+        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+
+
+def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
+    """The review's case: a file-store run SIGKILLed partway got several invariant FAILs and exit 1."""
+    out = tmp_path / "killed"
+    running = start("run", "--store", "file", "--orders", 30_000, "--out", out)
+    wait_for_orders(out, 100, process=running)
+    running.send_signal(signal.SIGKILL)
+    running.wait()
+    checked = cli("check", out)
+    line = one_line(checked.stderr)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert "unfinished run (status 'running'" in line and f"`yafdp resume --out {out}` finishes it" in line
+    assert cli("check", out / "run.db").returncode == 2  # the same, named by its run.db
+    assert cli("resume", "--out", out).returncode == 0
+    assert cli("check", out).returncode == 0
+
+
+def killed_while_storing_its_workload(out: Path, *args) -> list[str]:
+    """SIGKILL a file-store run while it writes its run.db beside the old one (in a transaction: SQLite's journal
+    beside it); the temporaries it leaves."""
+    before = {p.name for p in out.glob(".run.db.*")}
+    running = start("run", "--store", "file", "--orders", 100_000, "--out", out, *args)
+
+    def journal_until(deadline: float) -> None:
+        while time.monotonic() < deadline and running.poll() is None and \
+                not [p for p in out.glob(".run.db.*.tmp-journal") if p.name not in before]:
+            time.sleep(0.002)
+
+    journal_until(time.monotonic() + 60)
+    time.sleep(0.2)  # past the schema's statements, into the transaction that stores 100,000 requests
+    journal_until(time.monotonic() + 10)
+    running.send_signal(signal.SIGKILL)
+    running.wait()
+    left = sorted(p.name for p in out.glob(".run.db.*") if p.name not in before)
+    assert left and all(folder.STALE_TEMPORARY.fullmatch(name) for name in left), left
+    return left
+
+
+def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or_resume_and_nothing_else(tmp_path):
+    """The review's case: SIGKILL early in a file-store run left .run.db.XXXX.tmp and its -journal forever."""
+    out = tmp_path / "run"
+    first = killed_while_storing_its_workload(out)
+    left = killed_while_storing_its_workload(out)
+    assert len(first) == len(left) == 2  # each: the database being written and its journal
+    assert sorted(p.name for p in out.glob(".run.db.*")) == left  # the second writer removed the first one's
+    others = [".run.db.short.tmp", ".run.db.abcdefgh.tmp.bak", "run.db.abcdefgh.tmp", ".notes.abcdefgh.tmp", "mine.tmp"]
+    for name in others:  # not of temporary_beside's making: left alone
+        (out / name).write_text("mine")
+    (out / "sub").mkdir()
+    (out / "sub" / left[0]).write_text("in a subfolder: not the run folder's")
+    assert cli("run", "--orders", 5, "--store", "file", "--out", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+
+    before = fingerprint(out)  # a finished run; a --force run killed early leaves its temporaries beside it
+    killed_while_storing_its_workload(out, "--force")
+    assert fingerprint(out) == before
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0 and fingerprint(out) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -174,6 +239,30 @@ def test_after_a_resume_the_summary_describes_the_whole_run_and_a_finished_run_i
     again = cli("resume", "--out", out)
     assert again.returncode == 0 and "finished already" in again.stderr
     assert fingerprint(out) == finished
+
+
+def everything_in(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_byte(tmp_path):
+    """The review's case: it said "nothing changed", then "wrote X/run.db and X/summary.json", and left
+    run.db-shm and run.db-wal behind."""
+    out = tmp_path / "run"
+    assert cli("run", "--orders", 40, "--store", "file", "--out", out).returncode == 0
+    before = everything_in(out)
+    assert sorted(before) == [".yafdp.lock", "run.db", "summary.json"]
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0 and "wrote" not in resumed.stdout and "40 of 40 requested orders" in resumed.stdout
+    assert one_line(resumed.stderr) == f"the run in {out} had finished already: nothing to resume, nothing changed"
+    assert everything_in(out) == before
+
+    (out / "summary.json").unlink()  # stopped between its two files: the summary is in run.db
+    resumed = cli("resume", "--out", out, "--json")
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["orders"]["placed"] == 40
+    assert one_line(resumed.stderr) == (f"the run in {out} had finished already: nothing to resume, only its "
+                                        f"missing {out / 'summary.json'} written again from run.db")
+    assert everything_in(out) == before
 
 
 @pytest.mark.parametrize("step", range(4))

@@ -4,12 +4,14 @@ Each invariant names the orders (or events) that break it; ``yafdp check DIR`` p
 checker trusts nothing a run could have got wrong: money is read from the Payment service's ledger (one row per
 charge and per refund), the events and the requests are counted on their own, the views are its own definitions
 (not the ones stored in ``run.db``), and routing comes from the catalog's rules, not from what ``run_info`` says.
-A ``run.db`` it cannot read raises :class:`MalformedRunError`, one line naming the file and the problem.
+A ``run.db`` it cannot read raises :class:`MalformedRunError`, one line naming the file and the problem. It reads
+every table in one read transaction: one snapshot of the run, even while another process writes it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from yafdp.errors import RunFolderError
 from yafdp.patterns import RuleSet
+from yafdp.runs import folder
 from yafdp.runtime import rundb
 from yafdp.services.order import STATUS_AFTER, TERMINAL
 
@@ -32,6 +35,10 @@ BASE_TABLES = ("run_info", "events", "deliveries", "dead_letters", "refusals", "
 
 class MalformedRunError(RunFolderError):
     """A ``run.db`` that cannot be checked: not a database, empty, a table missing, a value that cannot be there."""
+
+
+class UnfinishedRunError(RunFolderError):
+    """A run that has not finished (``finished_only``): in progress in another process, or stopped before its end."""
 
 
 @dataclass(frozen=True)
@@ -57,17 +64,26 @@ class Run:
     loyalty: bool
 
 
-def check_run(path: str | Path, catalog_dir: str | Path | None = None) -> list[Invariant]:
-    """Check every invariant on the run in ``path`` (a run folder or its ``run.db``).
+def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finished_only: bool = False) -> list[Invariant]:
+    """Check every invariant on the run in ``path`` (a run folder or its ``run.db``), all of them on one snapshot.
 
     Routing is checked against the rules of the catalog the run was made with (``run_info.catalog_dir``, or
-    ``catalog_dir`` when given). Raises :class:`MalformedRunError` when ``run.db`` cannot be read as a run.
+    ``catalog_dir`` when given). Raises :class:`MalformedRunError` when ``run.db`` cannot be read as a run. With
+    ``finished_only`` (``yafdp check``), a run that has not finished raises :class:`UnfinishedRunError` instead of
+    failing invariants it has not had the time to keep: one whose folder another process holds (in progress), or
+    one stopped before its end (``run_info.status`` still ``running``), which says how to finish it. Without it,
+    an unfinished run is checked as far as it got (a notebook looks at its run before it redrives and finishes it).
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     db, db_path = _open(path)
     try:
+        if finished_only:
+            _refuse_in_progress(db_path.parent)
+        db.execute("BEGIN")  # deferred: the first read below takes the snapshot that every later read sees
         info = _well_formed(db, db_path)
+        if finished_only:
+            _refuse_unfinished(db_path.parent, info)
         rules, source, loyalty = _routing(info, catalog_dir)
         run = Run(db_path, db, info, rules, source, loyalty)
         try:
@@ -244,6 +260,25 @@ def every_event_reached_its_targets(run: Run) -> Invariant:
 
 
 # ---------------------------------------------------------------- reading the run
+
+def _refuse_in_progress(where: Path) -> None:
+    holder = folder.lock_holder(where)
+    if holder is None:
+        return
+    recorded = re.fullmatch(r"process (\d+) \((.*)\)", holder)
+    who = f"pid {recorded[1]}: {recorded[2]}" if recorded else holder
+    raise UnfinishedRunError(f"run in progress ({who}) in {where}: check it once it has finished")
+
+
+def _refuse_unfinished(where: Path, info: dict) -> None:
+    status = info.get("status")
+    if status not in ("running", "resuming"):
+        return
+    stopped = f"{where} holds an unfinished run (status {status!r}: it was stopped before its end)"
+    if info.get("store") == "file" and info.get("style", "choreography") == "choreography":
+        raise UnfinishedRunError(f"{stopped}: `yafdp resume --out {where}` finishes it, then check it")
+    raise UnfinishedRunError(f"{stopped}, which cannot be resumed: run it again with `yafdp run --force --out {where}`")
+
 
 def _open(path: str | Path) -> tuple[sqlite3.Connection, Path]:
     path = Path(path)

@@ -12,10 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from yafdp.runtime import rundb
-from yafdp.services.order import STATUS_AFTER, TERMINAL
-
-# The events after which the Order service holds an order terminal: the saga's last step for that order.
-TERMINAL_EVENTS = tuple(event for event, status in STATUS_AFTER.items() if status in TERMINAL)
+from yafdp.services.order import TERMINAL_EVENTS  # noqa: F401 - the saga's last step, part of this module's API
 OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
 
 

@@ -42,16 +42,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _read(argument: str) -> str:
-    return Path(argument[1:]).read_text(encoding="utf-8") if argument.startswith("@") else argument
+def _read(argument: str, option: str) -> str:
+    if not argument.startswith("@"):
+        return argument
+    if not argument[1:].strip():
+        raise OSError(f"{option} @ names no file: give @FILE, or the JSON itself")
+    return Path(argument[1:]).read_text(encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print ``true`` or ``false`` and return 0 (match), 1 (no match) or 2 (invalid input)."""
     try:
-        pattern_text, event_text = _read(args.pattern), _read(args.event)
+        pattern_text, event_text = _read(args.pattern, "--pattern"), _read(args.event, "--event")
     except OSError as error:
-        print(f"yafdp test-pattern: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        problem = f"cannot read {error.filename}: {error.strerror}" if error.filename else str(error)
+        print(f"yafdp test-pattern: {problem}", file=sys.stderr)
         return 2
     try:
         pattern = compile_pattern(pattern_text)

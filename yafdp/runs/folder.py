@@ -3,7 +3,8 @@
 - ``--out`` must be a folder (or not exist yet, under folders); one that holds a run (``run.db`` or
   ``summary.json``) is refused unless the caller says to replace it (``yafdp run --force``).
 - One process writes a run folder at a time: :class:`FolderLock` holds ``.yafdp.lock`` (with the ``filelock``
-  library) for the whole run or resume; another one is refused, naming the process that holds it.
+  library) for the whole run or resume; another one is refused, naming the process that holds it. The one that
+  takes it removes the temporary files a writer killed before it could clean up left there.
 - :func:`replace_atomically` puts a finished file in place with a rename from a temporary file in the same
   folder, flushed to disk first, so a kill at any moment leaves the old file or the new one, never half of one.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -22,6 +24,11 @@ from yafdp.errors import RefusedError, RunFolderError
 
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json")
+TEMPORARY_SUFFIX = ".tmp"
+# The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
+# the suffix), and the journal SQLite keeps beside one being written as a database.
+STALE_TEMPORARY = re.compile(r"\.(?:%s)\.[a-z0-9_]{8}%s(?:-journal|-wal|-shm)?"
+                             % ("|".join(map(re.escape, RUN_FILES)), re.escape(TEMPORARY_SUFFIX)))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -75,6 +82,7 @@ class FolderLock:
         self._lock: FileLock | None = None
 
     def acquire(self) -> "FolderLock":
+        """Take the folder (created if need be) or raise :class:`~yafdp.errors.RunFolderError` naming who has it."""
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / LOCK_NAME
         holder = f"process {os.getpid()} ({self.what}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
@@ -87,17 +95,23 @@ class FolderLock:
         try:
             lock.acquire()
         except Timeout:
-            try:
-                held_by = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-            except OSError:
-                held_by = "another process"
-            raise RunFolderError(f"{self.out} is in use by {held_by}: wait for it to finish "
+            raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
                                  "(or stop it) before running or resuming there") from None
         self._lock = lock
+        try:
+            remove_stale_temporaries(self.out)
+        except BaseException:
+            self.release()
+            raise
         return self
 
     def release(self) -> None:
+        """Let go of the folder; its lock file no longer names a holder."""
         if self._lock is not None:
+            try:
+                os.truncate(self.out / LOCK_NAME, 0)
+            except OSError:  # the record is only read while the lock is held: a stale one misleads nobody
+                pass
             self._lock.release()
             self._lock = None
 
@@ -108,11 +122,52 @@ class FolderLock:
         self.release()
 
 
+def lock_holder(out: Path) -> str | None:
+    """Who holds ``out``'s one-writer lock now, as the holder recorded itself (``process 123 (yafdp run, since
+    …)``), or None when no process does: a process that ended, even by SIGKILL, let go of it with its files.
+
+    Creates nothing (a folder without ``.yafdp.lock`` was never run in) and holds the lock only for the instant
+    of the probe; a lock that cannot be probed here (a folder this user cannot write) counts as not held.
+    """
+    path = Path(out) / LOCK_NAME
+    if not path.is_file():
+        return None
+    probe = FileLock(str(path), blocking=False)
+    try:
+        probe.acquire()
+    except Timeout:
+        return _recorded_holder(path)
+    except OSError:
+        return None
+    probe.release()
+    return None
+
+
+def _recorded_holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
 def temporary_beside(path: Path) -> Path:
     """A new, empty temporary file in ``path``'s folder (so a rename onto ``path`` is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=Path(path).parent)
+    fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=TEMPORARY_SUFFIX, dir=Path(path).parent)
     os.close(fd)
     return Path(name)
+
+
+def remove_stale_temporaries(out: Path) -> list[str]:
+    """Remove from ``out`` the temporaries of its run files (:data:`STALE_TEMPORARY`, nothing else, and nothing in
+    a subfolder) that a writer killed before it renamed or removed them left behind; returns their names.
+
+    Only the holder of ``out``'s :class:`FolderLock` may call it (acquiring it does): every writer of a run folder
+    holds the lock while its temporaries exist, so what is found then is nobody's.
+    """
+    stale = [entry.name for entry in os.scandir(out)
+             if STALE_TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
+    remove(*(Path(out) / name for name in stale))
+    return stale
 
 
 def replace_atomically(path: Path, temporary: Path) -> None:

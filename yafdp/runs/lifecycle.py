@@ -10,6 +10,7 @@ leaves replace the old ones whole.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
 from yafdp.runs.workload import OutcomeRates, workload
 from yafdp.services import check_handlers
-from yafdp.services.order import TERMINAL, OrderRejectedError
+from yafdp.services.order import TERMINAL, TERMINAL_EVENTS, OrderRejectedError
 
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
 
@@ -110,7 +111,9 @@ def start_saga(options: RunOptions) -> Bus:
 def resume_saga(out: Path, progress: Callable | None = None) -> dict:
     """Finish a file-store run that was stopped (even by SIGKILL): the orders it had not placed yet are placed,
     and every order it had placed is carried to its end from the durable delivery queue. The summary then
-    describes the whole run. A finished run is left as it is (its summary is returned).
+    describes the whole run. A finished run is left as it is: its summary is returned with ``already_finished``
+    (and ``wrote_summary`` when ``summary.json`` was missing and written again from ``run.db``), and the folder
+    holds the same files as before (the database is read so that SQLite leaves no ``-wal`` or ``-shm``).
 
     Raises :class:`~yafdp.errors.RunFolderError` when ``out`` holds no run that can be resumed.
     """
@@ -126,9 +129,11 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         if info.get("store") != "file":
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
-            if not (out / "summary.json").exists():  # stopped between its two files: the summary is in run.db
+            missing = not (out / "summary.json").exists()
+            if missing:  # stopped between its two files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
-            return {**info["summary"], "already_finished": True}
+            lock.release()
+            return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
                              rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
@@ -204,6 +209,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     summary.update(options.describe(), wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
                    sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
+    if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts
+        summary["simulation"]["saga_ms"] = saga_latency_ms(db)
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
@@ -253,6 +260,31 @@ def summarize(db) -> dict:
         "refunded": money.get("refund", 0.0),
         "loyalty_points": db.execute("SELECT COALESCE(SUM(points), 0) FROM loyalty").fetchone()[0],
     }
+
+
+def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
+    """End-to-end saga latency on the run's clock, in milliseconds: from an order's ``start_event`` to its last
+    terminal event (as :func:`yafdp.analysis.trace.end_to_end`'s ``saga_s``, without pandas): ``orders``, how
+    many reached their end, and ``p50`` and ``p99``, interpolated between the nearest ranks as pandas does (None
+    when no order reached its end). One pass over the events: SQLite groups, sorts and picks the ranks."""
+    terminal = ", ".join("?" * len(TERMINAL_EVENTS))
+    ranks = db.execute(
+        "SELECT n, r, s FROM (SELECT s, ROW_NUMBER() OVER (ORDER BY s) - 1 AS r, COUNT(*) OVER () AS n FROM ("
+        f" SELECT MAX(CASE WHEN detail_type IN ({terminal}) THEN published_at END)"
+        "  - MIN(CASE WHEN detail_type = ? THEN published_at END) AS s"
+        "  FROM events WHERE order_id IS NOT NULL GROUP BY order_id) WHERE s IS NOT NULL)"
+        " WHERE r IN (CAST(0.5 * (n - 1) AS INTEGER), CAST(0.5 * (n - 1) AS INTEGER) + 1,"
+        "             CAST(0.99 * (n - 1) AS INTEGER), CAST(0.99 * (n - 1) AS INTEGER) + 1)",
+        (*TERMINAL_EVENTS, start_event)).fetchall()
+    count = ranks[0][0] if ranks else 0
+    at = {r: s for _, r, s in ranks}
+    latency = {"orders": count}
+    for q in (0.5, 0.99):
+        rank = q * (count - 1)
+        low = int(rank)
+        value = at[low] + (at.get(low + 1, at[low]) - at[low]) * (rank - low) if count else None
+        latency[f"p{round(q * 100)}"] = None if value is None else round(value * 1000, 1)
+    return latency
 
 
 # ---------------------------------------------------------------- the run folder and the workload
@@ -312,8 +344,15 @@ def _chain(first, rest) -> Iterator:
 
 
 def _read_info(db_path: Path) -> dict:
+    """``run_info`` of the run in ``db_path``, for its folder's lock holder, leaving the folder as it was: a
+    database in WAL mode read on a read-only connection leaves a ``-wal`` and a ``-shm`` behind, so when it has
+    none it is read on a read-write connection (that writes nothing), whose close removes the ones it made;
+    one that has them (another connection open, or a writer killed) is read as it is."""
     try:
-        db = rundb.open_run(db_path)
+        if any(db_path.with_name(db_path.name + suffix).exists() for suffix in ("-wal", "-shm")):
+            db = rundb.open_run(db_path)
+        else:
+            db = sqlite3.connect(db_path)
         try:
             info = rundb.get_info(db)
         finally:

@@ -24,6 +24,8 @@ STATUS_AFTER = {
     "Delivery_Failed": "CANCELLING",
     "Payment_Refunded": "CANCELLED",
 }
+# The events after which the Order service holds an order terminal: the saga's last step for that order.
+TERMINAL_EVENTS = tuple(event for event, status in STATUS_AFTER.items() if status in TERMINAL)
 MAX_ITEMS, MAX_QUANTITY, MAX_AMOUNT = 50, 50, 2000.0
 ORDER_ID = re.compile(r"^ord-[A-Za-z0-9-]{1,60}$")
 CUSTOMER_ID = re.compile(r"^cus-[A-Za-z0-9-]{1,60}$")
