@@ -150,17 +150,14 @@ def register_workbook(commands) -> None:
 def run_workbook(args) -> int:
     from yafdp.errors import RefusedError
 
-    from yafdp.workbook import NotebookFailed, run_workbook as execute
+    from yafdp.workbook import NotebookFailed, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
-    if args.only:
-        from yafdp.workbook import notebooks
-
-        if not notebooks(only=args.only):
-            raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
-                               + ", ".join(p.stem for p in notebooks()))
+    if args.only and not notebooks(only=args.only):
+        raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
+                           + ", ".join(p.stem for p in notebooks()))
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:

@@ -14,7 +14,6 @@ from yafdp.runs import RunOptions, run_saga
 from yafdp.runs.bootstrap import open_local
 from yafdp.runtime import rundb
 from yafdp.backends.aws.bus import AwsBus
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployer import apply
 from yafdp.backends.aws.functions import InProcessFunctions
 from yafdp.backends.aws.package import build_package
@@ -196,8 +195,8 @@ class TestMotoBus(BusContract):
             function.config = dataclasses.replace(function.config, faults=Faults())
 
     @pytest.fixture
-    def open_bus(self, moto_url):
-        clients, opened = make_clients(moto_url), []
+    def open_bus(self, clients):
+        opened = []
 
         def open_(services, faults=Faults()):
             catalog, prefix = _catalog(services), f"ct-{secrets.token_hex(3)}"

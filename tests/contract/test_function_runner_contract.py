@@ -8,7 +8,6 @@ import json
 import pytest
 
 from yafdp.backends.aws import lambda_handler
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployment import deploy
 from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
 from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
@@ -25,8 +24,7 @@ ORDERS = [o.request for o in generate_orders(3, seed=21, world=WORLD, rates=Outc
 
 
 @pytest.fixture(scope="module")
-def deployment(moto_url):
-    clients = make_clients(moto_url)
+def deployment(clients):
     plan = deploy(clients, CATALOG, backend="moto", prefix="fr", echo=lambda line: None)
     yield plan, clients
     destroy(clients, "fr", echo=lambda line: None)

@@ -5,7 +5,6 @@ import secrets
 
 import pytest
 
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.dynamo_state import ATTRIBUTES, KEY_SCHEMA, DynamoState
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.runtime import rundb
@@ -58,8 +57,8 @@ class TestSqliteState(StateContract):
 
 class TestDynamoState(StateContract):
     @pytest.fixture
-    def store(self, moto_url):
-        dynamodb, table = make_clients(moto_url).dynamodb, f"state-{secrets.token_hex(3)}"
+    def store(self, clients):
+        dynamodb, table = clients.dynamodb, f"state-{secrets.token_hex(3)}"
         dynamodb.create_table(TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
                               BillingMode="PAY_PER_REQUEST")
         state = DynamoState(dynamodb, table)

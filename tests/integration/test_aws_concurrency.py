@@ -212,11 +212,11 @@ def test_a_crash_between_publishing_and_clearing_the_outbox_republishes_and_chan
 def test_a_heavy_fault_run_at_concurrency_8_passes_the_checks(tmp_path):
     out = tmp_path / "run"
     run = subprocess.run([sys.executable, "-m", "yafdp.cli", "run", "--backend", "moto", "--concurrency", "8",
-                          "--duplicate-rate", "0.3", "--orders", "40", "--out", str(out), "--json"],
+                          "--duplicate-rate", "0.3", "--orders", "20", "--out", str(out), "--json"],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     summary = json.loads(run.stdout)
-    assert summary["orders"]["placed"] == 40 and summary["orders"]["not_terminal"] == 0
+    assert summary["orders"]["placed"] == 20 and summary["orders"]["not_terminal"] == 0
     assert summary["deliveries"]["duplicate"] > 0  # the duplicates were really delivered
     check = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(out)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout

@@ -1,6 +1,6 @@
 """The deployer against a moto server: the plan's resources exist as planned with least-privilege
-policies, applying twice changes nothing, destroy leaves nothing with the prefix, and a run of 30 orders
-on the moto backend ends with every order terminal and every invariant holding."""
+policies, applying twice changes nothing, destroy leaves nothing with the prefix, and a run on the moto
+backend whose orders take every path of the saga ends with every order terminal and every invariant holding."""
 
 import json
 from pathlib import Path
@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from yafdp.backends.aws.deployment import deploy
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployer import apply, input_template
 from yafdp.backends.aws.package import build_package
 from yafdp.plan.model import HANDLER
 from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
+from yafdp.catalog.marketplace import load_marketplace
 from yafdp.analysis.check import check_run
 from yafdp.runs import RunOptions, run_saga
+from yafdp.runs.workload import generate_orders
 
 
 def _quiet(line):
@@ -128,15 +129,25 @@ def test_destroy_removes_everything_with_the_prefix_and_is_safe_to_rerun(clients
     assert not any(b.startswith("gone") for b in buses)
 
 
+# The first 13 orders of seed 5 take every path of the saga (a declined card, a rejecting restaurant, no courier,
+# and delivered): the same paths as its first 30, in less than half the deliveries, each a few HTTP calls on moto.
+EVERY_PATH = {"orders": 13, "seed": 5}
+
+
 @pytest.mark.slow
-def test_thirty_orders_on_the_moto_backend_reach_terminal_states_and_hold_the_invariants(tmp_path, moto_url):
-    summary = run_saga(RunOptions(orders=30, seed=5, backend="moto", out=tmp_path))
-    assert summary["orders"]["placed"] == 30 and summary["orders"]["not_terminal"] == 0
-    assert summary["backend"] == "moto" and summary["deliveries"]["ok"] > 30 * 5
+def test_orders_on_every_path_of_the_saga_on_the_moto_backend_reach_terminal_states_and_hold_the_invariants(
+        tmp_path, clients):
+    planned = generate_orders(EVERY_PATH["orders"], EVERY_PATH["seed"], load_marketplace())
+    assert {p.expected for p in planned} == {"DELIVERY_SCHEDULED", "CANCELLED: payment declined",
+                                             "CANCELLED: restaurant rejected", "CANCELLED: no courier"}
+    summary = run_saga(RunOptions(**EVERY_PATH, backend="moto", out=tmp_path))
+    assert summary["orders"]["placed"] == len(planned) and summary["orders"]["not_terminal"] == 0
+    assert summary["orders"]["by_status"]["CANCELLED"] == 3
+    assert summary["backend"] == "moto" and summary["deliveries"]["ok"] > len(planned) * 5
     failed = [i for i in check_run(tmp_path) if not i.passed]
     assert failed == []
     info = json.loads(dict(_info(tmp_path / "run.db"))["prefix"])
-    assert inventory(make_clients(moto_url), info) == []  # run_saga started its own server: nothing left anywhere
+    assert inventory(clients, info) == []  # run_saga started its own server: nothing left anywhere
 
 
 def _info(path: Path):

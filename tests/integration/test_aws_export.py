@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from yafdp.backends.aws.bus import AwsBus
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployment import deploy
 from yafdp.backends.aws.functions import InProcessFunctions
 from yafdp.backends.aws.teardown import destroy
@@ -25,9 +24,8 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def kept(moto_url):
+def kept(moto_url, clients):
     """A deployment whose run is over and was never saved: its trace is only in its tables."""
-    clients = make_clients(moto_url)
     plan = deploy(clients, CATALOG, backend="moto", prefix="kept", echo=lambda line: None)
     bus = AwsBus(CATALOG, plan, clients, InProcessFunctions(plan, CATALOG, WORLD, clients), settle_orders=True)
     order = generate_orders(1, seed=9, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
@@ -29,11 +28,6 @@ def _yafdp(*args):
     env = {**os.environ, **DUMMY_AWS_ENVIRONMENT}
     return subprocess.run([sys.executable, "-m", "yafdp.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
-
-
-@pytest.fixture
-def clients(moto_url):
-    return make_clients(moto_url)
 
 
 def test_deploy_refuses_someone_elses_role_and_queue_and_changes_nothing(moto_url, clients):

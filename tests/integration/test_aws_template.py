@@ -13,7 +13,6 @@ import yaml
 from cfnlint.api import lint_file
 from parliament import analyze_policy_string
 
-from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployment import SETTINGS, deploy
 from yafdp.backends.aws.package import build_package
 from yafdp.backends.aws.teardown import destroy, inventory
@@ -62,10 +61,9 @@ def test_the_policy_linter_finds_nothing_in_any_policy_of_the_plan():
     assert all(s.trust_policy == LAMBDA_TRUST_POLICY for s in plan.services)
 
 
-def test_the_stack_on_moto_holds_what_the_deployer_creates(moto_url, tmp_path):
+def test_the_stack_on_moto_holds_what_the_deployer_creates(moto_url, clients, tmp_path):
     import boto3
 
-    clients = make_clients(moto_url)
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name=clients.region)
     cloudformation = boto3.client("cloudformation", endpoint_url=moto_url, region_name=clients.region)
     s3.create_bucket(Bucket="yafdp-code", CreateBucketConfiguration={"LocationConstraint": clients.region})

@@ -5,6 +5,7 @@ finished one, changes nothing). Driven through the real command line."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -69,10 +70,18 @@ def one_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def earlier(tmp_path) -> Path:
-    out = tmp_path / "prev"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished 300-order run, made once: each test that overwrites or interrupts one gets a copy of it."""
+    out = tmp_path_factory.mktemp("finished") / "prev"
     assert cli("run", "--orders", 300, "--seed", 1, "--out", out).returncode == 0
+    return out
+
+
+@pytest.fixture
+def earlier(finished_run, tmp_path) -> Path:
+    out = tmp_path / "prev"
+    shutil.copytree(finished_run, out)
     return out
 
 
