@@ -10,8 +10,6 @@ import sys
 
 import pytest
 import yaml
-from cfnlint.api import lint_file
-from parliament import analyze_policy_string
 
 from yafdp.backends.aws.deployment import SETTINGS, deploy
 from yafdp.backends.aws.package import build_package
@@ -32,6 +30,14 @@ def _plan_command(tmp_path, output):
     return path
 
 
+def lint_file(path):
+    """cfn-lint's findings in a template file (cfn-lint is imported on first use, not at collection: it takes
+    half a second to import, in every pytest-xdist worker)."""
+    from cfnlint.api import lint_file
+
+    return lint_file(path)
+
+
 @pytest.mark.parametrize("output", ["json", "yaml"])
 def test_cfn_lint_finds_nothing_in_the_template(tmp_path, output):
     path = _plan_command(tmp_path, output)
@@ -49,6 +55,8 @@ def test_cfn_lint_would_say_so_if_the_template_were_wrong(tmp_path):
 
 
 def test_the_policy_linter_finds_nothing_in_any_policy_of_the_plan():
+    from parliament import analyze_policy_string  # imported here, not at collection (as cfn-lint above)
+
     plan = build_plan(CATALOG, "lint", account="123456789012")
     documents = [(f"{s.role} policy", s.policy) for s in plan.services]
     documents += [(f"{s.queue} queue policy", s.queue_policy) for s in plan.services]

@@ -6,7 +6,6 @@ import json
 import boto3
 import pytest
 from moto import mock_aws
-from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from yafdp.catalog import load_catalog
 from yafdp.analysis.check import check_run
@@ -30,6 +29,9 @@ def definition(catalog):
 
 
 def test_the_definition_is_valid_amazon_states_language(definition):
+    # imported here, not at collection: the parser takes a second to import, in every pytest-xdist worker
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
     AmazonStateLanguageParser.parse(json.dumps(definition))  # the parser of moto's Step Functions (from LocalStack)
 
 
