@@ -136,12 +136,14 @@ def run_lint(args) -> int:
 
 def register_workbook(commands) -> None:
     parser = commands.add_parser("workbook", help="execute every notebook with papermill into a build folder (+ HTML)")
-    parser.add_argument("--out", type=_folder, default="build", help="build folder (default: build)")
+    parser.add_argument("--out", type=_folder, default=None,
+                        help="build folder (default: build, or build/solutions with --solutions)")
     parser.add_argument("--only", nargs="*", metavar="PREFIX", help="only the notebooks whose name starts so, e.g. 01 03")
     parser.add_argument("--backend", choices=_backends(), default=None,
                         help="run the notebooks that take a backend parameter on this backend (default: theirs, local)")
     parser.add_argument("--solutions", action="store_true",
-                        help="answer every exercise with its worked solution (a teacher's copy; use another --out)")
+                        help="answer every exercise with its worked solution (a teacher's copy, by default into "
+                             "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
     parser.set_defaults(run=run_workbook)
@@ -155,6 +157,8 @@ def run_workbook(args) -> int:
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
+    if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
+        args.out = "build/solutions" if args.solutions else "build"
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))

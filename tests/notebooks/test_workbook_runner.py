@@ -46,3 +46,17 @@ def test_a_failing_chapter_is_named_with_its_cell_and_error_and_keeps_its_html(t
     with pytest.raises(NotebookFailed, match=r"02_broken\.ipynb failed in cell \d+: ValueError: the order book is empty"):
         run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=jobs)
     assert "the order book is empty" in (tmp_path / "build" / "html" / "02_broken.html").read_text()
+
+
+def test_the_teachers_copy_goes_beside_the_learners_build_by_default(tmp_path):
+    import subprocess
+    import sys
+
+    learner = tmp_path / "build" / "notebooks" / "01_identify_events.ipynb"
+    learner.parent.mkdir(parents=True)
+    learner.write_text("the learner's copy")
+    done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--solutions", "--only", "01", "--jobs", "1"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert learner.read_text() == "the learner's copy"
+    assert (tmp_path / "build" / "solutions" / "html" / "01_identify_events.html").exists()
