@@ -162,6 +162,10 @@ def run_workbook(args) -> int:
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))
+    if args.backend == "aws":  # say so before any chapter runs: no region or no credentials is exit 2, one line
+        from yafdp.backends.aws.clients import make_clients
+
+        make_clients()
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:

@@ -59,3 +59,21 @@ def test_run_on_aws_without_a_region_or_credentials_says_what_to_set(tmp_path, m
 def test_run_on_moto_refuses_a_fault_it_cannot_inject(tmp_path, capsys):
     assert main(["run", "--backend", "moto", "--reorder-rate", "0.1", "--out", str(tmp_path)]) == 2
     assert "cannot inject reorder_rate" in capsys.readouterr().err
+
+
+def test_the_workbook_on_aws_without_a_region_or_credentials_says_so_before_any_chapter_runs(tmp_path):
+    """Through the real command line: one line, exit 2, and no build folder (it used to run two chapters, then
+    fail the third with exit 1)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    for extra, says in (({}, "no AWS region configured"), ({"AWS_DEFAULT_REGION": "eu-west-1"}, "no AWS credentials")):
+        done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--backend", "aws", "--out", tmp_path / "build"],
+                              capture_output=True, text=True, env={**env, **extra}, timeout=120)
+        assert done.returncode == 2 and done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and says in done.stderr
+        assert not (tmp_path / "build").exists()
