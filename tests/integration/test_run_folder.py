@@ -261,6 +261,8 @@ def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_b
     assert cli("run", "--orders", 40, "--store", "file", "--out", out).returncode == 0
     before = everything_in(out)
     assert sorted(before) == [".yafdp.lock", "run.db", "summary.json"]
+    assert cli("check", out).returncode == 0  # a reader's read-only connection left empty -wal and -shm files
+    assert everything_in(out) == before
     resumed = cli("resume", "--out", out)
     assert resumed.returncode == 0 and "wrote" not in resumed.stdout and "40 of 40 requested orders" in resumed.stdout
     assert one_line(resumed.stderr) == f"the run in {out} had finished already: nothing to resume, nothing changed"

@@ -218,6 +218,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     try:
         if new_db is not None:
             rundb.save_copy(db, new_db)
+        else:
+            _leave_wal(db)
         db.close()
         text = json.dumps(summary, indent=2) + "\n"
         if new_db is not None:
@@ -341,6 +343,16 @@ def _chain(first, rest) -> Iterator:
     if first is not None:
         yield first
         yield from rest
+
+
+def _leave_wal(db: sqlite3.Connection) -> None:
+    """A finished run's database becomes one file again (rollback journal, its WAL checkpointed into it), so that
+    a reader's read-only connection (``yafdp check``, a notebook) leaves no empty ``-wal`` and ``-shm`` beside it.
+    A resume opens it in WAL mode again. If another connection holds it open, it stays in WAL mode."""
+    try:
+        db.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.OperationalError:  # "database is locked": a reader has it open; WAL mode is as correct
+        pass
 
 
 def _read_info(db_path: Path) -> dict:
