@@ -4,7 +4,9 @@ what Python can do.
 Runs 20,000 orders (default) through the local bus with the memory store and with the file store, the same two
 with the package as it was at ``--baseline-rev`` (read from git into a temporary folder: the peer, measured in the
 same run), and a bare in-process dispatch loop doing the same hand-offs (the same events to the same handlers'
-queues, in the same numbers) with no pattern matching, tracing, validation or state. Prints deliveries per second
+queues, in the same numbers) with no pattern matching, tracing, validation or state; and the saga on the memory
+store with every write to the run database thrown away (the ceiling: what the bus's Python work alone allows,
+however fast the database were). Prints deliveries per second
 and peak memory for each, and each of issue 15's targets next to its figure: the child process's peak resident
 set size, and how much it grew during the run (tracemalloc would slow Python down several times, so it is not
 used). Each case runs in a fresh child process; ``--repeat`` keeps each case's best of several runs.
@@ -46,6 +48,30 @@ def run_saga_case(store: str, orders: int, seed: int) -> dict:
             "deliveries_per_second": deliveries / seconds, "peak_mib": _peak_rss_mib(),
             "grew_mib": _peak_rss_mib() - before,
             "orders_terminal": summary["orders"]["placed"] - summary["orders"]["not_terminal"]}
+
+
+def ceiling_case(orders: int, seed: int) -> dict:
+    """The memory-store saga with every buffered write thrown away instead of written to the run database: the
+    rate the bus's Python work alone allows (routing, handlers, schema checks, scheduling, bookkeeping), an
+    upper bound for any faster database or trace store. Its run.db is empty, so nothing of it can be checked."""
+    from yafdp.backends.local.run_writer import RunWriter
+
+    discarded = collections.Counter()
+
+    def discard(writer) -> None:
+        discarded["deliveries"] += len(writer.deliveries)  # the trace rows it would have written
+        writer.dirty.clear()
+        writer.recent, writer.state = writer.state, {}
+        for buffered in (writer.processed, writer.events, writer.deliveries, writer.dead_letters, writer.pending_new,
+                         writer.pending_changed, writer.pending_done):
+            buffered.clear()
+
+    RunWriter.flush = discard
+    result = run_saga_case("memory", orders, seed)
+    deliveries = discarded["deliveries"]
+    result.update(case="saga, no database writes (ceiling)", orders_terminal=None, deliveries=deliveries,
+                  deliveries_per_second=deliveries / result["seconds"])
+    return result
 
 
 def _peak_rss_mib() -> float:
@@ -111,10 +137,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the best is kept")
     parser.add_argument("--baseline-rev", default=BASELINE_REV,
                         help=f"git revision of the peer, the code before (default {BASELINE_REV})")
-    parser.add_argument("--case", choices=["memory", "file", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=["memory", "file", "ceiling", "bare"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # child process: one case, JSON on stdout
-        result = bare_loop_case(args.orders, args.seed) if args.case == "bare" else run_saga_case(args.case, args.orders, args.seed)
+        cases = {"bare": bare_loop_case, "ceiling": ceiling_case}
+        result = cases.get(args.case, lambda *a: run_saga_case(args.case, *a))(args.orders, args.seed)
         print(json.dumps(result))
         return 0
 
@@ -126,6 +153,7 @@ def main() -> int:
             peer = run_case(store, args.orders, args.seed, args.repeat, baseline)
             peer["case"] += f" ({args.baseline_rev}, before)"
             results.append(peer)
+    results.append(run_case("ceiling", args.orders, args.seed, args.repeat, ROOT))
     results.append(run_case("bare", args.orders, args.seed, args.repeat))
     floor = results[-1]["deliveries_per_second"]
     print(f"Saga runtime, {args.orders:,} orders (seed {args.seed}), Python {sys.version.split()[0]}, "
@@ -146,6 +174,9 @@ def main() -> int:
         print(f"{store} store: {rate:,.0f} deliveries/s {'meets' if rate >= target else 'MISSES'} the target of "
               f"{target:,}{versus}; peak RSS {peak:.1f} MiB {'meets' if peak <= PEAK_RSS_TARGET_MIB else 'MISSES'} "
               f"the target of {PEAK_RSS_TARGET_MIB:g} MiB")
+    ceiling = next(r for r in results if "ceiling" in r["case"])["deliveries_per_second"]
+    print(f"ceiling: with no database writes at all the saga runs at {ceiling:,.0f} deliveries/s, "
+          f"{'above' if ceiling >= TARGETS['memory'] else 'below'} the memory store's target of {TARGETS['memory']:,}")
     return 1 if failed else 0
 
 
