@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from yafdp.backends.aws.deployment import deploy
 from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
@@ -54,7 +55,7 @@ def test_deploy_refuses_someone_elses_role_and_queue_and_changes_nothing(moto_ur
 
 
 def test_deploy_refuses_a_resource_of_another_run_of_the_same_prefix_family(moto_url, clients):
-    assert _yafdp("deploy", "--backend", "moto", "--endpoint-url", moto_url, "--prefix", "mine").returncode == 0
+    deploy(clients, load_catalog(), backend="moto", prefix="mine", echo=lambda line: None)  # what `yafdp deploy` does
     try:
         clients.sqs.tag_queue(QueueUrl=clients.sqs.get_queue_url(QueueName="mine-payment")["QueueUrl"],
                               Tags={"RunId": "another-run"})

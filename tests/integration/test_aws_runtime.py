@@ -139,6 +139,15 @@ def test_the_package_holds_the_runtime_core_and_the_catalog_but_no_notebook_libr
     assert build_package() == build_package()
 
 
+def test_the_package_holds_the_same_files_whatever_folder_it_is_built_from(tmp_path):
+    """`make` installs yafdp in editable mode, found through an import hook, not on sys.path: the package built
+    by the `yafdp` command (its sys.path starts with the venv's bin/) or from another folder held only the
+    handler and the service modules, none of the runtime core they import."""
+    code = "import json; from yafdp.backends.aws.package import package_files; print(json.dumps(sorted(package_files())))"
+    elsewhere = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert json.loads(elsewhere.stdout) == sorted(package_files())
+
+
 def test_the_package_imports_on_its_own(tmp_path):
     zipfile.ZipFile(io.BytesIO(build_package())).extractall(tmp_path)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.backends.aws.lambda_handler as h; "

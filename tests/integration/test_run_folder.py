@@ -127,7 +127,7 @@ def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_che
 def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
     """The review's case: a file-store run SIGKILLed partway got several invariant FAILs and exit 1."""
     out = tmp_path / "killed"
-    running = start("run", "--store", "file", "--orders", 30_000, "--out", out)
+    running = start("run", "--store", "file", "--orders", 5000, "--out", out)
     wait_for_orders(out, 100, process=running)
     running.send_signal(signal.SIGKILL)
     running.wait()

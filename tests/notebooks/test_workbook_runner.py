@@ -1,13 +1,14 @@
 """The workbook runner: chapters side by side in worker processes, results in course order, a failure named by
 its chapter, only the parameters a chapter declares."""
 
-import nbformat
 import pytest
 
 from yafdp.workbook import NotebookFailed, run_workbook
 
 
 def _chapter(folder, name, code, parameters="out_dir = None"):
+    import nbformat  # here, not at collection: it imports jsonschema, a second or two in every pytest-xdist worker
+
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
                       nbformat.v4.new_code_cell(code)]

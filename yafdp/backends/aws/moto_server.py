@@ -12,6 +12,7 @@ what concurrent handlers see is what they would see on AWS.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -47,7 +48,13 @@ class MotoServer:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         wsgi = self._server._server  # werkzeug's server: nothing has called it yet, so wrap its application now
-        wsgi.app = OneDynamoDBRequestAtATime(wsgi.app)
+        dispatcher = wsgi.app
+        if hasattr(dispatcher, "get_backend_for_host"):
+            # moto's dispatcher finds the backend of a request's host by listing its own package folder (a stat
+            # per folder in it, some 280) on every request, under a lock every request takes; the answer for a
+            # host never changes while the server runs, so it is worked out once per host.
+            dispatcher.get_backend_for_host = functools.lru_cache(maxsize=None)(dispatcher.get_backend_for_host)
+        wsgi.app = OneDynamoDBRequestAtATime(dispatcher)
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         return self.url

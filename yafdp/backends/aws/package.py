@@ -12,6 +12,8 @@ import functools
 import hashlib
 import io
 import modulefinder
+import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     False
     """
     root = Path(yafdp.__file__).resolve().parent
-    finder = modulefinder.ModuleFinder(excludes=["boto3", "botocore"])
+    finder = modulefinder.ModuleFinder(path=_search_path(root), excludes=["boto3", "botocore"])
     finder.run_script(str(root / "backends" / "aws" / "lambda_handler.py"))
     for service in sorted((root / "services").glob("*.py")):
         finder.run_script(str(service))
@@ -69,6 +71,23 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
         files[script.relative_to(root.parent).as_posix()] = script
     files.update(catalog_files(catalog_dir))
     return dict(sorted(files.items()))
+
+
+def _search_path(root: Path) -> list[str]:
+    """Where ``modulefinder`` looks for the modules the handler imports: first the folder that holds the
+    ``yafdp`` package ``root`` (an editable install, as ``make`` makes, is found through an import hook that
+    ``modulefinder`` does not use: without it only the scripts shipped by name would ship), then ``sys.path``
+    without the standard library (none of it ships, and following its imports was nearly all the time).
+    """
+    stdlib = {Path(sysconfig.get_path(name)).resolve() for name in ("stdlib", "platstdlib")}
+    kept = [str(root.parent)]
+    for entry in sys.path:
+        folder = Path(entry or ".").resolve()
+        if folder in stdlib or (folder.name == "lib-dynload" and folder.parent in stdlib) or folder.suffix == ".zip":
+            continue  # the standard library, its extension modules, the zipped standard library
+        if str(folder) not in kept:
+            kept.append(str(folder))
+    return kept
 
 
 def build_package(catalog_dir: str | Path | None = None) -> bytes:
