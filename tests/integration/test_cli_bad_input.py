@@ -4,6 +4,7 @@ line that says what and where, exits non-zero, and leaves the earlier run in the
 import hashlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,13 @@ IDLE_OPTIONS = [
      "argument --reorder-rate: does nothing with --style orchestration"),
 ]
 
+# The commands that read a run folder, and what each says of one that holds no run.
+RUN_READERS = {"check": lambda d: ["check", d], "resume": lambda d: ["resume", "--out", d],
+               "fit-profile": lambda d: ["fit-profile", d, "--out", d.parent / "m4.json"]}
+NOT_A_RUN = {"text": "run.db: not a run database (file is not a database)",
+             "empty": "run.db: the file is empty (0 bytes)",
+             "sqlite": "run.db: no table run_info, events"}
+
 # (name, arguments given the earlier run's folder and a scratch folder, what the one line must say)
 CASES = [
     ("arrival-rate-nan", lambda p, t: ["run", "--out", p, "--force", "--arrival-rate", "nan"], ["--arrival-rate", "nan"]),
@@ -156,10 +164,13 @@ CASES = [
     ("orders-a-folder", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t], [str(Path("orders file"))]),
     ("resume-nothing-there", lambda p, t: ["resume", "--out", t / "empty"], ["no run database"]),
     ("resume-out-is-a-file", lambda p, t: ["resume", "--out", p / "run.db"], ["is a file"]),
-    ("resume-garbage", lambda p, t: ["resume", "--out", garbage(t)], ["cannot be read as a run"]),
+    ("resume-garbage", lambda p, t: ["resume", "--out", garbage(t)], ["run.db: not a run database"]),
     ("check-nothing-there", lambda p, t: ["check", t / "nowhere"], ["no run database"]),
     ("check-garbage", lambda p, t: ["check", garbage(t)], ["not a run database"]),
     ("fit-profile-nothing-there", lambda p, t: ["fit-profile", t / "nowhere", "--out", t / "p.json"], ["nowhere"]),
+    # Every command that reads a run folder refuses one that holds no run the same way (rundb.open_run).
+    *[(f"{command}-{kind}", lambda p, t, c=command, k=kind: [*RUN_READERS[c](garbage(t, k))], [said])
+      for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
     ("test-pattern-bad-json", lambda p, t: ["test-pattern", "--pattern", "{bad", "--event", "{}"], ["Event pattern is not valid", "{bad"]),
     ("deploy-moto-without-endpoint", lambda p, t: ["deploy", "--backend", "moto"], ["--endpoint-url"]),
@@ -181,10 +192,19 @@ CASES = [
 ]
 
 
-def garbage(tmp_path: Path) -> Path:
+def garbage(tmp_path: Path, kind: str = "text") -> Path:
+    """A folder whose run.db holds no run: text, nothing, or an SQLite database of something else."""
     folder = tmp_path / "garbage"
     folder.mkdir(exist_ok=True)
-    (folder / "run.db").write_text("not a database, just text\n" * 200)
+    db = folder / "run.db"
+    if kind == "text":
+        db.write_text("not a database, just text\n" * 200)
+    elif kind == "empty":
+        db.write_bytes(b"")
+    else:
+        with sqlite3.connect(db) as other:
+            other.execute("CREATE TABLE notes (text TEXT)")
+        other.close()
     return folder
 
 

@@ -30,11 +30,7 @@ DELIVERED = "DELIVERY_SCHEDULED"
 # The events that move an order to each status (the Order service's rule): a status no event of the order leads
 # to was not reached.
 LEADS_TO = {status: {e for e, s in STATUS_AFTER.items() if s == status} for status in set(STATUS_AFTER.values())}
-BASE_TABLES = ("run_info", "events", "deliveries", "dead_letters", "refusals", "state", "requests")
-
-
-class MalformedRunError(RunFolderError):
-    """A ``run.db`` that cannot be checked: not a database, empty, a table missing, a value that cannot be there."""
+BASE_TABLES, MalformedRunError = rundb.BASE_TABLES, rundb.MalformedRunError  # one check for every reader of a run
 
 
 class UnfinishedRunError(RunFolderError):
@@ -281,18 +277,7 @@ def _refuse_unfinished(where: Path, info: dict) -> None:
 
 
 def _open(path: str | Path) -> tuple[sqlite3.Connection, Path]:
-    path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise RunFolderError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
-    if db_path.stat().st_size == 0:
-        raise MalformedRunError(f"{db_path}: the file is empty (0 bytes): it holds no run")
-    try:
-        db = rundb.open_run(db_path)
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise MalformedRunError(f"{db_path}: not a run database ({exc})") from None
-    return db, db_path
+    return rundb.open_run(path), rundb.run_db_path(path)
 
 
 def _well_formed(db: sqlite3.Connection, db_path: Path) -> dict:
@@ -301,11 +286,8 @@ def _well_formed(db: sqlite3.Connection, db_path: Path) -> dict:
     def refuse(problem: str):
         raise MalformedRunError(f"{db_path}: {problem}")
 
-    try:
-        have = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = [t for t in BASE_TABLES if t not in have]
-        if missing:
-            refuse(f"no table {', '.join(missing)} (not a run database, or written by an older yafdp)")
+    try:  # rundb.open_run has seen every table of BASE_TABLES; this first read in the transaction takes the snapshot
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         for name, select in rundb.views():
             db.execute(f"CREATE TEMP VIEW {name} AS {select}")
         bad = db.execute("SELECT key FROM run_info WHERE NOT json_valid(value) LIMIT 1").fetchone()

@@ -366,9 +366,12 @@ def _read_info(db_path: Path) -> dict:
         else:
             db = sqlite3.connect(db_path)
         try:
+            rundb.verify(db, db_path)  # refused as every reader of a run folder refuses it
             info = rundb.get_info(db)
         finally:
             db.close()
+    except rundb.MalformedRunError:
+        raise
     except Exception as exc:  # sqlite3.DatabaseError, a value that is not JSON
         raise RunFolderError(f"{db_path} cannot be read as a run ({exc}): nothing to resume") from None
     if not info:

@@ -15,6 +15,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from yafdp.errors import RunFolderError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -159,13 +161,50 @@ def connect(path: str | Path | None, journal: str = "WAL") -> sqlite3.Connection
     return db
 
 
-def open_run(path: str | Path) -> sqlite3.Connection:
-    """Open a finished or running run's database read-only: a run folder or its ``run.db``."""
+# The tables every run's database has (a file without one is not a run, or was written by an older yafdp).
+BASE_TABLES = ("run_info", "events", "deliveries", "dead_letters", "refusals", "state", "requests")
+
+
+class MalformedRunError(RunFolderError):
+    """A ``run.db`` that cannot be read as a run: not a database, empty, a table missing, a value that cannot be
+    there. Every command that reads a run folder says it the same way: one line naming the file."""
+
+
+def run_db_path(path: str | Path) -> Path:
+    """The ``run.db`` of ``path``: a run folder or the file itself."""
     path = Path(path)
-    db_path = path / "run.db" if path.is_dir() else path
-    if not db_path.exists():
-        raise FileNotFoundError(f"no run database at {db_path} (run `yafdp run --out {path}` first)")
-    return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    return path / "run.db" if path.is_dir() else path
+
+
+def open_run(path: str | Path) -> sqlite3.Connection:
+    """Open a finished or running run's database read-only: a run folder or its ``run.db``. Raises
+    :class:`~yafdp.errors.RunFolderError` when there is none, :class:`MalformedRunError` when the file is not a
+    run's database (empty, not SQLite, a table missing), so every reader of a run folder refuses it alike."""
+    db_path = run_db_path(path)
+    if not db_path.is_file():
+        raise RunFolderError(f"no run database at {db_path} (run `yafdp run --out {Path(path)}` first)")
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        verify(db, db_path)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def verify(db: sqlite3.Connection, db_path: str | Path) -> None:
+    """Refuse, as :class:`MalformedRunError` naming ``db_path``, a database that is not a run's: not SQLite, or
+    without one of :data:`BASE_TABLES`, or empty."""
+    if Path(db_path).stat().st_size == 0:
+        raise MalformedRunError(f"{db_path}: the file is empty (0 bytes): it holds no run")
+    try:
+        have = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+    except sqlite3.DatabaseError as exc:
+        raise MalformedRunError(f"{db_path}: not a run database ({exc})") from None
+    missing = [t for t in BASE_TABLES if t not in have]
+    if missing:
+        raise MalformedRunError(f"{db_path}: no table {', '.join(missing)} (not a run database, or written by an "
+                                f"older yafdp)")
 
 
 def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
