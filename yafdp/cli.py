@@ -331,6 +331,24 @@ _run_path = _not_empty("a run folder or its run.db")
 _profile = _not_empty("a profile of data/latency/ (e.g. aws-eu-west-1), a profile file, or 'none'")
 
 
+def _endpoint_url(text: str) -> str:
+    """An argparse type for an endpoint: an http:// or https:// URL with a host (and a port from 1 to 65535 if
+    any), as botocore would take it; said here, naming the option, not as botocore's ValueError later."""
+    from urllib.parse import urlsplit
+
+    _not_empty("a URL, e.g. http://127.0.0.1:5000")(text)
+    try:
+        url = urlsplit(text)
+        port_ok = url.port is None or url.port > 0  # .port raises ValueError for one out of range or not a number
+    except ValueError:
+        url, port_ok = None, False
+    if (url is None or url.scheme not in ("http", "https") or not url.hostname or not port_ok
+            or any(c.isspace() for c in text)):
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, e.g. "
+                                         f"http://127.0.0.1:5000, got {text!r}")
+    return text
+
+
 def _seconds(text: str) -> float:
     return _number(text, lambda v: v >= 0, "a finite number of seconds, 0 or more")
 
@@ -562,7 +580,7 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
                         help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
-    parser.add_argument("--endpoint-url", metavar="URL", type=_not_empty("a URL"),
+    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
     _catalog_arg(parser)
 

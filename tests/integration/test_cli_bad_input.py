@@ -187,6 +187,13 @@ CASES = [
     ("plan-json-with-cloudformation", lambda p, t: ["plan", "--json", "--format", "cloudformation"],
      ["argument --json: does nothing with --format cloudformation"]),
     ("plan-prefix-aws-refuses", lambda p, t: ["plan", "--prefix", "Bad Prefix!"], ["prefix 'Bad Prefix!'"]),
+    # --endpoint-url is refused where argparse reads it, naming the option, by every command that takes it.
+    *[(f"{command}-endpoint-{name}", lambda p, t, c=command, u=url: [c, "--backend", "moto", "--endpoint-url", u,
+                                                                    *(["--out", t / "x"] if c == "export" else [])],
+       [f"yafdp {command}: argument --endpoint-url: must be an http:// or https:// URL with a host", repr(url)])
+      for command in ("deploy", "destroy", "export")
+      for name, url in (("no-scheme", "notaurl"), ("no-host", "http://"), ("ftp", "ftp://127.0.0.1:5000"),
+                        ("bad-port", "http://127.0.0.1:99999"), ("space", "http://127.0.0.1 :5000"))],
     ("deploy-endpoint-unreachable", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9"],
      ["http://127.0.0.1:9"]),
 ]
