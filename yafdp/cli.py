@@ -177,6 +177,8 @@ def run_workbook(args) -> int:
 
 def register_run(commands) -> None:
     from yafdp.runs.options import MAX_ORDERS
+    from yafdp.runtime.faults import MAX_DELAY_SECONDS
+    from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
     parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
                                              "and summary.json", validate=_check_run_options)
@@ -192,7 +194,8 @@ def register_run(commands) -> None:
                         help="orders per second of the workload (default 50), a Poisson stream: with --latency-model "
                              "the orders arrive so on the simulated clock. On measured time (the local backend "
                              "without --latency-model) it paces nothing in wall-clock time: the orders are placed in "
-                             "arrival order as fast as this machine goes. moto and aws send them at this rate")
+                             "arrival order as fast as this machine goes. moto and aws send them at this rate. The orders must "
+                             "arrive within 30 days (orders / R at most 2,592,000 s)")
     parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
                         help="place the order requests in this JSON list instead of generated ones (then --orders "
                              "and the business outcome rates do not apply)")
@@ -207,14 +210,18 @@ def register_run(commands) -> None:
     faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
-    faults.add_argument("--max-delay", type=_seconds, default=None, metavar="SECONDS",
-                        help="longest injected delay, of --delay-rate, --reorder-rate and --duplicate-rate (default 5)")
+    faults.add_argument("--max-delay", type=_bounded(0, MAX_DELAY_SECONDS, "a number of seconds"), default=None,
+                        metavar="SECONDS", help="longest injected delay, of --delay-rate, --reorder-rate and "
+                                                f"--duplicate-rate (default 5, at most {MAX_DELAY_SECONDS:,}: "
+                                                "EventBridge's maximum event age)")
     simulation = parser.add_argument_group("simulated AWS time (see data/latency/ and data/quotas.json)")
     simulation.add_argument("--latency-model", type=_profile, default="none", metavar="NAME",
                             help="a latency profile from data/latency/ (e.g. aws-eu-west-1) or a profile file; "
                                  "'none' (default) records measured wall-clock time")
-    simulation.add_argument("--quota-scale", type=_positive, default=None, metavar="F",
-                            help="multiply the simulated account's quotas by F (default 1; with --latency-model)")
+    simulation.add_argument("--quota-scale", type=_bounded(*QUOTA_SCALE_RANGE, "a factor"), default=None,
+                            metavar="F", help="multiply the simulated account's quotas by F (default 1, from "
+                                              f"{QUOTA_SCALE_RANGE[0]:g} to {QUOTA_SCALE_RANGE[1]:g}; with "
+                                              "--latency-model)")
     simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
                             help="run the saga as events on the bus (default) or as the generated state machine")
     simulation.add_argument("--workflow", choices=["standard", "express"], default=None,
@@ -251,6 +258,14 @@ def _check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace
     for name, default in RUN_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
+    if not args.orders_file:  # a file's orders are counted when it is read (yafdp.runs.workload.workload)
+        from yafdp.errors import RefusedError
+        from yafdp.runs.workload import check_arrival_horizon
+
+        try:
+            check_arrival_horizon(args.orders, args.arrival_rate)
+        except RefusedError as exc:
+            parser.error(f"argument {exc}")
 
 
 def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -349,8 +364,9 @@ def _endpoint_url(text: str) -> str:
     return text
 
 
-def _seconds(text: str) -> float:
-    return _number(text, lambda v: v >= 0, "a finite number of seconds, 0 or more")
+def _bounded(low: float, high: float, what: str):
+    """An argparse type for a number from ``low`` to ``high``: beyond, a run's times would not be representable."""
+    return lambda text: _number(text, lambda v: low <= v <= high, f"{what} from {low:g} to {high:,g}")
 
 
 def run_run(args) -> int:

@@ -152,6 +152,20 @@ def _real(text: str):
     return value if value not in (float("inf"), float("-inf")) else OutOfRange(text)
 
 
+# The longest a workload's arrivals may spread over (30 days, simulated or wall-clock): far beyond any run of this
+# project, far inside what a timestamp holds (datetime ends in year 9999), so every event's time stays representable.
+ARRIVAL_HORIZON_SECONDS = 30 * 86_400
+
+
+def check_arrival_horizon(orders: int, arrival_rate: float) -> None:
+    """Refuse an arrival rate so low that ``orders`` would arrive over more than :data:`ARRIVAL_HORIZON_SECONDS`
+    (its mean arrival time of the last: ``orders / arrival_rate``)."""
+    if orders and orders / arrival_rate > ARRIVAL_HORIZON_SECONDS:
+        raise RefusedError(f"--arrival-rate {arrival_rate:g}: {orders:,} orders would arrive over about "
+                           f"{orders / arrival_rate:.3g} s, beyond a run's horizon of {ARRIVAL_HORIZON_SECONDS:,} s "
+                           f"(30 days); give at least {orders / ARRIVAL_HORIZON_SECONDS:.3g} orders per second")
+
+
 MAX_DIGITS = 15  # a JSON number beyond this is not exact in a double, nor a price, a quantity or an amount
 
 
@@ -211,12 +225,14 @@ def workload(world: Marketplace, *, orders: int, seed: int, rates: OutcomeRates,
     generated workload checks its options and the marketplace when its first order is drawn.
     """
     if orders_file is None:
+        check_arrival_horizon(orders, arrival_rate)
         generated = iter_orders(orders, seed, world, rates, arrival_rate)
         return (OrderRequest(n, p.at, p.request["order_id"], _dumps(p.request))
                 for n, p in enumerate(generated, start=1))
     requests = load_order_requests(Path(orders_file))
     if not (isinstance(arrival_rate, (int, float)) and arrival_rate > 0):
         raise RefusedError(f"arrival_rate must be positive, got {arrival_rate}")
+    check_arrival_horizon(len(requests), arrival_rate)
     return _merged(requests, arrival_rate)
 
 

@@ -14,6 +14,12 @@ from dataclasses import asdict, dataclass, fields
 
 from yafdp.errors import RefusedError
 
+# The longest injected delay: EventBridge's maximum event age, the longest it keeps retrying a delivery
+# (RetryPolicy.MaximumEventAgeInSeconds, 60 to 86,400 seconds: Amazon EventBridge API Reference, RetryPolicy,
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_RetryPolicy.html). A later delivery would have
+# been dropped by AWS; a far later one would not have a representable time.
+MAX_DELAY_SECONDS = 86_400
+
 TRANSIENT = "transient"
 POISON = "poison"
 POISON_MESSAGE = "PoisonEvent: injected fault, this delivery fails on every attempt"
@@ -44,8 +50,9 @@ class Faults:
             value = getattr(self, f.name)
             if f.name.endswith("_rate") and not 0.0 <= value <= 1.0:
                 raise RefusedError(f"{f.name} must be between 0 and 1, got {value}")
-        if not 0 <= self.max_delay_seconds < float("inf"):
-            raise RefusedError(f"max_delay_seconds must be a finite number of seconds, not negative; got {self.max_delay_seconds}")
+        if not 0 <= self.max_delay_seconds <= MAX_DELAY_SECONDS:
+            raise RefusedError(f"max_delay_seconds must be from 0 to {MAX_DELAY_SECONDS:,} seconds (EventBridge's "
+                               f"maximum event age); got {self.max_delay_seconds}")
 
     @property
     def any(self) -> bool:

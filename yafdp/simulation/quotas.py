@@ -18,6 +18,11 @@ QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
 UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",
                    "sqs_event_source_scale_up_per_minute")
 
+# How far the quotas scale (--quota-scale): an account a thousand times smaller or larger. Smaller, a throughput
+# quota of a few requests per second (Step Functions' 300 starts per second at 0.001: 0.3) already keeps a long
+# run waiting; far smaller, the waits would take the simulated clock past any representable time.
+QUOTA_SCALE_RANGE = (0.001, 1000.0)
+
 
 @dataclass(frozen=True)
 class Quotas:
@@ -47,8 +52,9 @@ class Quotas:
         >>> load_quotas().scaled(0.01).lambda_concurrent_executions
         10
         """
-        if factor <= 0:
-            raise RefusedError(f"the scale factor must be positive, got {factor}")
+        low, high = QUOTA_SCALE_RANGE
+        if not low <= factor <= high:
+            raise RefusedError(f"the scale factor must be from {low:g} to {high:g}, got {factor}")
         changes = {}
         for f in fields(self):
             if f.name in UNSCALED_QUOTAS:
