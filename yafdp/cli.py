@@ -569,13 +569,17 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
+    from yafdp.plan.model import check_names
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        print(render(cloudformation_template(template_plan(_load(args), args.prefix)), args.output), end="")
+        plan = template_plan(_load(args), args.prefix)
+        check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
+        print(render(cloudformation_template(plan), args.output), end="")
         return 0
     plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
+    check_names(plan)
     if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
@@ -621,6 +625,10 @@ def register_deploy(commands) -> None:
 
 def run_deploy(args) -> int:
     from yafdp.backends.aws.deployment import deploy
+    from yafdp.plan import build_plan
+    from yafdp.plan.model import check_names
+
+    check_names(build_plan(_load(args), args.prefix, run_id=args.prefix))  # before AWS is asked anything
 
     changes: list[str] = []
 

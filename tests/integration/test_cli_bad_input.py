@@ -199,6 +199,12 @@ CASES = [
      ["argument --output: does nothing without --format cloudformation"]),
     ("plan-json-with-cloudformation", lambda p, t: ["plan", "--json", "--format", "cloudformation"],
      ["argument --json: does nothing with --format cloudformation"]),
+    # A prefix whose names AWS would refuse: plan (every format) refuses it as deploy does, with the same check.
+    *[(f"plan-{fmt}-names-too-long", lambda p, t, f=fmt: ["plan", "--format", f, "--prefix", "p" * 32],
+       ["names longer than AWS allows: rule 'pppppppppppppppppppppppppppppppp-", "(71 > 64)"])
+      for fmt in ("cloudformation", "json", "table")],
+    ("deploy-names-too-long", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9",
+                                            "--prefix", "p" * 32], ["names longer than AWS allows: rule", "(71 > 64)"]),
     ("plan-prefix-aws-refuses", lambda p, t: ["plan", "--prefix", "Bad Prefix!"], ["prefix 'Bad Prefix!'"]),
     # --endpoint-url is refused where argparse reads it, naming the option, by every command that takes it.
     *[(f"{command}-endpoint-{name}", lambda p, t, c=command, u=url: [c, "--backend", "moto", "--endpoint-url", u,

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from yafdp.errors import ConfigurationError
 
 DEFAULT_PREFIX = "yafdp"
 # The account and Region a plan names until it is deployed somewhere real (the local bus uses them too).
@@ -232,3 +233,23 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
             Resource("role", service.role, service.name, {"Policy": service.policy}),
         ]
     return found
+
+
+# The longest name AWS allows for each kind of resource a plan names (EventBridge rules 64, SQS queues 80, Lambda
+# functions 64, IAM roles 64, EventBridge archives 48).
+NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
+
+
+class PlanError(ConfigurationError):
+    """The plan cannot be deployed as it is (e.g. a name longer than AWS allows)."""
+
+
+def check_names(plan: DeploymentPlan) -> None:
+    """Refuse, as :class:`PlanError`, a plan with a name longer than AWS allows (``yafdp plan`` and ``deploy``)."""
+    names = [("archive", plan.archive)] + [("rule", r.name) for r in plan.rules]
+    names += [("queue", r.target.dead_letter_queue) for r in plan.rules if r.target.dead_letter_queue]
+    for s in plan.services:
+        names += [("queue", s.queue), ("queue", s.queue_dead_letter_queue), ("function", s.function), ("role", s.role)]
+    too_long = [f"{kind} {name!r} ({len(name)} > {NAME_LIMITS[kind]})" for kind, name in names if len(name) > NAME_LIMITS[kind]]
+    if too_long:
+        raise PlanError(f"names longer than AWS allows: {', '.join(too_long)}; choose a shorter prefix than {plan.prefix!r}")

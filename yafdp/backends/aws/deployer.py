@@ -13,23 +13,18 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
-from yafdp.errors import ConfigurationError
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA)
+                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
+                              check_names)
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.package import code_sha256
 from yafdp.backends.aws.function import FunctionConfig
 from yafdp.backends.aws.ownership import check_ownership
 
-NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
 ROLE_PROPAGATION_SECONDS = 60  # a new IAM role can take a few seconds before Lambda may assume it
-
-
-class PlanError(ConfigurationError):
-    """The plan cannot be deployed as it is (e.g. a name longer than AWS allows)."""
 
 
 @dataclass(frozen=True)
@@ -83,19 +78,9 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
 
     (Run in ``tests/integration/test_documented_examples.py``: applying a plan twice changes nothing the second time.)
     """
-    _check_names(plan)
+    check_names(plan)
     check_ownership(plan, clients)  # before any change: refuse to update what another deployment (or anyone) owns
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)
-
-
-def _check_names(plan: DeploymentPlan) -> None:
-    names = [("archive", plan.archive)] + [("rule", r.name) for r in plan.rules]
-    names += [("queue", r.target.dead_letter_queue) for r in plan.rules if r.target.dead_letter_queue]
-    for s in plan.services:
-        names += [("queue", s.queue), ("queue", s.queue_dead_letter_queue), ("function", s.function), ("role", s.role)]
-    too_long = [f"{kind} {name!r} ({len(name)} > {NAME_LIMITS[kind]})" for kind, name in names if len(name) > NAME_LIMITS[kind]]
-    if too_long:
-        raise PlanError(f"names longer than AWS allows: {', '.join(too_long)}; choose a shorter prefix than {plan.prefix!r}")
 
 
 class _Applier:
