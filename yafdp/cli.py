@@ -176,7 +176,7 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
-    from yafdp.runs.options import MAX_ORDERS
+    from yafdp.runs.options import MAX_CONCURRENCY, MAX_ORDERS
     from yafdp.runtime.faults import MAX_DELAY_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
@@ -231,9 +231,10 @@ def register_run(commands) -> None:
                         help="local: in-process bus (default); moto: deployed to a moto server started here; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
-    parser.add_argument("--concurrency", type=_integer(1), default=None, metavar="N",
+    parser.add_argument("--concurrency", type=_integer(1, MAX_CONCURRENCY), default=None, metavar="N",
                         help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
-                             "Lambda runs invocations at once (default 4); on aws Lambda decides")
+                             f"Lambda runs invocations at once (default 4, from 1 to {MAX_CONCURRENCY}: the threads "
+                             "share the SQS client's connections); on aws Lambda decides")
     parser.add_argument("--point-in-time-recovery", action="store_true",
                         help="moto/aws: keep continuous backups of the service tables (off for a run; `yafdp deploy` "
                              "turns them on)")
@@ -763,13 +764,23 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     except Exception as exc:
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
-            print(f"yafdp: AWS: {exc}", file=sys.stderr)
+            print(f"yafdp: {_endpoint_name(args)}: {exc}", file=sys.stderr)
             return 2
         if os.environ.get("YAFDP_TRACEBACK"):
             raise
         print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
               file=sys.stderr)
         return 1
+
+
+def _endpoint_name(args: argparse.Namespace) -> str:
+    """Who answered (or did not) a boto3 call of the command: AWS, a moto server at --endpoint-url, or the moto
+    server a run on moto starts in this process (a connection it closed is no news from AWS)."""
+    if getattr(args, "backend", None) != "moto":
+        return "AWS"
+    if getattr(args, "endpoint_url", None):
+        return f"the moto server at {args.endpoint_url} (not AWS)"
+    return "the run's own local moto server (not AWS)"
 
 
 def _stdout_closed() -> int:

@@ -246,4 +246,4 @@ def test_a_concurrency_below_one_is_refused_in_one_line(tmp_path):
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        "yafdp run: argument --concurrency: must be a whole number, 1 or more, got '0' (see `yafdp run --help`)"]
+        "yafdp run: argument --concurrency: must be a whole number from 1 to 50, got '0' (see `yafdp run --help`)"]

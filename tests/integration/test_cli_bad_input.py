@@ -150,7 +150,10 @@ CASES = [
     ("orders-not-whole", lambda p, t: ["run", "--out", p, "--force", "--orders", "2.5"], ["argument --orders", "'2.5'"]),
     ("seed-not-whole", lambda p, t: ["run", "--out", p, "--force", "--seed", "1.5"], ["argument --seed", "'1.5'"]),
     ("concurrency-zero", lambda p, t: ["run", "--out", p, "--force", "--backend", "moto", "--concurrency", "0"],
-     ["yafdp run: argument --concurrency: must be a whole number, 1 or more, got '0'"]),
+     ["yafdp run: argument --concurrency: must be a whole number from 1 to 50, got '0'"]),
+    *[(f"concurrency-{n}", lambda p, t, n=n: ["run", "--out", p, "--force", "--backend", "moto", "--concurrency", n],
+       [f"yafdp run: argument --concurrency: must be a whole number from 1 to 50, got '{n}'"])
+      for n in ("51", "500", "1000000")],
     ("jobs-zero", lambda p, t: ["workbook", "--out", t / "build", "--jobs", "0"], ["argument --jobs", "'0'"]),
     ("orders-not-a-number", lambda p, t: ["run", "--out", p, "--force", "--orders", "many"], ["--orders"]),
     ("out-holds-a-run", lambda p, t: ["run", "--out", p], ["already holds a run", "--force"]),
@@ -214,7 +217,7 @@ CASES = [
       for name, url in (("no-scheme", "notaurl"), ("no-host", "http://"), ("ftp", "ftp://127.0.0.1:5000"),
                         ("bad-port", "http://127.0.0.1:99999"), ("space", "http://127.0.0.1 :5000"))],
     ("deploy-endpoint-unreachable", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9"],
-     ["http://127.0.0.1:9"]),
+     ["yafdp: the moto server at http://127.0.0.1:9 (not AWS): Could not connect", "http://127.0.0.1:9"]),
 ]
 
 
@@ -270,3 +273,21 @@ def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
     assert list(tmp_path.iterdir()) == []  # not a run.db, a lock or a build folder in the current folder
+
+
+def test_a_connection_the_runs_own_moto_server_closed_is_not_blamed_on_aws(tmp_path, monkeypatch, capsys):
+    """`yafdp run --backend moto` talks to a moto server it starts itself: a connection it drops is said so
+    (in-process: a subprocess cannot make that server drop a connection on cue)."""
+    from botocore.exceptions import ConnectionClosedError
+
+    import yafdp.runs
+    from yafdp.cli import main
+
+    def closed(options, progress=None):
+        raise ConnectionClosedError(endpoint_url="http://127.0.0.1:45678/")
+
+    monkeypatch.setattr(yafdp.runs, "run_saga", closed)
+    assert main(["run", "--backend", "moto", "--orders", "2", "--out", str(tmp_path / "run")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("yafdp: the run's own local moto server (not AWS): Connection was "
+                                                   "closed"), lines

@@ -15,6 +15,11 @@ STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
 WORKFLOWS = ("standard", "express")
 MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
+# Pollers per service queue on moto (--concurrency), each a thread of this process sharing the SQS client's
+# connections (yafdp.backends.aws.clients.MAX_POOL_CONNECTIONS, 50). Lambda's SQS event source mapping goes
+# further on AWS (ScalingConfig.MaximumConcurrency, 2 to 1,000, AWS Lambda API Reference), but here hundreds of
+# threads per queue only queue up for those connections and swamp the run's own moto server.
+MAX_CONCURRENCY = 50
 
 
 @dataclass(frozen=True)
@@ -58,8 +63,10 @@ class RunOptions:
         if self.workflow != "standard" and self.style != "orchestration":
             raise RefusedError(f"workflow {self.workflow!r} is the state machine's type: it needs style 'orchestration' "
                                "(--style orchestration); the choreography has no workflow")
-        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise RefusedError(f"concurrency must be a whole number of pollers per queue, at least 1, got {self.concurrency!r}")
+        if (isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int)
+                or not 1 <= self.concurrency <= MAX_CONCURRENCY):
+            raise RefusedError(f"concurrency must be a whole number of pollers per queue, from 1 to {MAX_CONCURRENCY}, "
+                               f"got {self.concurrency!r}")
         if not 0 <= self.orders <= MAX_ORDERS:
             raise RefusedError(f"orders must be from 0 to {MAX_ORDERS:,}, got {self.orders}")
         for name in ("arrival_rate", "quota_scale"):

@@ -36,6 +36,11 @@ class AwsClients:
         return self.sts.get_caller_identity()["Account"]
 
 
+# The connections each client keeps: the pollers of a run on moto (at most yafdp.runs.options.MAX_CONCURRENCY per
+# queue) share them with the client that fires orders and the settle check.
+MAX_POOL_CONNECTIONS = 50
+
+
 def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None) -> AwsClients:
     """Clients for a moto server at ``endpoint_url`` (dummy credentials, region ``eu-west-1`` unless given),
     or, without an endpoint, for AWS with the default credential chain and region.
@@ -58,7 +63,7 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
         raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
     # Pollers, the client that fires orders and the settle check share the clients: allow their connections.
-    config = Config(max_pool_connections=50, retries={"mode": "standard", "max_attempts": 5})
+    config = Config(max_pool_connections=MAX_POOL_CONNECTIONS, retries={"mode": "standard", "max_attempts": 5})
     extra = {"endpoint_url": endpoint_url, **MOTO_CREDENTIALS} if endpoint_url else {}
 
     def client(name: str):
