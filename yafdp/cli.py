@@ -697,10 +697,12 @@ def run_export(args) -> int:
                 folder.refuse_existing(out)
             saved = folder.temporary_beside(out / "run.db")
             try:
-                rundb.save_copy(db, saved)
+                with folder.room_to_write(out / "run.db", f"{out} holds what it held before; the deployment is still "
+                                                          "there to export again"):
+                    rundb.save_copy(db, saved)
                 folder.replace_atomically(out / "run.db", saved)
             finally:
-                saved.unlink(missing_ok=True)
+                folder.remove_temporary(saved)
     finally:
         db.close()
     print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "

@@ -4,6 +4,7 @@ line that says what and where, exits non-zero, and leaves the earlier run in the
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -291,3 +292,49 @@ def test_a_connection_the_runs_own_moto_server_closed_is_not_blamed_on_aws(tmp_p
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("yafdp: the run's own local moto server (not AWS): Connection was "
                                                    "closed"), lines
+
+
+def _file_size_limit(limit: int):
+    """For a subprocess: files it writes may not grow beyond ``limit`` bytes, as on a full disk (a write beyond
+    fails with EFBIG, which SQLite says as "disk I/O error"; SIGXFSZ ignored so that it is an error, not a kill)."""
+    import resource  # POSIX only, as the test that uses it
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+# No room to write, as a user meets it (a full disk, a quota, a file-size limit): (name, arguments given the
+# earlier run's folder and a scratch folder, file-size limit, the folder whose run must be kept, what the one
+# line says).
+NO_ROOM = [
+    ("memory-store-saving-run.db", lambda p, t: ["run", "--orders", 200, "--force", "--out", p], 100_000, True,
+     ["no room to write {prev}/run.db (disk I/O error", "{prev} holds what it held before (an earlier run there is kept)"]),
+    ("file-store-storing-the-workload", lambda p, t: ["run", "--orders", 2000, "--store", "file", "--force", "--out", p],
+     200_000, True, ["no room to write {prev}/run.db", "{prev} holds what it held before"]),
+    ("memory-store-spilling", lambda p, t: ["run", "--orders", 2000, "--force", "--out", p], 200_000, True,
+     ["no room to write the memory store's temporary file", "nothing of this run was kept; {prev} holds what it held"]),
+    ("file-store-as-it-runs", lambda p, t: ["run", "--orders", 150, "--store", "file", "--out", t / "new"], 200_000,
+     False, ["no room to write {tmp}/new/run.db", "it keeps what was committed", "yafdp resume --out {tmp}/new"]),
+]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+@pytest.mark.parametrize("name, arguments, limit, keeps_prev, said", NO_ROOM, ids=[c[0] for c in NO_ROOM])
+def test_no_room_to_write_is_one_line_exit_2_and_the_earlier_run_is_kept(prev, tmp_path, name, arguments, limit,
+                                                                         keeps_prev, said):
+    before = fingerprint(prev)
+    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, arguments(prev, tmp_path))],
+                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                            preexec_fn=_file_size_limit(limit))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in said:
+        assert fragment.format(prev=prev, tmp=tmp_path) in lines[0], lines[0]
+    if keeps_prev:
+        assert fingerprint(prev) == before
+    for folder in (prev, tmp_path / "new"):  # no temporary run.db, nor its journal, left behind
+        if folder.exists():
+            assert not [p.name for p in folder.glob(".run.db.*")]

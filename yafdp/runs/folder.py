@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -29,6 +32,38 @@ TEMPORARY_SUFFIX = ".tmp"
 # the suffix), and the journal SQLite keeps beside one being written as a database.
 STALE_TEMPORARY = re.compile(r"\.(?:%s)\.[a-z0-9_]{8}%s(?:-journal|-wal|-shm)?"
                              % ("|".join(map(re.escape, RUN_FILES)), re.escape(TEMPORARY_SUFFIX)))
+
+
+# A write that found no room: a full disk, a quota, or a file that may grow no more (RLIMIT_FSIZE). SQLite says
+# "database or disk is full" (SQLITE_FULL) of the first and "disk I/O error" (SQLITE_IOERR_WRITE) of the others.
+NO_ROOM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_ROOM_SQLITE = ("database or disk is full", "disk I/O error")
+
+
+class NoRoomError(RunFolderError):
+    """A run file could not be written for want of room; the message names it and says what was kept."""
+
+
+def no_room(exc: BaseException) -> str | None:
+    """What ``exc`` says if it is a write that found no room (see :data:`NO_ROOM_ERRNOS`), else None."""
+    if isinstance(exc, OSError) and exc.errno in NO_ROOM_ERRNOS:
+        return exc.strerror or os.strerror(exc.errno)
+    if isinstance(exc, sqlite3.OperationalError) and str(exc) in NO_ROOM_SQLITE:
+        return str(exc)
+    return None
+
+
+@contextmanager
+def room_to_write(path: Path, kept: str):
+    """Say a write that found no room as :class:`NoRoomError`: one line naming ``path`` and saying ``kept`` (what
+    the folder holds now); any other failure goes on as it is."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        why = no_room(exc)
+        if why is None:
+            raise
+        raise NoRoomError(f"no room to write {path} ({why}: a full disk, a quota or a file-size limit); {kept}") from None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -157,6 +192,12 @@ def temporary_beside(path: Path) -> Path:
     return Path(name)
 
 
+def remove_temporary(temporary: Path) -> None:
+    """Remove a temporary of :func:`temporary_beside` (if still there) and the journal SQLite kept beside it."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
 def remove_stale_temporaries(out: Path) -> list[str]:
     """Remove from ``out`` the temporaries of its run files (:data:`STALE_TEMPORARY`, nothing else, and nothing in
     a subfolder) that a writer killed before it renamed or removed them left behind; returns their names.
@@ -185,7 +226,7 @@ def write_atomically(path: Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
         replace_atomically(path, temporary)
     finally:
-        temporary.unlink(missing_ok=True)
+        remove_temporary(temporary)
 
 
 def remove(*paths: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,20 +217,23 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
         db.execute("COMMIT")
     new_db = folder.temporary_beside(out / "run.db") if options.store == "memory" else None
     try:
-        if new_db is not None:
-            rundb.save_copy(db, new_db)
-        else:
-            _leave_wal(db)
+        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"
+                                  if new_db is not None else f"{out / 'run.db'} keeps the run, finished"):
+            if new_db is not None:
+                rundb.save_copy(db, new_db)
+            else:
+                _leave_wal(db)
         db.close()
         text = json.dumps(summary, indent=2) + "\n"
         if new_db is not None:
             folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
             folder.replace_atomically(out / "run.db", new_db)
-        folder.write_atomically(out / "summary.json", text)
+        with folder.room_to_write(out / "summary.json", f"{out / 'run.db'} holds the run, its summary in run_info"):
+            folder.write_atomically(out / "summary.json", text)
         bus.close()  # a deployed bus (moto, aws) is destroyed here, once the run is saved
     finally:
         if new_db is not None:
-            new_db.unlink(missing_ok=True)
+            folder.remove_temporary(new_db)
         _release(out)
     return summary
 
@@ -296,13 +300,16 @@ def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
     into place (removing the old run's files, summary first), then opened for the run."""
     building = folder.temporary_beside(out / "run.db")
     try:
-        db = rundb.connect(building, journal="DELETE")
-        _store_start(db, info, rules, requests)
-        db.close()
+        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"):
+            db = rundb.connect(building, journal="DELETE")
+            try:
+                _store_start(db, info, rules, requests)
+            finally:
+                db.close()
         folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
         folder.replace_atomically(out / "run.db", building)
     finally:
-        building.unlink(missing_ok=True)
+        folder.remove_temporary(building)
     return rundb.connect(out / "run.db")
 
 
@@ -407,6 +414,18 @@ def _saying_what_was_kept(bus: Bus, options: RunOptions):
         yield
     except folder.Interrupted:
         raise
+    except (OSError, sqlite3.OperationalError) as exc:  # no room as the run went: where it wrote, what was kept
+        out = Path(options.out)
+        if folder.no_room(exc) is None:
+            raise
+        if options.store == "file":
+            where, kept = out / "run.db", (f"it keeps what was committed; once there is room, `yafdp resume --out "
+                                           f"{out}` finishes the run")
+        else:
+            where, kept = (f"the memory store's temporary file (in {tempfile.gettempdir()}, TMPDIR)",
+                           f"nothing of this run was kept; {out} holds what it held before")
+        with folder.room_to_write(where, kept):
+            raise
     except KeyboardInterrupt:
         out = Path(options.out)
         if options.store != "file":

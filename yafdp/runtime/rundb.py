@@ -213,9 +213,11 @@ def save_copy(db: sqlite3.Connection, path: str | Path) -> None:
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         stale.unlink(missing_ok=True)
     target = sqlite3.connect(str(path))
-    with target:
-        db.backup(target)
-    target.close()
+    try:
+        with target:
+            db.backup(target)
+    finally:  # also when the backup fails (a full disk): SQLite then removes its journal
+        target.close()
 
 
 def set_info(db: sqlite3.Connection, **values) -> None:
