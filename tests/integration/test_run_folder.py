@@ -325,3 +325,20 @@ def test_a_run_killed_at_random_moments_never_leaves_an_empty_run_db_or_a_stale_
             recorded = json.loads(db.execute("SELECT value FROM run_info WHERE key = 'summary'").fetchone()[0])
         if (out / "summary.json").exists():
             assert json.loads((out / "summary.json").read_text()) == recorded
+
+
+def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path):
+    """The new-user review's case: a memory-store run has no run.db until it ends, and `yafdp check` on its folder
+    said "no run database … (run `yafdp run --out DIR` first)" instead of naming the run in progress."""
+    out = tmp_path / "busy"
+    first = start("run", "--orders", 200_000, "--out", out)
+    try:
+        wait_for_holder(out, first)
+        assert not (out / "run.db").exists()
+        checked = cli("check", out)
+        line = one_line(checked.stderr)
+        assert checked.returncode == 2 and checked.stdout == ""
+        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
