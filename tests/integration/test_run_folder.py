@@ -106,6 +106,13 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
         == ["run.db", "summary.json"]
 
 
+def assert_check_says_in_progress(out: Path, process: subprocess.Popen) -> None:
+    checked = cli("check", out)
+    line = one_line(checked.stderr)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert line.startswith(f"yafdp: run in progress (pid {process.pid}: yafdp run, since ") and str(out) in line
+
+
 def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
     """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
     out = tmp_path / "busy"
@@ -115,10 +122,7 @@ def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_che
         for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
             line = one_line(second.stderr)
             assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
-        checked = cli("check", out)
-        line = one_line(checked.stderr)
-        assert checked.returncode == 2 and checked.stdout == ""
-        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
+        assert_check_says_in_progress(out, first)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -335,10 +339,7 @@ def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path):
     try:
         wait_for_holder(out, first)
         assert not (out / "run.db").exists()
-        checked = cli("check", out)
-        line = one_line(checked.stderr)
-        assert checked.returncode == 2 and checked.stdout == ""
-        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
+        assert_check_says_in_progress(out, first)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
