@@ -224,3 +224,18 @@ def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
     assert list(tmp_path.iterdir()) == []  # not a run.db, a lock or a build folder in the current folder
+
+
+def test_every_refusal_is_counted_and_each_printed_on_one_line(tmp_path):
+    """The new-user review's case: 21 refused orders printed 20 with no word of the 21st, and an order id holding
+    a newline split its refusal over two lines (a NUL went to the terminal as it was)."""
+    bad = [{"order_id": f"ord-bad-{i}", "customer_id": "x"} for i in range(22)]
+    bad.append({"order_id": "ord-evil\nsecond line\x00", "customer_id": "x"})
+    done = cli("run", "--orders-file", orders_file(tmp_path, json.dumps(bad)), "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr  # refusing bad orders is the run's job, not a failure of it
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("  refused ") for line in lines) == 20
+    assert "  … and 3 more refused (every one is in run.db's refusals table)" in lines
+    assert "\x00" not in done.stdout and not any(line.startswith("second line") for line in lines)
+    refused = json.loads((tmp_path / "run" / "summary.json").read_text())["orders"]["refused"]
+    assert refused == 23
