@@ -136,6 +136,8 @@ CASES = [
     ("out-is-a-file", lambda p, t: ["run", "--out", p / "run.db", "--force"], ["run.db is a file"]),
     ("out-under-a-file", lambda p, t: ["run", "--out", p / "summary.json" / "x", "--force"], ["summary.json, which is a file"]),
     ("latency-model-unknown", lambda p, t: ["run", "--out", p, "--force", "--latency-model", "aws-mars-1"], ["aws-mars-1"]),
+    ("latency-model-not-json", lambda p, t: ["run", "--out", p, "--force", "--latency-model", orders_file(t, "[{")],
+     ["latency profile error", "orders.json: line 1"]),
     ("moto-file-store", lambda p, t: ["run", "--out", p, "--force", "--backend", "moto", "--store", "file"], ["--store file"]),
     *[(f"run-catalog-{name}", lambda p, t, c=change: ["run", "--store", "file", "--force", "--out", p,
                                                       "--catalog", catalog(t, c)], [said])
