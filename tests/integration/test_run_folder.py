@@ -343,3 +343,14 @@ def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+
+
+@pytest.mark.parametrize("store", ["memory", "file"])
+def test_the_run_files_get_the_mode_any_new_file_gets(tmp_path, store):
+    """The new-user review's case: summary.json was always 0600 (mkstemp's mode), run.db 0644 or 0600 by store."""
+    out = tmp_path / "run"
+    done = subprocess.run([*YAFDP, "run", "--orders", "3", "--store", store, "--out", str(out)], capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o027))
+    assert done.returncode == 0, done.stderr
+    assert {name: (out / name).stat().st_mode & 0o777 for name in ("run.db", "summary.json")} == \
+        {"run.db": 0o640, "summary.json": 0o640}
