@@ -32,6 +32,15 @@ class _Parser(argparse.ArgumentParser):
             self.validate(self, parsed)
         return parsed, rest
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an argument nobody takes is refused by the sub-command it was given to, so the line
+        names it (``yafdp run: unrecognized arguments: --bogus``) and points at its own ``--help``."""
+        parsed, rest = self.parse_known_args(args, namespace)
+        if rest:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            commands.get(getattr(parsed, "command", None), self).error(f"unrecognized arguments: {' '.join(rest)}")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
