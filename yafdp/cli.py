@@ -32,6 +32,15 @@ class _Parser(argparse.ArgumentParser):
             self.validate(self, parsed)
         return parsed, rest
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an argument nobody takes is refused by the sub-command it was given to, so the line
+        names it (``yafdp run: unrecognized arguments: --bogus``) and points at its own ``--help``."""
+        parsed, rest = self.parse_known_args(args, namespace)
+        if rest:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            commands.get(getattr(parsed, "command", None), self).error(f"unrecognized arguments: {' '.join(rest)}")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
@@ -436,6 +445,14 @@ class _progress:
             self.bar.close()
 
 
+def _one_line(text):
+    """``text`` as it may be printed on one line of a terminal: with a control character (a newline, a NUL, an
+    escape sequence a request could carry), as a JSON string literal; else as it is."""
+    if isinstance(text, str) and any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text):
+        return json.dumps(text)
+    return text
+
+
 def _report(summary: dict, args, wrote: bool = True) -> None:
     """The run's summary on stdout: as JSON with --json, else a few lines, and the files written if ``wrote``."""
     if args.json:
@@ -447,8 +464,11 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
           + (f": {statuses}" if statuses else ""))
     for merged in orders.get("merged_duplicates", []):
         print(f"  merged {merged['copies']} identical requests for {merged['order_id']} into one")
-    for refusal in orders.get("refusals", []):
-        print(f"  refused {refusal['order_id'] or '(no order id)'}: {refusal['problem']}")
+    refusals = orders.get("refusals", [])
+    for refusal in refusals:
+        print(f"  refused {_one_line(refusal['order_id']) or '(no order id)'}: {_one_line(refusal['problem'])}")
+    if orders["refused"] > len(refusals):
+        print(f"  … and {orders['refused'] - len(refusals)} more refused (every one is in run.db's refusals table)")
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
           f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")

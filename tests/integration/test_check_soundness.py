@@ -346,6 +346,10 @@ def test_the_checker_reads_one_snapshot_while_another_connection_writes(tmp_path
     """Every invariant reads the run as it was when the check began: here, after the first invariant, another
     connection deletes every event and commits, and no later invariant sees it."""
     run_saga(RunOptions(orders=30, seed=2, out=tmp_path, store="file"))
+    # A finished run is left in rollback-journal mode, where a reader's lock simply blocks writers; in WAL mode
+    # (a run in progress, or a run.db written before finished runs left WAL) a writer can commit mid-check.
+    with sqlite3.connect(tmp_path / "run.db") as db:
+        assert db.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
     first = INVARIANTS[0]
     original = getattr(check, first)
 

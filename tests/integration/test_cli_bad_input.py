@@ -160,7 +160,12 @@ CASES = [
     ("out-holds-a-run", lambda p, t: ["run", "--out", p], ["already holds a run", "--force"]),
     ("out-is-a-file", lambda p, t: ["run", "--out", p / "run.db", "--force"], ["run.db is a file"]),
     ("out-under-a-file", lambda p, t: ["run", "--out", p / "summary.json" / "x", "--force"], ["summary.json, which is a file"]),
+    ("run-unknown-option", lambda p, t: ["run", "--out", p, "--force", "--bogus"],
+     ["yafdp run: unrecognized arguments: --bogus (see `yafdp run --help`)"]),
+    ("check-unknown-option", lambda p, t: ["check", p, "--what"], ["yafdp check: unrecognized arguments: --what"]),
     ("latency-model-unknown", lambda p, t: ["run", "--out", p, "--force", "--latency-model", "aws-mars-1"], ["aws-mars-1"]),
+    ("latency-model-not-json", lambda p, t: ["run", "--out", p, "--force", "--latency-model", orders_file(t, "[{")],
+     ["latency profile error", "orders.json: line 1"]),
     ("moto-file-store", lambda p, t: ["run", "--out", p, "--force", "--backend", "moto", "--store", "file"], ["--store file"]),
     *[(f"run-catalog-{name}", lambda p, t, c=change: ["run", "--store", "file", "--force", "--out", p,
                                                       "--catalog", catalog(t, c)], [said])
@@ -338,3 +343,18 @@ def test_no_room_to_write_is_one_line_exit_2_and_the_earlier_run_is_kept(prev, t
     for folder in (prev, tmp_path / "new"):  # no temporary run.db, nor its journal, left behind
         if folder.exists():
             assert not [p.name for p in folder.glob(".run.db.*")]
+
+
+def test_every_refusal_is_counted_and_each_printed_on_one_line(tmp_path):
+    """The new-user review's case: 21 refused orders printed 20 with no word of the 21st, and an order id holding
+    a newline split its refusal over two lines (a NUL went to the terminal as it was)."""
+    bad = [{"order_id": f"ord-bad-{i}", "customer_id": "x"} for i in range(22)]
+    bad.append({"order_id": "ord-evil\nsecond line\x00", "customer_id": "x"})
+    done = cli("run", "--orders-file", orders_file(tmp_path, json.dumps(bad)), "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr  # refusing bad orders is the run's job, not a failure of it
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("  refused ") for line in lines) == 20
+    assert "  … and 3 more refused (every one is in run.db's refusals table)" in lines
+    assert "\x00" not in done.stdout and not any(line.startswith("second line") for line in lines)
+    refused = json.loads((tmp_path / "run" / "summary.json").read_text())["orders"]["refused"]
+    assert refused == 23

@@ -100,3 +100,17 @@ def test_the_explorer_follows_one_order_and_tells_the_customer_in_order(tmp_path
         for _, step in told.iterrows():  # each message is the one for the event just delivered, never a later one
             template = MESSAGES[step["event"]]
             assert step["customer told"].startswith(template.split("{")[0]), (order_id, step["event"])
+
+
+def test_the_readmes_orders_file_places_its_order(tmp_path):
+    """README, Running the saga: the `my-orders.json` example places one order that ends DELIVERY_SCHEDULED."""
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = re.search(r"`my-orders.json` holding\s*```json\n(.*?)```", readme, flags=re.S).group(1)
+    (tmp_path / "my-orders.json").write_text(example)
+    summary = run_saga(RunOptions(orders_file=tmp_path / "my-orders.json", out=tmp_path / "run"))
+    assert json.loads(example)[0]["order_id"] == "ord-mine-1"
+    assert summary["orders"]["by_status"] == {"DELIVERY_SCHEDULED": 1} and summary["orders"]["refused"] == 0

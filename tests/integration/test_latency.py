@@ -49,6 +49,15 @@ def test_a_profile_figure_without_source_or_assumption_is_refused_naming_file_an
         load_profile(path)
 
 
+def test_a_profile_file_is_found_by_its_path_whatever_its_name(tmp_path, monkeypatch):
+    """The new-user review's case: `--latency-model afile`, a file in the current folder, was looked up as
+    data/latency/afile.json."""
+    shipped = load_profile("aws-eu-west-1").document
+    (tmp_path / "mine").write_text(json.dumps({**shipped, "name": "mine"}))
+    monkeypatch.chdir(tmp_path)
+    assert load_profile("mine").name == "mine"
+
+
 def test_an_unknown_profile_name_lists_the_shipped_ones():
     with pytest.raises(LatencyProfileError, match="aws-eu-west-1"):
         load_profile("us-mars-1")

@@ -106,6 +106,13 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
         == ["run.db", "summary.json"]
 
 
+def assert_check_says_in_progress(out: Path, process: subprocess.Popen) -> None:
+    checked = cli("check", out)
+    line = one_line(checked.stderr)
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert line.startswith(f"yafdp: run in progress (pid {process.pid}: yafdp run, since ") and str(out) in line
+
+
 def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
     """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
     out = tmp_path / "busy"
@@ -115,10 +122,7 @@ def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_che
         for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
             line = one_line(second.stderr)
             assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
-        checked = cli("check", out)
-        line = one_line(checked.stderr)
-        assert checked.returncode == 2 and checked.stdout == ""
-        assert line.startswith(f"yafdp: run in progress (pid {first.pid}: yafdp run, since ") and str(out) in line
+        assert_check_says_in_progress(out, first)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -325,3 +329,28 @@ def test_a_run_killed_at_random_moments_never_leaves_an_empty_run_db_or_a_stale_
             recorded = json.loads(db.execute("SELECT value FROM run_info WHERE key = 'summary'").fetchone()[0])
         if (out / "summary.json").exists():
             assert json.loads((out / "summary.json").read_text()) == recorded
+
+
+def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path):
+    """The new-user review's case: a memory-store run has no run.db until it ends, and `yafdp check` on its folder
+    said "no run database … (run `yafdp run --out DIR` first)" instead of naming the run in progress."""
+    out = tmp_path / "busy"
+    first = start("run", "--orders", 200_000, "--out", out)
+    try:
+        wait_for_holder(out, first)
+        assert not (out / "run.db").exists()
+        assert_check_says_in_progress(out, first)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+
+
+@pytest.mark.parametrize("store", ["memory", "file"])
+def test_the_run_files_get_the_mode_any_new_file_gets(tmp_path, store):
+    """The new-user review's case: summary.json was always 0600 (mkstemp's mode), run.db 0644 or 0600 by store."""
+    out = tmp_path / "run"
+    done = subprocess.run([*YAFDP, "run", "--orders", "3", "--store", store, "--out", str(out)], capture_output=True,
+                          text=True, preexec_fn=lambda: os.umask(0o027))
+    assert done.returncode == 0, done.stderr
+    assert {name: (out / name).stat().st_mode & 0o777 for name in ("run.db", "summary.json")} == \
+        {"run.db": 0o640, "summary.json": 0o640}

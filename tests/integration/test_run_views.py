@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import pytest
 
 from yafdp.analysis import figures, tables, trace
@@ -126,6 +127,24 @@ def test_order_timeline_has_a_row_per_service_in_saga_order(run):
     ax = figures.order_timeline(trace.order_timeline(run, order_id), title="one order")
     rows = [label.get_text() for label in ax.get_yticklabels()]
     assert rows[:2] == ["order", "payment"] and "notification" in rows
+
+
+def test_no_edge_count_is_printed_over_a_node(catalog, run):
+    """The new-user review's case: in chapter 05's observed flow, counts printed over names ("pay287ent")."""
+    graph = flow_graph(catalog)
+    fig, ax = plt.subplots(figsize=(18, 9))  # as the chapters draw it
+    figures.draw_flow_graph(graph, catalog.bus.start_event, title="observed", ax=ax, edge_counts=trace.observed_edges(run))
+    fig.canvas.draw()
+    names = {graph.nodes[n]["label"].replace("_", "\n", 1).replace("_", " ") for n in graph.nodes}
+    texts = [t for t in ax.texts if t.get_text() in names]
+    counts = [t for t in ax.texts if t.get_text().isdigit()]
+    assert len(texts) == graph.number_of_nodes() and counts
+    renderer = fig.canvas.get_renderer()
+    for count in counts:
+        box = count.get_window_extent(renderer)
+        over = [t.get_text() for t in texts if box.overlaps(t.get_bbox_patch().get_window_extent(renderer))]
+        assert not over, f"count {count.get_text()} is printed over {over}"
+    plt.close(fig)
 
 
 def test_flow_graph_panels_draw_one_panel_each_and_fade_what_is_not_highlighted(catalog):

@@ -792,7 +792,8 @@ def test_cli_exits_2_with_eventbridge_message_on_invalid_pattern(capsys):
     code = main(["test-pattern", "--pattern", '{"source": "aws.ec2"}', "--event", json.dumps(EC2_EVENT)])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
-    assert captured.err.strip() == 'Event pattern is not valid. Reason: "source" must be an object or an array'
+    assert captured.err.strip() == ('yafdp test-pattern: --pattern: Event pattern is not valid. Reason: "source" must '
+                                    'be an object or an array')
 
 
 def test_cli_reads_pattern_and_event_from_files(tmp_path, capsys):
@@ -804,7 +805,7 @@ def test_cli_reads_pattern_and_event_from_files(tmp_path, capsys):
 
 def test_cli_exits_2_on_event_that_is_not_a_json_object(capsys):
     code = main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", '["not", "an", "object"]'])
-    assert code == 2 and "Parameter Event is not valid" in capsys.readouterr().err
+    assert code == 2 and capsys.readouterr().err.startswith("yafdp test-pattern: --event: Parameter Event is not valid")
 
 
 def test_cli_exits_2_on_unreadable_file(tmp_path, capsys):

@@ -72,10 +72,10 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
+    if finished_only:  # first: a memory-store run in progress has no run.db until it ends
+        _refuse_in_progress(Path(path) if Path(path).is_dir() else Path(path).parent)
     db, db_path = _open(path)
     try:
-        if finished_only:
-            _refuse_in_progress(db_path.parent)
         db.execute("BEGIN")  # deferred: the first read below takes the snapshot that every later read sees
         info = _well_formed(db, db_path)
         if finished_only:

@@ -33,8 +33,9 @@ GLOSSARY = {
               "event is never published for a change that was lost, nor a change kept without its event.",
     "tombstone": "A record that something did not or must not happen, kept so that a late message changes "
                  "nothing: Loyalty's failed_before_award for a failure that overtook its confirmation (chapter 07).",
-    "at-least-once": "The delivery promise of EventBridge and SQS: every event arrives, possibly more than once "
-                     "and in any order. Handlers must be idempotent and order-tolerant.",
+    "at-least-once": "The delivery promise of EventBridge and SQS: every event is delivered or, once its retries "
+                     "are spent, kept in a dead-letter queue (dropped where there is none, chapters 03 and 06), "
+                     "possibly more than once and in any order. Handlers must be idempotent and order-tolerant.",
     "DLQ": "Dead-letter queue: where a message goes when it cannot be processed after its retries, with why. "
            "On this topology there are two: the rule target's (EventBridge could not deliver) and the service "
            "queue's (the function kept failing) (chapters 03, 06).",

@@ -91,7 +91,8 @@ def _01b_solution(**context):
 @exercise("01.valid-order",
           "Write the detail of an Order_Initiated event for three margheritas at 8.50 EUR each: it must pass "
           "the event's schema and its amount must be what the items add up to.",
-          "The schema is the contract: the bus refuses a detail that breaks it before anything is published. "
+          "The schema is the contract: the project's publishers refuse a detail that breaks it before anything "
+          "is published (EventBridge itself validates no schema). "
           "The total is the project's own business rule, not the schema's.",
           solution=_01b_solution)
 def _01b_check(answer, **context) -> list[str]:

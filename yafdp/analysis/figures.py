@@ -164,14 +164,14 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
             width = 0.6 + 5 * edge_counts.get((u, v), 0) / top
         elif highlight is not None and (u, v) in lit:
             width = 2.6
+        rad = 0.25 if data.get("path") == "observe" else 0.08
         arrow = FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=12, linewidth=width,
                                 linestyle=linestyle, color=to_rgba(colour, alpha), zorder=3.5,
-                                connectionstyle=f"arc3,rad={0.25 if data.get('path') == 'observe' else 0.08}", patchA=boxes[u].get_bbox_patch(),
+                                connectionstyle=f"arc3,rad={rad}", patchA=boxes[u].get_bbox_patch(),
                                 patchB=boxes[v].get_bbox_patch(), shrinkA=2, shrinkB=2)
         ax.add_patch(arrow)
         if edge_counts and edge_counts.get((u, v)) and (u, v) in lit:
-            (x0, y0), (x1, y1) = pos[u], pos[v]
-            ax.text(x0 + 0.6 * (x1 - x0), y0 + 0.6 * (y1 - y0), str(edge_counts[(u, v)]), fontsize=8,
+            ax.text(*_label_spot(pos, u, v, rad), str(edge_counts[(u, v)]), fontsize=8,
                     ha="center", va="center", zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
@@ -192,6 +192,23 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
          if edge_counts else []),
         loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=9, frameon=False)
     return ax
+
+
+def _label_spot(pos: dict, u, v, rad: float) -> tuple[float, float]:
+    """Where an edge's count goes: on the edge's arc (``arc3`` with ``rad``, as drawn), at the point between 30%
+    and 70% of its way that lies farthest from every node, so that no count is printed over a node's name.
+    Distances weigh the vertical three times, as the boxes are wider than they are tall."""
+    (x0, y0), (x2, y2) = pos[u], pos[v]
+    cx, cy = (x0 + x2) / 2 + rad * (y2 - y0), (y0 + y2) / 2 - rad * (x2 - x0)  # arc3's middle control point
+
+    def point(t: float) -> tuple[float, float]:
+        a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t ** 2
+        return a * x0 + b * cx + c * x2, a * y0 + b * cy + c * y2
+
+    def room(xy: tuple[float, float]) -> float:
+        return min(((xy[0] - x) ** 2 + (3 * (xy[1] - y)) ** 2 for x, y in pos.values()), default=0.0)
+
+    return max((point(t / 20) for t in range(6, 15)), key=room)
 
 
 def _lit_edges(graph: nx.DiGraph, edge_counts: dict | None, highlight: set | None) -> set:

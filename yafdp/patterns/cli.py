@@ -60,15 +60,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         pattern = compile_pattern(pattern_text)
-    except PatternError as error:  # EventBridge's own words, on one line
-        print(" ".join(line.strip() for line in str(error).splitlines()), file=sys.stderr)
+    except PatternError as error:  # EventBridge's own words, on one line, after the option they are about
+        print("yafdp test-pattern: --pattern: " + " ".join(line.strip() for line in str(error).splitlines()),
+              file=sys.stderr)
         return 2
     try:
         event = json.loads(event_text)
     except json.JSONDecodeError:
         event = None
     if not isinstance(event, dict):
-        print("Parameter Event is not valid: an event is a JSON object.", file=sys.stderr)
+        print("yafdp test-pattern: --event: Parameter Event is not valid: an event is a JSON object.", file=sys.stderr)
         return 2
     matched = pattern.matches(event)
     print("true" if matched else "false")

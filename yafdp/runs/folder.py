@@ -188,7 +188,10 @@ def _recorded_holder(path: Path) -> str:
 def temporary_beside(path: Path) -> Path:
     """A new, empty temporary file in ``path``'s folder (so a rename onto ``path`` is atomic)."""
     fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=TEMPORARY_SUFFIX, dir=Path(path).parent)
-    os.close(fd)
+    try:  # mkstemp makes it 0600; the file it becomes gets the mode any new file gets here (0644 under umask 022)
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
 
 
@@ -196,6 +199,18 @@ def remove_temporary(temporary: Path) -> None:
     """Remove a temporary of :func:`temporary_beside` (if still there) and the journal SQLite kept beside it."""
     for suffix in ("", "-journal", "-wal", "-shm"):
         Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux shows it (setting it, even back, races with
+    other threads creating files); elsewhere read by setting it and back."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def remove_stale_temporaries(out: Path) -> list[str]:

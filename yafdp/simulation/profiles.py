@@ -160,8 +160,11 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> LatencyProfile:
     if not file.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.json")))
         raise LatencyProfileError(file, "", f"no such latency profile; the shipped ones are {known} (or 'none')")
-    document = read_json(file)
-    shape_check(file, document, _PROFILE_SHAPE)
+    try:
+        document = read_json(file)
+        shape_check(file, document, _PROFILE_SHAPE)
+    except CatalogError as exc:  # named for what it is: a latency profile, not a catalog file
+        raise LatencyProfileError(exc.file, exc.key, exc.problem) from None
 
     def distribution(key: str, spec: dict) -> Distribution:
         if "source" not in spec and "assumption" not in spec:
@@ -185,8 +188,10 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> LatencyProfile:
 
 
 def _profile_file(name_or_path: str | Path) -> Path:
+    """A profile file's path: ``name_or_path`` itself when it looks like a path or names a file that exists,
+    else the shipped profile of that name in ``data/latency/``."""
     text = str(name_or_path)
-    if text.endswith(".json") or "/" in text or "\\" in text:
+    if text.endswith(".json") or "/" in text or "\\" in text or Path(text).is_file():
         return Path(text)
     return PROFILES_DIR / f"{text}.json"
 
