@@ -28,8 +28,11 @@ def cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def start(*args) -> subprocess.Popen:
+    """``yafdp ARGS`` in a child process, with SIGINT's default action as a terminal gives it: a test suite started
+    in the background (``make test &``) ignores SIGINT, and a child would inherit that until yafdp installs its
+    own handler, so a Ctrl-C sent early would be lost."""
     return subprocess.Popen([*YAFDP, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def fingerprint(out: Path) -> dict[str, str]:
