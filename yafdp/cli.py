@@ -646,10 +646,6 @@ def register_deploy(commands) -> None:
 
 def run_deploy(args) -> int:
     from yafdp.backends.aws.deployment import deploy
-    from yafdp.plan import build_plan
-    from yafdp.plan.model import check_names
-
-    check_names(build_plan(_load(args), args.prefix, run_id=args.prefix))  # before AWS is asked anything
 
     changes: list[str] = []
 
