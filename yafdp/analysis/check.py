@@ -73,7 +73,7 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     if finished_only:  # first: a memory-store run in progress has no run.db until it ends
-        _refuse_in_progress(Path(path) if Path(path).is_dir() else Path(path).parent)
+        _refuse_in_progress(rundb.run_db_path(path).parent)
     db, db_path = _open(path)
     try:
         db.execute("BEGIN")  # deferred: the first read below takes the snapshot that every later read sees
