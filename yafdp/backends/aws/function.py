@@ -20,7 +20,7 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
+from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, max_request_bytes
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
@@ -229,8 +229,7 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
     waiting = list(range(len(entries)))
     for attempt in range(1, attempts + 1):
         again = []
-        for start in range(0, len(waiting), MAX_ENTRIES_PER_PUT):
-            chunk = waiting[start:start + MAX_ENTRIES_PER_PUT]
+        for chunk in request_chunks(entries, waiting):
             answer = events.put_events(Entries=[entries[i] for i in chunk])
             for i, result in zip(chunk, answer["Entries"]):
                 results[i] = result
@@ -241,6 +240,30 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
         sleep(rng.uniform(0, backoff * 2 ** (attempt - 1)))
         waiting = again
     return results
+
+
+def request_chunks(entries: list[dict], indexes: list[int]) -> list[list[int]]:
+    """``indexes`` of ``entries`` (as boto3's ``put_events`` takes them) cut into PutEvents requests, in order: at most
+    10 entries and at most :func:`~yafdp.runtime.envelope.max_request_bytes` of entry sizes each, so that no request is
+    refused as a whole (an entry alone over the limit goes alone, and is refused).
+
+    Examples
+    --------
+    >>> entry = {"Source": "s", "DetailType": "t", "Detail": "x" * 400_000}
+    >>> request_chunks([entry] * 5, [0, 1, 2, 3, 4])
+    [[0, 1], [2, 3], [4]]
+    """
+    limit, chunks, size = max_request_bytes(), [], 0
+    for i in indexes:
+        entry = entries[i]
+        entry_bytes = entry_size(entry["Source"], entry["DetailType"], entry.get("Detail"),
+                                 tuple(entry.get("Resources") or ()), with_time=entry.get("Time") is not None)
+        if not chunks or len(chunks[-1]) == MAX_ENTRIES_PER_PUT or size + entry_bytes > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += entry_bytes
+    return chunks
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
