@@ -15,7 +15,7 @@ from yafdp.catalog import load_catalog
 from yafdp.runtime.faults import Faults
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
-from yafdp.runtime.envelope import QUOTAS_FILE, PublishError, entry_size, max_request_bytes
+from yafdp.runtime.envelope import QUOTAS_FILE, PublishError, entry_size, iso_time, max_request_bytes
 from yafdp.runtime.publishing import PreparedEntry
 
 
@@ -417,6 +417,30 @@ def test_replay_takes_only_the_time_window():
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
     assert bus.replay(10_000, 20_000) == 0
+
+
+def test_replay_selects_by_the_events_own_time_and_keeps_it():
+    # Tried: replay selected by when the bus received an event and gave the replayed copy that receipt time. StartReplay
+    # replays "only events that occurred between the EventStartTime and EventEndTime", and a replayed event is the
+    # archived one: its time is kept. An entry's own Time is its event's time.
+    seen = []
+
+    def only_replayed(event, uow):  # the original fails (to the DLQ), so the replayed copy is not a duplicate
+        seen.append(event)
+        if "replay-name" not in event:
+            raise RuntimeError("not yet")
+
+    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": only_replayed})
+    epoch = bus.services.epoch
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID, "Time": epoch + 3_600}], sender="payment")
+    bus.run()
+    received = rows(bus, "SELECT published_at FROM events")[0][0]
+    assert received < 60 and seen[0]["time"] == iso_time(epoch + 3_600)
+    assert bus.replay(0, 600) == 0  # the window of its receipt does not hold its time
+    assert bus.replay(3_599.5, 3_600) == 1 and bus.replay(3_600.2, 3_700) == 0  # time has whole seconds
+    bus.run()
+    replayed = [e for e in seen if "replay-name" in e]
+    assert len(replayed) == 1 and replayed[0]["time"] == iso_time(epoch + 3_600) and replayed[0]["id"] == seen[0]["id"]
 
 
 def test_redrive_delivers_dead_letters_once_the_cause_is_fixed():

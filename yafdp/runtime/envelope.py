@@ -97,6 +97,17 @@ def _iso_second(second: int) -> str:
     return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch_of(time: str) -> float:
+    """The epoch seconds of an envelope ``time`` (``YYYY-MM-DDTHH:MM:SSZ``), the inverse of :func:`iso_time`.
+
+    Examples
+    --------
+    >>> epoch_of(iso_time(1_767_225_600.7))
+    1767225600.0
+    """
+    return datetime.strptime(time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, epoch_seconds: float,
                   region: str = REGION, account: str = ACCOUNT, resources: tuple[str, ...] = ()) -> dict:
     """The event as EventBridge delivers it to a target (``time`` from ``epoch_seconds``: the entry's own
