@@ -197,6 +197,28 @@ def test_a_failing_handler_is_received_again_after_the_visibility_timeout():
     assert rows(bus, "SELECT COUNT(*) FROM dead_letters") == [(0,)]
 
 
+class TenSecondHandlers(VirtualTiming):
+    """Every handler call takes 10 virtual seconds."""
+
+    def reserve(self, service: str, virtual: float) -> tuple[float, float]:
+        return virtual, virtual + 10.0
+
+
+def test_the_visibility_timeout_runs_from_the_receive_not_from_the_handlers_end():
+    # Tried: with a 30 s visibility timeout and 10 s handlers the receives came 40 s apart. SQS hides a received
+    # message for the visibility timeout counted from the receive; a handler that fails after 10 s does not
+    # restart that clock.
+    bus = make_bus(handlers={RESTAURANT: failing(times=2)}, timing=TenSecondHandlers())
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    attempts = rows(bus, "SELECT delivered_at, finished_at, outcome FROM deliveries WHERE rule = ? ORDER BY attempt",
+                    RESTAURANT)
+    timeout = PLAN.service("restaurant").visibility_timeout_seconds
+    assert timeout == 30 and [o for _, _, o in attempts] == ["failed", "failed", "ok"]
+    assert all(finished - delivered == 10.0 for delivered, finished, _ in attempts)
+    assert [b[0] - a[0] for a, b in zip(attempts, attempts[1:])] == [timeout, timeout]
+
+
 def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventbridge_attributes():
     bus = make_bus(handlers={RESTAURANT: failing(times=99)})
     [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
@@ -208,7 +230,8 @@ def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventb
                        " retry_attempts, dead_lettered_at, attributes FROM dead_letters")
     assert dead[:7] == (event_id, "queue", PLAN.queue_arn(service.queue), "Unhandled",
                         "RuntimeError: restaurant system is down", "maxReceiveCount", service.max_receive_count - 1)
-    assert dead[7] == outcomes[-1][1] + service.visibility_timeout_seconds  # moved when it would come back
+    received = rows(bus, "SELECT MAX(delivered_at) FROM deliveries WHERE rule = ?", RESTAURANT)[0][0]
+    assert dead[7] == received + service.visibility_timeout_seconds  # moved when it would come back
     attributes = json.loads(dead[8])
     assert attributes["ApproximateReceiveCount"] == str(service.max_receive_count)
     assert attributes["DeadLetterQueueSourceArn"] == PLAN.queue_arn(service.queue)

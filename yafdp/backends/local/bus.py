@@ -310,10 +310,11 @@ class LocalBus(InProcessDriving):
             if prepared and services.entry_faults is not None:
                 end += services.publish_retrying(prepared)  # the producer's retries of refused entries
         except DeliveryError as exc:
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
+                         exc.code, exc.message)
             return
         except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
                          FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
         if uow.writes:
@@ -324,10 +325,11 @@ class LocalBus(InProcessDriving):
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
-    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
+    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,
                 code, message) -> None:
-        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda)."""
-        error = f"{code}: {message}"
+        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda): ``received`` is when it was
+        received (virtual time, and the time recorded for it), ``end`` when the handler failed (virtual time)."""
+        error, (start, started) = f"{code}: {message}", received
         if rule.target.kind == "lambda":  # Lambda's asynchronous invocation retries, then discards
             if attempt <= len(LAMBDA_ASYNC_RETRY_DELAYS):
                 self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
@@ -341,7 +343,10 @@ class LocalBus(InProcessDriving):
             self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", error)
             return
         service = self._services[rule.service]
-        visible_again = end + service.visibility_timeout_seconds  # the message's visibility timeout runs out
+        # The visibility timeout runs from the receive, not from the end of the handler ("the length of time that
+        # a message received from a queue ... is invisible", ReceiveMessage VisibilityTimeout, SQS API reference,
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html).
+        visible_again = start + service.visibility_timeout_seconds
         if attempt < service.max_receive_count:
             self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
                         visible_again)
