@@ -12,7 +12,7 @@ from yafdp.analysis.check import check_run
 from yafdp.cli import main
 from yafdp.plan.step_functions import MAX_STATE_NAME, OrchestrationError, state_machine_definition, task_rules, walk_states
 from yafdp.backends.aws.step_functions import deploy_state_machine
-from yafdp.runtime.tasks import lambda_error, step_failed, task_event
+from yafdp.backends.tasks import lambda_error, step_failed, task_event
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
 from yafdp.analysis.trace import end_to_end, load_run

@@ -3,7 +3,7 @@
 Every subscription becomes a Task state that invokes its service's Lambda function with the event it reacts
 to. The event the handler publishes decides what runs next (a Choice), a failure event is raised as an error
 that a ``Catch`` sends to the compensation steps, and an event several services react to fans out in a
-``Parallel`` state. What each Task runs is :class:`yafdp.runtime.tasks.TaskRunner`; the local runner is
+``Parallel`` state. What each Task runs is :class:`yafdp.backends.tasks.TaskRunner`; the local runner is
 :mod:`yafdp.backends.local.step_functions`, and :mod:`yafdp.backends.aws.step_functions` deploys it.
 """
 

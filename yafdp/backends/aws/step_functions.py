@@ -14,7 +14,7 @@ def deploy_state_machine(sfn, iam, catalog: Catalog, plan: DeploymentPlan, *, wo
     """Create (or update) the state machine and its role on AWS with the given boto3 clients; return its ARN.
 
     The services' functions must exist (the choreography's deployer creates them); each must run
-    :class:`yafdp.runtime.tasks.TaskRunner` for a Step Functions payload. Resources are tagged like the rest of the plan.
+    :class:`yafdp.backends.tasks.TaskRunner` for a Step Functions payload. Resources are tagged like the rest of the plan.
 
     (Run in ``tests/integration/test_documented_examples.py``: the state machine deploys under the plan's name, on moto.)
     """
