@@ -35,8 +35,10 @@ class OrchestrationError(ConfigurationError):
 def state_machine_definition(catalog: Catalog, plan: DeploymentPlan) -> dict:
     """The order flow as an Amazon States Language definition, from the catalog's subscriptions.
 
-    The execution's input is ``{"emitted": <start event>, "event": <its envelope>}``; every Task's output is
-    ``{"emitted": <detail-type or "">, "event": <the envelope it published or null>}``.
+    The execution's input is ``{"emitted": <start event>, "event": <its envelope>}``; every Task invokes its service's
+    function with ``{"task": <state name>, "rule", "handler", "event": <envelope>}`` (or ``"failure"``: the error a
+    ``Catch`` caught), and its output is ``{"emitted": <detail-type or "">, "event": <the envelope it published or
+    null>}``.
 
     Examples
     --------
@@ -93,7 +95,9 @@ class _Builder:
         emitted = [self.catalog.events[e] for e in sub.emits]
         failures = [e.name for e in emitted if e.kind == "failure"]
         onward = [e.name for e in emitted if e.kind != "failure" and self.consumers[e.name]]
-        payload = {"rule": sub.rule, "handler": sub.handler}
+        # "task.$" gives the function the state's name (the context object's State.Name): how the Lambda entry point
+        # tells a Task from the other events it handles.
+        payload = {"task.$": "$$.State.Name", "rule": sub.rule, "handler": sub.handler}
         payload["failure.$" if caught else "event.$"] = "$.error" if caught else "$.event"
         state: dict[str, Any] = {
             "Type": "Task", "Comment": sub.purpose, "Resource": LAMBDA_INVOKE,
