@@ -613,6 +613,10 @@ def run_plan(args) -> int:
     print(_text_table(("service", "queue (→ dead-letter queue after n receives)", "table", "function", "role", "may publish"),
                       [(s.name, f"{s.queue} (→ {s.queue_dead_letter_queue} after {s.max_receive_count})", s.table,
                         s.function, s.role, ", ".join(s.may_emit) or "-") for s in plan.services]))
+    print()
+    print(_text_table(("kind", "DeletionPolicy", "UpdateReplacePolicy", "why (the template's choice for what holds data)"),
+                      [(kind, policy.deletion, policy.update_replace, policy.why)
+                       for kind, policy in plan.removal_policies.items()]))
     print("\n(`yafdp plan --json` shows every IAM policy document)")
     return 0
 
@@ -699,7 +703,8 @@ def run_export(args) -> int:
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
-    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix)
+    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
+                      partition=clients.partition(), run_id=args.prefix)
     db = rundb.connect(None)
     rules = {r.name: r.pattern for r in plan.rules}
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",

@@ -22,13 +22,16 @@ PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
                account: str = ACCOUNT, run_id: str = "local", visibility_timeout_seconds: int = 30,
-               max_receive_count: int = 5, point_in_time_recovery: bool = True) -> DeploymentPlan:
+               max_receive_count: int = 5, point_in_time_recovery: bool = True,
+               partition: str = "aws") -> DeploymentPlan:
     """Derive the deployment plan from the catalog; every resource name starts with ``prefix``.
 
     A failed message becomes visible on its service queue again after ``visibility_timeout_seconds``
     (that is the retry delay behind the queue) and moves to the queue's dead-letter queue after
     ``max_receive_count`` receives. ``point_in_time_recovery`` turns on DynamoDB's continuous backups of
-    every service table (what a deployment that is kept should have; a short run may go without).
+    every service table (what a deployment that is kept should have; a short run may go without). ``region``,
+    ``account`` and ``partition`` are those of every ARN the plan names (a deployment's own; a template's are
+    CloudFormation's pseudo-parameters).
 
     Examples
     --------
@@ -45,7 +48,7 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     retry = RetryPolicy(catalog.bus.retry_policy["MaximumRetryAttempts"],
                         catalog.bus.retry_policy["MaximumEventAgeInSeconds"])
     partial = DeploymentPlan(prefix, region, account, bus, archive, catalog.bus.archive["retention_days"],
-                             (), (), {"Project": PROJECT_TAG, "RunId": run_id})
+                             (), (), {"Project": PROJECT_TAG, "RunId": run_id}, partition=partition)
     rules = tuple(
         RulePlan(
             name=f"{prefix}-{sub.rule}", subscription=sub.rule, service=sub.service, path=sub.path,
@@ -66,7 +69,8 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                                                    [r.name for r in rules if r.service == service.name]))
         for service in catalog.services.values())
     return DeploymentPlan(prefix, region, account, bus, partial.archive, partial.archive_retention_days,
-                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery)
+                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery,
+                          partition=partition)
 
 
 def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:

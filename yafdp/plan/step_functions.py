@@ -15,7 +15,7 @@ from yafdp.catalog import Catalog, Subscription, envelope_pattern
 from yafdp.errors import ConfigurationError
 from yafdp.plan.model import DeploymentPlan
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"  # in the aws partition; lambda_invoke(partition) in any
 MAX_STATE_NAME = 80
 # Step Functions' recommended retry for the Lambda service's own transient errors (not the handler's).
 LAMBDA_RETRY = {
@@ -23,6 +23,24 @@ LAMBDA_RETRY = {
                     "Lambda.TooManyRequestsException"],
     "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0,
 }
+
+
+def lambda_invoke(partition: str) -> str:
+    """The Step Functions resource of Lambda's optimized integration in ``partition`` ("Invoke an AWS Lambda
+    function with Step Functions", https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html: its
+    examples name ``arn:aws:states:::lambda:invoke`` and, in China, ``arn:aws-cn:states:::lambda:invoke``).
+
+    Examples
+    --------
+    >>> lambda_invoke("aws-cn")
+    'arn:aws-cn:states:::lambda:invoke'
+    """
+    return f"arn:{partition}:states:::lambda:invoke"
+
+
+def is_lambda_invoke(resource: str) -> bool:
+    """Whether a Task's ``Resource`` is Lambda's optimized integration, in whatever partition."""
+    return resource.startswith("arn:") and resource.endswith(":states:::lambda:invoke") and resource.count(":") == 6
 
 
 class OrchestrationError(ConfigurationError):
@@ -99,9 +117,13 @@ class _Builder:
         # tells a Task from the other events it handles.
         payload = {"task.$": "$$.State.Name", "rule": sub.rule, "handler": sub.handler}
         payload["failure.$" if caught else "event.$"] = "$.error" if caught else "$.event"
+        # The function by its name: Lambda's Invoke takes "the name or ARN of the Lambda function" (Invoke, Lambda API
+        # reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), and a name is the function of
+        # the state machine's own account and Region, so the definition names no account or Region: it deploys
+        # anywhere (the role's policy, state_machine_policy, names the deploying account's ARNs).
         state: dict[str, Any] = {
-            "Type": "Task", "Comment": sub.purpose, "Resource": LAMBDA_INVOKE,
-            "Parameters": {"FunctionName": self.plan.function_arn(sub.service), "Payload": payload},
+            "Type": "Task", "Comment": sub.purpose, "Resource": lambda_invoke(self.plan.partition),
+            "Parameters": {"FunctionName": self.plan.service(sub.service).function, "Payload": payload},
             "ResultSelector": {"emitted.$": "$.Payload.emitted", "event.$": "$.Payload.event"},
             "Retry": [dict(LAMBDA_RETRY)],
         }

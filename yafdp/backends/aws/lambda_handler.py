@@ -46,8 +46,8 @@ def lambda_handler(event: dict, context) -> dict:
 
 def _service_function(context):
     """The function of the service the environment names, made once per configuration. Its plan names the ARNs of
-    the account and Region the function runs in: read from the invoked function's ARN (the Lambda context's
-    ``invoked_function_arn``), or, without a context, from the default session and STS."""
+    the partition, account and Region the function runs in: read from the invoked function's ARN (the Lambda
+    context's ``invoked_function_arn``), or, without a context, from the default session and STS."""
     from yafdp.backends.aws.function import FunctionConfig
 
     config = FunctionConfig.from_environment(os.environ)
@@ -62,12 +62,14 @@ def _service_function(context):
 
         arn = getattr(context, "invoked_function_arn", None)
         if arn:  # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME
-            region, account = arn.split(":")[3:5]
+            partition, _, region, account = arn.split(":")[1:5]
         else:
             region = boto3.session.Session().region_name
-            account = boto3.client("sts").get_caller_identity()["Account"]
+            caller = boto3.client("sts").get_caller_identity()
+            account, partition = caller["Account"], caller["Arn"].split(":")[1]
         catalog = load_catalog()
-        plan = build_plan(catalog, config.prefix, region=region, account=account, run_id=config.prefix)
+        plan = build_plan(catalog, config.prefix, region=region, account=account, partition=partition,
+                          run_id=config.prefix)
         function = _functions[config] = ServiceFunction(config, catalog, plan, load_marketplace(),
                                                         boto3.client("events"), boto3.client("dynamodb"))
     return function

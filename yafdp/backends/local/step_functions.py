@@ -35,7 +35,7 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
-from yafdp.plan.step_functions import LAMBDA_INVOKE, OrchestrationError, state_machine_definition
+from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
 from yafdp.runtime.envelope import epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
@@ -410,7 +410,7 @@ class LocalStepFunctions(InProcessDriving):
         except SagaStepFailedError as exc:
             self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
             return
-        result = output if state["Resource"] != LAMBDA_INVOKE else \
+        result = output if not is_lambda_invoke(state["Resource"]) else \
             {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
         self.schedule(end, partial(self._task_succeeded, visit, result))
 
@@ -501,7 +501,7 @@ def _lambda_call(state: dict, effective) -> tuple[str, dict]:
     """The function a Task invokes and the payload it sends: ``arn:aws:states:::lambda:invoke`` takes them from
     its ``Parameters`` (``FunctionName``, ``Payload``); a Task whose ``Resource`` is a function's ARN sends its input."""
     resource = state["Resource"]
-    if resource == LAMBDA_INVOKE:
+    if is_lambda_invoke(resource):
         if not isinstance(effective, dict) or "FunctionName" not in effective:
             raise OrchestrationError(f"Task {state.get('Comment', '')!r}: lambda:invoke needs Parameters.FunctionName")
         return effective["FunctionName"], effective.get("Payload", {})
