@@ -297,8 +297,8 @@ class LocalStepFunctions(InProcessDriving):
             elif kind == "Succeed":
                 effective = asl.select(data, state.get("InputPath", "$"))
                 self._end_thread(thread, asl.select(effective, state.get("OutputPath", "$")), t)
-            else:  # Fail
-                self._thread_failed(thread, {"Error": state.get("Error", "States.Fail"), "Cause": state.get("Cause", "")}, t)
+            else:  # Fail: its Error and Cause (both optional) are the branch's or the execution's failure
+                self._thread_failed(thread, {"Error": state.get("Error", ""), "Cause": state.get("Cause", "")}, t)
         except asl.StatesError as exc:  # an input or output path that names nothing: the state fails
             self._state_failed(_Visit(thread, name, data), exc.output(), t)
 
