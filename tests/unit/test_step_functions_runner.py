@@ -339,7 +339,7 @@ def test_a_failed_express_execution_is_billed_for_its_duration_too():
     assert runner.ended[0][0] == "FAILED" and runner.express_billed_seconds == pytest.approx(0.3)
 
 
-def test_only_standard_workflows_are_throttled_on_state_transitions():
+def test_only_standard_workflows_are_throttled_on_state_transitions_and_they_start_fewer_executions_a_second():
     def report(workflow):
         timing = timing_for("aws-eu-west-1", seed=1, quota_scale=0.001, invocation="direct")
         return run(LocalStepFunctions(CATALOG, PLAN, WORLD, rundb.connect(":memory:"), seed=1, timing=timing,
@@ -347,4 +347,6 @@ def test_only_standard_workflows_are_throttled_on_state_transitions():
 
     standard, express = report("standard"), report("express")
     assert standard["transitions_throttled"] > 0 and express["transitions_throttled"] == 0
+    # StartExecution: 300 a second for Standard in eu-west-1, 6,000 for Express (data/quotas.json)
+    assert standard["starts_throttled"] > express["starts_throttled"]
     assert standard["executions_succeeded"] == express["executions_succeeded"] == 40
