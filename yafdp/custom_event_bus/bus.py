@@ -18,13 +18,12 @@ import uuid
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable
 
 from yafdp.custom_event_bus.choices import Choices
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.deduplication import DeduplicationWindow
 from yafdp.custom_event_bus.errors import ApiError, invalid
-from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.events import StoredEvent, ingestion_time, timestamp
 from yafdp.custom_event_bus.limits import (BUS_EVENTS_PER_SECOND, GROUP_EVENTS_PLUS_KB_PER_SECOND,
                                           MAX_DEDUPLICATION_ID_LENGTH, MAX_DETAIL_TYPE_LENGTH, MAX_ENTRIES,
                                           MAX_GROUP_ID_LENGTH, MAX_REQUEST_BYTES, MAX_RESOURCES, MAX_SOURCE_LENGTH)
@@ -32,15 +31,12 @@ from yafdp.custom_event_bus.retention import EventStore
 from yafdp.custom_event_bus.subscriber import Subscriber
 from yafdp.patterns import RuleSet
 
-if TYPE_CHECKING:
-    from yafdp.custom_event_bus.service import CustomEventBusService
-
 
 class EventBus:
-    """A bus of :class:`~yafdp.custom_event_bus.service.CustomEventBusService`: its state (``CREATING``,
+    """A bus of ``service`` (a :class:`~yafdp.custom_event_bus.service.CustomEventBusService`): its state (``CREATING``,
     ``ACTIVE``, ``DELETING``, ...), retained events (:attr:`store`), deduplication window and subscribers."""
 
-    def __init__(self, service: "CustomEventBusService", name: str, arn: str, created_at: float, retention_days: int,
+    def __init__(self, service, name: str, arn: str, created_at: float, retention_days: int,
                  description: str | None, tags: dict, encryption: dict | None):
         self.service, self.name, self.arn = service, name, arn
         self.created_at = self.last_modified = created_at
@@ -156,7 +152,7 @@ class EventBus:
         stamp = (time.timestamp() if isinstance(time, datetime) else float(time)) if time is not None else now
         detail = json.loads(entry["Detail"]) if entry.get("Detail") is not None else {}
         data = {"version": self.choices.envelope_version, "id": event_id, "detail-type": entry["DetailType"],
-                "source": entry["Source"], "account": account, "time": _iso(stamp), "region": self.service.region,
+                "source": entry["Source"], "account": account, "time": ingestion_time(stamp), "region": self.service.region,
                 "resources": list(entry.get("Resources") or []), "detail": detail}
         event = StoredEvent(seq, event_id, now, account, system.get("EventGroupId"), system.get("DeduplicationId"),
                             data, entry["Source"], entry["DetailType"], size,
@@ -201,20 +197,10 @@ class EventBus:
                 **({"EncryptionConfiguration": self.encryption} if self.encryption else {}),
                 **({"StateReason": self.state_reason} if self.state_reason else {}),
                 "StorageConfiguration": {"RetentionPeriodInDays": self.store.retention_days,
-                                         "RetentionWindowStartTime": _when(self.store.window_start)},
-                "CreationTime": _when(self.created_at), "LastModifiedTime": _when(self.last_modified)}
+                                         "RetentionWindowStartTime": timestamp(self.store.window_start)},
+                "CreationTime": timestamp(self.created_at), "LastModifiedTime": timestamp(self.last_modified)}
 
 
-def _iso(seconds: float) -> str:
-    from yafdp.custom_event_bus.events import ingestion_time
-
-    return ingestion_time(seconds)
-
-
-def _when(seconds: float) -> datetime:
-    from datetime import timezone
-
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
 def _entry_size(entry) -> int:

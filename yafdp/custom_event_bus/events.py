@@ -61,3 +61,8 @@ class StoredEvent:
 def ingestion_time(epoch_seconds: float) -> str:
     """``aws:IngestionTime`` as the user guide's example writes it (``2026-09-23T18:00:00Z``): UTC, whole seconds."""
     return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def timestamp(epoch_seconds: float) -> datetime:
+    """A timestamp member of an API answer (what botocore gives its caller): an aware UTC ``datetime``."""
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)

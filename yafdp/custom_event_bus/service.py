@@ -17,13 +17,13 @@ import random
 from typing import Callable
 
 from yafdp.custom_event_bus import arns
-from yafdp.custom_event_bus.bus import EventBus, _when
+from yafdp.custom_event_bus.bus import EventBus
 from yafdp.custom_event_bus.choices import DEFAULT_CHOICES, Choices
 from yafdp.custom_event_bus.clock import Clock
 from yafdp.custom_event_bus.configuration import apply_mutable, check_create, check_name, check_resume, check_tags
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.errors import ApiError, invalid, not_found
-from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.events import StoredEvent, timestamp
 from yafdp.custom_event_bus.limits import (DEFAULT_RETENTION_DAYS, MAX_BUSES_PER_ACCOUNT, MAX_DESCRIPTION_LENGTH,
                                           MAX_SUBSCRIBERS_PER_BUS, RETENTION_DAYS_RANGE)
 from yafdp.custom_event_bus.subscriber import Subscriber
@@ -240,7 +240,7 @@ class CustomEventBusService:
     def describe_subscriber(self, **request) -> dict:
         subscriber = self.subscriber(request.get("SubscriberArn"))
         answer = {"SubscriberArn": subscriber.arn, **subscriber.config.request,
-                  "CreationTime": _when(subscriber.created_at), "LastModifiedTime": _when(subscriber.last_modified)}
+                  "CreationTime": timestamp(subscriber.created_at), "LastModifiedTime": timestamp(subscriber.last_modified)}
         if subscriber.revoked:
             answer["Revoked"] = True
         return answer
@@ -286,8 +286,8 @@ class CustomEventBusService:
                        key=lambda s: (s.bus.name, s.name))
         summaries = [{"SubscriberArn": s.arn, "Name": s.name, "EventBusArn": s.bus.arn,
                       "TargetArn": s.config.target_arn, "Type": "FIFO" if s.config.fifo else "UNORDERED",
-                      "State": s.config.state, "CreationTime": _when(s.created_at),
-                      "LastModifiedTime": _when(s.last_modified), "SubscriberAccountId": self.account,
+                      "State": s.config.state, "CreationTime": timestamp(s.created_at),
+                      "LastModifiedTime": timestamp(s.last_modified), "SubscriberAccountId": self.account,
                       **({"Revoked": True} if s.revoked else {})} for s in found]
         return _page(summaries, request, "Subscribers")
 
@@ -341,7 +341,7 @@ def _subscriber_answer(subscriber: Subscriber, time_member: str) -> dict:
     request = subscriber.config.request
     answer = {"SubscriberArn": subscriber.arn, "Name": subscriber.name, "EventBusArn": subscriber.bus.arn,
               "Type": request["Type"], "StartingPosition": request["StartingPosition"], "State": request["State"],
-              time_member: _when(subscriber.created_at if time_member == "CreationTime" else subscriber.last_modified)}
+              time_member: timestamp(subscriber.created_at if time_member == "CreationTime" else subscriber.last_modified)}
     if "PointInTimeConfiguration" in request:
         answer["PointInTimeConfiguration"] = request["PointInTimeConfiguration"]
     return answer

@@ -29,15 +29,12 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import Protocol
 
 from yafdp.custom_event_bus import dead_letters
 from yafdp.custom_event_bus.configuration import SubscriberConfig
 from yafdp.custom_event_bus.events import StoredEvent
 from yafdp.custom_event_bus.targets import Delivery, DeliveryItem, Failures, shape
-
-if TYPE_CHECKING:
-    from yafdp.custom_event_bus.bus import EventBus
 
 
 class DeliveryObserver(Protocol):
@@ -65,7 +62,7 @@ class _Work:
 
 
 class Subscriber:
-    """One subscriber of a bus: its configuration (:class:`SubscriberConfig`), position and deliveries.
+    """One subscriber of ``bus`` (an :class:`~yafdp.custom_event_bus.bus.EventBus`): its configuration (:class:`SubscriberConfig`), position and deliveries.
 
     ``cursor`` is the sequence of the next event of the bus it will look at. ``metrics`` counts what AWS's
     ``AWS/EventsV2`` metrics count (``FilterMatched``, ``EventsDelivered``, ``RetryInvocationAttempts``,
@@ -74,7 +71,7 @@ class Subscriber:
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-observability.html).
     """
 
-    def __init__(self, bus: "EventBus", config: SubscriberConfig, arn: str, ident: str, created_at: float,
+    def __init__(self, bus, config: SubscriberConfig, arn: str, ident: str, created_at: float,
                  cursor: int, tags: dict, rng: random.Random):
         self.bus, self.config, self.arn, self.ident = bus, config, arn, ident
         self.created_at = self.last_modified = created_at
