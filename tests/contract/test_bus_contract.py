@@ -188,6 +188,40 @@ class TestLocalBus(BusContract):
         assert summary["dead_letters"] > 0 and summary["deliveries"]["dead_lettered"] == summary["dead_letters"]
 
 
+class TestLocalCustomBus(BusContract):
+    """The same contract on a Custom Event Bus (``--bus custom``): subscribers in place of rules, FIFO service
+    queues; where the Custom Event Bus promises more (100 entries per PutEvents, no duplicate hand-off reaching a
+    FIFO queue's consumer), its own test says so."""
+
+    @staticmethod
+    def fix_faults(bus):
+        bus.faults = Faults()
+
+    @pytest.fixture
+    def open_bus(self):
+        def open_(services, faults=Faults()):
+            options = RunOptions(seed=SEED, faults=faults, bus="custom")
+            return open_local(options, _catalog(services), WORLD, rundb.connect(":memory:"))
+        return open_
+
+    def test_a_request_of_more_than_ten_entries_is_refused_as_a_whole(self, open_bus):
+        bus = open_bus(SAGA)
+        with pytest.raises(PublishError, match="1 to 100 entries"):
+            bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 101, sender="payment")
+        answer = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 11, sender="payment")
+        assert answer["FailedEntryCount"] == 0 and {e["SuccessCode"] for e in answer["Entries"]} == {"PUBLISHED"}
+
+    def test_a_duplicate_delivery_is_processed_once(self, open_bus):
+        # The subscriber hands each event to its FIFO queue twice; the queue's deduplication (MessageDeduplicationId
+        # = aws:EventId, 5 minutes) drops the copy, so the consumer never even sees it.
+        bus = _one_order(open_bus, Faults(duplicate_rate=1.0))
+        outcomes = bus.db.execute("SELECT event_id, rule, SUM(outcome = 'ok'), SUM(outcome = 'duplicate')"
+                                  " FROM deliveries GROUP BY event_id, rule").fetchall()
+        assert len(outcomes) == 4 and all(ok == 1 and duplicates == 0 for _, _, ok, duplicates in outcomes)
+        assert bus.db.execute("SELECT COUNT(*) FROM payments WHERE kind = 'charge'").fetchone()[0] == 1
+        assert bus.db.execute("SELECT COUNT(*) FROM notifications").fetchone()[0] == 2
+
+
 class TestMotoBus(BusContract):
     @staticmethod
     def fix_faults(bus):
