@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from yafdp.plan.model import TargetPlan
+from yafdp.plan.model import Route
 
 # The trust of a delivery role: EventBridge may assume it for this account's subscribers only.
 def delivery_trust_policy(account: str) -> dict:
@@ -30,20 +30,12 @@ def delivery_trust_policy(account: str) -> dict:
 
 
 @dataclass(frozen=True)
-class SubscriberPlan:
-    """One subscriber of the Custom Event Bus: the catalog subscription it stands for, its filters (``DATA`` =
+class SubscriberPlan(Route):
+    """One subscriber of the Custom Event Bus (see :class:`~yafdp.plan.model.Route`): its filters (``DATA`` =
     the subscription's pattern, plus any other scope the subscription adds), ``type`` (``FIFO``/``UNORDERED``),
     target (the service's queue, or its function), on-failure queue (``target.dead_letter_queue``), retry
     policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role."""
 
-    name: str
-    subscription: str
-    service: str
-    path: str
-    purpose: str
-    pattern: dict
-    emits: tuple[str, ...]
-    target: TargetPlan
     type: str
     role: str
     filters: tuple[dict, ...] = ()

@@ -65,8 +65,9 @@ class TargetPlan:
 
 
 @dataclass(frozen=True)
-class RulePlan:
-    """One EventBridge rule: its name on the bus, the catalog subscription it stands for, pattern and target."""
+class Route:
+    """What routes a catalog subscription's events to its service, on either kind of bus: its name on the bus,
+    the subscription it stands for, its pattern (a Custom Event Bus subscriber's ``DATA`` filter) and target."""
 
     name: str
     subscription: str
@@ -76,6 +77,11 @@ class RulePlan:
     pattern: dict
     emits: tuple[str, ...]
     target: TargetPlan
+
+
+@dataclass(frozen=True)
+class RulePlan(Route):
+    """One EventBridge rule of a Classic bus (see :class:`Route`)."""
 
     @property
     def input_template(self) -> str:
