@@ -277,7 +277,7 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
         subscriptions.append(Subscription(
             rule=spec["rule"], service=name, handler=spec["handler"], purpose=spec["purpose"],
             path=spec["path"], emits=tuple(spec["emits"]), pattern=MappingProxyType(pattern),
-            target=spec.get("target"),
+            target=spec.get("target"), subscriber=MappingProxyType(spec["subscriber"]) if "subscriber" in spec else None,
         ))
         _check_emits(file, f"{key}.emits", spec["emits"], events)
 

@@ -164,10 +164,16 @@ def _check_subscriber(plan: DeploymentPlan, subscriber: SubscriberPlan, file: st
     try:
         check_create(request, account=plan.account, choices=Choices(), now=0.0, window_start=0.0)
     except ApiError as exc:
-        on_pattern = exc.message.startswith("FilterConfiguration.Filters[0]")  # the DATA filter is the pattern
-        key = where.rsplit(".", 1)[0] + ".pattern" if on_pattern else where
-        problem = exc.message.split(": ", 1)[1] if on_pattern else f"the Custom Event Bus refuses it: {exc.message}"
-        raise CatalogError(file, key, problem) from None
+        member, _, problem = exc.message.partition(": ")
+        found = re.match(r"FilterConfiguration\.Filters\[(\d+)\](.*)", member)
+        if found and found[1] == "0":  # the DATA filter is the subscription's pattern
+            key = where.rsplit(".", 1)[0] + ".pattern"
+        elif found:  # the subscription's own Filters come after the DATA filter
+            key = f"{where}.Filters[{int(found[1]) - 1}]{found[2]}"
+        else:
+            member = {"InvokeConfiguration.LambdaParameters.InvocationType": "InvocationType"}.get(member, member)
+            key = f"{where}.{member}"
+        raise CatalogError(file, key, f"the Custom Event Bus refuses it: {problem}") from None
 
 
 def _delivery_policy(plan: DeploymentPlan, queue: str, service: str, subscribers: list[SubscriberPlan]) -> dict:

@@ -72,6 +72,7 @@ def start_saga(options: RunOptions) -> Bus:
     check_handlers(catalog)
     if options.bus is None and options.style == "choreography":  # the catalog's kind of bus, recorded as the run's
         options = replace(options, bus=catalog.bus.kind)
+    build_plan(catalog, bus=options.bus)  # what the bus would refuse (a subscriber's settings), before the folder
     world = load_marketplace(options.catalog_dir)
     timing = refuse_unsupported(options)
     requests = workload(world, orders=options.orders, seed=options.seed, rates=options.rates,
