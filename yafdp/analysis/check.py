@@ -59,6 +59,7 @@ class Run:
     rules_source: str
     loyalty: bool
     fifo: frozenset[str] | None = None  # a Custom Event Bus's FIFO subscribers (from the catalog), None: unknown
+    custom: bool = False  # a Custom Event Bus run (see _custom_bus)
 
 
 def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finished_only: bool = False) -> list[Invariant]:
@@ -81,8 +82,9 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
         info = _well_formed(db, db_path)
         if finished_only:
             _refuse_unfinished(db_path.parent, info)
-        rules, source, loyalty, fifo = _routing(info, catalog_dir)
-        run = Run(db_path, db, info, rules, source, loyalty, fifo)
+        custom = _custom_bus(db, info)
+        rules, source, loyalty, fifo = _routing(info, catalog_dir, "custom" if custom else "classic")
+        run = Run(db_path, db, info, rules, source, loyalty, fifo, custom)
         try:
             # Looked up by name each time, so a test can switch one off and show that the suite notices.
             return [globals()[name](run) for name in INVARIANTS]
@@ -262,7 +264,7 @@ def fifo_subscribers_keep_publish_order(run: Run) -> Invariant:
     name = "FIFO order per event group"
     promise = ("every FIFO subscriber of a Custom Event Bus handed each event group's (order's) events to its "
                "handler in publish order (aws:SequenceNumber), replays (REPLAY) aside")
-    if not _custom_bus(run):
+    if not run.custom:
         return Invariant(name, promise, True, skipped="a Classic bus run: its rules promise no order")
     if run.fifo is None:
         return Invariant(name, promise, False, (run.rules_source,))
@@ -289,7 +291,7 @@ def deduplicated_publishes_stored_nothing(run: Run) -> Invariant:
     promise = (f"on a Custom Event Bus, no two stored events share a DeduplicationId (in one event group) within "
                f"{DEDUPLICATION_WINDOW_SECONDS} s, and every publish answered DEDUPLICATED repeats an event stored "
                f"less than {DEDUPLICATION_WINDOW_SECONDS} s before it")
-    if not _custom_bus(run):
+    if not run.custom:
         return Invariant(name, promise, True, skipped="a Classic bus run: it does not deduplicate")
     stored: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
     for event_id, group, key, at in run.db.execute(
@@ -313,13 +315,13 @@ def deduplicated_publishes_stored_nothing(run: Run) -> Invariant:
     return Invariant(name, promise, not bad, tuple(bad), count + sum(len(v) for v in stored.values()))
 
 
-def _custom_bus(run: Run) -> bool:
+def _custom_bus(db, info: dict) -> bool:
     """A Custom Event Bus run: run_info says so, or its events carry the bus's sequence numbers (the evidence a
     tampered run_info cannot remove)."""
-    if run.info.get("bus") == "custom":
+    if info.get("bus") == "custom":
         return True
-    columns = {row[1] for row in run.db.execute("PRAGMA table_info(events)")}
-    return "sequence_number" in columns and run.db.execute(
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    return "sequence_number" in columns and db.execute(
         "SELECT 1 FROM events WHERE sequence_number IS NOT NULL LIMIT 1").fetchone() is not None
 
 
@@ -389,7 +391,7 @@ def _well_formed(db: sqlite3.Connection, db_path: Path) -> dict:
     return info
 
 
-def _routing(info: dict, catalog_dir) -> tuple[dict | None, str, bool, frozenset[str] | None]:
+def _routing(info: dict, catalog_dir, bus: str) -> tuple[dict | None, str, bool, frozenset[str] | None]:
     """The rules (a Custom Event Bus's subscribers) to check routing with, where they come from, whether the run
     had a Loyalty service, and which subscribers are FIFO (a Custom Event Bus run).
 
@@ -411,7 +413,6 @@ def _routing(info: dict, catalog_dir) -> tuple[dict | None, str, bool, frozenset
             return stored, f"rules from run.db's copy, its hash intact: the catalog did not load ({exc})", \
                 "loyalty" in info.get("services", ()), None
         return None, f"cannot check routing: the catalog did not load ({exc}) and run_info has no intact copy", True, None
-    bus = "custom" if info.get("bus") == "custom" else "classic"
     routes = build_plan(catalog, info.get("prefix") or DEFAULT_PREFIX, bus=bus).routes
     rules = {r.name: dict(r.pattern) for r in routes}
     fifo = frozenset(r.name for r in routes if getattr(r, "fifo", False))
