@@ -76,6 +76,7 @@ class Subscriber:
         self.bus, self.config, self.arn, self.ident = bus, config, arn, ident
         self.created_at = self.last_modified = created_at
         self.cursor = cursor
+        self.live_from = bus.store.next_seq  # events before this were on the bus when the subscriber was created
         self.started_in_past = config.starting_position == "POINT_IN_TIME"
         self.tags = tags
         self.deleted = self.revoked = False
@@ -148,7 +149,11 @@ class Subscriber:
         return False
 
     def _delivery_type(self, event: StoredEvent) -> str:
-        if event.ingested_at < self.created_at and (self.started_in_past or self.bus.choices.backlog_is_replay):
+        """``REPLAY`` for an event that was on the bus before this subscriber existed (read from retained
+        history), ``LIVE`` for one published since (a stopped subscriber's backlog too, unless
+        ``Choices.backlog_is_replay``)."""
+        if event.seq < self.live_from or (self.bus.choices.backlog_is_replay and event.seq < self.bus.store.next_seq
+                                          and self.cursor <= event.seq and not self.running):
             return "REPLAY"
         return "LIVE"
 
