@@ -224,15 +224,15 @@ def check_outbox(catalog: Catalog, service: str, allowed: frozenset[str], outbox
     return prepared
 
 
-def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict], max_entries: int = MAX_ENTRIES_PER_PUT,
-                       *, request_size_checked: bool = True) -> list[PreparedEntry | EntryRefusal]:
+def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict],
+                       max_entries: int = MAX_ENTRIES_PER_PUT) -> list[PreparedEntry | EntryRefusal]:
     """Check a PutEvents request made by service ``sender``, as every backend's bus does before anything is
     published: one :class:`PreparedEntry` or :class:`EntryRefusal` per entry, in request order.
 
     Raises :class:`~yafdp.runtime.envelope.PublishError` (the whole request is refused, nothing published) for a
     request of no entries or more than ``max_entries`` (10 on the Classic bus; a Custom Event Bus takes 100), entries
-    whose sizes add up to more than :func:`~yafdp.runtime.envelope.max_request_bytes` (the Classic bus's limit;
-    ``request_size_checked=False`` leaves it to a bus that checks its own), or an unknown sender.
+    whose sizes add up to more than :func:`~yafdp.runtime.envelope.max_request_bytes` (1 MB; the Custom Event Bus's
+    engine counts its own limit too, the same figure), or an unknown sender.
     """
     entries = list(entries)
     if not 1 <= len(entries) <= max_entries:
@@ -240,7 +240,7 @@ def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict], m
     service = catalog.services.get(sender)
     if service is None:
         raise PublishError(f"unknown sender {sender!r}: not a service of the catalog")
-    total, request_limit = request_size(entries, service.source) if request_size_checked else 0, max_request_bytes()
+    total, request_limit = request_size(entries, service.source), max_request_bytes()
     if total > request_limit:
         raise PublishError(f"ValidationException: Total size of the entries in the request is over the limit: {total} "
                            f"bytes, EventBridge's limit is {request_limit} (data/quotas.json)")

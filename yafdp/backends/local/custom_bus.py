@@ -218,7 +218,7 @@ class LocalCustomBus(InProcessDriving):
         """Publish ``entries`` as service ``sender`` (checked as on every backend); returns the Custom Event Bus's
         answer per entry (``{"FailedEntryCount", "Entries": [{"EventId", "SequenceNumber", "SuccessCode"} |
         {"ErrorCode", "ErrorMessage"}]}``)."""
-        checked = prepare_put_events(self.catalog, sender, entries, MAX_ENTRIES, request_size_checked=False)
+        checked = prepare_put_events(self.catalog, sender, entries, MAX_ENTRIES)
         prepared = [c for c in checked if isinstance(c, PreparedEntry)]
         answers = iter(self._put(self._entries(prepared, None), None) if prepared else [])
         results = [next(answers) if isinstance(c, PreparedEntry) else c.to_aws() for c in checked]
