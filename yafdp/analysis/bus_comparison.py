@@ -12,8 +12,8 @@ differently, as tables chapter 08 shows (it uses pandas, like the rest of :mod:`
   settings, each with its source.
 
 "Published order" is the order of ``events.seq``: both buses number events as they store them (on a Custom
-Event Bus in ``aws:SequenceNumber`` order, which "grows with ingestion order", UG "Event addressing",
-https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-addressing.html).
+Event Bus in the order of ``aws:SequenceNumber``, the event's position on the bus, which grows as events are
+ingested: UG "Event addressing", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-addressing.html).
 """
 
 from __future__ import annotations
@@ -126,10 +126,11 @@ def compare_out_of_order(runs: dict[str, Run], by: str = "subscription") -> pd.D
 
 def races(catalog: Catalog) -> pd.DataFrame:
     """The pairs of one service's subscriptions whose events of one order can reach it in either order even when
-    every subscriber is FIFO: ``service``, ``earlier`` and ``later`` (``subscription: event``). A FIFO subscriber
-    orders an event group "independently of every other subscriber on the bus" (UG "Ordering",
-    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html), so two subscribers of
-    one service race whenever the later event can be published without that service having handled the
+    every subscriber is FIFO: ``service``, ``earlier`` and ``later`` (``subscription: event``). "Ordering is a
+    property of a subscriber" (UG "Ordering and deduplicating events",
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html): each FIFO subscriber
+    keeps an event group's order in its own stream and nothing orders one stream against another, so two
+    subscribers of one service race whenever the later event can be published without that service having handled the
     earlier one (a chain of other services' handlers leads from one to the other). Loyalty's award and revert
     are such a pair: Delivery publishes ``Delivery_Failed`` on hearing ``Restaurant_Confirmed_Order``, whether
     or not Loyalty has heard it yet.

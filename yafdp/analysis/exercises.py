@@ -376,8 +376,8 @@ def _08_race_solution(**context):
           "On a Custom Event Bus whose subscribers are all FIFO, every event of an order in one event group (the "
           "order id), which services can still handle an order's events in another order than they were "
           "published? Answer with a list of service names.",
-          "FIFO is each subscriber's promise, not the bus's: \"each subscriber orders independently of every "
-          "other subscriber on the bus\" (UG Ordering). A service with two subscribers gets two ordered streams "
+          "FIFO is each subscriber's promise, not the bus's: \"ordering is a property of a subscriber\" (UG "
+          "Ordering, https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html). A service with two subscribers gets two ordered streams "
           "that can overtake each other whenever the later event does not wait for the service's own handling of "
           "the earlier one: Delivery publishes Delivery_Failed on hearing Restaurant_Confirmed_Order, whether "
           "Loyalty has heard it yet or not. Payment and Restaurant have several subscribers too, but each of their "
