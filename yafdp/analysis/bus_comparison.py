@@ -105,7 +105,7 @@ def count_out_of_order(handled: Iterable[tuple[object, int]]) -> int:
 def out_of_order(run: Run, by: str = "subscription") -> pd.DataFrame:
     """Per ``subscription`` (a rule or a subscriber) or per ``service`` (all its subscriptions together): how many
     events it handled (``handled``) and how many of them after an event of the same order published later
-    (``out_of_order``). Rows in the catalog's order of first handling."""
+    (``out_of_order``), one row each, in the order they first handled something."""
     frame = handlings(run)
     rows = {name: {"handled": len(group), "out_of_order": count_out_of_order(zip(group["order_id"], group["seq"]))}
             for name, group in frame.groupby(by, sort=False)}
