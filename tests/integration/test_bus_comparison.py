@@ -162,3 +162,21 @@ def test_the_plan_of_subscribers_says_each_ones_type_target_and_retries():
     row = subscribers.loc["yafdp-order-tracks-status"]
     assert (row["type"], row["target"], row["retry policy"]) == ("FIFO", "yafdp-order.fifo", "5 retries or 300 s")
     assert json.loads(row["DATA filter"])["source"]
+
+
+def test_a_subscribers_dead_letter_reads_beside_the_classic_paths(tmp_path):
+    from yafdp.runs.lifecycle import finish, start_saga
+
+    options = RunOptions(orders=2, seed=1, out=tmp_path / "denied", bus="custom")
+    bus = start_saga(options)
+    policy = bus.plan.service("notification").delivery_policy
+    policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != "DeliverToOwnQueue"]  # may not send
+    bus.run()
+    finish(bus, options, options.out, 1.0)
+    row = bus_comparison.subscriber_dead_letter_path(trace.load_run(options.out)).iloc[0]
+    assert row["handler or delivery attempts"] == 6  # the first try and AWS's default 5 retries
+    assert row["error recorded"].startswith("ACCESS_DENIED: ") and "failedMessages" in row["ends in"]
+    assert "ERROR_CODE" in row["attributes of that dead-letter queue"]
+    run_saga(RunOptions(orders=2, seed=1, out=tmp_path / "fine", bus="custom"))
+    with pytest.raises(LookupError, match="no Custom Event Bus subscriber dead-lettered anything"):
+        bus_comparison.subscriber_dead_letter_path(trace.load_run(tmp_path / "fine"))

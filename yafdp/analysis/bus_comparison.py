@@ -355,3 +355,27 @@ def costs() -> pd.DataFrame:
     ]
     return pd.DataFrame(rows, columns=["billed for", BUS_NAMES["classic"], BUS_NAMES["custom"], "source"]
                         ).set_index("billed for")
+
+
+def subscriber_dead_letter_path(run: Run) -> pd.DataFrame:
+    """The first event a Custom Event Bus subscriber gave up on in ``run``, as one row in the columns of
+    :func:`yafdp.analysis.dead_letters.dead_letter_paths` (the Classic bus's three paths), to read beside them:
+    who retried and how often, where it ended, the error, and the attributes of the on-failure queue's message.
+
+    Raises :class:`LookupError` when no subscriber gave up on anything in ``run``."""
+    with rundb.open_run(run.path) as db:
+        row = db.execute("SELECT event_id, rule, error_code, error_message, attributes, body FROM dead_letters"
+                         " WHERE kind = 'subscriber' ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            raise LookupError(f"{run.path}: no Custom Event Bus subscriber dead-lettered anything")
+        event_id, rule, code, message, attributes, body = row
+        attempts = db.execute("SELECT COUNT(*) FROM deliveries WHERE event_id = ? AND rule = ? AND outcome = 'failed'",
+                              (event_id, rule)).fetchone()[0]
+    record = json.loads(body)
+    return pd.DataFrame([{
+        "path": f"Custom Event Bus subscriber {subscription_of(run, rule)} cannot deliver to its queue",
+        "handler or delivery attempts": attempts,
+        "ends in": f"the subscriber's on-failure queue: a record pointing to the event ({', '.join(sorted(record))})",
+        "error recorded": f"{code}: {message}",
+        "attributes of that dead-letter queue": ", ".join(sorted(json.loads(attributes or "{}"))),
+    }])
