@@ -62,17 +62,20 @@ GLOSSARY = {
     "FIFO subscriber": "A subscriber of Type FIFO: it hands each event group's events to its target in publish "
                        "order, one at a time, and a failing event holds back only its own group while it is "
                        "retried. Each subscriber orders independently of every other, so a service with two "
-                       "subscribers can still see an order's events out of order (chapter 08).",
+                       "subscribers can still see an order's events out of order (chapter 08; "
+                       "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html).",
     "deduplication at publish": "A Custom Event Bus answers a PutEvents entry SuccessCode DEDUPLICATED, and stores "
                                 "and delivers nothing, when the same DeduplicationId (or, with CONTENT_BASED, the "
                                 "same content) was accepted in the last 5 minutes: a producer's retry is not a "
-                                "second event. The Classic bus has none (chapter 08).",
+                                "second event. The Classic bus has none (chapter 08; "
+                                "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html).",
     "retention": "How long a Custom Event Bus keeps every accepted event, 1 to 365 days, so a subscriber can start "
                  "in the past and a paused one resume without loss. The Classic bus keeps events only in an "
                  "archive (chapter 08; https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-replay.html).",
     "starting position": "Where a new Custom Event Bus subscriber starts reading: LATEST (only what arrives from "
                          "now) or POINT_IN_TIME, from the retention's HORIZON (the oldest event kept) or a "
-                         "TIMESTAMP; what it reads from the past arrives as REPLAY (chapter 08).",
+                         "TIMESTAMP; what it reads from the past arrives as REPLAY (chapter 08; "
+                         "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-replay.html).",
 }
 
 
