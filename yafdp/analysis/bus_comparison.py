@@ -329,14 +329,14 @@ def costs() -> pd.DataFrame:
     page that quoted it) where there is one, and ``rate not published`` where AWS names a billing dimension of
     the Custom Event Bus but no source available here gives its rate (SPEC §8.3: every page defers to the
     pricing page, whose stored copy shows the Classic bus only). Nothing here is estimated."""
-    from yafdp.analysis.costs import load_prices
+    from yafdp.analysis.costs import load_prices, verified
 
     prices = load_prices()
 
     def price(name: str) -> str:
         entry = prices[name]
-        return (f"${entry['usd']:.2f} per {entry['per']:,} ({entry['source']['region']}, quoted "
-                f"{entry['source']['date']} by {entry['source']['quoted_url']})")
+        seen = "read on AWS's page" if verified(entry) else "rate not shown by any stored copy of AWS's page"
+        return f"${entry['usd']:.2f} per {entry['per']:,} ({entry['source']['region']}, {seen})"
 
     rows = [
         ("publishing an event", f"{price('eventbridge_custom_event')}; each 64 KB of an entry is one event",

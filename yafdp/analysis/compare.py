@@ -148,15 +148,17 @@ def cost_table(runs: dict[str, str | Path], *, lambda_memory_mb: int = 256) -> p
 
 
 def price_sources() -> pd.DataFrame:
-    """Every price the cost table uses, with its unit, Region and the dated source that quotes it."""
+    """Every price the cost table uses: its unit, the Region it is for, AWS's page, and the words on an AWS page that
+    state it (or that no stored copy of the page showed the rate)."""
     prices = load_prices()
     rows = []
     for usage_name, price_name in PRICED_AS.items():
         price = prices[price_name]
         source = price["source"]
-        rows.append({"usage": usage_name, "price (USD)": price["usd"], "per": price["per"], "unit": price["unit"],
-                     "region": source["region"], "date": source["date"], "quoted by": source["quoted_url"],
-                     "AWS page": source["page"]})
+        rows.append({"usage": usage_name, "price (USD)": f"{price['usd']:g}", "per": f"{price['per']:,}",
+                     "unit": price["unit"], "region": source["region"],
+                     "AWS's words": source["quote"] or "not shown by any stored copy of the page (drawn by a script)",
+                     "AWS page": source["quote_url"] or source["page"], "read": source["read"]})
     return pd.DataFrame(rows).set_index("usage")
 
 

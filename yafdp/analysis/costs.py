@@ -1,8 +1,10 @@
-"""What a run would cost on AWS: usage counted from its ``run.db``, priced with ``data/prices.json`` (each price cited).
+"""What a run would cost on AWS: usage counted from its ``run.db``, priced with ``data/prices.json`` (each price from
+AWS's own pages, quoted where a copy shows it).
 
-Usage is what the run did (events published, deliveries and their attempts, handler time, items written,
+Usage is what the run did (events published, deliveries and their attempts, handler time, items read and written,
 state transitions); the few things a run cannot show are parameters with stated defaults (function memory,
-SQS requests per message). Free tiers are ignored: the figures are per million orders.
+SQS requests per message). Free tiers are ignored: the figures are per million orders. What the cost table leaves
+out (the lines that do not scale with orders, or that the project does not price) is :func:`lines_left_out`'s.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Usage:
     lambda_requests: float = 0
     lambda_gb_seconds: float = 0
     dynamodb_write_units: float = 0
+    dynamodb_read_units: float = 0
     step_functions_standard_transitions: float = 0
     step_functions_express_requests: float = 0
     step_functions_express_gb_seconds: float = 0
@@ -45,9 +48,11 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
     Choreography: one EventBridge event per 64 KB of each published event; per delivered message one SQS
     SendMessage, a ReceiveMessage per attempt and a DeleteMessage when done. Both styles: one Lambda request
     per handler attempt and per order placed, handler time (rounded up to the millisecond) times
-    ``lambda_memory_mb``, and two DynamoDB write units per item written (each handler writes its items and its
-    idempotency record in one transaction). Orchestration: Standard workflows' state transitions, or Express
-    workflows' executions and billed duration at ``express_memory_mb``.
+    ``lambda_memory_mb``, two DynamoDB write units per item written (each handler writes its items and its
+    idempotency record in one transaction) and one read unit per item a handler read (the deployed functions read
+    with ``ConsistentRead``: one unit up to 4 KB; a run that did not count its reads, such as one exported from
+    AWS, has none). Orchestration: Standard workflows' state transitions (every state entered and every retry),
+    or Express workflows' executions and billed duration at ``express_memory_mb``.
 
     (Run in ``tests/integration/test_documented_examples.py``: a simulated run is priced and fitted.)
     """
@@ -66,7 +71,8 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
         markers = db.execute("SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'").fetchone()[0]  # processed markers
     writes = TRANSACTIONAL_WRITE_UNITS * (summary.get("state_writes", 0) + markers)
     common = dict(orders=orders, lambda_requests=attempts + orders,
-                  lambda_gb_seconds=milliseconds / 1000 * lambda_memory_mb / 1024, dynamodb_write_units=writes)
+                  lambda_gb_seconds=milliseconds / 1000 * lambda_memory_mb / 1024, dynamodb_write_units=writes,
+                  dynamodb_read_units=summary.get("state_reads", 0))
     if info.get("style", "choreography") == "choreography":
         return Usage(eventbridge_events=chunks, sqs_requests=messages + attempts + (finished or 0), **common)
     orchestration = summary.get("orchestration", {})
@@ -77,21 +83,48 @@ def usage_from_run(path: str | Path, *, lambda_memory_mb: int = 256, express_mem
     return Usage(step_functions_standard_transitions=orchestration.get("state_transitions", 0), **common)
 
 
+SOURCE_KEYS = ("page", "region", "read", "quote", "quote_url")
+
+
 def load_prices(path: str | Path | None = None) -> dict:
-    """The price list: ``{name: {"usd", "per", "unit", "source"}}`` from ``data/prices.json``.
+    """The price list: ``{name: {"usd", "per", "unit", "source"}}`` from ``data/prices.json``; each source names
+    AWS's ``page``, the ``region`` the price is for, when it was ``read``, and the ``quote`` that states it on an
+    AWS page (``quote_url``), or None where no copy of the page showed the rate.
+
+    Raises :class:`~yafdp.errors.ConfigurationError` naming the file and key of a price that lacks one of them.
 
     Examples
     --------
     >>> price = load_prices()["step_functions_standard_transition"]
     >>> price["usd"], price["per"], price["source"]["region"]
-    (0.025, 1000, 'us-east-1')
+    (0.025, 1000, 'eu-west-1')
     """
     file = Path(path) if path is not None else PRICES_FILE
     document = json.loads(file.read_text(encoding="utf-8"))
     for name, price in document["prices"].items():
         if not {"usd", "per", "unit", "source"} <= set(price):
-            raise ConfigurationError(f"{file}: prices.{name} needs usd, per, unit and source (with its date)")
+            raise ConfigurationError(f"{file}: prices.{name} needs usd, per, unit and source")
+        missing = [key for key in SOURCE_KEYS if key not in price["source"]]
+        if missing:
+            raise ConfigurationError(f"{file}: prices.{name}.source needs {', '.join(missing)}")
     return document["prices"]
+
+
+def verified(price: dict) -> bool:
+    """Whether a price was read on AWS's page (its source quotes the words that state it)."""
+    return bool(price["source"].get("quote"))
+
+
+def describe_price(price: dict) -> str:
+    """A price as a reader says it, with its Region and whether AWS's page was seen to state it.
+
+    Examples
+    --------
+    >>> describe_price(load_prices()["step_functions_standard_transition"])
+    "$0.025 per 1,000 (eu-west-1, read on AWS's page)"
+    """
+    seen = "read on AWS's page" if verified(price) else "not shown by any stored copy of AWS's page"
+    return f"${price['usd']:g} per {price['per']:,} ({price['source']['region']}, {seen})"
 
 
 # Which price each usage is billed at.
@@ -101,13 +134,14 @@ PRICED_AS = {
     "lambda_requests": "lambda_request",
     "lambda_gb_seconds": "lambda_gb_second_x86",
     "dynamodb_write_units": "dynamodb_write_request_unit",
+    "dynamodb_read_units": "dynamodb_read_request_unit",
     "step_functions_standard_transitions": "step_functions_standard_transition",
     "step_functions_express_requests": "step_functions_express_request",
     "step_functions_express_gb_seconds": "step_functions_express_gb_second",
 }
 
 
-def cost_per_million_orders(usage: Usage, prices: dict | None = None, *, arm: bool = False) -> dict[str, float]:
+def cost_per_million_orders(usage: Usage, prices: dict | None = None) -> dict[str, float]:
     """US dollars per million orders, by line item (the usage's names), for a run's usage.
 
     Examples
@@ -124,6 +158,6 @@ def cost_per_million_orders(usage: Usage, prices: dict | None = None, *, arm: bo
     for name, amount in asdict(usage).items():
         if name == "orders":
             continue
-        price = prices[PRICED_AS[name].replace("_x86", "_arm") if arm else PRICED_AS[name]]
+        price = prices[PRICED_AS[name]]
         costs[name] = round(amount * scale * price["usd"] / price["per"], 4)
     return costs

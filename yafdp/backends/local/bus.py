@@ -402,7 +402,7 @@ class LocalBus(InProcessDriving):
 
     def report(self) -> dict:
         """The run's state writes (for the cost model) and, under a latency model, what the model did."""
-        facts: dict = {"state_writes": self.writer.writes}
+        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}
         return facts

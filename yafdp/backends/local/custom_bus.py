@@ -517,7 +517,7 @@ class LocalCustomBus(InProcessDriving):
         what the model did."""
         metrics = {name: dict(self.api.subscriber(arn).metrics) for name, arn in self._arns.items()
                    if name not in self._alias and self._exists(arn)}
-        facts: dict = {"state_writes": self.writer.writes, "subscriber_metrics": metrics,
+        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads, "subscriber_metrics": metrics,
                        "deduplicated_publishes": self.stats.duplicates_published}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}

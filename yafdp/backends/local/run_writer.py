@@ -22,6 +22,7 @@ class SqliteServiceState:
         self.writer, self.service = writer, service
 
     def get(self, kind: str, key: str) -> dict | None:
+        self.writer.reads += 1  # a handler's read: one GetItem on AWS, for the cost model's database reads
         return self.writer.get_state(self.service, kind, key)
 
 
@@ -72,6 +73,7 @@ class RunWriter:
             self.known.add(where)
         self.processed: set[tuple[str, str]] = set()
         self.writes = 0  # items handlers wrote, for the cost model's database writes
+        self.reads = 0  # items handlers read (through SqliteServiceState), for the cost model's database reads
         self.events: dict[str, tuple] = {}
         self.deliveries: list[tuple] = []
         self.dead_letters: list[tuple] = []

@@ -36,6 +36,7 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
+from yafdp.plan.workflow_types import runner_type
 from yafdp.runtime.envelope import epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
@@ -51,8 +52,9 @@ from yafdp.backends.tasks import SagaStepFailedError, TaskRunner, lambda_error, 
 
 EXPRESS_BILLING_STEP = 0.1  # seconds: Express workflow duration is billed in 100 ms steps
 WORKFLOWS = ("standard", "express")
-# "Maximum duration: 1 year (Standard), 5 minutes (Express)" (Standard vs. Express Workflows).
-MAX_DURATION_SECONDS = {"standard": 365 * 24 * 3600.0, "express": 300.0}
+# "Maximum duration: 1 year (Standard), 5 minutes (Express)" (Standard vs. Express Workflows), as data/workflows.json
+# quotes it.
+MAX_DURATION_SECONDS = {workflow: float(runner_type(workflow).max_duration_seconds) for workflow in WORKFLOWS}
 
 
 @dataclass
@@ -215,7 +217,7 @@ class LocalStepFunctions(InProcessDriving):
 
     def report(self) -> dict:
         """State writes, executions and state transitions (what Step Functions would bill), and the timing model's facts."""
-        facts: dict = {"state_writes": self.writer.writes, "orchestration": {
+        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads, "orchestration": {
             "state_machine": self.plan.state_machine, "workflow": self.workflow,
             "executions": self.executions, "executions_succeeded": self.executions_succeeded,
             "executions_failed": self.executions_failed, "executions_timed_out": self.executions_timed_out,
