@@ -16,11 +16,10 @@ COSTS = pd.DataFrame({"choreography": [5.0, 30.0], "orchestration (Standard)": [
 COSTS.loc["total"] = COSTS.sum()
 
 
-RUNS_A_SAGA = ("07.rating-service", "08.one-subscriber")  # their checks run the answer in a batch of orders
-
-
 def context(key, tmp_path):
-    return {"costs": COSTS} if key == "09.dominant-cost" else {"out_dir": str(tmp_path)} if key in RUNS_A_SAGA else {}
+    """What an exercise's check needs besides the answer, as the notebooks pass it."""
+    wanted = exercises.EXERCISES[key].context
+    return {**({"costs": COSTS} if "costs" in wanted else {}), **({"out_dir": str(tmp_path)} if "out_dir" in wanted else {})}
 
 
 @pytest.mark.parametrize("key", list(exercises.EXERCISES))
@@ -29,19 +28,71 @@ def test_every_worked_solution_passes_its_own_check(key, tmp_path):
     assert exercises.EXERCISES[key].check(exercises.solution(key, **ctx), **ctx) == []
 
 
+def _refund_by_event_id(event, uow):  # keyed by the event, not the order: a republished failure refunds again
+    charge = uow.get("charge", event["detail"]["order_id"])
+    if uow.get("refund", event["id"]):
+        return
+    uow.put("refund", event["id"], {})
+    uow.publish("Payment_Refunded", {"order_id": charge["order_id"], "customer_id": charge["customer_id"],
+                                     "refund_id": "ref-ex-6", "amount": charge["amount"], "currency": "EUR",
+                                     "reason": event["detail-type"]})
+
+
+def _feedback_asking_every_time(event, uow):  # no business key: a republished end asks again
+    uow.publish("Feedback_Requested", {"order_id": event["detail"]["order_id"],
+                                       "customer_id": event["detail"]["customer_id"]})
+
+
+def _feedback(handler, events=("Payment_Failed", "Payment_Refunded")):
+    document = exercises.feedback_document()
+    document["subscriptions"][0]["pattern"]["detail-type"] = list(events)
+    return document, {"ask_for_feedback": handler}
+
+
 @pytest.mark.parametrize("key, wrong", [
     ("01.nothing-to-undo", ["Delivery_Failed"]),
+    ("01.valid-order", {"order_id": "ord-ex-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",  # 1.00 each
+                        "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 1.0}], "amount": 3.0,
+                        "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}),
     ("02.pattern", {"source": ["yafdp.payment"], "detail-type": ["Payment_Success"]}),
-    ("03.count-resources", {"rules": 1, "dead-letter queues": 1}),
-    ("04.fan-out", ["payment", "order"]),
+    ("03.retry-policy", {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 3600}),  # the shipped policy
+    ("03.retry-policy", {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}),  # AWS's Classic defaults
+    ("04.predict-dlq", {"dead letters": 12, "kind": "queue", "ERROR_CODE": "NO_PERMISSIONS", "RETRY_ATTEMPTS": 0,
+                        "statuses": {"DELIVERY_SCHEDULED": 3}}),
+    ("04.predict-dlq", {"dead letters": 12, "kind": "rule", "ERROR_CODE": "NO_PERMISSIONS", "RETRY_ATTEMPTS": 185,
+                        "statuses": {"PAID": 3}}),
     ("06.idempotent-refund", lambda event, uow: uow.publish("Payment_Refunded", event["detail"])),
+    ("06.idempotent-refund", _refund_by_event_id),
+    ("06.notifier", resolve_handler("notification", "notify_customer")),  # the shipped notifier contradicts itself
+    ("07.feedback-service", _feedback(_feedback_asking_every_time)),
+    ("07.feedback-service", _feedback(exercises.solution("07.feedback-service")[1]["ask_for_feedback"],
+                                      events=("Payment_Refunded",))),  # forgets the declined cards
     ("08.fifo-race", ["order", "payment"]),  # one FIFO subscriber; several, but each later event follows its own
     ("08.fifo-race", []),
     ("09.dominant-cost", "dynamodb_write_units"),
 ])
-def test_a_wrong_answer_is_told_what_is_wrong(key, wrong, capsys):
-    assert exercises.check(key, wrong, **({"costs": COSTS} if key.startswith("09") else {})) is False
+def test_a_wrong_answer_is_told_what_is_wrong(key, wrong, capsys, tmp_path):
+    assert exercises.check(key, wrong, **context(key, tmp_path)) is False
     assert "✗" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("key, right", [
+    ("06.idempotent-refund", resolve_handler("payment", "refund_order")),  # the project's own refund passes
+    ("01.valid-order", {"order_id": "ord-mine-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",  # README's
+                        "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}], "amount": 25.5,
+                        "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}),
+])
+def test_the_projects_own_code_is_a_right_answer(key, right, tmp_path):
+    assert exercises.EXERCISES[key].check(right, **context(key, tmp_path)) == []
+
+
+def test_the_rating_service_shown_above_the_exercise_does_not_answer_it(tmp_path):
+    def ask_for_review(event, uow):
+        if uow.add("request", event["detail"]["order_id"], {}):
+            uow.publish("Rating_Requested", {k: event["detail"][k] for k in ("order_id", "customer_id")})
+    problems = exercises.EXERCISES["07.feedback-service"].check((example_document(), {"ask_for_review": ask_for_review}),
+                                                                out_dir=str(tmp_path))
+    assert problems == ["the service never publishes Feedback_Requested"]
 
 
 def test_no_answer_yet_is_not_an_error(capsys):

@@ -90,13 +90,18 @@ def _01b_solution(**context):
 
 
 @exercise("01.valid-order",
-          "Write the detail of an Order_Initiated event for three margheritas at 8.50 EUR each: it must pass "
-          "the event's schema and its amount must be what the items add up to.",
+          "Write the detail of an Order_Initiated event for three margheritas from res-napoli, at the price its menu "
+          "asks (data/marketplace.json): it must pass the event's schema and the Order service's own checks (each "
+          "unit price is the menu's, the amount is what the items add up to).",
           "The schema is the contract: the project's publishers refuse a detail that breaks it before anything "
-          "is published (EventBridge itself validates no schema). "
-          "The total is the project's own business rule, not the schema's.",
+          "is published (EventBridge itself validates no schema). A schema cannot know the menu, though: that each "
+          "unit price is the restaurant's and the amount their sum is the Order service's business rule "
+          "(yafdp.services.order.validate_order), checked before Order_Initiated is published.",
           solution=_01b_solution)
 def _01b_check(answer, **context) -> list[str]:
+    from yafdp.catalog.marketplace import load_marketplace
+    from yafdp.services.order import OrderRejectedError, validate_order
+
     catalog = _catalog(context)
     if not isinstance(answer, dict):
         return ["answer with a dict, the event's detail"]
@@ -104,13 +109,17 @@ def _01b_check(answer, **context) -> list[str]:
         catalog.validate_detail("Order_Initiated", answer)
     except Exception as exc:  # fastjsonschema says which field
         return [f"the schema refuses it: {exc}"]
+    try:
+        validate_order(answer, load_marketplace(catalog.path))
+    except OrderRejectedError as exc:
+        return [f"the Order service refuses it: {exc}"]
     problems = []
-    items = answer.get("items", [])
-    total = round(sum(i.get("quantity", 0) * i.get("unit_price", 0) for i in items), 2)
-    if sum(i.get("quantity", 0) for i in items) != 3:
-        problems.append("the order should hold three items (quantity adds up to 3)")
-    if round(answer.get("amount", 0), 2) != total:
-        problems.append(f"amount is {answer.get('amount')}, the items add up to {total}")
+    if answer["restaurant_id"] != "res-napoli":
+        problems.append(f"the margheritas come from res-napoli, not {answer['restaurant_id']}")
+    if {i["item_id"] for i in answer["items"]} != {"margherita"}:
+        problems.append("the order should hold margheritas only")
+    if sum(i["quantity"] for i in answer["items"]) != 3:
+        problems.append("the order should hold three margheritas (quantity adds up to 3)")
     return problems
 
 
@@ -167,50 +176,149 @@ def _02b_check(answer, **context) -> list[str]:
 
 # ---- 03 · Deploy -------------------------------------------------------------------------------------------
 
+OUTAGE = {"seconds": 600, "orders": 5, "seed": 3}  # EventBridge cannot reach any queue for the first ten minutes
+
+
 def _03_solution(**context):
-    from yafdp.plan import build_plan
-
-    plan = build_plan(_catalog(context))
-    return {"rules": len(plan.rules), "dead-letter queues": len(plan.rules) + len(plan.services)}
+    return {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 3600}
 
 
-@exercise("03.count-resources",
-          "How many rules does the deployment plan create, and how many dead-letter queues in all? Answer "
-          "{'rules': …, 'dead-letter queues': …}.",
-          "One rule per subscription, each with its own target dead-letter queue (EventBridge could not "
-          "deliver), plus one dead-letter queue per service queue (the function kept failing).",
-          solution=_03_solution)
+def retry_policy_run(policy: dict, out: str, catalog: Catalog | None = None, outage=OUTAGE) -> dict:
+    """Run a few orders while EventBridge's deliveries to every queue are throttled for ``outage["seconds"]`` (an
+    outage of the targets), with ``policy`` as every rule target's retry policy. Returns ``{"dead letters",
+    "statuses", "last event handled at"}`` (seconds on the run's virtual clock)."""
+    import dataclasses
+    import time
+
+    from yafdp.analysis import trace
+    from yafdp.runs import RunOptions, finish, start_saga
+    from yafdp.runs.workload import OutcomeRates, generate_orders
+    from yafdp.catalog.marketplace import load_marketplace
+
+    catalog = catalog or load_catalog()
+    changed = dataclasses.replace(catalog, bus=dataclasses.replace(catalog.bus, retry_policy=dict(policy)))
+    options = RunOptions(orders=0, seed=outage["seed"], out=out, catalog=changed)
+    started, bus = time.perf_counter(), start_saga(options)
+    bus.inject_target_faults(lambda rule, attempt: ("THROTTLING", "Rate exceeded (an outage of the targets)")
+                             if bus.vt < outage["seconds"] else None)
+    world = load_marketplace(catalog.path)
+    for planned in generate_orders(outage["orders"], outage["seed"], world, OutcomeRates(0, 0, 0)):
+        bus.call("order", "place_order", planned.request)
+    bus.run()
+    finish(bus, options, options.out, time.perf_counter() - started)
+    run = trace.load_run(out)
+    return {"dead letters": len(run.dead_letters), "statuses": run.orders["status"].value_counts().to_dict(),
+            "last event handled at": round(float(bus.vt), 1)}
+
+
+@exercise("03.retry-policy",
+          "EventBridge cannot reach the saga's queues for ten minutes (every delivery to a target is throttled, as in "
+          "an outage). Choose the retry policy of every rule target ({'MaximumRetryAttempts': …, "
+          "'MaximumEventAgeInSeconds': …}, AWS's names and ranges) so that no event is dead-lettered by such an "
+          "outage, yet an event EventBridge cannot deliver within an hour goes to the dead-letter queue rather than "
+          "being retried for a day. The check runs five orders through the outage with your policy.",
+          "EventBridge retries with exponential backoff (here from 1 s, doubling, capped at 256 s, with jitter), so "
+          "ten minutes take about a dozen retries: the shipped 4 retries give up after about half a minute and "
+          "dead-letter every event, while AWS's defaults (185 retries, 24 hours) would keep a broken step silent for "
+          "a day. The event age, not the count, is the limit that says how long a saga may wait.",
+          context=("out_dir",), solution=_03_solution)
 def _03_check(answer, **context) -> list[str]:
-    expected = _03_solution(**context)
-    if not isinstance(answer, dict):
-        return ["answer with a dict {'rules': …, 'dead-letter queues': …}"]
+    import tempfile
+
+    if not isinstance(answer, dict) or set(answer) != {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}:
+        return ["answer with a dict {'MaximumRetryAttempts': …, 'MaximumEventAgeInSeconds': …}"]
+    retries, age = answer["MaximumRetryAttempts"], answer["MaximumEventAgeInSeconds"]
     problems = []
-    for key, value in expected.items():
-        if answer.get(key) != value:
-            hint = ("count the rows of tables.plan_rules(plan)" if key == "rules"
-                    else "there are two kinds: one per rule target, one per service queue (tables.plan_queues)")
-            problems.append(f"{key}: {answer.get(key)!r} is not right; {hint}")
+    if not isinstance(retries, int) or not 0 <= retries <= 185:
+        problems.append(f"MaximumRetryAttempts must be a whole number from 0 to 185 (RetryPolicy), got {retries!r}")
+    if not isinstance(age, int) or not 60 <= age <= 86400:
+        problems.append(f"MaximumEventAgeInSeconds must be a whole number from 60 to 86,400 (RetryPolicy), got {age!r}")
+    if problems:
+        return problems
+    if age > 3600:
+        problems.append(f"an event EventBridge cannot deliver is retried for {age:,} s: more than the hour after which "
+                        "it should be in the dead-letter queue")
+    result = retry_policy_run(answer, f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/03_retry_exercise",
+                              _catalog(context))
+    if result["dead letters"]:
+        problems.append(f"{result['dead letters']} event(s) were dead-lettered during the {OUTAGE['seconds']} s outage "
+                        f"(orders ended {result['statuses']}): the policy gives up before the outage ends")
     return problems
 
 
 # ---- 04 · Fire orders --------------------------------------------------------------------------------------
 
+LOCKED_OUT = {"orders": 3, "seed": 7, "rule": "notification-tells-customer"}
+
+
+def locked_out_run(out: str, catalog: Catalog | None = None, setup=LOCKED_OUT) -> dict:
+    """Run ``setup["orders"]`` orders that all succeed while Notification's queue refuses its own rule (a queue policy
+    that forgot it: EventBridge has no permission to send there). Returns what the dead-letter queues hold and how the
+    orders ended, as the exercise 04.predict-dlq asks for them."""
+    import time
+
+    from yafdp.analysis import trace
+    from yafdp.catalog.marketplace import load_marketplace
+    from yafdp.runs import RunOptions, finish, start_saga
+    from yafdp.runs.workload import OutcomeRates, generate_orders
+
+    catalog = catalog or load_catalog()
+    options = RunOptions(orders=0, seed=setup["seed"], out=out, catalog=catalog)
+    started, bus = time.perf_counter(), start_saga(options)
+    bus.inject_target_faults(lambda rule, attempt: (
+        "NO_PERMISSIONS", "the queue's policy does not allow sqs:SendMessage from this rule")
+        if rule.endswith(setup["rule"]) else None)
+    for planned in generate_orders(setup["orders"], setup["seed"], load_marketplace(catalog.path), OutcomeRates(0, 0, 0)):
+        bus.call("order", "place_order", planned.request)
+    bus.run()
+    finish(bus, options, options.out, time.perf_counter() - started)
+    run = trace.load_run(out)
+    letters = trace.dead_letter_messages(run)
+    return {"dead letters": len(letters), "kinds": sorted(set(letters["kind"])),
+            "ERROR_CODE": sorted(set(letters["ERROR_CODE"].dropna())) if "ERROR_CODE" in letters else [],
+            "RETRY_ATTEMPTS": sorted(set(letters["RETRY_ATTEMPTS"].dropna())) if "RETRY_ATTEMPTS" in letters else [],
+            "statuses": run.orders["status"].value_counts().to_dict()}
+
+
 def _04_solution(**context):
-    return sorted({s.service for s in _catalog(context).consumers("Order_Initiated")})
+    catalog = _catalog(context)
+    told = len([e for e in catalog.matched_events(catalog.subscription(LOCKED_OUT["rule"]))
+                if e in ("Order_Initiated", "Payment_Success", "Restaurant_Confirmed_Order", "Delivery_Scheduled")])
+    return {"dead letters": told * LOCKED_OUT["orders"], "kind": "rule", "ERROR_CODE": "NO_PERMISSIONS",
+            "RETRY_ATTEMPTS": 0, "statuses": {"DELIVERY_SCHEDULED": LOCKED_OUT["orders"]}}
 
 
-@exercise("04.fan-out",
-          "To which services does the bus deliver Order_Initiated? Answer with a list of service names.",
-          "Payment acts on it (it charges); Notification observes it (it tells the customer). The Order service "
-          "published it and sets the status itself, so it does not subscribe to its own event.",
-          solution=_04_solution)
+@exercise("04.predict-dlq",
+          "Predict, then verify. Notification's queue policy forgets its rule, so EventBridge may not send there; three "
+          "orders are placed, none of which fails. Predict what the dead-letter queues will hold and how the orders "
+          "end: {'dead letters': how many, 'kind': 'rule' or 'queue' (whose DLQ), 'ERROR_CODE': …, 'RETRY_ATTEMPTS': …, "
+          "'statuses': {status: orders}}. The check runs it and compares.",
+          "A missing permission is EventBridge's failure to reach the target, so the rule's DLQ holds the event, with "
+          "EventBridge's attributes, at once: it does not retry NO_PERMISSIONS (RETRY_ATTEMPTS 0). Each delivered order "
+          "publishes four events Notification listens to, so twelve dead letters; and the orders still end delivered, "
+          "because Notification only observes: nothing in the saga waits for it.",
+          context=("out_dir",), solution=_04_solution)
 def _04_check(answer, **context) -> list[str]:
-    expected = set(_04_solution(**context))
-    if not isinstance(answer, (list, tuple, set)):
-        return ["answer with a list of service names"]
-    given = set(answer)
-    problems = [f"{s!r} has no rule matching Order_Initiated" for s in sorted(given - expected)]
-    problems += [f"{s!r} receives it too (see tables.subscription_matrix)" for s in sorted(expected - given)]
+    import tempfile
+
+    keys = {"dead letters", "kind", "ERROR_CODE", "RETRY_ATTEMPTS", "statuses"}
+    if not isinstance(answer, dict) or set(answer) != keys:
+        return [f"answer with a dict with the keys {sorted(keys)}"]
+    seen = locked_out_run(f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/04_predict_exercise", _catalog(context))
+    problems = []
+    if answer["dead letters"] != seen["dead letters"]:
+        problems.append(f"dead letters: you predicted {answer['dead letters']!r}, the run left {seen['dead letters']}: "
+                        "count the events Notification's rule matches per delivered order")
+    if [answer["kind"]] != seen["kinds"]:
+        problems.append(f"kind: you predicted {answer['kind']!r}, they are in {seen['kinds']}: who failed, EventBridge "
+                        "reaching the queue, or the function reading it?")
+    if [answer["ERROR_CODE"]] != seen["ERROR_CODE"]:
+        problems.append(f"ERROR_CODE: you predicted {answer['ERROR_CODE']!r}, the DLQ says {seen['ERROR_CODE']}")
+    if [str(answer["RETRY_ATTEMPTS"])] != seen["RETRY_ATTEMPTS"]:
+        problems.append(f"RETRY_ATTEMPTS: you predicted {answer['RETRY_ATTEMPTS']!r}, the DLQ says "
+                        f"{seen['RETRY_ATTEMPTS']}: which failures does EventBridge retry?")
+    if answer["statuses"] != seen["statuses"]:
+        problems.append(f"statuses: you predicted {answer['statuses']!r}, the orders ended {seen['statuses']}")
     return problems
 
 
@@ -244,12 +352,18 @@ def _05_check(answer, **context) -> list[str]:
 # ---- 06 · Failures -----------------------------------------------------------------------------------------
 
 class MemoryUnitOfWork:
-    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published."""
+    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published (the
+    :class:`~yafdp.runtime.unit_of_work.UnitOfWork` a backend gives, without a backend)."""
 
-    def __init__(self, world=None):
+    def __init__(self, world=None, service: str = "exercise"):
         self.items: dict[tuple[str, str], dict] = {}
         self.published: list[tuple[str, dict]] = []
         self.world = world
+        self.service = service
+        self.clock = 0.0
+
+    def now(self) -> float:
+        return self.clock
 
     def get(self, kind: str, key: str) -> dict | None:
         return self.items.get((kind, key))
@@ -267,69 +381,206 @@ class MemoryUnitOfWork:
         self.published.append((detail_type, detail))
 
 
+def _envelope(event_id: str, detail_type: str, detail: dict, catalog: Catalog) -> dict:
+    """An event as a handler receives it (its envelope), for the checks that call a handler by hand."""
+    from yafdp.runtime.envelope import make_envelope
+
+    return make_envelope(event_id, catalog.events[detail_type].source, detail_type, detail, 1_767_225_600.0)
+
+
 def _refund(event, uow):
     order_id = event["detail"]["order_id"]
-    if uow.get("refund", order_id):  # the business key: one refund per order, whatever the event id
+    charge = uow.get("charge", order_id)  # what Payment charged: the amount, currency and customer to refund
+    if charge is None or uow.get("refund", order_id):  # nothing charged, or refunded already (the business key)
         return
-    uow.put("refund", order_id, {"order_id": order_id, "amount": event["detail"]["amount"]})
-    uow.publish("Payment_Refunded", {"order_id": order_id, "amount": event["detail"]["amount"]})
+    refund = {"order_id": order_id, "customer_id": charge["customer_id"], "refund_id": "ref-" + order_id[4:],
+              "amount": charge["amount"], "currency": charge["currency"], "reason": event["detail-type"]}
+    uow.put("refund", order_id, refund)
+    uow.publish("Payment_Refunded", refund)
 
 
 def _06_solution(**context):
     return _refund
 
 
+REFUND_CASES = {  # what a refund must survive: the failures that reach it, each published twice with new ids
+    "a failed delivery, published twice": ("Delivery_Failed", "Delivery_Failed"),
+    "a rejection, then a failed delivery of the same order": ("Restaurant_Rejected_Order", "Delivery_Failed"),
+}
+
+
 @exercise("06.idempotent-refund",
-          "Write a handler refund(event, uow) that stores a refund (uow.put('refund', order_id, {...})) and "
-          "publishes Payment_Refunded once per order, even when the failure is published twice with two "
-          "different event ids (a producer that retried its PutEvents call).",
+          "Write a handler refund(event, uow) for Payment: on a failure event (Restaurant_Rejected_Order or "
+          "Delivery_Failed) it refunds what the order was charged (uow.get('charge', order_id) holds the charge: "
+          "amount, currency, customer_id) with one Payment_Refunded per order, even when the failure is published "
+          "twice under two event ids (a producer that retried its PutEvents call), or two failures reach it.",
           "Two layers of idempotency: the bus records each (rule, event id) it processed, which skips a "
           "duplicate delivery of the same event; but a republished event has a new id, so only a business key "
-          "(one refund per order id) stops a second refund.",
+          "(one refund per order id) stops a second refund. And the refund is the charge's, read from Payment's own "
+          "state: a failure event does not even carry the amount.",
           solution=_06_solution)
 def _06_check(answer, **context) -> list[str]:
+    from yafdp.catalog.marketplace import load_marketplace
+    from yafdp.services.payment import charge_order
+
     if not callable(answer):
         return ["answer with a function refund(event, uow)"]
-    uow = MemoryUnitOfWork()
-    detail = {"order_id": "ord-ex-6", "customer_id": "cus-ada", "amount": 17.0}
-    try:
-        for event_id in ("evt-1", "evt-2"):  # the same failure, published twice
-            answer({"id": event_id, "detail-type": "Delivery_Failed", "detail": dict(detail)}, uow)
-    except Exception as exc:
-        return [f"the handler raised {type(exc).__name__}: {exc}"]
-    refunds = [k for k in uow.items if k[0] == "refund"]
-    problems = []
-    if len(refunds) != 1:
-        problems.append(f"{len(refunds)} refund item(s) stored; expected one, under the order id")
-    published = [e for e, _ in uow.published if e == "Payment_Refunded"]
-    if len(published) != 1:
-        problems.append(f"Payment_Refunded published {len(published)} times for one order; key the check on "
-                        "the order id, not the event id")
+    catalog = _catalog(context)
+    world = load_marketplace(catalog.path)
+    problems: list[str] = []
+    for case, failures in REFUND_CASES.items():
+        order = {"order_id": "ord-ex-6", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
+                 "items": [{"item_id": "margherita", "quantity": 2, "unit_price": 8.5}], "amount": 17.0,
+                 "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+        uow = MemoryUnitOfWork(world, "payment")
+        charge_order(_envelope("evt-0", "Order_Initiated", order, catalog), uow)  # Payment charged the order first
+        details = {"Restaurant_Rejected_Order": {"order_id": "ord-ex-6", "restaurant_id": "res-napoli",
+                                                 "customer_id": "cus-ada", "reason": "restaurant_closed"},
+                   "Delivery_Failed": {"order_id": "ord-ex-6", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
+                                       "reason": "no_courier_available"}}
+        uow.published.clear()
+        try:
+            for n, failure in enumerate(failures, 1):
+                answer(_envelope(f"evt-{n}", failure, details[failure], catalog), uow)
+        except Exception as exc:
+            problems.append(f"{case}: the handler raised {type(exc).__name__}: {exc}")
+            continue
+        refunds = [d for e, d in uow.published if e == "Payment_Refunded"]
+        if len(refunds) != 1:
+            problems.append(f"{case}: Payment_Refunded published {len(refunds)} times for one order; key the check "
+                            "on the order id, not the event id")
+            continue
+        try:
+            catalog.validate_detail("Payment_Refunded", refunds[0])
+        except Exception as exc:
+            problems.append(f"{case}: its Payment_Refunded breaks the event's schema: {exc}")
+        if refunds[0].get("amount") != 17.0:
+            problems.append(f"{case}: it refunded {refunds[0].get('amount')!r}, the order was charged 17.0")
     return problems
+
+
+def _notify_solution(**context):
+    from yafdp.services.notification import MESSAGES
+    from yafdp.services.order import STATUS_AFTER, STATUS_RANK
+
+    def notify(event, uow):
+        detail, detail_type = event["detail"], event["detail-type"]
+        order_id = detail["order_id"]
+        status = STATUS_AFTER.get(detail_type, "PLACED")  # where this event puts the story (Order_Initiated: its start)
+        told = uow.get("told", order_id)  # how far the customer has been told the story
+        if told is not None and STATUS_RANK[status] <= STATUS_RANK[told["status"]]:
+            return  # it would move the story backwards, or nowhere: say nothing
+        uow.put("told", order_id, {"status": status})
+        uow.add("message", f"{order_id}#{detail_type}", {
+            "order_id": order_id, "customer_id": detail.get("customer_id"), "detail_type": detail_type,
+            "text": MESSAGES[detail_type].format_map(detail)})
+
+    return notify
+
+
+NOTIFIER_CHECK = {"orders": 60, "seed": 4, "reorder_rate": 0.6, "max_delay": 5.0}
+
+
+@exercise("06.notifier",
+          "Notification tells the customer one message per event, in the order the events reach it, so on the "
+          "Classic bus a cancelled order's last message can be \"The restaurant is cooking\". Write notify(event, uow) "
+          "for a notifier in its place (it keeps Notification's subscription and texts: "
+          "yafdp.services.notification.MESSAGES) whose last message to every customer agrees with how the order "
+          "ended, however the events are reordered.",
+          "A notifier cannot ask the Order service (services own their state), but it can keep its own view of the "
+          "order's progress from the events it hears, moving forward only, as the Order service does with its "
+          "status, and stay silent on an event that would move the story backwards. The other fix is ordered "
+          "delivery: on a Custom Event Bus a FIFO subscriber hands it each order's events in publish order "
+          "(chapter 08); on the Classic bus only the handler can keep the story straight.",
+          context=("out_dir",), solution=_notify_solution)
+def _notify_check(answer, **context) -> list[str]:
+    import tempfile
+
+    from yafdp.analysis import trace
+    from yafdp.catalog.inline import add_service, copy_of
+    from yafdp.runs import RunOptions, run_saga
+    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runtime.faults import Faults
+
+    if not callable(answer):
+        return ["answer with a function notify(event, uow)"]
+    told: list[tuple] = []  # (order_id, detail_type, when) of every message the answer stored
+
+    def recording(event, uow):
+        answer(event, uow)
+        for (kind, _), item in getattr(uow, "writes", {}).items():
+            if kind == "message":
+                told.append((item.get("order_id"), item.get("detail_type"), uow.now()))
+
+    base = _catalog(context)
+    catalog = add_service(base.without("notification"), copy_of(base, "notification", "notifier"),
+                          {"notify_customer": recording})
+    out = f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/06_notifier_exercise"
+    check = NOTIFIER_CHECK
+    run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=catalog,
+                        faults=Faults(reorder_rate=check["reorder_rate"], max_delay_seconds=check["max_delay"]),
+                        rates=OutcomeRates(0.15, 0.15, 0.25)))
+    run = trace.load_run(out)
+    last: dict[str, str] = {}
+    for order_id, detail_type, _ in sorted(told, key=lambda row: row[2]):
+        last[order_id] = detail_type
+    wrong = [f"{o} ended {s} and was last told about {last.get(o, 'nothing')}"
+             for o, s in run.orders[["order_id", "status"]].itertuples(index=False)
+             if last.get(o) not in trace.LAST_MESSAGE_FOR.get(s, ())]
+    if wrong:
+        return [f"{len(wrong)} of {len(run.orders)} customers were last told something their order's end contradicts, "
+                f"e.g. {wrong[0]}"]
+    return []
 
 
 # ---- 07 · Add a service ------------------------------------------------------------------------------------
 
+def feedback_document(name: str = "feedback") -> dict:
+    """A document to start the exercise 07.feedback-service from: the service, its ``Feedback_Requested`` event, and
+    one subscription whose pattern and handler are the learner's to write."""
+    return {
+        "service": name, "source": f"yafdp.{name}",
+        "description": "Asks the customer of a cancelled order what went wrong.", "origin": "extension",
+        "events": {"Feedback_Requested": {
+            "description": "The customer of a cancelled order was asked for feedback.", "origin": "extension",
+            "kind": "happy", "terminal": True,
+            "schema": {"type": "object", "required": ["order_id", "customer_id"],
+                       "properties": {"order_id": {"type": "string"}, "customer_id": {"type": "string"}}}}},
+        "subscriptions": [{
+            "rule": f"{name}-asks-cancelled-customer", "handler": "ask_for_feedback",
+            "purpose": "ask the customer of a cancelled order for feedback, once", "path": "observe",
+            "pattern": {"source": ["yafdp.payment"], "detail-type": ["Payment_Refunded"]},
+            "emits": ["Feedback_Requested"]}],
+    }
+
+
 def _07_solution(**context):
-    from yafdp.catalog.inline import example_document
+    document = feedback_document()
+    # A cancelled order ends with Payment_Failed (nothing was charged) or Payment_Refunded (the charge given back).
+    document["subscriptions"][0]["pattern"]["detail-type"] = ["Payment_Failed", "Payment_Refunded"]
 
-    def ask_for_review(event, uow):
+    def ask_for_feedback(event, uow):
         order = event["detail"]
-        if uow.get("request", order["order_id"]):
-            return  # asked already: one request per order, whatever the event id
-        uow.put("request", order["order_id"], {"order_id": order["order_id"]})
-        uow.publish("Rating_Requested", {"order_id": order["order_id"], "customer_id": order["customer_id"]})
+        if not uow.add("asked", order["order_id"], {"order_id": order["order_id"]}):
+            return  # asked already: one request per order, whatever the event or its id
+        uow.publish("Feedback_Requested", {"order_id": order["order_id"], "customer_id": order["customer_id"]})
 
-    return example_document("rating"), {"ask_for_review": ask_for_review}
+    return document, {"ask_for_feedback": ask_for_feedback}
 
 
-@exercise("07.rating-service",
-          "Write a Rating service that asks for a review once a courier is booked (Delivery_Scheduled) by "
-          "publishing Rating_Requested: a service document and its handler, as (document, {name: function}).",
-          "A new capability joins a choreography by subscribing: one document, one handler, and no other "
-          "service changes. The check runs a batch with it and compares the plans.",
-          context=("out_dir",),
-          solution=_07_solution)
+FEEDBACK_CHECK = {"orders": 40, "seed": 5, "publish_retry_rate": 0.5, "duplicate_rate": 0.3, "reorder_rate": 0.3}
+
+
+@exercise("07.feedback-service",
+          "Write a Feedback service that asks the customer of every cancelled order, and only those, for feedback, "
+          "once per order (Feedback_Requested), even when the event that ends the order is published twice under "
+          "two ids. Start from feedback_document() (its pattern and handler are yours to write); answer "
+          "(document, {handler name: function}).",
+          "A cancelled order ends with Payment_Failed (declined: nothing was charged) or Payment_Refunded (charged, "
+          "then refunded): the service subscribes to both, and nobody else changes. At-least-once delivery and a "
+          "producer's retries bring the same fact twice, the second time under a new event id, so only a business "
+          "key (one request per order id, uow.add) keeps the customer from being asked twice.",
+          context=("out_dir",), solution=_07_solution)
 def _07_check(answer, **context) -> list[str]:
     import tempfile
 
@@ -338,29 +589,46 @@ def _07_check(answer, **context) -> list[str]:
     from yafdp.catalog.inline import add_service
     from yafdp.plan import build_plan
     from yafdp.runs import RunOptions, run_saga
+    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runtime.faults import Faults
 
     try:
         document, handlers = answer
-    except (TypeError, ValueError):
-        return ["answer with a pair (document, {handler name: function})"]
+        name = document["service"]
+    except (TypeError, ValueError, KeyError):
+        return ["answer with a pair (document, {handler name: function}); the document names its service"]
     base = _catalog(context)
     try:
         extended = add_service(base, document, handlers)
     except Exception as exc:
         return [f"the catalog refuses it: {exc}"]
-    name = document["service"]
+    if "Feedback_Requested" not in extended.services[name].may_emit():
+        return ["the service never publishes Feedback_Requested"]
     changed = [c for c in diff_plans(build_plan(base), build_plan(extended)) if c.change != "unchanged"]
     problems = [f"the plan changes {c.kind} {c.name} ({c.change}), which is not {name}'s"
                 for c in changed if c.change != "added" or c.service != name]
-    out = context.get("out_dir") or tempfile.mkdtemp()
-    run_saga(RunOptions(orders=12, seed=3, out=f"{out}/runs/07_exercise", catalog=extended))
-    run = trace.load_run(f"{out}/runs/07_exercise")
-    delivered = set(run.orders[run.orders["status"] == "DELIVERY_SCHEDULED"]["order_id"])
-    asked = run.events[run.events["detail_type"] == "Rating_Requested"]["order_id"]
-    if set(asked) != delivered:
-        problems.append(f"{len(set(asked))} orders asked for a review, {len(delivered)} were delivered")
-    if asked.duplicated().any():
-        problems.append("an order was asked twice")
+    out = f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/07_exercise"
+    check = FEEDBACK_CHECK
+    run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=extended,
+                        rates=OutcomeRates(0.2, 0.2, 0.2),
+                        faults=Faults(publish_retry_rate=check["publish_retry_rate"],
+                                      duplicate_rate=check["duplicate_rate"], reorder_rate=check["reorder_rate"])))
+    run = trace.load_run(out)
+    cancelled = set(run.orders.loc[run.orders["status"] == "CANCELLED", "order_id"])
+    asked = run.events[run.events["detail_type"] == "Feedback_Requested"]
+    # A producer's retry stores the same unit of work's events again (same published_by): one request, sent twice.
+    # Two units of work that each asked are two requests.
+    requests = asked.groupby("order_id")["published_by"].nunique()
+    if set(requests.index) - cancelled:
+        problems.append(f"{len(set(requests.index) - cancelled)} order(s) not cancelled were asked, e.g. "
+                        f"{sorted(set(requests.index) - cancelled)[0]}")
+    if cancelled - set(requests.index):
+        problems.append(f"{len(cancelled - set(requests.index))} of {len(cancelled)} cancelled orders were never asked, "
+                        f"e.g. {sorted(cancelled - set(requests.index))[0]}: how does a declined order end?")
+    twice = requests[requests > 1]
+    if len(twice):
+        problems.append(f"{len(twice)} order(s) were asked more than once (e.g. {twice.index[0]}: {int(twice.iloc[0])} "
+                        "times): key the request by the order id, not by the event")
     return problems
 
 

@@ -225,3 +225,33 @@ def delivery_outcomes(run: Run) -> pd.DataFrame:
     """Delivery attempts per target service (rows) by outcome (columns, always all of :data:`OUTCOMES`)."""
     table = pd.crosstab(run.deliveries["service"], run.deliveries["outcome"])
     return table.reindex(columns=list(OUTCOMES), fill_value=0).rename_axis(columns="outcome")
+
+
+# What the customer's last message must be about, for each way an order ends (the events whose texts say so:
+# yafdp.services.notification.MESSAGES).
+LAST_MESSAGE_FOR = {"DELIVERY_SCHEDULED": ("Delivery_Scheduled",),
+                    "CANCELLED": ("Payment_Failed", "Payment_Refunded", "Restaurant_Rejected_Order", "Delivery_Failed")}
+
+
+def last_messages(run: Run, service: str = "notification") -> pd.DataFrame:
+    """One row per order: its status, the event ``service`` handled last for it (the customer's last message, as
+    Notification sends one per event it handles) and whether that message ``agrees`` with how the order ended
+    (:data:`LAST_MESSAGE_FOR`). On the Classic bus a cancelled order's last message can be "The restaurant is
+    cooking": the event that told it arrived after the cancellation's.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from yafdp.runs import RunOptions, run_saga
+    >>> out = tempfile.mkdtemp()
+    >>> _ = run_saga(RunOptions(orders=3, seed=1, out=out))
+    >>> bool(last_messages(load_run(out))["agrees"].all())
+    True
+    """
+    ok = run.deliveries[(run.deliveries["service"] == service) & (run.deliveries["outcome"] == "ok")]
+    last = ok.sort_values("finished_at").groupby("order_id")["detail_type"].last()
+    table = run.orders.set_index("order_id")[["status"]].copy()
+    table["last message about"] = last.reindex(table.index)
+    table["agrees"] = [told in LAST_MESSAGE_FOR.get(status, ()) for status, told in
+                       zip(table["status"], table["last message about"])]
+    return table

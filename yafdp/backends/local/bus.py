@@ -124,6 +124,14 @@ class LocalBus(InProcessDriving):
         self._trace = self.writer.deliveries
         self.db.execute("BEGIN")
 
+    def inject_target_faults(self, target_faults) -> None:
+        """From now on, EventBridge's deliveries to rule targets may fail as ``target_faults(rule_name, attempt) ->
+        (ERROR_CODE, ERROR_MESSAGE) or None`` says (the constructor's ``target_faults``; None: no more injected
+        failures), e.g. every target throttled for the first ten minutes of a run, or a permission missing."""
+        self.target_faults = target_faults
+        for name, route in self._routes.items():
+            route.forward = self._unreachable[name] is None and target_faults is None
+
     # ---------------------------------------------------------------- publishing
 
     def put_events(self, entries: Iterable[dict], *, sender: str) -> dict:
