@@ -183,32 +183,39 @@ def _03_solution(**context):
     return {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 3600}
 
 
-def retry_policy_run(policy: dict, out: str, catalog: Catalog | None = None, outage=OUTAGE) -> dict:
-    """Run a few orders while EventBridge's deliveries to every queue are throttled for ``outage["seconds"]`` (an
-    outage of the targets), with ``policy`` as every rule target's retry policy. Returns ``{"dead letters",
-    "statuses", "last event handled at"}`` (seconds on the run's virtual clock)."""
-    import dataclasses
+def run_with_target_faults(catalog: Catalog, out: str, *, orders: int, seed: int, faults_for) -> "object":
+    """Place ``orders`` orders that all succeed on the local bus while ``faults_for(bus)`` (``(rule, attempt) ->
+    (ERROR_CODE, ERROR_MESSAGE) or None``) fails EventBridge's deliveries to the targets, run them to the end and
+    return the run (:class:`yafdp.analysis.trace.Run`): what the exercises 03.retry-policy and 04.predict-dlq run."""
     import time
 
     from yafdp.analysis import trace
+    from yafdp.catalog.marketplace import load_marketplace
     from yafdp.runs import RunOptions, finish, start_saga
     from yafdp.runs.workload import OutcomeRates, generate_orders
-    from yafdp.catalog.marketplace import load_marketplace
 
-    catalog = catalog or load_catalog()
-    changed = dataclasses.replace(catalog, bus=dataclasses.replace(catalog.bus, retry_policy=dict(policy)))
-    options = RunOptions(orders=0, seed=outage["seed"], out=out, catalog=changed)
+    options = RunOptions(orders=0, seed=seed, out=out, catalog=catalog)
     started, bus = time.perf_counter(), start_saga(options)
-    bus.inject_target_faults(lambda rule, attempt: ("THROTTLING", "Rate exceeded (an outage of the targets)")
-                             if bus.vt < outage["seconds"] else None)
-    world = load_marketplace(catalog.path)
-    for planned in generate_orders(outage["orders"], outage["seed"], world, OutcomeRates(0, 0, 0)):
+    bus.inject_target_faults(faults_for(bus))
+    for planned in generate_orders(orders, seed, load_marketplace(catalog.path), OutcomeRates(0, 0, 0)):
         bus.call("order", "place_order", planned.request)
     bus.run()
     finish(bus, options, options.out, time.perf_counter() - started)
-    run = trace.load_run(out)
-    return {"dead letters": len(run.dead_letters), "statuses": run.orders["status"].value_counts().to_dict(),
-            "last event handled at": round(float(bus.vt), 1)}
+    return trace.load_run(out)
+
+
+def retry_policy_run(policy: dict, out: str, catalog: Catalog | None = None, outage=OUTAGE) -> dict:
+    """Run a few orders while EventBridge's deliveries to every queue are throttled for ``outage["seconds"]`` (an
+    outage of the targets), with ``policy`` as every rule target's retry policy. Returns ``{"dead letters",
+    "statuses"}``: how many events were dead-lettered, and how many orders ended in each status."""
+    import dataclasses
+
+    catalog = catalog or load_catalog()
+    changed = dataclasses.replace(catalog, bus=dataclasses.replace(catalog.bus, retry_policy=dict(policy)))
+    run = run_with_target_faults(changed, out, orders=outage["orders"], seed=outage["seed"], faults_for=lambda bus: (
+        lambda rule, attempt: ("THROTTLING", "Rate exceeded (an outage of the targets)")
+        if bus.vt < outage["seconds"] else None))
+    return {"dead letters": len(run.dead_letters), "statuses": run.orders["status"].value_counts().to_dict()}
 
 
 @exercise("03.retry-policy",
@@ -255,24 +262,12 @@ def locked_out_run(out: str, catalog: Catalog | None = None, setup=LOCKED_OUT) -
     """Run ``setup["orders"]`` orders that all succeed while Notification's queue refuses its own rule (a queue policy
     that forgot it: EventBridge has no permission to send there). Returns what the dead-letter queues hold and how the
     orders ended, as the exercise 04.predict-dlq asks for them."""
-    import time
-
     from yafdp.analysis import trace
-    from yafdp.catalog.marketplace import load_marketplace
-    from yafdp.runs import RunOptions, finish, start_saga
-    from yafdp.runs.workload import OutcomeRates, generate_orders
 
-    catalog = catalog or load_catalog()
-    options = RunOptions(orders=0, seed=setup["seed"], out=out, catalog=catalog)
-    started, bus = time.perf_counter(), start_saga(options)
-    bus.inject_target_faults(lambda rule, attempt: (
-        "NO_PERMISSIONS", "the queue's policy does not allow sqs:SendMessage from this rule")
-        if rule.endswith(setup["rule"]) else None)
-    for planned in generate_orders(setup["orders"], setup["seed"], load_marketplace(catalog.path), OutcomeRates(0, 0, 0)):
-        bus.call("order", "place_order", planned.request)
-    bus.run()
-    finish(bus, options, options.out, time.perf_counter() - started)
-    run = trace.load_run(out)
+    run = run_with_target_faults(catalog or load_catalog(), out, orders=setup["orders"], seed=setup["seed"],
+                                 faults_for=lambda bus: lambda rule, attempt: (
+                                     "NO_PERMISSIONS", "the queue's policy does not allow sqs:SendMessage from this rule")
+                                 if rule.endswith(setup["rule"]) else None)
     letters = trace.dead_letter_messages(run)
     return {"dead letters": len(letters), "kinds": sorted(set(letters["kind"])),
             "ERROR_CODE": sorted(set(letters["ERROR_CODE"].dropna())) if "ERROR_CODE" in letters else [],
