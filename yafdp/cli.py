@@ -43,7 +43,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from yafdp import __version__
+
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"yafdp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(commands)
@@ -160,7 +163,9 @@ def register_workbook(commands) -> None:
 
 def run_workbook(args) -> int:
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
 
+    require("workbook")  # before a chapter starts: its kernel would fail a cell instead
     from yafdp.workbook import NotebookFailed, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
@@ -627,8 +632,11 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _aws_clients(args):
-    from yafdp.backends.aws.clients import make_clients
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
+
+    require("aws")
+    from yafdp.backends.aws.clients import make_clients
 
     if args.backend == "moto" and not args.endpoint_url:
         raise RefusedError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
@@ -668,9 +676,10 @@ def register_destroy(commands) -> None:
 
 
 def run_destroy(args) -> int:
+    clients = _aws_clients(args)
     from yafdp.backends.aws.teardown import destroy
 
-    deleted = destroy(_aws_clients(args), args.prefix)
+    deleted = destroy(clients, args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
     return 0
 
@@ -685,8 +694,6 @@ def register_export(commands) -> None:
 
 
 def run_export(args) -> int:
-    from yafdp.backends.aws.export import export_run
-    from yafdp.backends.aws.teardown import inventory
     from yafdp.errors import RefusedError
     from yafdp.plan import build_plan
     from yafdp.runs import folder
@@ -696,6 +703,9 @@ def run_export(args) -> int:
     if folder.holds_run(out):
         folder.refuse_existing(out)
     clients = _aws_clients(args)
+    from yafdp.backends.aws.export import export_run
+    from yafdp.backends.aws.teardown import inventory
+
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
@@ -781,6 +791,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from yafdp.extras import missing_extra_message
+
+        missing = missing_extra_message(exc) if isinstance(exc, ModuleNotFoundError) else None
+        if missing:  # an optional part of yafdp (an extra) that is not installed
+            print(f"yafdp {args.command}: {missing}", file=sys.stderr)
+            return 2
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
             print(f"yafdp: {_endpoint_name(args)}: {exc}", file=sys.stderr)
             return 2

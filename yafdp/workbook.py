@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from yafdp.analysis.notebook import REPOSITORY
 from yafdp.errors import YafdpError
+from yafdp.shipped import notebooks_dir
 
-NOTEBOOKS_DIR = REPOSITORY / "notebooks"
+NOTEBOOKS_DIR = notebooks_dir()
 
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.

@@ -12,7 +12,8 @@ import pytest
 from filelock import FileLock
 
 from yafdp.analysis import course
-from yafdp.workbook import NOTEBOOKS_DIR, REPOSITORY, ExecutedNotebook, notebooks, run_notebook
+from yafdp.shipped import REPOSITORY
+from yafdp.workbook import NOTEBOOKS_DIR, ExecutedNotebook, notebooks, run_notebook
 
 CHAPTERS = notebooks()
 

@@ -18,8 +18,9 @@ import fastjsonschema
 from yafdp.catalog.model import (EVENT_KINDS, EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, TARGET_KINDS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
 from yafdp.patterns import PatternError, compile_pattern
+from yafdp.shipped import DATA_DIR
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
 
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
