@@ -75,6 +75,19 @@ def test_notebook_is_committed_as_a_course_chapter(path):
     assert headings[-2:] == ["## Exercises", "## What to try next"]
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_papermill_help_describes_every_parameter_with_its_type(path):
+    """`papermill --help-notebook` reads a parameter's type from its annotation and its help from the comment on
+    its own line ("Unknown type" and no help otherwise)."""
+    import papermill
+
+    parameters = papermill.inspect_notebook(str(path))
+    assert parameters and "out_dir" in parameters
+    for name, parameter in parameters.items():
+        assert parameter["inferred_type_name"] not in ("", "None"), f"{path.stem}: {name} has no type"
+        assert len(parameter["help"]) > 10, f"{path.stem}: {name} has no help on its line"
+
+
 def test_readme_lists_every_chapter_with_its_time():
     readme = (REPOSITORY / "README.md").read_text()
     for stem, (title, minutes) in course.CHAPTERS.items():
