@@ -400,8 +400,7 @@ def run_run(args) -> int:
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
                       max_delay_seconds=args.max_delay),
     )
-    with _progress(args) as progress:
-        summary = run_saga(options, progress=progress)
+    summary = run_saga(options, progress=False if args.json else None)
     _report(summary, args)
     return 0
 
@@ -416,8 +415,7 @@ def register_resume(commands) -> None:
 def run_resume(args) -> int:
     from yafdp.runs import resume_saga
 
-    with _progress(args) as progress:
-        summary = resume_saga(Path(args.out), progress=progress)
+    summary = resume_saga(Path(args.out), progress=False if args.json else None)
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
         print(f"the run in {args.out} had finished already: nothing to resume, "
@@ -425,29 +423,6 @@ def run_resume(args) -> int:
                  else "nothing changed"), file=sys.stderr)
     _report(summary, args, wrote=not finished)
     return 0
-
-
-class _progress:
-    """A progress bar on a terminal (nothing otherwise): deliveries made so far."""
-
-    def __init__(self, args):
-        self.bar = None
-        if not getattr(args, "json", False) and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit=" deliveries", desc="delivering", file=sys.stderr)
-
-    def __enter__(self):
-        if self.bar is None:
-            return None
-
-        def update(stats):
-            self.bar.update(stats.deliveries - self.bar.n)
-        return update
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _one_line(text):

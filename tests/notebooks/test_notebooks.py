@@ -108,9 +108,12 @@ def test_notebook_executes_and_saves_its_figures(path, build):
 def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
     result = executed(path, build)
     for cell, output in outputs(result.notebook):
-        if output.get("name") == "stderr":  # progress lines are fine there; a warning is not
+        if output.get("name") == "stderr":  # a warning is not
             text = "".join(output["text"])
             assert not re.search(r"warn", text, flags=re.I), f"{path.stem}: a cell warned: {text[:300]}"
+        # nor a progress bar: papermill's kernel gets none (yafdp.progress), as no one watches
+        assert "application/vnd.jupyter.widget-view+json" not in output.get("data", {}), f"{path.stem}: a widget"
+        assert "orders ended" not in "".join(output.get("text", "")), f"{path.stem}: a progress bar"
         table = "".join(output.get("data", {}).get("text/html", ""))
         for text in re.findall(r"<td[^>]*>(.*?)</td>", table, flags=re.S):
             assert not text.rstrip().endswith(("...", "…")), f"{path.stem}: a table cell is cut: {text[-80:]!r}"
