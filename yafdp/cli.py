@@ -505,6 +505,48 @@ def run_check(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def register_trace(commands) -> None:
+    parser = commands.add_parser("trace", help="write a run as OpenTelemetry traces (OTLP JSON lines, one trace per order)")
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
+    parser.add_argument("--format", choices=["otlp"], required=True,
+                        help="otlp: OTLP JSON, one ExportTraceServiceRequest per line (an OpenTelemetry Collector's "
+                             "otlpjsonfile receiver reads it)")
+    parser.add_argument("--out", type=_file, default=None,
+                        help="the file to write (refused if it exists, unless --force); default: standard output")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="the catalog the run was made with, for the names of its resources (default: the one "
+                             "the run records)")
+    parser.set_defaults(run=run_trace)
+
+
+def run_trace(args) -> int:
+    from yafdp.analysis.otlp import write_otlp
+    from yafdp.errors import RefusedError
+    from yafdp.runs import folder
+    from yafdp.runtime import rundb
+
+    rundb.open_run(args.dir).close()  # a missing or unreadable run is said before any file is made
+    if args.out is None:
+        counts = write_otlp(args.dir, sys.stdout, args.catalog)
+    else:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise RefusedError(f"--out {out} exists: give another file, or --force to replace it")
+        if out.is_dir():
+            raise RefusedError(f"--out {out} is a folder: give a file")
+        written = folder.temporary_beside(out)
+        try:
+            with open(written, "w", encoding="utf-8") as stream:
+                counts = write_otlp(args.dir, stream, args.catalog)
+            folder.replace_atomically(out, written)
+        finally:
+            folder.remove_temporary(written)
+    print(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
+          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
 def register_state_machine(commands) -> None:
     parser = commands.add_parser("state-machine", help="print the order saga as a Step Functions state machine (ASL)")
     _catalog_arg(parser)
@@ -713,7 +755,7 @@ def run_export(args) -> int:
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
+                  register_check, register_trace, register_state_machine, register_fit_profile, register_plan, register_deploy,
                   register_export, register_destroy]
 
 

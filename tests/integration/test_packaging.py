@@ -123,6 +123,7 @@ def test_the_core_commands_run_without_jupyterlab_pandas_boto3_or_moto(tmp_path)
                       ["plan"], ["state-machine"], ["run", "--orders", 10, "--out", "run"], ["check", "run"],
                       ["run", "--orders", 10, "--latency-model", "aws-eu-west-1", "--out", "simulated"],
                       ["fit-profile", "run", "--out", "mine.json"],
+                      ["trace", "run", "--format", "otlp", "--out", "run.otlp.jsonl"],
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "ModuleNotFoundError" not in result.stderr
