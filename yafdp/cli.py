@@ -82,14 +82,28 @@ def _load(args):
 
 
 def register_catalog(commands) -> None:
-    parser = commands.add_parser("catalog", help="print the event catalog")
+    parser = commands.add_parser("catalog", help="print the event catalog", validate=_check_catalog_options)
     _catalog_arg(parser)
-    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table")
+    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table",
+                        help="asyncapi: an AsyncAPI 3.1.0 document (default table)")
+    parser.add_argument("--per-service", metavar="DIR", type=_folder, default=None,
+                        help="with --format asyncapi: one document per service, DIR/<service>.asyncapi.json, as "
+                             "EventCatalog's AsyncAPI generator imports them (existing files are refused unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the files --per-service would write")
     parser.set_defaults(run=run_catalog)
+
+
+def _check_catalog_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.per_service is not None and args.format != "asyncapi":
+        parser.error("argument --per-service: does nothing without --format asyncapi: it writes AsyncAPI documents")
+    if args.force and args.per_service is None:
+        parser.error("argument --force: does nothing without --per-service: it replaces the files that writes")
 
 
 def run_catalog(args) -> int:
     catalog = _load(args)
+    if args.per_service is not None:
+        return _write_service_documents(catalog, Path(args.per_service), args.force)
     if args.format == "table":
         rows = [(e.name, e.service, e.source, e.kind, "yes" if e.terminal else "", e.origin,
                  ", ".join(s.service for s in catalog.consumers(e.name)) or "-")
@@ -104,6 +118,26 @@ def run_catalog(args) -> int:
 
         doc = asyncapi_document(catalog) if args.format == "asyncapi" else _catalog_json(catalog)
         print(json.dumps(doc, indent=2))
+    return 0
+
+
+def _write_service_documents(catalog, folder: Path, force: bool) -> int:
+    """``yafdp catalog --format asyncapi --per-service DIR``: every file is checked before the first is written."""
+    from yafdp.analysis.asyncapi import service_documents
+    from yafdp.errors import RefusedError
+    from yafdp.runs.folder import write_atomically
+
+    if folder.exists() and not folder.is_dir():
+        raise RefusedError(f"--per-service {folder} is a file: give a folder")
+    documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
+    existing = [str(path) for path in documents if path.exists()]
+    if existing and not force:
+        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: give another folder, or "
+                           "--force to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, document in documents.items():
+        write_atomically(path, json.dumps(document, indent=2) + "\n")
+    print(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}")
     return 0
 
 

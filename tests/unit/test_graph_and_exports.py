@@ -66,7 +66,7 @@ def _resolve(doc, ref):
 
 def test_asyncapi_lists_every_event_as_a_message_with_its_schema(catalog):
     doc = asyncapi_document(catalog)
-    assert doc["asyncapi"] == "3.0.0"
+    assert doc["asyncapi"] == "3.1.0"
     messages = doc["components"]["messages"]
     assert set(messages) == set(catalog.events)
     assert messages["Order_Initiated"]["payload"]["required"] == catalog.events["Order_Initiated"].schema["required"]
