@@ -2,6 +2,7 @@
 generator imports them, each valid against the published AsyncAPI 3.1.0 JSON Schema (tests/unit/data)."""
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -51,6 +52,19 @@ def test_the_schema_refuses_what_asyncapi_refuses():  # the validator is not vac
     del broken["info"]["version"]
     messages = [e.message for e in jsonschema.Draft7Validator(SCHEMA).iter_errors(broken)]
     assert messages
+
+
+def test_the_platform_document_lists_every_event_as_a_message_with_its_schema():
+    messages = DOCUMENTS["(platform)"]["components"]["messages"]
+    assert set(messages) == set(CATALOG.events)
+    assert messages["Order_Initiated"]["payload"]["required"] == CATALOG.events["Order_Initiated"].schema["required"]
+
+
+def test_the_platform_document_has_send_and_receive_operations():
+    operations = DOCUMENTS["(platform)"]["operations"]
+    assert operations["payment-charges-order"]["action"] == "receive"
+    assert operations["payment.send.Payment_Success"]["action"] == "send"
+    assert all(re.match(r"^[\w.\-]+$", name) for name in operations)
 
 
 def test_each_service_document_sends_what_the_service_publishes_and_receives_what_its_rules_match():
