@@ -70,3 +70,13 @@ def test_adding_a_service_moves_no_node_of_the_course_layout():
     new = set(layout) - set(base)
     assert new == {"service:rating", "event:Rating_Requested"}
     assert len(set(layout.values())) == len(layout)  # no two nodes in one place
+
+
+def test_the_site_reads_every_chapters_title_time_and_goals_from_its_first_cell():
+    from yafdp.site import chapter
+    from yafdp.workbook import notebooks
+
+    for path in notebooks():
+        read = chapter(path)
+        assert read.number == path.stem[:2] and read.minutes and read.title != path.stem, read
+        assert len(read.goals) >= 3 and all(len(goal) > 20 for goal in read.goals), read
