@@ -55,6 +55,22 @@ def test_the_constraints_pin_every_requirement_to_a_release_it_allows_and_the_te
             f"{name} {metadata.version(name)} is installed, constraints.txt pins {pin.version}: `make test` reinstalls"
 
 
+README_NAMES = {"JupyterLab": "jupyterlab", "ipykernel": "ipykernel", "papermill": "papermill", "nbconvert": "nbconvert",
+                "pandas": "pandas", "matplotlib": "matplotlib", "boto3": "boto3", "moto": "moto",
+                "OpenTelemetry SDK": "opentelemetry-sdk", "OTLP JSON file exporter": "opentelemetry-exporter-otlp-json-file",
+                "tqdm": "tqdm", "orjson": "orjson", "fastjsonschema": "fastjsonschema", "networkx": "networkx",
+                "cfn-lint": "cfn-lint", "pytest": "pytest"}
+
+
+def test_the_readme_names_the_tested_versions_of_constraints_txt():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    tested = readme.split("**Tested versions.**", 1)[1].split("`make lock`", 1)[0]
+    for said, name in README_NAMES.items():
+        found = re.search(rf"{re.escape(said)} (\d[\w.]*\w)", tested)
+        assert found, f"the README's tested versions do not name {said}"
+        assert found.group(1) == str(next(iter(PINS[name].specifier)).version), f"{said}: README {found.group(1)}"
+
+
 def test_pyproject_ships_every_package_and_the_top_level_data_and_notebooks():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "yafdp").rglob("__init__.py")}
@@ -283,4 +299,5 @@ def test_the_wheel_carries_its_data_and_notebooks_and_runs_from_an_empty_folder(
     workbook = run([yafdp_command, "workbook", "--only", "01", "--jobs", 1], cwd=empty)
     assert workbook.returncode == 0, workbook.stderr
     assert (empty / "build" / "html" / "01_identify_events.html").stat().st_size > 10_000
+    assert '<a href="01_identify_events.html">' in (empty / "build" / "html" / "index.html").read_text()
     assert sorted(p.name for p in empty.iterdir()) == ["build", "run"]
