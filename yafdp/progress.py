@@ -60,12 +60,36 @@ def _interactive(kernel) -> bool:
 
 def progress_bar(total: int | None, description: str, unit: str, *, show: bool | None = None):
     """A ``tqdm.auto`` bar of ``total`` ``unit``s (its rate and the time left follow), shown when ``show`` is
-    True, or, when None, when :func:`showing_progress` says so; a disabled bar (updates cost nothing) otherwise.
-    In a notebook the bar goes once done (``leave=False``): the cell's output is what it computed; on a
-    terminal its last state stays, with the total time. Call ``close()`` when done (or use it as a context).
+    True, or, when None, when :func:`showing_progress` says so; otherwise a bar that shows nothing and costs
+    nothing (tqdm, which imports asyncio, is not even imported: a run's start stays as quick). In a notebook the
+    bar goes once done (``leave=False``): the cell's output is what it computed; on a terminal its last state
+    stays, with the total time. Call ``close()`` when done (or use it as a context manager).
     """
+    if not (showing_progress() if show is None else show):
+        return _Hidden()
     from tqdm.auto import tqdm
 
-    show = showing_progress() if show is None else show
-    return tqdm(total=total, desc=description, unit=f" {unit}", unit_scale=False, disable=not show,
-                leave=_kernel() is None, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=description, unit=f" {unit}", unit_scale=False, leave=_kernel() is None,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+class _Hidden:
+    """The bar nobody sees: tqdm's methods the code calls, doing nothing (``disable`` is True, as on tqdm's)."""
+
+    disable = True
+    n = 0
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "_Hidden":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
