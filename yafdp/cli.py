@@ -540,7 +540,8 @@ def run_check(args) -> int:
 
 
 def register_trace(commands) -> None:
-    parser = commands.add_parser("trace", help="write a run as OpenTelemetry traces (OTLP JSON lines, one trace per order)")
+    parser = commands.add_parser("trace", help="write a run as OpenTelemetry traces (OTLP JSON lines, one trace per order)",
+                                 validate=_check_trace_options)
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
     parser.add_argument("--format", choices=["otlp"], required=True,
                         help="otlp: OTLP JSON, one ExportTraceServiceRequest per line (an OpenTelemetry Collector's "
@@ -552,6 +553,11 @@ def register_trace(commands) -> None:
                         help="the catalog the run was made with, for the names of its resources (default: the one "
                              "the run records)")
     parser.set_defaults(run=run_trace)
+
+
+def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.force and args.out is None:
+        parser.error("argument --force: does nothing without --out: it replaces the file --out names")
 
 
 def run_trace(args) -> int:

@@ -139,6 +139,8 @@ def test_bad_input_is_one_line_and_an_existing_file_is_kept(tmp_path):
     assert replaced.returncode == 0 and len((tmp_path / "kept.jsonl").read_text().splitlines()) == 2
     no_format = _yafdp("trace", "run", cwd=tmp_path)
     assert no_format.returncode == 2 and "--format" in no_format.stderr
+    idle = _yafdp("trace", "run", "--format", "otlp", "--force", cwd=tmp_path)
+    assert idle.returncode == 2 and "argument --force: does nothing without --out" in idle.stderr
 
 
 def test_a_deployed_runs_spans_are_placed_at_the_real_time_of_its_first_event(exported, tmp_path):
