@@ -69,7 +69,7 @@ class _LambdaOnThisProcess:
         config = FunctionConfig.for_service(self.plan, service)
         # The function's environment, as the deployer sets it, and the function warm with this test's moto clients.
         lambda_handler._functions[config] = ServiceFunction(config, CATALOG, self.plan, WORLD, self.clients.events,
-                                                            self.clients.dynamodb)
+                                                            self.clients.dynamodb, scheduler=self.clients.scheduler)
         saved = dict(os.environ)
         os.environ.update(config.to_environment())
         try:

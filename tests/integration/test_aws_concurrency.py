@@ -47,7 +47,7 @@ class BarrierState(DynamoState):
 
 def _function(plan, clients, service, state=None):
     function = ServiceFunction(FunctionConfig.for_service(plan, service), CATALOG, plan, WORLD, clients.events,
-                               clients.dynamodb)
+                               clients.dynamodb, scheduler=clients.scheduler)
     if state is not None:
         function.state = state
     return function

@@ -94,7 +94,13 @@ def test_each_role_reads_only_its_own_queue_and_touches_only_its_own_table(plan)
                 assert resources == [f"arn:aws:dynamodb:{plan.region}:{plan.account}:table/{service.table}"]
             if any(a.startswith("logs:") for a in actions):
                 assert resources[0].endswith(f":log-group:/aws/lambda/{service.function}:*")
-            assert {a.split(":")[0] for a in actions} <= {"events", "sqs", "dynamodb", "logs"}
+            assert {a.split(":")[0] for a in actions} <= {"events", "sqs", "dynamodb", "logs", "scheduler", "iam"}
+            if any(a.startswith("scheduler:") for a in actions):  # the saga's deadlines: its own schedules only
+                assert set(actions) == {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
+                assert resources == [plan.schedules_arn()]
+            if "iam:PassRole" in actions:  # the schedules' role, to EventBridge Scheduler only
+                assert resources == [plan.role_arn(plan.scheduler_role)]
+                assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
             # granted only what the code calls (issue 12: these four were granted and never used)
             assert not {"dynamodb:Query", "dynamodb:DeleteItem", "sqs:ChangeMessageVisibility",
                         "logs:CreateLogGroup"} & set(actions)
@@ -111,7 +117,7 @@ def test_only_the_rules_that_target_a_queue_may_send_to_it(plan):
 def test_every_resource_carries_the_prefix_and_the_tags(plan, clients):
     found = inventory(clients, "dep")
     assert {r.kind for r in found} == {"event bus", "archive", "rule", "target", "queue", "table", "function",
-                                       "event source mapping", "log group", "role", "role policy"}
+                                       "event source mapping", "log group", "role", "role policy", "schedule group"}
     assert len([r for r in found if r.kind == "queue"]) == 2 * len(plan.services) + len(plan.rules)
     assert all(r.name.removeprefix("/aws/lambda/").startswith("dep-") for r in found)
 

@@ -35,7 +35,7 @@ def plan(clients):
 
 def _function(plan, clients, service, events=None):
     return ServiceFunction(FunctionConfig.for_service(plan, service), CATALOG, plan, WORLD,
-                           events or clients.events, clients.dynamodb)
+                           events or clients.events, clients.dynamodb, scheduler=clients.scheduler)
 
 
 def _order(n):

@@ -73,7 +73,7 @@ def test_each_service_document_sends_what_the_service_publishes_and_receives_wha
         assert document["info"]["title"] == name and document["info"]["description"] == service.description
         sent = {op["messages"][0]["$ref"].rsplit("/", 1)[1] for op in document["operations"].values()
                 if op["action"] == "send"}
-        assert sent == set(service.may_emit())
+        assert sent == set(service.may_emit() | service.may_schedule())
         for sub in service.subscriptions:
             operation = document["operations"][sub.rule]
             assert operation["action"] == "receive" and operation["x-eventbridge-pattern"] == dict(sub.pattern)
@@ -92,7 +92,7 @@ def test_each_message_contract_is_provided_by_its_producers_document_only():
                 provided.setdefault(message, []).append(name)
             else:
                 assert body["x-eventcatalog-role"] == "consumer" and CATALOG.events[message].service != name
-    sent = {e for s in CATALOG.services.values() for e in s.may_emit()}
+    sent = {e for s in CATALOG.services.values() for e in s.may_emit() | s.may_schedule()}
     assert {m: len(s) for m, s in provided.items()} == {m: 1 for m in sent}
 
 

@@ -195,3 +195,49 @@ def test_every_handler_named_in_the_catalog_exists():
 def test_missing_handler_says_what_is_missing():
     with pytest.raises(LookupError, match="yafdp/services/payment.py has no handler function 'teleport'"):
         resolve_handler("payment", "teleport")
+
+
+SILENT_PAID = {"order_id": "ord-s-9", "customer_id": "cus-7", "restaurant_id": "res-silent", "amount": 12.0,
+               "currency": "EUR", "delivery_zone": "zone-centre",
+               "items": [{"item_id": "lasagne", "quantity": 1, "unit_price": 12.0}]}
+TIMED_OUT = {"order_id": "ord-s-9", "customer_id": "cus-7", "restaurant_id": "res-silent", "deadline_seconds": 900}
+
+
+def test_placing_an_order_sets_its_deadline_and_its_end_calls_it_off():
+    store = FakeStore()
+    uow = BufferedUnitOfWork("order", store, WORLD, now=lambda: 0.0)
+    order.place_order(REQUEST, uow)
+    assert uow.schedules == [("create", "deadline-ord-s-1", WORLD.saga_timeout_seconds, "Order_Timed_Out",
+                              {"order_id": "ord-s-1", "customer_id": "cus-7", "restaurant_id": "res-napoli",
+                               "deadline_seconds": WORLD.saga_timeout_seconds})]
+    store.items.update(uow.writes)
+    for detail_type, expected in (("Payment_Success", []), ("Delivery_Scheduled", [("delete", "deadline-ord-s-1")]),
+                                  ("Payment_Refunded", [])):  # only the move to a terminal status calls it off
+        uow = BufferedUnitOfWork("order", store, WORLD, now=lambda: 0.0)
+        order.track_status({"id": "e", "detail-type": detail_type, "detail": {"order_id": "ord-s-1"}}, uow)
+        store.items.update(uow.writes)
+        assert uow.schedules == expected, detail_type
+
+
+def test_a_restaurant_that_never_answers_is_rejected_at_the_deadline_and_only_then():
+    store = FakeStore()
+    assert store.handle("restaurant", restaurant.review_order, "Payment_Success", SILENT_PAID) == []
+    assert store.get("order", "ord-s-9")["status"] == "awaiting_answer"
+    assert store.handle("restaurant", restaurant.time_out_order, "Order_Timed_Out", TIMED_OUT) == ["Restaurant_Rejected_Order"]
+    assert store.published[-1][1]["reason"] == "no_answer"
+    assert store.handle("restaurant", restaurant.time_out_order, "Order_Timed_Out", TIMED_OUT) == []  # once
+
+
+def test_a_deadline_before_the_payment_rejects_the_payment_when_it_comes():
+    store = FakeStore()
+    assert store.handle("restaurant", restaurant.time_out_order, "Order_Timed_Out", TIMED_OUT) == []
+    assert store.handle("restaurant", restaurant.review_order, "Payment_Success", SILENT_PAID) == ["Restaurant_Rejected_Order"]
+    assert store.handle("restaurant", restaurant.review_order, "Payment_Success", SILENT_PAID) == []
+
+
+def test_a_deadline_after_the_restaurant_decided_changes_nothing():
+    paid = {**SILENT_PAID, "restaurant_id": "res-napoli", "items": [{"item_id": "margherita", "quantity": 1, "unit_price": 8.5}]}
+    store = FakeStore()
+    assert store.handle("restaurant", restaurant.review_order, "Payment_Success", paid) == ["Restaurant_Confirmed_Order"]
+    assert store.handle("restaurant", restaurant.time_out_order, "Order_Timed_Out", {**TIMED_OUT, "restaurant_id": "res-napoli"}) == []
+    assert store.get("order", "ord-s-9")["status"] == "confirmed"

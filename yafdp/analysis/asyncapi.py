@@ -61,10 +61,11 @@ def _document(catalog: Catalog, services, title: str, description: str) -> dict:
     ref = lambda name: {"$ref": f"#/channels/{channel}/messages/{name}"}  # noqa: E731
     operations, named = {}, set()
     for service in services:
-        for name in sorted(service.may_emit()):
+        for name in sorted(service.may_emit() | service.may_schedule()):
             named.add(name)
+            how = " (its EventBridge Scheduler schedule puts it on the bus)" if name in service.may_schedule() else ""
             operations[f"{service.name}.send.{name}"] = {
-                "action": "send", "title": f"{service.name} publishes {name}",
+                "action": "send", "title": f"{service.name} publishes {name}{how}",
                 "channel": {"$ref": f"#/channels/{channel}"}, "messages": [ref(name)], "tags": [{"name": service.name}],
             }
         for sub in service.subscriptions:

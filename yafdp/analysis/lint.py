@@ -39,8 +39,8 @@ def lint(catalog: Catalog) -> list[Finding]:
 
 
 def unproduced_events(catalog: Catalog) -> list[Finding]:
-    """Events that no handler or entry point ever emits: nobody will ever see them."""
-    emitted = {e for service in catalog.services.values() for e in service.may_emit()}
+    """Events that no handler or entry point ever emits (or schedules): nobody will ever see them."""
+    emitted = {e for service in catalog.services.values() for e in service.may_emit() | service.may_schedule()}
     return [
         Finding("unproduced-event", _event_where(catalog, name),
                 f"no handler or entry point of service {ev.service!r} emits {name!r}")

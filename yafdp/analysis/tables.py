@@ -107,7 +107,7 @@ def plan_resources_table(plan: DeploymentPlan) -> pd.DataFrame:
     >>> from yafdp.catalog import load_catalog
     >>> from yafdp.plan import build_plan
     >>> int(plan_resources_table(build_plan(load_catalog())).groupby("kind").size()["rule"])
-    10
+    11
     """
     return pd.DataFrame([{"kind": r.kind, "name": r.name, "service": r.service or "shared"}
                          for r in plan_resources(plan)])

@@ -153,7 +153,8 @@ _SERVICE_SHAPE = fastjsonschema.compile({
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["name", "purpose", "emits"],
-                "properties": {"name": {"type": "string"}, "purpose": {"type": "string"}, "emits": _NAME_LIST},
+                "properties": {"name": {"type": "string"}, "purpose": {"type": "string"}, "emits": _NAME_LIST,
+                               "schedules": _NAME_LIST},
             },
         },
         "events": {
@@ -309,7 +310,9 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
     entrypoints = []
     for i, spec in enumerate(doc.get("entrypoints", [])):
         _check_emits(file, f"entrypoints[{i}].emits", spec["emits"], events)
-        entrypoints.append(Entrypoint(spec["name"], name, spec["purpose"], tuple(spec["emits"])))
+        _check_emits(file, f"entrypoints[{i}].schedules", spec.get("schedules", []), events)
+        entrypoints.append(Entrypoint(spec["name"], name, spec["purpose"], tuple(spec["emits"]),
+                                      tuple(spec.get("schedules", ()))))
 
     service = Service(
         name=name, source=doc["source"], description=doc["description"], origin=doc["origin"],

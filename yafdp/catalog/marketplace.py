@@ -17,12 +17,16 @@ from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json, shape_check
 
 @dataclass(frozen=True)
 class Marketplace:
-    """Restaurants (with menus), delivery zones (with couriers) and the payment provider's declined tokens."""
+    """Restaurants (with menus; one whose ``answers`` is false never answers an order), delivery zones (with couriers),
+    the payment provider's declined tokens, and ``saga_timeout_seconds``: how long an order may take to be decided
+    before the saga gives up on it (the Order service's deadline; 0 sets none, e.g. for a test of a few hops of the
+    saga that never ends an order)."""
 
     currency: str
     restaurants: Mapping[str, Mapping[str, Any]]
     zones: Mapping[str, Mapping[str, Any]]
     declined_prefixes: Mapping[str, str]
+    saga_timeout_seconds: float = 900.0
 
     def decline_reason(self, payment_token: str) -> str | None:
         """Why the payment provider declines this token, or None when it accepts it."""
@@ -40,12 +44,14 @@ _SHAPE = fastjsonschema.compile({
     "properties": {
         "description": {"type": "string"},
         "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "saga_timeout_seconds": {"type": "number", "minimum": 60, "maximum": 86400},
         "restaurants": {"type": "object", "minProperties": 1, "additionalProperties": {
             "type": "object",
             "required": ["name", "open", "prep_minutes", "menu"],
             "properties": {
                 "name": {"type": "string", "minLength": 1},
                 "open": {"type": "boolean"},
+                "answers": {"type": "boolean"},
                 "prep_minutes": _MINUTES,
                 "menu": {"type": "object", "additionalProperties": {
                     "type": "object",
@@ -84,4 +90,5 @@ def load_marketplace(path: Path | str | None = None) -> Marketplace:
         restaurants=doc["restaurants"],
         zones=doc["zones"],
         declined_prefixes=doc["payment_tokens"]["declined_prefixes"],
+        saga_timeout_seconds=float(doc.get("saga_timeout_seconds", 900)),
     )

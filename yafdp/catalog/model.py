@@ -82,12 +82,14 @@ class Subscription:
 
 @dataclass(frozen=True)
 class Entrypoint:
-    """A way into a service from outside the bus (an API call) and the events it may publish."""
+    """A way into a service from outside the bus (an API call), the events it may publish, and those it may schedule
+    (``schedules``: a one-time EventBridge Scheduler schedule puts the event on the bus later, e.g. a saga's deadline)."""
 
     name: str
     service: str
     purpose: str
     emits: tuple[str, ...]
+    schedules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,11 @@ class Service:
         emitted = [e for s in self.subscriptions for e in s.emits]
         emitted += [e for p in self.entrypoints for e in p.emits]
         return frozenset(emitted)
+
+    def may_schedule(self) -> frozenset[str]:
+        """Every detail-type this service's entry points may schedule: EventBridge Scheduler puts it on the bus later,
+        with the service's source (the service itself never publishes it)."""
+        return frozenset(e for p in self.entrypoints for e in p.schedules)
 
 
 @dataclass(frozen=True)

@@ -85,9 +85,36 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                 queue_policy=_sqs_policy_for_rules(partial, f"{prefix}-{service.name}",
                                                    [r.name for r in rules if r.service == service.name]))
         for service in catalog.services.values())
-    return DeploymentPlan(prefix, region, account, bus_name, partial.archive, partial.archive_retention_days,
-                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery,
-                          partition=partition)
+    return _with_schedules(catalog, DeploymentPlan(
+        prefix, region, account, bus_name, partial.archive, partial.archive_retention_days, rules, services,
+        partial.tags, point_in_time_recovery=point_in_time_recovery, partition=partition))
+
+
+def _with_schedules(catalog: Catalog, plan: DeploymentPlan) -> DeploymentPlan:
+    """EventBridge Scheduler for the services that schedule events (a saga's deadline): a schedule group, a role that
+    may put exactly those events on the bus with their services' sources, and, for each scheduling service, the right
+    to create and delete schedules in that group and to pass that role ("Set up the execution role",
+    https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html)."""
+    scheduling = [s for s in catalog.services.values() if s.may_schedule()]
+    if not scheduling:
+        return plan
+    plan = replace(plan, schedule_group=f"{plan.prefix}-deadlines", scheduler_role=f"{plan.prefix}-scheduler")
+    scheduled = sorted(e for s in scheduling for e in s.may_schedule())
+    plan = replace(plan, scheduler_policy={"Version": "2012-10-17", "Statement": [{
+        "Sid": "PutScheduledEventsOnly", "Effect": "Allow", "Action": "events:PutEvents", "Resource": plan.bus_arn(),
+        "Condition": {"ForAllValues:StringEquals": {"events:source": sorted(s.source for s in scheduling)},
+                      "StringEquals": {"events:detail-type": scheduled}, "Null": {"events:source": "false"}}}]})
+    statements = [
+        {"Sid": "ManageOwnSchedules", "Effect": "Allow", "Action": ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+         "Resource": plan.schedules_arn()},
+        {"Sid": "PassSchedulerRole", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": plan.role_arn(plan.scheduler_role),
+         "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}},
+    ]
+    names = {s.name for s in scheduling}
+    services = tuple(replace(s, policy={**s.policy, "Statement": s.policy["Statement"] + statements})
+                     if s.name in names else s for s in plan.services)
+    return replace(plan, services=services)
 
 
 def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:
@@ -156,8 +183,8 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
             function_timeout_seconds=min(visibility_timeout_seconds, ServicePlan.function_timeout_seconds),
             fifo_queue=fifo_queues, delivery_role=f"{prefix}-{service.name}-delivery",
             delivery_policy=_delivery_policy(plan, queue, service.name, mine)))
-    return replace(plan, subscribers=tuple(subscribers), services=tuple(services),
-                   point_in_time_recovery=point_in_time_recovery)
+    return _with_schedules(catalog, replace(plan, subscribers=tuple(subscribers), services=tuple(services),
+                                            point_in_time_recovery=point_in_time_recovery))
 
 
 def _check_subscriber(plan: DeploymentPlan, subscriber: SubscriberPlan, file: str, where: str) -> None:

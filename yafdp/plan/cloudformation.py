@@ -19,7 +19,7 @@ from yafdp.catalog import Catalog
 from yafdp.plan.builder import build_plan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
                               QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA,
-                              DeploymentPlan, ServicePlan)
+                              DeploymentPlan, ServicePlan, scheduler_trust_policy)
 
 FORMATS = ("json", "yaml")
 
@@ -59,6 +59,14 @@ def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict
             rule.target.dead_letter_queue, rule.target.dead_letter_queue_policy)
     for service in plan.services:
         resources.update(_service(plan, service, tags, (environment or {}).get(service.name)))
+    if plan.schedule_group:  # EventBridge Scheduler: the group of the services' one-time schedules, and their role
+        resources["ScheduleGroup"] = {"Type": "AWS::Scheduler::ScheduleGroup",
+                                      "Properties": {"Name": plan.schedule_group, "Tags": tags}}
+        resources[_logical("Role", plan.scheduler_role)] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": plan.scheduler_role, "Path": ROLE_PATH,
+            "AssumeRolePolicyDocument": scheduler_trust_policy(plan.account),
+            "Description": "EventBridge Scheduler's one-time schedules: put the scheduled events on the bus",
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": plan.scheduler_policy}], "Tags": tags}}
     for rule in plan.rules:
         target = rule.target
         resources[_logical("Rule", rule.name)] = {

@@ -24,6 +24,12 @@ PROJECT_TAG = "yafdp"  # the Project tag of every resource a deployment creates
 # Who may assume a service's role: Lambda, running that service's function, and nobody else.
 LAMBDA_TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+# Who may assume the schedules' role: EventBridge Scheduler, on behalf of this account's schedules only ("Set up the
+# execution role", EventBridge Scheduler user guide, https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html).
+def scheduler_trust_policy(account: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
 # What every deployment sets, with boto3 (yafdp.backends.aws.deployer) or as a template (yafdp.plan.cloudformation).
 HANDLER = "yafdp.backends.aws.lambda_handler.lambda_handler"
 RUNTIME = "python3.12"
@@ -184,6 +190,11 @@ class DeploymentPlan:
     retention_days: int = 0
     event_group: tuple[str, ...] = ()
     deduplication: str = "none"
+    # EventBridge Scheduler, when a service schedules events (the saga's deadline): the group its one-time schedules
+    # live in, and the role they put their events on the bus with (see yafdp.runtime.scheduling).
+    schedule_group: str = ""
+    scheduler_role: str = ""
+    scheduler_policy: dict = field(default_factory=dict)
 
     @property
     def routes(self) -> tuple:
@@ -214,6 +225,13 @@ class DeploymentPlan:
 
     def role_arn(self, role: str) -> str:
         return f"arn:{self.partition}:iam::{self.account}:role{ROLE_PATH}{role}"
+
+    def schedule_group_arn(self) -> str:
+        return f"arn:{self.partition}:scheduler:{self.region}:{self.account}:schedule-group/{self.schedule_group}"
+
+    def schedules_arn(self) -> str:
+        """Every schedule of the plan's group (what a scheduling service may create and delete)."""
+        return f"arn:{self.partition}:scheduler:{self.region}:{self.account}:schedule/{self.schedule_group}/*"
 
     def archive_arn(self) -> str:
         return f"arn:{self.partition}:events:{self.region}:{self.account}:archive/{self.archive}"
@@ -276,7 +294,7 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
     >>> from yafdp.plan import build_plan
     >>> kinds = {r.kind for r in plan_resources(build_plan(load_catalog()))}
     >>> sorted(kinds)
-    ['archive', 'dead-letter queue', 'event bus', 'function', 'queue', 'role', 'rule', 'table', 'target']
+    ['archive', 'dead-letter queue', 'event bus', 'function', 'queue', 'role', 'rule', 'schedule group', 'table', 'target']
     """
     if plan.bus_kind == "custom":
         found = [Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags,
@@ -305,6 +323,9 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
         ]
         if target.dead_letter_queue:
             found.append(Resource("dead-letter queue", target.dead_letter_queue, rule.service, {"for": f"rule {rule.name}"}))
+    if plan.schedule_group:
+        found += [Resource("schedule group", plan.schedule_group, "", {"Name": plan.schedule_group, "Tags": plan.tags}),
+                  Resource("role", plan.scheduler_role, "", {"Policy": plan.scheduler_policy})]
     for service in plan.services:
         found += [
             Resource("queue", service.queue, service.name, {
@@ -323,7 +344,8 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
 
 # The longest name AWS allows for each kind of resource a plan names (EventBridge rules 64, SQS queues 80, Lambda
 # functions 64, IAM roles 64, EventBridge archives 48).
-NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48, "subscriber": 256, "event bus": 256}
+NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48, "subscriber": 256, "event bus": 256,
+               "schedule group": 64}
 
 
 class PlanError(ConfigurationError):
@@ -335,6 +357,7 @@ def check_names(plan: DeploymentPlan) -> None:
     names = [("archive", plan.archive)] + [("rule", r.name) for r in plan.rules]
     names += [("subscriber", s.name) for s in plan.subscribers] + [("event bus", plan.bus)]
     names += [("queue", r.target.dead_letter_queue) for r in plan.routes if r.target.dead_letter_queue]
+    names += [("schedule group", plan.schedule_group), ("role", plan.scheduler_role)] if plan.schedule_group else []
     for s in plan.services:
         names += [("queue", s.queue), ("queue", s.queue_dead_letter_queue), ("function", s.function), ("role", s.role)]
         names += [("role", s.delivery_role)] if s.delivery_role else []

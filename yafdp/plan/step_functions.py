@@ -39,8 +39,72 @@ def lambda_invoke(partition: str) -> str:
 
 
 def is_lambda_invoke(resource: str) -> bool:
-    """Whether a Task's ``Resource`` is Lambda's optimized integration, in whatever partition."""
-    return resource.startswith("arn:") and resource.endswith(":states:::lambda:invoke") and resource.count(":") == 6
+    """Whether a Task's ``Resource`` is Lambda's optimized integration, in whatever partition (its callback form,
+    ``.waitForTaskToken``, included)."""
+    return resource.startswith("arn:") and resource.removesuffix(WAIT_FOR_TASK_TOKEN).endswith(
+        ":states:::lambda:invoke") and resource.count(":") == 6
+
+
+# The callback pattern: the Task invokes the function with a task token and waits, until SendTaskSuccess or
+# SendTaskFailure with that token, or its TimeoutSeconds ("Wait for a Callback with Task Token",
+# https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token). A Standard
+# workflow's, only (data/workflows.json).
+WAIT_FOR_TASK_TOKEN = ".waitForTaskToken"
+
+
+def is_callback(resource: str) -> bool:
+    """Whether a Task's ``Resource`` waits for a task token (``….waitForTaskToken``)."""
+    return resource.endswith(WAIT_FOR_TASK_TOKEN)
+
+
+def with_human_step(definition: dict, rule: str, *, timeout_seconds: int, on_timeout: dict) -> dict:
+    """A copy of ``definition`` in which every Task running ``rule`` waits for a person: its resource becomes
+    ``lambda:invoke.waitForTaskToken``, its payload carries the task token (``"taskToken.$": "$$.Task.Token"``), it
+    gives up after ``timeout_seconds`` (``TimeoutSeconds``: the Task fails with ``States.Timeout``) and a ``Catch``
+    sends that timeout to the Task ``on_timeout`` (``{"rule", "handler", "service_function"}``: what runs then, whose
+    own failure events are caught as the Task's were).
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.plan import build_plan
+    >>> catalog = load_catalog()
+    >>> plan = build_plan(catalog)
+    >>> human = with_human_step(state_machine_definition(catalog, plan), "restaurant-reviews-paid-order",
+    ...     timeout_seconds=900, on_timeout={"rule": "restaurant-rejects-timed-out-order", "handler": "time_out_order",
+    ...                                      "service_function": plan.service("restaurant").function})
+    >>> [(s["Resource"].rsplit(":", 1)[1], s["TimeoutSeconds"]) for _, s in walk_states(human)
+    ...  if s["Type"] == "Task" and s["Parameters"]["Payload"]["rule"] == "restaurant-reviews-paid-order"]
+    [('invoke.waitForTaskToken', 900)]
+    """
+    import copy
+
+    result = copy.deepcopy(definition)
+
+    def visit(scope: dict) -> None:
+        states = scope["States"]
+        for name, state in list(states.items()):
+            for branch in state.get("Branches", ()):
+                visit(branch)
+            if state["Type"] != "Task" or state["Parameters"]["Payload"].get("rule") != rule:
+                continue
+            state["Resource"] += WAIT_FOR_TASK_TOKEN
+            state["Parameters"]["Payload"]["taskToken.$"] = "$$.Task.Token"
+            state["TimeoutSeconds"] = timeout_seconds
+            timeout = f"{name} timed out"[:MAX_STATE_NAME]
+            states[timeout] = {
+                "Type": "Task", "Comment": f"{name} had no answer within {timeout_seconds} s",
+                "Resource": state["Resource"].removesuffix(WAIT_FOR_TASK_TOKEN),
+                "Parameters": {"FunctionName": on_timeout["service_function"],
+                               "Payload": {"task.$": "$$.State.Name", "rule": on_timeout["rule"],
+                                           "handler": on_timeout["handler"], "event.$": "$.event"}},
+                "ResultSelector": dict(state["ResultSelector"]), "Retry": [dict(LAMBDA_RETRY)],
+                "Catch": [dict(c) for c in state.get("Catch", ())], "End": True}
+            state["Catch"] = state.get("Catch", []) + [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error",
+                                                        "Next": timeout}]
+
+    visit(result)
+    return result
 
 
 class OrchestrationError(ConfigurationError):

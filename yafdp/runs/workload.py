@@ -93,8 +93,9 @@ class _Choices:
     """What the marketplace offers to reach each outcome, checked once."""
 
     def __init__(self, world: Marketplace, rates: OutcomeRates):
-        self.open = sorted(r for r, spec in world.restaurants.items()
-                           if spec["open"] and any(m["available"] for m in spec["menu"].values()))
+        # A restaurant that never answers (``answers``: false) is ordered from by hand only (chapter 06's timeout).
+        self.open = sorted(r for r, spec in world.restaurants.items() if spec["open"] and spec.get("answers", True)
+                           and any(m["available"] for m in spec["menu"].values()))
         self.closed = sorted(r for r, spec in world.restaurants.items() if not spec["open"])
         self.sold_out = sorted(r for r in self.open if not all(m["available"] for m in world.restaurants[r]["menu"].values()))
         self.live_zones = sorted(z for z, spec in world.zones.items() if spec["couriers"])

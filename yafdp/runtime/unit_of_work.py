@@ -49,6 +49,13 @@ class UnitOfWork(Protocol):
     def publish(self, detail_type: str, detail: dict[str, Any], *, source: str | None = None) -> None:
         """Publish an event when the unit commits."""
 
+    def schedule(self, name: str, after_seconds: float, detail_type: str, detail: dict[str, Any]) -> None:
+        """When the unit commits, create the one-time schedule ``name`` that puts ``detail_type`` (an event this
+        service may schedule) with ``detail`` on the bus ``after_seconds`` from now (EventBridge Scheduler)."""
+
+    def cancel_schedule(self, name: str) -> None:
+        """When the unit commits, delete the schedule ``name`` (nothing when it fired or was deleted already)."""
+
 
 class BufferedUnitOfWork:
     """The :class:`UnitOfWork` every backend gives its handlers: reads, buffered writes, buffered publications.
@@ -66,7 +73,7 @@ class BufferedUnitOfWork:
     [(None, 'Payment_Success', {'order_id': 'ord-1'})]
     """
 
-    __slots__ = ("service", "state", "world", "now", "writes", "outbox")
+    __slots__ = ("service", "state", "world", "now", "writes", "outbox", "schedules")
 
     def __init__(self, service: str, state: ServiceState, world: Marketplace | None, now: Callable[[], float]):
         self.service = service
@@ -75,6 +82,7 @@ class BufferedUnitOfWork:
         self.now = now
         self.writes: dict[tuple[str, str], dict] = {}
         self.outbox: list[tuple[str | None, str, dict]] = []
+        self.schedules: list[tuple] = []  # ("create", name, after_seconds, detail_type, detail) or ("delete", name)
 
     def get(self, kind: str, key: str) -> dict | None:
         """The item stored under ``(kind, key)``, including what this unit wrote but has not committed."""
@@ -96,3 +104,12 @@ class BufferedUnitOfWork:
         """Publish an event when the unit commits. ``source`` defaults to the service's own; any other is
         refused at commit, as the IAM condition ``events:source`` refuses it on AWS."""
         self.outbox.append((source, detail_type, detail))
+
+    def schedule(self, name: str, after_seconds: float, detail_type: str, detail: dict[str, Any]) -> None:
+        """Create the one-time schedule ``name`` when the unit commits: ``after_seconds`` from now it puts
+        ``detail_type`` with ``detail`` on the bus (:mod:`yafdp.runtime.scheduling` turns it into CreateSchedule)."""
+        self.schedules.append(("create", name, after_seconds, detail_type, detail))
+
+    def cancel_schedule(self, name: str) -> None:
+        """Delete the schedule ``name`` when the unit commits (nothing when it fired or was deleted already)."""
+        self.schedules.append(("delete", name))

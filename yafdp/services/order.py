@@ -1,8 +1,11 @@
-"""The Order service: takes the customer's order and keeps its status from the events it hears.
+"""The Order service: takes the customer's order, keeps its status from the events it hears, and holds the saga's
+deadline.
 
 ``place_order`` is the API entry point: it refuses a bad order, naming the field, before anything is
-stored or published. ``track_status`` moves an order's status forward, never backwards, so events may
-arrive in any order and any number of times.
+stored or published, and sets the saga's deadline: a one-time schedule that puts ``Order_Timed_Out`` on the bus
+``saga_timeout_seconds`` later (the marketplace's). ``track_status`` moves an order's status forward, never
+backwards, so events may arrive in any order and any number of times; once the order ends, it deletes the
+deadline's schedule.
 """
 
 from __future__ import annotations
@@ -60,7 +63,17 @@ def place_order(request: dict, uow: UnitOfWork) -> str:
         "placed_at": uow.now(), "history": [],
     })
     uow.publish("Order_Initiated", detail)
+    timeout = getattr(uow.world, "saga_timeout_seconds", None)
+    if timeout:
+        uow.schedule(deadline_name(order_id), timeout, "Order_Timed_Out", {
+            "order_id": order_id, "customer_id": detail["customer_id"], "restaurant_id": detail["restaurant_id"],
+            "deadline_seconds": timeout})
     return order_id
+
+
+def deadline_name(order_id: str) -> str:
+    """The name of an order's deadline schedule (EventBridge Scheduler names are 1 to 64 characters)."""
+    return f"deadline-{order_id}"[:64]
 
 
 def track_status(event: Envelope, uow: UnitOfWork) -> None:
@@ -70,6 +83,8 @@ def track_status(event: Envelope, uow: UnitOfWork) -> None:
         raise LookupError(f"{detail_type} for order {order_id}, which was never placed")
     after = STATUS_AFTER.get(detail_type)
     moved = after is not None and STATUS_RANK[after] > STATUS_RANK[order["status"]]
+    if moved and after in TERMINAL:
+        uow.cancel_schedule(deadline_name(order_id))  # the order ended: its deadline is called off
     uow.put("order", order_id, {
         **order,
         "status": after if moved else order["status"],

@@ -1,4 +1,12 @@
-"""The Restaurant service: accepts or rejects paid orders, and stops cooking those no courier can take."""
+"""The Restaurant service: accepts or rejects paid orders, stops cooking those no courier can take, and rejects at the
+saga's deadline an order its restaurant never answered.
+
+A restaurant whose ``answers`` is false (the marketplace's) never answers: its paid orders wait, ``awaiting_answer``,
+until ``Order_Timed_Out`` comes. The Restaurant service decides what the deadline means, because it alone knows whether
+its step is done: an order still waiting is rejected (``no_answer``, and Payment refunds it as any rejection), one
+confirmed or rejected already is left as it is, and one not paid yet is remembered (``timed_out``) so that its late
+payment is rejected when it arrives.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,20 @@ from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 def review_order(event: Envelope, uow: UnitOfWork) -> None:
     paid = event["detail"]
     order_id, restaurant_id = paid["order_id"], paid["restaurant_id"]
-    if uow.get("order", order_id):
+    who = {"order_id": order_id, "restaurant_id": restaurant_id, "customer_id": paid["customer_id"]}
+    known = uow.get("order", order_id)
+    if known is not None:
+        if known["status"] == "timed_out":  # the deadline passed before the payment arrived: too late now
+            _reject(uow, who, "no_answer")
         return
     restaurant = uow.world.restaurants[restaurant_id]
+    if not restaurant.get("answers", True):  # the restaurant's tablet is off: nobody will ever answer
+        uow.put("order", order_id, {**who, "status": "awaiting_answer"})
+        return
     unavailable = [i["item_id"] for i in paid["items"] if not restaurant["menu"][i["item_id"]]["available"]]
     reason = "restaurant_closed" if not restaurant["open"] else ("item_unavailable" if unavailable else None)
-    who = {"order_id": order_id, "restaurant_id": restaurant_id, "customer_id": paid["customer_id"]}
     if reason:
-        uow.put("order", order_id, {**who, "status": "rejected", "reason": reason, "unavailable": unavailable})
-        uow.publish("Restaurant_Rejected_Order", {**who, "reason": reason})
+        _reject(uow, who, reason, unavailable=unavailable)
         return
     uow.put("order", order_id, {**who, "status": "confirmed"})
     uow.publish("Restaurant_Confirmed_Order", {
@@ -37,3 +50,22 @@ def cancel_order(event: Envelope, uow: UnitOfWork) -> None:
         "order_id": order_id, "restaurant_id": order["restaurant_id"],
         "customer_id": order["customer_id"], "reason": event["detail-type"],
     })
+
+
+def time_out_order(event: Envelope, uow: UnitOfWork) -> None:
+    """The saga's deadline passed (``Order_Timed_Out``): reject the order if the restaurant never answered it, remember
+    it if it was not paid yet, leave it alone if it was decided."""
+    late = event["detail"]
+    order_id = late["order_id"]
+    order = uow.get("order", order_id)
+    if order is None:  # not paid yet: its Payment_Success, if it comes, is rejected then
+        uow.put("order", order_id, {"order_id": order_id, "restaurant_id": late["restaurant_id"],
+                                    "customer_id": late["customer_id"], "status": "timed_out"})
+        return
+    if order["status"] == "awaiting_answer":
+        _reject(uow, {k: order[k] for k in ("order_id", "restaurant_id", "customer_id")}, "no_answer")
+
+
+def _reject(uow: UnitOfWork, who: dict, reason: str, unavailable: list | None = None) -> None:
+    uow.put("order", who["order_id"], {**who, "status": "rejected", "reason": reason, "unavailable": unavailable or []})
+    uow.publish("Restaurant_Rejected_Order", {**who, "reason": reason})

@@ -27,6 +27,7 @@ class AwsClients:
     iam: Any
     sts: Any
     logs: Any
+    scheduler: Any = None  # EventBridge Scheduler: the schedule group, and the schedules a function makes
 
     @property
     def region(self) -> str:
@@ -76,4 +77,5 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
         return session.client(name, config=config, **extra)
 
     return AwsClients(events=client("events"), sqs=client("sqs"), lambda_=client("lambda"),
-                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"))
+                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"),
+                      scheduler=client("scheduler"))

@@ -17,7 +17,7 @@ from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
                               QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
-                              check_names)
+                              check_names, scheduler_trust_policy)
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.package import code_sha256
@@ -115,9 +115,25 @@ class _Applier:
             self.log_group(service)
             self.function(service, role_arn, package, FunctionConfig.for_service(plan, service.name, faults, seed))
             self.event_source_mapping(service, run_functions)
+        if plan.schedule_group:
+            self.schedules()
         for rule in plan.rules:  # last: by now every queue a rule sends to exists and is allowed to receive
             self.rule(rule)
         return self.changes
+
+    # ---------------------------------------------------------------- EventBridge Scheduler
+
+    def schedules(self) -> None:
+        """The schedule group the services' one-time schedules live in (tagged, so that destroy finds it), and the
+        role the schedules put their events on the bus with."""
+        plan, scheduler = self.plan, self.c.scheduler
+        try:
+            scheduler.get_schedule_group(Name=plan.schedule_group)
+        except scheduler.exceptions.ResourceNotFoundException:
+            scheduler.create_schedule_group(Name=plan.schedule_group, Tags=self.tag_list)
+            self.changed("create", "schedule group", plan.schedule_group)
+        self.policy_role(plan.scheduler_role, scheduler_trust_policy(plan.account), plan.scheduler_policy,
+                         "EventBridge Scheduler's one-time schedules: put the scheduled events on the bus")
 
     # ---------------------------------------------------------------- EventBridge
 
@@ -229,24 +245,28 @@ class _Applier:
     # ---------------------------------------------------------------- IAM
 
     def role(self, service: ServicePlan) -> str:
+        return self.policy_role(service.role, service.trust_policy, service.policy,
+                                f"the {service.name} service's function: least privilege")
+
+    def policy_role(self, name: str, trust_policy: dict, policy: dict, description: str) -> str:
+        """The role ``name`` with its trust policy and its one inline policy, created or brought up to date; its ARN."""
         iam = self.c.iam
         try:
-            role = iam.get_role(RoleName=service.role)["Role"]
-            if _document(role["AssumeRolePolicyDocument"]) != service.trust_policy:
-                iam.update_assume_role_policy(RoleName=service.role, PolicyDocument=json.dumps(service.trust_policy))
-                self.changed("update", "role", f"{service.role} (trust policy)")
+            role = iam.get_role(RoleName=name)["Role"]
+            if _document(role["AssumeRolePolicyDocument"]) != trust_policy:
+                iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy))
+                self.changed("update", "role", f"{name} (trust policy)")
         except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(RoleName=service.role, Path=ROLE_PATH, Tags=self.tag_list,
-                                   AssumeRolePolicyDocument=json.dumps(service.trust_policy),
-                                   Description=f"the {service.name} service's function: least privilege")["Role"]
-            self.changed("create", "role", service.role)
+            role = iam.create_role(RoleName=name, Path=ROLE_PATH, Tags=self.tag_list,
+                                   AssumeRolePolicyDocument=json.dumps(trust_policy), Description=description)["Role"]
+            self.changed("create", "role", name)
         try:
-            current = _document(iam.get_role_policy(RoleName=service.role, PolicyName=POLICY_NAME)["PolicyDocument"])
+            current = _document(iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME)["PolicyDocument"])
         except iam.exceptions.NoSuchEntityException:
             current = None
-        if current != service.policy:
-            iam.put_role_policy(RoleName=service.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(service.policy))
-            self.changed("create" if current is None else "update", "role policy", f"{service.role}/{POLICY_NAME}")
+        if current != policy:
+            iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
+            self.changed("create" if current is None else "update", "role policy", f"{name}/{POLICY_NAME}")
         return role["Arn"]
 
     # ---------------------------------------------------------------- CloudWatch Logs

@@ -19,12 +19,13 @@ from typing import Callable, Mapping
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
-from yafdp.errors import BackendError
+from yafdp.errors import BackendError, ConfigurationError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, make_envelope,
                                     max_request_bytes)
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
+from yafdp.runtime.scheduling import schedule_calls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 from yafdp.services import resolve_handler
 
@@ -98,9 +99,9 @@ class ServiceFunction:
     """
 
     def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
-                 events, dynamodb, clock: Callable[[], float] = time.time):
+                 events, dynamodb, clock: Callable[[], float] = time.time, scheduler=None):
         self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
-        self.plan = plan
+        self.plan, self.scheduler = plan, scheduler
         self.state = DynamoState(dynamodb, config.table)
         self.rules = {r.name: r for r in plan.rules if r.service == config.service}
         self.tasks = TaskRunner(catalog)
@@ -149,6 +150,7 @@ class ServiceFunction:
                 if crash is not None:
                     raise crash
             prepared = check_outbox(self.catalog, self.config.service, frozenset(rule.emits), uow.outbox)
+            schedules = self._schedule_calls(uow)
         except Exception as exc:
             code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
                 (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
@@ -166,6 +168,7 @@ class ServiceFunction:
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
         self._publish(marker, entries)
+        self._schedule(schedules)
         return "ok"
 
     def _failed(self, delivery: dict, attempt: int, code: str, message: str) -> None:
@@ -206,6 +209,7 @@ class ServiceFunction:
             uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
             try:
                 prepared = self.tasks.run({**payload, "event": _envelope(task_event(payload))}, uow)
+                schedules = self._schedule_calls(uow)
             except Exception as exc:
                 code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
                     (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
@@ -229,6 +233,7 @@ class ServiceFunction:
                     raise
                 continue
             if committed:
+                self._schedule(schedules)
                 return self.tasks.output(envelopes)
         raise ConflictError(self.config.table, [f"{TASK_OUTPUT}/{marker}"])
 
@@ -252,6 +257,7 @@ class ServiceFunction:
             result = resolve_handler(self.config.service, entrypoint)(payload, uow)
             try:
                 prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
+                schedules = self._schedule_calls(uow)
             except DeliveryError as exc:
                 raise PublishError(str(exc)) from None
             entries = [self._entry(p) for p in prepared]
@@ -264,7 +270,36 @@ class ServiceFunction:
                 if attempt == CALL_ATTEMPTS:
                     raise
         self._publish(outbox_key, entries)
+        self._schedule(schedules)
         return result
+
+    # ---------------------------------------------------------------- EventBridge Scheduler
+
+    def _schedule_calls(self, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
+        """The Scheduler calls of a unit of work's schedule requests, checked before anything is committed
+        (:func:`~yafdp.runtime.scheduling.schedule_calls`; raises ``DeliveryError``)."""
+        if not uow.schedules:
+            return []
+        return schedule_calls(self.catalog, self.plan, self.config.service, uow.schedules, self.clock())
+
+    def _schedule(self, calls: list[tuple[str, dict]]) -> None:
+        """Make the Scheduler calls of a committed unit of work: create and delete its one-time schedules. A schedule
+        already there is not created again, one already gone (it fired, or was deleted) not deleted again. They are
+        made after the commit and the publication: a function that dies in between leaves the order without its
+        deadline (the outbox keeps events, not schedule requests), a window this project accepts and says here."""
+        from botocore.exceptions import ClientError
+
+        if not calls:
+            return
+        if self.scheduler is None:
+            raise ConfigurationError(f"{self.config.service}'s function has no EventBridge Scheduler client, and its "
+                                     "catalog schedules events: pass ServiceFunction(..., scheduler=...)")
+        for call, request in calls:
+            try:
+                getattr(self.scheduler, call)(**request)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("ConflictException", "ResourceNotFoundException"):
+                    raise
 
     # ---------------------------------------------------------------- publishing
 

@@ -35,7 +35,7 @@ class InProcessFunctions:
                  faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
         self.functions = {
             s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
-                                    clients.events, clients.dynamodb)
+                                    clients.events, clients.dynamodb, scheduler=clients.scheduler)
             for s in plan.services
         }
         self.pollers = [

@@ -71,5 +71,6 @@ def _service_function(context):
         plan = build_plan(catalog, config.prefix, region=region, account=account, partition=partition,
                           run_id=config.prefix)
         function = _functions[config] = ServiceFunction(config, catalog, plan, load_marketplace(),
-                                                        boto3.client("events"), boto3.client("dynamodb"))
+                                                        boto3.client("events"), boto3.client("dynamodb"),
+                                                        scheduler=boto3.client("scheduler"))
     return function

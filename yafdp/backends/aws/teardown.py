@@ -25,8 +25,8 @@ _BUSY = {"ValidationException", "ResourceInUseException", "DeleteConflict", "Con
 _TRIES = 15
 
 # Deletion order: what must go before what (AWS refuses to delete a bus with rules, a rule with targets...).
-ORDER = ("event source mapping", "function", "log group", "archive", "target", "rule", "event bus", "queue", "table",
-         "role policy", "role")
+ORDER = ("event source mapping", "function", "log group", "schedule group", "archive", "target", "rule", "event bus",
+         "queue", "table", "role policy", "role")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
     ours = _Tags(run_id)
     found = list(_functions(clients, prefix, ours)) + list(_event_bridge(clients, prefix, ours))
     found += _queues(clients, prefix, ours) + _tables(clients, prefix, ours) + list(_roles(clients, prefix, ours))
-    found += _log_groups(clients, prefix, ours)
+    found += _log_groups(clients, prefix, ours) + _schedule_groups(clients, prefix, ours)
     return sorted(found, key=lambda r: (ORDER.index(r.kind), r.name))
 
 
@@ -167,6 +167,19 @@ def _log_groups(c: AwsClients, prefix: str, ours: _Tags) -> list[Found]:
     return found
 
 
+def _schedule_groups(c: AwsClients, prefix: str, ours: _Tags) -> list[Found]:
+    """The deployment's EventBridge Scheduler group (deleting it deletes the schedules in it)."""
+    if c.scheduler is None:
+        return []
+    found = []
+    for page in c.scheduler.get_paginator("list_schedule_groups").paginate(NamePrefix=prefix + "-"):
+        for group in page["ScheduleGroups"]:
+            tags = c.scheduler.list_tags_for_resource(ResourceArn=group["Arn"]).get("Tags", [])
+            if ours.match(_pairs(tags)):
+                found.append(Found("schedule group", group["Name"]))
+    return found
+
+
 def _roles(c: AwsClients, prefix: str, ours: _Tags) -> Iterator[Found]:
     for page in c.iam.get_paginator("list_roles").paginate(PathPrefix=ROLE_PATH):
         for role in page["Roles"]:
@@ -190,4 +203,5 @@ _DELETE = {
     "table": lambda c, r: c.dynamodb.delete_table(TableName=r.name),
     "role policy": lambda c, r: c.iam.delete_role_policy(RoleName=r.handle[0], PolicyName=r.handle[1]),
     "role": lambda c, r: c.iam.delete_role(RoleName=r.name),
+    "schedule group": lambda c, r: c.scheduler.delete_schedule_group(Name=r.name),
 }

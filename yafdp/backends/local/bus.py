@@ -121,6 +121,8 @@ class LocalBus(InProcessDriving):
         for rule in plan.rules:
             self._ruleset.add(rule.name, rule.pattern)
         self._events: dict[str, list] = {}  # event_id -> [envelope, deliveries still to make]
+        self.services.use_scheduler(lambda name, entry: self.services.record(
+            [entry], self.vt, on_event=self._route, published_by=f"schedule#{name}"))
         self._trace = self.writer.deliveries
         self.db.execute("BEGIN")
 
@@ -316,6 +318,8 @@ class LocalBus(InProcessDriving):
                 if crash is not None:
                     raise crash
             prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
+            if uow.schedules:
+                services.check_schedules(service, uow)
             if prepared and services.entry_faults is not None:
                 end += services.publish_retrying(prepared)  # the producer's retries of refused entries
         except DeliveryError as exc:
@@ -326,7 +330,7 @@ class LocalBus(InProcessDriving):
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
                          FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
-        if uow.writes:
+        if uow.writes or uow.schedules:
             services.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         if prepared:
@@ -410,7 +414,8 @@ class LocalBus(InProcessDriving):
 
     def report(self) -> dict:
         """The run's state writes (for the cost model) and, under a latency model, what the model did."""
-        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads}
+        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads,
+                       "scheduler": self.services.schedules.report()}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}
         return facts

@@ -118,6 +118,7 @@ class LocalCustomBus(InProcessDriving):
         self.services = LocalServices(catalog, plan, world, self.writer, self.timing, self.scheduler, seed=seed,
                                       session=session, epoch=epoch, entry_faults=entry_faults)
         self.stats = self.services.stats
+        self.services.use_scheduler(lambda name, entry: self.publish([entry], self.vt, f"schedule#{name}"))
         self.target_faults = target_faults
         self._hop_rng = random.Random(f"{seed}:{session}:faults")
         self._faulty = faults.any
@@ -360,13 +361,15 @@ class LocalCustomBus(InProcessDriving):
                 if crash is not None:
                     raise crash
             prepared = check_outbox(self.catalog, route.service, route.emits, uow.outbox) if uow.outbox else ()
+            if uow.schedules:
+                services.check_schedules(route.service, uow)
             if prepared and services.entry_faults is not None:
                 end += services.publish_retrying(prepared)
         except DeliveryError as exc:
             return "failed", f"{exc.code}: {exc.message}"
         except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
             return "failed", f"{FUNCTION_ERROR}: {type(exc).__name__}: {exc}"
-        if uow.writes:
+        if uow.writes or uow.schedules:
             services.apply(route.service, uow)
         self.writer.processed.add((route.name, event_id))
         self.publish(list(prepared), end, f"{route.name}#{event_id}")
@@ -519,6 +522,7 @@ class LocalCustomBus(InProcessDriving):
         metrics = {name: dict(self.api.subscriber(arn).metrics) for name, arn in self._arns.items()
                    if name not in self._alias and self._exists(arn)}
         facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads, "subscriber_metrics": metrics,
+                       "scheduler": self.services.schedules.report(),
                        "deduplicated_publishes": self.stats.duplicates_published}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}

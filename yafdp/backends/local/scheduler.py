@@ -11,6 +11,23 @@ import random
 from typing import Callable, Iterable
 
 
+class Timer:
+    """An action due at a virtual time that can be cancelled before it runs (:meth:`Scheduler.timer`): a cancelled
+    timer neither runs nor moves the clock, so a deadline that was called off leaves no trace on the run."""
+
+    __slots__ = ("fn", "args", "cancelled")
+
+    def __init__(self, fn: Callable, args: tuple):
+        self.fn, self.args, self.cancelled = fn, args, False
+
+    def __call__(self) -> None:
+        self.fn(*self.args)
+
+    def cancel(self) -> None:
+        """Call the action off (nothing happens when it is due)."""
+        self.cancelled = True
+
+
 class Scheduler:
     """Actions ``fn(*args)`` due at virtual times (seconds), run in time order by :meth:`run`.
 
@@ -37,6 +54,15 @@ class Scheduler:
         self._seq += 1
         heapq.heappush(self._heap, (due, self._order.random(), self._seq, fn, args))
 
+    def timer(self, due: float, fn: Callable, args: tuple = ()) -> Timer:
+        """Run ``fn(*args)`` when the virtual clock reaches ``due``, unless the returned :class:`Timer` is cancelled
+        first. Timers draw nothing from the order generator (a tie with another action runs after it), so arming one
+        changes no other choice of a seeded run."""
+        self._seq += 1
+        timer = Timer(fn, args)
+        heapq.heappush(self._heap, (due, 1.0, self._seq, timer, ()))
+        return timer
+
     def schedule(self, at: float, action: Callable[[], object]) -> None:
         """Run ``action()`` when the virtual clock reaches ``at`` seconds."""
         self.push(at, action)
@@ -57,8 +83,8 @@ class Scheduler:
 
     @property
     def idle(self) -> bool:
-        """Whether nothing is due any more."""
-        return not self._heap
+        """Whether nothing is due any more (a cancelled timer is nothing)."""
+        return not any(type(entry[3]) is not Timer or not entry[3].cancelled for entry in self._heap)
 
     def run(self, until: float | None = None, every: int = 0, tick: Callable[[], None] | None = None) -> None:
         """Run what is due, in time order, until nothing is (or the next is due after ``until``); call
@@ -70,6 +96,8 @@ class Scheduler:
                 if until is not None and heap[0][0] > until:
                     break
                 due, _, _, fn, args = pop(heap)
+                if type(fn) is Timer and fn.cancelled:
+                    continue
                 if due > self.vt:
                     self.vt = due
                 fn(*args)

@@ -12,11 +12,14 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
+from yafdp.runtime.envelope import max_entry_bytes
 from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
-                                     check_outbox, put_events_response)
+                                     check_entry, check_outbox, put_events_response)
+from yafdp.runtime.scheduling import schedule_calls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 from yafdp.services import resolve_handler
 
+from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.backends.local.scheduler import Scheduler
 
@@ -66,7 +69,31 @@ class LocalServices:
         self._ids = random.Random(f"{seed}:{session}:ids")
         self._published_ids = session << 40  # a resumed session's ids sort after, and never meet, the first's
         self._entrypoints: dict[tuple[str, str], tuple[frozenset, Callable]] = {}  # (emits, function), once each
+        self.schedules: LocalScheduler | None = None  # EventBridge Scheduler, once a bus says how its events are put
 
+    def use_scheduler(self, put: Callable[[str, PreparedEntry], None]) -> LocalScheduler:
+        """Run the services' schedules on this run's clock (:class:`LocalScheduler`): when one is due,
+        ``put(schedule_name, entry)`` puts its event, checked as the scheduler role's PutEvents is, on the bus."""
+        plan = self.plan
+
+        def due(name: str, source: str, detail_type: str, detail_text: str) -> None:
+            sender = next(s.name for s in self.catalog.services.values() if s.source == source)
+            entry = check_entry(self.catalog, sender, self.catalog.services[sender].may_schedule(),
+                                {"Source": source, "DetailType": detail_type, "Detail": detail_text}, max_entry_bytes())
+            if isinstance(entry, EntryRefusal):
+                raise DeliveryError(entry.code, f"the schedule {name}'s event was refused: {entry.message}")
+            put(name, entry)
+
+        self.schedules = LocalScheduler(self.scheduler, self.epoch, due, region=plan.region, account=plan.account,
+                                        partition=plan.partition)
+        return self.schedules
+
+    def check_schedules(self, service: str, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
+        """The Scheduler calls a unit of work's schedule requests make (:func:`~yafdp.runtime.scheduling.schedule_calls`,
+        at the run's virtual time). Raises :class:`DeliveryError` for a request the service may not make."""
+        if not uow.schedules:
+            return []
+        return schedule_calls(self.catalog, self.plan, service, uow.schedules, self.epoch + self.scheduler.vt)
     def now(self) -> float:
         """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
         return self.timing.now(self.scheduler.vt)
@@ -91,6 +118,7 @@ class LocalServices:
         try:
             result = function(payload, uow)
             prepared = check_outbox(self.catalog, service, emits, uow.outbox)
+            self.check_schedules(service, uow)
         except DeliveryError as exc:
             self.stats.refused += 1
             raise PublishError(str(exc)) from None
@@ -100,8 +128,16 @@ class LocalServices:
         return result, uow, prepared
 
     def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
-        """Write what a unit of work changed into the open transaction."""
+        """Write what a unit of work changed into the open transaction, and make its schedule requests (a schedule
+        already there is not created again, one already gone is not deleted again: the requests are idempotent)."""
         self.writer.put_state(service, uow.writes)
+        if uow.schedules and self.schedules is not None:
+            for call, request in self.check_schedules(service, uow):
+                try:
+                    getattr(self.schedules, call)(**request)
+                except SchedulerApiError as exc:
+                    if exc.code not in ("ConflictException", "ResourceNotFoundException"):
+                        raise
 
     def injected(self, prepared: list[PreparedEntry], attempt: int) -> list[EntryRefusal | None]:
         """What PutEvents answers for each entry on ``attempt`` (1-based) under :attr:`entry_faults`: None

@@ -35,7 +35,8 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
-from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
+from yafdp.plan.step_functions import (OrchestrationError, is_callback, is_lambda_invoke, state_machine_definition,
+                                       walk_states)
 from yafdp.plan.workflow_types import runner_type
 from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
@@ -114,6 +115,7 @@ class _Visit:
     effective: object = None
     retries: list[int] = field(default_factory=list)
     attempt: int = 1
+    token: str | None = None  # a callback Task's task token ($$.Task.Token)
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -127,15 +129,22 @@ class LocalStepFunctions(InProcessDriving):
     ``definition`` replaces the state machine generated from the catalog (e.g. one edited to add a ``Retry``), and
     ``handlers`` replace some rules' handlers (by catalog rule name), e.g. one that fails in a test.
 
+    A callback Task (``lambda:invoke.waitForTaskToken``, a Standard workflow's only) invokes its function with a task
+    token and waits: until :meth:`send_task_success` or :meth:`send_task_failure` with that token, or its
+    ``TimeoutSeconds`` (it then fails with ``States.Timeout``). Locally the function's answer is the handler's (the
+    marketplace decides, as in the choreography) and a person takes their time to send it: ``responder(token,
+    payload)`` is asked when the Task is invoked, and returns the seconds after which the answer is sent, or None
+    when nobody ever answers.
+
     Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``, and
     :class:`~yafdp.plan.step_functions.OrchestrationError` for a definition the runner cannot run as Step Functions
-    would (see :func:`yafdp.backends.local.asl.check_definition`).
+    would (see :func:`yafdp.backends.local.asl.check_definition`), a callback Task in an Express workflow included.
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
                  commit_every: int = 5000, epoch: float = CLOCK_ORIGIN, definition: dict | None = None,
-                 handlers: dict[str, Callable] | None = None):
+                 handlers: dict[str, Callable] | None = None, responder: Callable | None = None):
         if workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be 'standard' or 'express', got {workflow!r}")
         catalog.compile_schemas()
@@ -147,20 +156,21 @@ class LocalStepFunctions(InProcessDriving):
         self.services = LocalServices(catalog, plan, world, self.writer, self.timing, self.scheduler, seed=seed,
                                       epoch=epoch)
         self.stats = self.services.stats
+        # A schedule's event (a saga's deadline) is recorded as published; like every event but the start event, no
+        # rule routes it here: the state machine decides what runs.
+        self.services.use_scheduler(lambda name, entry: self.services.record(
+            [entry], self.vt, on_event=self._started, published_by=f"schedule#{name}"))
         self._timing_rng = random.Random(f"{seed}:0:timing")
         self._jitter = random.Random(f"{seed}:0:jitter")
         self._trace = self.writer.deliveries
-        self.definition = definition if definition is not None else state_machine_definition(catalog, plan)
-        asl.check_definition(self.definition)
-        self.max_duration = MAX_DURATION_SECONDS[workflow]
-        if "TimeoutSeconds" in self.definition:
-            self.max_duration = min(self.max_duration, float(self.definition["TimeoutSeconds"]))
+        self._waiting: dict[str, tuple] = {}  # task token -> (visit, the answer to send: ("success", output) or error)
+        self._tokens = random.Random(f"{seed}:0:tokens")
+        self.use_definition(definition if definition is not None else state_machine_definition(catalog, plan), responder)
         self.runner = TaskRunner(catalog, handlers)
         self._functions = {plan.function_arn(s.name): s.name for s in plan.services}
         self._functions.update({s.function: s.name for s in plan.services})
         self._rule_names = {r.subscription: r.name for r in plan.rules}
         self._task_output: list[Envelope] | None = None  # while a Task's events are recorded: its output
-        self._fillers: dict[int, Callable] = {}
         self._task_latency = self._starts = self._transitions = None
         if self.timing.simulated:
             quotas = self.timing.quotas
@@ -177,6 +187,20 @@ class LocalStepFunctions(InProcessDriving):
         self.transitions = 0
         self.execution_seconds = self.express_billed_seconds = 0.0
         self.db.execute("BEGIN")
+
+    def use_definition(self, definition: dict, responder: Callable | None = None) -> None:
+        """Run ``definition`` from now on (e.g. the generated one with a human step,
+        :func:`~yafdp.plan.step_functions.with_human_step`), with ``responder`` for its callback Tasks.
+
+        Raises :class:`~yafdp.plan.step_functions.OrchestrationError` for a definition the runner cannot run as Step
+        Functions would, a callback Task in an Express workflow included (nothing is changed then)."""
+        asl.check_definition(definition)
+        refuse_callbacks(definition, self.workflow)
+        self.definition, self.responder = definition, responder
+        self._fillers: dict[int, Callable] = {}  # by id of a template of this definition
+        self.max_duration = MAX_DURATION_SECONDS[self.workflow]
+        if "TimeoutSeconds" in definition:
+            self.max_duration = min(self.max_duration, float(definition["TimeoutSeconds"]))
 
     # ---------------------------------------------------------------- the Bus interface
 
@@ -217,7 +241,8 @@ class LocalStepFunctions(InProcessDriving):
 
     def report(self) -> dict:
         """State writes, executions and state transitions (what Step Functions would bill), and the timing model's facts."""
-        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads, "orchestration": {
+        facts: dict = {"state_writes": self.writer.writes, "state_reads": self.writer.reads,
+                       "scheduler": self.services.schedules.report(), "orchestration": {
             "state_machine": self.plan.state_machine, "workflow": self.workflow,
             "executions": self.executions, "executions_succeeded": self.executions_succeeded,
             "executions_failed": self.executions_failed, "executions_timed_out": self.executions_timed_out,
@@ -286,7 +311,11 @@ class LocalStepFunctions(InProcessDriving):
         kind = state["Type"]
         try:
             if kind == "Task":
-                self._schedule_task(_Visit(thread, name, data, self._parameters(state, name, data, t)), t)
+                visit = _Visit(thread, name, data)
+                if is_callback(state["Resource"]):
+                    visit.token = "%032x" % self._tokens.getrandbits(128)
+                visit.effective = self._parameters(state, name, data, t, token=visit.token)
+                self._schedule_task(visit, t)
             elif kind == "Choice":
                 effective = asl.select(data, state.get("InputPath", "$"))
                 chosen = _choose(name, state, effective)
@@ -304,12 +333,15 @@ class LocalStepFunctions(InProcessDriving):
         except asl.StatesError as exc:  # an input or output path that names nothing: the state fails
             self._state_failed(_Visit(thread, name, data), exc.output(), t)
 
-    def _parameters(self, state: dict, name: str, data, t: float):
+    def _parameters(self, state: dict, name: str, data, t: float, token: str | None = None):
         """``InputPath`` then ``Parameters``: what the state works on (``$$`` reads the context object, as far as the
-        runner keeps one: the state's name and when it was entered, the state machine's name)."""
+        runner keeps one: the state's name and when it was entered, the state machine's name, a callback Task's
+        token)."""
         effective = asl.select(data, state.get("InputPath", "$"))
         if "Parameters" in state:
             context = {"State": {"Name": name, "EnteredTime": t}, "StateMachine": {"Name": self.plan.state_machine}}
+            if token is not None:
+                context["Task"] = {"Token": token}
             effective = self._filler(state["Parameters"])(effective, context)
         return effective
 
@@ -410,11 +442,71 @@ class LocalStepFunctions(InProcessDriving):
         try:
             output = self.runner.output(published)
         except SagaStepFailedError as exc:
+            if visit.token is not None:
+                self._wait_for_answer(visit, lambda_error(exc), end)
+                return
             self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+            return
+        if visit.token is not None:  # the function was invoked; the Task waits for its token to come back
+            self._wait_for_answer(visit, ("success", {"Payload": output}), end)
             return
         result = output if not is_lambda_invoke(state["Resource"]) else \
             {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
         self.schedule(end, partial(self._task_succeeded, visit, result))
+
+    # ---------------------------------------------------------------- callback Tasks (.waitForTaskToken)
+
+    def _wait_for_answer(self, visit: _Visit, answer, at: float) -> None:
+        """A callback Task was invoked at ``at``: it waits for its token, with ``answer`` ready for the person to send
+        (``("success", output)``, or an error ``{"Error", "Cause"}``), until its ``TimeoutSeconds``."""
+        state = visit.thread.states[visit.name]
+        self._waiting[visit.token] = (visit, answer)
+        if "TimeoutSeconds" in state:
+            self.scheduler.timer(at + float(state["TimeoutSeconds"]), self._task_timed_out, (visit.token,))
+        delay = self.responder(visit.token, visit.effective.get("Payload", {})) if self.responder else None
+        if delay is not None:
+            self.scheduler.timer(at + float(delay), self._answer, (visit.token,))
+
+    def waiting(self) -> list[dict]:
+        """The callback Tasks waiting for a token now: ``{"token", "state", "order_id"}`` each."""
+        return [{"token": token, "state": visit.name,
+                 "order_id": task_event(visit.effective.get("Payload", {})).get("detail", {}).get("order_id")}
+                for token, (visit, _) in self._waiting.items()]
+
+    def _answer(self, token: str) -> None:
+        """The person answers: the function's answer is sent with the token (SendTaskSuccess or SendTaskFailure)."""
+        if token not in self._waiting:
+            return  # the Task timed out (or its execution ended) before the answer
+        _, answer = self._waiting[token]
+        if isinstance(answer, tuple):
+            self.send_task_success(token, answer[1])
+        else:
+            self.send_task_failure(token, answer["Error"], answer["Cause"])
+
+    def send_task_success(self, token: str, output) -> None:
+        """SendTaskSuccess: the Task waiting for ``token`` succeeds with ``output`` (its result, which its
+        ``ResultSelector`` and ``ResultPath`` then apply to).
+
+        Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``, as Step Functions answers) for a token no Task
+        waits for: one that timed out, or was answered already."""
+        visit, _ = self._claim(token)
+        self._task_succeeded(visit, output)
+
+    def send_task_failure(self, token: str, error: str, cause: str = "") -> None:
+        """SendTaskFailure: the Task waiting for ``token`` fails with ``error`` (its ``Retry`` and ``Catch`` apply).
+        Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``) for a token no Task waits for."""
+        visit, _ = self._claim(token)
+        self._task_failed(visit, {"Error": error, "Cause": cause})
+
+    def _claim(self, token: str) -> tuple:
+        if token not in self._waiting:
+            raise RefusedError(f"TaskTimedOut: no Task waits for the token {token[:12]}… (it timed out or was answered)")
+        return self._waiting.pop(token)
+
+    def _task_timed_out(self, token: str) -> None:
+        if token in self._waiting:
+            visit, _ = self._waiting.pop(token)
+            self._task_failed(visit, {"Error": asl.TIMEOUT, "Cause": "the Task had no answer within its TimeoutSeconds"})
 
     def _published_by(self, marker: str) -> list[dict]:
         """The events a Task's committed work published (for a retry that finds the work done)."""
@@ -497,6 +589,20 @@ class LocalStepFunctions(InProcessDriving):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def refuse_callbacks(definition: dict, workflow: str) -> None:
+    """Refuse a definition with a callback Task (``.waitForTaskToken``) for a ``workflow`` that cannot wait for a task
+    token (an Express one, as data/workflows.json quotes AWS).
+
+    Raises :class:`~yafdp.plan.step_functions.OrchestrationError` naming the state and quoting AWS."""
+    kind = runner_type(workflow)
+    callbacks = [name for name, state in walk_states(definition) if state["Type"] == "Task" and is_callback(state["Resource"])]
+    if callbacks and not kind.callback_tasks:
+        source = kind.sources["callback_tasks"]
+        raise OrchestrationError(f"state {callbacks[0]!r} waits for a task token (.waitForTaskToken), which the workflow "
+                                 f"type {kind.label} cannot do: \u201c{source['quote']}\u201d ({source['url']}); run it "
+                                 "as a Standard workflow")
 
 
 def _lambda_call(state: dict, effective) -> tuple[str, dict]:

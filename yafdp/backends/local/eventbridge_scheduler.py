@@ -1,0 +1,218 @@
+"""Amazon EventBridge Scheduler, emulated on the run's virtual clock: one-time schedules whose target puts an event on
+the saga's bus, what the saga's timeout is made of.
+
+A handler asks for a schedule through its unit of work (``uow.schedule(name, after_seconds, detail_type, detail)``,
+``uow.cancel_schedule(name)``); once its unit of work commits, the backend turns each request into the API call AWS
+has, here :meth:`LocalScheduler.create_schedule` and :meth:`LocalScheduler.delete_schedule`, with AWS's member names:
+``ScheduleExpression`` ``at(yyyy-mm-ddThh:mm:ss)`` ("One-time schedules", EventBridge Scheduler user guide,
+https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html), ``FlexibleTimeWindow``,
+``ActionAfterCompletion`` ``DELETE`` ("Deleting a schedule after it completes",
+https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-delete.html) and a ``Target`` that is the bus
+with ``EventBridgeParameters`` (``DetailType``, ``Source``) and the event's ``Input`` (the templated EventBridge
+PutEvents target, https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html). When a
+schedule is due it puts its event on the bus, and the bus routes it as any other.
+
+Where AWS's documentation is silent, the emulator chooses, and says so:
+
+* it runs one-time schedules only (``rate()`` and ``cron()`` are refused), in UTC only;
+* a schedule fires exactly at its time (AWS gives no bound on how late it may invoke); a ``FLEXIBLE`` window fires
+  at its start, the earliest time the window allows;
+* a schedule whose time has passed when it is created fires at once;
+* a schedule that fired and has ``ActionAfterCompletion`` ``NONE`` stays, ``State`` ``ENABLED``, with nothing left to
+  invoke.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from yafdp.errors import BackendError
+from yafdp.runtime.scheduling import at_expression  # noqa: F401 - the expression create_schedule parses
+
+from yafdp.backends.local.scheduler import Scheduler, Timer
+
+NAME = re.compile(r"^[0-9a-zA-Z\-_.]{1,64}$")  # CreateSchedule's Name (and GroupName): 1 to 64 of these characters
+AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+ACTIONS_AFTER_COMPLETION = ("NONE", "DELETE")
+STATES = ("ENABLED", "DISABLED")
+
+
+class SchedulerApiError(BackendError):
+    """What the Scheduler API answers a request it refuses: ``code`` is AWS's exception name
+    (``ValidationException``, ``ConflictException``, ``ResourceNotFoundException``)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+def at_seconds(expression: str) -> float:
+    """The epoch seconds (UTC) an ``at(yyyy-mm-ddThh:mm:ss)`` expression names.
+
+    Raises :class:`SchedulerApiError` (``ValidationException``) for any other expression."""
+    match = AT.match(expression) if isinstance(expression, str) else None
+    if match is None:
+        raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
+                                "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
+    try:
+        return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: no such date "
+                                "or time") from None
+
+
+@dataclass
+class Schedule:
+    """One schedule as :meth:`LocalScheduler.get_schedule` describes it, and what became of it."""
+
+    name: str
+    group: str
+    expression: str
+    target: dict
+    flexible_time_window: dict
+    action_after_completion: str
+    state: str
+    arn: str
+    timer: Timer | None = field(default=None, repr=False)
+    fired: bool = False
+
+
+class LocalScheduler:
+    """EventBridge Scheduler over the run's virtual clock (:class:`~yafdp.backends.local.scheduler.Scheduler`).
+
+    Parameters
+    ----------
+    clock
+        the run's scheduler: a schedule is a cancellable timer on it.
+    epoch
+        the wall-clock date (epoch seconds) the run's virtual clock starts at: ``at()`` times are dates.
+    put
+        ``put(schedule_name, source, detail_type, detail_text)``: the target's PutEvents, made when a schedule is due.
+    region, account, partition
+        for the schedules' ARNs.
+    """
+
+    def __init__(self, clock: Scheduler, epoch: float, put: Callable[[str, str, str, str], None], *,
+                 region: str = "eu-west-1", account: str = "000000000000", partition: str = "aws"):
+        self.clock, self.epoch, self.put = clock, epoch, put
+        self.region, self.account, self.partition = region, account, partition
+        self.schedules: dict[tuple[str, str], Schedule] = {}
+        self.created = self.deleted = self.invoked = 0  # what the run's summary reports
+
+    # ---------------------------------------------------------------- the API, in AWS's member names
+
+    def create_schedule(self, *, Name: str, ScheduleExpression: str, Target: dict, FlexibleTimeWindow: dict,
+                        GroupName: str = "default", ActionAfterCompletion: str = "NONE",
+                        ScheduleExpressionTimezone: str = "UTC", State: str = "ENABLED") -> dict:
+        """Create a one-time schedule; returns ``{"ScheduleArn"}``.
+
+        Raises :class:`SchedulerApiError`: ``ConflictException`` when the group has a schedule of that name,
+        ``ValidationException`` for a name, expression, time zone, window, target or state it refuses.
+        """
+        for what, value in (("Name", Name), ("GroupName", GroupName)):
+            if not isinstance(value, str) or not NAME.match(value):
+                raise SchedulerApiError("ValidationException", f"{what} {value!r} must be 1 to 64 letters, digits, "
+                                                               "'-', '_' or '.'")
+        if ScheduleExpressionTimezone != "UTC":
+            raise SchedulerApiError("ValidationException", "the local EventBridge Scheduler runs schedules in UTC only")
+        due = at_seconds(ScheduleExpression)
+        _check_window(FlexibleTimeWindow)
+        _check_target(Target)
+        if ActionAfterCompletion not in ACTIONS_AFTER_COMPLETION:
+            raise SchedulerApiError("ValidationException", f"ActionAfterCompletion must be one of "
+                                                           f"{ACTIONS_AFTER_COMPLETION}, got {ActionAfterCompletion!r}")
+        if State not in STATES:
+            raise SchedulerApiError("ValidationException", f"State must be one of {STATES}, got {State!r}")
+        key = (GroupName, Name)
+        if key in self.schedules:
+            raise SchedulerApiError("ConflictException", f"Schedule {Name} already exists in group {GroupName}.")
+        schedule = Schedule(Name, GroupName, ScheduleExpression, dict(Target), dict(FlexibleTimeWindow),
+                            ActionAfterCompletion, State, self.schedule_arn(GroupName, Name))
+        if State == "ENABLED":
+            schedule.timer = self.clock.timer(max(self.clock.vt, due - self.epoch), self._fire, (key,))
+        self.schedules[key] = schedule
+        self.created += 1
+        return {"ScheduleArn": schedule.arn}
+
+    def delete_schedule(self, *, Name: str, GroupName: str = "default") -> dict:
+        """Delete a schedule: it will not fire. Raises :class:`SchedulerApiError` (``ResourceNotFoundException``)
+        when there is none of that name in the group (one that fired with ``ActionAfterCompletion`` ``DELETE``
+        included)."""
+        schedule = self.schedules.pop((GroupName, Name), None)
+        if schedule is None:
+            raise SchedulerApiError("ResourceNotFoundException", f"Schedule {Name} does not exist.")
+        if schedule.timer is not None:
+            schedule.timer.cancel()
+        self.deleted += 1
+        return {}
+
+    def get_schedule(self, *, Name: str, GroupName: str = "default") -> dict:
+        """The schedule as GetSchedule describes it. Raises ``ResourceNotFoundException`` for an unknown one."""
+        schedule = self.schedules.get((GroupName, Name))
+        if schedule is None:
+            raise SchedulerApiError("ResourceNotFoundException", f"Schedule {Name} does not exist.")
+        return {"Name": schedule.name, "GroupName": schedule.group, "Arn": schedule.arn,
+                "ScheduleExpression": schedule.expression, "ScheduleExpressionTimezone": "UTC",
+                "FlexibleTimeWindow": schedule.flexible_time_window, "Target": schedule.target,
+                "ActionAfterCompletion": schedule.action_after_completion, "State": schedule.state}
+
+    def list_schedules(self, *, GroupName: str | None = None) -> dict:
+        """``{"Schedules": [{"Name", "GroupName", "Arn", "State"}]}`` of a group, or of every group."""
+        return {"Schedules": [{"Name": s.name, "GroupName": s.group, "Arn": s.arn, "State": s.state}
+                              for (group, _), s in sorted(self.schedules.items())
+                              if GroupName is None or group == GroupName]}
+
+    def schedule_arn(self, group: str, name: str) -> str:
+        return f"arn:{self.partition}:scheduler:{self.region}:{self.account}:schedule/{group}/{name}"
+
+    # ---------------------------------------------------------------- firing
+
+    def _fire(self, key: tuple[str, str]) -> None:
+        schedule = self.schedules.get(key)
+        if schedule is None or schedule.fired:
+            return
+        schedule.fired, schedule.timer = True, None
+        parameters = schedule.target["EventBridgeParameters"]
+        self.invoked += 1
+        if schedule.action_after_completion == "DELETE":
+            del self.schedules[key]
+        self.put(schedule.name, parameters["Source"], parameters["DetailType"], schedule.target.get("Input", "{}"))
+
+    def report(self) -> dict:
+        """What the run's summary says of the schedules: how many were created, deleted before they fired, and invoked."""
+        return {"schedules_created": self.created, "schedules_deleted": self.deleted,
+                "schedules_invoked": self.invoked}
+
+
+def _check_window(window) -> None:
+    mode = window.get("Mode") if isinstance(window, dict) else None
+    if mode == "OFF":
+        return
+    if mode == "FLEXIBLE":
+        minutes = window.get("MaximumWindowInMinutes")
+        if isinstance(minutes, int) and 1 <= minutes <= 1440:
+            return
+        raise SchedulerApiError("ValidationException", "a FLEXIBLE window needs MaximumWindowInMinutes from 1 to 1440")
+    raise SchedulerApiError("ValidationException", f"FlexibleTimeWindow.Mode must be OFF or FLEXIBLE, got {mode!r}")
+
+
+def _check_target(target) -> None:
+    if not isinstance(target, dict) or not isinstance(target.get("Arn"), str) or not isinstance(target.get("RoleArn"), str):
+        raise SchedulerApiError("ValidationException", "Target needs an Arn and a RoleArn")
+    if ":event-bus/" not in target["Arn"] and ":event-busv2/" not in target["Arn"]:
+        raise SchedulerApiError("ValidationException", "the local EventBridge Scheduler's targets are event buses "
+                                                       "(the templated EventBridge PutEvents target)")
+    parameters = target.get("EventBridgeParameters")
+    if not isinstance(parameters, dict) or not all(isinstance(parameters.get(k), str) and parameters[k]
+                                                   for k in ("DetailType", "Source")):
+        raise SchedulerApiError("ValidationException", "an event bus target needs EventBridgeParameters with a "
+                                                       "DetailType and a Source")
+    try:
+        if not isinstance(json.loads(target.get("Input", "{}")), dict):
+            raise ValueError
+    except ValueError:
+        raise SchedulerApiError("ValidationException", "Target.Input must be a JSON object (the event's detail)") from None
