@@ -11,14 +11,21 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from yafdp.analysis.costs import describe_price, load_prices, usage_from_run
 from yafdp.analysis.trace import end_to_end, load_run
+from yafdp.backends.local.step_functions import refuse_callbacks
+from yafdp.catalog import load_catalog
+from yafdp.catalog.marketplace import load_marketplace
+from yafdp.plan import build_plan
+from yafdp.plan.step_functions import state_machine_definition, with_human_step
 from yafdp.plan.workflow_types import new_accounts_note, workflow_types
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs import RunOptions, finish, run_saga, start_saga
 from yafdp.simulation.profiles import load_profile, save_profile
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
@@ -205,3 +212,52 @@ def monthly_floor_orders(sqs_requests_per_order: float, queues: int) -> float:
     299077
     """
     return idle_receives_per_month(queues) / sqs_requests_per_order if sqs_requests_per_order else math.inf
+
+
+# ---------------------------------------------------------------- a human step: the restaurant confirms by hand
+
+HUMAN_STEP = {"rule": "restaurant-reviews-paid-order", "on_timeout": "restaurant-rejects-timed-out-order",
+              "timeout_seconds": 600, "think_seconds": (60.0, 300.0)}
+
+
+def human_step_definition(catalog, plan, *, timeout_seconds: int = HUMAN_STEP["timeout_seconds"]) -> dict:
+    """The generated state machine with the restaurant's confirmation as a person's step: a callback Task
+    (``.waitForTaskToken``) that waits up to ``timeout_seconds``, then runs the Restaurant's timeout handler, whose
+    rejection is caught as any rejection (the refund follows)."""
+    on_timeout = catalog.subscription(HUMAN_STEP["on_timeout"])
+    return with_human_step(state_machine_definition(catalog, plan), HUMAN_STEP["rule"], timeout_seconds=timeout_seconds,
+                           on_timeout={"rule": on_timeout.rule, "handler": on_timeout.handler,
+                                       "service_function": plan.service(on_timeout.service).function})
+
+
+def restaurant_tablet(world, seed: int = 0, think_seconds=HUMAN_STEP["think_seconds"]):
+    """The person at each restaurant's tablet, as a runner's ``responder``: an open restaurant answers after a think
+    time drawn between ``think_seconds`` (seconds, seeded); one whose ``answers`` is false never does (None)."""
+    rng = random.Random(f"{seed}:tablet")
+
+    def answer_after(token: str, payload: dict) -> float | None:
+        restaurant = world.restaurants[payload["event"]["detail"]["restaurant_id"]]
+        return rng.uniform(*think_seconds) if restaurant.get("answers", True) else None
+
+    return answer_after
+
+
+def human_step_run(out: str | Path, requests: list[dict], *, workflow: str = "standard",
+                   latency_model: str = "aws-eu-west-1", seed: int = 0,
+                   timeout_seconds: int = HUMAN_STEP["timeout_seconds"]) -> dict:
+    """Place ``requests`` (order requests) on the orchestration with the restaurant's human step, run them to their end
+    and save the run in ``out``. Returns the run's summary.
+
+    Raises :class:`~yafdp.plan.step_functions.OrchestrationError` for an Express ``workflow``: it cannot wait for a
+    task token (nothing is run, and ``out`` is left as it was)."""
+    catalog, world = load_catalog(), load_marketplace()
+    options = RunOptions(orders=0, seed=seed, out=out, style="orchestration", workflow=workflow,
+                         latency_model=latency_model)
+    definition = human_step_definition(catalog, build_plan(catalog), timeout_seconds=timeout_seconds)
+    refuse_callbacks(definition, workflow)  # before the run folder is touched
+    started, bus = time.perf_counter(), start_saga(options)
+    bus.use_definition(definition, restaurant_tablet(world, seed))
+    for request in requests:
+        bus.call("order", "place_order", request)
+    bus.run()
+    return finish(bus, options, options.out, time.perf_counter() - started)

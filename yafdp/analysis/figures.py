@@ -25,6 +25,11 @@ OUTCOME_COLOURS = {"ok": "#16a34a", "failed": "#f59e0b", "duplicate": "#9ca3af",
 # table passed to :func:`bars` are named by the bus's name.
 BUS_COLOURS = {"Classic": "#7c3aed", "Custom": "#0891b2"}
 WAITING_COLOUR = "#9ca3af"
+COMPENSATION_COLOUR = "#fdba74"
+# One meaning per colour for a saga's paths, in every figure that colours them (the catalog's subscription paths and
+# event kinds): the happy path green, a failure red, a compensation orange, an observer grey.
+PATH_COLOURS = {"happy": HAPPY_COLOUR, "failure": UNHAPPY_COLOUR, "compensation": COMPENSATION_COLOUR,
+                "observe": OBSERVE_COLOUR}
 
 
 def save(fig, name: str, out_dir: str | Path | None) -> Path | None:
@@ -586,3 +591,123 @@ def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float]
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return ax
+
+
+def state_machine_layout(definition: dict) -> tuple[dict, list]:
+    """Where each state of a States-language definition is drawn, and its edges: ``({state: (x, y)}, [(from, to,
+    kind, label)])``. Rows are the longest path from ``StartAt`` (Parallel branches included, a branch's first state
+    one row under its Parallel state); a row's states keep the order a depth-first walk from ``StartAt`` meets them.
+    Edge kinds: ``next`` (Next, a Choice's rule or Default), ``branch`` (a Parallel state to a branch's first state)
+    and ``catch`` (a Catch to its handler, labelled with the errors it matches).
+
+    Examples
+    --------
+    >>> layout, edges = state_machine_layout({"StartAt": "A", "States": {"A": {"Type": "Task", "Next": "B"},
+    ...                                                                   "B": {"Type": "Succeed"}}})
+    >>> layout["A"][1] > layout["B"][1], edges
+    (True, [('A', 'B', 'next', '')])
+    """
+    from yafdp.plan.step_functions import walk_states
+
+    states = dict(walk_states(definition))
+    edges: list[tuple[str, str, str, str]] = []
+
+    def add(scope: dict) -> None:
+        for name, state in scope["States"].items():
+            if "Next" in state:
+                edges.append((name, state["Next"], "next", ""))
+            for choice in state.get("Choices", ()):
+                edges.append((name, choice["Next"], "next", choice.get("StringEquals", "")))
+            if "Default" in state:
+                edges.append((name, state["Default"], "next", "otherwise"))
+            for catcher in state.get("Catch", ()):
+                edges.append((name, catcher["Next"], "catch", ", ".join(catcher["ErrorEquals"])))
+            for branch in state.get("Branches", ()):
+                edges.append((name, branch["StartAt"], "branch", ""))
+                add(branch)
+
+    add(definition)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(states)
+    graph.add_edges_from((u, v) for u, v, _, _ in edges)
+    depth = {definition["StartAt"]: 0}
+    for node in nx.topological_sort(graph):
+        for successor in graph.successors(node):
+            depth[successor] = max(depth.get(successor, 0), depth.get(node, 0) + 1)
+    order = {n: i for i, n in enumerate(nx.dfs_preorder_nodes(graph, definition["StartAt"]))}
+    rows: dict[int, list[str]] = {}
+    for node in sorted(states, key=lambda n: order.get(n, len(order))):
+        rows.setdefault(depth.get(node, 0), []).append(node)
+    widest = max(len(r) for r in rows.values())
+    layout = {}
+    for row, nodes in rows.items():
+        for i, node in enumerate(nodes):
+            layout[node] = ((i - (len(nodes) - 1) / 2) * (widest / max(len(nodes), 1)) ** 0.3 * 1.5, -row)
+    return layout, edges
+
+
+def state_machine(definition: dict, catalog, *, title: str):
+    """The saga's state machine as a figure: a box per state (Tasks coloured by the path of the subscription they run,
+    :data:`PATH_COLOURS`; Choice, Parallel and Succeed states plain), ``Next`` and Choice arrows solid, a Parallel
+    state's branches dotted, ``Catch`` arrows dashed in the failure colour with the errors they catch."""
+    from matplotlib.patches import FancyArrowPatch
+
+    from yafdp.plan.step_functions import walk_states
+
+    layout, edges = state_machine_layout(definition)
+    states = dict(walk_states(definition))
+    rows = -min(y for _, y in layout.values()) + 1
+    width = max(x for x, _ in layout.values()) - min(x for x, _ in layout.values()) + 2
+    fig, ax = plt.subplots(figsize=(min(20, 1.6 * width + 2), 0.62 * rows + 1.5))
+    subscriptions = {s.rule: s for s in catalog.subscriptions}
+    boxes = {}
+    for name, (x, y) in layout.items():
+        state = states[name]
+        kind = state["Type"]
+        if kind == "Task":
+            rule = state["Parameters"]["Payload"].get("rule")
+            path = subscriptions[rule].path if rule in subscriptions else "happy"
+            label, colour = name.split(" on ")[0].split(" via ")[0], PATH_COLOURS[path]
+            if name.endswith("timed out"):
+                label = name.split(" on ")[0] + " (timed out)"
+        elif kind == "Choice":
+            label, colour = "◇ what was published?", "#ffffff"
+        elif kind == "Parallel":
+            label, colour = "∥ " + name.split(" via ")[0], "#e0e7ff"
+        else:
+            label, colour = {"Succeed": "✓ done", "Fail": "✗ failed", "Pass": name}.get(kind, name), "#f9fafb"
+        boxes[name] = ax.text(x, y, label, ha="center", va="center", fontsize=7.5, zorder=3,
+                              bbox={"boxstyle": "round,pad=0.3", "fc": colour, "ec": "#374151", "lw": 0.7})
+    xs, ys = [x for x, _ in layout.values()], [y for _, y in layout.values()]
+    ax.set_xlim(min(xs) - 1.2, max(xs) + 1.2)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    fig.canvas.draw()  # the boxes get their size: each arrow runs from box edge to box edge, never under a box
+    to_data = ax.transData.inverted()
+    half = {}
+    for name, text in boxes.items():
+        (x0, y0), (x1, y1) = to_data.transform(text.get_bbox_patch().get_window_extent().get_points())
+        half[name] = ((x1 - x0) / 2, (y1 - y0) / 2)
+    for u, v, kind, label in edges:
+        style = {"next": ("-", "#1f2937", 0.9), "branch": (":", "#4338ca", 0.9),
+                 "catch": ("--", PATH_COLOURS["failure"], 1.1)}[kind]
+        ax.add_patch(FancyArrowPatch(_box_edge(layout[u], layout[v], half[u]), _box_edge(layout[v], layout[u], half[v]),
+                                     arrowstyle="-|>", mutation_scale=8, linestyle=style[0], color=style[1],
+                                     linewidth=style[2], zorder=2, shrinkA=0, shrinkB=0))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.legend(handles=[Patch(facecolor=PATH_COLOURS[p], edgecolor="#374151", label=f"Task: {p} path")
+                       for p in ("happy", "compensation", "observe")]
+              + [Line2D([], [], color="#1f2937", label="Next / a Choice's rule"),
+                 Line2D([], [], color="#4338ca", linestyle=":", label="Parallel: a branch"),
+                 Line2D([], [], color=PATH_COLOURS["failure"], linestyle="--", label="Catch: a failure event")],
+              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=8, frameon=False)
+    return fig
+
+
+def _box_edge(centre: tuple[float, float], towards: tuple[float, float], half: tuple[float, float]) -> tuple:
+    """Where the line from a box's ``centre`` towards ``towards`` leaves the box (``half``: its half width and
+    height, in data units)."""
+    dx, dy = towards[0] - centre[0], towards[1] - centre[1]
+    scale = min(half[0] / abs(dx) if dx else float("inf"), half[1] / abs(dy) if dy else float("inf"))
+    scale = min(scale, 1.0)
+    return centre[0] + dx * scale, centre[1] + dy * scale

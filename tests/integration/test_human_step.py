@@ -1,0 +1,59 @@
+"""A person's step in the orchestration: the restaurant confirms an order by hand (a callback Task,
+``.waitForTaskToken``, on a Standard workflow). Its answer arrives minutes later; a restaurant that never answers
+times out and is refunded; an Express workflow cannot run it at all."""
+
+import pytest
+
+from yafdp.analysis import decision
+from yafdp.analysis.check import check_run
+from yafdp.analysis.trace import load_run
+from yafdp.backends.local.step_functions import LocalStepFunctions
+from yafdp.catalog import load_catalog
+from yafdp.catalog.marketplace import load_marketplace
+from yafdp.errors import RefusedError
+from yafdp.plan import build_plan
+from yafdp.plan.step_functions import OrchestrationError
+from yafdp.runs.bootstrap import timing_for
+from yafdp.runtime import rundb
+
+SILENT = {"order_id": "ord-silent-1", "customer_id": "cus-ada", "restaurant_id": "res-silent",
+          "items": [{"item_id": "lasagne", "quantity": 1, "unit_price": 12.0}], "amount": 12.0, "currency": "EUR",
+          "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+FINE = {**SILENT, "order_id": "ord-fine-1", "restaurant_id": "res-napoli",
+        "items": [{"item_id": "margherita", "quantity": 2, "unit_price": 8.5}], "amount": 17.0}
+
+
+def test_a_person_answers_in_minutes_and_silence_times_out_into_a_refund(tmp_path):
+    summary = decision.human_step_run(tmp_path / "run", [SILENT, FINE])
+    run = load_run(tmp_path / "run")
+    assert run.orders.set_index("order_id")["status"].to_dict() == {"ord-silent-1": "CANCELLED",
+                                                                    "ord-fine-1": "DELIVERY_SCHEDULED"}
+    events = run.events.set_index(["order_id", "detail_type"])["published_at"]
+    think = events[("ord-fine-1", "Delivery_Scheduled")] - events[("ord-fine-1", "Payment_Success")]
+    assert 60 <= think <= 300 + 5  # the person's think time, then the rest of the saga
+    timed_out = events[("ord-silent-1", "Payment_Refunded")] - events[("ord-silent-1", "Payment_Success")]
+    assert decision.HUMAN_STEP["timeout_seconds"] <= timed_out <= decision.HUMAN_STEP["timeout_seconds"] + 10
+    assert summary["orchestration"]["executions_succeeded"] == 2 and summary["scheduler"]["schedules_invoked"] == 0
+    assert all(r.passed for r in check_run(tmp_path / "run"))
+
+
+def test_an_express_workflow_cannot_wait_for_a_person_and_nothing_is_run(tmp_path):
+    with pytest.raises(OrchestrationError, match="do not support the .waitForTaskToken"):
+        decision.human_step_run(tmp_path / "run", [FINE], workflow="express")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_token_is_answered_once_by_the_api_and_never_after_it_timed_out():
+    catalog, world = load_catalog(), load_marketplace()
+    plan = build_plan(catalog)
+    runner = LocalStepFunctions(catalog, plan, world, rundb.connect(":memory:"), timing=timing_for("aws-eu-west-1"),
+                                definition=decision.human_step_definition(catalog, plan, timeout_seconds=600))
+    runner.call("order", "place_order", FINE)
+    runner.run(until=30.0)
+    [waiting] = runner.waiting()
+    assert waiting["order_id"] == "ord-fine-1" and waiting["state"] == "restaurant.review_order on Payment_Success"
+    runner.send_task_failure(waiting["token"], "Restaurant_Rejected_Order",
+                             '{"errorMessage": "{}", "errorType": "Restaurant_Rejected_Order"}')
+    with pytest.raises(RefusedError, match="TaskTimedOut"):
+        runner.send_task_success(waiting["token"], {})
+    assert runner.waiting() == []
