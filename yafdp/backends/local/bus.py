@@ -40,7 +40,7 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import epoch_of, iso_time, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
@@ -93,7 +93,7 @@ class LocalBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         catalog.compile_schemas()
         self.seed, self.durable, self.commit_every = seed, durable, commit_every

@@ -33,6 +33,7 @@ from yafdp.custom_event_bus.events import StoredEvent
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
+from yafdp.runtime.envelope import CLOCK_ORIGIN
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, PreparedEntry, check_outbox, prepare_put_events
@@ -103,7 +104,7 @@ class LocalCustomBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db, *, seed: int = 0,
                  session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         if plan.bus_kind != "custom":
             raise ValueError("LocalCustomBus runs a plan for the Custom Event Bus (build_plan(..., bus='custom'))")
         if durable:

@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.envelope import PublishError, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
 from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
                                      check_outbox, put_events_response)
@@ -56,7 +56,7 @@ class LocalServices:
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = 1_767_225_600.0, entry_faults=None):
+                 epoch: float = CLOCK_ORIGIN, entry_faults=None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
         self.entry_faults = entry_faults
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
