@@ -90,6 +90,21 @@ def test_cfn_lint_would_say_so_if_the_template_were_wrong(tmp_path):
     assert "E3002" in {m.rule.id for m in lint_file(path)}  # Nme: not a property of an event bus
 
 
+def test_a_rule_whose_target_is_a_function_targets_the_function_which_only_that_rule_may_invoke(tmp_path):
+    # Tried: the template's rule targeted the service's queue whatever the plan said (the deployer: the function).
+    catalog = load_catalog(_catalog_with(tmp_path, lambda s: s.update(target="lambda")))
+    plan = template_plan(catalog, "tpl")
+    rule = plan.rule("payment-charges-order")
+    assert rule.target.kind == "lambda"
+    resources = cloudformation_template(plan)["Resources"]
+    assert resources["RuleTplPaymentChargesOrder"]["Properties"]["Targets"][0]["Arn"] == {
+        "Fn::GetAtt": ["FunctionTplPayment", "Arn"]}
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert permissions == [{"FunctionName": {"Ref": "FunctionTplPayment"}, "Action": "lambda:InvokeFunction",
+                            "Principal": "events.amazonaws.com",
+                            "SourceArn": {"Fn::GetAtt": ["RuleTplPaymentChargesOrder", "Arn"]}}]
+
+
 def test_the_policy_linter_finds_nothing_in_any_policy_of_the_plan():
     from parliament import analyze_policy_string  # imported here, not at collection (as cfn-lint above)
 

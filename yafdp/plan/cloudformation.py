@@ -76,7 +76,7 @@ def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict
             resources[_logical("Subscriber", subscriber.name)] = _subscriber(plan, subscriber, tags)
     else:
         for rule in plan.rules:
-            resources[_logical("Rule", rule.name)] = _rule(plan, rule)
+            resources.update(_rule(plan, rule))
     on = ("an EventBridge Custom Event Bus (subscribers), SQS FIFO queues" if custom else "EventBridge, SQS")
     description = f"yafdp: the choreography saga on {on}, Lambda and DynamoDB (prefix {plan.prefix})"
     return {
@@ -109,8 +109,12 @@ def _classic_bus(plan: DeploymentPlan, tags: list) -> dict:
 
 
 def _rule(plan: DeploymentPlan, rule) -> dict:
-    target = rule.target
-    return {
+    """A Classic rule with its one target: the service's queue, or its function (``kind="lambda"``), which the rule,
+    and only it, may then invoke (the function's resource-based policy, as the deployer grants it)."""
+    target, rule_id = rule.target, _logical("Rule", rule.name)
+    direct = target.kind == "lambda"
+    arn = _logical("Function" if direct else "Queue", plan.service(rule.service).function if direct else target.queue)
+    resources = {rule_id: {
         "Type": "AWS::Events::Rule",
         # the bus by name (its Ref is the name too; moto's CloudFormation only takes the plain name)
         "DependsOn": ["Bus", _logical("QueuePolicy", target.queue),
@@ -118,11 +122,16 @@ def _rule(plan: DeploymentPlan, rule) -> dict:
         "Properties": {
             "Name": rule.name, "EventBusName": plan.bus, "EventPattern": rule.pattern, "State": "ENABLED",
             "Description": rule.purpose[:512],
-            "Targets": [{"Id": target.id, "Arn": {"Fn::GetAtt": [_logical("Queue", target.queue), "Arn"]},
+            "Targets": [{"Id": target.id, "Arn": {"Fn::GetAtt": [arn, "Arn"]},
                          "InputTransformer": {"InputTemplate": rule.input_template},
                          "RetryPolicy": target.retry_policy.to_aws(),
                          "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [_logical("DeadLetterQueue", target.dead_letter_queue),
-                                                                     "Arn"]}}}]}}
+                                                                     "Arn"]}}}]}}}
+    if direct:
+        resources[_logical("Permission", rule.name)] = {"Type": "AWS::Lambda::Permission", "Properties": {
+            "FunctionName": {"Ref": arn}, "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
+    return resources
 
 
 def _custom_bus(plan: DeploymentPlan, tags: list) -> dict:
