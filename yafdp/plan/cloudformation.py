@@ -54,10 +54,13 @@ def template_plan(catalog: Catalog, prefix: str, **options) -> DeploymentPlan:
 
 
 def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict[str, str]] | None = None) -> dict:
-    """The plan as a CloudFormation template (a dict, as JSON would hold it).
+    """The plan as a CloudFormation template (a dict, as JSON would hold it): the Classic bus with its archive and
+    rules, or, for a Custom Event Bus plan, the ``AWS::EventsV2`` bus and subscribers (see the module's docstring).
 
     ``environment`` maps a service to its function's environment variables (default: the service, bus,
-    table and prefix, as :class:`~yafdp.backends.aws.function.FunctionConfig` sets them without faults).
+    table and prefix, as :class:`~yafdp.backends.aws.function.FunctionConfig` sets them without faults; on a Custom
+    Event Bus also the bus's kind and ARN). Raises :class:`~yafdp.errors.RefusedError` for a Custom Event Bus
+    subscriber whose target is a function.
 
     Examples
     --------
@@ -65,6 +68,9 @@ def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict
     >>> template = cloudformation_template(template_plan(load_catalog(), "demo"))
     >>> template["Resources"]["Bus"]["Properties"]["Name"], sorted(template["Parameters"])
     ('demo-saga', ['CodeS3Bucket', 'CodeS3Key'])
+    >>> custom = cloudformation_template(template_plan(load_catalog(), "demo", bus="custom"))
+    >>> custom["Resources"]["Bus"]["Type"], custom["Outputs"]["EventBusArn"]["Value"]
+    ('AWS::EventsV2::EventBus', {'Fn::GetAtt': ['Bus', 'EventBusArn']})
     """
     tags = [{"Key": k, "Value": v} for k, v in sorted(plan.tags.items())]
     custom = plan.bus_kind == "custom"
