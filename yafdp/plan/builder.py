@@ -65,7 +65,8 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     if kind not in BUS_KINDS:
         raise RefusedError(f"bus must be one of {', '.join(BUS_KINDS)}, got {kind!r}")
     if kind == "custom":
-        return _custom_plan(catalog, partial, visibility_timeout_seconds, max_receive_count, point_in_time_recovery)
+        return _custom_plan(catalog, replace(partial, removal_policies=dict(CUSTOM_BUS_REMOVAL_POLICIES)),
+                            visibility_timeout_seconds, max_receive_count, point_in_time_recovery)
     rules = tuple(
         RulePlan(
             name=f"{prefix}-{sub.rule}", subscription=sub.rule, service=sub.service, path=sub.path,
@@ -111,8 +112,7 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
     suffix = ".fifo" if fifo_queues else ""
     retry = RetryPolicy(settings.retry_policy["MaxRetryAttempts"], settings.retry_policy["MaxEventAgeInSeconds"])
     plan = replace(partial, bus_kind="custom", retention_days=settings.retention_days,
-                   event_group=settings.event_group, deduplication=settings.deduplication,
-                   removal_policies=dict(CUSTOM_BUS_REMOVAL_POLICIES))
+                   event_group=settings.event_group, deduplication=settings.deduplication)
     subscribers, checks = [], []
     for service in catalog.services.values():
         for index, sub in enumerate(service.subscriptions):
