@@ -674,12 +674,13 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
+    from yafdp.plan.custom_bus import REPLACEMENT_CAVEAT
     from yafdp.plan.model import check_names
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        plan = template_plan(_load(args), args.prefix)
+        plan = template_plan(_load(args), args.prefix, bus=args.bus)
         check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
         print(render(cloudformation_template(plan), args.output), end="")
         return 0
@@ -697,6 +698,7 @@ def run_plan(args) -> int:
                             s.target.queue if s.target.kind == "queue" else f"function ({s.invocation_type})",
                             s.target.dead_letter_queue, f"{s.target.retry_policy.maximum_retry_attempts} / "
                             f"{s.target.retry_policy.maximum_event_age_seconds} s") for s in plan.subscribers]))
+        print(f"{REPLACEMENT_CAVEAT}.")
     else:
         print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
               f"ARNs use account {plan.account} in {plan.region} until deployed")
