@@ -1,16 +1,18 @@
 """The ``yafdp`` command line: one sub-command per job, each a thin call into the package."""
 
-# Only the standard library here: the package is imported inside main(), after SIGINT is handled, so a Ctrl-C
-# however early is one line (`yafdp: interrupted`), never a traceback from the middle of an import.
+# Only the standard library (and yafdp.interrupt, which is) here: the package is imported inside main(), after
+# SIGINT and SIGTERM are handled, so a Ctrl-C however early is one line (`yafdp: interrupted`), never a traceback
+# from the middle of an import.
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
+
+from yafdp.interrupt import SignalStop
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose output pipe was closed
 
@@ -732,13 +734,14 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
                   register_export, register_destroy]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
-    130 stopped by SIGINT or SIGTERM (however early: SIGINT is handled before the package is imported), 141 when
+    130 stopped by SIGINT or SIGTERM (however early: both are handled before the package is imported), 141 when
     the reader of stdout went away (``yafdp run | head -1``), silently, as a program killed by SIGPIPE. Whatever
     goes wrong is said in one line on stderr, never a traceback (``YAFDP_TRACEBACK=1`` shows the traceback of an
-    unexpected error)."""
-    stop = _Stop()
+    unexpected error). ``stop``: the :class:`~yafdp.interrupt.SignalStop` the entry point installed before it
+    imported this module (one is installed here otherwise); its handlers are given back at the end."""
+    stop = stop or SignalStop()
     try:
         try:
             args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
@@ -746,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
             return code
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see SignalStop)
             print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
             return 130
         except BrokenPipeError:
@@ -812,46 +815,6 @@ def _stdout_closed() -> int:
     except (OSError, ValueError):  # stdout is no file descriptor (a test's capture): nothing is flushed later
         pass
     return SIGPIPE_EXIT
-
-
-class _Stop:
-    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said by
-    whoever handles it), later ones are ignored while it cleans up. One that comes before :meth:`arm` (while the
-    package is imported) is held and raised by ``arm()``: raised inside the import of a C extension it could
-    crash the interpreter (orjson's does). :meth:`restore` gives the handlers back."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.armed, self.held = False, None
-        self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
-        try:
-            for s in self.SIGNALS:
-                signal.signal(s, self._stop)
-        except ValueError:  # not the main thread, which alone receives signals: leave them as they are
-            self.before = {}
-
-    def _stop(self, signum, frame) -> None:
-        if not self.armed:
-            self.held = signum
-            return
-        self._raise(signum)
-
-    def _raise(self, signum) -> None:
-        for s in self.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def arm(self) -> None:
-        """From now on a signal stops the command at once; one held meanwhile does so now."""
-        self.armed = True
-        if self.held is not None and self.before:
-            self._raise(self.held)
-
-    def restore(self) -> None:
-        """The handlers as they were before."""
-        for s, handler in self.before.items():
-            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

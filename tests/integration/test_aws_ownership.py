@@ -27,7 +27,7 @@ EC2_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Princip
 
 def _yafdp(*args):
     env = {**os.environ, **DUMMY_AWS_ENVIRONMENT}
-    return subprocess.run([sys.executable, "-m", "yafdp.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "yafdp", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
 

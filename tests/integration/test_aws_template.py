@@ -23,7 +23,7 @@ CATALOG = load_catalog()
 
 
 def _plan_command(tmp_path, output):
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "plan", "--format", "cloudformation", "--output", output,
+    result = subprocess.run([sys.executable, "-m", "yafdp", "plan", "--format", "cloudformation", "--output", output,
                              "--prefix", "tpl"], capture_output=True, text=True, check=True)
     path = tmp_path / f"template.{output}"
     path.write_text(result.stdout)
