@@ -199,7 +199,7 @@ class PausedYafdp:
         """The point the child stopped at, once it is there. AssertionError if it ended without reaching it."""
         line = self._announce.readline()
         if not line:
-            _, stderr = self.process.communicate(timeout=120)
+            _, stderr = self.process.communicate(timeout=600)
             raise AssertionError(f"yafdp ended (exit {self.process.returncode}) before the point:\n{stderr}")
         return line.rstrip(b"\n").decode()
 
@@ -213,7 +213,7 @@ class PausedYafdp:
         except BrokenPipeError:
             pass
 
-    def finish(self, timeout: float = 300) -> subprocess.CompletedProcess:
+    def finish(self, timeout: float = 600) -> subprocess.CompletedProcess:
         """Resume the child and wait for its end: ``returncode``, ``stdout`` and ``stderr``."""
         self.resume()
         stdout, stderr = self.process.communicate(timeout=timeout)
@@ -223,7 +223,7 @@ class PausedYafdp:
     def kill(self) -> None:
         """SIGKILL where it stands, and wait for it."""
         self.process.kill()
-        self.process.communicate(timeout=120)
+        self.process.communicate(timeout=600)
         self.close()
 
     def close(self) -> None:

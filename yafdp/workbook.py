@@ -23,6 +23,9 @@ NOTEBOOKS_DIR = REPOSITORY / "notebooks"
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
+# runs one per core; CI runners are shared) is slow, not broken.
+KERNEL_START_SECONDS = 600
 
 # nbconvert's lab template with every block that loads a script from the network left empty.
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -98,7 +101,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     try:
         papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(path.parent),
                                    kernel_name="python3", progress_bar=False, log_output=log_output,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     seconds = time.perf_counter() - started

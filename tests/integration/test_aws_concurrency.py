@@ -38,7 +38,7 @@ class BarrierState(DynamoState):
 
     def __init__(self, client, table, parties):
         super().__init__(client, table)
-        self.barrier = threading.Barrier(parties, timeout=30)
+        self.barrier = threading.Barrier(parties, timeout=600)  # against a hang only: a busy machine is slow
 
     def commit(self, *args, **kwargs):
         self.barrier.wait()

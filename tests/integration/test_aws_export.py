@@ -20,7 +20,7 @@ CATALOG, WORLD = load_catalog(), load_marketplace()
 
 def cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "yafdp", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+                          timeout=600, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def kill_at_a_commit(paused_yafdp, args: list[str], commit: int) -> None:
 
 def resume(out) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "yafdp", "resume", "--out", str(out)], capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL)
+                          timeout=600, stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.slow

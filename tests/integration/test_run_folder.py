@@ -24,7 +24,7 @@ YAFDP = [sys.executable, "-m", "yafdp"]
 TICK = "yafdp.runs.lifecycle._keeping_time.<locals>.tick"
 
 
-def cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*YAFDP, *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 
