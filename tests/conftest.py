@@ -1,9 +1,11 @@
 """Shared fixtures: a writable copy of the shipped catalog to break on purpose; a moto server for the AWS side; a
-`yafdp` command that stops where a test wants to signal or kill it. And how many pytest-xdist workers ``-n auto``
-starts."""
+`yafdp` command that stops where a test wants to signal or kill it. How many pytest-xdist workers ``-n auto``
+starts. And the unit tier's rule: a test in tests/unit touches no moto, no process and no notebook."""
 
+import ast
 import json
 import os
+import threading
 import shutil
 import signal
 import subprocess
@@ -261,3 +263,69 @@ def paused_yafdp():
         if child.process.poll() is None:
             child.process.kill()
             child.process.wait()
+
+
+# The unit tier (`pytest tests/unit`, seconds) runs in this process alone: no AWS emulator, no process, no notebook
+# kernel, no socket. A test that needs one belongs in tests/integration (or tests/notebooks).
+UNIT_TIER = Path(__file__).parent / "unit"
+NOT_IN_UNIT_TESTS = ("moto", "boto3", "botocore", "subprocess", "multiprocessing", "papermill", "nbformat", "nbclient",
+                     "nbconvert", "jupyter_client", "yafdp.workbook", "yafdp.backends.aws.moto_server")
+# Python's audit events (https://docs.python.org/3/library/audit_events.html) for a process started or a socket
+# used: what a moto server, a subprocess or a kernel needs.
+NOT_IN_A_UNIT_TEST = ("subprocess.Popen", "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
+                      "pty.spawn", "socket.bind", "socket.connect")
+_unit_test_running = threading.Event()
+
+
+def _in_unit_tier(item) -> bool:
+    return UNIT_TIER in Path(item.path).parents
+
+
+def _forbidden_imports(path: Path) -> list[str]:
+    """The modules of NOT_IN_UNIT_TESTS (or their submodules) that ``path`` imports, at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in NOT_IN_UNIT_TESTS))
+
+
+def _refuse_in_unit_tests(event: str, args) -> None:
+    if event in NOT_IN_A_UNIT_TEST and _unit_test_running.is_set() and threading.current_thread() is threading.main_thread():
+        raise RuntimeError(f"a unit test may not start a process or use a socket ({event} {args[0] if args else ''}): "
+                           f"it belongs in tests/integration")
+
+
+sys.addaudithook(_refuse_in_unit_tests)
+
+
+def pytest_collectstart(collector):
+    """A module of tests/unit that imports moto, boto3, subprocess, a notebook runner... is refused at collection."""
+    path = Path(getattr(collector, "path", "") or "")
+    if isinstance(collector, pytest.Module) and UNIT_TIER in path.parents:
+        forbidden = _forbidden_imports(path)
+        if forbidden:
+            raise pytest.UsageError(f"{path.relative_to(UNIT_TIER.parent.parent)} imports {', '.join(forbidden)}: the "
+                                    f"unit tier touches no moto, subprocess or notebook; move the test to "
+                                    f"tests/integration")
+
+
+def pytest_itemcollected(item):
+    """A test of tests/unit that asks for the moto server is refused at collection."""
+    if _in_unit_tier(item) and {"moto_url", "clients"} & set(getattr(item, "fixturenames", ())):
+        raise pytest.UsageError(f"{item.nodeid} uses the moto server: the unit tier touches no moto; move the test "
+                                f"to tests/integration")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """While a test of tests/unit is set up, runs and is torn down, starting a process or using a socket raises."""
+    if _in_unit_tier(item):
+        _unit_test_running.set()
+    try:
+        yield
+    finally:
+        _unit_test_running.clear()

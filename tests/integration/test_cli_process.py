@@ -19,9 +19,11 @@ def test_a_closed_stdout_ends_the_command_silently_with_sigpipes_exit_and_the_ru
     for command in (["run", "--orders", 200, "--out", tmp_path / "run"],
                     ["run", "--orders", 200, "--out", tmp_path / "json", "--json"],
                     ["catalog", "--format", "json"]):
-        process = subprocess.Popen([YAFDP, *map(str, command)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # as `| head -1` does once it has its line, here before the first write: each meets it
+        process = subprocess.Popen([YAFDP, *map(str, command)], stdout=write_end, stderr=subprocess.PIPE,
                                    stdin=subprocess.DEVNULL, text=True)
-        process.stdout.close()  # as `| head -1` does once it has its line: every write now meets a closed pipe
+        os.close(write_end)
         stderr = process.stderr.read()
         assert process.wait(timeout=600) == 141, stderr
         assert stderr == ""  # not `yafdp: Broken pipe`, and not exit 2, which says an input was refused
