@@ -44,12 +44,40 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``yafdp`` parser. Every sub-command is there with its name and help; only the one ``argv`` names (its
+    first word that is not an option) gets its arguments, so a command line imports what its own options need
+    and no more (the run's whole stack for ``yafdp lint``, otherwise). Without ``argv``, every sub-command gets
+    its arguments."""
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((word for word in argv if not word.startswith("-")), "")
     for register in COMMANDS:
-        register(commands)
+        try:
+            register(commands if chosen is None else _OnlyTheChosen(commands, chosen))
+        except _NotChosen:
+            pass
     return parser
+
+
+class _NotChosen(Exception):
+    """A sub-command the command line does not name: its register function stops once its name and help are in."""
+
+
+class _OnlyTheChosen:
+    """argparse's sub-commands as a register function sees them: ``add_parser`` adds the sub-command (its name
+    and help, for ``yafdp --help`` and the choices a misspelt command is shown), then, unless it is ``chosen``,
+    raises :class:`_NotChosen` before the function imports what its arguments need. Every register function
+    therefore calls ``add_parser`` first."""
+
+    def __init__(self, commands, chosen: str):
+        self.commands, self.chosen = commands, chosen
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        parser = self.commands.add_parser(name, **kwargs)
+        if name != self.chosen:
+            raise _NotChosen(name)
+        return parser
 
 
 def _backends() -> list[str]:
@@ -59,10 +87,23 @@ def _backends() -> list[str]:
 
 
 def register_test_pattern(commands) -> None:
-    """``yafdp test-pattern`` (:mod:`yafdp.patterns.cli`), imported when the parser is built."""
-    from yafdp.patterns.cli import register
+    """``yafdp test-pattern``: its options and what it does are :mod:`yafdp.patterns.cli`'s."""
+    parser = commands.add_parser(
+        "test-pattern", help="test whether an event matches an EventBridge event pattern",
+        description="Test whether an event matches an EventBridge event pattern, like `aws events test-event-pattern`.",
+        epilog=TEST_PATTERN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from yafdp.patterns.cli import add_arguments
 
-    register(commands)
+    add_arguments(parser)
+
+
+TEST_PATTERN_EXAMPLE = """\
+Each of --pattern and --event is JSON text, or @FILE to read it from a file.
+Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+
+example:
+  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
+"""
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -191,12 +232,12 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
+                                             "and summary.json", validate=_check_run_options)
     from yafdp.runs.options import MAX_CONCURRENCY, MAX_ORDERS
     from yafdp.runtime.faults import MAX_DELAY_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
-    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
-                                             "and summary.json", validate=_check_run_options)
     parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
                         help="how many orders (default 20)")
     parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
@@ -774,7 +815,8 @@ def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     stop = stop or SignalStop()
     try:
         try:
-            args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            argv = sys.argv[1:] if argv is None else argv
+            args = build_parser(argv).parse_args(argv)  # imports the package; a signal meanwhile waits for the end
             stop.arm()
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush

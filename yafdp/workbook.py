@@ -148,7 +148,7 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
     finished: queue.Queue = queue.Queue()
     echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-    pool = multiprocessing.get_context("spawn").Pool(jobs)
+    pool = _worker_pool(jobs)
     try:
         for path in ordered:
             pool.apply_async(_run_chapter, (path, out_dir, parameters),
@@ -167,6 +167,19 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
         pool.terminate()  # a failure or an interrupt: what still runs stops (each kernel exits with its worker)
         pool.join()
     return [done[path] for path in chapters]
+
+
+def _worker_pool(jobs: int):
+    """``jobs`` worker processes for the chapters, each a fresh process (never a fork of this one, whose threads
+    may hold locks). Where Python has a fork server, its server imports papermill and nbconvert once (seconds
+    of CPU: nbformat's jsonschema alone takes over a second) and each worker starts as a fork of it; elsewhere
+    each worker is a new interpreter that imports them itself."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["papermill", "nbconvert", "yafdp.workbook"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return context.Pool(jobs)
 
 
 def _last_seconds(executed: Path) -> float:

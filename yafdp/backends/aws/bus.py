@@ -72,7 +72,8 @@ class AwsBus:
         self._redriven: list[tuple] = []
         self._state_writes = 0
         self._closed = False
-        self._moved = time.monotonic()  # when something last moved on the deployment (see run)
+        self._moved = time.monotonic()  # when something last moved on the deployment (see _note)
+        self._readings: dict[str, object] = {}
         self.stats = BusStats()
         functions.start()
 
@@ -132,13 +133,12 @@ class AwsBus:
         for at, _, action in scheduled:
             time.sleep(max(0.0, started + at - time.perf_counter()))
             action()
-        self._moved, statuses = time.monotonic(), None
+        self._moved = time.monotonic()
         while True:
             self.settle(limit)
             if not self.settle_orders or self.settled():
                 break
-            if statuses != (statuses := self.order_statuses()):
-                self._moved = time.monotonic()
+            self._note("order statuses", self.order_statuses())
             if self._stalled(limit):
                 raise NotSettledError(f"the queues are empty but the run is not done ({self._why_stopped(limit)}): "
                                       f"{self.stuck_orders()}")
@@ -152,11 +152,10 @@ class AwsBus:
         """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row. Raises
         :class:`NotSettledError` when the queues' depths stay the same for the bus's ``timeout`` seconds, or
         past ``limit`` (a :func:`time.monotonic` reading)."""
-        quiet, last = 0, None
+        quiet = 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
-            if depths != last:
-                self._moved, last = time.monotonic(), depths
+            self._note("queue depths", depths)
             quiet = quiet + 1 if not any(depths.values()) else 0
             if quiet < self.quiet_checks:
                 if self._stalled(limit):
@@ -166,6 +165,12 @@ class AwsBus:
                                           + (f"; the pollers reported: {errors}" if errors else "")
                                           + (f"; {self.stuck_orders()}" if self.settle_orders else ""))
                 time.sleep(self.check_seconds)
+
+    def _note(self, kind: str, reading) -> None:
+        """A reading of the deployment (``kind``: its queues' depths, its orders' statuses): one that differs from
+        the last of its kind is something that moved."""
+        if self._readings.get(kind) != reading:
+            self._readings[kind], self._moved = reading, time.monotonic()
 
     def _stalled(self, limit: float | None) -> bool:
         now = time.monotonic()
