@@ -50,7 +50,7 @@ def test_sigint_or_sigterm_at_any_moment_of_the_command_is_one_line_and_exit_130
     assert len(points) > 500  # the imports alone are hundreds of steps
     chosen = [(index, stop) for index in range(8) for stop in (signal.SIGINT, signal.SIGTERM)]
     chosen += [(index, (signal.SIGINT, signal.SIGTERM)[n % 2])
-               for n, index in enumerate(sorted({8 + round(i * (len(points) - 9) / 23) for i in range(24)}))]
+               for n, index in enumerate(sorted({8 + round(i * (len(points) - 9) / 15) for i in range(16)}))]
     for index, stop in chosen:
         child = paused_yafdp(["run", "--orders", 0, "--out", tmp_path / f"run{index}-{stop}"], event="*", nth=index + 1)
         point = child.reached()
