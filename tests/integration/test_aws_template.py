@@ -28,7 +28,7 @@ CATALOG = load_catalog()
 
 
 def _plan_command(tmp_path, output, *options):
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "plan", "--format", "cloudformation", "--output", output,
+    result = subprocess.run([sys.executable, "-m", "yafdp", "plan", "--format", "cloudformation", "--output", output,
                              "--prefix", "tpl", *options], capture_output=True, text=True, check=True)
     path = tmp_path / f"template.{output}"
     path.write_text(result.stdout)
@@ -393,7 +393,7 @@ NOT_IN_THE_SCHEMA = {
 
 @pytest.mark.parametrize("change, said", NOT_IN_THE_SCHEMA.values(), ids=NOT_IN_THE_SCHEMA)
 def test_what_the_custom_bus_refuses_is_refused_before_a_template_is_printed(tmp_path, change, said):
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "plan", "--bus", "custom", "--format", "cloudformation",
+    result = subprocess.run([sys.executable, "-m", "yafdp", "plan", "--bus", "custom", "--format", "cloudformation",
                              "--catalog", _catalog_with(tmp_path, change)], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
@@ -417,6 +417,6 @@ def test_the_same_mistakes_in_a_template_pass_cfn_lint(tmp_path, custom_plan):
 
 
 def test_plan_says_how_cloudformation_replaces_a_subscriber():
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "plan", "--bus", "custom"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "yafdp", "plan", "--bus", "custom"], capture_output=True,
                             text=True, check=True)
     assert REPLACEMENT_CAVEAT in result.stdout and re.search(r"\nevent bus +Retain +Retain +the events", result.stdout)
