@@ -17,7 +17,8 @@ def test_each_value_is_what_its_quote_says(name):
     else:
         assert kind.max_duration_seconds == 365 * 24 * 3600 and "1 year" in duration
     if not kind.callback_tasks:
-        assert "do not support the .waitForTaskToken" in kind.sources["callback_tasks"]["quote"]
+        assert "do not support Run a Job (.sync) or Wait for Callback (.waitForTaskToken)" in kind.sources["callback_tasks"]["quote"]
+        assert kind.sources["callback_tasks"]["url"].startswith("https://docs.aws.amazon.com/")
     for source in kind.sources.values():
         assert source["url"].startswith(("https://docs.aws.amazon.com/", "https://aws.amazon.com/"))
 
