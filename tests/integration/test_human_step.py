@@ -31,6 +31,8 @@ def test_a_person_answers_in_minutes_and_silence_times_out_into_a_refund(tmp_pat
     events = run.events.set_index(["order_id", "detail_type"])["published_at"]
     think = events[("ord-fine-1", "Delivery_Scheduled")] - events[("ord-fine-1", "Payment_Success")]
     assert 60 <= think <= 300 + 5  # the person's think time, then the rest of the saga
+    # the decision is the person's: published when they answer, not when the function handed the token on
+    assert events[("ord-fine-1", "Restaurant_Confirmed_Order")] - events[("ord-fine-1", "Payment_Success")] >= 60
     timed_out = events[("ord-silent-1", "Payment_Refunded")] - events[("ord-silent-1", "Payment_Success")]
     assert decision.HUMAN_STEP["timeout_seconds"] <= timed_out <= decision.HUMAN_STEP["timeout_seconds"] + 10
     assert summary["orchestration"]["executions_succeeded"] == 2 and summary["scheduler"]["schedules_invoked"] == 0

@@ -58,12 +58,15 @@ def time_out_order(event: Envelope, uow: UnitOfWork) -> None:
     late = event["detail"]
     order_id = late["order_id"]
     order = uow.get("order", order_id)
-    if order is None:  # not paid yet: its Payment_Success, if it comes, is rejected then
+    # The orchestration's human step times out on the paid order it waited for (its Task passes Payment_Success on):
+    # paid, never answered, whatever the restaurant's table holds.
+    paid = event["detail-type"] == "Payment_Success"
+    if order is None and not paid:  # not paid yet: its Payment_Success, if it comes, is rejected then
         uow.put("order", order_id, {"order_id": order_id, "restaurant_id": late["restaurant_id"],
                                     "customer_id": late["customer_id"], "status": "timed_out"})
         return
-    if order["status"] == "awaiting_answer":
-        _reject(uow, {k: order[k] for k in ("order_id", "restaurant_id", "customer_id")}, "no_answer")
+    if order is None or order["status"] == "awaiting_answer":
+        _reject(uow, {k: late[k] for k in ("order_id", "restaurant_id", "customer_id")}, "no_answer")
 
 
 def _reject(uow: UnitOfWork, who: dict, reason: str, unavailable: list | None = None) -> None:

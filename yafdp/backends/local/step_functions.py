@@ -116,6 +116,7 @@ class _Visit:
     retries: list[int] = field(default_factory=list)
     attempt: int = 1
     token: str | None = None  # a callback Task's task token ($$.Task.Token)
+    answered: bool = False  # a callback Task's person has answered: its handler runs now
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -131,10 +132,10 @@ class LocalStepFunctions(InProcessDriving):
 
     A callback Task (``lambda:invoke.waitForTaskToken``, a Standard workflow's only) invokes its function with a task
     token and waits: until :meth:`send_task_success` or :meth:`send_task_failure` with that token, or its
-    ``TimeoutSeconds`` (it then fails with ``States.Timeout``). Locally the function's answer is the handler's (the
-    marketplace decides, as in the choreography) and a person takes their time to send it: ``responder(token,
-    payload)`` is asked when the Task is invoked, and returns the seconds after which the answer is sent, or None
-    when nobody ever answers.
+    ``TimeoutSeconds`` (it then fails with ``States.Timeout``). Locally the function hands the token to a person, who
+    takes their time: ``responder(token, payload)`` is asked when the Task is invoked, and returns the seconds after
+    which the person answers, or None when nobody ever does. The person's decision is the handler's (the marketplace
+    decides it, as in the choreography), made and published when they answer, then sent back with the token.
 
     Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``, and
     :class:`~yafdp.plan.step_functions.OrchestrationError` for a definition the runner cannot run as Step Functions
@@ -163,7 +164,7 @@ class LocalStepFunctions(InProcessDriving):
         self._timing_rng = random.Random(f"{seed}:0:timing")
         self._jitter = random.Random(f"{seed}:0:jitter")
         self._trace = self.writer.deliveries
-        self._waiting: dict[str, tuple] = {}  # task token -> (visit, the answer to send: ("success", output) or error)
+        self._waiting: dict[str, _Visit] = {}  # task token -> the callback Task waiting for it
         self._tokens = random.Random(f"{seed}:0:tokens")
         self.use_definition(definition if definition is not None else state_machine_definition(catalog, plan), responder)
         self.runner = TaskRunner(catalog, handlers)
@@ -418,6 +419,11 @@ class LocalStepFunctions(InProcessDriving):
         event_id = task_event(payload)["id"]
         rule = self._rule_names[payload["rule"]]
         attempt = visit.attempt
+        if visit.token is not None and not visit.answered:  # the function hands the token to the person and returns
+            self.stats.delivered += 1
+            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
+            self._wait_for_answer(visit, end)
+            return
         if attempt > 1 and self.writer.is_processed(rule, event_id):  # a retry after the work was committed
             published = self._published_by(f"{rule}#{event_id}")
             self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "duplicate", None))
@@ -437,30 +443,29 @@ class LocalStepFunctions(InProcessDriving):
             self._task_output = published
             self.services.record(prepared, end, on_event=self._started, published_by=f"{rule}#{event_id}")
             self._task_output = None
-            self.stats.delivered += 1
-            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
+            if not visit.answered:  # a callback Task's delivery was recorded when its function handed the token on
+                self.stats.delivered += 1
+                self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
         try:
             output = self.runner.output(published)
         except SagaStepFailedError as exc:
-            if visit.token is not None:
-                self._wait_for_answer(visit, lambda_error(exc), end)
-                return
             self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
             return
-        if visit.token is not None:  # the function was invoked; the Task waits for its token to come back
-            self._wait_for_answer(visit, ("success", {"Payload": output}), end)
-            return
-        result = output if not is_lambda_invoke(state["Resource"]) else \
-            {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
+        if visit.token is not None:  # the person's answer, sent with the token: SendTaskSuccess's output
+            result = {"Payload": output}
+        else:
+            result = output if not is_lambda_invoke(state["Resource"]) else \
+                {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
         self.schedule(end, partial(self._task_succeeded, visit, result))
 
     # ---------------------------------------------------------------- callback Tasks (.waitForTaskToken)
 
-    def _wait_for_answer(self, visit: _Visit, answer, at: float) -> None:
-        """A callback Task was invoked at ``at``: it waits for its token, with ``answer`` ready for the person to send
-        (``("success", output)``, or an error ``{"Error", "Cause"}``), until its ``TimeoutSeconds``."""
+    def _wait_for_answer(self, visit: _Visit, at: float) -> None:
+        """A callback Task's function was invoked at ``at`` and handed the token on: the Task waits until its
+        ``TimeoutSeconds`` for the person (``responder``) to answer. The person's decision is the handler's (the
+        marketplace decides it, as in the choreography), made and published when they answer, not before."""
         state = visit.thread.states[visit.name]
-        self._waiting[visit.token] = (visit, answer)
+        self._waiting[visit.token] = visit
         if "TimeoutSeconds" in state:
             self.scheduler.timer(at + float(state["TimeoutSeconds"]), self._task_timed_out, (visit.token,))
         delay = self.responder(visit.token, visit.effective.get("Payload", {})) if self.responder else None
@@ -471,17 +476,16 @@ class LocalStepFunctions(InProcessDriving):
         """The callback Tasks waiting for a token now: ``{"token", "state", "order_id"}`` each."""
         return [{"token": token, "state": visit.name,
                  "order_id": task_event(visit.effective.get("Payload", {})).get("detail", {}).get("order_id")}
-                for token, (visit, _) in self._waiting.items()]
+                for token, visit in self._waiting.items()]
 
     def _answer(self, token: str) -> None:
-        """The person answers: the function's answer is sent with the token (SendTaskSuccess or SendTaskFailure)."""
-        if token not in self._waiting:
+        """The person answers: their decision (the handler) is made and published now, and sent back with the token
+        (SendTaskSuccess, or SendTaskFailure for a rejection)."""
+        visit = self._waiting.pop(token, None)
+        if visit is None:
             return  # the Task timed out (or its execution ended) before the answer
-        _, answer = self._waiting[token]
-        if isinstance(answer, tuple):
-            self.send_task_success(token, answer[1])
-        else:
-            self.send_task_failure(token, answer["Error"], answer["Cause"])
+        visit.answered = True
+        self._invoke(visit)
 
     def send_task_success(self, token: str, output) -> None:
         """SendTaskSuccess: the Task waiting for ``token`` succeeds with ``output`` (its result, which its
@@ -489,23 +493,21 @@ class LocalStepFunctions(InProcessDriving):
 
         Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``, as Step Functions answers) for a token no Task
         waits for: one that timed out, or was answered already."""
-        visit, _ = self._claim(token)
-        self._task_succeeded(visit, output)
+        self._task_succeeded(self._claim(token), output)
 
     def send_task_failure(self, token: str, error: str, cause: str = "") -> None:
         """SendTaskFailure: the Task waiting for ``token`` fails with ``error`` (its ``Retry`` and ``Catch`` apply).
         Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``) for a token no Task waits for."""
-        visit, _ = self._claim(token)
-        self._task_failed(visit, {"Error": error, "Cause": cause})
+        self._task_failed(self._claim(token), {"Error": error, "Cause": cause})
 
-    def _claim(self, token: str) -> tuple:
+    def _claim(self, token: str) -> _Visit:
         if token not in self._waiting:
             raise RefusedError(f"TaskTimedOut: no Task waits for the token {token[:12]}… (it timed out or was answered)")
         return self._waiting.pop(token)
 
     def _task_timed_out(self, token: str) -> None:
         if token in self._waiting:
-            visit, _ = self._waiting.pop(token)
+            visit = self._waiting.pop(token)
             self._task_failed(visit, {"Error": asl.TIMEOUT, "Cause": "the Task had no answer within its TimeoutSeconds"})
 
     def _published_by(self, marker: str) -> list[dict]:
