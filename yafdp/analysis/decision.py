@@ -103,8 +103,8 @@ def latency_sensitivity(out_dir: str | Path, *, orders: int = 150, seed: int = 0
     with its Task hop at each of ``task_scales``, the same seeded orders each time. One row per pair: both medians
     (ms) and how many times slower the choreography's median is.
 
-    (Chapter 09 runs it; ``tests/integration/test_decision_guide.py`` checks that the band brackets the measured
-    figures' own ratio.)
+    (Chapter 09 runs it; ``tests/integration/test_decision_guide.py`` checks that its corner with every input as
+    measured is the plain comparison, and that the ratio moves the way its inputs do.)
     """
     out = Path(out_dir)
     medians: dict[tuple[str, float], float] = {}

@@ -638,9 +638,13 @@ def _rate(per_second: float) -> str:
 
 
 def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float], title: str, xlabel: str,
-               ylabel: str, ax=None):
+               ylabel: str, ax=None, quota_scale: float = 1.0):
     """Latency against offered load: one line per ``{label: column}`` of ``table``, and each quota as a dashed
-    vertical line at the load where it starts to bind (named in the legend when it lies beyond the chart)."""
+    vertical line at the load where it starts to bind (named in the legend when it lies beyond the chart).
+
+    A run on an account whose quotas were multiplied by ``quota_scale`` (below 1, so that a laptop reaches them)
+    gets a second axis on top: the same point at AWS's default quotas (offered load ÷ ``quota_scale``), the real
+    scale, where the bends are."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 4.5))
     for label, column in lines.items():
@@ -654,6 +658,9 @@ def load_curve(table, *, x: str, lines: dict[str, str], quotas: dict[str, float]
             ax.plot([], [], linestyle="none", label=f"{label}: {_rate(load)}, beyond the chart")
     ax.set_xlim(0, right)
     ax.set_yscale("log")
+    if quota_scale != 1.0:
+        top = ax.secondary_xaxis("top", functions=(lambda v: v / quota_scale, lambda v: v * quota_scale))
+        top.set_xlabel(f"the same load at AWS's default quotas (orders per second, ÷ {quota_scale:g})", fontsize=8)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
