@@ -99,6 +99,58 @@ def failure_paths(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["failure", "then"])
 
 
+def step_kinds(catalog: Catalog) -> pd.DataFrame:
+    """Each step of the saga (a happy-path subscription), in saga order, as the saga literature classifies it:
+
+    * ``compensatable``: its service has a compensation for it, so it may run before the outcome is known;
+    * ``pivot``: it may fail and its success ends the saga (a terminal happy event): the go/no-go step, after which
+      nothing is undone;
+    * ``retriable``: it cannot fail as a business outcome (it emits no failure event) and comes after the pivot, so
+      it needs no compensation, only retries until it succeeds;
+    * ``neither``: it can be neither undone nor safely retried: a design error the table shows.
+
+    Observers (``observe``) are no step. Columns: ``step`` (service.handler), ``on`` (the event it reacts to),
+    ``kind``, ``undone by`` (its compensations, ``handler on event``), ``why``.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> step_kinds(load_catalog()).set_index("step")["kind"].to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'payment.charge_order': 'compensatable', 'restaurant.review_order': 'compensatable',
+     'delivery.schedule_delivery': 'pivot', 'loyalty.award_points': 'compensatable'}
+    """
+    causes = causal_graph(catalog)
+    start = catalog.bus.start_event
+    distance = nx.single_source_shortest_path_length(causes, start) if start in causes else {}
+    terminal_happy = {e.name for e in catalog.events.values() if e.kind == "happy" and e.terminal}
+    failures = {e.name for e in catalog.events.values() if e.kind == "failure"}
+    steps = [s for s in catalog.subscriptions if s.path == "happy"]
+    pivots = {s.rule for s in steps if set(s.emits) & terminal_happy and set(s.emits) & failures
+              and not any(c.service == s.service and c.path == "compensation" for c in catalog.subscriptions)}
+    after_pivot = set()
+    for s in steps:
+        if s.rule in pivots:
+            after_pivot |= {e for e in s.emits if e in terminal_happy}
+    rows = []
+    for s in sorted(steps, key=lambda s: (min((distance.get(e, 99) for e in catalog.matched_events(s)), default=99),
+                                          s.rule)):
+        on = sorted(catalog.matched_events(s))
+        undone = [f"{c.handler} on {', '.join(sorted(catalog.matched_events(c)))}" for c in catalog.subscriptions
+                  if c.service == s.service and c.path == "compensation"]
+        if s.rule in pivots:
+            kind, why = "pivot", f"may fail ({', '.join(e for e in s.emits if e in failures)}) and its success " \
+                                 f"({', '.join(e for e in s.emits if e in terminal_happy)}) ends the saga"
+        elif undone:
+            kind, why = "compensatable", "runs before the outcome is known; its service undoes it on a later failure"
+        elif not set(s.emits) & failures and set(on) <= after_pivot:
+            kind, why = "retriable", "after the pivot and cannot fail as a business outcome: retried until it succeeds"
+        else:
+            kind, why = "neither", "can be neither undone nor retried to success: a later failure leaves it in place"
+        rows.append({"step": f"{s.service}.{s.handler}", "on": ", ".join(on), "kind": kind,
+                     "undone by": "; ".join(undone) or "—", "why": why})
+    return pd.DataFrame(rows)
+
+
 def plan_resources_table(plan: DeploymentPlan) -> pd.DataFrame:
     """One row per resource the plan creates: kind, name and owning service (``shared`` for the bus and archive).
 
