@@ -255,3 +255,38 @@ def last_messages(run: Run, service: str = "notification") -> pd.DataFrame:
     table["agrees"] = [told in LAST_MESSAGE_FOR.get(status, ()) for status, told in
                        zip(table["status"], table["last message about"])]
     return table
+
+
+def dirty_read_windows(run: Run, *, provisional: str = "Loyalty_Points_Added",
+                       undone_by: str = "Loyalty_Points_Reverted") -> pd.DataFrame:
+    """A saga is ACD, not ACID: what one step writes is visible to everyone before the saga's outcome is known.
+    For each order whose ``provisional`` event (a write before the pivot, e.g. points awarded on confirmation) was
+    later undone by ``undone_by`` (its compensation), how long anyone reading the service's data saw the write that
+    never stood: a **dirty read window**. Columns: ``order_id``, ``customer_id``, ``points``, ``visible from (s)``,
+    ``undone at (s)``, ``dirty for (s)`` (seconds on the run's clock); sorted by the window, longest first. Empty when
+    nothing provisional was undone.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from yafdp.runs import RunOptions, run_saga
+    >>> from yafdp.runs.workload import OutcomeRates
+    >>> out = tempfile.mkdtemp()
+    >>> _ = run_saga(RunOptions(orders=40, seed=3, out=out, rates=OutcomeRates(0, 0, 0.5)))
+    >>> windows = dirty_read_windows(load_run(out))
+    >>> len(windows) > 0, bool((windows["dirty for (s)"] >= 0).all())
+    (True, True)
+    """
+    events = run.events
+    added = events[events["detail_type"] == provisional].drop_duplicates("order_id").set_index("order_id")
+    undone = events[events["detail_type"] == undone_by].drop_duplicates("order_id").set_index("order_id")
+    both = added.index.intersection(undone.index)
+    rows = []
+    for order_id in both:
+        detail = json.loads(added.loc[order_id, "detail"])
+        start, end = float(added.loc[order_id, "published_at"]), float(undone.loc[order_id, "published_at"])
+        rows.append({"order_id": order_id, "customer_id": detail.get("customer_id"), "points": detail.get("points"),
+                     "visible from (s)": round(start, 3), "undone at (s)": round(end, 3),
+                     "dirty for (s)": round(end - start, 3)})
+    columns = ["order_id", "customer_id", "points", "visible from (s)", "undone at (s)", "dirty for (s)"]
+    return pd.DataFrame(rows, columns=columns).sort_values("dirty for (s)", ascending=False).reset_index(drop=True)
