@@ -28,12 +28,23 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 # runs one per core; CI runners are shared) is slow, not broken.
 KERNEL_START_SECONDS = 600
 
-# nbconvert's lab template with every block that loads a script from the network left empty.
+# nbconvert's lab template with every block that loads a script from the network left empty, and every image with its
+# one-line description (alt text: a figure's title and axes, yafdp.analysis.figures.alt_text).
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+{%- set width=output | get_metadata('width', 'image/png') -%}
+{%- if width is not none %} width={{ width | escape_html }}{%- endif %}
+{%- set height=output | get_metadata('height', 'image/png') -%}
+{%- if height is not none %} height={{ height | escape_html }}{%- endif %}
+ alt="{{ ((output | get_metadata('alt', 'image/png')) or 'a figure (no description)') | escape_html }}">
+</div>
+{%- endblock data_png -%}
 """
 
 
@@ -79,7 +90,9 @@ class NotebookFailed(YafdpError):
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False) -> ExecutedNotebook:
     """Execute one notebook with papermill into ``out_dir/notebooks/`` and export it to ``out_dir/html/``.
 
-    The notebook gets ``out_dir`` (absolute) as a parameter, so its figures land in ``out_dir/figures/``, and
+    The notebook runs in ``out_dir`` and gets ``out_dir="."`` as a parameter, so its figures land in
+    ``out_dir/figures/`` and neither the executed notebook nor its HTML copy shows the path of the machine that built
+    it; and it gets
     of ``parameters`` those its ``parameters`` cell declares (e.g. ``{"solutions": True}``: the exercises are
     answered by their worked solutions, the teacher's copy; ``{"backend": "moto"}`` where a chapter has one).
 
@@ -96,17 +109,21 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     executed.parent.mkdir(parents=True, exist_ok=True)
     html.parent.mkdir(parents=True, exist_ok=True)
     declared = papermill.inspect_notebook(str(path))
-    given = {"out_dir": str(out_dir), **{k: v for k, v in (parameters or {}).items() if k in declared}}
+    given = {"out_dir": ".", **{k: v for k, v in (parameters or {}).items() if k in declared}}
     started = time.perf_counter()
     failure = None
     try:
-        papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(path.parent),
+        papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
                                    kernel_name="python3", progress_bar=False, log_output=log_output,
                                    extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     seconds = time.perf_counter() - started
-    body, _ = html_exporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    notebook = nbformat.read(executed, as_version=4)
+    recorded = notebook.metadata.get("papermill", {})  # papermill records where it read and wrote: the builder's paths
+    recorded.update({k: f"notebooks/{path.name}" for k in ("input_path", "output_path") if k in recorded})
+    nbformat.write(notebook, executed)
+    body, _ = html_exporter().from_notebook_node(notebook)
     html.write_text(body, encoding="utf-8")
     if failure is not None:
         raise failure

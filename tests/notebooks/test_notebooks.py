@@ -125,6 +125,15 @@ def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_neither_copy_shows_the_path_of_the_machine_that_built_it(path, build):
+    result = executed(path, build)
+    for copy in (result.notebook, result.html):
+        text = copy.read_text()
+        assert str(build.resolve()) not in text and str(REPOSITORY) not in text, f"{copy.name} shows a local path"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_html_copy_loads_no_remote_script_and_shows_every_diagram(path, build):
     result = executed(path, build)
     page = result.html.read_text()
@@ -140,6 +149,10 @@ def test_html_copy_loads_no_remote_script_and_shows_every_diagram(path, build):
         assert not mermaid or any("image/png" in k for k in kinds), f"{path.stem}: a diagram with no image"
         images += sum("image/png" in k for k in kinds)
     assert page.count("data:image/png;base64") >= images
+    tags = re.findall(r"<img\b[^>]*>", page)
+    described = [re.search(r'alt="([^"]*)"', tag) for tag in tags]
+    assert all(d and d.group(1) and "no description" not in d.group(1) for d in described), \
+        f"{path.stem}: an image with no description"
 
 
 @pytest.mark.notebook

@@ -19,7 +19,7 @@ from yafdp.plan.step_functions import state_machine_definition, walk_states
 from yafdp.plan import build_plan
 from yafdp.progress import progress_bar
 from yafdp.runs import RunOptions, run_saga
-from yafdp.analysis.trace import end_to_end, load_run, percentiles
+from yafdp.analysis.trace import end_to_end, flag_few_samples, load_run, percentiles
 
 
 def saga_latency(runs: dict[str, str | Path]) -> pd.DataFrame:
@@ -35,10 +35,11 @@ def saga_latency(runs: dict[str, str | Path]) -> pd.DataFrame:
 
 
 def latency_summary(latency: pd.DataFrame) -> pd.DataFrame:
-    """p50/p95/p99/max of :func:`saga_latency` per style, in milliseconds."""
+    """p50/p95/p99/max of :func:`saga_latency` per style, in milliseconds, a style of few orders flagged
+    (:func:`~yafdp.analysis.trace.flag_few_samples`)."""
     table = latency.groupby("style", sort=False)["saga_ms"].apply(percentiles).unstack()
     table["count"] = table["count"].astype(int)
-    return table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"}).round(1)
+    return flag_few_samples(table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"}).round(1))
 
 
 def messages_per_order(runs: dict[str, str | Path]) -> pd.DataFrame:

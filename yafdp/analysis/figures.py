@@ -97,13 +97,36 @@ def _show_saved_figures_as_saved() -> None:
     def show(figure):
         png = drawn_png(figure)
         if png is None:
-            return draw(figure)
+            drawn = draw(figure)
+            data, metadata = drawn if isinstance(drawn, tuple) else (drawn, {})
+            return data, {**(metadata or {}), "alt": alt_text(figure)}
         width, height = png_size(png)
         scale = figure.dpi / PNG_DPI
-        return base64.b64encode(png).decode("ascii"), {"width": round(width * scale), "height": round(height * scale)}
+        return base64.b64encode(png).decode("ascii"), {"width": round(width * scale), "height": round(height * scale),
+                                                       "alt": alt_text(figure)}
 
     show.shows_saved_png = True
     formatter.for_type(Figure, show)
+
+
+def alt_text(fig) -> str:
+    """A one-line description of ``fig`` for its image's ``alt`` text in the HTML copies: its title (the
+    figure's, else its panels' joined by "; "), with its axes' labels (units included) when it has one panel.
+
+    Examples
+    --------
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.set(title="Latency per hop", xlabel="hop", ylabel="latency (ms)")
+    >>> alt_text(fig)
+    'Latency per hop (x: hop; y: latency (ms))'
+    """
+    suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    titles = [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_title().strip()]
+    text = " ".join(suptitle.split()) or "; ".join(titles) or "a figure"
+    axes = [ax for ax in fig.axes if ax.get_xlabel() or ax.get_ylabel()]
+    if len(axes) == 1:
+        text += f" (x: {axes[0].get_xlabel() or '—'}; y: {axes[0].get_ylabel() or '—'})"
+    return text
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -113,15 +136,22 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 def saga_layers(graph: nx.DiGraph, start_event: str) -> dict[str, int]:
     """A left-to-right column for every node: events by how many hops they are from the start event,
-    each producer one column before its earliest event, pure observers in a last column."""
+    each producer one column before its earliest event, pure observers in a last column. An event no chain of
+    events reaches (one a schedule puts on the bus, such as the saga's deadline) sits one column before the
+    earliest service that acts on it, next to the step it ends, not past the end of the saga."""
     events = [n for n, d in graph.nodes(data=True) if d["kind"] == "event"]
     hops = nx.single_source_shortest_path_length(_event_hops(graph), f"event:{start_event}")
-    layer = {e: 2 * hops.get(e, max(hops.values()) + 1) + 1 for e in events}
-    last = max(layer.values()) + 1
+    layer = {e: 2 * hops[e] + 1 for e in events if e in hops}
+    last = max(layer.values()) + 2
     for node, data in graph.nodes(data=True):
         if data["kind"] == "service":
-            produced = [layer[e] for e in graph.successors(node)]
+            produced = [layer[e] for e in graph.successors(node) if e in layer]
             layer[node] = min(produced) - 1 if produced else last
+    for event in events:
+        if event not in layer:
+            acting = [layer[s] for s, data in graph[event].items()
+                      if data.get("relation") == "subscribes" and data.get("path") != "observe"]
+            layer[event] = min(acting) - 1 if acting else last - 1
     return layer
 
 

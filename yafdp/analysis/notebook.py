@@ -25,16 +25,18 @@ def default_build_dir() -> Path:
 
 
 def build_dir(out_dir: str | Path | None = None) -> Path:
-    """Where a chapter writes its figures and runs: ``out_dir`` when given, else :func:`default_build_dir`.
+    """Where a chapter writes its figures and runs: ``out_dir`` when given (a relative one stays relative, to the
+    notebook's working folder: the workbook runs each chapter in its build folder with ``out_dir="."``, so that no
+    output shows the builder's path), else :func:`default_build_dir`.
 
     Examples
     --------
     >>> build_dir() == default_build_dir()
     True
-    >>> build_dir("/tmp/x")
-    PosixPath('/tmp/x')
+    >>> build_dir("/tmp/x"), build_dir(".")
+    (PosixPath('/tmp/x'), PosixPath('.'))
     """
-    return Path(out_dir).resolve() if out_dir is not None else default_build_dir()
+    return Path(out_dir) if out_dir is not None else default_build_dir()
 
 
 def setup(out_dir: str | Path | None = None) -> str:
@@ -106,7 +108,7 @@ def show_diagram(figure, mermaid: str, *, name: str, out_dir: str | Path | None)
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    from yafdp.analysis.figures import PNG_DPI, drawn_png, png_size, save
+    from yafdp.analysis.figures import PNG_DPI, alt_text, drawn_png, png_size, save
 
     save(figure, name, out_dir)
     png = drawn_png(figure)
@@ -114,7 +116,9 @@ def show_diagram(figure, mermaid: str, *, name: str, out_dir: str | Path | None)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight")
         png = buffer.getvalue()
+    alt = alt_text(figure)
     plt.close(figure)
-    display(Image(png, format="png", width=round(png_size(png)[0] * 110 / PNG_DPI)))  # as large as at 110 dpi
+    width = round(png_size(png)[0] * 110 / PNG_DPI)  # as large as at 110 dpi
+    display(Image(png, format="png", width=width), metadata={"image/png": {"width": width, "alt": alt}})
     display(Html(f"<details><summary>the same diagram as Mermaid text</summary>"
                  f"<pre class='yafdp-mermaid-source'>{html.escape(mermaid)}</pre></details>", mermaid))

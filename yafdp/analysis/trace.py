@@ -97,17 +97,32 @@ def processing_time(run: Run) -> pd.DataFrame:
 
 
 def percentiles_ms(frame: pd.DataFrame, column: str, by: str) -> pd.DataFrame:
-    """``count`` and p50/p95/p99/max of a column in seconds, in milliseconds, one row per group of ``by``.
+    """``count`` and p50/p95/p99/max of a column in seconds, in milliseconds, one row per group of ``by``, and a
+    ``note`` flagging a group of fewer than :data:`FEW_SAMPLES` samples (:func:`flag_few_samples`).
 
     Examples
     --------
     >>> frame = pd.DataFrame({"service": ["a", "a", "b"], "latency_s": [0.001, 0.003, 0.002]})
-    >>> float(percentiles_ms(frame, "latency_s", by="service").loc["b", "p50_ms"])
-    2.0
+    >>> table = percentiles_ms(frame, "latency_s", by="service")
+    >>> float(table.loc["b", "p50_ms"]), table.loc["b", "note"]
+    (2.0, 'p95 and p99 over 1 sample: read them as the largest ones')
     """
     table = frame.groupby(by)[column].apply(lambda s: percentiles(s * 1000)).unstack()
     table["count"] = table["count"].astype(int)
-    return table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"})
+    return flag_few_samples(table.rename(columns={c: f"{c}_ms" for c in table.columns if c != "count"}))
+
+
+# Below this many samples a 99th percentile is one of the few largest samples, not a percentile: tables say so.
+FEW_SAMPLES = 100
+
+
+def flag_few_samples(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (with a ``count`` column) with a ``note`` column: empty, or, for a row of fewer than
+    :data:`FEW_SAMPLES` samples, that its high percentiles are its largest samples."""
+    table = table.copy()
+    table["note"] = [f"p95 and p99 over {n} sample{'s' if n != 1 else ''}: read them as the largest ones"
+                     if n < FEW_SAMPLES else "" for n in table["count"]]
+    return table
 
 
 def percentiles(series: pd.Series, quantiles=(0.5, 0.95, 0.99)) -> pd.Series:
