@@ -1,6 +1,5 @@
 """The course's exercises, in-memory services and the one layout of the flow graph."""
 
-import pandas as pd
 import pytest
 
 from yafdp.analysis import exercises
@@ -11,15 +10,10 @@ from yafdp.catalog.inline import add_service, copy_of, example_document
 from yafdp.services import resolve_handler
 from yafdp.services.loyalty import award_points, revert_points
 
-COSTS = pd.DataFrame({"choreography": [5.0, 30.0], "orchestration (Standard)": [440.0, 30.0]},
-                     index=["step_functions_standard_transitions", "dynamodb_write_units"])
-COSTS.loc["total"] = COSTS.sum()
-
-
 def context(key, tmp_path):
     """What an exercise's check needs besides the answer, as the notebooks pass it."""
     wanted = exercises.EXERCISES[key].context
-    return {**({"costs": COSTS} if "costs" in wanted else {}), **({"out_dir": str(tmp_path)} if "out_dir" in wanted else {})}
+    return {"out_dir": str(tmp_path)} if "out_dir" in wanted else {}
 
 
 @pytest.mark.parametrize("key", list(exercises.EXERCISES))
@@ -69,7 +63,9 @@ def _feedback(handler, events=("Payment_Failed", "Payment_Refunded")):
                                       events=("Payment_Refunded",))),  # forgets the declined cards
     ("08.fifo-race", ["order", "payment"]),  # one FIFO subscriber; several, but each later event follows its own
     ("08.fifo-race", []),
-    ("09.dominant-cost", "dynamodb_write_units"),
+    ("09.human-step", ("express", 1500)),  # cannot wait for a person
+    ("09.human-step", ("standard", 600)),  # gives up on the slow restaurant's answer
+    ("09.human-step", ("standard", 3600)),  # refunds the silent order an hour late
 ])
 def test_a_wrong_answer_is_told_what_is_wrong(key, wrong, capsys, tmp_path):
     assert exercises.check(key, wrong, **context(key, tmp_path)) is False

@@ -244,9 +244,10 @@ def restaurant_tablet(world, seed: int = 0, think_seconds=HUMAN_STEP["think_seco
 
 def human_step_run(out: str | Path, requests: list[dict], *, workflow: str = "standard",
                    latency_model: str = "aws-eu-west-1", seed: int = 0,
-                   timeout_seconds: int = HUMAN_STEP["timeout_seconds"]) -> dict:
+                   timeout_seconds: int = HUMAN_STEP["timeout_seconds"], responder=None) -> dict:
     """Place ``requests`` (order requests) on the orchestration with the restaurant's human step, run them to their end
-    and save the run in ``out``. Returns the run's summary.
+    and save the run in ``out``. Returns the run's summary. ``responder(token, payload)`` is the person at the
+    tablet (seconds until they answer, or None: never); default :func:`restaurant_tablet`.
 
     Raises :class:`~yafdp.plan.step_functions.OrchestrationError` for an Express ``workflow``: it cannot wait for a
     task token (nothing is run, and ``out`` is left as it was)."""
@@ -256,7 +257,7 @@ def human_step_run(out: str | Path, requests: list[dict], *, workflow: str = "st
     definition = human_step_definition(catalog, build_plan(catalog), timeout_seconds=timeout_seconds)
     refuse_callbacks(definition, workflow)  # before the run folder is touched
     started, bus = time.perf_counter(), start_saga(options)
-    bus.use_definition(definition, restaurant_tablet(world, seed))
+    bus.use_definition(definition, responder or restaurant_tablet(world, seed))
     for request in requests:
         bus.call("order", "place_order", request)
     bus.run()

@@ -751,23 +751,70 @@ def _08_one_subscriber_check(answer, **context) -> list[str]:
 
 # ---- 09 · Choreography vs orchestration --------------------------------------------------------------------
 
-def _09_solution(costs=None, **context):
-    return str(costs["orchestration (Standard)"].drop("total").idxmax())
+# The restaurants' staff answer within 20 minutes; the check's three paid orders are answered after 1, 10 and 19
+# minutes 50 seconds, a fourth never is; its refund must come within half an hour of its payment.
+HUMAN_STEP_CHECK = {"think_seconds": {"ord-hs-quick": 60.0, "ord-hs-busy": 600.0, "ord-hs-slow": 1190.0},
+                    "refund_within_seconds": 1800.0}
 
 
-@exercise("09.dominant-cost",
-          "In the cost table, which billed item makes most of the Standard workflow's cost? Answer with the "
-          "row's name.",
-          "A Standard workflow bills every state transition; each order enters a dozen states or more, so the "
-          "transitions outweigh everything else. Express bills requests and duration instead.",
-          context=("costs",),
-          solution=_09_solution)
-def _09_check(answer, costs=None, **context) -> list[str]:
-    expected = _09_solution(costs=costs)
-    if answer != expected:
-        return [f"{answer!r} is not the largest item of the Standard column; sort it: "
-                "costs['orchestration (Standard)'].sort_values()"]
-    return []
+def _09_human_step_solution(**context):
+    return ("standard", 1500)
+
+
+def _human_step_orders() -> list[dict]:
+    base = {"customer_id": "cus-ada", "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+    napoli = {"restaurant_id": "res-napoli", "amount": 17.0,
+              "items": [{"item_id": "margherita", "quantity": 2, "unit_price": 8.5}]}
+    orders = [{**base, **napoli, "order_id": order_id} for order_id in HUMAN_STEP_CHECK["think_seconds"]]
+    return orders + [{**base, "order_id": "ord-hs-silent", "restaurant_id": "res-silent", "amount": 12.0,
+                      "items": [{"item_id": "lasagne", "quantity": 1, "unit_price": 12.0}]}]
+
+
+@exercise("09.human-step",
+          "The restaurants' staff confirm an order by hand, within 20 minutes. Choose the workflow type ('standard' "
+          "or 'express') and the human step's TimeoutSeconds so that every order a person answers is delivered and "
+          "an order nobody answers is refunded within half an hour of its payment. Answer (workflow, "
+          "timeout_seconds); the check runs it (decision.human_step_run) on orders answered after 1, 10 and almost "
+          "20 minutes, and one never answered.",
+          "Only a Standard workflow can wait for a task token; an Express one refuses the definition (and could not "
+          "wait 20 minutes anyway: five at most). The timeout must be longer than the slowest answer (20 minutes) "
+          "and short enough that the refund, which follows it within seconds, comes before half an hour: anything "
+          "from 20 to about 29 minutes. In a choreography the same decision is the saga's deadline (chapter 06).",
+          context=("out_dir",),
+          solution=_09_human_step_solution)
+def _09_human_step_check(answer, out_dir=None, **context) -> list[str]:
+    import tempfile
+
+    from yafdp.analysis import decision, trace
+    from yafdp.plan.step_functions import OrchestrationError
+
+    try:
+        workflow, timeout = answer
+        timeout = int(timeout)
+    except (TypeError, ValueError):
+        return ["answer with a pair (workflow, timeout_seconds), e.g. ('standard', 900)"]
+    if workflow not in ("standard", "express"):
+        return [f"the workflow is 'standard' or 'express', not {workflow!r}"]
+    if timeout < 1:
+        return ["TimeoutSeconds is a positive number of seconds"]
+    think = HUMAN_STEP_CHECK["think_seconds"]
+    out = tempfile.mkdtemp(prefix="09-human-step-", dir=out_dir)
+    try:
+        decision.human_step_run(f"{out}/run", _human_step_orders(), workflow=workflow, timeout_seconds=timeout,
+                                responder=lambda token, payload: think.get(payload["event"]["detail"]["order_id"]))
+    except OrchestrationError as refused:
+        return [f"the run was refused: {refused}"]
+    run = trace.load_run(f"{out}/run")
+    statuses = run.orders.set_index("order_id")["status"].to_dict()
+    problems = [f"{order_id}, answered after {think[order_id] / 60:.1f} minutes, ended {statuses.get(order_id)}: the "
+                "Task gave up before the person answered" for order_id in think if statuses.get(order_id) != "DELIVERY_SCHEDULED"]
+    events = run.events[run.events["order_id"] == "ord-hs-silent"].set_index("detail_type")["published_at"]
+    if "Payment_Refunded" not in events:
+        problems.append("the order nobody answered was never refunded")
+    elif events["Payment_Refunded"] - events["Payment_Success"] > HUMAN_STEP_CHECK["refund_within_seconds"]:
+        minutes = (events["Payment_Refunded"] - events["Payment_Success"]) / 60
+        problems.append(f"the order nobody answered was refunded {minutes:.1f} minutes after its payment, not within 30")
+    return problems
 
 
 # ---- notebook helpers --------------------------------------------------------------------------------------
