@@ -12,10 +12,10 @@ CHAPTERS = {  # notebook stem: (title, minutes for a learner who reads, runs and
     "03_deploy_bus_and_handlers": ("Deploy the bus and handlers", 30),
     "04_fire_orders": ("Fire orders", 30),
     "05_event_flow_and_latency": ("Event flow and latency", 25),
-    "06_failures_and_compensations": ("Failures and compensations", 35),
+    "06_failures_and_compensations": ("Failures and compensations", 50),
     "07_add_loyalty_service": ("Add the Loyalty service, then your own", 35),
     "08_classic_or_custom_event_bus": ("Classic or Custom Event Bus?", 40),
-    "09_choreography_vs_orchestration": ("Choreography vs orchestration", 40),
+    "09_choreography_vs_orchestration": ("Choreography vs orchestration", 55),
     "10_course_summary": ("What the course showed, and a glossary", 15),
 }
 
