@@ -229,14 +229,18 @@ NODE_STYLE = {
     "service": {"boxstyle": "square,pad=0.5", "fc": SERVICE_COLOUR, "ec": "#1e3a8a"},
     "happy": {"boxstyle": "round,pad=0.4", "fc": HAPPY_COLOUR, "ec": "#166534"},
     "unhappy": {"boxstyle": "round,pad=0.4", "fc": UNHAPPY_COLOUR, "ec": "#991b1b"},
+    "compensation": {"boxstyle": "round,pad=0.4", "fc": COMPENSATION_COLOUR, "ec": "#9a3412"},
 }
+# The edges, in the same meaning as the nodes (PATH_COLOURS): a failure red, a compensation orange, both dashed.
+FAILURE_EDGE, COMPENSATION_EDGE = "#b91c1c", "#c2410c"
 OBSERVE_ALPHA = 0.45  # observer edges are drawn faint: they watch, they do not move the order
 
 
 def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
                     highlight: set | None = None, legend: bool = True, layout: dict | None = None):
-    """Draw the service → event → service graph: services as squares, events as rounded boxes (green on the
-    happy path, red on failure and compensation paths); observer subscriptions thin, grey and faint.
+    """Draw the service → event → service graph: services as squares, events as rounded boxes in
+    :data:`PATH_COLOURS` (green on the happy path, red a failure, orange a compensation); observer subscriptions
+    thin, grey and faint.
 
     Every node sits where :func:`course_layout` puts it (``layout`` overrides), the same in every chapter.
     ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run: widths follow it, each edge
@@ -252,7 +256,8 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
     lit_nodes = {n for edge in lit for n in edge} if len(lit) < graph.number_of_edges() else set(graph.nodes)
     boxes = {}
     for node, data in graph.nodes(data=True):
-        style = "service" if data["kind"] == "service" else ("happy" if data["event_kind"] == "happy" else "unhappy")
+        style = "service" if data["kind"] == "service" else \
+            {"happy": "happy", "compensation": "compensation"}.get(data["event_kind"], "unhappy")
         alpha = 1.0 if node in lit_nodes else FADED + 0.1
         label = data["label"] if data["kind"] == "service" else data["label"].replace("_", "\n", 1).replace("_", " ")
         text = ax.text(*pos[node], label, ha="center", va="center", zorder=3,
@@ -292,9 +297,11 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
     ax.legend(handles=[
         Patch(facecolor=SERVICE_COLOUR, edgecolor="#1e3a8a", label="service"),
         Patch(facecolor=HAPPY_COLOUR, edgecolor="#166534", label="event, happy path"),
-        Patch(facecolor=UNHAPPY_COLOUR, edgecolor="#991b1b", label="event, failure / compensation"),
+        Patch(facecolor=UNHAPPY_COLOUR, edgecolor="#991b1b", label="event, failure"),
+        Patch(facecolor=COMPENSATION_COLOUR, edgecolor="#9a3412", label="event, compensation"),
         Line2D([], [], color="#1f2937", label="produces / reacts (happy path)"),
-        Line2D([], [], color="#b91c1c", linestyle="--", label="failure / compensation"),
+        Line2D([], [], color=FAILURE_EDGE, linestyle="--", label="failure path"),
+        Line2D([], [], color=COMPENSATION_EDGE, linestyle="--", label="compensation path"),
         Line2D([], [], color=OBSERVE_COLOUR, alpha=OBSERVE_ALPHA, label="observes (status, notifications)"),
     ] + ([Line2D([], [], color="#1f2937", linewidth=4, label="edge width and label: times it happened in the run")]
          if edge_counts else []),
@@ -357,7 +364,7 @@ def _edge_style(data: dict) -> tuple[str, str, float]:
         return "solid", OBSERVE_COLOUR, 0.9
     if data["happy"]:
         return "solid", "#1f2937", 1.6
-    return "dashed", "#b91c1c", 1.6
+    return "dashed", COMPENSATION_EDGE if data.get("path") == "compensation" else FAILURE_EDGE, 1.6
 
 
 def pretty(name) -> str:

@@ -77,7 +77,8 @@ def subscription_matrix(catalog: Catalog) -> pd.DataFrame:
 
 def failure_paths(catalog: Catalog) -> pd.DataFrame:
     """For each failure event, every rule that acts on it or on what follows from it (observers left out):
-    the compensations a failure sets in motion, and what each of them publishes.
+    the compensations a failure sets in motion, and what each of them publishes, in saga order (what follows the
+    failure sooner first, not alphabetically).
 
     Examples
     --------
@@ -88,7 +89,8 @@ def failure_paths(catalog: Catalog) -> pd.DataFrame:
     causes = causal_graph(catalog)
     rows = []
     for failure in (e.name for e in catalog.events.values() if e.kind == "failure"):
-        for event in [failure] + sorted(nx.descendants(causes, failure)):
+        after = nx.single_source_shortest_path_length(causes, failure)
+        for event in sorted(after, key=lambda e: (after[e], e)):
             for sub in catalog.consumers(event):
                 if sub.path != "observe":
                     rows.append({"failure": failure, "then": event, "rule": sub.rule, "service": sub.service,
