@@ -51,3 +51,27 @@ def test_cli_catalog_prints_every_format(fmt, capsys):
     assert "Restaurant_Confirmed_Order" in out
     if fmt in ("json", "asyncapi"):
         json.loads(out)
+
+
+def test_each_failure_is_drawn_as_its_own_sub_graph_readable_at_page_width():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from yafdp.analysis import figures
+    from yafdp.analysis.graph import consequences, flow_graph, saga_order
+
+    catalog = load_catalog()
+    graph = flow_graph(catalog)
+    failures = saga_order(catalog, [e.name for e in catalog.events.values() if e.kind == "failure"])
+    assert failures[0] == "Payment_Failed" and failures[-1] == "Delivery_Failed"
+    only = {(u, v) for u, v in consequences(catalog, "Restaurant_Rejected_Order")
+            if graph.edges[u, v].get("path") != "observe"}
+    panels = {f: {"only": {(u, v) for u, v in consequences(catalog, f) if graph.edges[u, v].get("path") != "observe"}}
+              for f in failures}
+    fig = figures.flow_graph_panels(graph, catalog.bus.start_event, panels, columns=2, panel_size=(9, 4.5))
+    figures.save(fig, "compensations", None)
+    width, height = fig.get_size_inches() * figures.PNG_DPI
+    assert width <= 2200 and height <= 1200  # chapter 06's was 2148 x 4303 px: four whole graphs stacked
+    drawn = {t.get_text() for t in fig.axes[failures.index("Restaurant_Rejected_Order")].texts}
+    labels = {graph.nodes[n]["label"] for edge in only for n in edge}
+    assert {label.replace("_", "\n", 1).replace("_", " ") if label[0].isupper() else label for label in labels} == drawn

@@ -237,7 +237,8 @@ OBSERVE_ALPHA = 0.45  # observer edges are drawn faint: they watch, they do not 
 
 
 def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
-                    highlight: set | None = None, legend: bool = True, layout: dict | None = None):
+                    highlight: set | None = None, legend: bool = True, layout: dict | None = None,
+                    only: set | None = None):
     """Draw the service → event → service graph: services as squares, events as rounded boxes in
     :data:`PATH_COLOURS` (green on the happy path, red a failure, orange a compensation); observer subscriptions
     thin, grey and faint.
@@ -245,13 +246,17 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
     Every node sits where :func:`course_layout` puts it (``layout`` overrides), the same in every chapter.
     ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run: widths follow it, each edge
     is labelled with its count and edges never seen are faded. ``highlight`` is a set of edges to show at
-    full strength (e.g. :func:`yafdp.analysis.graph.consequences`); everything else is faded.
+    full strength (e.g. :func:`yafdp.analysis.graph.consequences`); everything else is faded. ``only`` is a set of
+    edges to draw, and nothing else: the sub-graph they make, each node where the whole graph has it, the view
+    cut to it (a compensation path readable at page width).
     """
     from matplotlib.patches import FancyArrowPatch
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(18, 9))
     pos = layout or flow_layout(graph, start_event, base=course_layout())
+    if only is not None:
+        graph = graph.edge_subgraph(only).copy()
     lit = _lit_edges(graph, edge_counts, highlight)
     lit_nodes = {n for edge in lit for n in edge} if len(lit) < graph.number_of_edges() else set(graph.nodes)
     boxes = {}

@@ -63,6 +63,30 @@ def causal_graph(catalog: Catalog) -> nx.DiGraph:
     return graph
 
 
+def saga_order(catalog: Catalog, events) -> list[str]:
+    """``events`` in the saga's causal order: by how many steps after the start event each can happen (the
+    :func:`causal_graph`'s distance); an event no chain of events reaches (one a schedule puts on the bus, the saga's
+    deadline) right after the events its own handlers follow, then by name.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> saga_order(load_catalog(), ["Delivery_Failed", "Payment_Failed", "Order_Timed_Out", "Restaurant_Rejected_Order"])
+    ['Payment_Failed', 'Order_Timed_Out', 'Restaurant_Rejected_Order', 'Delivery_Failed']
+    """
+    causes = causal_graph(catalog)
+    distance = nx.single_source_shortest_path_length(causes, catalog.bus.start_event)
+
+    def steps(event: str) -> float:
+        if event in distance:
+            return distance[event]
+        # what its handlers publish, one step before: the deadline sits just before the rejection it causes
+        after = [distance[e] for e in causes.successors(event) if e in distance]
+        return min(after) - 0.5 if after else float("inf")
+
+    return sorted(events, key=lambda e: (steps(e), e))
+
+
 def mermaid(catalog: Catalog) -> str:
     """The flow graph as a Mermaid flowchart: services as boxes, events as stadiums, compensation dotted."""
     graph = flow_graph(catalog)

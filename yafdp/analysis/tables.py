@@ -10,7 +10,7 @@ import pandas as pd
 
 from yafdp.catalog import Catalog
 from yafdp.analysis.check import Invariant
-from yafdp.analysis.graph import causal_graph
+from yafdp.analysis.graph import causal_graph, saga_order
 from yafdp.plan import DeploymentPlan, plan_resources
 
 
@@ -88,7 +88,7 @@ def failure_paths(catalog: Catalog) -> pd.DataFrame:
     """
     causes = causal_graph(catalog)
     rows = []
-    for failure in (e.name for e in catalog.events.values() if e.kind == "failure"):
+    for failure in saga_order(catalog, [e.name for e in catalog.events.values() if e.kind == "failure"]):
         after = nx.single_source_shortest_path_length(causes, failure)
         for event in sorted(after, key=lambda e: (after[e], e)):
             for sub in catalog.consumers(event):
