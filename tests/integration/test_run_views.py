@@ -155,3 +155,16 @@ def test_flow_graph_panels_draw_one_panel_each_and_fade_what_is_not_highlighted(
     assert edge_alphas == {figures.FADED, 1.0}
     # with nothing highlighted every edge is drawn, observers faint
     assert {round(arrow.get_edgecolor()[3], 2) for arrow in fig.axes[0].patches} == {figures.OBSERVE_ALPHA, 1.0}
+
+
+@pytest.mark.parametrize("latency_model", [None, "aws-eu-west-1"], ids=["measured", "simulated"])
+def test_a_handlers_events_are_published_after_it_ends(tmp_path, latency_model):
+    """The outbox publishes after the handler's unit of work: a timeline's publish marker sits after its bar."""
+    run_saga(RunOptions(orders=10, seed=1, out=tmp_path, latency_model=latency_model))
+    run = trace.load_run(tmp_path)
+    done = run.deliveries[run.deliveries["outcome"] == "ok"]
+    ends = dict(zip(done["rule"] + "#" + done["event_id"], done["finished_at"]))
+    published = run.events.dropna(subset=["published_by"])
+    published = published[published["published_by"].isin(ends)]
+    assert len(published) > 10
+    assert (published["published_at"] >= published["published_by"].map(ends)).all()

@@ -314,6 +314,7 @@ class LocalBus(InProcessDriving):
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
                          handled.code, handled.message)
             return
+        finished = self.timing.now(end)  # the handler's work ends here; its outbox is published after it
         if handled.prepared:
             published_by = f"{route.name}#{event_id}"
             services = self.services
@@ -322,7 +323,7 @@ class LocalBus(InProcessDriving):
                 # the producer did not hear the answer and sends the same entries again: new events, same facts
                 services.record(handled.prepared, end + PUBLISH_BACKOFF_SECONDS, on_event=self._route,
                                 published_by=published_by)
-        self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
+        self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None, finished)
 
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,
                 code, message) -> None:
@@ -368,8 +369,12 @@ class LocalBus(InProcessDriving):
         self.scheduler.push(next_due, self._deliver, (pending_id, event_id, self._routes[rule.name], attempt + 1,
                                                       published_vt, fault, again, None))
 
-    def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error) -> None:
-        self._trace.append((event_id, rule.name, rule.target.id, attempt, started, self.timing.now(end), outcome, error))
+    def _finish(self, pending_id, event_id, rule: RulePlan, attempt, started, end, outcome, error,
+                finished: float | None = None) -> None:
+        """Record a delivery that ended at virtual time ``end`` (``finished``: the time recorded for it, when it was
+        read before the delivery's outbox was published, so that every event it published comes after it)."""
+        finished = self.timing.now(end) if finished is None else finished
+        self._trace.append((event_id, rule.name, rule.target.id, attempt, started, finished, outcome, error))
         self.writer.remove_pending(pending_id)
         self._release(event_id)
 
