@@ -75,3 +75,35 @@ def test_each_failure_is_drawn_as_its_own_sub_graph_readable_at_page_width():
     drawn = {t.get_text() for t in fig.axes[failures.index("Restaurant_Rejected_Order")].texts}
     labels = {graph.nodes[n]["label"] for edge in only for n in edge}
     assert {label.replace("_", "\n", 1).replace("_", " ") if label[0].isupper() else label for label in labels} == drawn
+
+
+def test_no_edge_of_the_flow_graph_runs_through_a_node():
+    """The review's case: the red Delivery_Failed → payment edge crossed the loyalty box. Each arrow's arc, with the
+    curvature it was drawn with, passes through no box but its own two (the default curvatures crossed ten)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from yafdp.analysis import figures
+
+    catalog = load_catalog()
+    graph = flow_graph(catalog)
+    fig, ax = plt.subplots(figsize=(18, 9))  # as the chapters draw it
+    figures.draw_flow_graph(graph, catalog.bus.start_event, title="t", ax=ax)
+    pos = figures.flow_layout(graph, catalog.bus.start_event, base=figures.course_layout())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    names = {(d["label"] if d["kind"] == "service" else d["label"].replace("_", "\n", 1).replace("_", " ")): n
+             for n, d in graph.nodes(data=True)}
+    boxes = {names[t.get_text()]: t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
+             if t.get_text() in names}
+    arrows = [p for p in ax.patches if p.get_gid()]
+    assert len(arrows) == graph.number_of_edges()
+    for arrow in arrows:
+        u, v = arrow.get_gid().split("->")
+        points = figures.arc_points(ax.transData.transform(pos[u]), ax.transData.transform(pos[v]),
+                                    arrow.get_connectionstyle().rad)
+        crossed = [n for n, box in boxes.items() if n not in (u, v) and any(box.contains(x, y) for x, y in points)]
+        assert not crossed, f"{u} → {v} runs through {crossed}"
+    plt.close(fig)

@@ -270,6 +270,11 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
                        fontweight="bold" if data["kind"] == "service" else "normal",
                        color=(0, 0, 0, max(alpha, 0.35)), bbox={**NODE_STYLE[style], "alpha": alpha})
         boxes[node] = text
+    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
+    ax.set_ylim(min(ys) - 0.7, max(ys) + 1.1)  # room above for the observers' arcs
+    renderer = ax.figure.canvas.get_renderer()
+    extents = {node: text.get_window_extent(renderer).expanded(1.15, 1.6) for node, text in boxes.items()}
     # Arrows are drawn after the boxes (a higher zorder), so each is clipped to its boxes as they are drawn.
     top = max(edge_counts.values(), default=1) if edge_counts else 1
     for u, v, data in graph.edges(data=True):
@@ -282,19 +287,16 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
             width = 0.6 + 5 * edge_counts.get((u, v), 0) / top
         elif highlight is not None and (u, v) in lit:
             width = 2.6
-        rad = 0.25 if data.get("path") == "observe" else 0.08
+        rad = _clear_rad(ax, pos, extents, u, v, 0.25 if data.get("path") == "observe" else 0.08)
         arrow = FancyArrowPatch(pos[u], pos[v], arrowstyle="-|>", mutation_scale=12, linewidth=width,
                                 linestyle=linestyle, color=to_rgba(colour, alpha), zorder=3.5,
                                 connectionstyle=f"arc3,rad={rad}", patchA=boxes[u].get_bbox_patch(),
-                                patchB=boxes[v].get_bbox_patch(), shrinkA=2, shrinkB=2)
+                                patchB=boxes[v].get_bbox_patch(), shrinkA=2, shrinkB=2, gid=f"{u}->{v}")
         ax.add_patch(arrow)
         if edge_counts and edge_counts.get((u, v)) and (u, v) in lit:
             ax.text(*_label_spot(pos, u, v, rad), str(edge_counts[(u, v)]), fontsize=8,
                     ha="center", va="center", zorder=5,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
-    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
-    ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
-    ax.set_ylim(min(ys) - 0.7, max(ys) + 1.1)  # room above for the observers' arcs
     ax.set_title(title)
     ax.axis("off")
     if not legend:
@@ -312,6 +314,26 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
          if edge_counts else []),
         loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=9, frameon=False)
     return ax
+
+
+def arc_points(start, end, rad: float, steps: int = 24) -> list[tuple[float, float]]:
+    """Points along matplotlib's ``arc3`` connection from ``start`` to ``end`` (display coordinates: the curve is a
+    quadratic Bézier whose control point is ``rad`` times the chord, turned a right angle, from its middle)."""
+    (x0, y0), (x2, y2) = start, end
+    cx, cy = (x0 + x2) / 2 + rad * (y2 - y0), (y0 + y2) / 2 - rad * (x2 - x0)
+    return [((1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t ** 2 * x2, (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t ** 2 * y2)
+            for t in (i / steps for i in range(1, steps))]
+
+
+def _clear_rad(ax, pos: dict, extents: dict, u, v, preferred: float) -> float:
+    """The curvature closest to ``preferred`` whose arc from ``u`` to ``v`` crosses no other node's box
+    (``extents``: display boxes), trying both sides and wider arcs; ``preferred`` when none is clear."""
+    start, end = ax.transData.transform(pos[u]), ax.transData.transform(pos[v])
+    others = [box for node, box in extents.items() if node not in (u, v)]
+    for rad in (preferred, -preferred, preferred + 0.15, -preferred - 0.15, 0.4, -0.4, 0.6, -0.6):
+        if not any(box.contains(x, y) for x, y in arc_points(start, end, rad) for box in others):
+            return rad
+    return preferred
 
 
 def _label_spot(pos: dict, u, v, rad: float) -> tuple[float, float]:
