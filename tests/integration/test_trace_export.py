@@ -78,7 +78,9 @@ def test_the_spans_are_the_runs_events_and_deliveries_with_their_causes_and_time
         assert _attributes(send)["yafdp.event.detail_type"] == detail_type
         assert abs(send.start_time_unix_nano - ns(published_at)) <= 1000
         parent = by_id[send.parent_span_id]
-        if published_by:  # the handler that published it is its parent
+        if published_by and published_by.startswith("schedule#"):  # a deadline: the schedule put it, in the order's trace
+            assert parent.name.startswith("order ") and _attributes(send)["yafdp.schedule"] == published_by[9:]
+        elif published_by:  # the handler that published it is its parent
             rule, cause = published_by.split("#")
             assert _attributes(parent)["faas.invocation_id"] == handled[(rule, cause)]
         else:  # placed by a client: the order's root span

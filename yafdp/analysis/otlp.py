@@ -176,7 +176,11 @@ class _TraceWriter:
                     messaging.MESSAGING_SYSTEM: EVENTBRIDGE, messaging.MESSAGING_OPERATION_TYPE: "send",
                     messaging.MESSAGING_OPERATION_NAME: "PutEvents", messaging.MESSAGING_DESTINATION_NAME: self.plan.bus,
                     messaging.MESSAGING_MESSAGE_ID: event_id, "yafdp.event.detail_type": detail_type,
-                    "yafdp.event.source": source, "yafdp.event.seq": seq, "yafdp.order.id": order_id})
+                    "yafdp.event.source": source, "yafdp.event.seq": seq, "yafdp.order.id": order_id,
+                    # an event a schedule put on the bus (the saga's deadline) has no handler for a parent: it names
+                    # the schedule, and hangs from the order's span
+                    **({"yafdp.schedule": published_by[len("schedule#"):]}
+                       if (published_by or "").startswith("schedule#") else {})})
             sent[event_id].end(end_time=self._ns(published_at))
             for delivery in by_event.get(event_id, ()):
                 handler = self._delivery(delivery, sent[event_id], root, detail_type, published_at)
