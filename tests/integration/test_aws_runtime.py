@@ -209,6 +209,6 @@ def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy)
     (catalog_copy.root / "notes.json").write_text("{}")
     names = [n for n in package_files(catalog_copy.root) if n.startswith("data/")]
     services = sorted(f"data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
-    assert names == ["data/bus.json", "data/marketplace.json", *services]
+    assert names == ["data/bus.json", "data/marketplace.json", "data/quotas.json", *services]
     archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
     assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]

@@ -1,4 +1,5 @@
-"""The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog, and fastjsonschema.
+"""The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog, the data files the
+runtime reads, and fastjsonschema.
 
 The modules are found by following the handler's imports (``modulefinder``), plus every service module
 (handlers are imported by name from the catalog), so pandas, matplotlib and the notebooks never ship. The
@@ -24,6 +25,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 CATALOG_FILES = ("bus.json", "marketplace.json")  # plus services/<name>.json: what the function loads
+# The shipped data files (not the catalog's) the runtime reads: the PutEvents entry size limit
+# (yafdp.runtime.envelope.max_entry_bytes, on every publish). tests/integration/test_lambda_package.py runs the
+# package alone and fails on a file read at run time that is missing here, or one carried here that nothing opens.
+RUNTIME_DATA_FILES = ("quotas.json",)
 
 
 def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
@@ -46,7 +51,8 @@ def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
 
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
-    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files).
+    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files), beside the
+    shipped :data:`RUNTIME_DATA_FILES`.
 
     Examples
     --------
@@ -70,6 +76,7 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     for script in [root / "backends" / "aws" / "lambda_handler.py", *(root / "services").glob("*.py")]:
         files[script.relative_to(root.parent).as_posix()] = script
     files.update(catalog_files(catalog_dir))
+    files.update({f"data/{name}": DEFAULT_DATA_DIR / name for name in RUNTIME_DATA_FILES})
     return dict(sorted(files.items()))
 
 
