@@ -155,19 +155,22 @@ def register_workbook(commands) -> None:
                              "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the build into an --out that holds other files too (never into a run folder)")
     parser.set_defaults(run=run_workbook)
 
 
 def run_workbook(args) -> int:
     from yafdp.errors import RefusedError
 
-    from yafdp.workbook import NotebookFailed, notebooks, run_workbook as execute
+    from yafdp.workbook import NotebookFailed, check_build_folder, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
     if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
         args.out = "build/solutions" if args.solutions else "build"
+    check_build_folder(Path(args.out), args.force)
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))
@@ -544,18 +547,23 @@ def run_state_machine(args) -> int:
 def register_fit_profile(commands) -> None:
     parser = commands.add_parser("fit-profile", help="fit a latency profile to a run's measured times (e.g. on AWS)")
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db), e.g. from a moto or AWS run")
-    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json")
+    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json "
+                                                                  "(an existing file is refused unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names")
     parser.add_argument("--base", type=_profile, default="aws-eu-west-1",
                         help="profile that supplies what the run cannot measure")
     parser.set_defaults(run=run_fit_profile)
 
 
 def run_fit_profile(args) -> int:
+    from yafdp.runs import folder
     from yafdp.simulation.fitting import fit_profile
-    from yafdp.simulation.profiles import save_profile
+    from yafdp.simulation.profiles import load_profile, profile_text
 
+    folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
-    path = save_profile(document, args.out)
+    path = folder.save_output(Path(args.out), profile_text(document), option="--out", force=args.force,
+                              command="yafdp fit-profile", check=load_profile)
     hops = document["distributions_ms"]
     for key in ("eventbridge_delivery", "step_functions_standard_task", "step_functions_express_task", "handler"):
         if "fitted_from" in hops[key].get("source", {}):
@@ -680,7 +688,8 @@ def register_export(commands) -> None:
                                                 "as run.db, e.g. after a run that could not save")
     _aws_target_args(parser)
     parser.add_argument("--out", type=_run_folder, required=True,
-                        help="the run folder to write run.db into (refused if it holds a run)")
+                        help="the run folder to write run.db into (refused if it holds a run, unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.set_defaults(run=run_export)
 
 
@@ -693,7 +702,7 @@ def run_export(args) -> int:
     from yafdp.runtime import rundb
 
     out = folder.check_out(Path(args.out))
-    if folder.holds_run(out):
+    if folder.holds_run(out) and not args.force:
         folder.refuse_existing(out)
     clients = _aws_clients(args)
     if not inventory(clients, args.prefix):
@@ -709,16 +718,10 @@ def run_export(args) -> int:
     counts = export_run(db, plan, clients, None)
     try:
         with folder.FolderLock(out, "yafdp export"):  # one writer at a time, as for a run
-            if folder.holds_run(out):  # one may have been saved there meanwhile
+            if folder.holds_run(out) and not args.force:  # one may have been saved there meanwhile
                 folder.refuse_existing(out)
-            saved = folder.temporary_beside(out / "run.db")
-            try:
-                with folder.room_to_write(out / "run.db", f"{out} holds what it held before; the deployment is still "
-                                                          "there to export again"):
-                    rundb.save_copy(db, saved)
-                folder.replace_atomically(out / "run.db", saved)
-            finally:
-                folder.remove_temporary(saved)
+            folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
+                                  f"{out} holds what it held before; the deployment is still there to export again")
     finally:
         db.close()
     print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "

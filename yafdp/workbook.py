@@ -68,6 +68,33 @@ def html_exporter():
                         template_file="yafdp_offline.html.j2")
 
 
+# What a build folder holds: the executed notebooks, their HTML copies, the figures, the chapters' runs, and the
+# teacher's copy (a build of its own, build/solutions, beside the learner's).
+BUILD_ENTRIES = ("notebooks", "html", "figures", "runs", "solutions")
+
+
+def check_build_folder(out: Path, force: bool = False, option: str = "--out") -> Path:
+    """``out`` if the workbook may write its build there: a folder (or a path to make one) that is no run folder
+    (the workbook holds no run folder's lock, so it never writes into one, even with ``force``) and holds
+    nothing but an earlier build's :data:`BUILD_ENTRIES`, unless ``force``.
+
+    Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
+    """
+    from yafdp.errors import RefusedError
+    from yafdp.runs import folder
+
+    out = folder.check_out(Path(out), option)
+    if folder.is_run_folder(out):
+        raise RefusedError(f"{option} {out} is a run folder: the workbook writes its build into a folder of its own; "
+                           f"choose another {option}")
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in BUILD_ENTRIES) if out.is_dir() else []
+    if others and not force:
+        named = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise RefusedError(f"{option} {out} holds what no workbook build holds ({named}): pass --force to write the "
+                           f"build there anyway, or choose another {option}")
+    return out
+
+
 class NotebookFailed(YafdpError):
     """A chapter failed: which one, and the cell and error papermill reported."""
 

@@ -46,6 +46,14 @@ def test_a_kept_deployment_is_exported_as_a_run(kept, tmp_path):
     assert status in TERMINAL and events[0] >= 4 and events[1] == 0.0  # times count from the run's first moment
     again = cli("export", "--backend", "moto", "--endpoint-url", url, "--prefix", "kept", "--out", tmp_path / "run")
     assert again.returncode == 2 and "already holds a run" in again.stderr and len(again.stderr.splitlines()) == 1
+    assert "pass --force to replace it" in again.stderr  # an option export has:
+    (tmp_path / "run" / "summary.json").write_text('{"of": "another run"}')
+    replaced = cli("export", "--backend", "moto", "--endpoint-url", url, "--prefix", "kept", "--out", tmp_path / "run",
+                   "--force")
+    assert replaced.returncode == 0, replaced.stderr
+    assert not (tmp_path / "run" / "summary.json").exists()  # no summary of another run beside the new run.db
+    with sqlite3.connect(tmp_path / "run" / "run.db") as db:
+        assert db.execute("SELECT status FROM orders WHERE order_id = ?", (order_id,)).fetchall() == [(status,)]
 
 
 def test_exporting_a_deployment_that_does_not_exist_is_refused(kept, tmp_path):

@@ -199,6 +199,12 @@ CASES = [
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
      ["--endpoint-url"]),
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
+    # The workbook never writes into a run folder (it holds no lock there), nor, unless --force, into a folder that
+    # holds what no build holds (`--out .` in the repository would have put its folders among the sources).
+    *[(f"workbook-out-run-folder{'-force' * len(f)}", lambda p, t, f=f: ["workbook", "--out", p, "--only", "01", *f],
+       ["is a run folder", "choose another --out"]) for f in ((), ("--force",))],
+    ("workbook-out-holds-other-files", lambda p, t: ["workbook", "--out", holding(t, "thesis.tex"), "--only", "01"],
+     ["holds what no workbook build holds (thesis.tex)", "pass --force"]),
     ("unknown-command", lambda p, t: ["frobnicate"], ["frobnicate"]),
     ("catalog-not-utf8", lambda p, t: ["lint", "--catalog", catalog(t, not_utf8)], ["payment.json", "UTF-8"]),
     *[(f"idle-{name}", lambda p, t, o=options: ["run", "--force", "--out", p, *o], [said, "does nothing"])
@@ -227,6 +233,13 @@ CASES = [
 ]
 
 
+def holding(tmp_path: Path, name: str) -> Path:
+    """A folder holding one file of the user's."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("mine\n")
+    return tmp_path / "mine"
+
+
 def garbage(tmp_path: Path, kind: str = "text") -> Path:
     """A folder whose run.db holds no run: text, nothing, or an SQLite database of something else."""
     folder = tmp_path / "garbage"
@@ -246,14 +259,39 @@ def garbage(tmp_path: Path, kind: str = "text") -> Path:
 @pytest.mark.parametrize("name, arguments, said", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, tmp_path, name, arguments, said):
     before = fingerprint(prev)
-    result = cli(*arguments(prev, tmp_path))
+    arguments = arguments(prev, tmp_path)
+    result = cli(*arguments)
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     for fragment in said:
         assert fragment in lines[0], lines[0]
+    assert_named_options_exist(str(arguments[0]), lines[0])
     assert fingerprint(prev) == before
+
+
+def options_of(command: str) -> set[str]:
+    from yafdp.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices)
+    return {name for action in commands.choices[command]._actions for name in action.option_strings}
+
+
+def assert_named_options_exist(command: str, line: str) -> None:
+    """Every option a message names exists: in a quoted command (`` `yafdp resume --out DIR` ``), that command's;
+    elsewhere, the command's that printed it (an option it was given and does not take excepted)."""
+    import re
+
+    from yafdp.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices).choices
+    if command not in commands:
+        return
+    for quoted, rest in re.findall(r"`yafdp ([a-z-]+)([^`]*)`", line):
+        assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest)) <= options_of(quoted), line
+    line = re.sub(r"`[^`]*`|unrecognized arguments: .*", "", line)
+    assert set(re.findall(r"(?<![\w/.-])--[a-z][a-z-]*", line)) <= options_of(command), line
 
 
 # Every path a command takes, empty: it would silently mean the current folder (`yafdp run --out ""` wrote run.db

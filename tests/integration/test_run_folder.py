@@ -116,19 +116,50 @@ def assert_check_says_in_progress(out: Path, process: subprocess.Popen) -> None:
     assert line.startswith(f"yafdp: run in progress (pid {process.pid}: yafdp run, since ") and str(out) in line
 
 
-def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
-    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
+def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path, finished_run):
+    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs; and
+    `yafdp fit-profile … --out DIR/run.db` of a run in progress corrupted it ("database disk image is malformed")."""
     out = tmp_path / "busy"
     first = start("run", "--store", "file", "--orders", 50_000, "--out", out)
     try:
         wait_for_orders(out, process=first)
-        for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
+        for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out),
+                       cli("fit-profile", finished_run, "--out", out / "profile.json")):
             line = one_line(second.stderr)
             assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
+        assert not (out / "profile.json").exists()
+        for own in ("run.db", "summary.json", ".yafdp.lock"):
+            refused = cli("fit-profile", finished_run, "--out", out / own, "--force")
+            assert refused.returncode == 2 and "is a run folder's own file" in one_line(refused.stderr)
         assert_check_says_in_progress(out, first)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    resumed = cli("resume", "--out", out, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_fit_profile_replaces_no_file_unless_force_and_never_a_run_file(earlier, tmp_path):
+    """The issue's case: `yafdp fit-profile DIR --out DIR/run.db` replaced the run with a JSON profile."""
+    from yafdp.simulation.profiles import load_profile
+
+    before = fingerprint(earlier)
+    for own in ("run.db", "summary.json", ".run.db.abcd1234.tmp"):
+        for force in ((), ("--force",)):
+            refused = cli("fit-profile", earlier, "--out", earlier / own, *force)
+            assert refused.returncode == 2 and "is a run folder's own file" in one_line(refused.stderr)
+    assert fingerprint(earlier) == before and not (earlier / ".run.db.abcd1234.tmp").exists()
+    notes = tmp_path / "notes.json"
+    notes.write_text("mine\n")
+    refused = cli("fit-profile", earlier, "--out", notes)
+    assert refused.returncode == 2 and f"--out {notes} already exists: pass --force" in one_line(refused.stderr)
+    assert notes.read_text() == "mine\n"
+    assert cli("fit-profile", earlier, "--out", notes, "--force").returncode == 0
+    assert load_profile(notes).name == "notes"
+    written = cli("fit-profile", earlier, "--out", earlier / "fitted.json")  # into the run folder, holding its lock
+    assert written.returncode == 0, written.stderr
+    assert load_profile(earlier / "fitted.json").name == "fitted" and fingerprint(earlier) == before
+    assert sorted(p.name for p in earlier.iterdir()) == [".yafdp.lock", "fitted.json", "run.db", "summary.json"]
 
 
 def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):

@@ -215,25 +215,18 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
-    new_db = folder.temporary_beside(out / "run.db") if options.store == "memory" else None
     try:
-        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"
-                                  if new_db is not None else f"{out / 'run.db'} keeps the run, finished"):
-            if new_db is not None:
-                rundb.save_copy(db, new_db)
-            else:
+        if options.store == "memory":
+            folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
+                                  f"{out} holds what it held before (an earlier run there is kept)")
+        else:
+            with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
         db.close()
-        text = json.dumps(summary, indent=2) + "\n"
-        if new_db is not None:
-            folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
-            folder.replace_atomically(out / "run.db", new_db)
         with folder.room_to_write(out / "summary.json", f"{out / 'run.db'} holds the run, its summary in run_info"):
-            folder.write_atomically(out / "summary.json", text)
+            folder.write_atomically(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         bus.close()  # a deployed bus (moto, aws) is destroyed here, once the run is saved
     finally:
-        if new_db is not None:
-            folder.remove_temporary(new_db)
         _release(out)
     return summary
 
@@ -298,18 +291,14 @@ def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
 def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
     """The file store's ``run.db``: made beside the old one with the run's facts and workload, then renamed
     into place (removing the old run's files, summary first), then opened for the run."""
-    building = folder.temporary_beside(out / "run.db")
-    try:
-        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"):
-            db = rundb.connect(building, journal="DELETE")
-            try:
-                _store_start(db, info, rules, requests)
-            finally:
-                db.close()
-        folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
-        folder.replace_atomically(out / "run.db", building)
-    finally:
-        folder.remove_temporary(building)
+    def write(building: Path) -> None:
+        db = rundb.connect(building, journal="DELETE")
+        try:
+            _store_start(db, info, rules, requests)
+        finally:
+            db.close()
+
+    folder.replace_run_db(out, write, f"{out} holds what it held before (an earlier run there is kept)")
     return rundb.connect(out / "run.db")
 
 
