@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         self.validate = validate
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: {_shown(message)} (see `{self.prog} --help`)\n")
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, rest = super().parse_known_args(args, namespace)
@@ -118,6 +118,7 @@ def _catalog_json(catalog) -> dict:
 
 
 def _text_table(header: tuple, rows: list[tuple]) -> str:
+    rows = [tuple(_shown(cell) for cell in row) for row in rows]  # names from the catalog's files
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -137,7 +138,7 @@ def run_lint(args) -> int:
     load_marketplace(args.catalog)  # the world the catalog's services run in: refused the same way
     findings = lint(catalog)
     for finding in findings:
-        print(finding)
+        print(_shown(finding))
     print(f"{len(findings)} problem(s) in {len(catalog.events)} events and {len(catalog.subscriptions)} rules"
           if findings else f"ok: {len(catalog.events)} events, {len(catalog.subscriptions)} rules, no problems")
     return 1 if findings else 0
@@ -181,9 +182,9 @@ def run_workbook(args) -> int:
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:
-        print(f"yafdp: {exc}", file=sys.stderr)
+        _complain(exc)
         return 1
-    print(f"{len(done)} notebook(s) executed into {Path(args.out).resolve()}")
+    print(f"{len(done)} notebook(s) executed into {_shown(Path(args.out).resolve())}")
     return 0
 
 
@@ -418,9 +419,9 @@ def run_resume(args) -> int:
         summary = resume_saga(Path(args.out), progress=progress)
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
-        print(f"the run in {args.out} had finished already: nothing to resume, "
-              + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
-                 else "nothing changed"), file=sys.stderr)
+        print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
+                     + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
+                        else "nothing changed")), file=sys.stderr)
     _report(summary, args, wrote=not finished)
     return 0
 
@@ -448,14 +449,6 @@ class _progress:
             self.bar.close()
 
 
-def _one_line(text):
-    """``text`` as it may be printed on one line of a terminal: with a control character (a newline, a NUL, an
-    escape sequence a request could carry), as a JSON string literal; else as it is."""
-    if isinstance(text, str) and any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text):
-        return json.dumps(text)
-    return text
-
-
 def _report(summary: dict, args, wrote: bool = True) -> None:
     """The run's summary on stdout: as JSON with --json, else a few lines, and the files written if ``wrote``."""
     if args.json:
@@ -466,10 +459,10 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
     print(f"{orders['placed']} of {orders.get('requested', '?')} requested orders placed ({orders['refused']} refused)"
           + (f": {statuses}" if statuses else ""))
     for merged in orders.get("merged_duplicates", []):
-        print(f"  merged {merged['copies']} identical requests for {merged['order_id']} into one")
+        print(f"  merged {merged['copies']} identical requests for {_shown(merged['order_id'])} into one")
     refusals = orders.get("refusals", [])
     for refusal in refusals:
-        print(f"  refused {_one_line(refusal['order_id']) or '(no order id)'}: {_one_line(refusal['problem'])}")
+        print(f"  refused {_shown(refusal['order_id'] or '(no order id)')}: {_shown(refusal['problem'])}")
     if orders["refused"] > len(refusals):
         print(f"  … and {orders['refused'] - len(refusals)} more refused (every one is in run.db's refusals table)")
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
@@ -481,7 +474,7 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
         for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
             print(line)
     if wrote:
-        print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+        print(_shown(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}"))
 
 
 def _simulated(simulation: dict, orchestration: dict) -> list[str]:
@@ -520,9 +513,9 @@ def run_check(args) -> int:
         verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
         if result.skipped:
-            print(f"      {result.skipped}")
-        for offender in result.offenders[:20]:
-            print(f"      {offender}")
+            print(f"      {_shown(result.skipped)}")
+        for offender in result.offenders[:20]:  # values from the run's database
+            print(f"      {_shown(offender)}")
         if len(result.offenders) > 20:
             print(f"      … and {len(result.offenders) - 20} more")
     return 0 if all(r.passed for r in results) else 1
@@ -568,7 +561,7 @@ def run_fit_profile(args) -> int:
     for key in ("eventbridge_delivery", "step_functions_standard_task", "step_functions_express_task", "handler"):
         if "fitted_from" in hops[key].get("source", {}):
             print(f"{key}: " + ", ".join(f"{q} {hops[key][q]} ms" for q in ("p10", "p50", "p90", "p99")))
-    print(f"wrote {path}; use it with: yafdp run --latency-model {path}")
+    print(_shown(f"wrote {path}; use it with: yafdp run --latency-model {path}"))
     return 0
 
 
@@ -679,7 +672,7 @@ def run_destroy(args) -> int:
     from yafdp.backends.aws.teardown import destroy
 
     deleted = destroy(_aws_clients(args), args.prefix)
-    print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
+    print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
 
 
@@ -724,9 +717,9 @@ def run_export(args) -> int:
                                   f"{out} holds what it held before; the deployment is still there to export again")
     finally:
         db.close()
-    print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
+    print(_shown(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
-          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)")
+          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)"))
     return 0
 
 
@@ -750,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
             return code
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
-            print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+            _complain(getattr(exc, "message", "interrupted"))
             return 130
         except BrokenPipeError:
             return _stdout_closed()
@@ -771,27 +764,39 @@ def _run(args: argparse.Namespace) -> int:
         from yafdp.simulation.profiles import LatencyProfileError
 
         kind = "latency profile error" if isinstance(exc, LatencyProfileError) else "catalog error"
-        print(f"yafdp: {kind}: {exc}", file=sys.stderr)
+        _complain(f"{kind}: {exc}")
         return 2
     except (RefusedError, ConfigurationError, RunFolderError) as exc:
-        print(f"yafdp: {exc}", file=sys.stderr)
+        _complain(exc)
         return 2
     except BackendError as exc:  # e.g. a run on moto or AWS whose orders did not all finish in time
-        print(f"yafdp: {exc}", file=sys.stderr)
+        _complain(exc)
         return 1
     except OSError as exc:  # the environment: a file that cannot be read or written, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
+        _complain(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
-            print(f"yafdp: {_endpoint_name(args)}: {exc}", file=sys.stderr)
+            _complain(f"{_endpoint_name(args)}: {exc}")
             return 2
         if os.environ.get("YAFDP_TRACEBACK"):
             raise
-        print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
-              file=sys.stderr)
+        _complain(f"unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)")
         return 1
+
+
+def _shown(text) -> str:
+    """``text`` as it may reach a terminal: one line, nothing in it a terminal would act on
+    (:func:`yafdp.quoting.printable`). Every value from a file, an option or a run's database passes here."""
+    from yafdp.quoting import printable
+
+    return printable(text)
+
+
+def _complain(message) -> None:
+    """Say what went wrong on stderr, in one line however the message was made."""
+    print(f"yafdp: {_shown(message)}", file=sys.stderr)
 
 
 def _endpoint_name(args: argparse.Namespace) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from yafdp.patterns.errors import PatternError
 from yafdp.patterns.pattern import compile_pattern
+from yafdp.quoting import printable
 
 _EXAMPLE = """\
 Each of --pattern and --event is JSON text, or @FILE to read it from a file.
@@ -56,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
         pattern_text, event_text = _read(args.pattern, "--pattern"), _read(args.event, "--event")
     except OSError as error:
         problem = f"cannot read {error.filename}: {error.strerror}" if error.filename else str(error)
-        print(f"yafdp test-pattern: {problem}", file=sys.stderr)
+        print(f"yafdp test-pattern: {printable(problem)}", file=sys.stderr)
         return 2
     try:
         pattern = compile_pattern(pattern_text)
     except PatternError as error:  # EventBridge's own words, on one line, after the option they are about
-        print("yafdp test-pattern: --pattern: " + " ".join(line.strip() for line in str(error).splitlines()),
+        print("yafdp test-pattern: --pattern: " + printable(" ".join(line.strip() for line in str(error).splitlines())),
               file=sys.stderr)
         return 2
     try:

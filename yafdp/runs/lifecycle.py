@@ -21,6 +21,7 @@ from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.errors import BackendError, RunFolderError
+from yafdp.quoting import excerpt
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.envelope import PublishError
@@ -176,7 +177,7 @@ def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> C
         order_id = request.get("order_id") if isinstance(request, dict) else None
         order_id = order_id if isinstance(order_id, str) else None
         if conflicts_with is not None:
-            field, problem = "order_id", (f"order refused: order_id: {order_id} was requested before (request "
+            field, problem = "order_id", (f"order refused: order_id: {excerpt(order_id)} was requested before (request "
                                           f"#{conflicts_with}) with other content; an order id names one order")
         else:
             try:
@@ -188,7 +189,8 @@ def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> C
                 field, problem = "(event)", str(exc)
             except Exception as exc:  # the Order service failed on this order: its client got an error, others go on
                 field, problem = "(order)", f"the Order service failed on it: {type(exc).__name__}: {exc}"
-        bus.db.execute(INSERT_REFUSAL, (order_id, field, problem, bus.now(), seq))
+        bus.db.execute(INSERT_REFUSAL, (excerpt(order_id, quoted=False) if order_id is not None else None, field,
+                                        problem, bus.now(), seq))
     return place
 
 
@@ -247,7 +249,7 @@ def summarize(db) -> dict:
             "refused": db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0],
             "refusals": [{"order_id": o, "field": f, "problem": p} for o, f, p in
                          db.execute("SELECT order_id, field, problem FROM refusals ORDER BY rowid LIMIT 20")],
-            "merged_duplicates": [{"order_id": o, "copies": n} for o, n in merged],
+            "merged_duplicates": [{"order_id": excerpt(o, quoted=False), "copies": n} for o, n in merged],
             "by_status": statuses,
             "not_terminal": placed - sum(statuses.get(status, 0) for status in TERMINAL),
         },

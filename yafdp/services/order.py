@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from yafdp.errors import RefusedError
+from yafdp.quoting import excerpt
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
 # Rank decides "forward": an event may skip steps (a late Payment_Success after CANCELLING changes nothing).
@@ -83,14 +84,14 @@ def validate_order(request, world) -> dict:
         raise OrderRejectedError("(order)", f"must be a JSON object, not {type(request).__name__}")
     _text(request, "order_id", ORDER_ID)
     _text(request, "customer_id", CUSTOMER_ID)
-    _text(request, "payment_token", TOKEN)
+    _text(request, "payment_token", TOKEN, secret=True)  # a card number typed here is quoted nowhere
     restaurant_id = _text(request, "restaurant_id")
     restaurant = world.restaurants.get(restaurant_id)
     if restaurant is None:
-        raise OrderRejectedError("restaurant_id", f"unknown restaurant {restaurant_id!r}")
+        raise OrderRejectedError("restaurant_id", f"unknown restaurant {excerpt(restaurant_id)}")
     zone = _text(request, "delivery_zone")
     if zone not in world.zones:
-        raise OrderRejectedError("delivery_zone", f"unknown delivery zone {zone!r} (we deliver to {', '.join(world.zones)})")
+        raise OrderRejectedError("delivery_zone", f"unknown delivery zone {excerpt(zone)} (we deliver to {', '.join(world.zones)})")
     items = request.get("items")
     if not isinstance(items, list) or not items:
         raise OrderRejectedError("items", "must be a non-empty list of {item_id, quantity, unit_price}")
@@ -104,29 +105,30 @@ def validate_order(request, world) -> dict:
         item_id = _text(item, "item_id", where=where)
         menu_entry = restaurant["menu"].get(item_id)
         if menu_entry is None:
-            raise OrderRejectedError(f"{where}.item_id", f"{item_id!r} is not on the menu of {restaurant_id}")
+            raise OrderRejectedError(f"{where}.item_id", f"{excerpt(item_id)} is not on the menu of {restaurant_id}")
         quantity = item.get("quantity")
         if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
-            raise OrderRejectedError(f"{where}.quantity", f"must be a whole number from 1 to {MAX_QUANTITY}, got {quantity!r}")
+            raise OrderRejectedError(f"{where}.quantity", f"must be a whole number from 1 to {MAX_QUANTITY}, got {excerpt(quantity)}")
         price = _number(item, "unit_price", where)
         if abs(price - menu_entry["price"]) > 0.005:
-            raise OrderRejectedError(f"{where}.unit_price", f"is {price}, but {item_id} costs {menu_entry['price']}")
+            raise OrderRejectedError(f"{where}.unit_price", f"is {excerpt(price)}, but {item_id} costs {menu_entry['price']}")
         lines.append({"item_id": item_id, "quantity": quantity, "unit_price": menu_entry["price"]})
         total += quantity * menu_entry["price"]
     amount = _number(request, "amount")
     if amount <= 0 or amount > MAX_AMOUNT:
-        raise OrderRejectedError("amount", f"must be more than 0 and at most {MAX_AMOUNT:.0f}, got {amount}")
+        raise OrderRejectedError("amount", f"must be more than 0 and at most {MAX_AMOUNT:.0f}, got {excerpt(amount)}")
     if abs(amount - round(total, 2)) > 0.005:
-        raise OrderRejectedError("amount", f"is {amount}, but the items add up to {round(total, 2)}")
+        raise OrderRejectedError("amount", f"is {excerpt(amount)}, but the items add up to {round(total, 2)}")
     currency = request.get("currency", world.currency)
     if currency != world.currency:
-        raise OrderRejectedError("currency", f"must be {world.currency!r}, got {currency!r}")
+        raise OrderRejectedError("currency", f"must be {world.currency!r}, got {excerpt(currency)}")
     return {"order_id": request["order_id"], "customer_id": request["customer_id"], "restaurant_id": restaurant_id,
             "items": lines, "amount": round(total, 2), "currency": currency,
             "payment_token": request["payment_token"], "delivery_zone": zone}
 
 
-def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str = "") -> str:
+def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str = "", secret: bool = False) -> str:
+    """``obj[field]``, a string matching ``pattern``; a refusal quotes at most an excerpt of it (none of a ``secret``)."""
     name = f"{where}.{field}" if where else field
     if field not in obj:
         raise OrderRejectedError(name, "is missing")
@@ -134,7 +136,7 @@ def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str =
     if not isinstance(value, str):
         raise OrderRejectedError(name, f"must be a string, got {type(value).__name__}")
     if pattern is not None and not pattern.match(value):
-        raise OrderRejectedError(name, f"{value!r} does not match {pattern.pattern}")
+        raise OrderRejectedError(name, f"{excerpt(value, secret=secret)} does not match {pattern.pattern}")
     return value
 
 
@@ -144,5 +146,5 @@ def _number(obj: dict, field: str, where: str = "") -> float:
         raise OrderRejectedError(name, "is missing")
     value = obj[field]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise OrderRejectedError(name, f"must be a number, got {value!r}")
+        raise OrderRejectedError(name, f"must be a number, got {excerpt(value)}")
     return float(value)
