@@ -183,6 +183,21 @@ CASES = [
                                                 orders_file(t, "1" * 5000)], ["orders.json", "list"]),
     ("orders-not-json", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(t, "[{")], ["orders.json: line 1"]),
     ("orders-missing", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t / "none.json"], ["none.json"]),
+    # Files are read up to their kind's limit, never without end: refused from the size of a regular file before a
+    # byte is read, and from what was read of a device (/dev/zero never ends; it was read until memory ran out).
+    ("orders-dev-zero", lambda p, t: ["run", "--force", "--out", p, "--orders-file", "/dev/zero"],
+     ["/dev/zero: more than 134,217,728 bytes, the limit of an orders file; not read"]),
+    ("orders-too-large", lambda p, t: ["run", "--force", "--out", p, "--orders-file", sparse(t / "o.json", 129 << 20)],
+     ["o.json: 135,266,304 bytes, more than 134,217,728, the limit of an orders file; not read"]),
+    ("catalog-file-dev-zero", lambda p, t: ["lint", "--catalog", catalog(t, lambda d, r: zeros(r / "services" / "payment.json"))],
+     ["catalog error", "payment.json: more than 1,048,576 bytes, the limit of a catalog file"]),
+    ("marketplace-too-large", lambda p, t: ["run", "--force", "--out", p, "--catalog",
+                                            catalog(t, lambda d, r: sparse(r / "marketplace.json", 2 << 20))],
+     ["marketplace.json: 2,097,152 bytes, more than 1,048,576, the limit of a catalog file"]),
+    ("latency-profile-too-large", lambda p, t: ["run", "--force", "--out", p, "--latency-model", sparse(t / "p.json", 2 << 20)],
+     ["latency profile error", "p.json: 2,097,152 bytes, more than 1,048,576"]),
+    ("test-pattern-dev-zero", lambda p, t: ["test-pattern", "--pattern", "@/dev/zero", "--event", "{}"],
+     ["yafdp test-pattern: /dev/zero: more than 1,048,576 bytes, the limit of a --pattern file"]),
     ("orders-a-folder", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t], [str(Path("orders file"))]),
     ("resume-nothing-there", lambda p, t: ["resume", "--out", t / "empty"], ["no run database"]),
     ("resume-out-is-a-file", lambda p, t: ["resume", "--out", p / "run.db"], ["is a file"]),
@@ -231,6 +246,20 @@ CASES = [
     ("deploy-endpoint-unreachable", lambda p, t: ["deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9"],
      ["yafdp: the moto server at http://127.0.0.1:9 (not AWS): Could not connect", "http://127.0.0.1:9"]),
 ]
+
+
+def sparse(path: Path, size: int) -> Path:
+    """A regular file of ``size`` bytes that takes no room (a hole): its size alone must refuse it."""
+    with open(path, "wb") as file:
+        file.truncate(size)
+    return path
+
+
+def zeros(path: Path) -> bool:
+    """``path`` as a link to /dev/zero, a file that never ends."""
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    return True
 
 
 def holding(tmp_path: Path, name: str) -> Path:

@@ -18,6 +18,7 @@ import fastjsonschema
 from yafdp.catalog.model import (EVENT_KINDS, EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, TARGET_KINDS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
 from yafdp.patterns import PatternError, compile_pattern
+from yafdp.reading import CATALOG_FILE_BYTES, TooLargeError, read_bytes
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
@@ -60,11 +61,14 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
 
 
 def read_json(file: Path) -> Any:
-    """The JSON document in ``file``; :class:`CatalogError` naming the file (and line) when it cannot be read."""
+    """The JSON document in ``file``; :class:`CatalogError` naming the file (and line) when it cannot be read, or
+    is larger than :data:`yafdp.reading.CATALOG_FILE_BYTES` (checked before reading, and while reading a device)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_bytes(file, CATALOG_FILE_BYTES, "a catalog file").decode("utf-8")
     except OSError as exc:
         raise CatalogError(file, "", f"cannot read the file ({exc.strerror})") from None
+    except TooLargeError as exc:
+        raise CatalogError(file, "", exc.problem) from None
     except UnicodeDecodeError as exc:
         raise CatalogError(file, f"byte {exc.start}", "not UTF-8 text (JSON files are UTF-8)") from None
     try:

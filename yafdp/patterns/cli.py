@@ -10,6 +10,7 @@ from pathlib import Path
 from yafdp.patterns.errors import PatternError
 from yafdp.patterns.pattern import compile_pattern
 from yafdp.quoting import printable
+from yafdp.reading import TEST_PATTERN_FILE_BYTES, TooLargeError, read_bytes
 
 _EXAMPLE = """\
 Each of --pattern and --event is JSON text, or @FILE to read it from a file.
@@ -48,7 +49,7 @@ def _read(argument: str, option: str) -> str:
         return argument
     if not argument[1:].strip():
         raise OSError(f"{option} @ names no file: give @FILE, or the JSON itself")
-    return Path(argument[1:]).read_text(encoding="utf-8")
+    return read_bytes(Path(argument[1:]), TEST_PATTERN_FILE_BYTES, f"a {option} file").decode("utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         problem = f"cannot read {error.filename}: {error.strerror}" if error.filename else str(error)
         print(f"yafdp test-pattern: {printable(problem)}", file=sys.stderr)
+        return 2
+    except (TooLargeError, UnicodeDecodeError) as error:  # a file too large (e.g. /dev/zero), or not text
+        print(f"yafdp test-pattern: {printable(error if isinstance(error, TooLargeError) else 'not UTF-8 text')}",
+              file=sys.stderr)
         return 2
     try:
         pattern = compile_pattern(pattern_text)

@@ -28,6 +28,7 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from yafdp.errors import RefusedError, RunFolderError
+from yafdp.reading import LOCK_FILE_BYTES, TooLargeError, read_bytes
 
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json")
@@ -253,8 +254,8 @@ def lock_holder(out: Path) -> str | None:
 
 def _recorded_holder(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-    except OSError:
+        return read_bytes(path, LOCK_FILE_BYTES, "a lock file").decode("utf-8", "replace").strip() or "another process"
+    except (OSError, TooLargeError):
         return "another process"
 
 

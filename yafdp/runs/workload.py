@@ -15,6 +15,7 @@ from typing import Iterator
 
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import ConfigurationError, RefusedError
+from yafdp.reading import ORDERS_FILE_BYTES, read_bytes
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,9 @@ def load_order_requests(path: Path) -> list:
 
     Each request is validated when it is placed, so one bad order is refused on its own, naming its field: a
     number no field can hold (a 400-digit amount, ``NaN``) stays in the request as :class:`OutOfRange`.
-    Raises :class:`~yafdp.errors.RefusedError` naming the file when it cannot be read, is not UTF-8 JSON, is
-    nested too deeply, or is not a JSON list.
+    Raises :class:`~yafdp.errors.RefusedError` naming the file when it cannot be read, is larger than
+    :data:`~yafdp.reading.ORDERS_FILE_BYTES` (checked before reading, and while reading a device or a pipe), is not
+    UTF-8 JSON, is nested too deeply, or is not a JSON list.
 
     Examples
     --------
@@ -198,7 +200,7 @@ def load_order_requests(path: Path) -> list:
     1000000000…0000 (401 digits) (out of range)
     """
     try:
-        data = path.read_bytes()
+        data = read_bytes(path, ORDERS_FILE_BYTES, "an orders file")
     except OSError as exc:
         raise RefusedError(f"cannot read orders file {path}: {exc.strerror}") from None
     try:
