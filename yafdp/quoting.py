@@ -46,11 +46,13 @@ def _escaped(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
-def excerpt(value: object, *, secret: bool = False, quoted: bool = True, limit: int = EXCERPT_CHARACTERS) -> str:
+def excerpt(value: object, *, secret: bool = False, quoted: bool = True, masked: bool = True,
+            limit: int = EXCERPT_CHARACTERS) -> str:
     """A short, masked, printable quotation of ``value`` for a refusal (what the terminal, ``summary.json`` and
     ``run.db`` keep of it): a string in quotes (``quoted``) with its card-number-like digit runs masked but for
-    their last four and, beyond ``limit`` characters, cut with its length said; another value as Python writes
-    it, cut the same way. A ``secret`` (a payment token) is never shown, only its length.
+    their last four (unless not ``masked``: an id the project made, such as an event's UUID) and, beyond ``limit``
+    characters, cut with its length said; another value as Python writes it, cut the same way. A ``secret`` (a
+    payment token) is never shown, only its length.
 
     Examples
     --------
@@ -68,7 +70,8 @@ def excerpt(value: object, *, secret: bool = False, quoted: bool = True, limit: 
             f"(a {type(value).__name__}, not shown: a secret)"
     text = value if isinstance(value, str) else repr(value)
     cut = len(text) > limit
-    shown = CARD_NUMBER.sub(_masked, text[:limit + 40] if cut else text)[:limit] + ("…" if cut else "")
+    shown = text[:limit + 40] if cut else text
+    shown = (CARD_NUMBER.sub(_masked, shown) if masked else shown)[:limit] + ("…" if cut else "")
     shown = printable(shown)
     if isinstance(value, str) and quoted:
         shown = f"'{shown}'"

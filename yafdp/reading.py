@@ -10,6 +10,7 @@ The limits are documented in the README ("Input size limits").
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from yafdp.errors import RefusedError
@@ -25,6 +26,58 @@ ORDERS_FILE_BYTES = 128 * MIB
 TEST_PATTERN_FILE_BYTES = 1 * MIB
 # A run folder's lock file: one line naming its holder.
 LOCK_FILE_BYTES = 4096
+
+
+# How deeply a JSON value from outside may nest: an orders file's requests, and every JSON record of a run's
+# database (an event's detail, a state item, a request). JSON and EventBridge set no limit; Python's json module
+# recurses once per level and fails near 1,000 (RecursionError), so the project sets one, far above what its own
+# records need (3 levels) and far below that: a setting, said in the README.
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(text: str) -> int:
+    """How deeply the JSON text ``text`` nests (objects and arrays; 0 for a scalar), found without parsing it and
+    without recursion, so it can be asked of any text before it is parsed. Brackets inside strings do not count.
+
+    Examples
+    --------
+    >>> json_depth('{"a": [1, {"b": "[[["}]}'), json_depth("3"), json_depth("[" * 5000 + "]" * 5000)
+    (3, 0, 5000)
+    """
+    depth = deepest = 0
+    for bracket in _NOT_A_BRACKET.sub("", _STRING.sub("", text)):  # the brackets outside strings, in order
+        if bracket in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def nesting(value, beyond: int = MAX_JSON_DEPTH) -> int:
+    """How deeply a parsed JSON value nests (dicts and lists; 0 for a scalar), walked without recursion; the walk
+    stops, returning ``beyond + 1``, as soon as the value is found to nest deeper than ``beyond``.
+
+    Examples
+    --------
+    >>> nesting([{"items": [{"id": 1}]}]), nesting(3), nesting([[[[]]]], beyond=2)
+    (4, 0, 3)
+    """
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > beyond:
+            return beyond + 1
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = re.compile(r"[^{}\[\]]+")
 
 
 class TooLargeError(RefusedError):

@@ -79,3 +79,64 @@ def test_a_refusal_quotes_no_card_number_and_no_huge_value(tmp_path):
         recorded = json.dumps(db.execute("SELECT * FROM refusals").fetchall()
                               + db.execute("SELECT * FROM run_info WHERE key = 'summary'").fetchall())
     assert CARD not in recorded and CARD.replace(" ", "") not in recorded and len(recorded) < 20_000
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert cli("run", "--orders", 30, "--seed", 2, "--store", "file", "--out", out).returncode == 0
+    return out
+
+
+DEEP = "[" * 990 + "]" * 990
+FIRST_EVENT = "(SELECT MIN(seq) FROM events)"
+# (name, the SQL that tampers with a finished run's database, what the one line says)
+MALFORMED = [
+    ("detail-nested-990-deep", f"UPDATE events SET detail = '{{\"order_id\": \"ord-1\", \"n\": {DEEP}}}' WHERE seq = "
+                               f"{FIRST_EVENT}", "nests 991 deep, more than a run's records may (64)"),
+    ("detail-a-list", f"UPDATE events SET detail = '[1, 2]' WHERE seq = {FIRST_EVENT}",
+     "has a detail that is not a JSON object"),
+    ("detail-not-json", f"UPDATE events SET detail = '{{oops' WHERE seq = {FIRST_EVENT}",
+     "has a detail that is not JSON"),
+    ("published-at-text", f"UPDATE events SET published_at = 'soon' WHERE seq = {FIRST_EVENT}",
+     "has no finite publication time"),
+    ("state-item-a-list", "UPDATE state SET item = '[]' WHERE service = 'order' AND kind = 'order' AND key = (SELECT"
+                          " MIN(key) FROM state WHERE kind = 'order')", "the order service's order ord-"),
+    ("state-item-nested-990-deep", f"UPDATE state SET item = '{{\"x\": {DEEP}}}' WHERE service = 'payment' AND "
+                                   "kind = 'charge' AND key = (SELECT MIN(key) FROM state WHERE kind = 'charge')",
+     "nests 991 deep"),
+    ("request-nested-990-deep", f"UPDATE requests SET request = '{DEEP}' WHERE seq = 1", "request #1 nests 990 deep"),
+    ("delivery-outcome-unknown", "UPDATE deliveries SET outcome = 'maybe' WHERE rowid = 1",
+     "has an outcome no delivery has"),
+    ("dead-letter-attributes-a-string", "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, "
+     "error_code, error_message, exhausted_retry_condition, retry_attempts, dead_lettered_at, attributes) VALUES "
+     "('e-1', 'r', 't', 'a', 'b', 'c', 'd', 'e', 1, 0.0, '\"x\"')", "the dead letter of event e-1 has attributes"),
+]
+
+
+@pytest.mark.parametrize("name, tamper, said", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_every_reader_of_a_run_folder_refuses_a_malformed_record_in_one_line(finished_run, tmp_path, name, tamper, said):
+    """The issue's case: an event detail nested 990 deep gave `RecursionError (a bug)`, and a detail that is a JSON
+    list passed `yafdp check`. Every reader (check, resume, fit-profile; the notebooks' loaders) says one line."""
+    import shutil
+
+    from yafdp.analysis.costs import usage_from_run
+    from yafdp.analysis.trace import load_run
+    from yafdp.runtime.rundb import MalformedRunError
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    with sqlite3.connect(out / "run.db") as db:
+        db.execute("PRAGMA ignore_check_constraints = ON")  # a tamperer's own tools need not keep them
+        db.execute(tamper)
+    db.close()
+    before = (out / "run.db").read_bytes()
+    for command in (["check", out], ["resume", "--out", out], ["fit-profile", out, "--out", tmp_path / "p.json"]):
+        result = cli(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and said in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr and "a bug" not in result.stderr
+    assert (out / "run.db").read_bytes() == before and not (tmp_path / "p.json").exists()
+    for loader in (load_run, usage_from_run):
+        with pytest.raises(MalformedRunError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            loader(out)

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import ConfigurationError, RefusedError
-from yafdp.reading import ORDERS_FILE_BYTES, read_bytes
+from yafdp.reading import MAX_JSON_DEPTH, ORDERS_FILE_BYTES, nesting, read_bytes
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,9 @@ def load_order_requests(path: Path) -> list:
         raise RefusedError(f"{path}: nested too deeply to be an orders file (an order is a flat object)") from None
     if not isinstance(requests, list):
         raise RefusedError(f"{path}: must hold a JSON list of order requests, not a {type(requests).__name__}")
+    if nesting(requests) > MAX_JSON_DEPTH:  # stored in run.db, whose readers refuse a record nested deeper
+        raise RefusedError(f"{path}: nested too deeply to be an orders file (more than {MAX_JSON_DEPTH} levels; an "
+                           "order is a flat object)")
     return requests
 
 
