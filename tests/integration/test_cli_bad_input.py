@@ -177,6 +177,8 @@ CASES = [
     ("state-machine-catalog-broken", lambda p, t: ["state-machine", "--catalog", catalog(t, missing_handler)], ["handler"]),
     ("orders-deeply-nested", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
                                            orders_file(t, "[" * 100_000 + "]" * 100_000)], ["orders.json", "nested"]),
+    ("orders-nested-past-the-limit", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(
+        t, '[{"order_id": "ord-1", "note": ' + "[" * 70 + "]" * 70 + "}]")], ["orders.json", "more than 64 levels"]),
     ("orders-not-utf8", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
                                       orders_file(t, b'[{"order_id": "ord-\xff\xfe"}]')], ["orders.json", "UTF-8"]),
     ("orders-5000-digit-integer", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
