@@ -591,17 +591,18 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
-    from yafdp.plan.model import check_names
+    from yafdp.plan.service_quotas import check_deployable
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
         plan = template_plan(_load(args), args.prefix)
-        check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
-        print(render(cloudformation_template(plan), args.output), end="")
+        template = cloudformation_template(plan)
+        check_deployable(plan, template)  # what AWS would refuse is not printed as a template to deploy elsewhere
+        print(render(template, args.output), end="")
         return 0
     plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
-    check_names(plan)
+    check_deployable(plan)
     if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0

@@ -108,7 +108,7 @@ def _resources(clients, prefix):
     for b in clients.events.list_event_buses(NamePrefix=f"{prefix}-")["EventBuses"]:
         found.append(("event bus", same(b["Name"]), ""))
     for rule in clients.events.list_rules(EventBusName=bus, NamePrefix=f"{prefix}-")["Rules"]:
-        found.append(("rule", same(rule["Name"]), rule["EventPattern"]))
+        found.append(("rule", same(rule["Name"]), json.loads(rule["EventPattern"])))
         for t in clients.events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]:
             found.append(("target", same(f"{rule['Name']}/{t['Id']}"), same(json.dumps(
                 [t["Arn"], t["RetryPolicy"], t["DeadLetterConfig"], t["InputTransformer"]["InputTemplate"]]))))

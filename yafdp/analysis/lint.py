@@ -11,6 +11,9 @@ import networkx as nx
 
 from yafdp.catalog import Catalog, detail_type_literals
 from yafdp.analysis.graph import causal_graph
+from yafdp.plan import build_plan
+from yafdp.plan.cloudformation import cloudformation_template, template_plan
+from yafdp.plan.service_quotas import exceeded_quotas
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,19 @@ def lint(catalog: Catalog) -> list[Finding]:
     []
     """
     findings: list[Finding] = []
-    for check in (unproduced_events, unconsumed_events, unknown_subscriptions, unreachable_services, feedback_loops):
+    for check in (unproduced_events, unconsumed_events, unknown_subscriptions, unreachable_services, feedback_loops,
+                  aws_quotas):
         findings.extend(check(catalog))
     return findings
+
+
+def aws_quotas(catalog: Catalog) -> list[Finding]:
+    """AWS's quotas the design exceeds (``data/quotas.json``): rules per event bus, rules with a wildcard per bus,
+    and resources in its CloudFormation template. Such a design cannot be deployed as it
+    is (``yafdp plan`` and ``deploy`` refuse it); see :mod:`yafdp.plan.service_quotas`."""
+    plan = build_plan(catalog, "yafdp")
+    found = exceeded_quotas(plan, cloudformation_template(template_plan(catalog, "yafdp")))
+    return [Finding("aws-quota", e.where, str(e).removeprefix(f"{e.where}: ")) for e in found]
 
 
 def unproduced_events(catalog: Catalog) -> list[Finding]:

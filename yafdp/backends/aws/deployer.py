@@ -16,8 +16,9 @@ from typing import Callable
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
-                              check_names)
+                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError)  # noqa: F401
+from yafdp.patterns import pattern_text
+from yafdp.plan.service_quotas import check_deployable
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.package import code_sha256
@@ -72,13 +73,14 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     faults, seed
         handler faults the functions inject (transient crashes, poison events), as on the local bus.
 
-    Raises :class:`PlanError` for names longer than AWS allows and
+    Raises :class:`PlanError` for names longer than AWS allows or a quota exceeded
+    (:func:`~yafdp.plan.service_quotas.check_deployable`), and
     :class:`~yafdp.backends.aws.ownership.NotOwnedError` when a resource of the plan exists without the
     plan's ``Project``/``RunId`` tags; nothing is changed then.
 
     (Run in ``tests/integration/test_documented_examples.py``: applying a plan twice changes nothing the second time.)
     """
-    check_names(plan)
+    check_deployable(plan)
     check_ownership(plan, clients)  # before any change: refuse to update what another deployment (or anyone) owns
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)
 
@@ -151,7 +153,7 @@ class _Applier:
         except events.exceptions.ResourceNotFoundException:
             current, same = None, False
         if not same:
-            events.put_rule(Name=rule.name, EventBusName=plan.bus, EventPattern=json.dumps(rule.pattern),
+            events.put_rule(Name=rule.name, EventBusName=plan.bus, EventPattern=pattern_text(rule.pattern),
                             State="ENABLED", Description=description, Tags=self.tag_list)
             self.changed("update" if current else "create", "rule", rule.name)
         target = rule.target

@@ -16,7 +16,7 @@ from typing import Callable
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan, build_plan
-from yafdp.plan.model import check_names
+from yafdp.plan.service_quotas import check_deployable
 from yafdp.runtime.faults import Faults
 
 from yafdp.backends.aws.bus import AwsBus
@@ -66,12 +66,13 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
     ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
     ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
-    Raises :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows, before asking AWS anything,
+    Raises :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows or an AWS quota the design
+    exceeds (:func:`~yafdp.plan.service_quotas.check_deployable`), before asking AWS anything,
     and :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
     and is not this deployment's.
     """
     settings = SETTINGS[backend]
-    check_names(build_plan(catalog, prefix, run_id=prefix))  # names follow the prefix alone: refused before AWS is asked
+    check_deployable(build_plan(catalog, prefix, run_id=prefix))  # names and quotas: refused before AWS is asked
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
                       visibility_timeout_seconds=settings.visibility_timeout_seconds,
                       point_in_time_recovery=point_in_time_recovery)
