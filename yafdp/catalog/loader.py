@@ -21,6 +21,7 @@ from yafdp.patterns import PatternError, compile_pattern
 from yafdp.reading import CATALOG_FILE_BYTES, TooLargeError, read_bytes
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"  # AWS's quotas, each cited: PutEvents, the simulation, the design checks
 
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")

@@ -10,14 +10,13 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
+from yafdp.catalog.loader import QUOTAS_FILE, read_json
 from yafdp.catalog.model import CatalogError
 from yafdp.errors import RefusedError
 from yafdp.plan.model import ACCOUNT, REGION
 from yafdp.runtime import json_text
 
 MAX_ENTRIES_PER_PUT = 10
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
 ENTRY_SIZE_QUOTA = "eventbridge_put_events_entry_bytes"
 
 

@@ -7,12 +7,11 @@ import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from yafdp.catalog import DEFAULT_DATA_DIR, CatalogError
-from yafdp.catalog.loader import read_json
+from yafdp.catalog import CatalogError
+from yafdp.catalog.loader import QUOTAS_FILE, read_json
 from yafdp.errors import RefusedError
 from yafdp.simulation.profiles import LatencyProfileError
 
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
 
 
 UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",
