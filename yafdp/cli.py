@@ -245,9 +245,9 @@ def register_run(commands) -> None:
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
     parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
     parser.add_argument("--concurrency", type=_integer(1, MAX_CONCURRENCY), default=None, metavar="N",
-                        help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
-                             f"Lambda runs invocations at once (default 4, from 1 to {MAX_CONCURRENCY}: the threads "
-                             "share the SQS client's connections); on aws Lambda decides")
+                        help="moto: batches each service queue's poller keeps in hand at once, each handled in a "
+                             f"thread of its own, as Lambda runs invocations at once (default 4, from 1 to "
+                             f"{MAX_CONCURRENCY}); on aws Lambda decides")
     parser.add_argument("--point-in-time-recovery", action="store_true",
                         help="moto/aws: keep continuous backups of the service tables (off for a run; `yafdp deploy` "
                              "turns them on)")

@@ -78,7 +78,7 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 
     Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
     run and for an ``out`` folder a run cannot be saved to."""
-    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.clients import make_clients, pool_for
     from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer
     from yafdp.backends.aws.teardown import destroy
@@ -110,7 +110,8 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
     try:
         if own_server:
             endpoint_url = stack.enter_context(MotoServer())
-        clients = make_clients(endpoint_url)
+        pollers = options.concurrency * len(catalog.services) if options.backend == "moto" else 0
+        clients = make_clients(endpoint_url, max_pool_connections=pool_for(pollers))
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []

@@ -15,10 +15,11 @@ STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
 WORKFLOWS = ("standard", "express")
 MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
-# Pollers per service queue on moto (--concurrency), each a thread of this process sharing the SQS client's
-# connections (yafdp.backends.aws.clients.MAX_POOL_CONNECTIONS, 50). Lambda's SQS event source mapping goes
-# further on AWS (ScalingConfig.MaximumConcurrency, 2 to 1,000, AWS Lambda API Reference), but here hundreds of
-# threads per queue only queue up for those connections and swamp the run's own moto server.
+# Batches in hand at once per service queue on moto (--concurrency), each handled in a thread of this process
+# with a connection of its own (yafdp.backends.aws.clients.pool_for). Lambda's SQS event source mapping goes
+# further on AWS (ScalingConfig.MaximumConcurrency, 2 to 1,000, AWS Lambda API Reference), but here every thread
+# shares one interpreter with the moto server: 50 per queue, 300 for six services, is as far as a run is tested
+# (tests/integration/test_aws_concurrency.py runs it).
 MAX_CONCURRENCY = 50
 
 
@@ -45,7 +46,7 @@ class RunOptions:
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
-    concurrency: int = 4  # moto: pollers per service queue, each running the handlers in a thread of its own
+    concurrency: int = 4  # moto: batches in hand at once per service queue, each handled in a thread of its own
     point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
     # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
     catalog: Catalog | None = field(default=None, repr=False, compare=False)

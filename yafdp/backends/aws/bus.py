@@ -123,14 +123,15 @@ class AwsBus:
         ``timeout`` from now) before that.
         """
         wait = self.timeout if until is None else max(0.0, until - self.now())
-        deadline = time.monotonic() + wait
+        begun = time.monotonic()
+        deadline = begun + wait
         started, scheduled = time.perf_counter(), sorted(self._scheduled)
         self._scheduled.clear()
         for at, _, action in scheduled:
             time.sleep(max(0.0, started + at - time.perf_counter()))
             action()
         while True:
-            self.settle(max(0.0, deadline - time.monotonic()))
+            self.settle(max(0.0, deadline - time.monotonic()), since=begun)
             if not self.settle_orders or self.settled():
                 break
             if time.monotonic() > deadline:
@@ -141,8 +142,11 @@ class AwsBus:
             progress(stats)
         return stats
 
-    def settle(self, timeout: float) -> None:
-        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row."""
+    def settle(self, timeout: float, since: float | None = None) -> None:
+        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row, at most ``timeout``
+        seconds; :class:`NotSettledError` says how long was waited since ``since`` (``time.monotonic()``, default:
+        now), e.g. since the run began sending its orders, not only this last wait."""
+        since = time.monotonic() if since is None else since
         deadline, quiet = time.monotonic() + timeout, 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
@@ -151,7 +155,7 @@ class AwsBus:
                 if time.monotonic() > deadline:
                     busy = ", ".join(f"{q}: {n}" for q, n in depths.items() if n)
                     errors = "; ".join(self.functions.errors[-3:])
-                    raise NotSettledError(f"after {timeout:.0f} s messages are still waiting ({busy})"
+                    raise NotSettledError(f"after {time.monotonic() - since:.0f} s messages are still waiting ({busy})"
                                           + (f"; the pollers reported: {errors}" if errors else "")
                                           + (f"; {self.stuck_orders()}" if self.settle_orders else ""))
                 time.sleep(self.check_seconds)

@@ -36,14 +36,31 @@ class AwsClients:
         return self.sts.get_caller_identity()["Account"]
 
 
-# The connections each client keeps: the pollers of a run on moto (at most yafdp.runs.options.MAX_CONCURRENCY per
-# queue) share them with the client that fires orders and the settle check.
+# The connections each client keeps by default: botocore's 10 would make more threads than that wait for one.
 MAX_POOL_CONNECTIONS = 50
+# Beyond the pollers of a run on moto (each a thread with a connection of its own to each client), the
+# connections of the client that fires orders, the settle check and the export.
+SPARE_CONNECTIONS = 10
 
 
-def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None) -> AwsClients:
+def pool_for(threads: int) -> int:
+    """The connections a client needs so that ``threads`` threads calling it at once (the pollers of a run on moto,
+    each in a long poll or a handler) never wait for one: with fewer, 50 pollers per queue of six services took
+    turns on 50 connections, the long polls of empty queues holding them while messages waited on busy ones.
+
+    Examples
+    --------
+    >>> pool_for(4 * 6), pool_for(50 * 6)
+    (50, 310)
+    """
+    return max(MAX_POOL_CONNECTIONS, threads + SPARE_CONNECTIONS)
+
+
+def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None,
+                 max_pool_connections: int = MAX_POOL_CONNECTIONS) -> AwsClients:
     """Clients for a moto server at ``endpoint_url`` (dummy credentials, region ``eu-west-1`` unless given),
-    or, without an endpoint, for AWS with the default credential chain and region.
+    or, without an endpoint, for AWS with the default credential chain and region; each keeps up to
+    ``max_pool_connections`` connections (see :func:`pool_for`).
 
     Examples
     --------
@@ -63,7 +80,7 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
         raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
     # Pollers, the client that fires orders and the settle check share the clients: allow their connections.
-    config = Config(max_pool_connections=MAX_POOL_CONNECTIONS, retries={"mode": "standard", "max_attempts": 5})
+    config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard", "max_attempts": 5})
     extra = {"endpoint_url": endpoint_url, **MOTO_CREDENTIALS} if endpoint_url else {}
 
     def client(name: str):

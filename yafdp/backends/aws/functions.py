@@ -21,14 +21,15 @@ from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
 
 
 class InProcessFunctions:
-    """Every service's function in this process, each fed by ``concurrency`` :class:`~yafdp.backends.aws.poller.QueuePoller`
-    threads, as Lambda runs several invocations of one function at once.
+    """Every service's function in this process, each fed by a :class:`~yafdp.backends.aws.poller.QueuePoller` that
+    keeps up to ``concurrency`` batches in hand at once, each in a thread of its own, as Lambda runs several
+    invocations of one function at once.
 
     Lambda's SQS event source mapping polls a standard queue with several pollers and invokes the function
     once per batch, concurrently ("Lambda starts processing five batches at a time with five concurrent
     invocations of your function", Lambda developer guide, "Understanding SQS event source mapping scaling
-    behavior"); each poller here receives up to the mapping's ``BatchSize`` messages, hidden for the queue's
-    visibility timeout, and invokes the function on them in its own thread.
+    behavior"); each batch here is up to the mapping's ``BatchSize`` messages, hidden for the queue's
+    visibility timeout, on which the function is invoked in a thread of its own.
     """
 
     def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
@@ -41,8 +42,9 @@ class InProcessFunctions:
         self.pollers = [
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
-                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.rules})
-            for s in plan.services for _ in range(concurrency)
+                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.rules},
+                        concurrency=concurrency)
+            for s in plan.services
         ]
 
     def start(self) -> None:

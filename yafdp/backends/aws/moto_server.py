@@ -7,28 +7,126 @@ undoing what other requests wrote meanwhile). DynamoDB applies each request atom
 transactions serializably ("TransactWriteItems is a synchronous write operation that groups up to 100
 action requests ... The actions are completed atomically so that either all of them succeed, or all of
 them fail", DynamoDB API Reference, TransactWriteItems), so here one DynamoDB request runs at a time:
-what concurrent handlers see is what they would see on AWS.
+what concurrent handlers see is what they would see on AWS. Its SQS is not thread-safe either, so SQS and
+EventBridge requests run one at a time too, long polls waiting outside that (see :class:`OneRequestAtATime`).
 """
 
 from __future__ import annotations
 
 import functools
+import io
+import json
 import logging
 import threading
+import time
 
 
-class OneDynamoDBRequestAtATime:
-    """WSGI middleware: DynamoDB requests (``X-Amz-Target: DynamoDB_20120810.*``) run one at a time, others
-    in parallel."""
+class OneRequestAtATime:
+    """WSGI middleware: DynamoDB requests (``X-Amz-Target: DynamoDB_20120810.*``) run one at a time, and so do
+    SQS and EventBridge requests (``AmazonSQS.*``, ``AWSEvents.*``; EventBridge delivers to SQS targets inside
+    ``PutEvents``), each group under its own lock; everything else in parallel.
+
+    moto's SQS is not thread-safe: two ``ReceiveMessage`` calls at once can both take the message one of them moves
+    to the dead-letter queue (``list.remove(x): x not in list``, a server error, seen at ``--concurrency 50``), and
+    a ``DeleteMessage`` that rebuilds a queue's list loses a message sent meanwhile. SQS applies each request
+    atomically. A long poll (``WaitTimeSeconds`` > 0) is not served holding the lock, which would stop every other
+    SQS request for its seconds: it is asked as short polls, each under the lock, and waits between them (outside
+    it) until a request that can add messages to its queue is served (a send, a visibility change, a ``PutEvents``,
+    another receive that found some) or a second has passed (a message also becomes visible again when its
+    visibility timeout ends), as moto's own long poll rechecks once a second. Such a request wakes one waiting
+    poll of the queue, not all of them, so fifty pollers of a queue do not all ask at every message ("Amazon SQS
+    short and long polling", https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+    sqs-short-and-long-polling.html).
+    """
+
+    RECHECK_SECONDS = 1.0
+    ADDS_MESSAGES = {"AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "AmazonSQS.ChangeMessageVisibility",
+                     "AmazonSQS.ChangeMessageVisibilityBatch", "AmazonSQS.SetQueueAttributes",
+                     "AWSEvents.PutEvents"}
 
     def __init__(self, app):
-        self.app, self.lock = app, threading.Lock()
+        self.app = app
+        self.dynamodb, self.queues = threading.Lock(), threading.Lock()
+        self.waiting: dict[str, _Waiting] = {}  # queue name -> its long polls
+        self.waiting_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_"):
+            with self.dynamodb:
+                return list(self.app(environ, start_response))
+        if not target.startswith(("AmazonSQS.", "AWSEvents.")):
             return self.app(environ, start_response)
-        with self.lock:
-            return list(self.app(environ, start_response))
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        try:
+            request = json.loads(body or b"{}")
+            queue = str(request.get("QueueUrl", "")).rstrip("/").rpartition("/")[2]
+            wait = float(request.get("WaitTimeSeconds") or 0) if target == "AmazonSQS.ReceiveMessage" else 0.0
+        except (ValueError, TypeError, AttributeError):  # moto answers a malformed request itself
+            request, queue, wait = {}, "", 0.0
+        if wait > 0:
+            return self._long_poll(environ, start_response, request, queue, wait)
+        status, headers, answer = self._serve(environ, body)
+        if target in self.ADDS_MESSAGES and status.startswith("200"):
+            for waiting in ([self._waiting(queue)] if queue else self._all_waiting()):
+                waiting.wake()
+        start_response(status, headers)
+        return [answer]
+
+    def _serve(self, environ, body: bytes) -> tuple[str, list, bytes]:
+        """One request under the SQS and EventBridge lock: its status, headers and body."""
+        captured = []
+        with self.queues:
+            answer = b"".join(self.app({**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))},
+                                       lambda status, headers, exc_info=None: captured.append((status, headers))))
+        return (*captured[0], answer)
+
+    def _long_poll(self, environ, start_response, request: dict, queue: str, wait: float):
+        body = json.dumps({**request, "WaitTimeSeconds": 0}).encode()
+        deadline = time.monotonic() + wait
+        waiting = self._waiting(queue)
+        while True:
+            status, headers, answer = self._serve(environ, body)
+            found = status.startswith("200") and _has_messages(answer)
+            left = deadline - time.monotonic()
+            if found or left <= 0 or not status.startswith("200"):
+                if found:
+                    waiting.wake()  # there may be more: the next poll of the queue looks
+                start_response(status, headers)
+                return [answer]
+            waiting.wait(min(left, self.RECHECK_SECONDS))
+
+    def _waiting(self, queue: str) -> "_Waiting":
+        with self.waiting_lock:
+            return self.waiting.setdefault(queue, _Waiting())
+
+    def _all_waiting(self) -> list["_Waiting"]:
+        with self.waiting_lock:
+            return list(self.waiting.values())
+
+
+class _Waiting:
+    """The long polls waiting on one queue: :meth:`wake` lets one of them (or the next to come) ask again."""
+
+    def __init__(self):
+        self.condition, self.wakes = threading.Condition(), 0
+
+    def wake(self) -> None:
+        with self.condition:
+            self.wakes = min(self.wakes + 1, 10)  # a poll that comes later need not wait for what it missed
+            self.condition.notify()
+
+    def wait(self, seconds: float) -> None:
+        with self.condition:
+            if self.condition.wait_for(lambda: self.wakes > 0, timeout=seconds):
+                self.wakes -= 1
+
+
+def _has_messages(answer: bytes) -> bool:
+    try:
+        return bool(json.loads(answer).get("Messages"))
+    except (ValueError, AttributeError):
+        return True  # not what a receive answers: hand it back as it is
 
 
 class MotoServer:
@@ -54,7 +152,7 @@ class MotoServer:
             # per folder in it, some 280) on every request, under a lock every request takes; the answer for a
             # host never changes while the server runs, so it is worked out once per host.
             dispatcher.get_backend_for_host = functools.lru_cache(maxsize=None)(dispatcher.get_backend_for_host)
-        wsgi.app = OneDynamoDBRequestAtATime(dispatcher)
+        wsgi.app = OneRequestAtATime(dispatcher)
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
         return self.url

@@ -5,7 +5,9 @@ Like the mapping, a poller long-polls its queue for up to ``batch_size`` message
 with them as an SQS event, deletes the messages the function did not report in ``batchItemFailures``
 and leaves those it did (or the whole batch, if the function raised) to come back after the queue's
 visibility timeout; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
-dead-letter queue. On real AWS none of this runs: Lambda does it.
+dead-letter queue. It keeps up to ``concurrency`` batches in hand at once, each handled in a thread of its own,
+as the mapping runs several invocations of the function at once; it receives only while one of them is free, so
+an idle queue costs one long poll whatever the concurrency. On real AWS none of this runs: Lambda does it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from yafdp.runtime.faults import Faults, decide
@@ -54,6 +57,8 @@ class QueuePoller:
         :meth:`yafdp.backends.aws.function.ServiceFunction.handle_batch` wrapped as a Lambda handler.
     batch_size, wait_seconds
         the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
+    concurrency
+        how many batches may be in hand at once (the function's concurrent invocations).
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
         backend: ``subscriptions`` maps the deployed rule names to the catalog's.
@@ -61,9 +66,10 @@ class QueuePoller:
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
                  batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
-                 subscriptions: dict[str, str] | None = None):
+                 subscriptions: dict[str, str] | None = None, concurrency: int = 1):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
-        self.batch_size, self.wait_seconds = batch_size, wait_seconds
+        self.batch_size, self.wait_seconds, self.concurrency = batch_size, wait_seconds, concurrency
+        self._free = threading.Semaphore(concurrency)
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
         self.errors: list[str] = []
@@ -72,23 +78,29 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
-        messages = self.sqs.receive_message(
+        messages = self._receive()
+        if messages:
+            self._handle(messages)
+        return len(messages)
+
+    def _receive(self) -> list[dict]:
+        return self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
             AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
-        if not messages:
-            return 0
+
+    def _handle(self, messages: list[dict]) -> None:
+        """Invoke the function on a batch and delete the messages it did not report as failed."""
         self._duplicate(messages)
         try:
             response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception as exc:  # a function error fails the whole batch, as with Lambda
             self.errors.append(f"{type(exc).__name__}: {exc}")
-            return len(messages)
+            return
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
-        return len(messages)
 
     def _duplicate(self, messages: list[dict]) -> None:
         if not self.faults.duplicate_rate:
@@ -115,17 +127,37 @@ class QueuePoller:
         self._thread.start()
 
     def stop(self, wait: bool = True) -> None:
-        """Stop polling; with ``wait``, return once the batch in hand (if any) is finished."""
+        """Stop polling; with ``wait``, return once the batches in hand (if any) are finished."""
         self._stop.set()
         if wait and self._thread is not None:
             self._thread.join()
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-                log.warning("poller for %s: %s", self.queue_arn, exc)
-                self._stop.wait(0.5)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"function {self.queue_arn}") as batches:
+            while not self._stop.is_set():
+                if not self._free.acquire(timeout=0.5):
+                    continue  # every batch slot is busy
+                try:
+                    messages = self._receive()
+                except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
+                    self._free.release()
+                    self._failed(exc)
+                    self._stop.wait(0.5)
+                    continue
+                if messages:
+                    batches.submit(self._handle_then_free, messages)
+                else:
+                    self._free.release()
+
+    def _handle_then_free(self, messages: list[dict]) -> None:
+        try:
+            self._handle(messages)
+        except Exception as exc:  # e.g. a delete refused: the messages come back after their visibility timeout
+            self._failed(exc)
+        finally:
+            self._free.release()
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+        log.warning("poller for %s: %s", self.queue_arn, exc)
