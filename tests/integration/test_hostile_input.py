@@ -140,3 +140,26 @@ def test_every_reader_of_a_run_folder_refuses_a_malformed_record_in_one_line(fin
     for loader in (load_run, usage_from_run):
         with pytest.raises(MalformedRunError, match=said.replace("(", r"\(").replace(")", r"\)")):
             loader(out)
+
+
+def test_the_payment_token_does_not_travel_with_the_events(tmp_path):
+    """The issue's case: the token went in Order_Initiated to the Notification service, its queue and the event
+    archive. Now only the workload as the client sent it (`requests`, what a resume sends again) holds it; every
+    event, delivery and service state holds the provider's payment method reference instead, and the saga runs
+    as before (a declined token still ends the order cancelled)."""
+    orders = tmp_path / "orders.json"
+    orders.write_text(json.dumps([request(order_id="ord-paid", payment_token="tok_visa_SECRET123"),
+                                  request(order_id="ord-declined", payment_token="tok_declined_SECRET456")]))
+    out = tmp_path / "run"
+    result = cli("run", "--orders-file", orders, "--out", out, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["orders"]["by_status"] == {"CANCELLED": 1, "DELIVERY_SCHEDULED": 1}
+    assert cli("check", out).returncode == 0
+    with sqlite3.connect(out / "run.db") as db:
+        travelled = json.dumps([db.execute(f"SELECT * FROM {table}").fetchall()
+                                for table in ("events", "deliveries", "dead_letters", "state", "refusals")])
+        sent = json.dumps(db.execute("SELECT request FROM requests").fetchall())
+        details = [json.loads(d) for (d,) in db.execute("SELECT detail FROM events WHERE detail_type = 'Order_Initiated'")]
+    assert "SECRET" not in travelled and "tok_" not in travelled
+    assert "tok_visa_SECRET123" in sent  # the workload itself, as given
+    assert sorted(d["payment_method"].rpartition("_")[0] for d in details) == ["pm_accepted", "pm_declined"]

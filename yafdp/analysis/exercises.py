@@ -85,7 +85,8 @@ def _01_check(answer, **context) -> list[str]:
 def _01b_solution(**context):
     return {"order_id": "ord-ex-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
             "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}],
-            "amount": 25.5, "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+            "amount": 25.5, "currency": "EUR", "payment_method": "pm_accepted_3f6c2a9e51d07b84",
+            "delivery_zone": "zone-centre"}
 
 
 @exercise("01.valid-order",

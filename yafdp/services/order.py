@@ -79,7 +79,13 @@ def track_status(event: Envelope, uow: UnitOfWork) -> None:
 
 
 def validate_order(request, world) -> dict:
-    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise."""
+    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise.
+
+    The request's ``payment_token`` (the customer's single-use token from the payment provider) does not travel:
+    the detail carries the provider's payment method reference for it (:meth:`Marketplace.payment_method`), which
+    only the Payment service, holding the provider's credentials, can charge. Every subscriber of
+    ``Order_Initiated``, its queue, its dead-letter queue and the event archive (kept indefinitely by default)
+    would otherwise hold a means of payment (chapter 03 says why it matters)."""
     if not isinstance(request, dict):
         raise OrderRejectedError("(order)", f"must be a JSON object, not {type(request).__name__}")
     _text(request, "order_id", ORDER_ID)
@@ -124,7 +130,7 @@ def validate_order(request, world) -> dict:
         raise OrderRejectedError("currency", f"must be {world.currency!r}, got {excerpt(currency)}")
     return {"order_id": request["order_id"], "customer_id": request["customer_id"], "restaurant_id": restaurant_id,
             "items": lines, "amount": round(total, 2), "currency": currency,
-            "payment_token": request["payment_token"], "delivery_zone": zone}
+            "payment_method": world.payment_method(request["payment_token"]), "delivery_zone": zone}
 
 
 def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str = "", secret: bool = False) -> str:
