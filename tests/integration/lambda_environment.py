@@ -13,26 +13,30 @@ import json
 import os
 import sys
 
-task_root, runtime_site = (os.path.realpath(p) for p in sys.argv[1:3])
-sys.path[:0] = [task_root, runtime_site]
-opened: set[str] = set()
-
 
 def _audit(event: str, args: tuple) -> None:
     """Every file opened (imports open their modules with io.open_code, which raises the same event)."""
     if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path = os.path.realpath(os.fsdecode(args[0]))
-        if path.startswith(task_root + os.sep):
-            opened.add(os.path.relpath(path, task_root).replace(os.sep, "/"))
+        if path.startswith(TASK_ROOT + os.sep):
+            OPENED.add(os.path.relpath(path, TASK_ROOT).replace(os.sep, "/"))
 
 
-sys.addaudithook(_audit)
-from yafdp.backends.aws.lambda_handler import lambda_handler  # noqa: E402  (the init phase)
+def main() -> None:
+    sys.path[:0] = [TASK_ROOT, RUNTIME_SITE]
+    sys.addaudithook(_audit)
+    from yafdp.backends.aws.lambda_handler import lambda_handler  # the init phase
 
-for line in sys.stdin:
-    try:
-        answer = {"result": lambda_handler(json.loads(line), None)}
-    except Exception as exc:  # Lambda answers a function error with its type and message
-        answer = {"raised": f"{type(exc).__name__}: {exc}"}
-    print(json.dumps(answer), flush=True)
-print(json.dumps({"opened": sorted(opened)}), flush=True)
+    for line in sys.stdin:
+        try:
+            answer = {"result": lambda_handler(json.loads(line), None)}
+        except Exception as exc:  # Lambda answers a function error with its type and message
+            answer = {"raised": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(answer), flush=True)
+    print(json.dumps({"opened": sorted(OPENED)}), flush=True)
+
+
+OPENED: set[str] = set()
+if __name__ == "__main__":  # (pytest imports this file for its doctests: then nothing runs)
+    TASK_ROOT, RUNTIME_SITE = (os.path.realpath(p) for p in sys.argv[1:3])
+    main()

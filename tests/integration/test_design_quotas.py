@@ -81,11 +81,12 @@ def test_a_template_over_500_resources_is_refused_though_the_bus_takes_its_rules
     assert refused.returncode == 2 and "503 resources in the CloudFormation template" in refused.stderr
 
 
-def test_wildcard_rules_and_long_patterns_are_design_findings(tmp_path):
-    """30 rules with a wildcard fit on a bus (the shipped catalog has none), a 31st does not."""
+def test_more_than_30_wildcard_rules_on_a_bus_cannot_deploy(tmp_path):
+    """30 rules with a wildcard fit on a Classic bus (the shipped catalog has none), a 31st does not. (`yafdp lint`
+    refuses any wildcard rule already: the Custom Event Bus takes none.)"""
     wildcard = {"source": [{"wildcard": "yafdp.*"}], "detail-type": ["Order_Initiated"]}
-    assert cli("lint", "--catalog", catalog_with(tmp_path / "w30", more_rules(30, wildcard))).returncode == 0
-    result = cli("lint", "--catalog", catalog_with(tmp_path / "w31", more_rules(31, wildcard)))
-    assert result.returncode == 1
-    assert ("bus yafdp-saga: [aws-quota] 31 rules with a wildcard filter on the bus, more than AWS allows (30, "
-            "eventbridge_wildcard_rules_per_bus: not adjustable") in result.stdout
+    assert cli("plan", "--bus", "classic", "--catalog", catalog_with(tmp_path / "w30", more_rules(30, wildcard))).returncode == 0
+    result = cli("plan", "--bus", "classic", "--catalog", catalog_with(tmp_path / "w31", more_rules(31, wildcard)))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert ("bus yafdp-saga: 31 rules with a wildcard filter on the bus, more than AWS allows (30, "
+            "eventbridge_wildcard_rules_per_bus: not adjustable") in result.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yafdp
 from yafdp.catalog import DEFAULT_DATA_DIR
-BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
+BUNDLED = ("yafdp", "fastjsonschema", "jsonata")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
