@@ -54,6 +54,18 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+def json_deeper_than(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether the JSON text ``text`` nests deeper than ``limit``: counted brackets first (as many as the depth is
+    necessary for it), measured (:func:`json_depth`) only when there are that many.
+
+    Examples
+    --------
+    >>> json_deeper_than('{"a": [1, 2]}'), json_deeper_than("[" * 65 + "]" * 65)
+    (False, True)
+    """
+    return text.count("{") + text.count("[") > limit and json_depth(text) > limit
+
+
 def nesting(value, beyond: int = MAX_JSON_DEPTH) -> int:
     """How deeply a parsed JSON value nests (dicts and lists; 0 for a scalar), walked without recursion; the walk
     stops, returning ``beyond + 1``, as soon as the value is found to nest deeper than ``beyond``.

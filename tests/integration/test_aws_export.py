@@ -8,6 +8,7 @@ import pytest
 
 from yafdp.backends.aws.bus import AwsBus
 from yafdp.backends.aws.deployment import deploy
+from yafdp.backends.aws.dynamo_state import TRACE
 from yafdp.backends.aws.functions import InProcessFunctions
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
@@ -61,3 +62,21 @@ def test_exporting_a_deployment_that_does_not_exist_is_refused(kept, tmp_path):
     result = cli("export", "--backend", "moto", "--endpoint-url", url, "--prefix", "nothing", "--out", tmp_path)
     assert result.returncode == 2 and "no deployment named nothing-" in result.stderr
     assert not (tmp_path / "run.db").exists()
+
+
+@pytest.mark.parametrize("row", ['{"kind": "event", "detail": ' + "[" * 990 + "]" * 990 + "}", "[1, 2]", "{oops"],
+                         ids=["nested-990-deep", "a-list", "not-json"])
+def test_a_trace_item_no_function_writes_is_one_line_and_nothing_is_exported(kept, clients, tmp_path, row):
+    """The deployment's tables are read like a run folder: a malformed record is one line, exit 2, not a
+    RecursionError (a bug) or a run.db that no reader would open."""
+    url, _ = kept
+    table = "kept-payment"
+    key = {"pk": {"S": TRACE}, "sk": {"S": "zz-malformed"}}
+    clients.dynamodb.put_item(TableName=table, Item={**key, "row": {"S": row}})
+    try:
+        result = cli("export", "--backend", "moto", "--endpoint-url", url, "--prefix", "kept", "--out", tmp_path / "run")
+    finally:
+        clients.dynamodb.delete_item(TableName=table, Key=key)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"DynamoDB table {table}: trace item zz-malformed" in result.stderr and "nothing exported" in result.stderr
+    assert not (tmp_path / "run" / "run.db").exists()

@@ -12,7 +12,9 @@ import sqlite3
 from collections import defaultdict
 
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.rundb import INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_STATE
+from yafdp.quoting import excerpt
+from yafdp.reading import MAX_JSON_DEPTH, json_deeper_than
+from yafdp.runtime.rundb import INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_STATE, MalformedRunError
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
@@ -39,7 +41,7 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     for service in plan.services:
         for pk, sk, item in scan(clients.dynamodb, service.table):
             if pk == TRACE:
-                row = json.loads(item["row"]["S"])
+                row = _trace_row(service.table, sk, item)
                 {"event": events, "delivery": deliveries, "call": calls}[row["kind"]].append(row)
             elif pk == PROCESSED:
                 continue  # the 'ok' delivery rows are run.db's record of what was processed
@@ -65,6 +67,27 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
     return {"events": len(events), "deliveries": len(deliveries), "dead_letters": len(dead),
             "unpublished_outboxes": outboxes,
             "state_writes": sum(row.get("writes", 0) for row in calls + deliveries if row.get("outcome", "ok") == "ok")}
+
+
+def _trace_row(table: str, key: str, item: dict) -> dict:
+    """A trace item's row, or :class:`~yafdp.runtime.rundb.MalformedRunError` (one line naming the table and the
+    item) for one no function writes: not a JSON object of a known kind, or nested deeper than a run's records
+    may be (``yafdp.reading.MAX_JSON_DEPTH``: Python's parser fails near 1,000 levels)."""
+    text = item.get("row", {}).get("S")
+    problem = None
+    if not isinstance(text, str) or json_deeper_than(text):
+        problem = "is not a string of JSON" if not isinstance(text, str) else f"nests deeper than {MAX_JSON_DEPTH} levels"
+    else:
+        try:
+            row = json.loads(text)
+        except ValueError:
+            row = None
+        if not isinstance(row, dict) or row.get("kind") not in ("event", "delivery", "call"):
+            problem = "is not a JSON object of kind event, delivery or call"
+    if problem:
+        raise MalformedRunError(f"DynamoDB table {table}: trace item {excerpt(key, quoted=False, masked=False)} "
+                                f"{problem}: not what a function writes, nothing exported")
+    return row
 
 
 def _dead_letters(plan: DeploymentPlan, clients: AwsClients, deliveries: list[dict]) -> list[tuple]:
