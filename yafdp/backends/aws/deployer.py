@@ -16,7 +16,7 @@ from typing import Callable
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError)  # noqa: F401
+                              QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError)  # noqa: F401
 from yafdp.patterns import pattern_text
 from yafdp.plan.service_quotas import check_deployable
 
@@ -108,6 +108,7 @@ class _Applier:
             self.queue(service.queue, {
                 **plan.queue_attributes,
                 "VisibilityTimeout": str(service.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
                                              "maxReceiveCount": service.max_receive_count}),
                 "Policy": json.dumps(service.queue_policy)})
