@@ -47,7 +47,8 @@ class AwsBus:
         :meth:`run` returns once every service queue was seen empty this many times in a row, this far
         apart (SQS's counts are approximate on AWS: look several times).
     timeout
-        how long :meth:`run` waits, by default.
+        how long :meth:`run` waits, by default, for the queues to settle; a wait is extended while they make
+        progress (their depths change), so a slow machine's run is not cut off while it is still working.
     teardown
         what :meth:`close` does after stopping the functions, e.g. destroy the deployment.
     db
@@ -145,12 +146,16 @@ class AwsBus:
 
     def settle(self, timeout: float, since: float | None = None) -> None:
         """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row, at most ``timeout``
-        seconds; :class:`NotSettledError` says how long was waited since ``since`` (``time.monotonic()``, default:
-        now), e.g. since the run began sending its orders, not only this last wait."""
+        seconds, or :attr:`timeout` seconds after the queues last changed, whichever is later (a run still making
+        progress is not given up on); :class:`NotSettledError` says how long was waited since ``since``
+        (``time.monotonic()``, default: now), e.g. since the run began sending its orders."""
         since = time.monotonic() if since is None else since
-        deadline, quiet = time.monotonic() + timeout, 0
+        deadline, quiet, before = time.monotonic() + timeout, 0, None
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
+            if before is not None and depths != before:  # progress: messages handled or arrived
+                deadline = max(deadline, time.monotonic() + self.timeout)
+            before = depths
             quiet = quiet + 1 if not any(depths.values()) else 0
             if quiet < self.quiet_checks:
                 if time.monotonic() > deadline:
