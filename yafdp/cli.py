@@ -43,7 +43,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from yafdp import __version__
+
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"yafdp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:
         register(commands)
@@ -79,14 +82,28 @@ def _load(args):
 
 
 def register_catalog(commands) -> None:
-    parser = commands.add_parser("catalog", help="print the event catalog")
+    parser = commands.add_parser("catalog", help="print the event catalog", validate=_check_catalog_options)
     _catalog_arg(parser)
-    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table")
+    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table",
+                        help="asyncapi: an AsyncAPI 3.1.0 document (default table)")
+    parser.add_argument("--per-service", metavar="DIR", type=_folder, default=None,
+                        help="with --format asyncapi: one document per service, DIR/<service>.asyncapi.json, as "
+                             "EventCatalog's AsyncAPI generator imports them (existing files are refused unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the files --per-service would write")
     parser.set_defaults(run=run_catalog)
+
+
+def _check_catalog_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.per_service is not None and args.format != "asyncapi":
+        parser.error("argument --per-service: does nothing without --format asyncapi: it writes AsyncAPI documents")
+    if args.force and args.per_service is None:
+        parser.error("argument --force: does nothing without --per-service: it replaces the files that writes")
 
 
 def run_catalog(args) -> int:
     catalog = _load(args)
+    if args.per_service is not None:
+        return _write_service_documents(catalog, Path(args.per_service), args.force)
     if args.format == "table":
         rows = [(e.name, e.service, e.source, e.kind, "yes" if e.terminal else "", e.origin,
                  ", ".join(s.service for s in catalog.consumers(e.name)) or "-")
@@ -101,6 +118,26 @@ def run_catalog(args) -> int:
 
         doc = asyncapi_document(catalog) if args.format == "asyncapi" else _catalog_json(catalog)
         print(json.dumps(doc, indent=2))
+    return 0
+
+
+def _write_service_documents(catalog, folder: Path, force: bool) -> int:
+    """``yafdp catalog --format asyncapi --per-service DIR``: every file is checked before the first is written."""
+    from yafdp.analysis.asyncapi import service_documents
+    from yafdp.errors import RefusedError
+    from yafdp.runs.folder import write_atomically
+
+    if folder.exists() and not folder.is_dir():
+        raise RefusedError(f"--per-service {folder} is a file: give a folder")
+    documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
+    existing = [str(path) for path in documents if path.exists()]
+    if existing and not force:
+        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: give another folder, or "
+                           "--force to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, document in documents.items():
+        write_atomically(path, json.dumps(document, indent=2) + "\n")
+    print(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}")
     return 0
 
 
@@ -167,7 +204,9 @@ def register_workbook(commands) -> None:
 
 def run_workbook(args) -> int:
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
 
+    require("workbook")  # before a chapter starts: its kernel would fail a cell instead
     from yafdp.workbook import NotebookFailed, check_build_folder, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
@@ -413,8 +452,7 @@ def run_run(args) -> int:
                       publish_retry_rate=args.publish_retry_rate, max_delay_seconds=args.max_delay),
         bus=args.bus,
     )
-    with _progress(args) as progress:
-        summary = run_saga(options, progress=progress)
+    summary = run_saga(options, progress=False if args.json else None)
     _report(summary, args)
     return 0
 
@@ -429,8 +467,7 @@ def register_resume(commands) -> None:
 def run_resume(args) -> int:
     from yafdp.runs import resume_saga
 
-    with _progress(args) as progress:
-        summary = resume_saga(Path(args.out), progress=progress)
+    summary = resume_saga(Path(args.out), progress=False if args.json else None)
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
         print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
@@ -440,27 +477,6 @@ def run_resume(args) -> int:
     return 0
 
 
-class _progress:
-    """A progress bar on a terminal (nothing otherwise): deliveries made so far."""
-
-    def __init__(self, args):
-        self.bar = None
-        if not getattr(args, "json", False) and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit=" deliveries", desc="delivering", file=sys.stderr)
-
-    def __enter__(self):
-        if self.bar is None:
-            return None
-
-        def update(stats):
-            self.bar.update(stats.deliveries - self.bar.n)
-        return update
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _report(summary: dict, args, wrote: bool = True) -> None:
@@ -533,6 +549,54 @@ def run_check(args) -> int:
         if len(result.offenders) > 20:
             print(f"      … and {len(result.offenders) - 20} more")
     return 0 if all(r.passed for r in results) else 1
+
+
+def register_trace(commands) -> None:
+    parser = commands.add_parser("trace", help="write a run as OpenTelemetry traces (OTLP JSON lines, one trace per order)",
+                                 validate=_check_trace_options)
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
+    parser.add_argument("--format", choices=["otlp"], required=True,
+                        help="otlp: OTLP JSON, one ExportTraceServiceRequest per line (an OpenTelemetry Collector's "
+                             "otlpjsonfile receiver reads it)")
+    parser.add_argument("--out", type=_file, default=None,
+                        help="the file to write (refused if it exists, unless --force); default: standard output")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="the catalog the run was made with, for the names of its resources (default: the one "
+                             "the run records)")
+    parser.set_defaults(run=run_trace)
+
+
+def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.force and args.out is None:
+        parser.error("argument --force: does nothing without --out: it replaces the file --out names")
+
+
+def run_trace(args) -> int:
+    from yafdp.analysis.otlp import write_otlp
+    from yafdp.errors import RefusedError
+    from yafdp.runs import folder
+    from yafdp.runtime import rundb
+
+    rundb.open_run(args.dir).close()  # a missing or unreadable run is said before any file is made
+    if args.out is None:
+        counts = write_otlp(args.dir, sys.stdout, args.catalog)
+    else:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise RefusedError(f"--out {out} exists: give another file, or --force to replace it")
+        if out.is_dir():
+            raise RefusedError(f"--out {out} is a folder: give a file")
+        written = folder.temporary_beside(out)
+        try:
+            with open(written, "w", encoding="utf-8") as stream:
+                counts = write_otlp(args.dir, stream, args.catalog)
+            folder.replace_atomically(out, written)
+        finally:
+            folder.remove_temporary(written)
+    print(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
+          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
 
 
 def register_state_machine(commands) -> None:
@@ -666,8 +730,11 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _aws_clients(args):
-    from yafdp.backends.aws.clients import make_clients
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
+
+    require("aws")
+    from yafdp.backends.aws.clients import make_clients
 
     if args.backend == "moto" and not args.endpoint_url:
         from yafdp.backends.aws.moto_server import running_server
@@ -748,9 +815,10 @@ def register_destroy(commands) -> None:
 
 
 def run_destroy(args) -> int:
+    clients = _aws_clients(args)
     from yafdp.backends.aws.teardown import destroy
 
-    deleted = destroy(_aws_clients(args), args.prefix)
+    deleted = destroy(clients, args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
 
@@ -766,8 +834,6 @@ def register_export(commands) -> None:
 
 
 def run_export(args) -> int:
-    from yafdp.backends.aws.export import export_run
-    from yafdp.backends.aws.teardown import inventory
     from yafdp.errors import RefusedError
     from yafdp.plan import build_plan
     from yafdp.runs import folder
@@ -777,6 +843,9 @@ def run_export(args) -> int:
     if folder.holds_run(out) and not args.force:
         folder.refuse_existing(out)
     clients = _aws_clients(args)
+    from yafdp.backends.aws.export import export_run
+    from yafdp.backends.aws.teardown import inventory
+
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
@@ -804,8 +873,8 @@ def run_export(args) -> int:
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
-                  register_export, register_destroy, register_moto_server]
+                  register_check, register_trace, register_state_machine, register_fit_profile, register_plan,
+                  register_deploy, register_export, register_destroy, register_moto_server]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -857,6 +926,12 @@ def _run(args: argparse.Namespace) -> int:
         _complain(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:
+        from yafdp.extras import missing_extra_message
+
+        missing = missing_extra_message(exc) if isinstance(exc, ModuleNotFoundError) else None
+        if missing:  # an optional part of yafdp (an extra) that is not installed
+            print(f"yafdp {args.command}: {missing}", file=sys.stderr)
+            return 2
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
             _complain(f"{_endpoint_name(args)}: {exc}")
             return 2

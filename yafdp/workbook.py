@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from yafdp.analysis.notebook import REPOSITORY
 from yafdp.errors import YafdpError
+from yafdp.shipped import notebooks_dir
+from yafdp.site import write_site
 
-NOTEBOOKS_DIR = REPOSITORY / "notebooks"
+NOTEBOOKS_DIR = notebooks_dir()
 
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.
@@ -150,7 +151,8 @@ def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> Executed
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
     """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
-    them in course order.
+    them in course order; then write the course's index page, ``out_dir/html/index.html``, and the links between
+    the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
     The chapters do not read each other's output, so they run side by side, each in a worker process of its
     own (papermill changes the working directory of the process it runs in), the longest first. The first
@@ -158,7 +160,14 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     (:class:`NotebookFailed`, ``KeyboardInterrupt``).
     """
     out_dir = Path(out_dir).resolve()
-    chapters = notebooks(notebooks_dir, only)
+    done = _execute(out_dir, notebooks(notebooks_dir, only), parameters, echo, jobs)
+    index = write_site(out_dir / "html", notebooks(notebooks_dir))
+    echo(f"  wrote {index}: the course's chapters, linked")
+    return done
+
+
+def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
+    """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
     if jobs == 1:
         done = []

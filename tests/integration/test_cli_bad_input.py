@@ -118,7 +118,8 @@ IDLE_OPTIONS = [
 
 # The commands that read a run folder, and what each says of one that holds no run.
 RUN_READERS = {"check": lambda d: ["check", d], "resume": lambda d: ["resume", "--out", d],
-               "fit-profile": lambda d: ["fit-profile", d, "--out", d.parent / "m4.json"]}
+               "fit-profile": lambda d: ["fit-profile", d, "--out", d.parent / "m4.json"],
+               "trace": lambda d: ["trace", d, "--format", "otlp", "--out", d.parent / "trace.jsonl"]}
 NOT_A_RUN = {"text": "run.db: not a run database (file is not a database)",
              "empty": "run.db: the file is empty (0 bytes)",
              "sqlite": "run.db: no table run_info, events"}
@@ -211,6 +212,14 @@ CASES = [
     *[(f"{command}-{kind}", lambda p, t, c=command, k=kind: [*RUN_READERS[c](garbage(t, k))], [said])
       for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
+    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", p / "summary.json"],
+     ["--out", "summary.json exists", "--force"]),
+    ("trace-out-a-folder", lambda p, t: ["trace", p, "--format", "otlp", "--out", t, "--force"], ["is a folder"]),
+    ("trace-catalog-broken", lambda p, t: ["trace", p, "--format", "otlp", "--out", t / "t.jsonl", "--catalog",
+                                           catalog(t, bad_regex)], ["payment.json"]),
+    ("trace-without-format", lambda p, t: ["trace", p], ["yafdp trace: the following arguments are required: --format"]),
+    ("asyncapi-per-service-a-file", lambda p, t: ["catalog", "--format", "asyncapi", "--per-service", p / "run.db"],
+     ["--per-service", "run.db is a file"]),
     ("test-pattern-bad-json", lambda p, t: ["test-pattern", "--pattern", "{bad", "--event", "{}"], ["Event pattern is not valid", "{bad"]),
     ("deploy-moto-without-server", lambda p, t: ["deploy", "--backend", "moto"], ["`yafdp moto-server`", "--endpoint-url"]),
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],

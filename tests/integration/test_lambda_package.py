@@ -132,4 +132,4 @@ def test_the_package_alone_carries_an_order_to_its_end_and_holds_only_what_its_f
     opened = set().union(*(f.opened() for f in functions.values()))
     carried = set(zipfile.ZipFile(io.BytesIO(build_package())).namelist())
     assert carried - opened == set(), "carried but never opened by any function"
-    assert "data/quotas.json" in opened
+    assert "yafdp/data/quotas.json" in opened

@@ -293,7 +293,8 @@ def retry_policies(catalog: Catalog) -> pd.DataFrame:
 def quotas() -> pd.DataFrame:
     """The two buses' documented quotas side by side (per account and Region unless said), each row with the
     page it comes from. The Classic PutEvents rate is eu-west-1's, as ``data/quotas.json`` has it."""
-    from yafdp.catalog.loader import QUOTAS_FILE, read_json
+    from yafdp.catalog.loader import read_json
+    from yafdp.shipped import QUOTAS_FILE
 
     classic = {k: v["value"] for k, v in read_json(QUOTAS_FILE)["quotas"].items()}
     rows = [

@@ -22,9 +22,9 @@ from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DED
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
 from yafdp.reading import CATALOG_FILE_BYTES, TooLargeError, read_bytes
+from yafdp.shipped import DATA_DIR
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"  # AWS's quotas, each cited: PutEvents, the simulation, the design checks
+DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
 
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")

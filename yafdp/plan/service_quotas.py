@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from yafdp.catalog.loader import QUOTAS_FILE, read_json
+from yafdp.catalog.loader import read_json
 from yafdp.catalog.model import CatalogError
 from yafdp.patterns import compile_pattern
 from yafdp.patterns import operators as op
 from yafdp.plan.model import DeploymentPlan, PlanError, check_names
+from yafdp.shipped import QUOTAS_FILE
 
 # The quotas of data/quotas.json a design is checked against, and what each counts.
 DESIGN_QUOTAS = {

@@ -20,6 +20,7 @@ from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import RefusedError
+from yafdp.extras import require
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus, TimingModel
@@ -147,7 +148,8 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
     (its latency profile loaded), None for a deployed one.
 
-    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
+    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load;
+    :class:`ModuleNotFoundError` for a deployed backend without yafdp's aws extra (boto3, moto).
     """
     if options.backend not in BACKENDS:
         raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
@@ -163,6 +165,7 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue")
+    require("aws")
     from yafdp.backends.aws.deployment import SETTINGS
 
     settings = SETTINGS[options.backend]

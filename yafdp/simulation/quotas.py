@@ -8,8 +8,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from yafdp.catalog import CatalogError
-from yafdp.catalog.loader import QUOTAS_FILE, read_json
+from yafdp.catalog.loader import read_json
 from yafdp.errors import RefusedError
+from yafdp.shipped import QUOTAS_FILE
 from yafdp.simulation.profiles import LatencyProfileError
 
 

@@ -1,5 +1,5 @@
 """The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog, the data files the
-runtime reads, and fastjsonschema.
+runtime reads, and fastjsonschema and jsonata.
 
 The modules are found by following the handler's imports (``modulefinder``), plus every service module
 (handlers are imported by name from the catalog), so pandas, matplotlib and the notebooks never ship. The
@@ -19,15 +19,17 @@ import zipfile
 from pathlib import Path
 
 import yafdp
-from yafdp.catalog import DEFAULT_DATA_DIR
+from yafdp.shipped import DATA_DIR
+
 BUNDLED = ("yafdp", "fastjsonschema", "jsonata")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 CATALOG_FILES = ("bus.json", "marketplace.json")  # plus services/<name>.json: what the function loads
-# The shipped data files (not the catalog's) the runtime reads: the PutEvents entry size limit
-# (yafdp.runtime.envelope.max_entry_bytes, on every publish). tests/integration/test_lambda_package.py runs the
-# package alone and fails on a file read at run time that is missing here, or one carried here that nothing opens.
+ZIP_DATA_DIR = "yafdp/data"  # where the wheel has the shipped data too, so yafdp.shipped finds it alike
+# The shipped data files (not the catalog's) the runtime reads: the PutEvents entry and request size limits
+# (yafdp.runtime.envelope, on every publish). tests/integration/test_lambda_package.py runs the package alone and
+# fails on a file read at run time that is missing here, or one carried here that nothing opens.
 RUNTIME_DATA_FILES = ("quotas.json",)
 
 
@@ -39,25 +41,25 @@ def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     Examples
     --------
     >>> sorted(catalog_files())[:3]
-    ['data/bus.json', 'data/marketplace.json', 'data/services/delivery.json']
+    ['yafdp/data/bus.json', 'yafdp/data/marketplace.json', 'yafdp/data/services/delivery.json']
     """
-    data = Path(catalog_dir) if catalog_dir is not None else DEFAULT_DATA_DIR
-    files = {f"data/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
+    data = Path(catalog_dir) if catalog_dir is not None else DATA_DIR
+    files = {f"{ZIP_DATA_DIR}/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
     for path in sorted((data / "services").glob("*.json")):
         if path.is_file() and not path.name.startswith("."):
-            files[f"data/services/{path.name}"] = path
+            files[f"{ZIP_DATA_DIR}/services/{path.name}"] = path
     return files
 
 
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
-    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
-    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files), beside the
+    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``yafdp/data/``, where
+    :mod:`yafdp.shipped` finds it, as in an installed wheel (see :func:`catalog_files` for which files), beside the
     shipped :data:`RUNTIME_DATA_FILES`.
 
     Examples
     --------
     >>> files = package_files()
-    >>> "yafdp/backends/aws/lambda_handler.py" in files and "data/bus.json" in files
+    >>> "yafdp/backends/aws/lambda_handler.py" in files and "yafdp/data/bus.json" in files
     True
     >>> any(name.startswith(("pandas/", "matplotlib/")) for name in files)
     False
@@ -76,7 +78,7 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     for script in [root / "backends" / "aws" / "lambda_handler.py", *(root / "services").glob("*.py")]:
         files[script.relative_to(root.parent).as_posix()] = script
     files.update(catalog_files(catalog_dir))
-    files.update({f"data/{name}": DEFAULT_DATA_DIR / name for name in RUNTIME_DATA_FILES})
+    files.update({f"{ZIP_DATA_DIR}/{name}": DATA_DIR / name for name in RUNTIME_DATA_FILES})
     return dict(sorted(files.items()))
 
 
