@@ -125,19 +125,21 @@ def _write_service_documents(catalog, folder: Path, force: bool) -> int:
     """``yafdp catalog --format asyncapi --per-service DIR``: every file is checked before the first is written."""
     from yafdp.analysis.asyncapi import service_documents
     from yafdp.errors import RefusedError
-    from yafdp.runs.folder import write_atomically
+    from yafdp.runs.folder import check_output_file, save_output
 
     if folder.exists() and not folder.is_dir():
         raise RefusedError(f"--per-service {folder} is a file: give a folder")
     documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
-    existing = [str(path) for path in documents if path.exists()]
+    for path in documents:  # each file as any command's output file, all checked before the first is written
+        check_output_file(path, "--per-service", force=True)
+    existing = [path.name for path in documents if path.exists() or path.is_symlink()]
     if existing and not force:
-        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: give another folder, or "
-                           "--force to replace them")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: pass --force to replace "
+                           "them, or choose another --per-service")
     for path, document in documents.items():
-        write_atomically(path, json.dumps(document, indent=2) + "\n")
-    print(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}")
+        save_output(path, json.dumps(document, indent=2) + "\n", option="--per-service", force=force,
+                    command="yafdp catalog")
+    print(_shown(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}"))
     return 0
 
 
@@ -574,7 +576,6 @@ def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def run_trace(args) -> int:
     from yafdp.analysis.otlp import write_otlp
-    from yafdp.errors import RefusedError
     from yafdp.runs import folder
     from yafdp.runtime import rundb
 
@@ -582,20 +583,11 @@ def run_trace(args) -> int:
     if args.out is None:
         counts = write_otlp(args.dir, sys.stdout, args.catalog)
     else:
-        out = Path(args.out)
-        if out.exists() and not args.force:
-            raise RefusedError(f"--out {out} exists: give another file, or --force to replace it")
-        if out.is_dir():
-            raise RefusedError(f"--out {out} is a folder: give a file")
-        written = folder.temporary_beside(out)
-        try:
-            with open(written, "w", encoding="utf-8") as stream:
-                counts = write_otlp(args.dir, stream, args.catalog)
-            folder.replace_atomically(out, written)
-        finally:
-            folder.remove_temporary(written)
-    print(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
-          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+        out = folder.check_output_file(Path(args.out), "--out", args.force)
+        counts = folder.save_output(out, lambda stream: write_otlp(args.dir, stream, args.catalog), option="--out",
+                                    force=args.force, command="yafdp trace")
+    print(_shown(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
+                 + (f" to {args.out}" if args.out else "")), file=sys.stderr)
     return 0
 
 
@@ -631,10 +623,10 @@ def run_fit_profile(args) -> int:
     from yafdp.simulation.fitting import fit_profile
     from yafdp.simulation.profiles import load_profile, profile_text
 
-    folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
+    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
-    path = folder.save_output(Path(args.out), profile_text(document), option="--out", force=args.force,
-                              command="yafdp fit-profile", check=load_profile)
+    folder.save_output(path, profile_text(document), option="--out", force=args.force, command="yafdp fit-profile",
+                       check=load_profile)
     hops = document["distributions_ms"]
     for key in ("eventbridge_delivery", "step_functions_standard_task", "step_functions_express_task", "handler"):
         if "fitted_from" in hops[key].get("source", {}):

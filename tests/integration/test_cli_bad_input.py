@@ -212,8 +212,14 @@ CASES = [
     *[(f"{command}-{kind}", lambda p, t, c=command, k=kind: [*RUN_READERS[c](garbage(t, k))], [said])
       for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
-    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", p / "summary.json"],
-     ["--out", "summary.json exists", "--force"]),
+    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", holding(t, "t.jsonl") / "t.jsonl"],
+     ["--out", "t.jsonl exists: pass --force"]),
+    # A run folder's own files are never another command's output, --force or not (it replaced run.db).
+    *[(f"trace-out-{name}", lambda p, t, n=name: ["trace", p, "--format", "otlp", "--out", p / n, "--force"],
+       [f"{name} is a run folder's own file"]) for name in ("run.db", "summary.json")],
+    ("asyncapi-per-service-over-a-file", lambda p, t: ["catalog", "--format", "asyncapi", "--per-service",
+                                                       holding(t, "order.asyncapi.json")],
+     ["--per-service", "already holds order.asyncapi.json: pass --force"]),
     ("trace-out-a-folder", lambda p, t: ["trace", p, "--format", "otlp", "--out", t, "--force"], ["is a folder"]),
     ("trace-catalog-broken", lambda p, t: ["trace", p, "--format", "otlp", "--out", t / "t.jsonl", "--catalog",
                                            catalog(t, bad_regex)], ["payment.json"]),

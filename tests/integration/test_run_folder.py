@@ -152,7 +152,7 @@ def test_fit_profile_replaces_no_file_unless_force_and_never_a_run_file(earlier,
     notes = tmp_path / "notes.json"
     notes.write_text("mine\n")
     refused = cli("fit-profile", earlier, "--out", notes)
-    assert refused.returncode == 2 and f"--out {notes} already exists: pass --force" in one_line(refused.stderr)
+    assert refused.returncode == 2 and f"--out {notes} exists: pass --force" in one_line(refused.stderr)
     assert notes.read_text() == "mine\n"
     assert cli("fit-profile", earlier, "--out", notes, "--force").returncode == 0
     assert load_profile(notes).name == "notes"

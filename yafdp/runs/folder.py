@@ -23,13 +23,14 @@ import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO, TypeVar
 
 from filelock import FileLock, Timeout
 
 from yafdp.errors import RefusedError, RunFolderError
 from yafdp.reading import LOCK_FILE_BYTES, TooLargeError, read_bytes
 
+T = TypeVar("T")
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json")
 TEMPORARY_SUFFIX = ".tmp"
@@ -130,16 +131,17 @@ def check_output_file(path: Path, option: str, force: bool) -> Path:
         raise RefusedError(f"{option} {path}: {path.name} is a run folder's own file, never another command's "
                            f"output: choose another {option}")
     if (path.exists() or path.is_symlink()) and not force:
-        raise RefusedError(f"{option} {path} already exists: pass --force to replace it, or choose another {option}")
+        raise RefusedError(f"{option} {path} exists: pass --force to replace it, or choose another {option}")
     return path
 
 
-def save_output(path: Path, text: str, *, option: str, force: bool, command: str,
-                check: Callable[[Path], object] | None = None) -> Path:
+def save_output(path: Path, write: str | Callable[[TextIO], T], *, option: str, force: bool, command: str,
+                check: Callable[[Path], object] | None = None) -> T | None:
     """Write a command's output file ``path`` (after :func:`check_output_file`) whole or not at all, under the
     rules of a run folder: in a run folder (:func:`is_run_folder`) only while holding its :class:`FolderLock`
     (refused, naming the holder, while a run or another writer has it), and the existing file checked again
-    under the lock. ``check(temporary)`` may refuse the written text before it replaces anything. Returns ``path``.
+    under the lock. ``write`` is the text, or writes it to a text stream (and what it returns is returned).
+    ``check(temporary)`` may refuse what was written before it replaces anything.
     """
     path = check_output_file(path, option, force)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,14 +150,18 @@ def save_output(path: Path, text: str, *, option: str, force: bool, command: str
         check_output_file(path, option, force)  # another writer may have made it meanwhile
         temporary = temporary_beside(path)
         try:
-            with room_to_write(path, f"{path} is as it was"):
-                temporary.write_text(text, encoding="utf-8")
+            with room_to_write(path, f"{path} is as it was"), open(temporary, "w", encoding="utf-8") as stream:
+                if isinstance(write, str):
+                    stream.write(write)
+                    result = None
+                else:
+                    result = write(stream)
             if check is not None:
                 check(temporary)
             replace_atomically(path, temporary)
         finally:
             remove_temporary(temporary)
-    return path
+    return result
 
 
 def replace_run_db(out: Path, write: Callable[[Path], object], kept: str) -> None:
