@@ -1,16 +1,18 @@
 """The ``yafdp`` command line: one sub-command per job, each a thin call into the package."""
 
-# Only the standard library here: the package is imported inside main(), after SIGINT is handled, so a Ctrl-C
-# however early is one line (`yafdp: interrupted`), never a traceback from the middle of an import.
+# Only the standard library (and yafdp.interrupt, which is) here: the package is imported inside main(), after
+# SIGINT and SIGTERM are handled, so a Ctrl-C however early is one line (`yafdp: interrupted`), never a traceback
+# from the middle of an import.
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
+
+from yafdp.interrupt import SignalStop
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose output pipe was closed
 
@@ -42,15 +44,43 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``yafdp`` parser. Every sub-command is there with its name and help; only the one ``argv`` names (its
+    first word that is not an option) gets its arguments, so a command line imports what its own options need
+    and no more (the run's whole stack for ``yafdp lint``, otherwise). Without ``argv``, every sub-command gets
+    its arguments."""
     from yafdp import __version__
 
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
     parser.add_argument("--version", action="version", version=f"yafdp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((word for word in argv if not word.startswith("-")), "")
     for register in COMMANDS:
-        register(commands)
+        try:
+            register(commands if chosen is None else _OnlyTheChosen(commands, chosen))
+        except _NotChosen:
+            pass
     return parser
+
+
+class _NotChosen(Exception):
+    """A sub-command the command line does not name: its register function stops once its name and help are in."""
+
+
+class _OnlyTheChosen:
+    """argparse's sub-commands as a register function sees them: ``add_parser`` adds the sub-command (its name
+    and help, for ``yafdp --help`` and the choices a misspelt command is shown), then, unless it is ``chosen``,
+    raises :class:`_NotChosen` before the function imports what its arguments need. Every register function
+    therefore calls ``add_parser`` first."""
+
+    def __init__(self, commands, chosen: str):
+        self.commands, self.chosen = commands, chosen
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        parser = self.commands.add_parser(name, **kwargs)
+        if name != self.chosen:
+            raise _NotChosen(name)
+        return parser
 
 
 def _backends() -> list[str]:
@@ -60,10 +90,24 @@ def _backends() -> list[str]:
 
 
 def register_test_pattern(commands) -> None:
-    """``yafdp test-pattern`` (:mod:`yafdp.patterns.cli`), imported when the parser is built."""
-    from yafdp.patterns.cli import register
+    """``yafdp test-pattern``: its options and what it does are :mod:`yafdp.patterns.cli`'s."""
+    parser = commands.add_parser(
+        "test-pattern", help="test whether an event matches an EventBridge event pattern",
+        description="Test whether an event matches an EventBridge event pattern, like `aws events test-event-pattern`.",
+        epilog=TEST_PATTERN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from yafdp.patterns.cli import add_arguments
 
-    register(commands)
+    add_arguments(parser)
+
+
+TEST_PATTERN_EXAMPLE = """\
+Each of --pattern and --event is JSON text, or @FILE to read it from a file.
+Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+As TestEventPattern does, the event must have id, account, source, time, region, resources and detail-type.
+
+example:
+  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
+"""
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -234,12 +278,12 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
+                                             "and summary.json", validate=_check_run_options)
     from yafdp.runs.options import MAX_CONCURRENCY, MAX_ORDERS
     from yafdp.runtime.faults import MAX_DELAY_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
-    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
-                                             "and summary.json", validate=_check_run_options)
     parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
                         help="how many orders (default 20)")
     parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
@@ -669,12 +713,13 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
+    from yafdp.plan.custom_bus import REPLACEMENT_CAVEAT
     from yafdp.plan.service_quotas import check_deployable
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        plan = template_plan(_load(args), args.prefix)
+        plan = template_plan(_load(args), args.prefix, bus=args.bus)
         template = cloudformation_template(plan)
         check_deployable(plan, template)  # what AWS would refuse is not printed as a template to deploy elsewhere
         print(render(template, args.output), end="")
@@ -693,6 +738,7 @@ def run_plan(args) -> int:
                             s.target.queue if s.target.kind == "queue" else f"function ({s.invocation_type})",
                             s.target.dead_letter_queue, f"{s.target.retry_policy.maximum_retry_attempts} / "
                             f"{s.target.retry_policy.maximum_event_age_seconds} s") for s in plan.subscribers]))
+        print(f"{REPLACEMENT_CAVEAT}.")
     else:
         print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
               f"ARNs use account {plan.account} in {plan.region} until deployed")
@@ -869,21 +915,23 @@ COMMANDS: list = [register_catalog, register_lint, register_test_pattern, regist
                   register_deploy, register_export, register_destroy, register_moto_server]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
-    130 stopped by SIGINT or SIGTERM (however early: SIGINT is handled before the package is imported), 141 when
+    130 stopped by SIGINT or SIGTERM (however early: both are handled before the package is imported), 141 when
     the reader of stdout went away (``yafdp run | head -1``), silently, as a program killed by SIGPIPE. Whatever
     goes wrong is said in one line on stderr, never a traceback (``YAFDP_TRACEBACK=1`` shows the traceback of an
-    unexpected error)."""
-    stop = _Stop()
+    unexpected error). ``stop``: the :class:`~yafdp.interrupt.SignalStop` the entry point installed before it
+    imported this module (one is installed here otherwise); its handlers are given back at the end."""
+    stop = stop or SignalStop()
     try:
         try:
-            args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            argv = sys.argv[1:] if argv is None else argv
+            args = build_parser(argv).parse_args(argv)  # imports the package; a signal meanwhile waits for the end
             stop.arm()
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
             return code
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see SignalStop)
             _complain(getattr(exc, "message", "interrupted"))
             return 130
         except BrokenPipeError:
@@ -967,46 +1015,6 @@ def _stdout_closed() -> int:
     except (OSError, ValueError):  # stdout is no file descriptor (a test's capture): nothing is flushed later
         pass
     return SIGPIPE_EXIT
-
-
-class _Stop:
-    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said by
-    whoever handles it), later ones are ignored while it cleans up. One that comes before :meth:`arm` (while the
-    package is imported) is held and raised by ``arm()``: raised inside the import of a C extension it could
-    crash the interpreter (orjson's does). :meth:`restore` gives the handlers back."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.armed, self.held = False, None
-        self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
-        try:
-            for s in self.SIGNALS:
-                signal.signal(s, self._stop)
-        except ValueError:  # not the main thread, which alone receives signals: leave them as they are
-            self.before = {}
-
-    def _stop(self, signum, frame) -> None:
-        if not self.armed:
-            self.held = signum
-            return
-        self._raise(signum)
-
-    def _raise(self, signum) -> None:
-        for s in self.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def arm(self) -> None:
-        """From now on a signal stops the command at once; one held meanwhile does so now."""
-        self.armed = True
-        if self.held is not None and self.before:
-            self._raise(self.held)
-
-    def restore(self) -> None:
-        """The handlers as they were before."""
-        for s, handler in self.before.items():
-            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

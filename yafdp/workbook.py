@@ -24,6 +24,9 @@ NOTEBOOKS_DIR = notebooks_dir()
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
+# runs one per core; CI runners are shared) is slow, not broken.
+KERNEL_START_SECONDS = 600
 
 # nbconvert's lab template with every block that loads a script from the network left empty.
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -126,7 +129,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     try:
         papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(path.parent),
                                    kernel_name="python3", progress_bar=False, log_output=log_output,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     seconds = time.perf_counter() - started
@@ -181,7 +184,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
     ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
     finished: queue.Queue = queue.Queue()
     echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-    pool = multiprocessing.get_context("spawn").Pool(jobs)
+    pool = _worker_pool(jobs)
     try:
         for path in ordered:
             pool.apply_async(_run_chapter, (path, out_dir, parameters),
@@ -200,6 +203,19 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
         pool.terminate()  # a failure or an interrupt: what still runs stops (each kernel exits with its worker)
         pool.join()
     return [done[path] for path in chapters]
+
+
+def _worker_pool(jobs: int):
+    """``jobs`` worker processes for the chapters, each a fresh process (never a fork of this one, whose threads
+    may hold locks). Where Python has a fork server, its server imports papermill and nbconvert once (seconds
+    of CPU: nbformat's jsonschema alone takes over a second) and each worker starts as a fork of it; elsewhere
+    each worker is a new interpreter that imports them itself."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["papermill", "nbconvert", "yafdp.workbook"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return context.Pool(jobs)
 
 
 def _last_seconds(executed: Path) -> float:

@@ -17,8 +17,8 @@ from yafdp.catalog import DEFAULT_DATA_DIR
 pytestmark = pytest.mark.slow
 
 
-def cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, args)], capture_output=True, text=True,
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yafdp", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -357,8 +357,8 @@ EMPTY_PATHS = [
 
 @pytest.mark.parametrize("arguments, option", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
 def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(tmp_path, arguments, option):
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *arguments], capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "yafdp", *arguments], capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
@@ -414,8 +414,8 @@ NO_ROOM = [
 def test_no_room_to_write_is_one_line_exit_2_and_the_earlier_run_is_kept(prev, tmp_path, name, arguments, limit,
                                                                          keeps_prev, said):
     before = fingerprint(prev)
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, arguments(prev, tmp_path))],
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    result = subprocess.run([sys.executable, "-m", "yafdp", *map(str, arguments(prev, tmp_path))],
+                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                             preexec_fn=_file_size_limit(limit))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()

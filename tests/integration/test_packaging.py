@@ -135,7 +135,8 @@ EVERY_EXTRA_MODULE = sorted({m for modules in EXTRA_MODULES.values() for m in mo
 def test_the_core_commands_run_without_jupyterlab_pandas_boto3_or_moto(tmp_path):
     result = _without(EVERY_EXTRA_MODULE, ["catalog"], ["catalog", "--format", "asyncapi"], ["lint"],
                       ["test-pattern", "--pattern", '{"source": ["yafdp.order"]}', "--event",
-                       '{"source": "yafdp.order", "detail-type": "x", "detail": {}}'],
+                       '{"id": "1", "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "eu-west-1",'
+                       ' "resources": [], "source": "yafdp.order", "detail-type": "x", "detail": {}}'],
                       ["plan"], ["state-machine"], ["run", "--orders", 10, "--out", "run"], ["check", "run"],
                       ["run", "--orders", 10, "--latency-model", "aws-eu-west-1", "--out", "simulated"],
                       ["fit-profile", "run", "--out", "mine.json"],

@@ -100,18 +100,21 @@ def show_source(*functions, title: str | None = None) -> Html:
 def show_diagram(figure, mermaid: str, *, name: str, out_dir: str | Path | None) -> None:
     """Display a diagram as an image drawn from the run or catalog (a PNG output: visible in JupyterLab and in
     the offline HTML copies alike), with the same diagram's Mermaid text folded under it. The figure is saved
-    as ``<out_dir>/figures/<name>.png`` and closed."""
+    as ``<out_dir>/figures/<name>.png`` and closed; the image shown is the one saved, drawn once."""
     import io
 
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    from yafdp.analysis.figures import save
+    from yafdp.analysis.figures import PNG_DPI, drawn_png, png_size, save
 
     save(figure, name, out_dir)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    png = drawn_png(figure)
+    if png is None:  # not saved (no out_dir)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight")
+        png = buffer.getvalue()
     plt.close(figure)
-    display(Image(buffer.getvalue(), format="png"))
+    display(Image(png, format="png", width=round(png_size(png)[0] * 110 / PNG_DPI)))  # as large as at 110 dpi
     display(Html(f"<details><summary>the same diagram as Mermaid text</summary>"
                  f"<pre class='yafdp-mermaid-source'>{html.escape(mermaid)}</pre></details>", mermaid))

@@ -132,7 +132,7 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
-                                seed=options.seed, orders=options.orders, teardown=stack.close,
+                                seed=options.seed, teardown=stack.close,
                                 concurrency=options.concurrency)
         setting_up[0] = False
         return bus

@@ -72,7 +72,7 @@ class RunOptions:
                                "(--style orchestration); the choreography has no workflow")
         if (isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int)
                 or not 1 <= self.concurrency <= MAX_CONCURRENCY):
-            raise RefusedError(f"concurrency must be a whole number of pollers per queue, from 1 to {MAX_CONCURRENCY}, "
+            raise RefusedError(f"concurrency must be a whole number of batches in hand per queue, from 1 to {MAX_CONCURRENCY}, "
                                f"got {self.concurrency!r}")
         if not 0 <= self.orders <= MAX_ORDERS:
             raise RefusedError(f"orders must be from 0 to {MAX_ORDERS:,}, got {self.orders}")

@@ -50,9 +50,10 @@ SPARE_CONNECTIONS = 10
 
 
 def pool_for(threads: int) -> int:
-    """The connections a client needs so that ``threads`` threads calling it at once (the pollers of a run on moto,
-    each in a long poll or a handler) never wait for one: with fewer, 50 pollers per queue of six services took
-    turns on 50 connections, the long polls of empty queues holding them while messages waited on busy ones.
+    """The connections a client needs so that ``threads`` threads calling it at once (the batches in hand of a run
+    on moto, each in a handler, and each queue's long poll) never wait for one: with fewer, 50 pollers per queue
+    of six services took turns on 50 connections, the long polls of empty queues holding them while messages
+    waited on busy ones.
 
     Examples
     --------

@@ -9,13 +9,24 @@ counts from the receive; after ``maxReceiveCount`` receives the queue's redrive 
 dead-letter queue. It keeps up to ``concurrency`` batches in hand at once, each handled in a thread of its own,
 as the mapping runs several invocations of the function at once; it receives only while one of them is free, so
 an idle queue costs one long poll whatever the concurrency. On real AWS none of this runs: Lambda does it.
+
+One thing AWS guarantees cannot be had by receiving as Lambda does: a batch is never received again while the
+function that has it still runs (Lambda refuses a mapping whose function timeout is longer than the queue's
+visibility timeout, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html, and stops the
+function at its timeout). Here the function runs in this process, as slowly as a busy machine makes it: a
+handler slower than the visibility timeout (2 s on moto) would see its batch received again, and again, until
+the redrive policy dead-letters work that never failed. So a batch is received hidden for :data:`HELD_SECONDS`,
+and what the function did not finish is given back with what was left of the queue's visibility timeout, counted
+from the receive, as on AWS.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -23,6 +34,11 @@ from yafdp.runtime.faults import Faults, decide
 
 log = logging.getLogger(__name__)
 _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
+# How long a received batch stays hidden while the function has it: a message's visibility timeout by default on
+# AWS (30 s, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html),
+# which the aws backend's queues have. A handler here takes milliseconds, seconds on a starved machine; a batch
+# lost with a receive that failed (moto answered it with an error) is back within this time too.
+HELD_SECONDS = 30
 
 
 def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
@@ -102,17 +118,20 @@ class QueuePoller:
         the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
     concurrency
         how many batches may be in hand at once (the function's concurrent invocations).
+    visibility_timeout
+        the queue's ``VisibilityTimeout`` (seconds): a message the function did not finish becomes visible again
+        this long after it was received.
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
         backend: ``subscriptions`` maps the deployed rule names to the catalog's.
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
-                 batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
-                 subscriptions: dict[str, str] | None = None, concurrency: int = 1):
+                 batch_size: int = 10, wait_seconds: int = 1, visibility_timeout: int = 30, faults: Faults = Faults(),
+                 seed: int = 0, subscriptions: dict[str, str] | None = None, concurrency: int = 1):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
-        self.batch_size, self.wait_seconds, self.concurrency = batch_size, wait_seconds, concurrency
-        self._free = threading.Semaphore(concurrency)
+        self.batch_size, self.wait_seconds, self.visibility_timeout = batch_size, wait_seconds, visibility_timeout
+        self.concurrency, self._free = concurrency, threading.Semaphore(concurrency)
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
         self.errors: list[str] = []
@@ -121,29 +140,43 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
-        messages = self._receive()
+        messages, received = self._receive()
         if messages:
-            self._handle(messages)
+            self._handle(messages, received)
         return len(messages)
 
-    def _receive(self) -> list[dict]:
-        return self.sqs.receive_message(
+    def _receive(self) -> tuple[list[dict], float]:
+        """A batch, received hidden for :data:`HELD_SECONDS`, and when (:func:`time.monotonic`)."""
+        messages = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            VisibilityTimeout=HELD_SECONDS, AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        return messages, time.monotonic()
 
-    def _handle(self, messages: list[dict]) -> None:
-        """Invoke the function on a batch and delete the messages it did not report as failed."""
+    def _handle(self, messages: list[dict], received: float) -> None:
+        """Invoke the function on a batch, delete the messages it did not report as failed and give back the rest."""
         self._duplicate(messages)
         try:
             response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
         except Exception as exc:  # a function error fails the whole batch, as with Lambda
             self.errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        failed = failed_messages(response, [m["MessageId"] for m in messages])
+            failed = {m["MessageId"] for m in messages}
+        else:
+            failed = failed_messages(response, [m["MessageId"] for m in messages])
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        self._give_back([m for m in messages if m["MessageId"] in failed], received)
+
+    def _give_back(self, messages: list[dict], received: float) -> None:
+        """The messages the function did not finish, visible again once the queue's visibility timeout has
+        passed since they were received (at once if it has): ChangeMessageVisibility counts the new timeout
+        from its own call (API_ChangeMessageVisibility.html, above), so it is given what is left."""
+        left = max(0, math.ceil(self.visibility_timeout - (time.monotonic() - received)))
+        for start in range(0, len(messages), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": left}
+                for i, m in enumerate(messages[start:start + 10])])
 
     def _duplicate(self, messages: list[dict]) -> None:
         if not self.faults.duplicate_rate:
@@ -182,21 +215,21 @@ class QueuePoller:
                 if not self._free.acquire(timeout=0.5):
                     continue  # every batch slot is busy
                 try:
-                    messages = self._receive()
+                    messages, received = self._receive()
                 except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
                     self._free.release()
                     self._failed(exc)
                     self._stop.wait(0.5)
                     continue
                 if messages:
-                    batches.submit(self._handle_then_free, messages)
+                    batches.submit(self._handle_then_free, messages, received)
                 else:
                     self._free.release()
 
-    def _handle_then_free(self, messages: list[dict]) -> None:
+    def _handle_then_free(self, messages: list[dict], received: float) -> None:
         try:
-            self._handle(messages)
-        except Exception as exc:  # e.g. a delete refused: the messages come back after their visibility timeout
+            self._handle(messages, received)
+        except Exception as exc:  # e.g. a delete refused: the messages come back after HELD_SECONDS at most
             self._failed(exc)
         finally:
             self._free.release()
