@@ -19,6 +19,7 @@ from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
+from yafdp.custom_event_bus import Choices
 from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
@@ -133,6 +134,76 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 
 
 BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
+
+
+# What a served bus does where AWS is silent (yafdp.custom_event_bus.choices): a new bus is CREATING for half a
+# second before it is ACTIVE, and a deleted one DELETING as long, so a client that does not wait for the
+# EventBusActive waiter (and the waiter itself) sees the bus's asynchronous states as on AWS.
+SERVED_CHOICES = Choices(bus_creating_seconds=0.5, bus_deleting_seconds=0.5)
+
+
+class ServedCustomEventBus:
+    """The Custom Event Bus served on AWS's wire protocol (``yafdp serve``): :attr:`url` is its endpoint (for
+    ``boto3.client("eventbridgev2", endpoint_url=url)``), :attr:`targets_url` the endpoint (a moto server) of the
+    account its subscribers deliver to (SQS queues, IAM roles), :attr:`service` the engine behind it. A context
+    manager; :meth:`close` stops it (the moto server too, when it started one)."""
+
+    def __init__(self, endpoint, targets_url: str, stack: ExitStack):
+        self.endpoint, self.targets_url, self._stack = endpoint, targets_url, stack
+        self.service, self.url = endpoint.service, endpoint.url
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "ServedCustomEventBus":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def serve_custom_event_bus(*, endpoint_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                           region: str | None = None, choices: Choices = SERVED_CHOICES,
+                           seed: int | str | None = None) -> ServedCustomEventBus:
+    """Serve the Custom Event Bus engine on ``host``:``port`` (0: a free port) over the real-time clock, its
+    subscribers delivering to the SQS queues of the moto server at ``endpoint_url`` (started in this process
+    when None) with their delivery roles checked against that server's IAM roles
+    (:class:`~yafdp.backends.aws.subscriber_targets.SqsSubscriberTargets`). The account is the one that server
+    answers ``sts:GetCallerIdentity`` with; PutEvents is held to the bus's and the event groups' rates.
+
+    Raises :class:`OSError` when the address cannot be listened on.
+
+    (Run in ``tests/integration/test_served_custom_bus.py``: boto3's eventbridgev2 client against it.)
+    """
+    import secrets
+    import threading
+
+    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.moto_server import MotoServer
+    from yafdp.backends.aws.subscriber_targets import SqsSubscriberTargets
+    from yafdp.custom_event_bus import CustomEventBusService, RealTimeClock
+    from yafdp.custom_event_bus.endpoint import CustomEventBusEndpoint
+
+    stack = ExitStack()
+    try:
+        if endpoint_url is None:
+            endpoint_url = stack.enter_context(MotoServer())
+        clients = make_clients(endpoint_url, region)
+        lock = threading.Lock()
+        clock = RealTimeClock(lock).start()
+        stack.callback(clock.stop)
+        service: CustomEventBusService | None = None
+        targets = SqsSubscriberTargets(clients.sqs, clients.iam, clock,
+                                       role_of=lambda arn: service.subscriber(arn).config.role_arn)
+        stack.callback(targets.close)
+        service = CustomEventBusService(clock, targets=targets, dead_letter_queues=targets.dead_letter,
+                                        account=clients.account(), region=clients.region, choices=choices,
+                                        enforce_quotas=True, seed=secrets.token_hex(8) if seed is None else seed)
+        endpoint = stack.enter_context(CustomEventBusEndpoint(service, lock, host=host, port=port))
+        return ServedCustomEventBus(endpoint, endpoint_url, stack)
+    except BaseException:
+        stack.close()
+        raise
 
 
 def refuse_unsupported(options: RunOptions) -> TimingModel | None:

@@ -231,7 +231,7 @@ class _Applier:
         iam = self.c.iam
         try:
             role = iam.get_role(RoleName=service.role)["Role"]
-            if _document(role["AssumeRolePolicyDocument"]) != service.trust_policy:
+            if policy_document(role["AssumeRolePolicyDocument"]) != service.trust_policy:
                 iam.update_assume_role_policy(RoleName=service.role, PolicyDocument=json.dumps(service.trust_policy))
                 self.changed("update", "role", f"{service.role} (trust policy)")
         except iam.exceptions.NoSuchEntityException:
@@ -240,7 +240,7 @@ class _Applier:
                                    Description=f"the {service.name} service's function: least privilege")["Role"]
             self.changed("create", "role", service.role)
         try:
-            current = _document(iam.get_role_policy(RoleName=service.role, PolicyName=POLICY_NAME)["PolicyDocument"])
+            current = policy_document(iam.get_role_policy(RoleName=service.role, PolicyName=POLICY_NAME)["PolicyDocument"])
         except iam.exceptions.NoSuchEntityException:
             current = None
         if current != service.policy:
@@ -318,7 +318,7 @@ def log_group_name(service: ServicePlan) -> str:
     return f"/aws/lambda/{service.function}"
 
 
-def _document(value) -> dict:
+def policy_document(value) -> dict:
     """An IAM policy document as a dict (the API may hand it back URL-encoded)."""
     if isinstance(value, str):
         return json.loads(urllib.parse.unquote(value))
