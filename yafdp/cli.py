@@ -757,9 +757,78 @@ def run_export(args) -> int:
     return 0
 
 
+def register_serve(commands) -> None:
+    parser = commands.add_parser("serve", help="serve the Custom Event Bus (boto3's eventbridgev2, the AWS CLI's "
+                                               "eventsv2) on AWS's wire protocol, on a loopback address, until "
+                                               "Ctrl-C; any credentials, no signature check", validate=_check_serve)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1); one that is not a loopback address is "
+                             "refused unless --i-know is given too")
+    parser.add_argument("--i-know", action="store_true",
+                        help="serve on the non-loopback --host anyway: anyone who can reach it can use it, with any "
+                             "credentials")
+    parser.add_argument("--port", type=_integer(0, 65_535), default=0, help="the port (default 0: a free one)")
+    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="the moto server whose SQS queues and IAM roles the subscribers use (default: one "
+                             "started in this process, its URL printed)")
+    parser.add_argument("--seed", type=_integer(), default=None,
+                        help="seed of the ids the bus generates (default: a random one)")
+    parser.set_defaults(run=run_serve)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A --host that is not a loopback address needs --i-know as well; --i-know alone does nothing."""
+    if not _loopback(args.host) and not args.i_know:
+        parser.error(f"argument --host: {args.host} is not a loopback address, and the endpoint accepts any "
+                     "credentials and checks no signature: anyone who can reach it can use it. Give --i-know too "
+                     "to serve on it anyway")
+    if args.i_know and _loopback(args.host):
+        parser.error(f"argument --i-know: does nothing with --host {args.host}, a loopback address: it is for a "
+                     "--host that is not one")
+
+
+def run_serve(args) -> int:
+    import time
+
+    from yafdp.errors import RefusedError
+    from yafdp.runs.bootstrap import serve_custom_event_bus
+
+    try:
+        served = serve_custom_event_bus(endpoint_url=args.endpoint_url, host=args.host, port=args.port, seed=args.seed)
+    except OSError as exc:
+        raise RefusedError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        print(f"the Custom Event Bus (eventbridgev2) is served at {served.url}", flush=True)
+        print(f"its subscribers deliver to the SQS queues and check the IAM roles of the moto server at "
+              f"{served.targets_url}, account {served.service.account}, region {served.service.region}", flush=True)
+        print("it accepts any credentials and checks no signature; Ctrl-C (SIGINT) or SIGTERM stops it, and its buses "
+              "end with it", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt as exc:
+        served.close()
+        answered = sum(served.endpoint.requests.values())
+        stopped = KeyboardInterrupt(*exc.args)
+        stopped.message = f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} requests"
+        raise stopped from None
+    finally:
+        served.close()
+
+
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
                   register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
-                  register_export, register_destroy]
+                  register_export, register_destroy, register_serve]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,11 @@ from yafdp.backends.local.iam import policy_allows
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 SEND = "sqs:SendMessage"
 WORKERS = 8  # SendMessageBatch calls in flight at once
+# How long an answer about a role holds. EventBridge delivers with the role's temporary credentials, and a change
+# to a role or its policies reaches them after a while ("changes that you make in IAM ... can take time to
+# become visible", IAM user guide, "Troubleshoot IAM": changes are eventually consistent); here it is seen by
+# deliveries within this many seconds. A choice, a setting.
+ROLE_CACHE_SECONDS = 2.0
 _DENIED = {"AccessDenied", "AccessDeniedException", "AuthorizationError", "KMS.AccessDeniedException"}
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestThrottled", "AWS.SimpleQueueService.RequestThrottled"}
@@ -60,10 +65,13 @@ class SqsSubscriberTargets:
     waits for the sends in flight.
     """
 
-    def __init__(self, sqs, iam, clock, role_of: Callable[[str], str], *, workers: int = WORKERS):
+    def __init__(self, sqs, iam, clock, role_of: Callable[[str], str], *, workers: int = WORKERS,
+                 role_cache_seconds: float = ROLE_CACHE_SECONDS):
         self.sqs, self.iam, self.clock, self.role_of = sqs, iam, clock, role_of
+        self.role_cache_seconds = role_cache_seconds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqs target")
         self._urls: dict[str, str] = {}
+        self._answers: dict[tuple[str, str, str], tuple[float, str | None]] = {}
 
     def __call__(self, arn: str):
         return _SqsTarget(self, arn) if arns.target_kind(arn) == "sqs" else _Unreachable(arn)
@@ -74,7 +82,15 @@ class SqsSubscriberTargets:
     # ---------------------------------------------------------------- the emulated account
 
     def denied(self, role_arn: str, action: str, resource: str) -> str | None:
-        """Why ``role_arn`` may not be used by EventBridge to ``action`` on ``resource``; None when it may."""
+        """Why ``role_arn`` may not be used by EventBridge to ``action`` on ``resource``; None when it may (an
+        answer holds for ``role_cache_seconds``)."""
+        key, now = (role_arn, action, resource), self.clock.now()
+        known = self._answers.get(key)
+        if known is None or now - known[0] >= self.role_cache_seconds:
+            known = self._answers[key] = (now, self._denied(role_arn, action, resource))
+        return known[1]
+
+    def _denied(self, role_arn: str, action: str, resource: str) -> str | None:
         name = role_arn.rsplit("/", 1)[-1]
         try:
             role = self.iam.get_role(RoleName=name)["Role"]

@@ -20,7 +20,6 @@ before the hand-off completes; a run on it cannot be resumed (``--store file`` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from typing import Callable, Iterable
@@ -35,7 +34,8 @@ from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, PreparedEntry, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import (FUNCTION_ERROR, DeliveryError, PreparedEntry, check_outbox, custom_bus_entries,
+                                     prepare_put_events)
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
 from yafdp.services import resolve_handler
@@ -66,19 +66,6 @@ class SchedulerClock:
 
     def call_at(self, when: float, action: Callable[[], None]) -> None:
         self.scheduler.push(max(when - self.epoch, self.scheduler.vt), action)
-
-
-def deduplication_id(published_by: str, index: int) -> str:
-    """The ``DeduplicationId`` of the ``index``-th event a unit of work published: the same on every retry of
-    that unit of work, at most 128 characters (API Reference, PutEventsSystemMetadata).
-
-    Examples
-    --------
-    >>> deduplication_id("yafdp-payment-charges-order#0190", 0)
-    'yafdp-payment-charges-order#0190#0'
-    """
-    text = f"{published_by}#{index}"
-    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Route:
@@ -251,22 +238,7 @@ class LocalCustomBus(InProcessDriving):
             self.scheduler.push(admitted + PUBLISH_BACKOFF_SECONDS, send)
 
     def _entries(self, prepared: list[PreparedEntry], published_by: str | None) -> list[dict]:
-        settings, by_id = self.catalog.bus.custom, self.plan.deduplication == "id" and published_by is not None
-        entries = []
-        for index, (source, detail_type, detail, text, time, resources) in enumerate(prepared):
-            system = {}
-            group = settings.group_of({"detail": detail})
-            if group is not None:
-                system["EventGroupId"] = group
-            if by_id:
-                system["DeduplicationId"] = deduplication_id(published_by, index)
-            entry = {"Source": source, "DetailType": detail_type, "Detail": text, "SystemMetadata": system}
-            if resources:
-                entry["Resources"] = list(resources)
-            if time is not None:
-                entry["Time"] = time
-            entries.append(entry)
-        return entries
+        return custom_bus_entries(prepared, self.catalog.bus.custom, published_by, self.plan.deduplication == "id")
 
     def _put(self, entries: list[dict], published_by: str | None) -> list[dict]:
         content = {"DeduplicationConfiguration": {"DeduplicationType": "CONTENT_BASED"}} \
