@@ -12,6 +12,7 @@ from yafdp.backends.aws.bus import AwsBus
 from yafdp.backends.aws.dynamo_state import DynamoState
 from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
 from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.run_writer import SqliteServiceState
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
@@ -103,7 +104,7 @@ def _protocol_methods(protocol) -> list[str]:
 
 
 @pytest.mark.parametrize("protocol, implementations", [
-    (Bus, [LocalBus, LocalStepFunctions, AwsBus]),
+    (Bus, [LocalBus, LocalCustomBus, LocalStepFunctions, AwsBus]),
     (TimingModel, [MeasuredTiming, SimulatedTiming]),
     (FunctionRunner, [InProcessFunctions, LambdaFunctions]),
     (ServiceState, [SqliteServiceState, DynamoState, BufferedUnitOfWork]),
