@@ -74,7 +74,9 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
     """The ``moto`` and ``aws`` backends: the plan deployed (to a moto server started here unless
-    ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. The bus's
+    ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. On a Custom Event Bus
+    (``options.bus`` or the catalog's) on moto, this process also serves the bus
+    (:func:`serve_custom_event_bus`), its subscribers delivering to that moto server. The bus's
     ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server; when the
     run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and
     the command that destroys it (on a moto server of its own there is nothing to keep).
@@ -110,17 +112,22 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
                  f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")
 
     own_server = options.backend == "moto" and endpoint_url is None
+    custom = (options.bus or catalog.bus.kind) == "custom"
     try:
         if own_server:
             endpoint_url = stack.enter_context(MotoServer())
-        clients = make_clients(endpoint_url)
+        bus_url = None
+        if custom and options.backend == "moto":  # moto has no Custom Event Bus: this process serves one
+            bus_url = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed)).url
+        clients = make_clients(endpoint_url, bus_endpoint_url=bus_url, custom_bus=custom)
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []
-        echo(f"deploying the plan as {prefix}-… on {options.backend}")
+        echo(f"deploying the plan as {prefix}-… on {options.backend}"
+             + (f" (the Custom Event Bus served at {bus_url})" if bus_url else ""))
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
                       faults=options.faults, seed=options.seed, echo=created.append,
-                      point_in_time_recovery=options.point_in_time_recovery)
+                      point_in_time_recovery=options.point_in_time_recovery, bus=options.bus)
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,

@@ -45,11 +45,11 @@ MAX_POOL_CONNECTIONS = 50
 
 
 def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None,
-                 bus_endpoint_url: str | None = None) -> AwsClients:
+                 bus_endpoint_url: str | None = None, custom_bus: bool = False) -> AwsClients:
     """Clients for a moto server at ``endpoint_url`` (dummy credentials, region ``eu-west-1`` unless given),
-    or, without an endpoint, for AWS with the default credential chain and region. The ``eventbridgev2`` client
-    goes to ``bus_endpoint_url`` when given (a served Custom Event Bus, which takes any credentials), to AWS
-    without an ``endpoint_url``, and is None for a moto server alone.
+    or, without an endpoint, for AWS with the default credential chain and region. There is an ``eventbridgev2``
+    client (the Custom Event Bus) at ``bus_endpoint_url`` when given (a served bus, which takes any credentials),
+    or at AWS's own endpoint with ``custom_bus`` and no ``endpoint_url``; else none.
 
     Examples
     --------
@@ -78,7 +78,7 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
     if bus_endpoint_url is not None:
         bus = session.client("eventbridgev2", config=config, endpoint_url=bus_endpoint_url, **MOTO_CREDENTIALS)
     else:
-        bus = None if endpoint_url else client("eventbridgev2")
+        bus = client("eventbridgev2") if custom_bus and endpoint_url is None else None
     return AwsClients(events=client("events"), sqs=client("sqs"), lambda_=client("lambda"),
                       dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"),
                       eventbridgev2=bus)

@@ -21,6 +21,7 @@ from yafdp.runtime.faults import Faults
 
 from yafdp.backends.aws.bus import AwsBus
 from yafdp.backends.aws.clients import AwsClients
+from yafdp.backends.aws.custom_bus import client_of
 from yafdp.backends.aws.deployer import apply
 from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
 from yafdp.backends.aws.package import build_package
@@ -61,20 +62,25 @@ def new_prefix() -> str:
 
 def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
            faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print,
-           point_in_time_recovery: bool = True) -> DeploymentPlan:
+           point_in_time_recovery: bool = True, bus: str | None = None) -> DeploymentPlan:
     """Build the plan for ``clients``' account and region and apply it (idempotent); returns the plan.
 
     ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
-    ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
-    Raises :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows, before asking AWS anything,
-    and :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
+    ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without);
+    ``bus`` the kind of bus (``"classic"`` or ``"custom"``; None: the catalog's). Raises
+    :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows, before asking AWS anything,
+    :class:`~yafdp.errors.RefusedError` for a Custom Event Bus without a client that reaches one, and
+    :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
     and is not this deployment's.
     """
     settings = SETTINGS[backend]
-    check_names(build_plan(catalog, prefix, run_id=prefix))  # names follow the prefix alone: refused before AWS is asked
+    named = build_plan(catalog, prefix, run_id=prefix, bus=bus)
+    check_names(named)  # names follow the prefix alone: refused before AWS is asked
+    if named.bus_kind == "custom":
+        client_of(clients)
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
                       visibility_timeout_seconds=settings.visibility_timeout_seconds,
-                      point_in_time_recovery=point_in_time_recovery)
+                      point_in_time_recovery=point_in_time_recovery, bus=bus)
     apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
           echo=echo)
     return plan

@@ -44,13 +44,15 @@ def _service_function():
     if _function is None:
         import boto3
 
-        from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+        from yafdp.backends.aws.function import FunctionConfig, ServiceFunction, publisher
         from yafdp.catalog import load_catalog
         from yafdp.catalog.marketplace import load_marketplace
         from yafdp.plan import build_plan
 
         config = FunctionConfig.from_environment(os.environ)
         catalog = load_catalog()
-        _function = ServiceFunction(config, catalog, build_plan(catalog, config.prefix), load_marketplace(),
-                                    boto3.client("events"), boto3.client("dynamodb"))
+        plan = build_plan(catalog, config.prefix, bus=config.bus_kind)
+        bus = boto3.client("eventbridgev2") if plan.bus_kind == "custom" else None
+        _function = ServiceFunction(config, catalog, plan, load_marketplace(),
+                                    publisher(plan, boto3.client("events"), bus, config.bus_arn), boto3.client("dynamodb"))
     return _function

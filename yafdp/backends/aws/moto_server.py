@@ -31,6 +31,30 @@ class OneDynamoDBRequestAtATime:
             return list(self.app(environ, start_response))
 
 
+def free_fifo_groups_once_visible() -> None:
+    """Correct moto's SQS (in this process) so that a FIFO message group is blocked only while one of its messages is
+    in flight, as SQS blocks it ("you can't receive messages from a message group while messages from that group are
+    in flight"; a message whose visibility timeout ended is visible again, SQS developer guide, "FIFO queue delivery
+    logic" and "Amazon SQS visibility timeout").
+
+    moto 5.2's ``ReceiveMessage`` counts a group as in flight while any of its messages is in the queue's set of
+    pending messages, and takes a message out of that set only when its loop reaches it: when several messages of a
+    group were in flight and their timeouts all ended (a failed batch left on the queue, as Lambda leaves the rest of
+    a FIFO batch after its first failure), it skips the first ones (the later ones still look in flight) and hands
+    out the last one first: the group out of order. Here a pending message that is visible again no longer holds
+    its group. Idempotent."""
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_yafdp_groups_free_once_visible", False):
+        return
+
+    def pending_message_groups(self) -> set[str]:
+        return {m.group_id for m in self._pending_messages if m.group_id is not None and not m.visible}
+
+    Queue.pending_message_groups = property(pending_message_groups)
+    Queue._yafdp_groups_free_once_visible = True
+
+
 class MotoServer:
     """Start moto's threaded server on ``127.0.0.1`` and a free port; ``url`` is its endpoint.
 
@@ -45,6 +69,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        free_fifo_groups_once_visible()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         wsgi = self._server._server  # werkzeug's server: nothing has called it yet, so wrap its application now

@@ -10,12 +10,14 @@ dead-letter queue. On real AWS none of this runs: Lambda does it.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import threading
 from typing import Callable
 
 from yafdp.runtime.faults import Faults, decide
+
+from yafdp.backends.aws import queue_message
 
 log = logging.getLogger(__name__)
 _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
@@ -34,10 +36,19 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
     """
     return {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "attributes": message.get("Attributes", {}), "messageAttributes": _lambda_attributes(message),
         "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def _lambda_attributes(message: dict) -> dict:
+    """A message's attributes as Lambda's SQS event writes them (``stringValue``, ``dataType``, lists empty)
+    ("Using Lambda with Amazon SQS", example SQS message event,
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html)."""
+    return {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                   "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+            for name, value in message.get("MessageAttributes", {}).items()}
 
 
 class QueuePoller:
@@ -56,13 +67,20 @@ class QueuePoller:
         the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
-        backend: ``subscriptions`` maps the deployed rule names to the catalog's.
+        backend: ``subscriptions`` maps the deployed rule (or subscriber) names to the catalog's.
+    receiving
+        a lock the pollers of one FIFO queue share: they receive one at a time (and handle their batches at
+        once). moto's ReceiveMessage looks up a FIFO queue's message groups in flight without a lock, so two
+        receives at once could both be handed messages of one group; SQS hands out a group's messages to one
+        receiver at a time ("you can't receive messages from a message group while messages from that group are
+        in flight", SQS developer guide, "FIFO queue delivery logic").
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
                  batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
-                 subscriptions: dict[str, str] | None = None):
+                 subscriptions: dict[str, str] | None = None, receiving: threading.Lock | None = None):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
+        self.receiving = receiving
         self.batch_size, self.wait_seconds = batch_size, wait_seconds
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
@@ -72,9 +90,10 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
-        messages = self.sqs.receive_message(
-            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        with self.receiving or contextlib.nullcontext():
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
+                AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
         if not messages:
             return 0
         self._duplicate(messages)
@@ -96,17 +115,22 @@ class QueuePoller:
         for m in messages:
             first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
             copy = _COPY in m.get("MessageAttributes", {})  # a copy is not copied again
-            if first and not copy and self._decided_duplicate(m["Body"]):
-                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"],
-                                      MessageAttributes={_COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
+            if first and not copy and self._decided_duplicate(m):
+                attributes = m.get("Attributes", {})
+                fifo = {k: attributes[k] for k in ("MessageGroupId", "MessageDeduplicationId") if k in attributes}
+                # On a FIFO queue the copy carries the original's deduplication id, so SQS drops it (a hand-off
+                # made twice within five minutes is delivered once, "Exactly-once processing", SQS developer guide)
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"], **fifo, MessageAttributes={
+                    **m.get("MessageAttributes", {}), _COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
 
-    def _decided_duplicate(self, body: str) -> bool:
+    def _decided_duplicate(self, message: dict) -> bool:
         try:
-            message = json.loads(body)
-            rule, event_id = message["rule"], message["event"]["id"]
-        except (ValueError, KeyError, TypeError):
+            read = queue_message.read(message["Body"], message.get("MessageAttributes"))
+        except ValueError:
             return False  # not a message of ours: nothing to inject
-        return decide(self.faults, self.seed, event_id, self.subscriptions.get(rule, rule)).duplicate
+        if read.route is None or read.event_id is None:
+            return False
+        return decide(self.faults, self.seed, read.event_id, self.subscriptions.get(read.route, read.route)).duplicate
 
     def start(self) -> None:
         """Start polling in a thread of its own."""

@@ -29,6 +29,7 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import CustomEventBusService
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.limits import MAX_ENTRIES
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
@@ -51,7 +52,6 @@ from yafdp.backends.local.timing import MeasuredTiming
 # after 1 then 2 minutes ("How Lambda handles errors and retries with asynchronous invocation",
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
 LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
-MAX_ENTRIES = 100  # a Custom Event Bus PutEvents request takes 1 to 100 entries (UG quotas)
 
 
 class SchedulerClock:
