@@ -653,7 +653,16 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
+    _bus_arg(parser)
+    parser.add_argument("--bus-endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="with --backend moto and a Custom Event Bus: the bus `yafdp serve --endpoint-url <the moto "
+                             "server>` serves (moto has none)")
     _catalog_arg(parser)
+
+
+def _bus_kind(args) -> str:
+    """The kind of bus a deploy, export or destroy is about: --bus, else the catalog's."""
+    return args.bus or _load(args).bus.kind
 
 
 def _aws_clients(args):
@@ -665,7 +674,15 @@ def _aws_clients(args):
                          "and pass --endpoint-url http://127.0.0.1:5000")
     if args.backend == "aws" and args.endpoint_url:
         raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
-    return make_clients(args.endpoint_url)
+    custom = _bus_kind(args) == "custom"
+    if args.bus_endpoint_url and (args.backend == "aws" or not custom):
+        raise RefusedError("argument --bus-endpoint-url: does nothing "
+                           + ("with --backend aws: on AWS the Custom Event Bus is AWS's own" if args.backend == "aws"
+                              else "without --bus custom: a Classic bus is moto's own"))
+    if custom and args.backend == "moto" and not args.bus_endpoint_url:
+        raise RefusedError("--backend moto --bus custom needs --bus-endpoint-url: moto has no Custom Event Bus; start "
+                           f"one with `yafdp serve --endpoint-url {args.endpoint_url}` and pass the URL it prints")
+    return make_clients(args.endpoint_url, bus_endpoint_url=args.bus_endpoint_url, custom_bus=custom)
 
 
 def register_deploy(commands) -> None:
@@ -684,7 +701,7 @@ def run_deploy(args) -> int:
         print(line)
 
     plan = deploy(_aws_clients(args), _load(args), backend=args.backend, prefix=args.prefix, catalog_dir=args.catalog,
-                  echo=echo)
+                  echo=echo, bus=args.bus)
     print(f"{len(changes)} change(s); the deployment {plan.prefix} is up to date"
           + ("" if args.backend == "aws" else " (on moto the functions are deployed but not run: "
                                                "`yafdp run --backend moto` runs them in-process)"))
@@ -729,10 +746,12 @@ def run_export(args) -> int:
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
-    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix)
+    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix,
+                      bus=args.bus)
     db = rundb.connect(None)
-    rules = {r.name: r.pattern for r in plan.rules}
+    rules = {r.name: r.pattern for r in plan.routes}
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
+                   bus=plan.bus_kind,
                    services=list(catalog.services), sources={s.source: s.name for s in catalog.services.values()},
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
