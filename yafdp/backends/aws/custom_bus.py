@@ -22,7 +22,8 @@ from yafdp.plan import DeploymentPlan
 # What UpdateSubscriber may change, as CreateSubscriber names it (M UpdateSubscriberRequest).
 MUTABLE = ("Description", "State", "FilterConfiguration", "BatchConfiguration", "Transformer", "RetryPolicy",
            "OnFailureConfiguration", "LogConfiguration")
-FIXED = ("Type", "StartingPosition", "PointInTimeConfiguration")
+# What CreateSubscriber fixes for good, with AWS's default when a request leaves it out (SPEC.md Appendix A.1).
+FIXED = {"Type": "UNORDERED", "StartingPosition": "LATEST", "PointInTimeConfiguration": None}
 WAIT = {"Delay": 1, "MaxAttempts": 300}
 
 
@@ -92,7 +93,7 @@ def apply_subscriber(applier, subscriber, bus_arn: str) -> None:
     found = find_subscriber(client, bus_arn, subscriber.name)
     if found is not None:
         current = client.describe_subscriber(SubscriberArn=found["SubscriberArn"])
-        fixed = [k for k in FIXED if _normal(current.get(k)) != _normal(wanted.get(k))]
+        fixed = [k for k, default in FIXED.items() if _normal(current.get(k)) != _normal(wanted.get(k, default))]
         if current["InvokeConfiguration"]["TargetArn"] != wanted["InvokeConfiguration"]["TargetArn"]:
             fixed.append("InvokeConfiguration.TargetArn")
         if not fixed:
