@@ -160,3 +160,17 @@ def test_the_saga_on_moto_and_a_served_custom_bus_passes_check_with_the_custom_b
         == (0,)
     assert {t for (t,) in db.execute("SELECT DISTINCT delivery_type FROM deliveries")} == {"LIVE"}
     assert rundb.get_info(db)["bus"] == "custom"
+
+
+def test_a_fifo_group_whose_messages_all_came_back_is_handed_out_from_its_first_message(clients):
+    """What moto 5.2 got wrong and the project's moto server corrects: three messages of one group received together
+    and left (a failed batch) come back when their visibility timeout ends, the first one first."""
+    sqs = clients.sqs
+    url = sqs.create_queue(QueueName="fifo-comeback.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for step in ("first", "second", "third"):
+        sqs.send_message(QueueUrl=url, MessageBody=step, MessageGroupId="g", MessageDeduplicationId=step)
+    taken = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]
+    assert [m["Body"] for m in taken] == ["first", "second", "third"]
+    again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=10)["Messages"]  # once visible
+    assert [m["Body"] for m in again] == ["first", "second", "third"]
+    sqs.delete_queue(QueueUrl=url)

@@ -7,7 +7,6 @@ Both offer the same three things: ``start()``/``stop()`` the consumption of the 
 from __future__ import annotations
 
 import json
-import threading
 
 from yafdp.catalog import Catalog
 from yafdp.runtime.envelope import PublishError
@@ -42,12 +41,10 @@ class InProcessFunctions:
                                     world, events, clients.dynamodb)
             for s in plan.services
         }
-        receiving = {s.name: threading.Lock() for s in plan.services if s.fifo_queue}  # see QueuePoller
         self.pollers = [
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
-                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.routes},
-                        receiving=receiving.get(s.name))
+                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.routes})
             for s in plan.services for _ in range(concurrency)
         ]
 

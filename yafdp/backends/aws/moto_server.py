@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
+from copy import deepcopy
 
 
 class OneDynamoDBRequestAtATime:
@@ -31,28 +33,73 @@ class OneDynamoDBRequestAtATime:
             return list(self.app(environ, start_response))
 
 
-def free_fifo_groups_once_visible() -> None:
-    """Correct moto's SQS (in this process) so that a FIFO message group is blocked only while one of its messages is
-    in flight, as SQS blocks it ("you can't receive messages from a message group while messages from that group are
-    in flight"; a message whose visibility timeout ended is visible again, SQS developer guide, "FIFO queue delivery
-    logic" and "Amazon SQS visibility timeout").
+def fifo_receive_in_group_order() -> None:
+    """Correct moto's ``ReceiveMessage`` on FIFO queues (in this process) to SQS's delivery logic: a message group
+    whose message is in flight gives nothing out, and otherwise gives its messages out in the order they were sent
+    ("you can't receive messages from a message group while messages from that group are in flight"; SQS developer
+    guide, "FIFO queue delivery logic",
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html).
 
-    moto 5.2's ``ReceiveMessage`` counts a group as in flight while any of its messages is in the queue's set of
-    pending messages, and takes a message out of that set only when its loop reaches it: when several messages of a
-    group were in flight and their timeouts all ended (a failed batch left on the queue, as Lambda leaves the rest of
-    a FIFO batch after its first failure), it skips the first ones (the later ones still look in flight) and hands
-    out the last one first: the group out of order. Here a pending message that is visible again no longer holds
-    its group. Idempotent."""
-    from moto.sqs.models import Queue
+    moto 5.2 takes a snapshot of the groups in flight, counts a message as in flight until its loop reaches it even
+    when its visibility timeout has ended, and runs concurrent receives without a lock: when several messages of a
+    group come back together (a FIFO batch failed, and Lambda leaves its later messages too), it skips the first
+    ones and hands out the last one first; two receives at once can both take from one group. Here a FIFO queue's
+    receives run one at a time, and each looks at every message once, at one moment: a group is blocked by a message
+    not visible, or by an earlier message of it that is not given out; a message past its queue's
+    ``maxReceiveCount`` moves to the dead-letter queue, as moto does. Standard queues are left to moto. Idempotent."""
+    from moto.sqs.models import SQSBackend
 
-    if getattr(Queue, "_yafdp_groups_free_once_visible", False):
+    if getattr(SQSBackend, "_yafdp_fifo_receive", False):
         return
+    original, lock = SQSBackend.receive_message, threading.Lock()
 
-    def pending_message_groups(self) -> set[str]:
-        return {m.group_id for m in self._pending_messages if m.group_id is not None and not m.visible}
+    def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names=None):
+        queue = self.get_queue(queue_name)
+        if not queue.fifo_queue:
+            return original(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                taken = _take_in_group_order(self, queue, queue_name, count, visibility_timeout,
+                                             message_attribute_names or [])
+            left = deadline - time.monotonic()
+            if taken or left <= 0:
+                return taken
+            with queue._messages_lock:  # long polling: woken by a message sent, or looked at again soon
+                queue._messages_lock.wait(timeout=min(left, 0.05))
 
-    Queue.pending_message_groups = property(pending_message_groups)
-    Queue._yafdp_groups_free_once_visible = True
+    SQSBackend.receive_message = receive_message
+    SQSBackend._yafdp_fifo_receive = True
+
+
+def _take_in_group_order(backend, queue, queue_name: str, count: int, visibility_timeout, attribute_names: list) -> list:
+    from moto.sqs.models import _filter_message_attributes
+
+    seen = [(m, m.visible, m.delayed) for m in list(queue._messages)]  # one moment for every message
+    blocked = {m.group_id for m, visible, _ in seen if not visible}
+    queue.pending_messages.difference_update(m for m, visible, _ in seen if visible)  # their timeout ended
+    taken, dead = [], []
+    for message, visible, delayed in seen:
+        if not visible or delayed or len(taken) >= count:
+            continue
+        if message.group_id in blocked:
+            continue
+        policy = queue.redrive_policy
+        if queue.dead_letter_queue is not None and policy and message.approximate_receive_count >= policy["maxReceiveCount"]:
+            dead.append(message)
+            continue
+        if not backend.is_message_valid_based_on_retention_period(queue_name, message):
+            blocked.add(message.group_id)
+            continue
+        queue.pending_messages.add(message)
+        message.mark_received(visibility_timeout=visibility_timeout)
+        copy = deepcopy(message)
+        _filter_message_attributes(copy, attribute_names)
+        taken.append(copy)
+    for message in dead:
+        queue._messages.remove(message)
+        queue.dead_letter_queue.add_message(message)
+    return taken
 
 
 class MotoServer:
@@ -69,7 +116,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        free_fifo_groups_once_visible()
+        fifo_receive_in_group_order()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         wsgi = self._server._server  # werkzeug's server: nothing has called it yet, so wrap its application now

@@ -10,7 +10,6 @@ dead-letter queue. On real AWS none of this runs: Lambda does it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from typing import Callable
@@ -68,19 +67,12 @@ class QueuePoller:
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
         backend: ``subscriptions`` maps the deployed rule (or subscriber) names to the catalog's.
-    receiving
-        a lock the pollers of one FIFO queue share: they receive one at a time (and handle their batches at
-        once). moto's ReceiveMessage looks up a FIFO queue's message groups in flight without a lock, so two
-        receives at once could both be handed messages of one group; SQS hands out a group's messages to one
-        receiver at a time ("you can't receive messages from a message group while messages from that group are
-        in flight", SQS developer guide, "FIFO queue delivery logic").
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
                  batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
-                 subscriptions: dict[str, str] | None = None, receiving: threading.Lock | None = None):
+                 subscriptions: dict[str, str] | None = None):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
-        self.receiving = receiving
         self.batch_size, self.wait_seconds = batch_size, wait_seconds
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
@@ -90,10 +82,9 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
-        with self.receiving or contextlib.nullcontext():
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
-                AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
         if not messages:
             return 0
         self._duplicate(messages)
