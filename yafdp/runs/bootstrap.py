@@ -227,9 +227,6 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     if options.bus == "custom" and options.store == "file":
         raise RefusedError("a Custom Event Bus run keeps its bus in memory and cannot be resumed: --store file is for "
                            "the classic bus (leave --store out, or use --bus classic)")
-    if options.bus == "custom" and options.backend != "local":
-        raise RefusedError(f"the Custom Event Bus runs on the local backend; the {options.backend} backend deploys the "
-                           "Classic bus (--bus classic, or leave --backend out)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue")
