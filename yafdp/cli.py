@@ -839,7 +839,8 @@ def run_serve(args) -> int:
         served.close()
         answered = sum(served.endpoint.requests.values())
         stopped = KeyboardInterrupt(*exc.args)
-        stopped.message = f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} requests"
+        stopped.message = (f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} "
+                           f"request{'' if answered == 1 else 's'}")
         raise stopped from None
     finally:
         served.close()

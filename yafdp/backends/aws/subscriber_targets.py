@@ -146,7 +146,7 @@ class SqsSubscriberTargets:
         (``OnFailureDestinationFailed``). On a FIFO queue the record's ``MessageGroupId`` is the events' event
         group ("EventBridge sets each record's MessageGroupId from the events' EventGroupId", UG retry), or the
         subscriber's id for events without one (not documented: a choice), and its ``MessageDeduplicationId`` a
-        hash of the record (SPEC A.13)."""
+        hash of the record (SPEC A.13). Called by the engine, which waits for it (once per batch given up on)."""
         subscriber = record.body["subscriberArn"]
         try:
             if self.denied(self.role_of(subscriber), SEND, queue_arn) is not None:
