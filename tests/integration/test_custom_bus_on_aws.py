@@ -174,3 +174,43 @@ def test_a_fifo_group_whose_messages_all_came_back_is_handed_out_from_its_first_
     again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=10)["Messages"]  # once visible
     assert [m["Body"] for m in again] == ["first", "second", "third"]
     sqs.delete_queue(QueueUrl=url)
+
+
+def test_a_changed_subscriber_is_updated_in_place_and_one_whose_type_changed_is_replaced(clients):
+    """UpdateSubscriber for what may change (a retry policy); delete and create for what may not (the Type), as
+    the user guide's "Updating a subscriber" has it; applying the same plan again changes nothing."""
+    import dataclasses
+
+    from yafdp.backends.aws.deployer import Change, apply
+    from yafdp.backends.aws.package import build_package
+    from yafdp.backends.aws.teardown import destroy
+
+    catalog = load_catalog().without("loyalty", "delivery", "restaurant", "notification")
+    plan = build_plan(catalog, "cbu", region=clients.region, account=clients.account(), run_id="cbu", bus="custom")
+    package, quiet = build_package(), (lambda line: None)
+    apply(plan, clients, package, run_functions=False, echo=quiet)
+    [first, *rest] = plan.subscribers
+    retried = dataclasses.replace(first, target=dataclasses.replace(
+        first.target, retry_policy=dataclasses.replace(first.target.retry_policy, maximum_retry_attempts=2)))
+    changed = dataclasses.replace(plan, subscribers=(retried, *rest))
+    assert apply(changed, clients, package, run_functions=False, echo=quiet) == [
+        Change("update", "subscriber", f"{first.name} (RetryPolicy)")]
+    assert apply(changed, clients, package, run_functions=False, echo=quiet) == []
+    unordered = dataclasses.replace(changed, subscribers=(dataclasses.replace(retried, type="UNORDERED"), *rest))
+    assert apply(unordered, clients, package, run_functions=False, echo=quiet) == [
+        Change("delete", "subscriber", f"{first.name} (its Type cannot change)"),
+        Change("create", "subscriber", first.name)]
+    bus = clients.eventbridgev2.list_event_buses(NamePrefix="cbu-")["EventBuses"][0]["EventBusArn"]
+    [described] = [clients.eventbridgev2.describe_subscriber(SubscriberArn=s["SubscriberArn"]) for s in
+                   clients.eventbridgev2.list_subscribers(EventBusArn=bus, NamePrefix=first.name)["Subscribers"]]
+    assert (described["Type"], described["RetryPolicy"]["MaxRetryAttempts"]) == ("UNORDERED", 2)
+    destroy(clients, "cbu", echo=quiet)
+
+
+def test_a_subscriber_whose_target_is_a_function_is_refused_on_moto_before_anything_is_asked(catalog_copy, tmp_path):
+    catalog_copy.edit("payment", lambda doc: doc["subscriptions"][0].update(target="lambda"))
+    done = subprocess.run([YAFDP, "deploy", "--backend", "moto", "--endpoint-url", "http://127.0.0.1:9", "--bus", "custom",
+                           "--bus-endpoint-url", "http://127.0.0.1:9", "--catalog", str(catalog_copy.root)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "(payment-charges-order) is run on the local backend only" in done.stderr

@@ -108,7 +108,7 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
     retry = RetryPolicy(settings.retry_policy["MaxRetryAttempts"], settings.retry_policy["MaxEventAgeInSeconds"])
     plan = replace(partial, bus_kind="custom", retention_days=settings.retention_days,
                    event_group=settings.event_group, deduplication=settings.deduplication)
-    subscribers = []
+    subscribers, checks = [], []
     for service in catalog.services.values():
         for index, sub in enumerate(service.subscriptions):
             own = dict(sub.subscriber or {})
@@ -140,7 +140,7 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
                 transformer=dict(own.get("Transformer", {"Type": "RAW"})),
                 invocation_type=own.get("InvocationType", "REQUEST_RESPONSE") if target_kind == "lambda" else None,
                 batch_size=1 if target_kind == "lambda" else 10)
-            _check_subscriber(plan, subscriber, service.file, where)
+            checks.append((subscriber, service.file, where))
             subscribers.append(subscriber)
     services = []
     for service in catalog.services.values():
@@ -152,8 +152,11 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
             function_timeout_seconds=min(visibility_timeout_seconds, ServicePlan.function_timeout_seconds),
             fifo_queue=fifo_queues, delivery_role=f"{prefix}-{service.name}-delivery",
             delivery_policy=_delivery_policy(plan, queue, service.name, mine)))
-    return replace(plan, subscribers=tuple(subscribers), services=tuple(services),
+    plan = replace(plan, subscribers=tuple(subscribers), services=tuple(services),
                    point_in_time_recovery=point_in_time_recovery)
+    for subscriber, file, where in checks:  # once the plan names the services (a function target's ARN needs them)
+        _check_subscriber(plan, subscriber, file, where)
+    return plan
 
 
 def _check_subscriber(plan: DeploymentPlan, subscriber: SubscriberPlan, file: str, where: str) -> None:

@@ -15,6 +15,7 @@ from typing import Callable
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
+from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan, build_plan
 from yafdp.plan.model import check_names
 from yafdp.runtime.faults import Faults
@@ -69,7 +70,8 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without);
     ``bus`` the kind of bus (``"classic"`` or ``"custom"``; None: the catalog's). Raises
     :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows, before asking AWS anything,
-    :class:`~yafdp.errors.RefusedError` for a Custom Event Bus without a client that reaches one, and
+    :class:`~yafdp.errors.RefusedError` for a Custom Event Bus without a client that reaches one or with a subscriber
+    whose target is a function (run on the local backend only), and
     :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
     and is not this deployment's.
     """
@@ -78,6 +80,11 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     check_names(named)  # names follow the prefix alone: refused before AWS is asked
     if named.bus_kind == "custom":
         client_of(clients)
+        direct = [s.subscription for s in named.subscribers if s.target.kind == "lambda"]
+        if direct:  # the function would get the bare event, without the subscriber's name to pick its handler by
+            raise RefusedError(f"a Custom Event Bus subscriber whose target is a function ({', '.join(direct)}) is run "
+                               "on the local backend only: on moto or AWS give it its service's queue (\"target\": "
+                               "\"queue\")")
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
                       visibility_timeout_seconds=settings.visibility_timeout_seconds,
                       point_in_time_recovery=point_in_time_recovery, bus=bus)
