@@ -224,12 +224,14 @@ class TestMotoBus(BusContract):
             function.config = dataclasses.replace(function.config, faults=Faults())
 
     @pytest.fixture
-    def deployment_clients(self, clients):
-        return clients
+    def deployment(self, clients):
+        """The clients to deploy with, and how many events the bus has still to deliver (None: moto's Classic bus
+        delivers before PutEvents answers)."""
+        return clients, None
 
     @pytest.fixture
-    def open_bus(self, deployment_clients):
-        clients, opened = deployment_clients, []
+    def open_bus(self, deployment):
+        (clients, undelivered), opened = deployment, []
 
         def open_(services, faults=Faults()):
             catalog, prefix = _catalog(services), f"ct-{secrets.token_hex(3)}"
@@ -238,7 +240,7 @@ class TestMotoBus(BusContract):
                               visibility_timeout_seconds=1, max_receive_count=2, bus=self.BUS)
             apply(plan, clients, build_package(), run_functions=False, faults=faults, seed=SEED, echo=lambda line: None)
             bus = AwsBus(catalog, plan, clients, InProcessFunctions(plan, catalog, WORLD, clients, faults=faults,
-                                                                    seed=SEED))
+                                                                    seed=SEED), undelivered=undelivered)
             opened.append(bus)
             return bus
 
@@ -249,14 +251,14 @@ class TestMotoBus(BusContract):
 
 
 @pytest.fixture(scope="module")
-def served_clients(moto_url):
+def served_deployment(moto_url):
     """Clients for the worker's moto server, whose ``eventbridgev2`` goes to a Custom Event Bus served here (its
-    subscribers delivering to that moto server)."""
+    subscribers delivering to that moto server), and how many events that bus has still to deliver."""
     from yafdp.backends.aws.clients import make_clients
     from yafdp.runs.bootstrap import serve_custom_event_bus
 
     with serve_custom_event_bus(endpoint_url=moto_url, seed=SEED) as served:
-        yield make_clients(moto_url, bus_endpoint_url=served.url)
+        yield make_clients(moto_url, bus_endpoint_url=served.url), served.undelivered
 
 
 class TestServedCustomBus(TestMotoBus):
@@ -267,8 +269,8 @@ class TestServedCustomBus(TestMotoBus):
     BUS = "custom"
 
     @pytest.fixture
-    def deployment_clients(self, served_clients):
-        return served_clients
+    def deployment(self, served_deployment):
+        return served_deployment
 
     test_a_request_of_more_than_ten_entries_is_refused_as_a_whole = \
         TestLocalCustomBus.test_a_request_of_more_than_ten_entries_is_refused_as_a_whole

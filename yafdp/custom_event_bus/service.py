@@ -138,6 +138,14 @@ class CustomEventBusService:
         self._tokens[token] = (operation, body, response)
         return response
 
+    def undelivered(self) -> int:
+        """Events the account's subscribers have to deliver still: taken and not delivered or given up on yet
+        (waiting, in flight, or waiting to be tried again), or on their bus and not read yet. What a run on a served
+        bus waits to be 0 (with its queues empty) before it calls the saga settled: the bus delivers after it
+        answers PutEvents, as AWS does."""
+        return sum(s.backlog + s.in_flight for bus in self.buses.values() for s in bus.subscribers.values()
+                   if s.running)
+
     # ---------------------------------------------------------------- buses
 
     def create_event_bus(self, **request) -> dict:

@@ -116,9 +116,10 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
     try:
         if own_server:
             endpoint_url = stack.enter_context(MotoServer())
-        bus_url = None
+        bus_url = undelivered = None
         if custom and options.backend == "moto":  # moto has no Custom Event Bus: this process serves one
-            bus_url = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed)).url
+            served = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed))
+            bus_url, undelivered = served.url, served.undelivered
         clients = make_clients(endpoint_url, bus_endpoint_url=bus_url, custom_bus=custom)
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
@@ -132,7 +133,7 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
                                 seed=options.seed, orders=options.orders, teardown=stack.close,
-                                concurrency=options.concurrency)
+                                concurrency=options.concurrency, undelivered=undelivered)
         setting_up[0] = False
         return bus
     except BaseException:
@@ -161,6 +162,11 @@ class ServedCustomEventBus:
 
     def close(self) -> None:
         self._stack.close()
+
+    def undelivered(self) -> int:
+        """Events its subscribers have still to deliver (:meth:`~yafdp.custom_event_bus.service.CustomEventBusService.undelivered`)."""
+        with self.endpoint.lock:
+            return self.service.undelivered()
 
     def __enter__(self) -> "ServedCustomEventBus":
         return self

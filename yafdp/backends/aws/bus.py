@@ -55,15 +55,19 @@ class AwsBus:
         the run database to export into (default: a new one in memory).
     settle_orders
         :meth:`run` is also not done until every order is terminal (or dead letters explain why not).
+    undelivered
+        how many events the bus has accepted and not handed to their targets yet, when the bus can say (a Custom
+        Event Bus served in this process, which delivers after PutEvents answers): :meth:`run` is not done until
+        it is 0. None: the bus hands events over before PutEvents answers (moto's Classic bus).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, clients: AwsClients, functions: FunctionRunner, *,
                  db=None, quiet_checks: int = 2, check_seconds: float = 0.1, timeout: float = 120.0,
                  teardown: Callable[[], None] | None = None, settle_orders: bool = False,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, undelivered: Callable[[], int] | None = None):
         self.catalog, self.plan, self.clients, self.functions, self.clock = catalog, plan, clients, functions, clock
         self.quiet_checks, self.check_seconds, self.timeout, self.teardown = quiet_checks, check_seconds, timeout, teardown
-        self.settle_orders = settle_orders
+        self.settle_orders, self.undelivered = settle_orders, undelivered
         self.db = db if db is not None else rundb.connect(":memory:")
         self.origin = clock()  # recorded times are seconds since this moment
         self._urls = {s.name: clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"] for s in plan.services}
@@ -150,10 +154,13 @@ class AwsBus:
         return stats
 
     def settle(self, timeout: float) -> None:
-        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row."""
+        """Wait until every service queue was seen empty (and the bus with nothing to deliver, when it can say)
+        :attr:`quiet_checks` times in a row."""
         deadline, quiet = time.monotonic() + timeout, 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
+            if self.undelivered is not None:
+                depths["(the bus, to deliver)"] = self.undelivered()
             quiet = quiet + 1 if not any(depths.values()) else 0
             if quiet < self.quiet_checks:
                 if time.monotonic() > deadline:

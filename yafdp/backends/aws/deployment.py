@@ -95,15 +95,17 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
 def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
                       backend: str, faults: Faults = Faults(), seed: int = 0, orders: int = 0,
-                      teardown: Callable[[], None] | None = None, concurrency: int = 4) -> AwsBus:
+                      teardown: Callable[[], None] | None = None, concurrency: int = 4,
+                      undelivered: Callable[[], int] | None = None) -> AwsBus:
     """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by
     ``concurrency`` pollers per queue here; on AWS by Lambda, which scales itself), whose :meth:`~AwsBus.run`
-    waits until every order is terminal (or dead letters explain why not)."""
+    waits until every order is terminal (or dead letters explain why not), and a served bus has delivered
+    everything (``undelivered``, see :class:`AwsBus`)."""
     settings = SETTINGS[backend]
     if settings.run_functions:
         functions = LambdaFunctions(plan, clients)
     else:
         functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed, concurrency=concurrency)
     return AwsBus(catalog, plan, clients, functions, db=db, quiet_checks=settings.quiet_checks,
-                  check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True,
+                  check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True, undelivered=undelivered,
                   timeout=settings.timeout_seconds + settings.timeout_per_order * orders)
