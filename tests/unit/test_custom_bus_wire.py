@@ -141,3 +141,19 @@ def test_an_engine_failure_is_an_internal_exception_and_the_endpoint_goes_on():
             client.list_event_buses()
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.describe_event_bus(EventBusArn="arn:aws:events:eu-west-1:123456789012:event-busv2/b/" + "a" * 25)
+
+
+def test_the_endpoint_says_how_many_events_its_subscribers_have_still_to_deliver_at_a_path_of_its_own():
+    """Not an AWS API (``GET /_yafdp/undelivered``): what a run in another process asks before it calls the saga
+    settled; the engine's own count."""
+    import json
+
+    service = CustomEventBusService(ManualClock(1_767_225_600.0))
+    arn = service.create_event_bus(Name="b")["EventBusArn"]
+    service.clock.advance()
+    service.create_subscriber(Name="s", EventBusArn=arn, InvokeConfiguration={
+        "TargetArn": "arn:aws:sqs:eu-west-1:000000000000:q", "RoleArn": "arn:aws:iam::000000000000:role/r"})
+    service.put_events(EventBusArn=arn, Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}] * 3)
+    with CustomEventBusEndpoint(service, threading.Lock()) as endpoint:
+        with urllib.request.urlopen(f"{endpoint.url}/_yafdp/undelivered", timeout=30) as answer:
+            assert json.loads(answer.read()) == {"undelivered": 3} == {"undelivered": service.undelivered()}

@@ -15,6 +15,7 @@ the SDKs retry with backoff), an unexpected failure of the engine (``InternalExc
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -34,6 +35,9 @@ MAX_BODY_BYTES = 2 * 1_048_576
 MAX_CONCURRENT_REQUESTS = 32  # requests handled at once; the next is answered ThrottlingException (a choice)
 _DRAIN_CHUNK = 65_536
 _IDLE_SECONDS = 30.0  # a kept-alive connection with no request for this long is closed
+# Not AWS's: how many events the bus's subscribers have still to deliver (GET, answered {"undelivered": n}), for a
+# run in another process to know when the saga is settled (a run in this process asks the engine itself).
+UNDELIVERED_PATH = "/_yafdp/undelivered"
 
 
 class CustomEventBusEndpoint:
@@ -210,11 +214,19 @@ def _handler(endpoint: CustomEventBusEndpoint) -> type[BaseHTTPRequestHandler]:
             self._answer(405, wire.error_body("MethodNotAllowedException", f"{self.command} is not allowed: the "
                                               "Custom Event Bus takes POST /service/AWSEventsV2/operation/<Operation>"))
 
-        do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_post
+        do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_post
 
-        def _answer(self, status: int, body: bytes) -> None:
+        def do_GET(self) -> None:
+            if self.path != UNDELIVERED_PATH:
+                self._not_post()
+                return
+            with endpoint.lock:
+                count = endpoint.service.undelivered()
+            self._answer(200, json.dumps({"undelivered": count}).encode(), "application/json")
+
+        def _answer(self, status: int, body: bytes, content_type: str = wire.CONTENT_TYPE) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", wire.CONTENT_TYPE)
+            self.send_header("Content-Type", content_type)
             self.send_header(wire.PROTOCOL_HEADER, wire.PROTOCOL)
             self.send_header("x-amzn-requestid", str(uuid.uuid4()))
             self.send_header("Content-Length", str(len(body)))

@@ -7,6 +7,7 @@ the catalog and marketplace (loaded once by the caller) and the run database, an
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from contextlib import ExitStack
@@ -73,22 +74,27 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
 def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
-    """The ``moto`` and ``aws`` backends: the plan deployed (to a moto server started here unless
-    ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. On a Custom Event Bus
-    (``options.bus`` or the catalog's) on moto, this process also serves the bus
-    (:func:`serve_custom_event_bus`), its subscribers delivering to that moto server. The bus's
-    ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server; when the
-    run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and
-    the command that destroys it (on a moto server of its own there is nothing to keep).
+    """The ``moto`` and ``aws`` backends: the plan deployed (on moto to ``endpoint_url``, else to the server
+    ``yafdp moto-server`` runs, else to one started here for the run; or to your AWS account), its bus exporting into
+    ``db``. On a Custom Event Bus (``options.bus`` or the catalog's) on moto, this process also serves the bus
+    (:func:`serve_custom_event_bus`), its subscribers delivering to that moto server. The bus's ``close()`` destroys
+    the deployment (unless ``options.keep``) and stops a moto server of its own; when the run was not saved to
+    ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and the command that destroys it
+    (on a moto server of its own there is nothing to keep).
 
     Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
     run and for an ``out`` folder a run cannot be saved to."""
     from yafdp.backends.aws.clients import make_clients
     from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
-    from yafdp.backends.aws.moto_server import MotoServer
+    from yafdp.backends.aws.moto_server import MotoServer, running_server
     from yafdp.backends.aws.teardown import destroy
 
     refuse_unsupported(options)
+    given_endpoint = endpoint_url  # the commands find the server `yafdp moto-server` runs without being told
+    found = None
+    if options.backend == "moto" and endpoint_url is None:
+        found = running_server()
+        endpoint_url = found["url"] if found else None
     out = Path(options.out)  # checked by the run's lifecycle before anything was deployed
     prefix = new_prefix()
     stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
@@ -99,14 +105,16 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         return db_file.is_file() and db_file.stat().st_mtime >= deployed_at
 
     def teardown(clients) -> None:
-        if options.keep and options.backend == "aws":
-            echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
+        if options.keep and not setting_up[0]:
+            echo(f"kept the deployment {prefix}: export its run again with `yafdp export --backend {options.backend} "
+                 f"--prefix {prefix} --out DIR`, remove it with `yafdp destroy --backend {options.backend} "
+                 f"--prefix {prefix}`")
         elif setting_up[0] or saved():
             echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
         elif own_server:
             echo(f"the run was not saved to {out}; its moto deployment {prefix} lived in this process and ends with it")
         else:  # keep the evidence: the trace is in the deployment's tables
-            where = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
+            where = f" --endpoint-url {given_endpoint}" if given_endpoint else ""
             echo(f"the run was not saved to {out}: kept the deployment {prefix} (its trace is in the DynamoDB tables "
                  f"{prefix}-*); save it with `yafdp export --backend {options.backend} --prefix {prefix}{where} --out DIR`"
                  f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")
@@ -117,14 +125,19 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         if own_server:
             endpoint_url = stack.enter_context(MotoServer())
         bus_url = undelivered = None
-        if custom and options.backend == "moto":  # moto has no Custom Event Bus: this process serves one
-            served = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed))
-            bus_url, undelivered = served.url, served.undelivered
+        if custom and options.backend == "moto":  # moto has no Custom Event Bus: the one beside it, or one served here
+            if found and found.get("url") == endpoint_url and found.get("bus_url"):
+                bus_url = found["bus_url"]
+                undelivered = functools.partial(undelivered_at, bus_url)
+            else:
+                served = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed))
+                bus_url, undelivered = served.url, served.undelivered
         clients = make_clients(endpoint_url, bus_endpoint_url=bus_url, custom_bus=custom)
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []
         echo(f"deploying the plan as {prefix}-… on {options.backend}"
+             + (f" (the moto server at {endpoint_url})" if options.backend == "moto" and not own_server else "")
              + (f" (the Custom Event Bus served at {bus_url})" if bus_url else ""))
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
                       faults=options.faults, seed=options.seed, echo=created.append,
@@ -173,6 +186,18 @@ class ServedCustomEventBus:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def undelivered_at(bus_url: str) -> int:
+    """How many events the Custom Event Bus served at ``bus_url`` (by ``yafdp moto-server``, in its process) has
+    still to deliver (:data:`yafdp.custom_event_bus.endpoint.UNDELIVERED_PATH`)."""
+    import json
+    import urllib.request
+
+    from yafdp.custom_event_bus.endpoint import UNDELIVERED_PATH
+
+    with urllib.request.urlopen(bus_url + UNDELIVERED_PATH, timeout=30) as answer:
+        return int(json.loads(answer.read())["undelivered"])
 
 
 def serve_custom_event_bus(*, endpoint_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
@@ -239,13 +264,18 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     from yafdp.backends.aws.deployment import SETTINGS
 
     settings = SETTINGS[options.backend]
-    settings = SETTINGS[options.backend]
     if options.latency_model != "none" or options.style != "choreography":
         raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
                            "models and the orchestration style run on the local backend (--backend local)")
     if options.store != "memory":
         raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
                            "backend keeps state in DynamoDB and writes run.db at the end")
+    if options.keep and options.backend == "moto":
+        from yafdp.backends.aws.moto_server import running_server
+
+        if running_server() is None:
+            raise RefusedError("--keep on moto needs a moto server that outlives the run: start one with "
+                               "`yafdp moto-server` (in another terminal), then run again")
     unsupported = [name for name, rate in options.faults.to_dict().items()
                    if name.endswith("_rate") and rate and name not in settings.allowed_faults]
     if unsupported:

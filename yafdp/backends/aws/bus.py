@@ -5,6 +5,7 @@ implements: ``db`` (the run database) is filled from the deployment by :meth:`Aw
 from __future__ import annotations
 
 import datetime
+import math
 import time
 from typing import Callable, Iterable
 
@@ -13,7 +14,7 @@ from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import BusStats, FunctionRunner
-from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT
+from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, iso_time
 from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, custom_bus_entries, prepare_put_events
 from yafdp.custom_event_bus.limits import MAX_ENTRIES as CUSTOM_BUS_MAX_ENTRIES
 from yafdp.services.order import TERMINAL
@@ -223,9 +224,10 @@ class AwsBus:
         return len(moved)
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
-        """Start an EventBridge replay of the archive's events published between ``start`` and ``end`` (run
-        seconds) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``); returns how
-        many archived events the window holds. See StartReplay in the EventBridge API reference.
+        """Start an EventBridge replay of the archive's events whose ``time`` lies between ``start`` and ``end`` (run
+        seconds; "only events that occurred between the EventStartTime and EventEndTime are replayed", StartReplay,
+        EventBridge API reference) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``);
+        returns how many archived events the window holds.
 
         On AWS the replay runs asynchronously after this returns; moto replays at once but ignores the
         window, the filter and the rules' input transformers, so the replayed messages reach the handlers
@@ -236,8 +238,9 @@ class AwsBus:
                                       "the past (UG 'Replaying events'); the local backend's LocalCustomBus.replay does "
                                       "that, this backend does not yet")
         self.export()
-        count = self.db.execute("SELECT COUNT(*) FROM events WHERE published_at BETWEEN ? AND ?",
-                                (start, end)).fetchone()[0]
+        first, last = math.ceil(self.origin + start), math.floor(self.origin + end)  # ``time`` has whole seconds
+        count = self.db.execute("SELECT COUNT(*) FROM events WHERE time BETWEEN ? AND ? AND replay_name IS NULL",
+                                (iso_time(first), iso_time(last))).fetchone()[0] if first <= last else 0
         destination: dict = {"Arn": self.plan.bus_arn()}
         if rules is not None:
             destination["FilterArns"] = [self.plan.rule_arn(rule) for rule in rules]

@@ -17,7 +17,7 @@ from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVE
 
 from yafdp.backends.aws import queue_message
 from yafdp.backends.aws.clients import AwsClients
-from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
+from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TASK_OUTPUT, TRACE, scan
 
 _REPLACED = ("events", "deliveries", "dead_letters", "state", "deduplicated")
 
@@ -44,8 +44,8 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
             if pk == TRACE:
                 row = json.loads(item["row"]["S"])
                 {"event": events, "delivery": deliveries, "call": calls, "deduplicated": deduplicated}[row["kind"]].append(row)
-            elif pk == PROCESSED:
-                continue  # the 'ok' delivery rows are run.db's record of what was processed
+            elif pk in (PROCESSED, TASK_OUTPUT):
+                continue  # the 'ok' delivery rows and the events are run.db's record of what was processed
             elif pk == OUTBOX:
                 outboxes += 1
             else:
