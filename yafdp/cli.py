@@ -882,8 +882,13 @@ def run_serve(args) -> int:
     from yafdp.errors import RefusedError
     from yafdp.runs.bootstrap import serve_custom_event_bus
 
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         served = serve_custom_event_bus(endpoint_url=args.endpoint_url, host=args.host, port=args.port, seed=args.seed)
+    except (BotoCoreError, ClientError) as exc:  # asking the moto server which account it is
+        raise RefusedError(f"argument --endpoint-url: the moto server at {args.endpoint_url} does not answer as one: "
+                           f"{exc}") from None
     except OSError as exc:
         raise RefusedError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     try:

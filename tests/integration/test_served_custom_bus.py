@@ -188,7 +188,9 @@ def test_yafdp_serve_stops_cleanly_on_a_signal_in_one_line(command, how):
     (["--i-know"], "argument --i-know: does nothing with --host 127.0.0.1"),
     (["--port", "70000"], "argument --port: must be a whole number from 0 to 65,535"),
     (["--endpoint-url", "ftp://x"], "argument --endpoint-url: must be an http:// or https:// URL"),
-], ids=["any-address", "a-lan-address", "i-know-alone", "port", "endpoint"])
+    (["--endpoint-url", "http://127.0.0.1:9"], "argument --endpoint-url: the moto server at http://127.0.0.1:9 does "
+                                               "not answer as one"),
+], ids=["any-address", "a-lan-address", "i-know-alone", "port", "endpoint", "no-moto-there"])
 def test_yafdp_serve_refuses_what_it_should_not_do_in_one_line(args, says):
     done = subprocess.run([YAFDP, "serve", *args], capture_output=True, text=True, timeout=60,
                           stdin=subprocess.DEVNULL)
