@@ -22,6 +22,7 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import Choices
 from yafdp.errors import RefusedError
+from yafdp.extras import require
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus, TimingModel
@@ -145,7 +146,7 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
-                                seed=options.seed, orders=options.orders, teardown=stack.close,
+                                seed=options.seed, teardown=stack.close,
                                 concurrency=options.concurrency, undelivered=undelivered)
         setting_up[0] = False
         return bus
@@ -248,7 +249,8 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
     (its latency profile loaded), None for a deployed one.
 
-    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
+    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load;
+    :class:`ModuleNotFoundError` for a deployed backend without yafdp's aws extra (boto3, moto).
     """
     if options.backend not in BACKENDS:
         raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
@@ -261,6 +263,7 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue")
+    require("aws")
     from yafdp.backends.aws.deployment import SETTINGS
 
     settings = SETTINGS[options.backend]

@@ -36,16 +36,15 @@ class BackendSettings:
     run_functions: bool  # Lambda consumes the queues (AWS); else pollers in this process (moto)
     quiet_checks: int  # empty queues seen this many times in a row = settled
     check_seconds: float
-    timeout_seconds: float  # plus timeout_per_order for each order
-    timeout_per_order: float
+    timeout_seconds: float  # how long a run waits for something to move on the deployment (AwsBus's timeout)
     allowed_faults: tuple[str, ...]
 
 
 SETTINGS = {
-    "moto": BackendSettings(2, False, 2, 0.1, 60.0, 1.0,
+    "moto": BackendSettings(2, False, 2, 0.1, 60.0,
                             ("handler_failure_rate", "poison_rate", "duplicate_rate")),
     # SQS's counts are approximate and EventBridge delivers asynchronously: look longer before calling it quiet.
-    "aws": BackendSettings(30, True, 5, 2.0, 300.0, 1.0, ("handler_failure_rate", "poison_rate")),
+    "aws": BackendSettings(30, True, 5, 2.0, 300.0, ("handler_failure_rate", "poison_rate")),
 }
 
 
@@ -94,7 +93,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
 
 def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
-                      backend: str, faults: Faults = Faults(), seed: int = 0, orders: int = 0,
+                      backend: str, faults: Faults = Faults(), seed: int = 0,
                       teardown: Callable[[], None] | None = None, concurrency: int = 4,
                       undelivered: Callable[[], int] | None = None) -> AwsBus:
     """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by
@@ -108,4 +107,4 @@ def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace
         functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed, concurrency=concurrency)
     return AwsBus(catalog, plan, clients, functions, db=db, quiet_checks=settings.quiet_checks,
                   check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True, undelivered=undelivered,
-                  timeout=settings.timeout_seconds + settings.timeout_per_order * orders)
+                  timeout=settings.timeout_seconds)
