@@ -102,7 +102,7 @@ def test_export_writes_a_kept_custom_bus_deployments_run_and_check_passes(moto_u
     assert main(["deploy", *target]) == 0
     catalog, world = load_catalog(), load_marketplace()
     plan = build_plan(catalog, "cbx", region=clients.region, account=clients.account(), run_id="cbx", bus="custom")
-    bus = open_deployed_bus(plan, catalog, world, clients, rundb.connect(":memory:"), backend="moto", orders=2,
+    bus = open_deployed_bus(plan, catalog, world, clients, rundb.connect(":memory:"), backend="moto",
                             concurrency=1, undelivered=served.undelivered)
     try:
         for order in generate_orders(2, seed=5, world=world, rates=OutcomeRates(0, 0, 0)):
