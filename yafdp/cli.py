@@ -764,7 +764,17 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="moto: another moto server than the one `yafdp moto-server` runs, e.g. http://127.0.0.1:5000")
+    _bus_arg(parser)
+    parser.add_argument("--bus-endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="with --backend moto and a Custom Event Bus: another served bus than the one `yafdp "
+                             "moto-server` serves (moto has none), e.g. what `yafdp serve --endpoint-url <the moto "
+                             "server>` prints")
     _catalog_arg(parser)
+
+
+def _bus_kind(args) -> str:
+    """The kind of bus a deploy, export or destroy is about: --bus, else the catalog's."""
+    return args.bus or _load(args).bus.kind
 
 
 def _aws_clients(args):
@@ -774,6 +784,11 @@ def _aws_clients(args):
     require("aws")
     from yafdp.backends.aws.clients import make_clients
 
+    custom = _bus_kind(args) == "custom"
+    if args.bus_endpoint_url and (args.backend == "aws" or not custom):
+        raise RefusedError("argument --bus-endpoint-url: does nothing "
+                           + ("with --backend aws: on AWS the Custom Event Bus is AWS's own" if args.backend == "aws"
+                              else "without --bus custom: a Classic bus is moto's own"))
     if args.backend == "moto" and not args.endpoint_url:
         from yafdp.backends.aws.moto_server import running_server
 
@@ -782,9 +797,14 @@ def _aws_clients(args):
             raise RefusedError("--backend moto needs a moto server that outlives this command: start one with "
                                "`yafdp moto-server` (in another terminal; Ctrl-C stops it), or pass --endpoint-url URL")
         args.endpoint_url = found["url"]
+        if custom and not args.bus_endpoint_url:
+            args.bus_endpoint_url = found.get("bus_url")  # the Custom Event Bus `yafdp moto-server` serves beside it
     if args.backend == "aws" and args.endpoint_url:
         raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
-    return make_clients(args.endpoint_url)
+    if custom and args.backend == "moto" and not args.bus_endpoint_url:
+        raise RefusedError("--backend moto --bus custom needs --bus-endpoint-url: moto has no Custom Event Bus; start "
+                           f"one with `yafdp serve --endpoint-url {args.endpoint_url}` and pass the URL it prints")
+    return make_clients(args.endpoint_url, bus_endpoint_url=args.bus_endpoint_url, custom_bus=custom)
 
 
 def register_moto_server(commands) -> None:
@@ -810,15 +830,23 @@ def run_moto_server(args) -> int:
         url = server.start()
     except OSError as exc:  # the port is taken
         raise RefusedError(f"argument --port: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    served = None
     try:
-        where = announce(url)
+        from yafdp.runs.bootstrap import serve_custom_event_bus
+
+        served = serve_custom_event_bus(endpoint_url=url)  # moto has no Custom Event Bus: served beside it
+        where = announce(url, bus_url=served.url)
         print(f"moto server at {url} (pid {os.getpid()}, announced in {where}). `yafdp deploy`, `run`, `export` and "
               "`destroy` with --backend moto use it while it runs; its deployments live as long as it does. "
               "Ctrl-C stops it.", flush=True)
+        print(f"the Custom Event Bus (eventbridgev2) is served beside it at {served.url} (--bus custom deploys there); "
+              "it accepts any credentials and checks no signature", flush=True)
         while True:
             time.sleep(3600)  # until SIGINT or SIGTERM
     finally:
         withdraw(url)
+        if served is not None:
+            served.close()
         server.stop()
         print(f"moto server at {url} stopped: its deployments ended with it", flush=True)
 
@@ -839,7 +867,7 @@ def run_deploy(args) -> int:
         print(line)
 
     plan = deploy(_aws_clients(args), _load(args), backend=args.backend, prefix=args.prefix, catalog_dir=args.catalog,
-                  echo=echo)
+                  echo=echo, bus=args.bus)
     print(f"{len(changes)} change(s); the deployment {plan.prefix} is up to date"
           + ("" if args.backend == "aws" else " (on moto the functions are deployed but not run: "
                                                "`yafdp run --backend moto` runs them in-process)"))
@@ -888,10 +916,11 @@ def run_export(args) -> int:
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
     plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
-                      partition=clients.partition(), run_id=args.prefix)
+                      partition=clients.partition(), run_id=args.prefix, bus=args.bus)
     db = rundb.connect(None)
-    rules = {r.name: r.pattern for r in plan.rules}
+    rules = {r.name: r.pattern for r in plan.routes}
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
+                   bus=plan.bus_kind,
                    services=list(catalog.services), sources={s.source: s.name for s in catalog.services.values()},
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
@@ -910,9 +939,84 @@ def run_export(args) -> int:
     return 0
 
 
+def register_serve(commands) -> None:
+    parser = commands.add_parser("serve", help="serve the Custom Event Bus (boto3's eventbridgev2, the AWS CLI's "
+                                               "eventsv2) on AWS's wire protocol, on a loopback address, until "
+                                               "Ctrl-C; any credentials, no signature check", validate=_check_serve)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1); one that is not a loopback address is "
+                             "refused unless --i-know is given too")
+    parser.add_argument("--i-know", action="store_true",
+                        help="serve on the non-loopback --host anyway: anyone who can reach it can use it, with any "
+                             "credentials")
+    parser.add_argument("--port", type=_integer(0, 65_535), default=0, help="the port (default 0: a free one)")
+    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="the moto server whose SQS queues and IAM roles the subscribers use (default: one "
+                             "started in this process, its URL printed)")
+    parser.add_argument("--seed", type=_integer(), default=None,
+                        help="seed of the ids the bus generates (default: a random one)")
+    parser.set_defaults(run=run_serve)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A --host that is not a loopback address needs --i-know as well; --i-know alone does nothing."""
+    if not _loopback(args.host) and not args.i_know:
+        parser.error(f"argument --host: {args.host} is not a loopback address, and the endpoint accepts any "
+                     "credentials and checks no signature: anyone who can reach it can use it. Give --i-know too "
+                     "to serve on it anyway")
+    if args.i_know and _loopback(args.host):
+        parser.error(f"argument --i-know: does nothing with --host {args.host}, a loopback address: it is for a "
+                     "--host that is not one")
+
+
+def run_serve(args) -> int:
+    import time
+
+    from yafdp.errors import RefusedError
+    from yafdp.runs.bootstrap import serve_custom_event_bus
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        served = serve_custom_event_bus(endpoint_url=args.endpoint_url, host=args.host, port=args.port, seed=args.seed)
+    except (BotoCoreError, ClientError) as exc:  # asking the moto server which account it is
+        raise RefusedError(f"argument --endpoint-url: the moto server at {args.endpoint_url} does not answer as one: "
+                           f"{exc}") from None
+    except OSError as exc:
+        raise RefusedError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        print(f"the Custom Event Bus (eventbridgev2) is served at {served.url}", flush=True)
+        print(f"its subscribers deliver to the SQS queues and check the IAM roles of the moto server at "
+              f"{served.targets_url}, account {served.service.account}, region {served.service.region}", flush=True)
+        print("it accepts any credentials and checks no signature; Ctrl-C (SIGINT) or SIGTERM stops it, and its buses "
+              "end with it", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt as exc:
+        served.close()
+        answered = sum(served.endpoint.requests.values())
+        stopped = KeyboardInterrupt(*exc.args)
+        stopped.message = (f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} "
+                           f"request{'' if answered == 1 else 's'}")
+        raise stopped from None
+    finally:
+        served.close()
+
+
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
                   register_check, register_trace, register_state_machine, register_fit_profile, register_plan,
-                  register_deploy, register_export, register_destroy, register_moto_server]
+                  register_deploy, register_export, register_destroy, register_moto_server, register_serve]
 
 
 def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:

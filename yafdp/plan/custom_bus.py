@@ -92,7 +92,12 @@ class SubscriberPlan(Route):
         if self.target.kind == "lambda":
             invoke["LambdaParameters"] = {"InvocationType": self.invocation_type or "REQUEST_RESPONSE"}
         else:
-            sqs = {"MessageAttributes": {"subscriber": {"DataType": "String", "StringValue": self.name}}}
+            # The function learns which subscriber's handler to run, and whether the event is LIVE or REPLAY, from
+            # the message's attributes (a name may be a literal, a value an expression resolved per event: M
+            # SqsMessageAttributeValue); yafdp.backends.aws.queue_message reads them.
+            sqs = {"MessageAttributes": {
+                "subscriber": {"DataType": "String", "StringValue": self.name},
+                "delivery_type": {"DataType": "String", "StringValue": '{% $events.SystemMetadata."aws:DeliveryType" %}'}}}
             if self.target.queue.endswith(".fifo"):
                 sqs["MessageGroupId"] = "{% $events.SystemMetadata.EventGroupId %}"
                 sqs["MessageDeduplicationId"] = '{% $events.SystemMetadata."aws:EventId" %}'

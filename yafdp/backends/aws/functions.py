@@ -17,7 +17,8 @@ from yafdp.services.order import OrderRejectedError
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.poller import QueuePoller
-from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+from yafdp.backends.aws.custom_bus import deployed_bus_arn
+from yafdp.backends.aws.function import FunctionConfig, ServiceFunction, publisher
 
 
 class InProcessFunctions:
@@ -35,16 +36,18 @@ class InProcessFunctions:
 
     def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
                  faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
+        bus_arn = deployed_bus_arn(plan, clients) if plan.bus_kind == "custom" else ""
+        events = publisher(plan, clients.events, clients.eventbridgev2, bus_arn)
         self.functions = {
-            s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
-                                    clients.events, clients.dynamodb)
+            s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed, bus_arn), catalog, plan,
+                                    world, events, clients.dynamodb)
             for s in plan.services
         }
         self.pollers = [
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
                         visibility_timeout=s.visibility_timeout_seconds, faults=faults, seed=seed,
-                        subscriptions={r.name: r.subscription for r in plan.rules}, concurrency=concurrency)
+                        subscriptions={r.name: r.subscription for r in plan.routes}, concurrency=concurrency)
             for s in plan.services
         ]
 

@@ -22,7 +22,6 @@ from the receive, as on AWS.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -31,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from yafdp.runtime.faults import Faults, decide
+
+from yafdp.backends.aws import queue_message
 
 log = logging.getLogger(__name__)
 _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
@@ -54,10 +55,19 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
     """
     return {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "attributes": message.get("Attributes", {}), "messageAttributes": _lambda_attributes(message),
         "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def _lambda_attributes(message: dict) -> dict:
+    """A message's attributes as Lambda's SQS event writes them (``stringValue``, ``dataType``, lists empty)
+    ("Using Lambda with Amazon SQS", example SQS message event,
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html)."""
+    return {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                   "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+            for name, value in message.get("MessageAttributes", {}).items()}
 
 
 def failed_messages(response, message_ids: list[str]) -> set[str]:
@@ -123,7 +133,7 @@ class QueuePoller:
         this long after it was received.
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
-        backend: ``subscriptions`` maps the deployed rule names to the catalog's.
+        backend: ``subscriptions`` maps the deployed rule (or subscriber) names to the catalog's.
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
@@ -184,17 +194,22 @@ class QueuePoller:
         for m in messages:
             first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
             copy = _COPY in m.get("MessageAttributes", {})  # a copy is not copied again
-            if first and not copy and self._decided_duplicate(m["Body"]):
-                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"],
-                                      MessageAttributes={_COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
+            if first and not copy and self._decided_duplicate(m):
+                attributes = m.get("Attributes", {})
+                fifo = {k: attributes[k] for k in ("MessageGroupId", "MessageDeduplicationId") if k in attributes}
+                # On a FIFO queue the copy carries the original's deduplication id, so SQS drops it (a hand-off
+                # made twice within five minutes is delivered once, "Exactly-once processing", SQS developer guide)
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"], **fifo, MessageAttributes={
+                    **m.get("MessageAttributes", {}), _COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
 
-    def _decided_duplicate(self, body: str) -> bool:
+    def _decided_duplicate(self, message: dict) -> bool:
         try:
-            message = json.loads(body)
-            rule, event_id = message["rule"], message["event"]["id"]
-        except (ValueError, KeyError, TypeError):
+            read = queue_message.read(message["Body"], message.get("MessageAttributes"))
+        except ValueError:
             return False  # not a message of ours: nothing to inject
-        return decide(self.faults, self.seed, event_id, self.subscriptions.get(rule, rule)).duplicate
+        if read.route is None or read.event_id is None:
+            return False
+        return decide(self.faults, self.seed, read.event_id, self.subscriptions.get(read.route, read.route)).duplicate
 
     def start(self) -> None:
         """Start polling in a thread of its own."""

@@ -20,7 +20,6 @@ before the hand-off completes; a run on it cannot be resumed (``--store file`` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from typing import Callable, Iterable
@@ -30,13 +29,14 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import CustomEventBusService
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.limits import MAX_ENTRIES
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
 from yafdp.runtime.envelope import CLOCK_ORIGIN
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, PreparedEntry, prepare_put_events
+from yafdp.runtime.publishing import FUNCTION_ERROR, PreparedEntry, custom_bus_entries, prepare_put_events
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
 from yafdp.services import resolve_handler
@@ -52,7 +52,6 @@ from yafdp.backends.local.timing import MeasuredTiming
 # after 1 then 2 minutes ("How Lambda handles errors and retries with asynchronous invocation",
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
 LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
-MAX_ENTRIES = 100  # a Custom Event Bus PutEvents request takes 1 to 100 entries (UG quotas)
 
 
 class SchedulerClock:
@@ -67,19 +66,6 @@ class SchedulerClock:
 
     def call_at(self, when: float, action: Callable[[], None]) -> None:
         self.scheduler.push(max(when - self.epoch, self.scheduler.vt), action)
-
-
-def deduplication_id(published_by: str, index: int) -> str:
-    """The ``DeduplicationId`` of the ``index``-th event a unit of work published: the same on every retry of
-    that unit of work, at most 128 characters (API Reference, PutEventsSystemMetadata).
-
-    Examples
-    --------
-    >>> deduplication_id("yafdp-payment-charges-order#0190", 0)
-    'yafdp-payment-charges-order#0190#0'
-    """
-    text = f"{published_by}#{index}"
-    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Route:
@@ -252,22 +238,7 @@ class LocalCustomBus(InProcessDriving):
             self.scheduler.push(admitted + PUBLISH_BACKOFF_SECONDS, send)
 
     def _entries(self, prepared: list[PreparedEntry], published_by: str | None) -> list[dict]:
-        settings, by_id = self.catalog.bus.custom, self.plan.deduplication == "id" and published_by is not None
-        entries = []
-        for index, (source, detail_type, detail, text, time, resources) in enumerate(prepared):
-            system = {}
-            group = settings.group_of({"detail": detail})
-            if group is not None:
-                system["EventGroupId"] = group
-            if by_id:
-                system["DeduplicationId"] = deduplication_id(published_by, index)
-            entry = {"Source": source, "DetailType": detail_type, "Detail": text, "SystemMetadata": system}
-            if resources:
-                entry["Resources"] = list(resources)
-            if time is not None:
-                entry["Time"] = time
-            entries.append(entry)
-        return entries
+        return custom_bus_entries(prepared, self.catalog.bus.custom, published_by, self.plan.deduplication == "id")
 
     def _put(self, entries: list[dict], published_by: str | None) -> list[dict]:
         content = {"DeduplicationConfiguration": {"DeduplicationType": "CONTENT_BASED"}} \
