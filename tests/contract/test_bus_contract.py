@@ -25,12 +25,13 @@ from yafdp.runtime.interfaces import Bus
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
 from yafdp.services.order import validate_order
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 
 WORLD = load_marketplace()
+CATALOG = load_catalog()
 SEED = 5
 SAGA = ("order", "payment", "notification")  # two hops of the saga: enough, and quick on moto
-ORDER = generate_orders(1, seed=3, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request
+ORDER = planned_requests(CATALOG, 1, seed=3, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[0].request
 PAID = validate_order(ORDER, WORLD)
 PAYMENT_SUCCESS = {"order_id": PAID["order_id"], "payment_id": "pay-1", "customer_id": PAID["customer_id"],
                    "restaurant_id": PAID["restaurant_id"], "items": PAID["items"], "amount": PAID["amount"],

@@ -20,7 +20,7 @@ from yafdp.backends.aws.function import FunctionConfig, PublishFailedError, Serv
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
@@ -39,7 +39,7 @@ def _function(plan, clients, service, events=None):
 
 
 def _order(n):
-    return generate_orders(n, seed=11, world=WORLD, rates=OutcomeRates(0, 0, 0))[-1].request
+    return planned_requests(CATALOG, n, seed=11, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[-1].request
 
 
 def _receive(clients, plan, service, order):
@@ -151,8 +151,8 @@ def test_the_package_holds_the_same_files_whatever_folder_it_is_built_from(tmp_p
 def test_the_package_imports_on_its_own(tmp_path):
     zipfile.ZipFile(io.BytesIO(build_package())).extractall(tmp_path)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.backends.aws.lambda_handler as h; "
-            "from yafdp.catalog import load_catalog; from yafdp.services import resolve_handler; "
-            "c = load_catalog(); [resolve_handler(s.service, s.handler) for s in c.subscriptions]; "
+            "from yafdp.catalog import load_catalog; "
+            "c = load_catalog(); [c.handler(s.service, s.handler) for s in c.subscriptions]; "
             "import yafdp.backends.aws.function; "
             "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith(('yafdp', 'fastjsonschema'))]; "
             "assert all(f.startswith(sys.argv[1]) for f in mods), mods; "

@@ -10,11 +10,12 @@ import pytest
 from yafdp.analysis.check import check_run
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.cli import main
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.catalog import load_catalog
+from yafdp.runs.workload import planned_requests
 
 
 def requests(n: int = 40) -> list[dict]:
-    return [p.request for p in generate_orders(n, seed=6, world=load_marketplace(), rates=OutcomeRates(0.1, 0.1, 0.1))]
+    return [p.request for p in planned_requests(load_catalog(), n, seed=6, rates={"payment_failure": 0.1, "restaurant_reject": 0.1, "delivery_failure": 0.1})]
 
 
 def run_file(tmp_path, text: str, *options) -> tuple[int, str, dict]:

@@ -5,14 +5,14 @@ import json
 from yafdp.analysis.dead_letters import dead_letter_paths
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 from yafdp.services.order import validate_order
 
 WORLD = load_marketplace()
 
 
 def _payment_success() -> dict:
-    order = validate_order(generate_orders(1, seed=4, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request, WORLD)
+    order = validate_order(planned_requests(load_catalog(), 1, seed=4, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[0].request, WORLD)
     return {"order_id": order["order_id"], "payment_id": "pay-1", "customer_id": order["customer_id"],
             "restaurant_id": order["restaurant_id"], "items": order["items"], "amount": order["amount"],
             "currency": "EUR", "delivery_zone": order["delivery_zone"]}

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from yafdp.errors import RefusedError, RunFolderError
 
 LOCK_NAME = ".yafdp.lock"
-RUN_FILES = ("run.db", "summary.json")
+RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run's own copy of its catalog
 TEMPORARY_SUFFIX = ".tmp"
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
 # the suffix), and the journal SQLite keeps beside one being written as a database.

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from yafdp.backends.local.timing import MeasuredTiming
-from yafdp.catalog import load_catalog
-from yafdp.catalog.marketplace import load_marketplace
-from yafdp.errors import BackendError, RunFolderError
+from yafdp.catalog import Catalog, load_catalog
+from yafdp.catalog import record as catalog_record
+from yafdp.errors import BackendError, RequestRefusedError, RunFolderError
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.envelope import PublishError
@@ -30,11 +30,10 @@ from yafdp.runtime.rundb import INSERT_REFUSAL, INSERT_REQUEST
 from yafdp.runs import folder
 from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
-from yafdp.runs.workload import OutcomeRates, workload
-from yafdp.services import check_handlers
-from yafdp.services.order import TERMINAL, TERMINAL_EVENTS, OrderRejectedError
+from yafdp.runs.workload import outcome_rates, workload
 
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
+_COPIES: dict[Path, str] = {}  # run folder -> the copy of its catalog made when it started, written by finish
 
 
 def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
@@ -68,10 +67,11 @@ def start_saga(options: RunOptions) -> Bus:
     locked until :func:`finish`; a folder that holds a run is refused unless ``options.overwrite``.
     """
     catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
-    check_handlers(catalog)
-    world = load_marketplace(options.catalog_dir)
+    catalog.code.check()  # every handler written and importable: one line for each that is not
+    world = catalog.code.world()
     timing = refuse_unsupported(options)
-    requests = workload(world, orders=options.orders, seed=options.seed, rates=options.rates,
+    rates = outcome_rates(catalog, options.rates)
+    requests = workload(catalog, world, orders=options.orders, seed=options.seed, rates=rates,
                         arrival_rate=options.arrival_rate, orders_file=options.orders_file)
     first = next(requests, None)  # a generated workload's checks run on its first order
     out = folder.check_out(Path(options.out))
@@ -82,11 +82,15 @@ def start_saga(options: RunOptions) -> Bus:
         with _interrupted(untouched):
             if folder.holds_run(out) and not options.overwrite:
                 folder.refuse_existing(out)
-            info = {**options.describe(), "status": "running", "services": list(catalog.services),
+            recorded = catalog_record.record(catalog, options.exclude_services)
+            copied = catalog_record.copy(catalog, recorded)
+            info = {**options.describe(), "rates": rates, "catalog": recorded, "status": "running",
+                    "services": list(catalog.services),
                     "sources": {s.source: s.name for s in catalog.services.values()}}
             stored = _chain(first, requests)
             if options.store == "file":
-                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog).rules}, stored)
+                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog).rules}, stored,
+                                     copied)
             else:
                 db = rundb.connect(None)
                 _store_start(db, info, None, stored)
@@ -106,6 +110,8 @@ def start_saga(options: RunOptions) -> Bus:
             lock.release()
         raise
     _LOCKS[out.resolve()] = lock
+    if options.store != "file":  # the file store wrote it with run.db; the memory store writes it with run.db
+        _COPIES[out.resolve()] = copied
     return bus
 
 
@@ -136,22 +142,23 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
             lock.release()
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
-                             rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
+                             rates=info["rates"], faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
                              exclude_services=tuple(info.get("exclude_services", ())),
                              orders_file=info.get("orders_file"),
                              latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
-        catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
-        check_handlers(catalog)
-        world = load_marketplace(options.catalog_dir)
+        catalog = _recorded_catalog(info, out)  # the catalog the run started with, or refused naming what changed
+        catalog.code.check()
+        world = catalog.code.world()
         db = rundb.connect(db_path)
         session = info.get("session", 0) + 1
-        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
         last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
                           " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
         # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
         timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
         bus = open_local(options, catalog, world, db, timing=timing, session=session)
+        # Only now, with everything checked and the bus open, is the resume recorded: a refused one writes nothing.
+        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
     except BaseException:
         lock.release()
         raise
@@ -168,26 +175,47 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         _close(bus, out)
 
 
+def _recorded_catalog(info: dict, out: Path) -> Catalog:
+    """The catalog a stopped run started with, proven unchanged (:func:`yafdp.catalog.record.prove`: its folder
+    agrees with ``run.db``'s record and the run folder's copy, and so do the package's handler modules it ran).
+
+    Raises :class:`~yafdp.errors.RunFolderError` naming what changed, or why it cannot be known."""
+    recorded = info.get("catalog") if isinstance(info.get("catalog"), dict) else {}
+    if info.get("catalog_in_memory") or recorded.get("in_memory"):
+        raise RunFolderError(f"{out / 'run.db'} is a run of a catalog built in memory, whose handlers no file holds: "
+                             f"it cannot be resumed; run it again")
+    proof = catalog_record.prove(info.get("catalog"), out)
+    if not proof.proven or proof.catalog is None:
+        raise RunFolderError(f"cannot resume {out}: the run's catalog cannot be proven the one it started with "
+                             f"({'; '.join(proof.differences)}): restore it to resume, or start the run again with "
+                             f"`yafdp run --force --out {out}`")
+    return proof.catalog
+
+
 def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> Callable[[], None]:
-    """A customer's client sending request ``seq`` of the workload on ``bus`` (any backend's). Whatever the
-    Order service answers, the run goes on: a refusal (naming the field) is recorded in ``refusals`` with the
-    request's ``seq``; an order placed is the Order service's own record."""
+    """A client sending request ``seq`` of the workload to the entry point that starts a saga (the catalog's
+    :attr:`~yafdp.catalog.Catalog.start_entrypoint`) on ``bus`` (any backend's). Whatever the service answers, the
+    run goes on: a refusal (naming the field) is recorded in ``refusals`` with the request's ``seq``; a saga
+    started is its service's own record and its start event."""
+    saga = bus.catalog.saga
+    entry = bus.catalog.start_entrypoint
+
     def place() -> None:
-        order_id = request.get("order_id") if isinstance(request, dict) else None
-        order_id = order_id if isinstance(order_id, str) else None
+        order_id = saga.saga_id(request)
         if conflicts_with is not None:
-            field, problem = "order_id", (f"order refused: order_id: {order_id} was requested before (request "
-                                          f"#{conflicts_with}) with other content; an order id names one order")
+            field = saga.id_field
+            problem = (f"request refused: {field}: {order_id} was requested before (request #{conflicts_with}) "
+                       f"with other content; a saga id names one saga")
         else:
             try:
-                bus.call("order", "place_order", request)
+                bus.call(entry.service, entry.name, request)
                 return
-            except OrderRejectedError as exc:
+            except RequestRefusedError as exc:
                 field, problem = exc.field, str(exc)
             except PublishError as exc:
                 field, problem = "(event)", str(exc)
-            except Exception as exc:  # the Order service failed on this order: its client got an error, others go on
-                field, problem = "(order)", f"the Order service failed on it: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # the service failed on this request: its client got an error, others go on
+                field, problem = "(request)", f"the {entry.service} service failed on it: {type(exc).__name__}: {exc}"
         bus.db.execute(INSERT_REFUSAL, (order_id, field, problem, bus.now(), seq))
     return place
 
@@ -206,12 +234,12 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     bus.commit()
     info = rundb.get_info(db)
     wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
-    summary = summarize(db)
+    summary = summarize(db, bus.catalog)
     summary.update(options.describe(), wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
                    sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts
-        summary["simulation"]["saga_ms"] = saga_latency_ms(db)
+        summary["simulation"]["saga_ms"] = saga_latency_ms(db, bus.catalog.saga)
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
@@ -226,8 +254,13 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
         db.close()
         text = json.dumps(summary, indent=2) + "\n"
         if new_db is not None:
-            folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
+            folder.remove(out / "summary.json", out / catalog_record.COPY_NAME, out / "run.db-wal", out / "run.db-shm")
             folder.replace_atomically(out / "run.db", new_db)
+            copied = _COPIES.pop(out.resolve(), None)
+            if copied is not None:
+                with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run; its "
+                                          "catalog is recorded in run_info"):
+                    folder.write_atomically(out / catalog_record.COPY_NAME, copied)
         with folder.room_to_write(out / "summary.json", f"{out / 'run.db'} holds the run, its summary in run_info"):
             folder.write_atomically(out / "summary.json", text)
         bus.close()  # a deployed bus (moto, aws) is destroyed here, once the run is saved
@@ -238,12 +271,15 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     return summary
 
 
-def summarize(db) -> dict:
-    """Counts a reader wants first: requests and orders by status, events, deliveries by outcome, dead letters, money."""
-    statuses = dict(db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status"))
+def summarize(db, catalog: Catalog) -> dict:
+    """Counts a reader wants first: requests and sagas (``orders``) by status, events, deliveries by outcome, dead
+    letters, and what the catalog's ``saga.py`` adds (YAFDP: money and loyalty points)."""
+    saga = catalog.saga
+    select, parameters = rundb.saga_statuses(saga.tracker)
+    statuses = dict(db.execute(f"SELECT status, COUNT(*) FROM ({select}) GROUP BY status ORDER BY status", parameters))
     outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM deliveries GROUP BY outcome"))
-    money = dict(db.execute("SELECT kind, ROUND(SUM(amount), 2) FROM payments GROUP BY kind"))
     placed = sum(statuses.values())
+    hook = catalog.code.hook("saga")
     merged = db.execute("SELECT r.order_id, COUNT(*) + 1 FROM requests r WHERE r.same_as IS NOT NULL"
                         " GROUP BY r.same_as ORDER BY r.same_as LIMIT 20").fetchall()
     return {
@@ -256,24 +292,22 @@ def summarize(db) -> dict:
                          db.execute("SELECT order_id, field, problem FROM refusals ORDER BY rowid LIMIT 20")],
             "merged_duplicates": [{"order_id": o, "copies": n} for o, n in merged],
             "by_status": statuses,
-            "not_terminal": placed - sum(statuses.get(status, 0) for status in TERMINAL),
+            "not_terminal": placed - sum(statuses.get(status, 0) for status in saga.terminal),
         },
         "events_published": db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
         "deliveries": {**{k: outcomes.get(k, 0) for k in ("ok", "failed", "duplicate", "dead_lettered")},
                        "total": sum(outcomes.values())},
         "dead_letters": db.execute("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL").fetchone()[0],
-        "charged": money.get("charge", 0.0),
-        "refunded": money.get("refund", 0.0),
-        "loyalty_points": db.execute("SELECT COALESCE(SUM(points), 0) FROM loyalty").fetchone()[0],
+        **(hook.summary(db) if hasattr(hook, "summary") else {}),
     }
 
 
-def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
-    """End-to-end saga latency on the run's clock, in milliseconds: from an order's ``start_event`` to its last
-    terminal event (as :func:`yafdp.analysis.trace.end_to_end`'s ``saga_s``, without pandas): ``orders``, how
+def saga_latency_ms(db, saga) -> dict:
+    """End-to-end saga latency on the run's clock, in milliseconds: from a saga's start event to its last
+    terminal event (``saga``: the catalog's :class:`~yafdp.catalog.saga.Saga`) (as :func:`yafdp.analysis.trace.end_to_end`'s ``saga_s``, without pandas): ``orders``, how
     many reached their end, and ``p50`` and ``p99``, interpolated between the nearest ranks as pandas does (None
     when no order reached its end). One pass over the events: SQLite groups, sorts and picks the ranks."""
-    terminal = ", ".join("?" * len(TERMINAL_EVENTS))
+    terminal = ", ".join("?" * len(saga.terminal_events))
     ranks = db.execute(
         "SELECT n, r, s FROM (SELECT s, ROW_NUMBER() OVER (ORDER BY s) - 1 AS r, COUNT(*) OVER () AS n FROM ("
         f" SELECT MAX(CASE WHEN detail_type IN ({terminal}) THEN published_at END)"
@@ -281,7 +315,7 @@ def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
         "  FROM events WHERE order_id IS NOT NULL GROUP BY order_id) WHERE s IS NOT NULL)"
         " WHERE r IN (CAST(0.5 * (n - 1) AS INTEGER), CAST(0.5 * (n - 1) AS INTEGER) + 1,"
         "             CAST(0.99 * (n - 1) AS INTEGER), CAST(0.99 * (n - 1) AS INTEGER) + 1)",
-        (*TERMINAL_EVENTS, start_event)).fetchall()
+        (*saga.terminal_events, saga.start_event)).fetchall()
     count = ranks[0][0] if ranks else 0
     at = {r: s for _, r, s in ranks}
     latency = {"orders": count}
@@ -295,9 +329,10 @@ def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
 
 # ---------------------------------------------------------------- the run folder and the workload
 
-def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
+def _new_file_store(out: Path, info: dict, rules: dict, requests, copied: str) -> object:
     """The file store's ``run.db``: made beside the old one with the run's facts and workload, then renamed
-    into place (removing the old run's files, summary first), then opened for the run."""
+    into place (removing the old run's files, summary first), then opened for the run; the copy of its catalog
+    (``catalog.json``, ``copied``) is written after it."""
     building = folder.temporary_beside(out / "run.db")
     try:
         with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"):
@@ -306,8 +341,10 @@ def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
                 _store_start(db, info, rules, requests)
             finally:
                 db.close()
-        folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
+        folder.remove(out / "summary.json", out / catalog_record.COPY_NAME, out / "run.db-wal", out / "run.db-shm")
         folder.replace_atomically(out / "run.db", building)
+        with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run, not started"):
+            folder.write_atomically(out / catalog_record.COPY_NAME, copied)
     finally:
         folder.remove_temporary(building)
     return rundb.connect(out / "run.db")
@@ -458,6 +495,7 @@ def _close(bus: Bus, out) -> None:
 
 
 def _release(out: Path) -> None:
+    _COPIES.pop(Path(out).resolve(), None)
     lock = _LOCKS.pop(Path(out).resolve(), None)
     if lock is not None:
         lock.release()

@@ -16,7 +16,6 @@ from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import BusStats, FunctionRunner
 from yafdp.runtime.envelope import iso_time
 from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, prepare_put_events
-from yafdp.services.order import TERMINAL
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import DynamoState, items_of
@@ -87,7 +86,7 @@ class AwsBus:
             answers = iter(put_entries(self.clients.events, sent, attempts=1))
             results = list(answers)
             state.published(None, [
-                {"kind": "event", "event_id": r["EventId"], "order_id": p.detail.get("order_id"),
+                {"kind": "event", "event_id": r["EventId"], "order_id": self.catalog.saga.saga_id(p.detail),
                  "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
                  "detail": p.text, "time": iso_time(published_at)}
                 for p, r in zip(accepted, results) if r.get("EventId") and not r.get("ErrorCode")])
@@ -230,14 +229,15 @@ class AwsBus:
         return {"state_writes": self._state_writes, "prefix": self.plan.prefix, "region": self.plan.region}
 
     def settled(self) -> bool:
-        """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
-        return (all(status in TERMINAL for status in self.order_statuses().values())
+        """Whether the saga has nothing left to do: every saga terminal, or dead letters to explain why not."""
+        return (all(status in self.catalog.saga.terminal for status in self.saga_statuses().values())
                 or any(self.dead_letter_depths().values()))
 
-    def order_statuses(self) -> dict[str, str]:
-        """Every order's status, read from the Order service's table."""
-        return {order_id: item.get("status") for order_id, item in
-                items_of(self.clients.dynamodb, self.plan.service("order").table, "order")}
+    def saga_statuses(self) -> dict[str, str]:
+        """Every saga's status, read from its tracker's table (the catalog's ``saga.tracker``)."""
+        tracker = self.catalog.saga.tracker
+        return {saga_id: item.get(tracker.field) for saga_id, item in
+                items_of(self.clients.dynamodb, self.plan.service(tracker.service).table, tracker.kind)}
 
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
@@ -251,13 +251,8 @@ class AwsBus:
         return depths
 
     def stuck_orders(self) -> str:
-        """The orders that are not terminal, with their status, for an error message."""
-        statuses = self.order_statuses()
-        stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
-        if not stuck:
-            return "every order is terminal"
-        return (f"{len(stuck)} of {len(statuses)} orders are not terminal: {', '.join(stuck[:10])}"
-                + (" …" if len(stuck) > 10 else ""))
+        """The sagas that are not terminal, by status, for an error message."""
+        return self.catalog.saga.stuck(self.saga_statuses()) or "every saga is terminal"
 
     def commit(self) -> None:
         """Bring :attr:`db` up to date with the deployment (what :func:`yafdp.runs.finish` reads)."""

@@ -11,10 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan, build_plan
 from yafdp.plan.model import check_names
 from yafdp.runtime.faults import Faults
@@ -80,7 +79,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     return plan
 
 
-def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
+def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Any, clients: AwsClients, db, *,
                       backend: str, faults: Faults = Faults(), seed: int = 0, orders: int = 0,
                       teardown: Callable[[], None] | None = None, concurrency: int = 4) -> AwsBus:
     """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by

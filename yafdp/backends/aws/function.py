@@ -14,17 +14,15 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
-from yafdp.services import resolve_handler
 
 from yafdp.backends.aws.dynamo_state import ConflictError, DynamoState
 
@@ -93,12 +91,12 @@ class ServiceFunction:
         wall-clock seconds (epoch), for the trace.
     """
 
-    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
+    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Any,
                  events, dynamodb, clock: Callable[[], float] = time.time):
         self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
         self.state = DynamoState(dynamodb, config.table)
         self.rules = {r.name: r for r in plan.rules if r.service == config.service}
-        self.handlers = {name: resolve_handler(config.service, r.target.handler) for name, r in self.rules.items()}
+        self.handlers = {name: catalog.handler(config.service, r.target.handler) for name, r in self.rules.items()}
 
     # ---------------------------------------------------------------- the SQS event source
 
@@ -134,7 +132,7 @@ class ServiceFunction:
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
         reads = self.state.snapshot()
-        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
         try:
             self.handlers[rule.name](envelope, uow)
             if self.config.faults.any:
@@ -183,8 +181,8 @@ class ServiceFunction:
         self._publish(outbox_key, self.state.pending_outbox(outbox_key))
         for attempt in range(1, CALL_ATTEMPTS + 1):
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
-            result = resolve_handler(self.config.service, entrypoint)(payload, uow)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
+            result = self.catalog.handler(self.config.service, entrypoint)(payload, uow)
             try:
                 prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
             except DeliveryError as exc:
@@ -207,7 +205,8 @@ class ServiceFunction:
         return json.dumps(aws_entry(prepared, self.config.bus))
 
     def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
-        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key)
+        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key,
+                               saga_id=self.catalog.saga.saga_id)
 
 
 # A careful producer's retries of the entries PutEvents failed with a retryable ErrorCode (InternalFailure,
@@ -244,9 +243,10 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
-                    outbox_key: str | None = None, **retrying) -> list[str]:
+                    outbox_key: str | None = None, saga_id: Callable[[dict], str | None] = lambda detail: None,
+                    **retrying) -> list[str]:
     """Publish ``entries`` with :func:`put_entries` (retryable refusals sent again with backoff), record the
-    published ones in ``state``'s trace and clear ``outbox_key``.
+    published ones in ``state``'s trace (each with the saga ``saga_id(detail)`` names) and clear ``outbox_key``.
 
     Raises :class:`PublishFailedError` when entries are still refused: the published ones are recorded, the
     refused ones stay in the outbox (alone), so the delivery fails and its redelivery publishes exactly them
@@ -263,7 +263,7 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
             continue
         detail = json.loads(entry["Detail"])
         ids.append(result["EventId"])
-        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
+        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": saga_id(detail),
                      "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
                      "detail": entry["Detail"], "time": iso_time(published_at), "published_by": outbox_key})
     if not refused:

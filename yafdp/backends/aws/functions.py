@@ -11,9 +11,8 @@ import json
 from yafdp.catalog import Catalog
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
-from yafdp.services.order import OrderRejectedError
+from yafdp.errors import RequestRefusedError
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.poller import QueuePoller
@@ -31,7 +30,7 @@ class InProcessFunctions:
     visibility timeout, and invokes the function on them in its own thread.
     """
 
-    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
+    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world, clients: AwsClients, *,
                  faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
         self.functions = {
             s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
@@ -96,6 +95,6 @@ class LambdaFunctions:
         error = body.get("error")
         if error is None:
             return body.get("result")
-        if error["type"] == "OrderRejectedError":
-            raise OrderRejectedError(error["field"], error["problem"])
+        if error.get("request_refused"):
+            raise RequestRefusedError(error["field"], error["problem"], error["message"])
         raise PublishError(error["message"])

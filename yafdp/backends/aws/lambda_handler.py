@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 
-from yafdp.errors import RefusedError
-from yafdp.services.order import OrderRejectedError
+from yafdp.errors import RefusedError, RequestRefusedError
 
 _function = None
 
@@ -33,9 +32,10 @@ def lambda_handler(event: dict, context) -> dict:
     if "entrypoint" in event:
         try:
             return {"result": function.call(event["entrypoint"], event.get("payload"))}
-        except RefusedError as exc:  # a refused call (OrderRejectedError, PublishError): the caller's answer
+        except RefusedError as exc:  # a refused call (a request the service refused, PublishError): the caller's answer
+            refused = isinstance(exc, RequestRefusedError)
             return {"error": {"type": type(exc).__name__, "message": str(exc), "field": exc.field,
-                              "problem": exc.problem if isinstance(exc, OrderRejectedError) else str(exc)}}
+                              "problem": exc.problem if refused else str(exc), "request_refused": refused}}
     raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
 
 
@@ -46,11 +46,10 @@ def _service_function():
 
         from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
         from yafdp.catalog import load_catalog
-        from yafdp.catalog.marketplace import load_marketplace
         from yafdp.plan import build_plan
 
         config = FunctionConfig.from_environment(os.environ)
-        catalog = load_catalog()
-        _function = ServiceFunction(config, catalog, build_plan(catalog, config.prefix), load_marketplace(),
+        catalog = load_catalog()  # the catalog folder the package carries (data/), its handlers and its world
+        _function = ServiceFunction(config, catalog, build_plan(catalog, config.prefix), catalog.code.world(),
                                     boto3.client("events"), boto3.client("dynamodb"))
     return _function

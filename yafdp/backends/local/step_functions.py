@@ -14,10 +14,9 @@ import random
 import sqlite3
 from dataclasses import dataclass
 from functools import partial
-from typing import Iterable
+from typing import Any, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, state_machine_definition
@@ -70,7 +69,7 @@ class LocalStepFunctions(InProcessDriving):
     Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``.
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
                  commit_every: int = 5000, epoch: float = 1_767_225_600.0):
         if workflow not in WORKFLOWS:
