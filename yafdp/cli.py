@@ -132,6 +132,9 @@ def _text_table(header: tuple, rows: list[tuple]) -> str:
 def register_lint(commands) -> None:
     parser = commands.add_parser("lint", help="check the catalog's design; exit 1 when it finds problems")
     _catalog_arg(parser)
+    parser.add_argument("--coverage", action="store_true",
+                        help="also print the compensation-coverage matrix: for each failure, which compensation of "
+                             "each earlier compensatable step it sets in motion")
     parser.set_defaults(run=run_lint)
 
 
@@ -141,6 +144,16 @@ def run_lint(args) -> int:
     catalog = _load(args, design=True)
     catalog.code.world()  # the world the catalog's services run in (saga.py's, e.g. marketplace.json): refused alike
     findings = lint(catalog)
+    if args.coverage:
+        from yafdp.analysis.coverage import coverage
+
+        cells = coverage(catalog)
+        steps = list(dict.fromkeys(c.step for c in cells))
+        rows = [(failure, *(str(next(c for c in cells if c.failure == failure and c.step == step)) for step in steps))
+                for failure in dict.fromkeys(c.failure for c in cells)]
+        print(_text_table(("failure \\ compensatable step", *steps), rows) if rows else
+              "no failure may follow a compensatable step")
+        print()
     for finding in findings:
         print(finding)
     print(f"{len(findings)} problem(s) in {len(catalog.events)} events and {len(catalog.subscriptions)} rules"
@@ -408,7 +421,7 @@ def _rates(args) -> dict[str, float]:
 
 
 def run_run(args) -> int:
-    from yafdp.runs import RunOptions, run_saga
+    from yafdp.runs import RunOptions, StuckSagasError, run_saga
     from yafdp.runtime.faults import Faults
 
     options = RunOptions(
@@ -423,7 +436,12 @@ def run_run(args) -> int:
                       max_delay_seconds=args.max_delay),
     )
     with _progress(args) as progress:
-        summary = run_saga(options, progress=progress)
+        try:
+            summary = run_saga(options, progress=progress)
+        except StuckSagasError as stuck:  # the run is written: say what it did, then what is stuck (exit 1)
+            _report(stuck.summary, args)
+            print(f"yafdp: {stuck}", file=sys.stderr)
+            return 1
     _report(summary, args)
     return 0
 
@@ -436,10 +454,15 @@ def register_resume(commands) -> None:
 
 
 def run_resume(args) -> int:
-    from yafdp.runs import resume_saga
+    from yafdp.runs import StuckSagasError, resume_saga
 
     with _progress(args) as progress:
-        summary = resume_saga(Path(args.out), progress=progress)
+        try:
+            summary = resume_saga(Path(args.out), progress=progress)
+        except StuckSagasError as stuck:
+            _report(stuck.summary, args)
+            print(f"yafdp: {stuck}", file=sys.stderr)
+            return 1
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
         print(f"the run in {args.out} had finished already: nothing to resume, "

@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs import RunOptions, StuckSagasError, run_saga
 from yafdp.runs.bootstrap import open_local
 from yafdp.runtime import rundb
 from yafdp.backends.aws.bus import AwsBus
@@ -185,7 +185,9 @@ class TestLocalBus(BusContract):
     def test_a_half_poisoned_duplicated_run_dead_letters_some_deliveries(self, tmp_path):
         # The case that was tried, `yafdp run --duplicate-rate 1 --poison-rate 0.5`: the local bus used to
         # dead-letter nothing (poison was drawn per copy, and the clean copy succeeded).
-        summary = run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5)))
+        with pytest.raises(StuckSagasError) as stuck:  # a poisoned saga is stuck in the dead-letter queue
+            run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5)))
+        summary = stuck.value.summary
         assert summary["dead_letters"] > 0 and summary["deliveries"]["dead_lettered"] == summary["dead_letters"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from yafdp.analysis.check import check_run
 from yafdp.cli import main
 from yafdp.runtime.faults import Faults
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs import RunOptions, StuckSagasError, run_saga
 from yafdp.catalog import load_catalog
 from yafdp.runs.workload import planned_requests
 from yafdp.catalog.marketplace import load_marketplace
@@ -60,12 +60,14 @@ def test_memory_and_file_stores_give_the_same_run(tmp_path):
     assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
-def test_poison_events_end_in_the_dlq_and_the_check_says_which_orders_are_stuck(tmp_path):
-    run_saga(RunOptions(orders=60, seed=2, out=tmp_path, faults=Faults(poison_rate=0.05)))
+def test_poison_events_end_in_the_dlq_and_the_run_and_the_check_say_which_orders_are_stuck(tmp_path):
+    with pytest.raises(StuckSagasError, match="sagas did not end in a terminal outcome") as stuck:
+        run_saga(RunOptions(orders=60, seed=2, out=tmp_path, faults=Faults(poison_rate=0.05)))
+    assert stuck.value.summary["orders"]["not_terminal"] > 0 and (tmp_path / "summary.json").is_file()
     results = {i.name: i for i in check_run(tmp_path)}
     assert results["no event lost"].passed  # nothing vanished: what failed is in the DLQ with its reason
-    assert not results["every order is terminal"].passed
-    assert all(o.startswith("ord-") for o in results["every order is terminal"].offenders)
+    assert not results["every saga is terminal"].passed
+    assert all(o.startswith("ord-") for o in results["every saga is terminal"].offenders)
 
 
 RUN_DB_COLUMNS = {

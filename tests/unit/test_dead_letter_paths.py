@@ -19,7 +19,7 @@ def _payment_success() -> dict:
 
 
 def test_each_topology_ends_a_failing_step_in_its_own_place_with_its_own_attributes():
-    table = dead_letter_paths(load_catalog(), WORLD, _payment_success())
+    table = dead_letter_paths(load_catalog(), WORLD, "Payment_Success", _payment_success(), "restaurant-reviews-paid-order")
     queue, direct, undeliverable = table.to_dict("records")
     assert queue["ends in"].startswith("the service queue's DLQ") and queue["handler or delivery attempts"] == 5
     assert "ApproximateReceiveCount" in queue["attributes of that dead-letter queue"]

@@ -36,11 +36,22 @@ _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from 
 _COPIES: dict[Path, str] = {}  # run folder -> the copy of its catalog made when it started, written by finish
 
 
+class StuckSagasError(BackendError):
+    """A run that ended with sagas not in a terminal outcome (a poison event in a dead-letter queue, a rule that
+    matches nothing): ``run.db`` and ``summary.json`` were written, and ``summary`` is the run's summary."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
 def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     """Run the workload on ``options.backend``; return the summary (also written to ``summary.json``).
 
     A run that does not settle (a deployment whose orders are not all terminal in time) still writes
-    ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck.
+    ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck;
+    one that ends (the local bus has nothing left to deliver) with sagas not in a terminal outcome raises
+    :class:`StuckSagasError` once its files are written, naming how many, in which status, and the first ids.
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
@@ -53,9 +64,24 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
             except BackendError:  # the evidence of a run that did not settle is kept
                 finish(bus, options, Path(options.out), time.perf_counter() - started)
                 raise
-            return finish(bus, options, Path(options.out), time.perf_counter() - started)
+            stuck = stuck_sagas(bus.db, bus.catalog)
+            summary = finish(bus, options, Path(options.out), time.perf_counter() - started)
+            _refuse_stuck(stuck, summary, Path(options.out))
+            return summary
     finally:
         _close(bus, options.out)
+
+
+def stuck_sagas(db, catalog: Catalog) -> str | None:
+    """The sagas of the run in ``db`` that are not in a terminal outcome, in one line (None when there is none)."""
+    select, parameters = rundb.saga_statuses(catalog.saga.tracker)
+    return catalog.saga.stuck(dict(db.execute(select, parameters)))
+
+
+def _refuse_stuck(stuck: str | None, summary: dict, out: Path) -> None:
+    if stuck is not None:
+        raise StuckSagasError(f"the run ended with sagas stuck: {stuck}; {out / 'run.db'} and "
+                              f"{out / 'summary.json'} hold it (`yafdp check {out}` says where each stopped)", summary)
 
 
 def start_saga(options: RunOptions) -> Bus:
@@ -169,8 +195,11 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
             unsent = _schedule_requests(bus)
             started = time.perf_counter()
             bus.run(progress=_keeping_time(bus, progress, started))
-            return finish(bus, options, out, time.perf_counter() - started,
-                          extra={"resumed_deliveries": pending, "resumed_requests": unsent})
+            stuck = stuck_sagas(bus.db, bus.catalog)
+            summary = finish(bus, options, out, time.perf_counter() - started,
+                             extra={"resumed_deliveries": pending, "resumed_requests": unsent})
+            _refuse_stuck(stuck, summary, out)
+            return summary
     finally:
         _close(bus, out)
 
