@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BUILD ?= build
+CATALOG ?=
 
 .PHONY: workbook test lab bench lint clean
 
@@ -13,8 +14,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/
-	$(BIN)/yafdp workbook --out $(BUILD)
+workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/ (CATALOG=DIR: on your catalog, into build/<its name>)
+	$(BIN)/yafdp workbook $(if $(CATALOG),--catalog $(CATALOG) --out $(BUILD)/$(notdir $(abspath $(CATALOG))),--out $(BUILD))
 
 test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook included, on every core
 	$(BIN)/python -m pytest -n auto --dist worksteal

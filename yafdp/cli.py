@@ -173,6 +173,9 @@ def register_workbook(commands) -> None:
                              "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="run every chapter on this catalog folder instead of the shipped data/ (papermill's "
+                             "-p catalog_dir DIR); the build goes to build/<its folder's name> unless --out")
     parser.set_defaults(run=run_workbook)
 
 
@@ -184,8 +187,15 @@ def run_workbook(args) -> int:
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
+    if args.catalog is not None:  # refused here, one line, if it does not load; each chapter then reads it
+        from yafdp.catalog import load_catalog
+
+        catalog = load_catalog(args.catalog)
+        catalog.code.check()
+        parameters["catalog_dir"] = str(Path(args.catalog).resolve())
     if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
-        args.out = "build/solutions" if args.solutions else "build"
+        base = f"build/{Path(args.catalog).resolve().name}" if args.catalog is not None else "build"
+        args.out = f"{base}/solutions" if args.solutions else base
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))
@@ -196,7 +206,10 @@ def run_workbook(args) -> int:
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:
-        print(f"yafdp: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every chapter that failed, each with its cell
+            print(f"yafdp: {line}", file=sys.stderr)
+        print(f"yafdp: {len(exc.failed)} chapter(s) failed; the others were written into {Path(args.out).resolve()}",
+              file=sys.stderr)
         return 1
     print(f"{len(done)} notebook(s) executed into {Path(args.out).resolve()}")
     return 0

@@ -194,7 +194,7 @@ def test_a_throttled_entry_of_a_batch_is_sent_again_and_published(plan, clients)
                {"Source": "yafdp.payment", "DetailType": "Payment_Failed", "Detail": json.dumps(details[1]),
                 "EventBusName": plan.bus}]
     events = ThrottlingOnce(clients.events, "Payment_Failed")
-    ids = publish_entries(events, entries, lambda: 0.0, state, sleep=lambda seconds: None)
+    ids = publish_entries(events, entries, lambda: 0.0, state, saga_id=CATALOG.saga.saga_id, sleep=lambda seconds: None)
     assert events.calls == [["Payment_Success", "Payment_Failed"], ["Payment_Failed"]]
     assert len(ids) == 2 and len(set(ids)) == 2
     published = [r for r in _trace(clients, plan, "payment") if r["kind"] == "event" and r["order_id"] == order["order_id"]]
@@ -209,6 +209,6 @@ def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy)
     (catalog_copy.root / "notes.json").write_text("{}")
     names = [n for n in package_files(catalog_copy.root) if n.startswith("data/")]
     services = sorted(f"data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
-    assert names == ["data/bus.json", "data/marketplace.json", *services]
+    assert names == ["data/bus.json", "data/marketplace.json", "data/saga.py", *services]
     archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
     assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]

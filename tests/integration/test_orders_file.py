@@ -68,14 +68,15 @@ def test_a_conflicting_duplicate_order_id_is_refused_not_lost(tmp_path, capsys):
 
 
 def test_a_resume_sends_exactly_the_requests_not_sent_yet():
-    """`unsent`: not merged, not refused, its order not placed; a conflicting duplicate is sent to be refused."""
+    """`unsent`: not merged, not refused, its saga not started (no event names it); a conflicting duplicate is
+    sent to be refused."""
     from yafdp.runtime import rundb
 
     db = rundb.connect(":memory:")
     db.executemany(rundb.INSERT_REQUEST, [(1, "ord-a", 0.1, "{}", None), (2, "ord-a", 0.2, '{"x": 1}', None),
                                           (3, "ord-a", 0.3, "{}", 1), (4, "ord-c", 0.4, "{}", None),
                                           (5, None, 0.5, "[]", None)])
-    db.execute(rundb.UPSERT_STATE, ("order", "order", "ord-a", '{"status": "PLACED"}'))
+    db.execute(rundb.INSERT_EVENT, ("e-1", "ord-a", "Order_Initiated", "yafdp.order", 0.1, "{}", "t", None, None))
     assert [(s, f) for s, _, _, f in db.execute("SELECT * FROM unsent ORDER BY seq")] == [(2, 1), (4, 4), (5, None)]
     db.execute(rundb.INSERT_REFUSAL, ("ord-a", "order_id", "conflict", 1.0, 2))
     db.execute(rundb.INSERT_REFUSAL, (None, "(order)", "not an object", 1.0, 5))

@@ -106,7 +106,7 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
     result = cli("run", "--store", "file", "--catalog", catalog_copy.root, "--out", earlier, "--force")
     assert result.returncode == 2 and "payment.json" in one_line(result.stderr)
     assert fingerprint(earlier) == before and sorted(p.name for p in earlier.iterdir() if not p.name.startswith(".")) \
-        == ["run.db", "summary.json"]
+        == ["catalog.json", "run.db", "summary.json"]
 
 
 def assert_check_says_in_progress(out: Path, process: subprocess.Popen) -> None:
@@ -181,14 +181,14 @@ def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or
     (out / "sub").mkdir()
     (out / "sub" / left[0]).write_text("in a subfolder: not the run folder's")
     assert cli("run", "--orders", 5, "--store", "file", "--out", out).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "catalog.json", "run.db", "summary.json", "sub", *others])
 
     before = fingerprint(out)  # a finished run; a --force run killed early leaves its temporaries beside it
     killed_while_storing_its_workload(out, "--force")
     assert fingerprint(out) == before
     resumed = cli("resume", "--out", out)
     assert resumed.returncode == 0 and fingerprint(out) == before
-    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "catalog.json", "run.db", "summary.json", "sub", *others])
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -272,7 +272,7 @@ def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_b
     out = tmp_path / "run"
     assert cli("run", "--orders", 40, "--store", "file", "--out", out).returncode == 0
     before = everything_in(out)
-    assert sorted(before) == [".yafdp.lock", "run.db", "summary.json"]
+    assert sorted(before) == [".yafdp.lock", "catalog.json", "run.db", "summary.json"]
     assert cli("check", out).returncode == 0  # a reader's read-only connection left empty -wal and -shm files
     assert everything_in(out) == before
     resumed = cli("resume", "--out", out)

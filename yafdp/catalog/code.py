@@ -172,7 +172,8 @@ class CatalogCode:
         found = {"bus.json": self.folder / "bus.json"}
         services = self.folder / "services"
         for path in sorted(services.glob("*.json")):
-            found[f"services/{path.name}"] = path
+            if not path.name.startswith("."):  # what the loader reads, and nothing it does not
+                found[f"services/{path.name}"] = path
         for path in sorted(services.rglob("*.py")):
             relative = path.relative_to(self.folder)
             if not any(part.startswith((".", "__pycache__")) for part in relative.parts):

@@ -43,7 +43,7 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     root = Path(path) if path is not None else DEFAULT_DATA_DIR
     bus_document = read_json(root / "bus.json")
     bus = _load_bus(root / "bus.json", bus_document)
-    files = sorted((root / "services").glob("*.json"))
+    files = sorted(p for p in (root / "services").glob("*.json") if not p.name.startswith("."))  # not a draft
     if not files:
         raise CatalogError(root / "services", "", "no service files (services/<name>.json) found")
     services: dict[str, Service] = {}

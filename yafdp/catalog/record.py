@@ -111,7 +111,11 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
     folder = Path(recorded["folder"]) if recorded.get("folder") else None
     excluded = tuple(recorded.get("excluded") or ())
     in_memory = recorded.get("in_memory") or {}
-    copy_document = _read_copy(run_folder / COPY_NAME, differences) if recorded["files"] is not None else None
+    # A copy that is missing is no difference by itself: a writer stopped between run.db and its copy leaves
+    # none (never another run's); the folder must then prove the catalog alone.
+    missing_copy = recorded["files"] is not None and not (run_folder / COPY_NAME).exists()
+    copy_document = (_read_copy(run_folder / COPY_NAME, differences)
+                     if recorded["files"] is not None and not missing_copy else None)
     copy_agrees = False
     if copy_document is not None:
         copied = {name: _sha256(_bytes(text)) for name, text in copy_document.get("files", {}).items()}
@@ -136,6 +140,11 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
         differences += folder_differences
         folder_agrees = not folder_differences
     described = _describe(folder, excluded, in_memory)
+    if missing_copy:
+        if folder_agrees:
+            described += f" (the run folder has no {COPY_NAME}: its writer stopped before writing it)"
+        else:
+            differences.append(f"{run_folder / COPY_NAME}: the run folder's copy of the catalog is missing")
     try:
         if from_folder is not None and (folder_agrees or not copy_agrees):
             catalog, source = from_folder, described

@@ -163,8 +163,9 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
             missing = not (out / "summary.json").exists()
-            if missing:  # stopped between its two files: the summary is in run.db
+            if missing:  # stopped between its files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
+            _rewrite_missing_copy(info, out)
             lock.release()
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
@@ -202,6 +203,16 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
             return summary
     finally:
         _close(bus, out)
+
+
+def _rewrite_missing_copy(info: dict, out: Path) -> None:
+    """Write again the run folder's copy of its catalog when a writer stopped before writing it, from the catalog
+    folder, once that is proven to be the one the run recorded (nothing is written otherwise)."""
+    if (out / catalog_record.COPY_NAME).exists() or not isinstance(info.get("catalog"), dict):
+        return
+    proof = catalog_record.prove(info["catalog"], out)
+    if proof.proven and proof.code_trusted and not info["catalog"].get("in_memory"):
+        folder.write_atomically(out / catalog_record.COPY_NAME, catalog_record.copy(proof.catalog, info["catalog"]))
 
 
 def _recorded_catalog(info: dict, out: Path) -> Catalog:

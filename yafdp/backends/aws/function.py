@@ -243,7 +243,7 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
-                    outbox_key: str | None = None, saga_id: Callable[[dict], str | None] = lambda detail: None,
+                    outbox_key: str | None = None, *, saga_id: Callable[[dict], str | None],
                     **retrying) -> list[str]:
     """Publish ``entries`` with :func:`put_entries` (retryable refusals sent again with backoff), record the
     published ones in ``state``'s trace (each with the saga ``saga_id(detail)`` names) and clear ``outbox_key``.
