@@ -54,6 +54,7 @@ class Invariant:
     offenders: tuple[str, ...] = ()
     checked: int = 0
     skipped: str | None = None
+    applies: bool = True  # False: skipped because it does not apply to this kind of run (a Classic bus's FIFO order)
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Run:
     catalog_source: str
     proof: Proof | None = None
     code_trusted: bool = True  # the catalog's Python (its invariants.py) may run: it is proven, or given
+    custom: bool = False  # a Custom Event Bus run (see _custom_bus)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -81,8 +83,15 @@ class Run:
 
     @functools.cached_property
     def plan(self):
-        """The deployment plan of the catalog, with the run's prefix: its rules' names are those in ``run.db``."""
-        return build_plan(self.catalog, self.info.get("prefix") or DEFAULT_PREFIX)
+        """The deployment plan of the catalog, with the run's prefix and kind of bus: its routes' names (a Classic
+        bus's rules, a Custom Event Bus's subscribers) are those in ``run.db``."""
+        return build_plan(self.catalog, self.info.get("prefix") or DEFAULT_PREFIX,
+                          bus="custom" if self.custom else "classic")
+
+    @property
+    def fifo(self) -> frozenset[str]:
+        """A Custom Event Bus run's FIFO subscribers (from the catalog)."""
+        return frozenset(r.name for r in self.plan.routes if getattr(r, "fifo", False))
 
     def sagas(self) -> dict[str, Any]:
         """Every saga the tracker keeps, ``{saga id: status}``."""
@@ -151,7 +160,8 @@ def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
         if basis.catalog is None:
             return [basis.finding] + [Invariant(name, "not checked", False, ("not checked: no catalog to check the "
                                                                             "run against",)) for name in INVARIANTS]
-        run = Run(db_path, db, info, basis.catalog, basis.source, basis.proof, basis.code_trusted)
+        run = Run(db_path, db, info, basis.catalog, basis.source, basis.proof, basis.code_trusted,
+                  _custom_bus(db, info))
         try:
             # Looked up by name each time, so a test can switch one off and show what the suite notices.
             results = [basis.finding] + [globals()[name](run) for name in INVARIANTS]
@@ -164,24 +174,30 @@ def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
 
 INVARIANTS = ("every_saga_terminal", "state_matches_events", "publications_have_causes",
               "every_event_reached_its_targets", "compensations_match_steps", "no_step_applied_twice",
-              "every_request_accounted_for", "only_the_catalogs_services")
+              "every_request_accounted_for", "only_the_catalogs_services", "fifo_subscribers_keep_publish_order",
+              "deduplicated_publishes_stored_nothing")
+DEDUPLICATION_WINDOW_SECONDS = 300  # a Custom Event Bus's deduplication window (UG "Ordering and deduplication")
 
 
 def summary_line(results: list[Invariant]) -> str:
     """One line for the end of ``yafdp check``: how many invariants passed, failed and were skipped (each skip
-    named: it is a finding, not a pass), and what the run was audited against.
+    named: it is a finding, not a pass), those that do not apply to this kind of run, and nothing else.
 
     Examples
     --------
-    >>> summary_line([Invariant("a", "", True), Invariant("b", "", True, skipped="no Loyalty service")])
-    'check: 1 passed, 0 failed, 1 skipped (b: no Loyalty service)'
+    >>> summary_line([Invariant("a", "", True), Invariant("b", "", True, skipped="no Loyalty service"),
+    ...               Invariant("c", "", True, skipped="a Classic bus run", applies=False)])
+    'check: 1 passed, 0 failed, 1 skipped (b: no Loyalty service), 1 not applicable (c: a Classic bus run)'
     """
     passed = sum(1 for r in results if r.passed and not r.skipped)
     failed = [r for r in results if not r.passed]
-    skipped = [r for r in results if r.skipped]
+    skipped = [r for r in results if r.skipped and r.applies]
+    idle = [r for r in results if r.skipped and not r.applies]
     line = f"check: {passed} passed, {len(failed)} failed, {len(skipped)} skipped"
     if skipped:
         line += " (" + "; ".join(f"{r.name}: {r.skipped}" for r in skipped) + ")"
+    if idle:
+        line += f", {len(idle)} not applicable (" + "; ".join(f"{r.name}: {r.skipped}" for r in idle) + ")"
     return line
 
 
@@ -263,7 +279,7 @@ def state_matches_events(run: Run) -> Invariant:
 def publications_have_causes(run: Run) -> Invariant:
     """Every event a handler published was caused by a delivery the run made: the rule it names is the catalog's,
     matched the causing event, may publish this event, and its delivery of the causing event succeeded."""
-    rules = {r.name: r for r in run.plan.rules}
+    rules = {r.name: r for r in run.plan.routes}
     by_id = {e["event_id"]: e for events in run.events().values() for e in events}
     done = set(run.db.execute("SELECT rule, event_id FROM deliveries WHERE outcome = 'ok'"))
     starters = {p.name for s in run.catalog.services.values() for p in s.entrypoints}
@@ -302,7 +318,7 @@ def every_event_reached_its_targets(run: Run) -> Invariant:
     promise = ("every published event reached every target whose rule (from the catalog) matched it, "
                "or is in a dead-letter queue with its reason")
     ruleset = RuleSet()
-    for rule in run.plan.rules:
+    for rule in run.plan.routes:
         ruleset.add(rule.name, dict(rule.pattern))
     done = set(run.db.execute("SELECT event_id, rule FROM deliveries WHERE outcome = 'ok'"))
     dead = {(e, r): reason for e, r, reason in run.db.execute(
@@ -399,7 +415,7 @@ def only_the_catalogs_services(run: Run) -> Invariant:
     """Nothing in the run comes from a service the catalog does not have (e.g. one the run says it left out)."""
     services = set(run.catalog.services)
     sources = {s.source for s in run.catalog.services.values()}
-    rules = {r.name for r in run.plan.rules}
+    rules = {r.name for r in run.plan.routes}
     bad = [f"(state) {n} item(s) of service {s!r}, which the catalog does not have"
            for s, n in run.db.execute("SELECT service, COUNT(*) FROM state GROUP BY service") if s not in services]
     bad += [f"(events) {n} event(s) from source {s!r}, which no service of the catalog has"
@@ -453,6 +469,72 @@ def _same(asked: Any, got: Any) -> bool:
 def money(amount: float, currency: str | None) -> str:
     """An amount as invariants print it: ``17.00 EUR``."""
     return f"{amount:.2f} {currency or '(no currency)'}"
+
+
+def fifo_subscribers_keep_publish_order(run: Run) -> Invariant:
+    name = "FIFO order per event group"
+    promise = ("every FIFO subscriber of a Custom Event Bus handed each event group's (order's) events to its "
+               "handler in publish order (aws:SequenceNumber), replays and redriven dead letters aside")
+    if not run.custom:
+        return Invariant(name, promise, True, skipped="a Classic bus run: its rules promise no order", applies=False)
+    # An event a subscriber gave up on left a hole in its group (the group moved on, UG retry): redriven later,
+    # it comes after its successors by design, and is left out, as replays are.
+    rows = run.db.execute(
+        "SELECT d.rule, e.event_group_id, e.sequence_number, e.detail_type, e.order_id FROM deliveries d"
+        " JOIN events e ON e.event_id = d.event_id WHERE d.outcome = 'ok' AND COALESCE(d.delivery_type, 'LIVE') = 'LIVE'"
+        " AND NOT EXISTS (SELECT 1 FROM dead_letters l WHERE l.event_id = d.event_id AND l.rule = d.rule)"
+        " ORDER BY d.delivered_at, d.rowid").fetchall()
+    last: dict[tuple[str, str], tuple[str, str]] = {}
+    bad, checked = [], 0
+    for subscriber, group, sequence, detail_type, order_id in rows:
+        if subscriber not in run.fifo or group is None:
+            continue
+        checked += 1
+        before = last.get((subscriber, group))
+        if before is not None and (sequence or "") < before[0]:
+            bad.append(f"{order_id or group} → {subscriber}: {detail_type} (#{int(sequence or 0)}) was handled after "
+                       f"{before[1]} (#{int(before[0])}), which was published after it")
+        last[(subscriber, group)] = (sequence or "", detail_type)
+    return Invariant(name, promise, not bad, tuple(bad), checked)
+
+
+def deduplicated_publishes_stored_nothing(run: Run) -> Invariant:
+    name = "deduplication at publish"
+    promise = (f"on a Custom Event Bus, no two stored events share a DeduplicationId (in one event group) within "
+               f"{DEDUPLICATION_WINDOW_SECONDS} s, and every publish answered DEDUPLICATED repeats an event stored "
+               f"less than {DEDUPLICATION_WINDOW_SECONDS} s before it")
+    if not run.custom:
+        return Invariant(name, promise, True, skipped="a Classic bus run: it does not deduplicate", applies=False)
+    stored: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
+    for event_id, group, key, at in run.db.execute(
+            "SELECT event_id, event_group_id, deduplication_id, ingested_at FROM events"
+            " WHERE deduplication_id IS NOT NULL ORDER BY ingested_at"):
+        stored[(group, key)].append((at, event_id))
+    bad = []
+    for (group, key), events in stored.items():
+        for (a, first), (b, second) in zip(events, events[1:]):
+            if b - a < DEDUPLICATION_WINDOW_SECONDS:
+                bad.append(f"{group or '(no group)'}: events {first} and {second} share DeduplicationId {key!r} "
+                           f"{b - a:.1f} s apart: the copy should have been DEDUPLICATED, not stored and delivered")
+    deduplicated = run.db.execute("SELECT event_id, deduplication_id, event_group_id, ingested_at FROM deduplicated")
+    count = 0
+    for event_id, key, group, at in deduplicated:
+        count += 1
+        original = next((t for t, e in stored.get((group, key), ()) if e == event_id), None)
+        if original is None or not 0 <= at - original < DEDUPLICATION_WINDOW_SECONDS:
+            bad.append(f"{group or '(no group)'}: a publish answered DEDUPLICATED as a copy of {event_id}, but no "
+                       f"event with DeduplicationId {key!r} was stored in the {DEDUPLICATION_WINDOW_SECONDS} s before it")
+    return Invariant(name, promise, not bad, tuple(bad), count + sum(len(v) for v in stored.values()))
+
+
+def _custom_bus(db, info: dict) -> bool:
+    """A Custom Event Bus run: run_info says so, or its events carry the bus's sequence numbers (the evidence a
+    tampered run_info cannot remove)."""
+    if info.get("bus") == "custom":
+        return True
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    return "sequence_number" in columns and db.execute(
+        "SELECT 1 FROM events WHERE sequence_number IS NOT NULL LIMIT 1").fetchone() is not None
 
 
 # ---------------------------------------------------------------- reading the run

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
@@ -58,10 +59,11 @@ def open_local(options: RunOptions, catalog: Catalog, world: Any, db, *, session
     orchestrated = options.style == "orchestration"
     timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                                   invocation="direct" if orchestrated else "queue")
-    plan = build_plan(catalog)
+    plan = build_plan(catalog, bus=None if orchestrated else options.bus)
     if orchestrated:
         return LocalStepFunctions(catalog, plan, world, db, seed=options.seed, timing=timing, workflow=options.workflow)
-    return LocalBus(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
+    bus_type = LocalCustomBus if plan.bus_kind == "custom" else LocalBus
+    return bus_type(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
                     durable=options.store == "file", timing=timing,
                     commit_every=200 if options.store == "file" else 5000)
 
@@ -140,6 +142,12 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     """
     if options.backend not in BACKENDS:
         raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
+    if options.bus == "custom" and options.style == "orchestration":
+        raise RefusedError("--bus chooses the bus the choreography's events travel on; the orchestration (--style "
+                           "orchestration) has no bus: leave --bus out")
+    if options.bus == "custom" and options.store == "file":
+        raise RefusedError("a Custom Event Bus run keeps its bus in memory and cannot be resumed: --store file is for "
+                           "the classic bus (leave --store out, or use --bus classic)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 import tempfile
 import time
 from contextlib import contextmanager
@@ -94,6 +95,9 @@ def start_saga(options: RunOptions) -> Bus:
     """
     catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
     catalog.code.check()  # every handler written and importable: one line for each that is not
+    if options.bus is None and options.style == "choreography":  # the catalog's kind of bus, recorded as the run's
+        options = replace(options, bus=catalog.bus.kind)
+    build_plan(catalog, bus=options.bus)  # what the bus would refuse (a subscriber's settings), before the folder
     world = catalog.code.world()
     timing = refuse_unsupported(options)
     rates = outcome_rates(catalog, options.rates)
@@ -115,8 +119,8 @@ def start_saga(options: RunOptions) -> Bus:
                     "sources": {s.source: s.name for s in catalog.services.values()}}
             stored = _chain(first, requests)
             if options.store == "file":
-                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog).rules}, stored,
-                                     copied)
+                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog, bus=options.bus).routes},
+                                     stored, copied)
             else:
                 db = rundb.connect(None)
                 _store_start(db, info, None, stored)
@@ -125,7 +129,7 @@ def start_saga(options: RunOptions) -> Bus:
                           f"yet; `yafdp resume --out {out}` runs it"):
             bus = open_bus(options, catalog, world, db, timing=timing)
             if options.store != "file":  # the file store has them from the start; a deployment's are prefixed
-                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.rules})
+                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.routes})
             bus.commit()  # what the run is, durably, before the first order: a stopped run can always be resumed
             _schedule_requests(bus)
     except BaseException:
@@ -173,7 +177,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
                              exclude_services=tuple(info.get("exclude_services", ())),
                              orders_file=info.get("orders_file"),
-                             latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
+                             latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0),
+                             bus=info.get("bus"))
         catalog = _recorded_catalog(info, out)  # the catalog the run started with, or refused naming what changed
         catalog.code.check()
         world = catalog.code.world()
@@ -275,7 +280,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     info = rundb.get_info(db)
     wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
     summary = summarize(db, bus.catalog)
-    summary.update(options.describe(), wall_seconds=wall,
+    described = {**options.describe(), "bus": options.bus or info.get("bus")}  # the kind start_saga resolved
+    summary.update(described, wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
                    sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts

@@ -39,14 +39,14 @@ from yafdp.catalog import Catalog
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import make_envelope
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
+from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
-from yafdp.backends.local.services import InProcessDriving, LocalServices
+from yafdp.backends.local.services import PUBLISH_BACKOFF_SECONDS, InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
 RETRY_BASE_SECONDS = 1.0
@@ -113,6 +113,7 @@ class LocalBus(InProcessDriving):
                                        forward=self._unreachable[r.name] is None and target_faults is None)
                         for r in plan.rules}
         self._faulty = faults.any
+        self._retries_publish = faults.publish_retry_rate > 0
         self._ruleset = RuleSet()
         for rule in plan.rules:
             self._ruleset.add(rule.name, rule.pattern)
@@ -317,7 +318,11 @@ class LocalBus(InProcessDriving):
             services.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         if prepared:
-            services.record(prepared, end, on_event=self._route, published_by=f"{route.name}#{event_id}")
+            published_by = f"{route.name}#{event_id}"
+            services.record(prepared, end, on_event=self._route, published_by=published_by)
+            if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
+                # the producer did not hear the answer and sends the same entries again: new events, same facts
+                services.record(prepared, end + PUBLISH_BACKOFF_SECONDS, on_event=self._route, published_by=published_by)
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
