@@ -136,3 +136,23 @@ def test_an_in_memory_handler_of_the_wrong_signature_is_refused_before_a_run():
     extended = add_service(load_catalog(), example_document("tasting"), {"ask_for_review": lambda event: None})
     with pytest.raises(CatalogError, match="in memory: service 'tasting'.*cannot be called as a handler"):
         extended.code.check()
+
+
+def test_a_rule_with_a_typo_leaves_every_order_stuck_and_the_local_run_says_so_at_once_exit_1(tmp_path):
+    """Issue 23's case: `5 of 5 … placed: 5 PAID` and exit 0 without a word. The run is still written."""
+    root = with_rating(tmp_path, code=RATING)
+    document = json.loads((root / "services" / "restaurant.json").read_text())
+    document["subscriptions"][0]["pattern"]["detail-type"] = ["Payment_Succeeded"]
+    (root / "services" / "restaurant.json").write_text(json.dumps(document))
+    out = tmp_path / "run"
+    done = cli("run", "--catalog", root, "--orders", 5, "--payment-failure-rate", 0, "--out", out)
+    assert done.returncode == 1 and "5 of 5 requested orders placed" in done.stdout
+    line = done.stderr.strip()
+    assert "\n" not in line and "5 of 5 sagas did not end in a terminal outcome (DELIVERY_SCHEDULED or CANCELLED): 5 PAID" in line
+    assert "ord-0-000001" in line and (out / "run.db").is_file() and (out / "summary.json").is_file()
+
+
+def test_the_workbook_refuses_a_catalog_that_does_not_load_before_any_chapter_runs(tmp_path):
+    done = cli("workbook", "--catalog", tmp_path / "nowhere", "--out", tmp_path / "build")
+    assert done.returncode == 2 and "nowhere" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "build").exists()

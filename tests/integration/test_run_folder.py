@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from yafdp.analysis.check import check_run
+from yafdp.catalog import DEFAULT_DATA_DIR
 from yafdp.runs import RunOptions, folder, run_saga
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
@@ -362,3 +363,31 @@ def test_the_run_files_get_the_mode_any_new_file_gets(tmp_path, store):
     assert done.returncode == 0, done.stderr
     assert {name: (out / name).stat().st_mode & 0o777 for name in ("run.db", "summary.json")} == \
         {"run.db": 0o640, "summary.json": 0o640}
+
+
+def test_a_resume_runs_the_catalog_the_run_started_with_or_refuses_naming_what_changed_and_writes_nothing(
+        tmp_path, catalog_copy):
+    """Issue 27's case: Loyalty removed from the catalog folder between the kill and the resume; the resume used to
+    finish the run without it (16,734 delivered orders got no points, exit 0) and bumped run_info's session."""
+    out = tmp_path / "run"
+    running = start("run", "--store", "file", "--orders", 5000, "--seed", 4, "--catalog", catalog_copy.root,
+                    "--out", out)
+    wait_for_orders(out, 50, process=running)
+    running.send_signal(signal.SIGINT)
+    running.communicate(timeout=60)
+    assert running.returncode == 130
+    (catalog_copy.root / "services" / "loyalty.json").unlink()
+    kept = lambda: {n: b for n, b in everything_in(out).items() if not n.endswith("-shm")}  # noqa: E731 - SQLite's read index
+    before = kept()
+    refused = cli("resume", "--out", out)
+    line = one_line(refused.stderr)
+    assert refused.returncode == 2 and f"cannot resume {out}" in line and "services/loyalty.json removed" in line
+    assert kept() == before  # nothing written: not even run_info's session or status
+    shipped = DEFAULT_DATA_DIR / "services" / "loyalty.json"
+    (catalog_copy.root / "services" / "loyalty.json").write_text(json.dumps(json.loads(shipped.read_text())))
+    still = cli("resume", "--out", out)  # the same service, written otherwise: not the bytes the run recorded
+    assert still.returncode == 2 and "services/loyalty.json changed" in one_line(still.stderr)
+    shutil.copy(shipped, catalog_copy.root / "services" / "loyalty.json")
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(i.passed for i in check_run(out))
