@@ -92,11 +92,11 @@ def loyalty_nets_out(run: Run) -> Invariant:
     for item in run.items("loyalty", "entry").values():
         entries[item.get("order_id")].append(item.get("points"))
     announced: dict[str, list[int]] = defaultdict(list)
-    for order_id, events in run.events().items():
-        for event in events:
-            if event["detail_type"] in ("Loyalty_Points_Added", "Loyalty_Points_Reverted") and not event["replay_name"]:
-                sign = 1 if event["detail_type"] == "Loyalty_Points_Added" else -1
-                announced[order_id].append((event["published_by"] or event["event_id"], sign * event["detail"]["points"]))
+    for event in run.events_of("Loyalty_Points_Added", "Loyalty_Points_Reverted"):
+        if not event["replay_name"]:
+            sign = 1 if event["detail_type"] == "Loyalty_Points_Added" else -1
+            announced[event["saga_id"]].append((event["published_by"] or event["event_id"],
+                                                sign * event["detail"]["points"]))
     records = run.items("loyalty", "order")
     bad = []
     for order_id, (status, amount, _) in orders.items():
@@ -130,9 +130,8 @@ def _orders(run: Run) -> dict[str, tuple[str, float, str | None]]:
 
 
 def _asked(run: Run) -> dict[str, tuple[float, str]]:
-    return {order_id: (e["detail"].get("amount"), e["detail"].get("currency"))
-            for order_id, events in run.events().items() for e in events
-            if e["detail_type"] == run.saga.start_event and isinstance(e["detail"].get("amount"), (int, float))}
+    return {e["saga_id"]: (e["detail"].get("amount"), e["detail"].get("currency"))
+            for e in run.events_of(run.saga.start_event) if isinstance(e["detail"].get("amount"), (int, float))}
 
 
 def _money(run: Run) -> dict[str, dict[str, dict[str, list]]]:
@@ -147,14 +146,13 @@ def _money(run: Run) -> dict[str, dict[str, dict[str, list]]]:
     for kind in ("charge", "refund"):
         for order_id, item in run.items("payment", kind).items():
             found[order_id][kind]["record"].append((item.get("amount"), item.get("currency")))
-    for kind, event in (("charge", "Payment_Success"), ("refund", "Payment_Refunded")):
-        for order_id, events in run.events().items():
-            seen = {}
-            for e in events:
-                if e["detail_type"] == event and not e["replay_name"]:
-                    seen[e["published_by"] or e["event_id"]] = (e["detail"].get("amount"), e["detail"].get("currency"))
-            if seen:
-                found[order_id][kind][event].extend(seen.values())
+    announced: dict = defaultdict(dict)  # (order, event) -> {announcement: (amount, currency)}: an outbox again is one
+    for e in run.events_of("Payment_Success", "Payment_Refunded"):
+        if not e["replay_name"]:
+            announced[e["saga_id"], e["detail_type"]][e["published_by"] or e["event_id"]] = (
+                e["detail"].get("amount"), e["detail"].get("currency"))
+    for (order_id, event), seen in announced.items():
+        found[order_id]["charge" if event == "Payment_Success" else "refund"][event].extend(seen.values())
     cache.update(found)
     return cache
 

@@ -7,6 +7,8 @@ a charge is the Payment service's record and ``Payment_Charged``; the price is w
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from yafdp.analysis.check import CENT, Invariant, Run, money
 
 BOOKINGS = {"flight": ("Flight_Booked", "Flight_Cancelled"), "hotel": ("Hotel_Booked", "Hotel_Cancelled"),
@@ -16,27 +18,30 @@ BOOKINGS = {"flight": ("Flight_Booked", "Flight_Cancelled"), "hotel": ("Hotel_Bo
 def charged_once_the_trips_total(run: Run) -> Invariant:
     """A confirmed trip was charged once, the total its bookings announced; a cancelled trip was never charged.
     The Payment service's record and the event it announced must agree."""
-    trips, events = run.sagas(), run.events()
-    records = run.items("payment", "charge")
+    trips, records = run.sagas(), run.items("payment", "charge")
+    charged: dict[str, dict] = defaultdict(dict)  # trip -> {announcement: detail}: an outbox again is one
+    totals: dict[str, list] = defaultdict(list)
+    for e in run.events_of("Payment_Charged", "Car_Booked"):
+        if e["detail_type"] == "Car_Booked":
+            totals[e["saga_id"]].append(e["detail"]["total"])
+        elif not e["replay_name"]:
+            charged[e["saga_id"]][e["published_by"] or e["event_id"]] = e["detail"]
     bad = []
     for trip_id, status in trips.items():
-        mine = events.get(trip_id, [])
-        announced = {e["published_by"] or e["event_id"]: e["detail"] for e in mine
-                     if e["detail_type"] == "Payment_Charged" and not e["replay_name"]}
-        totals = [e["detail"]["total"] for e in mine if e["detail_type"] == "Car_Booked"]
+        announced, booked = charged.get(trip_id, {}), totals.get(trip_id, [])
         record = records.get(trip_id)
         if len(announced) > 1:
             bad.append(f"{trip_id} ({len(announced)} Payment_Charged events)")
         if (record is None) != (not announced):
             bad.append(f"{trip_id} (a charge {'recorded but never announced' if record else 'announced but not recorded'})")
-        charged = record or next(iter(announced.values()), None)
-        if status == "CONFIRMED" and charged is None:
+        charge = record or next(iter(announced.values()), None)
+        if status == "CONFIRMED" and charge is None:
             bad.append(f"{trip_id} (confirmed without a charge)")
-        elif status == "CANCELLED" and charged is not None:
-            bad.append(f"{trip_id} (cancelled, yet charged {money(charged['amount'], charged.get('currency'))})")
-        elif charged is not None and (not totals or abs(charged["amount"] - totals[0]) > CENT):
-            bad.append(f"{trip_id} (charged {charged['amount']:.2f}; its bookings came to "
-                       f"{totals[0] if totals else 'nothing'})")
+        elif status == "CANCELLED" and charge is not None:
+            bad.append(f"{trip_id} (cancelled, yet charged {money(charge['amount'], charge.get('currency'))})")
+        elif charge is not None and (not booked or abs(charge["amount"] - booked[0]) > CENT):
+            bad.append(f"{trip_id} (charged {charge['amount']:.2f}; its bookings came to "
+                       f"{booked[0] if booked else 'nothing'})")
     return Invariant("charged once, the trip's total", "a confirmed trip is charged once, what its bookings cost; a "
                      "cancelled one never; the charge is recorded and announced alike", not bad, tuple(bad), len(trips))
 
@@ -44,14 +49,15 @@ def charged_once_the_trips_total(run: Run) -> Invariant:
 def bookings_given_back(run: Run) -> Invariant:
     """A confirmed trip holds its flight, room and car; a cancelled one holds nothing: every booking it made was
     given back, once. Each service's own booking and the events it announced must agree."""
-    trips, events = run.sagas(), run.events()
+    trips = run.sagas()
+    names = {trip_id: [t for t, _, replayed in history if not replayed] for trip_id, history in run.histories()}
     bad = []
     for service, (booked, cancelled) in BOOKINGS.items():
         items = run.items(service, "booking")
         for trip_id, status in trips.items():
-            names = [e["detail_type"] for e in events.get(trip_id, []) if not e["replay_name"]]
+            published = names.get(trip_id, [])
             item = items.get(trip_id)
-            held_event, given_back = booked in names, names.count(cancelled)
+            held_event, given_back = booked in published, published.count(cancelled)
             if (item is not None and item["status"] in ("held", "cancelled")) != held_event:
                 bad.append(f"{trip_id} (the {service} service's booking and its {booked} event disagree)")
             if item is not None and (item["status"] == "cancelled") != bool(given_back):

@@ -18,6 +18,7 @@ transaction: one snapshot of the run, even while another process writes it.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import sqlite3
@@ -62,8 +63,10 @@ class Run:
     """What the invariants read: the database (with this module's own views), ``run_info``, and the catalog the
     run is audited against, with where it came from (``catalog_source``) and how far it is proven (``proof``).
 
-    The helpers read the run's records the same way for every invariant: :meth:`sagas` (the tracker's status of
-    each saga), :meth:`events` (the archive, per saga) and :meth:`items` (a service's own state).
+    The helpers read the run's records the same way for every invariant, a row at a time (a run of a million
+    events is never held in memory): :meth:`sagas` (the tracker's status of each saga), :meth:`histories` (each
+    saga's events, without their details), :meth:`events_of` (the events of some detail-types, their details
+    read), :meth:`announcements` and :meth:`items` (a service's own state).
     """
 
     path: Path
@@ -100,31 +103,33 @@ class Run:
             self._cache["sagas"] = dict(self.db.execute(select + " ORDER BY key", parameters))
         return self._cache["sagas"]
 
-    def events(self) -> dict[str | None, list[dict]]:
-        """Every published event, by saga id, in publication order: ``{"event_id", "detail_type", "source",
-        "published_by", "replay_name", "detail"}`` each."""
-        if "events" not in self._cache:
-            by_saga: dict[str | None, list[dict]] = defaultdict(list)
-            for event_id, saga_id, detail_type, source, published_by, replay, detail in self.db.execute(
-                    "SELECT event_id, order_id, detail_type, source, published_by, replay_name, detail FROM events"
-                    " ORDER BY seq"):
-                by_saga[saga_id].append({"event_id": event_id, "detail_type": detail_type, "source": source,
-                                         "published_by": published_by, "replay_name": replay,
-                                         "detail": json.loads(detail)})
-            self._cache["events"] = dict(by_saga)
-        return self._cache["events"]
+    def histories(self):
+        """Each saga's events in publication order, one saga at a time: ``(saga id, [(detail_type, announcement,
+        replayed)])``, ``announcement`` being the unit of work that published it (``published_by``, else the event
+        id: an outbox published again after a crash is one announcement) and ``replayed`` whether the archive
+        replayed it. Events that name no saga are left out."""
+        rows = self.db.execute("SELECT order_id, detail_type, COALESCE(published_by, event_id), replay_name IS NOT NULL"
+                               " FROM events WHERE order_id IS NOT NULL ORDER BY order_id, seq")
+        for saga_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+            yield saga_id, [(detail_type, key, replayed) for _, detail_type, key, replayed in group]
+
+    def events_of(self, *detail_types: str):
+        """The published events of ``detail_types`` (every event when none is given), one at a time in publication
+        order: ``{"event_id", "saga_id", "detail_type", "source", "published_by", "replay_name", "detail"}``."""
+        where = f" WHERE detail_type IN ({', '.join('?' * len(detail_types))})" if detail_types else ""
+        for event_id, saga_id, detail_type, source, published_by, replay, detail in self.db.execute(
+                "SELECT event_id, order_id, detail_type, source, published_by, replay_name, detail FROM events"
+                f"{where} ORDER BY seq", detail_types):
+            yield {"event_id": event_id, "saga_id": saga_id, "detail_type": detail_type, "source": source,
+                   "published_by": published_by, "replay_name": replay, "detail": json.loads(detail)}
 
     def announcements(self, detail_type: str) -> Counter:
         """How many times each saga's ``detail_type`` was announced: events published again from the same outbox
         (at-least-once publication after a crash) or replayed from the archive are one announcement; any other
         event counts on its own."""
-        counted: Counter = Counter()
-        for saga_id, events in self.events().items():
-            keys = {e["published_by"] or e["event_id"] for e in events
-                    if e["detail_type"] == detail_type and not e["replay_name"]}
-            if keys and saga_id is not None:
-                counted[saga_id] = len(keys)
-        return counted
+        return Counter(dict(self.db.execute(
+            "SELECT order_id, COUNT(DISTINCT COALESCE(published_by, event_id)) FROM events WHERE detail_type = ?"
+            " AND replay_name IS NULL AND order_id IS NOT NULL GROUP BY order_id", (detail_type,))))
 
     def items(self, service: str, kind: str) -> dict[str, dict]:
         """The items of one kind in a service's own state, ``{key: item}``."""
@@ -259,55 +264,65 @@ def every_saga_terminal(run: Run) -> Invariant:
 
 def state_matches_events(run: Run) -> Invariant:
     """The tracker's status of each saga is the one its events lead to, and each has its start event."""
-    saga, sagas, events = run.saga, run.sagas(), run.events()
-    bad = []
-    for saga_id, status in sagas.items():
-        published = [e["detail_type"] for e in events.get(saga_id, [])]
+    saga, sagas = run.saga, run.sagas()
+    bad, seen = [], set()
+    for saga_id, history in run.histories():
+        seen.add(saga_id)
+        status = sagas.get(saga_id)
+        if saga_id not in sagas:
+            bad.append(f"{saga_id} (events for a saga its tracker has no record of)")
+            continue
+        published = [detail_type for detail_type, _, _ in history]
+        reachable = _statuses_reached(saga, published)
         if saga.start_event not in published:
             bad.append(f"{saga_id} (no {saga.start_event} event)")
-            continue
-        reachable = _statuses_reached(saga, published)
-        if status not in reachable:
+        elif status not in reachable:
             bad.append(f"{saga_id} ({status}, but its events lead to {' or '.join(sorted(reachable))}: "
                        f"{', '.join(sorted(set(published)))})")
-    bad += [f"{s} (events for a saga its tracker has no record of)" for s in sorted(set(events) - set(sagas))
-            if s is not None]
+    bad += [f"{s} (no {saga.start_event} event)" for s in sorted(set(sagas) - seen)]
     return Invariant("state matches events", f"every saga the {saga.tracker.service} service tracks has its "
-                     f"{saga.start_event} event and the status its events lead to", not bad, tuple(bad), len(sagas))
+                     f"{saga.start_event} event and the status its events lead to", not bad, tuple(sorted(bad)),
+                     len(sagas))
 
 
 def publications_have_causes(run: Run) -> Invariant:
     """Every event a handler published was caused by a delivery the run made: the rule it names is the catalog's,
     matched the causing event, may publish this event, and its delivery of the causing event succeeded."""
-    rules = {r.name: r for r in run.plan.routes}
-    by_id = {e["event_id"]: e for events in run.events().values() for e in events}
-    done = set(run.db.execute("SELECT rule, event_id FROM deliveries WHERE outcome = 'ok'"))
+    routes = {r.name: r for r in run.plan.routes}
     starters = {p.name for s in run.catalog.services.values() for p in s.entrypoints}
     matched: dict[str, Any] = {}
     bad, checked = [], 0
-    for saga_id, events in run.events().items():
-        for event in events:
-            checked += 1
-            who, by = f"{saga_id or '(no saga)'}: {event['detail_type']} {event['event_id']}", event["published_by"]
-            if event["replay_name"]:
-                continue  # replayed from the archive: the original is the announcement
-            if by is None or by.startswith("call#"):  # an API call (the local bus records none)
-                called = by.split("#")[1] if by else None
-                if event["detail_type"] != run.saga.start_event or (called and called not in starters):
-                    bad.append(f"{who} (published by no delivery: only {run.saga.start_event} comes from an API call)")
-                continue
-            rule_name, _, cause_id = by.partition("#")
-            rule, cause = rules.get(rule_name), by_id.get(cause_id)
-            if rule is None:
-                bad.append(f"{who} (published by rule {rule_name}, which the catalog does not have)")
-            elif cause is None:
-                bad.append(f"{who} (caused by event {cause_id}, which is not in the archive)")
-            elif (rule_name, cause_id) not in done:
-                bad.append(f"{who} (published by {rule_name} on {cause_id}, which was never delivered there)")
-            elif event["detail_type"] not in rule.emits:
-                bad.append(f"{who} (rule {rule_name} may not publish it: it emits {', '.join(rule.emits) or 'nothing'})")
-            elif not _matches(matched, rule, cause):
-                bad.append(f"{who} (rule {rule_name} does not match its cause, {cause['detail_type']} {cause_id})")
+    # Each event with its cause (the event the delivery that published it was handling), read a row at a time.
+    rows = run.db.execute(
+        "SELECT e.event_id, e.order_id, e.detail_type, e.published_by, e.replay_name IS NOT NULL,"
+        " c.event_id, c.source, c.detail_type, c.detail,"
+        " EXISTS (SELECT 1 FROM deliveries d WHERE d.outcome = 'ok' AND d.event_id = c.event_id"
+        "         AND d.rule = substr(e.published_by, 1, instr(e.published_by, '#') - 1))"
+        " FROM events e LEFT JOIN events c ON instr(e.published_by, '#') > 0 AND e.published_by NOT LIKE 'call#%'"
+        " AND c.event_id = substr(e.published_by, instr(e.published_by, '#') + 1) ORDER BY e.seq")
+    for event_id, saga_id, detail_type, by, replayed, cause_id, source, cause_type, cause_detail, delivered in rows:
+        checked += 1
+        who = f"{saga_id or '(no saga)'}: {detail_type} {event_id}"
+        if replayed:
+            continue  # replayed from the archive: the original is the announcement
+        if by is None or by.startswith("call#"):  # an API call (the local bus records none)
+            called = by.split("#")[1] if by else None
+            if detail_type != run.saga.start_event or (called and called not in starters):
+                bad.append(f"{who} (published by no delivery: only {run.saga.start_event} comes from an API call)")
+            continue
+        rule_name, _, named_cause = by.partition("#")
+        route = routes.get(rule_name)
+        if route is None:
+            bad.append(f"{who} (published by rule {rule_name}, which the catalog does not have)")
+        elif cause_id is None:
+            bad.append(f"{who} (caused by event {named_cause}, which is not in the archive)")
+        elif not delivered:
+            bad.append(f"{who} (published by {rule_name} on {cause_id}, which was never delivered there)")
+        elif detail_type not in route.emits:
+            bad.append(f"{who} (rule {rule_name} may not publish it: it emits {', '.join(route.emits) or 'nothing'})")
+        elif not _matches(matched, route, {"event_id": cause_id, "source": source, "detail_type": cause_type,
+                                           "detail": json.loads(cause_detail)}):
+            bad.append(f"{who} (rule {rule_name} does not match its cause, {cause_type} {cause_id})")
     return Invariant("publications have causes", "every event a handler published was caused by a successful "
                      "delivery of a rule of the catalog that matches its cause and may publish it",
                      not bad, tuple(bad), checked)
@@ -325,19 +340,18 @@ def every_event_reached_its_targets(run: Run) -> Invariant:
         "SELECT event_id, rule, error_code || ': ' || error_message FROM dead_letters"
         " WHERE redriven_at IS NULL AND kind != 'dropped'")}  # a dropped event is lost, whatever the reason
     bad, checked, seen = [], 0, set()
-    for saga_id, events in run.events().items():
-        for event in events:
-            seen.add(event["event_id"])
-            envelope = {"id": event["event_id"], "source": event["source"], "detail-type": event["detail_type"],
-                        "detail": event["detail"]}
-            for rule in ruleset.matching(envelope):
-                checked += 1
-                if (event["event_id"], rule) in done:
-                    continue
-                reason = dead.get((event["event_id"], rule))
-                if not reason or not reason.strip(": "):
-                    bad.append(f"{saga_id or '(no saga)'}: {event['detail_type']} {event['event_id']} → {rule} "
-                               "(neither delivered nor dead-lettered)")
+    for event in run.events_of():
+        seen.add(event["event_id"])
+        envelope = {"id": event["event_id"], "source": event["source"], "detail-type": event["detail_type"],
+                    "detail": event["detail"]}
+        for rule in ruleset.matching(envelope):
+            checked += 1
+            if (event["event_id"], rule) in done:
+                continue
+            reason = dead.get((event["event_id"], rule))
+            if not reason or not reason.strip(": "):
+                bad.append(f"{event['saga_id'] or '(no saga)'}: {event['detail_type']} {event['event_id']} → {rule} "
+                           "(neither delivered nor dead-lettered)")
     strays = sorted({e for e, _ in done} - seen)
     bad += [f"(event {e}) delivered, but not in the archive of published events" for e in strays]
     return Invariant(name, promise, not bad, tuple(bad), checked)
@@ -349,17 +363,17 @@ def compensations_match_steps(run: Run) -> Invariant:
     Decided from the events and the catalog, not from the tracker's status."""
     saga, catalog = run.saga, run.catalog
     compensated = {step: saga.compensation_of(step) for step, kind in saga.steps.items() if kind == "compensatable"}
-    counts = {name: run.announcements(name) for name in {*compensated, *saga.compensations}}
-    bad, events = [], run.events()
-    for saga_id in sorted(s for s in events if s is not None):
-        published = [e["detail_type"] for e in events[saga_id]]
+    bad, sagas = [], 0
+    for saga_id, history in run.histories():
+        sagas += 1
+        published = [detail_type for detail_type, _, _ in history]
+        announced = Counter(detail_type for detail_type, _ in {(t, key) for t, key, replayed in history if not replayed})
         failures = sorted({e for e in published if e in catalog.events and catalog.events[e].kind == "failure"})
         completed = bool(_statuses_reached(saga, published) & saga.completed)
         if completed and failures:
             bad.append(f"{saga_id} (completed, yet {', '.join(failures)} was published)")
         for step, compensations in compensated.items():
-            done = counts[step].get(saga_id, 0)
-            undone = sum(counts[c].get(saga_id, 0) for c in compensations)
+            done, undone = announced[step], sum(announced[c] for c in compensations)
             if completed and undone:
                 bad.append(f"{saga_id} (completed, but {step} was compensated {undone} time(s))")
             elif failures and done and undone != 1:
@@ -369,46 +383,49 @@ def compensations_match_steps(run: Run) -> Invariant:
                 bad.append(f"{saga_id} ({step} compensated {undone} time(s) but it never happened)")
     return Invariant("compensations match steps", "every completed compensatable step of a saga that failed is "
                      "compensated exactly once; nothing of a completed saga is, nor what never happened",
-                     not bad, tuple(bad), len(events))
+                     not bad, tuple(bad), sagas)
 
 
 def no_step_applied_twice(run: Run) -> Invariant:
     """No step or compensation is announced twice for a saga (an outbox published again is one announcement)."""
     saga = run.saga
-    bad = []
-    for name in sorted({*saga.steps, *saga.compensations, saga.start_event}):
-        for saga_id, n in sorted(run.announcements(name).items()):
-            if n > 1:
-                bad.append(f"{saga_id} ({n} {name} events)")
+    watched = {*saga.steps, *saga.compensations, saga.start_event}
+    bad, sagas = [], 0
+    for saga_id, history in run.histories():
+        sagas += 1
+        announced = Counter(t for t, _ in {(t, key) for t, key, replayed in history if not replayed and t in watched})
+        bad += [f"{saga_id} ({n} {name} events)" for name, n in sorted(announced.items()) if n > 1]
     return Invariant("no step applied twice", "no step or compensation of a saga is announced more than once",
-                     not bad, tuple(bad), len(run.events()))
+                     not bad, tuple(bad), sagas)
 
 
 def every_request_accounted_for(run: Run) -> Invariant:
     saga = run.saga
-    starts = {saga_id: e["detail"] for saga_id, events in run.events().items() for e in events
-              if e["detail_type"] == saga.start_event and saga_id is not None}
     refused = {seq for (seq,) in run.db.execute("SELECT request FROM refusals WHERE request IS NOT NULL")}
-    requests = run.db.execute("SELECT seq, order_id, request, same_as FROM requests ORDER BY seq").fetchall()
-    texts = {seq: text for seq, _, text, _ in requests}
-    bad = []
-    for seq, saga_id, text, same_as in requests:
+    # Each request with the start event of the saga it names (the first, if a tampered run has more), a row at a
+    # time; a merged request with the request it was merged into.
+    rows = run.db.execute(
+        "SELECT r.seq, r.order_id, r.request, r.same_as, m.request, m.seq,"
+        " (SELECT e.detail FROM events e WHERE e.order_id = r.order_id AND e.detail_type = ? ORDER BY e.seq LIMIT 1)"
+        " FROM requests r LEFT JOIN requests m ON m.seq = r.same_as ORDER BY r.seq", (saga.start_event,))
+    bad, count = [], 0
+    for seq, saga_id, text, same_as, merged_into, merged_seq, started in rows:
+        count += 1
         who = f"request #{seq} ({saga_id or 'no saga id'})"
         if same_as is not None:
-            if texts.get(same_as) != text or same_as >= seq:
+            if merged_seq is None or merged_into != text or same_as >= seq:
                 bad.append(f"{who} (merged with request #{same_as}, which is not an earlier identical request)")
         elif seq not in refused:
-            started = starts.get(saga_id)
             if started is None:
                 bad.append(f"{who} (neither started nor refused)")
-            elif not _as_asked(json.loads(text), started):
+            elif not _as_asked(json.loads(text), json.loads(started)):
                 bad.append(f"{who} (started, but its {saga.start_event} differs from the request)")
     wanted = run.info.get("orders_requested")
-    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != len(requests):
-        bad.append(f"(workload) run_info says {wanted} orders were requested; run.db holds {len(requests)} requests")
+    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != count:
+        bad.append(f"(workload) run_info says {wanted} orders were requested; run.db holds {count} requests")
     return Invariant("every request accounted for",
                      "every request of the workload started its saga as asked, or was refused with its reason",
-                     not bad, tuple(bad), len(requests))
+                     not bad, tuple(bad), count)
 
 
 def only_the_catalogs_services(run: Run) -> Invariant:
