@@ -200,6 +200,12 @@ def run_workbook(args) -> int:
     if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
         base = f"build/{Path(args.catalog).resolve().name}" if args.catalog is not None else "build"
         args.out = f"{base}/solutions" if args.solutions else base
+    for place in (Path(args.out), *Path(args.out).parents):  # a build folder, or one to make under folders
+        if place.exists() and not place.is_dir():
+            what = "a file" if place == Path(args.out) else f"under {place}, a file"
+            raise RefusedError(f"--out {args.out} is {what}, not a folder: choose a folder for the build")
+        if place.exists():
+            break
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))
