@@ -4,11 +4,17 @@ And how many pytest-xdist workers ``-n auto`` starts."""
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from yafdp.catalog import DEFAULT_DATA_DIR
+
+# Where `yafdp moto-server` announces itself (yafdp.backends.aws.moto_server.state_dir): a folder of this test process's
+# own, inherited by the commands it starts, so that no test finds a moto server the user (or another test process)
+# runs, and `--backend moto` without a server of the test's own behaves as on a machine with none.
+os.environ["YAFDP_STATE_DIR"] = tempfile.mkdtemp(prefix="yafdp-state-")
 
 
 class CatalogCopy:

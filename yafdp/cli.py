@@ -288,9 +288,11 @@ def register_run(commands) -> None:
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
     parser.add_argument("--backend", choices=_backends(), default="local",
-                        help="local: in-process bus (default); moto: deployed to a moto server started here; "
+                        help="local: in-process bus (default); moto: deployed to the moto server `yafdp moto-server` "
+                             "runs, else to one started here for the run; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
-    parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
+    parser.add_argument("--keep", action="store_true", help="aws, moto: leave the deployment in place after the run (on "
+                                                            "moto, on the server `yafdp moto-server` runs)")
     parser.add_argument("--concurrency", type=_integer(1, MAX_CONCURRENCY), default=None, metavar="N",
                         help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
                              f"Lambda runs invocations at once (default 4, from 1 to {MAX_CONCURRENCY}: the threads "
@@ -353,8 +355,8 @@ def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
          "does nothing with --style orchestration: the state machine calls the services, no bus carries the events"),
         (given("workflow") and args.style != "orchestration", "workflow",
          "does nothing without --style orchestration: it is the state machine's Step Functions workflow type"),
-        (args.keep and args.backend != "aws", "keep", "does nothing without --backend aws: only a deployment to "
-                                                      "AWS outlives the run"),
+        (args.keep and args.backend == "local", "keep", "does nothing without --backend aws or moto: only a "
+                                                         "deployment outlives the run"),
         (given("concurrency") and args.backend != "moto", "concurrency",
          "does nothing without --backend moto: the local bus runs one handler at a time, and on aws Lambda decides"),
         (args.point_in_time_recovery and args.backend == "local", "point_in_time_recovery",
@@ -719,16 +721,21 @@ def run_plan(args) -> int:
     print(_text_table(("service", "queue (→ dead-letter queue after n receives)", "table", "function", "role", "may publish"),
                       [(s.name, f"{s.queue} (→ {s.queue_dead_letter_queue} after {s.max_receive_count})", s.table,
                         s.function, s.role, ", ".join(s.may_emit) or "-") for s in plan.services]))
+    print()
+    print(_text_table(("kind", "DeletionPolicy", "UpdateReplacePolicy", "why (the template's choice for what holds data)"),
+                      [(kind, policy.deletion, policy.update_replace, policy.why)
+                       for kind, policy in plan.removal_policies.items()]))
     print("\n(`yafdp plan --json` shows every IAM policy document)")
     return 0
 
 
 def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
-                        help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
+                        help="moto: the moto server `yafdp moto-server` runs (or the one at --endpoint-url); aws: your "
+                             "account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
-                        help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
+                        help="moto: another moto server than the one `yafdp moto-server` runs, e.g. http://127.0.0.1:5000")
     _catalog_arg(parser)
 
 
@@ -737,11 +744,52 @@ def _aws_clients(args):
     from yafdp.errors import RefusedError
 
     if args.backend == "moto" and not args.endpoint_url:
-        raise RefusedError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
-                         "and pass --endpoint-url http://127.0.0.1:5000")
+        from yafdp.backends.aws.moto_server import running_server
+
+        found = running_server()
+        if found is None:
+            raise RefusedError("--backend moto needs a moto server that outlives this command: start one with "
+                               "`yafdp moto-server` (in another terminal; Ctrl-C stops it), or pass --endpoint-url URL")
+        args.endpoint_url = found["url"]
     if args.backend == "aws" and args.endpoint_url:
         raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
     return make_clients(args.endpoint_url)
+
+
+def register_moto_server(commands) -> None:
+    parser = commands.add_parser("moto-server", help="run a moto server (AWS's APIs, emulated, offline) until Ctrl-C; "
+                                                     "`--backend moto` commands use it while it runs")
+    parser.add_argument("--port", type=_integer(0, 65535), default=0,
+                        help="its port on 127.0.0.1 (default 0: a free one; the commands find it either way)")
+    parser.set_defaults(run=run_moto_server)
+
+
+def run_moto_server(args) -> int:
+    import time
+
+    from yafdp.backends.aws.moto_server import MotoServer, announce, running_server, withdraw
+    from yafdp.errors import RefusedError
+
+    found = running_server()
+    if found is not None:
+        raise RefusedError(f"a moto server is already running at {found['url']} (pid {found['pid']}); `--backend moto` "
+                           "commands use it. Stop it with Ctrl-C where it runs first")
+    server = MotoServer(port=args.port)
+    try:
+        url = server.start()
+    except OSError as exc:  # the port is taken
+        raise RefusedError(f"argument --port: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    try:
+        where = announce(url)
+        print(f"moto server at {url} (pid {os.getpid()}, announced in {where}). `yafdp deploy`, `run`, `export` and "
+              "`destroy` with --backend moto use it while it runs; its deployments live as long as it does. "
+              "Ctrl-C stops it.", flush=True)
+        while True:
+            time.sleep(3600)  # until SIGINT or SIGTERM
+    finally:
+        withdraw(url)
+        server.stop()
+        print(f"moto server at {url} stopped: its deployments ended with it", flush=True)
 
 
 def register_deploy(commands) -> None:
@@ -806,7 +854,8 @@ def run_export(args) -> int:
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
-    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix)
+    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
+                      partition=clients.partition(), run_id=args.prefix)
     db = rundb.connect(None)
     rules = {r.name: r.pattern for r in plan.rules}
     recorded = catalog_record.record(catalog)
@@ -839,7 +888,7 @@ def run_export(args) -> int:
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
                   register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
-                  register_export, register_destroy]
+                  register_export, register_destroy, register_moto_server]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -909,7 +958,7 @@ def _endpoint_name(args: argparse.Namespace) -> str:
         return "AWS"
     if getattr(args, "endpoint_url", None):
         return f"the moto server at {args.endpoint_url} (not AWS)"
-    return "the run's own local moto server (not AWS)"
+    return "the run's moto server (its own, or the one `yafdp moto-server` runs; not AWS)"
 
 
 def _stdout_closed() -> int:

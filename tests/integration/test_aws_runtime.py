@@ -62,7 +62,7 @@ def test_the_lambda_entry_point_handles_an_sqs_batch_with_its_deployed_environme
     environment = clients.lambda_.get_function(FunctionName="rt-payment")["Configuration"]["Environment"]["Variables"]
     for key, value in {**environment, "AWS_ENDPOINT_URL": moto_url}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(lambda_handler, "_function", None)  # a cold start
+    monkeypatch.setattr(lambda_handler, "_functions", {})  # a cold start
     event = {"Records": [sqs_record(m, plan.queue_arn("rt-payment"), "eu-west-1") for m in messages]}
     assert lambda_handler.lambda_handler(event, None) == {"batchItemFailures": []}
     assert DynamoState(clients.dynamodb, "rt-payment").get("charge", _order(1)["order_id"])["amount"] > 0

@@ -31,11 +31,13 @@ def _plan_command(tmp_path, output):
 
 
 def lint_file(path):
-    """cfn-lint's findings in a template file (cfn-lint is imported on first use, not at collection: it takes
-    half a second to import, in every pytest-xdist worker)."""
-    from cfnlint.api import lint_file
+    """cfn-lint's findings in a template file, its informational rules included (I3042: a partition written into an
+    ARN; I3011: a stateful resource without a chosen DeletionPolicy and UpdateReplacePolicy; I3013: a queue left to
+    the default retention). cfn-lint is imported on first use, not at collection: it takes half a second to import,
+    in every pytest-xdist worker."""
+    from cfnlint.api import ManualArgs, lint_file
 
-    return lint_file(path)
+    return lint_file(path, config=ManualArgs(include_checks=["I"]))
 
 
 @pytest.mark.parametrize("output", ["json", "yaml"])
@@ -44,6 +46,35 @@ def test_cfn_lint_finds_nothing_in_the_template(tmp_path, output):
     document = json.loads(path.read_text()) if output == "json" else yaml.safe_load(path.read_text())
     assert document["Resources"]["Bus"]["Properties"]["Name"] == "tpl-saga"
     assert [str(match) for match in lint_file(path)] == []  # errors, warnings and informational findings alike
+
+
+def test_arns_name_the_partition_account_and_region_with_pseudo_parameters(tmp_path):
+    # Tried: the template wrote arn:aws: into every ARN (cfn-lint I3042): it deployed only in the aws partition.
+    text = _plan_command(tmp_path, "json").read_text()
+    assert "arn:aws:" not in text and "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" in text
+    path = tmp_path / "partitioned.json"
+    document = cloudformation_template(template_plan(CATALOG, "tpl"))
+    document["Resources"]["QueuePolicyTplPayment"]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] = {
+        "Fn::Sub": "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:tpl-payment"}  # the partition written in
+    path.write_text(render(document))
+    assert "I3042" in {m.rule.id for m in lint_file(path)}  # the linter does look
+
+
+def test_every_resource_that_holds_data_has_the_removal_policy_the_plan_chose():
+    # Tried: 34 tables, queues and log groups without DeletionPolicy or UpdateReplacePolicy (cfn-lint I3011).
+    plan = template_plan(CATALOG, "tpl")
+    resources = cloudformation_template(plan)["Resources"]
+    stateful = {name: r for name, r in resources.items()
+                if r["Type"] in ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Logs::LogGroup")}
+    assert len(stateful) == 34
+    kinds = {"AWS::DynamoDB::Table": "table", "AWS::Logs::LogGroup": "log group"}
+    for name, resource in stateful.items():
+        kind = kinds.get(resource["Type"]) or ("dead-letter queue" if name.startswith("DeadLetterQueue") else "queue")
+        policy = plan.removal_policies[kind]
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == (policy.deletion, policy.update_replace)
+        assert policy.why
+    assert {k: p.deletion for k, p in plan.removal_policies.items()} == {
+        "table": "Retain", "dead-letter queue": "Retain", "queue": "Delete", "log group": "Delete"}
 
 
 def test_cfn_lint_would_say_so_if_the_template_were_wrong(tmp_path):

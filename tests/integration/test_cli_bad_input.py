@@ -102,7 +102,7 @@ CATALOGS = {"broken_json": (broken_json, "payment.json: line 1"), "bad_regex": (
 IDLE_OPTIONS = [
     ("quota-scale-without-latency-model", ["--quota-scale", "2"], "argument --quota-scale: does nothing without --latency-model"),
     ("workflow-without-orchestration", ["--workflow", "express"], "argument --workflow: does nothing without --style orchestration"),
-    ("keep-without-aws", ["--keep"], "argument --keep: does nothing without --backend aws"),
+    ("keep-without-aws", ["--keep"], "argument --keep: does nothing without --backend aws or moto"),
     ("concurrency-on-local", ["--concurrency", "8"], "argument --concurrency: does nothing without --backend moto"),
     ("point-in-time-recovery-on-local", ["--point-in-time-recovery"],
      "argument --point-in-time-recovery: does nothing without --backend moto or aws"),
@@ -195,7 +195,7 @@ CASES = [
       for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
     ("test-pattern-bad-json", lambda p, t: ["test-pattern", "--pattern", "{bad", "--event", "{}"], ["Event pattern is not valid", "{bad"]),
-    ("deploy-moto-without-endpoint", lambda p, t: ["deploy", "--backend", "moto"], ["--endpoint-url"]),
+    ("deploy-moto-without-server", lambda p, t: ["deploy", "--backend", "moto"], ["`yafdp moto-server`", "--endpoint-url"]),
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
      ["--endpoint-url"]),
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
@@ -295,8 +295,8 @@ def test_a_connection_the_runs_own_moto_server_closed_is_not_blamed_on_aws(tmp_p
     monkeypatch.setattr(yafdp.runs, "run_saga", closed)
     assert main(["run", "--backend", "moto", "--orders", "2", "--out", str(tmp_path / "run")]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("yafdp: the run's own local moto server (not AWS): Connection was "
-                                                   "closed"), lines
+    assert len(lines) == 1 and lines[0].startswith("yafdp: the run's moto server (its own, or the one `yafdp moto-server` "
+                                                   "runs; not AWS): Connection was closed"), lines
 
 
 def _file_size_limit(limit: int):

@@ -28,7 +28,7 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
 
 
 def test_runtime_core_does_not_import_pandas_or_matplotlib():
-    core = ["yafdp.catalog", "yafdp.patterns", "yafdp.simulation", "yafdp.plan.step_functions", "yafdp.runtime.tasks", "yafdp.backends.local.step_functions", "yafdp.analysis.costs"]
+    core = ["yafdp.catalog", "yafdp.patterns", "yafdp.simulation", "yafdp.plan.step_functions", "yafdp.backends.tasks", "yafdp.backends.local.step_functions", "yafdp.analysis.costs"]
     code = (f"import sys; import {', '.join(core)}; "
             "bad = [m for m in ('pandas', 'matplotlib', 'networkx', 'IPython') if m in sys.modules]; "
             "print(','.join(bad))")

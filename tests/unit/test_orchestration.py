@@ -12,7 +12,7 @@ from yafdp.analysis.check import check_run
 from yafdp.cli import main
 from yafdp.plan.step_functions import MAX_STATE_NAME, OrchestrationError, state_machine_definition, task_rules, walk_states
 from yafdp.backends.aws.step_functions import deploy_state_machine
-from yafdp.runtime.tasks import lambda_error, step_failed, task_event
+from yafdp.backends.tasks import lambda_error, step_failed, task_event
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
 from yafdp.analysis.trace import end_to_end, load_run
@@ -69,9 +69,8 @@ def test_every_compensation_path_has_a_catch(catalog, definition):
 
 def test_the_definition_runs_every_subscription_and_only_the_catalogs_services(catalog, definition):
     plan = build_plan(catalog)
-    functions = {f"arn:aws:lambda:{plan.region}:{plan.account}:function:{s.function}" for s in plan.services}
     tasks = [s for _, s in walk_states(definition) if s["Type"] == "Task"]
-    assert {t["Parameters"]["FunctionName"] for t in tasks} <= functions
+    assert {t["Parameters"]["FunctionName"] for t in tasks} <= {s.function for s in plan.services}
     assert set(task_rules(definition)) == {s.rule for s in catalog.subscriptions}
 
 
@@ -128,8 +127,23 @@ def test_the_state_machine_deploys_with_its_role_and_redeploys_in_place(catalog,
         assert policy["Statement"][0]["Action"] == "lambda:InvokeFunction"
 
 
-def test_cli_prints_the_state_machine(capsys):
+def test_cli_prints_the_state_machine_naming_no_account_or_region(capsys):
+    # Tried: all 26 Task ARNs named account 000000000000 in eu-west-1, so the printed machine ran nowhere else. The
+    # functions are named (Lambda's Invoke takes a name: the function of the state machine's account and Region).
     assert main(["state-machine", "--prefix", "demo"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["StartAt"] == "Order_Initiated"
-    assert "function:demo-payment" in json.dumps(printed)
+    text = json.dumps(printed)
+    assert "000000000000" not in text and "eu-west-1" not in text
+    tasks = [s for _, s in walk_states(printed) if s["Type"] == "Task"]
+    assert len(tasks) == 26 and {t["Parameters"]["FunctionName"] for t in tasks} >= {"demo-payment", "demo-order"}
+    assert {t["Resource"] for t in tasks} == {"arn:aws:states:::lambda:invoke"}
+
+
+def test_a_plan_in_another_partition_names_it_in_every_arn(catalog):
+    plan = build_plan(catalog, "cn", region="cn-north-1", account="123456789012", partition="aws-cn")
+    arns = [plan.bus_arn(), plan.queue_arn("q"), plan.function_arn("payment"), plan.state_machine_arn()]
+    assert all(arn.startswith("arn:aws-cn:") for arn in arns)
+    definition = state_machine_definition(catalog, plan)
+    assert {s["Resource"] for _, s in walk_states(definition) if s["Type"] == "Task"} == {"arn:aws-cn:states:::lambda:invoke"}
+    assert json.dumps(plan.service("payment").policy).count("arn:aws:") == 0

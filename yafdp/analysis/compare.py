@@ -1,7 +1,7 @@
 """Choreography beside orchestration, as tables: latency, messages per order, coupling, the cost of adding a
 service, money per million orders, and latency as the offered load passes the account's quotas.
 
-Not part of the runtime core (it uses pandas); notebook 08 calls it.
+Not part of the runtime core (it uses pandas); notebook 09 calls it.
 """
 
 from __future__ import annotations

@@ -22,13 +22,13 @@ class Run:
 
     path: Path
     info: dict
-    catalog: Catalog  # the catalog the run was made with: its saga's vocabulary
     events: pd.DataFrame
     deliveries: pd.DataFrame
     orders: pd.DataFrame
     payments: pd.DataFrame
     loyalty: pd.DataFrame
     dead_letters: pd.DataFrame
+    catalog: Catalog | None = None  # the catalog the run was made with: its saga's vocabulary
 
     @property
     def simulated(self) -> bool:

@@ -8,11 +8,19 @@ import sys
 from pathlib import Path
 
 from yafdp.patterns.errors import PatternError
+from yafdp.patterns.jsontext import load_event_text
 from yafdp.patterns.pattern import compile_pattern
+
+# The fields TestEventPattern requires of the event ("the following fields are mandatory: id, account, source, time,
+# region, resources, detail-type"; EventBridge API reference, TestEventPattern,
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html). Only their presence is
+# checked, not their form (a UUID id, a 12-digit account): the AWS reference says no more than that they are there.
+ENVELOPE_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
 _EXAMPLE = """\
 Each of --pattern and --event is JSON text, or @FILE to read it from a file.
 Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+As TestEventPattern does, the event must have id, account, source, time, region, resources and detail-type.
 
 example:
   yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
@@ -25,7 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     Examples
     --------
     >>> from yafdp.cli import main
-    >>> main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", '{"source": "a"}'])
+    >>> event = {"id": "1", "account": "111122223333", "source": "a", "time": "2026-01-01T00:00:00Z",
+    ...          "region": "eu-west-1", "resources": [], "detail-type": "t", "detail": {}}
+    >>> main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", json.dumps(event)])
     true
     0
     """
@@ -65,11 +75,16 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        event = json.loads(event_text)
+        event = load_event_text(event_text)
     except json.JSONDecodeError:
         event = None
     if not isinstance(event, dict):
         print("yafdp test-pattern: --event: Parameter Event is not valid: an event is a JSON object.", file=sys.stderr)
+        return 2
+    missing = [field for field in ENVELOPE_FIELDS if field not in event]
+    if missing:
+        print(f"yafdp test-pattern: --event: Parameter Event is not valid: it lacks {', '.join(missing)} (TestEventPattern "
+              f"requires {', '.join(ENVELOPE_FIELDS)})", file=sys.stderr)
         return 2
     matched = pattern.matches(event)
     print("true" if matched else "false")

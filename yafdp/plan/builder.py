@@ -28,7 +28,8 @@ PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
                account: str = ACCOUNT, run_id: str = "local", visibility_timeout_seconds: int = 30,
-               max_receive_count: int = 5, point_in_time_recovery: bool = True, bus: str | None = None) -> DeploymentPlan:
+               max_receive_count: int = 5, point_in_time_recovery: bool = True, bus: str | None = None,
+               partition: str = "aws") -> DeploymentPlan:
     """Derive the deployment plan from the catalog; every resource name starts with ``prefix``.
 
     ``bus`` chooses the kind of bus, ``"classic"`` (rules and targets) or ``"custom"`` (the Custom Event Bus:
@@ -40,7 +41,9 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     A failed message becomes visible on its service queue again after ``visibility_timeout_seconds``
     (that is the retry delay behind the queue) and moves to the queue's dead-letter queue after
     ``max_receive_count`` receives. ``point_in_time_recovery`` turns on DynamoDB's continuous backups of
-    every service table (what a deployment that is kept should have; a short run may go without).
+    every service table (what a deployment that is kept should have; a short run may go without). ``region``,
+    ``account`` and ``partition`` are those of every ARN the plan names (a deployment's own; a template's are
+    CloudFormation's pseudo-parameters).
 
     Examples
     --------
@@ -58,7 +61,7 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                         catalog.bus.retry_policy["MaximumEventAgeInSeconds"])
     kind = bus or catalog.bus.kind
     partial = DeploymentPlan(prefix, region, account, bus_name, archive, catalog.bus.archive["retention_days"],
-                             (), (), {"Project": PROJECT_TAG, "RunId": run_id})
+                             (), (), {"Project": PROJECT_TAG, "RunId": run_id}, partition=partition)
     if kind not in BUS_KINDS:
         raise RefusedError(f"bus must be one of {', '.join(BUS_KINDS)}, got {kind!r}")
     if kind == "custom":
@@ -83,7 +86,8 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                                                    [r.name for r in rules if r.service == service.name]))
         for service in catalog.services.values())
     return DeploymentPlan(prefix, region, account, bus_name, partial.archive, partial.archive_retention_days,
-                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery)
+                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery,
+                          partition=partition)
 
 
 def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:

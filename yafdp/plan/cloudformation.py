@@ -1,8 +1,11 @@
 """The deployment plan as an AWS CloudFormation template: the same resources the boto3 deployer creates, with
 the same names, settings, tags and IAM policies, for teams that deploy with their usual tools.
 
-ARNs are written with ``${AWS::Region}`` and ``${AWS::AccountId}`` (``Fn::Sub``), so one template deploys to
-any account. The functions' code is the package ``yafdp`` builds
+ARNs are written with the pseudo-parameters ``${AWS::Partition}``, ``${AWS::Region}`` and ``${AWS::AccountId}``
+(``Fn::Sub``), so one template deploys to any account, Region and partition ("Pseudo parameters reference",
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html). Every resource that
+holds data gets the ``DeletionPolicy`` and ``UpdateReplacePolicy`` the plan chose for its kind
+(:data:`yafdp.plan.model.REMOVAL_POLICIES`, each with its reason). The functions' code is the package ``yafdp`` builds
 (:func:`yafdp.backends.aws.package.build_package`), uploaded to S3 by the user: its bucket and key are the
 template's two parameters.
 """
@@ -15,15 +18,17 @@ import re
 from yafdp.catalog import Catalog
 from yafdp.plan.builder import build_plan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, DeploymentPlan, ServicePlan)
+                              QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA,
+                              DeploymentPlan, ServicePlan)
 
 FORMATS = ("json", "yaml")
 
 
 def template_plan(catalog: Catalog, prefix: str, **options) -> DeploymentPlan:
-    """The plan with the account and Region left to CloudFormation (``${AWS::AccountId}``, ``${AWS::Region}``);
-    ``options`` go to :func:`~yafdp.plan.builder.build_plan`."""
-    return build_plan(catalog, prefix, account="${AWS::AccountId}", region="${AWS::Region}", run_id=prefix, **options)
+    """The plan with the account, Region and partition left to CloudFormation (``${AWS::AccountId}``,
+    ``${AWS::Region}``, ``${AWS::Partition}``); ``options`` go to :func:`~yafdp.plan.builder.build_plan`."""
+    return build_plan(catalog, prefix, account="${AWS::AccountId}", region="${AWS::Region}",
+                      partition="${AWS::Partition}", run_id=prefix, **options)
 
 
 def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict[str, str]] | None = None) -> dict:
@@ -48,7 +53,8 @@ def cloudformation_template(plan: DeploymentPlan, *, environment: dict[str, dict
     }
     for rule in plan.rules:
         resources[_logical("DeadLetterQueue", rule.target.dead_letter_queue)] = _queue(
-            plan, rule.target.dead_letter_queue, tags, {"MessageRetentionPeriod": DEAD_LETTER_RETENTION_SECONDS})
+            plan, rule.target.dead_letter_queue, tags, {"MessageRetentionPeriod": DEAD_LETTER_RETENTION_SECONDS},
+            kind="dead-letter queue")
         resources[_logical("DeadLetterQueuePolicy", rule.target.dead_letter_queue)] = _queue_policy(
             rule.target.dead_letter_queue, rule.target.dead_letter_queue_policy)
     for service in plan.services:
@@ -102,23 +108,24 @@ def _service(plan: DeploymentPlan, service: ServicePlan, tags: list, environment
                                 "YAFDP_TABLE": service.table, "YAFDP_MAX_RECEIVE_COUNT": str(service.max_receive_count),
                                 "YAFDP_FAULTS": "{}", "YAFDP_SEED": "0"}
     return {
-        dead: _queue(plan, service.queue_dead_letter_queue, tags, {"MessageRetentionPeriod": DEAD_LETTER_RETENTION_SECONDS}),
+        dead: _queue(plan, service.queue_dead_letter_queue, tags, {"MessageRetentionPeriod": DEAD_LETTER_RETENTION_SECONDS},
+                     kind="dead-letter queue"),
         queue: _queue(plan, service.queue, tags, {
-            "VisibilityTimeout": service.visibility_timeout_seconds,
+            "VisibilityTimeout": service.visibility_timeout_seconds, "MessageRetentionPeriod": QUEUE_RETENTION_SECONDS,
             "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dead, "Arn"]},
-                              "maxReceiveCount": service.max_receive_count}}),
+                              "maxReceiveCount": service.max_receive_count}}, kind="queue"),
         _logical("QueuePolicy", service.queue): _queue_policy(service.queue, service.queue_policy),
-        _logical("Table", service.table): {"Type": "AWS::DynamoDB::Table", "Properties": {
+        _logical("Table", service.table): kept(plan, "table", {"Type": "AWS::DynamoDB::Table", "Properties": {
             "TableName": service.table, "KeySchema": TABLE_KEY_SCHEMA, "AttributeDefinitions": TABLE_ATTRIBUTES,
             "BillingMode": "PAY_PER_REQUEST",
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": plan.point_in_time_recovery},
-            "Tags": tags}},
+            "Tags": tags}}),
         role: {"Type": "AWS::IAM::Role", "Properties": {
             "RoleName": service.role, "Path": ROLE_PATH, "AssumeRolePolicyDocument": service.trust_policy,
             "Description": f"the {service.name} service's function: least privilege",
             "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": service.policy}], "Tags": tags}},
-        group: {"Type": "AWS::Logs::LogGroup", "Properties": {
-            "LogGroupName": f"/aws/lambda/{service.function}", "RetentionInDays": LOG_RETENTION_DAYS, "Tags": tags}},
+        group: kept(plan, "log group", {"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": f"/aws/lambda/{service.function}", "RetentionInDays": LOG_RETENTION_DAYS, "Tags": tags}}),
         function: {"Type": "AWS::Lambda::Function", "DependsOn": [group], "Properties": {
             "FunctionName": service.function, "Handler": HANDLER, "Runtime": RUNTIME,
             "Role": {"Fn::GetAtt": [role, "Arn"]}, "Timeout": service.function_timeout_seconds, "MemorySize": MEMORY_MB,
@@ -130,9 +137,25 @@ def _service(plan: DeploymentPlan, service: ServicePlan, tags: list, environment
     }
 
 
-def _queue(plan: DeploymentPlan, name: str, tags: list, properties: dict) -> dict:
+def kept(plan: DeploymentPlan, kind: str, resource: dict) -> dict:
+    """``resource`` (a template's resource that holds data) with the ``DeletionPolicy`` and ``UpdateReplacePolicy``
+    the plan chose for ``kind`` (a key of ``plan.removal_policies``, e.g. ``"table"``).
+
+    Raises :class:`KeyError` for a kind the plan has no policy for: a new kind of stateful resource needs one.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> kept(template_plan(load_catalog(), "demo"), "table", {"Type": "AWS::DynamoDB::Table"})["DeletionPolicy"]
+    'Retain'
+    """
+    return {**resource, **plan.removal_policies[kind].to_cloudformation()}
+
+
+def _queue(plan: DeploymentPlan, name: str, tags: list, properties: dict, *, kind: str) -> dict:
     encryption = {"SqsManagedSseEnabled": plan.queue_attributes.get("SqsManagedSseEnabled") == "true"}
-    return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **encryption, **properties, "Tags": tags}}
+    return kept(plan, kind, {"Type": "AWS::SQS::Queue",
+                             "Properties": {"QueueName": name, **encryption, **properties, "Tags": tags}})
 
 
 def _queue_policy(queue: str, policy: dict) -> dict:

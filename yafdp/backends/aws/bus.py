@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import time
 from typing import Callable, Iterable
 
@@ -88,7 +89,7 @@ class AwsBus:
             state.published(None, [
                 {"kind": "event", "event_id": r["EventId"], "order_id": self.catalog.saga.saga_id(p.detail),
                  "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
-                 "detail": p.text, "time": iso_time(published_at)}
+                 "detail": p.text, "time": iso_time(published_at if p.time is None else p.time)}
                 for p, r in zip(accepted, results) if r.get("EventId") and not r.get("ErrorCode")])
             answers = iter(results)
         entries_out = [c.to_aws() if isinstance(c, EntryRefusal) else next(answers) for c in checked]
@@ -204,17 +205,19 @@ class AwsBus:
         return len(moved)
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
-        """Start an EventBridge replay of the archive's events published between ``start`` and ``end`` (run
-        seconds) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``); returns how
-        many archived events the window holds. See StartReplay in the EventBridge API reference.
+        """Start an EventBridge replay of the archive's events whose ``time`` lies between ``start`` and ``end`` (run
+        seconds; "only events that occurred between the EventStartTime and EventEndTime are replayed", StartReplay,
+        EventBridge API reference) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``);
+        returns how many archived events the window holds.
 
         On AWS the replay runs asynchronously after this returns; moto replays at once but ignores the
         window, the filter and the rules' input transformers, so the replayed messages reach the handlers
         without the rule's name and fail there: the contract tests replay on the local bus only.
         """
         self.export()
-        count = self.db.execute("SELECT COUNT(*) FROM events WHERE published_at BETWEEN ? AND ?",
-                                (start, end)).fetchone()[0]
+        first, last = math.ceil(self.origin + start), math.floor(self.origin + end)  # ``time`` has whole seconds
+        count = self.db.execute("SELECT COUNT(*) FROM events WHERE time BETWEEN ? AND ? AND replay_name IS NULL",
+                                (iso_time(first), iso_time(last))).fetchone()[0] if first <= last else 0
         destination: dict = {"Arn": self.plan.bus_arn()}
         if rules is not None:
             destination["FilterArns"] = [self.plan.rule_arn(rule) for rule in rules]

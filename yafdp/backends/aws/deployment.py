@@ -61,7 +61,7 @@ def new_prefix() -> str:
 def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
            faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print,
            point_in_time_recovery: bool = True) -> DeploymentPlan:
-    """Build the plan for ``clients``' account and region and apply it (idempotent); returns the plan.
+    """Build the plan for ``clients``' account, Region and partition and apply it (idempotent); returns the plan.
 
     ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
     ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
@@ -72,7 +72,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     settings = SETTINGS[backend]
     check_names(build_plan(catalog, prefix, run_id=prefix))  # names follow the prefix alone: refused before AWS is asked
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
-                      visibility_timeout_seconds=settings.visibility_timeout_seconds,
+                      partition=clients.partition(), visibility_timeout_seconds=settings.visibility_timeout_seconds,
                       point_in_time_recovery=point_in_time_recovery)
     apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
           echo=echo)

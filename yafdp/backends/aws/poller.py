@@ -3,8 +3,9 @@ Lambda code without a container engine.
 
 Like the mapping, a poller long-polls its queue for up to ``batch_size`` messages, invokes the function
 with them as an SQS event, deletes the messages the function did not report in ``batchItemFailures``
-and leaves those it did (or the whole batch, if the function raised) to come back after the queue's
-visibility timeout; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
+and leaves those it did (or the whole batch, if the function raised or answered what Lambda reads as a
+complete failure, see :func:`failed_messages`) to come back after the queue's visibility timeout, which SQS
+counts from the receive; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
 dead-letter queue. On real AWS none of this runs: Lambda does it.
 """
 
@@ -38,6 +39,48 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
         "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def failed_messages(response, message_ids: list[str]) -> set[str]:
+    """The messages of a batch (``message_ids``) that Lambda leaves on the queue after the function answered
+    ``response`` (a mapping with ``ReportBatchItemFailures``): the ones it reported, or all of them when Lambda
+    reads the answer as a complete failure.
+
+    As the Lambda developer guide has it ("Handling errors for an SQS event source in Lambda", success and failure
+    conditions, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html): a complete success
+    is an empty or null ``batchItemFailures`` list, or an empty or null response; a complete failure is "an
+    invalid JSON response", an empty string or null ``itemIdentifier``, an ``itemIdentifier`` with a bad key name,
+    or one "with a message ID that doesn't exist" in the batch. Where the guide is silent this reads the answer the
+    way that loses nothing: a response that is not an object, or a ``batchItemFailures`` that is not a list, or an
+    element that is not an object, fails the whole batch.
+
+    Examples
+    --------
+    >>> ids = ["m-1", "m-2", "m-3"]
+    >>> sorted(failed_messages({"batchItemFailures": [{"itemIdentifier": "m-2"}]}, ids))
+    ['m-2']
+    >>> sorted(failed_messages({"batchItemFailures": [{"itemIdentifier": "m-9"}]}, ids))  # not in the batch
+    ['m-1', 'm-2', 'm-3']
+    >>> failed_messages({"batchItemFailures": None}, ids), failed_messages(None, ids), failed_messages({}, ids)
+    (set(), set(), set())
+    """
+    everything = set(message_ids)
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        return everything
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return everything
+    failed = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            return everything  # null, empty, a bad key name, or a message that is not in the batch
+        failed.add(identifier)
+    return failed
 
 
 class QueuePoller:
@@ -80,10 +123,10 @@ class QueuePoller:
         self._duplicate(messages)
         try:
             response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
-            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception as exc:  # a function error fails the whole batch, as with Lambda
             self.errors.append(f"{type(exc).__name__}: {exc}")
             return len(messages)
+        failed = failed_messages(response, [m["MessageId"] for m in messages])
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[

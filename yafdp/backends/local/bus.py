@@ -31,6 +31,7 @@ unless a simulated timing model is given.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 from typing import Any, Callable, Iterable
@@ -38,7 +39,7 @@ from typing import Any, Callable, Iterable
 from yafdp.catalog import Catalog
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import make_envelope
+from yafdp.runtime.envelope import epoch_of, iso_time, make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
@@ -308,10 +309,11 @@ class LocalBus(InProcessDriving):
             if prepared and services.entry_faults is not None:
                 end += services.publish_retrying(prepared)  # the producer's retries of refused entries
         except DeliveryError as exc:
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
+                         exc.code, exc.message)
             return
         except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
                          FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             return
         if uow.writes:
@@ -326,10 +328,11 @@ class LocalBus(InProcessDriving):
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
-    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
+    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,
                 code, message) -> None:
-        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda)."""
-        error = f"{code}: {message}"
+        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda): ``received`` is when it was
+        received (virtual time, and the time recorded for it), ``end`` when the handler failed (virtual time)."""
+        error, (start, started) = f"{code}: {message}", received
         if rule.target.kind == "lambda":  # Lambda's asynchronous invocation retries, then discards
             if attempt <= len(LAMBDA_ASYNC_RETRY_DELAYS):
                 self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
@@ -343,7 +346,10 @@ class LocalBus(InProcessDriving):
             self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", error)
             return
         service = self._services[rule.service]
-        visible_again = end + service.visibility_timeout_seconds  # the message's visibility timeout runs out
+        # The visibility timeout runs from the receive, not from the end of the handler ("the length of time that
+        # a message received from a queue ... is invisible", ReceiveMessage VisibilityTimeout, SQS API reference,
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html).
+        visible_again = start + service.visibility_timeout_seconds
         if attempt < service.max_receive_count:
             self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
                         visible_again)
@@ -383,8 +389,8 @@ class LocalBus(InProcessDriving):
         cached = self._events.get(event_id)
         if cached is not None:
             return cached[0]
-        row = self.writer.event(event_id)
-        envelope = make_envelope(event_id, row[0], row[1], json.loads(row[2]), self.services.epoch + row[3])
+        source, detail_type, detail, time = self.writer.event(event_id)
+        envelope = make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
         self._events[event_id] = [envelope, 1]
         return envelope
 
@@ -402,28 +408,32 @@ class LocalBus(InProcessDriving):
     # ---------------------------------------------------------------- archive, DLQ, resume
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
-        """Re-deliver every archived event published between ``start`` and ``end`` (recorded times) to the
-        rules that match it now (or only to ``rules``, like a replay's ``FilterArns``), as an EventBridge
-        archive replay does. Returns how many events were replayed.
+        """Re-deliver every archived event whose own ``time`` lies between ``start`` and ``end`` (seconds since the
+        run's epoch, as recorded times are) to the rules that match it now (or only to ``rules``, like a replay's
+        ``FilterArns``), as an EventBridge archive replay does. Returns how many events were replayed.
 
-        As StartReplay does (EventBridge API reference, https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html):
-        replayed events carry ``replay-name``, keep their id (idempotent targets record them as duplicates),
-        are replayed one minute of the archive at a time, the first minute first, and "are not necessarily
-        replayed in the exact same order that they were added": within a minute their order is shuffled."""
+        As StartReplay does (EventBridge API reference,
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html): "only events that occurred
+        between the EventStartTime and EventEndTime are replayed", so the window applies to each event's ``time``
+        (the entry's own ``Time`` when it set one, else when EventBridge received it; whole seconds), not to when it
+        was received; replayed events keep their ``time`` and id (idempotent targets record them as duplicates),
+        carry ``replay-name``, are replayed one minute of the window at a time, the first minute first, and "are not
+        necessarily replayed in the exact same order that they were added": within a minute their order is shuffled."""
         only = None if rules is None else frozenset(rules)
         self.writer.flush()
-        rows = self.db.execute("SELECT event_id, source, detail_type, detail, published_at FROM events"
-                               " WHERE published_at BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
-                               (start, end)).fetchall()
+        epoch = self.services.epoch
+        first, last = math.ceil(epoch + start), math.floor(epoch + end)  # ``time`` has whole seconds
+        rows = self.db.execute("SELECT event_id, source, detail_type, detail, time FROM events"
+                               " WHERE time BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
+                               (iso_time(first), iso_time(last))).fetchall() if first <= last else []
         minutes: dict[int, list] = {}
         for row in rows:
-            minutes.setdefault(int((row[4] - start) // 60), []).append(row)
+            minutes.setdefault(int((epoch_of(row[4]) - epoch - start) // 60), []).append(row)
         for minute in sorted(minutes):
             batch = minutes[minute]
             self._replay_rng.shuffle(batch)
-            for event_id, source, detail_type, detail, published_at in batch:
-                envelope = make_envelope(event_id, source, detail_type, json.loads(detail),
-                                         self.services.epoch + published_at)
+            for event_id, source, detail_type, detail, time in batch:
+                envelope = make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
                 envelope["replay-name"] = name
                 self._events.pop(event_id, None)
                 self._route(envelope, self.vt, again=True, only=only)
