@@ -73,7 +73,7 @@ def test_the_workbook_on_aws_without_a_region_or_credentials_says_so_before_any_
                AWS_EC2_METADATA_DISABLED="true")
     for extra, says in (({}, "no AWS region configured"), ({"AWS_DEFAULT_REGION": "eu-west-1"}, "no AWS credentials")):
         done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--backend", "aws", "--out", tmp_path / "build"],
-                              capture_output=True, text=True, env={**env, **extra}, timeout=120)
+                              capture_output=True, text=True, env={**env, **extra}, timeout=600)
         assert done.returncode == 2 and done.stdout == ""
         assert len(done.stderr.splitlines()) == 1 and says in done.stderr
         assert not (tmp_path / "build").exists()

@@ -12,7 +12,8 @@ import pytest
 from filelock import FileLock
 
 from yafdp.analysis import course
-from yafdp.workbook import NOTEBOOKS_DIR, REPOSITORY, ExecutedNotebook, notebooks, run_notebook
+from yafdp.shipped import REPOSITORY
+from yafdp.workbook import NOTEBOOKS_DIR, ExecutedNotebook, notebooks, run_notebook
 
 CHAPTERS = notebooks()
 
@@ -75,6 +76,19 @@ def test_notebook_is_committed_as_a_course_chapter(path):
     assert headings[-2:] == ["## Exercises", "## What to try next"]
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_papermill_help_describes_every_parameter_with_its_type(path):
+    """`papermill --help-notebook` reads a parameter's type from its annotation and its help from the comment on
+    its own line ("Unknown type" and no help otherwise)."""
+    import papermill
+
+    parameters = papermill.inspect_notebook(str(path))
+    assert parameters and "out_dir" in parameters
+    for name, parameter in parameters.items():
+        assert parameter["inferred_type_name"] not in ("", "None"), f"{path.stem}: {name} has no type"
+        assert len(parameter["help"]) > 10, f"{path.stem}: {name} has no help on its line"
+
+
 def test_readme_lists_every_chapter_with_its_time():
     readme = (REPOSITORY / "README.md").read_text()
     for stem, (title, minutes) in course.CHAPTERS.items():
@@ -95,9 +109,13 @@ def test_notebook_executes_and_saves_its_figures(path, build):
 def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
     result = executed(path, build)
     for cell, output in outputs(result.notebook):
-        if output.get("name") == "stderr":  # progress lines are fine there; a warning is not
+        if output.get("name") == "stderr":  # a warning is not
             text = "".join(output["text"])
             assert not re.search(r"warn", text, flags=re.I), f"{path.stem}: a cell warned: {text[:300]}"
+        # nor a progress bar (a tqdm widget shows its bar as text/plain too): papermill's kernel gets none, as no one
+        # watches (yafdp.progress)
+        shown = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+        assert not re.search(r"(orders ended|offered loads):\s*\d+%\|", shown), f"{path.stem}: a progress bar"
         table = "".join(output.get("data", {}).get("text/html", ""))
         for text in re.findall(r"<td[^>]*>(.*?)</td>", table, flags=re.S):
             assert not text.rstrip().endswith(("...", "…")), f"{path.stem}: a table cell is cut: {text[-80:]!r}"

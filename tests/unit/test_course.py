@@ -120,3 +120,13 @@ def test_a_copy_of_a_package_service_is_a_new_service_with_its_own_source_and_ru
         "rewards-awards-confirmed-order", "rewards-reverts-undeliverable-order"}
     with pytest.raises(CatalogError, match="no service 'nobody'"):
         copy_of(catalog, "nobody", "x")
+
+
+def test_the_site_reads_every_chapters_title_time_and_goals_from_its_first_cell():
+    from yafdp.shipped import notebooks_dir
+    from yafdp.site import chapter
+
+    for path in sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb")):
+        read = chapter(path)
+        assert read.number == path.stem[:2] and read.minutes and read.title != path.stem, read
+        assert len(read.goals) >= 3 and all(len(goal) > 20 for goal in read.goals), read

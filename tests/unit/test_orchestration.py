@@ -1,17 +1,15 @@
-"""The state machine generated from the catalog: valid ASL, a Catch on every compensation path, only the
-catalog's services; the local orchestrator keeps the saga's promises; the deployer works against moto."""
+"""The state machine generated from the catalog: a Catch on every compensation path, only the catalog's
+services; the local orchestrator keeps the saga's promises. (Its ASL checked by moto's parser and its deployment
+on moto: tests/integration/test_state_machine_on_moto.py.)"""
 
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from yafdp.catalog import load_catalog
 from yafdp.analysis.check import check_run
 from yafdp.cli import main
 from yafdp.plan.step_functions import MAX_STATE_NAME, OrchestrationError, state_machine_definition, task_rules, walk_states
-from yafdp.backends.aws.step_functions import deploy_state_machine
 from yafdp.backends.tasks import lambda_error, step_failed, task_event
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
@@ -26,13 +24,6 @@ def catalog():
 @pytest.fixture(scope="module")
 def definition(catalog):
     return state_machine_definition(catalog, build_plan(catalog))
-
-
-def test_the_definition_is_valid_amazon_states_language(definition):
-    # imported here, not at collection: the parser takes a second to import, in every pytest-xdist worker
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-
-    AmazonStateLanguageParser.parse(json.dumps(definition))  # the parser of moto's Step Functions (from LocalStack)
 
 
 def test_every_transition_names_a_state_of_its_own_scope_and_names_are_unique(definition):
@@ -110,21 +101,6 @@ def test_the_same_workload_ends_the_same_way_in_both_styles(tmp_path):
 def test_an_orchestrated_run_cannot_be_resumed(tmp_path):
     run_saga(RunOptions(orders=3, seed=1, out=tmp_path, style="orchestration", store="file"))
     assert main(["resume", "--out", str(tmp_path)]) == 2
-
-
-def test_the_state_machine_deploys_with_its_role_and_redeploys_in_place(catalog, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    plan = build_plan(catalog, prefix="t1")
-    with mock_aws():
-        sfn, iam = boto3.client("stepfunctions"), boto3.client("iam")
-        arn = deploy_state_machine(sfn, iam, catalog, plan)
-        assert deploy_state_machine(sfn, iam, catalog, plan) == arn
-        described = sfn.describe_state_machine(stateMachineArn=arn)
-        assert json.loads(described["definition"]) == state_machine_definition(catalog, plan)
-        policy = iam.get_role_policy(RoleName="t1-order-saga-role", PolicyName="invoke-services")["PolicyDocument"]
-        assert policy["Statement"][0]["Action"] == "lambda:InvokeFunction"
 
 
 def test_cli_prints_the_state_machine_naming_no_account_or_region(capsys):

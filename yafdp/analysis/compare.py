@@ -17,6 +17,7 @@ from yafdp.analysis.costs import PRICED_AS, cost_per_million_orders, load_prices
 from yafdp.simulation.quotas import Quotas
 from yafdp.plan.step_functions import state_machine_definition, walk_states
 from yafdp.plan import build_plan
+from yafdp.progress import progress_bar
 from yafdp.runs import RunOptions, run_saga
 from yafdp.analysis.trace import end_to_end, load_run, percentiles
 
@@ -184,26 +185,28 @@ def quota_loads(run_path: str | Path, quotas: Quotas) -> dict[str, float]:
 
 def load_sweep(rates: list[float], seconds: float, out_dir: str | Path, *, latency_model: str = "aws-eu-west-1",
                quota_scale: float = 1.0, style: str = "choreography", workflow: str = "standard",
-               seed: int = 0, progress=None, catalog_dir: str | Path | None = None) -> pd.DataFrame:
-    """Run the saga of the catalog in ``catalog_dir`` (default: the shipped one) at each offered load (orders per
-    second) for ``seconds`` of simulated arrivals, and tabulate the end-to-end latency (p50, p99) and what
-    throttled or waited."""
+               seed: int = 0, progress: bool | None = None, catalog_dir: str | Path | None = None) -> pd.DataFrame:
+    """Run the saga of the catalog in ``catalog_dir`` (default: the shipped one) at each offered load (orders per second) for ``seconds`` of simulated arrivals, and tabulate
+    the end-to-end latency (p50, p99) and what throttled or waited.
+
+    ``progress``: a bar of the loads run, out of ``rates``, each run with its own bar of orders (see
+    :func:`yafdp.progress.progress_bar`: None shows them where someone watches)."""
     rows = []
-    for rate in rates:
-        orders = max(50, round(rate * seconds))
-        out = Path(out_dir) / f"{style}-{workflow}-{rate:g}"
-        summary = run_saga(RunOptions(orders=orders, seed=seed, out=out, arrival_rate=rate, latency_model=latency_model,
-                                      quota_scale=quota_scale, style=style, workflow=workflow,
-                                      catalog_dir=catalog_dir))
-        saga = end_to_end(load_run(out))["saga_s"].dropna() * 1000
-        simulation, orchestration = summary["simulation"], summary.get("orchestration", {})
-        rows.append({"offered orders/s": rate, "orders": orders, "p50_ms": saga.quantile(0.5),
-                     "p99_ms": saga.quantile(0.99), "put_events_throttled": simulation["put_events_throttled"],
-                     "invocations_throttled": simulation["invocations_throttled"],
-                     "transitions_throttled": orchestration.get("transitions_throttled", 0),
-                     "waited_for_an_environment": simulation["waited_for_an_environment"],
-                     "cold_starts": simulation["cold_starts"],
-                     "account_concurrency_full": simulation["account_concurrency_full"]})
-        if progress is not None:
-            progress(rows[-1])
+    with progress_bar(len(rates), f"{style} offered loads", "loads", show=progress) as loads:
+        for rate in rates:
+            orders = max(50, round(rate * seconds))
+            out = Path(out_dir) / f"{style}-{workflow}-{rate:g}"
+            summary = run_saga(RunOptions(orders=orders, seed=seed, out=out, arrival_rate=rate, latency_model=latency_model,
+                                          quota_scale=quota_scale, style=style, workflow=workflow,
+                                          catalog_dir=catalog_dir), progress=progress)
+            saga = end_to_end(load_run(out))["saga_s"].dropna() * 1000
+            simulation, orchestration = summary["simulation"], summary.get("orchestration", {})
+            rows.append({"offered orders/s": rate, "orders": orders, "p50_ms": saga.quantile(0.5),
+                         "p99_ms": saga.quantile(0.99), "put_events_throttled": simulation["put_events_throttled"],
+                         "invocations_throttled": simulation["invocations_throttled"],
+                         "transitions_throttled": orchestration.get("transitions_throttled", 0),
+                         "waited_for_an_environment": simulation["waited_for_an_environment"],
+                         "cold_starts": simulation["cold_starts"],
+                         "account_concurrency_full": simulation["account_concurrency_full"]})
+            loads.update(1)
     return pd.DataFrame(rows)

@@ -22,8 +22,9 @@ from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DED
 from yafdp.catalog.saga import OUTCOME_KINDS, STEP_KINDS
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
+from yafdp.shipped import DATA_DIR
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
 
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")

@@ -17,18 +17,8 @@ from yafdp.patterns.pattern import compile_pattern
 # checked, not their form (a UUID id, a 12-digit account): the AWS reference says no more than that they are there.
 ENVELOPE_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
-_EXAMPLE = """\
-Each of --pattern and --event is JSON text, or @FILE to read it from a file.
-Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
-As TestEventPattern does, the event must have id, account, source, time, region, resources and detail-type.
-
-example:
-  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
-"""
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the ``test-pattern`` sub-command to the ``yafdp`` command line.
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``yafdp test-pattern`` (the sub-command itself is :mod:`yafdp.cli`'s).
 
     Examples
     --------
@@ -39,14 +29,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     true
     0
     """
-    parser = commands.add_parser(
-        "test-pattern",
-        help="test whether an event matches an EventBridge event pattern",
-        description="Test whether an event matches an EventBridge event pattern, like "
-        "`aws events test-event-pattern`.",
-        epilog=_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument("--pattern", required=True, help="the event pattern (JSON or @FILE)")
     parser.add_argument("--event", required=True, help="the event (JSON or @FILE)")
     parser.set_defaults(run=run)

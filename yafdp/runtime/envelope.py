@@ -10,14 +10,17 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
+from yafdp.catalog.loader import read_json
 from yafdp.catalog.model import CatalogError
 from yafdp.errors import RefusedError
 from yafdp.plan.model import ACCOUNT, REGION
 from yafdp.runtime import json_text
+from yafdp.shipped import QUOTAS_FILE
 
 MAX_ENTRIES_PER_PUT = 10
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
+# The Unix time a local run's clock starts at (2026-01-01T00:00:00Z), for envelope `time`: a fixed date, so a seeded
+# run's events are the same bytes every time (yafdp.analysis.otlp places a local run's spans from it too).
+CLOCK_ORIGIN = 1_767_225_600.0
 ENTRY_SIZE_QUOTA = "eventbridge_put_events_entry_bytes"
 REQUEST_SIZE_QUOTA = "eventbridge_put_events_request_bytes"
 

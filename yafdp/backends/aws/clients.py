@@ -1,5 +1,7 @@
 """The boto3 clients the AWS side uses, made in one place: for a moto server (an endpoint URL and dummy
-credentials) or for AWS (the default credential chain and region)."""
+credentials) or for AWS (the default credential chain and region). The Custom Event Bus's client
+(``eventbridgev2``) goes to AWS's own endpoint on AWS; with moto, which has no such service, to the bus
+``yafdp serve`` serves (its ``bus_endpoint_url``), and there is none without one."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class AwsClients:
     iam: Any
     sts: Any
     logs: Any
+    eventbridgev2: Any = None  # the Custom Event Bus (None: no endpoint serves it, e.g. moto alone)
 
     @property
     def region(self) -> str:
@@ -47,9 +50,12 @@ class AwsClients:
 MAX_POOL_CONNECTIONS = 50
 
 
-def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None) -> AwsClients:
+def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None,
+                 bus_endpoint_url: str | None = None, custom_bus: bool = False) -> AwsClients:
     """Clients for a moto server at ``endpoint_url`` (dummy credentials, region ``eu-west-1`` unless given),
-    or, without an endpoint, for AWS with the default credential chain and region.
+    or, without an endpoint, for AWS with the default credential chain and region. There is an ``eventbridgev2``
+    client (the Custom Event Bus) at ``bus_endpoint_url`` when given (a served bus, which takes any credentials),
+    or at AWS's own endpoint with ``custom_bus`` and no ``endpoint_url``; else none.
 
     Examples
     --------
@@ -75,5 +81,10 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
     def client(name: str):
         return session.client(name, config=config, **extra)
 
+    if bus_endpoint_url is not None:
+        bus = session.client("eventbridgev2", config=config, endpoint_url=bus_endpoint_url, **MOTO_CREDENTIALS)
+    else:
+        bus = client("eventbridgev2") if custom_bus and endpoint_url is None else None
     return AwsClients(events=client("events"), sqs=client("sqs"), lambda_=client("lambda"),
-                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"))
+                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"),
+                      eventbridgev2=bus)

@@ -55,7 +55,7 @@ def _service_function(context):
     if function is None:
         import boto3
 
-        from yafdp.backends.aws.function import ServiceFunction
+        from yafdp.backends.aws.function import ServiceFunction, publisher
         from yafdp.catalog import load_catalog
         from yafdp.plan import build_plan
 
@@ -68,7 +68,9 @@ def _service_function(context):
             account, partition = caller["Account"], caller["Arn"].split(":")[1]
         catalog = load_catalog()  # the catalog folder the package carries (data/), its handlers and its world
         plan = build_plan(catalog, config.prefix, region=region, account=account, partition=partition,
-                          run_id=config.prefix)
-        function = _functions[config] = ServiceFunction(config, catalog, plan, catalog.code.world(),
-                                                        boto3.client("events"), boto3.client("dynamodb"))
+                          run_id=config.prefix, bus=config.bus_kind)
+        bus = boto3.client("eventbridgev2") if plan.bus_kind == "custom" else None
+        function = _functions[config] = ServiceFunction(
+            config, catalog, plan, catalog.code.world(), publisher(plan, boto3.client("events"), bus, config.bus_arn),
+            boto3.client("dynamodb"))
     return function

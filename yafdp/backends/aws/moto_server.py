@@ -23,6 +23,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from copy import deepcopy
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +43,75 @@ class OneDynamoDBRequestAtATime:
             return list(self.app(environ, start_response))
 
 
+def fifo_receive_in_group_order() -> None:
+    """Correct moto's ``ReceiveMessage`` on FIFO queues (in this process) to SQS's delivery logic: a message group
+    whose message is in flight gives nothing out, and otherwise gives its messages out in the order they were sent
+    ("you can't receive messages from a message group while messages from that group are in flight"; SQS developer
+    guide, "FIFO queue delivery logic",
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html).
+
+    moto 5.2 takes a snapshot of the groups in flight, counts a message as in flight until its loop reaches it even
+    when its visibility timeout has ended, and runs concurrent receives without a lock: when several messages of a
+    group come back together (a FIFO batch failed, and Lambda leaves its later messages too), it skips the first
+    ones and hands out the last one first; two receives at once can both take from one group. Here a FIFO queue's
+    receives run one at a time, and each looks at every message once, at one moment: a group is blocked by a message
+    not visible, or by an earlier message of it that is not given out; a message past its queue's
+    ``maxReceiveCount`` moves to the dead-letter queue, as moto does. Standard queues are left to moto. Idempotent."""
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "_yafdp_fifo_receive", False):
+        return
+    original, lock = SQSBackend.receive_message, threading.Lock()
+
+    def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names=None):
+        queue = self.get_queue(queue_name)
+        if not queue.fifo_queue:
+            return original(self, queue_name, count, wait_seconds_timeout, visibility_timeout, message_attribute_names)
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                taken = _take_in_group_order(self, queue, queue_name, count, visibility_timeout,
+                                             message_attribute_names or [])
+            left = deadline - time.monotonic()
+            if taken or left <= 0:
+                return taken
+            with queue._messages_lock:  # long polling: woken by a message sent, or looked at again soon
+                queue._messages_lock.wait(timeout=min(left, 0.05))
+
+    SQSBackend.receive_message = receive_message
+    SQSBackend._yafdp_fifo_receive = True
+
+
+def _take_in_group_order(backend, queue, queue_name: str, count: int, visibility_timeout, attribute_names: list) -> list:
+    from moto.sqs.models import _filter_message_attributes
+
+    seen = [(m, m.visible, m.delayed) for m in list(queue._messages)]  # one moment for every message
+    blocked = {m.group_id for m, visible, _ in seen if not visible}
+    queue.pending_messages.difference_update(m for m, visible, _ in seen if visible)  # their timeout ended
+    taken, dead = [], []
+    for message, visible, delayed in seen:
+        if not visible or delayed or len(taken) >= count:
+            continue
+        if message.group_id in blocked:
+            continue
+        policy = queue.redrive_policy
+        if queue.dead_letter_queue is not None and policy and message.approximate_receive_count >= policy["maxReceiveCount"]:
+            dead.append(message)
+            continue
+        if not backend.is_message_valid_based_on_retention_period(queue_name, message):
+            blocked.add(message.group_id)
+            continue
+        queue.pending_messages.add(message)
+        message.mark_received(visibility_timeout=visibility_timeout)
+        copy = deepcopy(message)
+        _filter_message_attributes(copy, attribute_names)
+        taken.append(copy)
+    for message in dead:
+        queue._messages.remove(message)
+        queue.dead_letter_queue.add_message(message)
+    return taken
+
+
 class MotoServer:
     """Start moto's threaded server on ``127.0.0.1`` and ``port`` (a free one by default); ``url`` is its endpoint.
 
@@ -56,6 +127,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        fifo_receive_in_group_order()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         wsgi = self._server._server  # werkzeug's server: nothing has called it yet, so wrap its application now
@@ -97,7 +169,7 @@ def state_dir() -> Path:
 
 
 def running_server() -> dict | None:
-    """The moto server ``yafdp moto-server`` announced, ``{"url", "pid"}``, if its process is alive and its port
+    """The moto server ``yafdp moto-server`` announced, ``{"url", "pid", "bus_url"}``, if its process is alive and its port
     answers; None otherwise (an announcement left by a server that died is removed)."""
     path = state_dir() / STATE_FILE
     try:
@@ -111,12 +183,13 @@ def running_server() -> dict | None:
     return found if _answers(url) else None
 
 
-def announce(url: str) -> Path:
-    """Write the announcement of this process's server at ``url`` (replaced whole, never half written)."""
+def announce(url: str, **also: str) -> Path:
+    """Write the announcement of this process's server at ``url`` (replaced whole, never half written), with what
+    else it serves (``bus_url``: the Custom Event Bus served beside it)."""
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path, partial = directory / STATE_FILE, directory / f".{STATE_FILE}.{os.getpid()}.tmp"
-    partial.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid(), **also}), encoding="utf-8")
     os.replace(partial, path)
     return path
 

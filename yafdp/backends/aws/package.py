@@ -19,10 +19,13 @@ import zipfile
 from pathlib import Path
 
 import yafdp
-from yafdp.catalog import DEFAULT_DATA_DIR, load_catalog
+from yafdp.catalog import load_catalog
 
 BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+ZIP_DATA_DIR = "yafdp/data"  # where the wheel has the shipped data too, so yafdp.shipped finds it alike
 
 
 def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
@@ -34,20 +37,20 @@ def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     Examples
     --------
     >>> sorted(catalog_files())[:4]
-    ['data/bus.json', 'data/marketplace.json', 'data/saga.py', 'data/services/delivery.json']
+    ['yafdp/data/bus.json', 'yafdp/data/marketplace.json', 'yafdp/data/saga.py', 'yafdp/data/services/delivery.json']
     """
     files = load_catalog(catalog_dir).code.files()
-    return {f"data/{name}": path for name, path in files.items() if name != "invariants.py"}
+    return {f"{ZIP_DATA_DIR}/{name}": path for name, path in files.items() if name != "invariants.py"}
 
 
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
-    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
-    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files).
+    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``yafdp/data/``, where
+    :mod:`yafdp.shipped` finds it, as in an installed wheel (see :func:`catalog_files` for which files).
 
     Examples
     --------
     >>> files = package_files()
-    >>> "yafdp/backends/aws/lambda_handler.py" in files and "data/bus.json" in files
+    >>> "yafdp/backends/aws/lambda_handler.py" in files and "yafdp/data/bus.json" in files
     True
     >>> any(name.startswith(("pandas/", "matplotlib/")) for name in files)
     False

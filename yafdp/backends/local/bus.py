@@ -39,10 +39,10 @@ from typing import Any, Callable, Iterable
 from yafdp.catalog import Catalog
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import epoch_of, iso_time, make_envelope
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
+from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
+from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 
 from yafdp.backends.local.run_writer import RunWriter
@@ -91,7 +91,7 @@ class LocalBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         catalog.compile_schemas()
         self.seed, self.durable, self.commit_every = seed, durable, commit_every
@@ -293,39 +293,23 @@ class LocalBus(InProcessDriving):
         envelope = self._envelope(event_id)
         started = self.timing.now(start)
         # Only a delivery that may repeat an earlier one (duplicate, replay, redrive, resume) can find it done.
-        if again and self.writer.is_processed(route.name, event_id):
-            self.stats.duplicates += 1
+        handled = self.services.handle(route, envelope, attempt, fault, again)
+        end += handled.waited
+        if handled.outcome == "duplicate":
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
-        services = self.services
-        uow = services.unit_of_work(service)
-        try:
-            route.handler(envelope, uow)
-            if fault:
-                crash = injected_failure(fault, attempt)
-                if crash is not None:
-                    raise crash
-            prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
-            if prepared and services.entry_faults is not None:
-                end += services.publish_retrying(prepared)  # the producer's retries of refused entries
-        except DeliveryError as exc:
+        if handled.outcome == "failed":
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
-                         exc.code, exc.message)
+                         handled.code, handled.message)
             return
-        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
-                         FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
-            return
-        if uow.writes:
-            services.apply(service, uow)
-        self.writer.processed.add((route.name, event_id))
-        if prepared:
+        if handled.prepared:
             published_by = f"{route.name}#{event_id}"
-            services.record(prepared, end, on_event=self._route, published_by=published_by)
+            services = self.services
+            services.record(handled.prepared, end, on_event=self._route, published_by=published_by)
             if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
                 # the producer did not hear the answer and sends the same entries again: new events, same facts
-                services.record(prepared, end + PUBLISH_BACKOFF_SECONDS, on_event=self._route, published_by=published_by)
-        self.stats.delivered += 1
+                services.record(handled.prepared, end + PUBLISH_BACKOFF_SECONDS, on_event=self._route,
+                                published_by=published_by)
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,

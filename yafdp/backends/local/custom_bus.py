@@ -20,7 +20,6 @@ before the hand-off completes; a run on it cannot be resumed (``--store file`` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from typing import Callable, Iterable
@@ -29,12 +28,14 @@ from yafdp.catalog import Catalog
 from yafdp.custom_event_bus import CustomEventBusService
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.limits import MAX_ENTRIES
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
+from yafdp.runtime.envelope import CLOCK_ORIGIN
+from yafdp.runtime.faults import NO_FAULT, Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, PreparedEntry, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import FUNCTION_ERROR, PreparedEntry, custom_bus_entries, prepare_put_events
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
 
@@ -49,7 +50,6 @@ from yafdp.backends.local.timing import MeasuredTiming
 # after 1 then 2 minutes ("How Lambda handles errors and retries with asynchronous invocation",
 # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
 LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
-MAX_ENTRIES = 100  # a Custom Event Bus PutEvents request takes 1 to 100 entries (UG quotas)
 
 
 class SchedulerClock:
@@ -64,19 +64,6 @@ class SchedulerClock:
 
     def call_at(self, when: float, action: Callable[[], None]) -> None:
         self.scheduler.push(max(when - self.epoch, self.scheduler.vt), action)
-
-
-def deduplication_id(published_by: str, index: int) -> str:
-    """The ``DeduplicationId`` of the ``index``-th event a unit of work published: the same on every retry of
-    that unit of work, at most 128 characters (API Reference, PutEventsSystemMetadata).
-
-    Examples
-    --------
-    >>> deduplication_id("yafdp-payment-charges-order#0190", 0)
-    'yafdp-payment-charges-order#0190#0'
-    """
-    text = f"{published_by}#{index}"
-    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Route:
@@ -101,7 +88,7 @@ class LocalCustomBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world, db, *, seed: int = 0,
                  session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         if plan.bus_kind != "custom":
             raise ValueError("LocalCustomBus runs a plan for the Custom Event Bus (build_plan(..., bus='custom'))")
         if durable:
@@ -249,22 +236,7 @@ class LocalCustomBus(InProcessDriving):
             self.scheduler.push(admitted + PUBLISH_BACKOFF_SECONDS, send)
 
     def _entries(self, prepared: list[PreparedEntry], published_by: str | None) -> list[dict]:
-        settings, by_id = self.catalog.bus.custom, self.plan.deduplication == "id" and published_by is not None
-        entries = []
-        for index, (source, detail_type, detail, text, time, resources) in enumerate(prepared):
-            system = {}
-            group = settings.group_of({"detail": detail})
-            if group is not None:
-                system["EventGroupId"] = group
-            if by_id:
-                system["DeduplicationId"] = deduplication_id(published_by, index)
-            entry = {"Source": source, "DetailType": detail_type, "Detail": text, "SystemMetadata": system}
-            if resources:
-                entry["Resources"] = list(resources)
-            if time is not None:
-                entry["Time"] = time
-            entries.append(entry)
-        return entries
+        return custom_bus_entries(prepared, self.catalog.bus.custom, published_by, self.plan.deduplication == "id")
 
     def _put(self, entries: list[dict], published_by: str | None) -> list[dict]:
         content = {"DeduplicationConfiguration": {"DeduplicationType": "CONTENT_BASED"}} \
@@ -342,33 +314,14 @@ class LocalCustomBus(InProcessDriving):
     def run_handler(self, route: _Route, envelope: dict, attempt: int, fault: str, again: bool, start: float,
                     end: float, delivery_type: str) -> tuple[str, str | None]:
         """Run ``route``'s handler on ``envelope`` in an execution environment busy from ``start`` to ``end``
-        (virtual seconds); commit its writes and publish what it published (at ``end``) when it succeeds.
-        Returns ``("ok" | "duplicate" | "failed", error)`` and records nothing itself."""
-        event_id = envelope["id"]
-        if again and self.writer.is_processed(route.name, event_id):
-            self.stats.duplicates += 1
-            return "duplicate", None
-        services = self.services
-        uow = services.unit_of_work(route.service)
-        try:
-            route.handler(envelope, uow)
-            if fault:
-                crash = injected_failure(fault, attempt)
-                if crash is not None:
-                    raise crash
-            prepared = check_outbox(self.catalog, route.service, route.emits, uow.outbox) if uow.outbox else ()
-            if prepared and services.entry_faults is not None:
-                end += services.publish_retrying(prepared)
-        except DeliveryError as exc:
-            return "failed", f"{exc.code}: {exc.message}"
-        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            return "failed", f"{FUNCTION_ERROR}: {type(exc).__name__}: {exc}"
-        if uow.writes:
-            services.apply(route.service, uow)
-        self.writer.processed.add((route.name, event_id))
-        self.publish(list(prepared), end, f"{route.name}#{event_id}")
-        self.stats.delivered += 1
-        return "ok", None
+        (virtual seconds) (:meth:`~yafdp.backends.local.services.LocalServices.handle`); publish what it
+        published, at ``end``, when it succeeds. Returns ``("ok" | "duplicate" | "failed", error)``."""
+        handled = self.services.handle(route, envelope, attempt, fault, again)
+        if handled.outcome == "failed":
+            return "failed", f"{handled.code}: {handled.message}"
+        if handled.outcome == "ok":
+            self.publish(list(handled.prepared), end + handled.waited, f"{route.name}#{envelope['id']}")
+        return handled.outcome, None
 
     def reserved(self, service: str, retry: Callable[[tuple[float, float]], None]) -> tuple[float, float] | None:
         """An execution environment of ``service`` for a call now: ``(start, end)``, or None when the call

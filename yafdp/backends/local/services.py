@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from yafdp.catalog import Catalog
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.envelope import PublishError, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
-                                     check_outbox, put_events_response)
+from yafdp.runtime.faults import injected_failure
+from yafdp.runtime.publishing import (FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal,
+                                     PreparedEntry, check_outbox, put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
@@ -30,6 +31,19 @@ _INJECTED_MESSAGES = {"ThrottlingException": "Rate exceeded (injected)",
 
 _V7 = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
 _NOT_VERSION_OR_VARIANT = ~((0xF << 76) | (0b11 << 62))
+
+
+class Handled(NamedTuple):
+    """What a handler call came to (:meth:`LocalServices.handle`): ``outcome`` ``"ok"``, ``"duplicate"`` (the
+    delivery was processed before) or ``"failed"`` (with the ``code`` and ``message`` Lambda would report);
+    ``prepared``, the events it publishes once ``ok``; ``waited``, the virtual seconds its producer's retries of
+    refused entries took."""
+
+    outcome: str
+    code: str | None = None
+    message: str | None = None
+    prepared: tuple = ()
+    waited: float = 0.0
 
 
 class LocalServices:
@@ -54,7 +68,7 @@ class LocalServices:
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = 1_767_225_600.0, entry_faults=None):
+                 epoch: float = CLOCK_ORIGIN, entry_faults=None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
         self.entry_faults = entry_faults
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
@@ -96,6 +110,38 @@ class LocalServices:
             self.stats.refused += 1
             raise
         return result, uow, prepared
+
+    def handle(self, route, envelope: Envelope, attempt: int, fault: str, again: bool) -> Handled:
+        """Run ``route``'s handler (``route.name``, ``route.service``, ``route.handler``, ``route.emits``) on one
+        delivery of ``envelope``, its ``attempt``-th, with the injected ``fault``; ``again`` when the delivery may
+        repeat an earlier one (a duplicate, replay, redrive or resume), so that a processed one is recognised.
+        On ``ok`` the unit of work is applied and the delivery recorded as processed; publishing what it
+        prepared is the bus's (each kind of bus publishes its own way). Every bus runs handlers through here."""
+        event_id = envelope["id"]
+        if again and self.writer.is_processed(route.name, event_id):
+            self.stats.duplicates += 1
+            return Handled("duplicate")
+        service = route.service
+        uow = self.unit_of_work(service)
+        waited = 0.0
+        try:
+            route.handler(envelope, uow)
+            if fault:
+                crash = injected_failure(fault, attempt)
+                if crash is not None:
+                    raise crash
+            prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
+            if prepared and self.entry_faults is not None:
+                waited = self.publish_retrying(prepared)  # the producer's retries of refused entries
+        except DeliveryError as exc:
+            return Handled("failed", exc.code, exc.message)
+        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
+            return Handled("failed", FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
+        if uow.writes:
+            self.apply(service, uow)
+        self.writer.processed.add((route.name, event_id))
+        self.stats.delivered += 1
+        return Handled("ok", prepared=tuple(prepared), waited=waited)
 
     def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
         """Write what a unit of work changed into the open transaction."""

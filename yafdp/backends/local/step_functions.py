@@ -35,7 +35,7 @@ from yafdp.catalog import Catalog
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
-from yafdp.runtime.envelope import epoch_of, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
@@ -131,7 +131,7 @@ class LocalStepFunctions(InProcessDriving):
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
-                 commit_every: int = 5000, epoch: float = 1_767_225_600.0, definition: dict | None = None,
+                 commit_every: int = 5000, epoch: float = CLOCK_ORIGIN, definition: dict | None = None,
                  handlers: dict[str, Callable] | None = None):
         if workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be 'standard' or 'express', got {workflow!r}")
