@@ -166,10 +166,10 @@ def test_the_package_imports_on_its_own(tmp_path):
 
 def test_a_catalog_folders_package_carries_its_handlers_hooks_and_data_and_runs_them_from_the_zip(tmp_path):
     trip = Path(__file__).resolve().parents[2] / "examples" / "trip_booking"
-    names = {n for n in package_files(trip) if n.startswith("data/")}
-    assert {"data/bus.json", "data/services/flight.py", "data/services/booking.py", "data/saga.py",
-            "data/inventory.json"} <= names
-    assert "data/invariants.py" not in names  # only the checker reads it
+    names = {n for n in package_files(trip) if n.startswith("yafdp/data/")}
+    assert {"yafdp/data/bus.json", "yafdp/data/services/flight.py", "yafdp/data/services/booking.py", "yafdp/data/saga.py",
+            "yafdp/data/inventory.json"} <= names
+    assert "yafdp/data/invariants.py" not in names  # only the checker reads it
     zipfile.ZipFile(io.BytesIO(build_package(trip))).extractall(tmp_path)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from yafdp.catalog import load_catalog; "
             "c = load_catalog(); handlers = [c.handler(s.service, s.handler) for s in c.subscriptions]; "

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from yafdp.workbook import REPOSITORY, notebooks, run_workbook
+from yafdp.shipped import REPOSITORY
+from yafdp.workbook import notebooks, run_workbook
 
 TRIP = REPOSITORY / "examples" / "trip_booking"
 

@@ -218,7 +218,7 @@ class ServiceFunction:
                 self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
                 return self.tasks.output(answered["events"])
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
             try:
                 prepared = self.tasks.run({**payload, "event": _envelope(task_event(payload))}, uow)
             except Exception as exc:
