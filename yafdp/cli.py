@@ -115,13 +115,19 @@ def _catalog_arg(parser: argparse.ArgumentParser) -> None:
                         help="catalog folder with bus.json and services/ (default: the shipped data/)")
 
 
-def _load(args):
-    """The catalog of ``--catalog``, its handlers checked: every command refuses a broken one alike."""
+def _load(args, *, design: bool = False):
+    """The catalog of ``--catalog``, its handlers checked: every command refuses a broken one alike. A command
+    that works on the design alone (``design``: catalog, lint, plan, state-machine) takes a catalog whose
+    handlers are not written yet and says on stderr which are missing; the others refuse it, one line for each."""
     from yafdp.catalog import load_catalog
-    from yafdp.services import check_handlers
 
     catalog = load_catalog(args.catalog)
-    check_handlers(catalog)
+    missing = catalog.code.check(allow_missing=design)
+    if missing:
+        for handler in missing:
+            print(f"yafdp: note: {handler}", file=sys.stderr)
+        print(f"yafdp: note: {len(missing)} handler(s) not written yet: the design can be linted and planned, "
+              f"not run", file=sys.stderr)
     return catalog
 
 
@@ -145,7 +151,7 @@ def _check_catalog_options(parser: argparse.ArgumentParser, args: argparse.Names
 
 
 def run_catalog(args) -> int:
-    catalog = _load(args)
+    catalog = _load(args, design=True)
     if args.per_service is not None:
         return _write_service_documents(catalog, Path(args.per_service), args.force)
     if args.format == "table":
@@ -210,20 +216,32 @@ def _text_table(header: tuple, rows: list[tuple]) -> str:
 def register_lint(commands) -> None:
     parser = commands.add_parser("lint", help="check the catalog's design; exit 1 when it finds problems")
     _catalog_arg(parser)
+    parser.add_argument("--coverage", action="store_true",
+                        help="also print the compensation-coverage matrix: for each failure, which compensation of "
+                             "each earlier compensatable step it sets in motion")
     parser.set_defaults(run=run_lint)
 
 
 def run_lint(args) -> int:
     from yafdp.analysis.lint import lint
-    from yafdp.catalog.marketplace import load_marketplace
 
     from yafdp.plan import build_plan
 
-    catalog = _load(args)
-    load_marketplace(args.catalog)  # the world the catalog's services run in: refused the same way
+    catalog = _load(args, design=True)
+    catalog.code.world()  # the world the catalog's services run in (saga.py's, e.g. marketplace.json): refused alike
     for bus in ("classic", "custom"):  # what either kind of bus would refuse (a subscriber's settings) is refused
         build_plan(catalog, bus=bus)
     findings = lint(catalog)
+    if args.coverage:
+        from yafdp.analysis.coverage import coverage
+
+        cells = coverage(catalog)
+        steps = list(dict.fromkeys(c.step for c in cells))
+        rows = [(failure, *(str(next(c for c in cells if c.failure == failure and c.step == step)) for step in steps))
+                for failure in dict.fromkeys(c.failure for c in cells)]
+        print(_text_table(("failure \\ compensatable step", *steps), rows) if rows else
+              "no failure may follow a compensatable step")
+        print()
     for finding in findings:
         print(_shown(finding))
     print(f"{len(findings)} problem(s) in {len(catalog.events)} events and {len(catalog.subscriptions)} rules"
@@ -245,6 +263,9 @@ def register_workbook(commands) -> None:
                         help="how many chapters run side by side (default: one per core)")
     parser.add_argument("--force", action="store_true",
                         help="write the build into an --out that holds other files too (never into a run folder)")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="run every chapter on this catalog folder instead of the shipped data/ (papermill's "
+                             "-p catalog_dir DIR); the build goes to build/<its folder's name> unless --out")
     parser.set_defaults(run=run_workbook)
 
 
@@ -258,8 +279,15 @@ def run_workbook(args) -> int:
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
+    if args.catalog is not None:  # refused here, one line, if it does not load; each chapter then reads it
+        from yafdp.catalog import load_catalog
+
+        catalog = load_catalog(args.catalog)
+        catalog.code.check()
+        parameters["catalog_dir"] = str(Path(args.catalog).resolve())
     if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
-        args.out = "build/solutions" if args.solutions else "build"
+        base = f"build/{Path(args.catalog).resolve().name}" if args.catalog is not None else "build"
+        args.out = f"{base}/solutions" if args.solutions else base
     check_build_folder(Path(args.out), args.force)
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
@@ -271,7 +299,9 @@ def run_workbook(args) -> int:
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:
-        _complain(exc)
+        for line in str(exc).splitlines():  # every chapter that failed, each with its cell
+            _complain(line)
+        _complain(f"{len(exc.failed)} chapter(s) failed; the others were written into {Path(args.out).resolve()}")
         return 1
     print(f"{len(done)} notebook(s) executed into {_shown(Path(args.out).resolve())}")
     return 0
@@ -301,10 +331,16 @@ def register_run(commands) -> None:
     parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
                         help="place the order requests in this JSON list instead of generated ones (then --orders "
                              "and the business outcome rates do not apply)")
-    rates = parser.add_argument_group("business outcomes (probability at each step)")
-    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
-    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P", help="default 0.05")
-    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates = parser.add_argument_group("business outcomes (probability at each step; defaults: the catalog's saga.py)")
+    rates.add_argument("--outcome-rate", type=_outcome_rate, action="append", default=None, metavar="NAME=P",
+                       help="an outcome rate the catalog's workload takes (its saga.py's OUTCOME_RATES), e.g. "
+                            "delivery_failure=0.2; may be repeated")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's payment_failure (default 0.05)")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's restaurant_reject (default 0.05)")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's delivery_failure (default 0.05)")
     faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
     faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
@@ -352,9 +388,10 @@ def register_run(commands) -> None:
 
 # The options of `yafdp run` that apply only with others: left out, they take these defaults; given where they
 # would do nothing, they are refused (see _idle_run_option).
-RUN_DEFAULTS = {"orders": 20, "payment_failure_rate": 0.05, "restaurant_reject_rate": 0.05,
-                "delivery_failure_rate": 0.05, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard",
-                "concurrency": 4}
+RUN_DEFAULTS = {"orders": 20, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard", "concurrency": 4}
+# The shipped catalog's outcome rates, each its own option (--outcome-rate NAME=P names any catalog's).
+YAFDP_RATES = {"payment_failure_rate": "payment_failure", "restaurant_reject_rate": "restaurant_reject",
+               "delivery_failure_rate": "delivery_failure"}
 FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate",
                "publish_retry_rate")
 
@@ -389,7 +426,7 @@ def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
         (given("orders") and args.orders_file, "orders", "does nothing with --orders-file: the file's requests "
                                                          "are the workload"),
         *[(given(rate) and args.orders_file, rate, "does nothing with --orders-file: the outcomes follow from the "
-                                                   "file's orders") for rate in RUN_DEFAULTS if rate.endswith("_rate")],
+                                                   "file's orders") for rate in (*YAFDP_RATES, "outcome_rate")],
         *[(args.style == "orchestration", fault, "does nothing with --style orchestration: faults are injected into "
                                                  "the bus's deliveries") for fault in faults],
         (given("max_delay") and not any(getattr(args, d) for d in delays), "max_delay",
@@ -481,9 +518,24 @@ def _bounded(low: float, high: float, what: str):
     return lambda text: _number(text, lambda v: low <= v <= high, f"{what} from {low:g} to {high:,g}")
 
 
+def _outcome_rate(text: str) -> tuple[str, float]:
+    """An argparse type for ``NAME=P``: an outcome rate of the catalog's workload and its probability."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=P, an outcome of the catalog's workload and a probability "
+                                         f"(e.g. delivery_failure=0.2), got {text!r}")
+    return name.strip(), _rate(value)
+
+
+def _rates(args) -> dict[str, float]:
+    """The outcome rates given on the command line (the catalog's defaults for the others)."""
+    rates = {name: getattr(args, option) for option, name in YAFDP_RATES.items() if getattr(args, option) is not None}
+    rates.update(dict(args.outcome_rate or []))
+    return rates
+
+
 def run_run(args) -> int:
-    from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runs import RunOptions, StuckSagasError, run_saga
     from yafdp.runtime.faults import Faults
 
     options = RunOptions(
@@ -492,13 +544,18 @@ def run_run(args) -> int:
         latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
         backend=args.backend, keep=args.keep, overwrite=args.force, concurrency=args.concurrency,
         point_in_time_recovery=args.point_in_time_recovery,
-        rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
+        rates=_rates(args),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
                       publish_retry_rate=args.publish_retry_rate, max_delay_seconds=args.max_delay),
         bus=args.bus,
     )
-    summary = run_saga(options, progress=False if args.json else None)
+    try:
+        summary = run_saga(options, progress=False if args.json else None)
+    except StuckSagasError as stuck:  # the run is written: say what it did, then what is stuck (exit 1)
+        _report(stuck.summary, args)
+        print(f"yafdp: {stuck}", file=sys.stderr)
+        return 1
     _report(summary, args)
     return 0
 
@@ -511,9 +568,14 @@ def register_resume(commands) -> None:
 
 
 def run_resume(args) -> int:
-    from yafdp.runs import resume_saga
+    from yafdp.runs import StuckSagasError, resume_saga
 
-    summary = resume_saga(Path(args.out), progress=False if args.json else None)
+    try:
+        summary = resume_saga(Path(args.out), progress=False if args.json else None)
+    except StuckSagasError as stuck:
+        _report(stuck.summary, args)
+        print(f"yafdp: {stuck}", file=sys.stderr)
+        return 1
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
         print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
@@ -573,16 +635,21 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
 
 
 def register_check(commands) -> None:
-    parser = commands.add_parser("check", help="check the saga's invariants on a finished run; exit 1 if any fails "
-                                               "(2 for a run in progress or stopped before its end)")
+    parser = commands.add_parser("check", help="audit a finished run against its catalog; exit 1 if any invariant "
+                                               "fails (or is skipped, with --strict), 2 for a run in progress or "
+                                               "stopped before its end, or a --catalog that does not load")
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
     parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
-                        help="the catalog whose rules the run used (default: the one the run records)")
+                        help="the catalog to audit the run against (default: the one the run recorded, proven "
+                             "unchanged in its folder and in the run folder's copy, catalog.json)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a check that had to be skipped (e.g. no Loyalty service) fails the run too (not one "
+                             "that does not apply to its kind of bus)")
     parser.set_defaults(run=run_check)
 
 
 def run_check(args) -> int:
-    from yafdp.analysis.check import check_run
+    from yafdp.analysis.check import check_run, summary_line
 
     results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
@@ -594,7 +661,9 @@ def run_check(args) -> int:
             print(f"      {_shown(offender)}")
         if len(result.offenders) > 20:
             print(f"      … and {len(result.offenders) - 20} more")
-    return 0 if all(r.passed for r in results) else 1
+    print(summary_line(results))
+    failed = not all(r.passed for r in results) or (args.strict and any(r.skipped and r.applies for r in results))
+    return 1 if failed else 0
 
 
 def register_trace(commands) -> None:
@@ -646,7 +715,7 @@ def run_state_machine(args) -> int:
     from yafdp.plan.step_functions import state_machine_definition
     from yafdp.plan import build_plan
 
-    catalog = _load(args)
+    catalog = _load(args, design=True)
     print(json.dumps(state_machine_definition(catalog, build_plan(catalog, args.prefix)), indent=2))
     return 0
 
@@ -719,12 +788,12 @@ def run_plan(args) -> int:
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        plan = template_plan(_load(args), args.prefix, bus=args.bus)
+        plan = template_plan(_load(args, design=True), args.prefix, bus=args.bus)
         template = cloudformation_template(plan)
         check_deployable(plan, template)  # what AWS would refuse is not printed as a template to deploy elsewhere
         print(render(template, args.output), end="")
         return 0
-    plan = build_plan(_load(args), args.prefix, run_id=args.prefix, bus=args.bus)
+    plan = build_plan(_load(args, design=True), args.prefix, run_id=args.prefix, bus=args.bus)
     check_deployable(plan)
     if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
@@ -911,6 +980,7 @@ def run_export(args) -> int:
     clients = _aws_clients(args)
     from yafdp.backends.aws.export import export_run
     from yafdp.backends.aws.teardown import inventory
+    from yafdp.catalog import record as catalog_record
 
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
@@ -919,8 +989,10 @@ def run_export(args) -> int:
                       partition=clients.partition(), run_id=args.prefix, bus=args.bus)
     db = rundb.connect(None)
     rules = {r.name: r.pattern for r in plan.routes}
+    recorded = catalog_record.record(catalog)
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
-                   bus=plan.bus_kind,
+                   bus=plan.bus_kind, catalog=recorded,
+                   catalog_dir=str(args.catalog) if args.catalog else None,
                    services=list(catalog.services), sources={s.source: s.name for s in catalog.services.values()},
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
@@ -930,7 +1002,11 @@ def run_export(args) -> int:
             if folder.holds_run(out) and not args.force:  # one may have been saved there meanwhile
                 folder.refuse_existing(out)
             folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
-                                  f"{out} holds what it held before; the deployment is still there to export again")
+                                  f"{out} holds what it held before; the deployment is still there to export again",
+                                  also=(catalog_record.COPY_NAME,))
+            with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run; its catalog "
+                                      "is recorded in run_info"):
+                folder.write_atomically(out / catalog_record.COPY_NAME, catalog_record.copy(catalog, recorded))
     finally:
         db.close()
     print(_shown(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
@@ -1057,7 +1133,8 @@ def _run(args: argparse.Namespace) -> int:
         from yafdp.simulation.profiles import LatencyProfileError
 
         kind = "latency profile error" if isinstance(exc, LatencyProfileError) else "catalog error"
-        _complain(f"{kind}: {exc}")
+        for line in str(exc).splitlines() or [""]:  # a catalog with handlers missing: one line for each
+            _complain(f"{kind}: {line}")
         return 2
     except (RefusedError, ConfigurationError, RunFolderError) as exc:
         _complain(exc)

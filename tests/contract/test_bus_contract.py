@@ -10,7 +10,7 @@ import secrets
 
 import pytest
 
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs import RunOptions, StuckSagasError, run_saga
 from yafdp.runs.bootstrap import open_local
 from yafdp.runtime import rundb
 from yafdp.backends.aws.bus import AwsBus
@@ -25,12 +25,13 @@ from yafdp.runtime.interfaces import Bus
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
 from yafdp.services.order import validate_order
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 
 WORLD = load_marketplace()
+CATALOG = load_catalog()
 SEED = 5
 SAGA = ("order", "payment", "notification")  # two hops of the saga: enough, and quick on moto
-ORDER = generate_orders(1, seed=3, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request
+ORDER = planned_requests(CATALOG, 1, seed=3, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[0].request
 PAID = validate_order(ORDER, WORLD)
 PAYMENT_SUCCESS = {"order_id": PAID["order_id"], "payment_id": "pay-1", "customer_id": PAID["customer_id"],
                    "restaurant_id": PAID["restaurant_id"], "items": PAID["items"], "amount": PAID["amount"],
@@ -208,7 +209,9 @@ class TestLocalBus(BusContract):
     def test_a_half_poisoned_duplicated_run_dead_letters_some_deliveries(self, tmp_path):
         # The case that was tried, `yafdp run --duplicate-rate 1 --poison-rate 0.5`: the local bus used to
         # dead-letter nothing (poison was drawn per copy, and the clean copy succeeded).
-        summary = run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5), bus=self.BUS))
+        with pytest.raises(StuckSagasError) as stuck:  # a poisoned saga is stuck in the dead-letter queue
+            run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5), bus=self.BUS))
+        summary = stuck.value.summary
         assert summary["dead_letters"] > 0 and summary["deliveries"]["dead_lettered"] == summary["dead_letters"]
 
 

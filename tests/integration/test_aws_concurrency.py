@@ -19,7 +19,7 @@ from yafdp.backends.aws.poller import sqs_record
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 from yafdp.services.order import validate_order
 
 CATALOG = load_catalog()
@@ -54,7 +54,7 @@ def _function(plan, clients, service, state=None):
 
 
 def _order(n):
-    return generate_orders(n, seed=23, world=WORLD, rates=OutcomeRates(0, 0, 0))[-1].request
+    return planned_requests(CATALOG, n, seed=23, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[-1].request
 
 
 def _record(plan, rule, detail_type, source, detail, event_id=None, message_id=None):

@@ -13,8 +13,7 @@ from yafdp.backends.aws.functions import InProcessFunctions
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
-from yafdp.services.order import TERMINAL
+from yafdp.runs.workload import planned_requests
 
 CATALOG, WORLD = load_catalog(), load_marketplace()
 
@@ -29,7 +28,7 @@ def kept(moto_url, clients):
     """A deployment whose run is over and was never saved: its trace is only in its tables."""
     plan = deploy(clients, CATALOG, backend="moto", prefix="kept", echo=lambda line: None)
     bus = AwsBus(CATALOG, plan, clients, InProcessFunctions(plan, CATALOG, WORLD, clients), settle_orders=True)
-    order = generate_orders(1, seed=9, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request
+    order = planned_requests(CATALOG, 1, seed=9, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[0].request
     bus.call("order", "place_order", order)
     bus.run()
     bus.functions.stop()
@@ -44,7 +43,7 @@ def test_a_kept_deployment_is_exported_as_a_run(kept, tmp_path):
     with sqlite3.connect(tmp_path / "run" / "run.db") as db:
         [(status,)] = db.execute("SELECT status FROM orders WHERE order_id = ?", (order_id,)).fetchall()
         events = db.execute("SELECT COUNT(*), MIN(published_at) FROM events").fetchone()
-    assert status in TERMINAL and events[0] >= 4 and events[1] == 0.0  # times count from the run's first moment
+    assert status in load_catalog().saga.terminal and events[0] >= 4 and events[1] == 0.0  # times count from the run's first moment
     again = cli("export", "--backend", "moto", "--endpoint-url", url, "--prefix", "kept", "--out", tmp_path / "run")
     assert again.returncode == 2 and "already holds a run" in again.stderr and len(again.stderr.splitlines()) == 1
     assert "pass --force to replace it" in again.stderr  # an option export has:

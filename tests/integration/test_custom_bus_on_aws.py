@@ -16,11 +16,10 @@ from yafdp.backends.aws.clients import make_clients
 from yafdp.backends.aws.deployment import open_deployed_bus
 from yafdp.backends.aws.teardown import inventory
 from yafdp.catalog import load_catalog
-from yafdp.catalog.marketplace import load_marketplace
 from yafdp.cli import main
 from yafdp.plan import build_plan
 from yafdp.runs.bootstrap import serve_custom_event_bus
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 from yafdp.runtime import rundb
 
 YAFDP = Path(sys.executable).with_name("yafdp")
@@ -100,12 +99,14 @@ def test_deploy_refuses_a_bus_of_its_name_that_it_does_not_own_and_changes_nothi
 def test_export_writes_a_kept_custom_bus_deployments_run_and_check_passes(moto_url, served, clients, tmp_path, capsys):
     target = _target(moto_url, served, "cbx")
     assert main(["deploy", *target]) == 0
-    catalog, world = load_catalog(), load_marketplace()
+    catalog = load_catalog()
+    world = catalog.code.world()
     plan = build_plan(catalog, "cbx", region=clients.region, account=clients.account(), run_id="cbx", bus="custom")
     bus = open_deployed_bus(plan, catalog, world, clients, rundb.connect(":memory:"), backend="moto",
                             concurrency=1, undelivered=served.undelivered)
     try:
-        for order in generate_orders(2, seed=5, world=world, rates=OutcomeRates(0, 0, 0)):
+        no_failure = {"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0}
+        for order in planned_requests(catalog, 2, seed=5, rates=no_failure, world=world):
             bus.call("order", "place_order", order.request)
         bus.run()
     finally:

@@ -225,6 +225,7 @@ def _handler(endpoint: CustomEventBusEndpoint) -> type[BaseHTTPRequestHandler]:
             self._answer(200, json.dumps({"undelivered": count}).encode(), "application/json")
 
         def _answer(self, status: int, body: bytes, content_type: str = wire.CONTENT_TYPE) -> None:
+            endpoint.answered(status)  # counted before the client can read the answer (and count it itself)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header(wire.PROTOCOL_HEADER, wire.PROTOCOL)
@@ -235,7 +236,6 @@ def _handler(endpoint: CustomEventBusEndpoint) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-            endpoint.answered(status)
 
         def log_message(self, format, *args) -> None:  # one line per request otherwise, on stderr
             log.debug("%s " + format, self.address_string(), *args)

@@ -12,14 +12,13 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from yafdp.backends.local.bus import LocalBus
 from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import Choices
 from yafdp.errors import RefusedError
 from yafdp.extras import require
@@ -56,7 +55,7 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_local(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
                timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
     """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
     "orchestration"``, the local Step Functions runner) over ``db``."""
@@ -72,7 +71,7 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
                     commit_every=200 if options.store == "file" else 5000)
 
 
-def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_deployed(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
     """The ``moto`` and ``aws`` backends: the plan deployed (on moto to ``endpoint_url``, else to the server
@@ -289,7 +288,7 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
     return None
 
 
-def open_bus(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_bus(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
              timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
     """The bus of ``options.backend`` for this run, over the run database ``db``.
 

@@ -32,7 +32,7 @@ from yafdp.reading import LOCK_FILE_BYTES, TooLargeError, read_bytes
 
 T = TypeVar("T")
 LOCK_NAME = ".yafdp.lock"
-RUN_FILES = ("run.db", "summary.json")
+RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run's own copy of its catalog
 TEMPORARY_SUFFIX = ".tmp"
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
 # the suffix), and the journal SQLite keeps beside one being written as a database.
@@ -164,16 +164,17 @@ def save_output(path: Path, write: str | Callable[[TextIO], T], *, option: str, 
     return result
 
 
-def replace_run_db(out: Path, write: Callable[[Path], object], kept: str) -> None:
+def replace_run_db(out: Path, write: Callable[[Path], object], kept: str, also: tuple[str, ...] = ()) -> None:
     """Put a new ``run.db`` in ``out``: ``write(temporary)`` makes it beside the old one, then the old run's
-    files go (its summary first, so no summary ever describes another run's ``run.db``) and the new one is
-    renamed into place. The caller holds ``out``'s :class:`FolderLock`. A write that finds no room is said as
-    :class:`NoRoomError` with ``kept``, and the folder holds what it held before."""
+    files go (its summary first, so no summary ever describes another run's ``run.db``, then the files named in
+    ``also``) and the new one is renamed into place. The caller holds ``out``'s :class:`FolderLock`. A write that
+    finds no room is said as :class:`NoRoomError` with ``kept``, and the folder holds what it held before."""
     building = temporary_beside(Path(out) / "run.db")
     try:
         with room_to_write(Path(out) / "run.db", kept):
             write(building)
-        remove(Path(out) / "summary.json", Path(out) / "run.db-wal", Path(out) / "run.db-shm")
+        remove(Path(out) / "summary.json", *(Path(out) / name for name in also), Path(out) / "run.db-wal",
+               Path(out) / "run.db-shm")
         replace_atomically(Path(out) / "run.db", building)
     finally:
         remove_temporary(building)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.model import BUS_KINDS
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
-from yafdp.runs.workload import OutcomeRates
 
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
@@ -35,7 +36,9 @@ class RunOptions:
     seed: int = 0
     out: Path = Path("runs/latest")
     store: str = "memory"
-    rates: OutcomeRates = field(default_factory=OutcomeRates)
+    # business outcome rates by name, over the catalog's defaults (its saga.py's OUTCOME_RATES), e.g.
+    # {"delivery_failure": 0.2}; checked against the catalog when the run starts
+    rates: Mapping[str, float] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     arrival_rate: float = 50.0
     catalog_dir: Path | None = None
@@ -59,6 +62,9 @@ class RunOptions:
     overwrite: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.rates, Mapping):
+            raise RefusedError(f"rates must be a mapping of outcome name to probability, got {self.rates!r}")
+        object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))
         if self.store not in STORES:
             raise RefusedError(f"store must be one of {STORES}, got {self.store!r}")
         if self.style not in STYLES:
@@ -85,7 +91,7 @@ class RunOptions:
         """The options as ``run_info`` and ``summary.json`` record them (plain JSON values)."""
         return {
             "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
-            "rates": asdict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
+            "rates": dict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
             "concurrency": self.concurrency, "style": self.style, "bus": self.bus, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS run_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
-    order_id TEXT,
+    order_id TEXT,  -- the saga it belongs to: its detail's saga id field (the catalog's saga.id; YAFDP: order_id)
     detail_type TEXT NOT NULL,
     source TEXT NOT NULL,
     published_at REAL NOT NULL,
@@ -139,15 +139,16 @@ CREATE VIEW IF NOT EXISTS notifications AS
 -- sends those not sent yet, and `yafdp check` accounts for each (placed, or refused in `refusals`).
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY,  -- its place in the workload, from 1
-    order_id TEXT,            -- its order_id, when that is a string
+    order_id TEXT,            -- the saga id it names (the catalog's saga.id field), when that is a string
     due REAL NOT NULL,        -- when the client sends it: seconds after the run's start
     request TEXT NOT NULL,    -- the request as JSON
     same_as INTEGER           -- the earlier identical request it was merged with (never sent on its own)
 );
 CREATE INDEX IF NOT EXISTS requests_by_order ON requests (order_id);
 CREATE INDEX IF NOT EXISTS refusals_by_request ON refusals (request);
--- The requests not sent yet (what a resumed run sends): not merged, not refused, and their order not placed
--- (a request whose order id an earlier request has is sent to be refused). `first`: that earlier request.
+-- The requests not sent yet (what a resumed run sends): not merged, not refused, and their saga not started (no
+-- event names it: the entry point's state and its start event commit together). A request whose saga id an
+-- earlier request has is sent to be refused; `first`: that earlier request.
 CREATE VIEW IF NOT EXISTS unsent AS
     SELECT q.seq, q.due, q.request, q.first FROM (
         SELECT r.seq, r.due, r.request, r.order_id, r.same_as,
@@ -155,8 +156,16 @@ CREATE VIEW IF NOT EXISTS unsent AS
         FROM requests r) AS q
     WHERE q.same_as IS NULL AND NOT EXISTS (SELECT 1 FROM refusals f WHERE f.request = q.seq)
       AND (q.first < q.seq OR q.order_id IS NULL OR NOT EXISTS (
-           SELECT 1 FROM state s WHERE s.service = 'order' AND s.kind = 'order' AND s.key = q.order_id));
+           SELECT 1 FROM events e WHERE e.order_id = q.order_id));
 """
+
+
+def saga_statuses(tracker) -> tuple[str, tuple[str, str]]:
+    """A SELECT of every saga's status as its tracker keeps it, ``(saga_id, status)`` rows, and its parameters:
+    the ``(kind, saga id)`` items of the tracker service's state (``tracker``: a
+    :class:`~yafdp.catalog.saga.Tracker`, whose ``field`` is a plain name)."""
+    return (f"SELECT key AS saga_id, json_extract(item, '$.{tracker.field}') AS status FROM state"
+            " WHERE service = ? AND kind = ?", (tracker.service, tracker.kind))
 
 
 def views() -> list[tuple[str, str]]:

@@ -2,43 +2,29 @@
 
 ``place_order`` is the API entry point: it refuses a bad order, naming the field, before anything is
 stored or published. ``track_status`` moves an order's status forward, never backwards, so events may
-arrive in any order and any number of times.
+arrive in any order and any number of times. The statuses, and which event moves an order to which, are the
+catalog's (``bus.json``'s ``saga``), which the unit of work carries (``uow.saga``).
 """
 
 from __future__ import annotations
 
 import re
 
-from yafdp.errors import RefusedError
+from yafdp.errors import RefusedError, RequestRefusedError
 from yafdp.quoting import excerpt
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-# Rank decides "forward": an event may skip steps (a late Payment_Success after CANCELLING changes nothing).
-STATUS_RANK = {"PLACED": 0, "PAID": 1, "CONFIRMED": 2, "CANCELLING": 3, "DELIVERY_SCHEDULED": 4, "CANCELLED": 4}
-TERMINAL = ("DELIVERY_SCHEDULED", "CANCELLED")
-STATUS_AFTER = {
-    "Payment_Success": "PAID",
-    "Payment_Failed": "CANCELLED",  # nothing was charged: nothing to compensate
-    "Restaurant_Confirmed_Order": "CONFIRMED",
-    "Restaurant_Rejected_Order": "CANCELLING",  # until the refund is confirmed
-    "Delivery_Scheduled": "DELIVERY_SCHEDULED",
-    "Delivery_Failed": "CANCELLING",
-    "Payment_Refunded": "CANCELLED",
-}
-# The events after which the Order service holds an order terminal: the saga's last step for that order.
-TERMINAL_EVENTS = tuple(event for event, status in STATUS_AFTER.items() if status in TERMINAL)
 MAX_ITEMS, MAX_QUANTITY, MAX_AMOUNT = 50, 50, 2000.0
 ORDER_ID = re.compile(r"^ord-[A-Za-z0-9-]{1,60}$")
 CUSTOMER_ID = re.compile(r"^cus-[A-Za-z0-9-]{1,60}$")
 TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{4,64}$")
 
 
-class OrderRejectedError(RefusedError):
+class OrderRejectedError(RequestRefusedError):
     """The order was refused before anything was charged; ``field`` says which part of it is wrong."""
 
     def __init__(self, field: str, problem: str):
-        self.field, self.problem = field, problem
-        super().__init__(f"order refused: {field}: {problem}")
+        super().__init__(field, problem, f"order refused: {field}: {problem}")
 
 
 def place_order(request: dict, uow: UnitOfWork) -> str:
@@ -56,7 +42,7 @@ def place_order(request: dict, uow: UnitOfWork) -> str:
     if uow.get("order", order_id) is not None:
         return order_id
     uow.put("order", order_id, {
-        "order_id": order_id, "status": "PLACED", "amount": detail["amount"], "currency": detail["currency"],
+        "order_id": order_id, "status": uow.saga.initial_status, "amount": detail["amount"], "currency": detail["currency"],
         "customer_id": detail["customer_id"], "restaurant_id": detail["restaurant_id"],
         "placed_at": uow.now(), "history": [],
     })
@@ -69,12 +55,11 @@ def track_status(event: Envelope, uow: UnitOfWork) -> None:
     order = uow.get("order", order_id)
     if order is None:
         raise LookupError(f"{detail_type} for order {order_id}, which was never placed")
-    after = STATUS_AFTER.get(detail_type)
-    moved = after is not None and STATUS_RANK[after] > STATUS_RANK[order["status"]]
+    after = uow.saga.moves(order["status"], detail_type)  # forward only: a late event changes nothing
     uow.put("order", order_id, {
         **order,
-        "status": after if moved else order["status"],
-        "history": order["history"] + [[detail_type, event["id"], "moved" if moved else "kept"]],
+        "status": after or order["status"],
+        "history": order["history"] + [[detail_type, event["id"], "moved" if after else "kept"]],
     })
 
 

@@ -17,7 +17,6 @@ from yafdp.runtime.interfaces import BusStats, FunctionRunner
 from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, iso_time
 from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, custom_bus_entries, prepare_put_events
 from yafdp.custom_event_bus.limits import MAX_ENTRIES as CUSTOM_BUS_MAX_ENTRIES
-from yafdp.services.order import TERMINAL
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import DynamoState, items_of
@@ -103,7 +102,8 @@ class AwsBus:
                 sent, events = [aws_entry(p, self.plan.bus) for p in accepted], self.clients.events
             published_at = self.clock()
             results = put_entries(events, sent, attempts=1)
-            state.published(None, published_rows(sent, results, published_at, self.clock(), None)[1])
+            state.published(None, published_rows(sent, results, published_at, self.clock(), None,
+                                                 self.catalog.saga.saga_id)[1])
             answers = iter(results)
         entries_out = [c.to_aws() if isinstance(c, EntryRefusal) else next(answers) for c in checked]
         response = {"FailedEntryCount": sum("ErrorCode" in e for e in entries_out), "Entries": entries_out}
@@ -280,14 +280,15 @@ class AwsBus:
         return {"state_writes": self._state_writes, "prefix": self.plan.prefix, "region": self.plan.region}
 
     def settled(self) -> bool:
-        """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
-        return (all(status in TERMINAL for status in self.order_statuses().values())
+        """Whether the saga has nothing left to do: every saga terminal, or dead letters to explain why not."""
+        return (all(status in self.catalog.saga.terminal for status in self.saga_statuses().values())
                 or any(self.dead_letter_depths().values()))
 
-    def order_statuses(self) -> dict[str, str]:
-        """Every order's status, read from the Order service's table."""
-        return {order_id: item.get("status") for order_id, item in
-                items_of(self.clients.dynamodb, self.plan.service("order").table, "order")}
+    def saga_statuses(self) -> dict[str, str]:
+        """Every saga's status, read from its tracker's table (the catalog's ``saga.tracker``)."""
+        tracker = self.catalog.saga.tracker
+        return {saga_id: item.get(tracker.field) for saga_id, item in
+                items_of(self.clients.dynamodb, self.plan.service(tracker.service).table, tracker.kind)}
 
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
@@ -301,13 +302,8 @@ class AwsBus:
         return depths
 
     def stuck_orders(self) -> str:
-        """The orders that are not terminal, with their status, for an error message."""
-        statuses = self.order_statuses()
-        stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
-        if not stuck:
-            return "every order is terminal"
-        return (f"{len(stuck)} of {len(statuses)} orders are not terminal: {', '.join(stuck[:10])}"
-                + (" …" if len(stuck) > 10 else ""))
+        """The sagas that are not terminal, by status, for an error message."""
+        return self.catalog.saga.stuck(self.saga_statuses()) or "every saga is terminal"
 
     def commit(self) -> None:
         """Bring :attr:`db` up to date with the deployment (what :func:`yafdp.runs.finish` reads)."""

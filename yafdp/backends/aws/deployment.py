@@ -11,10 +11,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan, build_plan
 from yafdp.plan.service_quotas import check_deployable
@@ -93,7 +92,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     return plan
 
 
-def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
+def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Any, clients: AwsClients, db, *,
                       backend: str, faults: Faults = Faults(), seed: int = 0,
                       teardown: Callable[[], None] | None = None, concurrency: int = 4,
                       undelivered: Callable[[], int] | None = None) -> AwsBus:

@@ -16,10 +16,9 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, make_envelope,
@@ -28,7 +27,6 @@ from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import (FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox,
                                      custom_bus_entries)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
-from yafdp.services import resolve_handler
 
 from yafdp.backends.aws import queue_message
 from yafdp.backends.aws.dynamo_state import TASK_OUTPUT, ConflictError, DynamoState
@@ -105,14 +103,14 @@ class ServiceFunction:
         wall-clock seconds (epoch), for the trace.
     """
 
-    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
+    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Any,
                  events, dynamodb, clock: Callable[[], float] = time.time):
         self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
         self.plan, self.custom = plan, plan.bus_kind == "custom"
         self.state = DynamoState(dynamodb, config.table)
         self.rules = {r.name: r for r in plan.routes if r.service == config.service}
         self.tasks = TaskRunner(catalog)
-        self.handlers = {name: resolve_handler(config.service, r.target.handler) for name, r in self.rules.items()}
+        self.handlers = {name: catalog.handler(config.service, r.target.handler) for name, r in self.rules.items()}
 
     # ---------------------------------------------------------------- the SQS event source
 
@@ -157,7 +155,7 @@ class ServiceFunction:
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
         reads = self.state.snapshot()
-        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
         try:
             self.handlers[rule.name](envelope, uow)
             if self.config.faults.any:
@@ -220,7 +218,7 @@ class ServiceFunction:
                 self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
                 return self.tasks.output(answered["events"])
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
             try:
                 prepared = self.tasks.run({**payload, "event": _envelope(task_event(payload))}, uow)
             except Exception as exc:
@@ -265,8 +263,8 @@ class ServiceFunction:
         self._publish(outbox_key, self.state.pending_outbox(outbox_key))
         for attempt in range(1, CALL_ATTEMPTS + 1):
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
-            result = resolve_handler(self.config.service, entrypoint)(payload, uow)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
+            result = self.catalog.handler(self.config.service, entrypoint)(payload, uow)
             try:
                 prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
             except DeliveryError as exc:
@@ -295,7 +293,8 @@ class ServiceFunction:
         return [json.dumps(aws_entry(p, self.config.bus)) for p in prepared]
 
     def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
-        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key)
+        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key,
+                               saga_id=self.catalog.saga.saga_id)
 
 
 # A careful producer's retries of the entries PutEvents failed with a retryable ErrorCode (InternalFailure,
@@ -355,9 +354,10 @@ def request_chunks(entries: list[dict], indexes: list[int]) -> list[list[int]]:
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
-                    outbox_key: str | None = None, **retrying) -> list[str]:
+                    outbox_key: str | None = None, *, saga_id: Callable[[dict], str | None],
+                    **retrying) -> list[str]:
     """Publish ``entries`` with :func:`put_entries` (retryable refusals sent again with backoff), record the
-    published ones in ``state``'s trace and clear ``outbox_key``.
+    published ones in ``state``'s trace (each with the saga ``saga_id(detail)`` names) and clear ``outbox_key``.
 
     Raises :class:`PublishFailedError` when entries are still refused: the published ones are recorded, the
     refused ones stay in the outbox (alone), so the delivery fails and its redelivery publishes exactly them
@@ -367,7 +367,7 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
         return []
     published_at = clock()  # before the call: on moto the event reaches its queues before PutEvents returns
     results = put_entries(events, entries, **retrying)
-    ids, rows, refused = published_rows(entries, results, published_at, clock(), outbox_key)
+    ids, rows, refused = published_rows(entries, results, published_at, clock(), outbox_key, saga_id)
     if not refused:
         state.published(outbox_key, rows)
         return ids
@@ -379,8 +379,10 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
 
 
 def published_rows(entries: list[dict], results: list[dict], published_at: float, answered_at: float,
-                   outbox_key: str | None) -> tuple[list[str], list[dict], list[tuple[dict, dict]]]:
-    """What a PutEvents of ``entries`` answered with ``results`` leaves in the trace: ``(event ids, trace rows,
+                   outbox_key: str | None, saga_id: Callable[[dict], str | None]
+                   ) -> tuple[list[str], list[dict], list[tuple[dict, dict]]]:
+    """What a PutEvents of ``entries`` answered with ``results`` leaves in the trace (each event row with the saga
+    ``saga_id(detail)`` names): ``(event ids, trace rows,
     refused (entry, result) pairs)``. An event row on a Custom Event Bus also holds its SystemMetadata
     (``EventGroupId``, ``DeduplicationId``), ``SequenceNumber`` and ``ingested_at`` (when PutEvents answered: the
     bus does not say when it ingested); an entry answered ``DEDUPLICATED`` stored nothing and is a
@@ -399,7 +401,7 @@ def published_rows(entries: list[dict], results: list[dict], published_at: float
             continue
         detail = json.loads(entry["Detail"])
         ids.append(result["EventId"])
-        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
+        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": saga_id(detail),
                      "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
                      "detail": entry["Detail"], "time": iso_time(published_at if entry.get("Time") is None else
                                                                   _epoch(entry["Time"])), "published_by": outbox_key,

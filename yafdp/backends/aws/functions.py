@@ -11,9 +11,8 @@ import json
 from yafdp.catalog import Catalog
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
-from yafdp.services.order import OrderRejectedError
+from yafdp.errors import RequestRefusedError
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.poller import QueuePoller
@@ -34,7 +33,7 @@ class InProcessFunctions:
     which the function is invoked in a thread of its own.
     """
 
-    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
+    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world, clients: AwsClients, *,
                  faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
         bus_arn = deployed_bus_arn(plan, clients) if plan.bus_kind == "custom" else ""
         events = publisher(plan, clients.events, clients.eventbridgev2, bus_arn)
@@ -102,6 +101,6 @@ class LambdaFunctions:
         error = body.get("error")
         if error is None:
             return body.get("result")
-        if error["type"] == "OrderRejectedError":
-            raise OrderRejectedError(error["field"], error["problem"])
+        if error.get("request_refused"):
+            raise RequestRefusedError(error["field"], error["problem"], error["message"])
         raise PublishError(error["message"])

@@ -25,7 +25,6 @@ import random
 from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import CustomEventBusService
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
@@ -39,7 +38,6 @@ from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, PreparedEntry, custom_bus_entries, prepare_put_events
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
-from yafdp.services import resolve_handler
 
 from yafdp.backends.local.iam import policy_allows
 from yafdp.backends.local.run_writer import RunWriter
@@ -87,7 +85,7 @@ class LocalCustomBus(InProcessDriving):
     read its metrics from ``api.subscriber(arn).metrics``. ``bus_arn`` is the bus's ARN.
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db, *, seed: int = 0,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world, db, *, seed: int = 0,
                  session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
                  commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
@@ -143,7 +141,7 @@ class LocalCustomBus(InProcessDriving):
         members added or overriding the plan's (e.g. ``StartingPosition="POINT_IN_TIME",
         PointInTimeConfiguration={"PointType": "HORIZON"}`` for a subscriber that starts in the past);
         returns its ARN."""
-        handler = self._overrides.get(subscriber.name) or resolve_handler(subscriber.service, subscriber.target.handler)
+        handler = self._overrides.get(subscriber.name) or self.catalog.handler(subscriber.service, subscriber.target.handler)
         self._routes[subscriber.name] = _Route(subscriber, handler)
         answer = self.api.create_subscriber(**{**subscriber.request(self.plan, self.bus_arn), **request})
         self._arns[subscriber.name] = answer["SubscriberArn"]
@@ -266,7 +264,7 @@ class LocalCustomBus(InProcessDriving):
         data = event.data
         detail = data["detail"]
         self.writer.add(INSERT_CUSTOM_EVENT, (
-            event.event_id, detail.get("order_id") if isinstance(detail, dict) else None, event.detail_type,
+            event.event_id, self.catalog.saga.saga_id(detail), event.detail_type,
             event.source, self.now(), json_text.dumps(detail), data["time"], None, self._publishing_by,
             event.group_id, event.deduplication_id, event.sequence_number, event.ingested_at))
         self.stats.published += 1
