@@ -256,10 +256,10 @@ def _05_check(answer, **context) -> list[str]:
 class MemoryUnitOfWork:
     """A unit of work over a dict, for trying a handler by hand: what it stored and what it published."""
 
-    def __init__(self, world=None):
+    def __init__(self, world=None, saga=None):
         self.items: dict[tuple[str, str], dict] = {}
         self.published: list[tuple[str, dict]] = []
-        self.world = world
+        self.world, self.saga = world, saga
 
     def get(self, kind: str, key: str) -> dict | None:
         return self.items.get((kind, key))
