@@ -2,11 +2,13 @@
 shows as DeadLetterInvocations, not Invocations; a function that crashes does not show at all (its queue's
 dead-letter queue holds it); and each dead letter says how it is redriven on AWS."""
 
+import pytest
+
 from yafdp.analysis import exercises
 from yafdp.analysis.eventbridge_metrics import redrive_on_aws, rule_metrics
 from yafdp.analysis.trace import load_run
 from yafdp.catalog import load_catalog
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs import RunOptions, StuckSagasError, run_saga
 from yafdp.runtime.faults import Faults
 
 UNREACHABLE = "yafdp-loyalty-awards-confirmed-order"
@@ -29,7 +31,8 @@ def test_an_unreachable_target_counts_as_dead_letter_invocations_and_not_as_invo
 
 
 def test_a_crashing_function_is_not_eventbridges_failure(tmp_path):
-    run_saga(RunOptions(orders=30, seed=2, out=tmp_path / "run", faults=Faults(poison_rate=0.05)))
+    with pytest.raises(StuckSagasError):  # the poisoned orders wait in the dead-letter queues
+        run_saga(RunOptions(orders=30, seed=2, out=tmp_path / "run", faults=Faults(poison_rate=0.05)))
     run = load_run(tmp_path / "run")
     metrics = rule_metrics(run)
     assert metrics["DeadLetterInvocations"].sum() == metrics["FailedInvocations"].sum() == 0

@@ -36,6 +36,8 @@ def test_a_person_answers_in_minutes_and_silence_times_out_into_a_refund(tmp_pat
     timed_out = events[("ord-silent-1", "Payment_Refunded")] - events[("ord-silent-1", "Payment_Success")]
     assert decision.HUMAN_STEP["timeout_seconds"] <= timed_out <= decision.HUMAN_STEP["timeout_seconds"] + 10
     assert summary["orchestration"]["executions_succeeded"] == 2 and summary["scheduler"]["schedules_invoked"] == 0
+    # the rejection the timeout's Task published on Payment_Success is accepted as the state machine's, not a rule's
+    assert run.info["callback_timeout_rules"] == ["restaurant-rejects-timed-out-order"]
     assert all(r.passed for r in check_run(tmp_path / "run"))
 
 

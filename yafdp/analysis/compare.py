@@ -23,7 +23,7 @@ from yafdp.analysis.trace import end_to_end, flag_few_samples, load_run, percent
 
 
 def saga_latency(runs: dict[str, str | Path]) -> pd.DataFrame:
-    """One row per order and run: ``style`` (the run's label), ``order_id``, ``saga_ms`` (Order_Initiated to the
+    """One row per order and run: ``style`` (the run's label), ``order_id``, ``saga_ms`` (the start event to the
     saga's terminal event) and ``times`` (measured or simulated, and how)."""
     frames = []
     for label, path in runs.items():
@@ -188,8 +188,8 @@ def quota_loads(run_path: str | Path, quotas: Quotas) -> dict[str, float]:
 
 def load_sweep(rates: list[float], seconds: float, out_dir: str | Path, *, latency_model: str = "aws-eu-west-1",
                quota_scale: float = 1.0, style: str = "choreography", workflow: str = "standard",
-               seed: int = 0, progress: bool | None = None) -> pd.DataFrame:
-    """Run the saga at each offered load (orders per second) for ``seconds`` of simulated arrivals, and tabulate
+               seed: int = 0, progress: bool | None = None, catalog_dir: str | Path | None = None) -> pd.DataFrame:
+    """Run the saga of the catalog in ``catalog_dir`` (default: the shipped one) at each offered load (orders per second) for ``seconds`` of simulated arrivals, and tabulate
     the end-to-end latency (p50, p99) and what throttled or waited.
 
     ``progress``: a bar of the loads run, out of ``rates``, each run with its own bar of orders (see
@@ -200,7 +200,8 @@ def load_sweep(rates: list[float], seconds: float, out_dir: str | Path, *, laten
             orders = max(50, round(rate * seconds))
             out = Path(out_dir) / f"{style}-{workflow}-{rate:g}"
             summary = run_saga(RunOptions(orders=orders, seed=seed, out=out, arrival_rate=rate, latency_model=latency_model,
-                                          quota_scale=quota_scale, style=style, workflow=workflow), progress=progress)
+                                          quota_scale=quota_scale, style=style, workflow=workflow,
+                                          catalog_dir=catalog_dir), progress=progress)
             saga = end_to_end(load_run(out))["saga_s"].dropna() * 1000
             simulation, orchestration = summary["simulation"], summary.get("orchestration", {})
             rows.append({"offered orders/s": rate, "orders": orders, "p50_ms": saga.quantile(0.5),

@@ -9,13 +9,13 @@ out (the lines that do not scale with orders, or that the project does not price
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from yafdp.errors import ConfigurationError, RefusedError, RunFolderError
 from yafdp.runtime import rundb
+from yafdp.catalog.loader import read_json
 from yafdp.shipped import PRICES_FILE
 
 CHUNK_BYTES = 64 * 1024  # EventBridge and SQS bill each 64 KB of a message as one event or request
@@ -99,7 +99,7 @@ def load_prices(path: str | Path | None = None) -> dict:
     (0.025, 1000, 'eu-west-1')
     """
     file = Path(path) if path is not None else PRICES_FILE
-    document = json.loads(file.read_text(encoding="utf-8"))
+    document = read_json(file)
     for name, price in document["prices"].items():
         if not {"usd", "per", "unit", "source"} <= set(price):
             raise ConfigurationError(f"{file}: prices.{name} needs usd, per, unit and source")

@@ -26,7 +26,7 @@ from yafdp.plan import build_plan
 from yafdp.plan.step_functions import state_machine_definition, with_human_step
 from yafdp.plan.workflow_types import new_accounts_note, workflow_types
 from yafdp.runs import RunOptions, finish, run_saga, start_saga
-from yafdp.simulation.profiles import load_profile, save_profile
+from yafdp.simulation.profiles import load_profile, profile_text
 
 SECONDS_PER_MONTH = 30 * 24 * 3600
 
@@ -92,16 +92,22 @@ def scaled_profile(base: str | Path, factors: dict[str, float], path: str | Path
         spec["assumption"] = (spec.get("assumption", "") + f" Scaled by {factor:g} for a sensitivity run.").strip()
     document["name"] = f"{document['name']}-scaled"
     document["description"] += f" Sensitivity copy: {json.dumps(factors)}."
-    return save_profile(document, path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(profile_text(document), encoding="utf-8")
+    load_profile(path)  # the copy must load as a profile
+    return path
 
 
 def latency_sensitivity(out_dir: str | Path, *, orders: int = 150, seed: int = 0, arrival_rate: float = 20.0,
                         latency_model: str = "aws-eu-west-1", workflow: str = "standard",
-                        eventbridge_scales=EVENTBRIDGE_SCALES, task_scales=TASK_SCALES) -> pd.DataFrame:
+                        eventbridge_scales=EVENTBRIDGE_SCALES, task_scales=TASK_SCALES,
+                        catalog_dir: str | Path | None = None) -> pd.DataFrame:
     """How the end-to-end comparison of the two styles moves over the plausible inputs: the choreography run with
     the EventBridge hop at each of ``eventbridge_scales`` of the profile's figure, the orchestration (``workflow``)
     with its Task hop at each of ``task_scales``, the same seeded orders each time. One row per pair: both medians
-    (ms) and how many times slower the choreography's median is.
+    (ms) and how many times slower the choreography's median is. ``catalog_dir``: the catalog folder whose saga is
+    run (None: the shipped one).
 
     (Chapter 09 runs it; ``tests/integration/test_decision_guide.py`` checks that its corner with every input as
     measured is the plain comparison, and that the ratio moves the way its inputs do.)
@@ -115,7 +121,7 @@ def latency_sensitivity(out_dir: str | Path, *, orders: int = 150, seed: int = 0
             run_dir = out / f"{style}-{scale:g}"
             run_saga(RunOptions(orders=orders, seed=seed, out=run_dir, arrival_rate=arrival_rate,
                                 latency_model=str(profile), style=style,
-                                workflow=workflow if style == "orchestration" else "standard"))
+                                workflow=workflow if style == "orchestration" else "standard", catalog_dir=catalog_dir))
             medians[(style, scale)] = float(end_to_end(load_run(run_dir))["saga_s"].median() * 1000)
     rows = []
     for eb in eventbridge_scales:

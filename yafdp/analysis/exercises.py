@@ -33,15 +33,24 @@ class Exercise:
     solution: Callable[..., Any]
     explanation: str
     context: tuple[str, ...] = field(default=())  # what check and solution need besides the answer (e.g. "run")
+    # The events of the shipped catalog the question is about: on a catalog without them (the workbook run on your
+    # own saga, `yafdp workbook --catalog DIR`) the exercise says so and is skipped.
+    about: tuple[str, ...] = field(default=())
+
+    def applies_to(self, catalog: Catalog | None) -> bool:
+        """Whether the question means anything on ``catalog`` (None: the shipped one)."""
+        return catalog is None or set(self.about) <= set(catalog.events)
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(key: str, question: str, explanation: str, context: tuple[str, ...] = (), *, solution: Callable):
-    """Register ``check`` (the decorated function) with its worked ``solution``."""
+def exercise(key: str, question: str, explanation: str, context: tuple[str, ...] = (), *, solution: Callable,
+             about: tuple[str, ...] = ()):
+    """Register ``check`` (the decorated function) with its worked ``solution``; ``about``: the shipped catalog's
+    events the question names."""
     def register(check):
-        EXERCISES[key] = Exercise(key, question, check, solution, explanation, context)
+        EXERCISES[key] = Exercise(key, question, check, solution, explanation, context, about)
         return check
     return register
 
@@ -86,7 +95,8 @@ def _01_check(answer, **context) -> list[str]:
 def _01b_solution(**context):
     return {"order_id": "ord-ex-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
             "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}],
-            "amount": 25.5, "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+            "amount": 25.5, "currency": "EUR", "payment_method": "pm_accepted_3f6c2a9e51d07b84",
+            "delivery_zone": "zone-centre"}
 
 
 @exercise("01.valid-order",
@@ -97,7 +107,7 @@ def _01b_solution(**context):
           "is published (EventBridge itself validates no schema). A schema cannot know the menu, though: that each "
           "unit price is the restaurant's and the amount their sum is the Order service's business rule "
           "(yafdp.services.order.validate_order), checked before Order_Initiated is published.",
-          solution=_01b_solution)
+          about=("Order_Initiated",), solution=_01b_solution)
 def _01b_check(answer, **context) -> list[str]:
     from yafdp.catalog.marketplace import load_marketplace
     from yafdp.services.order import OrderRejectedError, validate_order
@@ -109,8 +119,11 @@ def _01b_check(answer, **context) -> list[str]:
         catalog.validate_detail("Order_Initiated", answer)
     except Exception as exc:  # fastjsonschema says which field
         return [f"the schema refuses it: {exc}"]
+    # The detail carries the card's payment method, not the customer's token (validate_order exchanges one for the
+    # other): its menu and amount rules are checked on the request the detail stands for, with a test token.
+    request = {**{k: v for k, v in answer.items() if k != "payment_method"}, "payment_token": "tok_visa_4242"}
     try:
-        validate_order(answer, load_marketplace(catalog.path))
+        validate_order(request, load_marketplace(catalog.path))
     except OrderRejectedError as exc:
         return [f"the Order service refuses it: {exc}"]
     problems = []
@@ -135,7 +148,7 @@ def _02_solution(**context):
           "service names.",
           "Read the Delivery_Failed row of the subscription matrix: every 'compensation' cell is a service "
           "that undoes its own step, in parallel, without knowing of the others.",
-          solution=_02_solution)
+          about=("Delivery_Failed",), solution=_02_solution)
 def _02_check(answer, **context) -> list[str]:
     expected = set(_02_solution(**context))
     if not isinstance(answer, (list, tuple, set)):
@@ -155,7 +168,7 @@ def _02b_solution(**context):
           "event of the catalog.",
           "A rule names what it wants on source and detail-type; EventBridge matches each field against a "
           "list of allowed values (an OR within a field, an AND across fields).",
-          solution=_02b_solution)
+          about=("Payment_Success", "Payment_Failed"), solution=_02b_solution)
 def _02b_check(answer, **context) -> list[str]:
     from yafdp.patterns import compile_pattern
 
@@ -190,15 +203,15 @@ def run_with_target_faults(catalog: Catalog, out: str, *, orders: int, seed: int
     import time
 
     from yafdp.analysis import trace
-    from yafdp.catalog.marketplace import load_marketplace
     from yafdp.runs import RunOptions, finish, start_saga
-    from yafdp.runs.workload import OutcomeRates, generate_orders
+    from yafdp.runs.workload import outcome_rates, planned_requests
 
     options = RunOptions(orders=0, seed=seed, out=out, catalog=catalog)
     started, bus = time.perf_counter(), start_saga(options)
     bus.inject_target_faults(faults_for(bus))
-    for planned in generate_orders(orders, seed, load_marketplace(catalog.path), OutcomeRates(0, 0, 0)):
-        bus.call("order", "place_order", planned.request)
+    entry = catalog.start_entrypoint
+    for planned in planned_requests(catalog, orders, seed, {name: 0.0 for name in outcome_rates(catalog)}):
+        bus.call(entry.service, entry.name, planned.request)
     bus.run()
     finish(bus, options, options.out, time.perf_counter() - started)
     return trace.load_run(out)
@@ -228,7 +241,7 @@ def retry_policy_run(policy: dict, out: str, catalog: Catalog | None = None, out
           "ten minutes take about a dozen retries: the shipped 4 retries give up after about half a minute and "
           "dead-letter every event, while AWS's defaults (185 retries, 24 hours) would keep a broken step silent for "
           "a day. The event age, not the count, is the limit that says how long a saga may wait.",
-          context=("out_dir",), solution=_03_solution)
+          context=("out_dir",), about=("Order_Initiated",), solution=_03_solution)
 def _03_check(answer, **context) -> list[str]:
     import tempfile
 
@@ -292,7 +305,9 @@ def _04_solution(**context):
           "EventBridge's attributes, at once: it does not retry NO_PERMISSIONS (RETRY_ATTEMPTS 0). Each delivered order "
           "publishes four events Notification listens to, so twelve dead letters; and the orders still end delivered, "
           "because Notification only observes: nothing in the saga waits for it.",
-          context=("out_dir",), solution=_04_solution)
+          context=("out_dir",),
+          about=("Order_Initiated", "Payment_Success", "Restaurant_Confirmed_Order", "Delivery_Scheduled"),
+          solution=_04_solution)
 def _04_check(answer, **context) -> list[str]:
     import tempfile
 
@@ -335,7 +350,7 @@ def _05_solution(**context):
           "The saga's length is its chain of hops: payment, restaurant, delivery for a delivered order; one more "
           "(the refund after Delivery_Failed) when no courier can take it. On AWS each hop costs tens to "
           "hundreds of milliseconds, so the chain, not the handlers, sets the end-to-end latency there.",
-          solution=_05_solution)
+          about=("Order_Initiated", "Delivery_Scheduled", "Delivery_Failed"), solution=_05_solution)
 def _05_check(answer, **context) -> list[str]:
     expected = _05_solution(**context)
     if not isinstance(answer, dict):
@@ -347,18 +362,21 @@ def _05_check(answer, **context) -> list[str]:
 # ---- 06 · Failures -----------------------------------------------------------------------------------------
 
 class MemoryUnitOfWork:
-    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published (the
-    :class:`~yafdp.runtime.unit_of_work.UnitOfWork` a backend gives, without a backend)."""
+    """A unit of work over a dict, for trying a handler by hand: what it stored, published and scheduled (the
+    :class:`~yafdp.runtime.unit_of_work.UnitOfWork` a backend gives, without a backend). ``world`` and ``saga`` are
+    what the handler sees as ``uow.world`` and ``uow.saga`` (the catalog's), ``service`` as ``uow.service``;
+    ``now()`` is the run's clock in seconds (``clock``, 0.0: the start of a run), unless ``now`` is given."""
 
-    def __init__(self, world=None, service: str = "exercise"):
+    def __init__(self, world=None, saga=None, now=None, service: str = "exercise"):
         self.items: dict[tuple[str, str], dict] = {}
         self.published: list[tuple[str, dict]] = []
-        self.world = world
-        self.service = service
+        self.schedules: list[tuple] = []  # what it asked EventBridge Scheduler for, as BufferedUnitOfWork keeps it
+        self.world, self.saga, self.service = world, saga, service
         self.clock = 0.0
+        self._now = now
 
     def now(self) -> float:
-        return self.clock
+        return self._now() if self._now is not None else self.clock
 
     def get(self, kind: str, key: str) -> dict | None:
         return self.items.get((kind, key))
@@ -374,6 +392,12 @@ class MemoryUnitOfWork:
 
     def publish(self, detail_type: str, detail: dict, *, source: str | None = None) -> None:
         self.published.append((detail_type, detail))
+
+    def schedule(self, name: str, after_seconds: float, detail_type: str, detail: dict) -> None:
+        self.schedules.append(("create", name, after_seconds, detail_type, detail))
+
+    def cancel_schedule(self, name: str) -> None:
+        self.schedules.append(("delete", name))
 
 
 def _envelope(event_id: str, detail_type: str, detail: dict, catalog: Catalog) -> dict:
@@ -413,9 +437,10 @@ REFUND_CASES = {  # what a refund must survive: the failures that reach it, each
           "duplicate delivery of the same event; but a republished event has a new id, so only a business key "
           "(one refund per order id) stops a second refund. And the refund is the charge's, read from Payment's own "
           "state: a failure event does not even carry the amount.",
-          solution=_06_solution)
+          about=("Restaurant_Rejected_Order", "Delivery_Failed", "Payment_Refunded"), solution=_06_solution)
 def _06_check(answer, **context) -> list[str]:
     from yafdp.catalog.marketplace import load_marketplace
+    from yafdp.services.order import validate_order
     from yafdp.services.payment import charge_order
 
     if not callable(answer):
@@ -424,10 +449,11 @@ def _06_check(answer, **context) -> list[str]:
     world = load_marketplace(catalog.path)
     problems: list[str] = []
     for case, failures in REFUND_CASES.items():
-        order = {"order_id": "ord-ex-6", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
-                 "items": [{"item_id": "margherita", "quantity": 2, "unit_price": 8.5}], "amount": 17.0,
-                 "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
-        uow = MemoryUnitOfWork(world, "payment")
+        order = validate_order({"order_id": "ord-ex-6", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
+                                "items": [{"item_id": "margherita", "quantity": 2, "unit_price": 8.5}], "amount": 17.0,
+                                "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"},
+                               world)  # the Order_Initiated detail, as the Order service publishes it
+        uow = MemoryUnitOfWork(world, catalog.saga, service="payment")
         charge_order(_envelope("evt-0", "Order_Initiated", order, catalog), uow)  # Payment charged the order first
         details = {"Restaurant_Rejected_Order": {"order_id": "ord-ex-6", "restaurant_id": "res-napoli",
                                                  "customer_id": "cus-ada", "reason": "restaurant_closed"},
@@ -456,14 +482,16 @@ def _06_check(answer, **context) -> list[str]:
 
 def _notify_solution(**context):
     from yafdp.services.notification import MESSAGES
-    from yafdp.services.order import STATUS_AFTER, STATUS_RANK
+
+    saga = _catalog(context).saga  # the statuses and their ranks, as the catalog's saga declares them
 
     def notify(event, uow):
         detail, detail_type = event["detail"], event["detail-type"]
         order_id = detail["order_id"]
-        status = STATUS_AFTER.get(detail_type, "PLACED")  # where this event puts the story (Order_Initiated: its start)
+        # where this event puts the story (Order_Initiated: its start)
+        status = saga.status_after.get(detail_type, saga.initial_status)
         told = uow.get("told", order_id)  # how far the customer has been told the story
-        if told is not None and STATUS_RANK[status] <= STATUS_RANK[told["status"]]:
+        if told is not None and saga.ranks[status] <= saga.ranks[told["status"]]:
             return  # it would move the story backwards, or nowhere: say nothing
         uow.put("told", order_id, {"status": status})
         uow.add("message", f"{order_id}#{detail_type}", {
@@ -487,14 +515,13 @@ NOTIFIER_CHECK = {"orders": 60, "seed": 4, "reorder_rate": 0.6, "max_delay": 5.0
           "status, and stay silent on an event that would move the story backwards. The other fix is ordered "
           "delivery: on a Custom Event Bus a FIFO subscriber hands it each order's events in publish order "
           "(chapter 08); on the Classic bus only the handler can keep the story straight.",
-          context=("out_dir",), solution=_notify_solution)
+          context=("out_dir",), about=("Order_Initiated", "Payment_Refunded"), solution=_notify_solution)
 def _notify_check(answer, **context) -> list[str]:
     import tempfile
 
     from yafdp.analysis import trace
     from yafdp.catalog.inline import add_service, copy_of
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
     from yafdp.runtime.faults import Faults
 
     if not callable(answer):
@@ -514,14 +541,15 @@ def _notify_check(answer, **context) -> list[str]:
     check = NOTIFIER_CHECK
     run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=catalog,
                         faults=Faults(reorder_rate=check["reorder_rate"], max_delay_seconds=check["max_delay"]),
-                        rates=OutcomeRates(0.15, 0.15, 0.25)))
+                        rates={"payment_failure": 0.15, "restaurant_reject": 0.15, "delivery_failure": 0.25}))
     run = trace.load_run(out)
     last: dict[str, str] = {}
     for order_id, detail_type, _ in sorted(told, key=lambda row: row[2]):
         last[order_id] = detail_type
+    agrees = trace.last_message_for(catalog)
     wrong = [f"{o} ended {s} and was last told about {last.get(o, 'nothing')}"
              for o, s in run.orders[["order_id", "status"]].itertuples(index=False)
-             if last.get(o) not in trace.LAST_MESSAGE_FOR.get(s, ())]
+             if last.get(o) not in agrees.get(s, ())]
     if wrong:
         return [f"{len(wrong)} of {len(run.orders)} customers were last told something their order's end contradicts, "
                 f"e.g. {wrong[0]}"]
@@ -575,7 +603,8 @@ FEEDBACK_CHECK = {"orders": 40, "seed": 5, "publish_retry_rate": 0.5, "duplicate
           "then refunded): the service subscribes to both, and nobody else changes. At-least-once delivery and a "
           "producer's retries bring the same fact twice, the second time under a new event id, so only a business "
           "key (one request per order id, uow.add) keeps the customer from being asked twice.",
-          context=("out_dir",), solution=_07_solution)
+          context=("out_dir",),
+          about=("Payment_Failed", "Payment_Refunded"), solution=_07_solution)
 def _07_check(answer, **context) -> list[str]:
     import tempfile
 
@@ -584,7 +613,6 @@ def _07_check(answer, **context) -> list[str]:
     from yafdp.catalog.inline import add_service
     from yafdp.plan import build_plan
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
     from yafdp.runtime.faults import Faults
 
     try:
@@ -605,7 +633,7 @@ def _07_check(answer, **context) -> list[str]:
     out = f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/07_exercise"
     check = FEEDBACK_CHECK
     run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=extended,
-                        rates=OutcomeRates(0.2, 0.2, 0.2),
+                        rates={"payment_failure": 0.2, "restaurant_reject": 0.2, "delivery_failure": 0.2},
                         faults=Faults(publish_retry_rate=check["publish_retry_rate"],
                                       duplicate_rate=check["duplicate_rate"], reorder_rate=check["reorder_rate"])))
     run = trace.load_run(out)
@@ -700,6 +728,7 @@ def _08_one_subscriber_solution(**context):
           "failure always comes after the confirmation and the tombstone is never needed. The cost: one handler "
           "that dispatches on detail-type, and one retry policy and dead-letter queue for both kinds of work.",
           context=("out_dir",),
+          about=("Loyalty_Points_Added", "Delivery_Failed", "Restaurant_Confirmed_Order"),
           solution=_08_one_subscriber_solution)
 def _08_one_subscriber_check(answer, **context) -> list[str]:
     import tempfile
@@ -708,7 +737,6 @@ def _08_one_subscriber_check(answer, **context) -> list[str]:
     from yafdp.analysis.bus_comparison import out_of_order
     from yafdp.catalog.inline import add_service
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
     from yafdp.runtime.faults import Faults
 
     try:
@@ -726,7 +754,7 @@ def _08_one_subscriber_check(answer, **context) -> list[str]:
     check = ONE_SUBSCRIBER_CHECK
     run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=catalog, bus="custom",
                         faults=Faults(reorder_rate=check["reorder_rate"]), latency_model="aws-eu-west-1",
-                        rates=OutcomeRates(delivery_failure=check["delivery_failure_rate"])))
+                        rates={"delivery_failure": check["delivery_failure_rate"]}))
     run = trace.load_run(out)
     problems = []
     late = out_of_order(run, by="service")["out_of_order"].get(name, 0)
@@ -780,7 +808,7 @@ def _human_step_orders() -> list[dict]:
           "wait 20 minutes anyway: five at most). The timeout must be longer than the slowest answer (20 minutes) "
           "and short enough that the refund, which follows it within seconds, comes before half an hour: anything "
           "from 20 to about 29 minutes. In a choreography the same decision is the saga's deadline (chapter 06).",
-          context=("out_dir",),
+          context=("out_dir",), about=("Order_Initiated", "Restaurant_Confirmed_Order"),
           solution=_09_human_step_solution)
 def _09_human_step_check(answer, out_dir=None, **context) -> list[str]:
     import tempfile
@@ -819,16 +847,25 @@ def _09_human_step_check(answer, out_dir=None, **context) -> list[str]:
 
 # ---- notebook helpers --------------------------------------------------------------------------------------
 
-def ask(key: str):
-    """Display an exercise's question."""
+NOT_HERE = "this exercise is about the shipped YAFDP catalog (data/), whose events it names: skipped on {path}"
+
+
+def ask(key: str, catalog: Catalog | None = None):
+    """Display an exercise's question (and that it is skipped when ``catalog`` lacks the events it is about)."""
     from yafdp.analysis.notebook import Html
 
-    return Html(f"<p><b>Exercise {key}.</b> {EXERCISES[key].question}</p>", f"Exercise {key}. {EXERCISES[key].question}")
+    note = "" if EXERCISES[key].applies_to(catalog) else f" ({NOT_HERE.format(path=catalog.path)})"
+    return Html(f"<p><b>Exercise {key}.</b> {EXERCISES[key].question}<i>{note}</i></p>",
+                f"Exercise {key}. {EXERCISES[key].question}{note}")
 
 
 def check(key: str, answer, **context) -> bool:
     """Check an answer: print ✓ and return True, or print what is wrong and return False (never raises for a
-    wrong answer, so a chapter runs to its end). ``None`` means no answer yet."""
+    wrong answer, so a chapter runs to its end). ``None`` means no answer yet. With ``catalog=`` one that lacks
+    the events the exercise is about, it says so and returns False."""
+    if not EXERCISES[key].applies_to(context.get("catalog")):
+        print(f"Exercise {key}: {NOT_HERE.format(path=context['catalog'].path)}.")
+        return False
     if answer is None:
         print(f"Exercise {key}: no answer yet. Replace None with yours and run the cell again.")
         return False
@@ -841,7 +878,10 @@ def check(key: str, answer, **context) -> bool:
 
 
 def solution(key: str, **context):
-    """The worked solution's answer (what ``yafdp workbook --solutions`` puts in the answer cells)."""
+    """The worked solution's answer (what ``yafdp workbook --solutions`` puts in the answer cells); None for an
+    exercise that does not apply to ``catalog=``."""
+    if not EXERCISES[key].applies_to(context.get("catalog")):
+        return None
     return EXERCISES[key].solution(**context)
 
 

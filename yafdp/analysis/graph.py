@@ -63,28 +63,34 @@ def causal_graph(catalog: Catalog) -> nx.DiGraph:
     return graph
 
 
-def saga_order(catalog: Catalog, events) -> list[str]:
-    """``events`` in the saga's causal order: by how many steps after the start event each can happen (the
-    :func:`causal_graph`'s distance); an event no chain of events reaches (one a schedule puts on the bus, the saga's
-    deadline) right after the events its own handlers follow, then by name.
+def saga_order(catalog: Catalog, events=None) -> list[str]:
+    """``events`` (the catalog's events when None) in the order a saga meets them: by the fewest hops from the start
+    event in the :func:`causal_graph` (breadth first, ties in catalog order); an event no chain of events reaches
+    (one a schedule puts on the bus, the saga's deadline) right after the events its own handlers follow; then the
+    events nothing orders.
 
     Examples
     --------
     >>> from yafdp.catalog import load_catalog
+    >>> saga_order(load_catalog())[:3]
+    ['Order_Initiated', 'Payment_Success', 'Payment_Failed']
     >>> saga_order(load_catalog(), ["Delivery_Failed", "Payment_Failed", "Order_Timed_Out", "Restaurant_Rejected_Order"])
     ['Payment_Failed', 'Order_Timed_Out', 'Restaurant_Rejected_Order', 'Delivery_Failed']
     """
     causes = causal_graph(catalog)
-    distance = nx.single_source_shortest_path_length(causes, catalog.bus.start_event)
+    start = catalog.bus.start_event
+    hops = nx.single_source_shortest_path_length(causes, start) if start in causes else {}
+    position = {name: i for i, name in enumerate(catalog.events)}
 
     def steps(event: str) -> float:
-        if event in distance:
-            return distance[event]
+        if event in hops:
+            return hops[event]
         # what its handlers publish, one step before: the deadline sits just before the rejection it causes
-        after = [distance[e] for e in causes.successors(event) if e in distance]
+        after = [hops[e] for e in causes.successors(event) if e in hops] if event in causes else []
         return min(after) - 0.5 if after else float("inf")
 
-    return sorted(events, key=lambda e: (steps(e), e))
+    return sorted(catalog.events if events is None else events,
+                  key=lambda e: (steps(e), position.get(e, len(position)), e))
 
 
 def mermaid(catalog: Catalog) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from yafdp.catalog import Catalog, load_catalog
 from yafdp.runtime import rundb
-from yafdp.services.order import TERMINAL_EVENTS  # noqa: F401 - the saga's last step, part of this module's API
+
 OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
 
 
@@ -28,6 +29,7 @@ class Run:
     payments: pd.DataFrame
     loyalty: pd.DataFrame
     dead_letters: pd.DataFrame
+    catalog: Catalog | None = None  # the catalog the run was made with: its saga's vocabulary
 
     @property
     def simulated(self) -> bool:
@@ -41,21 +43,27 @@ class Run:
         return f"measured wall-clock, {self.info.get('backend', 'local')} backend"
 
 
-def load_run(path: str | Path) -> Run:
-    """Load ``run.db`` from a run folder (or the file itself).
+def load_run(path: str | Path, catalog: Catalog | None = None) -> Run:
+    """Load ``run.db`` from a run folder (or the file itself); ``catalog``, the one the run was made with (by
+    default, the one it records), says what its sagas are: ``orders`` is every saga's status as its tracker keeps
+    it (with the YAFDP order's amount and customer when the tracker keeps them).
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     path = Path(path)
     with rundb.open_run(path) as db:
         info = rundb.get_info(db)
-        read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
+        catalog = catalog or _recorded_catalog(info, path if path.is_dir() else path.parent)
+        read = lambda sql, parameters=(): pd.read_sql_query(sql, db, params=parameters)  # noqa: E731
+        select, parameters = rundb.saga_statuses(catalog.saga.tracker)
         run = Run(
-            path=path if path.is_dir() else path.parent, info=info,
+            path=path if path.is_dir() else path.parent, info=info, catalog=catalog,
             events=read("SELECT * FROM events ORDER BY seq"),
             deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
                             " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
-            orders=read("SELECT * FROM orders ORDER BY order_id"),
+            orders=read("SELECT s.saga_id AS order_id, s.status, o.amount, o.customer_id, o.placed_at, o.currency"
+                        f" FROM ({select}) s LEFT JOIN orders o ON o.order_id = s.saga_id ORDER BY s.saga_id",
+                        parameters),
             payments=read("SELECT * FROM payments ORDER BY order_id, kind"),
             loyalty=read("SELECT * FROM loyalty ORDER BY order_id"),
             dead_letters=read("SELECT d.*, e.detail_type, e.order_id FROM dead_letters d JOIN events e USING (event_id)"),
@@ -64,6 +72,18 @@ def load_run(path: str | Path) -> Run:
     # The service that published each event (run_info records which source is whose).
     run.events["service"] = run.events["source"].map(lambda source: info.get("sources", {}).get(source, source))
     return run
+
+
+def _recorded_catalog(info: dict, run_folder: Path) -> Catalog:
+    """The catalog a run records it was made with: its folder (less the services it left out, with those it built in
+    memory) when unchanged, else the run folder's own copy; a run that records none (an older yafdp), the folder
+    it names."""
+    from yafdp.catalog.record import prove
+
+    proof = prove(info.get("catalog"), run_folder, info.get("catalog_dir"))
+    if proof.catalog is not None:
+        return proof.catalog
+    return load_catalog(info.get("catalog_dir")).without(*info.get("exclude_services", ()))
 
 
 def hop_latency(run: Run) -> pd.DataFrame:
@@ -77,11 +97,11 @@ def hop_latency(run: Run) -> pd.DataFrame:
 
 
 def end_to_end(run: Run) -> pd.DataFrame:
-    """One row per order: from ``Order_Initiated`` to the saga's last step (the terminal event's
-    publication) and to the last handler that reacted to any of its events."""
-    events = run.events
-    started = events[events["detail_type"] == "Order_Initiated"].groupby("order_id")["published_at"].min()
-    terminal = events[events["detail_type"].isin(TERMINAL_EVENTS)].groupby("order_id")["published_at"].max()
+    """One row per saga: from its start event to the saga's last step (the terminal event's publication) and
+    to the last handler that reacted to any of its events."""
+    events, saga = run.events, run.catalog.saga
+    started = events[events["detail_type"] == saga.start_event].groupby("order_id")["published_at"].min()
+    terminal = events[events["detail_type"].isin(saga.terminal_events)].groupby("order_id")["published_at"].max()
     settled = run.deliveries.groupby("order_id")["finished_at"].max()
     table = pd.DataFrame({"started_at": started, "terminal_at": terminal, "settled_at": settled})
     table["saga_s"] = table["terminal_at"] - table["started_at"]
@@ -242,16 +262,28 @@ def delivery_outcomes(run: Run) -> pd.DataFrame:
     return table.reindex(columns=list(OUTCOMES), fill_value=0).rename_axis(columns="outcome")
 
 
-# What the customer's last message must be about, for each way an order ends (the events whose texts say so:
-# yafdp.services.notification.MESSAGES).
-LAST_MESSAGE_FOR = {"DELIVERY_SCHEDULED": ("Delivery_Scheduled",),
-                    "CANCELLED": ("Payment_Failed", "Payment_Refunded", "Restaurant_Rejected_Order", "Delivery_Failed")}
+def last_message_for(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    """What a customer's last message may be about, for each way a saga ends (terminal status → events), from the
+    catalog's saga: the events that end it in that status and, for an outcome that undoes the saga
+    (``compensated``), the failures that move it on the way there. A message per event, as YAFDP's Notification
+    sends (``yafdp.services.notification.MESSAGES``), agrees with how the saga ended when its last one is one of these.
+
+    Examples
+    --------
+    >>> last_message_for(load_catalog())["DELIVERY_SCHEDULED"]
+    ('Delivery_Scheduled',)
+    """
+    saga, result = catalog.saga, {}
+    for status, outcome in saga.outcomes.items():
+        result[status] = tuple(e for e, after in saga.status_after.items() if after == status or (
+            outcome == "compensated" and e in catalog.events and catalog.events[e].kind == "failure"))
+    return result
 
 
 def last_messages(run: Run, service: str = "notification") -> pd.DataFrame:
     """One row per order: its status, the event ``service`` handled last for it (the customer's last message, as
     Notification sends one per event it handles) and whether that message ``agrees`` with how the order ended
-    (:data:`LAST_MESSAGE_FOR`). On the Classic bus a cancelled order's last message can be "The restaurant is
+    (:func:`last_message_for` the run's catalog). On the Classic bus a cancelled order's last message can be "The restaurant is
     cooking": the event that told it arrived after the cancellation's.
 
     Examples
@@ -267,13 +299,13 @@ def last_messages(run: Run, service: str = "notification") -> pd.DataFrame:
     last = ok.sort_values("finished_at").groupby("order_id")["detail_type"].last()
     table = run.orders.set_index("order_id")[["status"]].copy()
     table["last message about"] = last.reindex(table.index)
-    table["agrees"] = [told in LAST_MESSAGE_FOR.get(status, ()) for status, told in
+    agrees = last_message_for(run.catalog or load_catalog())
+    table["agrees"] = [told in agrees.get(status, ()) for status, told in
                        zip(table["status"], table["last message about"])]
     return table
 
 
-def dirty_read_windows(run: Run, *, provisional: str = "Loyalty_Points_Added",
-                       undone_by: str = "Loyalty_Points_Reverted") -> pd.DataFrame:
+def dirty_read_windows(run: Run, *, provisional: str, undone_by: str) -> pd.DataFrame:
     """A saga is ACD, not ACID: what one step writes is visible to everyone before the saga's outcome is known.
     For each order whose ``provisional`` event (a write before the pivot, e.g. points awarded on confirmation) was
     later undone by ``undone_by`` (its compensation), how long anyone reading the service's data saw the write that
@@ -285,10 +317,9 @@ def dirty_read_windows(run: Run, *, provisional: str = "Loyalty_Points_Added",
     --------
     >>> import tempfile
     >>> from yafdp.runs import RunOptions, run_saga
-    >>> from yafdp.runs.workload import OutcomeRates
     >>> out = tempfile.mkdtemp()
-    >>> _ = run_saga(RunOptions(orders=40, seed=3, out=out, rates=OutcomeRates(0, 0, 0.5)))
-    >>> windows = dirty_read_windows(load_run(out))
+    >>> _ = run_saga(RunOptions(orders=40, seed=3, out=out, rates={"delivery_failure": 0.5}))
+    >>> windows = dirty_read_windows(load_run(out), provisional="Loyalty_Points_Added", undone_by="Loyalty_Points_Reverted")
     >>> len(windows) > 0, bool((windows["dirty for (s)"] >= 0).all())
     (True, True)
     """

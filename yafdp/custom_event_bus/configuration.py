@@ -263,7 +263,8 @@ def apply_mutable(config: SubscriberConfig, request: dict, account: str, choices
         expression = None
         if kind == "JSONATA":
             expression = (transformer.get("JsonataConfiguration") or {}).get("Expression")
-            if not isinstance(expression, str) or not 1 <= len(expression) <= MAX_JSONATA_LENGTH:
+            if not isinstance(expression, str) or not 1 <= len(expression) <= MAX_JSONATA_LENGTH \
+                    or not is_expression(expression):  # "wrapped in {% %}" (API reference, JsonataConfiguration)
                 raise invalid("Transformer.JsonataConfiguration.Expression", f"is required with Type JSONATA, 1 to "
                               f"{MAX_JSONATA_LENGTH:,} characters wrapped in {{% %}}")
             compile_expression(expression, "Transformer.JsonataConfiguration.Expression")
@@ -315,6 +316,13 @@ def _check_parameters(invoke: dict, kind: str, choices: Choices, member: str) ->
     for key, value in parameters.items():
         if isinstance(value, str) and is_expression(value):
             compile_expression(value, f"{member}.{expected}.{key}")
+        elif isinstance(value, dict):  # MessageAttributes: names and string values may be expressions too
+            for name, attribute in value.items():
+                for text, where in ((name, f"{key} (key: {name})"), ((attribute or {}).get("StringValue")
+                                                                     if isinstance(attribute, dict) else None,
+                                                                     f"{key}.{name}.StringValue")):
+                    if isinstance(text, str) and is_expression(text):
+                        compile_expression(text, f"{member}.{expected}.{where}")
     if kind == "lambda":
         parameters.setdefault("InvocationType", choices.default_lambda_invocation_type)
         _one_of(parameters["InvocationType"], f"{member}.LambdaParameters.InvocationType", INVOCATION_TYPES)

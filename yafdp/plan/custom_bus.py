@@ -9,7 +9,8 @@ role, which "must be in the subscriber's own account and trust events.amazonaws.
 sqs:SendMessage on the DLQ" (UG "Subscribers",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-subscribers.html). A ``FIFO`` subscriber
 sends to its service's SQS FIFO queue with ``MessageGroupId`` = the event group and ``MessageDeduplicationId`` =
-``aws:EventId``, as the user guide's example does, so the order holds to the function (UG "Amazon SQS target",
+``aws:EventId`` (as the user guide's example does) and the subscriber's name, so the order holds to the function
+and two subscribers of one service that match the same event both reach it (UG "Amazon SQS target",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sqs.html; UG transform); a
 function target is invoked ``REQUEST_RESPONSE``, "use for ordered processing" (UG "Ordering",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html).
@@ -55,6 +56,23 @@ REPLACEMENT_CAVEAT = ("A subscriber whose name, type or target changes is replac
                       "between")
 
 
+def refuse_function_targets(subscribers, where: str) -> None:
+    """Refuse, in one line naming the catalog file and key, a subscriber whose target is a function where
+    ``where`` (e.g. "on moto or AWS") cannot give it one: the function would get the bare event, without the
+    subscriber's name to pick its handler by (the local backend runs it). Raises
+    :class:`~yafdp.errors.RefusedError`."""
+    from yafdp.errors import RefusedError
+
+    direct = [s for s in subscribers if s.target.kind == "lambda"]
+    if direct:
+        first = direct[0]
+        more = f" (and {len(direct) - 1} more)" if len(direct) > 1 else ""
+        raise RefusedError(f"{first.defined_in}.target: a Custom Event Bus subscriber whose target is a function "
+                           f"({first.subscription}{more}) is run on the local backend only, not {where}: the function "
+                           "would get the bare event, without the subscriber's name to pick its handler by; give it "
+                           "its service's queue (\"target\": \"queue\")")
+
+
 def delivery_trust_policy(account: str) -> dict:
     """The trust of a delivery role: EventBridge may assume it for this account's subscribers only."""
     return {"Version": "2012-10-17", "Statement": [{
@@ -67,7 +85,8 @@ class SubscriberPlan(Route):
     """One subscriber of the Custom Event Bus (see :class:`~yafdp.plan.model.Route`): its filters (``DATA`` =
     the subscription's pattern, plus any other scope the subscription adds), ``type`` (``FIFO``/``UNORDERED``),
     target (the service's queue, or its function), on-failure queue (``target.dead_letter_queue``), retry
-    policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role."""
+    policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role;
+    ``defined_in``: the catalog file and key of its subscription (``services/payment.json: subscriptions[0]``)."""
 
     type: str
     role: str
@@ -75,6 +94,7 @@ class SubscriberPlan(Route):
     transformer: dict = field(default_factory=lambda: {"Type": "RAW"})
     invocation_type: str | None = None
     batch_size: int = 10
+    defined_in: str = ""
 
     @property
     def fifo(self) -> bool:
@@ -92,10 +112,18 @@ class SubscriberPlan(Route):
         if self.target.kind == "lambda":
             invoke["LambdaParameters"] = {"InvocationType": self.invocation_type or "REQUEST_RESPONSE"}
         else:
-            sqs = {"MessageAttributes": {"subscriber": {"DataType": "String", "StringValue": self.name}}}
+            # The function learns which subscriber's handler to run, and whether the event is LIVE or REPLAY, from
+            # the message's attributes (a name may be a literal, a value an expression resolved per event: M
+            # SqsMessageAttributeValue); yafdp.backends.aws.queue_message reads them.
+            sqs = {"MessageAttributes": {
+                "subscriber": {"DataType": "String", "StringValue": self.name},
+                "delivery_type": {"DataType": "String", "StringValue": '{% $events.SystemMetadata."aws:DeliveryType" %}'}}}
             if self.target.queue.endswith(".fifo"):
                 sqs["MessageGroupId"] = "{% $events.SystemMetadata.EventGroupId %}"
-                sqs["MessageDeduplicationId"] = '{% $events.SystemMetadata."aws:EventId" %}'
+                # The event's id and this subscriber's name: two subscribers of one service that match the same
+                # event hand it to the same FIFO queue, and the second copy must not be taken for the first's.
+                sqs["MessageDeduplicationId"] = ('{% $events.SystemMetadata."aws:EventId" & "#" & '
+                                                 + json.dumps(self.name) + ' %}')
             invoke["SqsParameters"] = sqs
         request = {"Name": self.name, "EventBusArn": bus_arn, "Type": self.type, "InvokeConfiguration": invoke,
                    "FilterConfiguration": self.filter_configuration(), "Transformer": dict(self.transformer),

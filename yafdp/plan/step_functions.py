@@ -230,6 +230,38 @@ def walk_states(definition: dict):
             yield from walk_states(branch)
 
 
+def callback_timeout_rules(definition: dict) -> list[str]:
+    """The rules a callback Task's timeout hands its event to (the ``States.Timeout`` ``Catch`` of a
+    ``.waitForTaskToken`` Task, :func:`with_human_step`): such a rule runs on the event the callback Task waited on,
+    which its pattern need not match (the state machine, not EventBridge, decides what runs).
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.plan import build_plan
+    >>> callback_timeout_rules(state_machine_definition(load_catalog(), build_plan(load_catalog())))  # none to wait
+    []
+
+    (With chapter 09's human step, ``['restaurant-rejects-timed-out-order']``: tests/integration/test_human_step.py.)
+    """
+    rules: set[str] = set()
+
+    def visit(scope: dict) -> None:
+        states = scope["States"]
+        for state in states.values():
+            for branch in state.get("Branches", ()):
+                visit(branch)
+            if state["Type"] != "Task" or not is_callback(state["Resource"]):
+                continue
+            for catcher in state.get("Catch", ()):
+                target = states.get(catcher["Next"], {})
+                if "States.Timeout" in catcher["ErrorEquals"] and target.get("Type") == "Task":
+                    rules.add(target["Parameters"]["Payload"]["rule"])
+
+    visit(definition)
+    return sorted(rules)
+
+
 def task_rules(definition: dict) -> list[str]:
     """The catalog rule every Task state runs, in definition order (a rule may run in several places)."""
     return [state["Parameters"]["Payload"]["rule"] for _, state in walk_states(definition) if state["Type"] == "Task"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
@@ -18,7 +17,6 @@ from yafdp.runtime.publishing import (FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, De
                                      PreparedEntry, check_entry, check_outbox, put_events_response)
 from yafdp.runtime.scheduling import schedule_calls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
-from yafdp.services import resolve_handler
 
 from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
@@ -71,7 +69,7 @@ class LocalServices:
         attempt (1-based), e.g. a ``ThrottlingException`` on the first try of one entry.
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
                  epoch: float = CLOCK_ORIGIN, entry_faults=None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
@@ -115,7 +113,7 @@ class LocalServices:
 
     def unit_of_work(self, service: str) -> BufferedUnitOfWork:
         """A fresh unit of work over ``service``'s state."""
-        return BufferedUnitOfWork(service, self.states[service], self.world, self.now)
+        return BufferedUnitOfWork(service, self.states[service], self.world, self.now, self.catalog.saga)
 
     def call(self, service: str, entrypoint: str, payload) -> tuple[object, BufferedUnitOfWork, list[tuple]]:
         """Run an API entry point; returns its result, its unit of work and the events it may publish, checked.
@@ -127,7 +125,7 @@ class LocalServices:
         known = self._entrypoints.get((service, entrypoint))
         if known is None:
             known = self._entrypoints[(service, entrypoint)] = (
-                frozenset(self.catalog.entrypoint(service, entrypoint).emits), resolve_handler(service, entrypoint))
+                frozenset(self.catalog.entrypoint(service, entrypoint).emits), self.catalog.handler(service, entrypoint))
         emits, function = known
         uow = self.unit_of_work(service)
         try:
@@ -251,7 +249,7 @@ class LocalServices:
             event_id = self._new_event_id()
             envelope = make_envelope(event_id, source, detail_type, detail,
                                      self.epoch + published_at if time is None else time, resources=resources)
-            self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
+            self.writer.add_event((event_id, self.catalog.saga.saga_id(detail), detail_type, source, published_at, text,
                                    envelope["time"], replay_name, published_by))
             self.stats.published += 1
             if on_event is not None:

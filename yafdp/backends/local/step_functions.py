@@ -29,15 +29,15 @@ import random
 import sqlite3
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
-from yafdp.plan.step_functions import (OrchestrationError, is_callback, is_lambda_invoke, state_machine_definition,
-                                       walk_states)
+from yafdp.plan.step_functions import (OrchestrationError, callback_timeout_rules, is_callback, is_lambda_invoke,
+                                       state_machine_definition, walk_states)
 from yafdp.plan.workflow_types import runner_type
+from yafdp.runtime import rundb
 from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
@@ -142,7 +142,7 @@ class LocalStepFunctions(InProcessDriving):
     would (see :func:`yafdp.backends.local.asl.check_definition`), a callback Task in an Express workflow included.
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
                  commit_every: int = 5000, epoch: float = CLOCK_ORIGIN, definition: dict | None = None,
                  handlers: dict[str, Callable] | None = None, responder: Callable | None = None):
@@ -198,6 +198,9 @@ class LocalStepFunctions(InProcessDriving):
         asl.check_definition(definition)
         refuse_callbacks(definition, self.workflow)
         self.definition, self.responder = definition, responder
+        timeouts = callback_timeout_rules(definition)
+        if timeouts:  # the checker accepts these rules' publications on the event their callback Task waited on
+            rundb.set_info(self.db, callback_timeout_rules=timeouts)
         self._fillers: dict[int, Callable] = {}  # by id of a template of this definition
         self.max_duration = MAX_DURATION_SECONDS[self.workflow]
         if "TimeoutSeconds" in definition:
