@@ -41,7 +41,7 @@ def more_rules(count: int, pattern=None):
 
 @pytest.fixture(scope="module")
 def crowded(tmp_path_factory) -> Path:
-    """The issue's case: 2,010 rules on one bus, a 6,080-resource template."""
+    """The issue's case: 2,011 rules on one bus (the shipped 11 and 2,000 more), a 6,085-resource template."""
     return catalog_with(tmp_path_factory.mktemp("crowded"), more_rules(2000))
 
 
@@ -50,10 +50,10 @@ def test_lint_reports_the_quotas_a_design_exceeds(crowded):
     assert result.returncode == 1, result.stderr
     findings = [line for line in result.stdout.splitlines() if "[aws-quota]" in line]
     assert findings == [
-        "bus yafdp-saga: [aws-quota] 2,010 rules on the bus, more than AWS allows (300, eventbridge_rules_per_bus: a "
+        "bus yafdp-saga: [aws-quota] 2,011 rules on the bus, more than AWS allows (300, eventbridge_rules_per_bus: a "
         "default quota, adjustable through Service Quotas; https://docs.aws.amazon.com/eventbridge/latest/userguide/"
         "eb-quota.html)",
-        "the CloudFormation template: [aws-quota] 6,080 resources in the CloudFormation template, more than AWS allows "
+        "the CloudFormation template: [aws-quota] 6,085 resources in the CloudFormation template, more than AWS allows "
         "(500, cloudformation_resources_per_stack: not adjustable; https://docs.aws.amazon.com/AWSCloudFormation/"
         "latest/UserGuide/cloudformation-limits.html)"]
 
@@ -66,19 +66,20 @@ def test_plan_and_deploy_refuse_what_cannot_deploy(crowded, arguments):
     result = cli(*arguments, "--catalog", crowded)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
-    assert "cannot deploy as designed: bus yafdp-saga: 2,010 rules on the bus, more than AWS allows (300" in result.stderr
+    assert "cannot deploy as designed: bus yafdp-saga: 2,011 rules on the bus, more than AWS allows (300" in result.stderr
 
 
 def test_a_template_over_500_resources_is_refused_though_the_bus_takes_its_rules(tmp_path):
-    """140 more rules: 150 on the bus (within EventBridge's 300), 500 resources in the template is the most."""
-    at_the_limit = catalog_with(tmp_path / "a", more_rules(140))
+    """138 more rules: 149 on the bus (within EventBridge's 300), 499 resources in the template (85 for the shipped
+    catalog, its saga's deadline included, and 3 a rule), the most within 500; one more rule makes 502."""
+    at_the_limit = catalog_with(tmp_path / "a", more_rules(138))
     assert cli("plan", "--catalog", at_the_limit).returncode == 0
     template = cli("plan", "--format", "cloudformation", "--catalog", at_the_limit)
-    assert template.returncode == 0 and len(json.loads(template.stdout)["Resources"]) == 500
-    over = catalog_with(tmp_path / "b", more_rules(141))
+    assert template.returncode == 0 and len(json.loads(template.stdout)["Resources"]) == 499
+    over = catalog_with(tmp_path / "b", more_rules(139))
     assert cli("plan", "--catalog", over).returncode == 0
     refused = cli("plan", "--format", "cloudformation", "--catalog", over)
-    assert refused.returncode == 2 and "503 resources in the CloudFormation template" in refused.stderr
+    assert refused.returncode == 2 and "502 resources in the CloudFormation template" in refused.stderr
 
 
 def test_more_than_30_wildcard_rules_on_a_bus_cannot_deploy(tmp_path):
