@@ -497,6 +497,10 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
     lines.append(f"Lambda: {simulation.get('cold_starts', 0):,} cold starts, "
                  f"{simulation.get('waited_for_an_environment', 0):,} {calls} waited for an execution environment; "
                  f"throttled: {', '.join(throttled)}")
+    refused, expired = simulation.get("put_events_refused", 0), simulation.get("invocations_expired", 0)
+    if refused or expired:
+        lines.append(f"given up: {refused:,} PutEvents requests throttled past the producer's retries, "
+                     f"{expired:,} invocations held past the target's maximum event age")
     return lines
 
 

@@ -38,14 +38,26 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """
     if latency_model in (None, "", "none"):
         return MeasuredTiming()
+    from yafdp.simulation.timing import SimulatedTiming
+
+    profile, quotas = profile_and_quotas(latency_model, quota_scale)
+    return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation)
+
+
+def profile_and_quotas(latency_model: str, quota_scale: float = 1.0):
+    """The latency profile ``latency_model`` (a name from ``data/latency/`` or a profile file) and the account's
+    quotas (``data/quotas.json``) scaled by ``quota_scale``: ``(LatencyProfile, Quotas)``.
+
+    Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load and
+    :class:`~yafdp.errors.RefusedError` for a scale out of range.
+    """
     from yafdp.simulation.profiles import load_profile
     from yafdp.simulation.quotas import load_quotas
-    from yafdp.simulation.timing import SimulatedTiming
 
     quotas = load_quotas()
     if quota_scale != 1.0:
         quotas = quotas.scaled(quota_scale)
-    return SimulatedTiming(load_profile(latency_model), quotas, seed=seed, invocation=invocation)
+    return load_profile(latency_model), quotas
 
 
 def _stderr(line: str) -> None:

@@ -37,8 +37,10 @@ from yafdp.services.order import TERMINAL, TERMINAL_EVENTS, OrderRejectedError
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
 
 
-def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
+def run_saga(options: RunOptions, progress: Callable | None = None,
+             on_start: Callable[[Bus], None] | None = None) -> dict:
     """Run the workload on ``options.backend``; return the summary (also written to ``summary.json``).
+    ``on_start(bus)`` is called with the bus before it runs (e.g. to attach a recorder).
 
     A run that does not settle (a deployment whose orders are not all terminal in time) still writes
     ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck.
@@ -47,6 +49,8 @@ def run_saga(options: RunOptions, progress: Callable | None = None) -> dict:
     """
     bus = start_saga(options)
     try:
+        if on_start is not None:
+            on_start(bus)
         started = time.perf_counter()
         with _saying_what_was_kept(bus, options):
             try:

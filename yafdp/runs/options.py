@@ -10,10 +10,10 @@ from yafdp.catalog import Catalog
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
 from yafdp.runs.workload import OutcomeRates
+from yafdp.simulation.step_functions import WORKFLOWS
 
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
-WORKFLOWS = ("standard", "express")
 MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
 # Pollers per service queue on moto (--concurrency), each a thread of this process sharing the SQS client's
 # connections (yafdp.backends.aws.clients.MAX_POOL_CONNECTIONS, 50). Lambda's SQS event source mapping goes

@@ -39,12 +39,13 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import make_envelope
+from yafdp.runtime.envelope import PublishError, make_envelope
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
+from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
@@ -59,8 +60,6 @@ RETRY_CAP_SECONDS = 256.0
 # sent with a 5xx or 429 HTTP status code ... doesn't retry other 4xx HTTP errors").
 NOT_RETRIED_DELIVERY_ERRORS = frozenset({"NO_PERMISSIONS", "NO_RESOURCE", "INVALID_PARAMETER", "INVALID_JSON",
                                          "FAILED_TO_ASSUME_ROLE"})
-# Lambda's asynchronous invocation (a "lambda" target): a function error is retried twice, after 1 then 2 minutes.
-LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
 # pending.attempt > 0: the receive count (queue) or invocation (lambda) of a message being handled;
 # pending.attempt < 0: EventBridge's -attempt-th try to deliver the event to the rule's target.
 
@@ -140,12 +139,18 @@ class LocalBus(InProcessDriving):
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would.
 
-        Its state changes and events are committed together; an exception (such as ``OrderRejectedError``)
-        propagates to the caller with nothing stored or published.
+        Its state changes and events are committed together; an exception (such as ``OrderRejectedError``, or
+        :class:`~yafdp.runtime.envelope.PublishError` when a simulated account throttles its PutEvents past the
+        client's retries) propagates to the caller with nothing stored or published.
         """
         result, uow, prepared = self.services.call(service, entrypoint, payload)
+        try:
+            published_vt = self.services.admitted(prepared, self.vt)
+        except DeliveryError as exc:  # throttled past the client's retries: nothing is stored or published
+            self.stats.refused += 1
+            raise PublishError(str(exc)) from None
         self.services.apply(service, uow)
-        self.services.record(prepared, self.vt, on_event=self._route)
+        self.services.record(prepared, published_vt, on_event=self._route)
         self._commit_for_client()
         return result
 
@@ -194,14 +199,28 @@ class LocalBus(InProcessDriving):
         Where EventBridge's delivery to the target cannot fail (a reachable target, no injected target faults),
         its one try is not a step of its own: the receive it leads to is scheduled directly, after the hop's
         delay (none under measured time), as that try would have scheduled it."""
+        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
+            invoked = self._invoked(event_id, route.rule, 1, due)
+            if invoked is None:
+                return
+            attempt, due = 1, invoked + self.timing.hop_delay(route.rule, self._hop_rng)
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
-        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
-            attempt, due = 1, due + self.timing.hop_delay(route.rule, self._hop_rng)
         pending_id = self.writer.add_pending(event_id, route.name, attempt, due, published_vt, fault)
         self.scheduler.push(due, self._send if attempt < 0 else self._deliver,
                             (pending_id, event_id, route, attempt, published_vt, fault, again, None))
+
+    def _invoked(self, event_id: str, rule: RulePlan, tries: int, at: float) -> float | None:
+        """When EventBridge's ``tries``-th try to deliver the event to ``rule``'s target, made at ``at``, is
+        invoked (a simulated account's invocation quota may hold it back); None when the target's retry policy
+        gave up on the event first: it went to the rule's dead-letter queue, or was dropped."""
+        invoked = self.timing.invoke(rule, at)
+        if invoked is None:
+            self._undeliverable(event_id, rule, tries, at, "THROTTLING",
+                                "the account's invocation quota held the event past the target's maximum event age",
+                                "MaximumEventAgeInSeconds")
+        return invoked
 
     def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
         """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
@@ -231,8 +250,10 @@ class LocalBus(InProcessDriving):
         rule, tries, vt = route.rule, -attempt, self.scheduler.vt
         failure = self._target_failure(rule, tries)
         if failure is None:
-            self._enqueue(event_id, route, 1, vt + self.timing.hop_delay(rule, self._hop_rng), published_vt,
-                          fault, again)
+            invoked = self._invoked(event_id, rule, tries, vt)
+            if invoked is not None:
+                self._enqueue(event_id, route, 1, invoked + self.timing.hop_delay(rule, self._hop_rng), published_vt,
+                              fault, again)
             self.writer.remove_pending(pending_id)
             self._release(event_id)
             return
@@ -255,6 +276,14 @@ class LocalBus(InProcessDriving):
             self.scheduler.push(next_due, self._send, (pending_id, event_id, route, attempt - 1, published_vt,
                                                        fault, again, None))
             return
+        self._undeliverable(event_id, rule, tries, vt, code, message, exhausted)
+        self.writer.remove_pending(pending_id)
+        self._release(event_id)
+
+    def _undeliverable(self, event_id: str, rule: RulePlan, tries: int, vt: float, code: str, message: str,
+                       exhausted: str) -> None:
+        """EventBridge gives up delivering the event to ``rule``'s target after ``tries`` tries: the event goes
+        to the rule's dead-letter queue with EventBridge's attributes, or is dropped when there is none."""
         now = self.timing.now(vt)
         attributes = {"RULE_ARN": self.plan.rule_arn(rule.name), "TARGET_ARN": self.plan.target_arn(rule),
                       "ERROR_CODE": code, "ERROR_MESSAGE": message, "RETRY_ATTEMPTS": str(tries - 1)}
@@ -267,7 +296,7 @@ class LocalBus(InProcessDriving):
             self.stats.dropped += 1
             self._dead_letter(event_id, rule, "dropped", code, f"dropped, the target has no dead-letter queue: {message}",
                               exhausted, tries - 1, now, {})
-        self._finish(pending_id, event_id, rule, tries, now, vt, "dead_lettered", f"{code}: {message}")
+        self._trace.append((event_id, rule.name, rule.target.id, tries, now, now, "dead_lettered", f"{code}: {message}"))
 
     def _dead_letter(self, event_id: str, rule: RulePlan, kind: str, code: str, message: str, exhausted: str,
                      retries: int, at: float, attributes: dict) -> None:
@@ -306,8 +335,10 @@ class LocalBus(InProcessDriving):
                 if crash is not None:
                     raise crash
             prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
-            if prepared and services.entry_faults is not None:
-                end += services.publish_retrying(prepared)  # the producer's retries of refused entries
+            if prepared:
+                if services.entry_faults is not None:
+                    end += services.publish_retrying(prepared)  # the producer's retries of refused entries
+                published_vt = services.admitted(prepared, end)  # a simulated account may throttle it
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
@@ -319,7 +350,7 @@ class LocalBus(InProcessDriving):
             services.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         if prepared:
-            services.record(prepared, end, on_event=self._route, published_by=f"{route.name}#{event_id}")
+            services.record(prepared, published_vt, on_event=self._route, published_by=f"{route.name}#{event_id}")
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 

@@ -12,19 +12,14 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import (RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal, PreparedEntry,
-                                     check_outbox, put_events_response)
+from yafdp.runtime.publishing import (PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS, DeliveryError,
+                                     THROTTLING, EntryRefusal, PreparedEntry, check_outbox,
+                                     put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 from yafdp.services import resolve_handler
 
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.backends.local.scheduler import Scheduler
-
-# A careful producer's retries of the entries PutEvents failed with a retryable code (InternalFailure,
-# ThrottlingException): 3 tries in all, exponential backoff with full jitter from 0.1 s, as the AWS SDKs' standard
-# retry mode does for retryable errors (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
-PUBLISH_ATTEMPTS = 3
-PUBLISH_BACKOFF_SECONDS = 0.1
 
 # Answers an injected PutEvents fault gives: the code EventBridge would put in the entry's result.
 _INJECTED_MESSAGES = {"ThrottlingException": "Rate exceeded (injected)",
@@ -137,16 +132,37 @@ class LocalServices:
             pending = [e for e, _ in failed]
         return waited
 
+    def admitted(self, prepared: list[PreparedEntry], vt: float) -> float:
+        """When the bus accepts the PutEvents call that publishes ``prepared``, first tried at virtual time ``vt``
+        (a simulated account may throttle it; the producer's retries are the timing model's).
+
+        Raises :class:`DeliveryError` (``ThrottlingException``) when the producer gives up, throttled: nothing
+        of it is published."""
+        if not prepared:
+            return vt
+        at = self.timing.admit(vt, len(prepared))
+        if at is None:
+            raise DeliveryError(THROTTLING, f"PutEvents throttled: the request was refused {PUBLISH_ATTEMPTS} times "
+                                "(the account's PutEvents quota)")
+        return at
+
     def put_events(self, checked: list, published_vt: float,
                    on_event: Callable[[Envelope, float], None] | None = None) -> dict:
         """Answer a PutEvents request whose entries :func:`~yafdp.runtime.publishing.prepare_put_events` checked:
-        the accepted entries (less any :attr:`entry_faults` refuses) are recorded as published; returns
+        the accepted entries (less any :attr:`entry_faults` refuses, and all of them when a simulated account
+        throttles the request past the producer's retries) are recorded as published; returns
         ``{"FailedEntryCount", "Entries"}`` in request order. Refused entries count in ``stats.refused``."""
         accepted = [c for c in checked if isinstance(c, PreparedEntry)]
         injected = iter(self.injected(accepted, 1))
         results = [c if isinstance(c, EntryRefusal) else (next(injected) or c) for c in checked]
-        published = iter(self.record([r for r in results if isinstance(r, PreparedEntry)], published_vt,
-                                     on_event=on_event))
+        publishing = [r for r in results if isinstance(r, PreparedEntry)]
+        try:
+            published_vt = self.admitted(publishing, published_vt)
+        except DeliveryError as exc:
+            throttled = EntryRefusal(exc.code, exc.message)
+            results = [throttled if isinstance(r, PreparedEntry) else r for r in results]
+            publishing = []
+        published = iter(self.record(publishing, published_vt, on_event=on_event))
         response = put_events_response([r if isinstance(r, EntryRefusal) else next(published) for r in results])
         self.stats.refused += response["FailedEntryCount"]
         return response
@@ -154,12 +170,10 @@ class LocalServices:
     def record(self, prepared: list[PreparedEntry], published_vt: float, replay_name: str | None = None,
                on_event: Callable[[Envelope, float], None] | None = None,
                published_by: str | None = None) -> list[str]:
-        """Record prepared entries as published by one PutEvents call made at virtual time ``published_vt``
-        (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event;
+        """Record prepared entries as published by one PutEvents call the bus accepted at virtual time
+        ``published_vt`` (see :meth:`admitted`); ``on_event(envelope, published_vt)`` sees each event;
         ``published_by`` names the unit of work that published them (``rule#event_id`` of a delivery).
         Returns the new event ids."""
-        if prepared:
-            published_vt = self.timing.admit(published_vt, len(prepared))
         published_at = self.timing.now(published_vt)
         ids = []
         for source, detail_type, detail, text, time, resources in prepared:

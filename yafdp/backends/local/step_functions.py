@@ -25,7 +25,8 @@ from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.tasks import SagaStepFailedError, TaskRunner, lambda_error, task_event
 from yafdp.runtime.unit_of_work import Envelope
-from yafdp.simulation.quotas import TokenBucket
+from yafdp.simulation.recording import ExecutionRecorder
+from yafdp.simulation.step_functions import WORKFLOWS, StepFunctionsModel
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
@@ -33,7 +34,6 @@ from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
 EXPRESS_BILLING_STEP = 0.1  # seconds: Express workflow duration is billed in 100 ms steps
-WORKFLOWS = ("standard", "express")
 
 
 @dataclass
@@ -42,21 +42,23 @@ class _Execution:
 
 
 class _Thread:
-    """Where one branch of an execution is: the states of its scope and the Parallel state it reports to."""
+    """Where one branch of an execution is: the states of its scope and the Parallel state it reports to, and
+    (when the runner records) the id of the last step it took."""
 
-    __slots__ = ("states", "execution", "join", "index")
+    __slots__ = ("states", "execution", "join", "index", "last")
 
-    def __init__(self, states: dict, execution: _Execution, join: "_Join | None", index: int):
-        self.states, self.execution, self.join, self.index = states, execution, join, index
+    def __init__(self, states: dict, execution: _Execution, join: "_Join | None", index: int, last: int | None):
+        self.states, self.execution, self.join, self.index, self.last = states, execution, join, index, last
 
 
 class _Join:
-    __slots__ = ("thread", "state", "outputs", "remaining")
+    __slots__ = ("thread", "state", "outputs", "remaining", "lasts")
 
     def __init__(self, thread: _Thread, state: dict):
         self.thread, self.state = thread, state
         self.outputs = [None] * len(state["Branches"])
         self.remaining = len(state["Branches"])
+        self.lasts: list[int | None] = [None] * len(state["Branches"])
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -65,7 +67,10 @@ class LocalStepFunctions(InProcessDriving):
     A run drives it as it drives the bus (:class:`~yafdp.runtime.interfaces.Bus`). The start event an entry point
     publishes starts an execution; with a simulated timing each Task waits for the profile's Step Functions
     task latency and for a Lambda execution environment, executions start within the StartExecution quota and
-    a Standard workflow's state transitions within theirs.
+    a Standard workflow's state transitions within theirs (:class:`~yafdp.simulation.step_functions.StepFunctionsModel`).
+
+    ``recorder``, when set (an :class:`~yafdp.simulation.recording.ExecutionRecorder`), hears every execution's
+    start, states entered, Tasks run and Parallel branches joined: each order's causal graph, for the replay.
 
     Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``.
     """
@@ -91,18 +96,12 @@ class LocalStepFunctions(InProcessDriving):
         self._functions = {plan.function_arn(s.name): s.name for s in plan.services}
         self._rule_names = {r.subscription: r.name for r in plan.rules}
         self._task_output: list[Envelope] | None = None  # while a Task's events are recorded: its output
-        self._task_latency = self._starts = self._transitions = None
+        self._task_latency = self._starts = self._transitions = self._model = None
         if self.timing.simulated:
-            quotas = self.timing.quotas
-            self._task_latency = self.timing.profile.hops[f"step_functions_{workflow}_task"]
-            if workflow == "standard":
-                self._starts = TokenBucket(quotas.step_functions_standard_starts_per_second,
-                                           quotas.step_functions_standard_starts_burst)
-                self._transitions = TokenBucket(quotas.step_functions_standard_transitions_per_second,
-                                                quotas.step_functions_standard_transitions_burst)
-            else:
-                self._starts = TokenBucket(quotas.step_functions_express_starts_per_second,
-                                           quotas.step_functions_express_starts_burst)
+            self._model = StepFunctionsModel(self.timing.quotas, self.timing.profile, workflow)
+            self._task_latency, self._starts, self._transitions = (self._model.task_latency, self._model.starts,
+                                                                   self._model.transitions)
+        self.recorder: ExecutionRecorder | None = None
         self.executions = self.executions_succeeded = self.executions_failed = self.transitions = 0
         self.execution_seconds = self.express_billed_seconds = 0.0
         self.db.execute("BEGIN")
@@ -119,7 +118,7 @@ class LocalStepFunctions(InProcessDriving):
         """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution)."""
         result, uow, prepared = self.services.call(service, entrypoint, payload)
         self.services.apply(service, uow)
-        self.services.record(prepared, self.vt, on_event=self._started)
+        self.services.record(prepared, self.services.admitted(prepared, self.vt), on_event=self._started)
         return result
 
     def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
@@ -152,9 +151,8 @@ class LocalStepFunctions(InProcessDriving):
             "executions_failed": self.executions_failed, "state_transitions": self.transitions,
             "execution_seconds": round(self.execution_seconds, 3),
             "express_billed_seconds": round(self.express_billed_seconds, 1),
-            "starts_throttled": self._starts.throttled if self._starts else 0,
-            "transitions_throttled": self._transitions.throttled if self._transitions else 0,
-            "transitions_throttle_delay_s": round(self._transitions.delay, 3) if self._transitions else 0.0,
+            **(self._model.report() if self._model is not None else
+               {"starts_throttled": 0, "transitions_throttled": 0, "transitions_throttle_delay_s": 0.0}),
         }}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}
@@ -174,11 +172,14 @@ class LocalStepFunctions(InProcessDriving):
         if self._starts is not None:
             t = self._starts.admit(t)
         self.executions += 1
-        thread = _Thread(self.definition["States"], _Execution(started=t), None, 0)
+        last = self.recorder.start(envelope["detail"].get("order_id")) if self.recorder is not None else None
+        thread = _Thread(self.definition["States"], _Execution(started=t), None, 0, last)
         self._enter(thread, self.definition["StartAt"], {"emitted": envelope["detail-type"], "event": envelope}, t)
 
     def _enter(self, thread: _Thread, name: str, data, t: float) -> None:
         self.transitions += 1
+        if self.recorder is not None:
+            thread.last = self.recorder.transition(thread.last)
         if self._transitions is not None:
             t = self._transitions.admit(t)
         state = thread.states[name]
@@ -191,7 +192,8 @@ class LocalStepFunctions(InProcessDriving):
         elif kind == "Parallel":
             join = _Join(thread, state)
             for index, branch in enumerate(state["Branches"]):
-                self._enter(_Thread(branch["States"], thread.execution, join, index), branch["StartAt"], data, t)
+                self._enter(_Thread(branch["States"], thread.execution, join, index, thread.last), branch["StartAt"],
+                            data, t)
         elif kind == "Succeed":
             self._end_thread(thread, data, t)
         else:
@@ -217,6 +219,8 @@ class LocalStepFunctions(InProcessDriving):
         try:
             prepared = self.runner.run(payload, uow)
         except Exception as exc:  # the handler failed: the Task fails with the exception's name, as in Lambda
+            if self.recorder is not None:
+                thread.last = self.recorder.task(thread.last, service, rule, [])
             self.stats.failed += 1
             self._trace.append((event_id, rule, service, 1, timing.now(start), timing.now(end), "failed",
                                 f"{type(exc).__name__}: {exc}"))
@@ -226,8 +230,11 @@ class LocalStepFunctions(InProcessDriving):
         self.writer.processed.add((rule, event_id))
         published: list[Envelope] = []
         self._task_output = published
-        self.services.record(prepared, end, on_event=self._started, published_by=f"{rule}#{event_id}")
+        self.services.record(prepared, self.services.admitted(prepared, end), on_event=self._started,
+                             published_by=f"{rule}#{event_id}")
         self._task_output = None
+        if self.recorder is not None:
+            thread.last = self.recorder.task(thread.last, service, rule, [e["detail-type"] for e in published])
         self.stats.delivered += 1
         self._trace.append((event_id, rule, service, 1, timing.now(start), timing.now(end), "ok", None))
         try:
@@ -264,8 +271,11 @@ class LocalStepFunctions(InProcessDriving):
             self.express_billed_seconds += math.ceil(seconds / EXPRESS_BILLING_STEP - 1e-9) * EXPRESS_BILLING_STEP
             return
         join.outputs[thread.index] = output
+        join.lasts[thread.index] = thread.last
         join.remaining -= 1
         if join.remaining == 0:
+            if self.recorder is not None:
+                join.thread.last = self.recorder.join(join.lasts)
             self._next(join.thread, join.state, join.outputs, t)
 
 
