@@ -36,6 +36,7 @@ failures as events, not errors, so a run without faults has none).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import random
 import statistics
@@ -51,22 +52,26 @@ from yafdp.simulation.recording import DELIVERY, JOIN, TASK, TRANSITION, Recordi
 from yafdp.simulation.step_functions import StepFunctionsModel
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS, SimulatedTiming
 
-BLOCK = 1 << 16  # latencies drawn at once per distribution
+BLOCK = 1 << 16  # the most latencies drawn at once per distribution (the first blocks are smaller)
 TIE_SECONDS = 1e-9  # at most this much later, so that calls asking at the same instant are taken in a random order
 
 
 def block_draws(generator) -> Callable[[Distribution], Callable[[], float]]:
-    """Samplers for :class:`SimulatedTiming` (its ``draws``) that draw :data:`BLOCK` latencies at a time from
-    ``generator`` (a ``numpy.random.Generator``) and hand them out one by one."""
+    """Samplers for :class:`SimulatedTiming` (its ``draws``) that draw latencies a block at a time from
+    ``generator`` (a ``numpy.random.Generator``), blocks of 256 growing to :data:`BLOCK`, and hand them out one
+    by one."""
     def draws(distribution: Distribution) -> Callable[[], float]:
-        return _blocks(lambda: distribution.samples(BLOCK, generator))
+        return _blocks(lambda count: distribution.samples(count, generator))
     return draws
 
 
 def _blocks(fill: Callable) -> Callable[[], float]:
+    """``fill(count)`` -> an array of ``count`` values, handed out one per call, in blocks that grow."""
     def stream():
+        count = 256
         while True:
-            yield from fill().tolist()
+            yield from fill(count).tolist()
+            count = min(count * 4, BLOCK)
     return stream().__next__
 
 
@@ -142,7 +147,13 @@ def replay(recording: Recording, profile: LatencyProfile, quotas: Quotas, *, arr
     else:
         run = _Orchestration(recording, timing, seed,
                              StepFunctionsModel(quotas, profile, recording.workflow or "standard"), draws)
-    run.run(arrivals)
+    collecting = gc.isenabled()
+    gc.disable()  # the queue holds up to hundreds of thousands of small tuples: rescanning them would double the time
+    try:
+        run.run(arrivals)
+    finally:
+        if collecting:
+            gc.enable()
     finished = [end - start for start, end in zip(run.start_at, run.terminal_at) if end is not None]
     placed = len(arrivals) - run.refused
     ok, failed, dead = run.ok, run.failed, run.dead_lettered
@@ -217,7 +228,7 @@ class _Choreography(_Run):
         facts = {}
         for rule in plan.rules:
             parts = timing.hop_parts(rule)
-            hop = _blocks(lambda parts=parts: sum(part.samples(BLOCK, generator) for part in parts))
+            hop = _blocks(lambda count, parts=parts: sum(part.samples(count, generator) for part in parts))
             service = services.get(rule.service)
             lambda_target = rule.target.kind == "lambda"
             # What a failed receive leads to: the queue's visibility timeout and maxReceiveCount, or Lambda's
@@ -230,8 +241,7 @@ class _Choreography(_Run):
                        for graph in recording.graphs]
 
     def run(self, arrivals: list[tuple[float, int]]) -> None:  # noqa: C901 - the replay's one hot loop
-        queue = _Calendar(arrivals)
-        push, take, arrived = queue.push, queue.pop, queue.arrived
+        push, take, arrived = _calendar(arrivals)
         reserve, tie = self.timing.reserve, self.tie
         bus = self.timing.bus
         put_events, invoke = bus.put_events, bus.invoke
@@ -240,7 +250,7 @@ class _Choreography(_Run):
         clock = 0.0
         o = -1
         while (entry := take()) is not None:
-            t, order, k, nodes, attempt = entry
+            t, order, k, nodes, attempt, end = entry
             if order < 0:  # the next order arrives: the Order service's API call publishes its start
                 arrived()
                 children, entries, nodes = graphs[k]
@@ -254,10 +264,14 @@ class _Choreography(_Run):
                     continue
             else:  # a delivery: its handler runs, then publishes
                 service, entries, children, terminal, hop, policy, retries = nodes[k]
-                start, end = reserve(service, t)
-                if end is None:  # the account's concurrency is taken: ask again when some of it ends
-                    push((start + tie() * TIE_SECONDS, order, k, nodes, attempt))
-                    continue
+                if end is None:  # asked for now
+                    start, end = reserve(service, t)
+                    if end is None:  # the account's concurrency is taken: ask again when some of it ends
+                        push((start + tie() * TIE_SECONDS, order, k, nodes, attempt, None))
+                        continue
+                    if start > t and entries:  # it waits for its environment: it publishes once it ran there
+                        push((start, order, k, nodes, attempt, end))
+                        continue
                 if end > clock:
                     clock = end
                 if not entries:
@@ -267,7 +281,7 @@ class _Choreography(_Run):
                 if published is None:  # throttled past the producer's retries: the delivery fails
                     if attempt <= len(retries):
                         failed += 1
-                        push((end + retries[attempt - 1], order, k, nodes, attempt + 1))
+                        push((end + retries[attempt - 1], order, k, nodes, attempt + 1, None))
                     else:
                         dead += 1
                     continue
@@ -281,56 +295,56 @@ class _Choreography(_Run):
                 if invoked is None:
                     dead += 1
                     continue
-                push((invoked + child[4](), order, c, nodes, 1))
+                push((invoked + child[4](), order, c, nodes, 1, None))
         self.ok, self.failed, self.dead_lettered, self.events, self.refused = ok, failed, dead, events, refused
         self.clock = clock
 
 
-class _Calendar:
-    """What is due, by time: entries ``(due, order, step, nodes, n)`` (compared in full when their times are
-    equal) popped in time order. A heap of a whole run's waiting deliveries is deep; here they wait in lists, one
-    per 1/:data:`SLOTS_PER_SECOND` seconds of due time, and only the earliest slot's list is a heap.
+def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Callable]:
+    """What is due, by time: ``(push, pop, arrived)``. ``push(entry)`` files an entry ``(due, order, step, nodes,
+    n, end)``; ``pop()`` takes the earliest (entries due at the same time compare in full), None when nothing is
+    left. A heap of a whole run's waiting deliveries would be deep; here they wait in lists, one per
+    1/:data:`SLOTS_PER_SECOND` seconds of due time, and only the earliest slot's list is a heap.
 
-    The orders of ``arrivals`` (``(when, graph)``, in time order) are due as ``(when, -1, graph, None, 0)``, one
-    at a time: :meth:`arrived` makes the next one due once one is taken."""
+    The orders of ``arrivals`` (``(when, graph)``, in time order) are due as ``(when, -1, graph, None, 0, None)``,
+    one at a time: ``arrived()`` makes the next one due once one is taken."""
+    slots: dict[int, list] = {}
+    keys: list[int] = []  # heap of the slots that hold entries
+    current = [[], -1]  # the entries of the slot being taken (as a heap), and that slot
+    heappush, heappop, heapify = heapq.heappush, heapq.heappop, heapq.heapify
+    per_second = SLOTS_PER_SECOND
+    pending = iter(arrivals)
 
-    __slots__ = ("_slots", "_keys", "_heap", "_index", "_arrivals")
-
-    def __init__(self, arrivals: list[tuple[float, int]]):
-        self._slots: dict[int, list] = {}
-        self._keys: list[int] = []  # heap of the slots that hold entries
-        self._heap: list = []  # the entries of the slot being taken, as a heap
-        self._index = -1  # that slot
-        self._arrivals = iter(arrivals)
-        self.arrived()
-
-    def arrived(self) -> None:
-        """Make the next order of the arrivals due."""
-        following = next(self._arrivals, None)
-        if following is not None:
-            self.push((following[0], -1, following[1], None, 0))
-
-    def push(self, entry: tuple) -> None:
-        index = int(entry[0] * SLOTS_PER_SECOND)
-        if index <= self._index:
-            heapq.heappush(self._heap, entry)
+    def push(entry: tuple) -> None:
+        index = int(entry[0] * per_second)
+        if index <= current[1]:
+            heappush(current[0], entry)
             return
-        slot = self._slots.get(index)
+        slot = slots.get(index)
         if slot is None:
-            self._slots[index] = [entry]
-            heapq.heappush(self._keys, index)
+            slots[index] = [entry]
+            heappush(keys, index)
         else:
             slot.append(entry)
 
-    def pop(self) -> tuple | None:
-        heap = self._heap
+    def pop() -> tuple | None:
+        heap = current[0]
         if not heap:
-            if not self._keys:
+            if not keys:
                 return None
-            self._index = index = heapq.heappop(self._keys)
-            heap = self._heap = self._slots.pop(index)
-            heapq.heapify(heap)
-        return heapq.heappop(heap)
+            index = heappop(keys)
+            heap = slots.pop(index)
+            heapify(heap)
+            current[0], current[1] = heap, index
+        return heappop(heap)
+
+    def arrived() -> None:
+        following = next(pending, None)
+        if following is not None:
+            push((following[0], -1, following[1], None, 0, None))
+
+    arrived()
+    return push, pop, arrived
 
 
 SLOTS_PER_SECOND = 50  # entries due in the same 20 ms wait in one list
@@ -351,8 +365,7 @@ class _Orchestration(_Run):
                 "state_transitions": self.transitions, **self.model.report()}
 
     def run(self, arrivals: list[tuple[float, int]]) -> None:  # noqa: C901 - the replay's other hot loop
-        queue = _Calendar(arrivals)
-        push, take, arrived = queue.push, queue.pop, queue.arrived
+        push, take, arrived = _calendar(arrivals)
         reserve, tie = self.timing.reserve, self.tie
         starts, transitions = self.model.starts, self.model.transitions
         task_latency = self.task_latency
@@ -365,7 +378,7 @@ class _Orchestration(_Run):
             node = nodes[c]
             kind = node[0]
             if kind == TASK:
-                push((t + task_latency(), order, c, nodes, 0))
+                push((t + task_latency(), order, c, nodes, 0, None))
             elif kind == TRANSITION:
                 entered[0] += 1
                 if transitions is not None:
@@ -386,7 +399,7 @@ class _Orchestration(_Run):
         clock = 0.0
         o = -1
         while (entry := take()) is not None:
-            t, order, k, nodes, phase = entry
+            t, order, k, nodes, phase, _ = entry
             if order < 0:  # the next order arrives: its start event starts an execution
                 arrived()
                 roots, nodes = graphs[k]
@@ -405,7 +418,7 @@ class _Orchestration(_Run):
                 continue
             start, end = reserve(node[1], t)
             if end is None:  # the account's concurrency is taken: ask again when some of it ends
-                push((start + tie() * TIE_SECONDS, order, k, nodes, 0))
+                push((start + tie() * TIE_SECONDS, order, k, nodes, 0, None))
                 continue
             tasks += 1
             if end > clock:
@@ -413,6 +426,6 @@ class _Orchestration(_Run):
             events += node[3]
             if node[5] and (terminal_at[order] or 0.0) < end:
                 terminal_at[order] = end
-            push((end, order, k, nodes, 1))
+            push((end, order, k, nodes, 1, None))
         self.executions = o + 1
         self.transitions, self.ok, self.events, self.clock = entered[0], tasks, events, clock

@@ -84,6 +84,10 @@ class SimulatedTiming:
     """
 
     simulated = True
+    __slots__ = ("profile", "quotas", "name", "invocation", "bus", "_queued", "_rng", "_draws", "_delivery", "_poll",
+                 "_runtime_init", "_package_init", "_init_estimate", "_idle_timeout", "_account", "_ramp_first",
+                 "_ramp_per_second", "_scale_down_idle", "_functions", "_hops", "_running", "cold_starts",
+                 "warm_starts", "waits", "account_full")
 
     def __init__(self, profile: LatencyProfile, quotas: Quotas | None = None, *, seed: int = 0,
                  invocation: str = "queue", bus: EventBusModel | None = None,
