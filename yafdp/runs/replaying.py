@@ -1,14 +1,18 @@
-"""Real quotas in seconds: run the handlers once on measured time, record each order's causal graph, and replay
-the graphs through the timing model at any arrival rate (:mod:`yafdp.simulation.replay`).
+"""Real quotas in seconds: run the handlers once, record each order's causal graph, and replay the graphs through
+the timing model at any arrival rate (:mod:`yafdp.simulation.replay`).
 
 The replay assumes the handlers' decisions do not depend on timing (see :mod:`yafdp.simulation.replay`).
 """
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+from yafdp.catalog import load_catalog
+from yafdp.errors import RefusedError
+from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus
 from yafdp.runs.bootstrap import profile_and_quotas
@@ -28,16 +32,28 @@ def record(options: RunOptions) -> Recording:
     as large as they go (:data:`~yafdp.simulation.quotas.QUOTA_SCALE_RANGE`), so that no quota binds: what a
     handler decides does not depend on when it runs, except where it depends on the order in which an order's
     events reach it (Loyalty ignores a ``Restaurant_Confirmed_Order`` that arrives after the order's
-    ``Delivery_Failed``), and that order is the profile's, as at any load below the quotas. On measured time
-    every hop would take no time at all, and such races would go otherwise. Record at a rate below the SQS
-    event source mapping's first batches (the default 50 orders a second is) for the same reason.
+    ``Delivery_Failed``), and that order is then the profile's, as at any load below the quotas. On measured time
+    every hop would take no time at all, and such races would go otherwise. Record at a rate the SQS event source
+    mapping's first batches keep up with (the default 50 orders a second is) for the same reason.
 
     Raises what :func:`~yafdp.runs.lifecycle.run_saga` raises for refused options, and
     :class:`~yafdp.errors.RefusedError` for options the replay cannot take (see
     :func:`~yafdp.simulation.recording.record_choreography`).
     """
     model = options.latency_model if options.latency_model not in (None, "", "none") else DEFAULT_PROFILE
-    options = replace(options, latency_model=model, quota_scale=QUOTA_SCALE_RANGE[1], backend="local")
+    return run_and_record(replace(options, latency_model=model, quota_scale=QUOTA_SCALE_RANGE[1]))[1]
+
+
+def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
+    """Run ``options`` as they are, on the local backend, and record each order's causal graph as it runs: the
+    run's summary and the :class:`~yafdp.simulation.recording.Recording`. Orders whose saga the run did not finish
+    (cut short where it crossed a quota) are left out of the recording (``left_out``).
+
+    Raises :class:`~yafdp.errors.RefusedError` for another backend (the graphs are the local runner's), and what
+    :func:`record` raises.
+    """
+    if options.backend != "local":
+        raise RefusedError(f"a run is recorded for the replay on the local backend, not {options.backend!r}")
     seen: dict = {}
     orchestrated = options.style == "orchestration"
 
@@ -46,15 +62,39 @@ def record(options: RunOptions) -> Recording:
         if orchestrated:
             seen["recorder"] = bus.recorder = ExecutionRecorder()
 
-    run_saga(options, on_start=attach)
+    summary = run_saga(options, on_start=attach)
     out = Path(options.out)
-    with rundb.open_run(out) as db:
+    with closing(rundb.open_run(out)) as db:
         if not orchestrated:
-            return record_choreography(db, seen["plan"], source=str(out))
+            return summary, record_choreography(db, seen["plan"], source=str(out))
         due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
         orders = {order_id: (due.get(order_id, 0.0), status)
                   for order_id, status in db.execute("SELECT order_id, status FROM orders")}
-    return seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out))
+    return summary, seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out))
+
+
+def recording_of(out: str | Path) -> Recording:
+    """The causal graphs of the finished choreography run in folder ``out`` (or its ``run.db``), by the plan of the
+    catalog it ran with.
+
+    Raises :class:`~yafdp.errors.RunFolderError` (or :class:`~yafdp.runtime.rundb.MalformedRunError`) when ``out``
+    holds no run, and :class:`~yafdp.errors.RefusedError` for a run that is still going, an orchestrated one (its
+    graphs are recorded as it runs: :func:`run_and_record`), one with injected faults, and one whose catalog was
+    built in memory (it cannot be loaded again).
+    """
+    with closing(rundb.open_run(out)) as db:
+        info = rundb.get_info(db)
+        source = str(rundb.run_db_path(out))
+        if info.get("status") != "finished":
+            raise RefusedError(f"{source}: the run has not finished; replay a finished run")
+        if info.get("catalog_in_memory"):
+            raise RefusedError(f"{source}: the run's catalog was built in memory and cannot be loaded again")
+        if info.get("style", "choreography") != "choreography":
+            raise RefusedError(f"{source}: the replay takes a choreography run: an orchestrated run's sagas are "
+                               "recorded as it runs (yafdp.runs.replaying.run_and_record), not kept in run.db")
+        catalog = load_catalog(info.get("catalog_dir")).without(*info.get("exclude_services", ()))
+        plan = build_plan(catalog, info["prefix"]) if info.get("prefix") else build_plan(catalog)
+        return record_choreography(db, plan, source=source)
 
 
 def replay_recording(recording: Recording, *, latency_model: str = "aws-eu-west-1", quota_scale: float = 1.0,

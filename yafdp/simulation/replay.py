@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import random
 import statistics
 import time
@@ -67,12 +68,8 @@ def block_draws(generator) -> Callable[[Distribution], Callable[[], float]]:
 
 def _blocks(fill: Callable) -> Callable[[], float]:
     """``fill(count)`` -> an array of ``count`` values, handed out one per call, in blocks that grow."""
-    def stream():
-        count = 256
-        while True:
-            yield from fill(count).tolist()
-            count = min(count * 4, BLOCK)
-    return stream().__next__
+    sizes = itertools.chain((256, 1024, 4096, 16384), itertools.repeat(BLOCK))
+    return itertools.chain.from_iterable(map(lambda count: fill(count).tolist(), sizes)).__next__
 
 
 @dataclass
