@@ -200,8 +200,9 @@ class LocalBus(InProcessDriving):
         its one try is not a step of its own: the receive it leads to is scheduled directly, after the hop's
         delay (none under measured time), as that try would have scheduled it."""
         if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
-            invoked = self._invoked(event_id, route.rule, 1, due)
+            invoked = self.timing.invoke(route.rule, due)  # a simulated account's invocation quota may hold it back
             if invoked is None:
+                self._expired(event_id, route.rule, 1, due)
                 return
             attempt, due = 1, invoked + self.timing.hop_delay(route.rule, self._hop_rng)
         cached = self._events.get(event_id)
@@ -211,16 +212,12 @@ class LocalBus(InProcessDriving):
         self.scheduler.push(due, self._send if attempt < 0 else self._deliver,
                             (pending_id, event_id, route, attempt, published_vt, fault, again, None))
 
-    def _invoked(self, event_id: str, rule: RulePlan, tries: int, at: float) -> float | None:
-        """When EventBridge's ``tries``-th try to deliver the event to ``rule``'s target, made at ``at``, is
-        invoked (a simulated account's invocation quota may hold it back); None when the target's retry policy
-        gave up on the event first: it went to the rule's dead-letter queue, or was dropped."""
-        invoked = self.timing.invoke(rule, at)
-        if invoked is None:
-            self._undeliverable(event_id, rule, tries, at, "THROTTLING",
-                                "the account's invocation quota held the event past the target's maximum event age",
-                                "MaximumEventAgeInSeconds")
-        return invoked
+    def _expired(self, event_id: str, rule: RulePlan, tries: int, at: float) -> None:
+        """The account's invocation quota held EventBridge's ``tries``-th try to deliver the event to ``rule``'s
+        target, made at ``at``, past the target's maximum event age: to the rule's dead-letter queue, or dropped."""
+        self._undeliverable(event_id, rule, tries, at, "THROTTLING",
+                            "the account's invocation quota held the event past the target's maximum event age",
+                            "MaximumEventAgeInSeconds")
 
     def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
         """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
@@ -250,8 +247,10 @@ class LocalBus(InProcessDriving):
         rule, tries, vt = route.rule, -attempt, self.scheduler.vt
         failure = self._target_failure(rule, tries)
         if failure is None:
-            invoked = self._invoked(event_id, rule, tries, vt)
-            if invoked is not None:
+            invoked = self.timing.invoke(rule, vt)
+            if invoked is None:
+                self._expired(event_id, rule, tries, vt)
+            else:
                 self._enqueue(event_id, route, 1, invoked + self.timing.hop_delay(rule, self._hop_rng), published_vt,
                               fault, again)
             self.writer.remove_pending(pending_id)
