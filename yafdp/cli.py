@@ -134,8 +134,12 @@ def run_lint(args) -> int:
     from yafdp.analysis.lint import lint
     from yafdp.catalog.marketplace import load_marketplace
 
+    from yafdp.plan import build_plan
+
     catalog = _load(args)
     load_marketplace(args.catalog)  # the world the catalog's services run in: refused the same way
+    for bus in ("classic", "custom"):  # what either kind of bus would refuse (a subscriber's settings) is refused
+        build_plan(catalog, bus=bus)
     findings = lint(catalog)
     for finding in findings:
         print(finding)
@@ -220,6 +224,9 @@ def register_run(commands) -> None:
     faults.add_argument("--reorder-rate", type=_rate, default=0.0, metavar="P", help="hold a delivery back so later events overtake it")
     faults.add_argument("--delay-rate", type=_rate, default=0.0, metavar="P", help="deliver late")
     faults.add_argument("--poison-rate", type=_rate, default=0.0, metavar="P", help="fail on every attempt (ends in the DLQ)")
+    faults.add_argument("--publish-retry-rate", type=_rate, default=0.0, metavar="P",
+                        help="per unit of work that publishes: the producer does not hear PutEvents' answer and sends "
+                             "the same entries again (a Custom Event Bus answers DEDUPLICATED)")
     faults.add_argument("--max-delay", type=_bounded(0, MAX_DELAY_SECONDS, "a number of seconds"), default=None,
                         metavar="SECONDS", help="longest injected delay, of --delay-rate, --reorder-rate and "
                                                 f"--duplicate-rate (default 5, at most {MAX_DELAY_SECONDS:,}: "
@@ -234,6 +241,7 @@ def register_run(commands) -> None:
                                               "--latency-model)")
     simulation.add_argument("--style", choices=["choreography", "orchestration"], default="choreography",
                             help="run the saga as events on the bus (default) or as the generated state machine")
+    _bus_arg(parser)
     simulation.add_argument("--workflow", choices=["standard", "express"], default=None,
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
@@ -257,7 +265,8 @@ def register_run(commands) -> None:
 RUN_DEFAULTS = {"orders": 20, "payment_failure_rate": 0.05, "restaurant_reject_rate": 0.05,
                 "delivery_failure_rate": 0.05, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard",
                 "concurrency": 4}
-FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate")
+FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate",
+               "publish_retry_rate")
 
 
 def _check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -297,6 +306,8 @@ def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
          "does nothing without --delay-rate, --reorder-rate or --duplicate-rate: it bounds their delays"),
         (given("quota_scale") and args.latency_model == "none", "quota_scale",
          "does nothing without --latency-model: the quotas bind on simulated AWS time only"),
+        (given("bus") and args.style == "orchestration", "bus",
+         "does nothing with --style orchestration: the state machine calls the services, no bus carries the events"),
         (given("workflow") and args.style != "orchestration", "workflow",
          "does nothing without --style orchestration: it is the state machine's Step Functions workflow type"),
         (args.keep and args.backend != "aws", "keep", "does nothing without --backend aws: only a deployment to "
@@ -394,7 +405,8 @@ def run_run(args) -> int:
         rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
-                      max_delay_seconds=args.max_delay),
+                      publish_retry_rate=args.publish_retry_rate, max_delay_seconds=args.max_delay),
+        bus=args.bus,
     )
     with _progress(args) as progress:
         summary = run_saga(options, progress=progress)
@@ -659,7 +671,15 @@ def register_plan(commands) -> None:
                              "Lambda package)")
     parser.add_argument("--output", choices=["json", "yaml"], default=None,
                         help="the template's syntax with --format cloudformation (default json)")
+    _bus_arg(parser)
     parser.set_defaults(run=run_plan)
+
+
+def _bus_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bus", choices=["classic", "custom"], default=None,
+                        help="which kind of EventBridge bus: classic (rules and targets, 'Custom Event Bus - Classic') "
+                             "or custom (the Custom Event Bus: FIFO per event group, deduplication at publish, "
+                             "retention); default: the catalog's (bus.json 'kind')")
 
 
 def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -682,16 +702,26 @@ def run_plan(args) -> int:
         check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
         print(render(cloudformation_template(plan), args.output), end="")
         return 0
-    plan = build_plan(_load(args), args.prefix, run_id=args.prefix)
+    plan = build_plan(_load(args), args.prefix, run_id=args.prefix, bus=args.bus)
     check_names(plan)
     if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
-    print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
-          f"ARNs use account {plan.account} in {plan.region} until deployed")
-    print(_text_table(("rule", "service", "handler", "target queue", "dead-letter queue", "retries"),
-                      [(r.name, r.service, r.target.handler, r.target.queue, r.target.dead_letter_queue,
-                        r.target.retry_policy.maximum_retry_attempts) for r in plan.rules]))
+    if plan.bus_kind == "custom":
+        print(f"Custom Event Bus {plan.bus} (retention {plan.retention_days} days, EventGroupId = "
+              f"{'.'.join(plan.event_group)}, deduplication: {plan.deduplication}), tags {plan.tags}; ARNs use account "
+              f"{plan.account} in {plan.region} until deployed")
+        print(_text_table(("subscriber", "type", "service", "handler", "target", "on-failure queue", "retries / age"),
+                          [(s.name, s.type, s.service, s.target.handler,
+                            s.target.queue if s.target.kind == "queue" else f"function ({s.invocation_type})",
+                            s.target.dead_letter_queue, f"{s.target.retry_policy.maximum_retry_attempts} / "
+                            f"{s.target.retry_policy.maximum_event_age_seconds} s") for s in plan.subscribers]))
+    else:
+        print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
+              f"ARNs use account {plan.account} in {plan.region} until deployed")
+        print(_text_table(("rule", "service", "handler", "target queue", "dead-letter queue", "retries"),
+                          [(r.name, r.service, r.target.handler, r.target.queue, r.target.dead_letter_queue,
+                            r.target.retry_policy.maximum_retry_attempts) for r in plan.rules]))
     print()
     print(_text_table(("service", "queue (→ dead-letter queue after n receives)", "table", "function", "role", "may publish"),
                       [(s.name, f"{s.queue} (→ {s.queue_dead_letter_queue} after {s.max_receive_count})", s.table,

@@ -170,6 +170,8 @@ class BusContract:
 
 
 class TestLocalBus(BusContract):
+    BUS = "classic"
+
     @staticmethod
     def fix_faults(bus):
         bus.faults = Faults()
@@ -177,15 +179,40 @@ class TestLocalBus(BusContract):
     @pytest.fixture
     def open_bus(self):
         def open_(services, faults=Faults()):
-            options = RunOptions(seed=SEED, faults=faults)
+            options = RunOptions(seed=SEED, faults=faults, bus=self.BUS)
             return open_local(options, _catalog(services), WORLD, rundb.connect(":memory:"))
         return open_
 
     def test_a_half_poisoned_duplicated_run_dead_letters_some_deliveries(self, tmp_path):
         # The case that was tried, `yafdp run --duplicate-rate 1 --poison-rate 0.5`: the local bus used to
         # dead-letter nothing (poison was drawn per copy, and the clean copy succeeded).
-        summary = run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5)))
+        summary = run_saga(RunOptions(out=tmp_path, faults=Faults(duplicate_rate=1.0, poison_rate=0.5), bus=self.BUS))
         assert summary["dead_letters"] > 0 and summary["deliveries"]["dead_lettered"] == summary["dead_letters"]
+
+
+class TestLocalCustomBus(TestLocalBus):
+    """The same contract on a Custom Event Bus (``--bus custom``): subscribers in place of rules, FIFO service
+    queues; where the Custom Event Bus promises more (100 entries per PutEvents, no duplicate hand-off reaching a
+    FIFO queue's consumer), its own test says so."""
+
+    BUS = "custom"
+
+    def test_a_request_of_more_than_ten_entries_is_refused_as_a_whole(self, open_bus):
+        bus = open_bus(SAGA)
+        with pytest.raises(PublishError, match="1 to 100 entries"):
+            bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 101, sender="payment")
+        answer = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 11, sender="payment")
+        assert answer["FailedEntryCount"] == 0 and {e["SuccessCode"] for e in answer["Entries"]} == {"PUBLISHED"}
+
+    def test_a_duplicate_delivery_is_processed_once(self, open_bus):
+        # The subscriber hands each event to its FIFO queue twice; the queue's deduplication (MessageDeduplicationId
+        # = aws:EventId, 5 minutes) drops the copy, so the consumer never even sees it.
+        bus = _one_order(open_bus, Faults(duplicate_rate=1.0))
+        outcomes = bus.db.execute("SELECT event_id, rule, SUM(outcome = 'ok'), SUM(outcome = 'duplicate')"
+                                  " FROM deliveries GROUP BY event_id, rule").fetchall()
+        assert len(outcomes) == 4 and all(ok == 1 and duplicates == 0 for _, _, ok, duplicates in outcomes)
+        assert bus.db.execute("SELECT COUNT(*) FROM payments WHERE kind = 'charge'").fetchone()[0] == 1
+        assert bus.db.execute("SELECT COUNT(*) FROM notifications").fetchone()[0] == 2
 
 
 class TestMotoBus(BusContract):

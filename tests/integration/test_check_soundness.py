@@ -15,6 +15,7 @@ from yafdp.analysis.check import INVARIANTS, Invariant, MalformedRunError, check
 from yafdp.runs import RunOptions, run_saga
 from yafdp.runs.workload import OutcomeRates
 from yafdp.runtime import rundb
+from yafdp.runtime.faults import Faults
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +27,33 @@ def finished(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def finished_custom(tmp_path_factory):
+    """The same on a Custom Event Bus, every producer publishing twice half the time (DEDUPLICATED copies)."""
+    out = tmp_path_factory.mktemp("finished-custom")
+    run_saga(RunOptions(orders=80, seed=5, out=out, rates=OutcomeRates(0.15, 0.15, 0.15), bus="custom",
+                        faults=Faults(publish_retry_rate=0.5)))
+    assert all(i.passed and not i.skipped for i in check_run(out))
+    return out
+
+
+def _copy(run, tmp_path):
+    shutil.copy(run / "run.db", tmp_path / "run.db")
+    return tmp_path, sqlite3.connect(tmp_path / "run.db", isolation_level=None)
+
+
 @pytest.fixture
 def copy(finished, tmp_path):
     """A copy of the finished run to tamper with, and a connection to it."""
-    shutil.copy(finished / "run.db", tmp_path / "run.db")
-    db = sqlite3.connect(tmp_path / "run.db", isolation_level=None)
-    yield tmp_path, db
+    path, db = _copy(finished, tmp_path)
+    yield path, db
+    db.close()
+
+
+@pytest.fixture
+def custom_copy(finished_custom, tmp_path):
+    path, db = _copy(finished_custom, tmp_path)
+    yield path, db
     db.close()
 
 
@@ -109,7 +131,7 @@ def tamper_second_payment_success_inserted(db):
                " SELECT event_id || '-again', order_id, detail_type, source, published_at, detail, time FROM events"
                " WHERE order_id = ? AND detail_type = 'Payment_Success'", (order,))
     db.execute("INSERT INTO deliveries SELECT event_id || '-again', rule, target, attempt, delivered_at, finished_at,"
-               " outcome, error FROM deliveries WHERE event_id IN (SELECT event_id FROM events WHERE order_id = ?"
+               " outcome, error, delivery_type FROM deliveries WHERE event_id IN (SELECT event_id FROM events WHERE order_id = ?"
                " AND detail_type = 'Payment_Success' AND event_id NOT LIKE '%-again')", (order,))
     return order
 
@@ -223,31 +245,75 @@ def break_every_event_reached_its_targets(db):
     return order
 
 
+def break_fifo_subscribers_keep_publish_order(db):
+    """The Order service's FIFO subscriber handled an order's second event before its first."""
+    order = delivered(db)
+    (first, _), (second, later) = db.execute(
+        "SELECT d.rowid, d.delivered_at FROM deliveries d JOIN events e USING (event_id) WHERE e.order_id = ?"
+        " AND d.rule LIKE '%order-tracks-status' AND d.outcome = 'ok' ORDER BY d.delivered_at, d.rowid LIMIT 2",
+        (order,)).fetchall()
+    db.execute("UPDATE deliveries SET delivered_at = ? WHERE rowid = ?", (later + 1e-6, first))
+    return order
+
+
+def break_deduplicated_publishes_stored_nothing(db):
+    """A producer's retry that the bus should have answered DEDUPLICATED was stored (and delivered) again."""
+    order = delivered(db)
+    event = one(db, "SELECT event_id FROM events WHERE order_id = ? AND detail_type = 'Delivery_Scheduled'", order)
+    db.execute("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time, published_by,"
+               " event_group_id, deduplication_id, sequence_number, ingested_at) SELECT event_id || '-copy', order_id,"
+               " detail_type, source, published_at + 1, detail, time, published_by, event_group_id, deduplication_id,"
+               " printf('%020d', 99999999), ingested_at + 1 FROM events WHERE event_id = ?", (event,))
+    db.execute("INSERT INTO deliveries SELECT event_id || '-copy', rule, target, attempt, delivered_at + 9999,"
+               " finished_at + 9999, outcome, error, delivery_type FROM deliveries WHERE event_id = ?", (event,))
+    return order
+
+
+CUSTOM_ONLY = ("fifo_subscribers_keep_publish_order", "deduplicated_publishes_stored_nothing")
 BREAKS = {name: globals()[f"break_{name}"] for name in INVARIANTS}
+CASES = [("classic", name) for name in INVARIANTS if name not in CUSTOM_ONLY] + [("custom", name) for name in INVARIANTS]
 
 
 @pytest.fixture(scope="module")
-def names(finished) -> dict[str, str]:
+def names(finished_custom) -> dict[str, str]:
     """Each invariant's function name → the name it reports (check_run returns them in INVARIANTS' order)."""
-    return dict(zip(INVARIANTS, (i.name for i in check_run(finished))))
+    return dict(zip(INVARIANTS, (i.name for i in check_run(finished_custom))))
 
 
-@pytest.mark.parametrize("invariant", INVARIANTS)
-def test_each_invariant_alone_catches_a_run_broken_its_way(copy, invariant, names):
-    path, db = copy
+@pytest.fixture
+def broken_copy(request, tmp_path):
+    bus = request.param
+    return _copy(request.getfixturevalue("finished_custom" if bus == "custom" else "finished"), tmp_path)
+
+
+@pytest.mark.parametrize("broken_copy, invariant", CASES, indirect=["broken_copy"])
+def test_each_invariant_alone_catches_a_run_broken_its_way(broken_copy, invariant, names):
+    path, db = broken_copy
     order = BREAKS[invariant](db)
     failed = failing(path)
     assert set(failed) == {names[invariant]}, failed
     assert any(order in offender for offender in failed[names[invariant]].offenders)
 
 
-@pytest.mark.parametrize("invariant", INVARIANTS)
-def test_switching_one_invariant_off_lets_its_broken_run_pass(copy, invariant, monkeypatch):
+@pytest.mark.parametrize("broken_copy, invariant", CASES, indirect=["broken_copy"])
+def test_switching_one_invariant_off_lets_its_broken_run_pass(broken_copy, invariant, monkeypatch):
     """What the test above proves: with the invariant switched off, nothing else would notice."""
-    path, db = copy
+    path, db = broken_copy
     BREAKS[invariant](db)
     monkeypatch.setattr(check, invariant, lambda run: Invariant(invariant, "switched off", True))
     assert not failing(path)
+
+
+def test_a_classic_run_skips_the_custom_event_bus_promises_saying_why(finished):
+    skipped = {i.name: i.skipped for i in check_run(finished) if i.skipped}
+    assert "Classic bus" in skipped["FIFO order per event group"] and "Classic bus" in skipped["deduplication at publish"]
+
+
+def test_a_custom_event_bus_run_is_known_by_its_events_even_when_run_info_says_classic(custom_copy):
+    path, db = custom_copy
+    db.execute("UPDATE run_info SET value = '\"classic\"' WHERE key = 'bus'")
+    order = break_fifo_subscribers_keep_publish_order(db)
+    assert any(order in o for o in failing(path)["FIFO order per event group"].offenders)
 
 
 def test_routing_comes_from_the_catalog_not_from_run_info(copy):
@@ -334,7 +400,7 @@ def test_an_outbox_published_again_after_a_crash_is_one_announcement_not_a_secon
                " SELECT event_id || '-again', order_id, detail_type, source, published_at + 1, detail, time, published_by"
                " FROM events WHERE order_id = ? AND detail_type = 'Payment_Success'", (order,))
     db.execute("INSERT INTO deliveries SELECT event_id || '-again', rule, target, attempt, delivered_at + 1,"
-               " finished_at + 1, 'duplicate', error FROM deliveries WHERE event_id IN (SELECT event_id FROM events"
+               " finished_at + 1, 'duplicate', error, delivery_type FROM deliveries WHERE event_id IN (SELECT event_id FROM events"
                " WHERE order_id = ? AND detail_type = 'Payment_Success' AND event_id NOT LIKE '%-again')", (order,))
     assert db.execute("SELECT COUNT(*) FROM events WHERE order_id = ? AND detail_type = 'Payment_Success'"
                       " AND published_by IS NOT NULL", (order,)).fetchone()[0] == 2

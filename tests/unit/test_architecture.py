@@ -12,6 +12,7 @@ from yafdp.backends.aws.bus import AwsBus
 from yafdp.backends.aws.dynamo_state import DynamoState
 from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
 from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.run_writer import SqliteServiceState
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
@@ -21,7 +22,7 @@ from yafdp.simulation.timing import SimulatedTiming
 
 PACKAGE = Path(yafdp.__file__).resolve().parent
 # Lower layers never import higher ones; a layer may import its own and any lower one.
-LAYERS = {"errors": 0, "patterns": 0, "catalog": 1, "plan": 2, "runtime": 3, "services": 3, "simulation": 3,
+LAYERS = {"errors": 0, "patterns": 0, "catalog": 1, "custom_event_bus": 2, "plan": 2, "runtime": 3, "services": 3, "simulation": 3,
           "backends": 4, "runs": 5, "analysis": 6, "workbook": 7, "cli": 7, "__main__": 7, "__init__": 0}
 PLOTTING = ("pandas", "matplotlib", "networkx")
 MODULE_FILES: set[str] = set()
@@ -103,7 +104,7 @@ def _protocol_methods(protocol) -> list[str]:
 
 
 @pytest.mark.parametrize("protocol, implementations", [
-    (Bus, [LocalBus, LocalStepFunctions, AwsBus]),
+    (Bus, [LocalBus, LocalCustomBus, LocalStepFunctions, AwsBus]),
     (TimingModel, [MeasuredTiming, SimulatedTiming]),
     (FunctionRunner, [InProcessFunctions, LambdaFunctions]),
     (ServiceState, [SqliteServiceState, DynamoState, BufferedUnitOfWork]),

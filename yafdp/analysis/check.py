@@ -58,6 +58,8 @@ class Run:
     rules: dict | None
     rules_source: str
     loyalty: bool
+    fifo: frozenset[str] | None = None  # a Custom Event Bus's FIFO subscribers (from the catalog), None: unknown
+    custom: bool = False  # a Custom Event Bus run (see _custom_bus)
 
 
 def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finished_only: bool = False) -> list[Invariant]:
@@ -80,8 +82,9 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
         info = _well_formed(db, db_path)
         if finished_only:
             _refuse_unfinished(db_path.parent, info)
-        rules, source, loyalty = _routing(info, catalog_dir)
-        run = Run(db_path, db, info, rules, source, loyalty)
+        custom = _custom_bus(db, info)
+        rules, source, loyalty, fifo = _routing(info, catalog_dir, "custom" if custom else "classic")
+        run = Run(db_path, db, info, rules, source, loyalty, fifo, custom)
         try:
             # Looked up by name each time, so a test can switch one off and show that the suite notices.
             return [globals()[name](run) for name in INVARIANTS]
@@ -92,7 +95,9 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
 
 
 INVARIANTS = ("every_order_terminal", "no_double_charge", "charges_are_the_orders_amount", "refunds_match_charges",
-              "loyalty_nets_out", "every_request_accounted_for", "state_matches_events", "every_event_reached_its_targets")
+              "loyalty_nets_out", "every_request_accounted_for", "state_matches_events", "every_event_reached_its_targets",
+              "fifo_subscribers_keep_publish_order", "deduplicated_publishes_stored_nothing")
+DEDUPLICATION_WINDOW_SECONDS = 300  # a Custom Event Bus's deduplication window (UG "Ordering and deduplication")
 
 
 # ---------------------------------------------------------------- the invariants
@@ -255,6 +260,74 @@ def every_event_reached_its_targets(run: Run) -> Invariant:
     return Invariant(name, f"{promise} [{run.rules_source}]", not bad, tuple(bad), checked)
 
 
+def fifo_subscribers_keep_publish_order(run: Run) -> Invariant:
+    name = "FIFO order per event group"
+    promise = ("every FIFO subscriber of a Custom Event Bus handed each event group's (order's) events to its "
+               "handler in publish order (aws:SequenceNumber), replays and redriven dead letters aside")
+    if not run.custom:
+        return Invariant(name, promise, True, skipped="a Classic bus run: its rules promise no order")
+    if run.fifo is None:
+        return Invariant(name, promise, False, (run.rules_source,))
+    # An event a subscriber gave up on left a hole in its group (the group moved on, UG retry): redriven later,
+    # it comes after its successors by design, and is left out, as replays are.
+    rows = run.db.execute(
+        "SELECT d.rule, e.event_group_id, e.sequence_number, e.detail_type, e.order_id FROM deliveries d"
+        " JOIN events e ON e.event_id = d.event_id WHERE d.outcome = 'ok' AND COALESCE(d.delivery_type, 'LIVE') = 'LIVE'"
+        " AND NOT EXISTS (SELECT 1 FROM dead_letters l WHERE l.event_id = d.event_id AND l.rule = d.rule)"
+        " ORDER BY d.delivered_at, d.rowid").fetchall()
+    last: dict[tuple[str, str], tuple[str, str]] = {}
+    bad, checked = [], 0
+    for subscriber, group, sequence, detail_type, order_id in rows:
+        if subscriber not in run.fifo or group is None:
+            continue
+        checked += 1
+        before = last.get((subscriber, group))
+        if before is not None and (sequence or "") < before[0]:
+            bad.append(f"{order_id or group} → {subscriber}: {detail_type} (#{int(sequence or 0)}) was handled after "
+                       f"{before[1]} (#{int(before[0])}), which was published after it")
+        last[(subscriber, group)] = (sequence or "", detail_type)
+    return Invariant(name, promise, not bad, tuple(bad), checked)
+
+
+def deduplicated_publishes_stored_nothing(run: Run) -> Invariant:
+    name = "deduplication at publish"
+    promise = (f"on a Custom Event Bus, no two stored events share a DeduplicationId (in one event group) within "
+               f"{DEDUPLICATION_WINDOW_SECONDS} s, and every publish answered DEDUPLICATED repeats an event stored "
+               f"less than {DEDUPLICATION_WINDOW_SECONDS} s before it")
+    if not run.custom:
+        return Invariant(name, promise, True, skipped="a Classic bus run: it does not deduplicate")
+    stored: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
+    for event_id, group, key, at in run.db.execute(
+            "SELECT event_id, event_group_id, deduplication_id, ingested_at FROM events"
+            " WHERE deduplication_id IS NOT NULL ORDER BY ingested_at"):
+        stored[(group, key)].append((at, event_id))
+    bad = []
+    for (group, key), events in stored.items():
+        for (a, first), (b, second) in zip(events, events[1:]):
+            if b - a < DEDUPLICATION_WINDOW_SECONDS:
+                bad.append(f"{group or '(no group)'}: events {first} and {second} share DeduplicationId {key!r} "
+                           f"{b - a:.1f} s apart: the copy should have been DEDUPLICATED, not stored and delivered")
+    deduplicated = run.db.execute("SELECT event_id, deduplication_id, event_group_id, ingested_at FROM deduplicated")
+    count = 0
+    for event_id, key, group, at in deduplicated:
+        count += 1
+        original = next((t for t, e in stored.get((group, key), ()) if e == event_id), None)
+        if original is None or not 0 <= at - original < DEDUPLICATION_WINDOW_SECONDS:
+            bad.append(f"{group or '(no group)'}: a publish answered DEDUPLICATED as a copy of {event_id}, but no "
+                       f"event with DeduplicationId {key!r} was stored in the {DEDUPLICATION_WINDOW_SECONDS} s before it")
+    return Invariant(name, promise, not bad, tuple(bad), count + sum(len(v) for v in stored.values()))
+
+
+def _custom_bus(db, info: dict) -> bool:
+    """A Custom Event Bus run: run_info says so, or its events carry the bus's sequence numbers (the evidence a
+    tampered run_info cannot remove)."""
+    if info.get("bus") == "custom":
+        return True
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    return "sequence_number" in columns and db.execute(
+        "SELECT 1 FROM events WHERE sequence_number IS NOT NULL LIMIT 1").fetchone() is not None
+
+
 # ---------------------------------------------------------------- reading the run
 
 def _refuse_in_progress(where: Path) -> None:
@@ -321,8 +394,9 @@ def _well_formed(db: sqlite3.Connection, db_path: Path) -> dict:
     return info
 
 
-def _routing(info: dict, catalog_dir) -> tuple[dict | None, str, bool]:
-    """The rules to check routing with, where they come from, and whether the run had a Loyalty service.
+def _routing(info: dict, catalog_dir, bus: str) -> tuple[dict | None, str, bool, frozenset[str] | None]:
+    """The rules (a Custom Event Bus's subscribers) to check routing with, where they come from, whether the run
+    had a Loyalty service, and which subscribers are FIFO (a Custom Event Bus run).
 
     The catalog the run names (or ``catalog_dir``) decides; its rules must be the ones the run recorded (by
     hash). Only when that catalog cannot be loaded is ``run_info``'s copy used, and only if it still has the
@@ -340,14 +414,16 @@ def _routing(info: dict, catalog_dir) -> tuple[dict | None, str, bool]:
     except CatalogError as exc:
         if stored is not None and recorded_hash == rundb.rules_hash(stored):
             return stored, f"rules from run.db's copy, its hash intact: the catalog did not load ({exc})", \
-                "loyalty" in info.get("services", ())
-        return None, f"cannot check routing: the catalog did not load ({exc}) and run_info has no intact copy", True
-    rules = {r.name: dict(r.pattern) for r in build_plan(catalog, info.get("prefix") or DEFAULT_PREFIX).rules}
+                "loyalty" in info.get("services", ()), None
+        return None, f"cannot check routing: the catalog did not load ({exc}) and run_info has no intact copy", True, None
+    routes = build_plan(catalog, info.get("prefix") or DEFAULT_PREFIX, bus=bus).routes
+    rules = {r.name: dict(r.pattern) for r in routes}
+    fifo = frozenset(r.name for r in routes if getattr(r, "fifo", False))
     label = f"rules of the catalog {where or '(shipped)'}"
     if recorded_hash is not None and recorded_hash != rundb.rules_hash(rules):
         label += ("; run_info records other rules than these: if the run used another catalog, "
                   "check it with --catalog")
-    return rules, label, "loyalty" in catalog.services
+    return rules, label, "loyalty" in catalog.services, fifo
 
 
 def _orders(db) -> dict[str, tuple[str, float, str | None]]:

@@ -15,7 +15,9 @@ from typing import Any, Mapping
 
 import fastjsonschema
 
-from yafdp.catalog.model import (EVENT_KINDS, EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, TARGET_KINDS, Bus, Catalog, CatalogError, Entrypoint, EventType, Service,
+from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DEDUPLICATION_MODES, EVENT_KINDS,
+                                 EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, QUEUE_TYPES, SUBSCRIBER_TYPES, TARGET_KINDS,
+                                 Bus, Catalog, CatalogError, CustomBusSettings, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
 from yafdp.patterns import PatternError, compile_pattern
 
@@ -106,6 +108,29 @@ _BUS_SHAPE = fastjsonschema.compile({
             "properties": {"name": {"type": "string"}, "retention_days": {"type": "integer", "minimum": 0}},
         },
         "target": {"enum": list(TARGET_KINDS)},
+        "kind": {"enum": list(BUS_KINDS)},
+        "custom_event_bus": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "description": {"type": "string"},
+                # A Custom Event Bus retains events 1 to 365 days (UG "Creating a bus").
+                "retention_days": {"type": "integer", "minimum": 1, "maximum": 365},
+                "event_group": {"type": "string", "pattern": r"^detail(\.[A-Za-z0-9_]+)+$"},
+                "deduplication": {"enum": list(DEDUPLICATION_MODES)},
+                "subscriber_type": {"enum": list(SUBSCRIBER_TYPES)},
+                "queue_type": {"enum": list(QUEUE_TYPES)},
+                "retry_policy": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        # A subscriber's RetryPolicy bounds (M RetryPolicy; UG retry).
+                        "MaxRetryAttempts": {"type": "integer", "minimum": 0, "maximum": 185},
+                        "MaxEventAgeInSeconds": {"type": "integer", "minimum": 60, "maximum": 86400},
+                    },
+                },
+            },
+        },
     },
     "additionalProperties": False,
 })
@@ -158,6 +183,19 @@ _SERVICE_SHAPE = fastjsonschema.compile({
                     "emits": _NAME_LIST,
                     "pattern": {"type": "object"},
                     "target": {"enum": list(TARGET_KINDS)},
+                    # On a Custom Event Bus, what this subscription's subscriber sets apart from the bus's defaults,
+                    # in AWS's member names; the plan checks each value as CreateSubscriber would.
+                    "subscriber": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "Type": {"enum": list(SUBSCRIBER_TYPES)},
+                            "Filters": {"type": "array"},
+                            "RetryPolicy": {"type": "object"},
+                            "Transformer": {"type": "object"},
+                            "InvocationType": {"enum": ["EVENT", "REQUEST_RESPONSE"]},
+                        },
+                    },
                 },
             },
         },
@@ -176,6 +214,21 @@ def _load_bus(file: Path) -> Bus:
         retry_policy=MappingProxyType({**EVENTBRIDGE_DEFAULT_RETRY_POLICY, **doc.get("retry_policy", {})}),
         archive=MappingProxyType(dict(doc["archive"])),
         target=doc.get("target", "queue"),
+        kind=doc.get("kind", "classic"),
+        custom=_custom_settings(doc.get("custom_event_bus", {})),
+    )
+
+
+def _custom_settings(doc: dict) -> CustomBusSettings:
+    """``custom_event_bus`` of ``bus.json`` (already shape-checked); what it leaves out is AWS's default."""
+    defaults = CustomBusSettings()
+    return CustomBusSettings(
+        retention_days=doc.get("retention_days", defaults.retention_days),
+        event_group=tuple(doc["event_group"].split(".")) if "event_group" in doc else defaults.event_group,
+        deduplication=doc.get("deduplication", defaults.deduplication),
+        subscriber_type=doc.get("subscriber_type", defaults.subscriber_type),
+        queue_type=doc.get("queue_type", defaults.queue_type),
+        retry_policy=MappingProxyType({**CUSTOM_BUS_DEFAULT_RETRY_POLICY, **doc.get("retry_policy", {})}),
     )
 
 
@@ -224,7 +277,7 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
         subscriptions.append(Subscription(
             rule=spec["rule"], service=name, handler=spec["handler"], purpose=spec["purpose"],
             path=spec["path"], emits=tuple(spec["emits"]), pattern=MappingProxyType(pattern),
-            target=spec.get("target"),
+            target=spec.get("target"), subscriber=MappingProxyType(spec["subscriber"]) if "subscriber" in spec else None,
         ))
         _check_emits(file, f"{key}.emits", spec["emits"], events)
 
@@ -294,6 +347,7 @@ def _check_cross_references(services: Mapping[str, Service], events: Mapping[str
                             bus: Bus, bus_file: Path) -> None:
     if bus.start_event not in events:
         raise CatalogError(bus_file, "start_event", f"{bus.start_event!r} is not an event of any service")
+    _check_event_group(bus, events, bus_file)
     rules: dict[str, str] = {}
     for service in services.values():
         for i, sub in enumerate(service.subscriptions):
@@ -301,3 +355,22 @@ def _check_cross_references(services: Mapping[str, Service], events: Mapping[str
                 raise CatalogError(service.file, f"subscriptions[{i}].rule",
                                    f"rule {sub.rule!r} is already defined in {rules[sub.rule]}")
             rules[sub.rule] = service.file
+
+
+def _check_event_group(bus: Bus, events: Mapping[str, EventType], bus_file: Path) -> None:
+    """The Custom Event Bus's ``EventGroupId`` path must name a required string of every event's ``detail``:
+    an event without it would be a group of its own, out of order with its saga's other events."""
+    path = bus.custom.event_group
+    for name, event in events.items():
+        schema: Any = event.schema
+        for part in path[1:]:
+            properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+            if part not in properties or part not in schema.get("required", []):
+                raise CatalogError(bus_file, "custom_event_bus.event_group",
+                                   f"{'.'.join(path)!r} is not a required field of event {name!r} (service "
+                                   f"{event.service!r}); every event needs it: it is the event's EventGroupId")
+            schema = properties[part]
+        if not isinstance(schema, Mapping) or schema.get("type") != "string":
+            raise CatalogError(bus_file, "custom_event_bus.event_group",
+                               f"{'.'.join(path)!r} of event {name!r} is not a string; an EventGroupId is 1 to 128 "
+                               "characters (API Reference, PutEventsSystemMetadata)")

@@ -25,6 +25,19 @@ TARGET_KINDS = ("queue", "lambda")
 # retries delivering events", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html).
 EVENTBRIDGE_DEFAULT_RETRY_POLICY = MappingProxyType({"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400})
 EVENT_KINDS = ("happy", "failure", "compensation")
+# The two kinds of EventBridge custom bus: "classic" (rules and targets; AWS now calls it "Custom Event Bus -
+# Classic") and "custom" (the Custom Event Bus: subscribers, ordering per event group, deduplication at publish,
+# retention) (UG "Custom Event Bus", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus.html).
+BUS_KINDS = ("classic", "custom")
+SUBSCRIBER_TYPES = ("FIFO", "UNORDERED")
+DEDUPLICATION_MODES = ("id", "content", "none")
+QUEUE_TYPES = ("fifo", "standard")
+# A Custom Event Bus subscriber's retry policy when none is given: 5 retries or 300 seconds, whichever comes first
+# (UG "Retrying event delivery", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-retry.html);
+# its retention when none is given: 1 day (UG "Creating a bus",
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-create.html).
+CUSTOM_BUS_DEFAULT_RETRY_POLICY = MappingProxyType({"MaxRetryAttempts": 5, "MaxEventAgeInSeconds": 300})
+CUSTOM_BUS_DEFAULT_RETENTION_DAYS = 1
 
 
 class CatalogError(ConfigurationError):
@@ -62,6 +75,9 @@ class Subscription:
     emits: tuple[str, ...]
     pattern: Mapping[str, Any]
     target: str | None = None  # one of TARGET_KINDS, or None: the bus's
+    # On a Custom Event Bus: what this subscription's subscriber sets apart from the bus's defaults (Type, extra
+    # Filters of other scopes, RetryPolicy, Transformer, InvocationType), as AWS names them; None: the defaults.
+    subscriber: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,35 @@ class Service:
 
 
 @dataclass(frozen=True)
+class CustomBusSettings:
+    """How the saga runs on a Custom Event Bus (``bus.json``'s ``custom_event_bus``).
+
+    ``event_group``: the path in the event of its ``EventGroupId`` (``("detail", "order_id")``: every event of an
+    order is one group, so a FIFO subscriber sees an order's events in publish order); ``deduplication``: ``"id"``
+    (each published event's ``DeduplicationId`` names the unit of work and outbox entry that published it, so a
+    producer's retry is ``DEDUPLICATED``), ``"content"`` (``CONTENT_BASED``) or ``"none"``; ``subscriber_type``:
+    every subscriber's ``Type`` unless its subscription says otherwise; ``queue_type``: the service queues'
+    kind (``"fifo"`` keeps a FIFO subscriber's order to the function); ``retry_policy``: every subscriber's
+    ``RetryPolicy`` (AWS's default 5 retries / 300 s unless given); ``retention_days``: the bus's retention."""
+
+    retention_days: int = CUSTOM_BUS_DEFAULT_RETENTION_DAYS
+    event_group: tuple[str, ...] = ("detail", "order_id")
+    deduplication: str = "id"
+    subscriber_type: str = "FIFO"
+    queue_type: str = "fifo"
+    retry_policy: Mapping[str, int] = field(default_factory=lambda: CUSTOM_BUS_DEFAULT_RETRY_POLICY)
+
+    def group_of(self, envelope: Mapping[str, Any]) -> str | None:
+        """The ``EventGroupId`` of an event (its envelope), or None when the path is not there."""
+        node: Any = envelope
+        for part in self.event_group:
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node if isinstance(node, str) else None
+
+
+@dataclass(frozen=True)
 class Bus:
     name: str
     source_prefix: str
@@ -100,6 +145,8 @@ class Bus:
     retry_policy: Mapping[str, int]
     archive: Mapping[str, Any]
     target: str = "queue"  # every rule's target kind (TARGET_KINDS) unless its subscription says otherwise
+    kind: str = "classic"  # which kind of bus a run uses unless it says otherwise (BUS_KINDS)
+    custom: CustomBusSettings = field(default_factory=CustomBusSettings)
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,9 @@ class TargetPlan:
 
 
 @dataclass(frozen=True)
-class RulePlan:
-    """One EventBridge rule: its name on the bus, the catalog subscription it stands for, pattern and target."""
+class Route:
+    """What routes a catalog subscription's events to its service, on either kind of bus: its name on the bus,
+    the subscription it stands for, its pattern (a Custom Event Bus subscriber's ``DATA`` filter) and target."""
 
     name: str
     subscription: str
@@ -76,6 +77,11 @@ class RulePlan:
     pattern: dict
     emits: tuple[str, ...]
     target: TargetPlan
+
+
+@dataclass(frozen=True)
+class RulePlan(Route):
+    """One EventBridge rule of a Classic bus (see :class:`Route`)."""
 
     @property
     def input_template(self) -> str:
@@ -104,6 +110,10 @@ class ServicePlan:
     batch_size: int = 10  # messages per handler call (the event source mapping's BatchSize)
     # AWS refuses a function timeout above the queue's visibility timeout, and advises a sixth of it.
     function_timeout_seconds: int = 5
+    # On a Custom Event Bus: whether the service queue is FIFO, and the role its subscribers deliver with.
+    fifo_queue: bool = False
+    delivery_role: str = ""
+    delivery_policy: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,12 +136,26 @@ class DeploymentPlan:
     # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS). EventBridge needs KMS permissions only
     # for "a queue encrypted with a customer managed key" (EventBridge user guide, "Amazon SQS queue target").
     queue_attributes: dict = field(default_factory=lambda: {"SqsManagedSseEnabled": "true"})
+    # Which kind of bus: "classic" (rules and targets: ``rules``) or "custom" (the Custom Event Bus: ``subscribers``,
+    # see yafdp.plan.custom_bus), with the Custom Event Bus's retention (days), EventGroupId path and deduplication.
+    bus_kind: str = "classic"
+    subscribers: tuple = ()
+    retention_days: int = 0
+    event_group: tuple[str, ...] = ()
+    deduplication: str = "none"
 
-    def rule(self, name: str) -> RulePlan:
-        for rule in self.rules:
+    @property
+    def routes(self) -> tuple:
+        """What routes events to the services, whatever the bus: its rules (Classic) or its subscribers (Custom
+        Event Bus). Each has ``name``, ``subscription``, ``service``, ``pattern``, ``emits`` and ``target``."""
+        return self.subscribers if self.bus_kind == "custom" else self.rules
+
+    def rule(self, name: str):
+        """The rule (or, on a Custom Event Bus, the subscriber) named ``name`` or standing for subscription ``name``."""
+        for rule in self.routes:
             if rule.name == name or rule.subscription == name:
                 return rule
-        raise KeyError(f"no rule {name!r} in the plan")
+        raise KeyError(f"no {'subscriber' if self.bus_kind == 'custom' else 'rule'} {name!r} in the plan")
 
     def service(self, name: str) -> ServicePlan:
         for service in self.services:
@@ -140,7 +164,15 @@ class DeploymentPlan:
         raise KeyError(f"no service {name!r} in the plan")
 
     def bus_arn(self) -> str:
+        """The bus's ARN. A Custom Event Bus's ARN ends in an id EventBridge generates at creation ("a bus ARN
+        cannot be derived from its name", UG "What is a Custom Event Bus"): here ``*`` stands for it, as in a
+        policy's Resource."""
+        if self.bus_kind == "custom":
+            return f"arn:aws:events:{self.region}:{self.account}:event-busv2/{self.bus}/*"
         return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.bus}"
+
+    def role_arn(self, role: str) -> str:
+        return f"arn:aws:iam::{self.account}:role{ROLE_PATH}{role}"
 
     def archive_arn(self) -> str:
         return f"arn:aws:events:{self.region}:{self.account}:archive/{self.archive}"
@@ -151,8 +183,9 @@ class DeploymentPlan:
     def queue_arn(self, queue: str) -> str:
         return f"arn:aws:sqs:{self.region}:{self.account}:{queue}"
 
-    def target_arn(self, rule: "RulePlan") -> str:
-        """What EventBridge delivers ``rule``'s events to: its service's queue, or its function (``kind="lambda"``)."""
+    def target_arn(self, rule) -> str:
+        """What EventBridge delivers a rule's (or subscriber's) events to: its service's queue, or its function
+        (``kind="lambda"``)."""
         if rule.target.kind == "lambda":
             return self.function_arn(rule.service)
         return self.queue_arn(rule.target.queue)
@@ -204,11 +237,21 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
     >>> sorted(kinds)
     ['archive', 'dead-letter queue', 'event bus', 'function', 'queue', 'role', 'rule', 'table', 'target']
     """
-    found = [
-        Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags}),
-        Resource("archive", plan.archive, "", {"EventSourceArn": plan.bus_arn(),
-                                               "RetentionDays": plan.archive_retention_days}),
-    ]
+    if plan.bus_kind == "custom":
+        found = [Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags,
+                                                      "StorageConfiguration": {"RetentionPeriodInDays": plan.retention_days}})]
+    else:
+        found = [
+            Resource("event bus", plan.bus, "", {"Name": plan.bus, "Tags": plan.tags}),
+            Resource("archive", plan.archive, "", {"EventSourceArn": plan.bus_arn(),
+                                                   "RetentionDays": plan.archive_retention_days}),
+        ]
+    for subscriber in plan.subscribers:
+        found.append(Resource("subscriber", subscriber.name, subscriber.service,
+                              {k: v for k, v in subscriber.request(plan, plan.bus_arn()).items() if k != "EventBusArn"}))
+        if subscriber.target.dead_letter_queue:
+            found.append(Resource("dead-letter queue", subscriber.target.dead_letter_queue, subscriber.service,
+                                  {"for": f"subscriber {subscriber.name}"}))
     for rule in plan.rules:
         target = rule.target
         arn = plan.function_arn(rule.service) if target.kind == "lambda" else plan.queue_arn(target.queue)
@@ -232,12 +275,14 @@ def plan_resources(plan: DeploymentPlan) -> list[Resource]:
             Resource("table", service.table, service.name, {}),
             Resource("role", service.role, service.name, {"Policy": service.policy}),
         ]
+        if service.delivery_role:
+            found.append(Resource("role", service.delivery_role, service.name, {"Policy": service.delivery_policy}))
     return found
 
 
 # The longest name AWS allows for each kind of resource a plan names (EventBridge rules 64, SQS queues 80, Lambda
 # functions 64, IAM roles 64, EventBridge archives 48).
-NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48}
+NAME_LIMITS = {"rule": 64, "queue": 80, "function": 64, "role": 64, "archive": 48, "subscriber": 256, "event bus": 256}
 
 
 class PlanError(ConfigurationError):
@@ -247,9 +292,11 @@ class PlanError(ConfigurationError):
 def check_names(plan: DeploymentPlan) -> None:
     """Refuse, as :class:`PlanError`, a plan with a name longer than AWS allows (``yafdp plan`` and ``deploy``)."""
     names = [("archive", plan.archive)] + [("rule", r.name) for r in plan.rules]
-    names += [("queue", r.target.dead_letter_queue) for r in plan.rules if r.target.dead_letter_queue]
+    names += [("subscriber", s.name) for s in plan.subscribers] + [("event bus", plan.bus)]
+    names += [("queue", r.target.dead_letter_queue) for r in plan.routes if r.target.dead_letter_queue]
     for s in plan.services:
         names += [("queue", s.queue), ("queue", s.queue_dead_letter_queue), ("function", s.function), ("role", s.role)]
+        names += [("role", s.delivery_role)] if s.delivery_role else []
     too_long = [f"{kind} {name!r} ({len(name)} > {NAME_LIMITS[kind]})" for kind, name in names if len(name) > NAME_LIMITS[kind]]
     if too_long:
         raise PlanError(f"names longer than AWS allows: {', '.join(too_long)}; choose a shorter prefix than {plan.prefix!r}")

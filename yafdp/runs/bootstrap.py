@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from yafdp.backends.local.bus import LocalBus
+from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
@@ -25,9 +26,12 @@ from yafdp.runtime.interfaces import Bus, TimingModel
 from yafdp.runs.options import RunOptions
 
 
-def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0) -> TimingModel:
+def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0,
+               bus_kind: str = "classic") -> TimingModel:
     """The timing a run uses: measured wall-clock for ``"none"``, else the simulated AWS time of a latency
-    profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``.
+    profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``, and the
+    model of the run's kind of bus (:mod:`yafdp.simulation.buses`): EventBridge's Classic bus and its account
+    quotas, or, for a Custom Event Bus run, no quota model yet.
 
     Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load.
 
@@ -38,10 +42,12 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """
     if latency_model in (None, "", "none"):
         return MeasuredTiming()
+    from yafdp.simulation.buses import UnlimitedBus
     from yafdp.simulation.timing import SimulatedTiming
 
     profile, quotas = profile_and_quotas(latency_model, quota_scale)
-    return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation)
+    bus = UnlimitedBus(profile.hops["eventbridge_delivery"]) if bus_kind == "custom" and invocation == "queue" else None
+    return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation, bus=bus)
 
 
 def profile_and_quotas(latency_model: str, quota_scale: float = 1.0):
@@ -69,12 +75,13 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
     """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
     "orchestration"``, the local Step Functions runner) over ``db``."""
     orchestrated = options.style == "orchestration"
+    plan = build_plan(catalog, bus=None if orchestrated else options.bus)
     timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
-                                  invocation="direct" if orchestrated else "queue")
-    plan = build_plan(catalog)
+                                  invocation="direct" if orchestrated else "queue", bus_kind=plan.bus_kind)
     if orchestrated:
         return LocalStepFunctions(catalog, plan, world, db, seed=options.seed, timing=timing, workflow=options.workflow)
-    return LocalBus(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
+    bus_type = LocalCustomBus if plan.bus_kind == "custom" else LocalBus
+    return bus_type(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
                     durable=options.store == "file", timing=timing,
                     commit_every=200 if options.store == "file" else 5000)
 
@@ -145,17 +152,23 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
 
 
-def refuse_unsupported(options: RunOptions) -> TimingModel | None:
+def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> TimingModel | None:
     """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
-    (its latency profile loaded), None for a deployed one.
+    (its latency profile loaded, for a bus of ``bus_kind``), None for a deployed one.
 
     Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
     """
     if options.backend not in BACKENDS:
         raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
+    if options.bus == "custom" and options.style == "orchestration":
+        raise RefusedError("--bus chooses the bus the choreography's events travel on; the orchestration (--style "
+                           "orchestration) has no bus: leave --bus out")
+    if options.bus == "custom" and options.store == "file":
+        raise RefusedError("a Custom Event Bus run keeps its bus in memory and cannot be resumed: --store file is for "
+                           "the classic bus (leave --store out, or use --bus classic)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
-                          invocation="direct" if options.style == "orchestration" else "queue")
+                          invocation="direct" if options.style == "orchestration" else "queue", bus_kind=bus_kind)
     from yafdp.backends.aws.deployment import SETTINGS
 
     settings = SETTINGS[options.backend]

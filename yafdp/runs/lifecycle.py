@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 import tempfile
 import time
 from contextlib import contextmanager
@@ -73,8 +74,11 @@ def start_saga(options: RunOptions) -> Bus:
     """
     catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
     check_handlers(catalog)
+    if options.bus is None and options.style == "choreography":  # the catalog's kind of bus, recorded as the run's
+        options = replace(options, bus=catalog.bus.kind)
+    build_plan(catalog, bus=options.bus)  # what the bus would refuse (a subscriber's settings), before the folder
     world = load_marketplace(options.catalog_dir)
-    timing = refuse_unsupported(options)
+    timing = refuse_unsupported(options, bus_kind=options.bus or catalog.bus.kind)
     requests = workload(world, orders=options.orders, seed=options.seed, rates=options.rates,
                         arrival_rate=options.arrival_rate, orders_file=options.orders_file)
     first = next(requests, None)  # a generated workload's checks run on its first order
@@ -90,7 +94,8 @@ def start_saga(options: RunOptions) -> Bus:
                     "sources": {s.source: s.name for s in catalog.services.values()}}
             stored = _chain(first, requests)
             if options.store == "file":
-                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog).rules}, stored)
+                db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog, bus=options.bus).routes},
+                                     stored)
             else:
                 db = rundb.connect(None)
                 _store_start(db, info, None, stored)
@@ -99,7 +104,7 @@ def start_saga(options: RunOptions) -> Bus:
                           f"yet; `yafdp resume --out {out}` runs it"):
             bus = open_bus(options, catalog, world, db, timing=timing)
             if options.store != "file":  # the file store has them from the start; a deployment's are prefixed
-                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.rules})
+                _record_rules(db, {r.name: dict(r.pattern) for r in bus.plan.routes})
             bus.commit()  # what the run is, durably, before the first order: a stopped run can always be resumed
             _schedule_requests(bus)
     except BaseException:
@@ -144,7 +149,8 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
                              exclude_services=tuple(info.get("exclude_services", ())),
                              orders_file=info.get("orders_file"),
-                             latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0))
+                             latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0),
+                             bus=info.get("bus"))
         catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
         check_handlers(catalog)
         world = load_marketplace(options.catalog_dir)
@@ -211,7 +217,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     info = rundb.get_info(db)
     wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
     summary = summarize(db)
-    summary.update(options.describe(), wall_seconds=wall,
+    described = {**options.describe(), "bus": options.bus or info.get("bus")}  # the kind start_saga resolved
+    summary.update(described, wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
                    sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts

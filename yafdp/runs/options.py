@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from yafdp.catalog import Catalog
+from yafdp.catalog.model import BUS_KINDS
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
 from yafdp.runs.workload import OutcomeRates
@@ -45,6 +46,9 @@ class RunOptions:
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express
     quota_scale: float = 1.0  # the simulated account's quotas multiplied by this (to reach them with fewer orders)
+    # Which kind of EventBridge bus: "classic" (rules and targets) or "custom" (the Custom Event Bus); None: the
+    # catalog's (bus.json's "kind").
+    bus: str | None = None
     concurrency: int = 4  # moto: pollers per service queue, each running the handlers in a thread of its own
     point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
     # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
@@ -58,6 +62,8 @@ class RunOptions:
             raise RefusedError(f"store must be one of {STORES}, got {self.store!r}")
         if self.style not in STYLES:
             raise RefusedError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.bus is not None and self.bus not in BUS_KINDS:
+            raise RefusedError(f"bus must be one of {BUS_KINDS}, got {self.bus!r}")
         if self.workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be one of {WORKFLOWS}, got {self.workflow!r}")
         if self.workflow != "standard" and self.style != "orchestration":
@@ -80,7 +86,7 @@ class RunOptions:
             "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
             "rates": asdict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
-            "concurrency": self.concurrency, "style": self.style, "workflow": self.workflow if self.style == "orchestration" else None,
+            "concurrency": self.concurrency, "style": self.style, "bus": self.bus, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,
             "catalog_in_memory": self.catalog is not None,
             "exclude_services": list(self.exclude_services),

@@ -36,6 +36,10 @@ class Faults:
     handler_failure_rate: the handler crashes after doing its work, before committing, on the first
         attempt only (a transient fault: the retry succeeds).
     poison_rate: the handler crashes on every attempt (a poison event: it ends in the dead-letter queue).
+    publish_retry_rate: per unit of work that publishes, the producer does not hear PutEvents' answer (a
+        timeout after the bus accepted the entries) and sends the same entries again. On the Classic bus that
+        publishes every event a second time, under new ids; on a Custom Event Bus with deduplication the copies
+        are answered ``DEDUPLICATED`` and nothing is stored twice.
     """
 
     duplicate_rate: float = 0.0
@@ -43,6 +47,7 @@ class Faults:
     delay_rate: float = 0.0
     handler_failure_rate: float = 0.0
     poison_rate: float = 0.0
+    publish_retry_rate: float = 0.0
     max_delay_seconds: float = 5.0
 
     def __post_init__(self):
@@ -109,6 +114,19 @@ def decide(faults: Faults, seed: int, event_id: str, rule: str) -> FaultDecision
     duplicate = bool(faults.duplicate_rate) and rng.random() < faults.duplicate_rate
     copy_late = rng.uniform(0, faults.max_delay_seconds) if duplicate else 0.0
     return FaultDecision(fault, late, duplicate, copy_late)
+
+
+def retries_publish(faults: Faults, seed: int, published_by: str) -> bool:
+    """Whether the producer of the unit of work ``published_by`` (``rule#event_id``) sends its PutEvents twice
+    (:attr:`Faults.publish_retry_rate`): a pure function of the three, the same on every backend and attempt.
+
+    Examples
+    --------
+    >>> retries_publish(Faults(publish_retry_rate=1.0), 7, "r#e"), retries_publish(Faults(), 7, "r#e")
+    (True, False)
+    """
+    rate = faults.publish_retry_rate
+    return bool(rate) and random.Random(f"{seed}:{published_by}:publish-retry").random() < rate
 
 
 class InjectedFault(RuntimeError):

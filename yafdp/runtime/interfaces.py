@@ -28,6 +28,7 @@ class BusStats:
     dead_lettered: int = 0
     refused: int = 0
     dropped: int = 0  # given up on with no dead-letter queue to take them (recorded in dead_letters as 'dropped')
+    duplicates_published: int = 0  # PutEvents entries a Custom Event Bus answered DEDUPLICATED (stored nothing)
 
     @property
     def deliveries(self) -> int:

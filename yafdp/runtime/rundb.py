@@ -31,7 +31,14 @@ CREATE TABLE IF NOT EXISTS events (
     replay_name TEXT,
     -- Which unit of work published it (rule#event of a delivery, or an API call's outbox): an outbox that
     -- was published again after a crash announces the same facts again, under the same key.
-    published_by TEXT
+    published_by TEXT,
+    -- On a Custom Event Bus (run_info.bus = 'custom'), NULL on the Classic bus: the event's SystemMetadata
+    -- (EventGroupId, DeduplicationId, aws:SequenceNumber) and when the bus ingested it (epoch seconds on the
+    -- bus's clock, which the 5-minute deduplication window counts on).
+    event_group_id TEXT,
+    deduplication_id TEXT,
+    sequence_number TEXT,
+    ingested_at REAL
 );
 CREATE INDEX IF NOT EXISTS events_by_order ON events (order_id);
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -43,7 +50,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     finished_at REAL NOT NULL,
     -- An OR chain, not IN (...): SQLite evaluates this CHECK on every insert, and IN costs twice as much there.
     outcome TEXT NOT NULL CHECK (outcome = 'ok' OR outcome = 'failed' OR outcome = 'duplicate' OR outcome = 'dead_lettered'),
-    error TEXT
+    error TEXT,
+    -- On a Custom Event Bus: aws:DeliveryType, LIVE or REPLAY (read from the bus's retained history); `rule` is
+    -- then the subscriber that delivered it. NULL on the Classic bus.
+    delivery_type TEXT
 );
 -- A delivery that ended 'ok' is the record that it was processed (the idempotency key of rule and event).
 CREATE UNIQUE INDEX IF NOT EXISTS processed ON deliveries (event_id, rule) WHERE outcome = 'ok';
@@ -71,9 +81,22 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     redriven_at REAL,
     -- 'rule': EventBridge could not deliver to the target (the rule's DLQ, with EventBridge's attributes);
     -- 'queue': the function failed maxReceiveCount receives (the service queue's DLQ, with SQS's attributes);
+    -- 'subscriber': a Custom Event Bus subscriber gave up on it (its on-failure queue holds a record that points
+    -- to the event, in `body`; `rule` and `rule_arn` are the subscriber's);
     -- 'dropped': no DLQ was there to take it (EventBridge without a DLQ, or Lambda's asynchronous retries).
-    kind TEXT NOT NULL DEFAULT 'rule' CHECK (kind IN ('rule', 'queue', 'dropped')),
-    attributes TEXT NOT NULL DEFAULT '{}'  -- JSON: the message attributes that kind of DLQ really carries
+    kind TEXT NOT NULL DEFAULT 'rule' CHECK (kind IN ('rule', 'queue', 'subscriber', 'dropped')),
+    attributes TEXT NOT NULL DEFAULT '{}',  -- JSON: the message attributes that kind of DLQ really carries
+    body TEXT  -- the dead-letter message's body when it is not the event itself (a Custom Event Bus record)
+);
+-- On a Custom Event Bus: every entry PutEvents answered DEDUPLICATED (a copy, published again within 5 minutes,
+-- of the event `event_id` that it repeats; nothing was stored or delivered for it).
+CREATE TABLE IF NOT EXISTS deduplicated (
+    published_at REAL NOT NULL,
+    ingested_at REAL NOT NULL,
+    event_id TEXT NOT NULL,
+    deduplication_id TEXT,
+    event_group_id TEXT,
+    published_by TEXT
 );
 CREATE TABLE IF NOT EXISTS refusals (
     order_id TEXT,
@@ -244,6 +267,16 @@ INSERT_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, del
 INSERT_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code, error_message,"
                       " exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at, kind, attributes)"
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_CUSTOM_EVENT = ("INSERT INTO events (event_id, order_id, detail_type, source, published_at, detail, time,"
+                       " replay_name, published_by, event_group_id, deduplication_id, sequence_number, ingested_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_CUSTOM_DELIVERY = ("INSERT INTO deliveries (event_id, rule, target, attempt, delivered_at, finished_at, outcome,"
+                          " error, delivery_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_CUSTOM_DEAD_LETTER = ("INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, error_code,"
+                             " error_message, exhausted_retry_condition, retry_attempts, dead_lettered_at, redriven_at,"
+                             " kind, attributes, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_DEDUPLICATED = ("INSERT INTO deduplicated (published_at, ingested_at, event_id, deduplication_id, event_group_id,"
+                       " published_by) VALUES (?, ?, ?, ?, ?, ?)")
 INSERT_STATE = "INSERT INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 UPSERT_STATE = "INSERT OR REPLACE INTO state (service, kind, key, item) VALUES (?, ?, ?, ?)"
 INSERT_REFUSAL = "INSERT INTO refusals (order_id, field, problem, refused_at, request) VALUES (?, ?, ?, ?, ?)"

@@ -5,9 +5,11 @@ gives up on it.
 :class:`EventBusModel` is the seam: :class:`~yafdp.simulation.timing.SimulatedTiming` (and through it both the
 full simulation and the replay, :mod:`yafdp.simulation.replay`) asks a bus model these questions and acts on
 the answers, so a kind of bus with other limits is one more class here. :class:`ClassicEventBus` is the bus
-this project deploys: "Custom Event Bus - Classic", the EventBridge bus that routes with rules and targets.
-A bus whose limits are per event group (the new Custom Event Bus: a limit per group, FIFO per group, its own
-retry defaults) gets each call's ``group`` and ``size`` for that.
+this project deploys by default: "Custom Event Bus - Classic", the EventBridge bus that routes with rules and
+targets. A bus whose limits are per event group (the new Custom Event Bus: a limit per group, FIFO per group, its
+own retry defaults) gets each call's ``group`` and ``size`` for that; until it has its model, a run on it takes
+:class:`UnlimitedBus`. :func:`yafdp.runs.bootstrap.timing_for` chooses the model by the run's kind of bus, and
+:func:`yafdp.simulation.replay.replay` takes one through ``bus``.
 
 Every answer is a time in virtual seconds, or None when the bus refuses: the caller then does what AWS
 does with a refusal (the producer's delivery fails and its queue delivers it again; the event goes to the
@@ -119,3 +121,28 @@ class ClassicEventBus:
             "invocations_throttle_delay_s": round(invocations.delay, 3),
             "invocations_expired": self.invocations_expired,
         }
+
+
+class UnlimitedBus:
+    """A bus model with no quota: every PutEvents call is accepted and every target invoked at once; only the
+    bus's ``delivery`` latency applies.
+
+    It stands in for a kind of bus whose own model is not written yet: a run on the Custom Event Bus takes it, so
+    that none of the Classic bus's account quotas (which that bus does not have) bind there. The Custom Event
+    Bus's own limits (per event group and per bus, FIFO per group) belong in a class of their own here.
+    """
+
+    name = "no quota model (the bus's own limits are not modelled yet)"
+
+    def __init__(self, delivery: Distribution):
+        self.delivery = delivery
+
+    def put_events(self, at: float, entries: int, group: object = None, size: int = 0) -> float:
+        return at
+
+    def invoke(self, at: float, retry_policy, group: object = None) -> float:
+        return at
+
+    def report(self) -> dict:
+        return {"put_events_throttled": 0, "put_events_throttle_delay_s": 0.0, "put_events_refused": 0,
+                "invocations_throttled": 0, "invocations_throttle_delay_s": 0.0, "invocations_expired": 0}

@@ -107,11 +107,14 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, source: st
     """The causal graph of every order of a finished choreography run in ``db`` (a ``run.db``), by the plan it
     applied (its rules' names as the run recorded them).
 
-    Raises :class:`~yafdp.errors.RefusedError` for an orchestrated run, for a run with injected infrastructure
-    faults (duplicates, delays, crashes, poison messages: their timing would be lost, not replayed) and for a
-    delivery of a rule the plan does not have.
+    Raises :class:`~yafdp.errors.RefusedError` for a run on a Custom Event Bus, an orchestrated run, a run with
+    injected infrastructure faults (duplicates, delays, crashes, poison messages: their timing would be lost, not
+    replayed) and for a delivery of a rule the plan does not have.
     """
     info = rundb.get_info(db)
+    if getattr(plan, "bus_kind", "classic") != "classic" or info.get("bus", "classic") not in (None, "classic"):
+        raise RefusedError(f"{source or 'the run'} ran on a Custom Event Bus; the replay takes runs on the Classic bus "
+                           "(rules and targets) until that bus's timing has a model of its own")
     if info.get("style", "choreography") != "choreography":
         raise RefusedError(f"{source or 'the run'} is an orchestrated run; its graphs are recorded as it runs "
                            "(yafdp.runs.replaying.record)")

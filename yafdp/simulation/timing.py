@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable
 
 from yafdp.errors import RefusedError
-from yafdp.simulation.buses import ClassicEventBus, EventBusModel
+from yafdp.simulation.buses import ClassicEventBus, EventBusModel, UnlimitedBus
 from yafdp.simulation.profiles import Distribution, LatencyProfile
 from yafdp.simulation.quotas import Quotas, TokenBucket, load_quotas
 
@@ -251,9 +251,7 @@ class SimulatedTiming:
     def report(self) -> dict:
         """What the model did: cold and warm starts, waits for an environment, peak concurrency, and what the
         bus throttled, refused and gave up on."""
-        bus = self.bus.report() if self.bus is not None else {
-            "put_events_throttled": 0, "put_events_throttle_delay_s": 0.0, "put_events_refused": 0,
-            "invocations_throttled": 0, "invocations_throttle_delay_s": 0.0, "invocations_expired": 0}
+        bus = (self.bus or UnlimitedBus(self._delivery)).report()
         return {
             "latency_model": self.name,
             "invocation": self.invocation,

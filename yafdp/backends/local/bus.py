@@ -40,9 +40,10 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import PublishError, make_envelope
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure
+from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, DeliveryError, check_outbox, prepare_put_events
+from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, DeliveryError, check_outbox,
+                                     prepare_put_events)
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
@@ -114,6 +115,7 @@ class LocalBus(InProcessDriving):
                                        forward=self._unreachable[r.name] is None and target_faults is None)
                         for r in plan.rules}
         self._faulty = faults.any
+        self._retries_publish = faults.publish_retry_rate > 0
         self._ruleset = RuleSet()
         for rule in plan.rules:
             self._ruleset.add(rule.name, rule.pattern)
@@ -349,7 +351,16 @@ class LocalBus(InProcessDriving):
             services.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         if prepared:
-            services.record(prepared, published_vt, on_event=self._route, published_by=f"{route.name}#{event_id}")
+            published_by = f"{route.name}#{event_id}"
+            services.record(prepared, published_vt, on_event=self._route, published_by=published_by)
+            if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
+                # the producer did not hear the answer and sends the same entries again: new events, same facts
+                try:
+                    again = services.admitted(prepared, published_vt + PUBLISH_BACKOFF_SECONDS)
+                except DeliveryError:  # throttled past its retries, the copy is not published (the first was)
+                    again = None
+                if again is not None:
+                    services.record(prepared, again, on_event=self._route, published_by=published_by)
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 

@@ -75,6 +75,7 @@ class RunWriter:
         self.events: dict[str, tuple] = {}
         self.deliveries: list[tuple] = []
         self.dead_letters: list[tuple] = []
+        self.rows: dict[str, list[tuple]] = {}  # other statements' rows (a Custom Event Bus's), by statement
         self.pending_new: dict[int, list] = {}
         self.pending_changed: dict[int, tuple] = {}
         self.pending_done: set[int] = set()
@@ -117,6 +118,13 @@ class RunWriter:
         return self.db.execute("SELECT source, detail_type, detail, published_at FROM events WHERE event_id = ?",
                                (event_id,)).fetchone()
 
+    def add(self, statement: str, row: tuple) -> None:
+        """Buffer a row for ``statement`` (an INSERT of :mod:`yafdp.runtime.rundb`), written at the next flush."""
+        rows = self.rows.get(statement)
+        if rows is None:
+            rows = self.rows[statement] = []
+        rows.append(row)
+
     def add_pending(self, event_id: str, rule: str, attempt: int, due: float, published: float, fault: str) -> int:
         self.next_pending += 1
         if self.durable:
@@ -155,6 +163,10 @@ class RunWriter:
         if self.dead_letters:
             db.executemany(INSERT_DEAD_LETTER, self.dead_letters)
             self.dead_letters.clear()
+        for statement, rows in self.rows.items():
+            if rows:
+                db.executemany(statement, rows)
+                rows.clear()
         if self.pending_new:
             db.executemany(INSERT_PENDING, [(i, *row) for i, row in self.pending_new.items()])
             self.pending_new.clear()

@@ -1,0 +1,75 @@
+"""The saga's plan on a Custom Event Bus: one subscriber per catalog subscription, each with one target, its
+filters, ordering, retry policy and on-failure queue, and a delivery role per service.
+
+What changes from the Classic plan (UG "Migrating from Custom Event Bus - Classic",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-migrate.html): "a rule and one of its
+targets" becomes "one subscriber"; the rule's pattern becomes a ``DATA`` filter; the target's DLQ becomes the
+subscriber's ``OnFailureConfiguration``; the queue's resource policy is replaced by the subscriber's delivery
+role, which "must be in the subscriber's own account and trust events.amazonaws.com; needs the target's action and
+sqs:SendMessage on the DLQ" (UG "Subscribers",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-subscribers.html). A ``FIFO`` subscriber
+sends to its service's SQS FIFO queue with ``MessageGroupId`` = the event group and ``MessageDeduplicationId`` =
+``aws:EventId``, as the user guide's example does, so the order holds to the function (UG "Amazon SQS target",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sqs.html; UG transform); a
+function target is invoked ``REQUEST_RESPONSE``, "use for ordered processing" (UG "Ordering",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from yafdp.plan.model import Route
+
+# The trust of a delivery role: EventBridge may assume it for this account's subscribers only.
+def delivery_trust_policy(account: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}
+
+
+@dataclass(frozen=True)
+class SubscriberPlan(Route):
+    """One subscriber of the Custom Event Bus (see :class:`~yafdp.plan.model.Route`): its filters (``DATA`` =
+    the subscription's pattern, plus any other scope the subscription adds), ``type`` (``FIFO``/``UNORDERED``),
+    target (the service's queue, or its function), on-failure queue (``target.dead_letter_queue``), retry
+    policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role."""
+
+    type: str
+    role: str
+    filters: tuple[dict, ...] = ()
+    transformer: dict = field(default_factory=lambda: {"Type": "RAW"})
+    invocation_type: str | None = None
+    batch_size: int = 10
+
+    @property
+    def fifo(self) -> bool:
+        return self.type == "FIFO"
+
+    def filter_configuration(self) -> dict:
+        """``FilterConfiguration`` as ``CreateSubscriber`` takes it: one filter per scope, patterns as JSON text."""
+        filters = [{"Scope": "DATA", "Pattern": json.dumps(self.pattern, separators=(",", ":"))}]
+        filters += [dict(f) for f in self.filters]
+        return {"Filters": filters, "Language": "EVENT_BRIDGE_PATTERN"}
+
+    def request(self, plan, bus_arn: str) -> dict:
+        """The ``CreateSubscriber`` request for this subscriber on the bus ``bus_arn`` (the plan's ARNs)."""
+        invoke: dict = {"TargetArn": plan.target_arn(self), "RoleArn": plan.role_arn(self.role)}
+        if self.target.kind == "lambda":
+            invoke["LambdaParameters"] = {"InvocationType": self.invocation_type or "REQUEST_RESPONSE"}
+        else:
+            sqs = {"MessageAttributes": {"subscriber": {"DataType": "String", "StringValue": self.name}}}
+            if self.target.queue.endswith(".fifo"):
+                sqs["MessageGroupId"] = "{% $events.SystemMetadata.EventGroupId %}"
+                sqs["MessageDeduplicationId"] = '{% $events.SystemMetadata."aws:EventId" %}'
+            invoke["SqsParameters"] = sqs
+        request = {"Name": self.name, "EventBusArn": bus_arn, "Type": self.type, "InvokeConfiguration": invoke,
+                   "FilterConfiguration": self.filter_configuration(), "Transformer": dict(self.transformer),
+                   "RetryPolicy": {"MaxRetryAttempts": self.target.retry_policy.maximum_retry_attempts,
+                                   "MaxEventAgeInSeconds": self.target.retry_policy.maximum_event_age_seconds,
+                                   "RetryStrategy": "ALL"},
+                   "BatchConfiguration": {"MaxBatchSize": self.batch_size, "MaxBatchWindowInSeconds": 0}}
+        if self.target.dead_letter_queue:
+            request["OnFailureConfiguration"] = {"Arn": plan.queue_arn(self.target.dead_letter_queue)}
+        return request
