@@ -339,7 +339,7 @@ class LocalBus(InProcessDriving):
             if prepared:
                 if services.entry_faults is not None:
                     end += services.publish_retrying(prepared)  # the producer's retries of refused entries
-                published_vt = services.admitted(prepared, end)  # a simulated account may throttle it
+                accepted_vt = services.admitted(prepared, end)  # a simulated account may throttle it
         except DeliveryError as exc:
             self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
             return
@@ -352,15 +352,15 @@ class LocalBus(InProcessDriving):
         self.writer.processed.add((route.name, event_id))
         if prepared:
             published_by = f"{route.name}#{event_id}"
-            services.record(prepared, published_vt, on_event=self._route, published_by=published_by)
+            services.record(prepared, accepted_vt, on_event=self._route, published_by=published_by)
             if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
                 # the producer did not hear the answer and sends the same entries again: new events, same facts
                 try:
-                    again = services.admitted(prepared, published_vt + PUBLISH_BACKOFF_SECONDS)
+                    copy_vt = services.admitted(prepared, accepted_vt + PUBLISH_BACKOFF_SECONDS)
                 except DeliveryError:  # throttled past its retries, the copy is not published (the first was)
-                    again = None
-                if again is not None:
-                    services.record(prepared, again, on_event=self._route, published_by=published_by)
+                    copy_vt = None
+                if copy_vt is not None:
+                    services.record(prepared, copy_vt, on_event=self._route, published_by=published_by)
         self.stats.delivered += 1
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
