@@ -580,8 +580,9 @@ def run_replay(args) -> int:
         return 0
     outcomes = ", ".join(f"{n:,} {status}" for status, n in recording.outcomes().items())
     arrivals = (f"at {args.arrival_rate:g} orders/s" if args.arrival_rate is not None else "at the run's own times")
+    left_out = f"; {recording.left_out:,} requests the run refused or did not finish are not" if recording.left_out else ""
     print(f"recorded: {len(recording.orders):,} orders of {recording.source} ({outcomes}), {len(recording.graphs)} "
-          f"distinct sagas")
+          f"distinct sagas{left_out}")
     print(f"replayed {result.orders:,} orders {arrivals}, latency model {args.latency_model!r}, quotas "
           f"x{args.quota_scale:g}, without running a handler ({result.wall_seconds:.2f} s of wall time, "
           f"{result.simulation['virtual_seconds']:,.3f} simulated seconds)")

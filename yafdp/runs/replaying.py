@@ -46,8 +46,8 @@ def record(options: RunOptions) -> Recording:
 
 def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
     """Run ``options`` as they are, on the local backend, and record each order's causal graph as it runs: the
-    run's summary and the :class:`~yafdp.simulation.recording.Recording`. Orders whose saga the run did not finish
-    (cut short where it crossed a quota) are left out of the recording (``left_out``).
+    run's summary and the :class:`~yafdp.simulation.recording.Recording`. Orders the run refused or whose saga it
+    did not finish (cut short where it crossed a quota) are left out of the recording (``left_out``).
 
     Raises :class:`~yafdp.errors.RefusedError` for another backend (the graphs are the local runner's), and what
     :func:`record` raises.
@@ -70,7 +70,9 @@ def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
         due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
         orders = {order_id: (due.get(order_id, 0.0), status)
                   for order_id, status in db.execute("SELECT order_id, status FROM orders")}
-    return summary, seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out))
+        requested = db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
+    return summary, seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out),
+                                               requested=requested)
 
 
 def recording_of(out: str | Path) -> Recording:

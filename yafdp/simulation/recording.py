@@ -67,8 +67,9 @@ class Recording:
     """The causal graphs of a run's orders, for :func:`yafdp.simulation.replay.replay`.
 
     ``style`` and ``workflow`` say what ran; ``plan`` is the deployment plan the run applied (rules, targets, retry
-    policies, queues); ``left_out`` counts the orders whose saga the run did not finish (a delivery that never
-    succeeded), which are not recorded; ``source`` names where the graphs come from.
+    policies, queues); ``left_out`` counts the requests of the run's workload that are not recorded: refused (an
+    order never placed has no saga) or placed but not finished (a delivery that never succeeded); ``source``
+    names where the graphs come from.
     """
 
     style: str
@@ -172,7 +173,9 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, source: st
         graph = intern(OrderGraph(tuple(top), tuple(nodes), len(roots)))
         recorded.append(RecordedOrder(order_id, due.get(order_id, 0.0), graph, statuses[order_id]))
     recorded.sort(key=lambda order: order.due)
-    return Recording("choreography", plan, intern.graphs, recorded, left_out=left_out, source=source)
+    requested = db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
+    return Recording("choreography", plan, intern.graphs, recorded, left_out=max(left_out, requested - len(recorded)),
+                     source=source)
 
 
 class ExecutionRecorder:
@@ -219,9 +222,10 @@ class ExecutionRecorder:
         return self._step(self._steps[branches[0]][0], JOIN, parents=tuple(branches))
 
     def recording(self, plan: DeploymentPlan, workflow: str, orders: dict[str, tuple[float, str]],
-                  source: str = "") -> Recording:
+                  source: str = "", requested: int = 0) -> Recording:
         """The graphs of the executions of ``orders`` (order id -> (when its request arrived, its final
-        status)); an execution of an order not in ``orders`` is left out."""
+        status)); an execution of an order not in ``orders`` is left out, and so are the ``requested`` requests'
+        that have none."""
         members: dict[int, list[int]] = {}
         for step, entry in enumerate(self._steps):
             members.setdefault(entry[0], []).append(step)
@@ -242,5 +246,6 @@ class ExecutionRecorder:
             due, status = orders[order_id]
             recorded.append(RecordedOrder(order_id, due, graph, status))
         recorded.sort(key=lambda order: order.due)
+        left_out = max(left_out, requested - len(recorded))
         return Recording("orchestration", plan, intern.graphs, recorded, workflow=workflow, left_out=left_out,
                          source=source)
