@@ -28,10 +28,11 @@ and an order so cut short never reaches its saga's end: :class:`ReplayResult` co
 
 **What differs from the full simulation**, by construction: latencies are drawn from other random numbers
 (blocks at once, :meth:`~yafdp.simulation.profiles.Distribution.samples`), so the two agree in distribution, not
-order by order; a delivery's PutEvents call is made when its environment is reserved (at its end time), where
-the full simulation makes it when the handler starts, so throttled calls may take their turns in another order;
-a Task that failed in the recorded run is replayed as one that succeeded (the saga's handlers report business
-failures as events, not errors, so a run without faults has none).
+order by order (``tests/integration/test_replay.py`` says how closely, and why that is close enough); orders
+past the recorded ones repeat them in turn; a Task that failed in the recorded run is replayed as one that
+succeeded (the saga's handlers report business failures as events, not errors, so a run without faults has
+none). Otherwise the replay takes the full simulation's steps in the same order: a delivery asks for an
+environment when it reaches its queue, and one that must wait publishes when it has run, on the same clock.
 """
 
 from __future__ import annotations
