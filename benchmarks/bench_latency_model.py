@@ -16,11 +16,12 @@ recorded once, then as many orders as the minute places, each the next recorded 
 :mod:`yafdp.simulation.replay`). Its targets: the replay's minute, recording included, in under 10 s of wall
 time; the replay's simulated deliveries per second at least 10 times the full saga's measured deliveries per
 second (printed against the saga on measured time, the stricter peer, and against the full simulation). It also
-prints how closely the replay's latency and counts agree with the full simulation's for the same minute.
-``--simulated-seconds`` shortens the minute for a quick look.
+prints how closely the replay's latency and counts agree with the full simulation's for the same minute, and the
+replay's own spread over ``--seeds`` seeds (the extra ones are not timed). ``--simulated-seconds`` shortens the
+minute for a quick look.
 
     python benchmarks/bench_latency_model.py [--orders 100000] [--arrival-rate 200] [--no-baseline]
-    python benchmarks/bench_latency_model.py --real-quotas [--simulated-seconds 60] [--sample 1000]
+    python benchmarks/bench_latency_model.py --real-quotas [--simulated-seconds 60] [--sample 3000] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import json, resource, sys, time
 from pathlib import Path
 from yafdp.runs import RunOptions
 from yafdp.runs.replaying import record, replay_recording
-sample, rate, orders, out = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+sample, rate, orders, seeds, out = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 started, cpu = time.perf_counter(), time.process_time()
 recording = record(RunOptions(orders=sample, seed=1, out=Path(out)))
 recorded, recorded_cpu = time.perf_counter(), time.process_time()
@@ -70,7 +71,11 @@ print(json.dumps({"seconds": ended - started, "record_seconds": recorded - start
                   "orders": {"requested": result.orders, "placed": result.placed, "refused": result.refused,
                              "not_terminal": result.not_finished},
                   "simulation": {**result.simulation, "saga_ms": result.saga_ms},
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "other_seeds": [(lambda r: {"p50": r.saga_ms["p50"], "p99": r.saga_ms["p99"], "refused": r.refused,
+                                              "failed": r.deliveries["failed"]})(
+                                      replay_recording(recording, arrival_rate=rate, orders=orders, seed=seed))
+                                  for seed in range(2, seeds + 1)]}))
 """
 
 SIMULATION_TARGET_SECONDS = 60.0  # 100,000 orders at 200/s: "well under a minute" on 2 cores (issue 15)
@@ -99,11 +104,13 @@ def main() -> int:
     parser.add_argument("--real-quotas", action="store_true",
                         help="issue 25's case: 2,500 orders/s for a minute at quota_scale 1.0, in full and replayed")
     parser.add_argument("--simulated-seconds", type=float, default=60.0, help="with --real-quotas: how long orders arrive")
-    parser.add_argument("--sample", type=int, default=1_000, help="with --real-quotas: orders recorded for the replay")
+    parser.add_argument("--sample", type=int, default=3_000, help="with --real-quotas: orders recorded for the replay")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="with --real-quotas: replay with seeds 1 to N, the first timed, to show its own spread")
     parser.add_argument("--no-baseline", action="store_true", help=f"skip the peer at {BASELINE_REV} (the code before)")
     args = parser.parse_args()
     if args.real_quotas:
-        return real_quotas(args.simulated_seconds, args.sample)
+        return real_quotas(args.simulated_seconds, args.sample, args.seeds)
     return simulation(args.orders, args.arrival_rate, None if args.no_baseline else checkout(BASELINE_REV))
 
 
@@ -144,7 +151,7 @@ def simulation(orders: int, rate: float, baseline: Path | None) -> int:
     return 0 if met else 1
 
 
-def real_quotas(simulated_seconds: float, sample: int, rate: float = 2_500.0) -> int:
+def real_quotas(simulated_seconds: float, sample: int, seeds: int, rate: float = 2_500.0) -> int:
     """A simulated minute at 2,500 orders/s at real quotas: on measured time, in full, and replayed."""
     orders = round(rate * simulated_seconds)
     print(f"about {orders:,} orders arriving at {rate:,.0f}/s for {simulated_seconds:g} simulated s, quota_scale 1.0 "
@@ -152,7 +159,7 @@ def real_quotas(simulated_seconds: float, sample: int, rate: float = 2_500.0) ->
     print(f"{'case':52}{'wall s':>8}{'CPU s':>8}{'deliveries':>12}{'deliveries/s':>14}{'peak MB':>9}{'simulated s':>13}")
     measured = saga_case(orders, rate, "none")
     full = saga_case(orders, rate, "aws-eu-west-1")
-    replayed = run_child(REPLAY, [sample, rate, orders])
+    replayed = run_child(REPLAY, [sample, rate, orders, seeds])
     rows = [("saga on measured time (peer, no model)", measured, measured["seconds"], measured["cpu_seconds"]),
             ("full simulation, latency model aws-eu-west-1", full, full["seconds"], full["cpu_seconds"]),
             (f"replay: {sample:,} orders recorded, then replayed", replayed, replayed["seconds"],
@@ -181,6 +188,15 @@ def real_quotas(simulated_seconds: float, sample: int, rate: float = 2_500.0) ->
                         ("waited for an environment", lambda r: r["simulation"]["waited_for_an_environment"]),
                         ("simulated seconds", lambda r: r["simulation"]["virtual_seconds"])]:
         print(f"{label:32}{pick(full):>14,}{pick(replayed):>14,}")
+    first = {"p50": replayed["simulation"]["saga_ms"]["p50"], "p99": replayed["simulation"]["saga_ms"]["p99"],
+             "refused": replayed["orders"]["refused"], "failed": replayed["deliveries"]["failed"]}
+    runs = [first] + replayed["other_seeds"]
+    if len(runs) > 1:
+        low, high = ({k: pick(r[k] for r in runs) for k in first} for pick in (min, max))
+        print(f"the replay with seeds 1 to {len(runs)} (its own spread: near the PutEvents bucket's edge single runs "
+              f"vary): p50 {low['p50']:,} to {high['p50']:,} ms, p99 {low['p99']:,} to {high['p99']:,} ms, "
+              f"{low['refused']:,} to {high['refused']:,} orders refused, {low['failed']:,} to {high['failed']:,} "
+              "deliveries failed and retried")
 
     # A shorter run is held to what its replay would take for the minute (the recording costs the same).
     minute = replayed["record_seconds"] + replayed["replay_seconds"] * 60.0 / simulated_seconds
