@@ -50,7 +50,7 @@ from yafdp.errors import RefusedError
 from yafdp.simulation.buses import EventBusModel
 from yafdp.simulation.profiles import Distribution, LatencyProfile
 from yafdp.simulation.quotas import Quotas
-from yafdp.simulation.recording import DELIVERY, JOIN, TASK, TRANSITION, Recording
+from yafdp.simulation.recording import JOIN, TASK, TRANSITION, Recording
 from yafdp.simulation.step_functions import StepFunctionsModel
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS, SimulatedTiming
 
