@@ -200,20 +200,25 @@ def real_quotas(simulated_seconds: float, sample: int, seeds: int, rate: float =
               f"{low['refused']:,} to {high['refused']:,} orders refused, {low['failed']:,} to {high['failed']:,} "
               "deliveries failed and retried")
 
-    # A shorter run is held to what its replay would take for the minute (the recording costs the same).
-    minute = replayed["record_seconds"] + replayed["replay_seconds"] * 60.0 / simulated_seconds
-    rate_replay = replayed["deliveries"]["total"] / replayed["replay_seconds"]
-    rate_measured = measured["deliveries"]["total"] / measured["seconds"]
-    rate_full = full["deliveries"]["total"] / full["seconds"]
-    met_minute = minute < REPLAY_MINUTE_TARGET_SECONDS
-    met_ratio = rate_replay >= REPLAY_RATIO_TARGET * rate_measured
-    print(f"\ntarget: the minute replayed in under {REPLAY_MINUTE_TARGET_SECONDS:g} s of wall time, recording included: "
-          f"{minute:.1f} s ({replayed['cpu_seconds']:.1f} s of CPU; the full simulation: {full['seconds']:.1f} s),"
-          f" {'met' if met_minute else 'NOT met'}")
-    print(f"target: the replay at least {REPLAY_RATIO_TARGET:g}x the full saga's deliveries/s: {rate_replay:,.0f} "
-          f"against {rate_measured:,.0f} on measured time, {rate_replay / rate_measured:.1f}x, "
-          f"{'met' if met_ratio else 'NOT met'}; against the full simulation's {rate_full:,.0f}: "
-          f"{rate_replay / rate_full:.1f}x")
+    # A shorter run is held to what its replay would take for the minute (the recording costs the same). On a shared
+    # machine the wall clock also counts the neighbours' work: each figure is given in CPU time too, what it takes
+    # a process that has a core to itself.
+    scale = 60.0 / simulated_seconds
+    minute = replayed["record_seconds"] + replayed["replay_seconds"] * scale
+    minute_cpu = (replayed["cpu_seconds"] - replayed["replay_cpu_seconds"]) + replayed["replay_cpu_seconds"] * scale
+    ratio = (replayed["deliveries"]["total"] / replayed["replay_seconds"]) / (measured["deliveries"]["total"] / measured["seconds"])
+    ratio_cpu = ((replayed["deliveries"]["total"] / replayed["replay_cpu_seconds"])
+                 / (measured["deliveries"]["total"] / measured["cpu_seconds"]))
+    ratio_full = (replayed["deliveries"]["total"] / replayed["replay_seconds"]) / (full["deliveries"]["total"] / full["seconds"])
+    met_minute, met_minute_cpu = minute < REPLAY_MINUTE_TARGET_SECONDS, minute_cpu < REPLAY_MINUTE_TARGET_SECONDS
+    met_ratio, met_ratio_cpu = ratio >= REPLAY_RATIO_TARGET, ratio_cpu >= REPLAY_RATIO_TARGET
+    verdict = {True: "met", False: "NOT met"}
+    print(f"\ntarget: the minute replayed in under {REPLAY_MINUTE_TARGET_SECONDS:g} s, recording included: {minute:.1f} s "
+          f"of wall time ({verdict[met_minute]}), {minute_cpu:.1f} s of CPU time ({verdict[met_minute_cpu]}); the full "
+          f"simulation: {full['seconds']:.1f} s of wall time, {full['cpu_seconds']:.1f} s of CPU time")
+    print(f"target: the replay's deliveries/s at least {REPLAY_RATIO_TARGET:g}x the full saga's on measured time: "
+          f"{ratio:.1f}x by the wall clock ({verdict[met_ratio]}), {ratio_cpu:.1f}x in CPU time "
+          f"({verdict[met_ratio_cpu]}); against the full simulation: {ratio_full:.1f}x by the wall clock")
     return 0 if met_minute and met_ratio else 1
 
 
