@@ -1,14 +1,26 @@
-"""Shared fixtures: a writable copy of the shipped catalog to break on purpose; a moto server for the AWS side.
-And how many pytest-xdist workers ``-n auto`` starts."""
+"""Shared fixtures: a writable copy of the shipped catalog to break on purpose; a moto server for the AWS side; a
+`yafdp` command that stops where a test wants to signal or kill it. How many pytest-xdist workers ``-n auto``
+starts. And the unit tier's rule: a test in tests/unit touches no moto, no process and no notebook."""
 
+import ast
 import json
 import os
+import threading
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from yafdp.catalog import DEFAULT_DATA_DIR
+
+# Where `yafdp moto-server` announces itself (yafdp.backends.aws.moto_server.state_dir): a folder of this test process's
+# own, inherited by the commands it starts, so that no test finds a moto server the user (or another test process)
+# runs, and `--backend moto` without a server of the test's own behaves as on a machine with none.
+os.environ["YAFDP_STATE_DIR"] = tempfile.mkdtemp(prefix="yafdp-state-")
 
 
 class CatalogCopy:
@@ -101,3 +113,225 @@ def pytest_collection_modifyitems(config, items):
         return 2 if quick else 3
 
     items.sort(key=rank)  # stable: within each rank, the collection's order
+
+
+# The child side of PausedYafdp: run as `python -c`, before the console script, so it sees all of the command.
+_PAUSE_BOOT = r"""
+import os, runpy, sys
+announce, release, event, match, nth = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.argv = sys.argv[6:]
+seen, state = [], {"on": False}
+
+def line(what):  # the ascii codec and its error handlers are built in: encoding imports nothing here
+    return what[:200].replace("\n", " ").encode("ascii", "backslashreplace") + b"\n"
+
+def pause(what):
+    os.write(announce, line(what))
+    os.read(release, 1)  # held here until the test did what it does at this point (a signal it sends lands here)
+
+def seen_one(what):
+    seen.append(what)
+    if len(seen) == nth:
+        state["on"] = False
+        pause(what)
+
+def audit(name, args):
+    if state["on"] and event in ("*", name):
+        what = name + " " + (str(args[0]) if args else "")
+        if match in what:
+            seen_one(what)
+
+function = match.rpartition(".")[2]
+
+def trace(frame, why, arg):  # called as each Python function starts, until the point: kept short
+    code = frame.f_code
+    if code.co_name == "main" and frame.f_globals.get("__name__") == "yafdp.__main__":
+        if event != "call":
+            sys.settrace(None)
+        state["on"] = True
+    elif code.co_name == function and state["on"] and event == "call" and \
+            frame.f_globals.get("__name__", "") + "." + code.co_qualname == match:
+        if len(seen) + 1 == nth:
+            sys.settrace(None)
+        seen_one(match)
+
+if sys.version_info < (3, 12):  # Python 3.12 raises the audit event time.sleep itself
+    import time
+    def sleep(seconds, sleep=time.sleep):
+        sys.audit("time.sleep", seconds)
+        sleep(seconds)
+    time.sleep = sleep
+
+sys.addaudithook(audit)
+sys.settrace(trace)
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    if nth == 0:  # a survey: every point seen, one a line
+        os.write(announce, b"".join(map(line, seen)))
+"""
+
+
+class PausedYafdp:
+    """The `yafdp` console script in a child process, as a shell starts it (SIGINT's default action, as a terminal
+    gives it), that stops at one point of the command and says so, so that a test signals or kills it exactly
+    there: a handshake, never a sleep. The point is counted from the moment ``yafdp.__main__.main`` runs:
+
+    - ``event`` an audit event (``"open"``, ``"import"``, ``"sqlite3.connect"``, ``"os.rename"``, ``"time.sleep"``
+      (Python 3.12's, raised here on 3.11 too), ...; ``"*"`` for any,
+      https://docs.python.org/3/library/audit_events.html), whose text (``event first-argument``) holds ``match``;
+      or ``"call"``, a call of the function ``match`` names (``module.qualified_name``);
+    - ``nth``: the nth such point (``0``: never stop; :meth:`survey` lists them all).
+
+    :meth:`reached` waits until the child stopped there and returns the point; the child stays stopped until
+    :meth:`resume`. A signal sent meanwhile is handled at that point. Bytecode is not written (the points of two
+    runs are the same)."""
+
+    YAFDP = Path(sys.executable).with_name("yafdp")  # the console script pyproject.toml installs
+
+    def __init__(self, args, *, event: str, match: str = "", nth: int = 1, cwd=None):
+        announce_read, announce_write = os.pipe()
+        release_read, self._release = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _PAUSE_BOOT, str(announce_write), str(release_read), event, match, str(nth),
+             str(self.YAFDP), *map(str, args)],
+            pass_fds=(announce_write, release_read), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=cwd, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        os.close(announce_write)
+        os.close(release_read)
+        self._announce = os.fdopen(announce_read, "rb")
+        self.pid = self.process.pid
+
+    def reached(self) -> str:
+        """The point the child stopped at, once it is there. AssertionError if it ended without reaching it."""
+        line = self._announce.readline()
+        if not line:
+            _, stderr = self.process.communicate(timeout=600)
+            raise AssertionError(f"yafdp ended (exit {self.process.returncode}) before the point:\n{stderr}")
+        return line.rstrip(b"\n").decode()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def resume(self) -> None:
+        """Let the child go on from its point (nothing happens if it has ended meanwhile)."""
+        try:
+            os.write(self._release, b"x")
+        except BrokenPipeError:
+            pass
+
+    def finish(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        """Resume the child and wait for its end: ``returncode``, ``stdout`` and ``stderr``."""
+        self.resume()
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        self.close()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
+
+    def kill(self) -> None:
+        """SIGKILL where it stands, and wait for it."""
+        self.process.kill()
+        self.process.communicate(timeout=600)
+        self.close()
+
+    def close(self) -> None:
+        for stream in (self._announce,):
+            stream.close()
+        try:
+            os.close(self._release)
+        except OSError:
+            pass
+
+    @classmethod
+    def survey(cls, args, *, event: str = "*", match: str = "", cwd=None) -> list[str]:
+        """Every point of ``yafdp ARGS`` that ``event`` and ``match`` select, in order, from a run that does not
+        stop (it must succeed)."""
+        child = cls(args, event=event, match=match, nth=0, cwd=cwd)
+        points = [line.rstrip(b"\n").decode() for line in child._announce]
+        done = child.finish()
+        assert done.returncode == 0, done.stderr
+        return points
+
+
+@pytest.fixture
+def paused_yafdp():
+    """:class:`PausedYafdp`; any child still running at the end of the test is killed."""
+    started = []
+
+    def start(args, **point) -> PausedYafdp:
+        child = PausedYafdp(args, **point)
+        started.append(child)
+        return child
+
+    start.survey = PausedYafdp.survey
+    yield start
+    for child in started:
+        if child.process.poll() is None:
+            child.process.kill()
+            child.process.wait()
+
+
+# The unit tier (`pytest tests/unit`, seconds) runs in this process alone: no AWS emulator, no process, no notebook
+# kernel, no socket. A test that needs one belongs in tests/integration (or tests/notebooks).
+UNIT_TIER = Path(__file__).parent / "unit"
+NOT_IN_UNIT_TESTS = ("moto", "boto3", "botocore", "subprocess", "multiprocessing", "papermill", "nbformat", "nbclient",
+                     "nbconvert", "jupyter_client", "yafdp.workbook", "yafdp.backends.aws.moto_server")
+# Python's audit events (https://docs.python.org/3/library/audit_events.html) for a process started or a socket
+# used: what a moto server, a subprocess or a kernel needs.
+NOT_IN_A_UNIT_TEST = ("subprocess.Popen", "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
+                      "pty.spawn", "socket.bind", "socket.connect")
+_unit_test_running = threading.Event()
+
+
+def _in_unit_tier(item) -> bool:
+    return UNIT_TIER in Path(item.path).parents
+
+
+def _forbidden_imports(path: Path) -> list[str]:
+    """The modules of NOT_IN_UNIT_TESTS (or their submodules) that ``path`` imports, at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in NOT_IN_UNIT_TESTS))
+
+
+def _refuse_in_unit_tests(event: str, args) -> None:
+    if event in NOT_IN_A_UNIT_TEST and _unit_test_running.is_set() and threading.current_thread() is threading.main_thread():
+        raise RuntimeError(f"a unit test may not start a process or use a socket ({event} {args[0] if args else ''}): "
+                           f"it belongs in tests/integration")
+
+
+sys.addaudithook(_refuse_in_unit_tests)
+
+
+def pytest_collectstart(collector):
+    """A module of tests/unit that imports moto, boto3, subprocess, a notebook runner... is refused at collection."""
+    path = Path(getattr(collector, "path", "") or "")
+    if isinstance(collector, pytest.Module) and UNIT_TIER in path.parents:
+        forbidden = _forbidden_imports(path)
+        if forbidden:
+            raise pytest.UsageError(f"{path.relative_to(UNIT_TIER.parent.parent)} imports {', '.join(forbidden)}: the "
+                                    f"unit tier touches no moto, subprocess or notebook; move the test to "
+                                    f"tests/integration")
+
+
+def pytest_itemcollected(item):
+    """A test of tests/unit that asks for the moto server is refused at collection."""
+    if _in_unit_tier(item) and {"moto_url", "clients"} & set(getattr(item, "fixturenames", ())):
+        raise pytest.UsageError(f"{item.nodeid} uses the moto server: the unit tier touches no moto; move the test "
+                                f"to tests/integration")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """While a test of tests/unit is set up, runs and is torn down, starting a process or using a socket raises."""
+    if _in_unit_tier(item):
+        _unit_test_running.set()
+    try:
+        yield
+    finally:
+        _unit_test_running.clear()

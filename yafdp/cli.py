@@ -1,7 +1,8 @@
 """The ``yafdp`` command line: one sub-command per job, each a thin call into the package."""
 
-# Only the standard library here: the package is imported inside main(), after SIGINT is handled, so a Ctrl-C
-# however early is one line (`yafdp: interrupted`), never a traceback from the middle of an import.
+# Only the standard library (and yafdp.interrupt, which is) here: the package is imported inside main(), after
+# SIGINT and SIGTERM are handled, so a Ctrl-C however early is one line (`yafdp: interrupted`), never a traceback
+# from the middle of an import.
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,10 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 from pathlib import Path
+
+from yafdp.interrupt import SignalStop
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a program whose output pipe was closed
 
@@ -43,12 +45,43 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``yafdp`` parser. Every sub-command is there with its name and help; only the one ``argv`` names (its
+    first word that is not an option) gets its arguments, so a command line imports what its own options need
+    and no more (the run's whole stack for ``yafdp lint``, otherwise). Without ``argv``, every sub-command gets
+    its arguments."""
+    from yafdp import __version__
+
     parser = _Parser(prog="yafdp", description=__doc__.replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"yafdp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = None if argv is None else next((word for word in argv if not word.startswith("-")), "")
     for register in COMMANDS:
-        register(commands)
+        try:
+            register(commands if chosen is None else _OnlyTheChosen(commands, chosen))
+        except _NotChosen:
+            pass
     return parser
+
+
+class _NotChosen(Exception):
+    """A sub-command the command line does not name: its register function stops once its name and help are in."""
+
+
+class _OnlyTheChosen:
+    """argparse's sub-commands as a register function sees them: ``add_parser`` adds the sub-command (its name
+    and help, for ``yafdp --help`` and the choices a misspelt command is shown), then, unless it is ``chosen``,
+    raises :class:`_NotChosen` before the function imports what its arguments need. Every register function
+    therefore calls ``add_parser`` first."""
+
+    def __init__(self, commands, chosen: str):
+        self.commands, self.chosen = commands, chosen
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        parser = self.commands.add_parser(name, **kwargs)
+        if name != self.chosen:
+            raise _NotChosen(name)
+        return parser
 
 
 def _backends() -> list[str]:
@@ -58,10 +91,24 @@ def _backends() -> list[str]:
 
 
 def register_test_pattern(commands) -> None:
-    """``yafdp test-pattern`` (:mod:`yafdp.patterns.cli`), imported when the parser is built."""
-    from yafdp.patterns.cli import register
+    """``yafdp test-pattern``: its options and what it does are :mod:`yafdp.patterns.cli`'s."""
+    parser = commands.add_parser(
+        "test-pattern", help="test whether an event matches an EventBridge event pattern",
+        description="Test whether an event matches an EventBridge event pattern, like `aws events test-event-pattern`.",
+        epilog=TEST_PATTERN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from yafdp.patterns.cli import add_arguments
 
-    register(commands)
+    add_arguments(parser)
+
+
+TEST_PATTERN_EXAMPLE = """\
+Each of --pattern and --event is JSON text, or @FILE to read it from a file.
+Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+As TestEventPattern does, the event must have id, account, source, time, region, resources and detail-type.
+
+example:
+  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
+"""
 
 
 def _catalog_arg(parser: argparse.ArgumentParser) -> None:
@@ -80,14 +127,28 @@ def _load(args):
 
 
 def register_catalog(commands) -> None:
-    parser = commands.add_parser("catalog", help="print the event catalog")
+    parser = commands.add_parser("catalog", help="print the event catalog", validate=_check_catalog_options)
     _catalog_arg(parser)
-    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table")
+    parser.add_argument("--format", choices=["table", "json", "mermaid", "asyncapi"], default="table",
+                        help="asyncapi: an AsyncAPI 3.1.0 document (default table)")
+    parser.add_argument("--per-service", metavar="DIR", type=_folder, default=None,
+                        help="with --format asyncapi: one document per service, DIR/<service>.asyncapi.json, as "
+                             "EventCatalog's AsyncAPI generator imports them (existing files are refused unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the files --per-service would write")
     parser.set_defaults(run=run_catalog)
+
+
+def _check_catalog_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.per_service is not None and args.format != "asyncapi":
+        parser.error("argument --per-service: does nothing without --format asyncapi: it writes AsyncAPI documents")
+    if args.force and args.per_service is None:
+        parser.error("argument --force: does nothing without --per-service: it replaces the files that writes")
 
 
 def run_catalog(args) -> int:
     catalog = _load(args)
+    if args.per_service is not None:
+        return _write_service_documents(catalog, Path(args.per_service), args.force)
     if args.format == "table":
         rows = [(e.name, e.service, e.source, e.kind, "yes" if e.terminal else "", e.origin,
                  ", ".join(s.service for s in catalog.consumers(e.name)) or "-")
@@ -102,6 +163,26 @@ def run_catalog(args) -> int:
 
         doc = asyncapi_document(catalog) if args.format == "asyncapi" else _catalog_json(catalog)
         print(json.dumps(doc, indent=2))
+    return 0
+
+
+def _write_service_documents(catalog, folder: Path, force: bool) -> int:
+    """``yafdp catalog --format asyncapi --per-service DIR``: every file is checked before the first is written."""
+    from yafdp.analysis.asyncapi import service_documents
+    from yafdp.errors import RefusedError
+    from yafdp.runs.folder import write_atomically
+
+    if folder.exists() and not folder.is_dir():
+        raise RefusedError(f"--per-service {folder} is a file: give a folder")
+    documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
+    existing = [str(path) for path in documents if path.exists()]
+    if existing and not force:
+        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: give another folder, or "
+                           "--force to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, document in documents.items():
+        write_atomically(path, json.dumps(document, indent=2) + "\n")
+    print(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}")
     return 0
 
 
@@ -165,7 +246,9 @@ def register_workbook(commands) -> None:
 
 def run_workbook(args) -> int:
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
 
+    require("workbook")  # before a chapter starts: its kernel would fail a cell instead
     from yafdp.workbook import NotebookFailed, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
@@ -190,12 +273,12 @@ def run_workbook(args) -> int:
 
 
 def register_run(commands) -> None:
+    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
+                                             "and summary.json", validate=_check_run_options)
     from yafdp.runs.options import MAX_CONCURRENCY, MAX_ORDERS
     from yafdp.runtime.faults import MAX_DELAY_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
-    parser = commands.add_parser("run", help="place a workload of orders (on the local bus by default); writes run.db "
-                                             "and summary.json", validate=_check_run_options)
     parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
                         help="how many orders (default 20)")
     parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
@@ -246,9 +329,11 @@ def register_run(commands) -> None:
                             help="the state machine's Step Functions workflow type (with --style orchestration)")
     _catalog_arg(parser)
     parser.add_argument("--backend", choices=_backends(), default="local",
-                        help="local: in-process bus (default); moto: deployed to a moto server started here; "
+                        help="local: in-process bus (default); moto: deployed to the moto server `yafdp moto-server` "
+                             "runs, else to one started here for the run; "
                              "aws: deployed to your AWS account (default credentials and region), then destroyed")
-    parser.add_argument("--keep", action="store_true", help="aws: leave the deployment in place after the run")
+    parser.add_argument("--keep", action="store_true", help="aws, moto: leave the deployment in place after the run (on "
+                                                            "moto, on the server `yafdp moto-server` runs)")
     parser.add_argument("--concurrency", type=_integer(1, MAX_CONCURRENCY), default=None, metavar="N",
                         help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
                              f"Lambda runs invocations at once (default 4, from 1 to {MAX_CONCURRENCY}: the threads "
@@ -310,8 +395,8 @@ def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
          "does nothing with --style orchestration: the state machine calls the services, no bus carries the events"),
         (given("workflow") and args.style != "orchestration", "workflow",
          "does nothing without --style orchestration: it is the state machine's Step Functions workflow type"),
-        (args.keep and args.backend != "aws", "keep", "does nothing without --backend aws: only a deployment to "
-                                                      "AWS outlives the run"),
+        (args.keep and args.backend == "local", "keep", "does nothing without --backend aws or moto: only a "
+                                                         "deployment outlives the run"),
         (given("concurrency") and args.backend != "moto", "concurrency",
          "does nothing without --backend moto: the local bus runs one handler at a time, and on aws Lambda decides"),
         (args.point_in_time_recovery and args.backend == "local", "point_in_time_recovery",
@@ -408,8 +493,7 @@ def run_run(args) -> int:
                       publish_retry_rate=args.publish_retry_rate, max_delay_seconds=args.max_delay),
         bus=args.bus,
     )
-    with _progress(args) as progress:
-        summary = run_saga(options, progress=progress)
+    summary = run_saga(options, progress=False if args.json else None)
     _report(summary, args)
     return 0
 
@@ -424,8 +508,7 @@ def register_resume(commands) -> None:
 def run_resume(args) -> int:
     from yafdp.runs import resume_saga
 
-    with _progress(args) as progress:
-        summary = resume_saga(Path(args.out), progress=progress)
+    summary = resume_saga(Path(args.out), progress=False if args.json else None)
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
         print(f"the run in {args.out} had finished already: nothing to resume, "
@@ -433,29 +516,6 @@ def run_resume(args) -> int:
                  else "nothing changed"), file=sys.stderr)
     _report(summary, args, wrote=not finished)
     return 0
-
-
-class _progress:
-    """A progress bar on a terminal (nothing otherwise): deliveries made so far."""
-
-    def __init__(self, args):
-        self.bar = None
-        if not getattr(args, "json", False) and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit=" deliveries", desc="delivering", file=sys.stderr)
-
-    def __enter__(self):
-        if self.bar is None:
-            return None
-
-        def update(stats):
-            self.bar.update(stats.deliveries - self.bar.n)
-        return update
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _one_line(text):
@@ -518,14 +578,14 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
 
 
 def register_replay(commands) -> None:
-    from yafdp.runs.options import MAX_ORDERS
-    from yafdp.runs.workload import ARRIVAL_HORIZON_SECONDS
-    from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
-
     parser = commands.add_parser(
         "replay", validate=_check_replay_options,
         help="replay a finished choreography run's sagas through the latency model at any arrival rate, "
              "without running a handler (it assumes the handlers' decisions do not depend on timing)")
+    from yafdp.runs.options import MAX_ORDERS
+    from yafdp.runs.workload import ARRIVAL_HORIZON_SECONDS
+    from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
+
     parser.add_argument("dir", type=_run_path, help="a finished choreography run folder (or its run.db)")
     parser.add_argument("--arrival-rate", type=_positive, default=None, metavar="R",
                         help="orders per simulated second, a Poisson stream, each order the run's next one in turn "
@@ -621,6 +681,54 @@ def run_check(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def register_trace(commands) -> None:
+    parser = commands.add_parser("trace", help="write a run as OpenTelemetry traces (OTLP JSON lines, one trace per order)",
+                                 validate=_check_trace_options)
+    parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
+    parser.add_argument("--format", choices=["otlp"], required=True,
+                        help="otlp: OTLP JSON, one ExportTraceServiceRequest per line (an OpenTelemetry Collector's "
+                             "otlpjsonfile receiver reads it)")
+    parser.add_argument("--out", type=_file, default=None,
+                        help="the file to write (refused if it exists, unless --force); default: standard output")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="the catalog the run was made with, for the names of its resources (default: the one "
+                             "the run records)")
+    parser.set_defaults(run=run_trace)
+
+
+def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.force and args.out is None:
+        parser.error("argument --force: does nothing without --out: it replaces the file --out names")
+
+
+def run_trace(args) -> int:
+    from yafdp.analysis.otlp import write_otlp
+    from yafdp.errors import RefusedError
+    from yafdp.runs import folder
+    from yafdp.runtime import rundb
+
+    rundb.open_run(args.dir).close()  # a missing or unreadable run is said before any file is made
+    if args.out is None:
+        counts = write_otlp(args.dir, sys.stdout, args.catalog)
+    else:
+        out = Path(args.out)
+        if out.exists() and not args.force:
+            raise RefusedError(f"--out {out} exists: give another file, or --force to replace it")
+        if out.is_dir():
+            raise RefusedError(f"--out {out} is a folder: give a file")
+        written = folder.temporary_beside(out)
+        try:
+            with open(written, "w", encoding="utf-8") as stream:
+                counts = write_otlp(args.dir, stream, args.catalog)
+            folder.replace_atomically(out, written)
+        finally:
+            folder.remove_temporary(written)
+    print(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
+          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
 def register_state_machine(commands) -> None:
     parser = commands.add_parser("state-machine", help="print the order saga as a Step Functions state machine (ASL)")
     _catalog_arg(parser)
@@ -694,12 +802,13 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
+    from yafdp.plan.custom_bus import REPLACEMENT_CAVEAT
     from yafdp.plan.model import check_names
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        plan = template_plan(_load(args), args.prefix)
+        plan = template_plan(_load(args), args.prefix, bus=args.bus)
         check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
         print(render(cloudformation_template(plan), args.output), end="")
         return 0
@@ -717,6 +826,7 @@ def run_plan(args) -> int:
                             s.target.queue if s.target.kind == "queue" else f"function ({s.invocation_type})",
                             s.target.dead_letter_queue, f"{s.target.retry_policy.maximum_retry_attempts} / "
                             f"{s.target.retry_policy.maximum_event_age_seconds} s") for s in plan.subscribers]))
+        print(f"{REPLACEMENT_CAVEAT}.")
     else:
         print(f"bus {plan.bus} (archive {plan.archive}, {plan.archive_retention_days} days), tags {plan.tags}; "
               f"ARNs use account {plan.account} in {plan.region} until deployed")
@@ -727,29 +837,78 @@ def run_plan(args) -> int:
     print(_text_table(("service", "queue (→ dead-letter queue after n receives)", "table", "function", "role", "may publish"),
                       [(s.name, f"{s.queue} (→ {s.queue_dead_letter_queue} after {s.max_receive_count})", s.table,
                         s.function, s.role, ", ".join(s.may_emit) or "-") for s in plan.services]))
+    print()
+    print(_text_table(("kind", "DeletionPolicy", "UpdateReplacePolicy", "why (the template's choice for what holds data)"),
+                      [(kind, policy.deletion, policy.update_replace, policy.why)
+                       for kind, policy in plan.removal_policies.items()]))
     print("\n(`yafdp plan --json` shows every IAM policy document)")
     return 0
 
 
 def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=[b for b in _backends() if b != "local"], required=True,
-                        help="moto: a moto server at --endpoint-url; aws: your account (default credentials and region)")
+                        help="moto: the moto server `yafdp moto-server` runs (or the one at --endpoint-url); aws: your "
+                             "account (default credentials and region)")
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
-                        help="the moto server, e.g. http://127.0.0.1:5000 (start one with `moto_server -p 5000`)")
+                        help="moto: another moto server than the one `yafdp moto-server` runs, e.g. http://127.0.0.1:5000")
     _catalog_arg(parser)
 
 
 def _aws_clients(args):
-    from yafdp.backends.aws.clients import make_clients
     from yafdp.errors import RefusedError
+    from yafdp.extras import require
+
+    require("aws")
+    from yafdp.backends.aws.clients import make_clients
 
     if args.backend == "moto" and not args.endpoint_url:
-        raise RefusedError("--backend moto needs --endpoint-url: start a server with `moto_server -p 5000` "
-                         "and pass --endpoint-url http://127.0.0.1:5000")
+        from yafdp.backends.aws.moto_server import running_server
+
+        found = running_server()
+        if found is None:
+            raise RefusedError("--backend moto needs a moto server that outlives this command: start one with "
+                               "`yafdp moto-server` (in another terminal; Ctrl-C stops it), or pass --endpoint-url URL")
+        args.endpoint_url = found["url"]
     if args.backend == "aws" and args.endpoint_url:
         raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
     return make_clients(args.endpoint_url)
+
+
+def register_moto_server(commands) -> None:
+    parser = commands.add_parser("moto-server", help="run a moto server (AWS's APIs, emulated, offline) until Ctrl-C; "
+                                                     "`--backend moto` commands use it while it runs")
+    parser.add_argument("--port", type=_integer(0, 65535), default=0,
+                        help="its port on 127.0.0.1 (default 0: a free one; the commands find it either way)")
+    parser.set_defaults(run=run_moto_server)
+
+
+def run_moto_server(args) -> int:
+    import time
+
+    from yafdp.backends.aws.moto_server import MotoServer, announce, running_server, withdraw
+    from yafdp.errors import RefusedError
+
+    found = running_server()
+    if found is not None:
+        raise RefusedError(f"a moto server is already running at {found['url']} (pid {found['pid']}); `--backend moto` "
+                           "commands use it. Stop it with Ctrl-C where it runs first")
+    server = MotoServer(port=args.port)
+    try:
+        url = server.start()
+    except OSError as exc:  # the port is taken
+        raise RefusedError(f"argument --port: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    try:
+        where = announce(url)
+        print(f"moto server at {url} (pid {os.getpid()}, announced in {where}). `yafdp deploy`, `run`, `export` and "
+              "`destroy` with --backend moto use it while it runs; its deployments live as long as it does. "
+              "Ctrl-C stops it.", flush=True)
+        while True:
+            time.sleep(3600)  # until SIGINT or SIGTERM
+    finally:
+        withdraw(url)
+        server.stop()
+        print(f"moto server at {url} stopped: its deployments ended with it", flush=True)
 
 
 def register_deploy(commands) -> None:
@@ -782,9 +941,10 @@ def register_destroy(commands) -> None:
 
 
 def run_destroy(args) -> int:
+    clients = _aws_clients(args)
     from yafdp.backends.aws.teardown import destroy
 
-    deleted = destroy(_aws_clients(args), args.prefix)
+    deleted = destroy(clients, args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
     return 0
 
@@ -799,8 +959,6 @@ def register_export(commands) -> None:
 
 
 def run_export(args) -> int:
-    from yafdp.backends.aws.export import export_run
-    from yafdp.backends.aws.teardown import inventory
     from yafdp.errors import RefusedError
     from yafdp.plan import build_plan
     from yafdp.runs import folder
@@ -810,10 +968,14 @@ def run_export(args) -> int:
     if folder.holds_run(out):
         folder.refuse_existing(out)
     clients = _aws_clients(args)
+    from yafdp.backends.aws.export import export_run
+    from yafdp.backends.aws.teardown import inventory
+
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
-    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(), run_id=args.prefix)
+    plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
+                      partition=clients.partition(), run_id=args.prefix)
     db = rundb.connect(None)
     rules = {r.name: r.pattern for r in plan.rules}
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
@@ -842,25 +1004,27 @@ def run_export(args) -> int:
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_replay, register_check, register_state_machine, register_fit_profile, register_plan, register_deploy,
-                  register_export, register_destroy]
+                  register_replay, register_check, register_trace, register_state_machine, register_fit_profile,
+                  register_plan, register_deploy, register_export, register_destroy, register_moto_server]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     """Run the command line; returns the exit code: 0 done, 1 a check or a run did not pass, 2 refused or broken,
-    130 stopped by SIGINT or SIGTERM (however early: SIGINT is handled before the package is imported), 141 when
+    130 stopped by SIGINT or SIGTERM (however early: both are handled before the package is imported), 141 when
     the reader of stdout went away (``yafdp run | head -1``), silently, as a program killed by SIGPIPE. Whatever
     goes wrong is said in one line on stderr, never a traceback (``YAFDP_TRACEBACK=1`` shows the traceback of an
-    unexpected error)."""
-    stop = _Stop()
+    unexpected error). ``stop``: the :class:`~yafdp.interrupt.SignalStop` the entry point installed before it
+    imported this module (one is installed here otherwise); its handlers are given back at the end."""
+    stop = stop or SignalStop()
     try:
         try:
-            args = build_parser().parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            argv = sys.argv[1:] if argv is None else argv
+            args = build_parser(argv).parse_args(argv)  # imports the package; a signal meanwhile waits for the end
             stop.arm()
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
             return code
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see _Stop)
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see SignalStop)
             print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
             return 130
         except BrokenPipeError:
@@ -895,6 +1059,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except Exception as exc:
+        from yafdp.extras import missing_extra_message
+
+        missing = missing_extra_message(exc) if isinstance(exc, ModuleNotFoundError) else None
+        if missing:  # an optional part of yafdp (an extra) that is not installed
+            print(f"yafdp {args.command}: {missing}", file=sys.stderr)
+            return 2
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
             print(f"yafdp: {_endpoint_name(args)}: {exc}", file=sys.stderr)
             return 2
@@ -912,7 +1082,7 @@ def _endpoint_name(args: argparse.Namespace) -> str:
         return "AWS"
     if getattr(args, "endpoint_url", None):
         return f"the moto server at {args.endpoint_url} (not AWS)"
-    return "the run's own local moto server (not AWS)"
+    return "the run's moto server (its own, or the one `yafdp moto-server` runs; not AWS)"
 
 
 def _stdout_closed() -> int:
@@ -926,46 +1096,6 @@ def _stdout_closed() -> int:
     except (OSError, ValueError):  # stdout is no file descriptor (a test's capture): nothing is flushed later
         pass
     return SIGPIPE_EXIT
-
-
-class _Stop:
-    """SIGINT and SIGTERM stop a command cleanly: the first raises KeyboardInterrupt (what was kept is said by
-    whoever handles it), later ones are ignored while it cleans up. One that comes before :meth:`arm` (while the
-    package is imported) is held and raised by ``arm()``: raised inside the import of a C extension it could
-    crash the interpreter (orjson's does). :meth:`restore` gives the handlers back."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.armed, self.held = False, None
-        self.before = {s: signal.getsignal(s) for s in self.SIGNALS}
-        try:
-            for s in self.SIGNALS:
-                signal.signal(s, self._stop)
-        except ValueError:  # not the main thread, which alone receives signals: leave them as they are
-            self.before = {}
-
-    def _stop(self, signum, frame) -> None:
-        if not self.armed:
-            self.held = signum
-            return
-        self._raise(signum)
-
-    def _raise(self, signum) -> None:
-        for s in self.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def arm(self) -> None:
-        """From now on a signal stops the command at once; one held meanwhile does so now."""
-        self.armed = True
-        if self.held is not None and self.before:
-            self._raise(self.held)
-
-    def restore(self) -> None:
-        """The handlers as they were before."""
-        for s, handler in self.before.items():
-            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

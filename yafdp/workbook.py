@@ -15,14 +15,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from yafdp.analysis.notebook import REPOSITORY
 from yafdp.errors import YafdpError
+from yafdp.shipped import notebooks_dir
+from yafdp.site import write_site
 
-NOTEBOOKS_DIR = REPOSITORY / "notebooks"
+NOTEBOOKS_DIR = notebooks_dir()
 
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
 # the notebook, so the workbook starts kernels with only errors logged.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
+# runs one per core; CI runners are shared) is slow, not broken.
+KERNEL_START_SECONDS = 600
 
 # nbconvert's lab template with every block that loads a script from the network left empty.
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -98,7 +102,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     try:
         papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(path.parent),
                                    kernel_name="python3", progress_bar=False, log_output=log_output,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
     seconds = time.perf_counter() - started
@@ -123,7 +127,8 @@ def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> Executed
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
     """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
-    them in course order.
+    them in course order; then write the course's index page, ``out_dir/html/index.html``, and the links between
+    the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
     The chapters do not read each other's output, so they run side by side, each in a worker process of its
     own (papermill changes the working directory of the process it runs in), the longest first. The first
@@ -131,7 +136,14 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     (:class:`NotebookFailed`, ``KeyboardInterrupt``).
     """
     out_dir = Path(out_dir).resolve()
-    chapters = notebooks(notebooks_dir, only)
+    done = _execute(out_dir, notebooks(notebooks_dir, only), parameters, echo, jobs)
+    index = write_site(out_dir / "html", notebooks(notebooks_dir))
+    echo(f"  wrote {index}: the course's chapters, linked")
+    return done
+
+
+def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
+    """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
     if jobs == 1:
         done = []
@@ -145,7 +157,7 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
     finished: queue.Queue = queue.Queue()
     echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-    pool = multiprocessing.get_context("spawn").Pool(jobs)
+    pool = _worker_pool(jobs)
     try:
         for path in ordered:
             pool.apply_async(_run_chapter, (path, out_dir, parameters),
@@ -164,6 +176,19 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
         pool.terminate()  # a failure or an interrupt: what still runs stops (each kernel exits with its worker)
         pool.join()
     return [done[path] for path in chapters]
+
+
+def _worker_pool(jobs: int):
+    """``jobs`` worker processes for the chapters, each a fresh process (never a fork of this one, whose threads
+    may hold locks). Where Python has a fork server, its server imports papermill and nbconvert once (seconds
+    of CPU: nbformat's jsonschema alone takes over a second) and each worker starts as a fork of it; elsewhere
+    each worker is a new interpreter that imports them itself."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["papermill", "nbconvert", "yafdp.workbook"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return context.Pool(jobs)
 
 
 def _last_seconds(executed: Path) -> float:

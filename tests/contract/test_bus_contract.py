@@ -80,7 +80,15 @@ class BusContract:
         ({"DetailType": "Payment_Success", "Detail": {**PAYMENT_SUCCESS, "amount": -1}}, "yafdp.SchemaViolation",
          "breaks its schema"),
         ({"DetailType": "Payment_Success", "Detail": "[1, 2]"}, "MalformedDetail", "must be a JSON object"),
-    ], ids=["foreign-source", "foreign-event", "broken-schema", "detail-not-an-object"])
+        ({"DetailType": "Payment_Success", "Detail": "{oops"}, "MalformedDetail", "Detail is malformed"),
+        ({"DetailType": "Payment_Success"}, "InvalidArgument", "Detail is a required argument"),
+        ({"Detail": PAYMENT_SUCCESS}, "InvalidArgument", "DetailType is a required argument"),
+        ({"Source": "", "DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}, "InvalidArgument",
+         "Source is a required argument"),
+        ({"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS, "Resources": [1]}, "InvalidArgument",
+         "Parameter Resources is not valid"),
+    ], ids=["foreign-source", "foreign-event", "broken-schema", "detail-not-an-object", "detail-not-json",
+            "no-detail", "no-detail-type", "empty-source", "resources-not-strings"])
     def test_put_events_answers_per_entry_and_publishes_the_good_one(self, open_bus, entry, code, why):
         bus = open_bus(SAGA)
         good = {"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}
@@ -96,6 +104,15 @@ class BusContract:
         bus = open_bus(SAGA)
         with pytest.raises(PublishError, match="1 to 10 entries"):
             bus.put_events([{"DetailType": "Payment_Success", "Detail": PAYMENT_SUCCESS}] * 11, sender="payment")
+
+    def test_a_request_whose_entry_sizes_add_up_past_the_limit_is_refused_as_a_whole(self, open_bus):
+        # Each entry alone is under the limit (their schema-free sizes are checked first, as AWS does).
+        bus = open_bus(SAGA)
+        half = {"DetailType": "Payment_Success", "Detail": json.dumps({**PAYMENT_SUCCESS, "x": "y" * 600_000})}
+        with pytest.raises(PublishError, match="Total size of the entries in the request is over the limit"):
+            bus.put_events([half, half], sender="payment")
+        bus.run()
+        assert bus.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
 
     def test_each_event_reaches_exactly_the_rules_the_catalog_subscribes_to_it(self, open_bus):
         bus = _one_order(open_bus)

@@ -4,6 +4,7 @@ or in Lambda. An API call returns the service's answer; a refused one raises the
 import dataclasses
 import io
 import json
+import os
 
 import pytest
 
@@ -65,12 +66,18 @@ class _LambdaOnThisProcess:
 
     def invoke(self, FunctionName, Payload):  # noqa: N803 (boto3's parameter names)
         service = next(s.name for s in self.plan.services if s.function == FunctionName)
-        lambda_handler._function = ServiceFunction(FunctionConfig.for_service(self.plan, service), CATALOG, self.plan,
-                                                   WORLD, self.clients.events, self.clients.dynamodb)
+        config = FunctionConfig.for_service(self.plan, service)
+        # The function's environment, as the deployer sets it, and the function warm with this test's moto clients.
+        lambda_handler._functions[config] = ServiceFunction(config, CATALOG, self.plan, WORLD, self.clients.events,
+                                                            self.clients.dynamodb)
+        saved = dict(os.environ)
+        os.environ.update(config.to_environment())
         try:
             answer = lambda_handler.lambda_handler(json.loads(Payload), None)
         finally:
-            lambda_handler._function = None
+            os.environ.clear()
+            os.environ.update(saved)
+            lambda_handler._functions.pop(config, None)
         return {"Payload": io.BytesIO(json.dumps(answer).encode())}
 
 

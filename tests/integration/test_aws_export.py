@@ -19,8 +19,8 @@ CATALOG, WORLD = load_catalog(), load_marketplace()
 
 
 def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "yafdp", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,8 @@ EC2_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Princip
 
 def _yafdp(*args):
     env = {**os.environ, **DUMMY_AWS_ENVIRONMENT}
-    return subprocess.run([sys.executable, "-m", "yafdp.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "yafdp", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
 
 
 def test_deploy_refuses_someone_elses_role_and_queue_and_changes_nothing(moto_url, clients):

@@ -61,7 +61,7 @@ def test_the_lambda_entry_point_handles_an_sqs_batch_with_its_deployed_environme
     environment = clients.lambda_.get_function(FunctionName="rt-payment")["Configuration"]["Environment"]["Variables"]
     for key, value in {**environment, "AWS_ENDPOINT_URL": moto_url}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setattr(lambda_handler, "_function", None)  # a cold start
+    monkeypatch.setattr(lambda_handler, "_functions", {})  # a cold start
     event = {"Records": [sqs_record(m, plan.queue_arn("rt-payment"), "eu-west-1") for m in messages]}
     assert lambda_handler.lambda_handler(event, None) == {"batchItemFailures": []}
     assert DynamoState(clients.dynamodb, "rt-payment").get("charge", _order(1)["order_id"])["amount"] > 0
@@ -132,7 +132,7 @@ def test_a_refused_put_events_entry_keeps_the_outbox(plan, clients):
 def test_the_package_holds_the_runtime_core_and_the_catalog_but_no_notebook_libraries():
     names = set(package_files())
     assert {"yafdp/backends/aws/lambda_handler.py", "yafdp/services/payment.py", "yafdp/patterns/ruleset.py",
-            "fastjsonschema/__init__.py", "data/bus.json", "data/services/order.json", "data/marketplace.json"} <= names
+            "fastjsonschema/__init__.py", "yafdp/data/bus.json", "yafdp/data/services/order.json", "yafdp/data/marketplace.json"} <= names
     assert not {n for n in names if n.split("/")[0] in ("pandas", "matplotlib", "networkx", "boto3", "botocore")}
     assert not {n for n in names if n.startswith(("yafdp/analysis/", "yafdp/runs/", "yafdp/backends/local/",
                                                   "yafdp/cli.py", "yafdp/workbook.py"))}
@@ -207,8 +207,8 @@ def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy)
     (hidden / "creds.json").write_text('{"secret": "do not ship"}')
     (catalog_copy.root / "services" / ".draft.json").write_text("{}")
     (catalog_copy.root / "notes.json").write_text("{}")
-    names = [n for n in package_files(catalog_copy.root) if n.startswith("data/")]
-    services = sorted(f"data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
-    assert names == ["data/bus.json", "data/marketplace.json", *services]
+    names = [n for n in package_files(catalog_copy.root) if n.startswith("yafdp/data/")]
+    services = sorted(f"yafdp/data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
+    assert names == ["yafdp/data/bus.json", "yafdp/data/marketplace.json", *services]
     archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
     assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]

@@ -179,7 +179,7 @@ def test_a_tampered_copy_fails_check_naming_the_order(copy, tamper):
     path, db = copy
     order = tamper(db)
     db.close()
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(path)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "yafdp", "check", str(path)], capture_output=True, text=True)
     assert result.returncode == 1, result.stdout + result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
     assert failed, result.stdout
@@ -385,7 +385,7 @@ def test_a_malformed_run_db_is_one_line_naming_the_file_exit_2(copy, make):
     with pytest.raises(MalformedRunError) as error:
         check_run(path)
     assert problem in str(error.value)
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", "check", str(path)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "yafdp", "check", str(path)], capture_output=True, text=True)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and str(path / "run.db") in result.stderr and problem in result.stderr
 

@@ -17,8 +17,8 @@ from yafdp.catalog import DEFAULT_DATA_DIR
 pytestmark = pytest.mark.slow
 
 
-def cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, args)], capture_output=True, text=True,
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yafdp", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -102,7 +102,7 @@ CATALOGS = {"broken_json": (broken_json, "payment.json: line 1"), "bad_regex": (
 IDLE_OPTIONS = [
     ("quota-scale-without-latency-model", ["--quota-scale", "2"], "argument --quota-scale: does nothing without --latency-model"),
     ("workflow-without-orchestration", ["--workflow", "express"], "argument --workflow: does nothing without --style orchestration"),
-    ("keep-without-aws", ["--keep"], "argument --keep: does nothing without --backend aws"),
+    ("keep-without-aws", ["--keep"], "argument --keep: does nothing without --backend aws or moto"),
     ("concurrency-on-local", ["--concurrency", "8"], "argument --concurrency: does nothing without --backend moto"),
     ("point-in-time-recovery-on-local", ["--point-in-time-recovery"],
      "argument --point-in-time-recovery: does nothing without --backend moto or aws"),
@@ -118,7 +118,8 @@ IDLE_OPTIONS = [
 
 # The commands that read a run folder, and what each says of one that holds no run.
 RUN_READERS = {"check": lambda d: ["check", d], "resume": lambda d: ["resume", "--out", d],
-               "fit-profile": lambda d: ["fit-profile", d, "--out", d.parent / "m4.json"]}
+               "fit-profile": lambda d: ["fit-profile", d, "--out", d.parent / "m4.json"],
+               "trace": lambda d: ["trace", d, "--format", "otlp", "--out", d.parent / "trace.jsonl"]}
 NOT_A_RUN = {"text": "run.db: not a run database (file is not a database)",
              "empty": "run.db: the file is empty (0 bytes)",
              "sqlite": "run.db: no table run_info, events"}
@@ -194,8 +195,16 @@ CASES = [
     *[(f"{command}-{kind}", lambda p, t, c=command, k=kind: [*RUN_READERS[c](garbage(t, k))], [said])
       for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
+    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", p / "summary.json"],
+     ["--out", "summary.json exists", "--force"]),
+    ("trace-out-a-folder", lambda p, t: ["trace", p, "--format", "otlp", "--out", t, "--force"], ["is a folder"]),
+    ("trace-catalog-broken", lambda p, t: ["trace", p, "--format", "otlp", "--out", t / "t.jsonl", "--catalog",
+                                           catalog(t, bad_regex)], ["payment.json"]),
+    ("trace-without-format", lambda p, t: ["trace", p], ["yafdp trace: the following arguments are required: --format"]),
+    ("asyncapi-per-service-a-file", lambda p, t: ["catalog", "--format", "asyncapi", "--per-service", p / "run.db"],
+     ["--per-service", "run.db is a file"]),
     ("test-pattern-bad-json", lambda p, t: ["test-pattern", "--pattern", "{bad", "--event", "{}"], ["Event pattern is not valid", "{bad"]),
-    ("deploy-moto-without-endpoint", lambda p, t: ["deploy", "--backend", "moto"], ["--endpoint-url"]),
+    ("deploy-moto-without-server", lambda p, t: ["deploy", "--backend", "moto"], ["`yafdp moto-server`", "--endpoint-url"]),
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
      ["--endpoint-url"]),
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
@@ -273,8 +282,8 @@ EMPTY_PATHS = [
 
 @pytest.mark.parametrize("arguments, option", EMPTY_PATHS, ids=[" ".join(a) for a, _ in EMPTY_PATHS])
 def test_an_empty_path_is_refused_naming_the_option_and_nothing_is_written_here(tmp_path, arguments, option):
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *arguments], capture_output=True, text=True,
-                            timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "yafdp", *arguments], capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and option in lines[0] and ("must not be empty" in lines[0] or "names no file" in lines[0])
@@ -295,8 +304,8 @@ def test_a_connection_the_runs_own_moto_server_closed_is_not_blamed_on_aws(tmp_p
     monkeypatch.setattr(yafdp.runs, "run_saga", closed)
     assert main(["run", "--backend", "moto", "--orders", "2", "--out", str(tmp_path / "run")]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("yafdp: the run's own local moto server (not AWS): Connection was "
-                                                   "closed"), lines
+    assert len(lines) == 1 and lines[0].startswith("yafdp: the run's moto server (its own, or the one `yafdp moto-server` "
+                                                   "runs; not AWS): Connection was closed"), lines
 
 
 def _file_size_limit(limit: int):
@@ -330,8 +339,8 @@ NO_ROOM = [
 def test_no_room_to_write_is_one_line_exit_2_and_the_earlier_run_is_kept(prev, tmp_path, name, arguments, limit,
                                                                          keeps_prev, said):
     before = fingerprint(prev)
-    result = subprocess.run([sys.executable, "-m", "yafdp.cli", *map(str, arguments(prev, tmp_path))],
-                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    result = subprocess.run([sys.executable, "-m", "yafdp", *map(str, arguments(prev, tmp_path))],
+                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                             preexec_fn=_file_size_limit(limit))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()

@@ -1,4 +1,4 @@
-"""The cost model (cited prices, usage counted from runs) and the side-by-side tables of notebook 08."""
+"""The cost model (cited prices, usage counted from runs) and the side-by-side tables of notebook 09."""
 
 import json
 from pathlib import Path

@@ -239,7 +239,7 @@ def test_a_simulated_run_prints_its_saga_latency_cold_starts_waits_and_throttles
               "print('pandas imported' if 'pandas' in sys.modules else 'no pandas')\nsys.exit(code)")
     result = subprocess.run([sys.executable, "-c", script, "run", "--orders", "600", "--arrival-rate", "60", "--out",
                              str(out), "--latency-model", "aws-eu-west-1", "--quota-scale", "0.01"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     simulation = json.loads((out / "summary.json").read_text())["simulation"]

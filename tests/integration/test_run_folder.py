@@ -1,6 +1,7 @@
 """A run never loses what the user had: an --out that holds a run is refused unless --force, one writer per
 folder, files replaced whole, SIGINT/SIGTERM stop cleanly, and resume finishes the whole run (or, on a
-finished one, changes nothing). Driven through the real command line."""
+finished one, changes nothing). Driven through the real command line; a run is stopped, signalled or killed at a
+point it announces (the ``paused_yafdp`` fixture), never after a sleep."""
 
 import hashlib
 import json
@@ -10,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,51 +19,23 @@ from yafdp.analysis.check import check_run
 from yafdp.runs import RunOptions, folder, run_saga
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
-YAFDP = [sys.executable, "-m", "yafdp.cli"]
+YAFDP = [sys.executable, "-m", "yafdp"]
+# Called at each commit of a run under way (every 200 deliveries of the file store, every 5,000 of the memory store).
+TICK = "yafdp.runs.lifecycle._keeping_time.<locals>.tick"
 
 
-def cli(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*YAFDP, *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
-
-
-def start(*args) -> subprocess.Popen:
-    """``yafdp ARGS`` in a child process, with SIGINT's default action as a terminal gives it: a test suite started
-    in the background (``make test &``) ignores SIGINT, and a child would inherit that until yafdp installs its
-    own handler, so a Ctrl-C sent early would be lost."""
-    return subprocess.Popen([*YAFDP, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def fingerprint(out: Path) -> dict[str, str]:
     return {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in ("run.db", "summary.json")}
 
 
-def wait_for_holder(out: Path, process: subprocess.Popen) -> None:
-    """Until ``process`` holds the run folder's lock (it has parsed its options and started the run)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it was interrupted"
-        lock = out / ".yafdp.lock"
-        if lock.exists() and f"process {process.pid} " in lock.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise AssertionError("the run did not take its folder in time")
-
-
-def wait_for_orders(out: Path, at_least: int = 1, process: subprocess.Popen | None = None) -> None:
-    """Until run.db holds ``at_least`` placed orders (the run is under way)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process is None or process.poll() is None, "the run ended before it was interrupted"
-        try:
-            with sqlite3.connect(f"file:{out / 'run.db'}?mode=ro", uri=True, timeout=1) as db:
-                if db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] >= at_least:
-                    return
-        except sqlite3.Error:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the run placed no order in time")
+def placed(out: Path) -> int:
+    with sqlite3.connect(f"file:{out / 'run.db'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
 
 
 def one_line(stderr: str) -> str:
@@ -109,35 +81,33 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
         == ["run.db", "summary.json"]
 
 
-def assert_check_says_in_progress(out: Path, process: subprocess.Popen) -> None:
+def assert_check_says_in_progress(out: Path, process) -> None:
     checked = cli("check", out)
     line = one_line(checked.stderr)
     assert checked.returncode == 2 and checked.stdout == ""
     assert line.startswith(f"yafdp: run in progress (pid {process.pid}: yafdp run, since ") and str(out) in line
 
 
-def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path):
+def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path, paused_yafdp):
     """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
     out = tmp_path / "busy"
-    first = start("run", "--store", "file", "--orders", 50_000, "--out", out)
-    try:
-        wait_for_orders(out, process=first)
-        for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
-            line = one_line(second.stderr)
-            assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
-        assert_check_says_in_progress(out, first)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+    first = paused_yafdp(["run", "--store", "file", "--orders", 2000, "--out", out], event="call", match=TICK)
+    first.reached()  # its first commit: orders placed, the run under way, the folder held
+    assert placed(out) > 0
+    for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
+        line = one_line(second.stderr)
+        assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
+    assert_check_says_in_progress(out, first)
+    first.kill()
 
 
-def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
+def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path, paused_yafdp):
     """The review's case: a file-store run SIGKILLed partway got several invariant FAILs and exit 1."""
     out = tmp_path / "killed"
-    running = start("run", "--store", "file", "--orders", 5000, "--out", out)
-    wait_for_orders(out, 100, process=running)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
+    running = paused_yafdp(["run", "--store", "file", "--orders", 2000, "--out", out], event="call", match=TICK, nth=3)
+    running.reached()
+    running.kill()
+    assert 0 < placed(out) < 2000
     checked = cli("check", out)
     line = one_line(checked.stderr)
     assert checked.returncode == 2 and checked.stdout == ""
@@ -147,32 +117,25 @@ def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path):
     assert cli("check", out).returncode == 0
 
 
-def killed_while_storing_its_workload(out: Path, *args) -> list[str]:
+def killed_while_storing_its_workload(out: Path, paused_yafdp, *args) -> list[str]:
     """SIGKILL a file-store run while it writes its run.db beside the old one (in a transaction: SQLite's journal
-    beside it); the temporaries it leaves."""
+    beside it), at its 1,000th of 5,000 requests; the temporaries it leaves."""
     before = {p.name for p in out.glob(".run.db.*")}
-    running = start("run", "--store", "file", "--orders", 100_000, "--out", out, *args)
-
-    def journal_until(deadline: float) -> None:
-        while time.monotonic() < deadline and running.poll() is None and \
-                not [p for p in out.glob(".run.db.*.tmp-journal") if p.name not in before]:
-            time.sleep(0.002)
-
-    journal_until(time.monotonic() + 60)
-    time.sleep(0.2)  # past the schema's statements, into the transaction that stores 100,000 requests
-    journal_until(time.monotonic() + 10)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
+    running = paused_yafdp(["run", "--store", "file", "--orders", 5000, "--out", out, *args], event="call",
+                           match="yafdp.runs.lifecycle._store_start.<locals>.<genexpr>", nth=1000)
+    running.reached()
+    running.kill()
     left = sorted(p.name for p in out.glob(".run.db.*") if p.name not in before)
     assert left and all(folder.STALE_TEMPORARY.fullmatch(name) for name in left), left
     return left
 
 
-def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or_resume_and_nothing_else(tmp_path):
+def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or_resume_and_nothing_else(
+        tmp_path, paused_yafdp):
     """The review's case: SIGKILL early in a file-store run left .run.db.XXXX.tmp and its -journal forever."""
     out = tmp_path / "run"
-    first = killed_while_storing_its_workload(out)
-    left = killed_while_storing_its_workload(out)
+    first = killed_while_storing_its_workload(out, paused_yafdp)
+    left = killed_while_storing_its_workload(out, paused_yafdp)
     assert len(first) == len(left) == 2  # each: the database being written and its journal
     assert sorted(p.name for p in out.glob(".run.db.*")) == left  # the second writer removed the first one's
     others = [".run.db.short.tmp", ".run.db.abcdefgh.tmp.bak", "run.db.abcdefgh.tmp", ".notes.abcdefgh.tmp", "mine.tmp"]
@@ -184,7 +147,7 @@ def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or
     assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
 
     before = fingerprint(out)  # a finished run; a --force run killed early leaves its temporaries beside it
-    killed_while_storing_its_workload(out, "--force")
+    killed_while_storing_its_workload(out, paused_yafdp, "--force")
     assert fingerprint(out) == before
     resumed = cli("resume", "--out", out)
     assert resumed.returncode == 0 and fingerprint(out) == before
@@ -192,43 +155,45 @@ def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_a_file_store_run_cleanly_and_resume_finishes_it(tmp_path, stop):
+def test_a_signal_stops_a_file_store_run_cleanly_and_resume_finishes_it(tmp_path, stop, paused_yafdp):
     out = tmp_path / "run"
-    running = start("run", "--store", "file", "--orders", 5000, "--seed", 4, "--out", out)
-    wait_for_orders(out, 50, process=running)
-    running.send_signal(stop)
-    _, stderr = running.communicate(timeout=60)
-    line = one_line(stderr)
-    assert running.returncode == 130 and "keeps what was committed" in line and f"yafdp resume --out {out}" in line
+    running = paused_yafdp(["run", "--store", "file", "--orders", 2000, "--seed", 4, "--out", out], event="call",
+                           match=TICK, nth=2)
+    running.reached()
+    committed = placed(out)
+    running.signal(stop)
+    stopped = running.finish()
+    line = one_line(stopped.stderr)
+    assert stopped.returncode == 130 and "keeps what was committed" in line and f"yafdp resume --out {out}" in line
+    assert f"({committed} orders placed" in line
     resumed = cli("resume", "--out", out, "--json")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
-    assert summary["orders"]["placed"] == 5000 and summary["orders"]["not_sent"] == 0 and summary["sessions"] == 2
+    assert summary["orders"]["placed"] == 2000 and summary["orders"]["not_sent"] == 0 and summary["sessions"] == 2
     assert all(i.passed for i in check_run(out))
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_a_memory_store_run_and_the_earlier_run_stays(earlier, stop):
+def test_a_signal_stops_a_memory_store_run_and_the_earlier_run_stays(earlier, stop, paused_yafdp):
     before = fingerprint(earlier)
-    running = start("run", "--orders", 50_000, "--out", earlier, "--force")
-    wait_for_holder(earlier, running)
-    time.sleep(1)  # into the run: the memory store writes nothing until the end
-    running.send_signal(stop)
-    _, stderr = running.communicate(timeout=60)
-    line = one_line(stderr)
-    assert running.returncode == 130 and f"{earlier} holds what it held before" in line
+    running = paused_yafdp(["run", "--orders", 3000, "--out", earlier, "--force"], event="call", match=TICK)
+    running.reached()  # into the run (its first 5,000 deliveries): the memory store writes nothing until the end
+    running.signal(stop)
+    stopped = running.finish()
+    assert stopped.returncode == 130 and one_line(stopped.stderr) == (
+        f"yafdp: interrupted: nothing of this run was kept (the memory store writes run.db at the end); {earlier} "
+        f"holds what it held before")
     assert fingerprint(earlier) == before
 
 
-def test_resume_places_the_orders_not_placed_yet(tmp_path):
+def test_resume_places_the_orders_not_placed_yet(tmp_path, paused_yafdp):
     """The issue's case: a 5,000-order file-store run killed after its first commit resumed to 0 placed orders."""
     out = tmp_path / "run"
-    running = start("run", "--store", "file", "--orders", 5000, "--seed", 8, "--out", out)
-    wait_for_orders(out, process=running)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
-    with sqlite3.connect(out / "run.db") as db:
-        assert db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] < 5000
+    running = paused_yafdp(["run", "--store", "file", "--orders", 5000, "--seed", 8, "--out", out], event="call",
+                           match=TICK, nth=2)
+    running.reached()  # its first commit is behind it
+    running.kill()
+    assert 0 < placed(out) < 5000
     resumed = cli("resume", "--out", out, "--json")
     assert resumed.returncode == 0, resumed.stderr
     orders = json.loads(resumed.stdout)["orders"]
@@ -236,13 +201,12 @@ def test_resume_places_the_orders_not_placed_yet(tmp_path):
     assert all(i.passed for i in check_run(out))
 
 
-def test_after_a_resume_the_summary_describes_the_whole_run_and_a_finished_run_is_left_alone(tmp_path):
+def test_after_a_resume_the_summary_describes_the_whole_run_and_a_finished_run_is_left_alone(tmp_path, paused_yafdp):
     out = tmp_path / "run"
-    running = start("run", "--store", "file", "--orders", 5000, "--seed", 2, "--out", out)
-    wait_for_orders(out, 1000, process=running)
-    time.sleep(0.5)
-    running.send_signal(signal.SIGKILL)
-    running.wait()
+    running = paused_yafdp(["run", "--store", "file", "--orders", 5000, "--seed", 2, "--out", out], event="call",
+                           match=TICK, nth=20)
+    running.reached()  # 4,000 deliveries committed, with the wall time of the run so far
+    running.kill()
     with sqlite3.connect(out / "run.db") as db:
         before = json.loads(db.execute("SELECT value FROM run_info WHERE key = 'wall_seconds'").fetchone()[0])
         first_session = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
@@ -324,33 +288,47 @@ def test_an_export_stopped_at_any_step_leaves_the_old_run_or_the_new_one(tmp_pat
     assert all(i.passed for i in check_run(out))
 
 
-def test_a_run_killed_at_random_moments_never_leaves_an_empty_run_db_or_a_stale_summary(tmp_path):
-    out = tmp_path / "run"
-    assert cli("run", "--orders", 50, "--out", out).returncode == 0
-    for delay in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0):
-        running = start("run", "--orders", 3000, "--seed", int(delay * 10), "--out", out, "--force")
-        time.sleep(delay)
-        running.send_signal(signal.SIGKILL)
-        running.wait()
-        assert (out / "run.db").stat().st_size > 0
+def test_a_run_killed_at_any_step_on_its_folder_never_leaves_an_empty_run_db_or_a_stale_summary(
+        tmp_path, finished_run, paused_yafdp):
+    """A run over an earlier one (``--force``) SIGKILLed at each step that changes its folder, from the first to
+    the last (the database made beside, the old files removed, the database renamed into place, the summary
+    made beside and renamed): what is left is a whole run.db, and a summary.json, if any, that is run.db's own."""
+    def run(out):
+        return ["run", "--orders", 30, "--seed", 5, "--out", out, "--force"]
+
+    survey = tmp_path / "survey"
+    shutil.copytree(finished_run, survey)
+    steps = [point for point in paused_yafdp.survey(run(survey)) if str(survey) in point]
+    first = next(n for n, point in enumerate(steps) if point.startswith("tempfile.mkstemp "))
+    last = max(n for n, point in enumerate(steps) if point.startswith("os.rename "))
+    changes = ("tempfile.mkstemp", "os.remove", "os.rename", "sqlite3.connect")
+    # each step as (its kind, how many steps of that kind on the folder came before it, and it): what a child
+    # stops at, whatever else it does first (it may find the modules compiled, or compile them)
+    chosen = [(kind, sum(p.startswith(kind + " ") for p in steps[:n + 1]))
+              for n, kind in ((n, steps[n].split(" ", 1)[0]) for n in range(first, last + 1)) if kind in changes]
+    assert len(chosen) >= 10
+    for kind, nth in chosen:
+        out = tmp_path / f"killed-{kind}-{nth}"
+        shutil.copytree(finished_run, out)
+        running = paused_yafdp(run(out), event=kind, match=str(out), nth=nth)
+        point = running.reached()
+        running.kill()
+        assert (out / "run.db").stat().st_size > 0, point
         with sqlite3.connect(out / "run.db") as db:
             recorded = json.loads(db.execute("SELECT value FROM run_info WHERE key = 'summary'").fetchone()[0])
         if (out / "summary.json").exists():
-            assert json.loads((out / "summary.json").read_text()) == recorded
+            assert json.loads((out / "summary.json").read_text()) == recorded, point
 
 
-def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path):
+def test_check_says_a_memory_store_run_in_progress_is_in_progress(tmp_path, paused_yafdp):
     """The new-user review's case: a memory-store run has no run.db until it ends, and `yafdp check` on its folder
     said "no run database … (run `yafdp run --out DIR` first)" instead of naming the run in progress."""
     out = tmp_path / "busy"
-    first = start("run", "--orders", 200_000, "--out", out)
-    try:
-        wait_for_holder(out, first)
-        assert not (out / "run.db").exists()
-        assert_check_says_in_progress(out, first)
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
+    first = paused_yafdp(["run", "--orders", 3000, "--out", out], event="call", match=TICK)
+    first.reached()  # into the run
+    assert not (out / "run.db").exists()
+    assert_check_says_in_progress(out, first)
+    first.kill()
 
 
 @pytest.mark.parametrize("store", ["memory", "file"])

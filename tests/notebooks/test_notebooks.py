@@ -12,7 +12,8 @@ import pytest
 from filelock import FileLock
 
 from yafdp.analysis import course
-from yafdp.workbook import NOTEBOOKS_DIR, REPOSITORY, ExecutedNotebook, notebooks, run_notebook
+from yafdp.shipped import REPOSITORY
+from yafdp.workbook import NOTEBOOKS_DIR, ExecutedNotebook, notebooks, run_notebook
 
 CHAPTERS = notebooks()
 
@@ -54,7 +55,8 @@ def test_workbook_has_its_chapters():
 def test_workbook_teaches_the_saga_from_deployment_to_a_new_service():
     names = {p.stem for p in CHAPTERS}
     assert names >= {"03_deploy_bus_and_handlers", "04_fire_orders", "05_event_flow_and_latency",
-                     "06_failures_and_compensations", "07_add_loyalty_service", "09_course_summary"}
+                     "06_failures_and_compensations", "07_add_loyalty_service", "08_classic_or_custom_event_bus",
+                     "10_course_summary"}
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
@@ -72,6 +74,19 @@ def test_notebook_is_committed_as_a_course_chapter(path):
     headings = [line for c in cells if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines()
                 if line.startswith("## ")]
     assert headings[-2:] == ["## Exercises", "## What to try next"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_papermill_help_describes_every_parameter_with_its_type(path):
+    """`papermill --help-notebook` reads a parameter's type from its annotation and its help from the comment on
+    its own line ("Unknown type" and no help otherwise)."""
+    import papermill
+
+    parameters = papermill.inspect_notebook(str(path))
+    assert parameters and "out_dir" in parameters
+    for name, parameter in parameters.items():
+        assert parameter["inferred_type_name"] not in ("", "None"), f"{path.stem}: {name} has no type"
+        assert len(parameter["help"]) > 10, f"{path.stem}: {name} has no help on its line"
 
 
 def test_readme_lists_every_chapter_with_its_time():
@@ -94,9 +109,13 @@ def test_notebook_executes_and_saves_its_figures(path, build):
 def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
     result = executed(path, build)
     for cell, output in outputs(result.notebook):
-        if output.get("name") == "stderr":  # progress lines are fine there; a warning is not
+        if output.get("name") == "stderr":  # a warning is not
             text = "".join(output["text"])
             assert not re.search(r"warn", text, flags=re.I), f"{path.stem}: a cell warned: {text[:300]}"
+        # nor a progress bar (a tqdm widget shows its bar as text/plain too): papermill's kernel gets none, as no one
+        # watches (yafdp.progress)
+        shown = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+        assert not re.search(r"(orders ended|offered loads):\s*\d+%\|", shown), f"{path.stem}: a progress bar"
         table = "".join(output.get("data", {}).get("text/html", ""))
         for text in re.findall(r"<td[^>]*>(.*?)</td>", table, flags=re.S):
             assert not text.rstrip().endswith(("...", "…")), f"{path.stem}: a table cell is cut: {text[-80:]!r}"

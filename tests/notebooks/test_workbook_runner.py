@@ -59,3 +59,55 @@ def test_the_teachers_copy_goes_beside_the_learners_build_by_default(tmp_path, m
     assert main(["workbook", "--solutions", "--only", "01", "--jobs", "1"]) == 0, capsys.readouterr().err
     assert learner.read_text() == "the learner's copy"
     assert (tmp_path / "build" / "solutions" / "html" / "01_identify_events.html").exists()
+
+
+def _course_chapter(folder, name, title, minutes, goals):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    intro = f"# {name[:2]} · {title}\n\n*About {minutes} minutes.*\n\nIn this chapter you will learn:\n\n" + "".join(
+        f"{n}. {goal}\n" for n, goal in enumerate(goals, 1))
+    notebook.cells = [nbformat.v4.new_markdown_cell(intro),
+                      nbformat.v4.new_code_cell("out_dir = None", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell(f"print('{title}')")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, folder / f"{name}.ipynb")
+
+
+def _nav(page: str) -> list[str]:
+    import re
+
+    navs = re.findall(r"<!-- yafdp-course-nav -->(.*?)<!-- /yafdp-course-nav -->", page, flags=re.S)
+    return [re.findall(r'href="([^"]+)"', nav) for nav in navs]
+
+
+def test_the_workbook_writes_an_index_of_the_chapters_present_and_links_each_to_its_neighbours(tmp_path):
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    _course_chapter(chapters, "01_events", "Identify the events", 25, ["name the **events**", "write `schemas`"])
+    _course_chapter(chapters, "02_rules", "Map the rules", 20, ["read a pattern\n   over two lines"])
+    _course_chapter(chapters, "03_end", "Summary", 5, ["look back"])
+    html = tmp_path / "build" / "html"
+    run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=1)
+    index = (html / "index.html").read_text()
+    assert "A course of 3 chapters, about 50 minutes" in index and "<script" not in index
+    assert [f"0{n}_" in index for n in (1, 2, 3)] == [True] * 3
+    assert '<a href="01_events.html">01 · Identify the events</a>' in index and "about 25 minutes" in index
+    assert "<li>name the <strong>events</strong></li><li>write <code>schemas</code></li>" in index
+    assert "<li>read a pattern over two lines</li>" in index
+    assert _nav((html / "01_events.html").read_text()) == [["index.html", "02_rules.html"]] * 2  # top and bottom
+    assert _nav((html / "02_rules.html").read_text()) == [["01_events.html", "index.html", "03_end.html"]] * 2
+    assert _nav((html / "03_end.html").read_text()) == [["02_rules.html", "index.html"]] * 2
+
+    # A chapter inserted (the course renumbered) and one built alone: the site follows the notebooks present,
+    # each copy keeps one set of links, and a chapter not built yet is listed without a link (nor linked to: the
+    # copy of the old 03_end is no chapter now).
+    (chapters / "03_end.ipynb").rename(chapters / "04_end.ipynb")
+    _course_chapter(chapters, "03_choice", "Classic or custom bus?", 30, ["choose a bus"])
+    run_workbook(tmp_path / "build", notebooks_dir=chapters, only=["03"], echo=lambda line: None, jobs=1)
+    index = (html / "index.html").read_text()
+    assert "A course of 4 chapters, about 80 minutes" in index
+    assert '<a href="03_choice.html">03 · Classic or custom bus?</a>' in index
+    assert "04 · Summary <span class=\"missing\">(not built: <code>yafdp workbook --only 04</code>)" in index
+    assert _nav((html / "03_choice.html").read_text()) == [["02_rules.html", "index.html"]] * 2  # 04 not built
+    assert _nav((html / "02_rules.html").read_text()) == [["01_events.html", "index.html", "03_choice.html"]] * 2

@@ -12,11 +12,10 @@ from yafdp.runtime import rundb
 from yafdp.backends.local.bus import LocalBus
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import load_catalog
-from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
-from yafdp.runtime.envelope import entry_size
+from yafdp.runtime.envelope import QUOTAS_FILE, PublishError, entry_size, iso_time, max_request_bytes
 from yafdp.runtime.publishing import PreparedEntry
 
 
@@ -97,6 +96,15 @@ def test_put_events_publishes_the_good_entry_and_answers_malformed_detail_for_th
     ({"DetailType": "Delivery_Scheduled", "Detail": PAID}, "NotAuthorizedForDetailTypeException", "events:detail-type"),
     ({"DetailType": "Payment_Success", "Detail": "not an object"}, "MalformedDetail", "not valid JSON"),
     ({"DetailType": "Payment_Success", "Detail": [1, 2]}, "MalformedDetail", "must be a JSON object"),
+    ({"DetailType": "Payment_Success"}, "InvalidArgument", "Parameter Detail is not valid. Reason: Detail is a required"),
+    ({"DetailType": "Payment_Success", "Detail": ""}, "InvalidArgument", "Detail is a required argument"),
+    ({"Detail": PAID}, "InvalidArgument", "Parameter DetailType is not valid. Reason: DetailType is a required"),
+    ({"DetailType": "Payment_Success", "Detail": PAID, "Source": ""}, "InvalidArgument",
+     "Parameter Source is not valid. Reason: Source is a required argument."),
+    ({"DetailType": "Payment_Success", "Detail": PAID, "Resources": "arn:aws:x"}, "InvalidArgument",
+     "Parameter Resources is not valid"),
+    ({"DetailType": "Payment_Success", "Detail": PAID, "Time": "yesterday"}, "InvalidArgument",
+     "Parameter Time is not valid"),
 ])
 def test_each_bad_entry_is_answered_on_its_own_and_the_others_are_published(entry, code, reason):
     bus = make_bus()
@@ -129,20 +137,26 @@ def test_an_entry_without_time_counts_no_time_bytes(catalog_copy):
     bus = widened(catalog_copy)
     response = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(262_140)}], sender="payment")
     assert response["FailedEntryCount"] == 0
-    timed = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 14), "Time": 1_767_225_600},
-                            {"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 13), "Time": 1_767_225_600}],
+    timed = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 14), "Time": 1_767_225_600}],
                            sender="payment")
     assert "EventId" in timed["Entries"][0]
-    assert timed["Entries"][1]["ErrorCode"] == "InvalidArgument"
-    assert "1048577 bytes" in timed["Entries"][1]["ErrorMessage"]
+    with pytest.raises(PublishError, match="1048577 bytes"):
+        bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576 - 13), "Time": 1_767_225_600}],
+                       sender="payment")
 
 
-def test_the_entry_size_limit_is_the_one_in_quotas_json(catalog_copy):
+def test_a_request_whose_entries_add_up_past_the_limit_is_refused_whole(catalog_copy):
+    # Tried: two entries of 600,000 bytes each were both published; EventBridge refuses the whole request when the
+    # sum of its entry sizes is over the limit (ValidationException "Total size of the entries in the request is
+    # over the limit."), and publishes none of them. The limit is the one in data/quotas.json.
     bus = widened(catalog_copy)
-    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(1_048_576)},
-                               {"DetailType": "Payment_Success", "Detail": padded(1_048_577)}], sender="payment")
-    assert "EventId" in response["Entries"][0]
-    assert response["Entries"][1]["ErrorCode"] == "InvalidArgument" and "1048576" in response["Entries"][1]["ErrorMessage"]
+    with pytest.raises(PublishError, match="Total size of the entries in the request is over the limit: 1200000 bytes"):
+        bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(600_000)}] * 2, sender="payment")
+    assert rows(bus, "SELECT COUNT(*) FROM events") == [(0,)]
+    assert max_request_bytes() == json.loads(QUOTAS_FILE.read_text())["quotas"]["eventbridge_put_events_request_bytes"]["value"]
+    at_limit = bus.put_events([{"DetailType": "Payment_Success", "Detail": padded(max_request_bytes() // 2)}] * 2,
+                              sender="payment")
+    assert at_limit["FailedEntryCount"] == 0 and rows(bus, "SELECT COUNT(*) FROM events") == [(2,)]
 
 
 def test_an_entry_that_sets_time_is_delivered_with_that_time():
@@ -183,6 +197,28 @@ def test_a_failing_handler_is_received_again_after_the_visibility_timeout():
     assert rows(bus, "SELECT COUNT(*) FROM dead_letters") == [(0,)]
 
 
+class TenSecondHandlers(VirtualTiming):
+    """Every handler call takes 10 virtual seconds."""
+
+    def reserve(self, service: str, virtual: float) -> tuple[float, float]:
+        return virtual, virtual + 10.0
+
+
+def test_the_visibility_timeout_runs_from_the_receive_not_from_the_handlers_end():
+    # Tried: with a 30 s visibility timeout and 10 s handlers the receives came 40 s apart. SQS hides a received
+    # message for the visibility timeout counted from the receive; a handler that fails after 10 s does not
+    # restart that clock.
+    bus = make_bus(handlers={RESTAURANT: failing(times=2)}, timing=TenSecondHandlers())
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    bus.run()
+    attempts = rows(bus, "SELECT delivered_at, finished_at, outcome FROM deliveries WHERE rule = ? ORDER BY attempt",
+                    RESTAURANT)
+    timeout = PLAN.service("restaurant").visibility_timeout_seconds
+    assert timeout == 30 and [o for _, _, o in attempts] == ["failed", "failed", "ok"]
+    assert all(finished - delivered == 10.0 for delivered, finished, _ in attempts)
+    assert [b[0] - a[0] for a, b in zip(attempts, attempts[1:])] == [timeout, timeout]
+
+
 def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventbridge_attributes():
     bus = make_bus(handlers={RESTAURANT: failing(times=99)})
     [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
@@ -194,7 +230,8 @@ def test_after_max_receive_count_the_message_is_in_the_queues_dlq_without_eventb
                        " retry_attempts, dead_lettered_at, attributes FROM dead_letters")
     assert dead[:7] == (event_id, "queue", PLAN.queue_arn(service.queue), "Unhandled",
                         "RuntimeError: restaurant system is down", "maxReceiveCount", service.max_receive_count - 1)
-    assert dead[7] == outcomes[-1][1] + service.visibility_timeout_seconds  # moved when it would come back
+    received = rows(bus, "SELECT MAX(delivered_at) FROM deliveries WHERE rule = ?", RESTAURANT)[0][0]
+    assert dead[7] == received + service.visibility_timeout_seconds  # moved when it would come back
     attributes = json.loads(dead[8])
     assert attributes["ApproximateReceiveCount"] == str(service.max_receive_count)
     assert attributes["DeadLetterQueueSourceArn"] == PLAN.queue_arn(service.queue)
@@ -474,6 +511,30 @@ def test_replay_takes_only_the_time_window():
     bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
     bus.run()
     assert bus.replay(10_000, 20_000) == 0
+
+
+def test_replay_selects_by_the_events_own_time_and_keeps_it():
+    # Tried: replay selected by when the bus received an event and gave the replayed copy that receipt time. StartReplay
+    # replays "only events that occurred between the EventStartTime and EventEndTime", and a replayed event is the
+    # archived one: its time is kept. An entry's own Time is its event's time.
+    seen = []
+
+    def only_replayed(event, uow):  # the original fails (to the DLQ), so the replayed copy is not a duplicate
+        seen.append(event)
+        if "replay-name" not in event:
+            raise RuntimeError("not yet")
+
+    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": only_replayed})
+    epoch = bus.services.epoch
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID, "Time": epoch + 3_600}], sender="payment")
+    bus.run()
+    received = rows(bus, "SELECT published_at FROM events")[0][0]
+    assert received < 60 and seen[0]["time"] == iso_time(epoch + 3_600)
+    assert bus.replay(0, 600) == 0  # the window of its receipt does not hold its time
+    assert bus.replay(3_599.5, 3_600) == 1 and bus.replay(3_600.2, 3_700) == 0  # time has whole seconds
+    bus.run()
+    replayed = [e for e in seen if "replay-name" in e]
+    assert len(replayed) == 1 and replayed[0]["time"] == iso_time(epoch + 3_600) and replayed[0]["id"] == seen[0]["id"]
 
 
 def test_redrive_delivers_dead_letters_once_the_cause_is_fixed():

@@ -105,6 +105,16 @@ def test_invalid_pattern_is_refused_with_eventbridge_reason(catalog_copy):
     assert "Event pattern is not valid" in error.problem
 
 
+def test_a_pattern_number_no_double_holds_is_refused_as_written_in_the_file(catalog_copy):
+    # json would read 1.00000000000000001 as 1.0; EventBridge refuses the operand ("Cannot compare number").
+    catalog_copy.edit("delivery", lambda d: d["subscriptions"][0]["pattern"].update(
+        {"detail": {"amount": [{"numeric": [">", 0.5]}]}}))
+    path = catalog_copy.root / "services" / "delivery.json"
+    path.write_text(path.read_text().replace("0.5", "1.00000000000000001"))
+    error = _error(catalog_copy)
+    assert error.key == "subscriptions[0].pattern" and "Cannot compare number 1.00000000000000001" in error.problem
+
+
 def test_rule_without_detail_type_is_refused(catalog_copy):
     catalog_copy.edit("delivery", lambda d: d["subscriptions"][0]["pattern"].pop("detail-type"))
     assert "detail-type" in _error(catalog_copy).problem

@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-from yafdp.analysis.asyncapi import asyncapi_document
 from yafdp.catalog import load_catalog
 from yafdp.cli import main
 from yafdp.analysis.graph import causal_graph, flow_graph, mermaid
@@ -43,46 +42,6 @@ def test_mermaid_lists_every_node_and_dots_compensations(catalog):
     for name in list(catalog.events) + list(catalog.services):
         assert f'"{name}"' in text
     assert "-.->" in text and "-->" in text
-
-
-def _refs(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
-
-
-def _resolve(doc, ref):
-    node = doc
-    for part in ref.removeprefix("#/").split("/"):
-        node = node[part]
-    return node
-
-
-def test_asyncapi_lists_every_event_as_a_message_with_its_schema(catalog):
-    doc = asyncapi_document(catalog)
-    assert doc["asyncapi"] == "3.0.0"
-    messages = doc["components"]["messages"]
-    assert set(messages) == set(catalog.events)
-    assert messages["Order_Initiated"]["payload"]["required"] == catalog.events["Order_Initiated"].schema["required"]
-
-
-def test_asyncapi_references_all_resolve(catalog):
-    doc = asyncapi_document(catalog)
-    for ref in _refs(doc):
-        _resolve(doc, ref)
-
-
-def test_asyncapi_has_send_and_receive_operations(catalog):
-    ops = asyncapi_document(catalog)["operations"]
-    assert ops["payment-charges-order"]["action"] == "receive"
-    assert ops["payment.send.Payment_Success"]["action"] == "send"
-    assert all(re.match(r"^[\w.\-]+$", name) for name in ops)
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "mermaid", "asyncapi"])

@@ -10,6 +10,7 @@ import pytest
 
 from yafdp.cli import main
 from yafdp.patterns import Pattern, PatternError, RuleSet, compile_pattern
+from yafdp.patterns.jsontext import load_event_text
 
 
 def matches(pattern, event) -> bool:
@@ -346,6 +347,47 @@ def test_event_number_beyond_double_precision_is_compared_as_text():
     assert matches({"n": [{"numeric": [">", 0]}]}, {"n": 10_000_000_000_000_000})
     assert matches({"n": [{"anything-but": [5]}]}, {"n": big})
     assert not matches({"n": [{"numeric": [">", 0]}]}, {"n": 10**400})
+
+
+@pytest.mark.parametrize("operand", ["1.00000000000000001", "1.0000000000000000000001e3", "3.14159265358979323846",
+                                     "1e400", "-4.9e-325"])
+@pytest.mark.parametrize("template", ['{"n": [{"numeric": [">", %s]}]}', '{"n": [{"numeric": [">", 0, "<=", %s]}]}',
+                                      '{"n": [{"numeric": ["=", %s]}]}', '{"n": [{"anything-but": %s}]}',
+                                      '{"n": [{"anything-but": [7, %s]}]}'])
+def test_a_written_operand_with_more_digits_than_a_double_holds_is_refused(template, operand):
+    # event-ruler reads the operand's text as a BigDecimal and refuses it when its double writes back otherwise
+    # (ComparableNumber.generate: "Cannot compare number"); Python's float() would have rounded it silently.
+    assert reason(template % operand).startswith("Cannot compare number " + operand)
+
+
+@pytest.mark.parametrize("operand", ["0.1", "0.30000000000000004", "1.10", "3e2", "-0.0", "1.7976931348623157e308"])
+def test_a_written_operand_a_double_holds_is_accepted(operand):
+    assert matches('{"n": [{"numeric": [">=", %s]}]}' % operand, {"n": float(operand)})
+
+
+def test_an_event_number_written_with_more_digits_than_a_double_holds_is_compared_as_its_text():
+    # The same rule for the event: the number is not comparable, so numeric never matches it and an exact value only
+    # matches the same text (ByteMachine.transitionOn falls back to the value's text).
+    event = load_event_text('{"n": 1.00000000000000001}')
+    assert not matches({"n": [{"numeric": [">", 0]}]}, event)
+    assert not matches({"n": [1]}, event) and not matches('{"n": [1.0]}', event)
+    assert matches('{"n": [1.00000000000000001]}', event)
+    assert not matches('{"n": [1.000000000000000010]}', event)  # another text of the same decimal
+    assert not matches('{"n": [1.00000000000000001]}', {"n": 1.0})
+    assert matches({"n": [{"anything-but": [1]}]}, event)
+    assert matches({"n": [{"exists": True}]}, event)
+    rules = RuleSet()
+    rules.add("exact", '{"n": [1.00000000000000001]}')
+    rules.add("range", {"n": [{"numeric": [">", 0]}]})
+    assert rules.matching(event) == ["exact"]
+
+
+def test_cli_compares_the_events_numbers_as_written(capsys):
+    event = {**EC2_EVENT, "detail": {"total": 0}}
+    text = json.dumps(event).replace('"total": 0', '"total": 1.00000000000000001')
+    assert main(["test-pattern", "--pattern", '{"detail": {"total": [{"numeric": [">", 0]}]}}', "--event", text]) == 1
+    assert main(["test-pattern", "--pattern", '{"detail": {"total": [1.00000000000000001]}}', "--event", text]) == 0
+    assert capsys.readouterr().out == "false\ntrue\n"
 
 
 def test_numeric_only_matches_json_numbers():
@@ -806,6 +848,16 @@ def test_cli_reads_pattern_and_event_from_files(tmp_path, capsys):
 def test_cli_exits_2_on_event_that_is_not_a_json_object(capsys):
     code = main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", '["not", "an", "object"]'])
     assert code == 2 and capsys.readouterr().err.startswith("yafdp test-pattern: --event: Parameter Event is not valid")
+
+
+@pytest.mark.parametrize("field", ["id", "account", "source", "time", "region", "resources", "detail-type"])
+def test_cli_refuses_an_event_without_a_field_test_event_pattern_requires(capsys, field):
+    event = {k: v for k, v in EC2_EVENT.items() if k != field}
+    code = main(["test-pattern", "--pattern", '{"source": ["aws.ec2"]}', "--event", json.dumps(event)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.startswith(f"yafdp test-pattern: --event: Parameter Event is not valid: it lacks {field} ")
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_cli_exits_2_on_unreadable_file(tmp_path, capsys):

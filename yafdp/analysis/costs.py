@@ -14,9 +14,8 @@ from pathlib import Path
 
 from yafdp.errors import ConfigurationError, RefusedError, RunFolderError
 from yafdp.runtime import rundb
-from yafdp.catalog import DEFAULT_DATA_DIR
+from yafdp.shipped import PRICES_FILE
 
-PRICES_FILE = DEFAULT_DATA_DIR / "prices.json"
 CHUNK_BYTES = 64 * 1024  # EventBridge and SQS bill each 64 KB of a message as one event or request
 TRANSACTIONAL_WRITE_UNITS = 2  # DynamoDB: an item (up to 1 KB) written in a transaction costs two write units
 

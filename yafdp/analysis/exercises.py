@@ -13,6 +13,7 @@ to its end. ``check(key, solution(key))`` holds for every exercise (the test sui
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -363,21 +364,143 @@ def _07_check(answer, **context) -> list[str]:
     return problems
 
 
-# ---- 08 · Choreography vs orchestration --------------------------------------------------------------------
+# ---- 08 · Classic or Custom Event Bus ---------------------------------------------------------------------
 
-def _08_solution(costs=None, **context):
+def _08_race_solution(**context):
+    from yafdp.analysis.bus_comparison import races
+
+    return sorted(set(races(_catalog(context))["service"]))
+
+
+@exercise("08.fifo-race",
+          "On a Custom Event Bus whose subscribers are all FIFO, every event of an order in one event group (the "
+          "order id), which services can still handle an order's events in another order than they were "
+          "published? Answer with a list of service names.",
+          "FIFO is each subscriber's promise, not the bus's: \"ordering is a property of a subscriber\" (UG "
+          "Ordering, https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html). A service with two subscribers gets two ordered streams "
+          "that can overtake each other whenever the later event does not wait for the service's own handling of "
+          "the earlier one: Delivery publishes Delivery_Failed on hearing Restaurant_Confirmed_Order, whether "
+          "Loyalty has heard it yet or not. Payment and Restaurant have several subscribers too, but each of their "
+          "later events follows from their own earlier handling, so it cannot arrive first.",
+          solution=_08_race_solution)
+def _08_race_check(answer, **context) -> list[str]:
+    catalog = _catalog(context)
+    expected = set(_08_race_solution(**context))
+    if not isinstance(answer, (list, tuple, set)):
+        return ["answer with a list of service names"]
+    problems = []
+    for service in sorted(set(answer) - expected):
+        if service not in catalog.services:
+            problems.append(f"{service!r} is not a service of the catalog")
+        elif len(catalog.services[service].subscriptions) == 1:
+            problems.append(f"{service!r} has one subscriber: a FIFO subscriber hands it every order's events in "
+                            "publish order")
+        else:
+            problems.append(f"{service!r} has several subscribers, but each later event it receives follows from "
+                            "its own handling of the earlier one: it cannot arrive first")
+    if expected - set(answer):
+        problems.append("a service is missing: one with two subscribers whose events other services publish, one "
+                        "after the other")
+    return problems
+
+
+ONE_SUBSCRIBER_CHECK = {"orders": 60, "seed": 8, "reorder_rate": 0.5, "delivery_failure_rate": 0.3}
+
+
+def _08_one_subscriber_solution(**context):
+    from yafdp.catalog.inline import copy_of
+    from yafdp.services.loyalty import award_points, revert_points
+
+    rewards = copy_of(_catalog(context), "loyalty", "rewards")  # Loyalty's document, as a service of its own
+    award, revert = rewards["subscriptions"]
+    rewards["subscriptions"] = [{  # one subscriber for both events: one FIFO stream per order
+        "rule": "rewards-follows-order", "handler": "follow_order", "path": "happy",
+        "purpose": "Award points on a confirmation and take them back on a failed delivery, in publish order.",
+        "emits": award["emits"] + revert["emits"],
+        "pattern": {"source": award["pattern"]["source"] + revert["pattern"]["source"],
+                    "detail-type": award["pattern"]["detail-type"] + revert["pattern"]["detail-type"]}}]
+
+    def follow_order(event, uow):
+        confirmed = event["detail-type"] == "Restaurant_Confirmed_Order"
+        (award_points if confirmed else revert_points)(event, uow)
+
+    return rewards, {"follow_order": follow_order}
+
+
+@exercise("08.one-subscriber",
+          "Loyalty's award and revert are two subscribers, so on a Custom Event Bus Delivery_Failed can still "
+          "reach it before the confirmation it follows. Write a service in its place (start from "
+          "copy_of(catalog, 'loyalty', 'rewards') and Loyalty's handlers) that never sees an order's events out of "
+          "publish order, and whose points still net out: one per whole euro of a delivered order, none for "
+          "another. Answer (document, {handler name: function}).",
+          "One subscriber whose filter matches both events carries them in one FIFO stream per order, so the "
+          "failure always comes after the confirmation and the tombstone is never needed. The cost: one handler "
+          "that dispatches on detail-type, and one retry policy and dead-letter queue for both kinds of work.",
+          context=("out_dir",),
+          solution=_08_one_subscriber_solution)
+def _08_one_subscriber_check(answer, **context) -> list[str]:
+    import tempfile
+
+    from yafdp.analysis import trace
+    from yafdp.analysis.bus_comparison import out_of_order
+    from yafdp.catalog.inline import add_service
+    from yafdp.runs import RunOptions, run_saga
+    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runtime.faults import Faults
+
+    try:
+        document, handlers = answer
+        name = document["service"]
+    except (TypeError, ValueError, KeyError):
+        return ["answer with a pair (document, {handler name: function}); the document names its service"]
+    try:
+        catalog = add_service(_catalog(context).without("loyalty"), document, handlers)
+    except Exception as exc:
+        return [f"the catalog refuses it: {exc}"]
+    if "Loyalty_Points_Added" not in catalog.services[name].may_emit():
+        return ["it never publishes Loyalty_Points_Added: a service in Loyalty's place awards points"]
+    out = f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/08_exercise"
+    check = ONE_SUBSCRIBER_CHECK
+    run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=catalog, bus="custom",
+                        faults=Faults(reorder_rate=check["reorder_rate"]), latency_model="aws-eu-west-1",
+                        rates=OutcomeRates(delivery_failure=check["delivery_failure_rate"])))
+    run = trace.load_run(out)
+    problems = []
+    late = out_of_order(run, by="service")["out_of_order"].get(name, 0)
+    if late:
+        problems.append(f"{late} time(s) {name} handled an order's event after one of the same order published "
+                        "later: its subscribers are ordered each on its own, not with each other")
+    mine = run.events[run.events["service"] == name]
+    points = mine["detail"].map(lambda d: json.loads(d)["points"]) * mine["detail_type"].map(
+        {"Loyalty_Points_Added": 1, "Loyalty_Points_Reverted": -1}).fillna(0)
+    net = points.groupby(mine["order_id"]).sum()
+    awards = mine[mine["detail_type"] == "Loyalty_Points_Added"].groupby("order_id").size()
+    wrong = []
+    for order_id, status, amount in run.orders[["order_id", "status", "amount"]].itertuples(index=False):
+        expected = int(amount) if status == "DELIVERY_SCHEDULED" else 0
+        if net.get(order_id, 0) != expected or awards.get(order_id, 0) > 1:
+            wrong.append(f"{order_id} ({status}): {net.get(order_id, 0)} points net from "
+                         f"{awards.get(order_id, 0)} award(s), expected {expected}")
+    if wrong:
+        problems.append(f"points do not net out for {len(wrong)} order(s), e.g. {wrong[0]}")
+    return problems
+
+
+# ---- 09 · Choreography vs orchestration --------------------------------------------------------------------
+
+def _09_solution(costs=None, **context):
     return str(costs["orchestration (Standard)"].drop("total").idxmax())
 
 
-@exercise("08.dominant-cost",
+@exercise("09.dominant-cost",
           "In the cost table, which billed item makes most of the Standard workflow's cost? Answer with the "
           "row's name.",
           "A Standard workflow bills every state transition; each order enters a dozen states or more, so the "
           "transitions outweigh everything else. Express bills requests and duration instead.",
           context=("costs",),
-          solution=_08_solution)
-def _08_check(answer, costs=None, **context) -> list[str]:
-    expected = _08_solution(costs=costs)
+          solution=_09_solution)
+def _09_check(answer, costs=None, **context) -> list[str]:
+    expected = _09_solution(costs=costs)
     if answer != expected:
         return [f"{answer!r} is not the largest item of the Standard column; sort it: "
                 "costs['orchestration (Standard)'].sort_values()"]

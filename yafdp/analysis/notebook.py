@@ -14,28 +14,33 @@ from pathlib import Path
 
 import pandas as pd
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-BUILD_DIR = REPOSITORY / "build"
+from yafdp.shipped import PACKAGE_DIR, REPOSITORY
+
+
+def default_build_dir() -> Path:
+    """``build/`` of the repository in a source checkout (the same folder whether a notebook runs from
+    ``notebooks/``, from the repository root or elsewhere); once installed from a wheel, ``build/`` in the current
+    folder, as ``yafdp workbook`` writes by default."""
+    return (REPOSITORY if REPOSITORY is not None else Path.cwd()).resolve() / "build"
 
 
 def build_dir(out_dir: str | Path | None = None) -> Path:
-    """Where a chapter writes its figures and runs: ``out_dir`` when given, else the repository's ``build/``
-    (the same folder whether the notebook runs from ``notebooks/``, from the repository root or elsewhere).
+    """Where a chapter writes its figures and runs: ``out_dir`` when given, else :func:`default_build_dir`.
 
     Examples
     --------
-    >>> build_dir() == BUILD_DIR
+    >>> build_dir() == default_build_dir()
     True
     >>> build_dir("/tmp/x")
     PosixPath('/tmp/x')
     """
-    return Path(out_dir).resolve() if out_dir is not None else BUILD_DIR
+    return Path(out_dir).resolve() if out_dir is not None else default_build_dir()
 
 
 def setup(out_dir: str | Path | None = None) -> str:
     """Set the display options of the workbook and return the build folder (as a string, for f-strings).
 
-    ``out_dir=None`` is the repository's ``build/``, wherever the notebook is run from.
+    ``out_dir=None`` is :func:`default_build_dir`: the repository's ``build/``, wherever the notebook is run from.
 
     Examples
     --------
@@ -80,7 +85,7 @@ def show_source(*functions, title: str | None = None) -> Html:
         module = inspect.getmodule(function)
         where = Path(inspect.getsourcefile(function) or "?")
         try:
-            where = where.relative_to(Path(__file__).resolve().parents[2])
+            where = where.relative_to(PACKAGE_DIR.parent)
         except ValueError:
             pass
         name = f"{module.__name__}.{function.__qualname__}" if module else function.__qualname__
@@ -95,18 +100,21 @@ def show_source(*functions, title: str | None = None) -> Html:
 def show_diagram(figure, mermaid: str, *, name: str, out_dir: str | Path | None) -> None:
     """Display a diagram as an image drawn from the run or catalog (a PNG output: visible in JupyterLab and in
     the offline HTML copies alike), with the same diagram's Mermaid text folded under it. The figure is saved
-    as ``<out_dir>/figures/<name>.png`` and closed."""
+    as ``<out_dir>/figures/<name>.png`` and closed; the image shown is the one saved, drawn once."""
     import io
 
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    from yafdp.analysis.figures import save
+    from yafdp.analysis.figures import PNG_DPI, drawn_png, png_size, save
 
     save(figure, name, out_dir)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    png = drawn_png(figure)
+    if png is None:  # not saved (no out_dir)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight")
+        png = buffer.getvalue()
     plt.close(figure)
-    display(Image(buffer.getvalue(), format="png"))
+    display(Image(png, format="png", width=round(png_size(png)[0] * 110 / PNG_DPI)))  # as large as at 110 dpi
     display(Html(f"<details><summary>the same diagram as Mermaid text</summary>"
                  f"<pre class='yafdp-mermaid-source'>{html.escape(mermaid)}</pre></details>", mermaid))

@@ -226,3 +226,16 @@ def source_lines(mentions: dict[str, list[int]], word: str) -> pd.DataFrame:
     ``word``."""
     return pd.DataFrame([{"module": f"yafdp/services/{module}.py", f"lines mentioning {word!r}": ", ".join(map(str, lines)),
                           "how many": len(lines)} for module, lines in mentions.items()]).set_index("module")
+
+
+def plan_subscribers(plan: DeploymentPlan) -> pd.DataFrame:
+    """One row per subscriber of a Custom Event Bus plan (``build_plan(catalog, bus="custom")``): its type
+    (``FIFO`` or ``UNORDERED``), the ``DATA`` filter (the subscription's pattern), its target (the service's queue
+    or function), its retry policy and on-failure queue."""
+    return pd.DataFrame([{
+        "subscriber": s.name, "type": s.type, "DATA filter": json.dumps(s.pattern, separators=(", ", ": ")),
+        "target": s.target.queue if s.target.kind == "queue" else f"function of {s.service}",
+        "retry policy": f"{s.target.retry_policy.maximum_retry_attempts} retries or "
+                        f"{s.target.retry_policy.maximum_event_age_seconds:,} s",
+        "on-failure queue": s.target.dead_letter_queue or "—",
+    } for s in plan.subscribers]).set_index("subscriber")

@@ -111,3 +111,33 @@ def example_document(name: str = "rating") -> dict:
             "emits": ["Rating_Requested"],
         }],
     }
+
+
+def copy_of(catalog: Catalog, service: str, name: str) -> dict:
+    """The document of ``catalog``'s ``service`` (its ``services/<service>.json``) as a new service ``name``, to try
+    a variant of it in memory: its ``source`` becomes ``yafdp.<name>`` and each rule's name starts with ``name``
+    instead; its events, patterns and handler names are kept. An event has one producer, so add it to
+    ``catalog.without(service)``.
+
+    Raises
+    ------
+    CatalogError
+        when ``catalog`` has no such service.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> rewards = copy_of(load_catalog(), "loyalty", "rewards")
+    >>> rewards["source"], [s["rule"] for s in rewards["subscriptions"]]
+    ('yafdp.rewards', ['rewards-awards-confirmed-order', 'rewards-reverts-undeliverable-order'])
+    """
+    import json
+
+    if service not in catalog.services:
+        raise CatalogError(str(catalog.path), "services", f"there is no service {service!r} to copy")
+    document = json.loads(Path(catalog.services[service].file).read_text(encoding="utf-8"))
+    document["service"], document["source"] = name, f"{catalog.bus.source_prefix}{name}"
+    for subscription in document.get("subscriptions", []):
+        rule = subscription["rule"]
+        subscription["rule"] = name + rule[len(service):] if rule.startswith(service) else f"{name}-{rule}"
+    return document

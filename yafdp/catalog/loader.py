@@ -20,8 +20,10 @@ from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DED
                                  Bus, Catalog, CatalogError, CustomBusSettings, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
 from yafdp.patterns import PatternError, compile_pattern
+from yafdp.patterns.jsontext import json_number
+from yafdp.shipped import DATA_DIR
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
 
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]{1,64}$")
 DETAIL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
@@ -237,7 +239,30 @@ def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
     shape_check(file, doc, _SERVICE_SHAPE)
     if file.stem != doc["service"]:
         raise CatalogError(file, "service", f"service {doc['service']!r} must live in a file named {doc['service']}.json")
+    _check_written_numbers(file)
     return service_from_document(file, doc, bus)
+
+
+def _check_written_numbers(file: Path) -> None:
+    """Refuse a pattern whose numbers EventBridge would refuse as written: ``json`` rounds ``1.00000000000000001`` to
+    1.0 before the pattern is compiled, so a file holding a number no double holds is read again keeping such
+    numbers as written (:func:`yafdp.patterns.jsontext.json_number`), and its patterns compiled from that."""
+    inexact = []
+
+    def number(token: str):
+        value = json_number(token)
+        if not isinstance(value, float):
+            inexact.append(token)
+        return value
+
+    written = json.loads(file.read_text(encoding="utf-8"), parse_float=number)
+    if not inexact:
+        return
+    for i, spec in enumerate(written.get("subscriptions", [])):
+        try:
+            compile_pattern(spec["pattern"])
+        except PatternError as exc:
+            raise CatalogError(file, f"subscriptions[{i}].pattern", str(exc)) from None
 
 
 def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Service, dict[str, EventType]]:

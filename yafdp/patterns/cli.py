@@ -8,35 +8,27 @@ import sys
 from pathlib import Path
 
 from yafdp.patterns.errors import PatternError
+from yafdp.patterns.jsontext import load_event_text
 from yafdp.patterns.pattern import compile_pattern
 
-_EXAMPLE = """\
-Each of --pattern and --event is JSON text, or @FILE to read it from a file.
-Prints true or false; exits 0 on a match, 1 on no match, 2 if the pattern (or event) is invalid.
+# The fields TestEventPattern requires of the event ("the following fields are mandatory: id, account, source, time,
+# region, resources, detail-type"; EventBridge API reference, TestEventPattern,
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html). Only their presence is
+# checked, not their form (a UUID id, a 12-digit account): the AWS reference says no more than that they are there.
+ENVELOPE_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
-example:
-  yafdp test-pattern --pattern '{"source": [{"prefix": "orders"}]}' --event @event.json
-"""
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add the ``test-pattern`` sub-command to the ``yafdp`` command line.
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``yafdp test-pattern`` (the sub-command itself is :mod:`yafdp.cli`'s).
 
     Examples
     --------
     >>> from yafdp.cli import main
-    >>> main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", '{"source": "a"}'])
+    >>> event = {"id": "1", "account": "111122223333", "source": "a", "time": "2026-01-01T00:00:00Z",
+    ...          "region": "eu-west-1", "resources": [], "detail-type": "t", "detail": {}}
+    >>> main(["test-pattern", "--pattern", '{"source": ["a"]}', "--event", json.dumps(event)])
     true
     0
     """
-    parser = commands.add_parser(
-        "test-pattern",
-        help="test whether an event matches an EventBridge event pattern",
-        description="Test whether an event matches an EventBridge event pattern, like "
-        "`aws events test-event-pattern`.",
-        epilog=_EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     parser.add_argument("--pattern", required=True, help="the event pattern (JSON or @FILE)")
     parser.add_argument("--event", required=True, help="the event (JSON or @FILE)")
     parser.set_defaults(run=run)
@@ -65,11 +57,16 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        event = json.loads(event_text)
+        event = load_event_text(event_text)
     except json.JSONDecodeError:
         event = None
     if not isinstance(event, dict):
         print("yafdp test-pattern: --event: Parameter Event is not valid: an event is a JSON object.", file=sys.stderr)
+        return 2
+    missing = [field for field in ENVELOPE_FIELDS if field not in event]
+    if missing:
+        print(f"yafdp test-pattern: --event: Parameter Event is not valid: it lacks {', '.join(missing)} (TestEventPattern "
+              f"requires {', '.join(ENVELOPE_FIELDS)})", file=sys.stderr)
         return 2
     matched = pattern.matches(event)
     print("true" if matched else "false")

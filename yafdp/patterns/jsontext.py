@@ -6,6 +6,10 @@ and position (``... at [Source: (String)"..."; line: 1, column: 5]``); this read
 
 from __future__ import annotations
 
+import json
+import math
+from decimal import Decimal
+
 from yafdp.patterns.errors import PatternError
 
 _VALUE_LIST = "(JSON String, Number, Array, Object or token 'null', 'true' or 'false')"
@@ -13,6 +17,56 @@ _WHITESPACE = " \t\n\r"
 _DIGITS = "0123456789"
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _SOURCE_LIMIT = 500  # Jackson quotes at most this many characters of the source
+
+
+class WrittenNumber:
+    """A JSON number that no double holds exactly (``1.00000000000000001``, ``1e400``), kept as it was written.
+
+    event-ruler reads every number of a pattern or an event from its text: one whose nearest double does not
+    write back to the same value (``BigDecimal.valueOf(double).compareTo(written) != 0``) cannot be compared as a
+    number, so a ``numeric`` or ``anything-but`` operand like it is refused ("Cannot compare number"), and in an
+    event or as an exact value it equals only the same text (aws/event-ruler ``ComparableNumber.generate``, PR
+    #188; ``ByteMachine.transitionOn`` falls back to the value's text).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __eq__(self, other) -> bool:
+        return type(other) is WrittenNumber and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("written-number", self.text))
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def json_number(token: str) -> float | WrittenNumber:
+    """A JSON number with a fraction or an exponent: the double it is, or a :class:`WrittenNumber` when no double
+    holds it exactly (compared as decimals, as event-ruler compares ``BigDecimal`` values).
+
+    Examples
+    --------
+    >>> json_number("0.1"), json_number("3e2"), json_number("1.00000000000000001")
+    (0.1, 300.0, 1.00000000000000001)
+    >>> type(json_number("1e400")).__name__
+    'WrittenNumber'
+    """
+    number = float(token)
+    if math.isfinite(number) and Decimal(repr(number)) == Decimal(token):
+        return number
+    return WrittenNumber(token)
+
+
+def load_event_text(text: str):
+    """An event given as JSON text, its numbers read as event-ruler reads them: integers exactly, and a number
+    with a fraction or an exponent as a double or, when no double holds it, a :class:`WrittenNumber`.
+
+    Raises ``json.JSONDecodeError`` for text that is not JSON."""
+    return json.loads(text, parse_float=json_number)
 
 
 class Pairs(list):
@@ -182,7 +236,7 @@ class _Reader:
                 pos += 1
         self.pos = pos
         token = text[start:pos]
-        return float(token) if is_float else int(token)
+        return json_number(token) if is_float else int(token)
 
     def _number_error(self, pos: int, expectation: str):
         if pos >= len(self.text):

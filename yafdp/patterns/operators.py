@@ -4,10 +4,11 @@ Values in events keep their JSON types: a string never equals a number, ``null``
 nor missing, and ``true`` is not ``1``; numbers compare as IEEE doubles, so ``300``, ``300.0`` and
 ``3e2`` are equal.
 
-A number a double cannot hold exactly (an integer such as ``10000000000000001``) is not compared as
-a double: like event-ruler since its full-float64 numbers (aws/event-ruler PR #188, issue #179,
-2024; ComparableNumber), such a value is only ever equal to the same number written the same way,
-and never satisfies ``numeric``. Within the range the EventBridge user guide documents for numeric
+A number a double cannot hold exactly (an integer such as ``10000000000000001``, or a number written
+with more digits than a double keeps, ``1.00000000000000001``, read from JSON text as a
+:class:`~yafdp.patterns.jsontext.WrittenNumber`) is not compared as a double: like event-ruler since its
+full-float64 numbers (aws/event-ruler PR #188, issue #179, 2024; ComparableNumber), such a value is only
+ever equal to the same number written the same way, and never satisfies ``numeric``. Within the range the EventBridge user guide documents for numeric
 matching (-1.0e9 to +1.0e9, "15 digits of precision, or six digits to the right of the decimal
 point"; awsdocs/amazon-eventbridge-user-guide, eb-event-patterns-content-based-filtering.md)
 every such number is an exact double, so the two readings agree there.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from yafdp.patterns.ipranges import address
+from yafdp.patterns.jsontext import WrittenNumber
 from yafdp.patterns.wildcard import wildcard_matcher
 
 Test = Callable[[Any], bool]
@@ -58,6 +60,8 @@ def exact_double(number: int | float) -> bool:
     >>> exact_double(9007199254740992), exact_double(9007199254740993), exact_double(0.1)
     (True, False, True)
     """
+    if type(number) is WrittenNumber:
+        return False
     if type(number) is not int:
         return True
     try:
@@ -100,12 +104,14 @@ def value_key(value: Any) -> Any:
         return (_TEXT, str(value))  # compared as its text, as event-ruler does
     if value is None:
         return None
+    if kind is WrittenNumber:
+        return (_TEXT, value.text)
     return _NO_KEY
 
 
 def is_number(value: Any) -> bool:
-    """Whether ``value`` is a JSON number (booleans are not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """Whether ``value`` is a JSON number (booleans are not; a :class:`WrittenNumber` is)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or type(value) is WrittenNumber
 
 
 def always(_value: Any) -> bool:

@@ -17,7 +17,7 @@ from yafdp.custom_event_bus import ApiError, ManualClock
 from yafdp.custom_event_bus.choices import Choices
 from yafdp.custom_event_bus.configuration import check_create
 from yafdp.errors import RefusedError
-from yafdp.plan.custom_bus import SubscriberPlan, delivery_trust_policy
+from yafdp.plan.custom_bus import CUSTOM_BUS_REMOVAL_POLICIES, SubscriberPlan
 from yafdp.plan.model import (ACCOUNT, DEFAULT_PREFIX, PROJECT_TAG, REGION, DeploymentPlan, RetryPolicy, RulePlan,
                               ServicePlan, TargetPlan)
 
@@ -28,7 +28,8 @@ PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = REGION,
                account: str = ACCOUNT, run_id: str = "local", visibility_timeout_seconds: int = 30,
-               max_receive_count: int = 5, point_in_time_recovery: bool = True, bus: str | None = None) -> DeploymentPlan:
+               max_receive_count: int = 5, point_in_time_recovery: bool = True, bus: str | None = None,
+               partition: str = "aws") -> DeploymentPlan:
     """Derive the deployment plan from the catalog; every resource name starts with ``prefix``.
 
     ``bus`` chooses the kind of bus, ``"classic"`` (rules and targets) or ``"custom"`` (the Custom Event Bus:
@@ -40,7 +41,9 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
     A failed message becomes visible on its service queue again after ``visibility_timeout_seconds``
     (that is the retry delay behind the queue) and moves to the queue's dead-letter queue after
     ``max_receive_count`` receives. ``point_in_time_recovery`` turns on DynamoDB's continuous backups of
-    every service table (what a deployment that is kept should have; a short run may go without).
+    every service table (what a deployment that is kept should have; a short run may go without). ``region``,
+    ``account`` and ``partition`` are those of every ARN the plan names (a deployment's own; a template's are
+    CloudFormation's pseudo-parameters).
 
     Examples
     --------
@@ -58,11 +61,12 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                         catalog.bus.retry_policy["MaximumEventAgeInSeconds"])
     kind = bus or catalog.bus.kind
     partial = DeploymentPlan(prefix, region, account, bus_name, archive, catalog.bus.archive["retention_days"],
-                             (), (), {"Project": PROJECT_TAG, "RunId": run_id})
+                             (), (), {"Project": PROJECT_TAG, "RunId": run_id}, partition=partition)
     if kind not in BUS_KINDS:
         raise RefusedError(f"bus must be one of {', '.join(BUS_KINDS)}, got {kind!r}")
     if kind == "custom":
-        return _custom_plan(catalog, partial, visibility_timeout_seconds, max_receive_count, point_in_time_recovery)
+        return _custom_plan(catalog, replace(partial, removal_policies=dict(CUSTOM_BUS_REMOVAL_POLICIES)),
+                            visibility_timeout_seconds, max_receive_count, point_in_time_recovery)
     rules = tuple(
         RulePlan(
             name=f"{prefix}-{sub.rule}", subscription=sub.rule, service=sub.service, path=sub.path,
@@ -83,7 +87,8 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
                                                    [r.name for r in rules if r.service == service.name]))
         for service in catalog.services.values())
     return DeploymentPlan(prefix, region, account, bus_name, partial.archive, partial.archive_retention_days,
-                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery)
+                          rules, services, partial.tags, point_in_time_recovery=point_in_time_recovery,
+                          partition=partition)
 
 
 def _sqs_policy_for_rules(plan: DeploymentPlan, queue: str, rules: list[str]) -> dict:
@@ -108,7 +113,7 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
     retry = RetryPolicy(settings.retry_policy["MaxRetryAttempts"], settings.retry_policy["MaxEventAgeInSeconds"])
     plan = replace(partial, bus_kind="custom", retention_days=settings.retention_days,
                    event_group=settings.event_group, deduplication=settings.deduplication)
-    subscribers = []
+    subscribers, checks = [], []
     for service in catalog.services.values():
         for index, sub in enumerate(service.subscriptions):
             own = dict(sub.subscriber or {})
@@ -140,7 +145,7 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
                 transformer=dict(own.get("Transformer", {"Type": "RAW"})),
                 invocation_type=own.get("InvocationType", "REQUEST_RESPONSE") if target_kind == "lambda" else None,
                 batch_size=1 if target_kind == "lambda" else 10)
-            _check_subscriber(plan, subscriber, service.file, where)
+            checks.append((subscriber, service.file, where))
             subscribers.append(subscriber)
     services = []
     for service in catalog.services.values():
@@ -152,17 +157,24 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
             function_timeout_seconds=min(visibility_timeout_seconds, ServicePlan.function_timeout_seconds),
             fifo_queue=fifo_queues, delivery_role=f"{prefix}-{service.name}-delivery",
             delivery_policy=_delivery_policy(plan, queue, service.name, mine)))
-    return replace(plan, subscribers=tuple(subscribers), services=tuple(services),
+    plan = replace(plan, subscribers=tuple(subscribers), services=tuple(services),
                    point_in_time_recovery=point_in_time_recovery)
+    for subscriber, file, where in checks:  # once the plan names the services (a function target's ARN needs them)
+        _check_subscriber(plan, subscriber, file, where)
+    return plan
 
 
 def _check_subscriber(plan: DeploymentPlan, subscriber: SubscriberPlan, file: str, where: str) -> None:
     """Ask the Custom Event Bus's own checks (what ``CreateSubscriber`` would answer) about this subscriber;
-    refuse what it refuses, naming the catalog file and the member the subscription set."""
-    request = subscriber.request(plan, f"arn:aws:events:{plan.region}:{plan.account}:event-busv2/{plan.bus}/"
-                                       + "0" * 25)
+    refuse what it refuses, naming the catalog file and the member the subscription set.
+
+    The subscriber is checked with the ARNs of the plan's stand-in account and Region in the ``aws`` partition:
+    what the checks look at is the catalog's settings, and a template's plan names its account, Region and
+    partition with CloudFormation's pseudo-parameters (``${AWS::AccountId}``), which no ARN check accepts."""
+    concrete = replace(plan, account=ACCOUNT, region=REGION, partition="aws")
+    request = subscriber.request(concrete, f"arn:aws:events:{REGION}:{ACCOUNT}:event-busv2/{plan.bus}/" + "0" * 25)
     try:
-        check_create(request, account=plan.account, choices=Choices(), now=0.0, window_start=0.0)
+        check_create(request, account=ACCOUNT, choices=Choices(), now=0.0, window_start=0.0)
     except ApiError as exc:
         member, _, problem = exc.message.partition(": ")
         found = re.match(r"FilterConfiguration\.Filters\[(\d+)\](.*)", member)
@@ -186,7 +198,7 @@ def _delivery_policy(plan: DeploymentPlan, queue: str, service: str, subscribers
                            "Resource": plan.queue_arn(queue)})
     if any(s.target.kind == "lambda" for s in subscribers):
         statements.append({"Sid": "InvokeOwnFunction", "Effect": "Allow", "Action": "lambda:InvokeFunction",
-                           "Resource": f"arn:aws:lambda:{plan.region}:{plan.account}:function:{plan.prefix}-{service}"})
+                           "Resource": f"arn:{plan.partition}:lambda:{plan.region}:{plan.account}:function:{plan.prefix}-{service}"})
     dead_letter_queues = sorted(plan.queue_arn(s.target.dead_letter_queue) for s in subscribers if s.target.dead_letter_queue)
     if dead_letter_queues:
         statements.append({"Sid": "RecordFailures", "Effect": "Allow", "Action": "sqs:SendMessage",

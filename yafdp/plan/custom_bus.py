@@ -20,10 +20,43 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from yafdp.plan.model import Route
+from yafdp.plan.model import REMOVAL_POLICIES, RemovalPolicy, Route
 
-# The trust of a delivery role: EventBridge may assume it for this account's subscribers only.
+# What a stack deletion or replacement does with a Custom Event Bus plan's resources (see
+# yafdp.plan.model.REMOVAL_POLICIES): the bus is kept, as the tables and dead-letter queues are. It is the only copy
+# of the events its subscribers' failure records point to (a record names the events, it does not hold them), and a
+# redrive replays them from the bus while it retains them (UG "Retries and dead-letter queues",
+# https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-retry.html).
+CUSTOM_BUS_REMOVAL_POLICIES = {
+    **REMOVAL_POLICIES,
+    "event bus": RemovalPolicy("Retain", "Retain", "the events, kept for the bus's retention period: the only copy of "
+                               "what the on-failure queues' records point to, replayed from the bus by a redrive"),
+    "queue": RemovalPolicy("Delete", "Delete", "messages on their way; every event is also retained on the bus, from "
+                           "which a subscriber starting at a point in time delivers it again"),
+}
+
+# What a FIFO on-failure queue adds: content-based deduplication. Which MessageDeduplicationId EventBridge gives a
+# failure record it sends to a FIFO queue is not documented (UG retry says only that it sets the MessageGroupId);
+# "If you don't provide a MessageDeduplicationId and the queue doesn't have ContentBasedDeduplication set, the action
+# fails with an error" (SQS API reference, SendMessage,
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html), and a record that
+# cannot be written is lost (OnFailureDestinationFailed). With it, a MessageDeduplicationId EventBridge does send
+# "overrides the generated one" (same page): the setting costs nothing either way. The project's choice (AWS's
+# Serverless Land pattern eventbridge-custom-sqs-fifo-yaml-sam does the same "as a precaution").
+ON_FAILURE_FIFO_ATTRIBUTES = {"ContentBasedDeduplication": "true"}
+
+# What CloudFormation does when it must replace a subscriber, said where the template and the plan are shown. The
+# resource's "Replacement uses delete_then_create" (CloudFormation Template Reference, AWS::EventsV2::Subscriber,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-eventsv2-subscriber.html); its
+# Name, EventBusArn, InvokeConfiguration.TargetArn, Type, StartingPosition and PointInTimeConfiguration are
+# create-only (same page), and the plan's subscribers start at LATEST.
+REPLACEMENT_CAVEAT = ("A subscriber whose name, type or target changes is replaced, deleted before it is created again "
+                      "(delete_then_create); starting at LATEST, the new one never receives what was published in "
+                      "between")
+
+
 def delivery_trust_policy(account: str) -> dict:
+    """The trust of a delivery role: EventBridge may assume it for this account's subscribers only."""
     return {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]}

@@ -16,7 +16,8 @@ from typing import Any
 from yafdp.errors import ConfigurationError
 
 DEFAULT_PREFIX = "yafdp"
-# The account and Region a plan names until it is deployed somewhere real (the local bus uses them too).
+# The account and Region a plan names until it is deployed somewhere real (the local bus uses them too); deploying
+# builds the plan again with the account, Region and partition of the credentials in use.
 ACCOUNT = "000000000000"
 REGION = "eu-west-1"
 PROJECT_TAG = "yafdp"  # the Project tag of every resource a deployment creates
@@ -29,11 +30,49 @@ RUNTIME = "python3.12"
 MEMORY_MB = 256
 LOG_RETENTION_DAYS = 7
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600  # the longest SQS keeps a message: time to look at it
+# A service queue keeps a message SQS's default 4 days (MessageRetentionPeriod 345,600 s, "Default: 345,600 (4 days)",
+# SetQueueAttributes, SQS API reference, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html),
+# written down so that the template and the deployer say it rather than leave it to the default.
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 ROLE_PATH = "/yafdp/"
 POLICY_NAME = "least-privilege"
 # A service table: items keyed (pk, sk), see yafdp.backends.aws.dynamo_state.
 TABLE_KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 TABLE_ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
+
+
+@dataclass(frozen=True)
+class RemovalPolicy:
+    """What CloudFormation does with a resource that holds data when its stack is deleted (``DeletionPolicy``) and
+    when an update replaces it (``UpdateReplacePolicy``): ``Delete`` or ``Retain``, and why the plan chose so.
+
+    ("DeletionPolicy attribute" and "UpdateReplacePolicy attribute", CloudFormation user guide,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html; without
+    them a resource is deleted, which cfn-lint I3011 asks to be a choice, not a default.)
+    """
+
+    deletion: str
+    update_replace: str
+    why: str
+
+    def to_cloudformation(self) -> dict:
+        return {"DeletionPolicy": self.deletion, "UpdateReplacePolicy": self.update_replace}
+
+
+# The plan's choice for every kind of resource that holds data. A stack deletion or a replacement keeps what is the
+# only record of something (money moved, events that failed); what can be had again goes with the stack. What is
+# retained stays tagged Project=yafdp and RunId=<prefix>: `yafdp export` can still read it and `yafdp destroy`
+# removes it.
+REMOVAL_POLICIES = {
+    "table": RemovalPolicy("Retain", "Retain", "a service's state, its ledger of charges and refunds, its processed "
+                           "markers and the run's trace: the only record of the money moved"),
+    "dead-letter queue": RemovalPolicy("Retain", "Retain", "the messages that could not be delivered or handled: "
+                                       "their only copy, to look at and redrive"),
+    "queue": RemovalPolicy("Delete", "Delete", "messages on their way; every event is also in the bus's archive, "
+                           "from which it can be replayed"),
+    "log group": RemovalPolicy("Delete", "Delete", "the functions' logs, kept 7 days anyway; the trace in the "
+                               "tables is the run's record"),
+}
 
 
 @dataclass(frozen=True)
@@ -133,6 +172,8 @@ class DeploymentPlan:
     services: tuple[ServicePlan, ...]
     tags: dict
     point_in_time_recovery: bool = True  # DynamoDB continuous backups of every service table
+    partition: str = "aws"  # the ARN partition (aws, aws-cn, aws-us-gov): the deploying account's
+    removal_policies: dict = field(default_factory=lambda: dict(REMOVAL_POLICIES))  # kind -> RemovalPolicy
     # Every queue is encrypted at rest with SQS-owned keys (SSE-SQS). EventBridge needs KMS permissions only
     # for "a queue encrypted with a customer managed key" (EventBridge user guide, "Amazon SQS queue target").
     queue_attributes: dict = field(default_factory=lambda: {"SqsManagedSseEnabled": "true"})
@@ -168,20 +209,20 @@ class DeploymentPlan:
         cannot be derived from its name", UG "What is a Custom Event Bus"): here ``*`` stands for it, as in a
         policy's Resource."""
         if self.bus_kind == "custom":
-            return f"arn:aws:events:{self.region}:{self.account}:event-busv2/{self.bus}/*"
-        return f"arn:aws:events:{self.region}:{self.account}:event-bus/{self.bus}"
+            return f"arn:{self.partition}:events:{self.region}:{self.account}:event-busv2/{self.bus}/*"
+        return f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/{self.bus}"
 
     def role_arn(self, role: str) -> str:
-        return f"arn:aws:iam::{self.account}:role{ROLE_PATH}{role}"
+        return f"arn:{self.partition}:iam::{self.account}:role{ROLE_PATH}{role}"
 
     def archive_arn(self) -> str:
-        return f"arn:aws:events:{self.region}:{self.account}:archive/{self.archive}"
+        return f"arn:{self.partition}:events:{self.region}:{self.account}:archive/{self.archive}"
 
     def rule_arn(self, rule: str) -> str:
-        return f"arn:aws:events:{self.region}:{self.account}:rule/{self.bus}/{rule}"
+        return f"arn:{self.partition}:events:{self.region}:{self.account}:rule/{self.bus}/{rule}"
 
     def queue_arn(self, queue: str) -> str:
-        return f"arn:aws:sqs:{self.region}:{self.account}:{queue}"
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{queue}"
 
     def target_arn(self, rule) -> str:
         """What EventBridge delivers a rule's (or subscriber's) events to: its service's queue, or its function
@@ -192,14 +233,14 @@ class DeploymentPlan:
 
     def function_arn(self, service: str) -> str:
         """The ARN of ``service``'s Lambda function."""
-        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.service(service).function}"
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.service(service).function}"
 
     def table_arn(self, table: str) -> str:
-        return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{table}"
+        return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{table}"
 
     def log_group_arn(self, function: str) -> str:
         """The ARN of a function's log group, streams included (what ``logs:PutLogEvents`` is granted on)."""
-        return f"arn:aws:logs:{self.region}:{self.account}:log-group:/aws/lambda/{function}:*"
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/lambda/{function}:*"
 
     @property
     def state_machine(self) -> str:
@@ -207,7 +248,7 @@ class DeploymentPlan:
         return f"{self.prefix}-order-saga"
 
     def state_machine_arn(self) -> str:
-        return f"arn:aws:states:{self.region}:{self.account}:stateMachine:{self.state_machine}"
+        return f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:{self.state_machine}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,7 @@
 Every subscription becomes a Task state that invokes its service's Lambda function with the event it reacts
 to. The event the handler publishes decides what runs next (a Choice), a failure event is raised as an error
 that a ``Catch`` sends to the compensation steps, and an event several services react to fans out in a
-``Parallel`` state. What each Task runs is :class:`yafdp.runtime.tasks.TaskRunner`; the local runner is
+``Parallel`` state. What each Task runs is :class:`yafdp.backends.tasks.TaskRunner`; the local runner is
 :mod:`yafdp.backends.local.step_functions`, and :mod:`yafdp.backends.aws.step_functions` deploys it.
 """
 
@@ -15,7 +15,7 @@ from yafdp.catalog import Catalog, Subscription, envelope_pattern
 from yafdp.errors import ConfigurationError
 from yafdp.plan.model import DeploymentPlan
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"  # in the aws partition; lambda_invoke(partition) in any
 MAX_STATE_NAME = 80
 # Step Functions' recommended retry for the Lambda service's own transient errors (not the handler's).
 LAMBDA_RETRY = {
@@ -23,6 +23,24 @@ LAMBDA_RETRY = {
                     "Lambda.TooManyRequestsException"],
     "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0,
 }
+
+
+def lambda_invoke(partition: str) -> str:
+    """The Step Functions resource of Lambda's optimized integration in ``partition`` ("Invoke an AWS Lambda
+    function with Step Functions", https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html: its
+    examples name ``arn:aws:states:::lambda:invoke`` and, in China, ``arn:aws-cn:states:::lambda:invoke``).
+
+    Examples
+    --------
+    >>> lambda_invoke("aws-cn")
+    'arn:aws-cn:states:::lambda:invoke'
+    """
+    return f"arn:{partition}:states:::lambda:invoke"
+
+
+def is_lambda_invoke(resource: str) -> bool:
+    """Whether a Task's ``Resource`` is Lambda's optimized integration, in whatever partition."""
+    return resource.startswith("arn:") and resource.endswith(":states:::lambda:invoke") and resource.count(":") == 6
 
 
 class OrchestrationError(ConfigurationError):
@@ -35,8 +53,10 @@ class OrchestrationError(ConfigurationError):
 def state_machine_definition(catalog: Catalog, plan: DeploymentPlan) -> dict:
     """The order flow as an Amazon States Language definition, from the catalog's subscriptions.
 
-    The execution's input is ``{"emitted": <start event>, "event": <its envelope>}``; every Task's output is
-    ``{"emitted": <detail-type or "">, "event": <the envelope it published or null>}``.
+    The execution's input is ``{"emitted": <start event>, "event": <its envelope>}``; every Task invokes its service's
+    function with ``{"task": <state name>, "rule", "handler", "event": <envelope>}`` (or ``"failure"``: the error a
+    ``Catch`` caught), and its output is ``{"emitted": <detail-type or "">, "event": <the envelope it published or
+    null>}``.
 
     Examples
     --------
@@ -93,11 +113,17 @@ class _Builder:
         emitted = [self.catalog.events[e] for e in sub.emits]
         failures = [e.name for e in emitted if e.kind == "failure"]
         onward = [e.name for e in emitted if e.kind != "failure" and self.consumers[e.name]]
-        payload = {"rule": sub.rule, "handler": sub.handler}
+        # "task.$" gives the function the state's name (the context object's State.Name): how the Lambda entry point
+        # tells a Task from the other events it handles.
+        payload = {"task.$": "$$.State.Name", "rule": sub.rule, "handler": sub.handler}
         payload["failure.$" if caught else "event.$"] = "$.error" if caught else "$.event"
+        # The function by its name: Lambda's Invoke takes "the name or ARN of the Lambda function" (Invoke, Lambda API
+        # reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), and a name is the function of
+        # the state machine's own account and Region, so the definition names no account or Region: it deploys
+        # anywhere (the role's policy, state_machine_policy, names the deploying account's ARNs).
         state: dict[str, Any] = {
-            "Type": "Task", "Comment": sub.purpose, "Resource": LAMBDA_INVOKE,
-            "Parameters": {"FunctionName": self.plan.function_arn(sub.service), "Payload": payload},
+            "Type": "Task", "Comment": sub.purpose, "Resource": lambda_invoke(self.plan.partition),
+            "Parameters": {"FunctionName": self.plan.service(sub.service).function, "Payload": payload},
             "ResultSelector": {"emitted.$": "$.Payload.emitted", "event.$": "$.Payload.event"},
             "Retry": [dict(LAMBDA_RETRY)],
         }

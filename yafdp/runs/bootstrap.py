@@ -20,6 +20,7 @@ from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import RefusedError
+from yafdp.extras import require
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus, TimingModel
@@ -89,20 +90,24 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
 def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
-    """The ``moto`` and ``aws`` backends: the plan deployed (to a moto server started here unless
-    ``endpoint_url`` names one, or to your AWS account), its bus exporting into ``db``. The bus's
-    ``close()`` destroys the deployment (unless ``options.keep``, on aws) and stops the moto server; when the
-    run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and
-    the command that destroys it (on a moto server of its own there is nothing to keep).
+    """The ``moto`` and ``aws`` backends: the plan deployed (on moto to ``endpoint_url``, else to the server
+    ``yafdp moto-server`` runs, else to one started here for the run; or to your AWS account), its bus exporting into
+    ``db``. The bus's ``close()`` destroys the deployment (unless ``options.keep``) and stops a moto server of its
+    own; when the run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix
+    and the command that destroys it (on a moto server of its own there is nothing to keep).
 
     Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
     run and for an ``out`` folder a run cannot be saved to."""
     from yafdp.backends.aws.clients import make_clients
     from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
-    from yafdp.backends.aws.moto_server import MotoServer
+    from yafdp.backends.aws.moto_server import MotoServer, running_server
     from yafdp.backends.aws.teardown import destroy
 
     refuse_unsupported(options)
+    given_endpoint = endpoint_url  # the commands find the server `yafdp moto-server` runs without being told
+    if options.backend == "moto" and endpoint_url is None:
+        found = running_server()
+        endpoint_url = found["url"] if found else None
     out = Path(options.out)  # checked by the run's lifecycle before anything was deployed
     prefix = new_prefix()
     stack = ExitStack()  # undone in reverse: the deployment is destroyed, then the moto server stops
@@ -113,14 +118,16 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         return db_file.is_file() and db_file.stat().st_mtime >= deployed_at
 
     def teardown(clients) -> None:
-        if options.keep and options.backend == "aws":
-            echo(f"kept the deployment: remove it with `yafdp destroy --backend aws --prefix {prefix}`")
+        if options.keep and not setting_up[0]:
+            echo(f"kept the deployment {prefix}: export its run again with `yafdp export --backend {options.backend} "
+                 f"--prefix {prefix} --out DIR`, remove it with `yafdp destroy --backend {options.backend} "
+                 f"--prefix {prefix}`")
         elif setting_up[0] or saved():
             echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
         elif own_server:
             echo(f"the run was not saved to {out}; its moto deployment {prefix} lived in this process and ends with it")
         else:  # keep the evidence: the trace is in the deployment's tables
-            where = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
+            where = f" --endpoint-url {given_endpoint}" if given_endpoint else ""
             echo(f"the run was not saved to {out}: kept the deployment {prefix} (its trace is in the DynamoDB tables "
                  f"{prefix}-*); save it with `yafdp export --backend {options.backend} --prefix {prefix}{where} --out DIR`"
                  f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")
@@ -133,14 +140,15 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []
-        echo(f"deploying the plan as {prefix}-… on {options.backend}")
+        echo(f"deploying the plan as {prefix}-… on {options.backend}"
+             + (f" (the moto server at {endpoint_url})" if options.backend == "moto" and not own_server else ""))
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
                       faults=options.faults, seed=options.seed, echo=created.append,
                       point_in_time_recovery=options.point_in_time_recovery)
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
-                                seed=options.seed, orders=options.orders, teardown=stack.close,
+                                seed=options.seed, teardown=stack.close,
                                 concurrency=options.concurrency)
         setting_up[0] = False
         return bus
@@ -156,7 +164,8 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
     (its latency profile loaded, for a bus of ``bus_kind``), None for a deployed one.
 
-    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load.
+    Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load;
+    :class:`ModuleNotFoundError` for a deployed backend without yafdp's aws extra (boto3, moto).
     """
     if options.backend not in BACKENDS:
         raise RefusedError(f"backend must be one of {tuple(BACKENDS)}, got {options.backend!r}")
@@ -166,12 +175,15 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     if options.bus == "custom" and options.store == "file":
         raise RefusedError("a Custom Event Bus run keeps its bus in memory and cannot be resumed: --store file is for "
                            "the classic bus (leave --store out, or use --bus classic)")
+    if options.bus == "custom" and options.backend != "local":
+        raise RefusedError(f"the Custom Event Bus runs on the local backend; the {options.backend} backend deploys the "
+                           "Classic bus (--bus classic, or leave --backend out)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue", bus_kind=bus_kind)
+    require("aws")
     from yafdp.backends.aws.deployment import SETTINGS
 
-    settings = SETTINGS[options.backend]
     settings = SETTINGS[options.backend]
     if options.latency_model != "none" or options.style != "choreography":
         raise RefusedError(f"the {options.backend} backend runs the choreography and measures its times; latency "
@@ -179,6 +191,12 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     if options.store != "memory":
         raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
                            "backend keeps state in DynamoDB and writes run.db at the end")
+    if options.keep and options.backend == "moto":
+        from yafdp.backends.aws.moto_server import running_server
+
+        if running_server() is None:
+            raise RefusedError("--keep on moto needs a moto server that outlives the run: start one with "
+                               "`yafdp moto-server` (in another terminal), then run again")
     unsupported = [name for name, rate in options.faults.to_dict().items()
                    if name.endswith("_rate") and rate and name not in settings.allowed_faults]
     if unsupported:

@@ -23,6 +23,7 @@ from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.errors import BackendError, RunFolderError
 from yafdp.plan import build_plan
+from yafdp.progress import progress_bar
 from yafdp.runtime import rundb
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
@@ -38,10 +39,14 @@ from yafdp.services.order import TERMINAL, TERMINAL_EVENTS, OrderRejectedError
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
 
 
-def run_saga(options: RunOptions, progress: Callable | None = None,
+def run_saga(options: RunOptions, progress: bool | None = None,
              on_start: Callable[[Bus], None] | None = None) -> dict:
     """Run the workload on ``options.backend``; return the summary (also written to ``summary.json``).
     ``on_start(bus)`` is called with the bus before it runs (e.g. to attach a recorder).
+
+    ``progress``: a bar of the orders that reached their end, out of those requested, with the time left
+    (:func:`yafdp.progress.progress_bar`): True shows it, False never, None where someone watches (a terminal, a
+    notebook in JupyterLab; not papermill or a CI log).
 
     A run that does not settle (a deployment whose orders are not all terminal in time) still writes
     ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck.
@@ -53,9 +58,9 @@ def run_saga(options: RunOptions, progress: Callable | None = None,
         if on_start is not None:
             on_start(bus)
         started = time.perf_counter()
-        with _saying_what_was_kept(bus, options):
+        with _saying_what_was_kept(bus, options), _OrdersEnded(bus, progress) as bar:
             try:
-                bus.run(progress=_keeping_time(bus, progress, started))
+                bus.run(progress=_keeping_time(bus, bar.update, started))
             except BackendError:  # the evidence of a run that did not settle is kept
                 finish(bus, options, Path(options.out), time.perf_counter() - started)
                 raise
@@ -118,12 +123,14 @@ def start_saga(options: RunOptions) -> Bus:
     return bus
 
 
-def resume_saga(out: Path, progress: Callable | None = None) -> dict:
+def resume_saga(out: Path, progress: bool | None = None) -> dict:
     """Finish a file-store run that was stopped (even by SIGKILL): the orders it had not placed yet are placed,
     and every order it had placed is carried to its end from the durable delivery queue. The summary then
     describes the whole run. A finished run is left as it is: its summary is returned with ``already_finished``
     (and ``wrote_summary`` when ``summary.json`` was missing and written again from ``run.db``), and the folder
     holds the same files as before (the database is read so that SQLite leaves no ``-wal`` or ``-shm``).
+
+    ``progress`` as for :func:`run_saga` (the orders that ended before the resume count from the start).
 
     Raises :class:`~yafdp.errors.RunFolderError` when ``out`` holds no run that can be resumed.
     """
@@ -167,11 +174,11 @@ def resume_saga(out: Path, progress: Callable | None = None) -> dict:
         raise
     _LOCKS[out.resolve()] = lock
     try:
-        with _saying_what_was_kept(bus, options):
+        with _saying_what_was_kept(bus, options), _OrdersEnded(bus, progress) as bar:
             pending = bus.resume()
             unsent = _schedule_requests(bus)
             started = time.perf_counter()
-            bus.run(progress=_keeping_time(bus, progress, started))
+            bus.run(progress=_keeping_time(bus, bar.update, started))
             return finish(bus, options, out, time.perf_counter() - started,
                           extra={"resumed_deliveries": pending, "resumed_requests": unsent})
     finally:
@@ -395,6 +402,37 @@ def _read_info(db_path: Path) -> dict:
     if not info:
         raise RunFolderError(f"{db_path} holds no run yet (it was stopped while starting): start the run again")
     return info
+
+
+class _OrdersEnded:
+    """The progress bar of a run: its orders that reached their end (a terminal event published) or were refused,
+    out of the requests it stores (identical duplicates merged), read from the run database at each commit,
+    only the events published since the last (nothing is read when the bar is not shown)."""
+
+    def __init__(self, bus: Bus, show: bool | None):
+        self.bus, self.ended, self.seq = bus, set(), 0
+        total = bus.db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
+        self.bar = progress_bar(total, "orders ended", "orders", show=show)
+        self.update(bus.stats)
+
+    def update(self, stats) -> None:
+        """Count what ended since the last call; ``stats`` (the bus's counts) adds the deliveries made so far."""
+        if self.bar.disable:
+            return
+        terminal = ",".join("?" * len(TERMINAL_EVENTS))
+        rows = self.bus.db.execute(f"SELECT seq, order_id FROM events WHERE seq > ? AND detail_type IN ({terminal})",
+                                   (self.seq, *TERMINAL_EVENTS)).fetchall()
+        self.ended.update(order_id for _, order_id in rows)
+        self.seq = max([self.seq, *(seq for seq, _ in rows)])
+        refused = self.bus.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]
+        self.bar.set_postfix_str(f"{stats.deliveries:,} deliveries", refresh=False)
+        self.bar.update(len(self.ended) + refused - self.bar.n)
+
+    def __enter__(self) -> "_OrdersEnded":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def _keeping_time(bus: Bus, progress: Callable | None, started: float) -> Callable:

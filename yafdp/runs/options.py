@@ -41,7 +41,7 @@ class RunOptions:
     exclude_services: tuple[str, ...] = ()  # e.g. ("loyalty",): the platform before that service existed
     orders_file: Path | None = None  # a JSON list of order requests to place instead of generated ones
     backend: str = "local"  # or "moto" / "aws": see yafdp.backends.aws.deployment
-    keep: bool = False  # aws: leave the deployment in place after the run (destroy it yourself)
+    keep: bool = False  # aws, moto: leave the deployment in place after the run (destroy it yourself)
     latency_model: str = "none"  # "none": measured wall-clock; else a profile in data/latency/ (or a file)
     style: str = "choreography"  # or "orchestration": the same flow run by a Step Functions state machine
     workflow: str = "standard"  # the orchestration's Step Functions workflow type: standard or express

@@ -10,15 +10,19 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from yafdp.catalog.loader import DEFAULT_DATA_DIR, read_json
+from yafdp.catalog.loader import read_json
 from yafdp.catalog.model import CatalogError
 from yafdp.errors import RefusedError
 from yafdp.plan.model import ACCOUNT, REGION
 from yafdp.runtime import json_text
+from yafdp.shipped import QUOTAS_FILE
 
 MAX_ENTRIES_PER_PUT = 10
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
+# The Unix time a local run's clock starts at (2026-01-01T00:00:00Z), for envelope `time`: a fixed date, so a seeded
+# run's events are the same bytes every time (yafdp.analysis.otlp places a local run's spans from it too).
+CLOCK_ORIGIN = 1_767_225_600.0
 ENTRY_SIZE_QUOTA = "eventbridge_put_events_entry_bytes"
+REQUEST_SIZE_QUOTA = "eventbridge_put_events_request_bytes"
 
 
 @lru_cache(maxsize=8)
@@ -34,9 +38,30 @@ def max_entry_bytes(quotas_file: Path = QUOTAS_FILE) -> int:
     >>> max_entry_bytes()
     1048576
     """
-    entry = read_json(Path(quotas_file)).get("quotas", {}).get(ENTRY_SIZE_QUOTA)
+    return _byte_quota(Path(quotas_file), ENTRY_SIZE_QUOTA)
+
+
+@lru_cache(maxsize=8)
+def max_request_bytes(quotas_file: Path = QUOTAS_FILE) -> int:
+    """The largest sum of :func:`entry_size` over a PutEvents request's entries, read from ``data/quotas.json``
+    (``quotas.eventbridge_put_events_request_bytes``): over it EventBridge refuses the whole request ("You can batch
+    multiple event entries into one request ... the total entry size must be less than" the limit, "Calculating
+    PutEvents event entry size"; the figure since the 1 MB raise is an inference, said so in the file).
+
+    Raises :class:`~yafdp.catalog.model.CatalogError` when the file has no such quota.
+
+    Examples
+    --------
+    >>> max_request_bytes()
+    1048576
+    """
+    return _byte_quota(Path(quotas_file), REQUEST_SIZE_QUOTA)
+
+
+def _byte_quota(quotas_file: Path, name: str) -> int:
+    entry = read_json(quotas_file).get("quotas", {}).get(name)
     if not isinstance(entry, dict) or not isinstance(entry.get("value"), int) or "source" not in entry:
-        raise CatalogError(quotas_file, f"quotas.{ENTRY_SIZE_QUOTA}", "is missing, or has no integer value and source")
+        raise CatalogError(quotas_file, f"quotas.{name}", "is missing, or has no integer value and source")
     return entry["value"]
 
 
@@ -73,6 +98,17 @@ def iso_time(seconds: float) -> str:
 @lru_cache(maxsize=4096)
 def _iso_second(second: int) -> str:
     return datetime.fromtimestamp(second, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_of(time: str) -> float:
+    """The epoch seconds of an envelope ``time`` (``YYYY-MM-DDTHH:MM:SSZ``), the inverse of :func:`iso_time`.
+
+    Examples
+    --------
+    >>> epoch_of(iso_time(1_767_225_600.7))
+    1767225600.0
+    """
+    return datetime.strptime(time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def make_envelope(event_id: str, source: str, detail_type: str, detail: dict, epoch_seconds: float,

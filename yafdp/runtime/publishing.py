@@ -10,9 +10,23 @@ https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultE
 ``EventId`` or an ``ErrorCode`` and ``ErrorMessage``, in request order, and "if an individual entry within a
 request fails, EventBridge continues processing the rest of the entries" ("Sending events with PutEvents",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevents.html). Only a request-level problem
-(no entries, more than 10) fails the whole call. The project's own checks (an unknown detail-type, a detail
-that breaks the catalog's schema) answer per entry too, with codes that start with ``yafdp.``: AWS does not
-make them.
+fails the whole call: no entries, more than 10, or entries whose sizes add up to more than the request limit
+(``data/quotas.json``; "the total entry size must be less than" it, "Calculating PutEvents event entry size",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html; AWS answers ValidationException
+"Total size of the entries in the request is over the limit."). The project's own checks (an unknown
+detail-type, a detail that breaks the catalog's schema) answer per entry too, with codes that start with
+``yafdp.``: AWS does not make them.
+
+Of the entry codes PutEventsResultEntry lists, these are answered here: ``InvalidArgument`` (a required
+parameter missing or empty, ``Source``, ``DetailType`` or ``Detail``, with AWS's words "Parameter Detail is not
+valid. Reason: Detail is a required argument."; ``Resources`` that are not a list of strings; a ``Time`` that
+is not a time; an entry over the entry limit), ``MalformedDetail`` (a ``Detail`` that is not a JSON object),
+``NotAuthorizedForSourceException`` and ``NotAuthorizedForDetailTypeException`` (the IAM conditions), and the
+retryable ``ThrottlingException`` and ``InternalFailure`` when a backend injects them. ``AccessDeniedException``
+(no ``events:PutEvents`` at all), ``InvalidAccountIdException`` (a cross-account bus) and ``RedactionFailure``
+(CloudTrail events) cannot arise from a service of the plan. One choice of the project's own: an entry without a
+``Source`` key is sent with its service's source (``put_events(..., sender=...)`` knows it); a ``Source`` given
+empty or null is refused as AWS refuses it.
 """
 
 from __future__ import annotations
@@ -26,7 +40,8 @@ import fastjsonschema
 
 from yafdp.catalog import Catalog
 from yafdp.errors import YafdpError
-from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, detail_json, entry_size, max_entry_bytes
+from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, detail_json, entry_size, max_entry_bytes,
+                                    max_request_bytes)
 
 MAX_EVENTS_PER_CALL = 100
 
@@ -98,20 +113,36 @@ def check_entry(catalog: Catalog, service: str, allowed: frozenset[str], entry: 
     ``service`` wants to publish; ``Detail`` is a dict or its JSON text, ``Source`` defaults to the service's own.
 
     Returns the :class:`PreparedEntry`, or the :class:`EntryRefusal` AWS (or the project) answers for it:
-    ``NotAuthorizedForSourceException`` / ``NotAuthorizedForDetailTypeException`` where the IAM conditions
-    ``events:source`` / ``events:detail-type`` refuse it, ``MalformedDetail`` for a detail that is not a JSON
-    object, ``InvalidArgument`` for an entry over ``limit`` bytes (default :func:`max_entry_bytes`),
-    ``yafdp.UnknownDetailType`` and ``yafdp.SchemaViolation`` for the catalog's checks.
+    ``InvalidArgument`` for a ``Source``, ``DetailType`` or ``Detail`` given empty, ``Resources`` that are not
+    strings, a ``Time`` that is not one, or an entry over ``limit`` bytes (default :func:`max_entry_bytes`);
+    ``MalformedDetail`` for a detail that is not a JSON object; ``NotAuthorizedForSourceException`` /
+    ``NotAuthorizedForDetailTypeException`` where the IAM conditions ``events:source`` / ``events:detail-type``
+    refuse it; ``yafdp.UnknownDetailType`` and ``yafdp.SchemaViolation`` for the catalog's checks.
     """
     own_source = catalog.services[service].source
-    source = entry.get("Source") or own_source
+    source = entry.get("Source", own_source)
     detail_type = entry.get("DetailType")
     detail = entry.get("Detail")
+    for name, value in (("Source", source), ("DetailType", detail_type), ("Detail", detail)):
+        if value is None or value == "":
+            return EntryRefusal(INVALID_ARGUMENT, f"Parameter {name} is not valid. Reason: {name} is a required argument.")
+    if not isinstance(source, str):
+        return EntryRefusal(INVALID_ARGUMENT, "Parameter Source is not valid. Reason: Source must be a string.")
+    if not isinstance(detail_type, str):
+        return EntryRefusal(INVALID_ARGUMENT, "Parameter DetailType is not valid. Reason: DetailType must be a string.")
+    resources = entry.get("Resources") or ()
+    if not isinstance(resources, (list, tuple)) or not all(isinstance(r, str) for r in resources):
+        return EntryRefusal(INVALID_ARGUMENT, "Parameter Resources is not valid. Reason: Resources must be a list of "
+                            "strings (ARNs).")
+    time = entry.get("Time")
+    if isinstance(time, datetime):
+        time = time.timestamp()
+    elif time is not None and (isinstance(time, bool) or not isinstance(time, (int, float))):
+        return EntryRefusal(INVALID_ARGUMENT, f"Parameter Time is not valid. Reason: {time!r} is not a time (a "
+                            "timestamp in seconds or a datetime).")
     if source != own_source:
         return EntryRefusal(NOT_AUTHORIZED_FOR_SOURCE, f"service {service!r} may only put events with source "
                             f"{own_source!r}, not {source!r} (IAM condition events:source)")
-    if not isinstance(detail_type, str) or not detail_type:
-        return EntryRefusal(INVALID_ARGUMENT, "an entry needs a DetailType")
     if detail_type not in catalog.events:
         return EntryRefusal(UNKNOWN_DETAIL_TYPE, f"unknown detail-type {detail_type!r}: not in the catalog")
     if detail_type not in allowed:
@@ -121,15 +152,39 @@ def check_entry(catalog: Catalog, service: str, allowed: frozenset[str], entry: 
         try:
             detail = json.loads(detail)
         except ValueError as exc:
-            return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} Detail is not valid JSON: {exc}")
+            return EntryRefusal(MALFORMED_DETAIL, f"Detail is malformed: {detail_type} Detail is not valid JSON: {exc}")
     if not isinstance(detail, dict):
-        return EntryRefusal(MALFORMED_DETAIL, f"{detail_type} Detail must be a JSON object, not "
+        return EntryRefusal(MALFORMED_DETAIL, f"Detail is malformed: {detail_type} Detail must be a JSON object, not "
                             f"{type(detail).__name__}")
-    time = entry.get("Time")
-    if isinstance(time, datetime):
-        time = time.timestamp()
-    return _prepare(catalog, source, detail_type, detail, tuple(entry.get("Resources") or ()), time,
+    return _prepare(catalog, source, detail_type, detail, tuple(resources), time,
                     max_entry_bytes() if limit is None else limit)
+
+
+def request_size(entries: list, own_source: str) -> int:
+    """The sum of the entries' sizes (:func:`~yafdp.runtime.envelope.entry_size`) that EventBridge holds against the
+    request limit; an entry without a ``Source`` counts ``own_source``, one that is not an object counts nothing, and
+    a ``Detail`` given as a dict counts the JSON text that would be sent.
+
+    Examples
+    --------
+    >>> request_size([{"DetailType": "Payment_Success", "Detail": "{}"}] * 2, "yafdp.payment")
+    60
+    """
+    total = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        parts = [entry.get("Source", own_source), entry.get("DetailType"), entry.get("Detail")]
+        if isinstance(parts[2], dict):
+            try:
+                parts[2] = detail_json(parts[2])
+            except (TypeError, ValueError):
+                parts[2] = None  # refused on its own as MalformedDetail
+        source, detail_type, detail = (p if isinstance(p, str) else "" for p in parts)
+        resources = entry.get("Resources")
+        resources = tuple(r for r in resources if isinstance(r, str)) if isinstance(resources, (list, tuple)) else ()
+        total += entry_size(source, detail_type, detail, resources, with_time=entry.get("Time") is not None)
+    return total
 
 
 def _prepare(catalog: Catalog, source: str, detail_type: str, detail: dict, resources: tuple[str, ...],
@@ -166,8 +221,10 @@ def check_outbox(catalog: Catalog, service: str, allowed: frozenset[str], outbox
                 and type(detail) is dict:  # what handlers publish: only the schema, JSON and size to check
             checked = _prepare(catalog, own, detail_type, detail, (), None, limit)
         else:
-            checked = check_entry(catalog, service, allowed, {"Source": source, "DetailType": detail_type,
-                                                              "Detail": detail}, limit)
+            entry = {"DetailType": detail_type, "Detail": detail}
+            if source is not None:
+                entry["Source"] = source
+            checked = check_entry(catalog, service, allowed, entry, limit)
         if isinstance(checked, EntryRefusal):
             raise DeliveryError(checked.code, checked.message)
         prepared.append(checked)
@@ -179,9 +236,10 @@ def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict],
     """Check a PutEvents request made by service ``sender``, as every backend's bus does before anything is
     published: one :class:`PreparedEntry` or :class:`EntryRefusal` per entry, in request order.
 
-    Raises :class:`~yafdp.runtime.envelope.PublishError` (the whole request is refused) for a request of no
-    entries or more than ``max_entries`` (10 on the Classic bus; a Custom Event Bus takes 100), or an unknown
-    sender.
+    Raises :class:`~yafdp.runtime.envelope.PublishError` (the whole request is refused, nothing published) for a
+    request of no entries or more than ``max_entries`` (10 on the Classic bus; a Custom Event Bus takes 100), entries
+    whose sizes add up to more than :func:`~yafdp.runtime.envelope.max_request_bytes` (1 MB; the Custom Event Bus's
+    engine counts its own limit too, the same figure), or an unknown sender.
     """
     entries = list(entries)
     if not 1 <= len(entries) <= max_entries:
@@ -189,6 +247,10 @@ def prepare_put_events(catalog: Catalog, sender: str, entries: Iterable[dict],
     service = catalog.services.get(sender)
     if service is None:
         raise PublishError(f"unknown sender {sender!r}: not a service of the catalog")
+    total, request_limit = request_size(entries, service.source), max_request_bytes()
+    if total > request_limit:
+        raise PublishError(f"ValidationException: Total size of the entries in the request is over the limit: {total} "
+                           f"bytes, EventBridge's limit is {request_limit} (data/quotas.json)")
     allowed, limit = service.may_emit(), max_entry_bytes()
     return [check_entry(catalog, sender, allowed, entry, limit) if isinstance(entry, dict)
             else EntryRefusal(INVALID_ARGUMENT, "an entry must be an object") for entry in entries]

@@ -17,12 +17,12 @@ from statistics import NormalDist
 
 import fastjsonschema
 
-from yafdp.catalog import DEFAULT_DATA_DIR, CatalogError
+from yafdp.catalog import CatalogError
 from yafdp.catalog.loader import read_json, shape_check
 from yafdp.errors import RefusedError
+from yafdp.shipped import PROFILES_DIR
 
 DEFAULT_PROFILE = "aws-eu-west-1"
-PROFILES_DIR = DEFAULT_DATA_DIR / "latency"
 QUANTILE_KEY = re.compile(r"^p(\d{1,2}(\.\d+)?)$")
 
 

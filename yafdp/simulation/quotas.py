@@ -8,11 +8,10 @@ import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from yafdp.catalog import DEFAULT_DATA_DIR
 from yafdp.errors import RefusedError
+from yafdp.shipped import QUOTAS_FILE
 from yafdp.simulation.profiles import LatencyProfileError
 
-QUOTAS_FILE = DEFAULT_DATA_DIR / "quotas.json"
 
 
 UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",

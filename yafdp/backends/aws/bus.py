@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import time
 from typing import Callable, Iterable
 
@@ -27,7 +28,8 @@ _DEPTHS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible
 
 
 class NotSettledError(BackendError, TimeoutError):
-    """Messages were still on the service queues when the time to wait for them ran out."""
+    """The run was not done (messages on the service queues, orders not terminal) and nothing had moved for the
+    time the bus waits for progress (or the time given to the run ran out)."""
 
 
 class AwsBus:
@@ -46,7 +48,9 @@ class AwsBus:
         :meth:`run` returns once every service queue was seen empty this many times in a row, this far
         apart (SQS's counts are approximate on AWS: look several times).
     timeout
-        how long :meth:`run` waits, by default.
+        how long :meth:`run` waits for something to move (a service queue's depth, an order's status) before
+        it gives up, in seconds: a run as slow as a busy machine makes it is still a run, one where nothing
+        moves is stuck.
     teardown
         what :meth:`close` does after stopping the functions, e.g. destroy the deployment.
     db
@@ -69,6 +73,8 @@ class AwsBus:
         self._redriven: list[tuple] = []
         self._state_writes = 0
         self._closed = False
+        self._moved = time.monotonic()  # when something last moved on the deployment (see _note)
+        self._readings: dict[str, object] = {}
         self.stats = BusStats()
         functions.start()
 
@@ -89,7 +95,7 @@ class AwsBus:
             state.published(None, [
                 {"kind": "event", "event_id": r["EventId"], "order_id": p.detail.get("order_id"),
                  "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
-                 "detail": p.text, "time": iso_time(published_at)}
+                 "detail": p.text, "time": iso_time(published_at if p.time is None else p.time)}
                 for p, r in zip(accepted, results) if r.get("EventId") and not r.get("ErrorCode")])
             answers = iter(results)
         entries_out = [c.to_aws() if isinstance(c, EntryRefusal) else next(answers) for c in checked]
@@ -119,42 +125,62 @@ class AwsBus:
         moved to its dead-letter queue) and, with ``settle_orders``, every order is terminal; then fill
         :attr:`db` from the deployment.
 
-        Raises :class:`NotSettledError` when the run's clock passes ``until`` seconds (default: the bus's
-        ``timeout`` from now) before that.
+        Raises :class:`NotSettledError` when, before that, nothing moves for the bus's ``timeout`` seconds (no
+        service queue's depth changes, no order's status), or the run's clock passes ``until`` seconds.
         """
-        wait = self.timeout if until is None else max(0.0, until - self.now())
-        deadline = time.monotonic() + wait
+        limit = None if until is None else time.monotonic() + max(0.0, until - self.now())
         started, scheduled = time.perf_counter(), sorted(self._scheduled)
         self._scheduled.clear()
         for at, _, action in scheduled:
             time.sleep(max(0.0, started + at - time.perf_counter()))
             action()
+        self._moved = time.monotonic()
         while True:
-            self.settle(max(0.0, deadline - time.monotonic()))
+            self.settle(limit)
             if not self.settle_orders or self.settled():
                 break
-            if time.monotonic() > deadline:
-                raise NotSettledError(f"the queues are empty but the run is not done: {self.stuck_orders()}")
+            self._note("order statuses", self.order_statuses())
+            if self._stalled(limit):
+                raise NotSettledError(f"the queues are empty but the run is not done ({self._why_stopped(limit)}): "
+                                      f"{self.stuck_orders()}")
             time.sleep(self.check_seconds)
         stats = self.export()
         if progress is not None:
             progress(stats)
         return stats
 
-    def settle(self, timeout: float) -> None:
-        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row."""
-        deadline, quiet = time.monotonic() + timeout, 0
+    def settle(self, limit: float | None = None) -> None:
+        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row. Raises
+        :class:`NotSettledError` when the queues' depths stay the same for the bus's ``timeout`` seconds, or
+        past ``limit`` (a :func:`time.monotonic` reading)."""
+        quiet = 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
+            self._note("queue depths", depths)
             quiet = quiet + 1 if not any(depths.values()) else 0
             if quiet < self.quiet_checks:
-                if time.monotonic() > deadline:
+                if self._stalled(limit):
                     busy = ", ".join(f"{q}: {n}" for q, n in depths.items() if n)
                     errors = "; ".join(self.functions.errors[-3:])
-                    raise NotSettledError(f"after {timeout:.0f} s messages are still waiting ({busy})"
+                    raise NotSettledError(f"{self._why_stopped(limit)}: messages are still waiting ({busy})"
                                           + (f"; the pollers reported: {errors}" if errors else "")
                                           + (f"; {self.stuck_orders()}" if self.settle_orders else ""))
                 time.sleep(self.check_seconds)
+
+    def _note(self, kind: str, reading) -> None:
+        """A reading of the deployment (``kind``: its queues' depths, its orders' statuses): one that differs from
+        the last of its kind is something that moved."""
+        if self._readings.get(kind) != reading:
+            self._readings[kind], self._moved = reading, time.monotonic()
+
+    def _stalled(self, limit: float | None) -> bool:
+        now = time.monotonic()
+        return now - self._moved > self.timeout or (limit is not None and now > limit)
+
+    def _why_stopped(self, limit: float | None) -> str:
+        if limit is not None and time.monotonic() > limit:
+            return "the time given to the run ran out"
+        return f"nothing moved for {self.timeout:.0f} s"
 
     def queue_depths(self) -> dict[str, int]:
         """Messages on each service queue: waiting, being handled, or delayed."""
@@ -205,17 +231,19 @@ class AwsBus:
         return len(moved)
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
-        """Start an EventBridge replay of the archive's events published between ``start`` and ``end`` (run
-        seconds) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``); returns how
-        many archived events the window holds. See StartReplay in the EventBridge API reference.
+        """Start an EventBridge replay of the archive's events whose ``time`` lies between ``start`` and ``end`` (run
+        seconds; "only events that occurred between the EventStartTime and EventEndTime are replayed", StartReplay,
+        EventBridge API reference) to the bus, to every rule or only to ``rules`` (rule names, as ``FilterArns``);
+        returns how many archived events the window holds.
 
         On AWS the replay runs asynchronously after this returns; moto replays at once but ignores the
         window, the filter and the rules' input transformers, so the replayed messages reach the handlers
         without the rule's name and fail there: the contract tests replay on the local bus only.
         """
         self.export()
-        count = self.db.execute("SELECT COUNT(*) FROM events WHERE published_at BETWEEN ? AND ?",
-                                (start, end)).fetchone()[0]
+        first, last = math.ceil(self.origin + start), math.floor(self.origin + end)  # ``time`` has whole seconds
+        count = self.db.execute("SELECT COUNT(*) FROM events WHERE time BETWEEN ? AND ? AND replay_name IS NULL",
+                                (iso_time(first), iso_time(last))).fetchone()[0] if first <= last else 0
         destination: dict = {"Arn": self.plan.bus_arn()}
         if rules is not None:
             destination["FilterArns"] = [self.plan.rule_arn(rule) for rule in rules]

@@ -33,7 +33,13 @@ class AwsClients:
         return self.sqs.meta.region_name
 
     def account(self) -> str:
+        """The account the credentials belong to (STS GetCallerIdentity)."""
         return self.sts.get_caller_identity()["Account"]
+
+    def partition(self) -> str:
+        """The partition of the credentials' account (``aws``, ``aws-cn``, ``aws-us-gov``): the second field of the
+        caller's ARN (STS GetCallerIdentity), which every ARN of a deployment there must use."""
+        return self.sts.get_caller_identity()["Arn"].split(":")[1]
 
 
 # The connections each client keeps: the pollers of a run on moto (at most yafdp.runs.options.MAX_CONCURRENCY per

@@ -16,7 +16,7 @@ from typing import Callable
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
+                              QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
                               check_names)
 
 from yafdp.backends.aws.clients import AwsClients
@@ -106,6 +106,7 @@ class _Applier:
             self.queue(service.queue, {
                 **plan.queue_attributes,
                 "VisibilityTimeout": str(service.visibility_timeout_seconds),
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
                                              "maxReceiveCount": service.max_receive_count}),
                 "Policy": json.dumps(service.queue_policy)})

@@ -34,16 +34,15 @@ class BackendSettings:
     run_functions: bool  # Lambda consumes the queues (AWS); else pollers in this process (moto)
     quiet_checks: int  # empty queues seen this many times in a row = settled
     check_seconds: float
-    timeout_seconds: float  # plus timeout_per_order for each order
-    timeout_per_order: float
+    timeout_seconds: float  # how long a run waits for something to move on the deployment (AwsBus's timeout)
     allowed_faults: tuple[str, ...]
 
 
 SETTINGS = {
-    "moto": BackendSettings(2, False, 2, 0.1, 60.0, 1.0,
+    "moto": BackendSettings(2, False, 2, 0.1, 60.0,
                             ("handler_failure_rate", "poison_rate", "duplicate_rate")),
     # SQS's counts are approximate and EventBridge delivers asynchronously: look longer before calling it quiet.
-    "aws": BackendSettings(30, True, 5, 2.0, 300.0, 1.0, ("handler_failure_rate", "poison_rate")),
+    "aws": BackendSettings(30, True, 5, 2.0, 300.0, ("handler_failure_rate", "poison_rate")),
 }
 
 
@@ -62,7 +61,7 @@ def new_prefix() -> str:
 def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
            faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print,
            point_in_time_recovery: bool = True) -> DeploymentPlan:
-    """Build the plan for ``clients``' account and region and apply it (idempotent); returns the plan.
+    """Build the plan for ``clients``' account, Region and partition and apply it (idempotent); returns the plan.
 
     ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
     ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
@@ -73,7 +72,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     settings = SETTINGS[backend]
     check_names(build_plan(catalog, prefix, run_id=prefix))  # names follow the prefix alone: refused before AWS is asked
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
-                      visibility_timeout_seconds=settings.visibility_timeout_seconds,
+                      partition=clients.partition(), visibility_timeout_seconds=settings.visibility_timeout_seconds,
                       point_in_time_recovery=point_in_time_recovery)
     apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
           echo=echo)
@@ -81,7 +80,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
 
 
 def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
-                      backend: str, faults: Faults = Faults(), seed: int = 0, orders: int = 0,
+                      backend: str, faults: Faults = Faults(), seed: int = 0,
                       teardown: Callable[[], None] | None = None, concurrency: int = 4) -> AwsBus:
     """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by
     ``concurrency`` pollers per queue here; on AWS by Lambda, which scales itself), whose :meth:`~AwsBus.run`
@@ -93,4 +92,4 @@ def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace
         functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed, concurrency=concurrency)
     return AwsBus(catalog, plan, clients, functions, db=db, quiet_checks=settings.quiet_checks,
                   check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True,
-                  timeout=settings.timeout_seconds + settings.timeout_per_order * orders)
+                  timeout=settings.timeout_seconds)

@@ -29,6 +29,7 @@ from yafdp.plan.model import TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA
 PROCESSED = "#processed"
 OUTBOX = "#outbox"
 TRACE = "#trace"
+TASK_OUTPUT = "#task-output"  # what a Step Functions Task answered, kept for a retry of the same Task
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit for TransactWriteItems
 _BATCH = 25  # DynamoDB's limit for BatchWriteItem
 

@@ -15,7 +15,7 @@ from yafdp.plan import DeploymentPlan
 from yafdp.runtime.rundb import INSERT_DEAD_LETTER, INSERT_DELIVERY, INSERT_EVENT, INSERT_STATE
 
 from yafdp.backends.aws.clients import AwsClients
-from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TRACE, scan
+from yafdp.backends.aws.dynamo_state import OUTBOX, PROCESSED, TASK_OUTPUT, TRACE, scan
 
 _REPLACED = ("events", "deliveries", "dead_letters", "state")
 
@@ -41,8 +41,8 @@ def export_run(db: sqlite3.Connection, plan: DeploymentPlan, clients: AwsClients
             if pk == TRACE:
                 row = json.loads(item["row"]["S"])
                 {"event": events, "delivery": deliveries, "call": calls}[row["kind"]].append(row)
-            elif pk == PROCESSED:
-                continue  # the 'ok' delivery rows are run.db's record of what was processed
+            elif pk in (PROCESSED, TASK_OUTPUT):
+                continue  # the 'ok' delivery rows and the events are run.db's record of what was processed
             elif pk == OUTBOX:
                 outboxes += 1
             else:

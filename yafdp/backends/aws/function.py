@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -20,14 +21,16 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, PublishError, iso_time
+from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, make_envelope,
+                                    max_request_bytes)
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
                                      DeliveryError, check_outbox)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 from yafdp.services import resolve_handler
 
-from yafdp.backends.aws.dynamo_state import ConflictError, DynamoState
+from yafdp.backends.aws.dynamo_state import TASK_OUTPUT, ConflictError, DynamoState
+from yafdp.backends.tasks import TaskRunner, task_event
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ class PublishFailedError(BackendError):
 
 
 class ServiceFunction:
-    """A service's handlers behind one function: :meth:`handle_batch` for SQS, :meth:`call` for its API.
+    """A service's handlers behind one function: :meth:`handle_batch` for SQS, :meth:`call` for its API,
+    :meth:`run_task` for a Step Functions Task (the orchestration style).
 
     Parameters
     ----------
@@ -97,8 +101,10 @@ class ServiceFunction:
     def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
                  events, dynamodb, clock: Callable[[], float] = time.time):
         self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
+        self.plan = plan
         self.state = DynamoState(dynamodb, config.table)
         self.rules = {r.name: r for r in plan.rules if r.service == config.service}
+        self.tasks = TaskRunner(catalog)
         self.handlers = {name: resolve_handler(config.service, r.target.handler) for name, r in self.rules.items()}
 
     # ---------------------------------------------------------------- the SQS event source
@@ -168,6 +174,65 @@ class ServiceFunction:
         outcome = "dead_lettered" if attempt >= self.config.max_receive_count else "failed"
         self.state.record({**delivery, "finished_at": self.clock(), "outcome": outcome, "error": f"{code}: {message}"})
 
+    # ---------------------------------------------------------------- a Step Functions Task
+
+    def run_task(self, payload: dict) -> dict:
+        """Run the handler a Step Functions Task names (``{"task", "rule", "handler", "event" | "failure"}``, the
+        ``Payload`` of :func:`yafdp.plan.step_functions.state_machine_definition`'s Tasks, which Step Functions'
+        ``lambda:invoke`` hands the function) and answer the Task's output ``{"emitted", "event"}``.
+
+        The handler's writes, its processed marker, its trace and the events it published are committed in one
+        transaction, as for a delivery. The events are recorded, not put on the bus: in the orchestration the state
+        machine decides what runs next, and the bus's rules would run the choreography as well. A failure event is
+        raised as :class:`~yafdp.backends.tasks.SagaStepFailedError` named after it (Lambda reports the class
+        name as the error, which the state's ``Catch`` matches). A Task that Step Functions invokes again for the
+        same event (a ``Retry``) finds the work done and answers the same, without running the handler twice.
+        A handler's exception propagates (the Task fails with its name, as Lambda reports it).
+        """
+        subscription = self.tasks.subscription(payload)
+        rule = next((r for r in self.rules.values() if r.subscription == subscription.rule), None)
+        if rule is None:
+            raise LookupError(f"the task names rule {subscription.rule!r} of service {subscription.service!r}; this "
+                              f"function is {self.config.service!r}'s")
+        event_id = _envelope(task_event(payload))["id"]
+        marker = f"{rule.name}#{event_id}"
+        delivery = {"kind": "delivery", "event_id": event_id, "rule": rule.name, "target": rule.target.id,
+                    "attempt": 1, "delivered_at": self.clock()}
+        for attempt in range(1, CALL_ATTEMPTS + 1):
+            answered = self.state.get(TASK_OUTPUT, marker)
+            if answered is not None:  # committed by an earlier invocation of this Task
+                self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
+                return self.tasks.output(answered["events"])
+            reads = self.state.snapshot()
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+            try:
+                prepared = self.tasks.run({**payload, "event": _envelope(task_event(payload))}, uow)
+            except Exception as exc:
+                code, message = (exc.code, exc.message) if isinstance(exc, DeliveryError) else \
+                    (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
+                self._failed(delivery, 1, code, message)
+                raise
+            published_at = self.clock()
+            envelopes = [make_envelope(str(uuid.uuid4()), p.source, p.detail_type, p.detail,
+                                       published_at if p.time is None else p.time, region=self.plan.region,
+                                       account=self.plan.account, resources=p.resources) for p in prepared]
+            rows = [{"kind": "event", "event_id": e["id"], "order_id": p.detail.get("order_id"),
+                     "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
+                     "detail": p.text, "time": e["time"], "published_by": marker} for p, e in zip(prepared, envelopes)]
+            done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None, "writes": len(uow.writes)}
+            try:
+                committed = self.state.commit({**uow.writes, (TASK_OUTPUT, marker): {"events": envelopes}},
+                                              reads=reads.versions, marker=marker, outbox_key=marker, outbox=[],
+                                              trace=[done, *rows])
+            except ConflictError as exc:  # raced another call: run again on fresh state
+                if attempt == CALL_ATTEMPTS:
+                    self._failed(delivery, 1, CONFLICT, str(exc))
+                    raise
+                continue
+            if committed:
+                return self.tasks.output(envelopes)
+        raise ConflictError(self.config.table, [f"{TASK_OUTPUT}/{marker}"])
+
     # ---------------------------------------------------------------- the service's API
 
     def call(self, entrypoint: str, payload) -> object:
@@ -222,8 +287,7 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
     waiting = list(range(len(entries)))
     for attempt in range(1, attempts + 1):
         again = []
-        for start in range(0, len(waiting), MAX_ENTRIES_PER_PUT):
-            chunk = waiting[start:start + MAX_ENTRIES_PER_PUT]
+        for chunk in request_chunks(entries, waiting):
             answer = events.put_events(Entries=[entries[i] for i in chunk])
             for i, result in zip(chunk, answer["Entries"]):
                 results[i] = result
@@ -234,6 +298,30 @@ def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS
         sleep(rng.uniform(0, backoff * 2 ** (attempt - 1)))
         waiting = again
     return results
+
+
+def request_chunks(entries: list[dict], indexes: list[int]) -> list[list[int]]:
+    """``indexes`` of ``entries`` (as boto3's ``put_events`` takes them) cut into PutEvents requests, in order: at most
+    10 entries and at most :func:`~yafdp.runtime.envelope.max_request_bytes` of entry sizes each, so that no request is
+    refused as a whole (an entry alone over the limit goes alone, and is refused).
+
+    Examples
+    --------
+    >>> entry = {"Source": "s", "DetailType": "t", "Detail": "x" * 400_000}
+    >>> request_chunks([entry] * 5, [0, 1, 2, 3, 4])
+    [[0, 1], [2, 3], [4]]
+    """
+    limit, chunks, size = max_request_bytes(), [], 0
+    for i in indexes:
+        entry = entries[i]
+        entry_bytes = entry_size(entry["Source"], entry["DetailType"], entry.get("Detail"),
+                                 tuple(entry.get("Resources") or ()), with_time=entry.get("Time") is not None)
+        if not chunks or len(chunks[-1]) == MAX_ENTRIES_PER_PUT or size + entry_bytes > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += entry_bytes
+    return chunks
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,

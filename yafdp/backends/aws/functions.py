@@ -27,8 +27,9 @@ class InProcessFunctions:
     Lambda's SQS event source mapping polls a standard queue with several pollers and invokes the function
     once per batch, concurrently ("Lambda starts processing five batches at a time with five concurrent
     invocations of your function", Lambda developer guide, "Understanding SQS event source mapping scaling
-    behavior"); each poller here receives up to the mapping's ``BatchSize`` messages, hidden for the queue's
-    visibility timeout, and invokes the function on them in its own thread.
+    behavior"); each poller here receives up to the mapping's ``BatchSize`` messages, hidden while the function
+    has them (what it did not finish comes back after the queue's visibility timeout, counted from the receive),
+    and invokes the function on them in its own thread.
     """
 
     def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
@@ -41,7 +42,8 @@ class InProcessFunctions:
         self.pollers = [
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
-                        faults=faults, seed=seed, subscriptions={r.name: r.subscription for r in plan.rules})
+                        visibility_timeout=s.visibility_timeout_seconds, faults=faults, seed=seed,
+                        subscriptions={r.name: r.subscription for r in plan.rules})
             for s in plan.services for _ in range(concurrency)
         ]
 

@@ -1,4 +1,5 @@
-"""The Lambda entry point of every service function: an SQS batch in, the messages that failed out.
+"""The Lambda entry point of every service function: an SQS batch in, the messages that failed out; a Step Functions
+Task's payload in, the Task's output out.
 
 The function's environment (set by the deployer) says which service it is; the catalog is the one bundled
 in the package. boto3 clients are made on the first invocation and reused while the container is warm.
@@ -12,19 +13,23 @@ import os
 from yafdp.errors import RefusedError
 from yafdp.services.order import OrderRejectedError
 
-_function = None
+_functions: dict = {}  # by configuration: one per function in Lambda; several where a test drives them all
 
 
 def lambda_handler(event: dict, context) -> dict:
-    """Handle an SQS batch (``{"Records": [...]}``), an event from a rule that targets the function directly
+    """Handle an SQS batch (``{"Records": [...]}``), a Step Functions Task (``{"task", "rule", "handler", "event"}``
+    or ``{..., "failure"}``, the Task's ``Payload``), an event from a rule that targets the function directly
     (``{"rule", "event"}``, the rule's input transformer), or a direct API call (``{"entrypoint", "payload"}``).
 
-    An SQS batch returns ``{"batchItemFailures": [...]}``; an API call returns ``{"result": ...}`` or
-    ``{"error": {"type", "message", "field"}}`` when the service refused it.
+    An SQS batch returns ``{"batchItemFailures": [...]}``; a Task returns its output ``{"emitted", "event"}``, or
+    raises the failure event for the state's ``Catch`` (:meth:`~yafdp.backends.aws.function.ServiceFunction.run_task`);
+    an API call returns ``{"result": ...}`` or ``{"error": {"type", "message", "field"}}`` when the service refused it.
     """
-    function = _service_function()
+    function = _service_function(context)
     if "Records" in event:
         return function.handle_batch(event)
+    if "task" in event and "rule" in event:  # Step Functions' lambda:invoke with a Task's Payload
+        return function.run_task(event)
     if "rule" in event and "event" in event:  # a rule with a "lambda" target: EventBridge invoked it directly
         # Asynchronously: raising makes Lambda retry the event (twice), then discard it (or send it to the
         # function's on-failure destination, when one is configured).
@@ -39,18 +44,32 @@ def lambda_handler(event: dict, context) -> dict:
     raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
 
 
-def _service_function():
-    global _function
-    if _function is None:
+def _service_function(context):
+    """The function of the service the environment names, made once per configuration. Its plan names the ARNs of
+    the partition, account and Region the function runs in: read from the invoked function's ARN (the Lambda
+    context's ``invoked_function_arn``), or, without a context, from the default session and STS."""
+    from yafdp.backends.aws.function import FunctionConfig
+
+    config = FunctionConfig.from_environment(os.environ)
+    function = _functions.get(config)
+    if function is None:
         import boto3
 
-        from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+        from yafdp.backends.aws.function import ServiceFunction
         from yafdp.catalog import load_catalog
         from yafdp.catalog.marketplace import load_marketplace
         from yafdp.plan import build_plan
 
-        config = FunctionConfig.from_environment(os.environ)
+        arn = getattr(context, "invoked_function_arn", None)
+        if arn:  # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME
+            partition, _, region, account = arn.split(":")[1:5]
+        else:
+            region = boto3.session.Session().region_name
+            caller = boto3.client("sts").get_caller_identity()
+            account, partition = caller["Account"], caller["Arn"].split(":")[1]
         catalog = load_catalog()
-        _function = ServiceFunction(config, catalog, build_plan(catalog, config.prefix), load_marketplace(),
-                                    boto3.client("events"), boto3.client("dynamodb"))
-    return _function
+        plan = build_plan(catalog, config.prefix, region=region, account=account, partition=partition,
+                          run_id=config.prefix)
+        function = _functions[config] = ServiceFunction(config, catalog, plan, load_marketplace(),
+                                                        boto3.client("events"), boto3.client("dynamodb"))
+    return function

@@ -8,13 +8,23 @@ transactions serializably ("TransactWriteItems is a synchronous write operation 
 action requests ... The actions are completed atomically so that either all of them succeed, or all of
 them fail", DynamoDB API Reference, TransactWriteItems), so here one DynamoDB request runs at a time:
 what concurrent handlers see is what they would see on AWS.
+
+A moto server's deployments live as long as its process. ``yafdp moto-server`` runs one that outlives the
+commands, as an AWS account does, and announces it in a state file (:func:`state_dir`): ``yafdp deploy``, ``run``,
+``export`` and ``destroy`` with ``--backend moto`` find it there (:func:`running_server`), so the user rehearses on
+moto the same commands they run on AWS.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import socket
 import threading
+from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class OneDynamoDBRequestAtATime:
@@ -32,20 +42,21 @@ class OneDynamoDBRequestAtATime:
 
 
 class MotoServer:
-    """Start moto's threaded server on ``127.0.0.1`` and a free port; ``url`` is its endpoint.
+    """Start moto's threaded server on ``127.0.0.1`` and ``port`` (a free one by default); ``url`` is its endpoint.
 
     (Run in ``tests/integration/test_documented_examples.py``: a moto server listens on a loopback port.)
     """
 
-    def __init__(self):
+    def __init__(self, port: int = 0):
         self._server = None
+        self.port = port  # 0: a free one
         self.url: str | None = None
 
     def start(self) -> str:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         wsgi = self._server._server  # werkzeug's server: nothing has called it yet, so wrap its application now
         dispatcher = wsgi.app
@@ -69,3 +80,72 @@ class MotoServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- the server that outlives a command
+
+STATE_FILE = "moto-server.json"
+
+
+def state_dir() -> Path:
+    """Where yafdp keeps what outlives one command: ``$YAFDP_STATE_DIR``, else ``$XDG_STATE_HOME/yafdp``, else
+    ``~/.local/state/yafdp`` (the XDG Base Directory specification's default for state data)."""
+    if os.environ.get("YAFDP_STATE_DIR"):
+        return Path(os.environ["YAFDP_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "yafdp"
+
+
+def running_server() -> dict | None:
+    """The moto server ``yafdp moto-server`` announced, ``{"url", "pid"}``, if its process is alive and its port
+    answers; None otherwise (an announcement left by a server that died is removed)."""
+    path = state_dir() / STATE_FILE
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        url, pid = found["url"], int(found["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid):
+        path.unlink(missing_ok=True)
+        return None
+    return found if _answers(url) else None
+
+
+def announce(url: str) -> Path:
+    """Write the announcement of this process's server at ``url`` (replaced whole, never half written)."""
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path, partial = directory / STATE_FILE, directory / f".{STATE_FILE}.{os.getpid()}.tmp"
+    partial.write_text(json.dumps({"url": url, "pid": os.getpid()}), encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def withdraw(url: str) -> None:
+    """Remove this process's announcement of ``url`` (not another server's, announced since)."""
+    path = state_dir() / STATE_FILE
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if found.get("url") == url and found.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=2):
+            return True
+    except OSError:
+        return False

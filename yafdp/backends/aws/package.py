@@ -18,12 +18,14 @@ import zipfile
 from pathlib import Path
 
 import yafdp
-from yafdp.catalog import DEFAULT_DATA_DIR
+from yafdp.shipped import DATA_DIR
+
 BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 CATALOG_FILES = ("bus.json", "marketplace.json")  # plus services/<name>.json: what the function loads
+ZIP_DATA_DIR = "yafdp/data"  # where the wheel has the shipped data too, so yafdp.shipped finds it alike
 
 
 def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
@@ -34,24 +36,24 @@ def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     Examples
     --------
     >>> sorted(catalog_files())[:3]
-    ['data/bus.json', 'data/marketplace.json', 'data/services/delivery.json']
+    ['yafdp/data/bus.json', 'yafdp/data/marketplace.json', 'yafdp/data/services/delivery.json']
     """
-    data = Path(catalog_dir) if catalog_dir is not None else DEFAULT_DATA_DIR
-    files = {f"data/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
+    data = Path(catalog_dir) if catalog_dir is not None else DATA_DIR
+    files = {f"{ZIP_DATA_DIR}/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
     for path in sorted((data / "services").glob("*.json")):
         if path.is_file() and not path.name.startswith("."):
-            files[f"data/services/{path.name}"] = path
+            files[f"{ZIP_DATA_DIR}/services/{path.name}"] = path
     return files
 
 
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
-    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``data/``, where
-    :func:`yafdp.catalog.load_catalog` looks by default (see :func:`catalog_files` for which files).
+    """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``yafdp/data/``, where
+    :mod:`yafdp.shipped` finds it, as in an installed wheel (see :func:`catalog_files` for which files).
 
     Examples
     --------
     >>> files = package_files()
-    >>> "yafdp/backends/aws/lambda_handler.py" in files and "data/bus.json" in files
+    >>> "yafdp/backends/aws/lambda_handler.py" in files and "yafdp/data/bus.json" in files
     True
     >>> any(name.startswith(("pandas/", "matplotlib/")) for name in files)
     False

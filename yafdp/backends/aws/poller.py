@@ -3,22 +3,39 @@ Lambda code without a container engine.
 
 Like the mapping, a poller long-polls its queue for up to ``batch_size`` messages, invokes the function
 with them as an SQS event, deletes the messages the function did not report in ``batchItemFailures``
-and leaves those it did (or the whole batch, if the function raised) to come back after the queue's
-visibility timeout; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
+and leaves those it did (or the whole batch, if the function raised or answered what Lambda reads as a
+complete failure, see :func:`failed_messages`) to come back after the queue's visibility timeout, which SQS
+counts from the receive; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
 dead-letter queue. On real AWS none of this runs: Lambda does it.
+
+One thing AWS guarantees cannot be had by receiving as Lambda does: a batch is never received again while the
+function that has it still runs (Lambda refuses a mapping whose function timeout is longer than the queue's
+visibility timeout, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html, and stops the
+function at its timeout). Here the function runs in this process, as slowly as a busy machine makes it: a
+handler slower than the visibility timeout (2 s on moto) would see its batch received again, and again, until
+the redrive policy dead-letters work that never failed. So a batch is received hidden for :data:`HELD_SECONDS`,
+and what the function did not finish is given back with what was left of the queue's visibility timeout, counted
+from the receive, as on AWS.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from typing import Callable
 
 from yafdp.runtime.faults import Faults, decide
 
 log = logging.getLogger(__name__)
 _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
+# How long a received batch stays hidden while the function has it: a message's visibility timeout by default on
+# AWS (30 s, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html),
+# which the aws backend's queues have. A handler here takes milliseconds, seconds on a starved machine; a batch
+# lost with a receive that failed (moto answered it with an error) is back within this time too.
+HELD_SECONDS = 30
 
 
 def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
@@ -40,6 +57,48 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
     }
 
 
+def failed_messages(response, message_ids: list[str]) -> set[str]:
+    """The messages of a batch (``message_ids``) that Lambda leaves on the queue after the function answered
+    ``response`` (a mapping with ``ReportBatchItemFailures``): the ones it reported, or all of them when Lambda
+    reads the answer as a complete failure.
+
+    As the Lambda developer guide has it ("Handling errors for an SQS event source in Lambda", success and failure
+    conditions, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html): a complete success
+    is an empty or null ``batchItemFailures`` list, or an empty or null response; a complete failure is "an
+    invalid JSON response", an empty string or null ``itemIdentifier``, an ``itemIdentifier`` with a bad key name,
+    or one "with a message ID that doesn't exist" in the batch. Where the guide is silent this reads the answer the
+    way that loses nothing: a response that is not an object, or a ``batchItemFailures`` that is not a list, or an
+    element that is not an object, fails the whole batch.
+
+    Examples
+    --------
+    >>> ids = ["m-1", "m-2", "m-3"]
+    >>> sorted(failed_messages({"batchItemFailures": [{"itemIdentifier": "m-2"}]}, ids))
+    ['m-2']
+    >>> sorted(failed_messages({"batchItemFailures": [{"itemIdentifier": "m-9"}]}, ids))  # not in the batch
+    ['m-1', 'm-2', 'm-3']
+    >>> failed_messages({"batchItemFailures": None}, ids), failed_messages(None, ids), failed_messages({}, ids)
+    (set(), set(), set())
+    """
+    everything = set(message_ids)
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        return everything
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return everything
+    failed = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in everything:
+            return everything  # null, empty, a bad key name, or a message that is not in the batch
+        failed.add(identifier)
+    return failed
+
+
 class QueuePoller:
     """One queue's event source mapping, emulated.
 
@@ -54,16 +113,19 @@ class QueuePoller:
         :meth:`yafdp.backends.aws.function.ServiceFunction.handle_batch` wrapped as a Lambda handler.
     batch_size, wait_seconds
         the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
+    visibility_timeout
+        the queue's ``VisibilityTimeout`` (seconds): a message the function did not finish becomes visible again
+        this long after it was received.
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
         backend: ``subscriptions`` maps the deployed rule names to the catalog's.
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
-                 batch_size: int = 10, wait_seconds: int = 1, faults: Faults = Faults(), seed: int = 0,
-                 subscriptions: dict[str, str] | None = None):
+                 batch_size: int = 10, wait_seconds: int = 1, visibility_timeout: int = 30, faults: Faults = Faults(),
+                 seed: int = 0, subscriptions: dict[str, str] | None = None):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
-        self.batch_size, self.wait_seconds = batch_size, wait_seconds
+        self.batch_size, self.wait_seconds, self.visibility_timeout = batch_size, wait_seconds, visibility_timeout
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
         self.errors: list[str] = []
@@ -74,21 +136,34 @@ class QueuePoller:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
-            AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            VisibilityTimeout=HELD_SECONDS, AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
         if not messages:
             return 0
+        received = time.monotonic()
         self._duplicate(messages)
         try:
             response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
-            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception as exc:  # a function error fails the whole batch, as with Lambda
             self.errors.append(f"{type(exc).__name__}: {exc}")
-            return len(messages)
+            failed = {m["MessageId"] for m in messages}
+        else:
+            failed = failed_messages(response, [m["MessageId"] for m in messages])
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
+        self._give_back([m for m in messages if m["MessageId"] in failed], received)
         return len(messages)
+
+    def _give_back(self, messages: list[dict], received: float) -> None:
+        """The messages the function did not finish, visible again once the queue's visibility timeout has
+        passed since they were received (at once if it has): ChangeMessageVisibility counts the new timeout
+        from its own call (API_ChangeMessageVisibility.html, above), so it is given what is left."""
+        left = max(0, math.ceil(self.visibility_timeout - (time.monotonic() - received)))
+        for start in range(0, len(messages), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": left}
+                for i, m in enumerate(messages[start:start + 10])])
 
     def _duplicate(self, messages: list[dict]) -> None:
         if not self.faults.duplicate_rate:

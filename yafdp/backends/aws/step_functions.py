@@ -13,8 +13,11 @@ from yafdp.plan.step_functions import state_machine_definition, state_machine_po
 def deploy_state_machine(sfn, iam, catalog: Catalog, plan: DeploymentPlan, *, workflow: str = "STANDARD") -> str:
     """Create (or update) the state machine and its role on AWS with the given boto3 clients; return its ARN.
 
-    The services' functions must exist (the choreography's deployer creates them); each must run
-    :class:`yafdp.runtime.tasks.TaskRunner` for a Step Functions payload. Resources are tagged like the rest of the plan.
+    The services' functions must exist (the choreography's deployer creates them): their entry point runs a Task's
+    payload through :class:`yafdp.backends.tasks.TaskRunner`
+    (:meth:`yafdp.backends.aws.function.ServiceFunction.run_task`). Build ``plan`` for the deploying account
+    (:func:`yafdp.backends.aws.deployment.deploy` returns one): the role's policy names its functions' ARNs.
+    Resources are tagged like the rest of the plan.
 
     (Run in ``tests/integration/test_documented_examples.py``: the state machine deploys under the plan's name, on moto.)
     """

@@ -31,6 +31,7 @@ unless a simulated timing model is given.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 from typing import Callable, Iterable
@@ -39,11 +40,10 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import PublishError, make_envelope
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
+from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, epoch_of, iso_time, make_envelope
+from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, DeliveryError, check_outbox,
-                                     prepare_put_events)
+from yafdp.runtime.publishing import PUBLISH_BACKOFF_SECONDS, DeliveryError, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.services import resolve_handler
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
@@ -92,7 +92,7 @@ class LocalBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         self.catalog, self.plan, self.world, self.db = catalog, plan, world, db
         catalog.compile_schemas()
         self.seed, self.durable, self.commit_every = seed, durable, commit_every
@@ -323,51 +323,34 @@ class LocalBus(InProcessDriving):
         envelope = self._envelope(event_id)
         started = self.timing.now(start)
         # Only a delivery that may repeat an earlier one (duplicate, replay, redrive, resume) can find it done.
-        if again and self.writer.is_processed(route.name, event_id):
-            self.stats.duplicates += 1
+        handled = self.services.handle(route, envelope, attempt, fault, again, at=end)
+        end += handled.waited
+        if handled.outcome == "duplicate":
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
             return
-        services = self.services
-        uow = services.unit_of_work(service)
-        try:
-            route.handler(envelope, uow)
-            if fault:
-                crash = injected_failure(fault, attempt)
-                if crash is not None:
-                    raise crash
-            prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
-            if prepared:
-                if services.entry_faults is not None:
-                    end += services.publish_retrying(prepared)  # the producer's retries of refused entries
-                accepted_vt = services.admitted(prepared, end)  # a simulated account may throttle it
-        except DeliveryError as exc:
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, exc.code, exc.message)
+        if handled.outcome == "failed":
+            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, (start, started), end,
+                         handled.code, handled.message)
             return
-        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            self._failed(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end,
-                         FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
-            return
-        if uow.writes:
-            services.apply(service, uow)
-        self.writer.processed.add((route.name, event_id))
-        if prepared:
+        if handled.prepared:
             published_by = f"{route.name}#{event_id}"
-            services.record(prepared, accepted_vt, on_event=self._route, published_by=published_by)
+            services, accepted_vt = self.services, handled.accepted
+            services.record(handled.prepared, accepted_vt, on_event=self._route, published_by=published_by)
             if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
                 # the producer did not hear the answer and sends the same entries again: new events, same facts
                 try:
-                    copy_vt = services.admitted(prepared, accepted_vt + PUBLISH_BACKOFF_SECONDS)
+                    copy_vt = services.admitted(handled.prepared, accepted_vt + PUBLISH_BACKOFF_SECONDS)
                 except DeliveryError:  # throttled past its retries, the copy is not published (the first was)
                     copy_vt = None
                 if copy_vt is not None:
-                    services.record(prepared, copy_vt, on_event=self._route, published_by=published_by)
-        self.stats.delivered += 1
+                    services.record(handled.prepared, copy_vt, on_event=self._route, published_by=published_by)
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None)
 
-    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, started, end,
+    def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,
                 code, message) -> None:
-        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda)."""
-        error = f"{code}: {message}"
+        """The handler failed its ``attempt``-th receive (queue) or invocation (lambda): ``received`` is when it was
+        received (virtual time, and the time recorded for it), ``end`` when the handler failed (virtual time)."""
+        error, (start, started) = f"{code}: {message}", received
         if rule.target.kind == "lambda":  # Lambda's asynchronous invocation retries, then discards
             if attempt <= len(LAMBDA_ASYNC_RETRY_DELAYS):
                 self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
@@ -381,7 +364,10 @@ class LocalBus(InProcessDriving):
             self._finish(pending_id, event_id, rule, attempt, started, end, "dead_lettered", error)
             return
         service = self._services[rule.service]
-        visible_again = end + service.visibility_timeout_seconds  # the message's visibility timeout runs out
+        # The visibility timeout runs from the receive, not from the end of the handler ("the length of time that
+        # a message received from a queue ... is invisible", ReceiveMessage VisibilityTimeout, SQS API reference,
+        # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html).
+        visible_again = start + service.visibility_timeout_seconds
         if attempt < service.max_receive_count:
             self._retry(pending_id, event_id, rule, attempt, published_vt, fault, again, started, end, error,
                         visible_again)
@@ -421,8 +407,8 @@ class LocalBus(InProcessDriving):
         cached = self._events.get(event_id)
         if cached is not None:
             return cached[0]
-        row = self.writer.event(event_id)
-        envelope = make_envelope(event_id, row[0], row[1], json.loads(row[2]), self.services.epoch + row[3])
+        source, detail_type, detail, time = self.writer.event(event_id)
+        envelope = make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
         self._events[event_id] = [envelope, 1]
         return envelope
 
@@ -440,28 +426,32 @@ class LocalBus(InProcessDriving):
     # ---------------------------------------------------------------- archive, DLQ, resume
 
     def replay(self, start: float, end: float, *, name: str = "replay", rules: Iterable[str] | None = None) -> int:
-        """Re-deliver every archived event published between ``start`` and ``end`` (recorded times) to the
-        rules that match it now (or only to ``rules``, like a replay's ``FilterArns``), as an EventBridge
-        archive replay does. Returns how many events were replayed.
+        """Re-deliver every archived event whose own ``time`` lies between ``start`` and ``end`` (seconds since the
+        run's epoch, as recorded times are) to the rules that match it now (or only to ``rules``, like a replay's
+        ``FilterArns``), as an EventBridge archive replay does. Returns how many events were replayed.
 
-        As StartReplay does (EventBridge API reference, https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html):
-        replayed events carry ``replay-name``, keep their id (idempotent targets record them as duplicates),
-        are replayed one minute of the archive at a time, the first minute first, and "are not necessarily
-        replayed in the exact same order that they were added": within a minute their order is shuffled."""
+        As StartReplay does (EventBridge API reference,
+        https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html): "only events that occurred
+        between the EventStartTime and EventEndTime are replayed", so the window applies to each event's ``time``
+        (the entry's own ``Time`` when it set one, else when EventBridge received it; whole seconds), not to when it
+        was received; replayed events keep their ``time`` and id (idempotent targets record them as duplicates),
+        carry ``replay-name``, are replayed one minute of the window at a time, the first minute first, and "are not
+        necessarily replayed in the exact same order that they were added": within a minute their order is shuffled."""
         only = None if rules is None else frozenset(rules)
         self.writer.flush()
-        rows = self.db.execute("SELECT event_id, source, detail_type, detail, published_at FROM events"
-                               " WHERE published_at BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
-                               (start, end)).fetchall()
+        epoch = self.services.epoch
+        first, last = math.ceil(epoch + start), math.floor(epoch + end)  # ``time`` has whole seconds
+        rows = self.db.execute("SELECT event_id, source, detail_type, detail, time FROM events"
+                               " WHERE time BETWEEN ? AND ? AND replay_name IS NULL ORDER BY seq",
+                               (iso_time(first), iso_time(last))).fetchall() if first <= last else []
         minutes: dict[int, list] = {}
         for row in rows:
-            minutes.setdefault(int((row[4] - start) // 60), []).append(row)
+            minutes.setdefault(int((epoch_of(row[4]) - epoch - start) // 60), []).append(row)
         for minute in sorted(minutes):
             batch = minutes[minute]
             self._replay_rng.shuffle(batch)
-            for event_id, source, detail_type, detail, published_at in batch:
-                envelope = make_envelope(event_id, source, detail_type, json.loads(detail),
-                                         self.services.epoch + published_at)
+            for event_id, source, detail_type, detail, time in batch:
+                envelope = make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
                 envelope["replay-name"] = name
                 self._events.pop(event_id, None)
                 self._route(envelope, self.vt, again=True, only=only)

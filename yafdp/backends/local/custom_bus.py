@@ -33,10 +33,10 @@ from yafdp.custom_event_bus.events import StoredEvent
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
-from yafdp.runtime.faults import NO_FAULT, Faults, decide, injected_failure, retries_publish
+from yafdp.runtime.envelope import CLOCK_ORIGIN
+from yafdp.runtime.faults import NO_FAULT, Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, DeliveryError, PreparedEntry, check_outbox,
-                                     prepare_put_events)
+from yafdp.runtime.publishing import FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, PreparedEntry, prepare_put_events
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
 from yafdp.services import resolve_handler
@@ -101,7 +101,7 @@ class LocalCustomBus(InProcessDriving):
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db, *, seed: int = 0,
                  session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
-                 commit_every: int = 500, epoch: float = 1_767_225_600.0, entry_faults=None, target_faults=None):
+                 commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
         if plan.bus_kind != "custom":
             raise ValueError("LocalCustomBus runs a plan for the Custom Event Bus (build_plan(..., bus='custom'))")
         if durable:
@@ -342,33 +342,14 @@ class LocalCustomBus(InProcessDriving):
     def run_handler(self, route: _Route, envelope: dict, attempt: int, fault: str, again: bool, start: float,
                     end: float, delivery_type: str) -> tuple[str, str | None]:
         """Run ``route``'s handler on ``envelope`` in an execution environment busy from ``start`` to ``end``
-        (virtual seconds); commit its writes and publish what it published (at ``end``) when it succeeds.
-        Returns ``("ok" | "duplicate" | "failed", error)`` and records nothing itself."""
-        event_id = envelope["id"]
-        if again and self.writer.is_processed(route.name, event_id):
-            self.stats.duplicates += 1
-            return "duplicate", None
-        services = self.services
-        uow = services.unit_of_work(route.service)
-        try:
-            route.handler(envelope, uow)
-            if fault:
-                crash = injected_failure(fault, attempt)
-                if crash is not None:
-                    raise crash
-            prepared = check_outbox(self.catalog, route.service, route.emits, uow.outbox) if uow.outbox else ()
-            if prepared and services.entry_faults is not None:
-                end += services.publish_retrying(prepared)
-        except DeliveryError as exc:
-            return "failed", f"{exc.code}: {exc.message}"
-        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
-            return "failed", f"{FUNCTION_ERROR}: {type(exc).__name__}: {exc}"
-        if uow.writes:
-            services.apply(route.service, uow)
-        self.writer.processed.add((route.name, event_id))
-        self.publish(list(prepared), end, f"{route.name}#{event_id}")
-        self.stats.delivered += 1
-        return "ok", None
+        (virtual seconds) (:meth:`~yafdp.backends.local.services.LocalServices.handle`); publish what it
+        published, at ``end``, when it succeeds. Returns ``("ok" | "duplicate" | "failed", error)``."""
+        handled = self.services.handle(route, envelope, attempt, fault, again)
+        if handled.outcome == "failed":
+            return "failed", f"{handled.code}: {handled.message}"
+        if handled.outcome == "ok":
+            self.publish(list(handled.prepared), end + handled.waited, f"{route.name}#{envelope['id']}")
+        return handled.outcome, None
 
     def reserved(self, service: str, retry: Callable[[tuple[float, float]], None]) -> tuple[float, float] | None:
         """An execution environment of ``service`` for a call now: ``(start, end)``, or None when the call

@@ -111,11 +111,11 @@ class RunWriter:
         self.events[row[0]] = row
 
     def event(self, event_id: str) -> tuple | None:
-        """``(source, detail_type, detail_json, published_at)`` of an event, buffered or stored."""
+        """``(source, detail_type, detail_json, time)`` of an event, buffered or stored (``time``: its envelope's)."""
         row = self.events.get(event_id)
         if row is not None:
-            return row[3], row[2], row[5], row[4]
-        return self.db.execute("SELECT source, detail_type, detail, published_at FROM events WHERE event_id = ?",
+            return row[3], row[2], row[5], row[6]
+        return self.db.execute("SELECT source, detail_type, detail, time FROM events WHERE event_id = ?",
                                (event_id,)).fetchone()
 
     def add(self, statement: str, row: tuple) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
-from yafdp.runtime.envelope import PublishError, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
-from yafdp.runtime.publishing import (PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS, DeliveryError,
-                                     THROTTLING, EntryRefusal, PreparedEntry, check_outbox,
+from yafdp.runtime.faults import injected_failure
+from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
+                                     THROTTLING, DeliveryError, EntryRefusal, PreparedEntry, check_outbox,
                                      put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 from yafdp.services import resolve_handler
@@ -27,6 +28,21 @@ _INJECTED_MESSAGES = {"ThrottlingException": "Rate exceeded (injected)",
 
 _V7 = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
 _NOT_VERSION_OR_VARIANT = ~((0xF << 76) | (0b11 << 62))
+
+
+class Handled(NamedTuple):
+    """What a handler call came to (:meth:`LocalServices.handle`): ``outcome`` ``"ok"``, ``"duplicate"`` (the
+    delivery was processed before) or ``"failed"`` (with the ``code`` and ``message`` Lambda would report);
+    ``prepared``, the events it publishes once ``ok``; ``waited``, the virtual seconds its producer's retries of
+    refused entries took; ``accepted``, the virtual time the bus accepted its PutEvents when the caller said when
+    it is tried (see :meth:`LocalServices.handle`), else None."""
+
+    outcome: str
+    code: str | None = None
+    message: str | None = None
+    prepared: tuple = ()
+    waited: float = 0.0
+    accepted: float | None = None
 
 
 class LocalServices:
@@ -51,7 +67,7 @@ class LocalServices:
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = 1_767_225_600.0, entry_faults=None):
+                 epoch: float = CLOCK_ORIGIN, entry_faults=None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
         self.entry_faults = entry_faults
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
@@ -93,6 +109,45 @@ class LocalServices:
             self.stats.refused += 1
             raise
         return result, uow, prepared
+
+    def handle(self, route, envelope: Envelope, attempt: int, fault: str, again: bool,
+               at: float | None = None) -> Handled:
+        """Run ``route``'s handler (``route.name``, ``route.service``, ``route.handler``, ``route.emits``) on one
+        delivery of ``envelope``, its ``attempt``-th, with the injected ``fault``; ``again`` when the delivery may
+        repeat an earlier one (a duplicate, replay, redrive or resume), so that a processed one is recognised.
+        On ``ok`` the unit of work is applied and the delivery recorded as processed; publishing what it
+        prepared is the bus's (each kind of bus publishes its own way). Every bus runs handlers through here.
+
+        With ``at`` (the virtual time the handler ends and first tries its PutEvents), the bus's admission of that
+        request is decided here, before anything is applied (:meth:`admitted`, ``Handled.accepted``): a request a
+        simulated account throttles past the producer's retries fails the delivery (``ThrottlingException``), and
+        nothing of it is stored, as when the function fails."""
+        event_id = envelope["id"]
+        if again and self.writer.is_processed(route.name, event_id):
+            self.stats.duplicates += 1
+            return Handled("duplicate")
+        service = route.service
+        uow = self.unit_of_work(service)
+        waited = 0.0
+        try:
+            route.handler(envelope, uow)
+            if fault:
+                crash = injected_failure(fault, attempt)
+                if crash is not None:
+                    raise crash
+            prepared = check_outbox(self.catalog, service, route.emits, uow.outbox) if uow.outbox else ()
+            if prepared and self.entry_faults is not None:
+                waited = self.publish_retrying(prepared)  # the producer's retries of refused entries
+            accepted = self.admitted(prepared, at + waited) if prepared and at is not None else None
+        except DeliveryError as exc:
+            return Handled("failed", exc.code, exc.message)
+        except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
+            return Handled("failed", FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
+        if uow.writes:
+            self.apply(service, uow)
+        self.writer.processed.add((route.name, event_id))
+        self.stats.delivered += 1
+        return Handled("ok", prepared=tuple(prepared), waited=waited, accepted=accepted)
 
     def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
         """Write what a unit of work changed into the open transaction."""

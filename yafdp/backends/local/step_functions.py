@@ -5,40 +5,81 @@ with their state in ``run.db``, the timing model), so :mod:`yafdp.analysis.check
 read its runs unchanged. What differs is who decides what runs next: a published event is recorded but routed
 to no rule; the state machine invokes each subscriber as a Task, recorded as a delivery of its event under the
 rule it stands for.
+
+The States language is applied as Step Functions applies it (:mod:`yafdp.backends.local.asl`): input and output
+processing, ``Retry`` before ``Catch``, and a ``Parallel`` state that fails as soon as one branch fails: "If any
+branch fails, because of an unhandled error or by transitioning to a Fail state, the entire Parallel state fails and
+all of its branches are stopped" (Parallel workflow state,
+https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html). A branch's Task already invoked still
+runs to its end, as a Lambda function does (its result is then ignored); nothing after it runs. The two workflow
+types differ as "Standard vs. Express Workflows" documents
+(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html) in what the runner models:
+the maximum duration (one year, five minutes: an execution past it fails with ``States.Timeout``, and an Express
+one is billed up to the limit), billing (Standard per state transition, retries included; Express per execution and
+per 100 ms of duration, failed and timed-out executions included) and the quotas a simulated account applies
+(StartExecution for both, state transitions for Standard only). Not modelled: Express's at-least-once execution of
+asynchronous workflows (an execution here runs once), execution history.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Iterable
+from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
-from yafdp.plan.step_functions import OrchestrationError, state_machine_definition
+from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
+from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import prepare_put_events
-from yafdp.runtime.tasks import SagaStepFailedError, TaskRunner, lambda_error, task_event
+from yafdp.runtime.publishing import DeliveryError, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.simulation.recording import ExecutionRecorder
 from yafdp.simulation.step_functions import WORKFLOWS, StepFunctionsModel
 
+from yafdp.backends.local import asl
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
 from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
+from yafdp.backends.tasks import SagaStepFailedError, TaskRunner, lambda_error, task_event
 
 EXPRESS_BILLING_STEP = 0.1  # seconds: Express workflow duration is billed in 100 ms steps
+# "Maximum duration: 1 year (Standard), 5 minutes (Express)" (Standard vs. Express Workflows).
+MAX_DURATION_SECONDS = {"standard": 365 * 24 * 3600.0, "express": 300.0}
 
 
 @dataclass
 class _Execution:
+    """One execution: when it started, when it must end by, and how it ended (``RUNNING`` until then)."""
+
     started: float
+    deadline: float
+    status: str = "RUNNING"
+    error: dict | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "RUNNING"
+
+
+class _Join:
+    """A Parallel state waiting for its branches: the visit of the state, the outputs so far, whether a branch
+    failed (which fails the state and stops the others), and (when the runner records) each branch's last step."""
+
+    __slots__ = ("visit", "outputs", "remaining", "failed", "lasts")
+
+    def __init__(self, visit: "_Visit", branches: int):
+        self.visit = visit
+        self.outputs: list = [None] * branches
+        self.remaining, self.failed = branches, False
+        self.lasts: list[int | None] = [None] * branches
 
 
 class _Thread:
@@ -47,18 +88,32 @@ class _Thread:
 
     __slots__ = ("states", "execution", "join", "index", "last")
 
-    def __init__(self, states: dict, execution: _Execution, join: "_Join | None", index: int, last: int | None):
+    def __init__(self, states: dict, execution: _Execution, join: _Join | None, index: int, last: int | None):
         self.states, self.execution, self.join, self.index, self.last = states, execution, join, index, last
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread may still run: its execution runs and no Parallel state above it has failed."""
+        if not self.execution.running:
+            return False
+        join = self.join
+        while join is not None:
+            if join.failed:
+                return False
+            join = join.visit.thread.join
+        return True
 
-class _Join:
-    __slots__ = ("thread", "state", "outputs", "remaining", "lasts")
 
-    def __init__(self, thread: _Thread, state: dict):
-        self.thread, self.state = thread, state
-        self.outputs = [None] * len(state["Branches"])
-        self.remaining = len(state["Branches"])
-        self.lasts: list[int | None] = [None] * len(state["Branches"])
+@dataclass
+class _Visit:
+    """One visit of a Task, Parallel or Pass state: its raw input, what it runs with, and each retrier's retries."""
+
+    thread: _Thread
+    name: str
+    raw_input: object
+    effective: object = None
+    retries: list[int] = field(default_factory=list)
+    attempt: int = 1
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -72,12 +127,18 @@ class LocalStepFunctions(InProcessDriving):
     ``recorder``, when set (an :class:`~yafdp.simulation.recording.ExecutionRecorder`), hears every execution's
     start, states entered, Tasks run and Parallel branches joined: each order's causal graph, for the replay.
 
-    Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``.
+    ``definition`` replaces the state machine generated from the catalog (e.g. one edited to add a ``Retry``), and
+    ``handlers`` replace some rules' handlers (by catalog rule name), e.g. one that fails in a test.
+
+    Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``, and
+    :class:`~yafdp.plan.step_functions.OrchestrationError` for a definition the runner cannot run as Step Functions
+    would (see :func:`yafdp.backends.local.asl.check_definition`).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
-                 commit_every: int = 5000, epoch: float = 1_767_225_600.0):
+                 commit_every: int = 5000, epoch: float = CLOCK_ORIGIN, definition: dict | None = None,
+                 handlers: dict[str, Callable] | None = None):
         if workflow not in WORKFLOWS:
             raise RefusedError(f"workflow must be 'standard' or 'express', got {workflow!r}")
         catalog.compile_schemas()
@@ -90,19 +151,27 @@ class LocalStepFunctions(InProcessDriving):
                                       epoch=epoch)
         self.stats = self.services.stats
         self._timing_rng = random.Random(f"{seed}:0:timing")
+        self._jitter = random.Random(f"{seed}:0:jitter")
         self._trace = self.writer.deliveries
-        self.definition = state_machine_definition(catalog, plan)
-        self.runner = TaskRunner(catalog)
+        self.definition = definition if definition is not None else state_machine_definition(catalog, plan)
+        asl.check_definition(self.definition)
+        self.max_duration = MAX_DURATION_SECONDS[workflow]
+        if "TimeoutSeconds" in self.definition:
+            self.max_duration = min(self.max_duration, float(self.definition["TimeoutSeconds"]))
+        self.runner = TaskRunner(catalog, handlers)
         self._functions = {plan.function_arn(s.name): s.name for s in plan.services}
+        self._functions.update({s.function: s.name for s in plan.services})
         self._rule_names = {r.subscription: r.name for r in plan.rules}
         self._task_output: list[Envelope] | None = None  # while a Task's events are recorded: its output
+        self._fillers: dict[int, Callable] = {}
         self._task_latency = self._starts = self._transitions = self._model = None
         if self.timing.simulated:
             self._model = StepFunctionsModel(self.timing.quotas, self.timing.profile, workflow)
             self._task_latency, self._starts, self._transitions = (self._model.task_latency, self._model.starts,
                                                                    self._model.transitions)
         self.recorder: ExecutionRecorder | None = None
-        self.executions = self.executions_succeeded = self.executions_failed = self.transitions = 0
+        self.executions = self.executions_succeeded = self.executions_failed = self.executions_timed_out = 0
+        self.transitions = 0
         self.execution_seconds = self.express_billed_seconds = 0.0
         self.db.execute("BEGIN")
 
@@ -115,10 +184,19 @@ class LocalStepFunctions(InProcessDriving):
                                         on_event=self._started)
 
     def call(self, service: str, entrypoint: str, payload) -> object:
-        """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution)."""
+        """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution).
+
+        An exception (such as ``OrderRejectedError``, or :class:`~yafdp.runtime.envelope.PublishError` when a
+        simulated account throttles its PutEvents past the client's retries) propagates with nothing stored or
+        published, as on the bus."""
         result, uow, prepared = self.services.call(service, entrypoint, payload)
+        try:
+            published_vt = self.services.admitted(prepared, self.vt)
+        except DeliveryError as exc:  # throttled past the client's retries: nothing is stored or published
+            self.stats.refused += 1
+            raise PublishError(str(exc)) from None
         self.services.apply(service, uow)
-        self.services.record(prepared, self.services.admitted(prepared, self.vt), on_event=self._started)
+        self.services.record(prepared, published_vt, on_event=self._started)
         return result
 
     def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
@@ -148,7 +226,8 @@ class LocalStepFunctions(InProcessDriving):
         facts: dict = {"state_writes": self.writer.writes, "orchestration": {
             "state_machine": self.plan.state_machine, "workflow": self.workflow,
             "executions": self.executions, "executions_succeeded": self.executions_succeeded,
-            "executions_failed": self.executions_failed, "state_transitions": self.transitions,
+            "executions_failed": self.executions_failed, "executions_timed_out": self.executions_timed_out,
+            "state_transitions": self.transitions,
             "execution_seconds": round(self.execution_seconds, 3),
             "express_billed_seconds": round(self.express_billed_seconds, 1),
             **(self._model.report() if self._model is not None else
@@ -165,18 +244,47 @@ class LocalStepFunctions(InProcessDriving):
         elif self._task_output is not None:
             self._task_output.append(envelope)
 
-
-    # ---------------------------------------------------------------- the interpreter
+    # ---------------------------------------------------------------- executions
 
     def _start_execution(self, envelope: dict, t: float) -> None:
         if self._starts is not None:
             t = self._starts.admit(t)
         self.executions += 1
+        execution = _Execution(started=t, deadline=t + self.max_duration)
         last = self.recorder.start(envelope["detail"].get("order_id")) if self.recorder is not None else None
-        thread = _Thread(self.definition["States"], _Execution(started=t), None, 0, last)
+        thread = _Thread(self.definition["States"], execution, None, 0, last)
         self._enter(thread, self.definition["StartAt"], {"emitted": envelope["detail-type"], "event": envelope}, t)
 
+    def _alive(self, thread: _Thread, t: float) -> bool:
+        """Whether ``thread`` may take its next step at ``t``; an execution past its maximum duration times out
+        there (its deadline): it fails with States.Timeout and is billed up to the deadline."""
+        execution = thread.execution
+        if execution.running and t > execution.deadline:
+            self._end_execution(execution, "TIMED_OUT", execution.deadline,
+                                {"Error": asl.TIMEOUT, "Cause": f"the execution ran past its maximum duration of "
+                                                                f"{self.max_duration:g} s ({self.workflow})"})
+        return thread.alive
+
+    def _end_execution(self, execution: _Execution, status: str, t: float, error: dict | None = None,
+                       output=None) -> None:
+        """The execution ends at ``t`` with ``status`` (``SUCCEEDED`` with ``output``, ``FAILED`` or ``TIMED_OUT``
+        with ``error``), counted and billed."""
+        execution.status, execution.error = status, error
+        if status == "SUCCEEDED":
+            self.executions_succeeded += 1
+        elif status == "TIMED_OUT":
+            self.executions_timed_out += 1
+        else:
+            self.executions_failed += 1
+        seconds = max(0.0, t - execution.started)
+        self.execution_seconds += seconds
+        self.express_billed_seconds += math.ceil(seconds / EXPRESS_BILLING_STEP - 1e-9) * EXPRESS_BILLING_STEP
+
+    # ---------------------------------------------------------------- states
+
     def _enter(self, thread: _Thread, name: str, data, t: float) -> None:
+        if not self._alive(thread, t):
+            return
         self.transitions += 1
         if self.recorder is not None:
             thread.last = self.recorder.transition(thread.last)
@@ -184,77 +292,47 @@ class LocalStepFunctions(InProcessDriving):
             t = self._transitions.admit(t)
         state = thread.states[name]
         kind = state["Type"]
-        if kind == "Task":
-            delay = self._task_latency.sample(self._timing_rng) if self._task_latency is not None else 0.0
-            self.schedule(t + delay, partial(self._invoke, thread, name, data))
-        elif kind == "Choice":
-            self._enter(thread, _choose(name, state, data), data, t)
-        elif kind == "Parallel":
-            join = _Join(thread, state)
-            for index, branch in enumerate(state["Branches"]):
-                self._enter(_Thread(branch["States"], thread.execution, join, index, thread.last), branch["StartAt"],
-                            data, t)
-        elif kind == "Succeed":
-            self._end_thread(thread, data, t)
-        else:
-            raise OrchestrationError(f"state {name!r} is a {kind} state; the local runner runs "
-                                     "Task, Choice, Parallel and Succeed states")
-
-    def _invoke(self, thread: _Thread, name: str, data, reserved: tuple[float, float] | None = None) -> None:
-        state = thread.states[name]
-        parameters = _resolve(state["Parameters"], data)
-        service = self._functions[parameters["FunctionName"]]
-        timing, vt = self.timing, self.scheduler.vt
-        if reserved is None:
-            start, end = timing.reserve(service, vt)
-            if end is None or start > vt:  # every environment the function may have is busy: wait for one
-                self.schedule(start, partial(self._invoke, thread, name, data, None if end is None else (start, end)))
-                return
-        else:
-            start, end = reserved
-        payload = parameters["Payload"]
-        event_id = task_event(payload)["id"]
-        rule = self._rule_names[payload["rule"]]
-        uow = self.services.unit_of_work(service)
         try:
-            prepared = self.runner.run(payload, uow)
-        except Exception as exc:  # the handler failed: the Task fails with the exception's name, as in Lambda
-            if self.recorder is not None:
-                thread.last = self.recorder.task(thread.last, service, rule, [])
-            self.stats.failed += 1
-            self._trace.append((event_id, rule, service, 1, timing.now(start), timing.now(end), "failed",
-                                f"{type(exc).__name__}: {exc}"))
-            self.schedule(end, partial(self._caught, thread, name, data, lambda_error(exc)))
-            return
-        self.services.apply(service, uow)
-        self.writer.processed.add((rule, event_id))
-        published: list[Envelope] = []
-        self._task_output = published
-        self.services.record(prepared, self.services.admitted(prepared, end), on_event=self._started,
-                             published_by=f"{rule}#{event_id}")
-        self._task_output = None
-        if self.recorder is not None:
-            thread.last = self.recorder.task(thread.last, service, rule, [e["detail-type"] for e in published])
-        self.stats.delivered += 1
-        self._trace.append((event_id, rule, service, 1, timing.now(start), timing.now(end), "ok", None))
-        try:
-            output = self.runner.output(published)
-        except SagaStepFailedError as exc:
-            self.schedule(end, partial(self._caught, thread, name, data, lambda_error(exc)))
-            return
-        self.schedule(end, partial(self._succeeded, thread, name, output))
+            if kind == "Task":
+                self._schedule_task(_Visit(thread, name, data, self._parameters(state, name, data, t)), t)
+            elif kind == "Choice":
+                effective = asl.select(data, state.get("InputPath", "$"))
+                chosen = _choose(name, state, effective)
+                self._enter(thread, chosen, asl.select(effective, state.get("OutputPath", "$")), t)
+            elif kind == "Parallel":
+                self._start_branches(_Visit(thread, name, data, self._parameters(state, name, data, t)), t)
+            elif kind == "Pass":
+                effective = self._parameters(state, name, data, t)
+                self._next(thread, state, self._output(state, data, state.get("Result", effective)), t)
+            elif kind == "Succeed":
+                effective = asl.select(data, state.get("InputPath", "$"))
+                self._end_thread(thread, asl.select(effective, state.get("OutputPath", "$")), t)
+            else:  # Fail: its Error and Cause (both optional) are the branch's or the execution's failure
+                self._thread_failed(thread, {"Error": state.get("Error", ""), "Cause": state.get("Cause", "")}, t)
+        except asl.StatesError as exc:  # an input or output path that names nothing: the state fails
+            self._state_failed(_Visit(thread, name, data), exc.output(), t)
 
-    def _succeeded(self, thread: _Thread, name: str, output: dict) -> None:
-        state = thread.states[name]
-        result = _resolve(state["ResultSelector"], {"Payload": output}) if "ResultSelector" in state else output
-        self._next(thread, state, result, self.vt)
+    def _parameters(self, state: dict, name: str, data, t: float):
+        """``InputPath`` then ``Parameters``: what the state works on (``$$`` reads the context object, as far as the
+        runner keeps one: the state's name and when it was entered, the state machine's name)."""
+        effective = asl.select(data, state.get("InputPath", "$"))
+        if "Parameters" in state:
+            context = {"State": {"Name": name, "EnteredTime": t}, "StateMachine": {"Name": self.plan.state_machine}}
+            effective = self._filler(state["Parameters"])(effective, context)
+        return effective
 
-    def _caught(self, thread: _Thread, name: str, data, error: dict) -> None:
-        for catcher in thread.states[name].get("Catch", ()):
-            if error["Error"] in catcher["ErrorEquals"] or {"States.ALL", "States.TaskFailed"} & set(catcher["ErrorEquals"]):
-                self._enter(thread, catcher["Next"], _at_result_path(data, catcher.get("ResultPath", "$"), error), self.vt)
-                return
-        self.executions_failed += 1  # nothing catches it: the execution fails and the saga stops here
+    def _filler(self, template):
+        filler = self._fillers.get(id(template))  # the templates live as long as the definition, as this runner
+        if filler is None:
+            filler = self._fillers[id(template)] = asl.filler(template)
+        return filler
+
+    def _output(self, state: dict, raw_input, result):
+        """``ResultSelector`` (a Task's or Parallel's), ``ResultPath`` into the raw input, then ``OutputPath``."""
+        if "ResultSelector" in state:
+            result = self._filler(state["ResultSelector"])(result, None)
+        placed = asl.place(raw_input, result, state.get("ResultPath", "$"))
+        return asl.select(placed, state.get("OutputPath", "$"))
 
     def _next(self, thread: _Thread, state: dict, output, t: float) -> None:
         if state.get("End"):
@@ -265,62 +343,202 @@ class LocalStepFunctions(InProcessDriving):
     def _end_thread(self, thread: _Thread, output, t: float) -> None:
         join = thread.join
         if join is None:
-            seconds = t - thread.execution.started
-            self.executions_succeeded += 1
-            self.execution_seconds += seconds
-            self.express_billed_seconds += math.ceil(seconds / EXPRESS_BILLING_STEP - 1e-9) * EXPRESS_BILLING_STEP
+            self._end_execution(thread.execution, "SUCCEEDED", t, output=output)
             return
         join.outputs[thread.index] = output
         join.lasts[thread.index] = thread.last
         join.remaining -= 1
-        if join.remaining == 0:
+        if join.remaining == 0 and not join.failed:
+            visit = join.visit
             if self.recorder is not None:
-                join.thread.last = self.recorder.join(join.lasts)
-            self._next(join.thread, join.state, join.outputs, t)
+                visit.thread.last = self.recorder.join(join.lasts)
+            state = visit.thread.states[visit.name]
+            try:
+                output = self._output(state, visit.raw_input, join.outputs)
+            except asl.StatesError as exc:
+                self._state_failed(visit, exc.output(), t)
+                return
+            self._next(visit.thread, state, output, t)
 
+    # ---------------------------------------------------------------- Parallel
 
-# ---------------------------------------------------------------- the JSONPath subset the generated states use
+    def _start_branches(self, visit: _Visit, t: float) -> None:
+        thread, state = visit.thread, visit.thread.states[visit.name]
+        join = _Join(visit, len(state["Branches"]))
+        for index, branch in enumerate(state["Branches"]):
+            self._enter(_Thread(branch["States"], thread.execution, join, index, thread.last), branch["StartAt"],
+                        visit.effective, t)
 
+    # ---------------------------------------------------------------- Task
 
-def _path(data, path: str):
-    if path == "$":
-        return data
-    if not path.startswith("$."):
-        raise OrchestrationError(f"path {path!r}: the local orchestrator reads only paths like $.a.b")
-    for key in path[2:].split("."):
-        if not isinstance(data, dict) or key not in data:
-            raise OrchestrationError(f"States.Runtime: path {path!r} does not exist in the state's input")
-        data = data[key]
-    return data
+    def _schedule_task(self, visit: _Visit, t: float) -> None:
+        delay = self._task_latency.sample(self._timing_rng) if self._task_latency is not None else 0.0
+        self.schedule(t + delay, partial(self._invoke, visit))
 
-
-def _resolve(template: dict, data) -> dict:
-    """A Parameters or ResultSelector template: keys ending in ``.$`` take the value at their path."""
-    resolved = {}
-    for key, value in template.items():
-        if key.endswith(".$"):
-            resolved[key[:-2]] = _path(data, value)
-        elif isinstance(value, dict):
-            resolved[key] = _resolve(value, data)
+    def _invoke(self, visit: _Visit, reserved: tuple[float, float] | None = None) -> None:
+        thread, vt = visit.thread, self.scheduler.vt
+        if not self._alive(thread, vt):
+            return  # stopped (a sibling branch failed) or timed out before the Task was invoked
+        state = thread.states[visit.name]
+        function, payload = _lambda_call(state, visit.effective)
+        service = self._functions.get(function)
+        if service is None:
+            self._state_failed(visit, {"Error": "Lambda.ResourceNotFoundException",
+                                       "Cause": f"Function not found: {function}"}, vt)
+            return
+        timing = self.timing
+        if reserved is None:
+            start, end = timing.reserve(service, vt)
+            if end is None or start > vt:  # every environment the function may have is busy: wait for one
+                self.schedule(start, partial(self._invoke, visit, None if end is None else (start, end)))
+                return
         else:
-            resolved[key] = value
-    return resolved
+            start, end = reserved
+        event_id = task_event(payload)["id"]
+        rule = self._rule_names[payload["rule"]]
+        attempt = visit.attempt
+        recorder = self.recorder
+        if attempt > 1 and self.writer.is_processed(rule, event_id):  # a retry after the work was committed
+            published = self._published_by(f"{rule}#{event_id}")
+            if recorder is not None:  # the function ran again and published nothing new
+                thread.last = recorder.task(thread.last, service, rule, [])
+            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "duplicate", None))
+        else:
+            uow = self.services.unit_of_work(service)
+            try:
+                prepared = self.runner.run(payload, uow)
+                # a simulated account may throttle the function's PutEvents: past the SDK's retries the function
+                # fails (a DeliveryError, ThrottlingException), and nothing of its work is stored
+                accepted = self.services.admitted(prepared, end)
+            except Exception as exc:  # the handler failed: the Task fails with the exception's name, as in Lambda
+                if recorder is not None:
+                    thread.last = recorder.task(thread.last, service, rule, [])
+                self.stats.failed += 1
+                self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "failed",
+                                    f"{type(exc).__name__}: {exc}"))
+                self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+                return
+            self.services.apply(service, uow)
+            self.writer.processed.add((rule, event_id))
+            published = []
+            self._task_output = published
+            self.services.record(prepared, accepted, on_event=self._started, published_by=f"{rule}#{event_id}")
+            self._task_output = None
+            if recorder is not None:
+                thread.last = recorder.task(thread.last, service, rule, [e["detail-type"] for e in published])
+            self.stats.delivered += 1
+            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
+        try:
+            output = self.runner.output(published)
+        except SagaStepFailedError as exc:
+            self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+            return
+        result = output if not is_lambda_invoke(state["Resource"]) else \
+            {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
+        self.schedule(end, partial(self._task_succeeded, visit, result))
+
+    def _published_by(self, marker: str) -> list[dict]:
+        """The events a Task's committed work published (for a retry that finds the work done)."""
+        self.writer.flush()
+        rows = self.db.execute("SELECT event_id, source, detail_type, detail, time FROM events WHERE published_by = ?"
+                               " ORDER BY seq", (marker,)).fetchall()
+        return [make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
+                for event_id, source, detail_type, detail, time in rows]
+
+    def _task_succeeded(self, visit: _Visit, result) -> None:
+        thread, vt = visit.thread, self.scheduler.vt
+        if not self._alive(thread, vt):
+            return  # the result of a Task whose branch was stopped, or whose execution timed out, is ignored
+        state = thread.states[visit.name]
+        try:
+            output = self._output(state, visit.raw_input, result)
+        except asl.StatesError as exc:
+            self._state_failed(visit, exc.output(), vt)
+            return
+        self._next(thread, state, output, vt)
+
+    def _task_failed(self, visit: _Visit, error: dict) -> None:
+        if self._alive(visit.thread, self.scheduler.vt):
+            self._state_failed(visit, error, self.scheduler.vt)
+
+    # ---------------------------------------------------------------- errors: Retry, then Catch
+
+    def _state_failed(self, visit: _Visit, error: dict, t: float) -> None:
+        """A Task, Parallel or other state reported ``error``: the first retrier whose ``ErrorEquals`` names it
+        retries the state if its ``MaxAttempts`` allow (each retrier counts its own retries in this visit of the
+        state), else the first matching catcher sends the error output on, else the thread fails."""
+        thread = visit.thread
+        state = thread.states[visit.name]
+        handles = state["Type"] in ("Task", "Parallel")  # only they have Retry and Catch
+        retriers = state.get("Retry", ()) if handles else ()
+        if len(visit.retries) < len(retriers):
+            visit.retries = [0] * len(retriers)
+        for index, retrier in enumerate(retriers):
+            if not asl.error_matches(retrier["ErrorEquals"], error["Error"]):
+                continue
+            delay = asl.retry_delay(retrier, visit.retries[index], self._jitter)
+            if delay is None:
+                break  # this retrier's attempts are used up: on to the catchers
+            visit.retries[index] += 1
+            visit.attempt += 1
+            self.transitions += 1  # "Retries are treated as state transitions" (billing)
+            self.schedule(t + delay, partial(self._retry, visit))
+            return
+        for catcher in state.get("Catch", ()) if handles else ():
+            if asl.error_matches(catcher["ErrorEquals"], error["Error"]):
+                try:
+                    output = asl.place(visit.raw_input, error, catcher.get("ResultPath", "$"))
+                except asl.StatesError as exc:
+                    self._thread_failed(thread, exc.output(), t)
+                    return
+                self._enter(thread, catcher["Next"], output, t)
+                return
+        self._thread_failed(thread, error, t)
+
+    def _retry(self, visit: _Visit) -> None:
+        vt = self.scheduler.vt
+        if not self._alive(visit.thread, vt):
+            return
+        if visit.thread.states[visit.name]["Type"] == "Parallel":
+            self._start_branches(visit, vt)
+        else:
+            self._schedule_task(visit, vt)
+
+    def _thread_failed(self, thread: _Thread, error: dict, t: float) -> None:
+        """Nothing caught ``error``: the execution fails, or, in a branch, the Parallel state fails with it and its
+        other branches stop."""
+        join = thread.join
+        if join is None:
+            self._end_execution(thread.execution, "FAILED", t, error)
+            return
+        if join.failed:
+            return
+        join.failed = True  # its other branches stop: nothing of theirs runs from now on
+        self._state_failed(join.visit, error, t)
 
 
-def _at_result_path(data, result_path: str, result):
-    if result_path == "$":
-        return result
-    if not result_path.startswith("$.") or "." in result_path[2:] or not isinstance(data, dict):
-        raise OrchestrationError(f"ResultPath {result_path!r}: the local orchestrator supports $ and $.name")
-    return {**data, result_path[2:]: result}
+# ---------------------------------------------------------------- helpers
+
+
+def _lambda_call(state: dict, effective) -> tuple[str, dict]:
+    """The function a Task invokes and the payload it sends: ``arn:aws:states:::lambda:invoke`` takes them from
+    its ``Parameters`` (``FunctionName``, ``Payload``); a Task whose ``Resource`` is a function's ARN sends its input."""
+    resource = state["Resource"]
+    if is_lambda_invoke(resource):
+        if not isinstance(effective, dict) or "FunctionName" not in effective:
+            raise OrchestrationError(f"Task {state.get('Comment', '')!r}: lambda:invoke needs Parameters.FunctionName")
+        return effective["FunctionName"], effective.get("Payload", {})
+    if ":lambda:" in resource and ":function:" in resource:
+        return resource, effective
+    raise OrchestrationError(f"Task resource {resource!r}: the local runner invokes Lambda functions only")
 
 
 def _choose(name: str, state: dict, data) -> str:
     for rule in state["Choices"]:
         if set(rule) != {"Variable", "StringEquals", "Next"}:
             raise OrchestrationError(f"Choice state {name!r}: the local orchestrator supports StringEquals rules only")
-        if _path(data, rule["Variable"]) == rule["StringEquals"]:
+        if asl.read_path(data, rule["Variable"]) == rule["StringEquals"]:
             return rule["Next"]
     if "Default" not in state:
-        raise OrchestrationError(f"States.NoChoiceMatched in Choice state {name!r}")
+        raise asl.StatesError(asl.NO_CHOICE_MATCHED, f"no choice rule of state {name!r} matched, and it has no Default")
     return state["Default"]

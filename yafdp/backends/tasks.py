@@ -1,5 +1,6 @@
 """What a Step Functions Task runs: the handler a Task names, on the event it carries, the same way in Lambda
-and in the local runner; a failure event becomes the error a ``Catch`` matches.
+(:mod:`yafdp.backends.aws.lambda_handler`, through :meth:`yafdp.backends.aws.function.ServiceFunction.run_task`) and in
+the local runner (:mod:`yafdp.backends.local.step_functions`); a failure event becomes the error a ``Catch`` matches.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ class TaskRunner:
     :meth:`output` turns them into the Task's output, or raises the failure event for the state's ``Catch``.
     """
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, handlers: dict[str, Any] | None = None):
         self.catalog = catalog
         self._subscriptions = {s.rule: s for s in catalog.subscriptions}
-        self._handlers: dict[str, Any] = {}
+        self._handlers: dict[str, Any] = dict(handlers or {})  # by catalog rule name; the others are resolved
 
     def subscription(self, payload: dict) -> Subscription:
         try:
