@@ -1,6 +1,6 @@
 """The replay's parts: the bus model (EventBridge's quotas as the timing model applies them), each order's causal
 graph as recorded from a run, and the replay of those graphs through the timing model without any handler.
-Whether the replay agrees with the full simulation is tests/integration/test_replay.py's question."""
+Whether the replay agrees with the full simulation is tests/integration/test_replay_validation.py's question."""
 
 import dataclasses
 import random
@@ -207,11 +207,11 @@ def test_a_bus_model_of_another_kind_plugs_in(choreography):
         def __init__(self, quotas, delivery, rng):
             self.calls = 0
 
-        def put_events(self, at, entries, group=None, size=0):
+        def put_events(self, at, entries, groups=None):
             self.calls += 1
             return at
 
-        def invoke(self, at, retry_policy, group=None):
+        def invoke(self, at, retry_policy):
             return at
 
         def report(self):

@@ -7,6 +7,7 @@ the catalog and marketplace (loaded once by the caller) and the run database, an
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from contextlib import ExitStack
@@ -32,7 +33,7 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """The timing a run uses: measured wall-clock for ``"none"``, else the simulated AWS time of a latency
     profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``, and the
     model of the run's kind of bus (:mod:`yafdp.simulation.buses`): EventBridge's Classic bus and its account
-    quotas, or, for a Custom Event Bus run, no quota model yet.
+    quotas, or the Custom Event Bus and its limits per event group and per bus.
 
     Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load.
 
@@ -43,11 +44,13 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """
     if latency_model in (None, "", "none"):
         return MeasuredTiming()
-    from yafdp.simulation.buses import UnlimitedBus
+    from yafdp.simulation.buses import CustomEventBus
     from yafdp.simulation.timing import SimulatedTiming
 
     profile, quotas = profile_and_quotas(latency_model, quota_scale)
-    bus = UnlimitedBus(profile.hops["eventbridge_delivery"]) if bus_kind == "custom" and invocation == "queue" else None
+    bus = None  # the timing's default: the Classic bus at the account's quotas (none for an orchestration)
+    if bus_kind == "custom" and invocation == "queue":
+        bus = CustomEventBus(quotas, profile.hops["eventbridge_delivery"], random.Random(f"{seed}:bus"))
     return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation, bus=bus)
 
 

@@ -29,6 +29,8 @@ class Quotas:
 
     eventbridge_put_events_per_second: float
     eventbridge_invocations_per_second: float
+    custom_event_bus_events_per_second: float
+    custom_event_bus_group_events_plus_kb_per_second: float
     lambda_concurrent_executions: int
     lambda_new_environments_per_10_seconds: int
     sqs_event_source_initial_concurrency: int

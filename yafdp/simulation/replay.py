@@ -28,8 +28,8 @@ and an order so cut short never reaches its saga's end: :class:`ReplayResult` co
 
 **What differs from the full simulation**, by construction: latencies are drawn from other random numbers
 (blocks at once, :meth:`~yafdp.simulation.profiles.Distribution.samples`), so the two agree in distribution, not
-order by order (``tests/integration/test_replay.py`` says how closely, and why that is close enough); orders
-past the recorded ones repeat them in turn; a Task that failed in the recorded run is replayed as one that
+order by order (``tests/integration/test_replay_validation.py`` says how closely, and why that is close enough);
+orders past the recorded ones repeat them in turn; a Task that failed in the recorded run is replayed as one that
 succeeded (the saga's handlers report business failures as events, not errors, so a run without faults has
 none). Otherwise the replay takes the full simulation's steps in the same order: a delivery asks for an
 environment when it reaches its queue, and one that must wait publishes when it has run, on the same clock.
@@ -254,7 +254,7 @@ class _Choreography(_Run):
                 children, entries, nodes = graphs[k]
                 o += 1
                 order, terminal = o, False
-                published = put_events(t, entries, order)
+                published = put_events(t, entries)
                 start_at.append(t if published is None else published)
                 terminal_at.append(None)
                 if published is None:  # the client's request throttled past its retries: refused
@@ -275,7 +275,7 @@ class _Choreography(_Run):
                 if not entries:
                     ok += 1
                     continue
-                published = put_events(end, entries, order)
+                published = put_events(end, entries)
                 if published is None:  # throttled past the producer's retries: the delivery fails
                     if attempt <= len(retries):
                         failed += 1
@@ -289,7 +289,7 @@ class _Choreography(_Run):
                 terminal_at[order] = published
             for c in children:  # the bus invokes each target of what was published
                 child = nodes[c]
-                invoked = invoke(published, child[5], order)
+                invoked = invoke(published, child[5])
                 if invoked is None:
                     dead += 1
                     continue

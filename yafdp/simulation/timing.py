@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable
 
 from yafdp.errors import RefusedError
-from yafdp.simulation.buses import ClassicEventBus, EventBusModel, UnlimitedBus
+from yafdp.simulation.buses import NO_BUS, ClassicEventBus, EventBusModel
 from yafdp.simulation.profiles import Distribution, LatencyProfile
 from yafdp.simulation.quotas import Quotas, TokenBucket, load_quotas
 
@@ -125,13 +125,14 @@ class SimulatedTiming:
     def now(self, virtual: float) -> float:
         return virtual
 
-    def admit(self, at: float, entries: int) -> float | None:
-        """When a PutEvents call of ``entries`` entries first tried at ``at`` is accepted (one request per 10
-        entries), the producer's retries of a throttled request included; None when the producer gives up
+    def admit(self, at: float, entries: int, groups=None) -> float | None:
+        """When a PutEvents call of ``entries`` entries first tried at ``at`` is accepted (by the bus model:
+        :meth:`~yafdp.simulation.buses.EventBusModel.put_events`, ``groups`` its entries per event group), the
+        producer's retries of a throttled request included; None when the producer gives up
         (``ThrottlingException``). Without a bus (an orchestrator's services), at once."""
         if self.bus is None:
             return at
-        return self.bus.put_events(at, entries)
+        return self.bus.put_events(at, entries, groups)
 
     def invoke(self, rule, at: float) -> float | None:
         """When the bus invokes ``rule``'s target for an event it accepted at ``at``; None when the target's
@@ -251,7 +252,7 @@ class SimulatedTiming:
     def report(self) -> dict:
         """What the model did: cold and warm starts, waits for an environment, peak concurrency, and what the
         bus throttled, refused and gave up on."""
-        bus = (self.bus or UnlimitedBus(self._delivery)).report()
+        bus = self.bus.report() if self.bus is not None else NO_BUS
         return {
             "latency_model": self.name,
             "invocation": self.invocation,

@@ -40,7 +40,7 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
-from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, epoch_of, iso_time, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
 from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import PUBLISH_BACKOFF_SECONDS, DeliveryError, prepare_put_events
@@ -145,12 +145,7 @@ class LocalBus(InProcessDriving):
         :class:`~yafdp.runtime.envelope.PublishError` when a simulated account throttles its PutEvents past the
         client's retries) propagates to the caller with nothing stored or published.
         """
-        result, uow, prepared = self.services.call(service, entrypoint, payload)
-        try:
-            published_vt = self.services.admitted(prepared, self.vt)
-        except DeliveryError as exc:  # throttled past the client's retries: nothing is stored or published
-            self.stats.refused += 1
-            raise PublishError(str(exc)) from None
+        result, uow, prepared, published_vt = self.services.call(service, entrypoint, payload, self.vt)
         self.services.apply(service, uow)
         self.services.record(prepared, published_vt, on_event=self._route)
         self._commit_for_client()

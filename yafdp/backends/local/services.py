@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.marketplace import Marketplace
@@ -63,13 +63,19 @@ class LocalServices:
     entry_faults
         ``entry_faults(entry, attempt) -> ErrorCode or None``: PutEvents failures to inject, per entry and
         attempt (1-based), e.g. a ``ThrottlingException`` on the first try of one entry.
+    groups_of
+        given by a bus whose limits are per event group (the Custom Event Bus): ``groups_of(prepared)`` says how
+        a PutEvents request's entries fall into event groups, ``{EventGroupId: (entries, bytes)}``, for the
+        timing model (:meth:`admitted`).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = CLOCK_ORIGIN, entry_faults=None):
+                 epoch: float = CLOCK_ORIGIN, entry_faults=None,
+                 groups_of: Callable[[list[PreparedEntry]], Mapping[str, tuple[int, int]]] | None = None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
         self.entry_faults = entry_faults
+        self.groups_of = groups_of
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
         self.timing, self.scheduler, self.epoch = timing, scheduler, epoch
         self.stats = BusStats()
@@ -86,12 +92,16 @@ class LocalServices:
         """A fresh unit of work over ``service``'s state."""
         return BufferedUnitOfWork(service, self.states[service], self.world, self.now)
 
-    def call(self, service: str, entrypoint: str, payload) -> tuple[object, BufferedUnitOfWork, list[tuple]]:
-        """Run an API entry point; returns its result, its unit of work and the events it may publish, checked.
+    def call(self, service: str, entrypoint: str, payload,
+             vt: float) -> tuple[object, BufferedUnitOfWork, list[tuple], float]:
+        """Run an API entry point at virtual time ``vt``; returns its result, its unit of work, the events it may
+        publish, checked, and when the bus accepts their PutEvents (:meth:`admitted`); the caller applies the
+        unit of work and publishes.
 
         Raises what the entry point raised (e.g. ``OrderRejectedError``), :class:`PublishError` when it
-        wants to publish something it may not, or :class:`LookupError` for an unknown entry point; each
-        counts as a refusal and nothing is stored or published.
+        wants to publish something it may not, or when a simulated bus throttles its PutEvents past the client's
+        retries, or :class:`LookupError` for an unknown entry point; each counts as a refusal and nothing is
+        stored or published.
         """
         known = self._entrypoints.get((service, entrypoint))
         if known is None:
@@ -102,13 +112,14 @@ class LocalServices:
         try:
             result = function(payload, uow)
             prepared = check_outbox(self.catalog, service, emits, uow.outbox)
+            accepted = self.admitted(prepared, vt)
         except DeliveryError as exc:
             self.stats.refused += 1
             raise PublishError(str(exc)) from None
         except Exception:
             self.stats.refused += 1
             raise
-        return result, uow, prepared
+        return result, uow, prepared, accepted
 
     def handle(self, route, envelope: Envelope, attempt: int, fault: str, again: bool,
                at: float | None = None) -> Handled:
@@ -189,16 +200,20 @@ class LocalServices:
 
     def admitted(self, prepared: list[PreparedEntry], vt: float) -> float:
         """When the bus accepts the PutEvents call that publishes ``prepared``, first tried at virtual time ``vt``
-        (a simulated account may throttle it; the producer's retries are the timing model's).
+        (a simulated bus may throttle it: the Classic bus's account quota, a Custom Event Bus's limits per event
+        group and per bus, which the bus's ``groups_of(prepared)`` tells the timing model about; the producer's
+        retries are the timing model's).
 
         Raises :class:`DeliveryError` (``ThrottlingException``) when the producer gives up, throttled: nothing
         of it is published."""
         if not prepared:
             return vt
-        at = self.timing.admit(vt, len(prepared))
+        groups_of = self.groups_of
+        at = self.timing.admit(vt, len(prepared)) if groups_of is None else \
+            self.timing.admit(vt, len(prepared), groups_of(prepared))
         if at is None:
             raise DeliveryError(THROTTLING, f"PutEvents throttled: the request was refused {PUBLISH_ATTEMPTS} times "
-                                "(the account's PutEvents quota)")
+                                "(the bus's PutEvents limits)")
         return at
 
     def put_events(self, checked: list, published_vt: float,

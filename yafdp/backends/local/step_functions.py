@@ -36,9 +36,9 @@ from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
-from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, epoch_of, make_envelope
+from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import DeliveryError, prepare_put_events
+from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
 from yafdp.simulation.recording import ExecutionRecorder
 from yafdp.simulation.step_functions import WORKFLOWS, StepFunctionsModel
@@ -189,12 +189,7 @@ class LocalStepFunctions(InProcessDriving):
         An exception (such as ``OrderRejectedError``, or :class:`~yafdp.runtime.envelope.PublishError` when a
         simulated account throttles its PutEvents past the client's retries) propagates with nothing stored or
         published, as on the bus."""
-        result, uow, prepared = self.services.call(service, entrypoint, payload)
-        try:
-            published_vt = self.services.admitted(prepared, self.vt)
-        except DeliveryError as exc:  # throttled past the client's retries: nothing is stored or published
-            self.stats.refused += 1
-            raise PublishError(str(exc)) from None
+        result, uow, prepared, published_vt = self.services.call(service, entrypoint, payload, self.vt)
         self.services.apply(service, uow)
         self.services.record(prepared, published_vt, on_event=self._started)
         return result

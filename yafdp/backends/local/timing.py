@@ -23,7 +23,7 @@ class MeasuredTiming:
         """The time to record for virtual time ``virtual``: here, the wall clock now (seconds since the start)."""
         return time.perf_counter() - self._origin
 
-    def admit(self, at: float, entries: int) -> float:
+    def admit(self, at: float, entries: int, groups=None) -> float:
         """When a PutEvents call of ``entries`` entries made at ``at`` (virtual) is accepted: here, at once."""
         return at
 
