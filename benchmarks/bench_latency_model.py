@@ -37,7 +37,7 @@ from pathlib import Path
 from baseline import checkout, child_env
 
 # The code before issue 25's replay: the main branch as this work last merged it.
-BASELINE_REV = "169a059"
+BASELINE_REV = "d46d4d4"
 
 CASE = """
 import json, resource, sys, time
