@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 BUILD ?= build
+CATALOG ?=
 # constraints.txt pins every package to the release the test suite passed with (`make lock` refreshes it).
 CONSTRAINTS ?= constraints.txt
 USER_ID ?= $(shell id -u)
@@ -17,8 +18,8 @@ $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(MAKE) --no-print-directory git-filter
 	touch $@
 
-workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/, with an index page
-	$(BIN)/yafdp workbook --out $(BUILD)
+workbook: $(BIN)/.installed  ## execute every notebook on the embedded (local) backend into build/, with an index page (CATALOG=DIR: on your catalog, into build/<its name>)
+	$(BIN)/yafdp workbook $(if $(CATALOG),--catalog $(CATALOG) --out $(BUILD)/$(notdir $(abspath $(CATALOG))),--out $(BUILD))
 
 test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook included, on every core
 	$(BIN)/python -m pytest -n auto --dist worksteal

@@ -81,12 +81,11 @@ def _peak_rss_mib() -> float:
 def bare_loop_case(orders: int, seed: int) -> dict:
     """The same hand-offs as the saga (event → each subscribed handler), as plain function calls on a deque."""
     from yafdp.catalog import load_catalog
-    from yafdp.catalog.marketplace import load_marketplace
-    from yafdp.runs.workload import generate_orders
+    from yafdp.runs.workload import planned_requests
 
     catalog = load_catalog()
     consumers = {name: [s.service for s in catalog.consumers(name)] for name in catalog.events}
-    planned = generate_orders(orders, seed, load_marketplace())
+    planned = planned_requests(catalog, orders, seed)
     # What each handler emits next, decided up front from the order's expected outcome (no state, no logic).
     paths = {
         "DELIVERY_SCHEDULED": {"Order_Initiated": ["Payment_Success"], "Payment_Success": ["Restaurant_Confirmed_Order"],

@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
         self.validate = validate
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: {_shown(message)} (see `{self.prog} --help`)\n")
 
     def parse_known_args(self, args=None, namespace=None):
         parsed, rest = super().parse_known_args(args, namespace)
@@ -116,13 +116,19 @@ def _catalog_arg(parser: argparse.ArgumentParser) -> None:
                         help="catalog folder with bus.json and services/ (default: the shipped data/)")
 
 
-def _load(args):
-    """The catalog of ``--catalog``, its handlers checked: every command refuses a broken one alike."""
+def _load(args, *, design: bool = False):
+    """The catalog of ``--catalog``, its handlers checked: every command refuses a broken one alike. A command
+    that works on the design alone (``design``: catalog, lint, plan, state-machine) takes a catalog whose
+    handlers are not written yet and says on stderr which are missing; the others refuse it, one line for each."""
     from yafdp.catalog import load_catalog
-    from yafdp.services import check_handlers
 
     catalog = load_catalog(args.catalog)
-    check_handlers(catalog)
+    missing = catalog.code.check(allow_missing=design)
+    if missing:
+        for handler in missing:
+            print(f"yafdp: note: {handler}", file=sys.stderr)
+        print(f"yafdp: note: {len(missing)} handler(s) not written yet: the design can be linted and planned, "
+              f"not run", file=sys.stderr)
     return catalog
 
 
@@ -146,7 +152,7 @@ def _check_catalog_options(parser: argparse.ArgumentParser, args: argparse.Names
 
 
 def run_catalog(args) -> int:
-    catalog = _load(args)
+    catalog = _load(args, design=True)
     if args.per_service is not None:
         return _write_service_documents(catalog, Path(args.per_service), args.force)
     if args.format == "table":
@@ -170,19 +176,21 @@ def _write_service_documents(catalog, folder: Path, force: bool) -> int:
     """``yafdp catalog --format asyncapi --per-service DIR``: every file is checked before the first is written."""
     from yafdp.analysis.asyncapi import service_documents
     from yafdp.errors import RefusedError
-    from yafdp.runs.folder import write_atomically
+    from yafdp.runs.folder import check_output_file, save_output
 
     if folder.exists() and not folder.is_dir():
         raise RefusedError(f"--per-service {folder} is a file: give a folder")
     documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
-    existing = [str(path) for path in documents if path.exists()]
+    for path in documents:  # each file as any command's output file, all checked before the first is written
+        check_output_file(path, "--per-service", force=True)
+    existing = [path.name for path in documents if path.exists() or path.is_symlink()]
     if existing and not force:
-        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: give another folder, or "
-                           "--force to replace them")
-    folder.mkdir(parents=True, exist_ok=True)
+        raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: pass --force to replace "
+                           "them, or choose another --per-service")
     for path, document in documents.items():
-        write_atomically(path, json.dumps(document, indent=2) + "\n")
-    print(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}")
+        save_output(path, json.dumps(document, indent=2) + "\n", option="--per-service", force=force,
+                    command="yafdp catalog")
+    print(_shown(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}"))
     return 0
 
 
@@ -200,6 +208,7 @@ def _catalog_json(catalog) -> dict:
 
 
 def _text_table(header: tuple, rows: list[tuple]) -> str:
+    rows = [tuple(_shown(cell) for cell in row) for row in rows]  # names from the catalog's files
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -208,22 +217,34 @@ def _text_table(header: tuple, rows: list[tuple]) -> str:
 def register_lint(commands) -> None:
     parser = commands.add_parser("lint", help="check the catalog's design; exit 1 when it finds problems")
     _catalog_arg(parser)
+    parser.add_argument("--coverage", action="store_true",
+                        help="also print the compensation-coverage matrix: for each failure, which compensation of "
+                             "each earlier compensatable step it sets in motion")
     parser.set_defaults(run=run_lint)
 
 
 def run_lint(args) -> int:
     from yafdp.analysis.lint import lint
-    from yafdp.catalog.marketplace import load_marketplace
 
     from yafdp.plan import build_plan
 
-    catalog = _load(args)
-    load_marketplace(args.catalog)  # the world the catalog's services run in: refused the same way
+    catalog = _load(args, design=True)
+    catalog.code.world()  # the world the catalog's services run in (saga.py's, e.g. marketplace.json): refused alike
     for bus in ("classic", "custom"):  # what either kind of bus would refuse (a subscriber's settings) is refused
         build_plan(catalog, bus=bus)
     findings = lint(catalog)
+    if args.coverage:
+        from yafdp.analysis.coverage import coverage
+
+        cells = coverage(catalog)
+        steps = list(dict.fromkeys(c.step for c in cells))
+        rows = [(failure, *(str(next(c for c in cells if c.failure == failure and c.step == step)) for step in steps))
+                for failure in dict.fromkeys(c.failure for c in cells)]
+        print(_text_table(("failure \\ compensatable step", *steps), rows) if rows else
+              "no failure may follow a compensatable step")
+        print()
     for finding in findings:
-        print(finding)
+        print(_shown(finding))
     print(f"{len(findings)} problem(s) in {len(catalog.events)} events and {len(catalog.subscriptions)} rules"
           if findings else f"ok: {len(catalog.events)} events, {len(catalog.subscriptions)} rules, no problems")
     return 1 if findings else 0
@@ -241,6 +262,11 @@ def register_workbook(commands) -> None:
                              "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
                         help="how many chapters run side by side (default: one per core)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the build into an --out that holds other files too (never into a run folder)")
+    parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
+                        help="run every chapter on this catalog folder instead of the shipped data/ (papermill's "
+                             "-p catalog_dir DIR); the build goes to build/<its folder's name> unless --out")
     parser.set_defaults(run=run_workbook)
 
 
@@ -249,13 +275,21 @@ def run_workbook(args) -> int:
     from yafdp.extras import require
 
     require("workbook")  # before a chapter starts: its kernel would fail a cell instead
-    from yafdp.workbook import NotebookFailed, notebooks, run_workbook as execute
+    from yafdp.workbook import NotebookFailed, check_build_folder, notebooks, run_workbook as execute
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:
         parameters["solutions"] = True
+    if args.catalog is not None:  # refused here, one line, if it does not load; each chapter then reads it
+        from yafdp.catalog import load_catalog
+
+        catalog = load_catalog(args.catalog)
+        catalog.code.check()
+        parameters["catalog_dir"] = str(Path(args.catalog).resolve())
     if args.out is None:  # the teacher's copy never overwrites the learner's build unless asked to
-        args.out = "build/solutions" if args.solutions else "build"
+        base = f"build/{Path(args.catalog).resolve().name}" if args.catalog is not None else "build"
+        args.out = f"{base}/solutions" if args.solutions else base
+    check_build_folder(Path(args.out), args.force)
     if args.only and not notebooks(only=args.only):
         raise RefusedError(f"--only {' '.join(args.only)} names no chapter; the chapters are "
                            + ", ".join(p.stem for p in notebooks()))
@@ -266,9 +300,11 @@ def run_workbook(args) -> int:
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:
-        print(f"yafdp: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # every chapter that failed, each with its cell
+            _complain(line)
+        _complain(f"{len(exc.failed)} chapter(s) failed; the others were written into {Path(args.out).resolve()}")
         return 1
-    print(f"{len(done)} notebook(s) executed into {Path(args.out).resolve()}")
+    print(f"{len(done)} notebook(s) executed into {_shown(Path(args.out).resolve())}")
     return 0
 
 
@@ -296,10 +332,16 @@ def register_run(commands) -> None:
     parser.add_argument("--orders-file", metavar="FILE", type=_file, default=None,
                         help="place the order requests in this JSON list instead of generated ones (then --orders "
                              "and the business outcome rates do not apply)")
-    rates = parser.add_argument_group("business outcomes (probability at each step)")
-    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
-    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P", help="default 0.05")
-    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P", help="default 0.05")
+    rates = parser.add_argument_group("business outcomes (probability at each step; defaults: the catalog's saga.py)")
+    rates.add_argument("--outcome-rate", type=_outcome_rate, action="append", default=None, metavar="NAME=P",
+                       help="an outcome rate the catalog's workload takes (its saga.py's OUTCOME_RATES), e.g. "
+                            "delivery_failure=0.2; may be repeated")
+    rates.add_argument("--payment-failure-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's payment_failure (default 0.05)")
+    rates.add_argument("--restaurant-reject-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's restaurant_reject (default 0.05)")
+    rates.add_argument("--delivery-failure-rate", type=_rate, default=None, metavar="P",
+                       help="the shipped catalog's delivery_failure (default 0.05)")
     faults = parser.add_argument_group("infrastructure faults (probability per delivery)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0, metavar="P", help="deliver twice")
     faults.add_argument("--handler-failure-rate", type=_rate, default=0.0, metavar="P",
@@ -335,9 +377,9 @@ def register_run(commands) -> None:
     parser.add_argument("--keep", action="store_true", help="aws, moto: leave the deployment in place after the run (on "
                                                             "moto, on the server `yafdp moto-server` runs)")
     parser.add_argument("--concurrency", type=_integer(1, MAX_CONCURRENCY), default=None, metavar="N",
-                        help="moto: pollers per service queue, each handling its batches in a thread of its own, as "
-                             f"Lambda runs invocations at once (default 4, from 1 to {MAX_CONCURRENCY}: the threads "
-                             "share the SQS client's connections); on aws Lambda decides")
+                        help="moto: batches each service queue's poller keeps in hand at once, each handled in a "
+                             f"thread of its own, as Lambda runs invocations at once (default 4, from 1 to "
+                             f"{MAX_CONCURRENCY}); on aws Lambda decides")
     parser.add_argument("--point-in-time-recovery", action="store_true",
                         help="moto/aws: keep continuous backups of the service tables (off for a run; `yafdp deploy` "
                              "turns them on)")
@@ -347,9 +389,10 @@ def register_run(commands) -> None:
 
 # The options of `yafdp run` that apply only with others: left out, they take these defaults; given where they
 # would do nothing, they are refused (see _idle_run_option).
-RUN_DEFAULTS = {"orders": 20, "payment_failure_rate": 0.05, "restaurant_reject_rate": 0.05,
-                "delivery_failure_rate": 0.05, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard",
-                "concurrency": 4}
+RUN_DEFAULTS = {"orders": 20, "max_delay": 5.0, "quota_scale": 1.0, "workflow": "standard", "concurrency": 4}
+# The shipped catalog's outcome rates, each its own option (--outcome-rate NAME=P names any catalog's).
+YAFDP_RATES = {"payment_failure_rate": "payment_failure", "restaurant_reject_rate": "restaurant_reject",
+               "delivery_failure_rate": "delivery_failure"}
 FAULT_RATES = ("duplicate_rate", "handler_failure_rate", "reorder_rate", "delay_rate", "poison_rate",
                "publish_retry_rate")
 
@@ -384,7 +427,7 @@ def _idle_run_option(args: argparse.Namespace) -> tuple[str, str] | None:
         (given("orders") and args.orders_file, "orders", "does nothing with --orders-file: the file's requests "
                                                          "are the workload"),
         *[(given(rate) and args.orders_file, rate, "does nothing with --orders-file: the outcomes follow from the "
-                                                   "file's orders") for rate in RUN_DEFAULTS if rate.endswith("_rate")],
+                                                   "file's orders") for rate in (*YAFDP_RATES, "outcome_rate")],
         *[(args.style == "orchestration", fault, "does nothing with --style orchestration: faults are injected into "
                                                  "the bus's deliveries") for fault in faults],
         (given("max_delay") and not any(getattr(args, d) for d in delays), "max_delay",
@@ -476,9 +519,24 @@ def _bounded(low: float, high: float, what: str):
     return lambda text: _number(text, lambda v: low <= v <= high, f"{what} from {low:g} to {high:,g}")
 
 
+def _outcome_rate(text: str) -> tuple[str, float]:
+    """An argparse type for ``NAME=P``: an outcome rate of the catalog's workload and its probability."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=P, an outcome of the catalog's workload and a probability "
+                                         f"(e.g. delivery_failure=0.2), got {text!r}")
+    return name.strip(), _rate(value)
+
+
+def _rates(args) -> dict[str, float]:
+    """The outcome rates given on the command line (the catalog's defaults for the others)."""
+    rates = {name: getattr(args, option) for option, name in YAFDP_RATES.items() if getattr(args, option) is not None}
+    rates.update(dict(args.outcome_rate or []))
+    return rates
+
+
 def run_run(args) -> int:
-    from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
+    from yafdp.runs import RunOptions, StuckSagasError, run_saga
     from yafdp.runtime.faults import Faults
 
     options = RunOptions(
@@ -487,13 +545,18 @@ def run_run(args) -> int:
         latency_model=args.latency_model, quota_scale=args.quota_scale, style=args.style, workflow=args.workflow,
         backend=args.backend, keep=args.keep, overwrite=args.force, concurrency=args.concurrency,
         point_in_time_recovery=args.point_in_time_recovery,
-        rates=OutcomeRates(args.payment_failure_rate, args.restaurant_reject_rate, args.delivery_failure_rate),
+        rates=_rates(args),
         faults=Faults(duplicate_rate=args.duplicate_rate, handler_failure_rate=args.handler_failure_rate,
                       reorder_rate=args.reorder_rate, delay_rate=args.delay_rate, poison_rate=args.poison_rate,
                       publish_retry_rate=args.publish_retry_rate, max_delay_seconds=args.max_delay),
         bus=args.bus,
     )
-    summary = run_saga(options, progress=False if args.json else None)
+    try:
+        summary = run_saga(options, progress=False if args.json else None)
+    except StuckSagasError as stuck:  # the run is written: say what it did, then what is stuck (exit 1)
+        _report(stuck.summary, args)
+        print(f"yafdp: {stuck}", file=sys.stderr)
+        return 1
     _report(summary, args)
     return 0
 
@@ -506,24 +569,23 @@ def register_resume(commands) -> None:
 
 
 def run_resume(args) -> int:
-    from yafdp.runs import resume_saga
+    from yafdp.runs import StuckSagasError, resume_saga
 
-    summary = resume_saga(Path(args.out), progress=False if args.json else None)
+    try:
+        summary = resume_saga(Path(args.out), progress=False if args.json else None)
+    except StuckSagasError as stuck:
+        _report(stuck.summary, args)
+        print(f"yafdp: {stuck}", file=sys.stderr)
+        return 1
     finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
     if finished:
-        print(f"the run in {args.out} had finished already: nothing to resume, "
-              + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
-                 else "nothing changed"), file=sys.stderr)
+        print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
+                     + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
+                        else "nothing changed")), file=sys.stderr)
     _report(summary, args, wrote=not finished)
     return 0
 
 
-def _one_line(text):
-    """``text`` as it may be printed on one line of a terminal: with a control character (a newline, a NUL, an
-    escape sequence a request could carry), as a JSON string literal; else as it is."""
-    if isinstance(text, str) and any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in text):
-        return json.dumps(text)
-    return text
 
 
 def _report(summary: dict, args, wrote: bool = True) -> None:
@@ -536,10 +598,10 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
     print(f"{orders['placed']} of {orders.get('requested', '?')} requested orders placed ({orders['refused']} refused)"
           + (f": {statuses}" if statuses else ""))
     for merged in orders.get("merged_duplicates", []):
-        print(f"  merged {merged['copies']} identical requests for {merged['order_id']} into one")
+        print(f"  merged {merged['copies']} identical requests for {_shown(merged['order_id'])} into one")
     refusals = orders.get("refusals", [])
     for refusal in refusals:
-        print(f"  refused {_one_line(refusal['order_id']) or '(no order id)'}: {_one_line(refusal['problem'])}")
+        print(f"  refused {_shown(refusal['order_id'] or '(no order id)')}: {_shown(refusal['problem'])}")
     if orders["refused"] > len(refusals):
         print(f"  … and {orders['refused'] - len(refusals)} more refused (every one is in run.db's refusals table)")
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
@@ -551,7 +613,7 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
         for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
             print(line)
     if wrote:
-        print(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}")
+        print(_shown(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}"))
 
 
 def _simulated(simulation: dict, orchestration: dict) -> list[str]:
@@ -657,28 +719,35 @@ def run_replay(args) -> int:
 
 
 def register_check(commands) -> None:
-    parser = commands.add_parser("check", help="check the saga's invariants on a finished run; exit 1 if any fails "
-                                               "(2 for a run in progress or stopped before its end)")
+    parser = commands.add_parser("check", help="audit a finished run against its catalog; exit 1 if any invariant "
+                                               "fails (or is skipped, with --strict), 2 for a run in progress or "
+                                               "stopped before its end, or a --catalog that does not load")
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db)")
     parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
-                        help="the catalog whose rules the run used (default: the one the run records)")
+                        help="the catalog to audit the run against (default: the one the run recorded, proven "
+                             "unchanged in its folder and in the run folder's copy, catalog.json)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a check that had to be skipped (e.g. no Loyalty service) fails the run too (not one "
+                             "that does not apply to its kind of bus)")
     parser.set_defaults(run=run_check)
 
 
 def run_check(args) -> int:
-    from yafdp.analysis.check import check_run
+    from yafdp.analysis.check import check_run, summary_line
 
     results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
         verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
         if result.skipped:
-            print(f"      {result.skipped}")
-        for offender in result.offenders[:20]:
-            print(f"      {offender}")
+            print(f"      {_shown(result.skipped)}")
+        for offender in result.offenders[:20]:  # values from the run's database
+            print(f"      {_shown(offender)}")
         if len(result.offenders) > 20:
             print(f"      … and {len(result.offenders) - 20} more")
-    return 0 if all(r.passed for r in results) else 1
+    print(summary_line(results))
+    failed = not all(r.passed for r in results) or (args.strict and any(r.skipped and r.applies for r in results))
+    return 1 if failed else 0
 
 
 def register_trace(commands) -> None:
@@ -704,7 +773,6 @@ def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def run_trace(args) -> int:
     from yafdp.analysis.otlp import write_otlp
-    from yafdp.errors import RefusedError
     from yafdp.runs import folder
     from yafdp.runtime import rundb
 
@@ -712,20 +780,11 @@ def run_trace(args) -> int:
     if args.out is None:
         counts = write_otlp(args.dir, sys.stdout, args.catalog)
     else:
-        out = Path(args.out)
-        if out.exists() and not args.force:
-            raise RefusedError(f"--out {out} exists: give another file, or --force to replace it")
-        if out.is_dir():
-            raise RefusedError(f"--out {out} is a folder: give a file")
-        written = folder.temporary_beside(out)
-        try:
-            with open(written, "w", encoding="utf-8") as stream:
-                counts = write_otlp(args.dir, stream, args.catalog)
-            folder.replace_atomically(out, written)
-        finally:
-            folder.remove_temporary(written)
-    print(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
-          + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+        out = folder.check_output_file(Path(args.out), "--out", args.force)
+        counts = folder.save_output(out, lambda stream: write_otlp(args.dir, stream, args.catalog), option="--out",
+                                    force=args.force, command="yafdp trace")
+    print(_shown(f"wrote {counts['traces']} traces ({counts['spans']} spans, {counts['links']} links) as OTLP JSON"
+                 + (f" to {args.out}" if args.out else "")), file=sys.stderr)
     return 0
 
 
@@ -740,7 +799,7 @@ def run_state_machine(args) -> int:
     from yafdp.plan.step_functions import state_machine_definition
     from yafdp.plan import build_plan
 
-    catalog = _load(args)
+    catalog = _load(args, design=True)
     print(json.dumps(state_machine_definition(catalog, build_plan(catalog, args.prefix)), indent=2))
     return 0
 
@@ -748,23 +807,28 @@ def run_state_machine(args) -> int:
 def register_fit_profile(commands) -> None:
     parser = commands.add_parser("fit-profile", help="fit a latency profile to a run's measured times (e.g. on AWS)")
     parser.add_argument("dir", type=_run_path, help="a run folder (or its run.db), e.g. from a moto or AWS run")
-    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json")
+    parser.add_argument("--out", type=_file, required=True, help="where to write the profile, e.g. my-account.json "
+                                                                  "(an existing file is refused unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the file --out names")
     parser.add_argument("--base", type=_profile, default="aws-eu-west-1",
                         help="profile that supplies what the run cannot measure")
     parser.set_defaults(run=run_fit_profile)
 
 
 def run_fit_profile(args) -> int:
+    from yafdp.runs import folder
     from yafdp.simulation.fitting import fit_profile
-    from yafdp.simulation.profiles import save_profile
+    from yafdp.simulation.profiles import load_profile, profile_text
 
+    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
-    path = save_profile(document, args.out)
+    folder.save_output(path, profile_text(document), option="--out", force=args.force, command="yafdp fit-profile",
+                       check=load_profile)
     hops = document["distributions_ms"]
     for key in ("eventbridge_delivery", "step_functions_standard_task", "step_functions_express_task", "handler"):
         if "fitted_from" in hops[key].get("source", {}):
             print(f"{key}: " + ", ".join(f"{q} {hops[key][q]} ms" for q in ("p10", "p50", "p90", "p99")))
-    print(f"wrote {path}; use it with: yafdp run --latency-model {path}")
+    print(_shown(f"wrote {path}; use it with: yafdp run --latency-model {path}"))
     return 0
 
 
@@ -803,17 +867,18 @@ def _check_plan_options(parser: argparse.ArgumentParser, args: argparse.Namespac
 def run_plan(args) -> int:
     from yafdp.plan import build_plan
     from yafdp.plan.custom_bus import REPLACEMENT_CAVEAT
-    from yafdp.plan.model import check_names
+    from yafdp.plan.service_quotas import check_deployable
 
     if args.format == "cloudformation":
         from yafdp.plan.cloudformation import cloudformation_template, render, template_plan
 
-        plan = template_plan(_load(args), args.prefix, bus=args.bus)
-        check_names(plan)  # what `yafdp deploy` would refuse is not printed as a template to deploy elsewhere
-        print(render(cloudformation_template(plan), args.output), end="")
+        plan = template_plan(_load(args, design=True), args.prefix, bus=args.bus)
+        template = cloudformation_template(plan)
+        check_deployable(plan, template)  # what AWS would refuse is not printed as a template to deploy elsewhere
+        print(render(template, args.output), end="")
         return 0
-    plan = build_plan(_load(args), args.prefix, run_id=args.prefix, bus=args.bus)
-    check_names(plan)
+    plan = build_plan(_load(args, design=True), args.prefix, run_id=args.prefix, bus=args.bus)
+    check_deployable(plan)
     if args.json or args.format == "json":
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
@@ -852,7 +917,17 @@ def _aws_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="yafdp", help="the name prefix of every resource (default yafdp)")
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="moto: another moto server than the one `yafdp moto-server` runs, e.g. http://127.0.0.1:5000")
+    _bus_arg(parser)
+    parser.add_argument("--bus-endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="with --backend moto and a Custom Event Bus: another served bus than the one `yafdp "
+                             "moto-server` serves (moto has none), e.g. what `yafdp serve --endpoint-url <the moto "
+                             "server>` prints")
     _catalog_arg(parser)
+
+
+def _bus_kind(args) -> str:
+    """The kind of bus a deploy, export or destroy is about: --bus, else the catalog's."""
+    return args.bus or _load(args).bus.kind
 
 
 def _aws_clients(args):
@@ -862,6 +937,11 @@ def _aws_clients(args):
     require("aws")
     from yafdp.backends.aws.clients import make_clients
 
+    custom = _bus_kind(args) == "custom"
+    if args.bus_endpoint_url and (args.backend == "aws" or not custom):
+        raise RefusedError("argument --bus-endpoint-url: does nothing "
+                           + ("with --backend aws: on AWS the Custom Event Bus is AWS's own" if args.backend == "aws"
+                              else "without --bus custom: a Classic bus is moto's own"))
     if args.backend == "moto" and not args.endpoint_url:
         from yafdp.backends.aws.moto_server import running_server
 
@@ -870,9 +950,14 @@ def _aws_clients(args):
             raise RefusedError("--backend moto needs a moto server that outlives this command: start one with "
                                "`yafdp moto-server` (in another terminal; Ctrl-C stops it), or pass --endpoint-url URL")
         args.endpoint_url = found["url"]
+        if custom and not args.bus_endpoint_url:
+            args.bus_endpoint_url = found.get("bus_url")  # the Custom Event Bus `yafdp moto-server` serves beside it
     if args.backend == "aws" and args.endpoint_url:
         raise RefusedError("--endpoint-url is for --backend moto; --backend aws uses your AWS account")
-    return make_clients(args.endpoint_url)
+    if custom and args.backend == "moto" and not args.bus_endpoint_url:
+        raise RefusedError("--backend moto --bus custom needs --bus-endpoint-url: moto has no Custom Event Bus; start "
+                           f"one with `yafdp serve --endpoint-url {args.endpoint_url}` and pass the URL it prints")
+    return make_clients(args.endpoint_url, bus_endpoint_url=args.bus_endpoint_url, custom_bus=custom)
 
 
 def register_moto_server(commands) -> None:
@@ -898,15 +983,23 @@ def run_moto_server(args) -> int:
         url = server.start()
     except OSError as exc:  # the port is taken
         raise RefusedError(f"argument --port: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    served = None
     try:
-        where = announce(url)
+        from yafdp.runs.bootstrap import serve_custom_event_bus
+
+        served = serve_custom_event_bus(endpoint_url=url)  # moto has no Custom Event Bus: served beside it
+        where = announce(url, bus_url=served.url)
         print(f"moto server at {url} (pid {os.getpid()}, announced in {where}). `yafdp deploy`, `run`, `export` and "
               "`destroy` with --backend moto use it while it runs; its deployments live as long as it does. "
               "Ctrl-C stops it.", flush=True)
+        print(f"the Custom Event Bus (eventbridgev2) is served beside it at {served.url} (--bus custom deploys there); "
+              "it accepts any credentials and checks no signature", flush=True)
         while True:
             time.sleep(3600)  # until SIGINT or SIGTERM
     finally:
         withdraw(url)
+        if served is not None:
+            served.close()
         server.stop()
         print(f"moto server at {url} stopped: its deployments ended with it", flush=True)
 
@@ -927,7 +1020,7 @@ def run_deploy(args) -> int:
         print(line)
 
     plan = deploy(_aws_clients(args), _load(args), backend=args.backend, prefix=args.prefix, catalog_dir=args.catalog,
-                  echo=echo)
+                  echo=echo, bus=args.bus)
     print(f"{len(changes)} change(s); the deployment {plan.prefix} is up to date"
           + ("" if args.backend == "aws" else " (on moto the functions are deployed but not run: "
                                                "`yafdp run --backend moto` runs them in-process)"))
@@ -945,7 +1038,7 @@ def run_destroy(args) -> int:
     from yafdp.backends.aws.teardown import destroy
 
     deleted = destroy(clients, args.prefix)
-    print(f"deleted {len(deleted)} resource(s) named {args.prefix}-…")
+    print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
 
 
@@ -954,7 +1047,8 @@ def register_export(commands) -> None:
                                                 "as run.db, e.g. after a run that could not save")
     _aws_target_args(parser)
     parser.add_argument("--out", type=_run_folder, required=True,
-                        help="the run folder to write run.db into (refused if it holds a run)")
+                        help="the run folder to write run.db into (refused if it holds a run, unless --force)")
+    parser.add_argument("--force", action="store_true", help="replace the run already in --out")
     parser.set_defaults(run=run_export)
 
 
@@ -965,47 +1059,125 @@ def run_export(args) -> int:
     from yafdp.runtime import rundb
 
     out = folder.check_out(Path(args.out))
-    if folder.holds_run(out):
+    if folder.holds_run(out) and not args.force:
         folder.refuse_existing(out)
     clients = _aws_clients(args)
     from yafdp.backends.aws.export import export_run
     from yafdp.backends.aws.teardown import inventory
+    from yafdp.catalog import record as catalog_record
 
     if not inventory(clients, args.prefix):
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
     catalog = _load(args)
     plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
-                      partition=clients.partition(), run_id=args.prefix)
+                      partition=clients.partition(), run_id=args.prefix, bus=args.bus)
     db = rundb.connect(None)
-    rules = {r.name: r.pattern for r in plan.rules}
+    rules = {r.name: r.pattern for r in plan.routes}
+    recorded = catalog_record.record(catalog)
     rundb.set_info(db, backend=args.backend, prefix=args.prefix, region=clients.region, status="exported",
+                   bus=plan.bus_kind, catalog=recorded,
+                   catalog_dir=str(args.catalog) if args.catalog else None,
                    services=list(catalog.services), sources={s.source: s.name for s in catalog.services.values()},
                    rules=rules, rules_sha256=rundb.rules_hash(rules),
                    times="measured wall-clock seconds since the first recorded moment of the deployment's run")
     counts = export_run(db, plan, clients, None)
     try:
         with folder.FolderLock(out, "yafdp export"):  # one writer at a time, as for a run
-            if folder.holds_run(out):  # one may have been saved there meanwhile
+            if folder.holds_run(out) and not args.force:  # one may have been saved there meanwhile
                 folder.refuse_existing(out)
-            saved = folder.temporary_beside(out / "run.db")
-            try:
-                with folder.room_to_write(out / "run.db", f"{out} holds what it held before; the deployment is still "
-                                                          "there to export again"):
-                    rundb.save_copy(db, saved)
-                folder.replace_atomically(out / "run.db", saved)
-            finally:
-                folder.remove_temporary(saved)
+            folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
+                                  f"{out} holds what it held before; the deployment is still there to export again",
+                                  also=(catalog_record.COPY_NAME,))
+            with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run; its catalog "
+                                      "is recorded in run_info"):
+                folder.write_atomically(out / catalog_record.COPY_NAME, catalog_record.copy(catalog, recorded))
     finally:
         db.close()
-    print(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
+    print(_shown(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
-          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)")
+          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)"))
     return 0
+
+
+def register_serve(commands) -> None:
+    parser = commands.add_parser("serve", help="serve the Custom Event Bus (boto3's eventbridgev2, the AWS CLI's "
+                                               "eventsv2) on AWS's wire protocol, on a loopback address, until "
+                                               "Ctrl-C; any credentials, no signature check", validate=_check_serve)
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1); one that is not a loopback address is "
+                             "refused unless --i-know is given too")
+    parser.add_argument("--i-know", action="store_true",
+                        help="serve on the non-loopback --host anyway: anyone who can reach it can use it, with any "
+                             "credentials")
+    parser.add_argument("--port", type=_integer(0, 65_535), default=0, help="the port (default 0: a free one)")
+    parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
+                        help="the moto server whose SQS queues and IAM roles the subscribers use (default: one "
+                             "started in this process, its URL printed)")
+    parser.add_argument("--seed", type=_integer(), default=None,
+                        help="seed of the ids the bus generates (default: a random one)")
+    parser.set_defaults(run=run_serve)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A --host that is not a loopback address needs --i-know as well; --i-know alone does nothing."""
+    if not _loopback(args.host) and not args.i_know:
+        parser.error(f"argument --host: {args.host} is not a loopback address, and the endpoint accepts any "
+                     "credentials and checks no signature: anyone who can reach it can use it. Give --i-know too "
+                     "to serve on it anyway")
+    if args.i_know and _loopback(args.host):
+        parser.error(f"argument --i-know: does nothing with --host {args.host}, a loopback address: it is for a "
+                     "--host that is not one")
+
+
+def run_serve(args) -> int:
+    import time
+
+    from yafdp.errors import RefusedError
+    from yafdp.runs.bootstrap import serve_custom_event_bus
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        served = serve_custom_event_bus(endpoint_url=args.endpoint_url, host=args.host, port=args.port, seed=args.seed)
+    except (BotoCoreError, ClientError) as exc:  # asking the moto server which account it is
+        raise RefusedError(f"argument --endpoint-url: the moto server at {args.endpoint_url} does not answer as one: "
+                           f"{exc}") from None
+    except OSError as exc:
+        raise RefusedError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        print(f"the Custom Event Bus (eventbridgev2) is served at {served.url}", flush=True)
+        print(f"its subscribers deliver to the SQS queues and check the IAM roles of the moto server at "
+              f"{served.targets_url}, account {served.service.account}, region {served.service.region}", flush=True)
+        print("it accepts any credentials and checks no signature; Ctrl-C (SIGINT) or SIGTERM stops it, and its buses "
+              "end with it", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt as exc:
+        served.close()
+        answered = sum(served.endpoint.requests.values())
+        stopped = KeyboardInterrupt(*exc.args)
+        stopped.message = (f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} "
+                           f"request{'' if answered == 1 else 's'}")
+        raise stopped from None
+    finally:
+        served.close()
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
                   register_replay, register_check, register_trace, register_state_machine, register_fit_profile,
-                  register_plan, register_deploy, register_export, register_destroy, register_moto_server]
+                  register_plan, register_deploy, register_export, register_destroy, register_moto_server,
+                  register_serve]
 
 
 def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
@@ -1025,7 +1197,7 @@ def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
             return code
         except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (see SignalStop)
-            print(f"yafdp: {getattr(exc, 'message', 'interrupted')}", file=sys.stderr)
+            _complain(getattr(exc, "message", "interrupted"))
             return 130
         except BrokenPipeError:
             return _stdout_closed()
@@ -1046,17 +1218,18 @@ def _run(args: argparse.Namespace) -> int:
         from yafdp.simulation.profiles import LatencyProfileError
 
         kind = "latency profile error" if isinstance(exc, LatencyProfileError) else "catalog error"
-        print(f"yafdp: {kind}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # a catalog with handlers missing: one line for each
+            _complain(f"{kind}: {line}")
         return 2
     except (RefusedError, ConfigurationError, RunFolderError) as exc:
-        print(f"yafdp: {exc}", file=sys.stderr)
+        _complain(exc)
         return 2
     except BackendError as exc:  # e.g. a run on moto or AWS whose orders did not all finish in time
-        print(f"yafdp: {exc}", file=sys.stderr)
+        _complain(exc)
         return 1
     except OSError as exc:  # the environment: a file that cannot be read or written, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"yafdp: {where}{exc.strerror or exc}", file=sys.stderr)
+        _complain(f"{where}{exc.strerror or exc}")
         return 2
     except Exception as exc:
         from yafdp.extras import missing_extra_message
@@ -1066,13 +1239,25 @@ def _run(args: argparse.Namespace) -> int:
             print(f"yafdp {args.command}: {missing}", file=sys.stderr)
             return 2
         if type(exc).__module__.startswith("botocore"):  # AWS or the endpoint answered (or did not): not a bug here
-            print(f"yafdp: {_endpoint_name(args)}: {exc}", file=sys.stderr)
+            _complain(f"{_endpoint_name(args)}: {exc}")
             return 2
         if os.environ.get("YAFDP_TRACEBACK"):
             raise
-        print(f"yafdp: unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)",
-              file=sys.stderr)
+        _complain(f"unexpected error: {type(exc).__name__}: {exc} (a bug: YAFDP_TRACEBACK=1 shows where)")
         return 1
+
+
+def _shown(text) -> str:
+    """``text`` as it may reach a terminal: one line, nothing in it a terminal would act on
+    (:func:`yafdp.quoting.printable`). Every value from a file, an option or a run's database passes here."""
+    from yafdp.quoting import printable
+
+    return printable(text)
+
+
+def _complain(message) -> None:
+    """Say what went wrong on stderr, in one line however the message was made."""
+    print(f"yafdp: {_shown(message)}", file=sys.stderr)
 
 
 def _endpoint_name(args: argparse.Namespace) -> str:

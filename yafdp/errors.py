@@ -32,6 +32,16 @@ class RefusedError(YafdpError, ValueError):
     field: str | None = None
 
 
+class RequestRefusedError(RefusedError):
+    """A service's API entry point refused a request (e.g. an order), before anything was stored or published;
+    ``field`` names the part of the request that is wrong and ``problem`` what is wrong with it. Every backend
+    answers it to the caller as it is, and a run records it in ``refusals``."""
+
+    def __init__(self, field: str, problem: str, message: str | None = None):
+        self.field, self.problem = field, problem
+        super().__init__(message or f"request refused: {field}: {problem}")
+
+
 class ConfigurationError(YafdpError):
     """The project's configuration (catalog, marketplace, profile, quotas, plan) is wrong; says which file and key."""
 

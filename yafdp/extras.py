@@ -15,7 +15,7 @@ import sys
 EXTRA_MODULES = {
     "workbook": ("IPython", "ipykernel", "ipywidgets", "jinja2", "jupyterlab", "matplotlib", "nbclient", "nbconvert",
                  "nbformat", "pandas", "papermill", "traitlets"),
-    "aws": ("boto3", "botocore", "moto"),
+    "aws": ("boto3", "botocore", "cbor2", "moto"),
 }
 
 

@@ -72,8 +72,40 @@ def html_exporter():
                         template_file="yafdp_offline.html.j2")
 
 
+# What a build folder holds: the executed notebooks, their HTML copies, the figures, the chapters' runs, and the
+# teacher's copy (a build of its own, build/solutions, beside the learner's).
+BUILD_ENTRIES = ("notebooks", "html", "figures", "runs", "solutions")
+
+
+def check_build_folder(out: Path, force: bool = False, option: str = "--out") -> Path:
+    """``out`` if the workbook may write its build there: a folder (or a path to make one) that is no run folder
+    (the workbook holds no run folder's lock, so it never writes into one, even with ``force``) and holds
+    nothing but an earlier build's :data:`BUILD_ENTRIES`, unless ``force``.
+
+    Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
+    """
+    from yafdp.errors import RefusedError
+    from yafdp.runs import folder
+
+    out = folder.check_out(Path(out), option)
+    if folder.is_run_folder(out):
+        raise RefusedError(f"{option} {out} is a run folder: the workbook writes its build into a folder of its own; "
+                           f"choose another {option}")
+    others = sorted(entry.name for entry in out.iterdir() if entry.name not in BUILD_ENTRIES) if out.is_dir() else []
+    if others and not force:
+        named = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise RefusedError(f"{option} {out} holds what no workbook build holds ({named}): pass --force to write the "
+                           f"build there anyway, or choose another {option}")
+    return out
+
+
 class NotebookFailed(YafdpError):
-    """A chapter failed: which one, and the cell and error papermill reported."""
+    """One or more chapters failed: which, each with the cell and error papermill reported (one line each);
+    ``failed`` names the chapters."""
+
+    def __init__(self, message: str, failed: list[str] | None = None):
+        super().__init__(message)
+        self.failed = failed or []
 
 
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False) -> ExecutedNotebook:
@@ -131,9 +163,10 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
     The chapters do not read each other's output, so they run side by side, each in a worker process of its
-    own (papermill changes the working directory of the process it runs in), the longest first. The first
-    failure, or an interrupt, stops the chapters still running and those not started, and raises
-    (:class:`NotebookFailed`, ``KeyboardInterrupt``).
+    own (papermill changes the working directory of the process it runs in), the longest first. A chapter that
+    fails does not stop the others: every chapter runs, and then :class:`NotebookFailed` lists each one that failed
+    with its cell and error, one line each. An interrupt stops the chapters still running and those not started
+    (``KeyboardInterrupt``).
     """
     out_dir = Path(out_dir).resolve()
     done = _execute(out_dir, notebooks(notebooks_dir, only), parameters, echo, jobs)
@@ -145,36 +178,46 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
 def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
     """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
+    done: dict[Path, ExecutedNotebook] = {}
+    failed: dict[Path, NotebookFailed] = {}
     if jobs == 1:
-        done = []
         for path in chapters:
             echo(f"running {path.name} …")
-            result = run_notebook(path, out_dir, parameters)
+            try:
+                result = _run_chapter(path, out_dir, parameters)
+            except NotebookFailed as exc:
+                echo(f"  {exc}")
+                failed[path] = exc
+                continue
             echo(f"  wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
-            done.append(result)
-        return done
-    # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
-    ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
-    finished: queue.Queue = queue.Queue()
-    echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-    pool = _worker_pool(jobs)
-    try:
-        for path in ordered:
-            pool.apply_async(_run_chapter, (path, out_dir, parameters),
-                             callback=lambda result, path=path: finished.put((path, result, None)),
-                             error_callback=lambda exc, path=path: finished.put((path, None, exc)))
-        done: dict[Path, ExecutedNotebook] = {}
-        while len(done) < len(chapters):
-            path, result, failure = finished.get()
-            if failure is not None:
-                raise failure if isinstance(failure, NotebookFailed) else NotebookFailed(
-                    f"{path.name} failed: {type(failure).__name__}: {failure}")
-            echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
             done[path] = result
-        pool.close()
-    finally:
-        pool.terminate()  # a failure or an interrupt: what still runs stops (each kernel exits with its worker)
-        pool.join()
+    else:
+        # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
+        ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
+        finished: queue.Queue = queue.Queue()
+        echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
+        pool = _worker_pool(jobs)
+        try:
+            for path in ordered:
+                pool.apply_async(_run_chapter, (path, out_dir, parameters),
+                                 callback=lambda result, path=path: finished.put((path, result, None)),
+                                 error_callback=lambda exc, path=path: finished.put((path, None, exc)))
+            while len(done) + len(failed) < len(chapters):
+                path, result, failure = finished.get()
+                if failure is not None:
+                    failed[path] = failure if isinstance(failure, NotebookFailed) else NotebookFailed(
+                        f"{path.name} failed: {type(failure).__name__}: {failure}")
+                    echo(f"  {failed[path]}")
+                    continue
+                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+                done[path] = result
+            pool.close()
+        finally:
+            pool.terminate()  # an interrupt: what still runs stops (each kernel exits with its worker)
+            pool.join()
+    if failed:
+        raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
+                             failed=[path.name for path in chapters if path in failed])
     return [done[path] for path in chapters]
 
 

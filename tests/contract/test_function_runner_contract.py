@@ -16,12 +16,12 @@ from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.runtime.interfaces import FunctionRunner
-from yafdp.runs.workload import OutcomeRates, generate_orders
-from yafdp.services.order import OrderRejectedError
+from yafdp.runs.workload import planned_requests
+from yafdp.errors import RequestRefusedError
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
-ORDERS = [o.request for o in generate_orders(3, seed=21, world=WORLD, rates=OutcomeRates(0, 0, 0))]
+ORDERS = [o.request for o in planned_requests(CATALOG, 3, seed=21, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,9 @@ class FunctionRunnerContract:
         assert runner.call("order", "place_order", order) == order["order_id"]
 
     def test_a_refused_call_raises_the_services_error_naming_the_field(self, runner, order):
-        with pytest.raises(OrderRejectedError, match="amount"):
+        with pytest.raises(RequestRefusedError, match="amount") as refused:
             runner.call("order", "place_order", {**order, "amount": -1})
+        assert refused.value.field == "amount"
 
 
 class TestInProcessFunctions(FunctionRunnerContract):

@@ -16,7 +16,9 @@ from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.analysis.check import check_run
 from yafdp.runs import RunOptions, run_saga
-from yafdp.runs.workload import generate_orders
+from yafdp.runs.workload import planned_requests
+
+CATALOG = load_catalog()
 
 
 def _quiet(line):
@@ -137,7 +139,7 @@ EVERY_PATH = {"orders": 4, "seed": 402}
 @pytest.mark.slow
 def test_orders_on_every_path_of_the_saga_on_the_moto_backend_reach_terminal_states_and_hold_the_invariants(
         tmp_path, clients):
-    planned = generate_orders(EVERY_PATH["orders"], EVERY_PATH["seed"], load_marketplace())
+    planned = planned_requests(CATALOG, EVERY_PATH["orders"], EVERY_PATH["seed"])
     assert {p.expected for p in planned} == {"DELIVERY_SCHEDULED", "CANCELLED: payment declined",
                                              "CANCELLED: restaurant rejected", "CANCELLED: no courier"}
     summary = run_saga(RunOptions(**EVERY_PATH, backend="moto", out=tmp_path))

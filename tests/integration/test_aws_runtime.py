@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from yafdp.backends.aws.function import FunctionConfig, PublishFailedError, Serv
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
@@ -39,7 +40,7 @@ def _function(plan, clients, service, events=None):
 
 
 def _order(n):
-    return generate_orders(n, seed=11, world=WORLD, rates=OutcomeRates(0, 0, 0))[-1].request
+    return planned_requests(CATALOG, n, seed=11, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[-1].request
 
 
 def _receive(clients, plan, service, order):
@@ -151,8 +152,8 @@ def test_the_package_holds_the_same_files_whatever_folder_it_is_built_from(tmp_p
 def test_the_package_imports_on_its_own(tmp_path):
     zipfile.ZipFile(io.BytesIO(build_package())).extractall(tmp_path)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import yafdp.backends.aws.lambda_handler as h; "
-            "from yafdp.catalog import load_catalog; from yafdp.services import resolve_handler; "
-            "c = load_catalog(); [resolve_handler(s.service, s.handler) for s in c.subscriptions]; "
+            "from yafdp.catalog import load_catalog; "
+            "c = load_catalog(); [c.handler(s.service, s.handler) for s in c.subscriptions]; "
             "import yafdp.backends.aws.function; "
             "mods = [m.__file__ for n, m in sys.modules.items() if n.startswith(('yafdp', 'fastjsonschema'))]; "
             "assert all(f.startswith(sys.argv[1]) for f in mods), mods; "
@@ -161,6 +162,22 @@ def test_the_package_imports_on_its_own(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_catalog_folders_package_carries_its_handlers_hooks_and_data_and_runs_them_from_the_zip(tmp_path):
+    trip = Path(__file__).resolve().parents[2] / "examples" / "trip_booking"
+    names = {n for n in package_files(trip) if n.startswith("yafdp/data/")}
+    assert {"yafdp/data/bus.json", "yafdp/data/services/flight.py", "yafdp/data/services/booking.py", "yafdp/data/saga.py",
+            "yafdp/data/inventory.json"} <= names
+    assert "yafdp/data/invariants.py" not in names  # only the checker reads it
+    zipfile.ZipFile(io.BytesIO(build_package(trip))).extractall(tmp_path)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from yafdp.catalog import load_catalog; "
+            "c = load_catalog(); handlers = [c.handler(s.service, s.handler) for s in c.subscriptions]; "
+            "assert all(sys.modules[h.__module__].__file__.startswith(sys.argv[1]) for h in handlers); "
+            "print(c.bus.name, sorted(c.code.world()['hotels'])[0])")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["trip-saga", "BCN"]
 
 
 class ThrottlingOnce:
@@ -194,7 +211,7 @@ def test_a_throttled_entry_of_a_batch_is_sent_again_and_published(plan, clients)
                {"Source": "yafdp.payment", "DetailType": "Payment_Failed", "Detail": json.dumps(details[1]),
                 "EventBusName": plan.bus}]
     events = ThrottlingOnce(clients.events, "Payment_Failed")
-    ids = publish_entries(events, entries, lambda: 0.0, state, sleep=lambda seconds: None)
+    ids = publish_entries(events, entries, lambda: 0.0, state, saga_id=CATALOG.saga.saga_id, sleep=lambda seconds: None)
     assert events.calls == [["Payment_Success", "Payment_Failed"], ["Payment_Failed"]]
     assert len(ids) == 2 and len(set(ids)) == 2
     published = [r for r in _trace(clients, plan, "payment") if r["kind"] == "event" and r["order_id"] == order["order_id"]]
@@ -209,6 +226,7 @@ def test_the_package_holds_only_the_catalog_files_a_function_reads(catalog_copy)
     (catalog_copy.root / "notes.json").write_text("{}")
     names = [n for n in package_files(catalog_copy.root) if n.startswith("yafdp/data/")]
     services = sorted(f"yafdp/data/services/{p.name}" for p in (catalog_copy.root / "services").glob("[!.]*.json"))
-    assert names == ["yafdp/data/bus.json", "yafdp/data/marketplace.json", *services]
+    assert names == ["yafdp/data/bus.json", "yafdp/data/marketplace.json", "yafdp/data/quotas.json", "yafdp/data/saga.py",
+                     *services]
     archive = zipfile.ZipFile(io.BytesIO(build_package(catalog_copy.root)))
     assert not [n for n in archive.namelist() if "creds" in n or "/." in n or n.startswith(".")]

@@ -122,9 +122,13 @@ def test_the_policy_linter_finds_nothing_in_any_policy_of_the_plan():
 
 def test_the_stack_on_moto_holds_what_the_deployer_creates(moto_url, clients, tmp_path):
     import boto3
+    from botocore.config import Config
 
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name=clients.region)
-    cloudformation = boto3.client("cloudformation", endpoint_url=moto_url, region_name=clients.region)
+    # One try, however long moto takes to create 80 resources on a busy machine: a retry after botocore's 60 s read
+    # timeout would ask for the stack again, and moto answers that its bus already exists.
+    cloudformation = boto3.client("cloudformation", endpoint_url=moto_url, region_name=clients.region,
+                                  config=Config(read_timeout=900, retries={"max_attempts": 1}))
     s3.create_bucket(Bucket="yafdp-code", CreateBucketConfiguration={"LocationConstraint": clients.region})
     s3.put_object(Bucket="yafdp-code", Key="yafdp.zip", Body=build_package())
     # the plan the moto backend deploys (its short visibility timeout, hence function timeout, included)
@@ -159,7 +163,7 @@ def _resources(clients, prefix):
     for b in clients.events.list_event_buses(NamePrefix=f"{prefix}-")["EventBuses"]:
         found.append(("event bus", same(b["Name"]), ""))
     for rule in clients.events.list_rules(EventBusName=bus, NamePrefix=f"{prefix}-")["Rules"]:
-        found.append(("rule", same(rule["Name"]), rule["EventPattern"]))
+        found.append(("rule", same(rule["Name"]), json.loads(rule["EventPattern"])))
         for t in clients.events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]:
             found.append(("target", same(f"{rule['Name']}/{t['Id']}"), same(json.dumps(
                 [t["Arn"], t["RetryPolicy"], t["DeadLetterConfig"], t["InputTransformer"]["InputTemplate"]]))))

@@ -178,12 +178,29 @@ CASES = [
     ("state-machine-catalog-broken", lambda p, t: ["state-machine", "--catalog", catalog(t, missing_handler)], ["handler"]),
     ("orders-deeply-nested", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
                                            orders_file(t, "[" * 100_000 + "]" * 100_000)], ["orders.json", "nested"]),
+    ("orders-nested-past-the-limit", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(
+        t, '[{"order_id": "ord-1", "note": ' + "[" * 70 + "]" * 70 + "}]")], ["orders.json", "more than 64 levels"]),
     ("orders-not-utf8", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
                                       orders_file(t, b'[{"order_id": "ord-\xff\xfe"}]')], ["orders.json", "UTF-8"]),
     ("orders-5000-digit-integer", lambda p, t: ["run", "--force", "--out", p, "--orders-file",
                                                 orders_file(t, "1" * 5000)], ["orders.json", "list"]),
     ("orders-not-json", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(t, "[{")], ["orders.json: line 1"]),
     ("orders-missing", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t / "none.json"], ["none.json"]),
+    # Files are read up to their kind's limit, never without end: refused from the size of a regular file before a
+    # byte is read, and from what was read of a device (/dev/zero never ends; it was read until memory ran out).
+    ("orders-dev-zero", lambda p, t: ["run", "--force", "--out", p, "--orders-file", "/dev/zero"],
+     ["/dev/zero: more than 134,217,728 bytes, the limit of an orders file; not read"]),
+    ("orders-too-large", lambda p, t: ["run", "--force", "--out", p, "--orders-file", sparse(t / "o.json", 129 << 20)],
+     ["o.json: 135,266,304 bytes, more than 134,217,728, the limit of an orders file; not read"]),
+    ("catalog-file-dev-zero", lambda p, t: ["lint", "--catalog", catalog(t, lambda d, r: zeros(r / "services" / "payment.json"))],
+     ["catalog error", "payment.json: more than 1,048,576 bytes, the limit of a catalog file"]),
+    ("marketplace-too-large", lambda p, t: ["run", "--force", "--out", p, "--catalog",
+                                            catalog(t, lambda d, r: sparse(r / "marketplace.json", 2 << 20))],
+     ["marketplace.json: 2,097,152 bytes, more than 1,048,576, the limit of a catalog file"]),
+    ("latency-profile-too-large", lambda p, t: ["run", "--force", "--out", p, "--latency-model", sparse(t / "p.json", 2 << 20)],
+     ["latency profile error", "p.json: 2,097,152 bytes, more than 1,048,576"]),
+    ("test-pattern-dev-zero", lambda p, t: ["test-pattern", "--pattern", "@/dev/zero", "--event", "{}"],
+     ["yafdp test-pattern: /dev/zero: more than 1,048,576 bytes, the limit of a --pattern file"]),
     ("orders-a-folder", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t], [str(Path("orders file"))]),
     ("resume-nothing-there", lambda p, t: ["resume", "--out", t / "empty"], ["no run database"]),
     ("resume-out-is-a-file", lambda p, t: ["resume", "--out", p / "run.db"], ["is a file"]),
@@ -195,8 +212,14 @@ CASES = [
     *[(f"{command}-{kind}", lambda p, t, c=command, k=kind: [*RUN_READERS[c](garbage(t, k))], [said])
       for command in RUN_READERS for kind, said in NOT_A_RUN.items()],
     ("fit-profile-out-under-a-file", lambda p, t: ["fit-profile", p, "--out", p / "run.db" / "p.json"], ["run.db"]),
-    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", p / "summary.json"],
-     ["--out", "summary.json exists", "--force"]),
+    ("trace-out-exists", lambda p, t: ["trace", p, "--format", "otlp", "--out", holding(t, "t.jsonl") / "t.jsonl"],
+     ["--out", "t.jsonl exists: pass --force"]),
+    # A run folder's own files are never another command's output, --force or not (it replaced run.db).
+    *[(f"trace-out-{name}", lambda p, t, n=name: ["trace", p, "--format", "otlp", "--out", p / n, "--force"],
+       [f"{name} is a run folder's own file"]) for name in ("run.db", "summary.json")],
+    ("asyncapi-per-service-over-a-file", lambda p, t: ["catalog", "--format", "asyncapi", "--per-service",
+                                                       holding(t, "order.asyncapi.json")],
+     ["--per-service", "already holds order.asyncapi.json: pass --force"]),
     ("trace-out-a-folder", lambda p, t: ["trace", p, "--format", "otlp", "--out", t, "--force"], ["is a folder"]),
     ("trace-catalog-broken", lambda p, t: ["trace", p, "--format", "otlp", "--out", t / "t.jsonl", "--catalog",
                                            catalog(t, bad_regex)], ["payment.json"]),
@@ -208,6 +231,12 @@ CASES = [
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
      ["--endpoint-url"]),
     ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
+    # The workbook never writes into a run folder (it holds no lock there), nor, unless --force, into a folder that
+    # holds what no build holds (`--out .` in the repository would have put its folders among the sources).
+    *[(f"workbook-out-run-folder{'-force' * len(f)}", lambda p, t, f=f: ["workbook", "--out", p, "--only", "01", *f],
+       ["is a run folder", "choose another --out"]) for f in ((), ("--force",))],
+    ("workbook-out-holds-other-files", lambda p, t: ["workbook", "--out", holding(t, "thesis.tex"), "--only", "01"],
+     ["holds what no workbook build holds (thesis.tex)", "pass --force"]),
     ("unknown-command", lambda p, t: ["frobnicate"], ["frobnicate"]),
     ("catalog-not-utf8", lambda p, t: ["lint", "--catalog", catalog(t, not_utf8)], ["payment.json", "UTF-8"]),
     *[(f"idle-{name}", lambda p, t, o=options: ["run", "--force", "--out", p, *o], [said, "does nothing"])
@@ -236,6 +265,27 @@ CASES = [
 ]
 
 
+def sparse(path: Path, size: int) -> Path:
+    """A regular file of ``size`` bytes that takes no room (a hole): its size alone must refuse it."""
+    with open(path, "wb") as file:
+        file.truncate(size)
+    return path
+
+
+def zeros(path: Path) -> bool:
+    """``path`` as a link to /dev/zero, a file that never ends."""
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    return True
+
+
+def holding(tmp_path: Path, name: str) -> Path:
+    """A folder holding one file of the user's."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("mine\n")
+    return tmp_path / "mine"
+
+
 def garbage(tmp_path: Path, kind: str = "text") -> Path:
     """A folder whose run.db holds no run: text, nothing, or an SQLite database of something else."""
     folder = tmp_path / "garbage"
@@ -255,14 +305,39 @@ def garbage(tmp_path: Path, kind: str = "text") -> Path:
 @pytest.mark.parametrize("name, arguments, said", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, tmp_path, name, arguments, said):
     before = fingerprint(prev)
-    result = cli(*arguments(prev, tmp_path))
+    arguments = arguments(prev, tmp_path)
+    result = cli(*arguments)
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     for fragment in said:
         assert fragment in lines[0], lines[0]
+    assert_named_options_exist(str(arguments[0]), lines[0])
     assert fingerprint(prev) == before
+
+
+def options_of(command: str) -> set[str]:
+    from yafdp.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices)
+    return {name for action in commands.choices[command]._actions for name in action.option_strings}
+
+
+def assert_named_options_exist(command: str, line: str) -> None:
+    """Every option a message names exists: in a quoted command (`` `yafdp resume --out DIR` ``), that command's;
+    elsewhere, the command's that printed it (an option it was given and does not take excepted)."""
+    import re
+
+    from yafdp.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices).choices
+    if command not in commands:
+        return
+    for quoted, rest in re.findall(r"`yafdp ([a-z-]+)([^`]*)`", line):
+        assert set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest)) <= options_of(quoted), line
+    line = re.sub(r"`[^`]*`|unrecognized arguments: .*", "", line)
+    assert set(re.findall(r"(?<![\w/.-])--[a-z][a-z-]*", line)) <= options_of(command), line
 
 
 # Every path a command takes, empty: it would silently mean the current folder (`yafdp run --out ""` wrote run.db

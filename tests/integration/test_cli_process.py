@@ -29,7 +29,7 @@ def test_a_closed_stdout_ends_the_command_silently_with_sigpipes_exit_and_the_ru
         assert stderr == ""  # not `yafdp: Broken pipe`, and not exit 2, which says an input was refused
     for run in ("run", "json"):
         assert sorted(p.name for p in (tmp_path / run).iterdir() if not p.name.startswith(".")) == \
-            ["run.db", "summary.json"]
+            ["catalog.json", "run.db", "summary.json"]
 
 
 def test_a_pipe_to_head_reports_sigpipe_through_a_shell(tmp_path):

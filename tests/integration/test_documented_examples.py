@@ -20,7 +20,6 @@ from yafdp.backends.aws.teardown import destroy, inventory
 from yafdp.catalog import load_catalog
 from yafdp.plan import build_plan
 from yafdp.runs import RunOptions, run_saga
-from yafdp.services.order import TERMINAL
 from yafdp.simulation.fitting import fit_profile
 
 
@@ -76,7 +75,7 @@ def test_a_small_run_places_every_order_and_ends_them_all(tmp_path):
     summary = run_saga(RunOptions(orders=5, seed=1, out=tmp_path))
     assert (summary["orders"]["placed"], summary["orders"]["not_terminal"]) == (5, 0)
     assert all(i.passed for i in check_run(tmp_path))
-    assert load_run(tmp_path).orders["status"].isin(TERMINAL).all()
+    assert load_run(tmp_path).orders["status"].isin(load_catalog().saga.terminal).all()
 
 
 def test_a_simulated_run_is_priced_and_fitted(tmp_path):
@@ -95,7 +94,7 @@ def test_the_explorer_follows_one_order_and_tells_the_customer_in_order(tmp_path
     run = trace.load_run(tmp_path)
     for order_id in run.orders["order_id"]:
         steps = order_steps(run, order_id)
-        assert steps["status"].iloc[0] == "PLACED" and steps["status"].iloc[-1] in TERMINAL
+        assert steps["status"].iloc[0] == "PLACED" and steps["status"].iloc[-1] in load_catalog().saga.terminal
         told = steps[(steps["what"] == "delivered") & (steps["by"] == "notification") & (steps["outcome"] == "ok")]
         for _, step in told.iterrows():  # each message is the one for the event just delivered, never a later one
             template = MESSAGES[step["event"]]

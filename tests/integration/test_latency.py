@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from yafdp.cli import main
-from yafdp.simulation.profiles import Distribution, LatencyProfileError, load_profile, save_profile
+from yafdp.simulation.profiles import Distribution, LatencyProfileError, load_profile, profile_text
 from yafdp.simulation.timing import SimulatedTiming
 from yafdp.simulation.quotas import TokenBucket, load_quotas
 from yafdp.simulation.fitting import fit_profile
@@ -193,7 +193,8 @@ def test_fitting_a_simulated_run_recovers_the_profile_it_was_simulated_with(tmp_
     assert hops["handler"]["p50"] == pytest.approx(15, rel=0.1)
     assert set(fitted["handler_by_service"]) >= {"order", "notification", "payment"}
     # The fitted profile round-trips: saved, loaded by name of file, and run with.
-    path = save_profile(fitted, tmp_path / "fitted.json")
+    path = tmp_path / "fitted.json"
+    path.write_text(profile_text(fitted))
     assert load_profile(path).hops["eventbridge_delivery"].quantile(0.5) == pytest.approx(hops["eventbridge_delivery"]["p50"] / 1000)
     again = run_saga(RunOptions(orders=20, seed=3, out=tmp_path / "again", latency_model=str(path)))
     assert again["orders"]["not_terminal"] == 0 and again["latency_model"] == str(path)

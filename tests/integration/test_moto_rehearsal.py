@@ -98,3 +98,25 @@ def test_a_second_moto_server_is_refused_naming_the_first(moto_server, state):
     second = cli("moto-server", env=state, timeout=120)
     assert second.returncode == 2 and f"already running at {moto_server['url']}" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
+
+
+def test_the_custom_event_bus_is_rehearsed_on_the_bus_the_moto_server_serves_beside_it(moto_server, state, tmp_path):
+    """`yafdp moto-server` serves a Custom Event Bus beside its moto server (moto has none): `yafdp run --bus custom
+    --keep` deploys on it and waits for it to have delivered everything, `yafdp export` writes the kept run, which
+    passes `yafdp check`, and `yafdp destroy` removes the bus and its subscribers with the rest."""
+    assert moto_server["bus_url"].startswith("http://127.0.0.1:")
+    run = cli("run", "--backend", "moto", "--bus", "custom", "--orders", 2, "--keep", "--out", tmp_path / "kept",
+              env=state)
+    assert run.returncode == 0, run.stderr
+    assert f"the Custom Event Bus served at {moto_server['bus_url']}" in run.stderr
+    [prefix] = {line.split("kept the deployment ", 1)[1].split(":", 1)[0] for line in run.stderr.splitlines()
+                if "kept the deployment " in line}
+    exported = cli("export", "--backend", "moto", "--bus", "custom", "--prefix", prefix, "--out", tmp_path / "later",
+                   env=state)
+    assert exported.returncode == 0, exported.stderr
+    checked = cli("check", tmp_path / "later", env=state)
+    assert "pass  FIFO order per event group" in checked.stdout and "FAIL  no event lost" not in checked.stdout
+    destroyed = cli("destroy", "--backend", "moto", "--bus", "custom", "--prefix", prefix, env=state)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert f"delete custom event bus {prefix}-saga" in destroyed.stdout
+    assert f"delete subscriber {prefix}-payment-charges-order" in destroyed.stdout

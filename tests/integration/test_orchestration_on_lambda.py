@@ -26,15 +26,15 @@ from yafdp.backends.aws.step_functions import deploy_state_machine
 from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.runs import RunOptions, run_saga
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 from yafdp.runtime.envelope import epoch_of, make_envelope
 
 CATALOG = load_catalog()
 WORLD = load_marketplace()
 # Seed 20's five orders end every way: delivered, card declined, restaurant rejected (refund), delivery failed
 # (refund, loyalty reverted).
-RATES = OutcomeRates(0.3, 0.3, 0.3)
-ORDERS = generate_orders(5, seed=20, world=WORLD, rates=RATES)
+RATES = {"payment_failure": 0.3, "restaurant_reject": 0.3, "delivery_failure": 0.3}
+ORDERS = planned_requests(CATALOG, 5, seed=20, rates=RATES)
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_the_state_machine_runs_its_tasks_on_lambda_and_ends_every_order_as_the_
 
 def test_a_task_invoked_again_for_the_same_event_answers_the_same_without_running_twice(aws):
     plan = deploy(aws, CATALOG, backend="moto", prefix="again", echo=lambda line: None, point_in_time_recovery=False)
-    order = generate_orders(1, seed=22, world=WORLD, rates=OutcomeRates(0, 0, 0))[0].request
+    order = planned_requests(CATALOG, 1, seed=22, rates={"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0})[0].request
     placed = json.loads(aws.lambda_.invoke(FunctionName=plan.service("order").function, Payload=json.dumps(
         {"entrypoint": "place_order", "payload": order}))["Payload"].read())["result"]
     [started] = [json.loads(item["row"]["S"]) for pk, _, item in scan(aws.dynamodb, plan.service("order").table)

@@ -10,11 +10,12 @@ import pytest
 from yafdp.analysis.check import check_run
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.cli import main
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.catalog import load_catalog
+from yafdp.runs.workload import planned_requests
 
 
 def requests(n: int = 40) -> list[dict]:
-    return [p.request for p in generate_orders(n, seed=6, world=load_marketplace(), rates=OutcomeRates(0.1, 0.1, 0.1))]
+    return [p.request for p in planned_requests(load_catalog(), n, seed=6, rates={"payment_failure": 0.1, "restaurant_reject": 0.1, "delivery_failure": 0.1})]
 
 
 def run_file(tmp_path, text: str, *options) -> tuple[int, str, dict]:
@@ -67,14 +68,15 @@ def test_a_conflicting_duplicate_order_id_is_refused_not_lost(tmp_path, capsys):
 
 
 def test_a_resume_sends_exactly_the_requests_not_sent_yet():
-    """`unsent`: not merged, not refused, its order not placed; a conflicting duplicate is sent to be refused."""
+    """`unsent`: not merged, not refused, its saga not started (no event names it); a conflicting duplicate is
+    sent to be refused."""
     from yafdp.runtime import rundb
 
     db = rundb.connect(":memory:")
     db.executemany(rundb.INSERT_REQUEST, [(1, "ord-a", 0.1, "{}", None), (2, "ord-a", 0.2, '{"x": 1}', None),
                                           (3, "ord-a", 0.3, "{}", 1), (4, "ord-c", 0.4, "{}", None),
                                           (5, None, 0.5, "[]", None)])
-    db.execute(rundb.UPSERT_STATE, ("order", "order", "ord-a", '{"status": "PLACED"}'))
+    db.execute(rundb.INSERT_EVENT, ("e-1", "ord-a", "Order_Initiated", "yafdp.order", 0.1, "{}", "t", None, None))
     assert [(s, f) for s, _, _, f in db.execute("SELECT * FROM unsent ORDER BY seq")] == [(2, 1), (4, 4), (5, None)]
     db.execute(rundb.INSERT_REFUSAL, ("ord-a", "order_id", "conflict", 1.0, 2))
     db.execute(rundb.INSERT_REFUSAL, (None, "(order)", "not an object", 1.0, 5))

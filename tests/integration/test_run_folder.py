@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from yafdp.analysis.check import check_run
+from yafdp.catalog import DEFAULT_DATA_DIR
 from yafdp.runs import RunOptions, folder, run_saga
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
@@ -78,7 +79,7 @@ def test_a_broken_catalog_with_force_leaves_the_earlier_run_as_it_was(earlier, c
     result = cli("run", "--store", "file", "--catalog", catalog_copy.root, "--out", earlier, "--force")
     assert result.returncode == 2 and "payment.json" in one_line(result.stderr)
     assert fingerprint(earlier) == before and sorted(p.name for p in earlier.iterdir() if not p.name.startswith(".")) \
-        == ["run.db", "summary.json"]
+        == ["catalog.json", "run.db", "summary.json"]
 
 
 def assert_check_says_in_progress(out: Path, process) -> None:
@@ -88,17 +89,47 @@ def assert_check_says_in_progress(out: Path, process) -> None:
     assert line.startswith(f"yafdp: run in progress (pid {process.pid}: yafdp run, since ") and str(out) in line
 
 
-def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path, paused_yafdp):
-    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs."""
+def test_one_writer_per_folder_the_second_is_told_which_process_holds_it_and_check_waits_too(tmp_path, paused_yafdp,
+                                                                                              finished_run):
+    """And the review's case: `yafdp check` on a run another process was writing printed 6 FAILs; and
+    `yafdp fit-profile … --out DIR/run.db` of a run in progress corrupted it ("database disk image is malformed")."""
     out = tmp_path / "busy"
     first = paused_yafdp(["run", "--store", "file", "--orders", 2000, "--out", out], event="call", match=TICK)
     first.reached()  # its first commit: orders placed, the run under way, the folder held
     assert placed(out) > 0
-    for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out)):
+    for second in (cli("run", "--orders", 5, "--out", out, "--force"), cli("resume", "--out", out),
+                   cli("fit-profile", finished_run, "--out", out / "profile.json")):
         line = one_line(second.stderr)
         assert second.returncode == 2 and "in use by process" in line and str(first.pid) in line
+    assert not (out / "profile.json").exists()
+    for own in ("run.db", "summary.json", ".yafdp.lock"):
+        refused = cli("fit-profile", finished_run, "--out", out / own, "--force")
+        assert refused.returncode == 2 and "is a run folder's own file" in one_line(refused.stderr)
     assert_check_says_in_progress(out, first)
     first.kill()
+
+
+def test_fit_profile_replaces_no_file_unless_force_and_never_a_run_file(earlier, tmp_path):
+    """The issue's case: `yafdp fit-profile DIR --out DIR/run.db` replaced the run with a JSON profile."""
+    from yafdp.simulation.profiles import load_profile
+
+    before = fingerprint(earlier)
+    for own in ("run.db", "summary.json", ".run.db.abcd1234.tmp"):
+        for force in ((), ("--force",)):
+            refused = cli("fit-profile", earlier, "--out", earlier / own, *force)
+            assert refused.returncode == 2 and "is a run folder's own file" in one_line(refused.stderr)
+    assert fingerprint(earlier) == before and not (earlier / ".run.db.abcd1234.tmp").exists()
+    notes = tmp_path / "notes.json"
+    notes.write_text("mine\n")
+    refused = cli("fit-profile", earlier, "--out", notes)
+    assert refused.returncode == 2 and f"--out {notes} exists: pass --force" in one_line(refused.stderr)
+    assert notes.read_text() == "mine\n"
+    assert cli("fit-profile", earlier, "--out", notes, "--force").returncode == 0
+    assert load_profile(notes).name == "notes"
+    written = cli("fit-profile", earlier, "--out", earlier / "fitted.json")  # into the run folder, holding its lock
+    assert written.returncode == 0, written.stderr
+    assert load_profile(earlier / "fitted.json").name == "fitted" and fingerprint(earlier) == before
+    assert sorted(p.name for p in earlier.iterdir()) == [".yafdp.lock", "fitted.json", "run.db", "summary.json"]
 
 
 def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path, paused_yafdp):
@@ -144,14 +175,14 @@ def test_the_temporaries_of_a_writer_killed_early_are_removed_by_the_next_run_or
     (out / "sub").mkdir()
     (out / "sub" / left[0]).write_text("in a subfolder: not the run folder's")
     assert cli("run", "--orders", 5, "--store", "file", "--out", out).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "catalog.json", "run.db", "summary.json", "sub", *others])
 
     before = fingerprint(out)  # a finished run; a --force run killed early leaves its temporaries beside it
     killed_while_storing_its_workload(out, paused_yafdp, "--force")
     assert fingerprint(out) == before
     resumed = cli("resume", "--out", out)
     assert resumed.returncode == 0 and fingerprint(out) == before
-    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "run.db", "summary.json", "sub", *others])
+    assert sorted(p.name for p in out.iterdir()) == sorted([".yafdp.lock", "catalog.json", "run.db", "summary.json", "sub", *others])
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -236,7 +267,7 @@ def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_b
     out = tmp_path / "run"
     assert cli("run", "--orders", 40, "--store", "file", "--out", out).returncode == 0
     before = everything_in(out)
-    assert sorted(before) == [".yafdp.lock", "run.db", "summary.json"]
+    assert sorted(before) == [".yafdp.lock", "catalog.json", "run.db", "summary.json"]
     assert cli("check", out).returncode == 0  # a reader's read-only connection left empty -wal and -shm files
     assert everything_in(out) == before
     resumed = cli("resume", "--out", out)
@@ -340,3 +371,33 @@ def test_the_run_files_get_the_mode_any_new_file_gets(tmp_path, store):
     assert done.returncode == 0, done.stderr
     assert {name: (out / name).stat().st_mode & 0o777 for name in ("run.db", "summary.json")} == \
         {"run.db": 0o640, "summary.json": 0o640}
+
+
+def test_a_resume_runs_the_catalog_the_run_started_with_or_refuses_naming_what_changed_and_writes_nothing(
+        tmp_path, catalog_copy, paused_yafdp):
+    """Issue 27's case: Loyalty removed from the catalog folder between the kill and the resume; the resume used to
+    finish the run without it (16,734 delivered orders got no points, exit 0) and bumped run_info's session."""
+    out = tmp_path / "run"
+    running = paused_yafdp(["run", "--store", "file", "--orders", 2000, "--seed", 4, "--catalog", catalog_copy.root,
+                            "--out", out], event="call", match=TICK, nth=3)
+    running.reached()
+    running.kill()
+    assert 0 < placed(out) < 2000
+    (catalog_copy.root / "services" / "loyalty.json").unlink()
+    # the run's files: not SQLite's read index, nor the folder's lock (the resume takes it, then refuses: the killed
+    # run's holder record is replaced by none)
+    kept = lambda: {n: b for n, b in everything_in(out).items()  # noqa: E731
+                    if not n.endswith("-shm") and n != ".yafdp.lock"}
+    before = kept()
+    refused = cli("resume", "--out", out)
+    line = one_line(refused.stderr)
+    assert refused.returncode == 2 and f"cannot resume {out}" in line and "services/loyalty.json removed" in line
+    assert kept() == before  # nothing written: not even run_info's session or status
+    shipped = DEFAULT_DATA_DIR / "services" / "loyalty.json"
+    (catalog_copy.root / "services" / "loyalty.json").write_text(json.dumps(json.loads(shipped.read_text())))
+    still = cli("resume", "--out", out)  # the same service, written otherwise: not the bytes the run recorded
+    assert still.returncode == 2 and "services/loyalty.json changed" in one_line(still.stderr)
+    shutil.copy(shipped, catalog_copy.root / "services" / "loyalty.json")
+    resumed = cli("resume", "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert all(i.passed for i in check_run(out))

@@ -14,7 +14,6 @@ from yafdp.runtime.faults import Faults
 from yafdp.analysis.graph import consequences, flow_graph
 from yafdp.plan import build_plan, plan_resources
 from yafdp.runs import RunOptions, finish, run_saga, start_saga
-from yafdp.runs.workload import OutcomeRates
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def plan(catalog):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    run_saga(RunOptions(orders=40, seed=9, out=out, rates=OutcomeRates(0.1, 0.1, 0.2)))
+    run_saga(RunOptions(orders=40, seed=9, out=out, rates={"payment_failure": 0.1, "restaurant_reject": 0.1, "delivery_failure": 0.2}))
     return trace.load_run(out)
 
 

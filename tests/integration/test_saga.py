@@ -10,8 +10,9 @@ import pytest
 from yafdp.analysis.check import check_run
 from yafdp.cli import main
 from yafdp.runtime.faults import Faults
-from yafdp.runs import RunOptions, run_saga
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs import RunOptions, StuckSagasError, run_saga
+from yafdp.catalog import load_catalog
+from yafdp.runs.workload import planned_requests
 from yafdp.catalog.marketplace import load_marketplace
 
 HEAVY = Faults(duplicate_rate=0.2, handler_failure_rate=0.1, reorder_rate=0.3, delay_rate=0.1)
@@ -23,16 +24,16 @@ def statuses(out) -> dict[str, str]:
 
 
 def test_every_order_ends_as_its_inputs_say(tmp_path):
-    rates = OutcomeRates(payment_failure=0.2, restaurant_reject=0.2, delivery_failure=0.2)
+    rates = {"payment_failure": 0.2, "restaurant_reject": 0.2, "delivery_failure": 0.2}
     run_saga(RunOptions(orders=120, seed=11, out=tmp_path, rates=rates))
     expected = {o.request["order_id"]: o.expected.split(":")[0]
-                for o in generate_orders(120, 11, load_marketplace(), rates)}
+                for o in planned_requests(load_catalog(), 120, 11, rates)}
     assert statuses(tmp_path) == expected
     assert {"DELIVERY_SCHEDULED", "CANCELLED"} == set(expected.values())
 
 
 def test_cancelled_orders_are_refunded_exactly_once_and_points_only_stand_for_delivered(tmp_path):
-    rates = OutcomeRates(payment_failure=0.1, restaurant_reject=0.3, delivery_failure=0.3)
+    rates = {"payment_failure": 0.1, "restaurant_reject": 0.3, "delivery_failure": 0.3}
     run_saga(RunOptions(orders=80, seed=3, out=tmp_path, rates=rates))
     with sqlite3.connect(tmp_path / "run.db") as db:
         refunds = db.execute("SELECT o.status, COUNT(p.order_id) FROM orders o JOIN payments p"
@@ -45,7 +46,7 @@ def test_cancelled_orders_are_refunded_exactly_once_and_points_only_stand_for_de
 
 @pytest.mark.parametrize("seed", range(8))
 def test_invariants_hold_under_heavy_faults(tmp_path, seed):
-    rates = OutcomeRates(payment_failure=0.1, restaurant_reject=0.15, delivery_failure=0.15)
+    rates = {"payment_failure": 0.1, "restaurant_reject": 0.15, "delivery_failure": 0.15}
     summary = run_saga(RunOptions(orders=150, seed=seed, out=tmp_path, rates=rates, faults=HEAVY))
     assert summary["deliveries"]["duplicate"] > 0 and summary["deliveries"]["failed"] > 0
     failed = [(i.name, i.offenders[:3]) for i in check_run(tmp_path) if not i.passed]
@@ -59,12 +60,14 @@ def test_memory_and_file_stores_give_the_same_run(tmp_path):
     assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
-def test_poison_events_end_in_the_dlq_and_the_check_says_which_orders_are_stuck(tmp_path):
-    run_saga(RunOptions(orders=60, seed=2, out=tmp_path, faults=Faults(poison_rate=0.05)))
+def test_poison_events_end_in_the_dlq_and_the_run_and_the_check_say_which_orders_are_stuck(tmp_path):
+    with pytest.raises(StuckSagasError, match="sagas did not end in a terminal outcome") as stuck:
+        run_saga(RunOptions(orders=60, seed=2, out=tmp_path, faults=Faults(poison_rate=0.05)))
+    assert stuck.value.summary["orders"]["not_terminal"] > 0 and (tmp_path / "summary.json").is_file()
     results = {i.name: i for i in check_run(tmp_path)}
     assert results["no event lost"].passed  # nothing vanished: what failed is in the DLQ with its reason
-    assert not results["every order is terminal"].passed
-    assert all(o.startswith("ord-") for o in results["every order is terminal"].offenders)
+    assert not results["every saga is terminal"].passed
+    assert all(o.startswith("ord-") for o in results["every saga is terminal"].offenders)
 
 
 RUN_DB_COLUMNS = {

@@ -168,3 +168,15 @@ def test_deployment_chapters_execute_on_moto(name, parameters, run, statuses, tm
     executed = load_run(tmp_path / "runs" / run)
     assert executed.info["backend"] == "moto" and set(executed.orders["status"]) == statuses
     assert all(invariant.passed for invariant in check_run(tmp_path / "runs" / run))
+
+
+@pytest.mark.notebook
+def test_chapter_07s_runs_pass_check_the_one_built_in_memory_too(build):
+    """Chapter 07 runs the platform with and without Loyalty, and with a Rating service built in a cell: each run
+    recorded its catalog (the in-memory Rating's document included), so `yafdp check` audits each clean."""
+    from yafdp.analysis.check import check_run
+
+    executed(NOTEBOOKS_DIR / "07_add_loyalty_service.ipynb", build)
+    for run in ("07_with_rating", "07_with_loyalty", "07_without_loyalty"):
+        failed = [(i.name, i.offenders[:3]) for i in check_run(build / "runs" / run) if not i.passed]
+        assert failed == [], run

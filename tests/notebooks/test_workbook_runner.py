@@ -49,6 +49,22 @@ def test_a_failing_chapter_is_named_with_its_cell_and_error_and_keeps_its_html(t
     assert "the order book is empty" in (tmp_path / "build" / "html" / "02_broken.html").read_text()
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_workbook_keeps_going_past_a_failing_chapter_and_names_every_one_that_failed(tmp_path, jobs):
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    _chapter(chapters, "01_broken.ipynb", "raise KeyError('Order_Initiated')")
+    _chapter(chapters, "02_fine.ipynb", "print('fine')")
+    _chapter(chapters, "03_broken.ipynb", "x = 1\nraise ValueError('no such service')")
+    with pytest.raises(NotebookFailed) as failed:
+        run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=jobs)
+    lines = str(failed.value).splitlines()
+    assert failed.value.failed == ["01_broken.ipynb", "03_broken.ipynb"] and len(lines) == 2
+    assert lines[0].startswith("01_broken.ipynb failed in cell") and "KeyError" in lines[0]
+    assert lines[1].startswith("03_broken.ipynb failed in cell") and "no such service" in lines[1]
+    assert (tmp_path / "build" / "html" / "02_fine.html").exists()  # ran to its end, after the first failure
+
+
 def test_the_teachers_copy_goes_beside_the_learners_build_by_default(tmp_path, monkeypatch, capsys):
     from yafdp.cli import main
 

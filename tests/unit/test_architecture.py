@@ -3,6 +3,7 @@ no module imports itself in a circle, and every implementation of an interface h
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from yafdp.simulation.timing import SimulatedTiming
 
 PACKAGE = Path(yafdp.__file__).resolve().parent
 # Lower layers never import higher ones; a layer may import its own and any lower one.
-LAYERS = {"errors": 0, "extras": 0, "progress": 0, "shipped": 0, "patterns": 0, "catalog": 1, "custom_event_bus": 2,
+LAYERS = {"errors": 0, "quoting": 0, "reading": 0, "extras": 0, "progress": 0, "shipped": 0, "patterns": 0, "catalog": 1, "custom_event_bus": 2,
           "plan": 2, "runtime": 3, "services": 3, "simulation": 3, "backends": 4, "runs": 5, "analysis": 6, "workbook": 7,
           "site": 7, "cli": 7, "interrupt": 7, "__main__": 7, "__init__": 0}
 PLOTTING = ("pandas", "matplotlib", "networkx")
@@ -119,3 +120,36 @@ def test_every_implementation_has_the_interface_signatures(protocol, implementat
         for implementation in implementations:
             assert hasattr(implementation, method), f"{implementation.__name__} lacks {method}"
             assert _signature(implementation, method) == expected, f"{implementation.__name__}.{method}"
+
+
+# The shipped catalog's own code (its handlers) may name its events and statuses; so may the course's exercise bank,
+# whose questions are about the shipped catalog (each says which events with `about=`, and is skipped elsewhere).
+SHIPPED = ("yafdp.services", "yafdp.analysis.exercises")
+
+
+def _shipped_vocabulary() -> set[str]:
+    from yafdp.catalog import load_catalog
+
+    catalog = load_catalog()
+    return set(catalog.events) | set(catalog.saga.ranks)
+
+
+def _code_strings(path: Path):
+    """Every string literal of a module's code that is not a docstring, with its line."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.lineno, node.value
+
+
+def test_no_module_outside_the_shipped_catalog_names_its_events_or_statuses():
+    """The saga's vocabulary lives in the catalog: the runs, the backends, the checker and the analysis read it
+    there, so they work on any catalog (tests/integration/test_trip_booking.py runs a second one)."""
+    words = _shipped_vocabulary()
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, words))) + r")\b")
+    named = [f"{name}:{line}: {pattern.search(text)[0]}" for name, path in MODULES.items()
+             if not name.startswith(SHIPPED) for line, text in _code_strings(path) if pattern.search(text)]
+    assert not named, named

@@ -30,7 +30,7 @@ def bus_seeing(depths, monkeypatch) -> AwsBus:
     monkeypatch.setattr(aws_bus, "time", clock)
     bus = object.__new__(AwsBus)
     bus.quiet_checks, bus.check_seconds, bus.timeout, bus.functions, bus.settle_orders = 2, 1.0, 5.0, Functions(), False
-    bus._moved, bus._readings = clock.monotonic(), {}
+    bus._moved, bus._readings, bus.undelivered = clock.monotonic(), {}, None
     readings = iter(depths)
     bus.queue_depths = lambda: {"payment": next(readings)}
     return bus

@@ -197,22 +197,21 @@ def test_a_rule_naming_a_handler_that_does_not_exist_is_refused_and_lint_says_so
 
     catalog_copy.edit("payment", lambda d: d["subscriptions"][0].update(handler="charge_order_twice"))
     error = _handler_error(catalog_copy)
-    assert error.key == "subscriptions[0].handler" and "charge_order_twice" in error.problem
+    assert "payment.json subscriptions[0].handler" in error.problem and "charge_order_twice" in error.problem
+    assert error.file.endswith("yafdp/services/payment.py")
     assert main(["lint", "--catalog", str(catalog_copy.root)]) == 2
-    assert "payment.json: subscriptions[0].handler" in capsys.readouterr().err
+    assert "payment.json subscriptions[0].handler" in capsys.readouterr().err
 
 
 def test_an_entry_point_that_does_not_exist_is_refused(catalog_copy):
     catalog_copy.edit("order", lambda d: d["entrypoints"][0].update(name="place_orders"))
-    assert _handler_error(catalog_copy).key == "entrypoints[0].name"
+    assert "order.json entrypoints[0].name" in _handler_error(catalog_copy).problem
 
 
 def _handler_error(catalog_copy) -> CatalogError:
     """The catalog loads (its files are well formed); the services layer refuses the handler it names."""
-    from yafdp.services import check_handlers
-
     with pytest.raises(CatalogError) as caught:
-        check_handlers(load_catalog(catalog_copy.root))
+        load_catalog(catalog_copy.root).code.check()
     return caught.value
 
 

@@ -8,7 +8,6 @@ from yafdp.analysis import figures
 from yafdp.analysis.graph import flow_graph
 from yafdp.catalog import CatalogError, load_catalog
 from yafdp.catalog.inline import add_service, copy_of, example_document
-from yafdp.services import resolve_handler
 from yafdp.services.loyalty import award_points, revert_points
 
 COSTS = pd.DataFrame({"choreography": [5.0, 30.0], "orchestration (Standard)": [440.0, 30.0]},
@@ -49,11 +48,11 @@ def test_no_answer_yet_is_not_an_error(capsys):
     assert "no answer yet" in capsys.readouterr().out
 
 
-def test_an_in_memory_service_needs_every_handler_and_cannot_replace_a_package_service():
+def test_an_in_memory_service_needs_every_handler_and_cannot_replace_a_service_of_the_catalog():
     catalog = load_catalog()
     with pytest.raises(CatalogError, match="ask_for_review"):
         add_service(catalog, example_document(), {})
-    with pytest.raises(CatalogError, match="yafdp/services/payment.py"):
+    with pytest.raises(CatalogError, match="services/payment.json"):
         add_service(catalog, example_document("payment"), {"ask_for_review": print})
     broken = example_document()
     broken["subscriptions"][0]["pattern"] = {"source": ["yafdp.delivery"]}
@@ -64,8 +63,10 @@ def test_an_in_memory_service_needs_every_handler_and_cannot_replace_a_package_s
 def test_an_in_memory_service_is_resolved_like_any_other():
     def handler(event, uow):
         return "mine"
-    add_service(load_catalog(), example_document("tasting"), {"ask_for_review": handler})
-    assert resolve_handler("tasting", "ask_for_review") is handler
+    extended = add_service(load_catalog(), example_document("tasting"), {"ask_for_review": handler})
+    assert extended.handler("tasting", "ask_for_review") is handler
+    again = add_service(extended, example_document("tasting"), {"ask_for_review": print})  # a cell run twice
+    assert again.handler("tasting", "ask_for_review") is print
 
 
 def test_adding_a_service_moves_no_node_of_the_course_layout():

@@ -194,3 +194,21 @@ def test_sequence_numbers_are_twenty_digit_decimal_strings_that_sort_as_they_cou
     h = Harness()
     numbers = [e["SequenceNumber"] for e in h.publish(*[entry()] * 12)["Entries"]]
     assert all(len(n) == 20 and n.isdigit() for n in numbers) and numbers == sorted(numbers)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 5.0])
+def test_a_subscriber_create_or_delete_holds_its_bus_for_the_chosen_time_zero_by_default(seconds):
+    """"Only one subscriber create or delete runs at a time per bus ... a concurrent one fails with
+    ConcurrentModificationException" (UG subscribers): how long one runs is not documented."""
+    h = Harness(Choices(subscriber_change_seconds=seconds))
+    first = h.subscribe("first")
+    if not seconds:
+        h.service.delete_subscriber(SubscriberArn=h.subscribe("second"))
+        return
+    with pytest.raises(ApiError) as refused:
+        h.subscribe("second")
+    assert refused.value.code == "ConcurrentModificationException" and refused.value.status == 409
+    h.clock.advance(seconds)
+    h.service.delete_subscriber(SubscriberArn=first)
+    with pytest.raises(ApiError, match="one at a time per bus"):
+        h.subscribe("second")

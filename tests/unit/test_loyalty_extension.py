@@ -15,7 +15,6 @@ from yafdp.runs import RunOptions, run_saga
 from yafdp.services import loyalty
 from yafdp.analysis.trace import load_run, order_outcomes, service_items
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
-from yafdp.runs.workload import OutcomeRates
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def test_same_orders_end_the_same_way_with_or_without_loyalty(tmp_path):
     for name, excluded in {"without": ("loyalty",), "with": ()}.items():
         out = tmp_path / name
         run_saga(RunOptions(orders=60, seed=4, out=out, exclude_services=excluded,
-                            rates=OutcomeRates(0.1, 0.1, 0.2), faults=Faults(reorder_rate=0.5)))
+                            rates={"payment_failure": 0.1, "restaurant_reject": 0.1, "delivery_failure": 0.2}, faults=Faults(reorder_rate=0.5)))
         run = load_run(out)
         decisions[name] = (order_outcomes(run)[["status", "charged", "refunded"]],
                            run.payments[["order_id", "kind", "amount"]].reset_index(drop=True))
@@ -109,7 +108,7 @@ def test_no_points_when_the_delivery_failure_arrives_before_the_confirmation():
 
 
 def test_a_reordered_run_leaves_tombstones_and_loyalty_nets_out(tmp_path):
-    run_saga(RunOptions(orders=120, seed=21, out=tmp_path, rates=OutcomeRates(delivery_failure=0.2),
+    run_saga(RunOptions(orders=120, seed=21, out=tmp_path, rates={"delivery_failure": 0.2},
                         faults=Faults(reorder_rate=0.5)))
     run = load_run(tmp_path)
     states = service_items(run, "loyalty", "order")["state"].value_counts()

@@ -208,6 +208,62 @@ def test_wildcard_does_not_match_numbers():
     assert not matches({"key": [{"wildcard": "*"}]}, {"key": 5})
 
 
+class _Scanned(str):
+    """A string that counts the characters a search in it looks at: ``find`` over ``[start, end)`` looks at those
+    up to the end of what it found, or all of them when it finds nothing."""
+
+    def find(self, piece, start=0, end=None):
+        end = len(self) if end is None else end
+        found = str.find(self, piece, start, end)
+        self.looked_at = getattr(self, "looked_at", 0) + ((found + len(piece)) if found >= 0 else end) - start
+        return found
+
+
+@pytest.mark.parametrize(("wildcard", "value", "expected"), [
+    ("*a*a*a*b", "a" * 100_000, False),                 # the backtracking regular expression took 12 s at 800
+    ("*a*a*a*b", "a" * 100_000 + "cb", True),
+    ("*a*a*a*b", "a" * 100_000 + "b", True),
+    ("x*y*y*z", "x" + "y" * 50_000 + "a" * 50_000 + "z", True),
+    ("x*q*y*z", "x" + "y" * 100_000 + "z", False),       # q is never found: one scan of the value, not one per y
+    ("*\\**a*b", "*" * 100_000 + "ab", True),           # an escaped star is a literal
+])
+def test_wildcard_matching_looks_at_each_character_of_the_value_at_most_once(wildcard, value, expected):
+    """Linear time in the value: the searches for the pieces between the stars look at disjoint stretches of it,
+    so no character is looked at twice, whatever the pattern (the complexity check accepts ``*a*a*a*b``)."""
+    from yafdp.patterns.wildcard import check_complexity, wildcard_matcher
+
+    check_complexity([wildcard])
+    scanned = _Scanned(value)
+    assert wildcard_matcher(wildcard)(scanned) is expected
+    assert getattr(scanned, "looked_at", 0) <= len(value)
+    assert matches({"key": [{"wildcard": wildcard}]}, {"key": value}) is expected
+    assert matches({"key": [{"anything-but": {"wildcard": wildcard}}]}, {"key": value}) is not expected
+
+
+def test_wildcard_matching_agrees_with_a_plain_search_over_every_split():
+    """Taking each piece at its leftmost place never misses a match: checked against trying every way to split
+    the value, on short random values and patterns over a two-letter alphabet (where overlaps abound)."""
+    from functools import lru_cache
+
+    from yafdp.patterns.wildcard import wildcard_matcher
+
+    def reference(pattern: str, value: str) -> bool:
+        @lru_cache(maxsize=None)
+        def at(p: int, v: int) -> bool:
+            if p == len(pattern):
+                return v == len(value)
+            if pattern[p] == "*":
+                return at(p + 1, v) or (v < len(value) and at(p, v + 1))
+            return v < len(value) and value[v] == pattern[p] and at(p + 1, v + 1)
+        return at(0, 0)
+
+    rng = random.Random(27)
+    for _ in range(3000):
+        pattern = "".join(rng.choice("ab*") for _ in range(rng.randrange(8))).replace("**", "*")
+        value = "".join(rng.choice("ab") for _ in range(rng.randrange(10)))
+        assert wildcard_matcher(pattern)(value) is reference(pattern, value), (pattern, value)
+
+
 # -- anything-but ----------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import random
 import numpy
 import pytest
 
+from yafdp.catalog import load_catalog
 from yafdp.errors import RefusedError
 from yafdp.plan.model import RetryPolicy
 from yafdp.runs import RunOptions, run_saga
@@ -110,7 +111,10 @@ def test_a_run_with_injected_faults_is_refused_for_recording(tmp_path):
 
     run_saga(RunOptions(orders=5, seed=1, out=tmp_path, faults=Faults(duplicate_rate=0.5)))
     with rundb.open_run(tmp_path) as db, pytest.raises(RefusedError, match="injected faults .*duplicate_rate"):
-        record_choreography(db, recording_plan())
+        record_choreography(db, recording_plan(), TERMINAL_EVENTS)
+
+
+TERMINAL_EVENTS = load_catalog().saga.terminal_events
 
 
 def recording_plan():
@@ -243,4 +247,4 @@ def test_a_recording_from_a_run_db_needs_its_rules_in_the_plan(choreography):
     out, _ = choreography
     plan = recording_plan()
     with rundb.open_run(out) as db, pytest.raises(RefusedError, match="which the plan does not have"):
-        record_choreography(db, dataclasses.replace(plan, rules=plan.rules[1:]))
+        record_choreography(db, dataclasses.replace(plan, rules=plan.rules[1:]), TERMINAL_EVENTS)

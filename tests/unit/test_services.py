@@ -2,12 +2,14 @@
 
 import pytest
 
+from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
-from yafdp.services import delivery, loyalty, notification, order, payment, resolve_handler, restaurant
+from yafdp.services import delivery, loyalty, notification, order, payment, restaurant
 from yafdp.services.order import OrderRejectedError, validate_order
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 
 WORLD = load_marketplace()
+SAGA = load_catalog().saga  # the statuses the Order service keeps, as the catalog declares them
 
 
 class FakeStore:
@@ -21,7 +23,7 @@ class FakeStore:
         return self.items.get((kind, key))
 
     def handle(self, service, handler, detail_type, detail):
-        uow = BufferedUnitOfWork(service, self, WORLD, now=lambda: 0.0)
+        uow = BufferedUnitOfWork(service, self, WORLD, now=lambda: 0.0, saga=SAGA)
         handler({"id": f"evt-{len(self.published)}", "detail-type": detail_type, "detail": detail}, uow)
         self.items.update(uow.writes)
         self.published += [(t, d) for _, t, d in uow.outbox]
@@ -35,14 +37,14 @@ REQUEST = {"order_id": "ord-s-1", "customer_id": "cus-7", "restaurant_id": "res-
 
 def placed(store=None) -> FakeStore:
     store = store or FakeStore()
-    uow = BufferedUnitOfWork("order", store, WORLD, now=lambda: 0.0)
+    uow = BufferedUnitOfWork("order", store, WORLD, now=lambda: 0.0, saga=SAGA)
     order.place_order(REQUEST, uow)
     store.items.update(uow.writes)
     return store
 
 
 def test_place_order_stores_it_placed_and_publishes_order_initiated():
-    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 1.5)
+    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 1.5, saga=SAGA)
     assert order.place_order(REQUEST, uow) == "ord-s-1"
     assert uow.writes[("order", "ord-s-1")]["status"] == "PLACED"
     [(_, detail_type, detail)] = uow.outbox
@@ -78,7 +80,7 @@ def test_bad_order_is_refused_naming_the_field(change, field):
 
 
 def test_bad_order_stores_and_publishes_nothing():
-    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 0.0)
+    uow = BufferedUnitOfWork("order", FakeStore(), WORLD, now=lambda: 0.0, saga=SAGA)
     with pytest.raises(OrderRejectedError):
         order.place_order({**REQUEST, "amount": -1}, uow)
     assert uow.writes == {} and uow.outbox == []
@@ -185,13 +187,13 @@ def test_every_handler_named_in_the_catalog_exists():
     from yafdp.catalog import load_catalog
 
     catalog = load_catalog()
+    assert catalog.code.check() == []
     for sub in catalog.subscriptions:
-        resolve_handler(sub.service, sub.handler)
-    for service in catalog.services.values():
-        for entrypoint in service.entrypoints:
-            resolve_handler(service.name, entrypoint.name)
+        assert callable(catalog.handler(sub.service, sub.handler))
 
 
 def test_missing_handler_says_what_is_missing():
-    with pytest.raises(LookupError, match="yafdp/services/payment.py has no handler function 'teleport'"):
-        resolve_handler("payment", "teleport")
+    from yafdp.catalog import CatalogError, load_catalog
+
+    with pytest.raises(CatalogError, match="yafdp/services/payment.py: has no function 'teleport'"):
+        load_catalog().handler("payment", "teleport")

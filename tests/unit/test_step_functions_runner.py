@@ -21,14 +21,14 @@ from yafdp.catalog.marketplace import load_marketplace
 from yafdp.plan import build_plan
 from yafdp.plan.step_functions import LAMBDA_INVOKE, OrchestrationError, state_machine_definition
 from yafdp.runs.bootstrap import timing_for
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 from yafdp.runtime import rundb
 
 CATALOG = load_catalog()
 PLAN = build_plan(CATALOG)
 WORLD = load_marketplace()
 DEFINITION = state_machine_definition(CATALOG, PLAN)
-HAPPY = OutcomeRates(0, 0, 0)
+HAPPY = {"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0}
 
 
 class VirtualTiming(MeasuredTiming):
@@ -59,7 +59,7 @@ class Recording(LocalStepFunctions):
 
 
 def run(runner, orders=1, seed=3):
-    for order in generate_orders(orders, seed=seed, world=WORLD, rates=HAPPY):
+    for order in planned_requests(CATALOG, orders, seed=seed, rates=HAPPY):
         runner.call("order", "place_order", order.request)
     runner.run()
     return runner

@@ -293,9 +293,10 @@ def retry_policies(catalog: Catalog) -> pd.DataFrame:
 def quotas() -> pd.DataFrame:
     """The two buses' documented quotas side by side (per account and Region unless said), each row with the
     page it comes from. The Classic PutEvents rate is eu-west-1's, as ``data/quotas.json`` has it."""
-    from yafdp.simulation.quotas import QUOTAS_FILE
+    from yafdp.catalog.loader import read_json
+    from yafdp.shipped import QUOTAS_FILE
 
-    classic = {k: v["value"] for k, v in json.loads(QUOTAS_FILE.read_text(encoding="utf-8"))["quotas"].items()}
+    classic = {k: v["value"] for k, v in read_json(QUOTAS_FILE)["quotas"].items()}
     rows = [
         ("events published per second", f"{classic['eventbridge_put_events_per_second']:,.0f} PutEvents requests/s "
          "(eu-west-1, adjustable)", f"{limits.BUS_EVENTS_PER_SECOND:,} events/s per bus (not adjustable)",

@@ -1,35 +1,42 @@
-"""The saga's promises, checked on any run's ``run.db`` whatever backend or faults produced it.
+"""The saga's promises, checked on any run's ``run.db`` whatever backend or faults produced it: an audit.
 
-Each invariant names the orders (or events) that break it; ``yafdp check DIR`` prints them and exits 1. The
-checker trusts nothing a run could have got wrong: money is read from the Payment service's ledger (one row per
-charge and per refund), the events and the requests are counted on their own, the views are its own definitions
-(not the ones stored in ``run.db``), and routing comes from the catalog's rules, not from what ``run_info`` says.
-A ``run.db`` it cannot read raises :class:`MalformedRunError`, one line naming the file and the problem. It reads
-every table in one read transaction: one snapshot of the run, even while another process writes it.
+What should have happened is decided from the catalog, never from what ``run.db`` says about itself: the catalog
+given (``yafdp check DIR --catalog CAT``), or the one the run recorded and that can be proven unchanged (its folder
+as it is now agrees with ``run.db``'s record and with the run folder's own copy, ``catalog.json``; see
+:mod:`yafdp.catalog.record`). A difference is a finding. Then every fact that two records hold is checked against
+both: the events (the archive), the deliveries, the saga's tracker and every service's own state, so that removing
+both sides of a pair still leaves a third witness. The generic invariants below come from the catalog's saga (its
+start, its outcomes, its steps and compensations); a catalog adds its own in ``invariants.py`` (YAFDP's money and
+loyalty points), each a function over a :class:`Run`.
+
+Each invariant names the sagas (or events) that break it; ``yafdp check DIR`` prints them, then one summary line
+(passed, failed, skipped, and what was audited against), and exits 1 on any failure. A ``run.db`` it cannot read
+raises :class:`MalformedRunError`, one line naming the file and the problem. It reads every table in one read
+transaction: one snapshot of the run, even while another process writes it.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import re
 import sqlite3
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from yafdp.catalog import Catalog, load_catalog
+from yafdp.catalog.record import Proof, compare, folder_files, prove
 from yafdp.errors import RunFolderError
 from yafdp.patterns import RuleSet
+from yafdp.plan import build_plan
+from yafdp.plan.model import DEFAULT_PREFIX
 from yafdp.runs import folder
 from yafdp.runtime import rundb
-from yafdp.services.order import STATUS_AFTER, TERMINAL
 
-CENT = 0.005
-START_EVENT = "Order_Initiated"
-CHARGED_EVENT, REFUNDED_EVENT, AWARDED_EVENT = "Payment_Success", "Payment_Refunded", "Loyalty_Points_Added"
-DELIVERED = "DELIVERY_SCHEDULED"
-# The events that move an order to each status (the Order service's rule): a status no event of the order leads
-# to was not reached.
-LEADS_TO = {status: {e for e, s in STATUS_AFTER.items() if s == status} for status in set(STATUS_AFTER.values())}
+CENT = 0.005  # two amounts within half a cent are the same amount
 BASE_TABLES, MalformedRunError = rundb.BASE_TABLES, rundb.MalformedRunError  # one check for every reader of a run
 
 
@@ -39,41 +46,113 @@ class UnfinishedRunError(RunFolderError):
 
 @dataclass(frozen=True)
 class Invariant:
+    """One promise checked on a run: whether it held, the sagas (or events) that break it, how many things were
+    checked, and, when it could not be checked, why (``skipped``: a finding too, counted in the summary line)."""
+
     name: str
     promise: str
     passed: bool
     offenders: tuple[str, ...] = ()
     checked: int = 0
     skipped: str | None = None
+    applies: bool = True  # False: skipped because it does not apply to this kind of run (a Classic bus's FIFO order)
 
 
 @dataclass
 class Run:
-    """What the invariants read: the database (with this module's own views), ``run_info``, the routing rules
-    and where they came from, and whether the run had a Loyalty service."""
+    """What the invariants read: the database (with this module's own views), ``run_info``, and the catalog the
+    run is audited against, with where it came from (``catalog_source``) and how far it is proven (``proof``).
+
+    The helpers read the run's records the same way for every invariant, a row at a time (a run of a million
+    events is never held in memory): :meth:`sagas` (the tracker's status of each saga), :meth:`histories` (each
+    saga's events, without their details), :meth:`events_of` (the events of some detail-types, their details
+    read), :meth:`announcements` and :meth:`items` (a service's own state).
+    """
 
     path: Path
     db: sqlite3.Connection
     info: dict
-    rules: dict | None
-    rules_source: str
-    loyalty: bool
-    fifo: frozenset[str] | None = None  # a Custom Event Bus's FIFO subscribers (from the catalog), None: unknown
+    catalog: Catalog
+    catalog_source: str
+    proof: Proof | None = None
+    code_trusted: bool = True  # the catalog's Python (its invariants.py) may run: it is proven, or given
     custom: bool = False  # a Custom Event Bus run (see _custom_bus)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def saga(self):
+        """The catalog's saga vocabulary (:class:`~yafdp.catalog.saga.Saga`)."""
+        return self.catalog.saga
+
+    @functools.cached_property
+    def plan(self):
+        """The deployment plan of the catalog, with the run's prefix and kind of bus: its routes' names (a Classic
+        bus's rules, a Custom Event Bus's subscribers) are those in ``run.db``."""
+        return build_plan(self.catalog, self.info.get("prefix") or DEFAULT_PREFIX,
+                          bus="custom" if self.custom else "classic")
+
+    @property
+    def fifo(self) -> frozenset[str]:
+        """A Custom Event Bus run's FIFO subscribers (from the catalog)."""
+        return frozenset(r.name for r in self.plan.routes if getattr(r, "fifo", False))
+
+    def sagas(self) -> dict[str, Any]:
+        """Every saga the tracker keeps, ``{saga id: status}``."""
+        if "sagas" not in self._cache:
+            select, parameters = rundb.saga_statuses(self.saga.tracker)
+            self._cache["sagas"] = dict(self.db.execute(select + " ORDER BY key", parameters))
+        return self._cache["sagas"]
+
+    def histories(self):
+        """Each saga's events in publication order, one saga at a time: ``(saga id, [(detail_type, announcement,
+        replayed)])``, ``announcement`` being the unit of work that published it (``published_by``, else the event
+        id: an outbox published again after a crash is one announcement) and ``replayed`` whether the archive
+        replayed it. Events that name no saga are left out."""
+        rows = self.db.execute("SELECT order_id, detail_type, COALESCE(published_by, event_id), replay_name IS NOT NULL"
+                               " FROM events WHERE order_id IS NOT NULL ORDER BY order_id, seq")
+        for saga_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+            yield saga_id, [(detail_type, key, replayed) for _, detail_type, key, replayed in group]
+
+    def events_of(self, *detail_types: str):
+        """The published events of ``detail_types`` (every event when none is given), one at a time in publication
+        order: ``{"event_id", "saga_id", "detail_type", "source", "published_by", "replay_name", "detail"}``."""
+        where = f" WHERE detail_type IN ({', '.join('?' * len(detail_types))})" if detail_types else ""
+        for event_id, saga_id, detail_type, source, published_by, replay, detail in self.db.execute(
+                "SELECT event_id, order_id, detail_type, source, published_by, replay_name, detail FROM events"
+                f"{where} ORDER BY seq", detail_types):
+            yield {"event_id": event_id, "saga_id": saga_id, "detail_type": detail_type, "source": source,
+                   "published_by": published_by, "replay_name": replay, "detail": json.loads(detail)}
+
+    def announcements(self, detail_type: str) -> Counter:
+        """How many times each saga's ``detail_type`` was announced: events published again from the same outbox
+        (at-least-once publication after a crash) or replayed from the archive are one announcement; any other
+        event counts on its own."""
+        return Counter(dict(self.db.execute(
+            "SELECT order_id, COUNT(DISTINCT COALESCE(published_by, event_id)) FROM events WHERE detail_type = ?"
+            " AND replay_name IS NULL AND order_id IS NOT NULL GROUP BY order_id", (detail_type,))))
+
+    def items(self, service: str, kind: str) -> dict[str, dict]:
+        """The items of one kind in a service's own state, ``{key: item}``."""
+        return {key: json.loads(item) for key, item in self.db.execute(
+            "SELECT key, item FROM state WHERE service = ? AND kind = ? ORDER BY key", (service, kind))}
 
 
-def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finished_only: bool = False) -> list[Invariant]:
+def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
+              finished_only: bool = False) -> list[Invariant]:
     """Check every invariant on the run in ``path`` (a run folder or its ``run.db``), all of them on one snapshot.
 
-    Routing is checked against the rules of the catalog the run was made with (``run_info.catalog_dir``, or
-    ``catalog_dir`` when given). Raises :class:`MalformedRunError` when ``run.db`` cannot be read as a run. With
-    ``finished_only`` (``yafdp check``), a run that has not finished raises :class:`UnfinishedRunError` instead of
-    failing invariants it has not had the time to keep: one whose folder another process holds (in progress), or
-    one stopped before its end (``run_info.status`` still ``running``), which says how to finish it. Without it,
-    an unfinished run is checked as far as it got (a notebook looks at its run before it redrives and finishes it).
+    ``catalog`` is what the run is audited against: a catalog object (e.g. one built in a notebook), or a folder
+    (``--catalog``); by default the one the run recorded, proven unchanged (a difference is the first invariant's
+    finding, "the run's catalog"). Raises :class:`~yafdp.catalog.CatalogError` when a given catalog does not load,
+    :class:`MalformedRunError` when ``run.db`` cannot be read as a run. With ``finished_only`` (``yafdp check``), a
+    run that has not finished raises :class:`UnfinishedRunError` instead of failing invariants it has not had the
+    time to keep: one whose folder another process holds (in progress), or one stopped before its end
+    (``run_info.status`` still ``running``), which says how to finish it. Without it, an unfinished run is checked
+    as far as it got (a notebook looks at its run before it redrives and finishes it).
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
+    given = load_catalog(catalog) if isinstance(catalog, (str, Path)) else catalog  # refused first if it does not load
     if finished_only:  # first: a memory-store run in progress has no run.db until it ends
         _refuse_in_progress(rundb.run_db_path(path).parent)
     db, db_path = _open(path)
@@ -82,182 +161,331 @@ def check_run(path: str | Path, catalog_dir: str | Path | None = None, *, finish
         info = _well_formed(db, db_path)
         if finished_only:
             _refuse_unfinished(db_path.parent, info)
-        custom = _custom_bus(db, info)
-        rules, source, loyalty, fifo = _routing(info, catalog_dir, "custom" if custom else "classic")
-        run = Run(db_path, db, info, rules, source, loyalty, fifo, custom)
+        basis = _audited_catalog(info, db_path.parent, given)
+        if basis.catalog is None:
+            return [basis.finding] + [Invariant(name, "not checked", False, ("not checked: no catalog to check the "
+                                                                            "run against",)) for name in INVARIANTS]
+        run = Run(db_path, db, info, basis.catalog, basis.source, basis.proof, basis.code_trusted,
+                  _custom_bus(db, info))
         try:
-            # Looked up by name each time, so a test can switch one off and show that the suite notices.
-            return [globals()[name](run) for name in INVARIANTS]
+            # Looked up by name each time, so a test can switch one off and show what the suite notices.
+            results = [basis.finding] + [globals()[name](run) for name in INVARIANTS]
+            return results + _catalog_invariants(run)
         except sqlite3.DatabaseError as exc:
             raise MalformedRunError(f"{db_path}: {exc}") from None
     finally:
         db.close()
 
 
-INVARIANTS = ("every_order_terminal", "no_double_charge", "charges_are_the_orders_amount", "refunds_match_charges",
-              "loyalty_nets_out", "every_request_accounted_for", "state_matches_events", "every_event_reached_its_targets",
-              "fifo_subscribers_keep_publish_order", "deduplicated_publishes_stored_nothing")
+INVARIANTS = ("every_saga_terminal", "state_matches_events", "publications_have_causes",
+              "every_event_reached_its_targets", "compensations_match_steps", "no_step_applied_twice",
+              "every_request_accounted_for", "only_the_catalogs_services", "fifo_subscribers_keep_publish_order",
+              "deduplicated_publishes_stored_nothing")
 DEDUPLICATION_WINDOW_SECONDS = 300  # a Custom Event Bus's deduplication window (UG "Ordering and deduplication")
 
 
-# ---------------------------------------------------------------- the invariants
+def summary_line(results: list[Invariant]) -> str:
+    """One line for the end of ``yafdp check``: how many invariants passed, failed and were skipped (each skip
+    named: it is a finding, not a pass), those that do not apply to this kind of run, and nothing else.
 
-def every_order_terminal(run: Run) -> Invariant:
-    rows = run.db.execute("SELECT order_id, status FROM orders ORDER BY order_id").fetchall()
-    bad = [f"{o} ({s})" for o, s in rows if s not in TERMINAL]
-    return Invariant("every order is terminal", "each order ends DELIVERY_SCHEDULED or CANCELLED", not bad, tuple(bad), len(rows))
-
-
-def no_double_charge(run: Run) -> Invariant:
-    charges = Counter(o for (o,) in run.db.execute("SELECT order_id FROM ledger WHERE kind = 'charge'"))
-    successes = _events_per_order(run.db, CHARGED_EVENT)
-    bad = [f"{o} ({n} charges in the ledger)" for o, n in sorted(charges.items()) if n > 1]
-    bad += [f"{o} ({n} {CHARGED_EVENT} events)" for o, n in sorted(successes.items()) if n > 1]
-    return Invariant("no double charge", f"no order is charged more than once (in the ledger, and in {CHARGED_EVENT} events)",
-                     not bad, tuple(bad), len(charges.keys() | successes.keys()))
-
-
-def charges_are_the_orders_amount(run: Run) -> Invariant:
-    orders = _orders(run.db)
-    initiated = _initiated(run.db)
-    charges = _ledger(run.db, "charge")
-    bad = []
-    for order_id, (status, amount, currency) in orders.items():
-        asked = initiated.get(order_id)
-        for charge_amount, charge_currency in charges.get(order_id, ()):
-            if abs(charge_amount - amount) > CENT or charge_currency != currency:
-                bad.append(f"{order_id} (charged {_money(charge_amount, charge_currency)} for an order of {_money(amount, currency)})")
-            elif asked is not None and (abs(charge_amount - asked[0]) > CENT or charge_currency != asked[1]):
-                bad.append(f"{order_id} (charged {_money(charge_amount, charge_currency)}; "
-                           f"{START_EVENT} asked for {_money(*asked)})")
-        if status == DELIVERED and not charges.get(order_id):
-            bad.append(f"{order_id} (delivered without a charge)")
-    return Invariant("charges are the order's amount",
-                     "every charge is exactly its order's amount, in its currency; nothing is delivered without one",
-                     not bad, tuple(bad), len(orders))
+    Examples
+    --------
+    >>> summary_line([Invariant("a", "", True), Invariant("b", "", True, skipped="no Loyalty service"),
+    ...               Invariant("c", "", True, skipped="a Classic bus run", applies=False)])
+    'check: 1 passed, 0 failed, 1 skipped (b: no Loyalty service), 1 not applicable (c: a Classic bus run)'
+    """
+    passed = sum(1 for r in results if r.passed and not r.skipped)
+    failed = [r for r in results if not r.passed]
+    skipped = [r for r in results if r.skipped and r.applies]
+    idle = [r for r in results if r.skipped and not r.applies]
+    line = f"check: {passed} passed, {len(failed)} failed, {len(skipped)} skipped"
+    if skipped:
+        line += " (" + "; ".join(f"{r.name}: {r.skipped}" for r in skipped) + ")"
+    if idle:
+        line += f", {len(idle)} not applicable (" + "; ".join(f"{r.name}: {r.skipped}" for r in idle) + ")"
+    return line
 
 
-def refunds_match_charges(run: Run) -> Invariant:
-    orders = _orders(run.db)
-    charges, refunds = _ledger(run.db, "charge"), _ledger(run.db, "refund")
-    bad = []
-    for order_id, (status, _, _) in orders.items():
-        charged, refunded = charges.get(order_id, []), refunds.get(order_id, [])
-        charged_total, refunded_total = sum(a for a, _ in charged), sum(a for a, _ in refunded)
-        if status == DELIVERED:
-            if refunded:
-                bad.append(f"{order_id} (delivered but refunded {refunded_total:.2f})")
-        elif charged and (len(refunded) != 1 or abs(refunded_total - charged_total) > CENT
-                          or {c for _, c in refunded} != {c for _, c in charged}):
-            bad.append(f"{order_id} ({status}, charged {charged_total:.2f}, {len(refunded)} refund(s) of {refunded_total:.2f})")
-        elif refunded and not charged:
-            bad.append(f"{order_id} ({status}, refunded {refunded_total:.2f} without a charge)")
-    for order_id in sorted((charges.keys() | refunds.keys()) - orders.keys()):
-        bad.append(f"{order_id} (money moved for an order that was never placed)")
-    return Invariant("refunds match charges",
-                     "a charged order that did not end delivered (whatever its status) has exactly one refund of the "
-                     "charge; a delivered one has none", not bad, tuple(bad), len(orders))
+# ---------------------------------------------------------------- the catalog audited against
+
+@dataclass(frozen=True)
+class _Basis:
+    catalog: Catalog | None
+    source: str
+    finding: Invariant
+    proof: Proof | None
+    code_trusted: bool
 
 
-def loyalty_nets_out(run: Run) -> Invariant:
-    name, promise = "loyalty nets out", ("points stand only for delivered orders, one per whole euro of the order, "
-                                         "awarded once; every other order nets zero")
-    if not run.loyalty:
-        return Invariant(name, promise, True, skipped="this run has no Loyalty service")
-    orders = _orders(run.db)
-    entries: dict[str, list[int]] = defaultdict(list)
-    for order_id, points in run.db.execute("SELECT order_id, points FROM loyalty"):
-        entries[order_id].append(points)
-    awarded = _events_per_order(run.db, AWARDED_EVENT)
-    bad = []
-    for order_id, (status, amount, _) in orders.items():
-        points = entries.get(order_id, [])
-        expected = int(amount) if status == DELIVERED else 0
-        awards, reversals = sum(p > 0 for p in points), sum(p < 0 for p in points)
-        if sum(points) != expected or awards > 1 or reversals > 1 or awarded.get(order_id, 0) > 1:
-            bad.append(f"{order_id} ({status}: {sum(points)} points net from {awards} award(s) and {reversals} "
-                       f"reversal(s), {awarded.get(order_id, 0)} {AWARDED_EVENT} event(s); expected {expected})")
-    bad += [f"{o} (loyalty points for an order that was never placed)" for o in sorted(entries.keys() - orders.keys())]
-    return Invariant(name, promise, not bad, tuple(bad), len(orders))
+CATALOG_PROMISE = ("the catalog the run is checked against is the one it ran: given, or recorded in run.db, copied "
+                   "in the run folder and unchanged in its folder")
 
 
-def every_request_accounted_for(run: Run) -> Invariant:
-    orders = {o: (customer, amount) for o, customer, amount in run.db.execute("SELECT order_id, customer_id, amount FROM orders")}
-    refused = {seq for (seq,) in run.db.execute("SELECT request FROM refusals WHERE request IS NOT NULL")}
-    requests = run.db.execute("SELECT seq, order_id, request, same_as FROM requests ORDER BY seq").fetchall()
-    texts = {seq: text for seq, _, text, _ in requests}
-    bad = []
-    for seq, order_id, text, same_as in requests:
-        who = f"request #{seq} ({order_id or 'no order id'})"
-        if same_as is not None:
-            if texts.get(same_as) != text or same_as >= seq:
-                bad.append(f"{who} (merged with request #{same_as}, which is not an earlier identical request)")
-        elif seq not in refused:
-            placed = orders.get(order_id)
-            if placed is None:
-                bad.append(f"{who} (neither placed nor refused)")
-            elif not _same_order(json.loads(text), *placed):
-                bad.append(f"{who} (placed, but the order record differs from the request)")
-    wanted = run.info.get("orders_requested")
-    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != len(requests):
-        bad.append(f"(workload) run_info says {wanted} orders were requested; run.db holds {len(requests)} requests")
-    return Invariant("every request accounted for",
-                     "every order the workload requested was placed as asked, or refused with its reason",
-                     not bad, tuple(bad), len(requests))
+def _audited_catalog(info: dict, run_folder: Path, given: Catalog | None) -> _Basis:
+    """The catalog to decide what should have happened, and the finding that says where it comes from."""
+    name = "the run's catalog"
+    recorded = info.get("catalog") if isinstance(info.get("catalog"), dict) else None
+    if given is not None:
+        given = given.without(*(recorded or {}).get("excluded", ()))
+        source = f"the catalog given ({given.path}{', built in memory' if given.in_memory else ''})"
+        differences = []
+        if recorded is not None and isinstance(recorded.get("files"), dict):
+            now = folder_files(Path(given.path))
+            differences = [f"{d} (the catalog given, against run.db's record)"
+                           for d in compare(recorded["files"], now or {})]
+            if sorted(given.in_memory) != sorted((recorded.get("in_memory") or {})):
+                differences.append("the services built in memory differ from run.db's record")
+        finding = Invariant(name, f"{CATALOG_PROMISE} [{source}]", not differences, tuple(differences),
+                            len((recorded or {}).get("files", {})))
+        return _Basis(given, source, finding, None, True)
+    proof = prove(recorded, run_folder, info.get("catalog_dir"))
+    finding = Invariant(name, f"{CATALOG_PROMISE} [{proof.source}]", proof.proven, proof.differences,
+                        len((recorded or {}).get("files", {})))
+    return _Basis(proof.catalog, proof.source, finding, proof, proof.code_trusted)
+
+
+def _catalog_invariants(run: Run) -> list[Invariant]:
+    """The invariants the catalog declares in its ``invariants.py`` (run only when its code is proven or given)."""
+    if not run.code_trusted:
+        return [Invariant("the catalog's own invariants", "what the catalog's invariants.py promises", False,
+                          ("not run: the catalog's Python could not be proven the run's (see the run's catalog)",))]
+    hook = run.catalog.code.hook("invariants")
+    return [invariant(run) for invariant in getattr(hook, "INVARIANTS", ())]
+
+
+# ---------------------------------------------------------------- the generic invariants
+
+def every_saga_terminal(run: Run) -> Invariant:
+    sagas, saga = run.sagas(), run.saga
+    bad = [f"{s} ({status})" for s, status in sagas.items() if status not in saga.terminal]
+    return Invariant("every saga is terminal", f"each saga ends in a declared outcome: {' or '.join(saga.outcomes)}",
+                     not bad, tuple(bad), len(sagas))
 
 
 def state_matches_events(run: Run) -> Invariant:
-    orders = _orders(run.db)
-    kinds: dict[str, set[str]] = defaultdict(set)
-    for order_id, detail_type in run.db.execute("SELECT order_id, detail_type FROM events WHERE order_id IS NOT NULL"):
-        kinds[order_id].add(detail_type)
-    bad = []
-    for order_id, (status, _, _) in orders.items():
-        published = kinds.get(order_id, set())
-        if START_EVENT not in published:
-            bad.append(f"{order_id} (no {START_EVENT} event)")
-        elif status != "PLACED" and not (LEADS_TO.get(status, set()) & published):
-            bad.append(f"{order_id} ({status}, but none of its events leads there: {', '.join(sorted(published))})")
-    for kind, event in (("charge", CHARGED_EVENT), ("refund", REFUNDED_EVENT)):
-        for order_id in sorted(_ledger(run.db, kind)):
-            if order_id in orders and event not in kinds.get(order_id, set()):
-                bad.append(f"{order_id} (a {kind} in the ledger, but no {event} event)")
-    bad += [f"{o} (events for an order with no order record)" for o in sorted(kinds.keys() - orders.keys())]
-    return Invariant("state matches events",
-                     "every placed order has its events, its status is one its events lead to, and every charge "
-                     "and refund was announced", not bad, tuple(bad), len(orders))
+    """The tracker's status of each saga is the one its events lead to, and each has its start event."""
+    saga, sagas = run.saga, run.sagas()
+    bad, seen = [], set()
+    for saga_id, history in run.histories():
+        seen.add(saga_id)
+        status = sagas.get(saga_id)
+        if saga_id not in sagas:
+            bad.append(f"{saga_id} (events for a saga its tracker has no record of)")
+            continue
+        published = [detail_type for detail_type, _, _ in history]
+        reachable = _statuses_reached(saga, published)
+        if saga.start_event not in published:
+            bad.append(f"{saga_id} (no {saga.start_event} event)")
+        elif status not in reachable:
+            bad.append(f"{saga_id} ({status}, but its events lead to {' or '.join(sorted(reachable))}: "
+                       f"{', '.join(sorted(set(published)))})")
+    bad += [f"{s} (no {saga.start_event} event)" for s in sorted(set(sagas) - seen)]
+    return Invariant("state matches events", f"every saga the {saga.tracker.service} service tracks has its "
+                     f"{saga.start_event} event and the status its events lead to", not bad, tuple(sorted(bad)),
+                     len(sagas))
+
+
+def publications_have_causes(run: Run) -> Invariant:
+    """Every event a handler published was caused by a delivery the run made: the rule it names is the catalog's,
+    matched the causing event, may publish this event, and its delivery of the causing event succeeded."""
+    routes = {r.name: r for r in run.plan.routes}
+    starters = {p.name for s in run.catalog.services.values() for p in s.entrypoints}
+    matched: dict[str, Any] = {}
+    bad, checked = [], 0
+    # Each event with its cause (the event the delivery that published it was handling), read a row at a time.
+    rows = run.db.execute(
+        "SELECT e.event_id, e.order_id, e.detail_type, e.published_by, e.replay_name IS NOT NULL,"
+        " c.event_id, c.source, c.detail_type, c.detail,"
+        " EXISTS (SELECT 1 FROM deliveries d WHERE d.outcome = 'ok' AND d.event_id = c.event_id"
+        "         AND d.rule = substr(e.published_by, 1, instr(e.published_by, '#') - 1))"
+        " FROM events e LEFT JOIN events c ON instr(e.published_by, '#') > 0 AND e.published_by NOT LIKE 'call#%'"
+        " AND c.event_id = substr(e.published_by, instr(e.published_by, '#') + 1) ORDER BY e.seq")
+    for event_id, saga_id, detail_type, by, replayed, cause_id, source, cause_type, cause_detail, delivered in rows:
+        checked += 1
+        who = f"{saga_id or '(no saga)'}: {detail_type} {event_id}"
+        if replayed:
+            continue  # replayed from the archive: the original is the announcement
+        if by is None or by.startswith("call#"):  # an API call (the local bus records none)
+            called = by.split("#")[1] if by else None
+            if detail_type != run.saga.start_event or (called and called not in starters):
+                bad.append(f"{who} (published by no delivery: only {run.saga.start_event} comes from an API call)")
+            continue
+        rule_name, _, named_cause = by.partition("#")
+        route = routes.get(rule_name)
+        if route is None:
+            bad.append(f"{who} (published by rule {rule_name}, which the catalog does not have)")
+        elif cause_id is None:
+            bad.append(f"{who} (caused by event {named_cause}, which is not in the archive)")
+        elif not delivered:
+            bad.append(f"{who} (published by {rule_name} on {cause_id}, which was never delivered there)")
+        elif detail_type not in route.emits:
+            bad.append(f"{who} (rule {rule_name} may not publish it: it emits {', '.join(route.emits) or 'nothing'})")
+        elif not _matches(matched, route, {"event_id": cause_id, "source": source, "detail_type": cause_type,
+                                           "detail": json.loads(cause_detail)}):
+            bad.append(f"{who} (rule {rule_name} does not match its cause, {cause_type} {cause_id})")
+    return Invariant("publications have causes", "every event a handler published was caused by a successful "
+                     "delivery of a rule of the catalog that matches its cause and may publish it",
+                     not bad, tuple(bad), checked)
 
 
 def every_event_reached_its_targets(run: Run) -> Invariant:
     name = "no event lost"
     promise = ("every published event reached every target whose rule (from the catalog) matched it, "
                "or is in a dead-letter queue with its reason")
-    if run.rules is None:
-        return Invariant(name, promise, False, (run.rules_source,))
     ruleset = RuleSet()
-    for rule, pattern in run.rules.items():
-        ruleset.add(rule, pattern)
+    for rule in run.plan.routes:
+        ruleset.add(rule.name, dict(rule.pattern))
     done = set(run.db.execute("SELECT event_id, rule FROM deliveries WHERE outcome = 'ok'"))
     dead = {(e, r): reason for e, r, reason in run.db.execute(
         "SELECT event_id, rule, error_code || ': ' || error_message FROM dead_letters"
         " WHERE redriven_at IS NULL AND kind != 'dropped'")}  # a dropped event is lost, whatever the reason
     bad, checked, seen = [], 0, set()
-    if "other rules" in run.rules_source:
-        bad.append(f"(rules) {run.rules_source}")
-    for event_id, order_id, source, detail_type, detail in run.db.execute(
-            "SELECT event_id, order_id, source, detail_type, detail FROM events ORDER BY seq"):
-        seen.add(event_id)
-        envelope = {"id": event_id, "source": source, "detail-type": detail_type, "detail": json.loads(detail)}
+    for event in run.events_of():
+        seen.add(event["event_id"])
+        envelope = {"id": event["event_id"], "source": event["source"], "detail-type": event["detail_type"],
+                    "detail": event["detail"]}
         for rule in ruleset.matching(envelope):
             checked += 1
-            if (event_id, rule) in done:
+            if (event["event_id"], rule) in done:
                 continue
-            reason = dead.get((event_id, rule))
+            reason = dead.get((event["event_id"], rule))
             if not reason or not reason.strip(": "):
-                bad.append(f"{order_id or '(no order)'}: {detail_type} {event_id} → {rule} (neither delivered nor dead-lettered)")
+                bad.append(f"{event['saga_id'] or '(no saga)'}: {event['detail_type']} {event['event_id']} → {rule} "
+                           "(neither delivered nor dead-lettered)")
     strays = sorted({e for e, _ in done} - seen)
     bad += [f"(event {e}) delivered, but not in the archive of published events" for e in strays]
-    return Invariant(name, f"{promise} [{run.rules_source}]", not bad, tuple(bad), checked)
+    return Invariant(name, promise, not bad, tuple(bad), checked)
+
+
+def compensations_match_steps(run: Run) -> Invariant:
+    """Every completed compensatable step of a saga that failed (a failure event was published) is compensated
+    exactly once; a saga that completed has nothing compensated; nothing is compensated that did not happen.
+    Decided from the events and the catalog, not from the tracker's status."""
+    saga, catalog = run.saga, run.catalog
+    compensated = {step: saga.compensation_of(step) for step, kind in saga.steps.items() if kind == "compensatable"}
+    bad, sagas = [], 0
+    for saga_id, history in run.histories():
+        sagas += 1
+        published = [detail_type for detail_type, _, _ in history]
+        announced = Counter(detail_type for detail_type, _ in {(t, key) for t, key, replayed in history if not replayed})
+        failures = sorted({e for e in published if e in catalog.events and catalog.events[e].kind == "failure"})
+        completed = bool(_statuses_reached(saga, published) & saga.completed)
+        if completed and failures:
+            bad.append(f"{saga_id} (completed, yet {', '.join(failures)} was published)")
+        for step, compensations in compensated.items():
+            done, undone = announced[step], sum(announced[c] for c in compensations)
+            if completed and undone:
+                bad.append(f"{saga_id} (completed, but {step} was compensated {undone} time(s))")
+            elif failures and done and undone != 1:
+                bad.append(f"{saga_id} ({failures[0]}: {step} happened and was compensated {undone} time(s), "
+                           "not once")
+            elif undone and not done:
+                bad.append(f"{saga_id} ({step} compensated {undone} time(s) but it never happened)")
+    return Invariant("compensations match steps", "every completed compensatable step of a saga that failed is "
+                     "compensated exactly once; nothing of a completed saga is, nor what never happened",
+                     not bad, tuple(bad), sagas)
+
+
+def no_step_applied_twice(run: Run) -> Invariant:
+    """No step or compensation is announced twice for a saga (an outbox published again is one announcement)."""
+    saga = run.saga
+    watched = {*saga.steps, *saga.compensations, saga.start_event}
+    bad, sagas = [], 0
+    for saga_id, history in run.histories():
+        sagas += 1
+        announced = Counter(t for t, _ in {(t, key) for t, key, replayed in history if not replayed and t in watched})
+        bad += [f"{saga_id} ({n} {name} events)" for name, n in sorted(announced.items()) if n > 1]
+    return Invariant("no step applied twice", "no step or compensation of a saga is announced more than once",
+                     not bad, tuple(bad), sagas)
+
+
+def every_request_accounted_for(run: Run) -> Invariant:
+    saga = run.saga
+    refused = {seq for (seq,) in run.db.execute("SELECT request FROM refusals WHERE request IS NOT NULL")}
+    # Each request with the start event of the saga it names (the first, if a tampered run has more), a row at a
+    # time; a merged request with the request it was merged into.
+    rows = run.db.execute(
+        "SELECT r.seq, r.order_id, r.request, r.same_as, m.request, m.seq,"
+        " (SELECT e.detail FROM events e WHERE e.order_id = r.order_id AND e.detail_type = ? ORDER BY e.seq LIMIT 1)"
+        " FROM requests r LEFT JOIN requests m ON m.seq = r.same_as ORDER BY r.seq", (saga.start_event,))
+    bad, count = [], 0
+    for seq, saga_id, text, same_as, merged_into, merged_seq, started in rows:
+        count += 1
+        who = f"request #{seq} ({saga_id or 'no saga id'})"
+        if same_as is not None:
+            if merged_seq is None or merged_into != text or same_as >= seq:
+                bad.append(f"{who} (merged with request #{same_as}, which is not an earlier identical request)")
+        elif seq not in refused:
+            if started is None:
+                bad.append(f"{who} (neither started nor refused)")
+            elif not _as_asked(json.loads(text), json.loads(started)):
+                bad.append(f"{who} (started, but its {saga.start_event} differs from the request)")
+    wanted = run.info.get("orders_requested")
+    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != count:
+        bad.append(f"(workload) run_info says {wanted} orders were requested; run.db holds {count} requests")
+    return Invariant("every request accounted for",
+                     "every request of the workload started its saga as asked, or was refused with its reason",
+                     not bad, tuple(bad), count)
+
+
+def only_the_catalogs_services(run: Run) -> Invariant:
+    """Nothing in the run comes from a service the catalog does not have (e.g. one the run says it left out)."""
+    services = set(run.catalog.services)
+    sources = {s.source for s in run.catalog.services.values()}
+    rules = {r.name for r in run.plan.routes}
+    bad = [f"(state) {n} item(s) of service {s!r}, which the catalog does not have"
+           for s, n in run.db.execute("SELECT service, COUNT(*) FROM state GROUP BY service") if s not in services]
+    bad += [f"(events) {n} event(s) from source {s!r}, which no service of the catalog has"
+            for s, n in run.db.execute("SELECT source, COUNT(*) FROM events GROUP BY source") if s not in sources]
+    bad += [f"(deliveries) {n} delivery attempt(s) by rule {r!r}, which the catalog does not have"
+            for r, n in run.db.execute("SELECT rule, COUNT(*) FROM deliveries GROUP BY rule") if r not in rules]
+    return Invariant("only the catalog's services", "every state item, event and delivery belongs to a service "
+                     "and a rule of the catalog", not bad, tuple(bad), len(services))
+
+
+# ---------------------------------------------------------------- helpers for the invariants (and invariants.py)
+
+def _statuses_reached(saga, published: list[str]) -> set[str]:
+    """The statuses a tracker may hold after hearing ``published`` in any order: statuses only move forward, so
+    it holds one of the highest-ranked statuses they lead to (the initial one when none leads anywhere)."""
+    after = {saga.status_after[e] for e in published if e in saga.status_after}
+    if not after:
+        return {saga.initial_status}
+    top = max(saga.ranks[s] for s in after)
+    return {s for s in after if saga.ranks[s] == top}
+
+
+def _matches(cache: dict, rule, event: dict) -> bool:
+    compiled = cache.get(rule.name)
+    if compiled is None:
+        from yafdp.patterns import compile_pattern
+
+        compiled = cache[rule.name] = compile_pattern(dict(rule.pattern))
+    return compiled.matches({"id": event["event_id"], "source": event["source"],
+                             "detail-type": event["detail_type"], "detail": event["detail"]})
+
+
+def _as_asked(request: Any, started: dict) -> bool:
+    """Whether a saga's start event says what its request asked: every field both have, with the same value
+    (numbers within half a cent: an entry point may round or normalise them, and leave out what it ignores)."""
+    return isinstance(request, dict) and all(_same(v, started[k]) for k, v in request.items() if k in started)
+
+
+def _same(asked: Any, got: Any) -> bool:
+    if isinstance(asked, bool) or isinstance(got, bool):
+        return asked == got
+    if isinstance(asked, (int, float)) and isinstance(got, (int, float)):
+        return abs(asked - got) <= CENT
+    if isinstance(asked, dict) and isinstance(got, dict):
+        return all(k in got and _same(v, got[k]) for k, v in asked.items())
+    if isinstance(asked, list) and isinstance(got, list):
+        return len(asked) == len(got) and all(_same(a, g) for a, g in zip(asked, got))
+    return asked == got
+
+
+def money(amount: float, currency: str | None) -> str:
+    """An amount as invariants print it: ``17.00 EUR``."""
+    return f"{amount:.2f} {currency or '(no currency)'}"
 
 
 def fifo_subscribers_keep_publish_order(run: Run) -> Invariant:
@@ -265,9 +493,7 @@ def fifo_subscribers_keep_publish_order(run: Run) -> Invariant:
     promise = ("every FIFO subscriber of a Custom Event Bus handed each event group's (order's) events to its "
                "handler in publish order (aws:SequenceNumber), replays and redriven dead letters aside")
     if not run.custom:
-        return Invariant(name, promise, True, skipped="a Classic bus run: its rules promise no order")
-    if run.fifo is None:
-        return Invariant(name, promise, False, (run.rules_source,))
+        return Invariant(name, promise, True, skipped="a Classic bus run: its rules promise no order", applies=False)
     # An event a subscriber gave up on left a hole in its group (the group moved on, UG retry): redriven later,
     # it comes after its successors by design, and is left out, as replays are.
     rows = run.db.execute(
@@ -295,7 +521,7 @@ def deduplicated_publishes_stored_nothing(run: Run) -> Invariant:
                f"{DEDUPLICATION_WINDOW_SECONDS} s, and every publish answered DEDUPLICATED repeats an event stored "
                f"less than {DEDUPLICATION_WINDOW_SECONDS} s before it")
     if not run.custom:
-        return Invariant(name, promise, True, skipped="a Classic bus run: it does not deduplicate")
+        return Invariant(name, promise, True, skipped="a Classic bus run: it does not deduplicate", applies=False)
     stored: dict[tuple, list[tuple[float, str]]] = defaultdict(list)
     for event_id, group, key, at in run.db.execute(
             "SELECT event_id, event_group_id, deduplication_id, ingested_at FROM events"
@@ -392,73 +618,3 @@ def _well_formed(db: sqlite3.Connection, db_path: Path) -> dict:
     except sqlite3.DatabaseError as exc:
         refuse(str(exc))
     return info
-
-
-def _routing(info: dict, catalog_dir, bus: str) -> tuple[dict | None, str, bool, frozenset[str] | None]:
-    """The rules (a Custom Event Bus's subscribers) to check routing with, where they come from, whether the run
-    had a Loyalty service, and which subscribers are FIFO (a Custom Event Bus run).
-
-    The catalog the run names (or ``catalog_dir``) decides; its rules must be the ones the run recorded (by
-    hash). Only when that catalog cannot be loaded is ``run_info``'s copy used, and only if it still has the
-    hash recorded with it.
-    """
-    from yafdp.catalog import CatalogError, load_catalog
-    from yafdp.plan import build_plan
-    from yafdp.plan.model import DEFAULT_PREFIX
-
-    stored = info.get("rules") if isinstance(info.get("rules"), dict) else None
-    recorded_hash = info.get("rules_sha256")
-    where = catalog_dir if catalog_dir is not None else info.get("catalog_dir")
-    try:
-        catalog = load_catalog(where).without(*info.get("exclude_services", ()))
-    except CatalogError as exc:
-        if stored is not None and recorded_hash == rundb.rules_hash(stored):
-            return stored, f"rules from run.db's copy, its hash intact: the catalog did not load ({exc})", \
-                "loyalty" in info.get("services", ()), None
-        return None, f"cannot check routing: the catalog did not load ({exc}) and run_info has no intact copy", True, None
-    routes = build_plan(catalog, info.get("prefix") or DEFAULT_PREFIX, bus=bus).routes
-    rules = {r.name: dict(r.pattern) for r in routes}
-    fifo = frozenset(r.name for r in routes if getattr(r, "fifo", False))
-    label = f"rules of the catalog {where or '(shipped)'}"
-    if recorded_hash is not None and recorded_hash != rundb.rules_hash(rules):
-        label += ("; run_info records other rules than these: if the run used another catalog, "
-                  "check it with --catalog")
-    return rules, label, "loyalty" in catalog.services, fifo
-
-
-def _orders(db) -> dict[str, tuple[str, float, str | None]]:
-    return {o: (s, a, c) for o, s, a, c in db.execute("SELECT order_id, status, amount, currency FROM orders ORDER BY order_id")}
-
-
-def _initiated(db) -> dict[str, tuple[float, str]]:
-    return {o: (a, c) for o, a, c in db.execute(
-        "SELECT order_id, json_extract(detail, '$.amount'), json_extract(detail, '$.currency') FROM events"
-        " WHERE detail_type = ?", (START_EVENT,))}
-
-
-def _ledger(db, kind: str) -> dict[str, list[tuple[float, str]]]:
-    rows: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for order_id, amount, currency in db.execute("SELECT order_id, amount, currency FROM ledger WHERE kind = ?", (kind,)):
-        rows[order_id].append((amount, currency))
-    return rows
-
-
-def _events_per_order(db, detail_type: str) -> Counter:
-    """How many times each order's ``detail_type`` was announced: events published again from the same outbox
-    (at-least-once publication after a crash) are one announcement; any other event counts on its own."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
-    key = "COALESCE(published_by, event_id)" if "published_by" in columns else "event_id"  # a run.db from before it
-    return Counter(dict(db.execute(f"SELECT order_id, COUNT(DISTINCT {key}) FROM events"
-                                   " WHERE detail_type = ? AND order_id IS NOT NULL GROUP BY order_id", (detail_type,))))
-
-
-def _same_order(request, customer_id, amount) -> bool:
-    if not isinstance(request, dict):
-        return False
-    asked = request.get("amount")
-    return (request.get("customer_id") == customer_id and isinstance(asked, (int, float))
-            and not isinstance(asked, bool) and abs(asked - amount) <= CENT)
-
-
-def _money(amount: float, currency: str | None) -> str:
-    return f"{amount:.2f} {currency or '(no currency)'}"

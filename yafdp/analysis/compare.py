@@ -24,7 +24,7 @@ from yafdp.analysis.trace import end_to_end, load_run, percentiles
 
 
 def saga_latency(runs: dict[str, str | Path]) -> pd.DataFrame:
-    """One row per order and run: ``style`` (the run's label), ``order_id``, ``saga_ms`` (Order_Initiated to the
+    """One row per order and run: ``style`` (the run's label), ``order_id``, ``saga_ms`` (the start event to the
     saga's terminal event) and ``times`` (measured or simulated, and how)."""
     frames = []
     for label, path in runs.items():

@@ -7,13 +7,13 @@ SQS requests per message). Free tiers are ignored: the figures are per million o
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from yafdp.errors import ConfigurationError, RefusedError, RunFolderError
 from yafdp.runtime import rundb
+from yafdp.catalog.loader import read_json
 from yafdp.shipped import PRICES_FILE
 
 CHUNK_BYTES = 64 * 1024  # EventBridge and SQS bill each 64 KB of a message as one event or request
@@ -86,7 +86,7 @@ def load_prices(path: str | Path | None = None) -> dict:
     (0.025, 1000, 'us-east-1')
     """
     file = Path(path) if path is not None else PRICES_FILE
-    document = json.loads(file.read_text(encoding="utf-8"))
+    document = read_json(file)
     for name, price in document["prices"].items():
         if not {"usd", "per", "unit", "source"} <= set(price):
             raise ConfigurationError(f"{file}: prices.{name} needs usd, per, unit and source (with its date)")

@@ -94,3 +94,25 @@ def glossary_table():
     import pandas as pd
 
     return pd.DataFrame([{"term": term, "meaning": meaning} for term, meaning in GLOSSARY.items()]).set_index("term")
+
+
+def is_the_course_catalog(catalog) -> bool:
+    """Whether ``catalog`` has every event of the shipped catalog the course's text is written about (the shipped
+    ``data/`` or a copy of it, extended or not)."""
+    from yafdp.catalog import load_catalog
+
+    return set(load_catalog().events) <= set(catalog.events)
+
+
+def catalog_note(catalog):
+    """What a chapter says at its top when it runs on another catalog (``yafdp workbook --catalog DIR``): that its
+    text is about YAFDP while its tables, figures and runs are the catalog's; nothing on the course's catalog."""
+    from yafdp.analysis.notebook import Html
+
+    if is_the_course_catalog(catalog):
+        return Html("", "")
+    text = (f"This chapter runs on your catalog, {catalog.path} (bus {catalog.bus.name!r}, saga started by "
+            f"{catalog.bus.start_event}). Its text is written about YAFDP, the course's food-delivery example: the "
+            "tables, figures and runs below are your catalog's, and the cells that only make sense for YAFDP say "
+            "so and skip.")
+    return Html(f"<p><i>{text}</i></p>", text)

@@ -17,19 +17,15 @@ import pandas as pd
 
 from yafdp.backends.local.bus import LocalBus
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan, build_plan
 from yafdp.runtime import rundb
 
-RULE = "restaurant-reviews-paid-order"  # the subscription whose handler fails (the Restaurant's review)
-
-
-class RestaurantSystemDown(RuntimeError):
-    """The failing handler of the comparison: the restaurant's order system does not answer."""
+class SystemDown(RuntimeError):
+    """The failing handler of the comparison: the system behind it does not answer."""
 
 
 def _always_failing(event, uow) -> None:
-    raise RestaurantSystemDown("the restaurant's order system does not answer")
+    raise SystemDown("the system behind this handler does not answer")
 
 
 def _without_permission(plan: DeploymentPlan, rule_name: str) -> DeploymentPlan:
@@ -44,29 +40,29 @@ def _without_permission(plan: DeploymentPlan, rule_name: str) -> DeploymentPlan:
     return dataclasses.replace(plan, services=services)
 
 
-def dead_letter_paths(catalog: Catalog, world: Marketplace, payment_success: dict) -> pd.DataFrame:
-    """One ``Payment_Success`` (its ``detail`` given) published on three local buses, the Restaurant's rule failing
-    in each its own way; one row per path: who retried, how often, where the event ended (``dead_letters.kind``),
-    the error recorded and the attribute names that dead-letter queue carries.
+def dead_letter_paths(catalog: Catalog, world, event: str, detail: dict, rule: str) -> pd.DataFrame:
+    """One ``event`` (its ``detail`` given) published by its service on three local buses, the subscription ``rule``
+    failing in each its own way; one row per path: who retried, how often, where the event ended
+    (``dead_letters.kind``), the error recorded and the attribute names that dead-letter queue carries.
 
-    Raises :class:`KeyError` when the catalog has no ``restaurant-reviews-paid-order`` rule.
+    Raises :class:`KeyError` when the catalog has no such rule.
     """
     queue_plan = build_plan(catalog)
     direct = dataclasses.replace(catalog, bus=dataclasses.replace(catalog.bus, target="lambda"))
     cases = [
         ("EventBridge → SQS queue → Lambda (what the plan deploys); the handler fails", catalog, queue_plan,
-         {queue_plan.rule(RULE).name: _always_failing}),
+         {queue_plan.rule(rule).name: _always_failing}),
         ("EventBridge → Lambda directly (catalog target \"lambda\"); the handler fails", direct, build_plan(direct),
-         {queue_plan.rule(RULE).name: _always_failing}),
+         {queue_plan.rule(rule).name: _always_failing}),
         ("EventBridge cannot deliver: the queue's policy does not allow the rule", catalog,
-         _without_permission(queue_plan, RULE), {}),
+         _without_permission(queue_plan, rule), {}),
     ]
     rows = []
     for path, cat, plan, handlers in cases:
         bus = LocalBus(cat, plan, world, rundb.connect(":memory:"), handlers=handlers)
-        bus.put_events([{"DetailType": "Payment_Success", "Detail": payment_success}], sender="payment")
+        bus.put_events([{"DetailType": event, "Detail": detail}], sender=catalog.events[event].service)
         bus.run()
-        name = plan.rule(RULE).name
+        name = plan.rule(rule).name
         attempts = bus.db.execute("SELECT COUNT(*) FROM deliveries WHERE rule = ?", (name,)).fetchone()[0]
         kind, code, message, attributes = bus.db.execute(
             "SELECT kind, error_code, error_message, attributes FROM dead_letters WHERE rule = ?", (name,)).fetchone()

@@ -33,15 +33,24 @@ class Exercise:
     solution: Callable[..., Any]
     explanation: str
     context: tuple[str, ...] = field(default=())  # what check and solution need besides the answer (e.g. "run")
+    # The events of the shipped catalog the question is about: on a catalog without them (the workbook run on your
+    # own saga, `yafdp workbook --catalog DIR`) the exercise says so and is skipped.
+    about: tuple[str, ...] = field(default=())
+
+    def applies_to(self, catalog: Catalog | None) -> bool:
+        """Whether the question means anything on ``catalog`` (None: the shipped one)."""
+        return catalog is None or set(self.about) <= set(catalog.events)
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(key: str, question: str, explanation: str, context: tuple[str, ...] = (), *, solution: Callable):
-    """Register ``check`` (the decorated function) with its worked ``solution``."""
+def exercise(key: str, question: str, explanation: str, context: tuple[str, ...] = (), *, solution: Callable,
+             about: tuple[str, ...] = ()):
+    """Register ``check`` (the decorated function) with its worked ``solution``; ``about``: the shipped catalog's
+    events the question names."""
     def register(check):
-        EXERCISES[key] = Exercise(key, question, check, solution, explanation, context)
+        EXERCISES[key] = Exercise(key, question, check, solution, explanation, context, about)
         return check
     return register
 
@@ -86,7 +95,8 @@ def _01_check(answer, **context) -> list[str]:
 def _01b_solution(**context):
     return {"order_id": "ord-ex-1", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
             "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}],
-            "amount": 25.5, "currency": "EUR", "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+            "amount": 25.5, "currency": "EUR", "payment_method": "pm_accepted_3f6c2a9e51d07b84",
+            "delivery_zone": "zone-centre"}
 
 
 @exercise("01.valid-order",
@@ -95,7 +105,7 @@ def _01b_solution(**context):
           "The schema is the contract: the project's publishers refuse a detail that breaks it before anything "
           "is published (EventBridge itself validates no schema). "
           "The total is the project's own business rule, not the schema's.",
-          solution=_01b_solution)
+          about=("Order_Initiated",), solution=_01b_solution)
 def _01b_check(answer, **context) -> list[str]:
     catalog = _catalog(context)
     if not isinstance(answer, dict):
@@ -126,7 +136,7 @@ def _02_solution(**context):
           "service names.",
           "Read the Delivery_Failed row of the subscription matrix: every 'compensation' cell is a service "
           "that undoes its own step, in parallel, without knowing of the others.",
-          solution=_02_solution)
+          about=("Delivery_Failed",), solution=_02_solution)
 def _02_check(answer, **context) -> list[str]:
     expected = set(_02_solution(**context))
     if not isinstance(answer, (list, tuple, set)):
@@ -146,7 +156,7 @@ def _02b_solution(**context):
           "event of the catalog.",
           "A rule names what it wants on source and detail-type; EventBridge matches each field against a "
           "list of allowed values (an OR within a field, an AND across fields).",
-          solution=_02b_solution)
+          about=("Payment_Success", "Payment_Failed"), solution=_02b_solution)
 def _02b_check(answer, **context) -> list[str]:
     from yafdp.patterns import compile_pattern
 
@@ -203,7 +213,7 @@ def _04_solution(**context):
           "To which services does the bus deliver Order_Initiated? Answer with a list of service names.",
           "Payment acts on it (it charges); Notification observes it (it tells the customer). The Order service "
           "published it and sets the status itself, so it does not subscribe to its own event.",
-          solution=_04_solution)
+          about=("Order_Initiated",), solution=_04_solution)
 def _04_check(answer, **context) -> list[str]:
     expected = set(_04_solution(**context))
     if not isinstance(answer, (list, tuple, set)):
@@ -232,7 +242,7 @@ def _05_solution(**context):
           "The saga's length is its chain of hops: payment, restaurant, delivery for a delivered order; one more "
           "(the refund after Delivery_Failed) when no courier can take it. On AWS each hop costs tens to "
           "hundreds of milliseconds, so the chain, not the handlers, sets the end-to-end latency there.",
-          solution=_05_solution)
+          about=("Order_Initiated", "Delivery_Scheduled", "Delivery_Failed"), solution=_05_solution)
 def _05_check(answer, **context) -> list[str]:
     expected = _05_solution(**context)
     if not isinstance(answer, dict):
@@ -286,7 +296,7 @@ def _06_solution(**context):
           "Two layers of idempotency: the bus records each (rule, event id) it processed, which skips a "
           "duplicate delivery of the same event; but a republished event has a new id, so only a business key "
           "(one refund per order id) stops a second refund.",
-          solution=_06_solution)
+          about=("Delivery_Failed", "Payment_Refunded"), solution=_06_solution)
 def _06_check(answer, **context) -> list[str]:
     if not callable(answer):
         return ["answer with a function refund(event, uow)"]
@@ -329,7 +339,7 @@ def _07_solution(**context):
           "A new capability joins a choreography by subscribing: one document, one handler, and no other "
           "service changes. The check runs a batch with it and compares the plans.",
           context=("out_dir",),
-          solution=_07_solution)
+          about=("Delivery_Scheduled",), solution=_07_solution)
 def _07_check(answer, **context) -> list[str]:
     import tempfile
 
@@ -437,6 +447,7 @@ def _08_one_subscriber_solution(**context):
           "failure always comes after the confirmation and the tombstone is never needed. The cost: one handler "
           "that dispatches on detail-type, and one retry policy and dead-letter queue for both kinds of work.",
           context=("out_dir",),
+          about=("Loyalty_Points_Added", "Delivery_Failed", "Restaurant_Confirmed_Order"),
           solution=_08_one_subscriber_solution)
 def _08_one_subscriber_check(answer, **context) -> list[str]:
     import tempfile
@@ -445,7 +456,6 @@ def _08_one_subscriber_check(answer, **context) -> list[str]:
     from yafdp.analysis.bus_comparison import out_of_order
     from yafdp.catalog.inline import add_service
     from yafdp.runs import RunOptions, run_saga
-    from yafdp.runs.workload import OutcomeRates
     from yafdp.runtime.faults import Faults
 
     try:
@@ -463,7 +473,7 @@ def _08_one_subscriber_check(answer, **context) -> list[str]:
     check = ONE_SUBSCRIBER_CHECK
     run_saga(RunOptions(orders=check["orders"], seed=check["seed"], out=out, catalog=catalog, bus="custom",
                         faults=Faults(reorder_rate=check["reorder_rate"]), latency_model="aws-eu-west-1",
-                        rates=OutcomeRates(delivery_failure=check["delivery_failure_rate"])))
+                        rates={"delivery_failure": check["delivery_failure_rate"]}))
     run = trace.load_run(out)
     problems = []
     late = out_of_order(run, by="service")["out_of_order"].get(name, 0)
@@ -509,16 +519,25 @@ def _09_check(answer, costs=None, **context) -> list[str]:
 
 # ---- notebook helpers --------------------------------------------------------------------------------------
 
-def ask(key: str):
-    """Display an exercise's question."""
+NOT_HERE = "this exercise is about the shipped YAFDP catalog (data/), whose events it names: skipped on {path}"
+
+
+def ask(key: str, catalog: Catalog | None = None):
+    """Display an exercise's question (and that it is skipped when ``catalog`` lacks the events it is about)."""
     from yafdp.analysis.notebook import Html
 
-    return Html(f"<p><b>Exercise {key}.</b> {EXERCISES[key].question}</p>", f"Exercise {key}. {EXERCISES[key].question}")
+    note = "" if EXERCISES[key].applies_to(catalog) else f" ({NOT_HERE.format(path=catalog.path)})"
+    return Html(f"<p><b>Exercise {key}.</b> {EXERCISES[key].question}<i>{note}</i></p>",
+                f"Exercise {key}. {EXERCISES[key].question}{note}")
 
 
 def check(key: str, answer, **context) -> bool:
     """Check an answer: print ✓ and return True, or print what is wrong and return False (never raises for a
-    wrong answer, so a chapter runs to its end). ``None`` means no answer yet."""
+    wrong answer, so a chapter runs to its end). ``None`` means no answer yet. With ``catalog=`` one that lacks
+    the events the exercise is about, it says so and returns False."""
+    if not EXERCISES[key].applies_to(context.get("catalog")):
+        print(f"Exercise {key}: {NOT_HERE.format(path=context['catalog'].path)}.")
+        return False
     if answer is None:
         print(f"Exercise {key}: no answer yet. Replace None with yours and run the cell again.")
         return False
@@ -531,7 +550,10 @@ def check(key: str, answer, **context) -> bool:
 
 
 def solution(key: str, **context):
-    """The worked solution's answer (what ``yafdp workbook --solutions`` puts in the answer cells)."""
+    """The worked solution's answer (what ``yafdp workbook --solutions`` puts in the answer cells); None for an
+    exercise that does not apply to ``catalog=``."""
+    if not EXERCISES[key].applies_to(context.get("catalog")):
+        return None
     return EXERCISES[key].solution(**context)
 
 

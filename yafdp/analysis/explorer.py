@@ -13,7 +13,6 @@ import html
 import pandas as pd
 
 from yafdp.analysis import trace
-from yafdp.services.order import STATUS_AFTER, STATUS_RANK
 
 
 def order_steps(run: trace.Run, order_id: str) -> pd.DataFrame:
@@ -28,22 +27,17 @@ def order_steps(run: trace.Run, order_id: str) -> pd.DataFrame:
     mine = messages[messages.get("order_id", pd.Series(dtype=str)) == order_id] if "order_id" in messages else messages.iloc[0:0]
     # Notification keeps one message per event it heard: the customer is told in the order the events arrived.
     texts = dict(zip(mine["detail_type"], mine["text"])) if {"detail_type", "text"} <= set(mine) else {}
-    status, told, rows = "PLACED", [], []
+    saga = run.catalog.saga
+    status, told, rows = saga.initial_status, [], []
     for _, step in timeline.iterrows():
-        if step["what"] == "delivered" and step["by"] == "order" and step["outcome"] == "ok":
-            if _forward(status, STATUS_AFTER.get(step["event"])):
-                status = STATUS_AFTER[step["event"]]
+        if step["what"] == "delivered" and step["by"] == saga.tracker.service and step["outcome"] == "ok":
+            status = saga.moves(status, step["event"]) or status  # forward only, as the tracker keeps it
         if step["what"] == "delivered" and step["by"] == "notification" and step["outcome"] == "ok":
             told.append(texts.get(step["event"], f"(a message about {step['event']})"))
         rows.append({"t (ms)": round(step["t_ms"], 3), "what": step["what"], "event": step["event"],
                      "by": step["by"], "rule": step["rule"] or "—", "outcome": step["outcome"] or "—",
                      "status": status, "customer told": told[-1] if told else "—"})
     return pd.DataFrame(rows)
-
-
-def _forward(current: str, new: str | None) -> bool:
-    """Statuses only move forward (a late event changes nothing), as the Order service keeps them."""
-    return new is not None and STATUS_RANK[new] > STATUS_RANK[current]
 
 
 def static_view(run: trace.Run, order_id: str) -> str:

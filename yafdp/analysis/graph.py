@@ -63,6 +63,22 @@ def causal_graph(catalog: Catalog) -> nx.DiGraph:
     return graph
 
 
+def saga_order(catalog: Catalog) -> list[str]:
+    """The catalog's events in the order a saga meets them: by the fewest hops from the start event (breadth
+    first, ties in catalog order), then the events no chain from it reaches.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> saga_order(load_catalog())[:3]
+    ['Order_Initiated', 'Payment_Success', 'Payment_Failed']
+    """
+    graph = causal_graph(catalog)
+    hops = nx.single_source_shortest_path_length(graph, catalog.bus.start_event)
+    position = {name: i for i, name in enumerate(catalog.events)}
+    return sorted(catalog.events, key=lambda e: (hops.get(e, len(catalog.events)), position[e]))
+
+
 def mermaid(catalog: Catalog) -> str:
     """The flow graph as a Mermaid flowchart: services as boxes, events as stadiums, compensation dotted."""
     graph = flow_graph(catalog)

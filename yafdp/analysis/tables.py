@@ -99,6 +99,30 @@ def failure_paths(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["failure", "then"])
 
 
+def compensation_coverage(catalog: Catalog) -> pd.DataFrame:
+    """The compensation-coverage matrix (:mod:`yafdp.analysis.coverage`): a row per failure, a column per
+    compensatable step; each cell the rules and compensation events the failure sets in motion for the step,
+    ``—`` when the step cannot have completed by then, ``UNCOVERED`` when nothing undoes it.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> compensation_coverage(load_catalog()).loc["Restaurant_Rejected_Order", "Payment_Success"]
+    'payment-refunds-rejected-order → Payment_Refunded'
+    """
+    from yafdp.analysis.coverage import coverage
+
+    cells = coverage(catalog)
+    table = pd.DataFrame([(c.failure, c.step, str(c)) for c in cells], columns=["failure", "step", "cell"])
+    if table.empty:
+        return pd.DataFrame()
+    matrix = table.pivot(index="failure", columns="step", values="cell")
+    order = lambda names, seen: [n for n in dict.fromkeys(names) if n in seen]  # noqa: E731 - catalog order
+    matrix = matrix.loc[order((c.failure for c in cells), matrix.index), order((c.step for c in cells), matrix.columns)]
+    matrix.index.name, matrix.columns.name = "failure", "compensatable step"
+    return matrix
+
+
 def plan_resources_table(plan: DeploymentPlan) -> pd.DataFrame:
     """One row per resource the plan creates: kind, name and owning service (``shared`` for the bus and archive).
 

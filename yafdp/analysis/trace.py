@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from yafdp.catalog import Catalog, load_catalog
 from yafdp.runtime import rundb
-from yafdp.services.order import TERMINAL_EVENTS  # noqa: F401 - the saga's last step, part of this module's API
 OUTCOMES = ("ok", "failed", "duplicate", "dead_lettered")  # what became of one delivery attempt
 
 
@@ -28,6 +28,7 @@ class Run:
     payments: pd.DataFrame
     loyalty: pd.DataFrame
     dead_letters: pd.DataFrame
+    catalog: Catalog | None = None  # the catalog the run was made with: its saga's vocabulary
 
     @property
     def simulated(self) -> bool:
@@ -41,21 +42,27 @@ class Run:
         return f"measured wall-clock, {self.info.get('backend', 'local')} backend"
 
 
-def load_run(path: str | Path) -> Run:
-    """Load ``run.db`` from a run folder (or the file itself).
+def load_run(path: str | Path, catalog: Catalog | None = None) -> Run:
+    """Load ``run.db`` from a run folder (or the file itself); ``catalog``, the one the run was made with (by
+    default, the one it records), says what its sagas are: ``orders`` is every saga's status as its tracker keeps
+    it (with the YAFDP order's amount and customer when the tracker keeps them).
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
     path = Path(path)
     with rundb.open_run(path) as db:
         info = rundb.get_info(db)
-        read = lambda sql: pd.read_sql_query(sql, db)  # noqa: E731
+        catalog = catalog or _recorded_catalog(info, path if path.is_dir() else path.parent)
+        read = lambda sql, parameters=(): pd.read_sql_query(sql, db, params=parameters)  # noqa: E731
+        select, parameters = rundb.saga_statuses(catalog.saga.tracker)
         run = Run(
-            path=path if path.is_dir() else path.parent, info=info,
+            path=path if path.is_dir() else path.parent, info=info, catalog=catalog,
             events=read("SELECT * FROM events ORDER BY seq"),
             deliveries=read("SELECT d.*, e.detail_type, e.order_id, e.published_at FROM deliveries d"
                             " JOIN events e USING (event_id) ORDER BY d.delivered_at"),
-            orders=read("SELECT * FROM orders ORDER BY order_id"),
+            orders=read("SELECT s.saga_id AS order_id, s.status, o.amount, o.customer_id, o.placed_at, o.currency"
+                        f" FROM ({select}) s LEFT JOIN orders o ON o.order_id = s.saga_id ORDER BY s.saga_id",
+                        parameters),
             payments=read("SELECT * FROM payments ORDER BY order_id, kind"),
             loyalty=read("SELECT * FROM loyalty ORDER BY order_id"),
             dead_letters=read("SELECT d.*, e.detail_type, e.order_id FROM dead_letters d JOIN events e USING (event_id)"),
@@ -64,6 +71,18 @@ def load_run(path: str | Path) -> Run:
     # The service that published each event (run_info records which source is whose).
     run.events["service"] = run.events["source"].map(lambda source: info.get("sources", {}).get(source, source))
     return run
+
+
+def _recorded_catalog(info: dict, run_folder: Path) -> Catalog:
+    """The catalog a run records it was made with: its folder (less the services it left out, with those it built in
+    memory) when unchanged, else the run folder's own copy; a run that records none (an older yafdp), the folder
+    it names."""
+    from yafdp.catalog.record import prove
+
+    proof = prove(info.get("catalog"), run_folder, info.get("catalog_dir"))
+    if proof.catalog is not None:
+        return proof.catalog
+    return load_catalog(info.get("catalog_dir")).without(*info.get("exclude_services", ()))
 
 
 def hop_latency(run: Run) -> pd.DataFrame:
@@ -77,11 +96,11 @@ def hop_latency(run: Run) -> pd.DataFrame:
 
 
 def end_to_end(run: Run) -> pd.DataFrame:
-    """One row per order: from ``Order_Initiated`` to the saga's last step (the terminal event's
-    publication) and to the last handler that reacted to any of its events."""
-    events = run.events
-    started = events[events["detail_type"] == "Order_Initiated"].groupby("order_id")["published_at"].min()
-    terminal = events[events["detail_type"].isin(TERMINAL_EVENTS)].groupby("order_id")["published_at"].max()
+    """One row per saga: from its start event to the saga's last step (the terminal event's publication) and
+    to the last handler that reacted to any of its events."""
+    events, saga = run.events, run.catalog.saga
+    started = events[events["detail_type"] == saga.start_event].groupby("order_id")["published_at"].min()
+    terminal = events[events["detail_type"].isin(saga.terminal_events)].groupby("order_id")["published_at"].max()
     settled = run.deliveries.groupby("order_id")["finished_at"].max()
     table = pd.DataFrame({"started_at": started, "terminal_at": terminal, "settled_at": settled})
     table["saga_s"] = table["terminal_at"] - table["started_at"]

@@ -12,7 +12,6 @@ from yafdp.catalog import Catalog, Subscription
 from yafdp.errors import YafdpError
 from yafdp.plan.step_functions import OrchestrationError
 from yafdp.runtime.publishing import check_outbox
-from yafdp.services import resolve_handler
 
 
 class SagaStepFailedError(YafdpError):
@@ -62,7 +61,7 @@ class TaskRunner:
         sub = self.subscription(payload)
         handler = self._handlers.get(sub.rule)
         if handler is None:
-            handler = self._handlers[sub.rule] = resolve_handler(sub.service, sub.handler)
+            handler = self._handlers[sub.rule] = self.catalog.handler(sub.service, sub.handler)
         handler(task_event(payload), uow)
         return check_outbox(self.catalog, sub.service, frozenset(sub.emits), uow.outbox)
 

@@ -11,23 +11,17 @@ or in the package::
 
 The document is checked exactly as the loader checks ``data/services/<name>.json``, and against the rest of
 the catalog (rule names, the events it subscribes to). The handlers are found the one way every handler is
-found, :func:`yafdp.services.resolve_handler`: they become the module ``yafdp.services.<name>``, held in
-memory. A service that has a module file in the package cannot be replaced this way.
+found (:mod:`yafdp.catalog.code`): the functions given in memory come first. A service the catalog already has
+(from a file) cannot be replaced this way.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 
 from yafdp.catalog.loader import _check_cross_references, service_from_document
 from yafdp.catalog.model import Catalog, CatalogError
-
-SERVICES_PACKAGE = "yafdp.services"
-SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
 def add_service(catalog: Catalog, document: dict, handlers: Mapping[str, Callable]) -> Catalog:
@@ -48,14 +42,14 @@ def add_service(catalog: Catalog, document: dict, handlers: Mapping[str, Callabl
     >>> extended = add_service(load_catalog(), document, {"ask_for_review": lambda event, uow: None})
     >>> sorted(set(extended.services) - set(load_catalog().services))
     ['rating']
-    >>> from yafdp.services import resolve_handler
-    >>> callable(resolve_handler("rating", "ask_for_review"))
+    >>> callable(extended.handler("rating", "ask_for_review"))
     True
     """
     where = f"<in memory: service {document.get('service', '?')!r}>"
     name = document.get("service")
-    if isinstance(name, str) and (SERVICES_DIR / f"{name}.py").exists():
-        raise CatalogError(where, "service", f"{name!r} is a service of the package (yafdp/services/{name}.py); "
+    own = f"services/{name}.json"
+    if name in catalog.services and own not in catalog.in_memory:
+        raise CatalogError(where, "service", f"{name!r} is a service of the catalog ({catalog.services[name].file}); "
                                              "give the new service a name of its own")
     base = catalog.without(name) if name in catalog.services else catalog
     service, events = service_from_document(where, document, base.bus)
@@ -67,47 +61,52 @@ def add_service(catalog: Catalog, document: dict, handlers: Mapping[str, Callabl
     if missing:
         raise CatalogError(where, "handlers", f"no function given for handler {missing[0]!r} "
                                               f"(pass {{{missing[0]!r}: your_function}})")
+    for handler_name, function in handlers.items():
+        if not callable(function):
+            raise CatalogError(where, f"handlers.{handler_name}", "is not a function")
     services = {**base.services, service.name: service}
     all_events = {**base.events, **events}
     _check_cross_references(services, all_events, base.bus, where)
-    install_handlers(service.name, handlers)
-    return Catalog(catalog.path, catalog.bus, MappingProxyType(services), MappingProxyType(all_events))
+    return Catalog(catalog.path, catalog.bus, MappingProxyType(services), MappingProxyType(all_events),
+                   MappingProxyType({**base.documents, own: document}), base.in_memory | {own},
+                   MappingProxyType({**base.inline_handlers, service.name: MappingProxyType(dict(handlers))}))
 
 
-def install_handlers(service: str, handlers: Mapping[str, Callable]) -> types.ModuleType:
-    """Make ``handlers`` the module ``yafdp.services.<service>`` (in memory), where
-    :func:`~yafdp.services.resolve_handler` finds them."""
-    module = types.ModuleType(f"{SERVICES_PACKAGE}.{service}", f"Handlers of the in-memory service {service!r}.")
-    for handler_name, function in handlers.items():
-        if not callable(function):
-            raise CatalogError(f"<in memory: service {service!r}>", f"handlers.{handler_name}", "is not a function")
-        setattr(module, handler_name, function)
-    sys.modules[module.__name__] = module
-    return module
+def example_document(name: str = "rating", catalog: Catalog | None = None) -> dict:
+    """A small service document to start from: a Rating service that asks for a review once a saga of
+    ``catalog`` (default: the shipped one) has completed (the events after which its tracker holds a completed
+    outcome) and announces it with ``Rating_Requested``, whose detail names the saga.
 
+    Examples
+    --------
+    >>> example_document()["subscriptions"][0]["pattern"]["detail-type"]
+    ['Delivery_Scheduled']
+    """
+    if catalog is None:
+        from yafdp.catalog.loader import load_catalog
 
-def example_document(name: str = "rating") -> dict:
-    """A small service document to start from: a Rating service that asks for a review once a courier is
-    booked (``Delivery_Scheduled``) and announces it with ``Rating_Requested``."""
+        catalog = load_catalog()
+    saga = catalog.saga
+    done = sorted(e for status in saga.completed for e in saga.leads_to(status))
+    id_field = saga.id_field
     return {
         "service": name,
-        "source": f"yafdp.{name}",
-        "description": "Asks the customer to rate the order once a courier is booked.",
+        "source": f"{catalog.bus.source_prefix}{name}",
+        "description": "Asks the customer for a review once the saga has completed.",
         "origin": "extension",
         "events": {
             "Rating_Requested": {
-                "description": "The customer was asked to rate the order.",
+                "description": "The customer was asked to rate the saga's outcome.",
                 "origin": "extension", "kind": "happy", "terminal": True,
-                "schema": {"type": "object", "required": ["order_id", "customer_id"],
-                           "properties": {"order_id": {"type": "string"}, "customer_id": {"type": "string"}}},
+                "schema": {"type": "object", "required": [id_field], "properties": {id_field: {"type": "string"}}},
             },
         },
         "subscriptions": [{
             "rule": f"{name}-asks-for-review",
             "handler": "ask_for_review",
-            "purpose": "ask for a review once the order is on its way",
+            "purpose": "ask for a review once the saga has completed",
             "path": "happy",
-            "pattern": {"source": ["yafdp.delivery"], "detail-type": ["Delivery_Scheduled"]},
+            "pattern": {"source": sorted({catalog.events[e].source for e in done}), "detail-type": done},
             "emits": ["Rating_Requested"],
         }],
     }
@@ -135,7 +134,7 @@ def copy_of(catalog: Catalog, service: str, name: str) -> dict:
 
     if service not in catalog.services:
         raise CatalogError(str(catalog.path), "services", f"there is no service {service!r} to copy")
-    document = json.loads(Path(catalog.services[service].file).read_text(encoding="utf-8"))
+    document = json.loads(json.dumps(catalog.documents[f"services/{service}.json"]))  # a copy to change
     document["service"], document["source"] = name, f"{catalog.bus.source_prefix}{name}"
     for subscription in document.get("subscriptions", []):
         rule = subscription["rule"]

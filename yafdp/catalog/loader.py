@@ -19,8 +19,10 @@ from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DED
                                  EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, QUEUE_TYPES, SUBSCRIBER_TYPES, TARGET_KINDS,
                                  Bus, Catalog, CatalogError, CustomBusSettings, Entrypoint, EventType, Service,
                                  Subscription, envelope_pattern)
+from yafdp.catalog.saga import OUTCOME_KINDS, STEP_KINDS
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
+from yafdp.reading import CATALOG_FILE_BYTES, TooLargeError, read_bytes
 from yafdp.shipped import DATA_DIR
 
 DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
@@ -44,14 +46,18 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
     'payment'
     """
     root = Path(path) if path is not None else DEFAULT_DATA_DIR
-    bus = _load_bus(root / "bus.json")
-    files = sorted((root / "services").glob("*.json"))
+    bus_document = read_json(root / "bus.json")
+    bus = _load_bus(root / "bus.json", bus_document)
+    files = sorted(p for p in (root / "services").glob("*.json") if not p.name.startswith("."))  # not a draft
     if not files:
         raise CatalogError(root / "services", "", "no service files (services/<name>.json) found")
     services: dict[str, Service] = {}
     events: dict[str, EventType] = {}
+    documents: dict[str, Any] = {"bus.json": bus_document}
     for file in files:
-        service, service_events = _load_service(file, bus)
+        document = read_json(file)
+        service, service_events = _load_service(file, document, bus)
+        documents[f"services/{file.name}"] = document
         if service.name in services:
             raise CatalogError(file, "service", f"service {service.name!r} is also defined in {services[service.name].file}")
         for name, ev in service_events.items():
@@ -60,15 +66,18 @@ def load_catalog(path: Path | str | None = None) -> Catalog:
             events[name] = ev
         services[service.name] = service
     _check_cross_references(services, events, bus, root / "bus.json")
-    return Catalog(root, bus, MappingProxyType(services), MappingProxyType(events))
+    return Catalog(root, bus, MappingProxyType(services), MappingProxyType(events), MappingProxyType(documents))
 
 
 def read_json(file: Path) -> Any:
-    """The JSON document in ``file``; :class:`CatalogError` naming the file (and line) when it cannot be read."""
+    """The JSON document in ``file``; :class:`CatalogError` naming the file (and line) when it cannot be read, or
+    is larger than :data:`yafdp.reading.CATALOG_FILE_BYTES` (checked before reading, and while reading a device)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_bytes(file, CATALOG_FILE_BYTES, "a catalog file").decode("utf-8")
     except OSError as exc:
         raise CatalogError(file, "", f"cannot read the file ({exc.strerror})") from None
+    except TooLargeError as exc:
+        raise CatalogError(file, "", exc.problem) from None
     except UnicodeDecodeError as exc:
         raise CatalogError(file, f"byte {exc.start}", "not UTF-8 text (JSON files are UTF-8)") from None
     try:
@@ -89,7 +98,7 @@ def shape_check(file: Path, document: Any, schema_check) -> None:
 
 _BUS_SHAPE = fastjsonschema.compile({
     "type": "object",
-    "required": ["bus_name", "source_prefix", "start_event", "archive"],
+    "required": ["bus_name", "source_prefix", "start_event", "archive", "saga"],
     "properties": {
         "description": {"type": "string"},
         "bus_name": {"type": "string", "pattern": r"^[/\.\-_A-Za-z0-9]{1,256}$"},
@@ -110,6 +119,28 @@ _BUS_SHAPE = fastjsonschema.compile({
             "properties": {"name": {"type": "string"}, "retention_days": {"type": "integer", "minimum": 0}},
         },
         "target": {"enum": list(TARGET_KINDS)},
+        "saga": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "tracker", "statuses", "status_after", "outcomes"],
+            "properties": {
+                "description": {"type": "string"},
+                # The field of every event's detail (and of every request) that names the saga it belongs to.
+                "id": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                "tracker": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["service", "kind", "field", "initial"],
+                    "properties": {"service": {"type": "string"}, "kind": {"type": "string", "minLength": 1},
+                                   "field": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                                   "initial": {"type": "string"}},
+                },
+                "statuses": {"type": "object", "minProperties": 2,
+                             "additionalProperties": {"type": "integer", "minimum": 0}},
+                "status_after": {"type": "object", "additionalProperties": {"type": "string"}},
+                "outcomes": {"type": "object", "minProperties": 1, "additionalProperties": {"enum": list(OUTCOME_KINDS)}},
+            },
+        },
         "kind": {"enum": list(BUS_KINDS)},
         "custom_event_bus": {
             "type": "object",
@@ -168,6 +199,8 @@ _SERVICE_SHAPE = fastjsonschema.compile({
                     "kind": {"enum": list(EVENT_KINDS)},
                     "terminal": {"type": "boolean"},
                     "schema": {"type": "object"},
+                    "step": {"enum": list(STEP_KINDS)},
+                    "compensates": {"type": "string"},
                 },
             },
         },
@@ -205,8 +238,7 @@ _SERVICE_SHAPE = fastjsonschema.compile({
 })
 
 
-def _load_bus(file: Path) -> Bus:
-    doc = read_json(file)
+def _load_bus(file: Path, doc: Any) -> Bus:
     shape_check(file, doc, _BUS_SHAPE)
     return Bus(
         name=doc["bus_name"],
@@ -216,17 +248,19 @@ def _load_bus(file: Path) -> Bus:
         retry_policy=MappingProxyType({**EVENTBRIDGE_DEFAULT_RETRY_POLICY, **doc.get("retry_policy", {})}),
         archive=MappingProxyType(dict(doc["archive"])),
         target=doc.get("target", "queue"),
+        saga=MappingProxyType(dict(doc["saga"])),
         kind=doc.get("kind", "classic"),
-        custom=_custom_settings(doc.get("custom_event_bus", {})),
+        custom=_custom_settings(doc.get("custom_event_bus", {}), doc["saga"]["id"]),
     )
 
 
-def _custom_settings(doc: dict) -> CustomBusSettings:
-    """``custom_event_bus`` of ``bus.json`` (already shape-checked); what it leaves out is AWS's default."""
+def _custom_settings(doc: dict, saga_id: str) -> CustomBusSettings:
+    """``custom_event_bus`` of ``bus.json`` (already shape-checked); what it leaves out is AWS's default, and the
+    event group is the saga's (``detail.<saga id field>``: every event of one saga is one event group)."""
     defaults = CustomBusSettings()
     return CustomBusSettings(
         retention_days=doc.get("retention_days", defaults.retention_days),
-        event_group=tuple(doc["event_group"].split(".")) if "event_group" in doc else defaults.event_group,
+        event_group=tuple(doc["event_group"].split(".")) if "event_group" in doc else ("detail", saga_id),
         deduplication=doc.get("deduplication", defaults.deduplication),
         subscriber_type=doc.get("subscriber_type", defaults.subscriber_type),
         queue_type=doc.get("queue_type", defaults.queue_type),
@@ -234,8 +268,7 @@ def _custom_settings(doc: dict) -> CustomBusSettings:
     )
 
 
-def _load_service(file: Path, bus: Bus) -> tuple[Service, dict[str, EventType]]:
-    doc = read_json(file)
+def _load_service(file: Path, doc: Any, bus: Bus) -> tuple[Service, dict[str, EventType]]:
     shape_check(file, doc, _SERVICE_SHAPE)
     if file.stem != doc["service"]:
         raise CatalogError(file, "service", f"service {doc['service']!r} must live in a file named {doc['service']}.json")
@@ -255,7 +288,7 @@ def _check_written_numbers(file: Path) -> None:
             inexact.append(token)
         return value
 
-    written = json.loads(file.read_text(encoding="utf-8"), parse_float=number)
+    written = json.loads(read_bytes(file, CATALOG_FILE_BYTES, "a catalog file").decode("utf-8"), parse_float=number)
     if not inexact:
         return
     for i, spec in enumerate(written.get("subscriptions", [])):
@@ -280,11 +313,22 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
         if not DETAIL_TYPE.match(event_name):
             raise CatalogError(file, key, "an event name must be letters, digits and underscores, starting with a letter")
         _check_schema(file, f"{key}.schema", spec["schema"])
+        if "step" in spec and spec["kind"] != "happy":
+            raise CatalogError(file, f"{key}.step", f"only a happy event is a step; {event_name!r} is a {spec['kind']} event")
+        if "compensates" in spec and spec["kind"] != "compensation":
+            raise CatalogError(file, f"{key}.compensates", f"only a compensation event compensates a step; "
+                                                            f"{event_name!r} is a {spec['kind']} event")
         events[event_name] = EventType(
             name=event_name, service=name, source=doc["source"], description=spec["description"],
             origin=spec["origin"], kind=spec["kind"], terminal=spec["terminal"],
-            schema=MappingProxyType(spec["schema"]),
+            schema=MappingProxyType(spec["schema"]), step=spec.get("step"), compensates=spec.get("compensates"),
         )
+    for event_name, ev in events.items():  # a service undoes its own steps
+        if ev.compensates is not None and (ev.compensates not in events or events[ev.compensates].kind != "happy"):
+            raise CatalogError(file, f"events.{event_name}.compensates",
+                               f"{ev.compensates!r} is not one of this service's happy events "
+                               f"{sorted(n for n, e in events.items() if e.kind == 'happy')}; a service compensates "
+                               "its own steps")
 
     subscriptions = []
     for i, spec in enumerate(doc["subscriptions"]):
@@ -361,6 +405,33 @@ def _refs(node: Any, where: str = ""):
             yield from _refs(value, f"{where}[{i}]")
 
 
+def _check_saga(bus: Bus, services: Mapping[str, Service], events: Mapping[str, EventType], bus_file: Path) -> None:
+    """``bus.json``'s ``saga`` names the catalog's own services, events and statuses, and its start event carries
+    the saga's id."""
+    saga = bus.saga
+    statuses = saga["statuses"]
+    tracker = saga["tracker"]
+    if tracker["service"] not in services:
+        raise CatalogError(bus_file, "saga.tracker.service", f"{tracker['service']!r} is not a service of the catalog "
+                                                              f"{sorted(services)}")
+    if tracker["initial"] not in statuses:
+        raise CatalogError(bus_file, "saga.tracker.initial", f"{tracker['initial']!r} is not one of saga.statuses")
+    for event, status in saga["status_after"].items():
+        if event not in events:
+            raise CatalogError(bus_file, f"saga.status_after.{event}", f"{event!r} is not an event of any service")
+        if status not in statuses:
+            raise CatalogError(bus_file, f"saga.status_after.{event}", f"{status!r} is not one of saga.statuses")
+    for status in saga["outcomes"]:
+        if status not in statuses:
+            raise CatalogError(bus_file, f"saga.outcomes.{status}", f"{status!r} is not one of saga.statuses")
+    if "completed" not in saga["outcomes"].values():
+        raise CatalogError(bus_file, "saga.outcomes", "no outcome is 'completed': a saga must be able to succeed")
+    required = events[bus.start_event].schema.get("required", [])
+    if saga["id"] not in required:
+        raise CatalogError(services[events[bus.start_event].service].file, f"events.{bus.start_event}.schema.required",
+                           f"the start event's schema must require the saga's id field {saga['id']!r} (bus.json saga.id)")
+
+
 def _check_emits(file: Path, key: str, emits: list[str], own_events: Mapping[str, EventType]) -> None:
     for event in emits:
         if event not in own_events:
@@ -372,6 +443,7 @@ def _check_cross_references(services: Mapping[str, Service], events: Mapping[str
                             bus: Bus, bus_file: Path) -> None:
     if bus.start_event not in events:
         raise CatalogError(bus_file, "start_event", f"{bus.start_event!r} is not an event of any service")
+    _check_saga(bus, services, events, bus_file)
     _check_event_group(bus, events, bus_file)
     rules: dict[str, str] = {}
     for service in services.values():

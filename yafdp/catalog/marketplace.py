@@ -6,6 +6,8 @@ declined token), so the services stay deterministic and the workload decides wha
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,12 +26,39 @@ class Marketplace:
     zones: Mapping[str, Mapping[str, Any]]
     declined_prefixes: Mapping[str, str]
 
-    def decline_reason(self, payment_token: str) -> str | None:
-        """Why the payment provider declines this token, or None when it accepts it."""
-        for prefix, reason in self.declined_prefixes.items():
-            if payment_token.startswith(prefix):
-                return reason
-        return None
+    def payment_method(self, payment_token: str) -> str:
+        """The payment provider's reference for the card behind a customer's single-use ``payment_token``, as a
+        provider's API exchanges a token for a reusable payment method id (``pm_…``) that only a holder of the
+        merchant's provider credentials (here: the Payment service) can charge. The Order service publishes this,
+        never the token. Emulated without storage: ``pm_<class>_<16 hex digits of the token's SHA-256>``, the
+        class being the token's test class (``declined``, ``nofunds``...) or ``accepted``; a real provider issues a
+        random id and keeps the card in its vault.
+
+        Examples
+        --------
+        >>> world = load_marketplace()
+        >>> world.payment_method("tok_declined_0001")[:12], world.decline_reason(world.payment_method("tok_declined_0001"))
+        ('pm_declined_', 'card_declined')
+        >>> world.decline_reason(world.payment_method("tok_visa_4242")) is None
+        True
+        """
+        kind = next((_class_of(prefix) for prefix in self.declined_prefixes if payment_token.startswith(prefix)),
+                    ACCEPTED)
+        return f"pm_{kind}_{hashlib.sha256(payment_token.encode()).hexdigest()[:16]}"
+
+    def decline_reason(self, payment_method: str) -> str | None:
+        """Why the payment provider declines to charge this payment method (:meth:`payment_method`), or None when
+        it accepts it."""
+        kind = payment_method.removeprefix("pm_").rpartition("_")[0]
+        return next((reason for prefix, reason in self.declined_prefixes.items() if _class_of(prefix) == kind), None)
+
+
+ACCEPTED = "accepted"  # the class of a payment method the provider charges
+
+
+def _class_of(prefix: str) -> str:
+    """A declined token prefix's class, as a payment method reference spells it: ``tok_nofunds_`` -> ``nofunds``."""
+    return re.sub(r"[^a-z0-9]", "", prefix.removeprefix("tok_").lower())[:32] or "declined"
 
 
 _MONEY = {"type": "number", "exclusiveMinimum": 0, "maximum": 500}

@@ -6,14 +6,16 @@ the runtime) derives from these objects.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import fastjsonschema
 
-from yafdp.errors import ConfigurationError
+from yafdp.catalog.errors import CatalogError  # noqa: F401 - raised with the model, imported from here too
+from yafdp.catalog.saga import Saga, Tracker
 from yafdp.patterns import compile_pattern
 
 PATHS = ("happy", "compensation", "observe")
@@ -40,15 +42,6 @@ CUSTOM_BUS_DEFAULT_RETRY_POLICY = MappingProxyType({"MaxRetryAttempts": 5, "MaxE
 CUSTOM_BUS_DEFAULT_RETENTION_DAYS = 1
 
 
-class CatalogError(ConfigurationError):
-    """A catalog file is missing, is not JSON, or has an entry that is wrong; says which file and key."""
-
-    def __init__(self, file: Path | str, key: str, problem: str):
-        self.file, self.key, self.problem = str(file), key, problem
-        where = f"{self.file}: {key}: " if key else f"{self.file}: "
-        super().__init__(where + problem)
-
-
 @dataclass(frozen=True)
 class EventType:
     """One kind of event on the bus: its ``detail-type`` name, who produces it and the schema of its ``detail``."""
@@ -61,6 +54,8 @@ class EventType:
     kind: str
     terminal: bool
     schema: Mapping[str, Any]
+    step: str | None = None  # a happy event: compensatable, pivot or retriable (yafdp.catalog.saga.STEP_KINDS)
+    compensates: str | None = None  # a compensation event: the step event of its service it undoes
 
 
 @dataclass(frozen=True)
@@ -145,20 +140,71 @@ class Bus:
     retry_policy: Mapping[str, int]
     archive: Mapping[str, Any]
     target: str = "queue"  # every rule's target kind (TARGET_KINDS) unless its subscription says otherwise
+    saga: Mapping[str, Any] = field(default_factory=dict)  # bus.json's "saga" section, as written
     kind: str = "classic"  # which kind of bus a run uses unless it says otherwise (BUS_KINDS)
     custom: CustomBusSettings = field(default_factory=CustomBusSettings)
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """Services, events and subscriptions, checked against each other; see :func:`load_catalog`."""
+    """Services, events and subscriptions, checked against each other; see :func:`load_catalog`.
+
+    ``path`` is the catalog's folder (its handlers and hooks are found there, see :mod:`yafdp.catalog.code`);
+    ``documents`` every document it was read from (``{"bus.json": …, "services/<name>.json": …}``), of which
+    ``in_memory`` names those added in memory (:func:`yafdp.catalog.inline.add_service`), whose handler functions
+    are ``inline_handlers`` (``{service: {handler name: function}}``).
+    """
 
     path: Path
     bus: Bus
     services: Mapping[str, Service]
     events: Mapping[str, EventType]
+    documents: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    in_memory: frozenset[str] = frozenset()
+    inline_handlers: Mapping[str, Mapping[str, Callable]] = field(default_factory=dict, repr=False, compare=False)
     _validators: dict = field(default_factory=dict, repr=False, compare=False)
     _matched: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @functools.cached_property
+    def saga(self) -> Saga:
+        """The saga's vocabulary (:class:`~yafdp.catalog.saga.Saga`): ``bus.json``'s ``saga`` section, with the
+        step kinds and compensations its events declare."""
+        spec = self.bus.saga
+        tracker = spec["tracker"]
+        return Saga(
+            id_field=spec["id"], start_event=self.bus.start_event,
+            tracker=Tracker(tracker["service"], tracker["kind"], tracker["field"]), initial_status=tracker["initial"],
+            ranks=MappingProxyType(dict(spec["statuses"])),
+            status_after=MappingProxyType({e: s for e, s in spec["status_after"].items() if e in self.events}),
+            outcomes=MappingProxyType(dict(spec["outcomes"])),
+            steps=MappingProxyType({n: e.step for n, e in self.events.items() if e.step}),
+            compensations=MappingProxyType({n: e.compensates for n, e in self.events.items() if e.compensates}),
+        )
+
+    @functools.cached_property
+    def code(self):
+        """The Python this catalog carries (:class:`yafdp.catalog.code.CatalogCode`): its handlers, found in its
+        folder first and then among the package's shipped ones, and its hooks. Nothing is imported until asked."""
+        from yafdp.catalog.code import CatalogCode
+
+        return CatalogCode(self)
+
+    def handler(self, service: str, name: str) -> Callable:
+        """The function ``name`` of ``service``: in memory, in the catalog's folder, then in the package.
+
+        Raises :class:`CatalogError` naming the file (and line) when it is missing or broken."""
+        return self.code.handler(service, name)
+
+    @property
+    def start_entrypoint(self) -> Entrypoint:
+        """The API entry point that starts a saga: the one that may publish the start event.
+
+        Raises :class:`LookupError` when no entry point of the catalog publishes it."""
+        for service in self.services.values():
+            for point in service.entrypoints:
+                if self.bus.start_event in point.emits:
+                    return point
+        raise LookupError(f"no entry point of the catalog publishes the start event {self.bus.start_event!r}")
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -217,7 +263,11 @@ class Catalog:
         """The same catalog without some services, e.g. the platform before the Loyalty service existed."""
         kept = {n: s for n, s in self.services.items() if n not in services}
         events = {n: e for n, e in self.events.items() if e.service in kept}
-        return Catalog(self.path, self.bus, MappingProxyType(kept), MappingProxyType(events))
+        dropped = {f"services/{name}.json" for name in services}
+        return Catalog(self.path, self.bus, MappingProxyType(kept), MappingProxyType(events),
+                       MappingProxyType({k: v for k, v in self.documents.items() if k not in dropped}),
+                       self.in_memory - dropped,
+                       MappingProxyType({k: v for k, v in self.inline_handlers.items() if k in kept}))
 
 
 def envelope_pattern(pattern: Mapping[str, Any]) -> dict:

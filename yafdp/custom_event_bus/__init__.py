@@ -19,8 +19,8 @@ Examples
 """
 
 from yafdp.custom_event_bus.choices import Choices
-from yafdp.custom_event_bus.clock import Clock, ManualClock
+from yafdp.custom_event_bus.clock import Clock, ManualClock, RealTimeClock
 from yafdp.custom_event_bus.errors import ApiError
 from yafdp.custom_event_bus.service import OPERATIONS, CustomEventBusService
 
-__all__ = ["ApiError", "Choices", "Clock", "CustomEventBusService", "ManualClock", "OPERATIONS"]
+__all__ = ["ApiError", "Choices", "Clock", "CustomEventBusService", "ManualClock", "OPERATIONS", "RealTimeClock"]

@@ -122,6 +122,7 @@ class EventBus:
             raise invalid("Entries", f"the request is {sum(sizes):,} bytes; a PutEvents request may be at most "
                           f"{MAX_REQUEST_BYTES:,} (1 MB), and nothing of it was published")
         now = self.clock.now()
+        self.store.expire(now)  # what is past the retention period is gone before anything new is kept
         if self.service.enforce_quotas:
             self._admit(entries, sizes, account, now)
         results, failed = [], 0
@@ -192,6 +193,7 @@ class EventBus:
         bus.extend((now,) for _ in entries)
 
     def describe(self) -> dict:
+        self.store.expire(self.clock.now())  # RetentionWindowStartTime: the oldest instant still readable
         return {"EventBusArn": self.arn, "Name": self.name, "State": self.state,
                 **({"Description": self.description} if self.description else {}),
                 **({"EncryptionConfiguration": self.encryption} if self.encryption else {}),

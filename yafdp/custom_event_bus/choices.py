@@ -58,6 +58,10 @@ class Choices:
     replay_start_delay_seconds: float = 0.0
     bus_creating_seconds: float = 0.0
     bus_deleting_seconds: float = 0.0
+    # Not in Appendix A: "Only one subscriber create or delete runs at a time per bus ... a concurrent one fails
+    # with ConcurrentModificationException" (UG subscribers; UG quotas). How long one runs is not documented:
+    # here a create or delete holds its bus for this many seconds (0: the call is over when it answers).
+    subscriber_change_seconds: float = 0.0
     # A.16: an UNORDERED subscriber delivers at least once (an injected duplicate hand-off is possible).
     # Not in Appendix A: whether a backlog delivered after STOPPED -> RUNNING is LIVE or REPLAY. "REPLAY (read
     # from retained history)" (UG replay): an event ingested before the subscriber existed is REPLAY; a backlog

@@ -315,6 +315,13 @@ def _check_parameters(invoke: dict, kind: str, choices: Choices, member: str) ->
     for key, value in parameters.items():
         if isinstance(value, str) and is_expression(value):
             compile_expression(value, f"{member}.{expected}.{key}")
+        elif isinstance(value, dict):  # MessageAttributes: names and string values may be expressions too
+            for name, attribute in value.items():
+                for text, where in ((name, f"{key} (key: {name})"), ((attribute or {}).get("StringValue")
+                                                                     if isinstance(attribute, dict) else None,
+                                                                     f"{key}.{name}.StringValue")):
+                    if isinstance(text, str) and is_expression(text):
+                        compile_expression(text, f"{member}.{expected}.{where}")
     if kind == "lambda":
         parameters.setdefault("InvocationType", choices.default_lambda_invocation_type)
         _one_of(parameters["InvocationType"], f"{member}.LambdaParameters.InvocationType", INVOCATION_TYPES)

@@ -1,8 +1,8 @@
 """The Custom Event Bus API of one account in one Region: buses, subscribers, tags and ``PutEvents``, each
 operation taking and answering the members the service model names.
 
-This is the one implementation of the bus. A local run drives it in-process on its virtual clock; ``yafdp serve``
-(issue: the endpoint) puts the smithy-rpc-v2-cbor wire protocol in front of it. Operations and their errors follow
+This is the one implementation of the bus. A local run drives it in-process on its virtual clock; a server command
+(not built yet: the endpoint issue) is to put the smithy-rpc-v2-cbor wire protocol in front of it. Operations and their errors follow
 the botocore model ``eventbridgev2/2025-05-15`` and the API Reference
 (https://docs.aws.amazon.com/eventbridgev2/latest/APIReference/Welcome.html); behaviour follows the user guide
 (``shared/custom-event-bus/SPEC.md`` cites each rule). Buses are created and deleted asynchronously
@@ -80,6 +80,7 @@ class CustomEventBusService:
         self._rng = random.Random(f"{seed}:custom-event-bus")
         self._tokens: dict[str, tuple[str, str, dict]] = {}  # ClientToken -> (operation, request, response)
         self._deleted: set[str] = set()  # subscriber ARNs deleted here (DeleteSubscriber is idempotent)
+        self._changing: dict[str, float] = {}  # bus ARN -> until when a subscriber create or delete runs on it
 
     # ---------------------------------------------------------------- helpers
 
@@ -109,6 +110,15 @@ class CustomEventBusService:
                     return subscriber
         raise not_found("subscriber", arn)
 
+    def _one_change_at_a_time(self, bus: EventBus) -> None:
+        """Refuse a subscriber create or delete while another runs on ``bus`` (``ConcurrentModificationException``,
+        UG subscribers); this one then runs for ``Choices.subscriber_change_seconds``."""
+        now = self.clock.now()
+        if now < self._changing.get(bus.arn, float("-inf")):
+            raise ApiError("ConcurrentModificationException", f"another subscriber is being created or deleted on "
+                           f"{bus.arn}: one at a time per bus; try again")
+        self._changing[bus.arn] = now + self.choices.subscriber_change_seconds
+
     def _idempotent(self, operation: str, request: dict, run: Callable[[], dict]) -> dict:
         """``ClientToken``: the same token with the same request answers the first answer again; with another
         request, ``IdempotentParameterMismatchException`` (M ``ClientToken``)."""
@@ -127,6 +137,14 @@ class CustomEventBusService:
         response = run()
         self._tokens[token] = (operation, body, response)
         return response
+
+    def undelivered(self) -> int:
+        """Events the account's subscribers have to deliver still: taken and not delivered or given up on yet
+        (waiting, in flight, or waiting to be tried again), or on their bus and not read yet. What a run on a served
+        bus waits to be 0 (with its queues empty) before it calls the saga settled: the bus delivers after it
+        answers PutEvents, as AWS does."""
+        return sum(s.backlog + s.in_flight for bus in self.buses.values() for s in bus.subscribers.values()
+                   if s.running)
 
     # ---------------------------------------------------------------- buses
 
@@ -222,6 +240,7 @@ class CustomEventBusService:
             raise ApiError("ResourceAlreadyExistsException", f"the bus already has a subscriber named {config.name!r}")
         if len(bus.subscribers) >= MAX_SUBSCRIBERS_PER_BUS:
             raise ApiError("LimitExceededException", f"a bus has at most {MAX_SUBSCRIBERS_PER_BUS:,} subscribers")
+        self._one_change_at_a_time(bus)
         store = bus.store
         if config.starting_position == "LATEST":
             cursor = store.next_seq
@@ -275,6 +294,7 @@ class CustomEventBusService:
             if exc.code == "ResourceNotFoundException" and arn in self._deleted:
                 return {}
             raise
+        self._one_change_at_a_time(subscriber.bus)
         subscriber.bus.remove_subscriber(subscriber)
         self._deleted.add(arn)
         return {}

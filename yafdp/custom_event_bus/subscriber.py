@@ -82,6 +82,7 @@ class Subscriber:
         self.deleted = self.revoked = False
         self.metrics: Counter = Counter()
         self.in_flight = 0
+        self._retrying = 0  # UNORDERED: events waiting out their backoff before the next try
         self._rng = rng
         self._queue: deque[_Work] = deque()  # UNORDERED: ready to send
         self._groups: dict[object, deque[_Work]] = {}  # FIFO: each group's events, its head first
@@ -105,8 +106,9 @@ class Subscriber:
 
     @property
     def backlog(self) -> int:
-        """Events it has taken and not delivered or given up on yet, plus those on the bus it has not read."""
-        waiting = len(self._queue) + sum(len(g) for g in self._groups.values())
+        """Events it has taken and not delivered or given up on yet (waiting, or waiting to be tried again), plus
+        those on the bus it has not read."""
+        waiting = len(self._queue) + sum(len(g) for g in self._groups.values()) + self._retrying
         return waiting + max(0, self.bus.store.next_seq - self.cursor) * (not self._at_end)
 
     # ---------------------------------------------------------------- taking events
@@ -266,6 +268,7 @@ class Subscriber:
             elif now + delay - since > policy.max_event_age_seconds:
                 given_up.append((work, delivery.items[index], code, message, "MaximumEventAgeInSeconds"))
             else:
+                self._retrying += not self.config.fifo  # a FIFO group keeps its head: counted already
                 self.bus.clock.call_at(now + delay, lambda work=work: self._retry(work))
         if given_up:
             self._give_up(given_up)
@@ -278,6 +281,7 @@ class Subscriber:
             self._ready.appendleft(self._group_key(work.event))  # the group's head goes again, before the rest
             self._waiting.discard(self._group_key(work.event))
         else:
+            self._retrying -= 1
             self._queue.appendleft(work)
         self.kick()
 

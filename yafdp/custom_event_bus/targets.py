@@ -23,6 +23,9 @@ from yafdp.custom_event_bus.expressions import TransformationError, parameter_va
 # error codes of the dead-letter record (UG "Retrying event delivery", errorCode table).
 Failures = dict[int, tuple[str, str]]
 PER_EVENT_BLOCK_KEYS = ("MessageGroupId", "MessageDeduplicationId", "DelaySeconds")
+# Message attributes of an SQS or SNS target: each name "may be a literal or an expression resolved once per
+# delivered event", and so may each StringValue (M MessageAttributeName, SqsMessageAttributeValue.StringValue).
+ATTRIBUTE_BLOCKS = ("MessageAttributes", "MessageSystemAttributes")
 
 
 @dataclass
@@ -65,6 +68,26 @@ class Target(Protocol):
     def deliver(self, delivery: Delivery, done: Callable[[Failures], None]) -> None: ...
 
 
+def message_attributes(attributes, parts: dict) -> dict:
+    """A ``MessageAttributes`` block for one event: names and ``StringValue`` s resolved
+    (:func:`~yafdp.custom_event_bus.expressions.parameter_value`), the rest as given.
+
+    Examples
+    --------
+    >>> parts = {"Data": {}, "Metadata": {}, "SystemMetadata": {"aws:DeliveryType": "LIVE"}}
+    >>> message_attributes({"kind": {"DataType": "String", "StringValue": '{% $events.SystemMetadata."aws:DeliveryType" %}'}}, parts)
+    {'kind': {'DataType': 'String', 'StringValue': 'LIVE'}}
+    """
+    if not isinstance(attributes, dict):
+        return attributes
+    resolved = {}
+    for name, value in attributes.items():
+        if isinstance(value, dict) and isinstance(value.get("StringValue"), str):
+            value = {**value, "StringValue": parameter_value(value["StringValue"], parts)}
+        resolved[parameter_value(name, parts) if isinstance(name, str) else name] = value
+    return resolved
+
+
 def shape(item: DeliveryItem, config: SubscriberConfig) -> tuple[str, str] | None:
     """Fill ``item.payload`` and ``item.parameters`` for ``config``'s transformer and target; returns the failure
     ``("INPUT_TRANSFORMATION_FAILURE", message)`` when an expression throws or yields nothing (it is retried and
@@ -79,7 +102,8 @@ def shape(item: DeliveryItem, config: SubscriberConfig) -> tuple[str, str] | Non
             item.payload = parts if config.transformer == "WITH_METADATA" else transformed(config.expression, parts)
         if config.parameters and config.target_kind in ("sqs", "sns", "kinesis"):
             parts = parts or event.parts(item.delivery_type)
-            item.parameters = {key: parameter_value(value, parts) if isinstance(value, str) else value
+            item.parameters = {key: parameter_value(value, parts) if isinstance(value, str) else
+                               message_attributes(value, parts) if key in ATTRIBUTE_BLOCKS else value
                                for key, value in config.parameters.items()}
     except TransformationError as exc:
         return "INPUT_TRANSFORMATION_FAILURE", str(exc)

@@ -11,8 +11,9 @@ Examples
 True
 """
 
+from yafdp.patterns.compile import pattern_text
 from yafdp.patterns.errors import PatternError
 from yafdp.patterns.pattern import Pattern, compile_pattern
 from yafdp.patterns.ruleset import RuleSet
 
-__all__ = ["Pattern", "PatternError", "RuleSet", "compile_pattern"]
+__all__ = ["Pattern", "PatternError", "RuleSet", "compile_pattern", "pattern_text"]

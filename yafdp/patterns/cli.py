@@ -10,6 +10,8 @@ from pathlib import Path
 from yafdp.patterns.errors import PatternError
 from yafdp.patterns.jsontext import load_event_text
 from yafdp.patterns.pattern import compile_pattern
+from yafdp.quoting import printable
+from yafdp.reading import TEST_PATTERN_FILE_BYTES, TooLargeError, read_bytes
 
 # The fields TestEventPattern requires of the event ("the following fields are mandatory: id, account, source, time,
 # region, resources, detail-type"; EventBridge API reference, TestEventPattern,
@@ -39,7 +41,7 @@ def _read(argument: str, option: str) -> str:
         return argument
     if not argument[1:].strip():
         raise OSError(f"{option} @ names no file: give @FILE, or the JSON itself")
-    return Path(argument[1:]).read_text(encoding="utf-8")
+    return read_bytes(Path(argument[1:]), TEST_PATTERN_FILE_BYTES, f"a {option} file").decode("utf-8")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,12 +50,16 @@ def run(args: argparse.Namespace) -> int:
         pattern_text, event_text = _read(args.pattern, "--pattern"), _read(args.event, "--event")
     except OSError as error:
         problem = f"cannot read {error.filename}: {error.strerror}" if error.filename else str(error)
-        print(f"yafdp test-pattern: {problem}", file=sys.stderr)
+        print(f"yafdp test-pattern: {printable(problem)}", file=sys.stderr)
+        return 2
+    except (TooLargeError, UnicodeDecodeError) as error:  # a file too large (e.g. /dev/zero), or not text
+        print(f"yafdp test-pattern: {printable(error if isinstance(error, TooLargeError) else 'not UTF-8 text')}",
+              file=sys.stderr)
         return 2
     try:
         pattern = compile_pattern(pattern_text)
     except PatternError as error:  # EventBridge's own words, on one line, after the option they are about
-        print("yafdp test-pattern: --pattern: " + " ".join(line.strip() for line in str(error).splitlines()),
+        print("yafdp test-pattern: --pattern: " + printable(" ".join(line.strip() for line in str(error).splitlines())),
               file=sys.stderr)
         return 2
     try:

@@ -46,7 +46,7 @@ def load_pattern(pattern: dict | str, max_length: int = MAX_PATTERN_LENGTH) -> A
     if isinstance(pattern, str):
         length = len(pattern)
     elif is_object(pattern):
-        length = len(_compact_json(pattern))
+        length = len(pattern_text(pattern))
     else:
         raise PatternError("Filter is not an object")
     if length > max_length:
@@ -78,7 +78,9 @@ def expand(pattern: Any) -> list[Branch]:
             raise error from None
 
 
-def _compact_json(value: Any) -> str:
+def pattern_text(value: Any) -> str:
+    """An event pattern as compact JSON text: the characters EventBridge's pattern size quota counts here, and what
+    the deployer sends as ``PutRule``'s ``EventPattern``, so a pattern this module accepts is one AWS takes."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 from yafdp.patterns.errors import PatternError
@@ -56,13 +55,24 @@ def wildcard_tokens(text: str) -> list[int]:
 
 
 def wildcard_matcher(text: str) -> Callable[[str], bool]:
-    """A function telling whether a string matches the wildcard value ``text`` (assumed valid).
+    """A function telling whether a string matches the wildcard value ``text`` (assumed valid), in time linear
+    in the string's length.
+
+    ``text`` splits at its unescaped ``*`` into literal pieces: the first must start the string, the last
+    must end it, and the ones between must occur in order, without overlapping, in what is left between the
+    two. Taking each middle piece at its leftmost place there is never wrong (it leaves the most room to the
+    rest), so no choice is ever revisited: the string is scanned once, left to right, with ``str.find`` (a
+    regular expression backtracks: ``*a*a*a*b`` took 12 s on 800 characters that way). EventBridge's engine,
+    Event Ruler, compiles patterns into a finite automaton, which does not backtrack either
+    (https://github.com/aws/event-ruler, "deleteRule()").
 
     Examples
     --------
     >>> matches = wildcard_matcher("*/lib/*.jar")
     >>> matches("/usr/lib/x.jar"), matches("/usr/bin/x.jar")
     (True, False)
+    >>> wildcard_matcher("*a*a*a*b")("a" * 1_000_000)
+    False
     """
     pieces: list[str] = [""]
     chars = iter(text)
@@ -76,17 +86,26 @@ def wildcard_matcher(text: str) -> Callable[[str], bool]:
     if len(pieces) == 1:
         literal = pieces[0]
         return literal.__eq__
-    if len(pieces) == 2:
-        head, tail = pieces
-        least = len(head) + len(tail)
+    head, *middle, tail = pieces
+    least = len(head) + len(tail) + sum(map(len, middle))
+    if not middle:  # one star: the common cases, without a loop
         if not tail:
             return lambda value: value.startswith(head)
         if not head:
             return lambda value: value.endswith(tail)
         return lambda value: len(value) >= least and value.startswith(head) and value.endswith(tail)
-    regex = re.compile(".*".join(re.escape(piece) for piece in pieces), re.DOTALL)
-    fullmatch = regex.fullmatch
-    return lambda value: fullmatch(value) is not None
+
+    def matches(value: str) -> bool:
+        if len(value) < least or not value.startswith(head) or not value.endswith(tail):
+            return False
+        start, end = len(head), len(value) - len(tail)
+        for piece in middle:
+            found = value.find(piece, start, end)
+            if found < 0:
+                return False
+            start = found + len(piece)
+        return True
+    return matches
 
 
 def complexity(values: Iterable[str]) -> int:

@@ -9,7 +9,8 @@ role, which "must be in the subscriber's own account and trust events.amazonaws.
 sqs:SendMessage on the DLQ" (UG "Subscribers",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-subscribers.html). A ``FIFO`` subscriber
 sends to its service's SQS FIFO queue with ``MessageGroupId`` = the event group and ``MessageDeduplicationId`` =
-``aws:EventId``, as the user guide's example does, so the order holds to the function (UG "Amazon SQS target",
+``aws:EventId`` (as the user guide's example does) and the subscriber's name, so the order holds to the function
+and two subscribers of one service that match the same event both reach it (UG "Amazon SQS target",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-target-sqs.html; UG transform); a
 function target is invoked ``REQUEST_RESPONSE``, "use for ordered processing" (UG "Ordering",
 https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html).
@@ -92,10 +93,18 @@ class SubscriberPlan(Route):
         if self.target.kind == "lambda":
             invoke["LambdaParameters"] = {"InvocationType": self.invocation_type or "REQUEST_RESPONSE"}
         else:
-            sqs = {"MessageAttributes": {"subscriber": {"DataType": "String", "StringValue": self.name}}}
+            # The function learns which subscriber's handler to run, and whether the event is LIVE or REPLAY, from
+            # the message's attributes (a name may be a literal, a value an expression resolved per event: M
+            # SqsMessageAttributeValue); yafdp.backends.aws.queue_message reads them.
+            sqs = {"MessageAttributes": {
+                "subscriber": {"DataType": "String", "StringValue": self.name},
+                "delivery_type": {"DataType": "String", "StringValue": '{% $events.SystemMetadata."aws:DeliveryType" %}'}}}
             if self.target.queue.endswith(".fifo"):
                 sqs["MessageGroupId"] = "{% $events.SystemMetadata.EventGroupId %}"
-                sqs["MessageDeduplicationId"] = '{% $events.SystemMetadata."aws:EventId" %}'
+                # The event's id and this subscriber's name: two subscribers of one service that match the same
+                # event hand it to the same FIFO queue, and the second copy must not be taken for the first's.
+                sqs["MessageDeduplicationId"] = ('{% $events.SystemMetadata."aws:EventId" & "#" & '
+                                                 + json.dumps(self.name) + ' %}')
             invoke["SqsParameters"] = sqs
         request = {"Name": self.name, "EventBusArn": bus_arn, "Type": self.type, "InvokeConfiguration": invoke,
                    "FilterConfiguration": self.filter_configuration(), "Transformer": dict(self.transformer),

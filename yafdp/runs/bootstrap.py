@@ -7,19 +7,20 @@ the catalog and marketplace (loaded once by the caller) and the run database, an
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from yafdp.backends.local.bus import LocalBus
 from yafdp.backends.local.custom_bus import LocalCustomBus
 from yafdp.backends.local.step_functions import LocalStepFunctions
 from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
+from yafdp.custom_event_bus import Choices
 from yafdp.errors import RefusedError
 from yafdp.extras import require
 from yafdp.plan import build_plan
@@ -74,7 +75,7 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_local(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
                timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
     """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
     "orchestration"``, the local Step Functions runner) over ``db``."""
@@ -90,24 +91,27 @@ def open_local(options: RunOptions, catalog: Catalog, world: Marketplace, db, *,
                     commit_every=200 if options.store == "file" else 5000)
 
 
-def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_deployed(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
                   timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr,
                   endpoint_url: str | None = None) -> Bus:
     """The ``moto`` and ``aws`` backends: the plan deployed (on moto to ``endpoint_url``, else to the server
     ``yafdp moto-server`` runs, else to one started here for the run; or to your AWS account), its bus exporting into
-    ``db``. The bus's ``close()`` destroys the deployment (unless ``options.keep``) and stops a moto server of its
-    own; when the run was not saved to ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix
-    and the command that destroys it (on a moto server of its own there is nothing to keep).
+    ``db``. On a Custom Event Bus (``options.bus`` or the catalog's) on moto, this process also serves the bus
+    (:func:`serve_custom_event_bus`), its subscribers delivering to that moto server. The bus's ``close()`` destroys
+    the deployment (unless ``options.keep``) and stops a moto server of its own; when the run was not saved to
+    ``options.out`` by then, it keeps the deployment and ``echo`` says its prefix and the command that destroys it
+    (on a moto server of its own there is nothing to keep).
 
     Raises :class:`~yafdp.errors.RefusedError` before deploying anything for options the backend cannot
     run and for an ``out`` folder a run cannot be saved to."""
-    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.clients import make_clients, pool_for
     from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer, running_server
     from yafdp.backends.aws.teardown import destroy
 
     refuse_unsupported(options)
     given_endpoint = endpoint_url  # the commands find the server `yafdp moto-server` runs without being told
+    found = None
     if options.backend == "moto" and endpoint_url is None:
         found = running_server()
         endpoint_url = found["url"] if found else None
@@ -136,23 +140,35 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
                  f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")
 
     own_server = options.backend == "moto" and endpoint_url is None
+    custom = (options.bus or catalog.bus.kind) == "custom"
     try:
         if own_server:
             endpoint_url = stack.enter_context(MotoServer())
-        clients = make_clients(endpoint_url)
+        bus_url = undelivered = None
+        if custom and options.backend == "moto":  # moto has no Custom Event Bus: the one beside it, or one served here
+            if found and found.get("url") == endpoint_url and found.get("bus_url"):
+                bus_url = found["bus_url"]
+                undelivered = functools.partial(undelivered_at, bus_url)
+            else:
+                served = stack.enter_context(serve_custom_event_bus(endpoint_url=endpoint_url, seed=options.seed))
+                bus_url, undelivered = served.url, served.undelivered
+        pollers = options.concurrency * len(catalog.services) if options.backend == "moto" else 0
+        clients = make_clients(endpoint_url, bus_endpoint_url=bus_url, custom_bus=custom,
+                               max_pool_connections=pool_for(pollers))
         stack.callback(teardown, clients)  # before deploying: a failed deploy is cleaned too
         setting_up = [True]  # until the bus is open, a failure destroys what was made
         created: list[str] = []
         echo(f"deploying the plan as {prefix}-… on {options.backend}"
-             + (f" (the moto server at {endpoint_url})" if options.backend == "moto" and not own_server else ""))
+             + (f" (the moto server at {endpoint_url})" if options.backend == "moto" and not own_server else "")
+             + (f" (the Custom Event Bus served at {bus_url})" if bus_url else ""))
         plan = deploy(clients, catalog, backend=options.backend, prefix=prefix, catalog_dir=options.catalog_dir,
                       faults=options.faults, seed=options.seed, echo=created.append,
-                      point_in_time_recovery=options.point_in_time_recovery)
+                      point_in_time_recovery=options.point_in_time_recovery, bus=options.bus)
         echo(f"deployed: {len(created)} changes" + (f" at {endpoint_url}" if endpoint_url else f" in {clients.region}"))
         rundb.set_info(db, prefix=prefix, region=clients.region)
         bus = open_deployed_bus(plan, catalog, world, clients, db, backend=options.backend, faults=options.faults,
                                 seed=options.seed, teardown=stack.close,
-                                concurrency=options.concurrency)
+                                concurrency=options.concurrency, undelivered=undelivered)
         setting_up[0] = False
         return bus
     except BaseException:
@@ -161,6 +177,93 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Marketplace, db,
 
 
 BACKENDS: dict[str, Callable[..., Bus]] = {"local": open_local, "moto": open_deployed, "aws": open_deployed}
+
+
+# What a served bus does where AWS is silent (yafdp.custom_event_bus.choices): a new bus is CREATING for half a
+# second before it is ACTIVE, and a deleted one DELETING as long, so a client that does not wait for the
+# EventBusActive waiter (and the waiter itself) sees the bus's asynchronous states as on AWS.
+SERVED_CHOICES = Choices(bus_creating_seconds=0.5, bus_deleting_seconds=0.5)
+
+
+class ServedCustomEventBus:
+    """The Custom Event Bus served on AWS's wire protocol (``yafdp serve``): :attr:`url` is its endpoint (for
+    ``boto3.client("eventbridgev2", endpoint_url=url)``), :attr:`targets_url` the endpoint (a moto server) of the
+    account its subscribers deliver to (SQS queues, IAM roles), :attr:`service` the engine behind it. A context
+    manager; :meth:`close` stops it (the moto server too, when it started one)."""
+
+    def __init__(self, endpoint, targets_url: str, stack: ExitStack):
+        self.endpoint, self.targets_url, self._stack = endpoint, targets_url, stack
+        self.service, self.url = endpoint.service, endpoint.url
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def undelivered(self) -> int:
+        """Events its subscribers have still to deliver (:meth:`~yafdp.custom_event_bus.service.CustomEventBusService.undelivered`)."""
+        with self.endpoint.lock:
+            return self.service.undelivered()
+
+    def __enter__(self) -> "ServedCustomEventBus":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def undelivered_at(bus_url: str) -> int:
+    """How many events the Custom Event Bus served at ``bus_url`` (by ``yafdp moto-server``, in its process) has
+    still to deliver (:data:`yafdp.custom_event_bus.endpoint.UNDELIVERED_PATH`)."""
+    import json
+    import urllib.request
+
+    from yafdp.custom_event_bus.endpoint import UNDELIVERED_PATH
+
+    with urllib.request.urlopen(bus_url + UNDELIVERED_PATH, timeout=30) as answer:
+        return int(json.loads(answer.read())["undelivered"])
+
+
+def serve_custom_event_bus(*, endpoint_url: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                           region: str | None = None, choices: Choices = SERVED_CHOICES,
+                           seed: int | str | None = None) -> ServedCustomEventBus:
+    """Serve the Custom Event Bus engine on ``host``:``port`` (0: a free port) over the real-time clock, its
+    subscribers delivering to the SQS queues of the moto server at ``endpoint_url`` (started in this process
+    when None) with their delivery roles checked against that server's IAM roles
+    (:class:`~yafdp.backends.aws.subscriber_targets.SqsSubscriberTargets`). The account is the one that server
+    answers ``sts:GetCallerIdentity`` with; PutEvents is held to the bus's and the event groups' rates.
+
+    Raises :class:`OSError` when the address cannot be listened on.
+
+    (Run in ``tests/integration/test_served_custom_bus.py``: boto3's eventbridgev2 client against it.)
+    """
+    import secrets
+    import threading
+
+    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.moto_server import MotoServer
+    from yafdp.backends.aws.subscriber_targets import SqsSubscriberTargets
+    from yafdp.custom_event_bus import CustomEventBusService, RealTimeClock
+    from yafdp.custom_event_bus.endpoint import CustomEventBusEndpoint
+
+    stack = ExitStack()
+    try:
+        if endpoint_url is None:
+            endpoint_url = stack.enter_context(MotoServer())
+        clients = make_clients(endpoint_url, region)
+        lock = threading.Lock()
+        clock = RealTimeClock(lock).start()
+        stack.callback(clock.stop)
+        service: CustomEventBusService | None = None
+        targets = SqsSubscriberTargets(clients.sqs, clients.iam, clock,
+                                       role_of=lambda arn: service.subscriber(arn).config.role_arn)
+        stack.callback(targets.close)
+        service = CustomEventBusService(clock, targets=targets, dead_letter_queues=targets.dead_letter,
+                                        account=clients.account(), region=clients.region, choices=choices,
+                                        enforce_quotas=True, seed=secrets.token_hex(8) if seed is None else seed)
+        endpoint = stack.enter_context(CustomEventBusEndpoint(service, lock, host=host, port=port))
+        return ServedCustomEventBus(endpoint, endpoint_url, stack)
+    except BaseException:
+        stack.close()
+        raise
 
 
 def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> TimingModel | None:
@@ -178,9 +281,6 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     if options.bus == "custom" and options.store == "file":
         raise RefusedError("a Custom Event Bus run keeps its bus in memory and cannot be resumed: --store file is for "
                            "the classic bus (leave --store out, or use --bus classic)")
-    if options.bus == "custom" and options.backend != "local":
-        raise RefusedError(f"the Custom Event Bus runs on the local backend; the {options.backend} backend deploys the "
-                           "Classic bus (--bus classic, or leave --backend out)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                           invocation="direct" if options.style == "orchestration" else "queue", bus_kind=bus_kind)
@@ -208,7 +308,7 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     return None
 
 
-def open_bus(options: RunOptions, catalog: Catalog, world: Marketplace, db, *, session: int = 0,
+def open_bus(options: RunOptions, catalog: Catalog, world: Any, db, *, session: int = 0,
              timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
     """The bus of ``options.backend`` for this run, over the run database ``db``.
 

@@ -7,6 +7,9 @@
   takes it removes the temporary files a writer killed before it could clean up left there.
 - :func:`replace_atomically` puts a finished file in place with a rename from a temporary file in the same
   folder, flushed to disk first, so a kill at any moment leaves the old file or the new one, never half of one.
+- Another command's output file (:func:`save_output`, e.g. a fitted profile) follows the same rules: an existing
+  file is replaced only when the caller says so (``--force``), a run folder's own files never, and into a run
+  folder only while holding its lock.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ import sqlite3
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Callable, TextIO, TypeVar
 
 from filelock import FileLock, Timeout
 
 from yafdp.errors import RefusedError, RunFolderError
+from yafdp.reading import LOCK_FILE_BYTES, TooLargeError, read_bytes
 
+T = TypeVar("T")
 LOCK_NAME = ".yafdp.lock"
-RUN_FILES = ("run.db", "summary.json")
+RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run's own copy of its catalog
 TEMPORARY_SUFFIX = ".tmp"
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
 # the suffix), and the journal SQLite keeps beside one being written as a database.
@@ -74,18 +80,21 @@ class Interrupted(KeyboardInterrupt):
         self.message = message
 
 
+def _first_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (a dangling symbolic link counts: nothing can be made there)."""
+    return next((place for place in (path, *path.parents) if place.exists() or place.is_symlink()), Path("."))
+
+
 def check_out(out: Path, option: str = "--out") -> Path:
     """``out`` if it can be a run folder: a folder, or a path whose first existing ancestor is a folder.
 
     Raises :class:`~yafdp.errors.RefusedError` naming the file in the way.
     """
     out = Path(out)
-    for place in (out, *out.parents):
-        if place.exists() or place.is_symlink():
-            if not place.is_dir():
-                where = "is a file" if place == out else f"is under {place}, which is a file"
-                raise RefusedError(f"{option} {out} {where}, not a folder: choose a folder for the run")
-            break
+    place = _first_existing(out)
+    if not place.is_dir():
+        where = "is a file" if place == out else f"is under {place}, which is a file"
+        raise RefusedError(f"{option} {out} {where}, not a folder: choose a folder for the run")
     for name in RUN_FILES:  # what the run will replace must be a file (or absent), or saving fails at the end
         if (out / name).exists() and not (out / name).is_file():
             raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another {option} or remove it")
@@ -97,6 +106,78 @@ def check_out(out: Path, option: str = "--out") -> Path:
 def holds_run(out: Path) -> bool:
     """Whether ``out`` holds (part of) a run."""
     return any((Path(out) / name).exists() for name in RUN_FILES)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds (part of) a run or was ever run in (its lock file, which a run in progress whose
+    ``run.db`` is not written yet already holds)."""
+    return holds_run(folder) or (Path(folder) / LOCK_NAME).exists()
+
+
+def check_output_file(path: Path, option: str, force: bool) -> Path:
+    """``path`` if a command may write its output file (a profile, say) there: not a folder, not under a file,
+    not a run folder's own file (``run.db``, ``summary.json``, the lock or a temporary of theirs, whatever
+    ``force`` says), and not an existing file unless ``force``.
+
+    Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
+    """
+    path = Path(path)
+    place = _first_existing(path)
+    if place == path and path.is_dir():
+        raise RefusedError(f"{option} {path} is a folder: give the file to write")
+    if not place.is_dir() and place != path:
+        raise RefusedError(f"{option} {path} is under {place}, which is a file: choose another {option}")
+    if path.name in (*RUN_FILES, LOCK_NAME) or STALE_TEMPORARY.fullmatch(path.name):
+        raise RefusedError(f"{option} {path}: {path.name} is a run folder's own file, never another command's "
+                           f"output: choose another {option}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise RefusedError(f"{option} {path} exists: pass --force to replace it, or choose another {option}")
+    return path
+
+
+def save_output(path: Path, write: str | Callable[[TextIO], T], *, option: str, force: bool, command: str,
+                check: Callable[[Path], object] | None = None) -> T | None:
+    """Write a command's output file ``path`` (after :func:`check_output_file`) whole or not at all, under the
+    rules of a run folder: in a run folder (:func:`is_run_folder`) only while holding its :class:`FolderLock`
+    (refused, naming the holder, while a run or another writer has it), and the existing file checked again
+    under the lock. ``write`` is the text, or writes it to a text stream (and what it returns is returned).
+    ``check(temporary)`` may refuse what was written before it replaces anything.
+    """
+    path = check_output_file(path, option, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(path.parent, command) if is_run_folder(path.parent) else nullcontext()
+    with lock:
+        check_output_file(path, option, force)  # another writer may have made it meanwhile
+        temporary = temporary_beside(path)
+        try:
+            with room_to_write(path, f"{path} is as it was"), open(temporary, "w", encoding="utf-8") as stream:
+                if isinstance(write, str):
+                    stream.write(write)
+                    result = None
+                else:
+                    result = write(stream)
+            if check is not None:
+                check(temporary)
+            replace_atomically(path, temporary)
+        finally:
+            remove_temporary(temporary)
+    return result
+
+
+def replace_run_db(out: Path, write: Callable[[Path], object], kept: str, also: tuple[str, ...] = ()) -> None:
+    """Put a new ``run.db`` in ``out``: ``write(temporary)`` makes it beside the old one, then the old run's
+    files go (its summary first, so no summary ever describes another run's ``run.db``, then the files named in
+    ``also``) and the new one is renamed into place. The caller holds ``out``'s :class:`FolderLock`. A write that
+    finds no room is said as :class:`NoRoomError` with ``kept``, and the folder holds what it held before."""
+    building = temporary_beside(Path(out) / "run.db")
+    try:
+        with room_to_write(Path(out) / "run.db", kept):
+            write(building)
+        remove(Path(out) / "summary.json", *(Path(out) / name for name in also), Path(out) / "run.db-wal",
+               Path(out) / "run.db-shm")
+        replace_atomically(Path(out) / "run.db", building)
+    finally:
+        remove_temporary(building)
 
 
 def refuse_existing(out: Path) -> None:
@@ -131,7 +212,7 @@ class FolderLock:
             lock.acquire()
         except Timeout:
             raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
-                                 "(or stop it) before running or resuming there") from None
+                                 "(or stop it) before writing there") from None
         self._lock = lock
         try:
             remove_stale_temporaries(self.out)
@@ -180,8 +261,8 @@ def lock_holder(out: Path) -> str | None:
 
 def _recorded_holder(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-    except OSError:
+        return read_bytes(path, LOCK_FILE_BYTES, "a lock file").decode("utf-8", "replace").strip() or "another process"
+    except (OSError, TooLargeError):
         return "another process"
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from yafdp.backends.local.timing import MeasuredTiming
-from yafdp.catalog import load_catalog
-from yafdp.catalog.marketplace import load_marketplace
-from yafdp.errors import BackendError, RunFolderError
+from yafdp.catalog import Catalog, load_catalog
+from yafdp.catalog import record as catalog_record
+from yafdp.errors import BackendError, RequestRefusedError, RunFolderError
+from yafdp.quoting import excerpt
 from yafdp.plan import build_plan
 from yafdp.progress import progress_bar
 from yafdp.runtime import rundb
@@ -32,11 +33,19 @@ from yafdp.runtime.rundb import INSERT_REFUSAL, INSERT_REQUEST
 from yafdp.runs import folder
 from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
-from yafdp.runs.workload import OutcomeRates, workload
-from yafdp.services import check_handlers
-from yafdp.services.order import TERMINAL, TERMINAL_EVENTS, OrderRejectedError
+from yafdp.runs.workload import outcome_rates, workload
 
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
+_COPIES: dict[Path, str] = {}  # run folder -> the copy of its catalog made when it started, written by finish
+
+
+class StuckSagasError(BackendError):
+    """A run that ended with sagas not in a terminal outcome (a poison event in a dead-letter queue, a rule that
+    matches nothing): ``run.db`` and ``summary.json`` were written, and ``summary`` is the run's summary."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
 
 
 def run_saga(options: RunOptions, progress: bool | None = None,
@@ -49,7 +58,9 @@ def run_saga(options: RunOptions, progress: bool | None = None,
     notebook in JupyterLab; not papermill or a CI log).
 
     A run that does not settle (a deployment whose orders are not all terminal in time) still writes
-    ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck.
+    ``run.db`` as far as it got, then raises :class:`~yafdp.errors.BackendError` saying which orders are stuck;
+    one that ends (the local bus has nothing left to deliver) with sagas not in a terminal outcome raises
+    :class:`StuckSagasError` once its files are written, naming how many, in which status, and the first ids.
 
     (Run in ``tests/integration/test_documented_examples.py``: a small run places every order and ends them all.)
     """
@@ -64,9 +75,24 @@ def run_saga(options: RunOptions, progress: bool | None = None,
             except BackendError:  # the evidence of a run that did not settle is kept
                 finish(bus, options, Path(options.out), time.perf_counter() - started)
                 raise
-            return finish(bus, options, Path(options.out), time.perf_counter() - started)
+            stuck = stuck_sagas(bus.db, bus.catalog)
+            summary = finish(bus, options, Path(options.out), time.perf_counter() - started)
+            _refuse_stuck(stuck, summary, Path(options.out))
+            return summary
     finally:
         _close(bus, options.out)
+
+
+def stuck_sagas(db, catalog: Catalog) -> str | None:
+    """The sagas of the run in ``db`` that are not in a terminal outcome, in one line (None when there is none)."""
+    select, parameters = rundb.saga_statuses(catalog.saga.tracker)
+    return catalog.saga.stuck(dict(db.execute(select, parameters)))
+
+
+def _refuse_stuck(stuck: str | None, summary: dict, out: Path) -> None:
+    if stuck is not None:
+        raise StuckSagasError(f"the run ended with sagas stuck: {stuck}; {out / 'run.db'} and "
+                              f"{out / 'summary.json'} hold it (`yafdp check {out}` says where each stopped)", summary)
 
 
 def start_saga(options: RunOptions) -> Bus:
@@ -78,13 +104,14 @@ def start_saga(options: RunOptions) -> Bus:
     locked until :func:`finish`; a folder that holds a run is refused unless ``options.overwrite``.
     """
     catalog = (options.catalog or load_catalog(options.catalog_dir)).without(*options.exclude_services)
-    check_handlers(catalog)
+    catalog.code.check()  # every handler written and importable: one line for each that is not
     if options.bus is None and options.style == "choreography":  # the catalog's kind of bus, recorded as the run's
         options = replace(options, bus=catalog.bus.kind)
     build_plan(catalog, bus=options.bus)  # what the bus would refuse (a subscriber's settings), before the folder
-    world = load_marketplace(options.catalog_dir)
+    world = catalog.code.world()
     timing = refuse_unsupported(options, bus_kind=options.bus or catalog.bus.kind)
-    requests = workload(world, orders=options.orders, seed=options.seed, rates=options.rates,
+    rates = outcome_rates(catalog, options.rates)
+    requests = workload(catalog, world, orders=options.orders, seed=options.seed, rates=rates,
                         arrival_rate=options.arrival_rate, orders_file=options.orders_file)
     first = next(requests, None)  # a generated workload's checks run on its first order
     out = folder.check_out(Path(options.out))
@@ -95,12 +122,15 @@ def start_saga(options: RunOptions) -> Bus:
         with _interrupted(untouched):
             if folder.holds_run(out) and not options.overwrite:
                 folder.refuse_existing(out)
-            info = {**options.describe(), "status": "running", "services": list(catalog.services),
+            recorded = catalog_record.record(catalog, options.exclude_services)
+            copied = catalog_record.copy(catalog, recorded)
+            info = {**options.describe(), "rates": rates, "catalog": recorded, "status": "running",
+                    "services": list(catalog.services),
                     "sources": {s.source: s.name for s in catalog.services.values()}}
             stored = _chain(first, requests)
             if options.store == "file":
                 db = _new_file_store(out, info, {r.name: dict(r.pattern) for r in build_plan(catalog, bus=options.bus).routes},
-                                     stored)
+                                     stored, copied)
             else:
                 db = rundb.connect(None)
                 _store_start(db, info, None, stored)
@@ -120,6 +150,8 @@ def start_saga(options: RunOptions) -> Bus:
             lock.release()
         raise
     _LOCKS[out.resolve()] = lock
+    if options.store != "file":  # the file store wrote it with run.db; the memory store writes it with run.db
+        _COPIES[out.resolve()] = copied
     return bus
 
 
@@ -147,28 +179,30 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
             missing = not (out / "summary.json").exists()
-            if missing:  # stopped between its two files: the summary is in run.db
+            if missing:  # stopped between its files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
+            _rewrite_missing_copy(info, out)
             lock.release()
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
-                             rates=OutcomeRates(**info["rates"]), faults=Faults(**info["faults"]),
+                             rates=info["rates"], faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
                              exclude_services=tuple(info.get("exclude_services", ())),
                              orders_file=info.get("orders_file"),
                              latency_model=info.get("latency_model", "none"), quota_scale=info.get("quota_scale", 1.0),
                              bus=info.get("bus"))
-        catalog = load_catalog(options.catalog_dir).without(*options.exclude_services)
-        check_handlers(catalog)
-        world = load_marketplace(options.catalog_dir)
+        catalog = _recorded_catalog(info, out)  # the catalog the run started with, or refused naming what changed
+        catalog.code.check()
+        world = catalog.code.world()
         db = rundb.connect(db_path)
         session = info.get("session", 0) + 1
-        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
         last = db.execute("SELECT MAX(t) FROM (SELECT MAX(published_at) AS t FROM events"
                           " UNION ALL SELECT MAX(finished_at) FROM deliveries)").fetchone()[0] or 0.0
         # A simulated run resumes on its virtual clock (the queue's due times); a measured one continues the wall clock.
         timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
         bus = open_local(options, catalog, world, db, timing=timing, session=session)
+        # Only now, with everything checked and the bus open, is the resume recorded: a refused one writes nothing.
+        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
     except BaseException:
         lock.release()
         raise
@@ -179,33 +213,68 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             unsent = _schedule_requests(bus)
             started = time.perf_counter()
             bus.run(progress=_keeping_time(bus, bar.update, started))
-            return finish(bus, options, out, time.perf_counter() - started,
-                          extra={"resumed_deliveries": pending, "resumed_requests": unsent})
+            stuck = stuck_sagas(bus.db, bus.catalog)
+            summary = finish(bus, options, out, time.perf_counter() - started,
+                             extra={"resumed_deliveries": pending, "resumed_requests": unsent})
+            _refuse_stuck(stuck, summary, out)
+            return summary
     finally:
         _close(bus, out)
 
 
+def _rewrite_missing_copy(info: dict, out: Path) -> None:
+    """Write again the run folder's copy of its catalog when a writer stopped before writing it, from the catalog
+    folder, once that is proven to be the one the run recorded (nothing is written otherwise)."""
+    if (out / catalog_record.COPY_NAME).exists() or not isinstance(info.get("catalog"), dict):
+        return
+    proof = catalog_record.prove(info["catalog"], out)
+    if proof.proven and proof.code_trusted and not info["catalog"].get("in_memory"):
+        folder.write_atomically(out / catalog_record.COPY_NAME, catalog_record.copy(proof.catalog, info["catalog"]))
+
+
+def _recorded_catalog(info: dict, out: Path) -> Catalog:
+    """The catalog a stopped run started with, proven unchanged (:func:`yafdp.catalog.record.prove`: its folder
+    agrees with ``run.db``'s record and the run folder's copy, and so do the package's handler modules it ran).
+
+    Raises :class:`~yafdp.errors.RunFolderError` naming what changed, or why it cannot be known."""
+    recorded = info.get("catalog") if isinstance(info.get("catalog"), dict) else {}
+    if info.get("catalog_in_memory") or recorded.get("in_memory"):
+        raise RunFolderError(f"{out / 'run.db'} is a run of a catalog built in memory, whose handlers no file holds: "
+                             f"it cannot be resumed; run it again")
+    proof = catalog_record.prove(info.get("catalog"), out)
+    if not proof.proven or proof.catalog is None:
+        raise RunFolderError(f"cannot resume {out}: the run's catalog cannot be proven the one it started with "
+                             f"({'; '.join(proof.differences)}): restore it to resume, or start the run again with "
+                             f"`yafdp run --force --out {out}`")
+    return proof.catalog
+
+
 def placing(bus: Bus, seq: int, request, conflicts_with: int | None = None) -> Callable[[], None]:
-    """A customer's client sending request ``seq`` of the workload on ``bus`` (any backend's). Whatever the
-    Order service answers, the run goes on: a refusal (naming the field) is recorded in ``refusals`` with the
-    request's ``seq``; an order placed is the Order service's own record."""
+    """A client sending request ``seq`` of the workload to the entry point that starts a saga (the catalog's
+    :attr:`~yafdp.catalog.Catalog.start_entrypoint`) on ``bus`` (any backend's). Whatever the service answers, the
+    run goes on: a refusal (naming the field) is recorded in ``refusals`` with the request's ``seq``; a saga
+    started is its service's own record and its start event."""
+    saga = bus.catalog.saga
+    entry = bus.catalog.start_entrypoint
+
     def place() -> None:
-        order_id = request.get("order_id") if isinstance(request, dict) else None
-        order_id = order_id if isinstance(order_id, str) else None
+        order_id = saga.saga_id(request)
         if conflicts_with is not None:
-            field, problem = "order_id", (f"order refused: order_id: {order_id} was requested before (request "
-                                          f"#{conflicts_with}) with other content; an order id names one order")
+            field = saga.id_field
+            problem = (f"request refused: {field}: {excerpt(order_id)} was requested before (request "
+                       f"#{conflicts_with}) with other content; a saga id names one saga")
         else:
             try:
-                bus.call("order", "place_order", request)
+                bus.call(entry.service, entry.name, request)
                 return
-            except OrderRejectedError as exc:
+            except RequestRefusedError as exc:
                 field, problem = exc.field, str(exc)
             except PublishError as exc:
                 field, problem = "(event)", str(exc)
-            except Exception as exc:  # the Order service failed on this order: its client got an error, others go on
-                field, problem = "(order)", f"the Order service failed on it: {type(exc).__name__}: {exc}"
-        bus.db.execute(INSERT_REFUSAL, (order_id, field, problem, bus.now(), seq))
+            except Exception as exc:  # the service failed on this request: its client got an error, others go on
+                field, problem = "(request)", f"the {entry.service} service failed on it: {type(exc).__name__}: {exc}"
+        bus.db.execute(INSERT_REFUSAL, (excerpt(order_id, quoted=False) if order_id is not None else None, field,
+                                        problem, bus.now(), seq))
     return place
 
 
@@ -223,45 +292,47 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     bus.commit()
     info = rundb.get_info(db)
     wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
-    summary = summarize(db)
+    summary = summarize(db, bus.catalog)
     described = {**options.describe(), "bus": options.bus or info.get("bus")}  # the kind start_saga resolved
     summary.update(described, wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
                    sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts
-        summary["simulation"]["saga_ms"] = saga_latency_ms(db)
+        summary["simulation"]["saga_ms"] = saga_latency_ms(db, bus.catalog.saga)
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
-    new_db = folder.temporary_beside(out / "run.db") if options.store == "memory" else None
     try:
-        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"
-                                  if new_db is not None else f"{out / 'run.db'} keeps the run, finished"):
-            if new_db is not None:
-                rundb.save_copy(db, new_db)
-            else:
+        if options.store == "memory":
+            folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
+                                  f"{out} holds what it held before (an earlier run there is kept)",
+                                  also=(catalog_record.COPY_NAME,))
+        else:
+            with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
         db.close()
-        text = json.dumps(summary, indent=2) + "\n"
-        if new_db is not None:
-            folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
-            folder.replace_atomically(out / "run.db", new_db)
+        copied = _COPIES.pop(out.resolve(), None) if options.store == "memory" else None
+        if copied is not None:
+            with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run; its "
+                                      "catalog is recorded in run_info"):
+                folder.write_atomically(out / catalog_record.COPY_NAME, copied)
         with folder.room_to_write(out / "summary.json", f"{out / 'run.db'} holds the run, its summary in run_info"):
-            folder.write_atomically(out / "summary.json", text)
+            folder.write_atomically(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         bus.close()  # a deployed bus (moto, aws) is destroyed here, once the run is saved
     finally:
-        if new_db is not None:
-            folder.remove_temporary(new_db)
         _release(out)
     return summary
 
 
-def summarize(db) -> dict:
-    """Counts a reader wants first: requests and orders by status, events, deliveries by outcome, dead letters, money."""
-    statuses = dict(db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status ORDER BY status"))
+def summarize(db, catalog: Catalog) -> dict:
+    """Counts a reader wants first: requests and sagas (``orders``) by status, events, deliveries by outcome, dead
+    letters, and what the catalog's ``saga.py`` adds (YAFDP: money and loyalty points)."""
+    saga = catalog.saga
+    select, parameters = rundb.saga_statuses(saga.tracker)
+    statuses = dict(db.execute(f"SELECT status, COUNT(*) FROM ({select}) GROUP BY status ORDER BY status", parameters))
     outcomes = dict(db.execute("SELECT outcome, COUNT(*) FROM deliveries GROUP BY outcome"))
-    money = dict(db.execute("SELECT kind, ROUND(SUM(amount), 2) FROM payments GROUP BY kind"))
     placed = sum(statuses.values())
+    hook = catalog.code.hook("saga")
     merged = db.execute("SELECT r.order_id, COUNT(*) + 1 FROM requests r WHERE r.same_as IS NOT NULL"
                         " GROUP BY r.same_as ORDER BY r.same_as LIMIT 20").fetchall()
     return {
@@ -272,26 +343,24 @@ def summarize(db) -> dict:
             "refused": db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0],
             "refusals": [{"order_id": o, "field": f, "problem": p} for o, f, p in
                          db.execute("SELECT order_id, field, problem FROM refusals ORDER BY rowid LIMIT 20")],
-            "merged_duplicates": [{"order_id": o, "copies": n} for o, n in merged],
+            "merged_duplicates": [{"order_id": excerpt(o, quoted=False), "copies": n} for o, n in merged],
             "by_status": statuses,
-            "not_terminal": placed - sum(statuses.get(status, 0) for status in TERMINAL),
+            "not_terminal": placed - sum(statuses.get(status, 0) for status in saga.terminal),
         },
         "events_published": db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
         "deliveries": {**{k: outcomes.get(k, 0) for k in ("ok", "failed", "duplicate", "dead_lettered")},
                        "total": sum(outcomes.values())},
         "dead_letters": db.execute("SELECT COUNT(*) FROM dead_letters WHERE redriven_at IS NULL").fetchone()[0],
-        "charged": money.get("charge", 0.0),
-        "refunded": money.get("refund", 0.0),
-        "loyalty_points": db.execute("SELECT COALESCE(SUM(points), 0) FROM loyalty").fetchone()[0],
+        **(hook.summary(db) if hasattr(hook, "summary") else {}),
     }
 
 
-def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
-    """End-to-end saga latency on the run's clock, in milliseconds: from an order's ``start_event`` to its last
-    terminal event (as :func:`yafdp.analysis.trace.end_to_end`'s ``saga_s``, without pandas): ``orders``, how
+def saga_latency_ms(db, saga) -> dict:
+    """End-to-end saga latency on the run's clock, in milliseconds: from a saga's start event to its last
+    terminal event (``saga``: the catalog's :class:`~yafdp.catalog.saga.Saga`) (as :func:`yafdp.analysis.trace.end_to_end`'s ``saga_s``, without pandas): ``orders``, how
     many reached their end, and ``p50`` and ``p99``, interpolated between the nearest ranks as pandas does (None
     when no order reached its end). One pass over the events: SQLite groups, sorts and picks the ranks."""
-    terminal = ", ".join("?" * len(TERMINAL_EVENTS))
+    terminal = ", ".join("?" * len(saga.terminal_events))
     ranks = db.execute(
         "SELECT n, r, s FROM (SELECT s, ROW_NUMBER() OVER (ORDER BY s) - 1 AS r, COUNT(*) OVER () AS n FROM ("
         f" SELECT MAX(CASE WHEN detail_type IN ({terminal}) THEN published_at END)"
@@ -299,7 +368,7 @@ def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
         "  FROM events WHERE order_id IS NOT NULL GROUP BY order_id) WHERE s IS NOT NULL)"
         " WHERE r IN (CAST(0.5 * (n - 1) AS INTEGER), CAST(0.5 * (n - 1) AS INTEGER) + 1,"
         "             CAST(0.99 * (n - 1) AS INTEGER), CAST(0.99 * (n - 1) AS INTEGER) + 1)",
-        (*TERMINAL_EVENTS, start_event)).fetchall()
+        (*saga.terminal_events, saga.start_event)).fetchall()
     count = ranks[0][0] if ranks else 0
     at = {r: s for _, r, s in ranks}
     latency = {"orders": count}
@@ -313,21 +382,21 @@ def saga_latency_ms(db, start_event: str = "Order_Initiated") -> dict:
 
 # ---------------------------------------------------------------- the run folder and the workload
 
-def _new_file_store(out: Path, info: dict, rules: dict, requests) -> object:
+def _new_file_store(out: Path, info: dict, rules: dict, requests, copied: str) -> object:
     """The file store's ``run.db``: made beside the old one with the run's facts and workload, then renamed
-    into place (removing the old run's files, summary first), then opened for the run."""
-    building = folder.temporary_beside(out / "run.db")
-    try:
-        with folder.room_to_write(out / "run.db", f"{out} holds what it held before (an earlier run there is kept)"):
-            db = rundb.connect(building, journal="DELETE")
-            try:
-                _store_start(db, info, rules, requests)
-            finally:
-                db.close()
-        folder.remove(out / "summary.json", out / "run.db-wal", out / "run.db-shm")
-        folder.replace_atomically(out / "run.db", building)
-    finally:
-        folder.remove_temporary(building)
+    into place (removing the old run's files, summary first), then opened for the run; the copy of its catalog
+    (``catalog.json``, ``copied``) is written after it."""
+    def write(building: Path) -> None:
+        db = rundb.connect(building, journal="DELETE")
+        try:
+            _store_start(db, info, rules, requests)
+        finally:
+            db.close()
+
+    folder.replace_run_db(out, write, f"{out} holds what it held before (an earlier run there is kept)",
+                          also=(catalog_record.COPY_NAME,))
+    with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run, not started"):
+        folder.write_atomically(out / catalog_record.COPY_NAME, copied)
     return rundb.connect(out / "run.db")
 
 
@@ -419,9 +488,10 @@ class _OrdersEnded:
         """Count what ended since the last call; ``stats`` (the bus's counts) adds the deliveries made so far."""
         if self.bar.disable:
             return
-        terminal = ",".join("?" * len(TERMINAL_EVENTS))
+        ends = self.bus.catalog.saga.terminal_events  # the catalog's saga says which events end one
+        terminal = ",".join("?" * len(ends))
         rows = self.bus.db.execute(f"SELECT seq, order_id FROM events WHERE seq > ? AND detail_type IN ({terminal})",
-                                   (self.seq, *TERMINAL_EVENTS)).fetchall()
+                                   (self.seq, *ends)).fetchall()
         self.ended.update(order_id for _, order_id in rows)
         self.seq = max([self.seq, *(seq for seq, _ in rows)])
         refused = self.bus.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]
@@ -507,6 +577,7 @@ def _close(bus: Bus, out) -> None:
 
 
 def _release(out: Path) -> None:
+    _COPIES.pop(Path(out).resolve(), None)
     lock = _LOCKS.pop(Path(out).resolve(), None)
     if lock is not None:
         lock.release()

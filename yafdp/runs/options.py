@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.model import BUS_KINDS
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
-from yafdp.runs.workload import OutcomeRates
 from yafdp.simulation.step_functions import WORKFLOWS
 
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
 MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
-# Pollers per service queue on moto (--concurrency), each a thread of this process sharing the SQS client's
-# connections (yafdp.backends.aws.clients.MAX_POOL_CONNECTIONS, 50). Lambda's SQS event source mapping goes
-# further on AWS (ScalingConfig.MaximumConcurrency, 2 to 1,000, AWS Lambda API Reference), but here hundreds of
-# threads per queue only queue up for those connections and swamp the run's own moto server.
+# Batches in hand at once per service queue on moto (--concurrency), each handled in a thread of this process
+# with a connection of its own (yafdp.backends.aws.clients.pool_for). Lambda's SQS event source mapping goes
+# further on AWS (ScalingConfig.MaximumConcurrency, 2 to 1,000, AWS Lambda API Reference), but here every thread
+# shares one interpreter with the moto server: 50 per queue, 300 for six services, is as far as a run is tested
+# (tests/integration/test_aws_concurrency.py runs it).
 MAX_CONCURRENCY = 50
 
 
@@ -34,7 +36,9 @@ class RunOptions:
     seed: int = 0
     out: Path = Path("runs/latest")
     store: str = "memory"
-    rates: OutcomeRates = field(default_factory=OutcomeRates)
+    # business outcome rates by name, over the catalog's defaults (its saga.py's OUTCOME_RATES), e.g.
+    # {"delivery_failure": 0.2}; checked against the catalog when the run starts
+    rates: Mapping[str, float] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     arrival_rate: float = 50.0
     catalog_dir: Path | None = None
@@ -49,7 +53,7 @@ class RunOptions:
     # Which kind of EventBridge bus: "classic" (rules and targets) or "custom" (the Custom Event Bus); None: the
     # catalog's (bus.json's "kind").
     bus: str | None = None
-    concurrency: int = 4  # moto: pollers per service queue, each running the handlers in a thread of its own
+    concurrency: int = 4  # moto: batches in hand at once per service queue, each handled in a thread of its own
     point_in_time_recovery: bool = False  # moto/aws: continuous backups of the service tables (off for a short run)
     # a catalog built in memory (yafdp.catalog.inline.add_service) instead of the one in catalog_dir
     catalog: Catalog | None = field(default=None, repr=False, compare=False)
@@ -58,6 +62,9 @@ class RunOptions:
     overwrite: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.rates, Mapping):
+            raise RefusedError(f"rates must be a mapping of outcome name to probability, got {self.rates!r}")
+        object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))
         if self.store not in STORES:
             raise RefusedError(f"store must be one of {STORES}, got {self.store!r}")
         if self.style not in STYLES:
@@ -71,7 +78,7 @@ class RunOptions:
                                "(--style orchestration); the choreography has no workflow")
         if (isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int)
                 or not 1 <= self.concurrency <= MAX_CONCURRENCY):
-            raise RefusedError(f"concurrency must be a whole number of pollers per queue, from 1 to {MAX_CONCURRENCY}, "
+            raise RefusedError(f"concurrency must be a whole number of batches in hand per queue, from 1 to {MAX_CONCURRENCY}, "
                                f"got {self.concurrency!r}")
         if not 0 <= self.orders <= MAX_ORDERS:
             raise RefusedError(f"orders must be from 0 to {MAX_ORDERS:,}, got {self.orders}")
@@ -84,7 +91,7 @@ class RunOptions:
         """The options as ``run_info`` and ``summary.json`` record them (plain JSON values)."""
         return {
             "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
-            "rates": asdict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
+            "rates": dict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
             "concurrency": self.concurrency, "style": self.style, "bus": self.bus, "workflow": self.workflow if self.style == "orchestration" else None,
             "catalog_dir": str(self.catalog_dir) if self.catalog_dir else None,

@@ -10,7 +10,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from yafdp.catalog import load_catalog
+from yafdp.catalog import record as catalog_record
 from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
@@ -58,15 +58,15 @@ def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
     orchestrated = options.style == "orchestration"
 
     def attach(bus: Bus) -> None:
-        seen["plan"] = bus.plan
+        seen["plan"], seen["terminal"] = bus.plan, bus.catalog.saga.terminal_events
         if orchestrated:
-            seen["recorder"] = bus.recorder = ExecutionRecorder()
+            seen["recorder"] = bus.recorder = ExecutionRecorder(seen["terminal"])
 
     summary = run_saga(options, on_start=attach)
     out = Path(options.out)
     with closing(rundb.open_run(out)) as db:
         if not orchestrated:
-            return summary, record_choreography(db, seen["plan"], source=str(out))
+            return summary, record_choreography(db, seen["plan"], seen["terminal"], source=str(out))
         due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
         orders = {order_id: (due.get(order_id, 0.0), status)
                   for order_id, status in db.execute("SELECT order_id, status FROM orders")}
@@ -94,9 +94,13 @@ def recording_of(out: str | Path) -> Recording:
         if info.get("style", "choreography") != "choreography":
             raise RefusedError(f"{source}: the replay takes a choreography run: an orchestrated run's sagas are "
                                "recorded as it runs (yafdp.runs.replaying.run_and_record), not kept in run.db")
-        catalog = load_catalog(info.get("catalog_dir")).without(*info.get("exclude_services", ()))
+        proof = catalog_record.prove(info.get("catalog"), rundb.run_db_path(out).parent, info.get("catalog_dir"))
+        if proof.catalog is None or not proof.proven:
+            raise RefusedError(f"{source}: the run's catalog cannot be proven the one it ran with "
+                               f"({'; '.join(proof.differences)})")
+        catalog = proof.catalog
         plan = build_plan(catalog, info["prefix"]) if info.get("prefix") else build_plan(catalog)
-        return record_choreography(db, plan, source=source)
+        return record_choreography(db, plan, catalog.saga.terminal_events, source=source)
 
 
 def replay_recording(recording: Recording, *, latency_model: str = "aws-eu-west-1", quota_scale: float = 1.0,

@@ -31,6 +31,7 @@ empty or null is refused as AWS refuses it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ from typing import Iterable, NamedTuple
 import fastjsonschema
 
 from yafdp.catalog import Catalog
+from yafdp.catalog.model import CustomBusSettings
 from yafdp.errors import YafdpError
 from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, detail_json, entry_size, max_entry_bytes,
                                     max_request_bytes)
@@ -272,3 +274,43 @@ def put_events_response(results: Iterable[str | EntryRefusal]) -> dict:
 def event_ids(response: dict) -> list[str | None]:
     """The ``EventId`` of each entry of a PutEvents response (None for a failed one)."""
     return [entry.get("EventId") for entry in response["Entries"]]
+
+
+# ---------------------------------------------------------------- on a Custom Event Bus
+
+def deduplication_id(published_by: str, index: int) -> str:
+    """The ``DeduplicationId`` of the ``index``-th event a unit of work published: the same on every retry of
+    that unit of work, at most 128 characters (API Reference, PutEventsSystemMetadata).
+
+    Examples
+    --------
+    >>> deduplication_id("yafdp-payment-charges-order#0190", 0)
+    'yafdp-payment-charges-order#0190#0'
+    """
+    text = f"{published_by}#{index}"
+    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def custom_bus_entries(prepared: list[PreparedEntry], settings: CustomBusSettings, published_by: str | None,
+                       by_id: bool) -> list[dict]:
+    """Prepared entries as a Custom Event Bus ``PutEvents`` takes them (``Source``, ``DetailType``, ``Detail``,
+    ``Resources``, ``Time``, ``SystemMetadata``): ``EventGroupId`` the catalog's event group of the event (e.g.
+    its order id) and, with ``by_id`` and a unit of work ``published_by``, a ``DeduplicationId`` naming that unit
+    of work and the entry's place in its outbox (:func:`deduplication_id`), so a producer that publishes the same
+    outbox again is answered ``DEDUPLICATED`` (the Custom Event Bus's deduplication at publish, UG "Ordering and
+    deduplication", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html)."""
+    entries = []
+    for index, (source, detail_type, detail, text, time, resources) in enumerate(prepared):
+        system = {}
+        group = settings.group_of({"detail": detail})
+        if group is not None:
+            system["EventGroupId"] = group
+        if by_id and published_by is not None:
+            system["DeduplicationId"] = deduplication_id(published_by, index)
+        entry = {"Source": source, "DetailType": detail_type, "Detail": text, "SystemMetadata": system}
+        if resources:
+            entry["Resources"] = list(resources)
+        if time is not None:
+            entry["Time"] = time
+        entries.append(entry)
+    return entries

@@ -16,13 +16,15 @@ import sqlite3
 from pathlib import Path
 
 from yafdp.errors import RunFolderError
+from yafdp.quoting import excerpt
+from yafdp.reading import MAX_JSON_DEPTH, json_depth
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
-    order_id TEXT,
+    order_id TEXT,  -- the saga it belongs to: its detail's saga id field (the catalog's saga.id; YAFDP: order_id)
     detail_type TEXT NOT NULL,
     source TEXT NOT NULL,
     published_at REAL NOT NULL,
@@ -137,15 +139,16 @@ CREATE VIEW IF NOT EXISTS notifications AS
 -- sends those not sent yet, and `yafdp check` accounts for each (placed, or refused in `refusals`).
 CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER PRIMARY KEY,  -- its place in the workload, from 1
-    order_id TEXT,            -- its order_id, when that is a string
+    order_id TEXT,            -- the saga id it names (the catalog's saga.id field), when that is a string
     due REAL NOT NULL,        -- when the client sends it: seconds after the run's start
     request TEXT NOT NULL,    -- the request as JSON
     same_as INTEGER           -- the earlier identical request it was merged with (never sent on its own)
 );
 CREATE INDEX IF NOT EXISTS requests_by_order ON requests (order_id);
 CREATE INDEX IF NOT EXISTS refusals_by_request ON refusals (request);
--- The requests not sent yet (what a resumed run sends): not merged, not refused, and their order not placed
--- (a request whose order id an earlier request has is sent to be refused). `first`: that earlier request.
+-- The requests not sent yet (what a resumed run sends): not merged, not refused, and their saga not started (no
+-- event names it: the entry point's state and its start event commit together). A request whose saga id an
+-- earlier request has is sent to be refused; `first`: that earlier request.
 CREATE VIEW IF NOT EXISTS unsent AS
     SELECT q.seq, q.due, q.request, q.first FROM (
         SELECT r.seq, r.due, r.request, r.order_id, r.same_as,
@@ -153,8 +156,16 @@ CREATE VIEW IF NOT EXISTS unsent AS
         FROM requests r) AS q
     WHERE q.same_as IS NULL AND NOT EXISTS (SELECT 1 FROM refusals f WHERE f.request = q.seq)
       AND (q.first < q.seq OR q.order_id IS NULL OR NOT EXISTS (
-           SELECT 1 FROM state s WHERE s.service = 'order' AND s.kind = 'order' AND s.key = q.order_id));
+           SELECT 1 FROM events e WHERE e.order_id = q.order_id));
 """
+
+
+def saga_statuses(tracker) -> tuple[str, tuple[str, str]]:
+    """A SELECT of every saga's status as its tracker keeps it, ``(saga_id, status)`` rows, and its parameters:
+    the ``(kind, saga id)`` items of the tracker service's state (``tracker``: a
+    :class:`~yafdp.catalog.saga.Tracker`, whose ``field`` is a plain name)."""
+    return (f"SELECT key AS saga_id, json_extract(item, '$.{tracker.field}') AS status FROM state"
+            " WHERE service = ? AND kind = ?", (tracker.service, tracker.kind))
 
 
 def views() -> list[tuple[str, str]]:
@@ -217,7 +228,10 @@ def open_run(path: str | Path) -> sqlite3.Connection:
 
 def verify(db: sqlite3.Connection, db_path: str | Path) -> None:
     """Refuse, as :class:`MalformedRunError` naming ``db_path``, a database that is not a run's: not SQLite, or
-    without one of :data:`BASE_TABLES`, or empty."""
+    without one of :data:`BASE_TABLES`, or empty, or with a record no run writes (:data:`WELL_FORMED`: an event
+    whose detail is not a JSON object or nests deeper than :data:`~yafdp.reading.MAX_JSON_DEPTH`, a state item or
+    a request that is not JSON, a time that is not a finite number, an unknown delivery outcome...): one line
+    naming the file and the first such record, whichever reader of a run folder asks."""
     if Path(db_path).stat().st_size == 0:
         raise MalformedRunError(f"{db_path}: the file is empty (0 bytes): it holds no run")
     try:
@@ -228,6 +242,69 @@ def verify(db: sqlite3.Connection, db_path: str | Path) -> None:
     if missing:
         raise MalformedRunError(f"{db_path}: no table {', '.join(missing)} (not a run database, or written by an "
                                 f"older yafdp)")
+    try:
+        problem = next(filter(None, (_first_malformed(db, table, *record) for table, record in WELL_FORMED.items())),
+                       None)
+    except sqlite3.DatabaseError as exc:
+        raise MalformedRunError(f"{db_path}: not a run database ({exc})") from None
+    if problem:
+        raise MalformedRunError(f"{db_path}: {problem}")
+
+
+# What every record of a table must be: {table: (how a record is named, by which SQL expression, [(what must
+# hold of it, what it is said to be if not)], its JSON columns)}. A JSON column must also nest no deeper than
+# MAX_JSON_DEPTH. An event's detail is "a valid JSON object" (PutEventsRequestEntry,
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html).
+_NUMBER = "typeof({0}) IN ('integer', 'real') AND abs({0}) < 1e300"  # NaN is stored as NULL, infinity as Inf
+_TEXT = "typeof({0}) = 'text'"
+_OBJECT = "CASE WHEN json_valid({0}) THEN json_type({0}) = 'object' ELSE 0 END"  # SQL does not short-circuit AND
+WELL_FORMED = {
+    "run_info": ("run_info {}", "key", [("json_valid(value)", "is not JSON")], ["value"]),
+    "events": ("event {}", "event_id", [
+        (f"{_TEXT.format('event_id')} AND {_TEXT.format('detail_type')} AND {_TEXT.format('source')}",
+         "has no text id, detail-type or source"),
+        (_NUMBER.format("published_at"), "has no finite publication time"),
+        ("json_valid(detail)", "has a detail that is not JSON"),
+        (_OBJECT.format("detail"), "has a detail that is not a JSON object")], ["detail"]),
+    "deliveries": ("a delivery of event {}", "event_id", [
+        ("outcome IN ('ok', 'failed', 'duplicate', 'dead_lettered')", "has an outcome no delivery has"),
+        (f"typeof(attempt) = 'integer' AND {_TEXT.format('rule')} AND {_TEXT.format('target')}",
+         "has no whole attempt number, rule or target"),
+        (f"{_NUMBER.format('delivered_at')} AND {_NUMBER.format('finished_at')}", "has no finite times")], []),
+    "state": ("the {} item", "service || ' service''s ' || kind || ' ' || key",
+              [("json_valid(item)", "is not JSON"), (_OBJECT.format("item"), "is not a JSON object")], ["item"]),
+    "requests": ("request #{}", "seq", [("json_valid(request)", "is not JSON"),
+                                        (_NUMBER.format("due"), "has no finite time")], ["request"]),
+    "refusals": ("a refusal of request #{}", "request",
+                 [(f"{_TEXT.format('field')} AND {_TEXT.format('problem')}", "has no field or problem")], []),
+    "dead_letters": ("the dead letter of event {}", "event_id",
+                     [(_OBJECT.format("attributes"), "has attributes that are not a JSON object")], []),
+    "pending": ("a pending delivery of event {}", "event_id",
+                [(f"typeof(attempt) = 'integer' AND {_NUMBER.format('due')} AND {_NUMBER.format('published')}",
+                  "has no whole attempt or finite times")], []),
+}
+
+
+def _first_malformed(db: sqlite3.Connection, table: str, name: str, key: str, holds: list, json_columns: list) -> str | None:
+    """What is wrong with the first record of ``table`` that is not as :data:`WELL_FORMED` has it, or None.
+
+    One scan of the table checks every condition; records nested deeper than MAX_JSON_DEPTH are found by
+    counting brackets in SQL (more brackets than the limit is necessary for it) and only those are measured
+    (:func:`~yafdp.reading.json_depth`), so a large run is checked at SQLite's speed."""
+    tests = ", ".join(f"coalesce({test}, 0)" for test, _ in holds)
+    row = db.execute(f"SELECT {key}, {tests} FROM {table} WHERE NOT ({' AND '.join(f'coalesce({t}, 0)' for t, _ in holds)})"
+                     " LIMIT 1").fetchone()
+    if row is not None:
+        problem = next(said for (_, said), held in zip(holds, row[1:]) if not held)
+        return f"{name.format(excerpt(row[0], quoted=False, masked=False))} {problem}"
+    for column in json_columns:
+        brackets = f"length({column}) - length(replace(replace({column}, '{{', ''), '[', ''))"
+        for found, text in db.execute(f"SELECT {key}, {column} FROM {table} WHERE {brackets} > ?", (MAX_JSON_DEPTH,)):
+            depth = json_depth(text)
+            if depth > MAX_JSON_DEPTH:
+                return (f"{name.format(excerpt(found, quoted=False, masked=False))} nests {depth:,} deep, more than a run's records "
+                        f"may ({MAX_JSON_DEPTH})")
+    return None
 
 
 def save_copy(db: sqlite3.Connection, path: str | Path) -> None:

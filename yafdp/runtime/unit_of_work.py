@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, NotRequired, Protocol, TypedDict, runtime_checkable
 
-from yafdp.catalog.marketplace import Marketplace
 
 # The event as EventBridge delivers it to a target (a replayed one also carries "replay-name").
 Envelope = TypedDict("Envelope", {
@@ -34,7 +33,8 @@ class UnitOfWork(Protocol):
     writes and publications that the backend commits together, or not at all."""
 
     service: str
-    world: Marketplace | None
+    world: Any  # what the catalog's saga.py world() gives (YAFDP: the marketplace), or None
+    saga: Any  # the catalog's saga vocabulary (yafdp.catalog.saga.Saga): its statuses and how events move them
     now: Callable[[], float]
 
     def get(self, kind: str, key: str) -> dict | None:
@@ -66,13 +66,14 @@ class BufferedUnitOfWork:
     [(None, 'Payment_Success', {'order_id': 'ord-1'})]
     """
 
-    __slots__ = ("service", "state", "world", "now", "writes", "outbox")
+    __slots__ = ("service", "state", "world", "now", "saga", "writes", "outbox")
 
-    def __init__(self, service: str, state: ServiceState, world: Marketplace | None, now: Callable[[], float]):
+    def __init__(self, service: str, state: ServiceState, world: Any, now: Callable[[], float], saga: Any = None):
         self.service = service
         self.state = state
         self.world = world
         self.now = now
+        self.saga = saga
         self.writes: dict[tuple[str, str], dict] = {}
         self.outbox: list[tuple[str | None, str, dict]] = []
 

@@ -2,42 +2,29 @@
 
 ``place_order`` is the API entry point: it refuses a bad order, naming the field, before anything is
 stored or published. ``track_status`` moves an order's status forward, never backwards, so events may
-arrive in any order and any number of times.
+arrive in any order and any number of times. The statuses, and which event moves an order to which, are the
+catalog's (``bus.json``'s ``saga``), which the unit of work carries (``uow.saga``).
 """
 
 from __future__ import annotations
 
 import re
 
-from yafdp.errors import RefusedError
+from yafdp.errors import RefusedError, RequestRefusedError
+from yafdp.quoting import excerpt
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
-# Rank decides "forward": an event may skip steps (a late Payment_Success after CANCELLING changes nothing).
-STATUS_RANK = {"PLACED": 0, "PAID": 1, "CONFIRMED": 2, "CANCELLING": 3, "DELIVERY_SCHEDULED": 4, "CANCELLED": 4}
-TERMINAL = ("DELIVERY_SCHEDULED", "CANCELLED")
-STATUS_AFTER = {
-    "Payment_Success": "PAID",
-    "Payment_Failed": "CANCELLED",  # nothing was charged: nothing to compensate
-    "Restaurant_Confirmed_Order": "CONFIRMED",
-    "Restaurant_Rejected_Order": "CANCELLING",  # until the refund is confirmed
-    "Delivery_Scheduled": "DELIVERY_SCHEDULED",
-    "Delivery_Failed": "CANCELLING",
-    "Payment_Refunded": "CANCELLED",
-}
-# The events after which the Order service holds an order terminal: the saga's last step for that order.
-TERMINAL_EVENTS = tuple(event for event, status in STATUS_AFTER.items() if status in TERMINAL)
 MAX_ITEMS, MAX_QUANTITY, MAX_AMOUNT = 50, 50, 2000.0
 ORDER_ID = re.compile(r"^ord-[A-Za-z0-9-]{1,60}$")
 CUSTOMER_ID = re.compile(r"^cus-[A-Za-z0-9-]{1,60}$")
 TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{4,64}$")
 
 
-class OrderRejectedError(RefusedError):
+class OrderRejectedError(RequestRefusedError):
     """The order was refused before anything was charged; ``field`` says which part of it is wrong."""
 
     def __init__(self, field: str, problem: str):
-        self.field, self.problem = field, problem
-        super().__init__(f"order refused: {field}: {problem}")
+        super().__init__(field, problem, f"order refused: {field}: {problem}")
 
 
 def place_order(request: dict, uow: UnitOfWork) -> str:
@@ -55,7 +42,7 @@ def place_order(request: dict, uow: UnitOfWork) -> str:
     if uow.get("order", order_id) is not None:
         return order_id
     uow.put("order", order_id, {
-        "order_id": order_id, "status": "PLACED", "amount": detail["amount"], "currency": detail["currency"],
+        "order_id": order_id, "status": uow.saga.initial_status, "amount": detail["amount"], "currency": detail["currency"],
         "customer_id": detail["customer_id"], "restaurant_id": detail["restaurant_id"],
         "placed_at": uow.now(), "history": [],
     })
@@ -68,29 +55,34 @@ def track_status(event: Envelope, uow: UnitOfWork) -> None:
     order = uow.get("order", order_id)
     if order is None:
         raise LookupError(f"{detail_type} for order {order_id}, which was never placed")
-    after = STATUS_AFTER.get(detail_type)
-    moved = after is not None and STATUS_RANK[after] > STATUS_RANK[order["status"]]
+    after = uow.saga.moves(order["status"], detail_type)  # forward only: a late event changes nothing
     uow.put("order", order_id, {
         **order,
-        "status": after if moved else order["status"],
-        "history": order["history"] + [[detail_type, event["id"], "moved" if moved else "kept"]],
+        "status": after or order["status"],
+        "history": order["history"] + [[detail_type, event["id"], "moved" if after else "kept"]],
     })
 
 
 def validate_order(request, world) -> dict:
-    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise."""
+    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise.
+
+    The request's ``payment_token`` (the customer's single-use token from the payment provider) does not travel:
+    the detail carries the provider's payment method reference for it (:meth:`Marketplace.payment_method`), which
+    only the Payment service, holding the provider's credentials, can charge. Every subscriber of
+    ``Order_Initiated``, its queue, its dead-letter queue and the event archive (kept indefinitely by default)
+    would otherwise hold a means of payment (chapter 03 says why it matters)."""
     if not isinstance(request, dict):
         raise OrderRejectedError("(order)", f"must be a JSON object, not {type(request).__name__}")
     _text(request, "order_id", ORDER_ID)
     _text(request, "customer_id", CUSTOMER_ID)
-    _text(request, "payment_token", TOKEN)
+    _text(request, "payment_token", TOKEN, secret=True)  # a card number typed here is quoted nowhere
     restaurant_id = _text(request, "restaurant_id")
     restaurant = world.restaurants.get(restaurant_id)
     if restaurant is None:
-        raise OrderRejectedError("restaurant_id", f"unknown restaurant {restaurant_id!r}")
+        raise OrderRejectedError("restaurant_id", f"unknown restaurant {excerpt(restaurant_id)}")
     zone = _text(request, "delivery_zone")
     if zone not in world.zones:
-        raise OrderRejectedError("delivery_zone", f"unknown delivery zone {zone!r} (we deliver to {', '.join(world.zones)})")
+        raise OrderRejectedError("delivery_zone", f"unknown delivery zone {excerpt(zone)} (we deliver to {', '.join(world.zones)})")
     items = request.get("items")
     if not isinstance(items, list) or not items:
         raise OrderRejectedError("items", "must be a non-empty list of {item_id, quantity, unit_price}")
@@ -104,29 +96,30 @@ def validate_order(request, world) -> dict:
         item_id = _text(item, "item_id", where=where)
         menu_entry = restaurant["menu"].get(item_id)
         if menu_entry is None:
-            raise OrderRejectedError(f"{where}.item_id", f"{item_id!r} is not on the menu of {restaurant_id}")
+            raise OrderRejectedError(f"{where}.item_id", f"{excerpt(item_id)} is not on the menu of {restaurant_id}")
         quantity = item.get("quantity")
         if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
-            raise OrderRejectedError(f"{where}.quantity", f"must be a whole number from 1 to {MAX_QUANTITY}, got {quantity!r}")
+            raise OrderRejectedError(f"{where}.quantity", f"must be a whole number from 1 to {MAX_QUANTITY}, got {excerpt(quantity)}")
         price = _number(item, "unit_price", where)
         if abs(price - menu_entry["price"]) > 0.005:
-            raise OrderRejectedError(f"{where}.unit_price", f"is {price}, but {item_id} costs {menu_entry['price']}")
+            raise OrderRejectedError(f"{where}.unit_price", f"is {excerpt(price)}, but {item_id} costs {menu_entry['price']}")
         lines.append({"item_id": item_id, "quantity": quantity, "unit_price": menu_entry["price"]})
         total += quantity * menu_entry["price"]
     amount = _number(request, "amount")
     if amount <= 0 or amount > MAX_AMOUNT:
-        raise OrderRejectedError("amount", f"must be more than 0 and at most {MAX_AMOUNT:.0f}, got {amount}")
+        raise OrderRejectedError("amount", f"must be more than 0 and at most {MAX_AMOUNT:.0f}, got {excerpt(amount)}")
     if abs(amount - round(total, 2)) > 0.005:
-        raise OrderRejectedError("amount", f"is {amount}, but the items add up to {round(total, 2)}")
+        raise OrderRejectedError("amount", f"is {excerpt(amount)}, but the items add up to {round(total, 2)}")
     currency = request.get("currency", world.currency)
     if currency != world.currency:
-        raise OrderRejectedError("currency", f"must be {world.currency!r}, got {currency!r}")
+        raise OrderRejectedError("currency", f"must be {world.currency!r}, got {excerpt(currency)}")
     return {"order_id": request["order_id"], "customer_id": request["customer_id"], "restaurant_id": restaurant_id,
             "items": lines, "amount": round(total, 2), "currency": currency,
-            "payment_token": request["payment_token"], "delivery_zone": zone}
+            "payment_method": world.payment_method(request["payment_token"]), "delivery_zone": zone}
 
 
-def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str = "") -> str:
+def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str = "", secret: bool = False) -> str:
+    """``obj[field]``, a string matching ``pattern``; a refusal quotes at most an excerpt of it (none of a ``secret``)."""
     name = f"{where}.{field}" if where else field
     if field not in obj:
         raise OrderRejectedError(name, "is missing")
@@ -134,7 +127,7 @@ def _text(obj: dict, field: str, pattern: re.Pattern | None = None, where: str =
     if not isinstance(value, str):
         raise OrderRejectedError(name, f"must be a string, got {type(value).__name__}")
     if pattern is not None and not pattern.match(value):
-        raise OrderRejectedError(name, f"{value!r} does not match {pattern.pattern}")
+        raise OrderRejectedError(name, f"{excerpt(value, secret=secret)} does not match {pattern.pattern}")
     return value
 
 
@@ -144,5 +137,5 @@ def _number(obj: dict, field: str, where: str = "") -> float:
         raise OrderRejectedError(name, "is missing")
     value = obj[field]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise OrderRejectedError(name, f"must be a number, got {value!r}")
+        raise OrderRejectedError(name, f"must be a number, got {excerpt(value)}")
     return float(value)

@@ -1,7 +1,8 @@
 """The Payment service: charges an order's payment token, and refunds the charge if the order fails later.
 
-It never sees a card number: orders carry a token from the payment provider, and the provider's answer
-depends only on the token. Whether an order was charged or refunded is kept by order id (the business key), so
+It never sees a card number, nor the customer's token: ``Order_Initiated`` carries the payment provider's
+reference for the payment method (``payment_method``, see :meth:`yafdp.catalog.marketplace.Marketplace.payment_method`),
+which the service charges with the provider's credentials; the provider's answer depends only on it. Whether an order was charged or refunded is kept by order id (the business key), so
 each happens at most once; every charge and refund made is also written to the service's ledger as its own
 item, keyed by the event that caused it, so that a second one could never hide behind the first.
 """
@@ -16,7 +17,7 @@ def charge_order(event: Envelope, uow: UnitOfWork) -> None:
     order_id = order["order_id"]
     if uow.get("charge", order_id) or uow.get("decline", order_id):
         return  # decided already (a replayed Order_Initiated): the outcome was published then
-    reason = uow.world.decline_reason(order["payment_token"])
+    reason = uow.world.decline_reason(order["payment_method"])
     customer = {"order_id": order_id, "customer_id": order["customer_id"],
                 "amount": order["amount"], "currency": order["currency"]}
     if reason:
@@ -25,7 +26,7 @@ def charge_order(event: Envelope, uow: UnitOfWork) -> None:
         return
     payment_id = "pay-" + order_id.removeprefix("ord-")
     uow.put("charge", order_id, {**customer, "kind": "charge", "payment_id": payment_id,
-                                 "token_hint": order["payment_token"][-4:]})
+                                 "payment_method": order["payment_method"]})
     _ledger(uow, event, {**customer, "kind": "charge", "reference": payment_id})
     uow.publish("Payment_Success", {
         **customer, "payment_id": payment_id, "restaurant_id": order["restaurant_id"],

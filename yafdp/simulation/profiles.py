@@ -1,7 +1,7 @@
 """Latency profiles: each hop's latency as cited quantiles (``data/latency/<name>.json``), as distributions.
 
-Every figure names who measured it, where and when, or is labelled an assumption; :func:`save_profile` writes
-a profile (e.g. a fitted one) and checks it loads.
+Every figure names who measured it, where and when, or is labelled an assumption; :func:`profile_text` is
+a profile's file (e.g. a fitted one), which ``yafdp fit-profile`` writes.
 """
 
 from __future__ import annotations
@@ -223,19 +223,17 @@ def _profile_file(name_or_path: str | Path) -> Path:
     return PROFILES_DIR / f"{text}.json"
 
 
-def save_profile(document: dict, path: str | Path) -> Path:
-    """Write a profile document (e.g. from :func:`fit_profile`) and check that it loads.
+def profile_text(document: dict) -> str:
+    """A profile document (e.g. from :func:`~yafdp.simulation.fitting.fit_profile`) as the text of its file;
+    ``yafdp fit-profile`` writes it under the run folder's rules and checks that it loads with :func:`load_profile`.
 
     Examples
     --------
     >>> import tempfile
-    >>> path = save_profile(load_profile().document, Path(tempfile.mkdtemp()) / "copy.json")
+    >>> path = Path(tempfile.mkdtemp()) / "copy.json"
+    >>> _ = path.write_text(profile_text(load_profile().document))
     >>> load_profile(path).name
     'aws-eu-west-1'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    load_profile(path)
-    return path
+    return json.dumps(document, indent=2) + "\n"
 

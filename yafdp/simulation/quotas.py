@@ -3,11 +3,12 @@ token bucket that applies a rate limit as AWS does."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from yafdp.catalog import CatalogError
+from yafdp.catalog.loader import read_json
 from yafdp.errors import RefusedError
 from yafdp.shipped import QUOTAS_FILE
 from yafdp.simulation.profiles import LatencyProfileError
@@ -75,8 +76,10 @@ def load_quotas(path: str | Path | None = None) -> Quotas:
     """
     file = Path(path) if path is not None else QUOTAS_FILE
     try:
-        quotas = json.loads(file.read_text(encoding="utf-8"))["quotas"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
+        quotas = read_json(file)["quotas"]
+    except CatalogError as exc:
+        raise LatencyProfileError(exc.file, exc.key, exc.problem) from None
+    except (KeyError, TypeError) as exc:
         raise LatencyProfileError(file, "quotas", f"cannot read the quotas: {exc}") from None
     values = {}
     for f in fields(Quotas):

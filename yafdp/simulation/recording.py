@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import rundb
-from yafdp.services.order import TERMINAL_EVENTS
 
 DELIVERY, TRANSITION, TASK, JOIN, START = 0, 1, 2, 3, 4
 KINDS = ("delivery", "transition", "task", "join", "start")
@@ -104,9 +103,11 @@ class _Interner:
         return index
 
 
-def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, source: str = "") -> Recording:
+def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_events: tuple[str, ...],
+                        source: str = "") -> Recording:
     """The causal graph of every order of a finished choreography run in ``db`` (a ``run.db``), by the plan it
-    applied (its rules' names as the run recorded them).
+    applied (its rules' names as the run recorded them); ``terminal_events``: the events that end a saga (the
+    catalog's ``saga.terminal_events``).
 
     Raises :class:`~yafdp.errors.RefusedError` for a run on a Custom Event Bus, an orchestrated run, a run with
     injected infrastructure faults (duplicates, delays, crashes, poison messages: their timing would be lost, not
@@ -124,7 +125,7 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, source: st
         raise RefusedError(f"{source or 'the run'} injected faults ({', '.join(sorted(faults))}); the replay needs a "
                            "run without them: their timing would be lost, not replayed")
     rules = {r.name: r for r in plan.rules}
-    terminal = frozenset(TERMINAL_EVENTS)
+    terminal = frozenset(terminal_events)
     started: dict[str, list[str]] = {}  # order -> the events its API call published
     published: dict[str, list[str]] = {}  # "rule#event" -> the events that delivery published
     types: dict[str, str] = {}
@@ -184,13 +185,14 @@ class ExecutionRecorder:
     them into :class:`OrderGraph` s.
 
     A step is named by an id :meth:`start`, :meth:`transition`, :meth:`task` and :meth:`join` return; an
-    execution is named by its start's id.
+    execution is named by its start's id. ``terminal_events``: the events that end a saga (the catalog's
+    ``saga.terminal_events``).
     """
 
-    def __init__(self):
+    def __init__(self, terminal_events: tuple[str, ...]):
         self._steps: list[list] = []  # id -> [execution, kind, service, rule, entries, terminal, parents, children]
         self._executions: dict[int, str] = {}  # start id -> order id
-        self._terminal = frozenset(TERMINAL_EVENTS)
+        self._terminal = frozenset(terminal_events)
 
     def _step(self, execution: int, kind: int, service: str = "", rule: str = "", entries: int = 0,
               terminal: bool = False, parents: tuple[int, ...] = ()) -> int:

@@ -5,7 +5,6 @@ implements: ``db`` (the run database) is filled from the deployment by :meth:`Aw
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import time
 from typing import Callable, Iterable
@@ -15,14 +14,16 @@ from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import BusStats, FunctionRunner
-from yafdp.runtime.envelope import iso_time
-from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, prepare_put_events
-from yafdp.services.order import TERMINAL
+from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT, iso_time
+from yafdp.runtime.publishing import EntryRefusal, PreparedEntry, custom_bus_entries, prepare_put_events
+from yafdp.custom_event_bus.limits import MAX_ENTRIES as CUSTOM_BUS_MAX_ENTRIES
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.dynamo_state import DynamoState, items_of
+from yafdp.backends.aws import queue_message
+from yafdp.backends.aws.custom_bus import deployed_bus_arn
 from yafdp.backends.aws.export import export_run
-from yafdp.backends.aws.function import aws_entry, put_entries
+from yafdp.backends.aws.function import aws_entry, published_rows, publisher, put_entries
 
 _DEPTHS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
 
@@ -57,20 +58,25 @@ class AwsBus:
         the run database to export into (default: a new one in memory).
     settle_orders
         :meth:`run` is also not done until every order is terminal (or dead letters explain why not).
+    undelivered
+        how many events the bus has accepted and not handed to their targets yet, when the bus can say (a Custom
+        Event Bus served in this process, which delivers after PutEvents answers): :meth:`run` is not done until
+        it is 0. None: the bus hands events over before PutEvents answers (moto's Classic bus).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, clients: AwsClients, functions: FunctionRunner, *,
                  db=None, quiet_checks: int = 2, check_seconds: float = 0.1, timeout: float = 120.0,
                  teardown: Callable[[], None] | None = None, settle_orders: bool = False,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, undelivered: Callable[[], int] | None = None):
         self.catalog, self.plan, self.clients, self.functions, self.clock = catalog, plan, clients, functions, clock
         self.quiet_checks, self.check_seconds, self.timeout, self.teardown = quiet_checks, check_seconds, timeout, teardown
-        self.settle_orders = settle_orders
+        self.settle_orders, self.undelivered = settle_orders, undelivered
         self.db = db if db is not None else rundb.connect(":memory:")
         self.origin = clock()  # recorded times are seconds since this moment
         self._urls = {s.name: clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"] for s in plan.services}
         self._scheduled: list[tuple[float, int, Callable[[], object]]] = []
         self._redriven: list[tuple] = []
+        self._custom_bus_arn: str | None = None
         self._state_writes = 0
         self._closed = False
         self._moved = time.monotonic()  # when something last moved on the deployment (see _note)
@@ -83,20 +89,21 @@ class AwsBus:
         checked per entry as the local bus checks them, then sent to EventBridge; returns PutEvents' per-entry
         answer ``{"FailedEntryCount", "Entries"}`` in request order (this project's refusals and EventBridge's
         merged). Raises :class:`PublishError` only for a request refused as a whole."""
-        checked = prepare_put_events(self.catalog, sender, entries)
+        custom = self.plan.bus_kind == "custom"
+        checked = prepare_put_events(self.catalog, sender, entries, CUSTOM_BUS_MAX_ENTRIES if custom else MAX_ENTRIES_PER_PUT)
         accepted = [c for c in checked if isinstance(c, PreparedEntry)]
         answers = iter([])
         if accepted:
             state = DynamoState(self.clients.dynamodb, self.plan.service(sender).table)
-            sent = [aws_entry(p, self.plan.bus) for p in accepted]
+            if custom:
+                sent = custom_bus_entries(accepted, self.catalog.bus.custom, None, False)
+                events = publisher(self.plan, self.clients.events, self.clients.eventbridgev2, self._bus_arn())
+            else:
+                sent, events = [aws_entry(p, self.plan.bus) for p in accepted], self.clients.events
             published_at = self.clock()
-            answers = iter(put_entries(self.clients.events, sent, attempts=1))
-            results = list(answers)
-            state.published(None, [
-                {"kind": "event", "event_id": r["EventId"], "order_id": p.detail.get("order_id"),
-                 "detail_type": p.detail_type, "source": p.source, "published_at": published_at,
-                 "detail": p.text, "time": iso_time(published_at if p.time is None else p.time)}
-                for p, r in zip(accepted, results) if r.get("EventId") and not r.get("ErrorCode")])
+            results = put_entries(events, sent, attempts=1)
+            state.published(None, published_rows(sent, results, published_at, self.clock(), None,
+                                                 self.catalog.saga.saga_id)[1])
             answers = iter(results)
         entries_out = [c.to_aws() if isinstance(c, EntryRefusal) else next(answers) for c in checked]
         response = {"FailedEntryCount": sum("ErrorCode" in e for e in entries_out), "Entries": entries_out}
@@ -106,6 +113,11 @@ class AwsBus:
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would."""
         return self.functions.call(service, entrypoint, payload)
+
+    def _bus_arn(self) -> str:
+        if self._custom_bus_arn is None:
+            self._custom_bus_arn = deployed_bus_arn(self.plan, self.clients)
+        return self._custom_bus_arn
 
     def schedule(self, at: float, action: Callable[[], object]) -> None:
         """Run ``action`` (e.g. a client's call) ``at`` seconds after :meth:`run` starts (wall clock)."""
@@ -150,12 +162,15 @@ class AwsBus:
         return stats
 
     def settle(self, limit: float | None = None) -> None:
-        """Wait until every service queue was seen empty :attr:`quiet_checks` times in a row. Raises
+        """Wait until every service queue was seen empty (and the bus with nothing to deliver, when it can say)
+        :attr:`quiet_checks` times in a row. Raises
         :class:`NotSettledError` when the queues' depths stay the same for the bus's ``timeout`` seconds, or
         past ``limit`` (a :func:`time.monotonic` reading)."""
         quiet = 0
         while quiet < self.quiet_checks:
             depths = self.queue_depths()
+            if self.undelivered is not None:
+                depths["(the bus, to deliver)"] = self.undelivered()
             self._note("queue depths", depths)
             quiet = quiet + 1 if not any(depths.values()) else 0
             if quiet < self.quiet_checks:
@@ -215,15 +230,18 @@ class AwsBus:
         for service in self.plan.services:
             dead_url = sqs.get_queue_url(QueueName=service.queue_dead_letter_queue)["QueueUrl"]
             while messages := [m for m in sqs.receive_message(QueueUrl=dead_url, MaxNumberOfMessages=10,
-                                                              WaitTimeSeconds=0, VisibilityTimeout=30).get("Messages", [])
+                                                              WaitTimeSeconds=0, VisibilityTimeout=30,
+                                                              AttributeNames=["All"], MessageAttributeNames=["All"]
+                                                              ).get("Messages", [])
                                if m["MessageId"] not in seen]:
                 for message in messages:
                     seen.add(message["MessageId"])
-                    body = json.loads(message["Body"])
-                    key = (body.get("event", {}).get("id"), body.get("rule"))
+                    read = queue_message.read(message["Body"], message.get("MessageAttributes"))
+                    key = (read.event_id, read.route)
                     if key not in chosen:
                         continue  # not asked for: it becomes visible again when its timeout ends
-                    sqs.send_message(QueueUrl=self._urls[service.name], MessageBody=message["Body"])
+                    sqs.send_message(QueueUrl=self._urls[service.name], MessageBody=message["Body"],
+                                     **_sent_again(message, service.fifo_queue))
                     sqs.delete_message(QueueUrl=dead_url, ReceiptHandle=message["ReceiptHandle"])
                     moved.append(key)
         at = self.now()
@@ -240,6 +258,10 @@ class AwsBus:
         window, the filter and the rules' input transformers, so the replayed messages reach the handlers
         without the rule's name and fail there: the contract tests replay on the local bus only.
         """
+        if self.plan.bus_kind == "custom":
+            raise NotImplementedError("a Custom Event Bus has no replay API: a replay is a subscriber that starts in "
+                                      "the past (UG 'Replaying events'); the local backend's LocalCustomBus.replay does "
+                                      "that, this backend does not yet")
         self.export()
         first, last = math.ceil(self.origin + start), math.floor(self.origin + end)  # ``time`` has whole seconds
         count = self.db.execute("SELECT COUNT(*) FROM events WHERE time BETWEEN ? AND ? AND replay_name IS NULL",
@@ -258,19 +280,20 @@ class AwsBus:
         return {"state_writes": self._state_writes, "prefix": self.plan.prefix, "region": self.plan.region}
 
     def settled(self) -> bool:
-        """Whether the saga has nothing left to do: every order terminal, or dead letters to explain why not."""
-        return (all(status in TERMINAL for status in self.order_statuses().values())
+        """Whether the saga has nothing left to do: every saga terminal, or dead letters to explain why not."""
+        return (all(status in self.catalog.saga.terminal for status in self.saga_statuses().values())
                 or any(self.dead_letter_depths().values()))
 
-    def order_statuses(self) -> dict[str, str]:
-        """Every order's status, read from the Order service's table."""
-        return {order_id: item.get("status") for order_id, item in
-                items_of(self.clients.dynamodb, self.plan.service("order").table, "order")}
+    def saga_statuses(self) -> dict[str, str]:
+        """Every saga's status, read from its tracker's table (the catalog's ``saga.tracker``)."""
+        tracker = self.catalog.saga.tracker
+        return {saga_id: item.get(tracker.field) for saga_id, item in
+                items_of(self.clients.dynamodb, self.plan.service(tracker.service).table, tracker.kind)}
 
     def dead_letter_depths(self) -> dict[str, int]:
         """Messages in each dead-letter queue of the deployment (service queues' and rules')."""
         names = ([s.queue_dead_letter_queue for s in self.plan.services]
-                 + [r.target.dead_letter_queue for r in self.plan.rules if r.target.dead_letter_queue])
+                 + [r.target.dead_letter_queue for r in self.plan.routes if r.target.dead_letter_queue])
         sqs, depths = self.clients.sqs, {}
         for name in names:
             url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -279,13 +302,8 @@ class AwsBus:
         return depths
 
     def stuck_orders(self) -> str:
-        """The orders that are not terminal, with their status, for an error message."""
-        statuses = self.order_statuses()
-        stuck = [f"{o} ({s})" for o, s in statuses.items() if s not in TERMINAL]
-        if not stuck:
-            return "every order is terminal"
-        return (f"{len(stuck)} of {len(statuses)} orders are not terminal: {', '.join(stuck[:10])}"
-                + (" …" if len(stuck) > 10 else ""))
+        """The sagas that are not terminal, by status, for an error message."""
+        return self.catalog.saga.stuck(self.saga_statuses()) or "every saga is terminal"
 
     def commit(self) -> None:
         """Bring :attr:`db` up to date with the deployment (what :func:`yafdp.runs.finish` reads)."""
@@ -299,3 +317,16 @@ class AwsBus:
         self.functions.stop()
         if self.teardown is not None:
             self.teardown()
+
+
+def _sent_again(message: dict, fifo: bool) -> dict:
+    """What a message moved back from a dead-letter queue keeps: its message attributes (a Custom Event Bus's name
+    the subscriber) and, on a FIFO queue, its message group, with a fresh deduplication id (the queue would drop a
+    copy of the original's within five minutes, "Exactly-once processing", SQS developer guide)."""
+    extra: dict = {}
+    if message.get("MessageAttributes"):
+        extra["MessageAttributes"] = message["MessageAttributes"]
+    if fifo:
+        extra["MessageGroupId"] = message.get("Attributes", {}).get("MessageGroupId", message["MessageId"])
+        extra["MessageDeduplicationId"] = f"redrive-{message['MessageId']}"[:128]
+    return extra

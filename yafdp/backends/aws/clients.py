@@ -1,5 +1,7 @@
 """The boto3 clients the AWS side uses, made in one place: for a moto server (an endpoint URL and dummy
-credentials) or for AWS (the default credential chain and region)."""
+credentials) or for AWS (the default credential chain and region). The Custom Event Bus's client
+(``eventbridgev2``) goes to AWS's own endpoint on AWS; with moto, which has no such service, to the bus
+``yafdp serve`` serves (its ``bus_endpoint_url``), and there is none without one."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class AwsClients:
     iam: Any
     sts: Any
     logs: Any
+    eventbridgev2: Any = None  # the Custom Event Bus (None: no endpoint serves it, e.g. moto alone)
 
     @property
     def region(self) -> str:
@@ -42,14 +45,35 @@ class AwsClients:
         return self.sts.get_caller_identity()["Arn"].split(":")[1]
 
 
-# The connections each client keeps: the pollers of a run on moto (at most yafdp.runs.options.MAX_CONCURRENCY per
-# queue) share them with the client that fires orders and the settle check.
+# The connections each client keeps by default: botocore's 10 would make more threads than that wait for one.
 MAX_POOL_CONNECTIONS = 50
+# Beyond the pollers of a run on moto (each a thread with a connection of its own to each client), the
+# connections of the client that fires orders, the settle check and the export.
+SPARE_CONNECTIONS = 10
 
 
-def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None) -> AwsClients:
+def pool_for(threads: int) -> int:
+    """The connections a client needs so that ``threads`` threads calling it at once (the batches in hand of a run
+    on moto, each in a handler, and each queue's long poll) never wait for one: with fewer, 50 pollers per queue
+    of six services took turns on 50 connections, the long polls of empty queues holding them while messages
+    waited on busy ones.
+
+    Examples
+    --------
+    >>> pool_for(4 * 6), pool_for(50 * 6)
+    (50, 310)
+    """
+    return max(MAX_POOL_CONNECTIONS, threads + SPARE_CONNECTIONS)
+
+
+def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None,
+                 bus_endpoint_url: str | None = None, custom_bus: bool = False,
+                 max_pool_connections: int = MAX_POOL_CONNECTIONS) -> AwsClients:
     """Clients for a moto server at ``endpoint_url`` (dummy credentials, region ``eu-west-1`` unless given),
-    or, without an endpoint, for AWS with the default credential chain and region.
+    or, without an endpoint, for AWS with the default credential chain and region. There is an ``eventbridgev2``
+    client (the Custom Event Bus) at ``bus_endpoint_url`` when given (a served bus, which takes any credentials),
+    or at AWS's own endpoint with ``custom_bus`` and no ``endpoint_url``; else none. Each keeps up to
+    ``max_pool_connections`` connections (see :func:`pool_for`).
 
     Examples
     --------
@@ -69,11 +93,16 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
         raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
                             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
     # Pollers, the client that fires orders and the settle check share the clients: allow their connections.
-    config = Config(max_pool_connections=MAX_POOL_CONNECTIONS, retries={"mode": "standard", "max_attempts": 5})
+    config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard", "max_attempts": 5})
     extra = {"endpoint_url": endpoint_url, **MOTO_CREDENTIALS} if endpoint_url else {}
 
     def client(name: str):
         return session.client(name, config=config, **extra)
 
+    if bus_endpoint_url is not None:
+        bus = session.client("eventbridgev2", config=config, endpoint_url=bus_endpoint_url, **MOTO_CREDENTIALS)
+    else:
+        bus = client("eventbridgev2") if custom_bus and endpoint_url is None else None
     return AwsClients(events=client("events"), sqs=client("sqs"), lambda_=client("lambda"),
-                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"))
+                      dynamodb=client("dynamodb"), iam=client("iam"), sts=client("sts"), logs=client("logs"),
+                      eventbridgev2=bus)

@@ -16,9 +16,13 @@ from typing import Callable
 from yafdp.runtime.faults import Faults
 from yafdp.plan import DeploymentPlan, RulePlan, ServicePlan
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
-                              QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError,  # noqa: F401
-                              check_names)
+                              QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, PlanError)  # noqa: F401
+from yafdp.patterns import pattern_text
+from yafdp.plan.service_quotas import check_deployable
 
+from yafdp.plan.custom_bus import delivery_trust_policy
+
+from yafdp.backends.aws import custom_bus
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.package import code_sha256
 from yafdp.backends.aws.function import FunctionConfig
@@ -72,13 +76,14 @@ def apply(plan: DeploymentPlan, clients: AwsClients, package: bytes, *, run_func
     faults, seed
         handler faults the functions inject (transient crashes, poison events), as on the local bus.
 
-    Raises :class:`PlanError` for names longer than AWS allows and
+    Raises :class:`PlanError` for names longer than AWS allows or a quota exceeded
+    (:func:`~yafdp.plan.service_quotas.check_deployable`), and
     :class:`~yafdp.backends.aws.ownership.NotOwnedError` when a resource of the plan exists without the
     plan's ``Project``/``RunId`` tags; nothing is changed then.
 
     (Run in ``tests/integration/test_documented_examples.py``: applying a plan twice changes nothing the second time.)
     """
-    check_names(plan)
+    check_deployable(plan)
     check_ownership(plan, clients)  # before any change: refuse to update what another deployment (or anyone) owns
     return _Applier(plan, clients, echo).run(package, run_functions, faults, seed)
 
@@ -96,27 +101,41 @@ class _Applier:
 
     def run(self, package: bytes, run_functions: bool, faults: Faults, seed: int) -> list[Change]:
         plan = self.plan
-        self.bus()
-        self.archive()
-        for rule in plan.rules:
-            if rule.target.dead_letter_queue:
-                self.queue(rule.target.dead_letter_queue, self.dead_letter_attributes(rule.target.dead_letter_queue_policy))
+        custom = plan.bus_kind == "custom"
+        if custom:  # the Custom Event Bus keeps its events itself: no archive
+            bus_arn = custom_bus.apply_bus(self)
+        else:
+            bus_arn = ""
+            self.bus()
+            self.archive()
+        for route in plan.routes:
+            if route.target.dead_letter_queue:
+                self.queue(route.target.dead_letter_queue, self.dead_letter_attributes(
+                    route.target.dead_letter_queue_policy, route.target.dead_letter_queue))
         for service in plan.services:
-            self.queue(service.queue_dead_letter_queue, self.dead_letter_attributes(None))
+            self.queue(service.queue_dead_letter_queue, self.dead_letter_attributes(None, service.queue_dead_letter_queue))
             self.queue(service.queue, {
-                **plan.queue_attributes,
+                **plan.queue_attributes, **_fifo(service.queue),
                 "VisibilityTimeout": str(service.visibility_timeout_seconds),
                 "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": plan.queue_arn(service.queue_dead_letter_queue),
                                              "maxReceiveCount": service.max_receive_count}),
-                "Policy": json.dumps(service.queue_policy)})
+                # On a Custom Event Bus the subscribers' delivery roles send: no queue policy (UG subscribers).
+                **({"Policy": json.dumps(service.queue_policy)} if service.queue_policy else {})})
             self.table(service.table)
-            role_arn = self.role(service)
+            role_arn = self.role(service.role, service.trust_policy, service.policy,
+                                 f"the {service.name} service's function: least privilege")
+            if service.delivery_role:
+                self.role(service.delivery_role, delivery_trust_policy(plan.account), service.delivery_policy,
+                          f"what the {service.name} service's Custom Event Bus subscribers deliver with")
             self.log_group(service)
-            self.function(service, role_arn, package, FunctionConfig.for_service(plan, service.name, faults, seed))
+            self.function(service, role_arn, package, FunctionConfig.for_service(plan, service.name, faults, seed, bus_arn))
             self.event_source_mapping(service, run_functions)
-        for rule in plan.rules:  # last: by now every queue a rule sends to exists and is allowed to receive
-            self.rule(rule)
+        for route in plan.routes:  # last: by now every queue a rule sends to exists and is allowed to receive
+            if custom:
+                custom_bus.apply_subscriber(self, route, bus_arn)
+            else:
+                self.rule(route)
         return self.changes
 
     # ---------------------------------------------------------------- EventBridge
@@ -152,7 +171,7 @@ class _Applier:
         except events.exceptions.ResourceNotFoundException:
             current, same = None, False
         if not same:
-            events.put_rule(Name=rule.name, EventBusName=plan.bus, EventPattern=json.dumps(rule.pattern),
+            events.put_rule(Name=rule.name, EventBusName=plan.bus, EventPattern=pattern_text(rule.pattern),
                             State="ENABLED", Description=description, Tags=self.tag_list)
             self.changed("update" if current else "create", "rule", rule.name)
         target = rule.target
@@ -187,8 +206,9 @@ class _Applier:
 
     # ---------------------------------------------------------------- SQS
 
-    def dead_letter_attributes(self, policy: dict | None) -> dict:
-        attributes = {**self.plan.queue_attributes, "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
+    def dead_letter_attributes(self, policy: dict | None, name: str = "") -> dict:
+        attributes = {**self.plan.queue_attributes, **_fifo(name),
+                      "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)}
         if policy:
             attributes["Policy"] = json.dumps(policy)
         return attributes
@@ -228,25 +248,26 @@ class _Applier:
 
     # ---------------------------------------------------------------- IAM
 
-    def role(self, service: ServicePlan) -> str:
+    def role(self, name: str, trust: dict, policy: dict, description: str) -> str:
+        """Create or update the role ``name`` (path ``/yafdp/``, tagged) with its trust policy and its one inline
+        policy; returns its ARN."""
         iam = self.c.iam
         try:
-            role = iam.get_role(RoleName=service.role)["Role"]
-            if _document(role["AssumeRolePolicyDocument"]) != service.trust_policy:
-                iam.update_assume_role_policy(RoleName=service.role, PolicyDocument=json.dumps(service.trust_policy))
-                self.changed("update", "role", f"{service.role} (trust policy)")
+            role = iam.get_role(RoleName=name)["Role"]
+            if policy_document(role["AssumeRolePolicyDocument"]) != trust:
+                iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+                self.changed("update", "role", f"{name} (trust policy)")
         except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(RoleName=service.role, Path=ROLE_PATH, Tags=self.tag_list,
-                                   AssumeRolePolicyDocument=json.dumps(service.trust_policy),
-                                   Description=f"the {service.name} service's function: least privilege")["Role"]
-            self.changed("create", "role", service.role)
+            role = iam.create_role(RoleName=name, Path=ROLE_PATH, Tags=self.tag_list,
+                                   AssumeRolePolicyDocument=json.dumps(trust), Description=description)["Role"]
+            self.changed("create", "role", name)
         try:
-            current = _document(iam.get_role_policy(RoleName=service.role, PolicyName=POLICY_NAME)["PolicyDocument"])
+            current = policy_document(iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME)["PolicyDocument"])
         except iam.exceptions.NoSuchEntityException:
             current = None
-        if current != service.policy:
-            iam.put_role_policy(RoleName=service.role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(service.policy))
-            self.changed("create" if current is None else "update", "role policy", f"{service.role}/{POLICY_NAME}")
+        if current != policy:
+            iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
+            self.changed("create" if current is None else "update", "role policy", f"{name}/{POLICY_NAME}")
         return role["Arn"]
 
     # ---------------------------------------------------------------- CloudWatch Logs
@@ -314,12 +335,17 @@ class _Applier:
             self.changed("update", "event source mapping", f"{service.queue} → {service.function}")
 
 
+def _fifo(queue: str) -> dict:
+    """A FIFO queue's attribute, which only CreateQueue takes (a queue named ``….fifo`` is one, SQS developer guide)."""
+    return {"FifoQueue": "true"} if queue.endswith(".fifo") else {}
+
+
 def log_group_name(service: ServicePlan) -> str:
     """Where Lambda writes the function's logs."""
     return f"/aws/lambda/{service.function}"
 
 
-def _document(value) -> dict:
+def policy_document(value) -> dict:
     """An IAM policy document as a dict (the API may hand it back URL-encoded)."""
     if isinstance(value, str):
         return json.loads(urllib.parse.unquote(value))

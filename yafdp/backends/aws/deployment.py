@@ -11,16 +11,17 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
+from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan, build_plan
-from yafdp.plan.model import check_names
+from yafdp.plan.service_quotas import check_deployable
 from yafdp.runtime.faults import Faults
 
 from yafdp.backends.aws.bus import AwsBus
 from yafdp.backends.aws.clients import AwsClients
+from yafdp.backends.aws.custom_bus import client_of
 from yafdp.backends.aws.deployer import apply
 from yafdp.backends.aws.functions import InProcessFunctions, LambdaFunctions
 from yafdp.backends.aws.package import build_package
@@ -60,36 +61,50 @@ def new_prefix() -> str:
 
 def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, catalog_dir: str | Path | None = None,
            faults: Faults = Faults(), seed: int = 0, echo: Callable[[str], None] = print,
-           point_in_time_recovery: bool = True) -> DeploymentPlan:
+           point_in_time_recovery: bool = True, bus: str | None = None) -> DeploymentPlan:
     """Build the plan for ``clients``' account, Region and partition and apply it (idempotent); returns the plan.
 
     ``backend`` is ``"moto"`` or ``"aws"`` (see :data:`SETTINGS`); ``echo`` hears every change made;
-    ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without).
-    Raises :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows, before asking AWS anything,
-    and :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
+    ``point_in_time_recovery`` keeps continuous backups of the service tables (a short run may go without);
+    ``bus`` the kind of bus (``"classic"`` or ``"custom"``; None: the catalog's). Raises
+    :class:`~yafdp.plan.model.PlanError` for names longer than AWS allows or an AWS quota the design exceeds
+    (:func:`~yafdp.plan.service_quotas.check_deployable`), before asking AWS anything,
+    :class:`~yafdp.errors.RefusedError` for a Custom Event Bus without a client that reaches one or with a subscriber
+    whose target is a function (run on the local backend only), and
+    :class:`~yafdp.backends.aws.ownership.NotOwnedError` (nothing changed) when a resource of the plan exists
     and is not this deployment's.
     """
     settings = SETTINGS[backend]
-    check_names(build_plan(catalog, prefix, run_id=prefix))  # names follow the prefix alone: refused before AWS is asked
+    named = build_plan(catalog, prefix, run_id=prefix, bus=bus)
+    check_deployable(named)  # names (they follow the prefix alone) and quotas: refused before AWS is asked
+    if named.bus_kind == "custom":
+        client_of(clients)
+        direct = [s.subscription for s in named.subscribers if s.target.kind == "lambda"]
+        if direct:  # the function would get the bare event, without the subscriber's name to pick its handler by
+            raise RefusedError(f"a Custom Event Bus subscriber whose target is a function ({', '.join(direct)}) is run "
+                               "on the local backend only: on moto or AWS give it its service's queue (\"target\": "
+                               "\"queue\")")
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
                       partition=clients.partition(), visibility_timeout_seconds=settings.visibility_timeout_seconds,
-                      point_in_time_recovery=point_in_time_recovery)
+                      point_in_time_recovery=point_in_time_recovery, bus=bus)
     apply(plan, clients, build_package(catalog_dir), run_functions=settings.run_functions, faults=faults, seed=seed,
           echo=echo)
     return plan
 
 
-def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, db, *,
+def open_deployed_bus(plan: DeploymentPlan, catalog: Catalog, world: Any, clients: AwsClients, db, *,
                       backend: str, faults: Faults = Faults(), seed: int = 0,
-                      teardown: Callable[[], None] | None = None, concurrency: int = 4) -> AwsBus:
-    """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto by
-    ``concurrency`` pollers per queue here; on AWS by Lambda, which scales itself), whose :meth:`~AwsBus.run`
-    waits until every order is terminal (or dead letters explain why not)."""
+                      teardown: Callable[[], None] | None = None, concurrency: int = 4,
+                      undelivered: Callable[[], int] | None = None) -> AwsBus:
+    """An :class:`AwsBus` on a deployment, exporting into ``db``, its queues being consumed (on moto here, by a
+    poller per queue with up to ``concurrency`` batches in hand; on AWS by Lambda, which scales itself), whose
+    :meth:`~AwsBus.run` waits until every order is terminal (or dead letters explain why not), and a served bus
+    has delivered everything (``undelivered``, see :class:`AwsBus`)."""
     settings = SETTINGS[backend]
     if settings.run_functions:
         functions = LambdaFunctions(plan, clients)
     else:
         functions = InProcessFunctions(plan, catalog, world, clients, faults=faults, seed=seed, concurrency=concurrency)
     return AwsBus(catalog, plan, clients, functions, db=db, quiet_checks=settings.quiet_checks,
-                  check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True,
+                  check_seconds=settings.check_seconds, teardown=teardown, settle_orders=True, undelivered=undelivered,
                   timeout=settings.timeout_seconds)

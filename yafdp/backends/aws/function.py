@@ -9,26 +9,26 @@ outbox says "not yet published", and the events go out then.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, make_envelope,
                                     max_request_bytes)
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
-                                     DeliveryError, check_outbox)
+                                     DeliveryError, check_outbox, custom_bus_entries)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
-from yafdp.services import resolve_handler
 
+from yafdp.backends.aws import queue_message
 from yafdp.backends.aws.dynamo_state import TASK_OUTPUT, ConflictError, DynamoState
 from yafdp.backends.tasks import TaskRunner, task_event
 
@@ -44,12 +44,16 @@ class FunctionConfig:
     max_receive_count: int
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
+    bus_kind: str = "classic"  # or "custom": the Custom Event Bus, published to by its ARN
+    bus_arn: str = ""  # the Custom Event Bus's ARN (its id is EventBridge's, known once the bus exists)
 
     @classmethod
-    def for_service(cls, plan: DeploymentPlan, service: str, faults: Faults = Faults(), seed: int = 0) -> "FunctionConfig":
-        """The configuration of ``service``'s function in ``plan``."""
+    def for_service(cls, plan: DeploymentPlan, service: str, faults: Faults = Faults(), seed: int = 0,
+                    bus_arn: str = "") -> "FunctionConfig":
+        """The configuration of ``service``'s function in ``plan`` (``bus_arn``: the deployed Custom Event Bus's)."""
         spec = plan.service(service)
-        return cls(service, plan.prefix, plan.bus, spec.table, spec.max_receive_count, faults, seed)
+        return cls(service, plan.prefix, plan.bus, spec.table, spec.max_receive_count, faults, seed, plan.bus_kind,
+                   bus_arn)
 
     def to_environment(self) -> dict[str, str]:
         """The Lambda function's environment variables.
@@ -61,7 +65,8 @@ class FunctionConfig:
         """
         return {"YAFDP_SERVICE": self.service, "YAFDP_PREFIX": self.prefix, "YAFDP_BUS": self.bus,
                 "YAFDP_TABLE": self.table, "YAFDP_MAX_RECEIVE_COUNT": str(self.max_receive_count),
-                "YAFDP_FAULTS": json.dumps(self.faults.to_dict(), sort_keys=True), "YAFDP_SEED": str(self.seed)}
+                "YAFDP_FAULTS": json.dumps(self.faults.to_dict(), sort_keys=True), "YAFDP_SEED": str(self.seed),
+                "YAFDP_BUS_KIND": self.bus_kind, "YAFDP_BUS_ARN": self.bus_arn}
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> "FunctionConfig":
@@ -71,7 +76,7 @@ class FunctionConfig:
             raise KeyError(f"the function's environment lacks {', '.join(missing)}: redeploy with `yafdp deploy`")
         return cls(env["YAFDP_SERVICE"], env["YAFDP_PREFIX"], env["YAFDP_BUS"], env["YAFDP_TABLE"],
                    int(env.get("YAFDP_MAX_RECEIVE_COUNT", "5")), Faults(**json.loads(env.get("YAFDP_FAULTS", "{}"))),
-                   int(env.get("YAFDP_SEED", "0")))
+                   int(env.get("YAFDP_SEED", "0")), env.get("YAFDP_BUS_KIND", "classic"), env.get("YAFDP_BUS_ARN", ""))
 
 
 CONFLICT = "VERSION_CONFLICT"  # the error code of a delivery whose commit raced another call's
@@ -98,14 +103,14 @@ class ServiceFunction:
         wall-clock seconds (epoch), for the trace.
     """
 
-    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Marketplace,
+    def __init__(self, config: FunctionConfig, catalog: Catalog, plan: DeploymentPlan, world: Any,
                  events, dynamodb, clock: Callable[[], float] = time.time):
         self.config, self.catalog, self.world, self.events, self.clock = config, catalog, world, events, clock
-        self.plan = plan
+        self.plan, self.custom = plan, plan.bus_kind == "custom"
         self.state = DynamoState(dynamodb, config.table)
-        self.rules = {r.name: r for r in plan.rules if r.service == config.service}
+        self.rules = {r.name: r for r in plan.routes if r.service == config.service}
         self.tasks = TaskRunner(catalog)
-        self.handlers = {name: resolve_handler(config.service, r.target.handler) for name, r in self.rules.items()}
+        self.handlers = {name: catalog.handler(config.service, r.target.handler) for name, r in self.rules.items()}
 
     # ---------------------------------------------------------------- the SQS event source
 
@@ -117,6 +122,13 @@ class ServiceFunction:
         """
         failures = []
         for record in sqs_event.get("Records", []):
+            if failures and str(record.get("eventSourceARN", "")).endswith(".fifo"):
+                # A FIFO queue: "your function should stop processing messages after the first failure and return
+                # all failed and unprocessed messages in batchItemFailures", so no later message of a group
+                # overtakes the failed one (Lambda developer guide, "Handling errors for an SQS event source",
+                # https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+                failures.append({"itemIdentifier": record["messageId"]})
+                continue
             try:
                 self.handle_message(record)
             except Exception:  # the message stays on the queue and comes back after its visibility timeout
@@ -124,24 +136,26 @@ class ServiceFunction:
         return {"batchItemFailures": failures}
 
     def handle_message(self, record: dict) -> str:
-        """Handle one SQS message (an EventBridge event wrapped with its rule's name); returns the outcome."""
-        body = json.loads(record["body"])
-        rule = self.rules.get(body.get("rule"))
+        """Handle one SQS message (an event with its rule's or subscriber's name, see
+        :mod:`~yafdp.backends.aws.queue_message`); returns the outcome."""
+        message = queue_message.read(record["body"], record.get("messageAttributes"))
+        rule = self.rules.get(message.route)
         if rule is None:
-            raise LookupError(f"message {record.get('messageId')} on {self.config.service}'s queue names rule "
-                              f"{body.get('rule')!r}, which is not one of this service's rules {sorted(self.rules)}")
-        envelope = _envelope(body["event"])
+            raise LookupError(f"message {record.get('messageId')} on {self.config.service}'s queue names "
+                              f"{message.route!r}, which is not one of this service's "
+                              f"{'subscribers' if self.custom else 'rules'} {sorted(self.rules)}")
+        envelope = _envelope(message.event)
         event_id, attempt = envelope["id"], int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
         marker = f"{rule.name}#{event_id}"
         started = self.clock()
         delivery = {"kind": "delivery", "event_id": event_id, "rule": rule.name, "target": rule.target.id,
-                    "attempt": attempt, "delivered_at": started}
+                    "attempt": attempt, "delivered_at": started, "delivery_type": message.delivery_type}
         if self.state.processed(marker):
             self._publish(marker, self.state.pending_outbox(marker))  # a crash left them unpublished
             self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
             return "duplicate"
         reads = self.state.snapshot()
-        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+        uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
         try:
             self.handlers[rule.name](envelope, uow)
             if self.config.faults.any:
@@ -155,7 +169,7 @@ class ServiceFunction:
                 (FUNCTION_ERROR, f"{type(exc).__name__}: {exc}")
             self._failed(delivery, attempt, code, message)
             raise
-        entries = [self._entry(p) for p in prepared]
+        entries = self._entries(prepared, marker)
         done = {**delivery, "finished_at": self.clock(), "outcome": "ok", "error": None, "writes": len(uow.writes)}
         try:
             committed = self.state.commit(uow.writes, reads=reads.versions, marker=marker, outbox_key=marker,
@@ -204,7 +218,7 @@ class ServiceFunction:
                 self.state.record({**delivery, "finished_at": self.clock(), "outcome": "duplicate", "error": None})
                 return self.tasks.output(answered["events"])
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
             try:
                 prepared = self.tasks.run({**payload, "event": _envelope(task_event(payload))}, uow)
             except Exception as exc:
@@ -249,13 +263,13 @@ class ServiceFunction:
         self._publish(outbox_key, self.state.pending_outbox(outbox_key))
         for attempt in range(1, CALL_ATTEMPTS + 1):
             reads = self.state.snapshot()
-            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock)
-            result = resolve_handler(self.config.service, entrypoint)(payload, uow)
+            uow = BufferedUnitOfWork(self.config.service, reads, self.world, self.clock, self.catalog.saga)
+            result = self.catalog.handler(self.config.service, entrypoint)(payload, uow)
             try:
                 prepared = check_outbox(self.catalog, self.config.service, frozenset(spec.emits), uow.outbox)
             except DeliveryError as exc:
                 raise PublishError(str(exc)) from None
-            entries = [self._entry(p) for p in prepared]
+            entries = self._entries(prepared, outbox_key)
             called = {"kind": "call", "entrypoint": entrypoint, "at": self.clock(), "writes": len(uow.writes)}
             try:
                 self.state.commit(uow.writes, reads=reads.versions, marker=None, outbox_key=outbox_key,
@@ -269,11 +283,18 @@ class ServiceFunction:
 
     # ---------------------------------------------------------------- publishing
 
-    def _entry(self, prepared) -> str:
-        return json.dumps(aws_entry(prepared, self.config.bus))
+    def _entries(self, prepared: list, outbox_key: str) -> list[str]:
+        """The PutEvents entries (JSON text, for the outbox) of what a unit of work published under ``outbox_key``:
+        on a Custom Event Bus with its event group and a DeduplicationId naming ``outbox_key`` and the entry's
+        place, so publishing the same outbox again is answered DEDUPLICATED."""
+        if self.custom:
+            return [json.dumps(e) for e in custom_bus_entries(list(prepared), self.catalog.bus.custom, outbox_key,
+                                                               self.plan.deduplication == "id")]
+        return [json.dumps(aws_entry(p, self.config.bus)) for p in prepared]
 
     def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
-        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key)
+        return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key,
+                               saga_id=self.catalog.saga.saga_id)
 
 
 def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS,
@@ -325,9 +346,10 @@ def request_chunks(entries: list[dict], indexes: list[int]) -> list[list[int]]:
 
 
 def publish_entries(events, entries: list[dict], clock: Callable[[], float], state: DynamoState,
-                    outbox_key: str | None = None, **retrying) -> list[str]:
+                    outbox_key: str | None = None, *, saga_id: Callable[[dict], str | None],
+                    **retrying) -> list[str]:
     """Publish ``entries`` with :func:`put_entries` (retryable refusals sent again with backoff), record the
-    published ones in ``state``'s trace and clear ``outbox_key``.
+    published ones in ``state``'s trace (each with the saga ``saga_id(detail)`` names) and clear ``outbox_key``.
 
     Raises :class:`PublishFailedError` when entries are still refused: the published ones are recorded, the
     refused ones stay in the outbox (alone), so the delivery fails and its redelivery publishes exactly them
@@ -337,16 +359,7 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
         return []
     published_at = clock()  # before the call: on moto the event reaches its queues before PutEvents returns
     results = put_entries(events, entries, **retrying)
-    ids, rows, refused = [], [], []
-    for entry, result in zip(entries, results):
-        if "EventId" not in result or result.get("ErrorCode"):
-            refused.append((entry, result))
-            continue
-        detail = json.loads(entry["Detail"])
-        ids.append(result["EventId"])
-        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": detail.get("order_id"),
-                     "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
-                     "detail": entry["Detail"], "time": iso_time(published_at), "published_by": outbox_key})
+    ids, rows, refused = published_rows(entries, results, published_at, clock(), outbox_key, saga_id)
     if not refused:
         state.published(outbox_key, rows)
         return ids
@@ -355,6 +368,63 @@ def publish_entries(events, entries: list[dict], clock: Callable[[], float], sta
         state.commit({}, marker=None, outbox_key=outbox_key, outbox=[json.dumps(e) for e, _ in refused], trace=[])
     code, message = refused[0][1].get("ErrorCode"), refused[0][1].get("ErrorMessage")
     raise PublishFailedError(f"EventBridge refused {len(refused)} of {len(entries)} entries: {code}: {message}")
+
+
+def published_rows(entries: list[dict], results: list[dict], published_at: float, answered_at: float,
+                   outbox_key: str | None, saga_id: Callable[[dict], str | None]
+                   ) -> tuple[list[str], list[dict], list[tuple[dict, dict]]]:
+    """What a PutEvents of ``entries`` answered with ``results`` leaves in the trace (each event row with the saga
+    ``saga_id(detail)`` names): ``(event ids, trace rows,
+    refused (entry, result) pairs)``. An event row on a Custom Event Bus also holds its SystemMetadata
+    (``EventGroupId``, ``DeduplicationId``), ``SequenceNumber`` and ``ingested_at`` (when PutEvents answered: the
+    bus does not say when it ingested); an entry answered ``DEDUPLICATED`` stored nothing and is a
+    ``deduplicated`` row naming the event it repeats."""
+    ids, rows, refused = [], [], []
+    for entry, result in zip(entries, results):
+        if "EventId" not in result or result.get("ErrorCode"):
+            refused.append((entry, result))
+            continue
+        system = entry.get("SystemMetadata") or {}
+        custom = {"event_group_id": system.get("EventGroupId"), "deduplication_id": system.get("DeduplicationId"),
+                  "ingested_at": answered_at} if "SequenceNumber" in result else {}
+        if result.get("SuccessCode") == "DEDUPLICATED":
+            rows.append({"kind": "deduplicated", "event_id": result["EventId"], "published_at": published_at,
+                         "published_by": outbox_key, **custom})
+            continue
+        detail = json.loads(entry["Detail"])
+        ids.append(result["EventId"])
+        rows.append({"kind": "event", "event_id": result["EventId"], "order_id": saga_id(detail),
+                     "detail_type": entry["DetailType"], "source": entry["Source"], "published_at": published_at,
+                     "detail": entry["Detail"], "time": iso_time(published_at if entry.get("Time") is None else
+                                                                  _epoch(entry["Time"])), "published_by": outbox_key,
+                     **custom, **({"sequence_number": result["SequenceNumber"]} if custom else {})})
+    return ids, rows, refused
+
+
+def _epoch(value) -> float:
+    """An entry's ``Time`` as epoch seconds (the entries hold epoch seconds; boto3 also takes a datetime)."""
+    return value.timestamp() if isinstance(value, datetime.datetime) else float(value)
+
+
+class CustomBusPublisher:
+    """A Custom Event Bus's ``PutEvents`` (the ``eventbridgev2`` client) as :func:`put_entries` calls a Classic
+    bus's: ``put_events(Entries=...)``, here on the bus ``bus_arn``, with content-based deduplication when the
+    catalog asks for it (``DeduplicationConfiguration``, API Reference PutEvents)."""
+
+    def __init__(self, client, bus_arn: str, content_based: bool = False):
+        self.client, self.bus_arn = client, bus_arn
+        self.extra = {"DeduplicationConfiguration": {"DeduplicationType": "CONTENT_BASED"}} if content_based else {}
+
+    def put_events(self, Entries: list[dict]) -> dict:  # noqa: N803 (boto3's member name)
+        return self.client.put_events(EventBusArn=self.bus_arn, Entries=Entries, **self.extra)
+
+
+def publisher(plan: DeploymentPlan, events, eventbridgev2, bus_arn: str):
+    """What a deployment's functions publish with: the Classic bus's ``events`` client, or a
+    :class:`CustomBusPublisher` on the Custom Event Bus ``bus_arn``."""
+    if plan.bus_kind != "custom":
+        return events
+    return CustomBusPublisher(eventbridgev2, bus_arn, plan.deduplication == "content")
 
 
 def aws_entry(prepared, bus: str) -> dict:

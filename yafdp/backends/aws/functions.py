@@ -11,40 +11,43 @@ import json
 from yafdp.catalog import Catalog
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
-from yafdp.services.order import OrderRejectedError
+from yafdp.errors import RequestRefusedError
 
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.poller import QueuePoller
-from yafdp.backends.aws.function import FunctionConfig, ServiceFunction
+from yafdp.backends.aws.custom_bus import deployed_bus_arn
+from yafdp.backends.aws.function import FunctionConfig, ServiceFunction, publisher
 
 
 class InProcessFunctions:
-    """Every service's function in this process, each fed by ``concurrency`` :class:`~yafdp.backends.aws.poller.QueuePoller`
-    threads, as Lambda runs several invocations of one function at once.
+    """Every service's function in this process, each fed by a :class:`~yafdp.backends.aws.poller.QueuePoller` that
+    keeps up to ``concurrency`` batches in hand at once, each in a thread of its own, as Lambda runs several
+    invocations of one function at once.
 
     Lambda's SQS event source mapping polls a standard queue with several pollers and invokes the function
     once per batch, concurrently ("Lambda starts processing five batches at a time with five concurrent
     invocations of your function", Lambda developer guide, "Understanding SQS event source mapping scaling
-    behavior"); each poller here receives up to the mapping's ``BatchSize`` messages, hidden while the function
-    has them (what it did not finish comes back after the queue's visibility timeout, counted from the receive),
-    and invokes the function on them in its own thread.
+    behavior"); each batch here is up to the mapping's ``BatchSize`` messages, hidden while the function has
+    them (what it did not finish comes back after the queue's visibility timeout, counted from the receive), on
+    which the function is invoked in a thread of its own.
     """
 
-    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world: Marketplace, clients: AwsClients, *,
+    def __init__(self, plan: DeploymentPlan, catalog: Catalog, world, clients: AwsClients, *,
                  faults: Faults = Faults(), seed: int = 0, wait_seconds: int = 1, concurrency: int = 4):
+        bus_arn = deployed_bus_arn(plan, clients) if plan.bus_kind == "custom" else ""
+        events = publisher(plan, clients.events, clients.eventbridgev2, bus_arn)
         self.functions = {
-            s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed), catalog, plan, world,
-                                    clients.events, clients.dynamodb)
+            s.name: ServiceFunction(FunctionConfig.for_service(plan, s.name, faults, seed, bus_arn), catalog, plan,
+                                    world, events, clients.dynamodb)
             for s in plan.services
         }
         self.pollers = [
             QueuePoller(clients.sqs, clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue),
                         _as_lambda(self.functions[s.name]), batch_size=s.batch_size, wait_seconds=wait_seconds,
                         visibility_timeout=s.visibility_timeout_seconds, faults=faults, seed=seed,
-                        subscriptions={r.name: r.subscription for r in plan.rules})
-            for s in plan.services for _ in range(concurrency)
+                        subscriptions={r.name: r.subscription for r in plan.routes}, concurrency=concurrency)
+            for s in plan.services
         ]
 
     def start(self) -> None:
@@ -98,6 +101,6 @@ class LambdaFunctions:
         error = body.get("error")
         if error is None:
             return body.get("result")
-        if error["type"] == "OrderRejectedError":
-            raise OrderRejectedError(error["field"], error["problem"])
+        if error.get("request_refused"):
+            raise RequestRefusedError(error["field"], error["problem"], error["message"])
         raise PublishError(error["message"])

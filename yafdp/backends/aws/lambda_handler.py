@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from yafdp.errors import RefusedError
-from yafdp.services.order import OrderRejectedError
+from yafdp.errors import RefusedError, RequestRefusedError
 
 _functions: dict = {}  # by configuration: one per function in Lambda; several where a test drives them all
 
@@ -38,9 +37,10 @@ def lambda_handler(event: dict, context) -> dict:
     if "entrypoint" in event:
         try:
             return {"result": function.call(event["entrypoint"], event.get("payload"))}
-        except RefusedError as exc:  # a refused call (OrderRejectedError, PublishError): the caller's answer
+        except RefusedError as exc:  # a refused call (a request the service refused, PublishError): the caller's answer
+            refused = isinstance(exc, RequestRefusedError)
             return {"error": {"type": type(exc).__name__, "message": str(exc), "field": exc.field,
-                              "problem": exc.problem if isinstance(exc, OrderRejectedError) else str(exc)}}
+                              "problem": exc.problem if refused else str(exc), "request_refused": refused}}
     raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
 
 
@@ -55,9 +55,8 @@ def _service_function(context):
     if function is None:
         import boto3
 
-        from yafdp.backends.aws.function import ServiceFunction
+        from yafdp.backends.aws.function import ServiceFunction, publisher
         from yafdp.catalog import load_catalog
-        from yafdp.catalog.marketplace import load_marketplace
         from yafdp.plan import build_plan
 
         arn = getattr(context, "invoked_function_arn", None)
@@ -67,9 +66,11 @@ def _service_function(context):
             region = boto3.session.Session().region_name
             caller = boto3.client("sts").get_caller_identity()
             account, partition = caller["Account"], caller["Arn"].split(":")[1]
-        catalog = load_catalog()
+        catalog = load_catalog()  # the catalog folder the package carries (data/), its handlers and its world
         plan = build_plan(catalog, config.prefix, region=region, account=account, partition=partition,
-                          run_id=config.prefix)
-        function = _functions[config] = ServiceFunction(config, catalog, plan, load_marketplace(),
-                                                        boto3.client("events"), boto3.client("dynamodb"))
+                          run_id=config.prefix, bus=config.bus_kind)
+        bus = boto3.client("eventbridgev2") if plan.bus_kind == "custom" else None
+        function = _functions[config] = ServiceFunction(
+            config, catalog, plan, catalog.code.world(), publisher(plan, boto3.client("events"), bus, config.bus_arn),
+            boto3.client("dynamodb"))
     return function

@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan
 
+from yafdp.backends.aws import custom_bus
 from yafdp.backends.aws.clients import AwsClients
 
 
@@ -31,7 +32,7 @@ class NotOwnedError(RefusedError):
 
 def check_ownership(plan: DeploymentPlan, clients: AwsClients) -> None:
     """Raise :class:`NotOwnedError` if any resource of ``plan`` exists without the plan's ``Project`` and
-    ``RunId`` tags (bus, rules, queues, tables, functions, roles, log groups; archives by their bus).
+    ``RunId`` tags (bus, rules or subscribers, queues, tables, functions, roles, log groups; archives by their bus).
     Makes read calls only."""
     strangers = [(kind, name, _describe(tags)) for kind, name, tags in _existing(plan, clients)
                  if not all(tags.get(k) == v for k, v in plan.tags.items())]
@@ -52,7 +53,10 @@ def _pairs(tags: list[dict]) -> dict:
 def _existing(plan: DeploymentPlan, c: AwsClients) -> Iterator[tuple[str, str, dict]]:
     """``(kind, name, tags)`` of every resource of the plan that exists now."""
     events = c.events
-    bus = _found(lambda: events.describe_event_bus(Name=plan.bus), events.exceptions.ResourceNotFoundException)
+    if plan.bus_kind == "custom":
+        yield from custom_bus.existing(plan, c)
+    bus = None if plan.bus_kind == "custom" else \
+        _found(lambda: events.describe_event_bus(Name=plan.bus), events.exceptions.ResourceNotFoundException)
     if bus is not None:
         yield "event bus", plan.bus, _pairs(events.list_tags_for_resource(ResourceARN=bus["Arn"])["Tags"])
         for rule in plan.rules:
@@ -60,10 +64,11 @@ def _existing(plan: DeploymentPlan, c: AwsClients) -> Iterator[tuple[str, str, d
                            events.exceptions.ResourceNotFoundException)
             if found is not None:
                 yield "rule", rule.name, _pairs(events.list_tags_for_resource(ResourceARN=found["Arn"])["Tags"])
-    archive = _found(lambda: events.describe_archive(ArchiveName=plan.archive), events.exceptions.ResourceNotFoundException)
+    archive = None if plan.bus_kind == "custom" else \
+        _found(lambda: events.describe_archive(ArchiveName=plan.archive), events.exceptions.ResourceNotFoundException)
     if archive is not None and archive.get("EventSourceArn") != plan.bus_arn():
         yield "archive", plan.archive, {"archives": archive.get("EventSourceArn", "?")}
-    queues = [r.target.dead_letter_queue for r in plan.rules]
+    queues = [r.target.dead_letter_queue for r in plan.routes if r.target.dead_letter_queue]
     queues += [q for s in plan.services for q in (s.queue_dead_letter_queue, s.queue)]
     for name in queues:
         url = _found(lambda: c.sqs.get_queue_url(QueueName=name)["QueueUrl"], c.sqs.exceptions.QueueDoesNotExist)
@@ -74,9 +79,10 @@ def _existing(plan: DeploymentPlan, c: AwsClients) -> Iterator[tuple[str, str, d
                        c.dynamodb.exceptions.ResourceNotFoundException)
         if table is not None:
             yield "table", service.table, _pairs(c.dynamodb.list_tags_of_resource(ResourceArn=table["TableArn"]).get("Tags", []))
-        role = _found(lambda: c.iam.get_role(RoleName=service.role)["Role"], c.iam.exceptions.NoSuchEntityException)
-        if role is not None:
-            yield "role", service.role, _pairs(c.iam.list_role_tags(RoleName=service.role)["Tags"])
+        for name in filter(None, (service.role, service.delivery_role)):
+            role = _found(lambda: c.iam.get_role(RoleName=name)["Role"], c.iam.exceptions.NoSuchEntityException)
+            if role is not None:
+                yield "role", name, _pairs(c.iam.list_role_tags(RoleName=name)["Tags"])
         function = _found(lambda: c.lambda_.get_function(FunctionName=service.function),
                           c.lambda_.exceptions.ResourceNotFoundException)
         if function is not None:

@@ -1,8 +1,10 @@
-"""The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog, and fastjsonschema.
+"""The Lambda package: the runtime core of ``yafdp`` that the handler imports, the catalog folder (its documents,
+its handlers, its ``saga.py`` and the data that reads), the data files the runtime reads, and fastjsonschema and
+jsonata.
 
-The modules are found by following the handler's imports (``modulefinder``), plus every service module
-(handlers are imported by name from the catalog), so pandas, matplotlib and the notebooks never ship. The
-zip is byte-for-byte reproducible, so redeploying unchanged code changes nothing.
+The modules are found by following the imports (``modulefinder``) of the entry point, of every shipped service
+module and of the catalog's own Python (handlers are imported by name from the catalog), so pandas, matplotlib
+and the notebooks never ship. The zip is byte-for-byte reproducible, so redeploying unchanged code changes nothing.
 """
 
 from __future__ import annotations
@@ -18,37 +20,39 @@ import zipfile
 from pathlib import Path
 
 import yafdp
+from yafdp.catalog import load_catalog
 from yafdp.shipped import DATA_DIR
 
-BUNDLED = ("yafdp", "fastjsonschema")  # top-level packages shipped; boto3 comes with Lambda's runtime
+BUNDLED = ("yafdp", "fastjsonschema", "jsonata")  # top-level packages shipped; boto3 comes with Lambda's runtime
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
-CATALOG_FILES = ("bus.json", "marketplace.json")  # plus services/<name>.json: what the function loads
 ZIP_DATA_DIR = "yafdp/data"  # where the wheel has the shipped data too, so yafdp.shipped finds it alike
+# The shipped data files (not the catalog's) the runtime reads: the PutEvents entry and request size limits
+# (yafdp.runtime.envelope, on every publish). tests/integration/test_lambda_package.py runs the package alone and
+# fails on a file read at run time that is missing here, or one carried here that nothing opens.
+RUNTIME_DATA_FILES = ("quotas.json",)
 
 
 def catalog_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
-    """The catalog files a function reads, ``{name in the zip: file}``: ``bus.json``, ``marketplace.json`` and
-    ``services/<name>.json``, and nothing else of the folder (no hidden files, no other data, no subfolders
-    of ``services/``), so a stray ``.private/creds.json`` next to the catalog never ships.
+    """The catalog files a function reads, ``{name in the zip: file}``, under ``data/``: what the catalog is made
+    of (:meth:`yafdp.catalog.code.CatalogCode.files`: ``bus.json``, ``services/<name>.json``, the handlers in
+    ``services/``, ``saga.py`` and the data files it names) less ``invariants.py``, which only the checker reads.
+    Nothing else of the folder, so a stray ``.private/creds.json`` next to the catalog never ships.
 
     Examples
     --------
-    >>> sorted(catalog_files())[:3]
-    ['yafdp/data/bus.json', 'yafdp/data/marketplace.json', 'yafdp/data/services/delivery.json']
+    >>> sorted(catalog_files())[:4]
+    ['yafdp/data/bus.json', 'yafdp/data/marketplace.json', 'yafdp/data/saga.py', 'yafdp/data/services/delivery.json']
     """
-    data = Path(catalog_dir) if catalog_dir is not None else DATA_DIR
-    files = {f"{ZIP_DATA_DIR}/{name}": data / name for name in CATALOG_FILES if (data / name).is_file()}
-    for path in sorted((data / "services").glob("*.json")):
-        if path.is_file() and not path.name.startswith("."):
-            files[f"{ZIP_DATA_DIR}/services/{path.name}"] = path
-    return files
+    files = load_catalog(catalog_dir).code.files()
+    return {f"{ZIP_DATA_DIR}/{name}": path for name, path in files.items() if name != "invariants.py"}
 
 
 def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     """What goes into the zip: ``{name in the zip: file}``. The catalog lands in ``yafdp/data/``, where
-    :mod:`yafdp.shipped` finds it, as in an installed wheel (see :func:`catalog_files` for which files).
+    :mod:`yafdp.shipped` finds it, as in an installed wheel (see :func:`catalog_files` for which files), beside the
+    shipped :data:`RUNTIME_DATA_FILES`.
 
     Examples
     --------
@@ -61,8 +65,9 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
     root = Path(yafdp.__file__).resolve().parent
     finder = modulefinder.ModuleFinder(path=_search_path(root), excludes=["boto3", "botocore"])
     finder.run_script(str(root / "backends" / "aws" / "lambda_handler.py"))
-    for service in sorted((root / "services").glob("*.py")):
-        finder.run_script(str(service))
+    catalog = catalog_files(catalog_dir)
+    for script in [*sorted((root / "services").glob("*.py")), *(p for p in catalog.values() if p.suffix == ".py")]:
+        finder.run_script(str(script))
     files: dict[str, Path] = {}
     for name, module in finder.modules.items():
         if name.split(".")[0] in BUNDLED and module.__file__:
@@ -71,7 +76,8 @@ def package_files(catalog_dir: str | Path | None = None) -> dict[str, Path]:
             files[f"{top.name}/{path.relative_to(top).as_posix()}"] = path
     for script in [root / "backends" / "aws" / "lambda_handler.py", *(root / "services").glob("*.py")]:
         files[script.relative_to(root.parent).as_posix()] = script
-    files.update(catalog_files(catalog_dir))
+    files.update(catalog)
+    files.update({f"{ZIP_DATA_DIR}/{name}": DATA_DIR / name for name in RUNTIME_DATA_FILES})
     return dict(sorted(files.items()))
 
 

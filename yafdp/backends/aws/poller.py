@@ -6,7 +6,9 @@ with them as an SQS event, deletes the messages the function did not report in `
 and leaves those it did (or the whole batch, if the function raised or answered what Lambda reads as a
 complete failure, see :func:`failed_messages`) to come back after the queue's visibility timeout, which SQS
 counts from the receive; after ``maxReceiveCount`` receives the queue's redrive policy moves them to its
-dead-letter queue. On real AWS none of this runs: Lambda does it.
+dead-letter queue. It keeps up to ``concurrency`` batches in hand at once, each handled in a thread of its own,
+as the mapping runs several invocations of the function at once; it receives only while one of them is free, so
+an idle queue costs one long poll whatever the concurrency. On real AWS none of this runs: Lambda does it.
 
 One thing AWS guarantees cannot be had by receiving as Lambda does: a batch is never received again while the
 function that has it still runs (Lambda refuses a mapping whose function timeout is longer than the queue's
@@ -20,14 +22,16 @@ from the receive, as on AWS.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from yafdp.runtime.faults import Faults, decide
+
+from yafdp.backends.aws import queue_message
 
 log = logging.getLogger(__name__)
 _COPY = "yafdp-duplicate-of"  # message attribute of an injected duplicate
@@ -51,10 +55,19 @@ def sqs_record(message: dict, queue_arn: str, region: str) -> dict:
     """
     return {
         "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-        "attributes": message.get("Attributes", {}), "messageAttributes": message.get("MessageAttributes", {}),
+        "attributes": message.get("Attributes", {}), "messageAttributes": _lambda_attributes(message),
         "md5OfBody": message.get("MD5OfBody"), "eventSource": "aws:sqs", "eventSourceARN": queue_arn,
         "awsRegion": region,
     }
+
+
+def _lambda_attributes(message: dict) -> dict:
+    """A message's attributes as Lambda's SQS event writes them (``stringValue``, ``dataType``, lists empty)
+    ("Using Lambda with Amazon SQS", example SQS message event,
+    https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html)."""
+    return {name: {"stringValue": value.get("StringValue"), "binaryValue": value.get("BinaryValue"),
+                   "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+            for name, value in message.get("MessageAttributes", {}).items()}
 
 
 def failed_messages(response, message_ids: list[str]) -> set[str]:
@@ -113,19 +126,22 @@ class QueuePoller:
         :meth:`yafdp.backends.aws.function.ServiceFunction.handle_batch` wrapped as a Lambda handler.
     batch_size, wait_seconds
         the mapping's ``BatchSize``, and how long one receive waits for messages (long polling).
+    concurrency
+        how many batches may be in hand at once (the function's concurrent invocations).
     visibility_timeout
         the queue's ``VisibilityTimeout`` (seconds): a message the function did not finish becomes visible again
         this long after it was received.
     faults, seed, subscriptions
         injected duplicates (SQS is at-least-once; this forces it), decided per (event, rule) as on every
-        backend: ``subscriptions`` maps the deployed rule names to the catalog's.
+        backend: ``subscriptions`` maps the deployed rule (or subscriber) names to the catalog's.
     """
 
     def __init__(self, sqs, queue_url: str, queue_arn: str, function: Callable[[dict, object], dict], *,
                  batch_size: int = 10, wait_seconds: int = 1, visibility_timeout: int = 30, faults: Faults = Faults(),
-                 seed: int = 0, subscriptions: dict[str, str] | None = None):
+                 seed: int = 0, subscriptions: dict[str, str] | None = None, concurrency: int = 1):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
         self.batch_size, self.wait_seconds, self.visibility_timeout = batch_size, wait_seconds, visibility_timeout
+        self.concurrency, self._free = concurrency, threading.Semaphore(concurrency)
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
         self.errors: list[str] = []
@@ -134,12 +150,20 @@ class QueuePoller:
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
+        messages, received = self._receive()
+        if messages:
+            self._handle(messages, received)
+        return len(messages)
+
+    def _receive(self) -> tuple[list[dict], float]:
+        """A batch, received hidden for :data:`HELD_SECONDS`, and when (:func:`time.monotonic`)."""
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=self.wait_seconds,
             VisibilityTimeout=HELD_SECONDS, AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
-        if not messages:
-            return 0
-        received = time.monotonic()
+        return messages, time.monotonic()
+
+    def _handle(self, messages: list[dict], received: float) -> None:
+        """Invoke the function on a batch, delete the messages it did not report as failed and give back the rest."""
         self._duplicate(messages)
         try:
             response = self.function({"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}, None)
@@ -153,7 +177,6 @@ class QueuePoller:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
         self._give_back([m for m in messages if m["MessageId"] in failed], received)
-        return len(messages)
 
     def _give_back(self, messages: list[dict], received: float) -> None:
         """The messages the function did not finish, visible again once the queue's visibility timeout has
@@ -171,17 +194,22 @@ class QueuePoller:
         for m in messages:
             first = m.get("Attributes", {}).get("ApproximateReceiveCount") == "1"
             copy = _COPY in m.get("MessageAttributes", {})  # a copy is not copied again
-            if first and not copy and self._decided_duplicate(m["Body"]):
-                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"],
-                                      MessageAttributes={_COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
+            if first and not copy and self._decided_duplicate(m):
+                attributes = m.get("Attributes", {})
+                fifo = {k: attributes[k] for k in ("MessageGroupId", "MessageDeduplicationId") if k in attributes}
+                # On a FIFO queue the copy carries the original's deduplication id, so SQS drops it (a hand-off
+                # made twice within five minutes is delivered once, "Exactly-once processing", SQS developer guide)
+                self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=m["Body"], **fifo, MessageAttributes={
+                    **m.get("MessageAttributes", {}), _COPY: {"DataType": "String", "StringValue": m["MessageId"]}})
 
-    def _decided_duplicate(self, body: str) -> bool:
+    def _decided_duplicate(self, message: dict) -> bool:
         try:
-            message = json.loads(body)
-            rule, event_id = message["rule"], message["event"]["id"]
-        except (ValueError, KeyError, TypeError):
+            read = queue_message.read(message["Body"], message.get("MessageAttributes"))
+        except ValueError:
             return False  # not a message of ours: nothing to inject
-        return decide(self.faults, self.seed, event_id, self.subscriptions.get(rule, rule)).duplicate
+        if read.route is None or read.event_id is None:
+            return False
+        return decide(self.faults, self.seed, read.event_id, self.subscriptions.get(read.route, read.route)).duplicate
 
     def start(self) -> None:
         """Start polling in a thread of its own."""
@@ -190,17 +218,37 @@ class QueuePoller:
         self._thread.start()
 
     def stop(self, wait: bool = True) -> None:
-        """Stop polling; with ``wait``, return once the batch in hand (if any) is finished."""
+        """Stop polling; with ``wait``, return once the batches in hand (if any) are finished."""
         self._stop.set()
         if wait and self._thread is not None:
             self._thread.join()
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-                log.warning("poller for %s: %s", self.queue_arn, exc)
-                self._stop.wait(0.5)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"function {self.queue_arn}") as batches:
+            while not self._stop.is_set():
+                if not self._free.acquire(timeout=0.5):
+                    continue  # every batch slot is busy
+                try:
+                    messages, received = self._receive()
+                except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
+                    self._free.release()
+                    self._failed(exc)
+                    self._stop.wait(0.5)
+                    continue
+                if messages:
+                    batches.submit(self._handle_then_free, messages, received)
+                else:
+                    self._free.release()
+
+    def _handle_then_free(self, messages: list[dict], received: float) -> None:
+        try:
+            self._handle(messages, received)
+        except Exception as exc:  # e.g. a delete refused: the messages come back after HELD_SECONDS at most
+            self._failed(exc)
+        finally:
+            self._free.release()
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+        log.warning("poller for %s: %s", self.queue_arn, exc)

@@ -1,8 +1,9 @@
 """Find what a deployment created (by name prefix and its ``Project``/``RunId`` tags) and remove it.
 
 :func:`destroy` deletes in the order AWS requires: event source mappings before functions, targets before
-rules before the bus (the archive, with its managed rule, before the bus too), and role policies before
-roles. Anything already gone is skipped, so it is safe to run again after an interruption.
+rules before the bus (the archive, with its managed rule, before the bus too), a Custom Event Bus's subscribers
+before it (when the clients reach a Custom Event Bus), and role policies before roles. Anything already gone is
+skipped, so it is safe to run again after an interruption.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from yafdp.plan.model import PROJECT_TAG
 
+from yafdp.backends.aws import custom_bus
 from yafdp.backends.aws.clients import AwsClients
 from yafdp.backends.aws.deployer import ROLE_PATH, Change
 
@@ -25,8 +27,8 @@ _BUSY = {"ValidationException", "ResourceInUseException", "DeleteConflict", "Con
 _TRIES = 15
 
 # Deletion order: what must go before what (AWS refuses to delete a bus with rules, a rule with targets...).
-ORDER = ("event source mapping", "function", "log group", "archive", "target", "rule", "event bus", "queue", "table",
-         "role policy", "role")
+ORDER = ("event source mapping", "function", "log group", "archive", "target", "rule", "subscriber", "custom event bus",
+         "event bus", "queue", "table", "role policy", "role")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
     run_id = run_id or prefix
     ours = _Tags(run_id)
     found = list(_functions(clients, prefix, ours)) + list(_event_bridge(clients, prefix, ours))
+    found += [Found(kind, name, handle) for kind, name, handle in custom_bus.owned(clients, prefix, ours)]
     found += _queues(clients, prefix, ours) + _tables(clients, prefix, ours) + list(_roles(clients, prefix, ours))
     found += _log_groups(clients, prefix, ours)
     return sorted(found, key=lambda r: (ORDER.index(r.kind), r.name))
@@ -186,6 +189,8 @@ _DELETE = {
     "target": lambda c, r: c.events.remove_targets(Rule=r.handle[0], EventBusName=r.handle[1], Ids=[r.handle[2]]),
     "rule": lambda c, r: c.events.delete_rule(Name=r.name, EventBusName=r.handle[0]),
     "event bus": lambda c, r: c.events.delete_event_bus(Name=r.name),
+    "subscriber": lambda c, r: custom_bus.delete_subscriber(c, r.handle[0]),
+    "custom event bus": lambda c, r: custom_bus.delete_bus(c, r.handle[0]),
     "queue": lambda c, r: c.sqs.delete_queue(QueueUrl=r.handle[0]),
     "table": lambda c, r: c.dynamodb.delete_table(TableName=r.name),
     "role policy": lambda c, r: c.iam.delete_role_policy(RoleName=r.handle[0], PolicyName=r.handle[1]),

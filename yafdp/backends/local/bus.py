@@ -34,10 +34,9 @@ import json
 import math
 import random
 import sqlite3
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
@@ -45,7 +44,6 @@ from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import PUBLISH_BACKOFF_SECONDS, DeliveryError, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
-from yafdp.services import resolve_handler
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
 
 from yafdp.backends.local.run_writer import RunWriter
@@ -89,7 +87,7 @@ class LocalBus(InProcessDriving):
         not), on top of those the plan itself causes (a queue policy that does not let the rule send).
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
                  commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
@@ -111,7 +109,7 @@ class LocalBus(InProcessDriving):
         self._services = {s.name: s for s in plan.services}
         self._unreachable = {r.name: self._plan_failure(r) for r in plan.rules}
         overrides = handlers or {}
-        self._routes = {r.name: _Route(r, overrides.get(r.name) or resolve_handler(r.service, r.target.handler),
+        self._routes = {r.name: _Route(r, overrides.get(r.name) or catalog.handler(r.service, r.target.handler),
                                        forward=self._unreachable[r.name] is None and target_faults is None)
                         for r in plan.rules}
         self._faulty = faults.any

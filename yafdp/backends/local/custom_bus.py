@@ -20,17 +20,16 @@ before the hand-off completes; a run on it cannot be resumed (``--store file`` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.custom_event_bus import CustomEventBusService
 from yafdp.custom_event_bus.bus import entry_size
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
+from yafdp.custom_event_bus.limits import MAX_ENTRIES
 from yafdp.custom_event_bus.targets import Delivery, Failures
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import json_text
@@ -38,10 +37,9 @@ from yafdp.runtime.envelope import CLOCK_ORIGIN
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, DeliveryError, PreparedEntry,
-                                     prepare_put_events)
+                                     custom_bus_entries, prepare_put_events)
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
-from yafdp.services import resolve_handler
 from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
 
 from yafdp.backends.local.iam import policy_allows
@@ -50,8 +48,6 @@ from yafdp.backends.local.scheduler import Scheduler
 from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.sqs_queue import LocalQueue, Message
 from yafdp.backends.local.timing import MeasuredTiming
-
-MAX_ENTRIES = 100  # a Custom Event Bus PutEvents request takes 1 to 100 entries (UG quotas)
 
 
 class SchedulerClock:
@@ -66,19 +62,6 @@ class SchedulerClock:
 
     def call_at(self, when: float, action: Callable[[], None]) -> None:
         self.scheduler.push(max(when - self.epoch, self.scheduler.vt), action)
-
-
-def deduplication_id(published_by: str, index: int) -> str:
-    """The ``DeduplicationId`` of the ``index``-th event a unit of work published: the same on every retry of
-    that unit of work, at most 128 characters (API Reference, PutEventsSystemMetadata).
-
-    Examples
-    --------
-    >>> deduplication_id("yafdp-payment-charges-order#0190", 0)
-    'yafdp-payment-charges-order#0190#0'
-    """
-    text = f"{published_by}#{index}"
-    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Route:
@@ -100,7 +83,7 @@ class LocalCustomBus(InProcessDriving):
     read its metrics from ``api.subscriber(arn).metrics``. ``bus_arn`` is the bus's ARN.
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db, *, seed: int = 0,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world, db, *, seed: int = 0,
                  session: int = 0, faults: Faults = Faults(), durable: bool = False,
                  timing: TimingModel | None = None, handlers: dict[str, Callable] | None = None,
                  commit_every: int = 500, epoch: float = CLOCK_ORIGIN, entry_faults=None, target_faults=None):
@@ -157,7 +140,7 @@ class LocalCustomBus(InProcessDriving):
         members added or overriding the plan's (e.g. ``StartingPosition="POINT_IN_TIME",
         PointInTimeConfiguration={"PointType": "HORIZON"}`` for a subscriber that starts in the past);
         returns its ARN."""
-        handler = self._overrides.get(subscriber.name) or resolve_handler(subscriber.service, subscriber.target.handler)
+        handler = self._overrides.get(subscriber.name) or self.catalog.handler(subscriber.service, subscriber.target.handler)
         self._routes[subscriber.name] = _Route(subscriber, handler)
         answer = self.api.create_subscriber(**{**subscriber.request(self.plan, self.bus_arn), **request})
         self._arns[subscriber.name] = answer["SubscriberArn"]
@@ -273,22 +256,7 @@ class LocalCustomBus(InProcessDriving):
         return groups
 
     def _entries(self, prepared: list[PreparedEntry], published_by: str | None) -> list[dict]:
-        settings, by_id = self.catalog.bus.custom, self.plan.deduplication == "id" and published_by is not None
-        entries = []
-        for index, (source, detail_type, detail, text, time, resources) in enumerate(prepared):
-            system = {}
-            group = settings.group_of({"detail": detail})
-            if group is not None:
-                system["EventGroupId"] = group
-            if by_id:
-                system["DeduplicationId"] = deduplication_id(published_by, index)
-            entry = {"Source": source, "DetailType": detail_type, "Detail": text, "SystemMetadata": system}
-            if resources:
-                entry["Resources"] = list(resources)
-            if time is not None:
-                entry["Time"] = time
-            entries.append(entry)
-        return entries
+        return custom_bus_entries(prepared, self.catalog.bus.custom, published_by, self.plan.deduplication == "id")
 
     def _put(self, entries: list[dict], published_by: str | None) -> list[dict]:
         content = {"DeduplicationConfiguration": {"DeduplicationType": "CONTENT_BASED"}} \
@@ -316,7 +284,7 @@ class LocalCustomBus(InProcessDriving):
         data = event.data
         detail = data["detail"]
         self.writer.add(INSERT_CUSTOM_EVENT, (
-            event.event_id, detail.get("order_id") if isinstance(detail, dict) else None, event.detail_type,
+            event.event_id, self.catalog.saga.saga_id(detail), event.detail_type,
             event.source, self.now(), json_text.dumps(detail), data["time"], None, self._publishing_by,
             event.group_id, event.deduplication_id, event.sequence_number, event.ingested_at))
         self.stats.published += 1

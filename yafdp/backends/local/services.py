@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
@@ -17,7 +16,6 @@ from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_
                                      THROTTLING, DeliveryError, EntryRefusal, PreparedEntry, check_outbox,
                                      put_events_response)
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
-from yafdp.services import resolve_handler
 
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.backends.local.scheduler import Scheduler
@@ -69,7 +67,7 @@ class LocalServices:
         timing model (:meth:`admitted`).
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, writer: RunWriter,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
                  epoch: float = CLOCK_ORIGIN, entry_faults=None,
                  groups_of: Callable[[list[PreparedEntry]], Mapping[str, tuple[int, int]]] | None = None):
@@ -90,7 +88,7 @@ class LocalServices:
 
     def unit_of_work(self, service: str) -> BufferedUnitOfWork:
         """A fresh unit of work over ``service``'s state."""
-        return BufferedUnitOfWork(service, self.states[service], self.world, self.now)
+        return BufferedUnitOfWork(service, self.states[service], self.world, self.now, self.catalog.saga)
 
     def call(self, service: str, entrypoint: str, payload,
              vt: float) -> tuple[object, BufferedUnitOfWork, list[tuple], float]:
@@ -106,7 +104,7 @@ class LocalServices:
         known = self._entrypoints.get((service, entrypoint))
         if known is None:
             known = self._entrypoints[(service, entrypoint)] = (
-                frozenset(self.catalog.entrypoint(service, entrypoint).emits), resolve_handler(service, entrypoint))
+                frozenset(self.catalog.entrypoint(service, entrypoint).emits), self.catalog.handler(service, entrypoint))
         emits, function = known
         uow = self.unit_of_work(service)
         try:
@@ -250,7 +248,7 @@ class LocalServices:
             event_id = self._new_event_id()
             envelope = make_envelope(event_id, source, detail_type, detail,
                                      self.epoch + published_at if time is None else time, resources=resources)
-            self.writer.add_event((event_id, detail.get("order_id"), detail_type, source, published_at, text,
+            self.writer.add_event((event_id, self.catalog.saga.saga_id(detail), detail_type, source, published_at, text,
                                    envelope["time"], replay_name, published_by))
             self.stats.published += 1
             if on_event is not None:

@@ -29,10 +29,9 @@ import random
 import sqlite3
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from yafdp.catalog import Catalog
-from yafdp.catalog.marketplace import Marketplace
 from yafdp.errors import BackendError, RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.plan.step_functions import OrchestrationError, is_lambda_invoke, state_machine_definition
@@ -135,7 +134,7 @@ class LocalStepFunctions(InProcessDriving):
     would (see :func:`yafdp.backends.local.asl.check_definition`).
     """
 
-    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Marketplace, db: sqlite3.Connection, *,
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, db: sqlite3.Connection, *,
                  seed: int = 0, timing: TimingModel | None = None, workflow: str = "standard",
                  commit_every: int = 5000, epoch: float = CLOCK_ORIGIN, definition: dict | None = None,
                  handlers: dict[str, Callable] | None = None):
@@ -246,7 +245,7 @@ class LocalStepFunctions(InProcessDriving):
             t = self._starts.admit(t)
         self.executions += 1
         execution = _Execution(started=t, deadline=t + self.max_duration)
-        last = self.recorder.start(envelope["detail"].get("order_id")) if self.recorder is not None else None
+        last = self.recorder.start(self.catalog.saga.saga_id(envelope["detail"])) if self.recorder is not None else None
         thread = _Thread(self.definition["States"], execution, None, 0, last)
         self._enter(thread, self.definition["StartAt"], {"emitted": envelope["detail-type"], "event": envelope}, t)
 
