@@ -607,6 +607,11 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
           f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")
+    if "deduplicated_publishes" in summary:  # the local Custom Event Bus: what it and its FIFO queues kept back
+        dropped = summary.get("queue_deduplicated")  # counted by the local bus's queues only
+        print(f"Custom Event Bus: {summary.get('deduplicated_publishes', 0)} publishes answered DEDUPLICATED (not "
+              "stored, not delivered)" + ("" if dropped is None else
+                                          f"; {dropped} copies dropped by the FIFO queues' deduplication"))
     print(f"times: {summary.get('times', 'measured wall-clock seconds')}"
           + (f" ({summary['simulation']['virtual_seconds']} simulated seconds)" if "simulation" in summary else ""))
     if "simulation" in summary:

@@ -391,7 +391,8 @@ NOT_IN_THE_SCHEMA = {
         "Type": "JSONATA", "JsonataConfiguration": {"Expression": "{% $events.( %}"}}}),
         ["payment.json", "subscriptions[0].subscriber.Transformer.JsonataConfiguration.Expression"]),
     # Not a schema matter: a function given the bare event could not tell which handler to run.
-    "function-target": (lambda s: s.update(target="lambda"), ["payment-charges-order", "function", '"target": "queue"']),
+    "function-target": (lambda s: s.update(target="lambda"), ["payment.json: subscriptions[0].target", "payment-charges-order",
+                                                              "function", '"target": "queue"']),
 }
 
 

@@ -214,4 +214,5 @@ def test_a_subscriber_whose_target_is_a_function_is_refused_on_moto_before_anyth
                            "--bus-endpoint-url", "http://127.0.0.1:9", "--catalog", str(catalog_copy.root)],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
-    assert "(payment-charges-order) is run on the local backend only" in done.stderr
+    assert "services/payment.json: subscriptions[0].target: " in done.stderr
+    assert "(payment-charges-order) is run on the local backend only, not on moto or AWS" in done.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,8 +25,7 @@ from yafdp.backends.aws.package import build_package
 from yafdp.backends.aws.poller import sqs_record
 from yafdp.backends.aws.teardown import destroy
 from yafdp.catalog import load_catalog
-from yafdp.catalog.marketplace import load_marketplace
-from yafdp.runs.workload import OutcomeRates, generate_orders
+from yafdp.runs.workload import planned_requests
 
 PREFIX = "pkg"
 ENVIRONMENT = Path(__file__).with_name("lambda_environment.py")
@@ -105,7 +103,8 @@ def functions(plan, clients, moto_url, tmp_path_factory):
 
 
 def test_the_package_alone_carries_an_order_to_its_end_and_holds_only_what_its_functions_open(plan, clients, functions):
-    order = generate_orders(1, seed=27, world=load_marketplace(), rates=OutcomeRates(0, 0, 0))[0].request
+    no_failure = {"payment_failure": 0, "restaurant_reject": 0, "delivery_failure": 0}
+    order = planned_requests(load_catalog(), 1, seed=27, rates=no_failure)[0].request
     assert functions["order"].invoke({"entrypoint": "place_order", "payload": order}) == {"result": order["order_id"]}
     queues = {s.name: (clients.sqs.get_queue_url(QueueName=s.queue)["QueueUrl"], plan.queue_arn(s.queue))
               for s in plan.services}

@@ -129,7 +129,7 @@ def test_fit_profile_replaces_no_file_unless_force_and_never_a_run_file(earlier,
     written = cli("fit-profile", earlier, "--out", earlier / "fitted.json")  # into the run folder, holding its lock
     assert written.returncode == 0, written.stderr
     assert load_profile(earlier / "fitted.json").name == "fitted" and fingerprint(earlier) == before
-    assert sorted(p.name for p in earlier.iterdir()) == [".yafdp.lock", "fitted.json", "run.db", "summary.json"]
+    assert sorted(p.name for p in earlier.iterdir()) == [".yafdp.lock", "catalog.json", "fitted.json", "run.db", "summary.json"]
 
 
 def test_check_says_a_stopped_run_is_unfinished_and_how_to_finish_it(tmp_path, paused_yafdp):

@@ -441,6 +441,8 @@ def test_an_update_replaces_a_supplied_block_whole_and_keeps_the_rest():
      "does not parse"),
     ({"BatchConfiguration": {"MaxBatchSize": 11}}, "at most 10"),
     ({"Type": "ORDERED"}, "Type"),
+    ({"Transformer": {"Type": "JSONATA", "JsonataConfiguration": {"Expression": "$events.Data"}}},  # not in {% %}
+     "wrapped in {% %}"),
 ])
 def test_create_refuses_what_the_bus_cannot_do_naming_the_member(config, member):
     h = Harness()

@@ -74,12 +74,14 @@ def edit(path, change):
      "subscriptions[0].pattern", "wildcard"),
     ("services/payment.json", lambda d: d["subscriptions"][0].update(target="lambda", subscriber={"InvocationType": "EVENT"}),
      "subscriptions[0].subscriber.InvocationType", "REQUEST_RESPONSE"),
+    ("services/payment.json", lambda d: d["subscriptions"][0].update(subscriber={"InvocationType": "EVENT"}),
+     "subscriptions[0].subscriber.InvocationType", "does nothing"),
     ("bus.json", lambda d: d["custom_event_bus"].update(queue_type="standard"),
      "subscriptions[0].subscriber.Type", "keep its order"),
     ("bus.json", lambda d: d["custom_event_bus"].update(event_group="detail.no_such_field"),
      "custom_event_bus.event_group", "not a required field"),
     ("bus.json", lambda d: d["custom_event_bus"].update(retention_days=366), "custom_event_bus.retention_days", "365"),
-], ids=["two-filters-one-scope", "retries-out-of-range", "wildcard-in-a-filter", "fifo-lambda-event",
+], ids=["two-filters-one-scope", "retries-out-of-range", "wildcard-in-a-filter", "fifo-lambda-event", "invocation-type-on-a-queue",
         "fifo-on-a-standard-queue", "group-path-missing", "retention-out-of-range"])
 def test_a_catalog_asking_for_what_the_bus_cannot_do_is_refused_naming_the_file_and_key(catalog_dir, file, change, key, says):
     edit(catalog_dir / file, change)

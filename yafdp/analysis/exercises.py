@@ -254,12 +254,14 @@ def _05_check(answer, **context) -> list[str]:
 # ---- 06 · Failures -----------------------------------------------------------------------------------------
 
 class MemoryUnitOfWork:
-    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published."""
+    """A unit of work over a dict, for trying a handler by hand: what it stored and what it published. ``world``
+    and ``saga`` are what the handler sees as ``uow.world`` and ``uow.saga`` (the catalog's); ``now()`` is the
+    run's clock in seconds (0.0: the start of a run)."""
 
-    def __init__(self, world=None):
+    def __init__(self, world=None, saga=None, now=lambda: 0.0):
         self.items: dict[tuple[str, str], dict] = {}
         self.published: list[tuple[str, dict]] = []
-        self.world = world
+        self.world, self.saga, self.now = world, saga, now
 
     def get(self, kind: str, key: str) -> dict | None:
         return self.items.get((kind, key))

@@ -263,7 +263,8 @@ def apply_mutable(config: SubscriberConfig, request: dict, account: str, choices
         expression = None
         if kind == "JSONATA":
             expression = (transformer.get("JsonataConfiguration") or {}).get("Expression")
-            if not isinstance(expression, str) or not 1 <= len(expression) <= MAX_JSONATA_LENGTH:
+            if not isinstance(expression, str) or not 1 <= len(expression) <= MAX_JSONATA_LENGTH \
+                    or not is_expression(expression):  # "wrapped in {% %}" (API reference, JsonataConfiguration)
                 raise invalid("Transformer.JsonataConfiguration.Expression", f"is required with Type JSONATA, 1 to "
                               f"{MAX_JSONATA_LENGTH:,} characters wrapped in {{% %}}")
             compile_expression(expression, "Transformer.JsonataConfiguration.Expression")

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from yafdp.catalog import Catalog
 from yafdp.catalog.model import BUS_KINDS, CatalogError
-from yafdp.custom_event_bus import ApiError, ManualClock
+from yafdp.custom_event_bus import ApiError
 from yafdp.custom_event_bus.choices import Choices
 from yafdp.custom_event_bus.configuration import check_create
 from yafdp.errors import RefusedError
@@ -128,6 +128,10 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
                 raise CatalogError(service.file, where + ".Type", "a FIFO subscriber's target must keep its order: the "
                                    "service queues are standard queues (bus.json custom_event_bus.queue_type), which "
                                    "deliver in no order (UG ordering); use queue_type fifo or an UNORDERED subscriber")
+            if target_kind != "lambda" and "InvocationType" in own:
+                raise CatalogError(service.file, where + ".InvocationType", "does nothing: the subscriber's target "
+                                   "is its service's queue, and InvocationType is how a function target is invoked "
+                                   "(LambdaParameters); remove it, or give the subscription \"target\": \"lambda\"")
             if kind == "FIFO" and target_kind == "lambda" and own.get("InvocationType") == "EVENT":
                 raise CatalogError(service.file, where + ".InvocationType", "a FIFO subscriber invoking its function "
                                    "with EVENT keeps order only up to Lambda's asynchronous queue (UG ordering: use "
@@ -144,7 +148,8 @@ def _custom_plan(catalog: Catalog, partial: DeploymentPlan, visibility_timeout_s
                               for f in own.get("Filters", ()) if isinstance(f, dict)),
                 transformer=dict(own.get("Transformer", {"Type": "RAW"})),
                 invocation_type=own.get("InvocationType", "REQUEST_RESPONSE") if target_kind == "lambda" else None,
-                batch_size=1 if target_kind == "lambda" else 10)
+                batch_size=1 if target_kind == "lambda" else 10,
+                defined_in=f"{service.file}: subscriptions[{index}]")
             checks.append((subscriber, service.file, where))
             subscribers.append(subscriber)
     services = []

@@ -34,9 +34,9 @@ import json
 import re
 
 from yafdp.catalog import Catalog
-from yafdp.errors import RefusedError
 from yafdp.plan.builder import build_plan
-from yafdp.plan.custom_bus import ON_FAILURE_FIFO_ATTRIBUTES, REPLACEMENT_CAVEAT, delivery_trust_policy
+from yafdp.plan.custom_bus import (ON_FAILURE_FIFO_ATTRIBUTES, REPLACEMENT_CAVEAT, delivery_trust_policy,
+                                    refuse_function_targets)
 from yafdp.plan.model import (DEAD_LETTER_RETENTION_SECONDS, HANDLER, LOG_RETENTION_DAYS, MEMORY_MB, POLICY_NAME,
                               QUEUE_RETENTION_SECONDS, ROLE_PATH, RUNTIME, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA,
                               DeploymentPlan, ServicePlan)
@@ -146,11 +146,7 @@ def _custom_bus(plan: DeploymentPlan, tags: list) -> dict:
 
     Raises :class:`~yafdp.errors.RefusedError` for a subscriber whose target is a function: the function would
     get the bare event, without the subscriber's name to pick its handler by (the deployer refuses it too)."""
-    direct = [s.subscription for s in plan.subscribers if s.target.kind == "lambda"]
-    if direct:
-        raise RefusedError(f"a Custom Event Bus subscriber whose target is a function ({', '.join(direct)}) has no "
-                           "template: the function would get the bare event, without the subscriber's name to pick its "
-                           "handler by; give it its service's queue (\"target\": \"queue\")")
+    refuse_function_targets(plan.subscribers, "in a template")
     resources = {"Bus": kept(plan, "event bus", {"Type": "AWS::EventsV2::EventBus", "Properties": {
         "Name": plan.bus, "Description": f"the {plan.prefix} saga's events, each order one event group",
         "StorageConfiguration": {"RetentionPeriodInDays": plan.retention_days}, "Tags": tags}})}

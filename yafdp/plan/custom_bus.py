@@ -56,6 +56,23 @@ REPLACEMENT_CAVEAT = ("A subscriber whose name, type or target changes is replac
                       "between")
 
 
+def refuse_function_targets(subscribers, where: str) -> None:
+    """Refuse, in one line naming the catalog file and key, a subscriber whose target is a function where
+    ``where`` (e.g. "on moto or AWS") cannot give it one: the function would get the bare event, without the
+    subscriber's name to pick its handler by (the local backend runs it). Raises
+    :class:`~yafdp.errors.RefusedError`."""
+    from yafdp.errors import RefusedError
+
+    direct = [s for s in subscribers if s.target.kind == "lambda"]
+    if direct:
+        first = direct[0]
+        more = f" (and {len(direct) - 1} more)" if len(direct) > 1 else ""
+        raise RefusedError(f"{first.defined_in}.target: a Custom Event Bus subscriber whose target is a function "
+                           f"({first.subscription}{more}) is run on the local backend only, not {where}: the function "
+                           "would get the bare event, without the subscriber's name to pick its handler by; give it "
+                           "its service's queue (\"target\": \"queue\")")
+
+
 def delivery_trust_policy(account: str) -> dict:
     """The trust of a delivery role: EventBridge may assume it for this account's subscribers only."""
     return {"Version": "2012-10-17", "Statement": [{
@@ -68,7 +85,8 @@ class SubscriberPlan(Route):
     """One subscriber of the Custom Event Bus (see :class:`~yafdp.plan.model.Route`): its filters (``DATA`` =
     the subscription's pattern, plus any other scope the subscription adds), ``type`` (``FIFO``/``UNORDERED``),
     target (the service's queue, or its function), on-failure queue (``target.dead_letter_queue``), retry
-    policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role."""
+    policy (``target.retry_policy``: retries and seconds), transformer, batch size and delivery role;
+    ``defined_in``: the catalog file and key of its subscription (``services/payment.json: subscriptions[0]``)."""
 
     type: str
     role: str
@@ -76,6 +94,7 @@ class SubscriberPlan(Route):
     transformer: dict = field(default_factory=lambda: {"Type": "RAW"})
     invocation_type: str | None = None
     batch_size: int = 10
+    defined_in: str = ""
 
     @property
     def fifo(self) -> bool:

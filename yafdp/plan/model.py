@@ -251,7 +251,13 @@ class DeploymentPlan:
         return f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:{self.state_machine}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The plan as JSON-ready data. A Custom Event Bus plan has no archive (the bus keeps its events itself,
+        ``retention_days``) and no rules: those keys are left out rather than shown empty or Classic's."""
+        data = asdict(self)
+        if self.bus_kind == "custom":
+            for key in ("archive", "archive_retention_days", "rules"):
+                data.pop(key, None)
+        return data
 
 
 @dataclass(frozen=True)

@@ -125,16 +125,17 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Any, db, *, sess
         return db_file.is_file() and db_file.stat().st_mtime >= deployed_at
 
     def teardown(clients) -> None:
+        bus = " --bus custom" if custom else ""  # export and destroy read the Custom Event Bus only when told
         if options.keep and not setting_up[0]:
             echo(f"kept the deployment {prefix}: export its run again with `yafdp export --backend {options.backend} "
-                 f"--prefix {prefix} --out DIR`, remove it with `yafdp destroy --backend {options.backend} "
-                 f"--prefix {prefix}`")
+                 f"--prefix {prefix}{bus} --out DIR`, remove it with `yafdp destroy --backend {options.backend} "
+                 f"--prefix {prefix}{bus}`")
         elif setting_up[0] or saved():
             echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
         elif own_server:
             echo(f"the run was not saved to {out}; its moto deployment {prefix} lived in this process and ends with it")
         else:  # keep the evidence: the trace is in the deployment's tables
-            where = f" --endpoint-url {given_endpoint}" if given_endpoint else ""
+            where = (f" --endpoint-url {given_endpoint}" if given_endpoint else "") + bus
             echo(f"the run was not saved to {out}: kept the deployment {prefix} (its trace is in the DynamoDB tables "
                  f"{prefix}-*); save it with `yafdp export --backend {options.backend} --prefix {prefix}{where} --out DIR`"
                  f", then remove it with `yafdp destroy --backend {options.backend} --prefix {prefix}{where}`")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from yafdp.errors import RefusedError, RequestRefusedError
+from yafdp.errors import RequestRefusedError
 from yafdp.quoting import excerpt
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from yafdp.catalog import Catalog
-from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan, build_plan
+from yafdp.plan.custom_bus import refuse_function_targets
 from yafdp.plan.service_quotas import check_deployable
 from yafdp.runtime.faults import Faults
 
@@ -79,11 +79,7 @@ def deploy(clients: AwsClients, catalog: Catalog, *, backend: str, prefix: str, 
     check_deployable(named)  # names (they follow the prefix alone) and quotas: refused before AWS is asked
     if named.bus_kind == "custom":
         client_of(clients)
-        direct = [s.subscription for s in named.subscribers if s.target.kind == "lambda"]
-        if direct:  # the function would get the bare event, without the subscriber's name to pick its handler by
-            raise RefusedError(f"a Custom Event Bus subscriber whose target is a function ({', '.join(direct)}) is run "
-                               "on the local backend only: on moto or AWS give it its service's queue (\"target\": "
-                               "\"queue\")")
+        refuse_function_targets(named.subscribers, "on moto or AWS")
     plan = build_plan(catalog, prefix, region=clients.region, account=clients.account(), run_id=prefix,
                       partition=clients.partition(), visibility_timeout_seconds=settings.visibility_timeout_seconds,
                       point_in_time_recovery=point_in_time_recovery, bus=bus)

@@ -489,7 +489,10 @@ class LocalCustomBus(InProcessDriving):
         metrics = {name: dict(self.api.subscriber(arn).metrics) for name, arn in self._arns.items()
                    if name not in self._alias and self._exists(arn)}
         facts: dict = {"state_writes": self.writer.writes, "subscriber_metrics": metrics,
-                       "deduplicated_publishes": self.stats.duplicates_published}
+                       "deduplicated_publishes": self.stats.duplicates_published,
+                       # copies a subscriber handed its FIFO queue twice (--duplicate-rate), dropped by the queue's
+                       # deduplication: they never reach a handler, so no delivery counts them as a duplicate
+                       "queue_deduplicated": sum(q.deduplicated for q in self._queues.values())}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}
         return facts
