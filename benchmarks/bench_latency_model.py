@@ -36,7 +36,7 @@ from pathlib import Path
 
 from baseline import checkout, child_env
 
-# The code before issue 25's replay: the main branch as this work last merged it.
+# The code before issue 25's replay: main at d46d4d4 (what the README's Speed figures were measured against).
 BASELINE_REV = "d46d4d4"
 
 CASE = """
