@@ -89,3 +89,15 @@ def test_invocations_are_not_limited_on_the_custom_event_bus():
     model = bus()
     assert model.invoke(3.0, None) == 3.0
     assert model.report()["invocations_throttled"] == 0
+
+
+def test_a_custom_bus_run_takes_its_delivery_latency_from_the_profiles_labelled_assumption():
+    """AWS publishes no Custom Event Bus latency: the profile says so in its entry, and a --bus custom run uses it."""
+    from yafdp.runs.bootstrap import timing_for
+
+    profile = load_profile("aws-eu-west-1")
+    entry = profile.document["distributions_ms"]["custom_event_bus_delivery"]
+    assert "source" not in entry and "publishes no delivery latency" in entry["assumption"]
+    timing = timing_for("aws-eu-west-1", bus_kind="custom")
+    assert isinstance(timing.bus, CustomEventBus) and timing.bus.delivery is not DELIVERY
+    assert timing.bus.delivery.quantile(0.5) == profile.hops["custom_event_bus_delivery"].quantile(0.5)
