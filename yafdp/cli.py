@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -636,7 +637,90 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
     lines.append(f"Lambda: {simulation.get('cold_starts', 0):,} cold starts, "
                  f"{simulation.get('waited_for_an_environment', 0):,} {calls} waited for an execution environment; "
                  f"throttled: {', '.join(throttled)}")
+    refused, expired = simulation.get("put_events_refused", 0), simulation.get("invocations_expired", 0)
+    if refused or expired:
+        lines.append(f"given up: {refused:,} PutEvents requests throttled past the producer's retries, "
+                     f"{expired:,} invocations held past the target's maximum event age")
     return lines
+
+
+def register_replay(commands) -> None:
+    parser = commands.add_parser(
+        "replay", validate=_check_replay_options,
+        help="replay a finished choreography run's sagas through the latency model at any arrival rate, "
+             "without running a handler (it assumes the handlers' decisions do not depend on timing)")
+    from yafdp.runs.options import MAX_ORDERS
+    from yafdp.runs.workload import ARRIVAL_HORIZON_SECONDS
+    from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
+
+    parser.add_argument("dir", type=_run_path, help="a finished choreography run folder (or its run.db)")
+    parser.add_argument("--arrival-rate", type=_positive, default=None, metavar="R",
+                        help="orders per simulated second, a Poisson stream, each order the run's next one in turn "
+                             "(default: the run's own orders at their own times)")
+    parser.add_argument("--seconds", type=_bounded(0.001, ARRIVAL_HORIZON_SECONDS, "a number of seconds"),
+                        default=None, metavar="S", help="with --arrival-rate: how long orders arrive (simulated s)")
+    parser.add_argument("--orders", type=_integer(1, MAX_ORDERS), default=None, metavar="N",
+                        help="with --arrival-rate: how many orders arrive (the first of --seconds and --orders ends it)")
+    parser.add_argument("--latency-model", type=_profile, default="aws-eu-west-1", metavar="NAME",
+                        help="a latency profile from data/latency/ or a profile file (default aws-eu-west-1)")
+    parser.add_argument("--quota-scale", type=_bounded(*QUOTA_SCALE_RANGE, "a factor"), default=1.0, metavar="F",
+                        help=f"multiply the account's quotas by F (default 1: AWS's defaults; from "
+                             f"{QUOTA_SCALE_RANGE[0]:g} to {QUOTA_SCALE_RANGE[1]:g})")
+    parser.add_argument("--seed", type=_integer(), default=0, help="seed of the arrivals and latencies (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(run=run_replay)
+
+
+def _check_replay_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse --seconds or --orders without --arrival-rate, --arrival-rate with neither, a latency model 'none',
+    and a rate so low that the orders would arrive beyond a run's horizon."""
+    from yafdp.errors import RefusedError
+    from yafdp.runs.workload import check_arrival_horizon
+
+    if args.arrival_rate is None:
+        for name in ("seconds", "orders"):
+            if getattr(args, name) is not None:
+                parser.error(f"argument --{name}: does nothing without --arrival-rate: the run's own orders arrive "
+                             "at their own times")
+    elif args.seconds is None and args.orders is None:
+        parser.error("argument --arrival-rate: needs --seconds or --orders: how long orders arrive, or how many")
+    elif args.orders is not None:
+        try:
+            check_arrival_horizon(args.orders, args.arrival_rate)
+        except RefusedError as exc:
+            parser.error(f"argument --arrival-rate: {str(exc).removeprefix(f'--arrival-rate {args.arrival_rate:g}: ')}")
+    if args.latency_model == "none":
+        parser.error("argument --latency-model: must be a latency profile: a replay is simulated time, not 'none'")
+
+
+def run_replay(args) -> int:
+    from yafdp.runs.replaying import recording_of, replay_recording
+
+    recording = recording_of(args.dir)
+    result = replay_recording(recording, latency_model=args.latency_model, quota_scale=args.quota_scale,
+                              arrival_rate=args.arrival_rate, seconds=args.seconds, orders=args.orders, seed=args.seed)
+    if args.json:
+        fields = {k: v for k, v in dataclasses.asdict(result).items() if k != "latencies_s"}
+        print(json.dumps({**fields, "recording": {"source": recording.source, "orders": len(recording.orders),
+                                                  "sagas": len(recording.graphs), "outcomes": recording.outcomes()}},
+                         indent=2))
+        return 0
+    outcomes = ", ".join(f"{n:,} {status}" for status, n in recording.outcomes().items())
+    arrivals = (f"at {args.arrival_rate:g} orders/s" if args.arrival_rate is not None else "at the run's own times")
+    left_out = f"; {recording.left_out:,} requests the run refused or did not finish are not" if recording.left_out else ""
+    print(f"recorded: {len(recording.orders):,} orders of {recording.source} ({outcomes}), {len(recording.graphs)} "
+          f"distinct sagas{left_out}")
+    print(f"replayed {result.orders:,} orders {arrivals}, latency model {args.latency_model!r}, quotas "
+          f"x{args.quota_scale:g}, without running a handler ({result.wall_seconds:.2f} s of wall time, "
+          f"{result.simulation['virtual_seconds']:,.3f} simulated seconds)")
+    deliveries = result.deliveries
+    print(f"{result.placed:,} placed, {result.refused:,} refused (PutEvents throttled past the client's retries); "
+          f"{result.finished:,} reached their end, {result.not_finished:,} did not; {deliveries['total']:,} handler "
+          f"runs ({deliveries['ok']:,} ok, {deliveries['failed']:,} failed then retried, {deliveries['dead_lettered']:,} "
+          "dead-lettered)")
+    for line in _simulated({**result.simulation, "saga_ms": result.saga_ms}, {}):
+        print(line)
+    return 0
 
 
 def register_check(commands) -> None:
@@ -956,8 +1040,9 @@ def register_destroy(commands) -> None:
 
 def run_destroy(args) -> int:
     clients = _aws_clients(args)
-    from yafdp.backends.aws.teardown import destroy
+    from yafdp.backends.aws.teardown import destroy, inventory
 
+    _refuse_half_a_custom_bus(args, inventory(clients, args.prefix))
     deleted = destroy(clients, args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
@@ -987,8 +1072,10 @@ def run_export(args) -> int:
     from yafdp.backends.aws.teardown import inventory
     from yafdp.catalog import record as catalog_record
 
-    if not inventory(clients, args.prefix):
+    found = inventory(clients, args.prefix)
+    if not found:
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
+    _refuse_half_a_custom_bus(args, found)
     catalog = _load(args)
     plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
                       partition=clients.partition(), run_id=args.prefix, bus=args.bus)
@@ -1016,8 +1103,20 @@ def run_export(args) -> int:
         db.close()
     print(_shown(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
-          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)"))
+          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}"
+          f"{' --bus custom' if plan.bus_kind == 'custom' else ''}` removes it)"))
     return 0
+
+
+def _refuse_half_a_custom_bus(args, found) -> None:
+    """Refuse an export or destroy of a Custom Event Bus deployment asked without ``--bus custom`` (its bus and
+    subscribers would be left behind, its FIFO queues looked for under the Classic names)."""
+    from yafdp.backends.aws.teardown import looks_custom
+    from yafdp.errors import RefusedError
+
+    if _bus_kind(args) != "custom" and looks_custom(found):
+        raise RefusedError(f"the deployment {args.prefix} is on a Custom Event Bus (FIFO service queues, no Classic "
+                           f"bus): pass --bus custom, so that its bus and subscribers are {args.command}ed too")
 
 
 def register_serve(commands) -> None:
@@ -1096,8 +1195,9 @@ def run_serve(args) -> int:
 
 
 COMMANDS: list = [register_catalog, register_lint, register_test_pattern, register_workbook, register_run, register_resume,
-                  register_check, register_trace, register_state_machine, register_fit_profile, register_plan,
-                  register_deploy, register_export, register_destroy, register_moto_server, register_serve]
+                  register_replay, register_check, register_trace, register_state_machine, register_fit_profile,
+                  register_plan, register_deploy, register_export, register_destroy, register_moto_server,
+                  register_serve]
 
 
 def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:

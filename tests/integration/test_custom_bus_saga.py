@@ -159,3 +159,20 @@ def test_a_subscriber_whose_delivery_role_may_not_send_dead_letters_nothing_it_c
     record = json.loads(rows[0][3])
     assert record["exhaustedRetryCondition"] in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds")
     assert "sqs:SendMessage" in rows[0][2]
+
+
+def test_a_custom_event_bus_run_meets_the_limits_per_event_group_when_they_are_small_and_none_at_awss(tmp_path):
+    """At AWS's limits (1,500 events + KB a second per group, 500,000 events a second per bus) an order's handful
+    of events never binds; at a thousandth of them (1.5 per group, 500 per bus) an order's own events throttle
+    each other: the producers' retries refuse some, the subscribers' retries deliver them again, and every
+    invariant still holds."""
+    options = dict(orders=200, seed=3, arrival_rate=50.0, bus="custom", latency_model="aws-eu-west-1")
+    real = run_saga(RunOptions(out=tmp_path / "real", **options))["simulation"]
+    assert real["bus"] == "EventBridge Custom Event Bus"
+    assert real["put_events_throttled"] == real["put_events_refused"] == 0
+    small = run_saga(RunOptions(out=tmp_path / "small", quota_scale=0.001, **options))
+    simulation = small["simulation"]
+    assert simulation["put_events_throttled"] > 0 and simulation["put_events_refused"] > 0
+    assert small["deliveries"]["failed"] >= simulation["put_events_refused"] - small["orders"]["refused"]
+    assert simulation["saga_ms"]["p50"] > real["saga_ms"]["p50"]
+    assert small["orders"]["not_terminal"] == 0 and not failing(tmp_path / "small")

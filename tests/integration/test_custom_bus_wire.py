@@ -92,7 +92,7 @@ class _Blocking:
 
     def list_event_buses(self, **request):
         self.started.set()
-        assert self.release.wait(60)
+        assert self.release.wait(600)
         return {"EventBuses": []}
 
 
@@ -104,7 +104,7 @@ def test_more_requests_at_once_than_the_endpoint_takes_are_throttled_and_the_fir
         first: list = []
         holder = threading.Thread(target=lambda: first.append(client.list_event_buses()))
         holder.start()
-        assert blocking.started.wait(60)  # the first request holds the endpoint's only slot now
+        assert blocking.started.wait(600)  # the first request holds the endpoint's only slot now
         with pytest.raises(client.exceptions.ThrottlingException):
             client.list_event_buses()
         blocking.release.set()

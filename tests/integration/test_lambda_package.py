@@ -70,7 +70,7 @@ class Function:
         return answer["result"]
 
     def opened(self) -> set[str]:
-        out, err = self.process.communicate(timeout=60)
+        out, err = self.process.communicate(timeout=600)
         assert self.process.returncode == 0, err
         return set(json.loads(out.splitlines()[-1])["opened"])
 

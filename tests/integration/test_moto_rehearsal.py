@@ -37,14 +37,14 @@ def moto_server(state, tmp_path):
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=state,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     announced = tmp_path / "state" / "moto-server.json"
-    deadline = time.monotonic() + 120  # it starts moto: wait until it says so (not a measure of speed)
+    deadline = time.monotonic() + 600  # it starts moto: wait until it says so (a hang guard, not a measure of speed)
     while not announced.exists():
         assert process.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "yafdp moto-server did not announce itself"
         time.sleep(0.1)
     yield json.loads(announced.read_text())
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 130
+    assert process.wait(timeout=600) == 130
     assert not announced.exists()  # it withdrew its announcement
     assert "moto server at http://127.0.0.1:" in log.read_text() and "yafdp: interrupted" in log.read_text()
 

@@ -49,17 +49,17 @@ def aws(monkeypatch):
     one_at_a_time = threading.Lock()  # Parallel branches invoke at once; the environment is the process's
 
     def invoke(function, event=None):
+        # The entry point reads the function's environment from os.environ; it is given its own (this process's
+        # plus the function's variables) instead of the process's being changed under moto's other threads.
         with one_at_a_time:
-            saved = dict(os.environ)
-            os.environ.update(function.environment_vars)
+            monkeypatch.setattr(entry, "os", types.SimpleNamespace(environ={**os.environ, **function.environment_vars}))
             try:
                 context = types.SimpleNamespace(invoked_function_arn=function.function_arn)
                 return json.dumps(entry.lambda_handler(event, context)), False, ""
             except Exception as exc:  # the Python runtime's answer for an unhandled exception
                 return json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__, "stackTrace": []}), True, ""
             finally:
-                os.environ.clear()
-                os.environ.update(saved)
+                monkeypatch.setattr(entry, "os", os)
 
     monkeypatch.setattr(LambdaFunction, "_invoke_lambda", invoke)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
@@ -71,7 +71,7 @@ def _execute(sfn, machine, envelope) -> dict:
     # named (moto names every unnamed execution "None", so a second one is refused as existing)
     arn = sfn.start_execution(stateMachineArn=machine, name=f"order-{envelope['id']}",
                               input=json.dumps({"emitted": envelope["detail-type"], "event": envelope}))["executionArn"]
-    deadline = time.monotonic() + 120  # moto runs the execution in a thread of its own: wait for it to end
+    deadline = time.monotonic() + 600  # moto runs the execution in a thread of its own: wait for it (a hang guard)
     while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the execution did not end"
         time.sleep(0.05)

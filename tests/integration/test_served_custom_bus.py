@@ -120,7 +120,7 @@ class Served:
 
     def stop(self, how=signal.SIGTERM) -> tuple[int, str]:
         self.process.send_signal(how)
-        _, stderr = self.process.communicate(timeout=60)
+        _, stderr = self.process.communicate(timeout=600)
         return self.process.returncode, stderr
 
 
@@ -192,7 +192,7 @@ def test_yafdp_serve_stops_cleanly_on_a_signal_in_one_line(command, how):
                                                "not answer as one"),
 ], ids=["any-address", "a-lan-address", "i-know-alone", "port", "endpoint", "no-moto-there"])
 def test_yafdp_serve_refuses_what_it_should_not_do_in_one_line(args, says):
-    done = subprocess.run([YAFDP, "serve", *args], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([YAFDP, "serve", *args], capture_output=True, text=True, timeout=600,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr
@@ -202,7 +202,7 @@ def test_yafdp_serve_on_a_port_in_use_says_so_in_one_line(command):
     first = command()
     port = first.url.rsplit(":", 1)[1]
     done = subprocess.run([YAFDP, "serve", "--port", port, "--endpoint-url", first.moto], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"yafdp: cannot listen on 127.0.0.1:{port}: ") and len(done.stderr.splitlines()) == 1
 

@@ -380,6 +380,77 @@ def test_a_publish_still_refused_after_the_retries_fails_the_delivery_and_nothin
     assert rows(bus, "SELECT COUNT(*) FROM events WHERE detail_type = 'Restaurant_Confirmed_Order'") == [(1,)]
 
 
+class QuotaTiming(VirtualTiming):
+    """A simulated account as the bus sees it: the next PutEvents call refused (the producer gave up, throttled)
+    once :meth:`refuse_next` is called, and every invocation of a rule in ``expire`` held past its target's
+    maximum event age."""
+
+    def __init__(self, expire=()):
+        super().__init__()
+        self.expire, self.refusing, self.refused = set(expire), False, []
+
+    def refuse_next(self) -> None:
+        self.refusing = True
+
+    def admit(self, at, entries):
+        if self.refusing:
+            self.refusing = False
+            self.refused.append(at)
+            return None
+        return at
+
+    def invoke(self, rule, at):
+        return None if rule.name in self.expire else at
+
+
+def test_a_handlers_publish_the_account_throttles_past_the_retries_fails_its_delivery_which_comes_back():
+    timing = QuotaTiming()
+    bus = make_bus(timing=timing)
+    bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    timing.refuse_next()  # the restaurant's publish of Restaurant_Confirmed_Order
+    bus.run()
+    attempts = rows(bus, "SELECT attempt, delivered_at, outcome, error FROM deliveries WHERE rule = ? ORDER BY attempt",
+                    RESTAURANT)
+    assert [(a, o) for a, _, o, _ in attempts] == [(1, "failed"), (2, "ok")] and len(timing.refused) == 1
+    assert attempts[0][3].startswith("ThrottlingException: PutEvents throttled")
+    assert attempts[1][1] - attempts[0][1] == PLAN.service("restaurant").visibility_timeout_seconds
+    assert rows(bus, "SELECT COUNT(*) FROM events WHERE detail_type = 'Restaurant_Confirmed_Order'") == [(1,)]
+
+
+def test_an_order_whose_publish_the_account_throttles_past_the_clients_retries_is_refused_and_nothing_stored():
+    timing = QuotaTiming()
+    bus = make_bus(timing=timing)
+    timing.refuse_next()
+    order = {**PAID, "order_id": "ord-t-2", "payment_token": "tok_visa_4242"}
+    del order["payment_id"]
+    with pytest.raises(PublishError, match="ThrottlingException: PutEvents throttled"):
+        bus.call("order", "place_order", order)
+    assert rows(bus, "SELECT COUNT(*) FROM events") == [(0,)]
+    assert rows(bus, "SELECT COUNT(*) FROM orders WHERE order_id = 'ord-t-2'") == [(0,)]
+    assert bus.stats.refused == 1
+
+
+def test_a_client_put_events_the_account_throttles_past_its_retries_is_answered_throttled_per_entry():
+    timing = QuotaTiming()
+    bus = make_bus(timing=timing)
+    timing.refuse_next()
+    response = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment")
+    assert response["FailedEntryCount"] == 1 and response["Entries"][0]["ErrorCode"] == "ThrottlingException"
+    assert rows(bus, "SELECT COUNT(*) FROM events") == [(0,)]
+
+
+def test_an_invocation_the_account_holds_past_the_targets_maximum_event_age_goes_to_the_rules_dlq():
+    bus = make_bus(timing=QuotaTiming(expire={RESTAURANT}))
+    [event_id] = event_ids(bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID}], sender="payment"))
+    stats = bus.run()
+    assert rows(bus, "SELECT attempt, outcome FROM deliveries WHERE rule = ?", RESTAURANT) == [(1, "dead_lettered")]
+    [dead] = rows(bus, "SELECT event_id, kind, error_code, exhausted_retry_condition, retry_attempts, attributes"
+                       " FROM dead_letters WHERE rule = ?", RESTAURANT)
+    assert dead[:5] == (event_id, "rule", "THROTTLING", "MaximumEventAgeInSeconds", 0)
+    assert json.loads(dead[5])["EXHAUSTED_RETRY_CONDITION"] == "MaximumEventAgeInSeconds"
+    assert stats.dead_lettered == 1 and rows(bus, "SELECT COUNT(*) FROM deliveries WHERE outcome = 'ok'")[0][0] > 0
+
+
 def test_the_client_sees_an_injected_throttle_per_entry():
     bus = make_bus(entry_faults=lambda entry, attempt: "ThrottlingException" if entry.detail["payment_id"] == "pay-t-2" else None)
     response = bus.put_events([{"DetailType": "Payment_Success", "Detail": PAID},

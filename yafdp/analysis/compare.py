@@ -1,5 +1,5 @@
 """Choreography beside orchestration, as tables: latency, messages per order, coupling, the cost of adding a
-service, money per million orders, and latency as the offered load passes the account's quotas.
+service, money per million orders, and latency as the offered load passes the account's quotas (replayed).
 
 Not part of the runtime core (it uses pandas); notebook 09 calls it.
 """
@@ -18,7 +18,8 @@ from yafdp.simulation.quotas import Quotas
 from yafdp.plan.step_functions import state_machine_definition, walk_states
 from yafdp.plan import build_plan
 from yafdp.progress import progress_bar
-from yafdp.runs import RunOptions, run_saga
+from yafdp.runs.replaying import replay_recording
+from yafdp.simulation.recording import Recording
 from yafdp.analysis.trace import end_to_end, flag_few_samples, load_run, percentiles
 
 
@@ -186,30 +187,33 @@ def quota_loads(run_path: str | Path, quotas: Quotas) -> dict[str, float]:
     return dict(sorted(loads.items(), key=lambda item: item[1]))
 
 
-def load_sweep(rates: list[float], seconds: float, out_dir: str | Path, *, latency_model: str = "aws-eu-west-1",
-               quota_scale: float = 1.0, style: str = "choreography", workflow: str = "standard",
-               seed: int = 0, progress: bool | None = None, catalog_dir: str | Path | None = None) -> pd.DataFrame:
-    """Run the saga of the catalog in ``catalog_dir`` (default: the shipped one) at each offered load (orders per second) for ``seconds`` of simulated arrivals, and tabulate
-    the end-to-end latency (p50, p99) and what throttled or waited.
+def replay_sweep(recording: Recording, rates: list[float], seconds: float, *, latency_model: str = "aws-eu-west-1",
+                 quota_scale: float = 1.0, seed: int = 0, progress: bool | None = None) -> pd.DataFrame:
+    """Replay ``recording``'s sagas (:mod:`yafdp.simulation.replay`: no handler runs again, which assumes the
+    handlers' decisions do not depend on timing) at each offered load in ``rates`` (orders per second) for
+    ``seconds`` simulated seconds of arrivals, and at least 50 orders so that a light load still gives
+    percentiles; one row per load: the end-to-end latency (p50, p99, ms) of the orders that finished, how many
+    were refused or cut short by throttling, what the quotas throttled or gave up on, and the replay's own wall
+    seconds.
 
-    ``progress``: a bar of the loads run, out of ``rates``, each run with its own bar of orders (see
-    :func:`yafdp.progress.progress_bar`: None shows them where someone watches)."""
+    ``progress``: a bar of the loads replayed, out of ``rates`` (see :func:`yafdp.progress.progress_bar`: None shows
+    it where someone watches)."""
     rows = []
-    with progress_bar(len(rates), f"{style} offered loads", "loads", show=progress) as loads:
+    with progress_bar(len(rates), f"{recording.style} offered loads (replayed)", "loads", show=progress) as loads:
         for rate in rates:
             orders = max(50, round(rate * seconds))
-            out = Path(out_dir) / f"{style}-{workflow}-{rate:g}"
-            summary = run_saga(RunOptions(orders=orders, seed=seed, out=out, arrival_rate=rate, latency_model=latency_model,
-                                          quota_scale=quota_scale, style=style, workflow=workflow,
-                                          catalog_dir=catalog_dir), progress=progress)
-            saga = end_to_end(load_run(out))["saga_s"].dropna() * 1000
-            simulation, orchestration = summary["simulation"], summary.get("orchestration", {})
-            rows.append({"offered orders/s": rate, "orders": orders, "p50_ms": saga.quantile(0.5),
-                         "p99_ms": saga.quantile(0.99), "put_events_throttled": simulation["put_events_throttled"],
+            result = replay_recording(recording, latency_model=latency_model, quota_scale=quota_scale, arrival_rate=rate,
+                                      orders=orders, seed=seed)
+            simulation, orchestration = result.simulation, result.orchestration
+            rows.append({"offered orders/s": rate, "orders": orders, "p50_ms": result.saga_ms["p50"],
+                         "p99_ms": result.saga_ms["p99"], "refused": result.refused, "not finished": result.not_finished,
+                         "put_events_throttled": simulation["put_events_throttled"],
+                         "put_events_refused": simulation["put_events_refused"],
                          "invocations_throttled": simulation["invocations_throttled"],
                          "transitions_throttled": orchestration.get("transitions_throttled", 0),
                          "waited_for_an_environment": simulation["waited_for_an_environment"],
                          "cold_starts": simulation["cold_starts"],
-                         "account_concurrency_full": simulation["account_concurrency_full"]})
+                         "account_concurrency_full": simulation["account_concurrency_full"],
+                         "handler runs": result.deliveries["total"], "replay wall s": round(result.wall_seconds, 2)})
             loads.update(1)
     return pd.DataFrame(rows)

@@ -117,7 +117,7 @@ class EventBus:
             if kind != "CONTENT_BASED":
                 raise invalid("DeduplicationConfiguration.DeduplicationType", f"must be CONTENT_BASED, got {kind!r}")
             content_based = True
-        sizes = [_entry_size(e) for e in entries]
+        sizes = [entry_size(e) for e in entries]
         if sum(sizes) > MAX_REQUEST_BYTES:
             raise invalid("Entries", f"the request is {sum(sizes):,} bytes; a PutEvents request may be at most "
                           f"{MAX_REQUEST_BYTES:,} (1 MB), and nothing of it was published")
@@ -205,7 +205,7 @@ class EventBus:
 
 
 
-def _entry_size(entry) -> int:
+def entry_size(entry) -> int:
     """An entry's bytes toward the 1 MB request limit: its strings' UTF-8 bytes (and 14 for a ``Time``), as
     Classic's documented formula counts them (UG "Calculating PutEvents event entry size",
     https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html), plus the SystemMetadata values."""

@@ -8,6 +8,7 @@ the catalog and marketplace (loaded once by the caller) and the run database, an
 from __future__ import annotations
 
 import functools
+import random
 import sys
 import time
 from contextlib import ExitStack
@@ -28,9 +29,12 @@ from yafdp.runtime.interfaces import Bus, TimingModel
 from yafdp.runs.options import RunOptions
 
 
-def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0) -> TimingModel:
+def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0,
+               bus_kind: str = "classic") -> TimingModel:
     """The timing a run uses: measured wall-clock for ``"none"``, else the simulated AWS time of a latency
-    profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``.
+    profile (a name from ``data/latency/`` or a profile file), with the quotas scaled by ``quota_scale``, and the
+    model of the run's kind of bus (:mod:`yafdp.simulation.buses`): EventBridge's Classic bus and its account
+    quotas, or the Custom Event Bus and its limits per event group and per bus.
 
     Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load.
 
@@ -41,14 +45,32 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """
     if latency_model in (None, "", "none"):
         return MeasuredTiming()
+    from yafdp.simulation.buses import CustomEventBus
+    from yafdp.simulation.timing import SimulatedTiming
+
+    profile, quotas = profile_and_quotas(latency_model, quota_scale)
+    bus = None  # the timing's default: the Classic bus at the account's quotas (none for an orchestration)
+    if bus_kind == "custom" and invocation == "queue":
+        # AWS publishes no Custom Event Bus latency: the profile's labelled assumption, else Classic's figure
+        delivery = profile.hops.get("custom_event_bus_delivery", profile.hops["eventbridge_delivery"])
+        bus = CustomEventBus(quotas, delivery, random.Random(f"{seed}:bus"))
+    return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation, bus=bus)
+
+
+def profile_and_quotas(latency_model: str, quota_scale: float = 1.0):
+    """The latency profile ``latency_model`` (a name from ``data/latency/`` or a profile file) and the account's
+    quotas (``data/quotas.json``) scaled by ``quota_scale``: ``(LatencyProfile, Quotas)``.
+
+    Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load and
+    :class:`~yafdp.errors.RefusedError` for a scale out of range.
+    """
     from yafdp.simulation.profiles import load_profile
     from yafdp.simulation.quotas import load_quotas
-    from yafdp.simulation.timing import SimulatedTiming
 
     quotas = load_quotas()
     if quota_scale != 1.0:
         quotas = quotas.scaled(quota_scale)
-    return SimulatedTiming(load_profile(latency_model), quotas, seed=seed, invocation=invocation)
+    return load_profile(latency_model), quotas
 
 
 def _stderr(line: str) -> None:
@@ -60,9 +82,9 @@ def open_local(options: RunOptions, catalog: Catalog, world: Any, db, *, session
     """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
     "orchestration"``, the local Step Functions runner) over ``db``."""
     orchestrated = options.style == "orchestration"
-    timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
-                                  invocation="direct" if orchestrated else "queue")
     plan = build_plan(catalog, bus=None if orchestrated else options.bus)
+    timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
+                                  invocation="direct" if orchestrated else "queue", bus_kind=plan.bus_kind)
     if orchestrated:
         return LocalStepFunctions(catalog, plan, world, db, seed=options.seed, timing=timing, workflow=options.workflow)
     bus_type = LocalCustomBus if plan.bus_kind == "custom" else LocalBus
@@ -247,9 +269,9 @@ def serve_custom_event_bus(*, endpoint_url: str | None = None, host: str = "127.
         raise
 
 
-def refuse_unsupported(options: RunOptions) -> TimingModel | None:
+def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> TimingModel | None:
     """Refuse, before anything is touched, options the chosen backend cannot run; the local backend's timing
-    (its latency profile loaded), None for a deployed one.
+    (its latency profile loaded, for a bus of ``bus_kind``), None for a deployed one.
 
     Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load;
     :class:`ModuleNotFoundError` for a deployed backend without yafdp's aws extra (boto3, moto).
@@ -264,7 +286,7 @@ def refuse_unsupported(options: RunOptions) -> TimingModel | None:
                            "the classic bus (leave --store out, or use --bus classic)")
     if options.backend == "local":
         return timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
-                          invocation="direct" if options.style == "orchestration" else "queue")
+                          invocation="direct" if options.style == "orchestration" else "queue", bus_kind=bus_kind)
     require("aws")
     from yafdp.backends.aws.deployment import SETTINGS
 

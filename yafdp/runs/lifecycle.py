@@ -48,8 +48,10 @@ class StuckSagasError(BackendError):
         self.summary = summary
 
 
-def run_saga(options: RunOptions, progress: bool | None = None) -> dict:
+def run_saga(options: RunOptions, progress: bool | None = None,
+             on_start: Callable[[Bus], None] | None = None) -> dict:
     """Run the workload on ``options.backend``; return the summary (also written to ``summary.json``).
+    ``on_start(bus)`` is called with the bus before it runs (e.g. to attach a recorder).
 
     ``progress``: a bar of the orders that reached their end, out of those requested, with the time left
     (:func:`yafdp.progress.progress_bar`): True shows it, False never, None where someone watches (a terminal, a
@@ -64,6 +66,8 @@ def run_saga(options: RunOptions, progress: bool | None = None) -> dict:
     """
     bus = start_saga(options)
     try:
+        if on_start is not None:
+            on_start(bus)
         started = time.perf_counter()
         with _saying_what_was_kept(bus, options), _OrdersEnded(bus, progress) as bar:
             try:
@@ -105,7 +109,7 @@ def start_saga(options: RunOptions) -> Bus:
         options = replace(options, bus=catalog.bus.kind)
     build_plan(catalog, bus=options.bus)  # what the bus would refuse (a subscriber's settings), before the folder
     world = catalog.code.world()
-    timing = refuse_unsupported(options)
+    timing = refuse_unsupported(options, bus_kind=options.bus or catalog.bus.kind)
     rates = outcome_rates(catalog, options.rates)
     requests = workload(catalog, world, orders=options.orders, seed=options.seed, rates=rates,
                         arrival_rate=options.arrival_rate, orders_file=options.orders_file)

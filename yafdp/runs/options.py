@@ -12,10 +12,10 @@ from yafdp.catalog import Catalog
 from yafdp.catalog.model import BUS_KINDS
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
+from yafdp.simulation.step_functions import WORKFLOWS
 
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
-WORKFLOWS = ("standard", "express")
 MAX_ORDERS = 10_000_000  # every request is stored in run.db before the first is sent
 # Batches in hand at once per service queue on moto (--concurrency), each handled in a thread of this process
 # with a connection of its own (yafdp.backends.aws.clients.pool_for). Lambda's SQS event source mapping goes

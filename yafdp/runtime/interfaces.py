@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from yafdp.catalog import Catalog
@@ -100,11 +100,18 @@ class TimingModel(Protocol):
     def now(self, virtual: float) -> float:
         """The time to record for virtual time ``virtual`` (seconds)."""
 
-    def admit(self, at: float, entries: int) -> float:
-        """When a PutEvents call of ``entries`` entries made at virtual time ``at`` is accepted."""
+    def admit(self, at: float, entries: int, groups: Mapping[str, tuple[int, int]] | None = None) -> float | None:
+        """When a PutEvents call of ``entries`` entries first tried at virtual time ``at`` is accepted (the
+        producer's retries of a throttled call included); None when the producer gives up, throttled.
+        ``groups``: its entries that name an event group, ``{EventGroupId: (entries, bytes)}`` (a Custom Event
+        Bus limits each group)."""
+
+    def invoke(self, rule, at: float) -> float | None:
+        """When the bus invokes ``rule``'s target for an event it accepted at virtual time ``at``; None when the
+        target's retry policy gives up on the event first (dead-lettered by the rule, or dropped)."""
 
     def hop_delay(self, rule, rng: random.Random) -> float:
-        """Virtual seconds from an event's publication to its target's handler being invoked."""
+        """Virtual seconds from the bus invoking ``rule``'s target to its handler being invoked."""
 
     def reserve(self, service: str, virtual: float) -> tuple[float, float | None]:
         """Reserve an execution environment of ``service`` for one handler call asked for at virtual time

@@ -56,6 +56,13 @@ MALFORMED_DETAIL = "MalformedDetail"
 NOT_AUTHORIZED_FOR_SOURCE = "NotAuthorizedForSourceException"
 NOT_AUTHORIZED_FOR_DETAIL_TYPE = "NotAuthorizedForDetailTypeException"
 RETRYABLE_ENTRY_ERRORS = frozenset({INTERNAL_FAILURE, THROTTLING})
+# A careful producer's retries of what PutEvents refused with a retryable code (InternalFailure, ThrottlingException,
+# for an entry or, throttled, for the whole request): 3 tries in all, exponential backoff with full jitter from
+# 0.1 s, as the AWS SDKs' standard retry mode does for retryable errors ("Retry behavior",
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html: three attempts by default). The
+# 0.1 s base is this project's choice (the SDKs differ); every backend's producer and the latency model use it.
+PUBLISH_ATTEMPTS = 3
+PUBLISH_BACKOFF_SECONDS = 0.1
 # How a handler's uncaught exception is reported: Lambda's FunctionError for it ("Unhandled"; Invoke, Lambda API
 # reference, https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html). Neither SQS nor EventBridge records
 # why a function failed: this is the function's own trace.

@@ -78,6 +78,33 @@ class Distribution:
             return low + (table[k] - low) * (position - k)
         return self.quantile(min(max(position / self.TABLE, 1e-12), 1 - 1e-12))
 
+    def samples(self, count: int, generator: "numpy.random.Generator") -> "numpy.ndarray":
+        """``count`` latencies (seconds) drawn at once from ``generator``, as :meth:`sample` draws one: the same
+        table between its quantiles k/n and (k+1)/n, the exact quantile in the extreme 1/n of each tail.
+
+        Examples
+        --------
+        >>> import numpy
+        >>> d = Distribution({"p50": 148, "p90": 241, "p99": 387})
+        >>> drawn = d.samples(100_000, numpy.random.default_rng(1))
+        >>> round(float(numpy.median(drawn)) * 1000)
+        148
+        """
+        import numpy
+
+        if self.constant is not None:
+            return numpy.full(count, self.constant)
+        position = generator.random(count) * self.TABLE
+        k = position.astype(numpy.int64)
+        table = numpy.asarray(self._table)
+        inside = (k >= 1) & (k < self.TABLE - 1)
+        low = table[numpy.clip(k - 1, 0, self.TABLE - 2)]
+        high = table[numpy.clip(k, 0, self.TABLE - 2)]
+        drawn = low + (high - low) * (position - k)
+        for i in numpy.flatnonzero(~inside):  # about 2 in 1,024: the tails, computed exactly
+            drawn[i] = self.quantile(min(max(position[i] / self.TABLE, 1e-12), 1 - 1e-12))
+        return drawn
+
     def quantile(self, q: float) -> float:
         """The latency (seconds) at probability ``q`` (0 < q < 1)."""
         if self.constant is not None:

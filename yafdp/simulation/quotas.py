@@ -30,6 +30,8 @@ class Quotas:
 
     eventbridge_put_events_per_second: float
     eventbridge_invocations_per_second: float
+    custom_event_bus_events_per_second: float
+    custom_event_bus_group_events_plus_kb_per_second: float
     lambda_concurrent_executions: int
     lambda_new_environments_per_10_seconds: int
     sqs_event_source_initial_concurrency: int
@@ -93,8 +95,17 @@ def load_quotas(path: str | Path | None = None) -> Quotas:
 
 
 class TokenBucket:
-    """A throttle as AWS applies it (``rate`` per second, bursts up to ``burst``), as a first-come queue:
-    :meth:`admit` says when a request made at ``t`` is accepted (the SDK's retries until then are not modelled).
+    """A throttle as AWS applies it (``rate`` per second, bursts up to ``burst``), as a first-come queue (the generic
+    cell rate algorithm): :meth:`earliest` says when a request made at ``t`` could be accepted, :meth:`take` accepts
+    one at a time at or after that, and :meth:`admit` does both (a caller that waits for as long as it takes).
+
+    Examples
+    --------
+    >>> bucket = TokenBucket(rate=2.0, burst=2)
+    >>> [bucket.admit(0.0) for _ in range(4)], bucket.throttled
+    ([0.0, 0.0, 0.5, 1.0], 2)
+    >>> bucket.earliest(0.0)  # a fifth request at 0 could go at 1.5 s; asking does not take a token
+    1.5
     """
 
     __slots__ = ("interval", "tolerance", "ready", "throttled", "delay")
@@ -105,11 +116,32 @@ class TokenBucket:
         self.ready = -math.inf  # the "theoretical arrival time" of the generic cell rate algorithm
         self.throttled, self.delay = 0, 0.0
 
-    def admit(self, t: float) -> float:
+    def earliest(self, t: float) -> float:
+        """When a request made at ``t`` (seconds) could be accepted: ``t`` itself unless the bucket is empty then."""
         at = self.ready - self.tolerance
-        if at > t:
+        return at if at > t else t
+
+    def take(self, t: float, asked: float | None = None) -> float:
+        """Accept a request at ``t`` (no earlier than :meth:`earliest` of it); ``asked``: when it was first made,
+        if earlier (it counts as throttled, and the wait in :attr:`delay`). Returns ``t``."""
+        if asked is not None and t > asked:
             self.throttled += 1
-            self.delay += at - t
-            t = at
-        self.ready = max(self.ready, t) + self.interval
+            self.delay += t - asked
+        ready = self.ready
+        self.ready = (ready if ready > t else t) + self.interval
         return t
+
+    def admit(self, t: float, within: float = math.inf) -> float | None:
+        """Accept a request made at ``t`` as soon as the bucket allows (waiting in line, first come first served)
+        and return when; None, taking nothing, when that would be more than ``within`` seconds after ``t``."""
+        ready = self.ready
+        at = ready - self.tolerance
+        if at <= t:
+            self.ready = (ready if ready > t else t) + self.interval
+            return t
+        if at - t > within:
+            return None
+        self.throttled += 1
+        self.delay += at - t
+        self.ready = ready + self.interval  # ready >= at > t
+        return at

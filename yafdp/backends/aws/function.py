@@ -24,8 +24,8 @@ from yafdp.plan import DeploymentPlan
 from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_size, iso_time, make_envelope,
                                     max_request_bytes)
 from yafdp.runtime.faults import Faults, decide, injected_failure
-from yafdp.runtime.publishing import (FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, check_outbox,
-                                     custom_bus_entries)
+from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
+                                     DeliveryError, check_outbox, custom_bus_entries)
 from yafdp.runtime.scheduling import schedule_calls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 
@@ -330,14 +330,6 @@ class ServiceFunction:
     def _publish(self, outbox_key: str, entries: list[str]) -> list[str]:
         return publish_entries(self.events, [json.loads(e) for e in entries], self.clock, self.state, outbox_key,
                                saga_id=self.catalog.saga.saga_id)
-
-
-# A careful producer's retries of the entries PutEvents failed with a retryable ErrorCode (InternalFailure,
-# ThrottlingException; PutEventsResultEntry, EventBridge API reference): 3 tries in all, exponential backoff with
-# full jitter from 0.1 s, as the AWS SDKs' standard retry mode does for retryable errors
-# (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). The same as the local bus's.
-PUBLISH_ATTEMPTS = 3
-PUBLISH_BACKOFF_SECONDS = 0.1
 
 
 def put_entries(events, entries: list[dict], *, attempts: int = PUBLISH_ATTEMPTS,

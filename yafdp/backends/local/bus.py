@@ -42,12 +42,13 @@ from yafdp.plan import DeploymentPlan, RulePlan
 from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
 from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import prepare_put_events
+from yafdp.runtime.publishing import PUBLISH_BACKOFF_SECONDS, DeliveryError, prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
+from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
 
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
-from yafdp.backends.local.services import PUBLISH_BACKOFF_SECONDS, InProcessDriving, LocalServices
+from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
 RETRY_BASE_SECONDS = 1.0
@@ -58,8 +59,6 @@ RETRY_CAP_SECONDS = 256.0
 # sent with a 5xx or 429 HTTP status code ... doesn't retry other 4xx HTTP errors").
 NOT_RETRIED_DELIVERY_ERRORS = frozenset({"NO_PERMISSIONS", "NO_RESOURCE", "INVALID_PARAMETER", "INVALID_JSON",
                                          "FAILED_TO_ASSUME_ROLE"})
-# Lambda's asynchronous invocation (a "lambda" target): a function error is retried twice, after 1 then 2 minutes.
-LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
 # pending.attempt > 0: the receive count (queue) or invocation (lambda) of a message being handled;
 # pending.attempt < 0: EventBridge's -attempt-th try to deliver the event to the rule's target.
 
@@ -150,12 +149,13 @@ class LocalBus(InProcessDriving):
     def call(self, service: str, entrypoint: str, payload) -> object:
         """Call a service's API entry point (e.g. ``place_order``) now, as a client would.
 
-        Its state changes and events are committed together; an exception (such as ``OrderRejectedError``)
-        propagates to the caller with nothing stored or published.
+        Its state changes and events are committed together; an exception (such as ``OrderRejectedError``, or
+        :class:`~yafdp.runtime.envelope.PublishError` when a simulated account throttles its PutEvents past the
+        client's retries) propagates to the caller with nothing stored or published.
         """
-        result, uow, prepared = self.services.call(service, entrypoint, payload)
+        result, uow, prepared, published_vt = self.services.call(service, entrypoint, payload, self.vt)
         self.services.apply(service, uow)
-        self.services.record(prepared, self.vt, on_event=self._route)
+        self.services.record(prepared, published_vt, on_event=self._route)
         self._commit_for_client()
         return result
 
@@ -204,14 +204,25 @@ class LocalBus(InProcessDriving):
         Where EventBridge's delivery to the target cannot fail (a reachable target, no injected target faults),
         its one try is not a step of its own: the receive it leads to is scheduled directly, after the hop's
         delay (none under measured time), as that try would have scheduled it."""
+        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
+            invoked = self.timing.invoke(route.rule, due)  # a simulated account's invocation quota may hold it back
+            if invoked is None:
+                self._expired(event_id, route.rule, 1, due)
+                return
+            attempt, due = 1, invoked + self.timing.hop_delay(route.rule, self._hop_rng)
         cached = self._events.get(event_id)
         if cached is not None:
             cached[1] += 1  # the envelope stays in memory until its last delivery is made
-        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
-            attempt, due = 1, due + self.timing.hop_delay(route.rule, self._hop_rng)
         pending_id = self.writer.add_pending(event_id, route.name, attempt, due, published_vt, fault)
         self.scheduler.push(due, self._send if attempt < 0 else self._deliver,
                             (pending_id, event_id, route, attempt, published_vt, fault, again, None))
+
+    def _expired(self, event_id: str, rule: RulePlan, tries: int, at: float) -> None:
+        """The account's invocation quota held EventBridge's ``tries``-th try to deliver the event to ``rule``'s
+        target, made at ``at``, past the target's maximum event age: to the rule's dead-letter queue, or dropped."""
+        self._undeliverable(event_id, rule, tries, at, "THROTTLING",
+                            "the account's invocation quota held the event past the target's maximum event age",
+                            "MaximumEventAgeInSeconds")
 
     def _target_failure(self, rule: RulePlan, attempt: int) -> tuple[str, str] | None:
         """Why EventBridge cannot deliver to ``rule``'s target now: what the plan causes (the target queue does
@@ -241,8 +252,12 @@ class LocalBus(InProcessDriving):
         rule, tries, vt = route.rule, -attempt, self.scheduler.vt
         failure = self._target_failure(rule, tries)
         if failure is None:
-            self._enqueue(event_id, route, 1, vt + self.timing.hop_delay(rule, self._hop_rng), published_vt,
-                          fault, again)
+            invoked = self.timing.invoke(rule, vt)
+            if invoked is None:
+                self._expired(event_id, rule, tries, vt)
+            else:
+                self._enqueue(event_id, route, 1, invoked + self.timing.hop_delay(rule, self._hop_rng), published_vt,
+                              fault, again)
             self.writer.remove_pending(pending_id)
             self._release(event_id)
             return
@@ -265,6 +280,14 @@ class LocalBus(InProcessDriving):
             self.scheduler.push(next_due, self._send, (pending_id, event_id, route, attempt - 1, published_vt,
                                                        fault, again, None))
             return
+        self._undeliverable(event_id, rule, tries, vt, code, message, exhausted)
+        self.writer.remove_pending(pending_id)
+        self._release(event_id)
+
+    def _undeliverable(self, event_id: str, rule: RulePlan, tries: int, vt: float, code: str, message: str,
+                       exhausted: str) -> None:
+        """EventBridge gives up delivering the event to ``rule``'s target after ``tries`` tries: the event goes
+        to the rule's dead-letter queue with EventBridge's attributes, or is dropped when there is none."""
         now = self.timing.now(vt)
         attributes = {"RULE_ARN": self.plan.rule_arn(rule.name), "TARGET_ARN": self.plan.target_arn(rule),
                       "ERROR_CODE": code, "ERROR_MESSAGE": message, "RETRY_ATTEMPTS": str(tries - 1)}
@@ -277,7 +300,7 @@ class LocalBus(InProcessDriving):
             self.stats.dropped += 1
             self._dead_letter(event_id, rule, "dropped", code, f"dropped, the target has no dead-letter queue: {message}",
                               exhausted, tries - 1, now, {})
-        self._finish(pending_id, event_id, rule, tries, now, vt, "dead_lettered", f"{code}: {message}")
+        self._trace.append((event_id, rule.name, rule.target.id, tries, now, now, "dead_lettered", f"{code}: {message}"))
 
     def _dead_letter(self, event_id: str, rule: RulePlan, kind: str, code: str, message: str, exhausted: str,
                      retries: int, at: float, attributes: dict) -> None:
@@ -303,7 +326,7 @@ class LocalBus(InProcessDriving):
         envelope = self._envelope(event_id)
         started = self.timing.now(start)
         # Only a delivery that may repeat an earlier one (duplicate, replay, redrive, resume) can find it done.
-        handled = self.services.handle(route, envelope, attempt, fault, again)
+        handled = self.services.handle(route, envelope, attempt, fault, again, at=end)
         end += handled.waited
         if handled.outcome == "duplicate":
             self._finish(pending_id, event_id, rule, attempt, started, end, "duplicate", None)
@@ -315,12 +338,16 @@ class LocalBus(InProcessDriving):
         finished = self.timing.now(end)  # the handler's work ends here; its outbox is published after it
         if handled.prepared:
             published_by = f"{route.name}#{event_id}"
-            services = self.services
-            services.record(handled.prepared, end, on_event=self._route, published_by=published_by)
+            services, accepted_vt = self.services, handled.accepted
+            services.record(handled.prepared, accepted_vt, on_event=self._route, published_by=published_by)
             if self._retries_publish and retries_publish(self.faults, self.seed, published_by):
                 # the producer did not hear the answer and sends the same entries again: new events, same facts
-                services.record(handled.prepared, end + PUBLISH_BACKOFF_SECONDS, on_event=self._route,
-                                published_by=published_by)
+                try:
+                    copy_vt = services.admitted(handled.prepared, accepted_vt + PUBLISH_BACKOFF_SECONDS)
+                except DeliveryError:  # throttled past its retries, the copy is not published (the first was)
+                    copy_vt = None
+                if copy_vt is not None:
+                    services.record(handled.prepared, copy_vt, on_event=self._route, published_by=published_by)
         self._finish(pending_id, event_id, rule, attempt, started, end, "ok", None, finished)
 
     def _failed(self, pending_id, event_id, rule: RulePlan, attempt, published_vt, fault, again, received, end,

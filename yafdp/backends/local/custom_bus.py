@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from yafdp.catalog import Catalog
 from yafdp.custom_event_bus import CustomEventBusService
+from yafdp.custom_event_bus.bus import entry_size
 from yafdp.custom_event_bus.dead_letters import DeadLetterRecord
 from yafdp.custom_event_bus.events import StoredEvent
 from yafdp.custom_event_bus.limits import MAX_ENTRIES
@@ -35,21 +36,18 @@ from yafdp.runtime import json_text
 from yafdp.runtime.envelope import CLOCK_ORIGIN
 from yafdp.runtime.faults import NO_FAULT, Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
-from yafdp.runtime.publishing import FUNCTION_ERROR, PreparedEntry, custom_bus_entries, prepare_put_events
+from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_BACKOFF_SECONDS, DeliveryError, PreparedEntry,
+                                     custom_bus_entries, prepare_put_events)
 from yafdp.runtime.rundb import (INSERT_CUSTOM_DEAD_LETTER, INSERT_CUSTOM_DELIVERY, INSERT_CUSTOM_EVENT,
                                  INSERT_DEDUPLICATED)
+from yafdp.simulation.timing import LAMBDA_ASYNC_RETRY_DELAYS
 
 from yafdp.backends.local.iam import policy_allows
 from yafdp.backends.local.run_writer import RunWriter
 from yafdp.backends.local.scheduler import Scheduler
-from yafdp.backends.local.services import PUBLISH_BACKOFF_SECONDS, InProcessDriving, LocalServices
+from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.sqs_queue import LocalQueue, Message
 from yafdp.backends.local.timing import MeasuredTiming
-
-# Lambda's asynchronous invocation (a function target invoked with EVENT): a function error is retried twice,
-# after 1 then 2 minutes ("How Lambda handles errors and retries with asynchronous invocation",
-# https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
-LAMBDA_ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
 
 class SchedulerClock:
@@ -100,7 +98,8 @@ class LocalCustomBus(InProcessDriving):
         self.writer = RunWriter(db, False)
         self.scheduler = Scheduler(random.Random(f"{seed}:{session}:order"))
         self.services = LocalServices(catalog, plan, world, self.writer, self.timing, self.scheduler, seed=seed,
-                                      session=session, epoch=epoch, entry_faults=entry_faults)
+                                      session=session, epoch=epoch, entry_faults=entry_faults,
+                                      groups_of=self._groups if self.timing.simulated else None)
         self.stats = self.services.stats
         self.services.use_scheduler(lambda name, entry: self.publish([entry], self.vt, f"schedule#{name}"))
         self.target_faults = target_faults
@@ -213,28 +212,49 @@ class LocalCustomBus(InProcessDriving):
         return {"FailedEntryCount": failed, "Entries": results}
 
     def call(self, service: str, entrypoint: str, payload) -> object:
-        """Call a service's API entry point (e.g. ``place_order``) now; its state and events commit together."""
-        result, uow, prepared = self.services.call(service, entrypoint, payload)
+        """Call a service's API entry point (e.g. ``place_order``) now; its state and events commit together.
+
+        An exception (such as ``OrderRejectedError``, or :class:`~yafdp.runtime.envelope.PublishError` when the
+        simulated bus throttles its PutEvents past the client's retries) propagates with nothing stored or
+        published."""
+        result, uow, prepared, accepted = self.services.call(service, entrypoint, payload, self.vt)
         self.services.apply(service, uow)
-        self.publish(prepared, self.vt, None)
+        self.publish(prepared, accepted, None)
         return result
 
-    def publish(self, prepared: list[PreparedEntry], at: float, published_by: str | None) -> None:
-        """A producer's PutEvents of ``prepared`` at virtual time ``at`` (when the timing model admits it), and
-        its second try when the fault injector loses the first answer."""
+    def publish(self, prepared: list[PreparedEntry], accepted: float | None, published_by: str | None) -> None:
+        """A producer's PutEvents of ``prepared``, which the bus accepts at virtual time ``accepted``
+        (:meth:`~yafdp.backends.local.services.LocalServices.admitted`), and its second try when the fault
+        injector loses the first answer (admitted again: throttled past its retries, that copy is not sent)."""
         if not prepared:
             return
         entries = self._entries(prepared, published_by)
-        admitted = self.timing.admit(at, len(entries))
 
         def send() -> None:
             self._put(entries, published_by)
-        if admitted <= self.vt:
+        if accepted <= self.vt:
             send()
         else:
-            self.scheduler.push(admitted, send)
+            self.scheduler.push(accepted, send)
         if published_by is not None and retries_publish(self.faults, self.seed, published_by):
-            self.scheduler.push(admitted + PUBLISH_BACKOFF_SECONDS, send)
+            try:
+                again = self.services.admitted(prepared, accepted + PUBLISH_BACKOFF_SECONDS)
+            except DeliveryError:  # throttled past its retries, the copy is not sent (the first was)
+                return
+            self.scheduler.push(again, send)
+
+    def _groups(self, prepared: list[PreparedEntry]) -> dict[str, tuple[int, int]]:
+        """How the entries of a PutEvents request fall into event groups, for the timing model's limit per group:
+        ``{EventGroupId: (entries, bytes)}``, sized as the bus sizes them
+        (:func:`~yafdp.custom_event_bus.bus.entry_size`) but without a ``DeduplicationId``, which the producer
+        adds as it sends (at most 128 bytes an entry: under 0.13 of the 1 + KB an entry counts)."""
+        groups: dict[str, tuple[int, int]] = {}
+        for entry in self._entries(prepared, None):
+            group = entry["SystemMetadata"].get("EventGroupId")
+            if group is not None:
+                count, size = groups.get(group, (0, 0))
+                groups[group] = (count + 1, size + entry_size(entry))
+        return groups
 
     def _entries(self, prepared: list[PreparedEntry], published_by: str | None) -> list[dict]:
         return custom_bus_entries(prepared, self.catalog.bus.custom, published_by, self.plan.deduplication == "id")
@@ -317,11 +337,11 @@ class LocalCustomBus(InProcessDriving):
         """Run ``route``'s handler on ``envelope`` in an execution environment busy from ``start`` to ``end``
         (virtual seconds) (:meth:`~yafdp.backends.local.services.LocalServices.handle`); publish what it
         published, at ``end``, when it succeeds. Returns ``("ok" | "duplicate" | "failed", error)``."""
-        handled = self.services.handle(route, envelope, attempt, fault, again)
-        if handled.outcome == "failed":
+        handled = self.services.handle(route, envelope, attempt, fault, again, at=end)
+        if handled.outcome == "failed":  # its PutEvents throttled past the producer's retries too
             return "failed", f"{handled.code}: {handled.message}"
         if handled.outcome == "ok":
-            self.publish(list(handled.prepared), end + handled.waited, f"{route.name}#{envelope['id']}")
+            self.publish(list(handled.prepared), handled.accepted, f"{route.name}#{envelope['id']}")
         return handled.outcome, None
 
     def reserved(self, service: str, retry: Callable[[tuple[float, float]], None]) -> tuple[float, float] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import random
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from yafdp.catalog import Catalog
 from yafdp.plan import DeploymentPlan
@@ -13,20 +13,15 @@ from yafdp.runtime.envelope import CLOCK_ORIGIN, PublishError, make_envelope
 from yafdp.runtime.interfaces import BusStats, TimingModel
 from yafdp.runtime.envelope import max_entry_bytes
 from yafdp.runtime.faults import injected_failure
-from yafdp.runtime.publishing import (FUNCTION_ERROR, RETRYABLE_ENTRY_ERRORS, DeliveryError, EntryRefusal,
-                                     PreparedEntry, check_entry, check_outbox, put_events_response)
+from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
+                                     THROTTLING, DeliveryError, EntryRefusal, PreparedEntry, check_entry, check_outbox,
+                                     put_events_response)
 from yafdp.runtime.scheduling import schedule_calls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 
 from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError
 from yafdp.backends.local.run_writer import RunWriter, SqliteServiceState
 from yafdp.backends.local.scheduler import Scheduler
-
-# A careful producer's retries of the entries PutEvents failed with a retryable code (InternalFailure,
-# ThrottlingException): 3 tries in all, exponential backoff with full jitter from 0.1 s, as the AWS SDKs' standard
-# retry mode does for retryable errors (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
-PUBLISH_ATTEMPTS = 3
-PUBLISH_BACKOFF_SECONDS = 0.1
 
 # Answers an injected PutEvents fault gives: the code EventBridge would put in the entry's result.
 _INJECTED_MESSAGES = {"ThrottlingException": "Rate exceeded (injected)",
@@ -40,13 +35,15 @@ class Handled(NamedTuple):
     """What a handler call came to (:meth:`LocalServices.handle`): ``outcome`` ``"ok"``, ``"duplicate"`` (the
     delivery was processed before) or ``"failed"`` (with the ``code`` and ``message`` Lambda would report);
     ``prepared``, the events it publishes once ``ok``; ``waited``, the virtual seconds its producer's retries of
-    refused entries took."""
+    refused entries took; ``accepted``, the virtual time the bus accepted its PutEvents when the caller said when
+    it is tried (see :meth:`LocalServices.handle`), else None."""
 
     outcome: str
     code: str | None = None
     message: str | None = None
     prepared: tuple = ()
     waited: float = 0.0
+    accepted: float | None = None
 
 
 class LocalServices:
@@ -67,13 +64,19 @@ class LocalServices:
     entry_faults
         ``entry_faults(entry, attempt) -> ErrorCode or None``: PutEvents failures to inject, per entry and
         attempt (1-based), e.g. a ``ThrottlingException`` on the first try of one entry.
+    groups_of
+        given by a bus whose limits are per event group (the Custom Event Bus): ``groups_of(prepared)`` says how
+        a PutEvents request's entries fall into event groups, ``{EventGroupId: (entries, bytes)}``, for the
+        timing model (:meth:`admitted`).
     """
 
     def __init__(self, catalog: Catalog, plan: DeploymentPlan, world: Any, writer: RunWriter,
                  timing: TimingModel, scheduler: Scheduler, *, seed: int = 0, session: int = 0,
-                 epoch: float = CLOCK_ORIGIN, entry_faults=None):
+                 epoch: float = CLOCK_ORIGIN, entry_faults=None,
+                 groups_of: Callable[[list[PreparedEntry]], Mapping[str, tuple[int, int]]] | None = None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
         self.entry_faults = entry_faults
+        self.groups_of = groups_of
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
         self.timing, self.scheduler, self.epoch = timing, scheduler, epoch
         self.stats = BusStats()
@@ -115,12 +118,16 @@ class LocalServices:
         """A fresh unit of work over ``service``'s state."""
         return BufferedUnitOfWork(service, self.states[service], self.world, self.now, self.catalog.saga)
 
-    def call(self, service: str, entrypoint: str, payload) -> tuple[object, BufferedUnitOfWork, list[tuple]]:
-        """Run an API entry point; returns its result, its unit of work and the events it may publish, checked.
+    def call(self, service: str, entrypoint: str, payload,
+             vt: float) -> tuple[object, BufferedUnitOfWork, list[tuple], float]:
+        """Run an API entry point at virtual time ``vt``; returns its result, its unit of work, the events it may
+        publish, checked, and when the bus accepts their PutEvents (:meth:`admitted`); the caller applies the
+        unit of work and publishes.
 
         Raises what the entry point raised (e.g. ``OrderRejectedError``), :class:`PublishError` when it
-        wants to publish something it may not, or :class:`LookupError` for an unknown entry point; each
-        counts as a refusal and nothing is stored or published.
+        wants to publish something it may not, or when a simulated bus throttles its PutEvents past the client's
+        retries, or :class:`LookupError` for an unknown entry point; each counts as a refusal and nothing is
+        stored or published.
         """
         known = self._entrypoints.get((service, entrypoint))
         if known is None:
@@ -132,20 +139,27 @@ class LocalServices:
             result = function(payload, uow)
             prepared = check_outbox(self.catalog, service, emits, uow.outbox)
             self.check_schedules(service, uow)
+            accepted = self.admitted(prepared, vt)
         except DeliveryError as exc:
             self.stats.refused += 1
             raise PublishError(str(exc)) from None
         except Exception:
             self.stats.refused += 1
             raise
-        return result, uow, prepared
+        return result, uow, prepared, accepted
 
-    def handle(self, route, envelope: Envelope, attempt: int, fault: str, again: bool) -> Handled:
+    def handle(self, route, envelope: Envelope, attempt: int, fault: str, again: bool,
+               at: float | None = None) -> Handled:
         """Run ``route``'s handler (``route.name``, ``route.service``, ``route.handler``, ``route.emits``) on one
         delivery of ``envelope``, its ``attempt``-th, with the injected ``fault``; ``again`` when the delivery may
         repeat an earlier one (a duplicate, replay, redrive or resume), so that a processed one is recognised.
         On ``ok`` the unit of work is applied and the delivery recorded as processed; publishing what it
-        prepared is the bus's (each kind of bus publishes its own way). Every bus runs handlers through here."""
+        prepared is the bus's (each kind of bus publishes its own way). Every bus runs handlers through here.
+
+        With ``at`` (the virtual time the handler ends and first tries its PutEvents), the bus's admission of that
+        request is decided here, before anything is applied (:meth:`admitted`, ``Handled.accepted``): a request a
+        simulated account throttles past the producer's retries fails the delivery (``ThrottlingException``), and
+        nothing of it is stored, as when the function fails."""
         event_id = envelope["id"]
         if again and self.writer.is_processed(route.name, event_id):
             self.stats.duplicates += 1
@@ -164,6 +178,7 @@ class LocalServices:
                 self.check_schedules(service, uow)
             if prepared and self.entry_faults is not None:
                 waited = self.publish_retrying(prepared)  # the producer's retries of refused entries
+            accepted = self.admitted(prepared, at + waited) if prepared and at is not None else None
         except DeliveryError as exc:
             return Handled("failed", exc.code, exc.message)
         except Exception as exc:  # the handler's own exception: the function fails (Lambda's FunctionError)
@@ -172,7 +187,7 @@ class LocalServices:
             self.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         self.stats.delivered += 1
-        return Handled("ok", prepared=tuple(prepared), waited=waited)
+        return Handled("ok", prepared=tuple(prepared), waited=waited, accepted=accepted)
 
     def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
         """Write what a unit of work changed into the open transaction, and make its schedule requests (a schedule
@@ -220,16 +235,41 @@ class LocalServices:
             pending = [e for e, _ in failed]
         return waited
 
+    def admitted(self, prepared: list[PreparedEntry], vt: float) -> float:
+        """When the bus accepts the PutEvents call that publishes ``prepared``, first tried at virtual time ``vt``
+        (a simulated bus may throttle it: the Classic bus's account quota, a Custom Event Bus's limits per event
+        group and per bus, which the bus's ``groups_of(prepared)`` tells the timing model about; the producer's
+        retries are the timing model's).
+
+        Raises :class:`DeliveryError` (``ThrottlingException``) when the producer gives up, throttled: nothing
+        of it is published."""
+        if not prepared:
+            return vt
+        groups_of = self.groups_of
+        at = self.timing.admit(vt, len(prepared)) if groups_of is None else \
+            self.timing.admit(vt, len(prepared), groups_of(prepared))
+        if at is None:
+            raise DeliveryError(THROTTLING, f"PutEvents throttled: the request was refused {PUBLISH_ATTEMPTS} times "
+                                "(the bus's PutEvents limits)")
+        return at
+
     def put_events(self, checked: list, published_vt: float,
                    on_event: Callable[[Envelope, float], None] | None = None) -> dict:
         """Answer a PutEvents request whose entries :func:`~yafdp.runtime.publishing.prepare_put_events` checked:
-        the accepted entries (less any :attr:`entry_faults` refuses) are recorded as published; returns
+        the accepted entries (less any :attr:`entry_faults` refuses, and all of them when a simulated account
+        throttles the request past the producer's retries) are recorded as published; returns
         ``{"FailedEntryCount", "Entries"}`` in request order. Refused entries count in ``stats.refused``."""
         accepted = [c for c in checked if isinstance(c, PreparedEntry)]
         injected = iter(self.injected(accepted, 1))
         results = [c if isinstance(c, EntryRefusal) else (next(injected) or c) for c in checked]
-        published = iter(self.record([r for r in results if isinstance(r, PreparedEntry)], published_vt,
-                                     on_event=on_event))
+        publishing = [r for r in results if isinstance(r, PreparedEntry)]
+        try:
+            published_vt = self.admitted(publishing, published_vt)
+        except DeliveryError as exc:
+            throttled = EntryRefusal(exc.code, exc.message)
+            results = [throttled if isinstance(r, PreparedEntry) else r for r in results]
+            publishing = []
+        published = iter(self.record(publishing, published_vt, on_event=on_event))
         response = put_events_response([r if isinstance(r, EntryRefusal) else next(published) for r in results])
         self.stats.refused += response["FailedEntryCount"]
         return response
@@ -237,12 +277,10 @@ class LocalServices:
     def record(self, prepared: list[PreparedEntry], published_vt: float, replay_name: str | None = None,
                on_event: Callable[[Envelope, float], None] | None = None,
                published_by: str | None = None) -> list[str]:
-        """Record prepared entries as published by one PutEvents call made at virtual time ``published_vt``
-        (which a simulated account may throttle); ``on_event(envelope, accepted_vt)`` sees each event;
+        """Record prepared entries as published by one PutEvents call the bus accepted at virtual time
+        ``published_vt`` (see :meth:`admitted`); ``on_event(envelope, published_vt)`` sees each event;
         ``published_by`` names the unit of work that published them (``rule#event_id`` of a delivery).
         Returns the new event ids."""
-        if prepared:
-            published_vt = self.timing.admit(published_vt, len(prepared))
         published_at = self.timing.now(published_vt)
         ids = []
         for source, detail_type, detail, text, time, resources in prepared:

@@ -42,7 +42,8 @@ from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, make_envelope
 from yafdp.runtime.interfaces import TimingModel
 from yafdp.runtime.publishing import prepare_put_events
 from yafdp.runtime.unit_of_work import Envelope
-from yafdp.simulation.quotas import TokenBucket
+from yafdp.simulation.recording import ExecutionRecorder
+from yafdp.simulation.step_functions import WORKFLOWS, StepFunctionsModel
 
 from yafdp.backends.local import asl
 from yafdp.backends.local.run_writer import RunWriter
@@ -52,7 +53,6 @@ from yafdp.backends.local.timing import MeasuredTiming
 from yafdp.backends.tasks import SagaStepFailedError, TaskRunner, lambda_error, task_event
 
 EXPRESS_BILLING_STEP = 0.1  # seconds: Express workflow duration is billed in 100 ms steps
-WORKFLOWS = ("standard", "express")
 # "Maximum duration: 1 year (Standard), 5 minutes (Express)" (Standard vs. Express Workflows), as data/workflows.json
 # quotes it.
 MAX_DURATION_SECONDS = {workflow: float(runner_type(workflow).max_duration_seconds) for workflow in WORKFLOWS}
@@ -73,24 +73,26 @@ class _Execution:
 
 
 class _Join:
-    """A Parallel state waiting for its branches: the visit of the state, the outputs so far, and whether a branch
-    failed (which fails the state and stops the others)."""
+    """A Parallel state waiting for its branches: the visit of the state, the outputs so far, whether a branch
+    failed (which fails the state and stops the others), and (when the runner records) each branch's last step."""
 
-    __slots__ = ("visit", "outputs", "remaining", "failed")
+    __slots__ = ("visit", "outputs", "remaining", "failed", "lasts")
 
     def __init__(self, visit: "_Visit", branches: int):
         self.visit = visit
         self.outputs: list = [None] * branches
         self.remaining, self.failed = branches, False
+        self.lasts: list[int | None] = [None] * branches
 
 
 class _Thread:
-    """Where one branch of an execution is: the states of its scope and the Parallel state it reports to."""
+    """Where one branch of an execution is: the states of its scope and the Parallel state it reports to, and
+    (when the runner records) the id of the last step it took."""
 
-    __slots__ = ("states", "execution", "join", "index")
+    __slots__ = ("states", "execution", "join", "index", "last")
 
-    def __init__(self, states: dict, execution: _Execution, join: _Join | None, index: int):
-        self.states, self.execution, self.join, self.index = states, execution, join, index
+    def __init__(self, states: dict, execution: _Execution, join: _Join | None, index: int, last: int | None):
+        self.states, self.execution, self.join, self.index, self.last = states, execution, join, index, last
 
     @property
     def alive(self) -> bool:
@@ -125,7 +127,10 @@ class LocalStepFunctions(InProcessDriving):
     A run drives it as it drives the bus (:class:`~yafdp.runtime.interfaces.Bus`). The start event an entry point
     publishes starts an execution; with a simulated timing each Task waits for the profile's Step Functions
     task latency and for a Lambda execution environment, executions start within the StartExecution quota and
-    a Standard workflow's state transitions within theirs.
+    a Standard workflow's state transitions within theirs (:class:`~yafdp.simulation.step_functions.StepFunctionsModel`).
+
+    ``recorder``, when set (an :class:`~yafdp.simulation.recording.ExecutionRecorder`), hears every execution's
+    start, states entered, Tasks run and Parallel branches joined: each order's causal graph, for the replay.
 
     ``definition`` replaces the state machine generated from the catalog (e.g. one edited to add a ``Retry``), and
     ``handlers`` replace some rules' handlers (by catalog rule name), e.g. one that fails in a test.
@@ -172,18 +177,12 @@ class LocalStepFunctions(InProcessDriving):
         self._functions.update({s.function: s.name for s in plan.services})
         self._rule_names = {r.subscription: r.name for r in plan.rules}
         self._task_output: list[Envelope] | None = None  # while a Task's events are recorded: its output
-        self._task_latency = self._starts = self._transitions = None
+        self._task_latency = self._starts = self._transitions = self._model = None
         if self.timing.simulated:
-            quotas = self.timing.quotas
-            self._task_latency = self.timing.profile.hops[f"step_functions_{workflow}_task"]
-            if workflow == "standard":
-                self._starts = TokenBucket(quotas.step_functions_standard_starts_per_second,
-                                           quotas.step_functions_standard_starts_burst)
-                self._transitions = TokenBucket(quotas.step_functions_standard_transitions_per_second,
-                                                quotas.step_functions_standard_transitions_burst)
-            else:
-                self._starts = TokenBucket(quotas.step_functions_express_starts_per_second,
-                                           quotas.step_functions_express_starts_burst)
+            self._model = StepFunctionsModel(self.timing.quotas, self.timing.profile, workflow)
+            self._task_latency, self._starts, self._transitions = (self._model.task_latency, self._model.starts,
+                                                                   self._model.transitions)
+        self.recorder: ExecutionRecorder | None = None
         self.executions = self.executions_succeeded = self.executions_failed = self.executions_timed_out = 0
         self.transitions = 0
         self.execution_seconds = self.express_billed_seconds = 0.0
@@ -215,10 +214,14 @@ class LocalStepFunctions(InProcessDriving):
                                         on_event=self._started)
 
     def call(self, service: str, entrypoint: str, payload) -> object:
-        """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution)."""
-        result, uow, prepared = self.services.call(service, entrypoint, payload)
+        """Call a service's API entry point now (e.g. ``place_order``, whose event starts an execution).
+
+        An exception (such as ``OrderRejectedError``, or :class:`~yafdp.runtime.envelope.PublishError` when a
+        simulated account throttles its PutEvents past the client's retries) propagates with nothing stored or
+        published, as on the bus."""
+        result, uow, prepared, published_vt = self.services.call(service, entrypoint, payload, self.vt)
         self.services.apply(service, uow)
-        self.services.record(prepared, self.vt, on_event=self._started)
+        self.services.record(prepared, published_vt, on_event=self._started)
         return result
 
     def redrive(self, dead_letter_ids: Iterable[int] | None = None) -> int:
@@ -253,9 +256,8 @@ class LocalStepFunctions(InProcessDriving):
             "state_transitions": self.transitions,
             "execution_seconds": round(self.execution_seconds, 3),
             "express_billed_seconds": round(self.express_billed_seconds, 1),
-            "starts_throttled": self._starts.throttled if self._starts else 0,
-            "transitions_throttled": self._transitions.throttled if self._transitions else 0,
-            "transitions_throttle_delay_s": round(self._transitions.delay, 3) if self._transitions else 0.0,
+            **(self._model.report() if self._model is not None else
+               {"starts_throttled": 0, "transitions_throttled": 0, "transitions_throttle_delay_s": 0.0}),
         }}
         if self.timing.simulated:
             facts["simulation"] = {**self.timing.report(), "virtual_seconds": round(self.vt, 3)}
@@ -275,7 +277,8 @@ class LocalStepFunctions(InProcessDriving):
             t = self._starts.admit(t)
         self.executions += 1
         execution = _Execution(started=t, deadline=t + self.max_duration)
-        thread = _Thread(self.definition["States"], execution, None, 0)
+        last = self.recorder.start(self.catalog.saga.saga_id(envelope["detail"])) if self.recorder is not None else None
+        thread = _Thread(self.definition["States"], execution, None, 0, last)
         self._enter(thread, self.definition["StartAt"], {"emitted": envelope["detail-type"], "event": envelope}, t)
 
     def _alive(self, thread: _Thread, t: float) -> bool:
@@ -309,6 +312,8 @@ class LocalStepFunctions(InProcessDriving):
         if not self._alive(thread, t):
             return
         self.transitions += 1
+        if self.recorder is not None:
+            thread.last = self.recorder.transition(thread.last)
         if self._transitions is not None:
             t = self._transitions.admit(t)
         state = thread.states[name]
@@ -374,9 +379,12 @@ class LocalStepFunctions(InProcessDriving):
             self._end_execution(thread.execution, "SUCCEEDED", t, output=output)
             return
         join.outputs[thread.index] = output
+        join.lasts[thread.index] = thread.last
         join.remaining -= 1
         if join.remaining == 0 and not join.failed:
             visit = join.visit
+            if self.recorder is not None:
+                visit.thread.last = self.recorder.join(join.lasts)
             state = visit.thread.states[visit.name]
             try:
                 output = self._output(state, visit.raw_input, join.outputs)
@@ -391,7 +399,7 @@ class LocalStepFunctions(InProcessDriving):
         thread, state = visit.thread, visit.thread.states[visit.name]
         join = _Join(visit, len(state["Branches"]))
         for index, branch in enumerate(state["Branches"]):
-            self._enter(_Thread(branch["States"], thread.execution, join, index), branch["StartAt"],
+            self._enter(_Thread(branch["States"], thread.execution, join, index, thread.last), branch["StartAt"],
                         visit.effective, t)
 
     # ---------------------------------------------------------------- Task
@@ -427,14 +435,22 @@ class LocalStepFunctions(InProcessDriving):
             self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
             self._wait_for_answer(visit, end)
             return
+        recorder = self.recorder
         if attempt > 1 and self.writer.is_processed(rule, event_id):  # a retry after the work was committed
             published = self._published_by(f"{rule}#{event_id}")
+            if recorder is not None:  # the function ran again and published nothing new
+                thread.last = recorder.task(thread.last, service, rule, [])
             self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "duplicate", None))
         else:
             uow = self.services.unit_of_work(service)
             try:
                 prepared = self.runner.run(payload, uow)
+                # a simulated account may throttle the function's PutEvents: past the SDK's retries the function
+                # fails (a DeliveryError, ThrottlingException), and nothing of its work is stored
+                accepted = self.services.admitted(prepared, end)
             except Exception as exc:  # the handler failed: the Task fails with the exception's name, as in Lambda
+                if recorder is not None:
+                    thread.last = recorder.task(thread.last, service, rule, [])
                 self.stats.failed += 1
                 self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "failed",
                                     f"{type(exc).__name__}: {exc}"))
@@ -444,8 +460,10 @@ class LocalStepFunctions(InProcessDriving):
             self.writer.processed.add((rule, event_id))
             published = []
             self._task_output = published
-            self.services.record(prepared, end, on_event=self._started, published_by=f"{rule}#{event_id}")
+            self.services.record(prepared, accepted, on_event=self._started, published_by=f"{rule}#{event_id}")
             self._task_output = None
+            if recorder is not None:
+                thread.last = recorder.task(thread.last, service, rule, [e["detail-type"] for e in published])
             if not visit.answered:  # a callback Task's delivery was recorded when its function handed the token on
                 self.stats.delivered += 1
                 self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))

@@ -23,12 +23,16 @@ class MeasuredTiming:
         """The time to record for virtual time ``virtual``: here, the wall clock now (seconds since the start)."""
         return time.perf_counter() - self._origin
 
-    def admit(self, at: float, entries: int) -> float:
+    def admit(self, at: float, entries: int, groups=None) -> float:
         """When a PutEvents call of ``entries`` entries made at ``at`` (virtual) is accepted: here, at once."""
         return at
 
+    def invoke(self, rule, at: float) -> float:
+        """When the bus invokes ``rule``'s target for an event accepted at ``at`` (virtual): at once."""
+        return at
+
     def hop_delay(self, rule, rng: random.Random) -> float:
-        """Virtual seconds from an event's publication to its target's handler being invoked: none."""
+        """Virtual seconds from the bus invoking ``rule``'s target to its handler being invoked: none."""
         return 0.0
 
     def reserve(self, service: str, virtual: float) -> tuple[float, float]:

@@ -1,0 +1,117 @@
+"""Real quotas in seconds: run the handlers once, record each order's causal graph, and replay the graphs through
+the timing model at any arrival rate (:mod:`yafdp.simulation.replay`).
+
+The replay assumes the handlers' decisions do not depend on timing (see :mod:`yafdp.simulation.replay`).
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+from yafdp.catalog import record as catalog_record
+from yafdp.errors import RefusedError
+from yafdp.plan import build_plan
+from yafdp.runtime import rundb
+from yafdp.runtime.interfaces import Bus
+from yafdp.runs.bootstrap import profile_and_quotas
+from yafdp.runs.lifecycle import run_saga
+from yafdp.runs.options import RunOptions
+from yafdp.simulation.profiles import DEFAULT_PROFILE
+from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
+from yafdp.simulation.recording import ExecutionRecorder, Recording, record_choreography, saga_statuses
+from yafdp.simulation.replay import ReplayResult, replay
+
+
+def record(options: RunOptions) -> Recording:
+    """Run ``options``' workload once on the local backend into ``options.out``, as any run, and return each
+    order's causal graph.
+
+    The run takes ``options.latency_model`` (the default profile when it is ``"none"``) with the account's quotas
+    as large as they go (:data:`~yafdp.simulation.quotas.QUOTA_SCALE_RANGE`), so that no quota binds: what a
+    handler decides does not depend on when it runs, except where it depends on the order in which an order's
+    events reach it (Loyalty ignores a ``Restaurant_Confirmed_Order`` that arrives after the order's
+    ``Delivery_Failed``), and that order is then the profile's, as at any load below the quotas. On measured time
+    every hop would take no time at all, and such races would go otherwise. Record at a rate the SQS event source
+    mapping's first batches keep up with (the default 50 orders a second is) for the same reason.
+
+    Raises what :func:`~yafdp.runs.lifecycle.run_saga` raises for refused options, and
+    :class:`~yafdp.errors.RefusedError` for options the replay cannot take (see
+    :func:`~yafdp.simulation.recording.record_choreography`).
+    """
+    model = options.latency_model if options.latency_model not in (None, "", "none") else DEFAULT_PROFILE
+    return run_and_record(replace(options, latency_model=model, quota_scale=QUOTA_SCALE_RANGE[1]))[1]
+
+
+def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
+    """Run ``options`` as they are, on the local backend, and record each order's causal graph as it runs: the
+    run's summary and the :class:`~yafdp.simulation.recording.Recording`. Orders the run refused or whose saga it
+    did not finish (cut short where it crossed a quota) are left out of the recording (``left_out``).
+
+    Raises :class:`~yafdp.errors.RefusedError` for another backend (the graphs are the local runner's), and what
+    :func:`record` raises.
+    """
+    if options.backend != "local":
+        raise RefusedError(f"a run is recorded for the replay on the local backend, not {options.backend!r}")
+    seen: dict = {}
+    orchestrated = options.style == "orchestration"
+
+    def attach(bus: Bus) -> None:
+        seen["plan"], seen["terminal"], seen["tracker"] = bus.plan, bus.catalog.saga.terminal_events, bus.catalog.saga.tracker
+        if orchestrated:
+            seen["recorder"] = bus.recorder = ExecutionRecorder(seen["terminal"])
+
+    summary = run_saga(options, on_start=attach)
+    out = Path(options.out)
+    with closing(rundb.open_run(out)) as db:
+        if not orchestrated:
+            return summary, record_choreography(db, seen["plan"], seen["terminal"], source=str(out),
+                                                tracker=seen["tracker"])
+        due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
+        orders = {order_id: (due.get(order_id, 0.0), status)
+                  for order_id, status in saga_statuses(db, seen["tracker"]).items()}
+        requested = db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
+    return summary, seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out),
+                                               requested=requested)
+
+
+def recording_of(out: str | Path) -> Recording:
+    """The causal graphs of the finished choreography run in folder ``out`` (or its ``run.db``), by the plan of the
+    catalog it ran with.
+
+    Raises :class:`~yafdp.errors.RunFolderError` (or :class:`~yafdp.runtime.rundb.MalformedRunError`) when ``out``
+    holds no run, and :class:`~yafdp.errors.RefusedError` for a run that is still going, an orchestrated one (its
+    graphs are recorded as it runs: :func:`run_and_record`), one with injected faults, and one whose catalog was
+    built in memory (it cannot be loaded again).
+    """
+    with closing(rundb.open_run(out)) as db:
+        info = rundb.get_info(db)
+        source = str(rundb.run_db_path(out))
+        if info.get("status") != "finished":
+            raise RefusedError(f"{source}: the run has not finished; replay a finished run")
+        if info.get("catalog_in_memory"):
+            raise RefusedError(f"{source}: the run's catalog was built in memory and cannot be loaded again")
+        if info.get("style", "choreography") != "choreography":
+            raise RefusedError(f"{source}: the replay takes a choreography run: an orchestrated run's sagas are "
+                               "recorded as it runs (yafdp.runs.replaying.run_and_record), not kept in run.db")
+        proof = catalog_record.prove(info.get("catalog"), rundb.run_db_path(out).parent, info.get("catalog_dir"))
+        if proof.catalog is None or not proof.proven:
+            raise RefusedError(f"{source}: the run's catalog cannot be proven the one it ran with "
+                               f"({'; '.join(proof.differences)})")
+        catalog = proof.catalog
+        plan = build_plan(catalog, info["prefix"]) if info.get("prefix") else build_plan(catalog)
+        return record_choreography(db, plan, catalog.saga.terminal_events, source=source, tracker=catalog.saga.tracker)
+
+
+def replay_recording(recording: Recording, *, latency_model: str = "aws-eu-west-1", quota_scale: float = 1.0,
+                     arrival_rate: float | None = None, seconds: float | None = None, orders: int | None = None,
+                     seed: int = 0) -> ReplayResult:
+    """:func:`~yafdp.simulation.replay.replay` with a latency profile by name (or file) and the account's quotas
+    scaled by ``quota_scale``, as ``yafdp run --latency-model`` takes them.
+
+    Raises :class:`~yafdp.simulation.profiles.LatencyProfileError` for a profile that does not load and
+    :class:`~yafdp.errors.RefusedError` for a scale out of range or what :func:`replay` refuses.
+    """
+    profile, quotas = profile_and_quotas(latency_model, quota_scale)
+    return replay(recording, profile, quotas, arrival_rate=arrival_rate, seconds=seconds, orders=orders, seed=seed)
