@@ -12,7 +12,7 @@ from yafdp.catalog import load_catalog
 from yafdp.catalog.marketplace import load_marketplace
 from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
-from yafdp.plan.step_functions import OrchestrationError
+from yafdp.plan.step_functions import OrchestrationError, is_callback, walk_states
 from yafdp.runs.bootstrap import timing_for
 from yafdp.runtime import rundb
 
@@ -61,3 +61,34 @@ def test_a_token_is_answered_once_by_the_api_and_never_after_it_timed_out():
     with pytest.raises(RefusedError, match="TaskTimedOut"):
         runner.send_task_success(waiting["token"], {})
     assert runner.waiting() == []
+
+
+def test_a_callback_tasks_timeout_is_its_attempts_deadline_and_a_retry_waits_anew_with_a_new_token():
+    # The same per-attempt deadline as any Task's (tests/unit/test_step_functions_runner.py): the person's answer is
+    # the attempt's outcome; a States.Timeout retrier starts a new attempt with its own timeout and its own token.
+    catalog, world = load_catalog(), load_marketplace()
+    plan = build_plan(catalog)
+    definition = decision.human_step_definition(catalog, plan, timeout_seconds=600)
+    [review] = [state for _, state in walk_states(definition)
+                if state["Type"] == "Task" and is_callback(state["Resource"])]
+    review["Retry"] = [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 1}, *review["Retry"]]
+    runner = LocalStepFunctions(catalog, plan, world, rundb.connect(":memory:"), timing=timing_for("aws-eu-west-1"),
+                                definition=definition)  # no responder: nobody ever answers
+    runner.call("order", "place_order", FINE)
+    runner.run(until=30.0)
+    [first] = runner.waiting()
+    runner.run(until=599.0)  # the first attempt started after 0 s: it still waits
+    assert runner.waiting() == [first]
+    runner.run(until=660.0)  # it started before 30 s: its 600 s have passed, and the retry waits
+    [second] = runner.waiting()
+    assert second["token"] != first["token"] and second["state"] == first["state"]
+    with pytest.raises(RefusedError, match="TaskTimedOut"):
+        runner.send_task_success(first["token"], {})
+    runner.run(until=1199.0)  # the retry started after 600 s: it has its own 600 s
+    assert runner.waiting() == [second]
+    runner.run()
+    assert runner.waiting() == []
+    facts = runner.report()["orchestration"]
+    assert facts["executions_succeeded"] == 1  # the second timeout was caught: the refund Task ran
+    with pytest.raises(RefusedError, match="TaskTimedOut"):
+        runner.send_task_success(second["token"], {})

@@ -17,8 +17,16 @@ types differ as "Standard vs. Express Workflows" documents
 the maximum duration (one year, five minutes: an execution past it fails with ``States.Timeout``, and an Express
 one is billed up to the limit), billing (Standard per state transition, retries included; Express per execution and
 per 100 ms of duration, failed and timed-out executions included) and the quotas a simulated account applies
-(StartExecution for both, state transitions for Standard only). Not modelled: Express's at-least-once execution of
-asynchronous workflows (an execution here runs once), execution history.
+(StartExecution for both, state transitions for Standard only). A Task's ``TimeoutSeconds`` ("If the task runs longer
+than the specified seconds, this state fails with a States.Timeout error", Task workflow state,
+https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html) runs on the virtual clock from when the attempt
+starts (Step Functions' task latency and the wait for a Lambda execution environment count); each retry is a new
+attempt with its own timeout (the docs are silent on this; it is the runner's choice). A result at exactly the
+timeout is in time ("longer than"). A handler already running when its Task times out runs to its end, its result
+ignored, as a Lambda function does; one not yet started is not invoked. A callback Task (``.waitForTaskToken``) has
+the same deadline: its outcome is the answer sent back with its token, not its function's return. Not modelled:
+Express's at-least-once execution of asynchronous workflows (an execution here runs once), execution history,
+heartbeats (refused).
 """
 
 from __future__ import annotations
@@ -109,7 +117,10 @@ class _Thread:
 
 @dataclass
 class _Visit:
-    """One visit of a Task, Parallel or Pass state: its raw input, what it runs with, and each retrier's retries."""
+    """One visit of a Task, Parallel or Pass state: its raw input, what it runs with, each retrier's retries, and for
+    a Task with ``TimeoutSeconds``, when the current attempt times out (virtual seconds), when its outcome arrives
+    (once it is invoked; for a callback Task, once the person answers) and the attempt that timed out (0: none), and
+    for a callback Task, the current attempt's task token and whether the person answered it."""
 
     thread: _Thread
     name: str
@@ -117,8 +128,19 @@ class _Visit:
     effective: object = None
     retries: list[int] = field(default_factory=list)
     attempt: int = 1
-    token: str | None = None  # a callback Task's task token ($$.Task.Token)
-    answered: bool = False  # a callback Task's person has answered: its handler runs now
+    entered: float = 0.0
+    deadline: float | None = None
+    outcome_at: float | None = None
+    timed_out: int = 0
+    token: str | None = None  # a callback Task's current attempt's task token ($$.Task.Token)
+    answered: bool = False  # a callback Task's person has answered this attempt: its handler runs now
+    handed: bool = False  # a callback Task's function has handed a token on in this visit (its event reached it)
+    decided: bool = False  # a callback Task's person's decision (its handler's work) was committed in this visit
+
+    @property
+    def current(self) -> bool:
+        """Whether the Task's current attempt still waits for its outcome (it has not timed out)."""
+        return self.timed_out != self.attempt
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -137,10 +159,13 @@ class LocalStepFunctions(InProcessDriving):
 
     A callback Task (``lambda:invoke.waitForTaskToken``, a Standard workflow's only) invokes its function with a task
     token and waits: until :meth:`send_task_success` or :meth:`send_task_failure` with that token, or its
-    ``TimeoutSeconds`` (it then fails with ``States.Timeout``). Locally the function hands the token to a person, who
-    takes their time: ``responder(token, payload)`` is asked when the Task is invoked, and returns the seconds after
-    which the person answers, or None when nobody ever does. The person's decision is the handler's (the marketplace
-    decides it, as in the choreography), made and published when they answer, then sent back with the token.
+    ``TimeoutSeconds`` (it then fails with ``States.Timeout``): the same per-attempt deadline as any Task's, from when
+    the attempt starts, the person's answer being the attempt's outcome. Each attempt (a retry) hands on a new token;
+    an earlier attempt's token is answered no more (the docs are silent; it is the runner's choice). Locally the
+    function hands the token to a person, who takes their time: ``responder(token, payload)`` is asked when the Task
+    is invoked, and returns the seconds after which the person answers, or None when nobody ever does. The person's
+    decision is the handler's (the marketplace decides it, as in the choreography), made and published when they
+    answer, then sent back with the token.
 
     Raises :class:`~yafdp.errors.RefusedError` for an unknown ``workflow``, and
     :class:`~yafdp.plan.step_functions.OrchestrationError` for a definition the runner cannot run as Step Functions
@@ -320,10 +345,9 @@ class LocalStepFunctions(InProcessDriving):
         kind = state["Type"]
         try:
             if kind == "Task":
-                visit = _Visit(thread, name, data)
-                if is_callback(state["Resource"]):
-                    visit.token = "%032x" % self._tokens.getrandbits(128)
-                visit.effective = self._parameters(state, name, data, t, token=visit.token)
+                visit = _Visit(thread, name, data, entered=t)
+                if not is_callback(state["Resource"]):  # a callback Task's parameters carry each attempt's token
+                    visit.effective = self._parameters(state, name, data, t)
                 self._schedule_task(visit, t)
             elif kind == "Choice":
                 effective = asl.select(data, state.get("InputPath", "$"))
@@ -406,22 +430,46 @@ class LocalStepFunctions(InProcessDriving):
 
     def _schedule_task(self, visit: _Visit, t: float) -> None:
         delay = self._task_latency.sample(self._timing_rng) if self._task_latency is not None else 0.0
+        state = visit.thread.states[visit.name]
+        if is_callback(state["Resource"]):  # each attempt hands on a token of its own, answered by nobody yet
+            visit.token, visit.answered = "%032x" % self._tokens.getrandbits(128), False
+            visit.effective = self._parameters(state, visit.name, visit.raw_input, visit.entered, token=visit.token)
+        timeout = state.get("TimeoutSeconds")
+        if timeout is not None:  # this attempt's timeout, on the virtual clock
+            visit.deadline, visit.outcome_at = t + timeout, None
+            self.schedule(visit.deadline, partial(self._task_timed_out, visit, visit.attempt))
         self.schedule(t + delay, partial(self._invoke, visit))
+
+    def _task_timed_out(self, visit: _Visit, attempt: int) -> None:
+        """The attempt's ``TimeoutSeconds`` have passed: unless its outcome arrives by then (or it is no longer the
+        current attempt), the Task fails with States.Timeout, which Retry and Catch then handle as any error."""
+        if attempt != visit.attempt or (visit.outcome_at is not None and visit.outcome_at <= visit.deadline):
+            return
+        visit.timed_out = attempt
+        timeout = visit.thread.states[visit.name]["TimeoutSeconds"]
+        if visit.token is not None and self._waiting.pop(visit.token, None) is not None:
+            cause = f"Task {visit.name!r} had no answer within its TimeoutSeconds ({timeout} s)"
+        else:
+            cause = f"Task {visit.name!r} ran longer than its TimeoutSeconds ({timeout} s)"
+        if self._alive(visit.thread, self.scheduler.vt):
+            self._state_failed(visit, {"Error": asl.TIMEOUT, "Cause": cause}, self.scheduler.vt)
 
     def _invoke(self, visit: _Visit, reserved: tuple[float, float] | None = None) -> None:
         thread, vt = visit.thread, self.scheduler.vt
-        if not self._alive(thread, vt):
-            return  # stopped (a sibling branch failed) or timed out before the Task was invoked
+        if not self._alive(thread, vt) or not visit.current:
+            return  # stopped (a sibling branch failed), or timed out (the Task or the execution) before it was invoked
         state = thread.states[visit.name]
         function, payload = _lambda_call(state, visit.effective)
         service = self._functions.get(function)
         if service is None:
+            visit.outcome_at = vt
             self._state_failed(visit, {"Error": "Lambda.ResourceNotFoundException",
                                        "Cause": f"Function not found: {function}"}, vt)
             return
         timing = self.timing
         if reserved is None:
             start, end = timing.reserve(service, vt)
+            visit.outcome_at = end
             if end is None or start > vt:  # every environment the function may have is busy: wait for one
                 self.schedule(start, partial(self._invoke, visit, None if end is None else (start, end)))
                 return
@@ -432,11 +480,14 @@ class LocalStepFunctions(InProcessDriving):
         attempt = visit.attempt
         if visit.token is not None and not visit.answered:  # the function hands the token to the person and returns
             self.stats.delivered += 1
-            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "ok", None))
-            self._wait_for_answer(visit, end)
+            # the event reached the function when it first handed a token on; a retry's hand-off delivers it again
+            outcome, visit.handed = "duplicate" if visit.handed else "ok", True
+            self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), outcome, None))
+            self._hand_token_on(visit, end)
             return
         recorder = self.recorder
-        if attempt > 1 and self.writer.is_processed(rule, event_id):  # a retry after the work was committed
+        # a retry after the work was committed (a callback Task's hand-off recorded its event delivered, not decided)
+        if visit.decided if visit.token is not None else attempt > 1 and self.writer.is_processed(rule, event_id):
             published = self._published_by(f"{rule}#{event_id}")
             if recorder is not None:  # the function ran again and published nothing new
                 thread.last = recorder.task(thread.last, service, rule, [])
@@ -454,10 +505,11 @@ class LocalStepFunctions(InProcessDriving):
                 self.stats.failed += 1
                 self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "failed",
                                     f"{type(exc).__name__}: {exc}"))
-                self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+                self.schedule(end, partial(self._task_failed, visit, lambda_error(exc), attempt))
                 return
             self.services.apply(service, uow)
             self.writer.processed.add((rule, event_id))
+            visit.decided = True
             published = []
             self._task_output = published
             self.services.record(prepared, accepted, on_event=self._started, published_by=f"{rule}#{event_id}")
@@ -470,28 +522,27 @@ class LocalStepFunctions(InProcessDriving):
         try:
             output = self.runner.output(published)
         except SagaStepFailedError as exc:
-            self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+            self.schedule(end, partial(self._task_failed, visit, lambda_error(exc), attempt))
             return
         if visit.token is not None:  # the person's answer, sent with the token: SendTaskSuccess's output
             result = {"Payload": output}
         else:
             result = output if not is_lambda_invoke(state["Resource"]) else \
                 {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
-        self.schedule(end, partial(self._task_succeeded, visit, result))
+        self.schedule(end, partial(self._task_succeeded, visit, result, attempt))
 
     # ---------------------------------------------------------------- callback Tasks (.waitForTaskToken)
 
-    def _wait_for_answer(self, visit: _Visit, at: float) -> None:
-        """A callback Task's function was invoked at ``at`` and handed the token on: the Task waits until its
-        ``TimeoutSeconds`` for the person (``responder``) to answer. The person's decision is the handler's (the
-        marketplace decides it, as in the choreography), made and published when they answer, not before."""
-        state = visit.thread.states[visit.name]
+    def _hand_token_on(self, visit: _Visit, at: float) -> None:
+        """A callback Task's function was invoked and handed the attempt's token on at ``at``: the attempt's outcome
+        is the person's (``responder``'s) answer, which the attempt's ``TimeoutSeconds`` deadline
+        (:meth:`_task_timed_out`) waits for, as for any Task. The person's decision is the handler's (the marketplace
+        decides it, as in the choreography), made and published when they answer, not before."""
+        visit.outcome_at = None  # the function's return is not the outcome: the answer is
         self._waiting[visit.token] = visit
-        if "TimeoutSeconds" in state:
-            self.scheduler.timer(at + float(state["TimeoutSeconds"]), self._task_timed_out, (visit.token,))
         delay = self.responder(visit.token, visit.effective.get("Payload", {})) if self.responder else None
         if delay is not None:
-            self.scheduler.timer(at + float(delay), self._answer, (visit.token,))
+            self.scheduler.timer(at + float(delay), self._person_answers, (visit.token,))
 
     def waiting(self) -> list[dict]:
         """The callback Tasks waiting for a token now: ``{"token", "state", "order_id"}`` each."""
@@ -499,12 +550,13 @@ class LocalStepFunctions(InProcessDriving):
                  "order_id": task_event(visit.effective.get("Payload", {})).get("detail", {}).get("order_id")}
                 for token, visit in self._waiting.items()]
 
-    def _answer(self, token: str) -> None:
+    def _person_answers(self, token: str) -> None:
         """The person answers: their decision (the handler) is made and published now, and sent back with the token
-        (SendTaskSuccess, or SendTaskFailure for a rejection)."""
+        (SendTaskSuccess, or SendTaskFailure for a rejection) when the handler returns; the attempt's outcome is then,
+        and it times out if that is past its deadline."""
         visit = self._waiting.pop(token, None)
         if visit is None:
-            return  # the Task timed out (or its execution ended) before the answer
+            return  # the attempt timed out (or was answered through the API) before the answer
         visit.answered = True
         self._invoke(visit)
 
@@ -514,22 +566,21 @@ class LocalStepFunctions(InProcessDriving):
 
         Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``, as Step Functions answers) for a token no Task
         waits for: one that timed out, or was answered already."""
-        self._task_succeeded(self._claim(token), output)
+        visit = self._claim(token)
+        self._task_succeeded(visit, output, visit.attempt)
 
     def send_task_failure(self, token: str, error: str, cause: str = "") -> None:
         """SendTaskFailure: the Task waiting for ``token`` fails with ``error`` (its ``Retry`` and ``Catch`` apply).
         Raises :class:`~yafdp.errors.RefusedError` (``TaskTimedOut``) for a token no Task waits for."""
-        self._task_failed(self._claim(token), {"Error": error, "Cause": cause})
+        visit = self._claim(token)
+        self._task_failed(visit, {"Error": error, "Cause": cause}, visit.attempt)
 
     def _claim(self, token: str) -> _Visit:
         if token not in self._waiting:
             raise RefusedError(f"TaskTimedOut: no Task waits for the token {token[:12]}… (it timed out or was answered)")
-        return self._waiting.pop(token)
-
-    def _task_timed_out(self, token: str) -> None:
-        if token in self._waiting:
-            visit = self._waiting.pop(token)
-            self._task_failed(visit, {"Error": asl.TIMEOUT, "Cause": "the Task had no answer within its TimeoutSeconds"})
+        visit = self._waiting.pop(token)
+        visit.outcome_at = self.scheduler.vt  # the answer is the attempt's outcome, in time: its deadline has not passed
+        return visit
 
     def _published_by(self, marker: str) -> list[dict]:
         """The events a Task's committed work published (for a retry that finds the work done)."""
@@ -539,10 +590,10 @@ class LocalStepFunctions(InProcessDriving):
         return [make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
                 for event_id, source, detail_type, detail, time in rows]
 
-    def _task_succeeded(self, visit: _Visit, result) -> None:
+    def _task_succeeded(self, visit: _Visit, result, attempt: int) -> None:
         thread, vt = visit.thread, self.scheduler.vt
-        if not self._alive(thread, vt):
-            return  # the result of a Task whose branch was stopped, or whose execution timed out, is ignored
+        if not self._alive(thread, vt) or attempt != visit.attempt or not visit.current:
+            return  # the result of a Task whose branch was stopped, or that (or whose execution) timed out, is ignored
         state = thread.states[visit.name]
         try:
             output = self._output(state, visit.raw_input, result)
@@ -551,7 +602,9 @@ class LocalStepFunctions(InProcessDriving):
             return
         self._next(thread, state, output, vt)
 
-    def _task_failed(self, visit: _Visit, error: dict) -> None:
+    def _task_failed(self, visit: _Visit, error: dict, attempt: int) -> None:
+        if attempt != visit.attempt or not visit.current:
+            return  # the outcome of an attempt that timed out is ignored
         if self._alive(visit.thread, self.scheduler.vt):
             self._state_failed(visit, error, self.scheduler.vt)
 
@@ -642,9 +695,8 @@ def _lambda_call(state: dict, effective) -> tuple[str, dict]:
 
 
 def _choose(name: str, state: dict, data) -> str:
+    # its rules are StringEquals rules only: asl.check_definition refused any other before the run
     for rule in state["Choices"]:
-        if set(rule) != {"Variable", "StringEquals", "Next"}:
-            raise OrchestrationError(f"Choice state {name!r}: the local orchestrator supports StringEquals rules only")
         if asl.read_path(data, rule["Variable"]) == rule["StringEquals"]:
             return rule["Next"]
     if "Default" not in state:
