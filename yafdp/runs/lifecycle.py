@@ -173,15 +173,15 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
     lock = folder.FolderLock(out, "yafdp resume").acquire()
     try:
         info = _read_info(db_path)
-        if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store, any style
+        if info.get("style", "choreography") != "choreography":
+            raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
+        if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
             missing = not (out / "summary.json").exists()
             if missing:  # stopped between its files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
             _rewrite_missing_copy(info, out)
             lock.release()
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
-        if info.get("style", "choreography") != "choreography":
-            raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
         if info.get("store") != "file":
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
