@@ -9,7 +9,7 @@ CATALOG ?=
 CONSTRAINTS ?= constraints.txt
 USER_ID ?= $(shell id -u)
 
-.PHONY: workbook test lab bench lint lock git-filter clean
+.PHONY: workbook test lab bench lint lock wheel git-filter clean
 
 $(BIN)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ test: $(BIN)/.installed  ## run the test suite, papermill runs of every notebook
 lab: $(BIN)/.installed  ## open the workbook in JupyterLab
 	$(BIN)/python -m ipykernel install --user --name yafdp --display-name "Python (yafdp)"
 	$(BIN)/jupyter lab $(if $(filter 0,$(USER_ID)),--allow-root) notebooks
+
+# The wheel is built from a copy of the committed files (git archive), so nothing stale from an earlier build ships
+# and nothing lands in build/, which is the workbook's folder.
+wheel: $(BIN)/.installed  ## build dist/yafdp-<version>-py3-none-any.whl from the committed files
+	rm -rf .wheel-source && mkdir -p .wheel-source dist
+	git archive HEAD | tar -x -C .wheel-source
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist ./.wheel-source
+	rm -rf .wheel-source
 
 lint: $(BIN)/.installed  ## lint the shipped catalog
 	$(BIN)/yafdp lint

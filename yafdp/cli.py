@@ -742,7 +742,7 @@ def run_check(args) -> int:
 
     results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
-        verdict = "skip" if result.skipped else ("pass" if result.passed else "FAIL")
+        verdict = ("skip" if result.applies else "n/a") if result.skipped else ("pass" if result.passed else "FAIL")
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
         if result.skipped:
             print(f"      {_shown(result.skipped)}")
@@ -1040,8 +1040,9 @@ def register_destroy(commands) -> None:
 
 def run_destroy(args) -> int:
     clients = _aws_clients(args)
-    from yafdp.backends.aws.teardown import destroy
+    from yafdp.backends.aws.teardown import destroy, inventory
 
+    _refuse_half_a_custom_bus(args, inventory(clients, args.prefix))
     deleted = destroy(clients, args.prefix)
     print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
@@ -1071,8 +1072,10 @@ def run_export(args) -> int:
     from yafdp.backends.aws.teardown import inventory
     from yafdp.catalog import record as catalog_record
 
-    if not inventory(clients, args.prefix):
+    found = inventory(clients, args.prefix)
+    if not found:
         raise RefusedError(f"no deployment named {args.prefix}-… (tagged Project=yafdp, RunId={args.prefix}) to export")
+    _refuse_half_a_custom_bus(args, found)
     catalog = _load(args)
     plan = build_plan(catalog, args.prefix, region=clients.region, account=clients.account(),
                       partition=clients.partition(), run_id=args.prefix, bus=args.bus)
@@ -1100,8 +1103,20 @@ def run_export(args) -> int:
         db.close()
     print(_shown(f"exported {counts['events']} events, {counts['deliveries']} deliveries and {counts['dead_letters']} dead "
           f"letters of {args.prefix} into {out / 'run.db'}; the deployment is still there "
-          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}` removes it)"))
+          f"(`yafdp destroy --backend {args.backend} --prefix {args.prefix}"
+          f"{' --bus custom' if plan.bus_kind == 'custom' else ''}` removes it)"))
     return 0
+
+
+def _refuse_half_a_custom_bus(args, found) -> None:
+    """Refuse an export or destroy of a Custom Event Bus deployment asked without ``--bus custom`` (its bus and
+    subscribers would be left behind, its FIFO queues looked for under the Classic names)."""
+    from yafdp.backends.aws.teardown import looks_custom
+    from yafdp.errors import RefusedError
+
+    if _bus_kind(args) != "custom" and looks_custom(found):
+        raise RefusedError(f"the deployment {args.prefix} is on a Custom Event Bus (FIFO service queues, no Classic "
+                           f"bus): pass --bus custom, so that its bus and subscribers are {args.command}ed too")
 
 
 def register_serve(commands) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 INDEX = "index.html"
+FAILED_RECORD = ".failed.json"  # the chapters whose last build failed (see write_site)
 NAV_START, NAV_END = "<!-- yafdp-course-nav -->", "<!-- /yafdp-course-nav -->"
 STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;"
          "padding:0 1rem;line-height:1.5;color:#222}h1{margin-bottom:0}.lead{color:#555}"
@@ -78,19 +79,32 @@ def _inline(markdown: str) -> str:
     return "".join(out)
 
 
-def write_site(html_dir: Path, notebooks: list[Path]) -> Path:
+def write_site(html_dir: Path, notebooks: list[Path], ran: list[str] = (), failed: list[str] = ()) -> Path:
     """Write ``html_dir/index.html`` for the chapters ``notebooks`` (in course order) and put the previous/next
     links in each chapter's HTML copy found in ``html_dir`` (replacing those a run before put there). A chapter
-    with no copy yet is listed without a link, and the links skip it. Returns the index's path."""
+    with no copy yet is listed without a link, and the links skip it. ``ran``: the stems of the chapters this
+    build executed; ``failed``: those of them that failed. A failed chapter is marked as such (its copy, which
+    shows the error, is linked from the index only) until a build runs it again and it passes; which chapters
+    failed is kept in ``html_dir/.failed.json``. Returns the index's path."""
     html_dir = Path(html_dir)
     chapters = [chapter(path) for path in notebooks]
-    built = [c for c in chapters if (html_dir / f"{c.stem}.html").is_file()]
+    record = html_dir / FAILED_RECORD
+    try:
+        before = set(json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        before = set()
+    broken = (before - set(ran)) | set(failed)
+    built = [c for c in chapters if (html_dir / f"{c.stem}.html").is_file() and c.stem not in broken]
     total = sum(c.minutes or 0 for c in chapters)
     items = []
     for c in chapters:
         name = f"{c.number} · {html.escape(c.title)}"
-        link = (f'<a href="{html.escape(c.stem)}.html">{name}</a>' if c in built
-                else f'{name} <span class="missing">(not built: <code>yafdp workbook --only {c.number}</code>)</span>')
+        if c.stem in broken and (html_dir / f"{c.stem}.html").is_file():
+            link = (f'<a href="{html.escape(c.stem)}.html">{name}</a> <span class="missing">(failed in its last '
+                    f'build: its copy shows the error; <code>yafdp workbook --only {c.number}</code>)</span>')
+        else:
+            link = (f'<a href="{html.escape(c.stem)}.html">{name}</a>' if c in built
+                    else f'{name} <span class="missing">(not built: <code>yafdp workbook --only {c.number}</code>)</span>')
         time = f' <span class="time">· about {c.minutes} minutes</span>' if c.minutes else ""
         goals = "".join(f"<li>{_inline(goal)}</li>" for goal in c.goals)
         items.append(f'<li class="chapter">{link}{time}' + (f"<ol>{goals}</ol>" if goals else "") + "</li>")
@@ -104,6 +118,7 @@ def write_site(html_dir: Path, notebooks: list[Path]) -> Path:
     index = html_dir / INDEX
     html_dir.mkdir(parents=True, exist_ok=True)
     index.write_text(page, encoding="utf-8")
+    record.write_text(json.dumps(sorted(broken)), encoding="utf-8")
     for position, c in enumerate(built):
         previous = built[position - 1] if position > 0 else None
         following = built[position + 1] if position + 1 < len(built) else None

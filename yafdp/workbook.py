@@ -169,10 +169,15 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     (``KeyboardInterrupt``).
     """
     out_dir = Path(out_dir).resolve()
-    done = _execute(out_dir, notebooks(notebooks_dir, only), parameters, echo, jobs)
-    index = write_site(out_dir / "html", notebooks(notebooks_dir))
-    echo(f"  wrote {index}: the course's chapters, linked")
-    return done
+    chapters, failed = notebooks(notebooks_dir, only), []
+    try:
+        return _execute(out_dir, chapters, parameters, echo, jobs)
+    except NotebookFailed as exc:
+        failed = [Path(name).stem for name in exc.failed]
+        raise
+    finally:  # the course's index, whatever failed: a failed chapter is marked, and its copy left out of the links
+        index = write_site(out_dir / "html", notebooks(notebooks_dir), ran=[p.stem for p in chapters], failed=failed)
+        echo(f"  wrote {index}: the course's chapters, linked")
 
 
 def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:

@@ -199,6 +199,12 @@ CASES = [
      ["marketplace.json: 2,097,152 bytes, more than 1,048,576, the limit of a catalog file"]),
     ("latency-profile-too-large", lambda p, t: ["run", "--force", "--out", p, "--latency-model", sparse(t / "p.json", 2 << 20)],
      ["latency profile error", "p.json: 2,097,152 bytes, more than 1,048,576"]),
+    # JSON nested past the project's 64 levels: Python's parser would fail near 1,000 with a RecursionError
+    ("catalog-nested-too-deep", lambda p, t: ["lint", "--catalog", catalog(t, lambda d, r: (r / "bus.json").write_text(
+        '{"a": ' * 5000 + "1" + "}" * 5000))], ["catalog error", "bus.json: nests deeper than 64 levels"]),
+    ("latency-profile-nested-too-deep", lambda p, t: ["run", "--force", "--out", p, "--latency-model",
+                                                      deep_file(t / "deep.json")],
+     ["latency profile error", "deep.json: nests deeper than 64 levels"]),
     ("test-pattern-dev-zero", lambda p, t: ["test-pattern", "--pattern", "@/dev/zero", "--event", "{}"],
      ["yafdp test-pattern: /dev/zero: more than 1,048,576 bytes, the limit of a --pattern file"]),
     ("orders-a-folder", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t], [str(Path("orders file"))]),
@@ -284,6 +290,12 @@ def holding(tmp_path: Path, name: str) -> Path:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / name).write_text("mine\n")
     return tmp_path / "mine"
+
+
+def deep_file(path: Path) -> Path:
+    """A JSON file of 5,000 nested objects (30 KB)."""
+    path.write_text('{"a": ' * 5000 + "1" + "}" * 5000)
+    return path
 
 
 def garbage(tmp_path: Path, kind: str = "text") -> Path:

@@ -42,7 +42,8 @@ def _target(moto_url, served, prefix: str) -> list[str]:
             "--prefix", prefix]
 
 
-def test_deploy_makes_the_custom_bus_plan_then_nothing_and_destroy_removes_it_all(moto_url, served, clients, capsys):
+def test_deploy_makes_the_custom_bus_plan_then_nothing_and_destroy_removes_it_all(moto_url, served, clients, capsys,
+                                                                                  tmp_path):
     target = _target(moto_url, served, "cbd")
     assert main(["deploy", *target]) == 0
     made = capsys.readouterr().out
@@ -76,6 +77,12 @@ def test_deploy_makes_the_custom_bus_plan_then_nothing_and_destroy_removes_it_al
         assert clients.iam.get_role_policy(RoleName=service.delivery_role, PolicyName="least-privilege")[
             "PolicyDocument"] == service.delivery_policy
 
+    classic = ["--backend", "moto", "--endpoint-url", moto_url, "--prefix", "cbd"]  # --bus custom forgotten
+    before = inventory(clients, "cbd")
+    assert main(["destroy", *classic]) == 2 and main(["export", *classic, "--out", str(tmp_path / "x")]) == 2
+    said = capsys.readouterr().err
+    assert "the deployment cbd is on a Custom Event Bus" in said and "pass --bus custom" in said
+    assert inventory(clients, "cbd") == before and not (tmp_path / "x").exists()  # nothing half-destroyed
     assert main(["destroy", *target]) == 0
     gone = capsys.readouterr().out
     assert "delete subscriber cbd-payment-charges-order" in gone and "delete custom event bus cbd-saga" in gone

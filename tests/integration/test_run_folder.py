@@ -114,11 +114,13 @@ def test_fit_profile_replaces_no_file_unless_force_and_never_a_run_file(earlier,
     from yafdp.simulation.profiles import load_profile
 
     before = fingerprint(earlier)
-    for own in ("run.db", "summary.json", ".run.db.abcd1234.tmp"):
+    sqlite_files = ("run.db-wal", "run.db-journal", "run.db-shm")  # the run's data too, while it is open or after a crash
+    for own in ("run.db", "summary.json", "catalog.json", ".run.db.abcd1234.tmp", *sqlite_files):
         for force in ((), ("--force",)):
             refused = cli("fit-profile", earlier, "--out", earlier / own, *force)
             assert refused.returncode == 2 and "is a run folder's own file" in one_line(refused.stderr)
-    assert fingerprint(earlier) == before and not (earlier / ".run.db.abcd1234.tmp").exists()
+    assert fingerprint(earlier) == before
+    assert not any((earlier / name).exists() for name in (".run.db.abcd1234.tmp", *sqlite_files))
     notes = tmp_path / "notes.json"
     notes.write_text("mine\n")
     refused = cli("fit-profile", earlier, "--out", notes)

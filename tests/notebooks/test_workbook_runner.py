@@ -127,3 +127,23 @@ def test_the_workbook_writes_an_index_of_the_chapters_present_and_links_each_to_
     assert "04 · Summary <span class=\"missing\">(not built: <code>yafdp workbook --only 04</code>)" in index
     assert _nav((html / "03_choice.html").read_text()) == [["02_rules.html", "index.html"]] * 2  # 04 not built
     assert _nav((html / "02_rules.html").read_text()) == [["01_events.html", "index.html", "03_choice.html"]] * 2
+
+
+def test_a_failed_chapter_is_marked_in_the_index_and_left_out_of_the_links_until_it_passes(tmp_path):
+    """The index is written whatever failed; a failed chapter's copy shows the error, so the course does not lead
+    to it from its neighbours, and a later build of another chapter does not forget that it failed."""
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    _course_chapter(chapters, "01_events", "Identify the events", 25, ["name the events"])
+    _course_chapter(chapters, "02_rules", "Map the rules", 20, ["read a pattern"])
+    _course_chapter(chapters, "03_end", "Summary", 5, ["look back"])
+    broken = (chapters / "02_rules.ipynb").read_text().replace("print(", "raise ValueError(", 1)
+    (chapters / "02_rules.ipynb").write_text(broken)
+    html = tmp_path / "build" / "html"
+    with pytest.raises(NotebookFailed):
+        run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=1)
+    for build in range(2):  # the failed build, then a build of chapter 01 alone
+        index = (html / "index.html").read_text()
+        assert "02 · Map the rules</a> <span class=\"missing\">(failed in its last build" in index
+        assert _nav((html / "01_events.html").read_text()) == [["index.html", "03_end.html"]] * 2
+        run_workbook(tmp_path / "build", notebooks_dir=chapters, only=["01"], echo=lambda line: None, jobs=1)

@@ -19,6 +19,9 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.now += seconds
 
+    def perf_counter(self) -> float:
+        return self.now
+
 
 class Functions:
     errors: list = []
@@ -62,3 +65,17 @@ def test_waiting_again_is_no_progress_in_itself(monkeypatch):
             break
     assert reasons == ["the time given to the run ran out"] * 3 + ["nothing moved for 5 s"]
     assert aws_bus.time.now == 6.0
+
+
+def test_empty_queues_with_a_saga_not_terminal_is_given_up_naming_the_stuck_saga(monkeypatch):
+    """A rule that matches nothing leaves a saga where it is and the queues empty: once nothing moves, the run says
+    which saga is stuck (it crashed on a name the bus no longer had)."""
+    from yafdp.catalog import load_catalog
+
+    bus = bus_seeing([0] * 1000, monkeypatch)
+    bus.settle_orders, bus.catalog, bus._scheduled, bus.export = True, load_catalog(), [], lambda: None
+    bus.now = lambda: 0.0
+    bus.saga_statuses = lambda: {"ord-1": "PAID"}
+    bus.dead_letter_depths = lambda: {}
+    with pytest.raises(NotSettledError, match=r"the queues are empty but the run is not done .*ord-1"):
+        bus.run()

@@ -1,13 +1,16 @@
 """The local Step Functions runner applies the States language as Step Functions does: a failing Parallel branch
 stops its siblings and fails the state; Retry runs before Catch with each retrier's own count, interval, backoff,
 cap and jitter; InputPath, Parameters, ResultSelector, ResultPath and OutputPath, in Catch too; an Express execution
-past five minutes times out (States.Timeout) and is billed up to the limit; and the two workflow types differ in
-what the runner models as "Standard vs. Express Workflows" documents.
+past five minutes times out (States.Timeout) and is billed up to the limit; a Task past its TimeoutSeconds fails
+with States.Timeout; States.Runtime is never retried nor caught; a Choice rule the runner does not evaluate is refused
+before the run; and the two workflow types differ in what the runner models as "Standard vs. Express Workflows"
+documents.
 
 Sources: https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html,
 https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html,
 https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html,
-https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html."""
+https://docs.aws.amazon.com/step-functions/latest/dg/concepts-standard-vs-express.html,
+https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html."""
 
 import copy
 
@@ -350,3 +353,98 @@ def test_only_standard_workflows_are_throttled_on_state_transitions_and_they_sta
     # StartExecution: 300 a second for Standard in eu-west-1, 6,000 for Express (data/quotas.json)
     assert standard["starts_throttled"] > express["starts_throttled"]
     assert standard["executions_succeeded"] == express["executions_succeeded"] == 40
+
+
+# ---------------------------------------------------------------- a Task's TimeoutSeconds, States.Runtime, Choice rules
+
+
+def test_a_task_past_its_timeout_seconds_fails_with_states_timeout_at_the_timeout():
+    # Tried: a payment Task with TimeoutSeconds 5 and a 30 s handler ended SUCCEEDED after 30 s (state-task.html:
+    # "If the task runs longer than the specified seconds, this state fails with a States.Timeout error").
+    runner = run(Recording(definition=_one_task(TimeoutSeconds=5), timing=VirtualTiming(seconds=30.0)))
+    [(status, ended_at, error, _)] = runner.ended
+    assert (status, ended_at, error["Error"]) == ("FAILED", 5.0, "States.Timeout")
+    # the handler had started: it runs to its end (its result ignored), as a Lambda invocation is not recalled
+    assert [(attempt, outcome) for _, attempt, _, _, outcome in deliveries(runner)] == [(1, "ok")]
+
+
+def test_a_task_that_ends_exactly_at_its_timeout_or_has_none_succeeds():
+    at_limit = run(Recording(definition=_one_task(TimeoutSeconds=30), timing=VirtualTiming(seconds=30.0)))
+    unlimited = run(Recording(definition=_one_task(), timing=VirtualTiming(seconds=30.0)))
+    ended = [[(status, t) for status, t, _, _ in runner.ended] for runner in (at_limit, unlimited)]
+    assert ended == [[("SUCCEEDED", 30.0)]] * 2
+
+
+def test_a_task_timeout_is_retried_and_caught_like_any_error_each_attempt_with_its_own_timeout():
+    definition = _one_task(TimeoutSeconds=5,
+                           Retry=[{"ErrorEquals": ["States.Timeout"], "MaxAttempts": 1, "IntervalSeconds": 2}],
+                           Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.failure", "Next": "Timed out"}])
+    definition["States"]["Timed out"] = {"Type": "Pass", "OutputPath": "$.failure.Error", "End": True}
+    runner = run(Recording(definition=definition, timing=VirtualTiming(seconds=30.0)))
+    # tried at 0, timed out at 5, retried at 5 + 2 = 7, timed out at 12, caught
+    assert [delivered for _, _, delivered, _, _ in deliveries(runner)] == [0.0, 7.0]
+    assert [(s, t, output) for s, t, _, output in runner.ended] == [("SUCCEEDED", 12.0, "States.Timeout")]
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"TimeoutSeconds": 0}, "TimeoutSeconds must be a positive whole number"),
+    ({"TimeoutSeconds": "5"}, "TimeoutSeconds must be a positive whole number"),
+    ({"TimeoutSeconds": 2.5}, "TimeoutSeconds must be a positive whole number"),
+    ({"HeartbeatSeconds": 5}, "HeartbeatSeconds is not modelled"),
+    ({"TimeoutSecondsPath": "$.timeout"}, "TimeoutSecondsPath is not modelled"),
+])
+def test_a_task_timeout_the_runner_cannot_run_as_aws_would_is_refused_before_the_run(fields, problem):
+    with pytest.raises(OrchestrationError, match=f"state 'Charge': {problem}"):
+        Recording(definition=_one_task(**fields))
+
+
+def test_states_runtime_is_never_retried_nor_caught_even_when_named_and_fails_the_execution():
+    # Tried: Retry [States.Runtime] retried it and Catch [States.Runtime] caught it. concepts-error-handling.html:
+    # States.Runtime "is not retriable, and will always cause the execution to fail"; States.ALL does not catch it.
+    definition = _one_task(InputPath="$.nothing",
+                           Retry=[{"ErrorEquals": ["States.Runtime"], "MaxAttempts": 3, "IntervalSeconds": 1}],
+                           Catch=[{"ErrorEquals": ["States.Runtime"], "Next": "Done"}])
+    runner = run(Recording(definition=definition))
+    assert [(status, error["Error"]) for status, _, error, _ in runner.ended] == [("FAILED", "States.Runtime")]
+    assert deliveries(runner) == [] and runner.transitions == 1  # entered once: no retry, no catcher's Next
+    assert not asl.error_matches(["States.Runtime"], "States.Runtime")
+    assert not asl.error_matches(["States.ALL"], "States.Runtime")
+
+
+def test_states_runtime_in_a_parallel_branch_fails_the_execution_past_the_parallel_states_catchers():
+    def change(definition):
+        top = definition["States"][definition["StartAt"]]
+        top.pop("End")
+        top["Next"] = "Ended anyway"
+        top["Catch"] = [{"ErrorEquals": ["States.Runtime"], "Next": "Ended anyway"}]
+        definition["States"]["Ended anyway"] = {"Type": "Succeed"}
+        task(definition, "payment-charges-order")["InputPath"] = "$.nothing"
+
+    runner = run(Recording(definition=edited(change)))
+    assert [(status, error["Error"]) for status, _, error, _ in runner.ended] == [("FAILED", "States.Runtime")]
+
+
+@pytest.mark.parametrize("rule, problem", [
+    ({"Variable": "$.emitted", "NumericEquals": 1, "Next": "Done"}, "Choices\\[0\\] uses NumericEquals"),
+    ({"And": [{"Variable": "$.emitted", "StringEquals": "x"}], "Next": "Done"}, "Choices\\[0\\] uses And"),
+    ({"Variable": "$.emitted", "Next": "Done"}, "Choices\\[0\\] lacks StringEquals"),
+    ({"Variable": "$.emitted", "StringEquals": 7, "Next": "Done"},
+     "Choices\\[0\\]: Variable must be a path and StringEquals a string"),
+])
+def test_a_choice_rule_other_than_string_equals_is_refused_before_the_run(rule, problem):
+    # Tried: a NumericEquals rule was accepted by the constructor and refused only when an execution reached it.
+    definition = _one_task()
+    definition["States"]["Charge"]["Next"] = "Decide"
+    definition["States"]["Decide"] = {"Type": "Choice", "Choices": [rule], "Default": "Done"}
+    with pytest.raises(OrchestrationError, match=f"state 'Decide': {problem}"):
+        Recording(definition=definition)
+
+
+def test_a_string_equals_choice_with_a_comment_runs():
+    definition = _one_task(ResultSelector={"emitted.$": "$.Payload.emitted"})
+    definition["States"]["Charge"]["Next"] = "Decide"
+    definition["States"]["Decide"] = {"Type": "Choice", "Default": "Done", "Choices": [
+        {"Comment": "paid", "Variable": "$.emitted", "StringEquals": "Payment_Success", "Next": "Paid"}]}
+    definition["States"]["Paid"] = {"Type": "Pass", "Result": "paid", "End": True}
+    assert [(status, output) for status, _, _, output in run(Recording(definition=definition)).ended] == \
+        [("SUCCEEDED", "paid")]

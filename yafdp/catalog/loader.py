@@ -22,7 +22,7 @@ from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DED
 from yafdp.catalog.saga import OUTCOME_KINDS, STEP_KINDS
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
-from yafdp.reading import CATALOG_FILE_BYTES, TooLargeError, read_bytes
+from yafdp.reading import CATALOG_FILE_BYTES, MAX_JSON_DEPTH, TooLargeError, json_deeper_than, read_bytes
 from yafdp.shipped import DATA_DIR
 
 DEFAULT_DATA_DIR = DATA_DIR  # the shipped catalog (yafdp.shipped says where it is)
@@ -80,6 +80,8 @@ def read_json(file: Path) -> Any:
         raise CatalogError(file, "", exc.problem) from None
     except UnicodeDecodeError as exc:
         raise CatalogError(file, f"byte {exc.start}", "not UTF-8 text (JSON files are UTF-8)") from None
+    if json_deeper_than(text):  # Python's parser would fail near 1,000 levels with a RecursionError
+        raise CatalogError(file, "", f"nests deeper than {MAX_JSON_DEPTH} levels (this project's limit for JSON)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -65,7 +65,12 @@ def load_event_text(text: str):
     """An event given as JSON text, its numbers read as event-ruler reads them: integers exactly, and a number
     with a fraction or an exponent as a double or, when no double holds it, a :class:`WrittenNumber`.
 
-    Raises ``json.JSONDecodeError`` for text that is not JSON."""
+    Raises ``json.JSONDecodeError`` for text that is not JSON, or that nests deeper than
+    :data:`yafdp.reading.MAX_JSON_DEPTH` levels (Python's parser fails near 1,000: the project's limit, said first)."""
+    from yafdp.reading import MAX_JSON_DEPTH, json_deeper_than
+
+    if json_deeper_than(text):
+        raise json.JSONDecodeError(f"nests deeper than {MAX_JSON_DEPTH} levels (this project's limit)", text, 0)
     return json.loads(text, parse_float=json_number)
 
 

@@ -36,6 +36,9 @@ RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run'
 TEMPORARY_SUFFIX = ".tmp"
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
 # the suffix), and the journal SQLite keeps beside one being written as a database.
+# The files SQLite keeps beside a run's run.db while it is open or after a crash (its write-ahead log, its shared
+# memory index, its rollback journal): they are the run's data too.
+SQLITE_COMPANION = re.compile(r"run\.db-(?:wal|shm|journal)")
 STALE_TEMPORARY = re.compile(r"\.(?:%s)\.[a-z0-9_]{8}%s(?:-journal|-wal|-shm)?"
                              % ("|".join(map(re.escape, RUN_FILES)), re.escape(TEMPORARY_SUFFIX)))
 
@@ -116,7 +119,8 @@ def is_run_folder(folder: Path) -> bool:
 
 def check_output_file(path: Path, option: str, force: bool) -> Path:
     """``path`` if a command may write its output file (a profile, say) there: not a folder, not under a file,
-    not a run folder's own file (``run.db``, ``summary.json``, the lock or a temporary of theirs, whatever
+    not a run folder's own file (``run.db`` and SQLite's files beside it, ``summary.json``, ``catalog.json``, the
+    lock or a temporary of theirs, whatever
     ``force`` says), and not an existing file unless ``force``.
 
     Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
@@ -127,7 +131,7 @@ def check_output_file(path: Path, option: str, force: bool) -> Path:
         raise RefusedError(f"{option} {path} is a folder: give the file to write")
     if not place.is_dir() and place != path:
         raise RefusedError(f"{option} {path} is under {place}, which is a file: choose another {option}")
-    if path.name in (*RUN_FILES, LOCK_NAME) or STALE_TEMPORARY.fullmatch(path.name):
+    if path.name in (*RUN_FILES, LOCK_NAME) or STALE_TEMPORARY.fullmatch(path.name) or SQLITE_COMPANION.fullmatch(path.name):
         raise RefusedError(f"{option} {path}: {path.name} is a run folder's own file, never another command's "
                            f"output: choose another {option}")
     if (path.exists() or path.is_symlink()) and not force:

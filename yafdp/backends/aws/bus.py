@@ -151,7 +151,7 @@ class AwsBus:
             self.settle(limit)
             if not self.settle_orders or self.settled():
                 break
-            self._note("order statuses", self.order_statuses())
+            self._note("saga statuses", self.saga_statuses())
             if self._stalled(limit):
                 raise NotSettledError(f"the queues are empty but the run is not done ({self._why_stopped(limit)}): "
                                       f"{self.stuck_orders()}")

@@ -58,6 +58,14 @@ def inventory(clients: AwsClients, prefix: str, run_id: str | None = None) -> li
     return sorted(found, key=lambda r: (ORDER.index(r.kind), r.name))
 
 
+def looks_custom(found: list[Found]) -> bool:
+    """Whether an inventory made without a Custom Event Bus client is of a Custom Event Bus deployment: its service
+    queues are FIFO and it has no Classic event bus (what ``yafdp export``/``destroy`` without ``--bus custom``
+    would otherwise half-do)."""
+    return (any(r.kind == "queue" and r.name.endswith(".fifo") for r in found)
+            and not any(r.kind == "event bus" for r in found))
+
+
 def destroy(clients: AwsClients, prefix: str, run_id: str | None = None,
             echo: Callable[[str], None] = print) -> list[Change]:
     """Delete everything :func:`inventory` finds; returns (and echoes) what was deleted."""

@@ -8,9 +8,11 @@ https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.htm
 https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html, and "Paths",
 https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-paths.html (``InputPath`` and
 ``OutputPath`` ``null`` give ``{}``, ``ResultPath`` ``null`` keeps the input, ``ResultPath`` merges into the state's
-raw input, reference paths name one node with ``.`` and ``[ ]`` only). Where a construct is not modelled (JSONata,
-intrinsic functions, ``Map`` and ``Wait`` states, paths beyond reference paths) the definition is refused before it
-runs, naming the state, rather than run differently from AWS.
+raw input, reference paths name one node with ``.`` and ``[ ]`` only); "Task workflow state",
+https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html (``TimeoutSeconds``: a Task that runs longer
+fails with ``States.Timeout``). Where a construct is not modelled (JSONata, intrinsic functions, ``Map`` and ``Wait``
+states, paths beyond reference paths, Choice rules other than ``StringEquals``, heartbeats, ``TimeoutSecondsPath``)
+the definition is refused before it runs, naming the state, rather than run differently from AWS.
 """
 
 from __future__ import annotations
@@ -30,14 +32,24 @@ RUNTIME = "States.Runtime"
 RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
 DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
 NO_CHOICE_MATCHED = "States.NoChoiceMatched"
-# "States.ALL ... cannot catch States.DataLimitExceeded terminal error or Runtime error types".
+# "States.ALL ... cannot catch States.DataLimitExceeded terminal error or Runtime error types", and States.Runtime
+# "is not retriable, and will always cause the execution to fail" (concepts-error-handling.html#states-runtime-error):
+# no ErrorEquals matches it, not even one naming it.
 _NOT_CAUGHT_BY_ALL = frozenset({RUNTIME, DATA_LIMIT_EXCEEDED})
+NEVER_HANDLED = frozenset({RUNTIME})
 
 # A retrier's defaults and bounds (concepts-error-handling: IntervalSeconds 1, MaxAttempts 3, BackoffRate 2.0;
 # "MaxAttempts ... A value of 0 specifies that the error is never retried"; BackoffRate at least 1.0).
 RETRIER_DEFAULTS = {"IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}
 JITTER_STRATEGIES = ("FULL", "NONE")
 STATE_TYPES = ("Task", "Choice", "Parallel", "Succeed", "Fail", "Pass")
+# The one Choice rule the runner evaluates (a rule's Comment is allowed too).
+CHOICE_RULE_FIELDS = frozenset({"Variable", "StringEquals", "Next"})
+# Task fields the runner cannot run as AWS would: its Tasks are Lambda request-response calls, which send no
+# heartbeats (SendTaskHeartbeat is for activities and the callback and job-run patterns,
+# https://docs.aws.amazon.com/step-functions/latest/APIReference/API_SendTaskHeartbeat.html), and it reads no
+# timeout from the state input.
+UNMODELLED_TASK_FIELDS = ("HeartbeatSeconds", "HeartbeatSecondsPath", "TimeoutSecondsPath")
 
 
 class StatesError(Exception):
@@ -188,14 +200,18 @@ def error_matches(names: list[str], error: str) -> bool:
     """Whether an ``ErrorEquals`` list names ``error``: itself, ``States.ALL`` (any error but ``States.Runtime`` and
     ``States.DataLimitExceeded``), or ``States.TaskFailed`` (any error a task reports, not ``States.Timeout`` nor
     another ``States.`` error: "acts as a wildcard that matches any known error name except for States.Timeout").
+    ``States.Runtime`` matches nothing, not even ``["States.Runtime"]``: it "is not retriable, and will always cause
+    the execution to fail" (concepts-error-handling.html#states-runtime-error).
 
     Examples
     --------
     >>> error_matches(["States.TaskFailed"], "ValueError"), error_matches(["States.TaskFailed"], "States.Timeout")
     (True, False)
-    >>> error_matches(["States.ALL"], "States.Runtime")
-    False
+    >>> error_matches(["States.ALL"], "States.Runtime"), error_matches(["States.Runtime"], "States.Runtime")
+    (False, False)
     """
+    if error in NEVER_HANDLED:
+        return False
     if error in names:
         return True
     if ALL in names:
@@ -236,7 +252,9 @@ def check_definition(definition: dict) -> None:
     what the runner does not model.
 
     Checked: every state's type is one the runner runs (Task, Choice, Parallel, Succeed, Fail, Pass); transitions
-    name states of their own scope; a retrier's ``ErrorEquals`` is a non-empty list, ``States.ALL`` alone in it and
+    name states of their own scope; a Choice state's rules are ``StringEquals`` rules (``Variable``, a reference
+    path; ``StringEquals``, a string; ``Next``); a Task's ``TimeoutSeconds`` is a positive whole number, and it has
+    no ``HeartbeatSeconds``, ``HeartbeatSecondsPath`` or ``TimeoutSecondsPath``; a retrier's ``ErrorEquals`` is a non-empty list, ``States.ALL`` alone in it and
     only in the last retrier (and the same for catchers); ``IntervalSeconds`` and ``MaxDelaySeconds`` are positive
     whole numbers, ``MaxAttempts`` a whole number from 0, ``BackoffRate`` at least 1.0, ``JitterStrategy`` ``FULL``
     or ``NONE``; paths are reference paths; no JSONata and no intrinsic functions.
@@ -264,6 +282,10 @@ def _check_scope(scope: dict, where: str) -> None:
                 raise OrchestrationError(f"state {name!r}: Next {target!r} is not a state of {where}")
         if kind not in ("Choice", "Succeed", "Fail") and not state.get("End") and "Next" not in state:
             raise OrchestrationError(f"state {name!r} has neither Next nor End")
+        if kind == "Choice":
+            _check_choices(name, state.get("Choices"))
+        if kind == "Task":
+            _check_task_timeouts(name, state)
         for field in ("InputPath", "OutputPath", "ResultPath"):
             if state.get(field) is not None:
                 reference_path(state[field])
@@ -274,6 +296,38 @@ def _check_scope(scope: dict, where: str) -> None:
         _check_handlers(name, state.get("Catch", ()), "Catch", retrier=False)
         for index, branch in enumerate(state.get("Branches", ())):
             _check_scope(branch, f"branch {index} of {name!r}")
+
+
+def _check_choices(state: str, rules: Any) -> None:
+    """A Choice state's rules, each ``{"Variable", "StringEquals", "Next"}`` (and an optional ``Comment``): the only
+    rule the runner evaluates. Anything else (another comparison operator, ``And``/``Or``/``Not``) is refused here,
+    before the run, rather than when an execution reaches it."""
+    if not isinstance(rules, list) or not rules:
+        raise OrchestrationError(f"state {state!r}: Choices must be a non-empty list of rules")
+    for index, rule in enumerate(rules):
+        where = f"state {state!r}: Choices[{index}]"
+        fields = set(rule) - {"Comment"} if isinstance(rule, dict) else set()
+        if fields != CHOICE_RULE_FIELDS:
+            extra, missing = sorted(fields - CHOICE_RULE_FIELDS), sorted(CHOICE_RULE_FIELDS - fields)
+            what = f"uses {', '.join(extra)}" if extra else f"lacks {', '.join(missing)}"
+            raise OrchestrationError(f"{where} {what}: the local runner evaluates StringEquals rules only "
+                                     "(Variable, StringEquals, Next)")
+        if not isinstance(rule["Variable"], str) or not isinstance(rule["StringEquals"], str):
+            raise OrchestrationError(f"{where}: Variable must be a path and StringEquals a string")
+        reference_path(rule["Variable"])
+
+
+def _check_task_timeouts(state: str, task: dict) -> None:
+    """``TimeoutSeconds`` "must be a positive integer" (state-task.html); the fields the runner cannot model
+    (:data:`UNMODELLED_TASK_FIELDS`) are refused."""
+    for field in UNMODELLED_TASK_FIELDS:
+        if field in task:
+            raise OrchestrationError(f"state {state!r}: {field} is not modelled by the local runner (its Lambda "
+                                     "Tasks send no heartbeats and it reads no timeout from the input); use "
+                                     "TimeoutSeconds")
+    if "TimeoutSeconds" in task and not _whole(task["TimeoutSeconds"], 1):
+        raise OrchestrationError(f"state {state!r}: TimeoutSeconds must be a positive whole number of seconds, "
+                                 f"got {task['TimeoutSeconds']!r}")
 
 
 def _check_template(template: Any, state: str) -> None:

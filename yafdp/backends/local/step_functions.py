@@ -17,8 +17,14 @@ types differ as "Standard vs. Express Workflows" documents
 the maximum duration (one year, five minutes: an execution past it fails with ``States.Timeout``, and an Express
 one is billed up to the limit), billing (Standard per state transition, retries included; Express per execution and
 per 100 ms of duration, failed and timed-out executions included) and the quotas a simulated account applies
-(StartExecution for both, state transitions for Standard only). Not modelled: Express's at-least-once execution of
-asynchronous workflows (an execution here runs once), execution history.
+(StartExecution for both, state transitions for Standard only). A Task's ``TimeoutSeconds`` ("If the task runs longer
+than the specified seconds, this state fails with a States.Timeout error", Task workflow state,
+https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html) runs on the virtual clock from when the attempt
+starts (Step Functions' task latency and the wait for a Lambda execution environment count); each retry is a new
+attempt with its own timeout (the docs are silent on this; it is the runner's choice). A result at exactly the
+timeout is in time ("longer than"). A handler already running when its Task times out runs to its end, its result
+ignored, as a Lambda function does; one not yet started is not invoked. Not modelled: Express's at-least-once
+execution of asynchronous workflows (an execution here runs once), execution history, heartbeats (refused).
 """
 
 from __future__ import annotations
@@ -105,7 +111,9 @@ class _Thread:
 
 @dataclass
 class _Visit:
-    """One visit of a Task, Parallel or Pass state: its raw input, what it runs with, and each retrier's retries."""
+    """One visit of a Task, Parallel or Pass state: its raw input, what it runs with, each retrier's retries, and for
+    a Task with ``TimeoutSeconds``, when the current attempt times out (virtual seconds), when its outcome arrives
+    (once it is invoked) and the attempt that timed out (0: none)."""
 
     thread: _Thread
     name: str
@@ -113,6 +121,14 @@ class _Visit:
     effective: object = None
     retries: list[int] = field(default_factory=list)
     attempt: int = 1
+    deadline: float | None = None
+    outcome_at: float | None = None
+    timed_out: int = 0
+
+    @property
+    def current(self) -> bool:
+        """Whether the Task's current attempt still waits for its outcome (it has not timed out)."""
+        return self.timed_out != self.attempt
 
 
 class LocalStepFunctions(InProcessDriving):
@@ -367,22 +383,40 @@ class LocalStepFunctions(InProcessDriving):
 
     def _schedule_task(self, visit: _Visit, t: float) -> None:
         delay = self._task_latency.sample(self._timing_rng) if self._task_latency is not None else 0.0
+        timeout = visit.thread.states[visit.name].get("TimeoutSeconds")
+        if timeout is not None:  # this attempt's timeout, on the virtual clock
+            visit.deadline, visit.outcome_at = t + timeout, None
+            self.schedule(visit.deadline, partial(self._task_timed_out, visit, visit.attempt))
         self.schedule(t + delay, partial(self._invoke, visit))
+
+    def _task_timed_out(self, visit: _Visit, attempt: int) -> None:
+        """The attempt's ``TimeoutSeconds`` have passed: unless its outcome arrives by then (or it is no longer the
+        current attempt), the Task fails with States.Timeout, which Retry and Catch then handle as any error."""
+        if attempt != visit.attempt or (visit.outcome_at is not None and visit.outcome_at <= visit.deadline):
+            return
+        visit.timed_out = attempt
+        timeout = visit.thread.states[visit.name]["TimeoutSeconds"]
+        if self._alive(visit.thread, self.scheduler.vt):
+            self._state_failed(visit, {"Error": asl.TIMEOUT, "Cause": f"Task {visit.name!r} ran longer than its "
+                                                                      f"TimeoutSeconds ({timeout} s)"},
+                               self.scheduler.vt)
 
     def _invoke(self, visit: _Visit, reserved: tuple[float, float] | None = None) -> None:
         thread, vt = visit.thread, self.scheduler.vt
-        if not self._alive(thread, vt):
-            return  # stopped (a sibling branch failed) or timed out before the Task was invoked
+        if not self._alive(thread, vt) or not visit.current:
+            return  # stopped (a sibling branch failed), or timed out (the Task or the execution) before it was invoked
         state = thread.states[visit.name]
         function, payload = _lambda_call(state, visit.effective)
         service = self._functions.get(function)
         if service is None:
+            visit.outcome_at = vt
             self._state_failed(visit, {"Error": "Lambda.ResourceNotFoundException",
                                        "Cause": f"Function not found: {function}"}, vt)
             return
         timing = self.timing
         if reserved is None:
             start, end = timing.reserve(service, vt)
+            visit.outcome_at = end
             if end is None or start > vt:  # every environment the function may have is busy: wait for one
                 self.schedule(start, partial(self._invoke, visit, None if end is None else (start, end)))
                 return
@@ -410,7 +444,7 @@ class LocalStepFunctions(InProcessDriving):
                 self.stats.failed += 1
                 self._trace.append((event_id, rule, service, attempt, timing.now(start), timing.now(end), "failed",
                                     f"{type(exc).__name__}: {exc}"))
-                self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+                self.schedule(end, partial(self._task_failed, visit, lambda_error(exc), attempt))
                 return
             self.services.apply(service, uow)
             self.writer.processed.add((rule, event_id))
@@ -425,11 +459,11 @@ class LocalStepFunctions(InProcessDriving):
         try:
             output = self.runner.output(published)
         except SagaStepFailedError as exc:
-            self.schedule(end, partial(self._task_failed, visit, lambda_error(exc)))
+            self.schedule(end, partial(self._task_failed, visit, lambda_error(exc), attempt))
             return
         result = output if not is_lambda_invoke(state["Resource"]) else \
             {"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200}
-        self.schedule(end, partial(self._task_succeeded, visit, result))
+        self.schedule(end, partial(self._task_succeeded, visit, result, attempt))
 
     def _published_by(self, marker: str) -> list[dict]:
         """The events a Task's committed work published (for a retry that finds the work done)."""
@@ -439,10 +473,10 @@ class LocalStepFunctions(InProcessDriving):
         return [make_envelope(event_id, source, detail_type, json.loads(detail), epoch_of(time))
                 for event_id, source, detail_type, detail, time in rows]
 
-    def _task_succeeded(self, visit: _Visit, result) -> None:
+    def _task_succeeded(self, visit: _Visit, result, attempt: int) -> None:
         thread, vt = visit.thread, self.scheduler.vt
-        if not self._alive(thread, vt):
-            return  # the result of a Task whose branch was stopped, or whose execution timed out, is ignored
+        if not self._alive(thread, vt) or attempt != visit.attempt or not visit.current:
+            return  # the result of a Task whose branch was stopped, or that (or whose execution) timed out, is ignored
         state = thread.states[visit.name]
         try:
             output = self._output(state, visit.raw_input, result)
@@ -451,7 +485,9 @@ class LocalStepFunctions(InProcessDriving):
             return
         self._next(thread, state, output, vt)
 
-    def _task_failed(self, visit: _Visit, error: dict) -> None:
+    def _task_failed(self, visit: _Visit, error: dict, attempt: int) -> None:
+        if attempt != visit.attempt or not visit.current:
+            return  # the outcome of an attempt that timed out is ignored
         if self._alive(visit.thread, self.scheduler.vt):
             self._state_failed(visit, error, self.scheduler.vt)
 
@@ -528,9 +564,8 @@ def _lambda_call(state: dict, effective) -> tuple[str, dict]:
 
 
 def _choose(name: str, state: dict, data) -> str:
+    # its rules are StringEquals rules only: asl.check_definition refused any other before the run
     for rule in state["Choices"]:
-        if set(rule) != {"Variable", "StringEquals", "Next"}:
-            raise OrchestrationError(f"Choice state {name!r}: the local orchestrator supports StringEquals rules only")
         if asl.read_path(data, rule["Variable"]) == rule["StringEquals"]:
             return rule["Next"]
     if "Default" not in state:
