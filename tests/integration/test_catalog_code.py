@@ -95,7 +95,14 @@ def test_a_run_names_every_missing_handler_on_a_line_of_its_own(tmp_path):
     ("def ask_for_reviews(event, uow):\n    pass\n", "", "has no function 'ask_for_review'"),
     ("\n\ndef ask_for_review(event):\n    pass\n", "line 3", "ask_for_review(event) cannot be called as a handler"),
     ("ask_for_review = 42\n", "", "'ask_for_review' is a int, not a function"),
-], ids=["syntax", "raises", "import", "no-function", "signature", "not-a-function"])
+    ("\nasync def ask_for_review(event, uow):\n    uow.publish('Rating_Requested', {})\n", "line 2",
+     "ask_for_review is an async function: a handler must be a plain def"),
+    ("def ask_for_review(event, uow):\n    yield uow.publish('Rating_Requested', {})\n", "line 1",
+     "ask_for_review is a generator function: a handler must be a plain def"),
+    ("async def ask_for_review(event, uow):\n    yield 1\n", "line 1",
+     "ask_for_review is an async generator function: a handler must be a plain def"),
+], ids=["syntax", "raises", "import", "no-function", "signature", "not-a-function", "async", "generator",
+        "async-generator"])
 def test_a_broken_handler_file_is_refused_by_lint_and_before_a_run(tmp_path, code, where, what):
     root = with_rating(tmp_path, code=code)
     out = tmp_path / "never"

@@ -289,6 +289,24 @@ def break_every_request_accounted_for(db):
     return order
 
 
+def remove_a_whole_saga(db) -> int:
+    """Every row of a delivered saga deleted (its events, their deliveries, its state and its request), and
+    run_info's orders requested lowered by one: the records that hold the saga agree that it never was. Returns
+    the removed request's seq."""
+    order = delivered(db)
+    seq = one(db, "SELECT seq FROM requests WHERE order_id = ?", order)
+    db.execute("DELETE FROM deliveries WHERE event_id IN (SELECT event_id FROM events WHERE order_id = ?)", (order,))
+    db.execute("DELETE FROM events WHERE order_id = ?", (order,))
+    db.execute("DELETE FROM state WHERE key = ? OR json_extract(item, '$.order_id') = ?", (order, order))
+    db.execute("DELETE FROM requests WHERE order_id = ?", (order,))
+    db.execute("UPDATE run_info SET value = value - 1 WHERE key = 'orders_requested'")
+    return seq
+
+
+def break_the_workload_is_whole(db):
+    return f"request #{remove_a_whole_saga(db)} missing"
+
+
 def break_state_matches_events(db):
     order = delivered(db)
     db.execute("UPDATE state SET item = json_set(item, '$.status', 'CANCELLED') WHERE service = 'order' AND key = ?",
@@ -472,6 +490,107 @@ def test_a_workload_placed_in_part_fails_even_when_what_was_placed_is_clean(tmp_
         db.execute("UPDATE run_info SET value = '5000' WHERE key = 'orders_requested'")
     offenders = failing(tmp_path)["every request accounted for"].offenders
     assert len(offenders) == 4990 and "ord-never-11" in offenders[0]
+
+
+def check_cli(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "yafdp", "check", str(path)], capture_output=True, text=True)
+
+
+def failed_lines(result, name: str) -> list[str]:
+    """The lines ``yafdp check`` printed for the failed invariant ``name``: its FAIL line and what follows."""
+    lines = result.stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("FAIL") and name in line)
+    end = next((n for n in range(start + 1, len(lines)) if lines[n].startswith(("pass", "FAIL", "skip", "check:"))),
+               len(lines))
+    return lines[start:end]
+
+
+def test_a_saga_removed_whole_leaves_a_gap_in_the_requests_and_fails_check(finished, tmp_path):
+    path, db = _copy(finished, tmp_path)
+    seq = remove_a_whole_saga(db)
+    db.close()
+    result = check_cli(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "the workload is whole" in failed[0], result.stdout
+    assert f"request #{seq} missing" in result.stdout and "(run_info.workload)" in result.stdout
+
+
+def test_a_saga_removed_whole_with_every_run_db_record_made_to_agree_is_seen_by_summary_json(finished, tmp_path):
+    """The gap closed, run_info's workload record and summary rewritten: summary.json still counts the saga."""
+    path, db = _copy(finished, tmp_path)
+    shutil.copy(finished / "summary.json", path / "summary.json")
+    seq = remove_a_whole_saga(db)
+    db.execute("UPDATE requests SET seq = seq - 1 WHERE seq > ?", (seq,))
+    db.execute("UPDATE requests SET same_as = same_as - 1 WHERE same_as > ?", (seq,))
+    db.execute("UPDATE refusals SET request = request - 1 WHERE request > ?", (seq,))
+    rundb.set_info(db, workload=rundb.workload_record(db))
+    db.execute("UPDATE run_info SET value = json_set(value, '$.orders.requested', json_extract(value, "
+               "'$.orders.requested') - 1, '$.orders.placed', json_extract(value, '$.orders.placed') - 1)"
+               " WHERE key = 'summary'")
+    db.close()
+    result = check_cli(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = "\n".join(failed_lines(result, "the workload is whole"))
+    requested = json.loads((finished / "summary.json").read_text())["orders"]["requested"]
+    assert f"(summary.json) {requested} order(s) requested; run.db holds {requested - 1}" in lines, result.stdout
+    assert "run_info" not in lines and "missing" not in lines
+
+
+def test_an_orders_file_run_with_its_last_saga_removed_fails_check(tmp_path):
+    """An orders-file run has no count of orders to compare: the workload recorded as it started is one."""
+    orders = tmp_path / "orders.json"
+    orders.write_text(json.dumps([{"order_id": f"ord-file-{n}", "customer_id": "cus-ada", "restaurant_id": "res-napoli",
+                                   "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}],
+                                   "amount": 25.5, "currency": "EUR", "payment_token": "tok_visa_4242",
+                                   "delivery_zone": "zone-centre"} for n in range(1, 6)]))
+    out = tmp_path / "run"
+    run_saga(RunOptions(orders_file=orders, out=out))
+    assert check_cli(out).returncode == 0
+    with sqlite3.connect(out / "run.db", isolation_level=None) as db:
+        last = one(db, "SELECT order_id FROM requests ORDER BY seq DESC")
+        db.execute("DELETE FROM deliveries WHERE event_id IN (SELECT event_id FROM events WHERE order_id = ?)",
+                   (last,))
+        db.execute("DELETE FROM events WHERE order_id = ?", (last,))
+        db.execute("DELETE FROM state WHERE key = ? OR json_extract(item, '$.order_id') = ?", (last, last))
+        db.execute("DELETE FROM refusals WHERE order_id = ?", (last,))
+        db.execute("DELETE FROM requests WHERE order_id = ?", (last,))
+    result = check_cli(out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = "\n".join(failed_lines(result, "the workload is whole"))
+    assert "(run_info.workload) the run started with 5 request(s)" in lines and "run.db holds 4" in lines, lines
+
+
+def test_a_finished_run_without_its_copy_of_the_catalog_fails_check(finished, tmp_path):
+    """The excuse that a writer stopped before writing catalog.json is no excuse once the run finished."""
+    path, db = _copy(finished, tmp_path)
+    db.close()
+    (path / "catalog.json").unlink()
+    result = check_cli(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = "\n".join(failed_lines(result, "the run's catalog"))
+    assert f"{path / 'catalog.json'}: the run folder's copy of the catalog is missing from a finished run" in lines
+
+
+@pytest.mark.parametrize("body, error", [
+    ("    return {}['no such key']\n", "raised KeyError: 'no such key'"),
+    ("    return True\n", "returned bool, not an Invariant"),
+], ids=["raises", "not-an-invariant"])
+def test_a_catalog_invariant_that_raises_or_returns_nonsense_fails_and_the_others_still_print(
+        tmp_path, catalog_copy, body, error):
+    invariants = catalog_copy.root / "invariants.py"
+    invariants.write_text(invariants.read_text() + f"\n\ndef broken_promise(run):\n{body}\n\n"
+                          "INVARIANTS = [*INVARIANTS, broken_promise]\n")
+    out = tmp_path / "run"
+    run_saga(RunOptions(orders=10, seed=1, out=out, catalog_dir=catalog_copy.root))
+    result = check_cli(out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and "broken_promise" in failed[0], result.stdout
+    lines = "\n".join(failed_lines(result, "broken_promise"))
+    assert f"{(catalog_copy.root / 'invariants.py').resolve()}: broken_promise {error}" in lines, lines
+    assert "no double charge" in result.stdout and "loyalty nets out" in result.stdout  # the others still print
+    assert result.stdout.splitlines()[-1].startswith("check: ") and ", 1 failed," in result.stdout.splitlines()[-1]
 
 
 # ---------------------------------------------------------------- a run.db that cannot be read

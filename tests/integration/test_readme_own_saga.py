@@ -49,4 +49,4 @@ def test_the_readme_walks_from_an_empty_folder_to_a_checked_run(tmp_path):
     assert "3 of 3 requested orders placed (0 refused): 2 CANCELLED, 1 PAID" in run.stdout
     check = cli(*commands[2].split(), cwd=tmp_path)
     assert check.returncode == 0, check.stdout
-    assert check.stdout.strip().splitlines()[-1].startswith("check: 9 passed, 0 failed, 0 skipped, 2 not applicable")
+    assert check.stdout.strip().splitlines()[-1].startswith("check: 10 passed, 0 failed, 0 skipped, 2 not applicable")

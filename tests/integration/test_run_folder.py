@@ -17,7 +17,7 @@ import pytest
 
 from yafdp.analysis.check import check_run
 from yafdp.catalog import DEFAULT_DATA_DIR
-from yafdp.runs import RunOptions, folder, run_saga
+from yafdp.runs import RunOptions, folder, resume_saga, run_saga
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 YAFDP = [sys.executable, "-m", "yafdp"]
@@ -318,6 +318,10 @@ def test_an_export_stopped_at_any_step_leaves_the_old_run_or_the_new_one(tmp_pat
     assert recorded["orders"]["placed"] in (30, 40)
     if recorded["orders"]["placed"] == 30:  # the old run, as it was
         assert hashlib.sha256((out / "run.db").read_bytes()).hexdigest() == old["run.db"]
+    if not (out / "catalog.json").exists():  # stopped before the copy: a finished run's audit names it, resume repairs
+        failed = [i for i in check_run(out) if not i.passed]
+        assert [i.name for i in failed] == ["the run's catalog"] and "missing from a finished run" in failed[0].offenders[0]
+        assert resume_saga(out)["already_finished"]
     assert all(i.passed for i in check_run(out))
 
 

@@ -51,7 +51,7 @@ def test_trips_run_with_every_fault_on_the_local_bus_and_pass_check(faulty_trips
     done = cli("check", faulty_trips)
     assert done.returncode == 0, done.stdout
     assert "pass  bookings given back" in done.stdout and "pass  charged once, the trip's total" in done.stdout
-    assert done.stdout.strip().splitlines()[-1].startswith("check: 11 passed, 0 failed, 0 skipped, 2 not applicable")
+    assert done.stdout.strip().splitlines()[-1].startswith("check: 12 passed, 0 failed, 0 skipped, 2 not applicable")
 
 
 def test_trips_run_with_every_fault_on_the_custom_event_bus_and_pass_check(tmp_path):
@@ -64,7 +64,7 @@ def test_trips_run_with_every_fault_on_the_custom_event_bus_and_pass_check(tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     checked = cli("check", out)
     assert checked.returncode == 0, checked.stdout
-    assert checked.stdout.strip().splitlines()[-1] == "check: 13 passed, 0 failed, 0 skipped"
+    assert checked.stdout.strip().splitlines()[-1] == "check: 14 passed, 0 failed, 0 skipped"
 
 
 def test_every_way_a_trip_fails_gives_back_what_it_held(faulty_trips):

@@ -179,8 +179,8 @@ def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
 
 INVARIANTS = ("every_saga_terminal", "state_matches_events", "publications_have_causes",
               "every_event_reached_its_targets", "compensations_match_steps", "no_step_applied_twice",
-              "every_request_accounted_for", "only_the_catalogs_services", "fifo_subscribers_keep_publish_order",
-              "deduplicated_publishes_stored_nothing")
+              "every_request_accounted_for", "the_workload_is_whole", "only_the_catalogs_services",
+              "fifo_subscribers_keep_publish_order", "deduplicated_publishes_stored_nothing")
 DEDUPLICATION_WINDOW_SECONDS = 300  # a Custom Event Bus's deduplication window (UG "Ordering and deduplication")
 
 
@@ -238,7 +238,7 @@ def _audited_catalog(info: dict, run_folder: Path, given: Catalog | None) -> _Ba
         finding = Invariant(name, f"{CATALOG_PROMISE} [{source}]", not differences, tuple(differences),
                             len((recorded or {}).get("files", {})))
         return _Basis(given, source, finding, None, True)
-    proof = prove(recorded, run_folder, info.get("catalog_dir"))
+    proof = prove(recorded, run_folder, info.get("catalog_dir"), finished=info.get("status") == "finished")
     finding = Invariant(name, f"{CATALOG_PROMISE} [{proof.source}]", proof.proven, proof.differences,
                         len((recorded or {}).get("files", {})))
     return _Basis(proof.catalog, proof.source, finding, proof, proof.code_trusted)
@@ -250,7 +250,24 @@ def _catalog_invariants(run: Run) -> list[Invariant]:
         return [Invariant("the catalog's own invariants", "what the catalog's invariants.py promises", False,
                           ("not run: the catalog's Python could not be proven the run's (see the run's catalog)",))]
     hook = run.catalog.code.hook("invariants")
-    return [invariant(run) for invariant in getattr(hook, "INVARIANTS", ())]
+    return [_catalog_invariant(invariant, run) for invariant in getattr(hook, "INVARIANTS", ())]
+
+
+def _catalog_invariant(invariant, run: Run) -> Invariant:
+    """One invariant of the catalog's ``invariants.py`` run on ``run``; one that raises, or returns something that
+    is not an :class:`Invariant`, is that invariant FAILed, naming invariants.py and what went wrong (the others
+    still run: a bug in a catalog's promise is a finding, not the checker's crash)."""
+    name = getattr(invariant, "__name__", repr(invariant))
+    where = f"{Path(run.catalog.path) / 'invariants.py'}: {name}"
+    try:
+        result = invariant(run)
+    except Exception as exc:  # noqa: BLE001 — the catalog's code: any error is its finding
+        return Invariant(name, "what the catalog's invariants.py promises", False,
+                         (f"{where} raised {type(exc).__name__}: {exc}",))
+    if not isinstance(result, Invariant):
+        return Invariant(name, "what the catalog's invariants.py promises", False,
+                         (f"{where} returned {type(result).__name__}, not an Invariant",))
+    return result
 
 
 # ---------------------------------------------------------------- the generic invariants
@@ -432,11 +449,56 @@ def every_request_accounted_for(run: Run) -> Invariant:
                 bad.append(f"{who} (neither started nor refused)")
             elif not _as_asked(json.loads(text), json.loads(started)):
                 bad.append(f"{who} (started, but its {saga.start_event} differs from the request)")
-    wanted = run.info.get("orders_requested")
-    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != count:
-        bad.append(f"(workload) run_info says {wanted} orders were requested; run.db holds {count} requests")
     return Invariant("every request accounted for",
                      "every request of the workload started its saga as asked, or was refused with its reason",
+                     not bad, tuple(bad), count)
+
+
+def the_workload_is_whole(run: Run) -> Invariant:
+    """No request of the workload was removed: the requests are numbered 1..N without a gap (as a run stores them),
+    and every other record of the workload agrees with the requests table: ``run_info.workload`` (its count and
+    SHA-256, recorded as the run started, :func:`yafdp.runtime.rundb.workload_record`), ``run_info``'s orders
+    requested (a generated workload), and for a finished run the orders its summary counts, in ``run_info.summary``
+    and in ``summary.json`` (requested, placed, refused). A missing ``summary.json`` is no finding by itself (a
+    writer stopped after ``run.db``); one that is not a JSON object is."""
+    now = rundb.workload_record(run.db)
+    count = now["requests"]
+    bad = []
+    expected = 1
+    for (seq,) in run.db.execute("SELECT seq FROM requests ORDER BY seq"):
+        if seq != expected:
+            gap = f"#{expected}" if seq == expected + 1 else f"#{expected} to #{seq - 1}"
+            bad.append(f"(requests) request {gap} missing: a run numbers its requests 1..N without a gap")
+        expected = seq + 1 if isinstance(seq, int) else expected + 1
+    recorded = run.info.get("workload")
+    if isinstance(recorded, dict) and recorded != now:
+        bad.append(f"(run_info.workload) the run started with {recorded.get('requests')} request(s), SHA-256 "
+                   f"{str(recorded.get('sha256'))[:12]}…; run.db holds {count}, SHA-256 {now['sha256'][:12]}…")
+    elif recorded is not None and not isinstance(recorded, dict):
+        bad.append("(run_info.workload) not a record of the workload")
+    wanted = run.info.get("orders_requested")
+    if not run.info.get("orders_file") and isinstance(wanted, int) and wanted != count:
+        bad.append(f"(run_info.orders_requested) run_info says {wanted} orders were requested; run.db holds "
+                   f"{count} requests")
+    if run.info.get("status") == "finished":
+        held = {"requested": count, "placed": len(run.sagas()),
+                "refused": run.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]}
+        summaries = [("run_info.summary", run.info.get("summary"))]
+        written = run.path.parent / "summary.json"
+        if written.exists():
+            try:
+                summaries.append(("summary.json", json.loads(written.read_text(encoding="utf-8"))))
+            except (OSError, ValueError) as exc:
+                bad.append(f"(summary.json) cannot be read as JSON: {exc}")
+        for where, summary in summaries:
+            orders = summary.get("orders") if isinstance(summary, dict) else None
+            if not isinstance(orders, dict):
+                bad.append(f"({where}) a finished run's summary has no orders")
+                continue
+            bad += [f"({where}) {orders.get(key)} order(s) {key}; run.db holds {value}"
+                    for key, value in held.items() if orders.get(key) != value]
+    return Invariant("the workload is whole", "every request of the workload is in run.db, numbered without a gap, "
+                     "as many and the same as the run recorded when it started and counted when it finished",
                      not bad, tuple(bad), count)
 
 

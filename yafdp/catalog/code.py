@@ -16,8 +16,8 @@ Two hooks, both optional, sit beside ``bus.json``:
 - ``invariants.py``, what the checker adds: ``INVARIANTS``, functions ``invariant(run) -> Invariant`` (see
   :mod:`yafdp.analysis.check`).
 
-A handler that does not import, raises when imported, is missing, is not a function of the right signature, or
-whose module would shadow one the project imports is a :class:`~yafdp.catalog.model.CatalogError` naming the file
+A handler that does not import, raises when imported, is missing, is not a function of the right signature, is an
+async or generator function (calling it would not run it), or whose module would shadow one the project imports is a :class:`~yafdp.catalog.model.CatalogError` naming the file
 and line.
 """
 
@@ -232,6 +232,14 @@ def _checked(function: Any, where: str | Path, name: str) -> Callable:
     key = f"line {line}" if line else ""
     if not callable(function):
         raise CatalogError(where, key, f"{name!r} is a {type(function).__name__}, not a function")
+    # Called, an async function or a generator function returns a coroutine or a generator without running its
+    # body: the delivery would count as handled while the handler never ran. A handler is a plain function.
+    for kind, test in (("an async generator function", inspect.isasyncgenfunction),
+                       ("an async function", inspect.iscoroutinefunction),
+                       ("a generator function", inspect.isgeneratorfunction)):
+        if test(function):
+            raise CatalogError(where, key, f"{name} is {kind}: a handler must be a plain def, run when called (calling "
+                                           "it would only make an object, and the handler's body would never run)")
     try:
         inspect.signature(function).bind(None, None)
     except TypeError:

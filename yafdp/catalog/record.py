@@ -86,7 +86,8 @@ class Proof:
         return not self.differences
 
 
-def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | None = None) -> Proof:
+def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | None = None, *,
+          finished: bool = False) -> Proof:
     """Prove the catalog a run ``recorded`` (``run_info.catalog``) against its folder as it is now and the run
     folder's copy (``run_folder/catalog.json``); ``default_folder`` is the folder to read a run that records no
     catalog with (an older yafdp's: the one ``run_info.catalog_dir`` names).
@@ -94,6 +95,8 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
     The catalog's documents are the first of these that agrees with the record: the folder, then the copy (a
     folder changed since the run is read as the run read it); with neither, the folder as it is. Its Python is
     always a folder's: the copy's is never imported (``code_trusted`` is False when no folder loads).
+    A missing copy is a difference when the run ``finished`` (the excuse that its writer stopped before writing
+    it is then not one a checker can take), not while it runs.
     """
     differences: list[str] = []
     if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
@@ -142,7 +145,11 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
         folder_agrees = not folder_differences
     described = _describe(folder, excluded, in_memory)
     if missing_copy:
-        if folder_agrees:
+        if finished:
+            differences.append(f"{run_folder / COPY_NAME}: the run folder's copy of the catalog is missing from a "
+                               f"finished run (`yafdp resume --out {run_folder}` writes it again from the folder, "
+                               "once proven)")
+        elif folder_agrees:
             described += f" (the run folder has no {COPY_NAME}: its writer stopped before writing it)"
         else:
             differences.append(f"{run_folder / COPY_NAME}: the run folder's copy of the catalog is missing")

@@ -175,15 +175,15 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         info = _read_info(db_path)
         if info.get("style", "choreography") != "choreography":
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
-        if info.get("store") != "file":
-            raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
-        if info.get("status") == "finished" and isinstance(info.get("summary"), dict):
+        if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
             missing = not (out / "summary.json").exists()
             if missing:  # stopped between its files: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
             _rewrite_missing_copy(info, out)
             lock.release()
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
+        if info.get("store") != "file":
+            raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
                              rates=info["rates"], faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
@@ -406,6 +406,7 @@ def _store_start(db, info: dict, rules: dict | None, requests) -> None:
     if rules is not None:
         _record_rules(db, rules)
     db.executemany(INSERT_REQUEST, ((r.seq, r.order_id, r.due, r.text, r.same_as) for r in requests))
+    rundb.set_info(db, workload=rundb.workload_record(db))  # what `yafdp check` proves the workload whole with
     db.execute("COMMIT")
 
 

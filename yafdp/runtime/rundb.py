@@ -331,6 +331,17 @@ def rules_hash(rules: dict) -> str:
     return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def workload_record(db: sqlite3.Connection) -> dict:
+    """What a run's workload is, as ``run_info.workload`` records it when the run starts and ``yafdp check``
+    recomputes it: ``{"requests": how many rows the requests table holds, "sha256": the SHA-256 of every row
+    (seq, saga id, request, same_as) in seq order}``. Reads one row at a time."""
+    digest, count = hashlib.sha256(), 0
+    for row in db.execute("SELECT seq, order_id, request, same_as FROM requests ORDER BY seq"):
+        count += 1
+        digest.update(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+    return {"requests": count, "sha256": digest.hexdigest()}
+
+
 def get_info(db: sqlite3.Connection) -> dict:
     """Every fact of ``run_info``, decoded from JSON."""
     return {k: json.loads(v) for k, v in db.execute("SELECT key, value FROM run_info")}
