@@ -1042,8 +1042,9 @@ def run_destroy(args) -> int:
     clients = _aws_clients(args)
     from yafdp.backends.aws.teardown import destroy, inventory
 
-    _refuse_half_a_custom_bus(args, inventory(clients, args.prefix))
-    deleted = destroy(clients, args.prefix)
+    found = inventory(clients, args.prefix)
+    _refuse_half_a_custom_bus(args, found)
+    deleted = destroy(clients, args.prefix, found=found)
     print(f"deleted {len(deleted)} resource(s) named {_shown(args.prefix)}-…")
     return 0
 

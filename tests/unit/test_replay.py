@@ -111,10 +111,10 @@ def test_a_run_with_injected_faults_is_refused_for_recording(tmp_path):
 
     run_saga(RunOptions(orders=5, seed=1, out=tmp_path, faults=Faults(duplicate_rate=0.5)))
     with rundb.open_run(tmp_path) as db, pytest.raises(RefusedError, match="injected faults .*duplicate_rate"):
-        record_choreography(db, recording_plan(), TERMINAL_EVENTS)
+        record_choreography(db, recording_plan(), TERMINAL_EVENTS, TRACKER)
 
 
-TERMINAL_EVENTS = load_catalog().saga.terminal_events
+TERMINAL_EVENTS, TRACKER = load_catalog().saga.terminal_events, load_catalog().saga.tracker
 
 
 def recording_plan():
@@ -247,4 +247,4 @@ def test_a_recording_from_a_run_db_needs_its_rules_in_the_plan(choreography):
     out, _ = choreography
     plan = recording_plan()
     with rundb.open_run(out) as db, pytest.raises(RefusedError, match="which the plan does not have"):
-        record_choreography(db, dataclasses.replace(plan, rules=plan.rules[1:]), TERMINAL_EVENTS)
+        record_choreography(db, dataclasses.replace(plan, rules=plan.rules[1:]), TERMINAL_EVENTS, TRACKER)

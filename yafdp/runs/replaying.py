@@ -20,7 +20,7 @@ from yafdp.runs.lifecycle import run_saga
 from yafdp.runs.options import RunOptions
 from yafdp.simulation.profiles import DEFAULT_PROFILE
 from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
-from yafdp.simulation.recording import ExecutionRecorder, Recording, record_choreography, saga_statuses
+from yafdp.simulation.recording import ExecutionRecorder, Recording, record_choreography
 from yafdp.simulation.replay import ReplayResult, replay
 
 
@@ -66,11 +66,10 @@ def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
     out = Path(options.out)
     with closing(rundb.open_run(out)) as db:
         if not orchestrated:
-            return summary, record_choreography(db, seen["plan"], seen["terminal"], source=str(out),
-                                                tracker=seen["tracker"])
+            return summary, record_choreography(db, seen["plan"], seen["terminal"], seen["tracker"], source=str(out))
         due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
         orders = {order_id: (due.get(order_id, 0.0), status)
-                  for order_id, status in saga_statuses(db, seen["tracker"]).items()}
+                  for order_id, status in db.execute(*rundb.saga_statuses(seen["tracker"]))}
         requested = db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
     return summary, seen["recorder"].recording(seen["plan"], options.workflow, orders, source=str(out),
                                                requested=requested)
@@ -101,7 +100,7 @@ def recording_of(out: str | Path) -> Recording:
                                f"({'; '.join(proof.differences)})")
         catalog = proof.catalog
         plan = build_plan(catalog, info["prefix"]) if info.get("prefix") else build_plan(catalog)
-        return record_choreography(db, plan, catalog.saga.terminal_events, source=source, tracker=catalog.saga.tracker)
+        return record_choreography(db, plan, catalog.saga.terminal_events, catalog.saga.tracker, source=source)
 
 
 def replay_recording(recording: Recording, *, latency_model: str = "aws-eu-west-1", quota_scale: float = 1.0,

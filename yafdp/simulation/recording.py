@@ -103,20 +103,12 @@ class _Interner:
         return index
 
 
-def saga_statuses(db: sqlite3.Connection, tracker=None) -> dict[str, str]:
-    """``{saga id: status}`` as the catalog's ``tracker`` keeps them in ``db`` (None: YAFDP's ``orders`` view)."""
-    if tracker is None:
-        return dict(db.execute("SELECT order_id, status FROM orders"))
-    select, parameters = rundb.saga_statuses(tracker)
-    return dict(db.execute(select, parameters))
-
-
-def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_events: tuple[str, ...],
-                        source: str = "", tracker=None) -> Recording:
+def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_events: tuple[str, ...], tracker,
+                        source: str = "") -> Recording:
     """The causal graph of every order of a finished choreography run in ``db`` (a ``run.db``), by the plan it
     applied (its rules' names as the run recorded them); ``terminal_events``: the events that end a saga (the
     catalog's ``saga.terminal_events``); ``tracker``: the catalog's ``saga.tracker``, whose state holds each saga's
-    status (default: YAFDP's Order service, the ``orders`` view).
+    status.
 
     Raises :class:`~yafdp.errors.RefusedError` for a run on a Custom Event Bus, an orchestrated run, a run with
     injected infrastructure faults (duplicates, delays, crashes, poison messages: their timing would be lost, not
@@ -157,7 +149,7 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_e
             delivered.setdefault(event_id, []).append(rule)
         else:
             incomplete.add(orders_of.get(event_id))
-    statuses = saga_statuses(db, tracker)
+    statuses = dict(db.execute(*rundb.saga_statuses(tracker)))
     due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
 
     def deliveries(event_ids: list[str], nodes: list) -> list[int]:

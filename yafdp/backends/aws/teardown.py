@@ -67,10 +67,11 @@ def looks_custom(found: list[Found]) -> bool:
 
 
 def destroy(clients: AwsClients, prefix: str, run_id: str | None = None,
-            echo: Callable[[str], None] = print) -> list[Change]:
-    """Delete everything :func:`inventory` finds; returns (and echoes) what was deleted."""
+            echo: Callable[[str], None] = print, found: list[Found] | None = None) -> list[Change]:
+    """Delete everything :func:`inventory` finds (``found``: that inventory, when the caller has just read it);
+    returns (and echoes) what was deleted."""
     deleted = []
-    for resource in inventory(clients, prefix, run_id):
+    for resource in inventory(clients, prefix, run_id) if found is None else found:
         if not _delete(clients, resource):
             continue
         change = Change("delete", resource.kind, resource.name)
