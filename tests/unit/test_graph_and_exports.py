@@ -105,8 +105,11 @@ def test_no_edge_of_the_flow_graph_runs_through_a_node(observers, joining):
              for n, d in graph.nodes(data=True)}
     boxes = {names[t.get_text()]: t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
              if t.get_text() in names}
-    boxes |= {t.get_gid(): t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
-              if (t.get_gid() or "").startswith("observer:")}
+    observed = {t.get_gid(): t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts
+                if (t.get_gid() or "").startswith("observer:")}
+    assert not [(a, b) for a in observed for b in observed if a < b and observed[a].overlaps(observed[b])]
+    assert all(box.x0 >= 0 and box.x1 <= fig.bbox.width for box in observed.values())  # each box whole on the page
+    boxes |= observed
     arrows = [p for p in ax.patches if p.get_gid()]
     drawn = [e for e, watching in nx_edge_attributes(graph, "observer").items() if observers == "inline" or not watching]
     assert len(arrows) == len(drawn) and len(boxes) > 10

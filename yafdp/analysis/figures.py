@@ -387,7 +387,10 @@ def _observer_boxes(graph: nx.DiGraph, pos: dict, edge_counts: dict | None, high
                              + [f"{name(e)}{count((e, s))}" for (e, s), _ in pairs])
         lit = _lit_edges(graph.edge_subgraph([edge for edge, _ in pairs]), edge_counts, highlight)
         label = graph.nodes[service]["label"]
-        boxes.append((label, "\n".join([f"{label} (observer)"] + lines), bool(lit)))
+        own = [v for _, v, d in graph.edges(service, data=True) if not d.get("observer")]  # a step of the saga too
+        rules = dict.fromkeys(r for _, d in pairs for r in d["rules"])
+        heading = f"{label} (observer)" + (": " + ", ".join(rules) if own else "")
+        boxes.append((label, "\n".join([heading] + lines), bool(lit)))
     return boxes
 
 
