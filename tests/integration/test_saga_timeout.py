@@ -144,3 +144,23 @@ def test_on_a_custom_event_bus_the_deadline_targets_what_the_catalog_chooses_and
                 assert answers[0]["EventId"] == answers[1]["EventId"]
         finally:
             destroy(clients, prefix, echo=lambda line: None)
+
+
+def test_the_lambda_entry_point_hands_a_schedules_input_to_put_scheduled(monkeypatch):
+    """What EventBridge Scheduler's Lambda Invoke target sends the function (the schedule's Input) reaches
+    put_scheduled, and its answer names the published events; an event of another shape is still refused."""
+    from yafdp.backends.aws import lambda_handler
+    from yafdp.errors import RefusedError
+
+    class Function:
+        def put_scheduled(self, request):
+            self.request = request
+            return ["e-1"]
+
+    function = Function()
+    monkeypatch.setattr(lambda_handler, "_service_function", lambda context: function)
+    request = {"schedule": "deadline-ord-1", "Source": "yafdp.order", "DetailType": "Order_Timed_Out",
+               "Detail": {"order_id": "ord-1"}}
+    assert lambda_handler.lambda_handler(request, None) == {"published": ["e-1"]} and function.request == request
+    with pytest.raises(RefusedError, match="a schedule's event"):
+        lambda_handler.lambda_handler({"DetailType": "Order_Timed_Out"}, None)
