@@ -360,9 +360,9 @@ OBSERVER_LINES = 4  # the box's height the axes always leave room for: an observ
 
 def _observer_boxes(graph: nx.DiGraph, pos: dict, edge_counts: dict | None, highlight: set | None,
                     only: set | None) -> list[tuple[str, str, bool]]:
-    """The observers of ``graph`` as ``[(service's name, text, lit)]``, in the order their services sit from left to right
-    in the layout ``pos``: the events each hears in saga order (left to right, top to bottom in ``pos``), with what
-    it publishes on them and the run's counts, wrapped."""
+    """The observers of ``graph`` as ``[(service's name, text, lit)]``, in the order their services sit from left to
+    right in the layout ``pos``: the events each hears in saga order (left to right, top to bottom in ``pos``), with
+    what it publishes on them and the run's counts, wrapped."""
     def name(node: str) -> str:
         return graph.nodes[node]["label"].replace("_", " ")
 
