@@ -179,6 +179,9 @@ def test_the_site_reads_every_chapters_title_time_and_goals_from_its_first_cell(
         assert len(read.goals) >= 3 and all(len(goal) > 20 for goal in read.goals), read
 
 
+EVENT = "Order_Cancelled_By_Customer"
+
+
 def _cancellation(tmp_path, change=None, **modules):
     """The worked answer of 06.customer-cancels, with ``change(folder)`` applied and ``modules`` ({service: source})
     written over its handler modules: a wrong answer to check."""
@@ -259,6 +262,9 @@ def _refund_every_time(folder):
      "never released"),  # the shipped cancel_order: it stops cooking, but never releases a pending order
     (lambda tmp: str(__import__("yafdp.analysis.cancellation", fromlist=["x"]).starter_catalog(tmp / "starter")),
      "yafdp lint"),  # the starter as it is: nobody reacts to the cancellation
+    (lambda tmp: _cancellation(tmp, _rule_on("restaurant", "restaurant-releases-cancelled-order", EVENT, "yafdp.order"),
+                               restaurant="from yafdp.services.restaurant import *  # noqa: F401,F403\n"),
+     "the run was refused"),  # a handler the catalog names and nobody wrote
 ])
 def test_the_customer_cancels_exercise_refuses_a_wrong_design(wrong, said, tmp_path, capsys):
     assert exercises.check("06.customer-cancels", wrong(tmp_path), out_dir=str(tmp_path)) is False

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from yafdp.catalog import CatalogError, load_catalog
-from yafdp.errors import RequestRefusedError
+from yafdp.errors import RequestRefusedError, YafdpError
 
 EVENT = "Order_Cancelled_By_Customer"
 ENTRYPOINT = "cancel_by_customer"
@@ -49,7 +49,7 @@ HOLDING = ("awaiting_answer", "confirmed")  # the Restaurant service's statuses 
 
 ORDER_MODULE = '''"""The Order service of the shipped catalog, and the customer's cancellation (exercise 06.customer-cancels)."""
 
-from yafdp.errors import RequestRefusedError
+from yafdp.errors import RequestRefusedError, YafdpError
 from yafdp.services.order import place_order, track_status  # noqa: F401 - the shipped Order service's handlers
 
 
@@ -193,7 +193,10 @@ def cancellation_problems(folder, out: str | Path) -> list[str]:
     if catalog.events.get(EVENT) is None or catalog.events[EVENT].service != "order":
         return [f"{EVENT} is not the Order service's event any more: start from starter_catalog(folder)"]
     problems = [f"yafdp lint: {finding}" for finding in lint(catalog)]
-    seen = cancellation_run(folder, out)
+    try:
+        seen = cancellation_run(folder, out)
+    except YafdpError as refused:  # a handler the catalog names and nobody wrote, a run option refused, ...
+        return problems + [f"the run was refused: {refused}"]
     accepted = seen["accepted"]
     if not accepted:
         return problems + ["no cancellation was accepted: the scenario could not run (is the entry point still there?)"]

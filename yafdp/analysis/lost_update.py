@@ -42,7 +42,7 @@ from yafdp.plan.model import TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA
 
 STRATEGIES = ("read-modify-write", "UpdateItem ADD", "conditional write", "ledger")
 BALANCE, LEDGER = "balance", "ledger"  # the partitions: a customer's balance item, a customer's award items
-HANDSHAKE_SECONDS = 30.0  # how long an invocation waits for the other at the handshake before the race is called off
+HANDSHAKE_SECONDS = 300.0  # how long an invocation waits for the others at the handshake before the race is called off
 
 
 @dataclass

@@ -9,7 +9,7 @@ from yafdp.analysis.trace import load_run
 from yafdp.backends.local.sync_execution import start_sync_execution
 from yafdp.catalog import load_catalog
 from yafdp.runs import RunOptions, run_saga
-from yafdp.services.restaurant_workflow import WorkflowRestaurant, with_workflow_restaurant
+from yafdp.analysis.hybrid import WorkflowRestaurant, with_workflow_restaurant
 
 RUN = dict(orders=120, seed=3, latency_model="aws-eu-west-1", rates={"restaurant_reject": 0.4})
 

@@ -1,18 +1,20 @@
-"""The Restaurant service's review of a paid order as a workflow of its own: the hybrid design (chapter 09).
+"""The hybrid design, run (chapter 09): events between services, and the Restaurant service's review of a paid order
+as a workflow of its own inside the service.
 
 Between services nothing changes: the Restaurant still hears ``Payment_Success`` on the bus and publishes
 ``Restaurant_Confirmed_Order`` or ``Restaurant_Rejected_Order``. Inside it, the review is an Express workflow of four
 steps, each a function of the Restaurant's own: is the kitchen open, are the items available, book a kitchen slot,
 then publish the decision; a closed kitchen or a missing item is an error a ``Catch`` turns into the rejection. The
-service's handler starts it synchronously (``StartSyncExecution``; the runner is passed in:
-:func:`yafdp.backends.local.sync_execution.start_sync_execution` locally) and the whole execution commits with the delivery, as the shipped
+service's handler starts it synchronously (``StartSyncExecution``; the runner is a field of
+:class:`WorkflowRestaurant`, :func:`yafdp.backends.local.sync_execution.start_sync_execution` by default) and the whole execution commits with the delivery, as the shipped
 :func:`~yafdp.services.restaurant.review_order` does. Nobody outside the Restaurant sees the workflow.
 
 What the handler keeps outside the workflow is what only the service's state decides: an order decided already
 (a duplicate delivery, a late payment after the deadline) and a restaurant that never answers (a person's step would
 need a Standard workflow and ``.waitForTaskToken``, which an Express workflow cannot use: chapter 09's human step).
 
-Not deployed: ``yafdp plan``/``deploy`` know the shipped Restaurant only. On AWS the handler would call
+A variant of the shipped Restaurant for the course, run in memory (:func:`with_workflow_restaurant`), not deployed:
+``yafdp plan``/``deploy`` know the shipped Restaurant only. On AWS the handler would call
 ``StartSyncExecution`` of a state machine of the Restaurant's stack, each Task a Lambda function of its own.
 """
 
@@ -22,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from yafdp.backends.local.sync_execution import start_sync_execution
 from yafdp.errors import BackendError
 from yafdp.plan.step_functions import LAMBDA_INVOKE
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
@@ -77,7 +80,7 @@ class WorkflowRestaurant:
     ``invocations``, as :func:`yafdp.backends.local.sync_execution.start_sync_execution`), and what its executions
     did: ``executions``, for the comparison."""
 
-    start_sync_execution: Callable[..., Any]
+    start_sync_execution: Callable[..., Any] = start_sync_execution
     definition: dict = field(default_factory=review_definition)
     executions: list = field(default_factory=list)
 
