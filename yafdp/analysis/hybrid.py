@@ -6,8 +6,9 @@ Between services nothing changes: the Restaurant still hears ``Payment_Success``
 steps, each a function of the Restaurant's own: is the kitchen open, are the items available, book a kitchen slot,
 then publish the decision; a closed kitchen or a missing item is an error a ``Catch`` turns into the rejection. The
 service's handler starts it synchronously (``StartSyncExecution``; the runner is a field of
-:class:`WorkflowRestaurant`, :func:`yafdp.backends.local.sync_execution.start_sync_execution` by default) and the whole execution commits with the delivery, as the shipped
-:func:`~yafdp.services.restaurant.review_order` does. Nobody outside the Restaurant sees the workflow.
+:class:`WorkflowRestaurant`, :func:`yafdp.backends.local.sync_execution.start_sync_execution` by default) and the
+whole execution commits with the delivery, as the shipped :func:`~yafdp.services.restaurant.review_order` does.
+Nobody outside the Restaurant sees the workflow.
 
 What the handler keeps outside the workflow is what only the service's state decides: an order decided already
 (a duplicate delivery, a late payment after the deadline) and a restaurant that never answers (a person's step would
