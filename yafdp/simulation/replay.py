@@ -352,9 +352,9 @@ class _CustomBusChoreography(_Run):
       back-off (:func:`~yafdp.custom_event_bus.subscriber.retry_backoff`; AWS documents none), and given up on past
       either limit; the bus invokes targets with no rate limit of its own (its quotas list none).
 
-    Where the replay simplifies: a subscriber sends the events that are ready together in a batch (up to 10 for a
-    queue) and the full simulation draws one hop for the batch; the replay draws one per event (the same
-    distribution, without the batch's correlation).
+    A subscriber sends the events that are ready at the same moment together, up to its ``MaxBatchSize`` (10 for
+    a queue, 1 for a function), and they take the same hop to the target; under load, a FIFO subscriber's
+    waiting events go in such batches as their groups let go together, and reach their queue together.
     """
 
     def __init__(self, recording: Recording, timing: SimulatedTiming, seed: int, generator):
@@ -372,10 +372,12 @@ class _CustomBusChoreography(_Run):
             queue = keys.setdefault(("queue", service.queue), len(keys)) if mode == QUEUE and service.fifo_queue else -1
             # the group a handler holds while it runs: its FIFO queue's, or its FIFO subscriber's (REQUEST_RESPONSE)
             running = queue if mode == QUEUE else (subscriber if mode == REQUEST_RESPONSE else -1)
+            # the subscriber's batch being sent: [when, its hop, events in it], and how many it may hold
+            batch = ([-1.0, 0.0, 0], rule.batch_size)
             routes[rule.name] = (*facts[rule.name], mode, subscriber, queue, running,
-                                 float(service.visibility_timeout_seconds))
+                                 float(service.visibility_timeout_seconds), batch)
         # Each node: (service, entries, children, terminal, hop, policy, retries, mode, subscriber, queue, running,
-        # visibility, group, published).
+        # visibility, batch, group, published).
         self.graphs = [(graph.roots, graph.entries, graph.published,
                         tuple((n[1], n[3], n[4], n[5], *routes[n[2]], n[7], n[8]) for n in graph.nodes))
                        for graph in recording.graphs]
@@ -419,14 +421,20 @@ class _CustomBusChoreography(_Run):
                 del held[key]
 
         def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> None:
-            """The subscriber sends node ``k``'s event to its target at ``t``."""
+            """The subscriber sends node ``k``'s event to its target at ``t``, in the batch it sends then if that
+            has room."""
             node = nodes[k]
+            batch, size = node[12]
+            if batch[0] == t and batch[2] < size:
+                batch[2] += 1
+            else:
+                batch[0], batch[1], batch[2] = t, node[4](), 1
             if node[7] == QUEUE:
-                push((t + node[4](), order, k, nodes, attempt * 8 + HANDED_OFF, None))
+                push((t + batch[1], order, k, nodes, attempt * 8 + HANDED_OFF, None))
                 return
             if node[7] == REQUEST_RESPONSE and attempt == 1:
                 first_tried[order, k] = t
-            push((t + node[4](), order, k, nodes, attempt * 8 + RUN, None))
+            push((t + batch[1], order, k, nodes, attempt * 8 + RUN, None))
 
         while (entry := take()) is not None:
             t, order, k, nodes, n, end = entry
@@ -447,7 +455,7 @@ class _CustomBusChoreography(_Run):
                 continue
             attempt, phase = n >> 3, n & 7
             node = nodes[k]
-            group = node[12]
+            group = node[13]
             if phase == INGESTED:  # the subscriber has it: a FIFO subscriber sends it in its group's turn
                 if node[8] >= 0 and group >= 0 and hold((node[8], order, group), (SENT, k, nodes)):
                     held_back += 1
@@ -480,7 +488,7 @@ class _CustomBusChoreography(_Run):
             if end > clock:
                 clock = end
             running = node[10] >= 0 and group >= 0
-            published = put_events(end, entries, groups(order, node[13])) if entries else end
+            published = put_events(end, entries, groups(order, node[14])) if entries else end
             if published is None:  # throttled past the producer's retries: the delivery fails
                 mode, retries = node[7], node[6]
                 if mode == REQUEST_RESPONSE:  # the subscriber tries again under its retry policy, its group held
