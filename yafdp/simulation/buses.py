@@ -224,7 +224,8 @@ class CustomEventBus:
     **Delivery** to a subscriber's target has no documented rate limit on this bus (its quotas list none, unlike
     Classic's invocation quota): :meth:`invoke` is at once, and the event takes the profile's delivery latency.
     Its subscribers' retries, maximum event age and FIFO order per group are the engine's
-    (:mod:`yafdp.custom_event_bus`), which the local Custom Event Bus runs on this model's times.
+    (:mod:`yafdp.custom_event_bus`), which the local Custom Event Bus runs on this model's times, and the replay's
+    (:class:`yafdp.simulation.replay._CustomBusChoreography`), which applies the same rules to recorded sagas.
 
     ``rng`` draws the producers' backoffs, only when a request is throttled.
 
