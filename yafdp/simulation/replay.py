@@ -47,7 +47,6 @@ import itertools
 import random
 import statistics
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -376,10 +375,22 @@ class _CustomBusChoreography(_Run):
             batch = ([-1.0, 0.0, 0], rule.batch_size)
             routes[rule.name] = (*facts[rule.name], mode, subscriber, queue, running,
                                  float(service.visibility_timeout_seconds), batch)
-        # Each node: (service, entries, children, terminal, hop, policy, retries, mode, subscriber, queue, running,
-        # visibility, batch, group, published).
-        self.graphs = [(graph.roots, graph.entries, graph.published,
-                        tuple((n[1], n[3], n[4], n[5], *routes[n[2]], n[7], n[8]) for n in graph.nodes))
+        # A group held by a FIFO subscriber or queue is named by one number: (order * len(keys) + key) * groups +
+        # the group's place among the order's groups (or -1: no group, or not FIFO, holds nothing).
+        groups = 1 + max((n[7] for graph in recording.graphs for n in graph.nodes), default=0)
+        self.stride = max(1, len(keys) * groups)
+
+        def held_by(key: int, group: int) -> int:
+            return key * groups + group if key >= 0 and group >= 0 else -1
+
+        def node(n: tuple) -> tuple:
+            hop, policy, retries, mode, subscriber, queue, running, visibility, batch = routes[n[2]]
+            return (n[1], n[3], n[4], n[5], hop, policy, retries, mode, held_by(subscriber, n[7]),
+                    held_by(queue, n[7]), held_by(running, n[7]), visibility, batch, n[7], n[8])
+        # Each node: (service, entries, children, terminal, hop, policy, retries, mode, the group its FIFO subscriber
+        # holds, the group its FIFO queue holds, the group held while its handler runs, visibility, batch, group,
+        # published).
+        self.graphs = [(graph.roots, graph.entries, graph.published, tuple(node(n) for n in graph.nodes))
                        for graph in recording.graphs]
         self.retry_rng = random.Random(f"{seed}:subscriber-retries")
         self.held_back = 0
@@ -393,7 +404,8 @@ class _CustomBusChoreography(_Run):
         put_events = self.timing.bus.put_events
         graphs, start_at, terminal_at = self.graphs, self.start_at, self.terminal_at
         retry_rng = self.retry_rng
-        held: dict[tuple[int, int, int], deque] = {}  # (subscriber or queue, order, group) busy -> what waits
+        held: dict[int, list | None] = {}  # a group busy at a FIFO subscriber or queue -> what waits behind it
+        stride = self.stride
         first_tried: dict[tuple[int, int], float] = {}  # (order, node) -> a REQUEST_RESPONSE delivery's first try
         ok = failed = dead = events = refused = held_back = 0
         clock = 0.0
@@ -402,23 +414,25 @@ class _CustomBusChoreography(_Run):
         def groups(order: int, published: tuple) -> dict | None:
             return {(order, group): (count, size) for group, count, size in published} if published else None
 
-        def hold(key: tuple, waiting: tuple) -> bool:
-            """Whether ``key``'s group is busy (``waiting`` then queues behind it); if not, it is taken now."""
-            queue = held.get(key)
-            if queue is None:
-                held[key] = deque()
+        def hold(key: int, waiting: tuple) -> bool:
+            """Whether group ``key`` is busy (``waiting`` then queues behind it); if not, it is taken now."""
+            if key not in held:
+                held[key] = None
                 return False
-            queue.append(waiting)
+            queue = held[key]
+            if queue is None:
+                held[key] = [waiting]
+            else:
+                queue.append(waiting)
             return True
 
-        def release(key: tuple, t: float) -> None:
-            """``key``'s group lets go at ``t``: what waited first goes on."""
-            queue = held[key]
+        def release(key: int, order: int, t: float) -> None:
+            """Group ``key`` of ``order`` lets go at ``t``: what waited first goes on."""
+            queue = held.pop(key)
             if queue:
-                phase, k, nodes = queue.popleft()
-                push((t, key[1], k, nodes, 8 + phase, None))
-            else:
-                del held[key]
+                phase, k, nodes = queue.pop(0)
+                held[key] = queue or None
+                push((t, order, k, nodes, 8 + phase, None))
 
         def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> None:
             """The subscriber sends node ``k``'s event to its target at ``t``, in the batch it sends then if that
@@ -455,9 +469,8 @@ class _CustomBusChoreography(_Run):
                 continue
             attempt, phase = n >> 3, n & 7
             node = nodes[k]
-            group = node[13]
             if phase == INGESTED:  # the subscriber has it: a FIFO subscriber sends it in its group's turn
-                if node[8] >= 0 and group >= 0 and hold((node[8], order, group), (SENT, k, nodes)):
+                if node[8] >= 0 and hold(order * stride + node[8], (SENT, k, nodes)):
                     held_back += 1
                     continue
                 send(t, order, k, nodes, attempt)
@@ -466,12 +479,12 @@ class _CustomBusChoreography(_Run):
                 send(t, order, k, nodes, attempt)
                 continue
             if phase == RELEASED:
-                release((node[10], order, group), t)
+                release(order * stride + node[10], order, t)
                 continue
             if phase == HANDED_OFF:  # on the queue: the subscriber's group goes on; a FIFO queue's waits its turn
-                if node[8] >= 0 and group >= 0:
-                    release((node[8], order, group), t)
-                if node[9] >= 0 and group >= 0 and hold((node[9], order, group), (RUN, k, nodes)):
+                if node[8] >= 0:
+                    release(order * stride + node[8], order, t)
+                if node[9] >= 0 and hold(order * stride + node[9], (RUN, k, nodes)):
                     held_back += 1
                     continue
                 end = None
@@ -487,7 +500,7 @@ class _CustomBusChoreography(_Run):
                     continue
             if end > clock:
                 clock = end
-            running = node[10] >= 0 and group >= 0
+            running = node[10] >= 0
             published = put_events(end, entries, groups(order, node[14])) if entries else end
             if published is None:  # throttled past the producer's retries: the delivery fails
                 mode, retries = node[7], node[6]
