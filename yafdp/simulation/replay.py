@@ -404,8 +404,11 @@ class _CustomBusChoreography(_Run):
         put_events = self.timing.bus.put_events
         graphs, start_at, terminal_at = self.graphs, self.start_at, self.terminal_at
         retry_rng = self.retry_rng
-        held: dict[int, list | None] = {}  # a group busy at a FIFO subscriber or queue -> what waits behind it
-        stride = self.stride
+        held: dict[int, list | None] = {}  # a group busy at a FIFO queue (or function) -> what waits behind it
+        # A FIFO subscriber's group on its way to a queue -> when its last event sent reaches the queue: the hop takes
+        # as long as it takes, so the group's next event is sent then, without waiting in a list.
+        handed_off: dict[int, float] = {}
+        stride, ingested = self.stride, 0
         first_tried: dict[tuple[int, int], float] = {}  # (order, node) -> a REQUEST_RESPONSE delivery's first try
         ok = failed = dead = events = refused = held_back = 0
         clock = 0.0
@@ -434,21 +437,23 @@ class _CustomBusChoreography(_Run):
                 held[key] = queue or None
                 push((t, order, k, nodes, 8 + phase, None))
 
-        def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> None:
+        def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> float:
             """The subscriber sends node ``k``'s event to its target at ``t``, in the batch it sends then if that
-            has room."""
+            has room; returns when it reaches the target."""
             node = nodes[k]
             batch, size = node[12]
             if batch[0] == t and batch[2] < size:
                 batch[2] += 1
             else:
                 batch[0], batch[1], batch[2] = t, node[4](), 1
+            there = t + batch[1]
             if node[7] == QUEUE:
-                push((t + batch[1], order, k, nodes, attempt * 8 + HANDED_OFF, None))
-                return
+                push((there, order, k, nodes, attempt * 8 + HANDED_OFF, None))
+                return there
             if node[7] == REQUEST_RESPONSE and attempt == 1:
                 first_tried[order, k] = t
-            push((t + batch[1], order, k, nodes, attempt * 8 + RUN, None))
+            push((there, order, k, nodes, attempt * 8 + RUN, None))
+            return there
 
         while (entry := take()) is not None:
             t, order, k, nodes, n, end = entry
@@ -470,7 +475,20 @@ class _CustomBusChoreography(_Run):
             attempt, phase = n >> 3, n & 7
             node = nodes[k]
             if phase == INGESTED:  # the subscriber has it: a FIFO subscriber sends it in its group's turn
-                if node[8] >= 0 and hold(order * stride + node[8], (SENT, k, nodes)):
+                key = node[8]
+                if key >= 0 and node[7] == QUEUE:  # its turn: once the group's event before it reached the queue
+                    key += order * stride
+                    free = handed_off.get(key, 0.0)
+                    if free > t:
+                        held_back += 1
+                        t = free
+                    handed_off[key] = send(t, order, k, nodes, attempt)
+                    ingested += 1
+                    if not ingested & 0xFFFF:  # forget the groups whose last event reached its queue already
+                        for old in [g for g, at in handed_off.items() if at <= t]:
+                            del handed_off[old]
+                    continue
+                if key >= 0 and hold(order * stride + key, (SENT, k, nodes)):
                     held_back += 1
                     continue
                 send(t, order, k, nodes, attempt)
@@ -481,9 +499,7 @@ class _CustomBusChoreography(_Run):
             if phase == RELEASED:
                 release(order * stride + node[10], order, t)
                 continue
-            if phase == HANDED_OFF:  # on the queue: the subscriber's group goes on; a FIFO queue's waits its turn
-                if node[8] >= 0:
-                    release(order * stride + node[8], order, t)
+            if phase == HANDED_OFF:  # on the queue: a FIFO queue's group waits its turn
                 if node[9] >= 0 and hold(order * stride + node[9], (RUN, k, nodes)):
                     held_back += 1
                     continue
