@@ -647,8 +647,9 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
 def register_replay(commands) -> None:
     parser = commands.add_parser(
         "replay", validate=_check_replay_options,
-        help="replay a finished choreography run's sagas through the latency model at any arrival rate, "
-             "without running a handler (it assumes the handlers' decisions do not depend on timing)")
+        help="replay a finished choreography run's sagas (on the Classic bus or the Custom Event Bus) through the "
+             "latency model at any arrival rate, without running a handler (it assumes the handlers' decisions do "
+             "not depend on timing)")
     from yafdp.runs.options import MAX_ORDERS
     from yafdp.runs.workload import ARRIVAL_HORIZON_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
@@ -711,8 +712,8 @@ def run_replay(args) -> int:
     print(f"recorded: {len(recording.orders):,} orders of {recording.source} ({outcomes}), {len(recording.graphs)} "
           f"distinct sagas{left_out}")
     print(f"replayed {result.orders:,} orders {arrivals}, latency model {args.latency_model!r}, quotas "
-          f"x{args.quota_scale:g}, without running a handler ({result.wall_seconds:.2f} s of wall time, "
-          f"{result.simulation['virtual_seconds']:,.3f} simulated seconds)")
+          f"x{args.quota_scale:g}, without running a handler, on the {result.simulation['bus']} "
+          f"({result.wall_seconds:.2f} s of wall time, {result.simulation['virtual_seconds']:,.3f} simulated seconds)")
     deliveries = result.deliveries
     print(f"{result.placed:,} placed, {result.refused:,} refused (PutEvents throttled past the client's retries); "
           f"{result.finished:,} reached their end, {result.not_finished:,} did not; {deliveries['total']:,} handler "
@@ -720,6 +721,9 @@ def run_replay(args) -> int:
           "dead-lettered)")
     for line in _simulated({**result.simulation, "saga_ms": result.saga_ms}, {}):
         print(line)
+    if "held_back_behind_their_group" in result.simulation:
+        print(f"Custom Event Bus: {result.simulation['held_back_behind_their_group']:,} deliveries held back behind an "
+              "earlier event of their group (FIFO subscribers and FIFO queues keep each order's events in order)")
     return 0
 
 

@@ -1,15 +1,19 @@
-"""`yafdp replay` through the real command line: a finished choreography run's sagas replayed at another load, and
-every bad input said in one line naming the option or the folder, exit 2, the run folder left as it was."""
+"""`yafdp replay` through the real command line: a finished choreography run's sagas, on the Classic bus or the
+Custom Event Bus, replayed at another load, and every bad input said in one line naming the option or the folder,
+exit 2, the run folder left as it was."""
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from yafdp.runs import RunOptions, run_saga
+from yafdp.runtime import rundb
 from yafdp.runtime.faults import Faults
 
 pytestmark = pytest.mark.slow
@@ -27,10 +31,18 @@ def fingerprint(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("replay-cli")
-    made = {"choreography": base / "choreography", "orchestration": base / "orchestration", "faults": base / "faults"}
+    made = {name: base / name for name in ("choreography", "orchestration", "faults", "custom", "custom-faults",
+                                           "custom-unfinished")}
     run_saga(RunOptions(orders=40, seed=2, out=made["choreography"]))
     run_saga(RunOptions(orders=5, seed=2, out=made["orchestration"], style="orchestration"))
     run_saga(RunOptions(orders=5, seed=2, out=made["faults"], faults=Faults(handler_failure_rate=0.5)))
+    run_saga(RunOptions(orders=40, seed=2, out=made["custom"], bus="custom"))
+    run_saga(RunOptions(orders=5, seed=2, out=made["custom-faults"], bus="custom",
+                        faults=Faults(publish_retry_rate=0.5)))
+    shutil.copytree(made["custom"], made["custom-unfinished"])
+    with closing(rundb.connect(made["custom-unfinished"] / "run.db")) as db:  # as a run stopped before its end leaves it
+        rundb.set_info(db, status="running")
+        db.commit()
     return made
 
 
@@ -56,6 +68,25 @@ def test_the_json_result_holds_the_counts_and_the_recording(runs):
     assert replayed["orders"] == replayed["finished"] == replayed["recording"]["orders"] == 40
     assert replayed["saga_ms"]["orders"] == 40 and replayed["simulation"]["latency_model"] == "aws-eu-west-1"
     assert "latencies_s" not in replayed
+
+
+def test_a_custom_event_bus_run_is_replayed_on_the_custom_event_bus(runs):
+    folder = runs["custom"]
+    before = fingerprint(folder)
+    result = cli("replay", folder, "--arrival-rate", 200, "--orders", 400, "--quota-scale", 0.01, "--seed", 3, "--json")
+    assert result.returncode == 0, result.stderr
+    replayed = json.loads(result.stdout)
+    assert replayed["recording"]["orders"] == 40 and replayed["orders"] == replayed["placed"] == 400
+    assert replayed["simulation"]["bus"] == "EventBridge Custom Event Bus"
+    assert replayed["simulation"]["held_back_behind_their_group"] > 0  # the FIFO subscribers and queues keep order
+    assert replayed["finished"] + replayed["not_finished"] == 400
+    assert fingerprint(folder) == before
+    text = cli("replay", folder)  # its own orders at their own times, in words
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert "without running a handler, on the EventBridge Custom Event Bus (" in lines[1]
+    assert lines[-1].startswith("Custom Event Bus: ") and "held back behind an earlier event of their group" in lines[-1]
+    assert any(line.startswith("saga end to end (simulated): p50 ") for line in lines)
 
 
 @pytest.mark.parametrize("args, says", [
@@ -84,6 +115,8 @@ def test_bad_options_are_one_line_naming_the_option_and_exit_2(runs, args, says)
 @pytest.mark.parametrize("which, says", [
     ("orchestration", "an orchestrated run's sagas are recorded as it runs"),
     ("faults", "injected faults (handler_failure_rate)"),
+    ("custom-faults", "injected faults (publish_retry_rate)"),
+    ("custom-unfinished", "the run has not finished; replay a finished run"),
     ("missing", "yafdp: no run database at "),
 ])
 def test_a_run_the_replay_cannot_take_is_one_line_naming_the_folder_and_exit_2(runs, tmp_path, which, says):

@@ -319,11 +319,7 @@ class Subscriber:
                 self._done(work)
 
     def _backoff(self, attempts: int) -> float:
-        """Seconds before the next try after ``attempts`` tries: exponential with equal jitter (not documented,
-        SPEC A.10; :class:`~yafdp.custom_event_bus.choices.Choices`)."""
-        choices = self.bus.choices
-        delay = min(choices.retry_cap_seconds, choices.retry_base_seconds * 2 ** (attempts - 1))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
+        return retry_backoff(attempts, self.bus.choices, self._rng)
 
     # ---------------------------------------------------------------- pause, resume, delete
 
@@ -346,3 +342,20 @@ class Subscriber:
         self._queue.clear()
         self._groups.clear()
         self._ready.clear()
+
+
+def retry_backoff(attempts: int, choices, rng: random.Random) -> float:
+    """Seconds a subscriber waits before it tries an event again after ``attempts`` failed tries: exponential from
+    ``choices.retry_base_seconds``, doubling, capped at ``choices.retry_cap_seconds``, with equal jitter drawn
+    from ``rng``. AWS documents no back-off schedule (UG retry,
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-retry.html; SPEC A.10): a
+    :class:`~yafdp.custom_event_bus.choices.Choices` setting. The timing model's replay uses it too.
+
+    Examples
+    --------
+    >>> from yafdp.custom_event_bus.choices import DEFAULT_CHOICES
+    >>> 0.5 <= retry_backoff(1, DEFAULT_CHOICES, random.Random(1)) <= 1.0
+    True
+    """
+    delay = min(choices.retry_cap_seconds, choices.retry_base_seconds * 2 ** (attempts - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)

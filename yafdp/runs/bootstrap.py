@@ -45,15 +45,13 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     """
     if latency_model in (None, "", "none"):
         return MeasuredTiming()
-    from yafdp.simulation.buses import CustomEventBus
+    from yafdp.simulation.buses import event_bus_for
     from yafdp.simulation.timing import SimulatedTiming
 
     profile, quotas = profile_and_quotas(latency_model, quota_scale)
     bus = None  # the timing's default: the Classic bus at the account's quotas (none for an orchestration)
     if bus_kind == "custom" and invocation == "queue":
-        # AWS publishes no Custom Event Bus latency: the profile's labelled assumption, else Classic's figure
-        delivery = profile.hops.get("custom_event_bus_delivery", profile.hops["eventbridge_delivery"])
-        bus = CustomEventBus(quotas, delivery, random.Random(f"{seed}:bus"))
+        bus = event_bus_for(bus_kind, profile, quotas, random.Random(f"{seed}:bus"))
     return SimulatedTiming(profile, quotas, seed=seed, invocation=invocation, bus=bus)
 
 

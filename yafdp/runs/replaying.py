@@ -76,8 +76,8 @@ def run_and_record(options: RunOptions) -> tuple[dict, Recording]:
 
 
 def recording_of(out: str | Path) -> Recording:
-    """The causal graphs of the finished choreography run in folder ``out`` (or its ``run.db``), by the plan of the
-    catalog it ran with.
+    """The causal graphs of the finished choreography run in folder ``out`` (or its ``run.db``), on either kind of
+    bus, by the plan of the catalog it ran with for that bus.
 
     Raises :class:`~yafdp.errors.RunFolderError` (or :class:`~yafdp.runtime.rundb.MalformedRunError`) when ``out``
     holds no run, and :class:`~yafdp.errors.RefusedError` for a run that is still going, an orchestrated one (its
@@ -99,7 +99,8 @@ def recording_of(out: str | Path) -> Recording:
             raise RefusedError(f"{source}: the run's catalog cannot be proven the one it ran with "
                                f"({'; '.join(proof.differences)})")
         catalog = proof.catalog
-        plan = build_plan(catalog, info["prefix"]) if info.get("prefix") else build_plan(catalog)
+        bus = info.get("bus") or "classic"  # the kind of bus the run ran on: its plan's rules, or its subscribers
+        plan = build_plan(catalog, info["prefix"], bus=bus) if info.get("prefix") else build_plan(catalog, bus=bus)
         return record_choreography(db, plan, catalog.saga.terminal_events, catalog.saga.tracker, source=source)
 
 

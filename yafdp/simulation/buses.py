@@ -8,9 +8,9 @@ the answers, so a kind of bus with other limits is one more class here. :class:`
 this project deploys by default: "Custom Event Bus - Classic", the EventBridge bus that routes with rules and
 targets. :class:`CustomEventBus` is the new Custom Event Bus (subscribers instead of rules), whose limits are per
 event group and per bus: each PutEvents call tells it the request's ``groups``.
-:func:`yafdp.runs.bootstrap.timing_for` chooses the model by the run's kind of bus, and
-:func:`yafdp.simulation.replay.replay` takes one through ``bus`` (a recording holds no event group: the replay
-takes Classic runs only).
+:func:`event_bus_for` makes the model of a run's kind of bus; :func:`yafdp.runs.bootstrap.timing_for` (the full
+simulation) and :func:`yafdp.simulation.replay.replay` (a recording keeps the event group and size of every event
+it published) both take it from there.
 
 Every answer is a time in virtual seconds, or None when the bus refuses: the caller then does what AWS
 does with a refusal (the producer's delivery fails and its queue delivers it again; the event goes to the
@@ -224,7 +224,8 @@ class CustomEventBus:
     **Delivery** to a subscriber's target has no documented rate limit on this bus (its quotas list none, unlike
     Classic's invocation quota): :meth:`invoke` is at once, and the event takes the profile's delivery latency.
     Its subscribers' retries, maximum event age and FIFO order per group are the engine's
-    (:mod:`yafdp.custom_event_bus`), which the local Custom Event Bus runs on this model's times.
+    (:mod:`yafdp.custom_event_bus`), which the local Custom Event Bus runs on this model's times, and the replay's
+    (:class:`yafdp.simulation.replay._CustomBusChoreography`), which applies the same rules to recorded sagas.
 
     ``rng`` draws the producers' backoffs, only when a request is throttled.
 
@@ -295,6 +296,36 @@ class CustomEventBus:
         return {"put_events_throttled": self.put_events_throttled,
                 "put_events_throttle_delay_s": round(self.put_events_throttle_delay, 3),
                 "put_events_refused": self.put_events_refused, **NO_INVOCATION_LIMIT}
+
+
+def delivery_of(kind: str, profile) -> Distribution:
+    """The latency from a bus of ``kind`` (``"classic"`` or ``"custom"``) invoking a target to the event being there,
+    from ``profile`` (a :class:`~yafdp.simulation.profiles.LatencyProfile`): ``eventbridge_delivery``, or for the
+    Custom Event Bus ``custom_event_bus_delivery``. AWS publishes no Custom Event Bus latency: that hop is the
+    profile's labelled assumption, and a profile without it falls back to Classic's figure."""
+    hops = profile.hops
+    if kind == "custom":
+        return hops.get("custom_event_bus_delivery", hops["eventbridge_delivery"])
+    return hops["eventbridge_delivery"]
+
+
+def event_bus_for(kind: str, profile, quotas: Quotas, rng: random.Random) -> EventBusModel:
+    """The model of a bus of ``kind``: ``"classic"`` (:class:`ClassicEventBus`, the account's PutEvents and
+    invocation quotas) or ``"custom"`` (:class:`CustomEventBus`, its limits per event group and per bus), at
+    ``quotas``, with the delivery latency of ``profile`` (:func:`delivery_of`); ``rng`` draws the producers'
+    backoffs. Raises ValueError for another kind.
+
+    Examples
+    --------
+    >>> from yafdp.simulation.profiles import load_profile
+    >>> from yafdp.simulation.quotas import load_quotas
+    >>> event_bus_for("custom", load_profile(), load_quotas(), random.Random(1)).name
+    'EventBridge Custom Event Bus'
+    """
+    models = {"classic": ClassicEventBus, "custom": CustomEventBus}
+    if kind not in models:
+        raise ValueError(f"no model of a bus of kind {kind!r} (classic or custom)")
+    return models[kind](quotas, delivery_of(kind, profile), rng)
 
 
 # What a bus with no invocation quota reports of its invocations, and what a run with no bus reports of a bus.

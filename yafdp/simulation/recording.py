@@ -11,12 +11,20 @@ A graph's nodes are the steps of one order's saga, each with the steps it causes
 - ``JOIN``: a Parallel state's ``parents`` branches have all ended.
 - ``START``: an execution starts (StartExecution is throttled); its children are the first state entered.
 
-A node is ``(kind, service, rule, entries, children, terminal, parents)``: ``children`` the indexes of the
-nodes it causes, ``terminal`` whether it publishes one of the saga's terminal events (the end of the order's
-saga latency). Orders whose sagas took the same steps share one graph.
+A node is ``(kind, service, rule, entries, children, terminal, parents, group, published)``: ``children`` the
+indexes of the nodes it causes, ``terminal`` whether it publishes one of the saga's terminal events (the end of the
+order's saga latency). On a Custom Event Bus, whose limits and order are per event group, ``group`` is the event
+group of the event a delivery receives and ``published`` how the events it publishes fall into groups,
+``((group, entries, bytes), ...)``; a group is named by its place among the groups of the order's events (0 the
+first seen, -1 none: an event without ``EventGroupId``), and bytes are an entry's size as the bus counts it
+(:func:`yafdp.custom_event_bus.bus.entry_size`) rounded to :data:`SIZE_STEP` bytes. On the Classic bus ``group`` is
+-1 and ``published`` empty. Orders whose sagas took the same steps share one graph.
 
-The choreography's graphs come from a finished ``run.db`` (:func:`record_choreography`): ``events.published_by``
-names the delivery that published each event, and the trace lists every delivery. The orchestration's come from
+The choreography's graphs come from a finished ``run.db`` (:func:`record_choreography`), on either kind of bus:
+``events.published_by`` names the delivery that published each event, and the trace lists every delivery. Only
+stored events are in a graph: a publish the Custom Event Bus answered ``DEDUPLICATED`` stored nothing and
+delivered nothing (UG "Ordering and deduplication",
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html), so it has no node. The orchestration's come from
 the local Step Functions runner as it runs (:class:`ExecutionRecorder`), which knows the states it entered.
 """
 
@@ -25,24 +33,31 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from yafdp.custom_event_bus.bus import entry_size
 from yafdp.errors import RefusedError
 from yafdp.plan import DeploymentPlan
 from yafdp.runtime import rundb
 
 DELIVERY, TRANSITION, TASK, JOIN, START = 0, 1, 2, 3, 4
 KINDS = ("delivery", "transition", "task", "join", "start")
+NO_GROUP = -1  # the event has no EventGroupId (and every event on the Classic bus)
+# An entry's bytes are kept to the nearest 64, so that orders whose events differ by a few characters share a graph:
+# at most 32 bytes off, 0.03 of the 1 + KB an event counts toward its group's limit.
+SIZE_STEP = 64
 
-Node = tuple  # (kind, service, rule, entries, children, terminal, parents)
+Node = tuple  # (kind, service, rule, entries, children, terminal, parents, group, published)
 
 
 @dataclass(frozen=True)
 class OrderGraph:
-    """One saga's steps: ``nodes`` (see the module), ``roots`` the nodes its start causes, and ``entries`` how
-    many events the Order service's API call published to start it (one PutEvents call)."""
+    """One saga's steps: ``nodes`` (see the module), ``roots`` the nodes its start causes, ``entries`` how many
+    events the Order service's API call published to start it (one PutEvents call), and ``published`` how they
+    fall into event groups (a node's ``published``; empty on the Classic bus)."""
 
     roots: tuple[int, ...]
     nodes: tuple[Node, ...]
     entries: int = 1
+    published: tuple = ()
 
     @property
     def handler_runs(self) -> int:
@@ -106,18 +121,19 @@ class _Interner:
 def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_events: tuple[str, ...], tracker,
                         source: str = "") -> Recording:
     """The causal graph of every order of a finished choreography run in ``db`` (a ``run.db``), by the plan it
-    applied (its rules' names as the run recorded them); ``terminal_events``: the events that end a saga (the
-    catalog's ``saga.terminal_events``); ``tracker``: the catalog's ``saga.tracker``, whose state holds each saga's
-    status.
+    applied (its rules' names, or on a Custom Event Bus its subscribers', as the run recorded them);
+    ``terminal_events``: the events that end a saga (the catalog's ``saga.terminal_events``); ``tracker``: the
+    catalog's ``saga.tracker``, whose state holds each saga's status.
 
-    Raises :class:`~yafdp.errors.RefusedError` for a run on a Custom Event Bus, an orchestrated run, a run with
-    injected infrastructure faults (duplicates, delays, crashes, poison messages: their timing would be lost, not
-    replayed) and for a delivery of a rule the plan does not have.
+    Raises :class:`~yafdp.errors.RefusedError` for a plan for another kind of bus than the run's, an orchestrated
+    run, a run with injected infrastructure faults (duplicates, delays, crashes, poison messages, publish retries:
+    their timing would be lost, not replayed) and for a delivery of a rule the plan does not have.
     """
     info = rundb.get_info(db)
-    if getattr(plan, "bus_kind", "classic") != "classic" or info.get("bus", "classic") not in (None, "classic"):
-        raise RefusedError(f"{source or 'the run'} ran on a Custom Event Bus; the replay takes runs on the Classic bus "
-                           "(rules and targets) until that bus's timing has a model of its own")
+    ran_on = info.get("bus") or "classic"
+    if ran_on != plan.bus_kind:
+        raise RefusedError(f"{source or 'the run'} ran on a {_BUS_NAMES.get(ran_on, ran_on)}, but the plan is for a "
+                           f"{_BUS_NAMES.get(plan.bus_kind, plan.bus_kind)}")
     if info.get("style", "choreography") != "choreography":
         raise RefusedError(f"{source or 'the run'} is an orchestrated run; its graphs are recorded as it runs "
                            "(yafdp.runs.replaying.record)")
@@ -125,16 +141,21 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_e
     if faults:
         raise RefusedError(f"{source or 'the run'} injected faults ({', '.join(sorted(faults))}); the replay needs a "
                            "run without them: their timing would be lost, not replayed")
-    rules = {r.name: r for r in plan.rules}
+    rules = {r.name: r for r in plan.routes}
     terminal = frozenset(terminal_events)
     started: dict[str, list[str]] = {}  # order -> the events its API call published
     published: dict[str, list[str]] = {}  # "rule#event" -> the events that delivery published
     types: dict[str, str] = {}
     orders_of: dict[str, str] = {}
-    for event_id, order_id, detail_type, published_by in db.execute(
-            "SELECT event_id, order_id, detail_type, published_by FROM events WHERE replay_name IS NULL ORDER BY seq"):
+    grouped: dict[str, tuple[str | None, int]] = {}  # event -> (its EventGroupId, its bytes), on a Custom Event Bus
+    custom = plan.bus_kind == "custom"
+    for event_id, order_id, detail_type, published_by, source_name, detail, group in db.execute(
+            "SELECT event_id, order_id, detail_type, published_by, source, detail, event_group_id FROM events"
+            " WHERE replay_name IS NULL ORDER BY seq"):
         types[event_id] = detail_type
         orders_of[event_id] = order_id
+        if custom:
+            grouped[event_id] = (group, _entry_bytes(source_name, detail_type, detail, group))
         if published_by is None:
             started.setdefault(order_id, []).append(event_id)
         else:
@@ -152,16 +173,34 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_e
     statuses = dict(db.execute(*rundb.saga_statuses(tracker)))
     due = dict(db.execute("SELECT order_id, MIN(due) FROM requests WHERE order_id IS NOT NULL GROUP BY order_id"))
 
-    def deliveries(event_ids: list[str], nodes: list) -> list[int]:
+    def group_of(event_id: str, local: dict) -> int:
+        group = grouped[event_id][0] if custom else None
+        return NO_GROUP if group is None else local.setdefault(group, len(local))
+
+    def publishes(event_ids: list[str], local: dict) -> tuple:
+        if not custom:
+            return ()
+        by_group: dict[int, list[int]] = {}
+        for event_id in event_ids:
+            group = group_of(event_id, local)
+            if group != NO_GROUP:
+                counted = by_group.setdefault(group, [0, 0])
+                counted[0] += 1
+                counted[1] += grouped[event_id][1]
+        return tuple((group, count, size) for group, (count, size) in sorted(by_group.items()))
+
+    def deliveries(event_ids: list[str], nodes: list, local: dict) -> list[int]:
         made = []
         for event_id in event_ids:
+            group = group_of(event_id, local)
             for rule in delivered.get(event_id, ()):
                 index = len(nodes)
                 nodes.append(None)
                 out = published.get(f"{rule}#{event_id}", [])
-                children = deliveries(out, nodes)
+                shape = publishes(out, local)
+                children = deliveries(out, nodes, local)
                 nodes[index] = (DELIVERY, rules[rule].service, rule, len(out), tuple(children),
-                                any(types[e] in terminal for e in out), 1)
+                                any(types[e] in terminal for e in out), 1, group, shape)
                 made.append(index)
         return made
 
@@ -171,13 +210,28 @@ def record_choreography(db: sqlite3.Connection, plan: DeploymentPlan, terminal_e
             left_out += 1
             continue
         nodes: list = []
-        top = deliveries(roots, nodes)
-        graph = intern(OrderGraph(tuple(top), tuple(nodes), len(roots)))
+        local: dict = {}  # the order's event groups, numbered as first seen
+        shape = publishes(roots, local)
+        top = deliveries(roots, nodes, local)
+        graph = intern(OrderGraph(tuple(top), tuple(nodes), len(roots), shape))
         recorded.append(RecordedOrder(order_id, due.get(order_id, 0.0), graph, statuses[order_id]))
     recorded.sort(key=lambda order: order.due)
     requested = db.execute("SELECT COUNT(*) FROM requests WHERE same_as IS NULL").fetchone()[0]
     return Recording("choreography", plan, intern.graphs, recorded, left_out=max(left_out, requested - len(recorded)),
                      source=source)
+
+
+_BUS_NAMES = {"classic": "Custom Event Bus - Classic (rules and targets)", "custom": "Custom Event Bus (subscribers)"}
+
+
+def _entry_bytes(source: str, detail_type: str, detail: str, group: str | None) -> int:
+    """An event's size as the Custom Event Bus counts it toward its group's limit
+    (:func:`~yafdp.custom_event_bus.bus.entry_size`, as the full simulation sizes a request's entries), from what
+    ``run.db`` keeps of it, to the nearest :data:`SIZE_STEP` bytes. ``run.db`` does not keep whether the producer
+    set a ``Time`` (14 bytes) or ``Resources``; no producer of this project sets either."""
+    entry = {"Source": source, "DetailType": detail_type, "Detail": detail,
+             "SystemMetadata": {} if group is None else {"EventGroupId": group}}
+    return round(entry_size(entry) / SIZE_STEP) * SIZE_STEP
 
 
 class ExecutionRecorder:
@@ -243,7 +297,7 @@ class ExecutionRecorder:
             for step in steps:
                 _, kind, service, rule, entries, terminal, parents, children = self._steps[step]
                 nodes.append((kind, service, rule, entries, tuple(local[c] for c in children), terminal,
-                              parents))
+                              parents, NO_GROUP, ()))
             # The start (node 0) is the execution starting: it is the replay's own first step.
             graph = intern(OrderGraph(nodes[0][4], tuple(nodes), 1))
             due, status = orders[order_id]

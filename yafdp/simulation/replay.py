@@ -5,8 +5,9 @@ publish, how the order ends); :mod:`yafdp.simulation.recording` keeps that as ea
 replay decides *when it happens*: it places orders at the arrival rate asked for, each one a recorded graph (the
 recorded orders taken in turn, so the outcomes keep the recorded mix), and walks every graph through the same
 :class:`~yafdp.simulation.timing.SimulatedTiming` the full simulation uses (the bus model's PutEvents and
-invocation quotas and the target's retry policy, the hop to the queue and the event source mapping's poll,
-Lambda's cold starts, concurrency and the mapping's scaling) and, for the orchestration, the same
+invocation quotas and the target's retry policy, or the Custom Event Bus's limits per event group and per bus;
+the hop to the queue and the event source mapping's poll, Lambda's cold starts, concurrency and the mapping's
+scaling) and, for the orchestration, the same
 :class:`~yafdp.simulation.step_functions.StepFunctionsModel` (task latency, StartExecution and state-transition
 buckets). A simulated minute at AWS's real quotas takes seconds instead of minutes.
 
@@ -23,6 +24,9 @@ and its replay would show the recorded decisions at other times.
   dropped); the order's request throttled so is refused;
 - an invocation the bus holds past the target's maximum event age is given up on (the rule's dead-letter
   queue, or dropped);
+- on the Custom Event Bus, a delivery waits behind the earlier events of its event group (a FIFO subscriber, a
+  FIFO queue), and a function target's failed delivery is retried under the subscriber's retry policy, its group
+  held meanwhile, and given up on past it (:class:`_CustomBusChoreography`);
 
 and an order so cut short never reaches its saga's end: :class:`ReplayResult` counts it in ``not_finished``.
 
@@ -46,8 +50,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from yafdp.custom_event_bus.choices import DEFAULT_CHOICES
+from yafdp.custom_event_bus.subscriber import retry_backoff
 from yafdp.errors import RefusedError
-from yafdp.simulation.buses import EventBusModel
+from yafdp.simulation.buses import EventBusModel, delivery_of, event_bus_for
 from yafdp.simulation.profiles import Distribution, LatencyProfile
 from yafdp.simulation.quotas import Quotas
 from yafdp.simulation.recording import JOIN, TASK, TRANSITION, Recording
@@ -120,8 +126,11 @@ def replay(recording: Recording, profile: LatencyProfile, quotas: Quotas, *, arr
     With ``arrival_rate`` (orders per second), orders arrive as a Poisson stream for ``seconds`` simulated
     seconds or until ``orders`` have arrived, each the next recorded order's graph in turn; without it, each
     recorded order arrives once, when it arrived in the recorded run. ``seed`` seeds the arrivals and every
-    latency drawn. ``bus`` makes the choreography's bus model (default: EventBridge's
-    :class:`~yafdp.simulation.buses.ClassicEventBus`): ``bus(quotas, delivery_latency, rng)``.
+    latency drawn. The choreography's bus is the kind the recorded run ran on (``recording.plan.bus_kind``):
+    EventBridge's :class:`~yafdp.simulation.buses.ClassicEventBus` or its
+    :class:`~yafdp.simulation.buses.CustomEventBus` (:func:`~yafdp.simulation.buses.event_bus_for`; on the Custom
+    Event Bus the deliveries also keep each event group's order, see :class:`_CustomBusChoreography`); ``bus``
+    makes another model of it: ``bus(quotas, delivery_latency, rng)``.
 
     Raises :class:`~yafdp.errors.RefusedError` for an empty recording, a rate that is not positive, or a rate
     with neither ``seconds`` nor ``orders``.
@@ -135,13 +144,15 @@ def replay(recording: Recording, profile: LatencyProfile, quotas: Quotas, *, arr
     generator = numpy.random.default_rng(random.Random(f"{seed}:replay").getrandbits(64))
     draws = block_draws(generator)
     queued = recording.style == "choreography"
-    chosen_bus = None
-    if queued and bus is not None:
-        chosen_bus = bus(quotas, profile.hops["eventbridge_delivery"], random.Random(f"{seed}:bus"))
+    chosen_bus, kind = None, recording.plan.bus_kind
+    if queued:
+        rng = random.Random(f"{seed}:bus")  # as the full simulation seeds its bus model
+        chosen_bus = event_bus_for(kind, profile, quotas, rng) if bus is None else \
+            bus(quotas, delivery_of(kind, profile), rng)
     timing = SimulatedTiming(profile, quotas, seed=seed, invocation="queue" if queued else "direct", bus=chosen_bus,
                              draws=draws)
     if queued:
-        run = _Choreography(recording, timing, seed, generator)
+        run = (_CustomBusChoreography if kind == "custom" else _Choreography)(recording, timing, seed, generator)
     else:
         run = _Orchestration(recording, timing, seed,
                              StepFunctionsModel(quotas, profile, recording.workflow or "standard"), draws)
@@ -160,7 +171,7 @@ def replay(recording: Recording, profile: LatencyProfile, quotas: Quotas, *, arr
         placed=placed, refused=run.refused, finished=len(finished), not_finished=placed - len(finished),
         deliveries={"ok": ok, "failed": failed, "dead_lettered": dead, "total": ok + failed + dead},
         events_published=run.events, saga_ms=_saga_ms(finished), latencies_s=finished,
-        simulation={**timing.report(), "virtual_seconds": round(run.clock, 3)},
+        simulation={**timing.report(), **run.report(), "virtual_seconds": round(run.clock, 3)},
         orchestration=run.orchestration())
     result.wall_seconds = time.perf_counter() - started
     return result
@@ -215,25 +226,34 @@ class _Run:
     def orchestration(self) -> dict:
         return {}
 
+    def report(self) -> dict:
+        """What this kind of replay counts beyond the timing model's report."""
+        return {}
+
+
+def _route_facts(plan, timing: SimulatedTiming, generator) -> dict[str, tuple]:
+    """Per rule (or subscriber) of ``plan``, by name: ``(hop, policy, retries)``, the sampler of its hop from the bus
+    to the handler (:meth:`~yafdp.simulation.timing.SimulatedTiming.hop_parts`, drawn in blocks from
+    ``generator``), its target's retry policy, and the delays of a failed receive's next tries: the queue's
+    visibility timeout, ``maxReceiveCount`` - 1 times, or Lambda's asynchronous retries for a function target."""
+    services = {s.name: s for s in plan.services}
+    facts = {}
+    for rule in plan.routes:
+        parts = timing.hop_parts(rule)
+        hop = _blocks(lambda count, parts=parts: sum(part.samples(count, generator) for part in parts))
+        service = services.get(rule.service)
+        retries = (LAMBDA_ASYNC_RETRY_DELAYS if rule.target.kind == "lambda" else
+                   (float(service.visibility_timeout_seconds),) * (service.max_receive_count - 1))
+        facts[rule.name] = (hop, rule.target.retry_policy, retries)
+    return facts
+
 
 class _Choreography(_Run):
-    """Deliveries through the bus: each node a rule's target receiving an event (see the module)."""
+    """Deliveries through the Classic bus: each node a rule's target receiving an event (see the module)."""
 
     def __init__(self, recording: Recording, timing: SimulatedTiming, seed: int, generator):
         super().__init__(recording, timing, seed)
-        plan = recording.plan
-        services = {s.name: s for s in plan.services}
-        facts = {}
-        for rule in plan.rules:
-            parts = timing.hop_parts(rule)
-            hop = _blocks(lambda count, parts=parts: sum(part.samples(count, generator) for part in parts))
-            service = services.get(rule.service)
-            lambda_target = rule.target.kind == "lambda"
-            # What a failed receive leads to: the queue's visibility timeout and maxReceiveCount, or Lambda's
-            # asynchronous retries.
-            retries = (LAMBDA_ASYNC_RETRY_DELAYS if lambda_target else
-                       (float(service.visibility_timeout_seconds),) * (service.max_receive_count - 1))
-            facts[rule.name] = (hop, rule.target.retry_policy, retries)
+        facts = _route_facts(recording.plan, timing, generator)
         # Each node with its rule's facts: (service, entries, children, terminal, hop, policy, retries).
         self.graphs = [(graph.roots, graph.entries, tuple((n[1], n[3], n[4], n[5], *facts[n[2]]) for n in graph.nodes))
                        for graph in recording.graphs]
@@ -296,6 +316,244 @@ class _Choreography(_Run):
                 push((invoked + child[4](), order, c, nodes, 1, None))
         self.ok, self.failed, self.dead_lettered, self.events, self.refused = ok, failed, dead, events, refused
         self.clock = clock
+
+
+# How a Custom Event Bus subscriber's target takes an event: its service's queue, or its function invoked
+# REQUEST_RESPONSE (the delivery lasts until the function returns) or EVENT (Lambda's asynchronous queue takes it).
+QUEUE, REQUEST_RESPONSE, EVENT = 0, 1, 2
+# What a Custom Event Bus delivery's calendar entry stands for (with its attempt: ``attempt * 8 + phase``): its event
+# reaches the subscriber, the subscriber sends it (its group's turn), it reaches the target's queue, the handler
+# asks for an environment, the handler lets go of the event's group.
+INGESTED, SENT, HANDED_OFF, RUN, RELEASED = 0, 1, 2, 3, 4
+
+
+class _CustomBusChoreography(_Run):
+    """Deliveries through the Custom Event Bus: each node a subscriber's target receiving an event.
+
+    What the bus does to timing, as the full simulation does it (:class:`~yafdp.simulation.buses.CustomEventBus`
+    for ingestion; the engine, :mod:`yafdp.custom_event_bus.subscriber`, and the local FIFO queues,
+    :mod:`yafdp.backends.local.sqs_queue`, for delivery):
+
+    - every PutEvents is admitted by the bus model with its entries per event group (the limits per group and per
+      bus); a request refused past the producer's retries fails the delivery, as on the Classic bus;
+    - a ``FIFO`` subscriber sends one event of a group at a time, in publish order: a later event of an order waits
+      until the earlier one has reached the target (the queue; a ``REQUEST_RESPONSE`` function: until it returned,
+      its retries included). "An event that cannot be delivered holds back the later events of its own group
+      only" (UG "Ordering", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html;
+      one event per group in flight is the engine's choice, SPEC A.4);
+    - a FIFO queue hands its function one message of a group at a time: the next waits until the handler is done
+      with the one before, or, when it failed, until it was received again successfully or dead-lettered
+      ("Using the Lambda event source mapping with FIFO queues",
+      https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html);
+    - a function target's failed delivery is retried under the subscriber's ``RetryPolicy`` (this project's catalog
+      gives AWS's defaults, 5 retries or 300 s, not Classic's 185 or 24 hours: UG "Retrying event delivery",
+      https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-retry.html) after the engine's
+      back-off (:func:`~yafdp.custom_event_bus.subscriber.retry_backoff`; AWS documents none), and given up on past
+      either limit; the bus invokes targets with no rate limit of its own (its quotas list none).
+
+    A subscriber sends the events that are ready at the same moment together, up to its ``MaxBatchSize`` (10 for
+    a queue, 1 for a function), and they take the same hop to the target; under load, a FIFO subscriber's
+    waiting events go in such batches as their groups let go together, and reach their queue together.
+    """
+
+    def __init__(self, recording: Recording, timing: SimulatedTiming, seed: int, generator):
+        super().__init__(recording, timing, seed)
+        plan = recording.plan
+        facts = _route_facts(plan, timing, generator)
+        services = {s.name: s for s in plan.services}
+        keys: dict[tuple[str, str], int] = {}  # a FIFO subscriber, or a FIFO queue -> its number
+        routes = {}
+        for rule in plan.routes:
+            service = services[rule.service]
+            mode = QUEUE if rule.target.kind != "lambda" else (
+                EVENT if rule.invocation_type == "EVENT" else REQUEST_RESPONSE)
+            subscriber = keys.setdefault(("subscriber", rule.name), len(keys)) if rule.fifo else -1
+            queue = keys.setdefault(("queue", service.queue), len(keys)) if mode == QUEUE and service.fifo_queue else -1
+            # the group a handler holds while it runs: its FIFO queue's, or its FIFO subscriber's (REQUEST_RESPONSE)
+            running = queue if mode == QUEUE else (subscriber if mode == REQUEST_RESPONSE else -1)
+            # the subscriber's batch being sent: [when, its hop, events in it], and how many it may hold
+            batch = ([-1.0, 0.0, 0], rule.batch_size)
+            routes[rule.name] = (*facts[rule.name], mode, subscriber, queue, running,
+                                 float(service.visibility_timeout_seconds), batch)
+        # A group held by a FIFO subscriber or queue is named by one number: (order * len(keys) + key) * groups +
+        # the group's place among the order's groups (or -1: no group, or not FIFO, holds nothing).
+        groups = 1 + max((n[7] for graph in recording.graphs for n in graph.nodes), default=0)
+        self.stride = max(1, len(keys) * groups)
+
+        def held_by(key: int, group: int) -> int:
+            return key * groups + group if key >= 0 and group >= 0 else -1
+
+        def node(n: tuple) -> tuple:
+            hop, policy, retries, mode, subscriber, queue, running, visibility, batch = routes[n[2]]
+            return (n[1], n[3], n[4], n[5], hop, policy, retries, mode, held_by(subscriber, n[7]),
+                    held_by(queue, n[7]), held_by(running, n[7]), visibility, batch, n[7], n[8])
+        # Each node: (service, entries, children, terminal, hop, policy, retries, mode, the group its FIFO subscriber
+        # holds, the group its FIFO queue holds, the group held while its handler runs, visibility, batch, group,
+        # published).
+        self.graphs = [(graph.roots, graph.entries, graph.published, tuple(node(n) for n in graph.nodes))
+                       for graph in recording.graphs]
+        self.retry_rng = random.Random(f"{seed}:subscriber-retries")
+        self.held_back = 0
+
+    def report(self) -> dict:
+        return {"held_back_behind_their_group": self.held_back}
+
+    def run(self, arrivals: list[tuple[float, int]]) -> None:  # noqa: C901 - the Custom Event Bus's hot loop
+        push, take, arrived = _calendar(arrivals)
+        reserve, tie = self.timing.reserve, self.tie
+        put_events = self.timing.bus.put_events
+        graphs, start_at, terminal_at = self.graphs, self.start_at, self.terminal_at
+        retry_rng = self.retry_rng
+        held: dict[int, list | None] = {}  # a group busy at a FIFO queue (or function) -> what waits behind it
+        # A FIFO subscriber's group on its way to a queue -> when its last event sent reaches the queue: the hop takes
+        # as long as it takes, so the group's next event is sent then, without waiting in a list.
+        handed_off: dict[int, float] = {}
+        stride, ingested = self.stride, 0
+        first_tried: dict[tuple[int, int], float] = {}  # (order, node) -> a REQUEST_RESPONSE delivery's first try
+        ok = failed = dead = events = refused = held_back = 0
+        clock = 0.0
+        o = -1
+
+        def groups(order: int, published: tuple) -> dict | None:
+            return {(order, group): (count, size) for group, count, size in published} if published else None
+
+        def hold(key: int, waiting: tuple) -> bool:
+            """Whether group ``key`` is busy (``waiting`` then queues behind it); if not, it is taken now."""
+            if key not in held:
+                held[key] = None
+                return False
+            queue = held[key]
+            if queue is None:
+                held[key] = [waiting]
+            else:
+                queue.append(waiting)
+            return True
+
+        def release(key: int, order: int, t: float) -> None:
+            """Group ``key`` of ``order`` lets go at ``t``: what waited first goes on."""
+            queue = held.pop(key)
+            if queue:
+                phase, k, nodes = queue.pop(0)
+                held[key] = queue or None
+                push((t, order, k, nodes, 8 + phase, None))
+
+        def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> float:
+            """The subscriber sends node ``k``'s event to its target at ``t``, in the batch it sends then if that
+            has room; returns when it reaches the target."""
+            node = nodes[k]
+            batch, size = node[12]
+            if batch[0] == t and batch[2] < size:
+                batch[2] += 1
+            else:
+                batch[0], batch[1], batch[2] = t, node[4](), 1
+            there = t + batch[1]
+            if node[7] == QUEUE:
+                push((there, order, k, nodes, attempt * 8 + HANDED_OFF, None))
+                return there
+            if node[7] == REQUEST_RESPONSE and attempt == 1:
+                first_tried[order, k] = t
+            push((there, order, k, nodes, attempt * 8 + RUN, None))
+            return there
+
+        while (entry := take()) is not None:
+            t, order, k, nodes, n, end = entry
+            if order < 0:  # the next order arrives: the Order service's API call publishes its start
+                arrived()
+                children, entries, published_groups, nodes = graphs[k]
+                o += 1
+                order = o
+                published = put_events(t, entries, groups(order, published_groups))
+                start_at.append(t if published is None else published)
+                terminal_at.append(None)
+                if published is None:  # the client's request throttled past its retries: refused
+                    refused += 1
+                    continue
+                events += entries
+                for c in children:
+                    push((published, order, c, nodes, 8 + INGESTED, None))
+                continue
+            attempt, phase = n >> 3, n & 7
+            node = nodes[k]
+            if phase == INGESTED:  # the subscriber has it: a FIFO subscriber sends it in its group's turn
+                key = node[8]
+                if key >= 0 and node[7] == QUEUE:  # its turn: once the group's event before it reached the queue
+                    key += order * stride
+                    free = handed_off.get(key, 0.0)
+                    if free > t:
+                        held_back += 1
+                        t = free
+                    handed_off[key] = send(t, order, k, nodes, attempt)
+                    ingested += 1
+                    if not ingested & 0xFFFF:  # forget the groups whose last event reached its queue already
+                        for old in [g for g, at in handed_off.items() if at <= t]:
+                            del handed_off[old]
+                    continue
+                if key >= 0 and hold(order * stride + key, (SENT, k, nodes)):
+                    held_back += 1
+                    continue
+                send(t, order, k, nodes, attempt)
+                continue
+            if phase == SENT:
+                send(t, order, k, nodes, attempt)
+                continue
+            if phase == RELEASED:
+                release(order * stride + node[10], order, t)
+                continue
+            if phase == HANDED_OFF:  # on the queue: a FIFO queue's group waits its turn
+                if node[9] >= 0 and hold(order * stride + node[9], (RUN, k, nodes)):
+                    held_back += 1
+                    continue
+                end = None
+            # the handler runs, then publishes
+            service, entries = node[0], node[1]
+            if end is None:  # asked for now
+                start, end = reserve(service, t)
+                if end is None:  # the account's concurrency is taken: ask again when some of it ends
+                    push((start + tie() * TIE_SECONDS, order, k, nodes, attempt * 8 + RUN, None))
+                    continue
+                if start > t and entries:  # it waits for its environment: it publishes once it ran there
+                    push((start, order, k, nodes, attempt * 8 + RUN, end))
+                    continue
+            if end > clock:
+                clock = end
+            running = node[10] >= 0
+            published = put_events(end, entries, groups(order, node[14])) if entries else end
+            if published is None:  # throttled past the producer's retries: the delivery fails
+                mode, retries = node[7], node[6]
+                if mode == REQUEST_RESPONSE:  # the subscriber tries again under its retry policy, its group held
+                    policy, delay = node[5], retry_backoff(attempt, DEFAULT_CHOICES, retry_rng)
+                    if attempt - 1 < policy.maximum_retry_attempts and \
+                            end + delay - first_tried[order, k] <= policy.maximum_event_age_seconds:
+                        failed += 1
+                        push((end + delay, order, k, nodes, (attempt + 1) * 8 + SENT, None))
+                        continue
+                    del first_tried[order, k]
+                    let_go = end
+                elif attempt <= len(retries):  # the queue delivers it again (for EVENT: Lambda's retries)
+                    failed += 1
+                    again = end + retries[attempt - 1] if mode == EVENT else max(end, t + retries[attempt - 1])
+                    push((again, order, k, nodes, (attempt + 1) * 8 + RUN, None))
+                    continue
+                else:  # past maxReceiveCount: the queue moves it to its dead-letter queue once it is visible again
+                    let_go = max(end, t + node[11]) if mode == QUEUE else end
+                dead += 1
+                if running:  # given up on: the group goes on
+                    push((let_go, order, k, nodes, 8 + RELEASED, None))
+                continue
+            ok += 1
+            if running:
+                push((end, order, k, nodes, 8 + RELEASED, None))
+            if node[7] == REQUEST_RESPONSE:
+                first_tried.pop((order, k), None)
+            if not entries:
+                continue
+            events += entries
+            if node[3] and (terminal_at[order] or 0.0) < published:
+                terminal_at[order] = published
+            for c in node[2]:
+                push((published, order, c, nodes, 8 + INGESTED, None))
+        self.ok, self.failed, self.dead_lettered, self.events, self.refused = ok, failed, dead, events, refused
+        self.clock, self.held_back = clock, held_back
 
 
 def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Callable]:
