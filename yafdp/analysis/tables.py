@@ -265,7 +265,9 @@ def plan_iam(plan: DeploymentPlan) -> pd.DataFrame:
 
 
 def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFrame:
-    """The saga's invariants as one row each: verdict, how much was checked, who broke it and a few examples.
+    """The saga's invariants as one row each: verdict (``pass``, ``FAIL``, ``skip`` when the run lacks what it
+    checks, ``n/a`` when it does not apply to the run's kind of bus, as ``yafdp check`` labels them), how much was
+    checked, who broke it and a few examples.
 
     Examples
     --------
@@ -276,7 +278,7 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
     """
     return pd.DataFrame([{
         "invariant": r.name,
-        "verdict": "skip" if r.skipped else ("pass" if r.passed else "FAIL"),
+        "verdict": ("skip" if r.applies else "n/a") if r.skipped else ("pass" if r.passed else "FAIL"),  # as `yafdp check`
         "checked": r.checked,
         "offenders": len(r.offenders),
         "examples": r.skipped or "; ".join(r.offenders[:examples]) + (
@@ -286,7 +288,7 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
 
 
 VERDICT_STYLES = {"pass": "background-color: #dcfce7", "FAIL": "background-color: #fee2e2; font-weight: bold",
-                  "skip": "background-color: #f3f4f6"}
+                  "skip": "background-color: #f3f4f6", "n/a": "background-color: #f3f4f6"}
 
 
 def style_verdicts(table: pd.DataFrame):
