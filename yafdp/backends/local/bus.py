@@ -51,6 +51,9 @@ from yafdp.backends.local.scheduler import Scheduler
 from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
+# EventBridge retries "with an exponential back off and jitter" and publishes no schedule
+# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html): this bus's, a choice, starts
+# at 1 s, doubles, is capped at 256 s and keeps half of each delay as jitter ("equal jitter").
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 256.0
 # EventBridge's delivery errors (the DLQ's ERROR_CODE) that it does not retry: missing permissions to the target,
