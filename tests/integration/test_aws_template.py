@@ -430,3 +430,34 @@ def test_plan_says_how_cloudformation_replaces_a_subscriber():
     result = subprocess.run([sys.executable, "-m", "yafdp", "plan", "--bus", "custom"], capture_output=True,
                             text=True, check=True)
     assert REPLACEMENT_CAVEAT in result.stdout and re.search(r"\nevent bus +Retain +Retain +the events", result.stdout)
+
+
+@pytest.mark.parametrize("schedule_target", ["function", "universal"])
+def test_the_deadlines_role_on_a_custom_event_bus_may_do_what_its_schedules_target_and_nothing_else(
+        tmp_path, schedule_target, parliament_knowing_the_custom_event_bus):
+    """AWS's Scheduler pages name no Custom Event Bus target, so bus.json's custom_event_bus.schedule_target chooses
+    (yafdp.catalog.model.SCHEDULE_TARGETS): the role the schedules run with may invoke the Order function, or put the
+    deadline on the bus; the template names the deployed bus by Fn::GetAtt only where the role puts events, cfn-lint
+    finds nothing in it, and the policy linter finds nothing in the role's policy."""
+    from dataclasses import replace
+
+    catalog = replace(CATALOG, bus=replace(CATALOG.bus, custom=replace(CATALOG.bus.custom,
+                                                                        schedule_target=schedule_target)))
+    plan = template_plan(catalog, "tpl", bus="custom")
+    assert plan.schedule_target == schedule_target
+    document = cloudformation_template(plan)
+    role = next(r for r in document["Resources"].values()
+                if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"] == plan.scheduler_role)
+    [statement] = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    if schedule_target == "function":
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:"
+                                                     "function:tpl-order"}]
+    else:
+        assert (statement["Action"], statement["Resource"]) == ("events:PutEvents", {"Fn::GetAtt": ["Bus", "EventBusArn"]})
+        assert statement["Condition"]["StringEquals"] == {"events:detail-type": ["Order_Timed_Out"]}
+    path = tmp_path / "template.json"
+    path.write_text(render(document))
+    assert not [(m.rule.id, m.message) for m in lint_file(path, CUSTOM_REGIONS)]
+    policy = build_plan(catalog, "lint", account="123456789012", bus="custom").scheduler_policy
+    assert not parliament_knowing_the_custom_event_bus(json.dumps(policy)).findings

@@ -680,3 +680,13 @@ def test_the_checker_reads_one_snapshot_while_another_connection_writes(tmp_path
     assert [(i.name, i.offenders[:3]) for i in check_run(tmp_path) if not i.passed] == []
     monkeypatch.undo()
     assert failing(tmp_path)  # the deletion was real: a check begun after it fails
+
+
+def test_an_event_from_an_api_call_is_one_an_entry_point_of_the_catalog_emits(copy):
+    path, db = copy  # isolation_level None: each statement commits
+    event_id, order = db.execute("SELECT event_id, order_id FROM events WHERE detail_type = 'Payment_Success' "
+                                 "LIMIT 1").fetchone()
+    db.execute("UPDATE events SET published_by = NULL WHERE event_id = ?", (event_id,))  # as if a client put it
+    offenders = failing(path)["publications have causes"].offenders
+    assert any(o.startswith(order) and "no entry point of the catalog may publish it" in o for o in offenders)
+    assert not any("Order_Initiated" in o for o in offenders)  # the entry point's own event still comes from a call

@@ -52,6 +52,7 @@ def test_identical_duplicates_are_merged_and_said_so(tmp_path, capsys):
     assert code == 0
     assert f"merged 3 identical requests for {orders[1]['order_id']} into one" in capsys.readouterr().out
     assert summary["orders"]["placed"] == 5 and summary["orders"]["requested"] == 7 and refusals(out) == []
+    assert summary["orders_requested"] is None  # --orders (default 20) does not apply to an orders file
     assert all(i.passed for i in check_run(out))
 
 

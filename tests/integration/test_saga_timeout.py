@@ -94,3 +94,73 @@ def test_a_deadline_schedule_is_created_on_aws_for_an_order_and_deleted_when_it_
     finally:
         destroy(clients, "tmo", echo=lambda line: None)
     assert not clients.scheduler.list_schedule_groups(NamePrefix="tmo-")["ScheduleGroups"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("schedule_target", ["function", "universal"])
+def test_on_a_custom_event_bus_the_deadline_targets_what_the_catalog_chooses_and_puts_its_event_once(
+        moto_url, tmp_path, schedule_target):
+    """AWS's Scheduler pages name no Custom Event Bus target, so bus.json's custom_event_bus.schedule_target chooses:
+    the Order function (templated Lambda Invoke), which publishes the deadline when Scheduler invokes it with the
+    schedule's Input, once however often it is invoked; or the universal target eventbridgev2:putEvents, whose Input
+    is a PutEvents request the Custom Event Bus (`yafdp serve`) takes as it is, answered DEDUPLICATED when repeated."""
+    from dataclasses import replace
+
+    from yafdp.backends.aws.clients import make_clients
+    from yafdp.backends.aws.custom_bus import deployed_bus_arn
+    from yafdp.backends.aws.deployment import deploy
+    from yafdp.backends.aws.function import FunctionConfig, ServiceFunction, publisher
+    from yafdp.backends.aws.teardown import destroy
+    from yafdp.runs.bootstrap import serve_custom_event_bus
+
+    catalog = load_catalog()
+    catalog = replace(catalog, bus=replace(catalog.bus, custom=replace(catalog.bus.custom,
+                                                                        schedule_target=schedule_target)))
+    prefix = f"tcs{schedule_target[0]}"
+    with serve_custom_event_bus(endpoint_url=moto_url) as served:
+        clients = make_clients(moto_url, bus_endpoint_url=served.url)
+        plan = deploy(clients, catalog, backend="moto", prefix=prefix, echo=lambda line: None, bus="custom")
+        try:
+            bus_arn = deployed_bus_arn(plan, clients)
+            order = ServiceFunction(FunctionConfig.for_service(plan, "order", bus_arn=bus_arn), catalog, plan, WORLD,
+                                    publisher(plan, clients.events, clients.eventbridgev2, bus_arn), clients.dynamodb,
+                                    scheduler=clients.scheduler)
+            order.call("place_order", FINE)
+            target = clients.scheduler.get_schedule(Name="deadline-ord-fine-1", GroupName=f"{prefix}-deadlines")["Target"]
+            request = json.loads(target["Input"])
+            policy = json.dumps(plan.scheduler_policy)
+            if schedule_target == "function":
+                assert target["Arn"] == plan.function_arn("order") and "lambda:InvokeFunction" in policy
+                assert (request["Source"], request["DetailType"]) == ("yafdp.order", "Order_Timed_Out")
+                first = order.put_scheduled(request)  # what Lambda hands the function: the schedule's Input
+                assert len(first) == 1 and order.put_scheduled(request) == []  # invoked again: nothing twice
+            else:
+                assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents"
+                assert request["EventBusArn"] == bus_arn and "events:PutEvents" in policy
+                [entry] = request["Entries"]
+                assert entry["SystemMetadata"]["EventGroupId"] == "ord-fine-1"
+                answers = [clients.eventbridgev2.put_events(**request)["Entries"][0] for _ in range(2)]
+                assert [a.get("SuccessCode") for a in answers] == ["PUBLISHED", "DEDUPLICATED"]
+                assert answers[0]["EventId"] == answers[1]["EventId"]
+        finally:
+            destroy(clients, prefix, echo=lambda line: None)
+
+
+def test_the_lambda_entry_point_hands_a_schedules_input_to_put_scheduled(monkeypatch):
+    """What EventBridge Scheduler's Lambda Invoke target sends the function (the schedule's Input) reaches
+    put_scheduled, and its answer names the published events; an event of another shape is still refused."""
+    from yafdp.backends.aws import lambda_handler
+    from yafdp.errors import RefusedError
+
+    class Function:
+        def put_scheduled(self, request):
+            self.request = request
+            return ["e-1"]
+
+    function = Function()
+    monkeypatch.setattr(lambda_handler, "_service_function", lambda context: function)
+    request = {"schedule": "deadline-ord-1", "Source": "yafdp.order", "DetailType": "Order_Timed_Out",
+               "Detail": {"order_id": "ord-1"}}
+    assert lambda_handler.lambda_handler(request, None) == {"published": ["e-1"]} and function.request == request
+    with pytest.raises(RefusedError, match="a schedule's event"):
+        lambda_handler.lambda_handler({"DetailType": "Order_Timed_Out"}, None)

@@ -24,6 +24,14 @@ def test_the_definition_is_valid_amazon_states_language():
     AmazonStateLanguageParser.parse(json.dumps(definition))  # the parser of moto's Step Functions (from LocalStack)
 
 
+def test_the_hybrids_review_workflow_is_valid_amazon_states_language():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from yafdp.analysis.hybrid import review_definition
+
+    AmazonStateLanguageParser.parse(json.dumps(review_definition()))  # chapter 09's workflow inside the Restaurant
+
+
 def test_the_state_machine_deploys_with_its_role_and_redeploys_in_place(monkeypatch):
     catalog = CATALOG
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")

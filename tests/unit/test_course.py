@@ -177,3 +177,111 @@ def test_the_site_reads_every_chapters_title_time_and_goals_from_its_first_cell(
         read = chapter(path)
         assert read.number == path.stem[:2] and read.minutes and read.title != path.stem, read
         assert len(read.goals) >= 3 and all(len(goal) > 20 for goal in read.goals), read
+
+
+EVENT = "Order_Cancelled_By_Customer"
+
+
+def _cancellation(tmp_path, change=None, **modules):
+    """The worked answer of 06.customer-cancels, with ``change(folder)`` applied and ``modules`` ({service: source})
+    written over its handler modules: a wrong answer to check."""
+    from pathlib import Path
+
+    folder = Path(exercises.solution("06.customer-cancels", out_dir=str(tmp_path)))
+    if change is not None:
+        change(folder)
+    for service, source in modules.items():
+        (folder / "services" / f"{service}.py").write_text(source)
+    return str(folder)
+
+
+def _without_rule(service, rule):
+    from yafdp.analysis.cancellation import edit_document
+
+    def change(folder):
+        edit_document(folder, f"services/{service}.json", lambda d: d.update(
+            subscriptions=[s for s in d["subscriptions"] if s["rule"] != rule]))
+    return change
+
+
+def _rule_on(service, rule, detail_type, source):
+    from yafdp.analysis.cancellation import edit_document
+
+    def change(folder):
+        def edit(document):
+            [sub] = [s for s in document["subscriptions"] if s["rule"] == rule]
+            sub["pattern"] = {"source": [source], "detail-type": [detail_type]}
+        edit_document(folder, f"services/{service}.json", edit)
+    return change
+
+
+REFUND_EVERY_TIME = '''
+from yafdp.services.payment import charge_order, refund_order  # noqa: F401
+
+
+class Blind:
+    """A unit of work that never shows a refund already made."""
+
+    def __init__(self, uow):
+        self.uow = uow
+
+    def __getattr__(self, name):
+        return getattr(self.uow, name)
+
+    def get(self, kind, key):
+        return None if kind == "refund" else self.uow.get(kind, key)
+
+
+def refund_cancelled(event, uow):  # the shipped refund_order without its business key: every copy refunds
+    refund_order(event, Blind(uow))
+'''
+
+
+def _refund_every_time(folder):
+    from yafdp.analysis.cancellation import edit_document
+
+    def edit(document):
+        [sub] = [s for s in document["subscriptions"] if s["rule"] == "payment-refunds-cancelled-order"]
+        sub["handler"] = "refund_cancelled"
+    edit_document(folder, "services/payment.json", edit)
+    (folder / "services" / "payment.py").write_text(REFUND_EVERY_TIME)
+
+
+@pytest.mark.parametrize("wrong, said", [
+    (lambda tmp: _cancellation(tmp, _without_rule("payment", "payment-refunds-cancelled-order")),
+     "cancelled were never refunded"),  # a refund missing
+    (lambda tmp: _cancellation(tmp, _refund_every_time), "refunds match charges"),  # a compensation that refunds twice
+    (lambda tmp: _cancellation(tmp, _rule_on("payment", "payment-refunds-cancelled-order", "Restaurant_Cancelled_Order",
+                                             "yafdp.restaurant")),
+     "were never refunded"),  # the refund subscribed to the wrong event
+    (lambda tmp: _cancellation(tmp, _rule_on("restaurant", "restaurant-releases-cancelled-order", "Delivery_Failed",
+                                             "yafdp.delivery")),
+     "never released"),  # the release subscribed to the wrong event
+    (lambda tmp: _cancellation(tmp, restaurant="from yafdp.services.restaurant import *  # noqa: F401,F403\n"
+                                               "from yafdp.services.restaurant import cancel_order as release_order\n"),
+     "never released"),  # the shipped cancel_order: it stops cooking, but never releases a pending order
+    (lambda tmp: str(__import__("yafdp.analysis.cancellation", fromlist=["x"]).starter_catalog(tmp / "starter")),
+     "yafdp lint"),  # the starter as it is: nobody reacts to the cancellation
+    (lambda tmp: _cancellation(tmp, _rule_on("restaurant", "restaurant-releases-cancelled-order", EVENT, "yafdp.order"),
+                               restaurant="from yafdp.services.restaurant import *  # noqa: F401,F403\n"),
+     "the run was refused"),  # a handler the catalog names and nobody wrote
+])
+def test_the_customer_cancels_exercise_refuses_a_wrong_design(wrong, said, tmp_path, capsys):
+    assert exercises.check("06.customer-cancels", wrong(tmp_path), out_dir=str(tmp_path)) is False
+    assert said in capsys.readouterr().out
+
+
+def test_the_customer_cancels_exercise_runs_its_race_and_refuses_a_folder_that_is_not_one(tmp_path):
+    from yafdp.analysis import trace
+    from yafdp.analysis.cancellation import EVENT, cancellation_run, starter_catalog
+
+    seen = cancellation_run(exercises.solution("06.customer-cancels", out_dir=str(tmp_path)), tmp_path / "run")
+    assert len(seen["accepted"]) == 6 and seen["refused"]["ord-cx-napoli-1"][0].endswith("(only a PAID one)")
+    ok = trace.load_run(tmp_path / "run").deliveries.query("outcome == 'ok' and service == 'restaurant'")
+    first = ok.groupby(["order_id", "detail_type"])["delivered_at"].min().unstack()
+    cancelled = first.loc[sorted(seen["accepted"])]
+    assert (cancelled[EVENT] < cancelled["Payment_Success"]).all()  # every cancellation overtook its payment
+    assert exercises.EXERCISES["06.customer-cancels"].check(str(tmp_path / "nowhere"), out_dir=str(tmp_path)) == [
+        "answer with the path of your catalog folder (start from starter_catalog(folder))"]
+    with pytest.raises(Exception, match="not empty"):
+        starter_catalog(tmp_path / "run")  # an earlier folder is never overwritten

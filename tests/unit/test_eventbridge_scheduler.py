@@ -73,7 +73,9 @@ def test_a_schedule_in_the_past_fires_at_once():
     ({"Name": "a name with spaces"}, "Name"),
     ({"ScheduleExpressionTimezone": "Europe/Dublin"}, "UTC only"),
     ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE"}}, "MaximumWindowInMinutes"),
-    ({"Target": {**_target(), "Arn": "arn:aws:sqs:eu-west-1:000000000000:q"}}, "event buses"),
+    ({"Target": {**_target(), "Arn": "arn:aws:sqs:eu-west-1:000000000000:q"}}, "puts no event on the saga's bus"),
+    ({"Target": {**_target(), "Arn": "arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents"}}, "EventBusArn and Entries"),
+    ({"Target": {**_target(), "Arn": "arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order"}}, "a schedule"),
     ({"Target": {**_target(), "Input": "[1]"}}, "JSON object"),
     ({"ActionAfterCompletion": "KEEP"}, "ActionAfterCompletion"),
 ])
@@ -102,3 +104,28 @@ def test_names_are_unique_in_a_group_and_deleting_twice_is_not_found():
 def test_the_at_expression_is_the_whole_second_at_or_after_the_time():
     assert at_seconds(at_expression(EPOCH + 0.2)) == EPOCH + 1
     assert at_seconds(at_expression(EPOCH + 900)) == EPOCH + 900
+
+
+@pytest.mark.parametrize("bus", ["classic", "custom"])
+@pytest.mark.parametrize("schedule_target", ["function", "universal"])
+def test_the_plans_target_on_either_bus_puts_the_deadline_on_the_bus(bus, schedule_target):
+    """Whatever the schedule targets (the Classic bus; on a Custom Event Bus the Order function or the universal
+    eventbridgev2:putEvents target, bus.json's custom_event_bus.schedule_target), the emulator fires it as the event
+    the saga's deadline is, with the Order service's source."""
+    from dataclasses import replace
+
+    from yafdp.catalog import load_catalog
+    from yafdp.plan import build_plan
+    from yafdp.runtime.scheduling import schedule_calls
+
+    catalog = load_catalog()
+    catalog = replace(catalog, bus=replace(catalog.bus, custom=replace(catalog.bus.custom,
+                                                                        schedule_target=schedule_target)))
+    detail = {"order_id": "ord-1", "customer_id": "cus-1", "restaurant_id": "res-napoli", "deadline_seconds": 900}
+    [(call, request)] = schedule_calls(catalog, build_plan(catalog, bus=bus), "order",
+                                       [("create", "deadline-ord-1", 900, "Order_Timed_Out", detail)], EPOCH)
+    clock, api, put = _scheduler()
+    getattr(api, call)(**request)
+    clock.run()
+    assert [(at, name, source, detail_type, json.loads(text)) for at, name, source, detail_type, text in put] == [
+        (900.0, "deadline-ord-1", "yafdp.order", "Order_Timed_Out", detail)]

@@ -56,3 +56,49 @@ def test_a_price_without_its_source_fields_is_refused_naming_the_key(tmp_path):
     (tmp_path / "prices.json").write_text(json.dumps(broken))
     with pytest.raises(ConfigurationError, match=r"prices.lambda_request.source needs read"):
         load_prices(tmp_path / "prices.json")
+
+
+REGION_NAMES = {"eu-west-1": "Europe (Ireland)", "us-east-1": "US East (N. Virginia)"}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENT["prices"]))
+def test_a_prices_region_is_the_one_its_aws_page_names(name):
+    """A price is for the Region its quote (or the page's words the note quotes) names; a quote naming none is for a
+    Region 'not stated': the cost model never passes a US example off as the course's Region."""
+    source = DOCUMENT["prices"][name]["source"]
+    said = f"{source['quote'] or ''} {source.get('note', '')}"
+    if source["region"] == "not stated":
+        assert not any(region in (source["quote"] or "") for region in REGION_NAMES.values()), name
+    else:
+        assert REGION_NAMES[source["region"]] in said, name
+    if source["region"] != DOCUMENT["course_region"] and source["quote"]:
+        assert "no stored copy shows the eu-west-1 rate" in source["note"] or source["region"] == "not stated", name
+
+
+@pytest.mark.parametrize("name", [n for n, p in DOCUMENT["prices"].items() if not p["source"]["quote"]])
+def test_an_unverified_price_says_which_aws_page_was_searched_and_what_its_copy_showed(name):
+    source = DOCUMENT["prices"][name]["source"]
+    assert source["quote_url"] is None and "stated" not in source
+    assert "Searched again on" in source["note"] and source["page"] in source["note"], name
+    assert "no rate" in source["note"] or "no custom-events rate" in source["note"] or "not found" in source["note"] \
+        or "was found at all" in source["note"], name
+
+
+def test_the_pages_searched_for_lines_left_unpriced_are_aws_pages_and_name_what_they_showed():
+    searched = {k: v for k, v in DOCUMENT["searched_without_a_rate"].items() if k != "description"}
+    assert {"eventbridge_scheduler_invocation", "cloudwatch_logs_ingestion"} <= set(searched)
+    for name, entry in searched.items():
+        assert urlparse(entry["page"]).hostname == "aws.amazon.com", name
+        assert entry["found"] and name not in DOCUMENT["prices"], name  # not priced: no rate was found
+
+
+def test_the_cost_model_multiplies_by_the_files_figures_and_nothing_else():
+    """Each line of cost_per_million_orders is the usage times the price the file states (its cited figure): one
+    unit of each usage per order costs exactly usd / per per order, times a million."""
+    from yafdp.analysis.costs import Usage, cost_per_million_orders
+
+    prices = load_prices()
+    usage = Usage(orders=1, **{line: 1 for line in PRICED_AS})
+    for line, cost in cost_per_million_orders(usage, prices).items():
+        price = prices[PRICED_AS[line]]
+        assert cost == pytest.approx(round(1_000_000 * price["usd"] / price["per"], 4)), line

@@ -61,6 +61,36 @@ def messages_per_order(runs: dict[str, str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows).round(2)
 
 
+def designs(runs: dict[str, str | Path], workflows: dict[str, list] | None = None) -> pd.DataFrame:
+    """The designs side by side on what their runs measured, one column per run (its label): the orders, how many of
+    ``yafdp check``'s invariants held, events published (on the bus, except for the orchestration, which routes none),
+    handler runs (bus deliveries or Tasks), Lambda invocations as AWS would bill them, and Step Functions executions
+    and states entered, each per order. ``workflows`` adds, for a run whose service runs a workflow of its own (the
+    hybrid), that workflow's executions (:class:`~yafdp.backends.local.sync_execution.SyncExecution`): their
+    executions and states entered, and their Tasks as Lambda invocations (each Task a function of the service's own
+    on AWS)."""
+    from yafdp.analysis.check import check_run
+
+    workflows = workflows or {}
+    columns = {}
+    for label, path in runs.items():
+        summary, usage = load_run(path).info["summary"], usage_from_run(path)
+        orders, orchestration, inner = usage.orders, summary.get("orchestration") or {}, workflows.get(label, [])
+        results = [r for r in check_run(path) if r.applies and not r.skipped]
+        columns[label] = {
+            "orders": orders,
+            "invariants of yafdp check that hold": f"{sum(r.passed for r in results)} of {len(results)}",
+            "events published per order": round(summary["events_published"] / orders, 2),
+            "handler runs per order (deliveries or Tasks)": round(summary["deliveries"]["total"] / orders, 2),
+            "Lambda invocations per order": round(usage.per_order()["lambda_requests"]
+                                                  + sum(e.invocations for e in inner) / orders, 2),
+            "Step Functions executions per order": round((orchestration.get("executions", 0) + len(inner)) / orders, 2),
+            "Step Functions states entered per order": round(
+                (orchestration.get("state_transitions", 0) + sum(len(e.states) for e in inner)) / orders, 2),
+        }
+    return pd.DataFrame(columns)
+
+
 def coupling(catalog: Catalog) -> pd.DataFrame:
     """Who knows whom. Choreography: a service knows the event types it reacts to and publishes, and names the
     producers (``source``) of what it reacts to in its rules. Orchestration: the state machine names every

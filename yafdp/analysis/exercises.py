@@ -556,6 +556,86 @@ def _notify_check(answer, **context) -> list[str]:
     return []
 
 
+def _cancel_solution(out_dir=None, **context):
+    import tempfile
+    from pathlib import Path
+
+    from yafdp.analysis.cancellation import EVENT, edit_document, starter_catalog
+
+    folder = starter_catalog(Path(tempfile.mkdtemp(prefix="06-customer-cancels-", dir=out_dir)) / "catalog")
+
+    def saga(bus):  # the cancellation opens the compensation; the refund ends the order CANCELLED
+        bus["saga"]["status_after"][EVENT] = "CANCELLING"
+
+    def order(document):  # the Order service keeps the status from it, as from every step
+        document["subscriptions"][0]["pattern"]["detail-type"].append(EVENT)
+
+    def payment(document):  # refund it: the shipped refund_order keys the refund on the order id
+        document["subscriptions"].append({
+            "rule": "payment-refunds-cancelled-order", "handler": "refund_order", "path": "compensation",
+            "purpose": "Compensate: refund the charge of an order its customer cancelled.", "emits": ["Payment_Refunded"],
+            "pattern": {"source": ["yafdp.order"], "detail-type": [EVENT]}})
+        document["events"]["Payment_Refunded"]["schema"]["properties"]["reason"]["enum"].append(EVENT)
+
+    def restaurant(document):  # release the order, even when the cancellation arrives before the payment
+        document["subscriptions"].append({
+            "rule": "restaurant-releases-cancelled-order", "handler": "release_order", "path": "compensation",
+            "purpose": "Compensate: stop waiting for (or cooking) an order its customer cancelled.",
+            "emits": ["Restaurant_Cancelled_Order"], "pattern": {"source": ["yafdp.order"], "detail-type": [EVENT]}})
+        document["events"]["Restaurant_Cancelled_Order"]["schema"]["properties"]["reason"]["enum"].append(EVENT)
+
+    def notification(document):  # tell the customer
+        pattern = document["subscriptions"][0]["pattern"]
+        pattern["detail-type"].append(EVENT)
+
+    edit_document(folder, "bus.json", saga)
+    for service, change in (("order", order), ("payment", payment), ("restaurant", restaurant),
+                            ("notification", notification)):
+        edit_document(folder, f"services/{service}.json", change)
+    (folder / "services" / "restaurant.py").write_text('''
+from yafdp.services.restaurant import cancel_order, review_order, time_out_order  # noqa: F401 - the shipped ones
+
+
+def release_order(event, uow):
+    cancelled = event["detail"]
+    order_id = cancelled["order_id"]
+    order = uow.get("order", order_id)
+    if order is None:  # the cancellation overtook the payment: remember it, so the late payment finds it decided
+        uow.put("order", order_id, {**{k: cancelled[k] for k in ("order_id", "restaurant_id", "customer_id")},
+                                    "status": "released"})
+    elif order["status"] == "awaiting_answer":  # nobody answered yet: take it off the tablet
+        uow.put("order", order_id, {**order, "status": "released"})
+    elif order["status"] == "confirmed":  # already cooking: stop, as when no courier comes
+        cancel_order(event, uow)
+'''.lstrip())
+    return str(folder)
+
+
+@exercise("06.customer-cancels",
+          "Design a failure of your own: the customer cancels a paid order before the restaurant answers. "
+          "cancellation.starter_catalog(folder) copies the catalog with the Order service's side written (the entry "
+          "point cancel_by_customer publishes the failure event Order_Cancelled_By_Customer); nobody reacts to it yet. "
+          "Add the subscriptions and compensations (in the folder's services/*.json, bus.json, and services/<service>.py "
+          "for a handler of your own) so that a cancelled order is refunded once, released by its restaurant (its order "
+          "item no longer awaiting_answer or confirmed) and ends CANCELLED, however the events are reordered or "
+          "published twice. Answer with the folder's path: the check runs it and audits the run with yafdp check.",
+          "A failure event needs a compensation for every step done before it: here the charge (Payment refunds, with "
+          "the shipped refund_order, keyed on the order id, so a cancellation published twice refunds once) and the "
+          "restaurant's pending order (released). The restaurant may hear the cancellation before the payment, so its "
+          "handler remembers a cancellation of an order it never saw, and the late Payment_Success finds it decided "
+          "(the tombstone, as Loyalty's revert). The order's status must not end before the refund: the cancellation "
+          "leads to CANCELLING, the refund to CANCELLED, so 'every saga is terminal' still proves the money was "
+          "returned.",
+          context=("out_dir",), about=("Order_Initiated", "Payment_Refunded", "Restaurant_Cancelled_Order"),
+          solution=_cancel_solution)
+def _cancel_check(answer, out_dir=None, **context) -> list[str]:
+    import tempfile
+
+    from yafdp.analysis.cancellation import cancellation_problems
+
+    return cancellation_problems(answer, tempfile.mkdtemp(prefix="06-customer-cancels-run-", dir=out_dir))
+
+
 # ---- 07 · Add a service ------------------------------------------------------------------------------------
 
 def feedback_document(name: str = "feedback") -> dict:

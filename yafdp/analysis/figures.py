@@ -220,9 +220,25 @@ def _shipped_layout() -> tuple:
     return tuple(flow_layout(flow_graph(catalog), catalog.bus.start_event).items())
 
 
-def course_layout() -> dict[str, tuple[float, float]]:
-    """The flow graph's layout for the whole course, computed once from the shipped catalog (``data/``)."""
-    return dict(_shipped_layout())
+def course_layout(catalog=None) -> dict[str, tuple[float, float]]:
+    """The flow graph's layout for the whole course, computed once from the shipped catalog (``data/``).
+
+    With ``catalog`` (the one a chapter runs on, its own or the shipped one), that catalog's layout on top of it:
+    the shipped catalog's nodes where they always are, its own under them. It is the ``base`` of
+    :func:`flow_layout` when a service joins that catalog, so that the service moves nothing.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> course_layout(load_catalog()) == course_layout()
+    True
+    """
+    shipped = dict(_shipped_layout())
+    if catalog is None:
+        return shipped
+    from yafdp.analysis.graph import flow_graph
+
+    return flow_layout(flow_graph(catalog), catalog.bus.start_event, base=shipped)
 
 
 NODE_STYLE = {
@@ -236,12 +252,21 @@ FAILURE_EDGE, COMPENSATION_EDGE = "#b91c1c", "#c2410c"
 OBSERVE_ALPHA = 0.45  # observer edges are drawn faint: they watch, they do not move the order
 
 
+OBSERVER_VIEWS = ("inline", "apart")
+
+
 def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None, edge_counts: dict | None = None,
                     highlight: set | None = None, legend: bool = True, layout: dict | None = None,
-                    only: set | None = None):
+                    only: set | None = None, observers: str = "inline"):
     """Draw the service → event → service graph: services as squares, events as rounded boxes in
     :data:`PATH_COLOURS` (green on the happy path, red a failure, orange a compensation); observer subscriptions
     thin, grey and faint.
+
+    ``observers`` ``"apart"`` draws the saga alone and lists the observers (the edges
+    :func:`yafdp.analysis.graph.observers` names: the status tracker, Notification, Loyalty, a service added to
+    watch) in a row of grey boxes under it, one per service, each with the events it hears (and what it publishes
+    then); ``"inline"`` (the default) draws them as every other node and edge. Apart, an observer added to the
+    catalog adds a box and moves nothing of the saga, not even the axes' limits.
 
     Every node sits where :func:`course_layout` puts it (``layout`` overrides), the same in every chapter.
     ``edge_counts`` maps ``(u, v)`` to how many times the edge was seen in a run: widths follow it, each edge
@@ -252,11 +277,18 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
     """
     from matplotlib.patches import FancyArrowPatch
 
+    if observers not in OBSERVER_VIEWS:
+        raise ValueError(f"observers={observers!r}: expected one of {', '.join(OBSERVER_VIEWS)}")
     if ax is None:
         fig, ax = plt.subplots(figsize=(18, 9))
     pos = layout or flow_layout(graph, start_event, base=course_layout())
+    watchers = []
+    if observers == "apart":
+        watchers = _observer_boxes(graph, pos, edge_counts, highlight, only)
+        graph = graph.edge_subgraph([e for e, watching in nx.get_edge_attributes(graph, "observer").items()
+                                     if not watching]).copy()
     if only is not None:
-        graph = graph.edge_subgraph(only).copy()
+        graph = graph.edge_subgraph(set(only) & set(graph.edges)).copy()
     lit = _lit_edges(graph, edge_counts, highlight)
     lit_nodes = {n for edge in lit for n in edge} if len(lit) < graph.number_of_edges() else set(graph.nodes)
     boxes = {}
@@ -270,9 +302,11 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
                        fontweight="bold" if data["kind"] == "service" else "normal",
                        color=(0, 0, 0, max(alpha, 0.35)), bbox={**NODE_STYLE[style], "alpha": alpha})
         boxes[node] = text
-    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    drawn = [pos[n] for n in graph.nodes] if observers == "apart" else list(pos.values())
+    xs, ys = [x for x, _ in drawn], [y for _, y in drawn]
     ax.set_xlim(min(xs) - 0.9, max(xs) + 0.9)
-    ax.set_ylim(min(ys) - 0.7, max(ys) + 1.1)  # room above for the observers' arcs
+    ax.set_ylim(min(ys) - 0.7 - _strip_depth(watchers), max(ys) + 1.1)  # room above for the observers' arcs
+    _draw_observer_boxes(ax, watchers, (min(xs) - 0.5, max(xs) + 0.5), min(ys) - 0.75)
     renderer = ax.figure.canvas.get_renderer()
     extents = {node: text.get_window_extent(renderer).expanded(1.15, 1.6) for node, text in boxes.items()}
     # Arrows are drawn after the boxes (a higher zorder), so each is clipped to its boxes as they are drawn.
@@ -309,11 +343,97 @@ def draw_flow_graph(graph: nx.DiGraph, start_event: str, *, title: str, ax=None,
         Line2D([], [], color="#1f2937", label="produces / reacts (happy path)"),
         Line2D([], [], color=FAILURE_EDGE, linestyle="--", label="failure path"),
         Line2D([], [], color=COMPENSATION_EDGE, linestyle="--", label="compensation path"),
-        Line2D([], [], color=OBSERVE_COLOUR, alpha=OBSERVE_ALPHA, label="observes (status, notifications)"),
+        Line2D([], [], color=OBSERVE_COLOUR, alpha=OBSERVE_ALPHA, label="observes (status, notifications)")
+        if observers == "inline" else Patch(facecolor=OBSERVER_BOX, edgecolor=OBSERVE_COLOUR,
+                                            label="observer, apart: what it hears → what it publishes"),
     ] + ([Line2D([], [], color="#1f2937", linewidth=4, label="edge width and label: times it happened in the run")]
          if edge_counts else []),
         loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=9, frameon=False)
     return ax
+
+
+OBSERVER_BOX = "#f3f4f6"
+OBSERVER_WRAP = 52  # characters per line of an observer's box
+OBSERVER_LINE = 0.22  # data units per line of text in an observer's box (a row of the layout is 1.0)
+OBSERVER_LINES = 4  # the box's height the axes always leave room for: an observer added moves nothing
+
+
+def _observer_boxes(graph: nx.DiGraph, pos: dict, edge_counts: dict | None, highlight: set | None,
+                    only: set | None) -> list[tuple[str, str, bool]]:
+    """The observers of ``graph`` as ``[(service's name, text, lit)]``, in the order their services sit from left to
+    right in the layout ``pos``: the events each hears in saga order (left to right, top to bottom in ``pos``), with
+    what it publishes on them and the run's counts, wrapped."""
+    def name(node: str) -> str:
+        return graph.nodes[node]["label"].replace("_", " ")
+
+    def shown(edge) -> bool:
+        return only is None or edge in only
+
+    heard: dict[str, list] = {}
+    for event, service, data in graph.edges(data=True):
+        if data.get("observer") and data["relation"] == "subscribes" and shown((event, service)):
+            heard.setdefault(service, []).append((event, data))
+    boxes = []
+    for service in sorted(heard, key=lambda s: (pos[s][0], s)):
+        pairs = [((event, service), data) for event, data in
+                 sorted(heard[service], key=lambda pair: (pos[pair[0]][0], -pos[pair[0]][1]))]
+        count = (lambda edge: f" ({edge_counts.get(edge, 0)})") if edge_counts else (lambda edge: "")
+        if any(data.get("emits") for _, data in pairs):  # it publishes: one line per event it hears
+            lines = [f"{name(e)}{count((e, s))} → " + ", ".join(
+                name(f"event:{x}") + (count((s, f"event:{x}")) if edge_counts else "") for x in data["emits"])
+                if data.get("emits") else f"{name(e)}{count((e, s))}" for (e, s), data in pairs]
+        else:
+            lines = _wrapped([f"hears {len(pairs)} event{'s' * (len(pairs) != 1)}:"]
+                             + [f"{name(e)}{count((e, s))}" for (e, s), _ in pairs])
+        lit = _lit_edges(graph.edge_subgraph([edge for edge, _ in pairs]), edge_counts, highlight)
+        label = graph.nodes[service]["label"]
+        own = [v for _, v, d in graph.edges(service, data=True) if not d.get("observer")]  # a step of the saga too
+        rules = dict.fromkeys(r for _, d in pairs for r in d["rules"])
+        heading = f"{label} (observer)" + (": " + ", ".join(rules) if own else "")
+        boxes.append((label, "\n".join([heading] + lines), bool(lit)))
+    return boxes
+
+
+def _wrapped(items: list[str]) -> list[str]:
+    """``items`` joined by commas into lines of at most :data:`OBSERVER_WRAP` characters, no item cut (the first,
+    a heading, is followed by a space).
+
+    Examples
+    --------
+    >>> _wrapped(["hears 3 events:", "Payment Success (7)", "Payment Failed (0)", "Delivery Failed (1)"])
+    ['hears 3 events: Payment Success (7),', 'Payment Failed (0), Delivery Failed (1)']
+    """
+    pieces = items[:1] + [item + "," for item in items[1:-1]] + items[-1:] if len(items) > 1 else list(items)
+    lines = pieces[:1]
+    for piece in pieces[1:]:
+        if len(f"{lines[-1]} {piece}") <= OBSERVER_WRAP:
+            lines[-1] = f"{lines[-1]} {piece}"
+        else:
+            lines.append(piece)
+    return lines
+
+
+def _strip_depth(boxes: list) -> float:
+    """How far under the saga the observers' row reaches (data units): room for :data:`OBSERVER_LINES` lines, or
+    more when a box has more."""
+    if not boxes:
+        return 0.0
+    return 0.45 + OBSERVER_LINE * max(OBSERVER_LINES, *(text.count("\n") + 1 for _, text, _ in boxes))
+
+
+def _draw_observer_boxes(ax, boxes: list, span: tuple[float, float], top: float) -> None:
+    """The observers in a row of boxes under the saga, their tops at ``top``, spread evenly over ``span`` (x)."""
+    if not boxes:
+        return
+    ax.axhline(top + 0.2, color=OBSERVE_COLOUR, linestyle=":", linewidth=0.8)
+    ax.text(span[0], top + 0.24, "observers, apart: they hear the saga and publish nothing back into it",
+            fontsize=8.5, color="#4b5563", style="italic", va="bottom")
+    width = (span[1] - span[0]) / len(boxes)
+    for i, (service, text, lit) in enumerate(boxes):
+        alpha = 1.0 if lit else FADED + 0.1
+        ax.text(span[0] + (i + 0.5) * width, top - 0.1, text, ha="center", va="top", fontsize=8, zorder=3,
+                color=(0, 0, 0, max(alpha, 0.35)), gid=f"observer:{service}",
+                bbox={"boxstyle": "round,pad=0.4", "fc": OBSERVER_BOX, "ec": OBSERVE_COLOUR, "alpha": alpha})
 
 
 def arc_points(start, end, rad: float, steps: int = 24) -> list[tuple[float, float]]:

@@ -23,8 +23,9 @@ def flow_graph(catalog: Catalog) -> nx.DiGraph:
     """Services and events as two node kinds; edges ``produces`` (service → event) and ``subscribes``.
 
     Edge attributes: ``relation`` (``produces`` / ``subscribes``), ``path`` (``happy``, ``failure``,
-    ``compensation`` or ``observe``), ``happy`` (False on the failure and compensation paths) and for
-    subscriptions the ``rules`` that carry the edge.
+    ``compensation`` or ``observe``), ``happy`` (False on the failure and compensation paths), ``observer`` (the
+    edge belongs to an observer, :func:`observers`: drawn apart when asked) and for subscriptions the ``rules``
+    that carry the edge and the events their handlers may publish (``emits``).
 
     Examples
     --------
@@ -33,6 +34,7 @@ def flow_graph(catalog: Catalog) -> nx.DiGraph:
     >>> g.has_edge("event:Order_Initiated", "service:payment")
     True
     """
+    watching, observer_rules = observers(catalog)
     graph = nx.DiGraph()
     for service in catalog.services.values():
         graph.add_node(service_node(service.name), kind="service", label=service.name, origin=service.origin)
@@ -40,16 +42,55 @@ def flow_graph(catalog: Catalog) -> nx.DiGraph:
         graph.add_node(event_node(event.name), kind="event", label=event.name, origin=event.origin,
                        event_kind=event.kind, terminal=event.terminal)
         graph.add_edge(service_node(event.service), event_node(event.name), relation="produces",
-                       path=event.kind, happy=event.kind == "happy")
+                       path=event.kind, happy=event.kind == "happy", observer=event.service in watching)
     for sub in catalog.subscriptions:
         for event in catalog.matched_events(sub):
             u, v = event_node(event), service_node(sub.service)
             if graph.has_edge(u, v):
                 graph.edges[u, v]["rules"].append(sub.rule)
+                graph.edges[u, v]["observer"] &= sub.rule in observer_rules
             else:
                 happy = sub.path != "compensation" and catalog.events[event].kind == "happy"
-                graph.add_edge(u, v, relation="subscribes", path=sub.path, rules=[sub.rule], happy=happy)
+                graph.add_edge(u, v, relation="subscribes", path=sub.path, rules=[sub.rule], happy=happy,
+                               observer=sub.rule in observer_rules, emits=[])
+            graph.edges[u, v]["emits"] += [e for e in sub.emits if e not in graph.edges[u, v]["emits"]]
     return graph
+
+
+def observers(catalog: Catalog) -> tuple[frozenset[str], frozenset[str]]:
+    """Who watches the saga without taking part in it: ``(services, rules)``.
+
+    A service observes when nothing it publishes moves a saga's status (``bus.json``'s ``saga.status_after``) or is
+    acted on by anyone but observers, and it publishes nothing that no event triggers (the saga's start, a
+    deadline a schedule puts on the bus); one that publishes nothing observes when its every subscription does
+    (a compensation that only writes is part of the saga): Notification (it publishes nothing), Loyalty (nobody reacts to
+    ``Loyalty_Points_Added``), a Rating service added in chapter 07. Its subscriptions and its events are an
+    observer's. So is any subscription whose ``path`` is ``observe``, whoever has it (the Order service's status
+    tracker). Everything else is the saga itself: every step that moves an order, and the compensations.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> services, rules = observers(load_catalog())
+    >>> sorted(services), sorted(rules)[-1]
+    (['loyalty', 'notification'], 'order-tracks-status')
+    """
+    moves = set(catalog.saga.status_after)
+    triggered = {e for sub in catalog.subscriptions for e in sub.emits}
+    watching: set[str] = set()
+    rules = {sub.rule for sub in catalog.subscriptions if sub.path == "observe"}
+    while True:  # a service whose events only observers act on observes too: to a fixed point
+        more = {s.name for s in catalog.services.values() if s.name not in watching
+                and all(e.name not in moves and e.name in triggered
+                        and all(sub.rule in rules or sub.service in watching for sub in catalog.consumers(e.name))
+                        for e in catalog.events.values() if e.service == s.name)
+                and (any(e.service == s.name for e in catalog.events.values())  # one that publishes nothing
+                     or all(sub.rule in rules for sub in catalog.subscriptions if sub.service == s.name))}
+        if not more:
+            break
+        watching |= more
+        rules |= {sub.rule for sub in catalog.subscriptions if sub.service in watching}
+    return frozenset(watching), frozenset(rules)
 
 
 def causal_graph(catalog: Catalog) -> nx.DiGraph:

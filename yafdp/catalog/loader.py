@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import fastjsonschema
 
 from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DEDUPLICATION_MODES, EVENT_KINDS,
-                                 EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, QUEUE_TYPES, SUBSCRIBER_TYPES, TARGET_KINDS,
-                                 Bus, Catalog, CatalogError, CustomBusSettings, Entrypoint, EventType, Service,
-                                 Subscription, envelope_pattern)
+                                 EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, QUEUE_TYPES, SCHEDULE_TARGETS,
+                                 SUBSCRIBER_TYPES, TARGET_KINDS, Bus, Catalog, CatalogError, CustomBusSettings,
+                                 Entrypoint, EventType, Service, Subscription, envelope_pattern)
 from yafdp.catalog.saga import OUTCOME_KINDS, STEP_KINDS
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
@@ -155,6 +155,7 @@ _BUS_SHAPE = fastjsonschema.compile({
                 "deduplication": {"enum": list(DEDUPLICATION_MODES)},
                 "subscriber_type": {"enum": list(SUBSCRIBER_TYPES)},
                 "queue_type": {"enum": list(QUEUE_TYPES)},
+                "schedule_target": {"enum": list(SCHEDULE_TARGETS)},
                 "retry_policy": {
                     "type": "object",
                     "additionalProperties": False,
@@ -267,6 +268,7 @@ def _custom_settings(doc: dict, saga_id: str) -> CustomBusSettings:
         deduplication=doc.get("deduplication", defaults.deduplication),
         subscriber_type=doc.get("subscriber_type", defaults.subscriber_type),
         queue_type=doc.get("queue_type", defaults.queue_type),
+        schedule_target=doc.get("schedule_target", defaults.schedule_target),
         retry_policy=MappingProxyType({**CUSTOM_BUS_DEFAULT_RETRY_POLICY, **doc.get("retry_policy", {})}),
     )
 

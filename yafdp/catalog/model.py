@@ -34,6 +34,17 @@ BUS_KINDS = ("classic", "custom")
 SUBSCRIBER_TYPES = ("FIFO", "UNORDERED")
 DEDUPLICATION_MODES = ("id", "content", "none")
 QUEUE_TYPES = ("fifo", "standard")
+# What a one-time EventBridge Scheduler schedule (a saga's deadline) targets when the bus is a Custom Event Bus.
+# Scheduler documents a templated EventBridge PutEvents target for an event bus ARN, and universal targets
+# ``arn:aws:scheduler:::aws-sdk:<service>:<apiAction>`` where <service> is the AWS SDK's identifier ("Using templated
+# targets", https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html; "Using universal
+# targets", https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html); it says nothing of
+# the Custom Event Bus (EventsV2, ARNs ``event-busv2/<name>/<id>``), neither as a templated target nor as the
+# universal target ``eventbridgev2:putEvents``. So this is a setting: "function" (the default) invokes the scheduling
+# service's own function (the templated Lambda Invoke target, documented), which puts the event on the bus as it
+# publishes any other; "universal" has Scheduler call the Custom Event Bus's PutEvents itself
+# (``arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents``), one hop fewer, where AWS accepts it.
+SCHEDULE_TARGETS = ("function", "universal")
 # A Custom Event Bus subscriber's retry policy when none is given: 5 retries or 300 seconds, whichever comes first
 # (UG "Retrying event delivery", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-retry.html);
 # its retention when none is given: 1 day (UG "Creating a bus",
@@ -120,7 +131,8 @@ class CustomBusSettings:
     producer's retry is ``DEDUPLICATED``), ``"content"`` (``CONTENT_BASED``) or ``"none"``; ``subscriber_type``:
     every subscriber's ``Type`` unless its subscription says otherwise; ``queue_type``: the service queues'
     kind (``"fifo"`` keeps a FIFO subscriber's order to the function); ``retry_policy``: every subscriber's
-    ``RetryPolicy`` (AWS's default 5 retries / 300 s unless given); ``retention_days``: the bus's retention."""
+    ``RetryPolicy`` (AWS's default 5 retries / 300 s unless given); ``retention_days``: the bus's retention;
+    ``schedule_target``: what a one-time schedule (a saga's deadline) targets, :data:`SCHEDULE_TARGETS`."""
 
     retention_days: int = CUSTOM_BUS_DEFAULT_RETENTION_DAYS
     event_group: tuple[str, ...] = ("detail", "order_id")
@@ -128,6 +140,7 @@ class CustomBusSettings:
     subscriber_type: str = "FIFO"
     queue_type: str = "fifo"
     retry_policy: Mapping[str, int] = field(default_factory=lambda: CUSTOM_BUS_DEFAULT_RETRY_POLICY)
+    schedule_target: str = "function"
 
     def group_of(self, envelope: Mapping[str, Any]) -> str | None:
         """The ``EventGroupId`` of an event (its envelope), or None when the path is not there."""

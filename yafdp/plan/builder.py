@@ -93,18 +93,28 @@ def build_plan(catalog: Catalog, prefix: str = DEFAULT_PREFIX, *, region: str = 
 
 def _with_schedules(catalog: Catalog, plan: DeploymentPlan) -> DeploymentPlan:
     """EventBridge Scheduler for the services that schedule events (a saga's deadline): a schedule group, a role that
-    may put exactly those events on the bus with their services' sources, and, for each scheduling service, the right
-    to create and delete schedules in that group and to pass that role ("Set up the execution role",
+    may put exactly those events on the bus with their services' sources (or, on a Custom Event Bus whose
+    ``schedule_target`` is ``"function"``, invoke those services' functions, which publish them: see
+    :mod:`yafdp.runtime.scheduling`), and, for each scheduling service, the right to create and delete schedules in
+    that group and to pass that role ("Set up the execution role",
     https://docs.aws.amazon.com/scheduler/latest/UserGuide/setting-up.html)."""
     scheduling = [s for s in catalog.services.values() if s.may_schedule()]
     if not scheduling:
         return plan
-    plan = replace(plan, schedule_group=f"{plan.prefix}-deadlines", scheduler_role=f"{plan.prefix}-scheduler")
+    target = catalog.bus.custom.schedule_target if plan.bus_kind == "custom" else "bus"
+    plan = replace(plan, schedule_group=f"{plan.prefix}-deadlines", scheduler_role=f"{plan.prefix}-scheduler",
+                   schedule_target=target)
     scheduled = sorted(e for s in scheduling for e in s.may_schedule())
-    plan = replace(plan, scheduler_policy={"Version": "2012-10-17", "Statement": [{
-        "Sid": "PutScheduledEventsOnly", "Effect": "Allow", "Action": "events:PutEvents", "Resource": plan.bus_arn(),
-        "Condition": {"ForAllValues:StringEquals": {"events:source": sorted(s.source for s in scheduling)},
-                      "StringEquals": {"events:detail-type": scheduled}, "Null": {"events:source": "false"}}}]})
+    if target == "function":  # the schedules invoke the scheduling services' functions, which publish
+        statement = {"Sid": "InvokeSchedulingFunctionsOnly", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+                     "Resource": [plan.function_arn(s.name) for s in scheduling]}
+    else:  # the schedules put the events on the bus (the Custom Event Bus keeps both condition keys, UG access-actions)
+        statement = {"Sid": "PutScheduledEventsOnly", "Effect": "Allow", "Action": "events:PutEvents",
+                     "Resource": plan.bus_arn(),
+                     "Condition": {"ForAllValues:StringEquals": {"events:source": sorted(s.source for s in scheduling)},
+                                   "StringEquals": {"events:detail-type": scheduled},
+                                   "Null": {"events:source": "false"}}}
+    plan = replace(plan, scheduler_policy={"Version": "2012-10-17", "Statement": [statement]})
     statements = [
         {"Sid": "ManageOwnSchedules", "Effect": "Allow", "Action": ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
          "Resource": plan.schedules_arn()},

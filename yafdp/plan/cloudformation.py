@@ -105,7 +105,8 @@ def _schedules(plan: DeploymentPlan, tags: list, bus_arn: dict | None) -> dict:
     Bus's ARN ends in an id EventBridge generates, which only ``Fn::GetAtt`` names)."""
     policy = plan.scheduler_policy
     if bus_arn is not None:
-        policy = {**policy, "Statement": [{**st, "Resource": bus_arn} for st in policy["Statement"]]}
+        policy = {**policy, "Statement": [{**st, "Resource": bus_arn} if st["Action"] == "events:PutEvents" else st
+                                          for st in policy["Statement"]]}
     return {
         "ScheduleGroup": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": plan.schedule_group,
                                                                                    "Tags": tags}},

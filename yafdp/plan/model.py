@@ -195,6 +195,9 @@ class DeploymentPlan:
     schedule_group: str = ""
     scheduler_role: str = ""
     scheduler_policy: dict = field(default_factory=dict)
+    # what the schedules target: "bus" (the Classic bus, templated PutEvents), or on a Custom Event Bus "function" or
+    # "universal" (bus.json's custom_event_bus.schedule_target, yafdp.catalog.model.SCHEDULE_TARGETS)
+    schedule_target: str = ""
 
     @property
     def routes(self) -> tuple:

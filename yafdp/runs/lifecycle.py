@@ -184,7 +184,7 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             return {**info["summary"], "already_finished": True, "wrote_summary": missing}
         if info.get("store") != "file":
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
-        options = RunOptions(orders=info["orders_requested"], seed=info["seed"], out=out, store="file",
+        options = RunOptions(orders=info["orders_requested"] or 0, seed=info["seed"], out=out, store="file",
                              rates=info["rates"], faults=Faults(**info["faults"]),
                              arrival_rate=info["arrival_rate"], catalog_dir=info.get("catalog_dir"),
                              exclude_services=tuple(info.get("exclude_services", ())),

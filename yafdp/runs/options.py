@@ -90,7 +90,9 @@ class RunOptions:
     def describe(self) -> dict:
         """The options as ``run_info`` and ``summary.json`` record them (plain JSON values)."""
         return {
-            "backend": self.backend, "store": self.store, "seed": self.seed, "orders_requested": self.orders,
+            "backend": self.backend, "store": self.store, "seed": self.seed,
+            # --orders does not apply to an orders file: its count is the summary's orders.requested
+            "orders_requested": None if self.orders_file else self.orders,
             "rates": dict(self.rates), "faults": self.faults.to_dict(), "arrival_rate": self.arrival_rate,
             "latency_model": self.latency_model, "times": self.times(), "quota_scale": self.quota_scale,
             "concurrency": self.concurrency, "style": self.style, "bus": self.bus, "workflow": self.workflow if self.style == "orchestration" else None,

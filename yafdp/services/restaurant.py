@@ -14,27 +14,44 @@ from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
 
 def review_order(event: Envelope, uow: UnitOfWork) -> None:
+    reviewing = paid_order_to_review(event, uow)
+    if reviewing is None:
+        return
+    paid, who, restaurant = reviewing
+    unavailable = [i["item_id"] for i in paid["items"] if not restaurant["menu"][i["item_id"]]["available"]]
+    reason = "restaurant_closed" if not restaurant["open"] else ("item_unavailable" if unavailable else None)
+    if reason:
+        reject(uow, who, reason, unavailable=unavailable)
+        return
+    confirm(uow, who, paid, restaurant["prep_minutes"])
+
+
+def paid_order_to_review(event: Envelope, uow: UnitOfWork) -> tuple[dict, dict, dict] | None:
+    """``(paid, who, restaurant)`` for a ``Payment_Success`` the restaurant must now decide on: its detail, the
+    order's ids, and the marketplace's restaurant. None when there is nothing to decide: decided already (a late
+    payment of an order whose deadline passed is rejected here), or the restaurant never answers (the order is
+    recorded as waiting, for the deadline to close)."""
     paid = event["detail"]
     order_id, restaurant_id = paid["order_id"], paid["restaurant_id"]
     who = {"order_id": order_id, "restaurant_id": restaurant_id, "customer_id": paid["customer_id"]}
     known = uow.get("order", order_id)
     if known is not None:
         if known["status"] == "timed_out":  # the deadline passed before the payment arrived: too late now
-            _reject(uow, who, "no_answer")
-        return
+            reject(uow, who, "no_answer")
+        return None
     restaurant = uow.world.restaurants[restaurant_id]
     if not restaurant.get("answers", True):  # the restaurant's tablet is off: nobody will ever answer
         uow.put("order", order_id, {**who, "status": "awaiting_answer"})
-        return
-    unavailable = [i["item_id"] for i in paid["items"] if not restaurant["menu"][i["item_id"]]["available"]]
-    reason = "restaurant_closed" if not restaurant["open"] else ("item_unavailable" if unavailable else None)
-    if reason:
-        _reject(uow, who, reason, unavailable=unavailable)
-        return
-    uow.put("order", order_id, {**who, "status": "confirmed"})
+        return None
+    return paid, who, restaurant
+
+
+def confirm(uow: UnitOfWork, who: dict, paid: dict, ready_in_minutes: int) -> None:
+    """Record the paid order as confirmed and publish ``Restaurant_Confirmed_Order``."""
+    uow.put("order", who["order_id"], {**who, "status": "confirmed"})
     uow.publish("Restaurant_Confirmed_Order", {
         **who, "amount": paid["amount"], "currency": paid["currency"],
-        "delivery_zone": paid["delivery_zone"], "ready_in_minutes": restaurant["prep_minutes"],
+        "delivery_zone": paid["delivery_zone"], "ready_in_minutes": ready_in_minutes,
     })
 
 
@@ -66,9 +83,10 @@ def time_out_order(event: Envelope, uow: UnitOfWork) -> None:
                                     "customer_id": late["customer_id"], "status": "timed_out"})
         return
     if order is None or order["status"] == "awaiting_answer":
-        _reject(uow, {k: late[k] for k in ("order_id", "restaurant_id", "customer_id")}, "no_answer")
+        reject(uow, {k: late[k] for k in ("order_id", "restaurant_id", "customer_id")}, "no_answer")
 
 
-def _reject(uow: UnitOfWork, who: dict, reason: str, unavailable: list | None = None) -> None:
+def reject(uow: UnitOfWork, who: dict, reason: str, unavailable: list | None = None) -> None:
+    """Record the paid order as rejected (``reason``, the items ``unavailable``) and publish ``Restaurant_Rejected_Order``."""
     uow.put("order", who["order_id"], {**who, "status": "rejected", "reason": reason, "unavailable": unavailable or []})
     uow.publish("Restaurant_Rejected_Order", {**who, "reason": reason})

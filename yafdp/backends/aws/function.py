@@ -25,8 +25,8 @@ from yafdp.runtime.envelope import (MAX_ENTRIES_PER_PUT, PublishError, entry_siz
                                     max_request_bytes)
 from yafdp.runtime.faults import Faults, decide, injected_failure
 from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
-                                     DeliveryError, check_outbox, custom_bus_entries)
-from yafdp.runtime.scheduling import schedule_calls
+                                     INVALID_ARGUMENT, DeliveryError, check_outbox, custom_bus_entries)
+from yafdp.runtime.scheduling import schedule_calls, scheduled_entries
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork
 
 from yafdp.backends.aws import queue_message
@@ -295,7 +295,38 @@ class ServiceFunction:
         (:func:`~yafdp.runtime.scheduling.schedule_calls`; raises ``DeliveryError``)."""
         if not uow.schedules:
             return []
-        return schedule_calls(self.catalog, self.plan, self.config.service, uow.schedules, self.clock())
+        return schedule_calls(self.catalog, self.plan, self.config.service, uow.schedules, self.clock(),
+                              bus_arn=self.config.bus_arn or None)
+
+    def put_scheduled(self, request: dict) -> list[str]:
+        """Publish the event a one-time schedule carries, when this function is the schedule's target (a Custom Event
+        Bus whose ``schedule_target`` is ``"function"``; :func:`~yafdp.runtime.scheduling.schedule_target`): the
+        schedule's ``Input`` ``{"schedule", "Source", "DetailType", "Detail"}``, put on the bus as this service
+        publishes any event. Returns the published event ids.
+
+        It is checked as the request that made the schedule was: the ``Source`` must be this service's, the event one
+        it may schedule, the detail its schema's; anything else raises
+        :class:`~yafdp.runtime.publishing.DeliveryError` and nothing is published. EventBridge Scheduler invokes a
+        target again when an invocation fails (its retry policy), so the outbox is kept under the schedule's name
+        (``schedule#<name>``, the ``published_by`` of the local emulator's scheduled events): an invocation again
+        publishes only what an earlier one committed and did not publish, and on a Custom Event Bus with
+        deduplication by id the entry's ``DeduplicationId`` names the schedule."""
+        try:
+            [(source, detail_type, text)] = scheduled_entries({"Arn": self.plan.function_arn(self.config.service),
+                                                               "Input": json.dumps(request)})
+        except ValueError as exc:
+            raise DeliveryError(INVALID_ARGUMENT, f"not a schedule's event: {exc}") from None
+        service = self.catalog.services[self.config.service]
+        if source != service.source:
+            raise DeliveryError(INVALID_ARGUMENT, f"the schedule {request['schedule']!r} puts an event of {source!r} "
+                                                  f"on the bus; this function is {service.name!r}'s ({service.source})")
+        outbox_key = f"schedule#{request['schedule']}"
+        if not self.state.processed(outbox_key):
+            prepared = check_outbox(self.catalog, service.name, service.may_schedule(),
+                                    [(None, detail_type, json.loads(text))])
+            self.state.commit({}, marker=outbox_key, outbox_key=outbox_key, outbox=self._entries(prepared, outbox_key),
+                              trace=[])
+        return self._publish(outbox_key, self.state.pending_outbox(outbox_key))
 
     def _schedule(self, calls: list[tuple[str, dict]]) -> None:
         """Make the Scheduler calls of a committed unit of work: create and delete its one-time schedules. A schedule

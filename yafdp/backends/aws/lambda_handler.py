@@ -18,7 +18,9 @@ _functions: dict = {}  # by configuration: one per function in Lambda; several w
 def lambda_handler(event: dict, context) -> dict:
     """Handle an SQS batch (``{"Records": [...]}``), a Step Functions Task (``{"task", "rule", "handler", "event"}``
     or ``{..., "failure"}``, the Task's ``Payload``), an event from a rule that targets the function directly
-    (``{"rule", "event"}``, the rule's input transformer), or a direct API call (``{"entrypoint", "payload"}``).
+    (``{"rule", "event"}``, the rule's input transformer), a one-time schedule whose target is the function
+    (``{"schedule", "Source", "DetailType", "Detail"}``: its event is published, ``{"published": [event ids]}``), or a
+    direct API call (``{"entrypoint", "payload"}``).
 
     An SQS batch returns ``{"batchItemFailures": [...]}``; a Task returns its output ``{"emitted", "event"}``, or
     raises the failure event for the state's ``Catch`` (:meth:`~yafdp.backends.aws.function.ServiceFunction.run_task`);
@@ -34,6 +36,9 @@ def lambda_handler(event: dict, context) -> dict:
         # function's on-failure destination, when one is configured).
         return {"outcome": function.handle_message({"messageId": event["event"].get("id"), "body": json.dumps(event),
                                                     "attributes": {}})}
+    if "schedule" in event and "DetailType" in event:  # EventBridge Scheduler: a schedule whose target is the function
+        # (a Custom Event Bus's schedule_target "function"): raising fails the invocation, which Scheduler retries
+        return {"published": function.put_scheduled(event)}
     if "entrypoint" in event:
         try:
             return {"result": function.call(event["entrypoint"], event.get("payload"))}
@@ -41,7 +46,8 @@ def lambda_handler(event: dict, context) -> dict:
             refused = isinstance(exc, RequestRefusedError)
             return {"error": {"type": type(exc).__name__, "message": str(exc), "field": exc.field,
                               "problem": exc.problem if refused else str(exc), "request_refused": refused}}
-    raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch or an API call")
+    raise RefusedError(f"unexpected event with keys {sorted(event)}: expected an SQS batch, a Task, a schedule's event "
+                       "or an API call")
 
 
 def _service_function(context):

@@ -196,6 +196,20 @@ def _shallow(value: Any) -> Any:
 # ---------------------------------------------------------------- errors, retriers and catchers
 
 
+def choose(name: str, state: dict, data) -> str:
+    """The state a Choice state ``name`` goes to for ``data``: the first rule whose ``Variable`` ``StringEquals`` its
+    value (the one rule the runner evaluates: :func:`check_definition` refuses any other), else its ``Default``.
+
+    Raises :class:`StatesError` ``States.NoChoiceMatched`` when no rule matches and there is no ``Default``, and
+    ``States.Runtime`` when a ``Variable`` names nothing."""
+    for rule in state["Choices"]:
+        if read_path(data, rule["Variable"]) == rule["StringEquals"]:
+            return rule["Next"]
+    if "Default" not in state:
+        raise StatesError(NO_CHOICE_MATCHED, f"no choice rule of state {name!r} matched, and it has no Default")
+    return state["Default"]
+
+
 def error_matches(names: list[str], error: str) -> bool:
     """Whether an ``ErrorEquals`` list names ``error``: itself, ``States.ALL`` (any error but ``States.Runtime`` and
     ``States.DataLimitExceeded``), or ``States.TaskFailed`` (any error a task reports, not ``States.Timeout`` nor

@@ -7,10 +7,14 @@ has, here :meth:`LocalScheduler.create_schedule` and :meth:`LocalScheduler.delet
 ``ScheduleExpression`` ``at(yyyy-mm-ddThh:mm:ss)`` ("One-time schedules", EventBridge Scheduler user guide,
 https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html), ``FlexibleTimeWindow``,
 ``ActionAfterCompletion`` ``DELETE`` ("Deleting a schedule after it completes",
-https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-delete.html) and a ``Target`` that is the bus
-with ``EventBridgeParameters`` (``DetailType``, ``Source``) and the event's ``Input`` (the templated EventBridge
-PutEvents target, https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html). When a
-schedule is due it puts its event on the bus, and the bus routes it as any other.
+https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-delete.html) and a ``Target`` that puts the
+saga's event on the bus: the Classic bus with ``EventBridgeParameters`` (``DetailType``, ``Source``) and the event's
+``Input`` (the templated EventBridge PutEvents target,
+https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html), or on a Custom Event Bus the
+scheduling service's function or the universal target ``eventbridgev2:putEvents``
+(:func:`yafdp.runtime.scheduling.scheduled_entries`). When a schedule is due it puts its event on the bus, and the
+bus routes it as any other: invoking a function target is emulated by what the function does with it, publishing the
+event (:meth:`yafdp.backends.aws.function.ServiceFunction.put_scheduled`).
 
 Where AWS's documentation is silent, the emulator chooses, and says so:
 
@@ -24,7 +28,6 @@ Where AWS's documentation is silent, the emulator chooses, and says so:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +35,7 @@ from typing import Callable
 
 from yafdp.errors import BackendError
 from yafdp.runtime.scheduling import at_expression  # noqa: F401 - the expression create_schedule parses
+from yafdp.runtime.scheduling import scheduled_entries
 
 from yafdp.backends.local.scheduler import Scheduler, Timer
 
@@ -176,11 +180,11 @@ class LocalScheduler:
         if schedule is None or schedule.fired:
             return
         schedule.fired, schedule.timer = True, None
-        parameters = schedule.target["EventBridgeParameters"]
         self.invoked += 1
         if schedule.action_after_completion == "DELETE":
             del self.schedules[key]
-        self.put(schedule.name, parameters["Source"], parameters["DetailType"], schedule.target.get("Input", "{}"))
+        for source, detail_type, text in scheduled_entries(schedule.target):
+            self.put(schedule.name, source, detail_type, text)
 
     def report(self) -> dict:
         """What the run's summary says of the schedules: how many were created, deleted before they fired, and invoked."""
@@ -201,18 +205,12 @@ def _check_window(window) -> None:
 
 
 def _check_target(target) -> None:
-    if not isinstance(target, dict) or not isinstance(target.get("Arn"), str) or not isinstance(target.get("RoleArn"), str):
+    """A target the emulator can run: one that puts the saga's event on the bus (:func:`scheduled_entries`: the
+    templated EventBridge PutEvents target, the scheduling service's function, or the universal target
+    ``eventbridgev2:putEvents``) with a RoleArn."""
+    if not isinstance(target, dict) or not isinstance(target.get("RoleArn"), str):
         raise SchedulerApiError("ValidationException", "Target needs an Arn and a RoleArn")
-    if ":event-bus/" not in target["Arn"] and ":event-busv2/" not in target["Arn"]:
-        raise SchedulerApiError("ValidationException", "the local EventBridge Scheduler's targets are event buses "
-                                                       "(the templated EventBridge PutEvents target)")
-    parameters = target.get("EventBridgeParameters")
-    if not isinstance(parameters, dict) or not all(isinstance(parameters.get(k), str) and parameters[k]
-                                                   for k in ("DetailType", "Source")):
-        raise SchedulerApiError("ValidationException", "an event bus target needs EventBridgeParameters with a "
-                                                       "DetailType and a Source")
     try:
-        if not isinstance(json.loads(target.get("Input", "{}")), dict):
-            raise ValueError
-    except ValueError:
-        raise SchedulerApiError("ValidationException", "Target.Input must be a JSON object (the event's detail)") from None
+        scheduled_entries(target)
+    except ValueError as exc:
+        raise SchedulerApiError("ValidationException", f"the local EventBridge Scheduler's target: {exc}") from None

@@ -351,7 +351,7 @@ class LocalStepFunctions(InProcessDriving):
                 self._schedule_task(visit, t)
             elif kind == "Choice":
                 effective = asl.select(data, state.get("InputPath", "$"))
-                chosen = _choose(name, state, effective)
+                chosen = asl.choose(name, state, effective)
                 self._enter(thread, chosen, asl.select(effective, state.get("OutputPath", "$")), t)
             elif kind == "Parallel":
                 self._start_branches(_Visit(thread, name, data, self._parameters(state, name, data, t)), t)
@@ -692,13 +692,3 @@ def _lambda_call(state: dict, effective) -> tuple[str, dict]:
     if ":lambda:" in resource and ":function:" in resource:
         return resource, effective
     raise OrchestrationError(f"Task resource {resource!r}: the local runner invokes Lambda functions only")
-
-
-def _choose(name: str, state: dict, data) -> str:
-    # its rules are StringEquals rules only: asl.check_definition refused any other before the run
-    for rule in state["Choices"]:
-        if asl.read_path(data, rule["Variable"]) == rule["StringEquals"]:
-            return rule["Next"]
-    if "Default" not in state:
-        raise asl.StatesError(asl.NO_CHOICE_MATCHED, f"no choice rule of state {name!r} matched, and it has no Default")
-    return state["Default"]
