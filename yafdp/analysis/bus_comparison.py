@@ -336,8 +336,11 @@ def costs() -> pd.DataFrame:
 
     def price(name: str) -> str:
         entry = prices[name]
-        seen = "read on AWS's page" if verified(entry) else "rate not shown by any stored copy of AWS's page"
-        return f"${entry['usd']:.2f} per {entry['per']:,} ({entry['source']['region']}, {seen})"
+        seen = ("read on AWS's page" if verified(entry)
+                else "not verified: rate not shown by any stored copy of AWS's page")
+        region = entry["source"]["region"]
+        where = f"Region {region}" if region == "not stated" else region
+        return f"${entry['usd']:.2f} per {entry['per']:,} ({where}, {seen})"
 
     rows = [
         ("publishing an event", f"{price('eventbridge_custom_event')}; each 64 KB of an entry is one event",

@@ -135,7 +135,9 @@ def saga_order(catalog: Catalog, events=None) -> list[str]:
 
 
 def mermaid(catalog: Catalog) -> str:
-    """The flow graph as a Mermaid flowchart: services as boxes, events as stadiums, compensation dotted."""
+    """The flow graph as a Mermaid flowchart: services as boxes, events as stadiums, failure and compensation
+    paths dotted; events coloured by kind as every figure colours them (happy green, failure red, compensation
+    orange)."""
     graph = flow_graph(catalog)
     lines = ["flowchart LR"]
     ids = {node: f"n{i}" for i, node in enumerate(graph.nodes)}
@@ -147,7 +149,8 @@ def mermaid(catalog: Catalog) -> str:
     lines.append("    classDef service fill:#dbeafe,stroke:#1e3a8a")
     lines.append("    classDef event fill:#dcfce7,stroke:#166534")
     lines.append("    classDef unhappy fill:#fee2e2,stroke:#991b1b")
-    for cls in ("service", "event", "unhappy"):
+    lines.append("    classDef compensation fill:#ffedd5,stroke:#9a3412")
+    for cls in ("service", "event", "unhappy", "compensation"):
         members = [ids[n] for n, d in graph.nodes(data=True) if _node_class(d) == cls]
         if members:
             lines.append(f"    class {','.join(members)} {cls}")
@@ -157,7 +160,7 @@ def mermaid(catalog: Catalog) -> str:
 def _node_class(data: dict) -> str:
     if data["kind"] == "service":
         return "service"
-    return "event" if data["event_kind"] == "happy" else "unhappy"
+    return {"happy": "event", "compensation": "compensation"}.get(data["event_kind"], "unhappy")
 
 
 def consequences(catalog: Catalog, event: str) -> set[tuple[str, str]]:

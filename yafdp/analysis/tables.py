@@ -14,8 +14,23 @@ from yafdp.analysis.graph import causal_graph, saga_order
 from yafdp.plan import DeploymentPlan, plan_resources
 
 
+def services_in_saga_order(catalog: Catalog) -> list[str]:
+    """The catalog's services in the order a saga meets them: by the first event each produces in
+    :func:`~yafdp.analysis.graph.saga_order`, then those that produce nothing (observers such as Notification).
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> services_in_saga_order(load_catalog())
+    ['order', 'payment', 'restaurant', 'delivery', 'loyalty', 'notification']
+    """
+    producers = [catalog.events[event].service for event in saga_order(catalog)]
+    return list(dict.fromkeys(producers + list(catalog.services)))
+
+
 def events_table(catalog: Catalog) -> pd.DataFrame:
-    """One row per event: who produces it, its EventBridge source, where it comes from, its fields."""
+    """One row per event, in saga order: who produces it, its EventBridge source, where it comes from, its
+    fields."""
     rows = [
         {
             "event (detail-type)": ev.name,
@@ -27,7 +42,7 @@ def events_table(catalog: Catalog) -> pd.DataFrame:
             "required fields": ", ".join(ev.schema.get("required", [])),
             "description": ev.description,
         }
-        for ev in catalog.events.values()
+        for ev in (catalog.events[name] for name in saga_order(catalog))
     ]
     return pd.DataFrame(rows).set_index("event (detail-type)")
 
@@ -49,7 +64,13 @@ def schema_fields(catalog: Catalog, event: str) -> pd.DataFrame:
 
 
 def subscriptions_table(catalog: Catalog) -> pd.DataFrame:
-    """One row per rule: its service, handler, path, the events it matches and the events it may emit."""
+    """One row per rule, in saga order (by the first event it matches; the observers last): its service,
+    handler, path, the events it matches and the events it may emit."""
+    position = {event: i for i, event in enumerate(saga_order(catalog))}
+
+    def met(sub) -> tuple:
+        return (sub.path == "observe", min((position[e] for e in catalog.matched_events(sub)), default=len(position)))
+
     rows = [
         {
             "rule": sub.rule,
@@ -60,14 +81,15 @@ def subscriptions_table(catalog: Catalog) -> pd.DataFrame:
             "may emit": ", ".join(sub.emits) or "—",
             "purpose": sub.purpose,
         }
-        for sub in catalog.subscriptions
+        for sub in sorted(catalog.subscriptions, key=met)
     ]
     return pd.DataFrame(rows).set_index("rule")
 
 
 def subscription_matrix(catalog: Catalog) -> pd.DataFrame:
-    """Events × services: the rule's path where a service listens to an event, empty where it does not."""
-    matrix = pd.DataFrame("", index=list(catalog.events), columns=list(catalog.services))
+    """Events × services, both in saga order: the rule's path where a service listens to an event, empty where it
+    does not."""
+    matrix = pd.DataFrame("", index=saga_order(catalog), columns=services_in_saga_order(catalog))
     for sub in catalog.subscriptions:
         for event in catalog.matched_events(sub):
             matrix.loc[event, sub.service] = sub.path
@@ -243,7 +265,9 @@ def plan_iam(plan: DeploymentPlan) -> pd.DataFrame:
 
 
 def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFrame:
-    """The saga's invariants as one row each: verdict, how much was checked, who broke it and a few examples.
+    """The saga's invariants as one row each: verdict (``pass``, ``FAIL``, ``skip`` when the run lacks what it
+    checks, ``n/a`` when it does not apply to the run's kind of bus, as ``yafdp check`` labels them), how much was
+    checked, who broke it and a few examples.
 
     Examples
     --------
@@ -254,7 +278,7 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
     """
     return pd.DataFrame([{
         "invariant": r.name,
-        "verdict": "skip" if r.skipped else ("pass" if r.passed else "FAIL"),
+        "verdict": ("skip" if r.applies else "n/a") if r.skipped else ("pass" if r.passed else "FAIL"),  # as `yafdp check`
         "checked": r.checked,
         "offenders": len(r.offenders),
         "examples": r.skipped or "; ".join(r.offenders[:examples]) + (
@@ -264,7 +288,7 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
 
 
 VERDICT_STYLES = {"pass": "background-color: #dcfce7", "FAIL": "background-color: #fee2e2; font-weight: bold",
-                  "skip": "background-color: #f3f4f6"}
+                  "skip": "background-color: #f3f4f6", "n/a": "background-color: #f3f4f6"}
 
 
 def style_verdicts(table: pd.DataFrame):

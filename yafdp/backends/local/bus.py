@@ -51,6 +51,9 @@ from yafdp.backends.local.scheduler import Scheduler
 from yafdp.backends.local.services import InProcessDriving, LocalServices
 from yafdp.backends.local.timing import MeasuredTiming
 
+# EventBridge retries "with an exponential back off and jitter" and publishes no schedule
+# (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html): this bus's, a choice, starts
+# at 1 s, doubles, is capped at 256 s and keeps half of each delay as jitter ("equal jitter").
 RETRY_BASE_SECONDS = 1.0
 RETRY_CAP_SECONDS = 256.0
 # EventBridge's delivery errors (the DLQ's ERROR_CODE) that it does not retry: missing permissions to the target,
@@ -203,8 +206,11 @@ class LocalBus(InProcessDriving):
 
         Where EventBridge's delivery to the target cannot fail (a reachable target, no injected target faults),
         its one try is not a step of its own: the receive it leads to is scheduled directly, after the hop's
-        delay (none under measured time), as that try would have scheduled it."""
-        if attempt < 0 and route.forward:  # EventBridge's delivery cannot fail: the message reaches the target
+        delay (none under measured time), as that try would have scheduled it. A try held back to later than its
+        publication (a reordered, delayed or duplicated delivery) stays a step of its own, made when it is due:
+        the account's invocation quota is a first-come queue, and asking it now for a try seconds ahead would
+        hold every other event's invocation back behind that one."""
+        if attempt < 0 and route.forward and due <= published_vt:  # the delivery cannot fail: it reaches the target
             invoked = self.timing.invoke(route.rule, due)  # a simulated account's invocation quota may hold it back
             if invoked is None:
                 self._expired(event_id, route.rule, 1, due)
