@@ -746,7 +746,7 @@ def run_check(args) -> int:
 
     results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
-        verdict = ("skip" if result.applies else "n/a") if result.skipped else ("pass" if result.passed else "FAIL")
+        verdict = result.verdict
         print(f"{verdict:4}  {result.name}: {result.promise} ({result.checked} checked)")
         if result.skipped:
             print(f"      {_shown(result.skipped)}")

@@ -57,6 +57,18 @@ class Invariant:
     skipped: str | None = None
     applies: bool = True  # False: skipped because it does not apply to this kind of run (a Classic bus's FIFO order)
 
+    @property
+    def verdict(self) -> str:
+        """How ``yafdp check`` and the notebooks' tables label it: ``pass``, ``FAIL``, ``skip`` (it applies, but
+        could not be checked) or ``n/a`` (it does not apply to this kind of run).
+
+        >>> Invariant("fifo", "", True, skipped="a Classic bus run", applies=False).verdict
+        'n/a'
+        """
+        if self.skipped:
+            return "skip" if self.applies else "n/a"
+        return "pass" if self.passed else "FAIL"
+
 
 @dataclass
 class Run:

@@ -426,7 +426,7 @@ def _draw_observer_boxes(ax, boxes: list, span: tuple[float, float], top: float)
     if not boxes:
         return
     ax.axhline(top + 0.2, color=OBSERVE_COLOUR, linestyle=":", linewidth=0.8)
-    ax.text(span[0], top + 0.24, "observers, apart: they hear the saga and publish nothing back into it",
+    ax.text(span[0], top + 0.24, "observers, apart: no step of the saga waits for them or acts on what they publish",
             fontsize=8.5, color="#4b5563", style="italic", va="bottom")
     width = (span[1] - span[0]) / len(boxes)
     for i, (service, text, lit) in enumerate(boxes):

@@ -278,7 +278,7 @@ def invariants_table(results: list[Invariant], examples: int = 3) -> pd.DataFram
     """
     return pd.DataFrame([{
         "invariant": r.name,
-        "verdict": ("skip" if r.applies else "n/a") if r.skipped else ("pass" if r.passed else "FAIL"),  # as `yafdp check`
+        "verdict": r.verdict,  # as `yafdp check`
         "checked": r.checked,
         "offenders": len(r.offenders),
         "examples": r.skipped or "; ".join(r.offenders[:examples]) + (
