@@ -247,6 +247,25 @@ def _refund_every_time(folder):
     (folder / "services" / "payment.py").write_text(REFUND_EVERY_TIME)
 
 
+RELEASE_WITHOUT_TOMBSTONE = '''
+from yafdp.services.restaurant import cancel_order, review_order, time_out_order  # noqa: F401
+
+
+def release_order(event, uow):  # releases what it knows, forgets a cancellation that overtook the payment
+    order = uow.get("order", event["detail"]["order_id"])
+    if order is not None and order["status"] == "awaiting_answer":
+        uow.put("order", order["order_id"], {**order, "status": "released"})
+    elif order is not None and order["status"] == "confirmed":
+        cancel_order(event, uow)
+'''
+
+
+def _cancelled_at_once(folder):  # the cancellation ends the saga before the refund
+    from yafdp.analysis.cancellation import edit_document
+
+    edit_document(folder, "bus.json", lambda bus: bus["saga"]["status_after"].update({EVENT: "CANCELLED"}))
+
+
 @pytest.mark.parametrize("wrong, said", [
     (lambda tmp: _cancellation(tmp, _without_rule("payment", "payment-refunds-cancelled-order")),
      "cancelled were never refunded"),  # a refund missing
@@ -260,6 +279,9 @@ def _refund_every_time(folder):
     (lambda tmp: _cancellation(tmp, restaurant="from yafdp.services.restaurant import *  # noqa: F401,F403\n"
                                                "from yafdp.services.restaurant import cancel_order as release_order\n"),
      "never released"),  # the shipped cancel_order: it stops cooking, but never releases a pending order
+    (lambda tmp: _cancellation(tmp, restaurant=RELEASE_WITHOUT_TOMBSTONE),
+     "still held by their restaurant (awaiting_answer)"),  # the cancellation overtook the payment, and was forgotten
+    (lambda tmp: _cancellation(tmp, _cancelled_at_once), "CANCELLED (on Order_Cancelled_By_Customer) before their refund"),
     (lambda tmp: str(__import__("yafdp.analysis.cancellation", fromlist=["x"]).starter_catalog(tmp / "starter")),
      "yafdp lint"),  # the starter as it is: nobody reacts to the cancellation
     (lambda tmp: _cancellation(tmp, _rule_on("restaurant", "restaurant-releases-cancelled-order", EVENT, "yafdp.order"),

@@ -177,7 +177,8 @@ def cancellation_problems(folder, out: str | Path) -> list[str]:
     """What is wrong with the catalog folder ``folder`` as an answer to 06.customer-cancels (none: right): it must
     load, pass ``yafdp lint``, and run :data:`SCENARIO` into ``out`` with every invariant of ``yafdp check`` holding,
     every accepted cancellation refunded once and soon, its order ``CANCELLED`` and released by its restaurant, and
-    the delivered orders untouched."""
+    the delivered orders untouched. An order must not read an end (``saga.outcomes``, e.g. ``CANCELLED``) before its
+    refund: the tracker's status would claim everything was undone while the money is still taken."""
     import sqlite3
 
     from yafdp.analysis import trace
@@ -208,18 +209,28 @@ def cancellation_problems(folder, out: str | Path) -> list[str]:
     with sqlite3.connect(Path(out) / "run.db") as db:
         held = {key: json.loads(item).get("status") for key, item in db.execute(
             "SELECT key, item FROM state WHERE service = 'restaurant' AND kind = 'order'")}
+    saga = catalog.saga  # when the tracker first read an end: its first delivery of an event leading to an outcome
+    ending = [e for e, status in saga.status_after.items() if status in saga.outcomes]
+    ended = run.deliveries[(run.deliveries["service"] == saga.tracker.service) & (run.deliveries["outcome"] == "ok")
+                           & run.deliveries["detail_type"].isin(ending)].sort_values("finished_at").drop_duplicates(
+        "order_id").set_index("order_id")
     wrong: dict[str, list[str]] = {}  # what is wrong -> the cancelled orders it is wrong for
     for order_id, times in sorted(accepted.items()):
         own = refunds[refunds["order_id"] == order_id]
         if statuses.get(order_id) != "CANCELLED":
-            wrong.setdefault(f"ended {statuses.get(order_id)}, not CANCELLED", []).append(order_id)
+            wrong.setdefault(f"left {statuses.get(order_id)}, not CANCELLED", []).append(order_id)
         if own.empty:
             wrong.setdefault("never refunded", []).append(order_id)
         elif own["published_at"].min() - min(times) > SCENARIO["refund_within"]:
             wrong.setdefault(f"refunded more than {SCENARIO['refund_within']:.0f} s after the cancellation: by the "
                              "saga's deadline, not by a compensation of the cancellation", []).append(order_id)
+        if not own.empty and order_id in ended.index and ended.at[order_id, "finished_at"] < own["published_at"].min():
+            early = ended.at[order_id, "detail_type"]
+            wrong.setdefault(f"{saga.status_after[early]} (on {early}) before their refund: an end of the saga "
+                             "(bus.json saga.outcomes) says everything was undone, so it must wait for the refund; "
+                             "lead the cancellation to a status that is not an end", []).append(order_id)
         if held.get(order_id) in HOLDING:
-            wrong.setdefault(f"still held by its restaurant ({held[order_id]}): never released", []).append(order_id)
+            wrong.setdefault(f"still held by their restaurant ({held[order_id]}): never released", []).append(order_id)
     problems += [f"{len(orders)} of {len(accepted)} orders their customer cancelled were {what}, e.g. {orders[0]}"
                  for what, orders in wrong.items()]
     delivered = [o for o in statuses if o.startswith("ord-cx-napoli")]

@@ -617,8 +617,9 @@ def release_order(event, uow):
           "point cancel_by_customer publishes the failure event Order_Cancelled_By_Customer); nobody reacts to it yet. "
           "Add the subscriptions and compensations (in the folder's services/*.json, bus.json, and services/<service>.py "
           "for a handler of your own) so that a cancelled order is refunded once, released by its restaurant (its order "
-          "item no longer awaiting_answer or confirmed) and ends CANCELLED, however the events are reordered or "
-          "published twice. Answer with the folder's path: the check runs it and audits the run with yafdp check.",
+          "item no longer awaiting_answer or confirmed) and ends CANCELLED, not before its refund, however the events are "
+          "reordered or published twice. Answer with the folder's path: the check runs it and audits the run with yafdp "
+          "check.",
           "A failure event needs a compensation for every step done before it: here the charge (Payment refunds, with "
           "the shipped refund_order, keyed on the order id, so a cancellation published twice refunds once) and the "
           "restaurant's pending order (released). The restaurant may hear the cancellation before the payment, so its "
