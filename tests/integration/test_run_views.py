@@ -42,6 +42,21 @@ def test_plan_tables_have_one_row_per_rule_and_list_every_queue(plan):
     assert "yafdp.payment" in iam.loc[("payment", "PublishOwnEventsOnly"), "condition"]
 
 
+
+def test_plan_tables_given_the_catalog_list_the_services_in_saga_order_and_lose_no_row(plan, catalog):
+    order = tables.services_in_saga_order(catalog)
+    for table in (tables.plan_rules, tables.plan_targets, tables.plan_queues, tables.plan_iam):
+        plain, ordered = table(plan), table(plan, catalog)
+        if table is tables.plan_targets:
+            services = [plan.rule(rule).service for rule in ordered.index]
+        elif table is tables.plan_iam:
+            services = ordered.index.get_level_values("service")
+        else:
+            services = ordered["service"]
+        seen = list(dict.fromkeys(services))
+        assert seen == [s for s in order if s in seen], table.__name__
+        assert sorted(map(str, plain.index)) == sorted(map(str, ordered.index)), table.__name__
+
 def test_resource_names_are_unique_per_kind(plan):
     keys = [(r.kind, r.name) for r in plan_resources(plan)]
     assert len(keys) == len(set(keys))

@@ -28,6 +28,15 @@ def services_in_saga_order(catalog: Catalog) -> list[str]:
     return list(dict.fromkeys(producers + list(catalog.services)))
 
 
+def _by_saga_service(items, service_of, catalog: Catalog | None) -> list:
+    """``items`` with their services in saga order (:func:`services_in_saga_order`), each service's in the order
+    given; as given when ``catalog`` is None."""
+    if catalog is None:
+        return list(items)
+    rank = {name: i for i, name in enumerate(services_in_saga_order(catalog))}
+    return sorted(items, key=lambda item: rank.get(service_of(item), len(rank)))
+
+
 def events_table(catalog: Catalog) -> pd.DataFrame:
     """One row per event, in saga order: who produces it, its EventBridge source, where it comes from, its
     fields."""
@@ -213,46 +222,50 @@ def plan_resources_table(plan: DeploymentPlan) -> pd.DataFrame:
                          for r in plan_resources(plan)])
 
 
-def plan_rules(plan: DeploymentPlan) -> pd.DataFrame:
-    """One row per rule on the bus: its service, path, event pattern and what its handler may emit."""
+def plan_rules(plan: DeploymentPlan, catalog: Catalog | None = None) -> pd.DataFrame:
+    """One row per rule on the bus: its service, path, event pattern and what its handler may emit (with
+    ``catalog``: the services in saga order)."""
     return pd.DataFrame([{
         "rule": r.name, "service": r.service, "path": r.path,
         "event pattern": json.dumps(r.pattern, separators=(", ", ": ")), "may emit": ", ".join(r.emits) or "—",
-    } for r in plan.rules]).set_index("rule")
+    } for r in _by_saga_service(plan.rules, lambda r: r.service, catalog)]).set_index("rule")
 
 
-def plan_targets(plan: DeploymentPlan) -> pd.DataFrame:
+def plan_targets(plan: DeploymentPlan, catalog: Catalog | None = None) -> pd.DataFrame:
     """One row per rule target: what EventBridge delivers to (``queue``: the service's queue; ``lambda``: its
-    function), the handler behind it, the rule's dead-letter queue and the retry policy of that delivery."""
+    function), the handler behind it, the rule's dead-letter queue and the retry policy of that delivery (with
+    ``catalog``: the services in saga order)."""
     return pd.DataFrame([{
         "rule": r.name, "target": r.target.id, "kind": r.target.kind,
         "queue": r.target.queue if r.target.kind == "queue" else "—", "handler": f"{r.service}.{r.target.handler}",
         "dead-letter queue": r.target.dead_letter_queue or "— (dropped)",
         "max retries": r.target.retry_policy.maximum_retry_attempts,
         "max event age (s)": r.target.retry_policy.maximum_event_age_seconds,
-    } for r in plan.rules]).set_index("rule")
+    } for r in _by_saga_service(plan.rules, lambda r: r.service, catalog)]).set_index("rule")
 
 
-def plan_queues(plan: DeploymentPlan) -> pd.DataFrame:
+def plan_queues(plan: DeploymentPlan, catalog: Catalog | None = None) -> pd.DataFrame:
     """Every SQS queue of the plan: each service's work queue, its dead-letter queue, and each rule's
-    dead-letter queue (where EventBridge puts what it could not deliver)."""
+    dead-letter queue (where EventBridge puts what it could not deliver); with ``catalog``, the services in saga
+    order."""
     def row(queue, service, role, dead_letters="", receives="", timeout=""):
         return {"queue": queue, "service": service, "role": role, "dead-letter queue": dead_letters,
                 "max receives": receives, "visibility timeout (s)": timeout}
     rows = []
-    for service in plan.services:
+    for service in _by_saga_service(plan.services, lambda s: s.name, catalog):
         rows.append(row(service.queue, service.name, "work queue (feeds the function)", service.queue_dead_letter_queue,
                         service.max_receive_count, service.visibility_timeout_seconds))
         rows.append(row(service.queue_dead_letter_queue, service.name, f"dead letters of {service.queue}"))
-    rows += [row(r.target.dead_letter_queue, r.service, f"dead letters of rule {r.name}") for r in plan.rules
-             if r.target.dead_letter_queue]
+    rows += [row(r.target.dead_letter_queue, r.service, f"dead letters of rule {r.name}")
+             for r in _by_saga_service(plan.rules, lambda r: r.service, catalog) if r.target.dead_letter_queue]
     return pd.DataFrame(rows).set_index("queue")
 
 
-def plan_iam(plan: DeploymentPlan) -> pd.DataFrame:
-    """One row per IAM statement of each service's role: least privilege, written out."""
+def plan_iam(plan: DeploymentPlan, catalog: Catalog | None = None) -> pd.DataFrame:
+    """One row per IAM statement of each service's role: least privilege, written out (with ``catalog``: the
+    services in saga order)."""
     rows = []
-    for service in plan.services:
+    for service in _by_saga_service(plan.services, lambda s: s.name, catalog):
         for statement in service.policy["Statement"]:
             actions = statement["Action"]
             rows.append({
