@@ -261,6 +261,22 @@ def retry_delay(retrier: dict, retries_so_far: int, rng: random.Random) -> float
 # ---------------------------------------------------------------- checking a definition
 
 
+def next_retry(retriers, error: str, retries: list[int], rng: random.Random) -> tuple[int, float] | None:
+    """The retry a state's ``Retry`` list makes after ``error``: the first retrier whose ``ErrorEquals`` names it,
+    as ``(its index, seconds to wait)`` (:func:`retry_delay`; ``retries[index]`` counts its retries so far), or
+    None when no retrier names it or the first that does has used its ``MaxAttempts`` (the catchers decide then)."""
+    for index, retrier in enumerate(retriers):
+        if error_matches(retrier["ErrorEquals"], error):
+            delay = retry_delay(retrier, retries[index], rng)
+            return None if delay is None else (index, delay)
+    return None
+
+
+def catcher_for(catchers, error: str) -> dict | None:
+    """The first catcher of a state's ``Catch`` list whose ``ErrorEquals`` names ``error``, or None."""
+    return next((c for c in catchers if error_matches(c["ErrorEquals"], error)), None)
+
+
 def check_definition(definition: dict) -> None:
     """Refuse, naming the state, a definition Step Functions would refuse in what the runner models, or one that uses
     what the runner does not model.

@@ -620,26 +620,23 @@ class LocalStepFunctions(InProcessDriving):
         retriers = state.get("Retry", ()) if handles else ()
         if len(visit.retries) < len(retriers):
             visit.retries = [0] * len(retriers)
-        for index, retrier in enumerate(retriers):
-            if not asl.error_matches(retrier["ErrorEquals"], error["Error"]):
-                continue
-            delay = asl.retry_delay(retrier, visit.retries[index], self._jitter)
-            if delay is None:
-                break  # this retrier's attempts are used up: on to the catchers
+        retry = asl.next_retry(retriers, error["Error"], visit.retries, self._jitter)
+        if retry is not None:
+            index, delay = retry
             visit.retries[index] += 1
             visit.attempt += 1
             self.transitions += 1  # "Retries are treated as state transitions" (billing)
             self.schedule(t + delay, partial(self._retry, visit))
             return
-        for catcher in state.get("Catch", ()) if handles else ():
-            if asl.error_matches(catcher["ErrorEquals"], error["Error"]):
-                try:
-                    output = asl.place(visit.raw_input, error, catcher.get("ResultPath", "$"))
-                except asl.StatesError as exc:
-                    self._thread_failed(thread, exc.output(), t)
-                    return
-                self._enter(thread, catcher["Next"], output, t)
+        catcher = asl.catcher_for(state.get("Catch", ()) if handles else (), error["Error"])
+        if catcher is not None:
+            try:
+                output = asl.place(visit.raw_input, error, catcher.get("ResultPath", "$"))
+            except asl.StatesError as exc:
+                self._thread_failed(thread, exc.output(), t)
                 return
+            self._enter(thread, catcher["Next"], output, t)
+            return
         self._thread_failed(thread, error, t)
 
     def _retry(self, visit: _Visit) -> None:

@@ -116,7 +116,7 @@ def start_sync_execution(definition: dict, functions: Mapping[str, Callable[[Any
             else:
                 result, error = _invoke(state, effective, functions, jitter, entered, current, invoked)
                 if error is not None:
-                    caught = _catch(state, error)
+                    caught = asl.catcher_for(state.get("Catch", ()), error["Error"])
                     if caught is None:
                         return ended("FAILED", None, error["Error"], error["Cause"])
                     data, name_of_state = asl.place(data, error, caught.get("ResultPath", "$")), caught["Next"]
@@ -147,17 +147,9 @@ def _invoke(state: dict, effective, functions, jitter: random.Random, entered: l
                         "StatusCode": 200}, None
             except Exception as exc:  # the function's error is the Task's, as Lambda reports it
                 error = lambda_error(exc)
-        for index, retrier in enumerate(state.get("Retry", ())):
-            if asl.error_matches(retrier["ErrorEquals"], error["Error"]):
-                if asl.retry_delay(retrier, retries[index], jitter) is None:
-                    return None, error  # its attempts are used up: on to the catchers
-                retries[index] += 1
-                entered.append(name)  # "Retries are treated as state transitions"
-                break
-        else:
-            return None, error
-
-
-def _catch(state: dict, error: dict) -> dict | None:
-    return next((c for c in state.get("Catch", ()) if asl.error_matches(c["ErrorEquals"], error["Error"])), None)
+        retry = asl.next_retry(state.get("Retry", ()), error["Error"], retries, jitter)
+        if retry is None:
+            return None, error  # no retrier names it, or its attempts are used up: on to the catchers
+        retries[retry[0]] += 1
+        entered.append(name)  # "Retries are treated as state transitions"
 
