@@ -274,11 +274,17 @@ class TestMotoBus(BusContract):
 @pytest.fixture(scope="module")
 def served_deployment(moto_url):
     """Clients for the worker's moto server, whose ``eventbridgev2`` goes to a Custom Event Bus served here (its
-    subscribers delivering to that moto server), and how many events that bus has still to deliver."""
+    subscribers delivering to that moto server), and how many events that bus has still to deliver.
+
+    Its buses are ACTIVE, and gone once deleted, at the clock's next step (the engine's default choices), not after
+    the half second ``yafdp serve`` gives each state, so the deployer's and the teardown's waiters see the state
+    they wait for at their first look (tests/integration/test_served_custom_bus.py checks the states and the
+    waiters on a bus served as ``yafdp serve`` serves it)."""
     from yafdp.backends.aws.clients import make_clients
+    from yafdp.custom_event_bus import Choices
     from yafdp.runs.bootstrap import serve_custom_event_bus
 
-    with serve_custom_event_bus(endpoint_url=moto_url, seed=SEED) as served:
+    with serve_custom_event_bus(endpoint_url=moto_url, seed=SEED, choices=Choices()) as served:
         yield make_clients(moto_url, bus_endpoint_url=served.url), served.undelivered
 
 
