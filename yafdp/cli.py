@@ -826,10 +826,11 @@ def register_fit_profile(commands) -> None:
 
 def run_fit_profile(args) -> int:
     from yafdp.runs import folder
+
+    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     from yafdp.simulation.fitting import fit_profile
     from yafdp.simulation.profiles import load_profile, profile_text
 
-    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
     folder.save_output(path, profile_text(document), option="--out", force=args.force, command="yafdp fit-profile",
                        check=load_profile)
