@@ -670,21 +670,23 @@ def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Ca
     """What is due, by time: ``(push, pop, arrived)``. ``push(entry)`` files an entry ``(due, order, step, nodes,
     n, end)``; ``pop()`` takes the earliest (entries due at the same time compare in full), None when nothing is
     left. A heap of a whole run's waiting deliveries would be deep; here they wait in lists, one per
-    1/:data:`SLOTS_PER_SECOND` seconds of due time, and only the earliest slot's list is a heap.
+    1/:data:`SLOTS_PER_SECOND` seconds of due time, and the earliest slot's list is sorted when its turn comes
+    (what is filed into that slot after is kept in a heap beside it).
 
     The orders of ``arrivals`` (``(when, graph)``, in time order) are due as ``(when, -1, graph, None, 0, None)``,
     one at a time: ``arrived()`` makes the next one due once one is taken."""
     slots: dict[int, list] = {}
     keys: list[int] = []  # heap of the slots that hold entries
-    current = [[], -1]  # the entries of the slot being taken (as a heap), and that slot
-    heappush, heappop, heapify = heapq.heappush, heapq.heappop, heapq.heapify
+    # the slot being taken: its number, its entries sorted the latest first, and those filed into it since (a heap)
+    now, ordered, late = -1, [], []
+    heappush, heappop = heapq.heappush, heapq.heappop
     per_second = SLOTS_PER_SECOND
     pending = iter(arrivals)
 
     def push(entry: tuple) -> None:
         index = int(entry[0] * per_second)
-        if index <= current[1]:
-            heappush(current[0], entry)
+        if index <= now:
+            heappush(late, entry)
             return
         slot = slots.get(index)
         if slot is None:
@@ -694,15 +696,16 @@ def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Ca
             slot.append(entry)
 
     def pop() -> tuple | None:
-        heap = current[0]
-        if not heap:
+        nonlocal now, ordered
+        if late:
+            return ordered.pop() if ordered and ordered[-1] < late[0] else heappop(late)
+        if not ordered:
             if not keys:
                 return None
-            index = heappop(keys)
-            heap = slots.pop(index)
-            heapify(heap)
-            current[0], current[1] = heap, index
-        return heappop(heap)
+            now = heappop(keys)
+            ordered = slots.pop(now)
+            ordered.sort(reverse=True)  # tuples of floats first: the sort compares them without calling __lt__
+        return ordered.pop()
 
     def arrived() -> None:
         following = next(pending, None)
