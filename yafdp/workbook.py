@@ -50,12 +50,21 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 @dataclass(frozen=True)
 class ExecutedNotebook:
-    """One executed chapter: its name, the executed notebook, its HTML copy and how long it took."""
+    """One executed chapter: its name, the executed notebook, its HTML copy, how long it took (wall seconds) and
+    the CPU seconds it used (this process's and its kernel's: a figure that does not depend on what else runs)."""
 
     name: str
     notebook: Path
     html: Path
     seconds: float
+    cpu_seconds: float = 0.0
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user and system) used so far by this process and by the children it has waited for (a
+    chapter's kernel, once it exited)."""
+    used = os.times()
+    return used.user + used.system + used.children_user + used.children_system
 
 
 def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
@@ -140,18 +149,19 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     html = out_dir / "html" / path.with_suffix(".html").name
     executed.parent.mkdir(parents=True, exist_ok=True)
     html.parent.mkdir(parents=True, exist_ok=True)
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     declared = papermill.inspect_notebook(str(path))
     given = {"out_dir": ".", **{k: v for k, v in (parameters or {}).items() if k in declared}}
-    started = time.perf_counter()
+    executed.unlink(missing_ok=True)  # an earlier build's copy is not left standing for this one
     failure = None
-    try:
-        papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
-                                   kernel_name="python3", progress_bar=False, log_output=log_output,
-                                   extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
+    try:  # written once, at the end (or at the failing cell), not after every cell: seconds of JSON for a long chapter
+        notebook = papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
+                                              kernel_name="python3", progress_bar=False, log_output=log_output,
+                                              request_save_on_cell_execute=False, extra_arguments=KERNEL_ARGUMENTS,
+                                              start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
-    seconds = time.perf_counter() - started
-    notebook = nbformat.read(executed, as_version=4)
+        notebook = nbformat.read(executed, as_version=4)
     recorded = notebook.metadata.get("papermill", {})  # papermill records where it read and wrote: the builder's paths
     recorded.update({k: f"notebooks/{path.name}" for k in ("input_path", "output_path") if k in recorded})
     nbformat.write(notebook, executed)
@@ -159,7 +169,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     html.write_text(body, encoding="utf-8")
     if failure is not None:
         raise failure
-    return ExecutedNotebook(path.stem, executed, html, seconds)
+    return ExecutedNotebook(path.stem, executed, html, time.perf_counter() - started, cpu_seconds() - cpu_started)
 
 
 def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> ExecutedNotebook:
@@ -211,7 +221,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
                 echo(f"  {exc}")
                 failed[path] = exc
                 continue
-            echo(f"  wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+            echo(f"  wrote {result.notebook} and {result.html} ({_took(result)})")
             done[path] = result
     else:
         # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
@@ -231,7 +241,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
                         f"{path.name} failed: {type(failure).__name__}: {failure}")
                     echo(f"  {failed[path]}")
                     continue
-                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({_took(result)})")
                 done[path] = result
             pool.close()
         finally:
@@ -254,6 +264,10 @@ def _worker_pool(jobs: int):
     else:
         context = multiprocessing.get_context("spawn")
     return context.Pool(jobs)
+
+
+def _took(result: ExecutedNotebook) -> str:
+    return f"{result.seconds:.1f} s, {result.cpu_seconds:.1f} s of CPU"
 
 
 def _last_seconds(executed: Path) -> float:
