@@ -280,36 +280,32 @@ class CustomEventBus:
         self.put_events_throttle_delay = 0.0
 
     def put_events(self, at: float, entries: int, groups: Mapping[str, tuple[int, int]] | None = None) -> float | None:
-        weights = [(g, count + size / 1024) for g, (count, size) in groups.items()] if groups else ()
-        if not self._fits(at, entries, weights):  # throttled: the producer tries again after its backoffs
+        # each group's window, and what the request counts toward it: its entries and their KB
+        windows = [(self._window(g), count + size / 1024) for g, (count, size) in groups.items()] if groups else ()
+        if not self._fits(at, entries, windows):  # throttled: the producer tries again after its backoffs
             self.put_events_throttled += 1
             for tried in retried_at(at, self._rng):
-                if self._fits(tried, entries, weights):
+                if self._fits(tried, entries, windows):
                     break
             else:
                 self.put_events_refused += 1
                 return None
             self.put_events_throttle_delay += tried - at
             at = tried
-        self._take(at, entries, weights)
+        self._take(at, entries, windows)
         return at
 
-    def _fits(self, t: float, entries: int, weights: Sequence[tuple[str, float]]) -> bool:
+    def _fits(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> bool:
         if not self._bus.fits(t, entries):
             return False
-        limit = self._group_limit
-        for group, weight in weights:
-            window = self._window(group)
-            if not (weight <= limit if window is None else window.fits(t, weight)):
+        for window, weight in windows:
+            if not window.fits(t, weight):
                 return False
         return True
 
-    def _take(self, t: float, entries: int, weights: Sequence[tuple[str, float]]) -> None:
+    def _take(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> None:
         self._bus.take(t, entries)
-        for group, weight in weights:
-            window = self._window(group)
-            if window is None:
-                window = self._groups[group] = OneSecondWindows(self._group_limit, few=True)
+        for window, weight in windows:
             window.take(t, weight)
         # Forget the groups that took nothing since the rotation before last: the newest second any took something
         # in is more than KEPT_SECONDS before the bus's, so a window would hold none of it.
@@ -317,13 +313,14 @@ class CustomEventBus:
         if newest - self._rotated > OneSecondWindows.KEPT_SECONDS:
             self._earlier, self._groups, self._rotated = self._groups, {}, newest
 
-    def _window(self, group: str) -> OneSecondWindows | None:
-        """``group``'s window, or None when it took nothing lately."""
+    def _window(self, group: str) -> OneSecondWindows:
+        """``group``'s window (an empty one when it took nothing lately)."""
         window = self._groups.get(group)
         if window is None:
             window = self._earlier.pop(group, None)
-            if window is not None:
-                self._groups[group] = window
+            if window is None:
+                window = OneSecondWindows(self._group_limit, few=True)
+            self._groups[group] = window
         return window
 
     def invoke(self, at: float, retry_policy) -> float:
