@@ -1219,7 +1219,7 @@ def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     try:
         try:
             argv = sys.argv[1:] if argv is None else argv
-            args = build_parser(argv).parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            args = build_parser(argv).parse_args(argv)  # a signal meanwhile waits for the end (see SignalStop)
             stop.arm()
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
