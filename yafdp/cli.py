@@ -262,7 +262,7 @@ def register_workbook(commands) -> None:
                         help="answer every exercise with its worked solution (a teacher's copy, by default into "
                              "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
-                        help="how many chapters run side by side (default: one per core)")
+                        help="how many chapters run side by side (default: one more than the cores)")
     parser.add_argument("--force", action="store_true",
                         help="write the build into an --out that holds other files too (never into a run folder)")
     parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,

@@ -25,7 +25,7 @@ NOTEBOOKS_DIR = notebooks_dir()
 # the notebook, so the workbook starts kernels with only errors logged.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 # How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
-# runs one per core; CI runners are shared) is slow, not broken.
+# runs one more than the cores; CI runners are shared) is slow, not broken.
 KERNEL_START_SECONDS = 600
 
 # nbconvert's lab template with every block that loads a script from the network left empty, and every image with its
@@ -185,7 +185,7 @@ def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> Executed
 
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
-    """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
+    """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: :func:`default_jobs`), and return
     them in course order; then write the course's index page, ``out_dir/html/index.html``, and the links between
     the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
@@ -209,7 +209,7 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
 
 def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
     """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
+    jobs = max(1, min(jobs or default_jobs(), len(chapters) or 1))
     done: dict[Path, ExecutedNotebook] = {}
     failed: dict[Path, NotebookFailed] = {}
     if jobs == 1:
@@ -251,6 +251,13 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
         raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
                              failed=[path.name for path in chapters if path in failed])
     return [done[path] for path in chapters]
+
+
+def default_jobs() -> int:
+    """How many chapters run at once by default: one more than the cores. A chapter also waits (its kernel starting
+    and stopping, moto's HTTP and queue polls in chapter 05), and the chapter beside it uses that time; more would
+    only share the cores."""
+    return (os.cpu_count() or 1) + 1
 
 
 def _worker_pool(jobs: int):
