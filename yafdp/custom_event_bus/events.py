@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 CONTENT_TYPE_EVENTBRIDGE = "application/eventbridge+json"
 
@@ -60,7 +61,12 @@ class StoredEvent:
 
 def ingestion_time(epoch_seconds: float) -> str:
     """``aws:IngestionTime`` as the user guide's example writes it (``2026-09-23T18:00:00Z``): UTC, whole seconds."""
-    return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _whole_second(int(epoch_seconds))
+
+
+@lru_cache(maxsize=64)  # every event of a second, and each delivery of it, asks for the same one
+def _whole_second(epoch_seconds: int) -> str:
+    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def timestamp(epoch_seconds: float) -> datetime:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Iterator, Mapping, Protocol, runtime_checkable
+from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from yafdp.runtime.envelope import MAX_ENTRIES_PER_PUT
 from yafdp.runtime.publishing import PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS
@@ -163,17 +163,26 @@ class OneSecondWindows:
     """
 
     KEPT_SECONDS = 5
-    __slots__ = ("limit", "_slots", "_newest")
+    __slots__ = ("limit", "_slots", "_takes", "_newest", "_kept")
 
-    def __init__(self, limit: float):
+    def __init__(self, limit: float, *, few: bool = False):
         self.limit = limit
-        self._slots: dict[int, list] = {}  # whole second -> [total taken, [(time, amount), ...]]
+        # whole second -> [total taken, [(time, amount), ...]]; with ``few`` (a window expected to take little, such
+        # as an event group's), None until a request could pass the limit: till then every take is in ``_takes``
+        self._slots: dict[int, list] | None = None if few else {}
+        self._takes: list[tuple[float, float]] | None = [] if few else None
         self._newest = -math.inf
+        # the total of every take kept (amounts are whole events and KB in 1/1024ths, so the sums are exact): while
+        # it leaves room for a request, so does any second of it
+        self._kept = 0.0
 
     def fits(self, t: float, amount: float) -> bool:
         """Whether ``amount`` taken at ``t`` (seconds) keeps the second ending at ``t`` within the limit."""
+        if self._kept + amount <= self.limit:
+            return True
+        slots = self._slots if self._slots is not None else self._slotted()
         second = math.floor(t)
-        here, before = self._slots.get(second), self._slots.get(second - 1)
+        here, before = slots.get(second), slots.get(second - 1)
         taken = (here[0] if here else 0.0) + (before[0] if before else 0.0)
         if taken + amount <= self.limit:  # the two slots hold the whole trailing second, and maybe more
             return True
@@ -184,15 +193,29 @@ class OneSecondWindows:
     def take(self, t: float, amount: float) -> None:
         """Record ``amount`` taken at ``t`` (seconds)."""
         second = math.floor(t)
-        slot = self._slots.get(second)
-        if slot is None:
-            slot = self._slots[second] = [0.0, []]
+        self._kept += amount
+        if self._takes is not None:
+            self._takes.append((t, amount))
             if second > self._newest:
                 self._newest = second
-                for old in [s for s in self._slots if s < second - self.KEPT_SECONDS]:
-                    del self._slots[old]
+            return
+        slots = self._slots
+        slot = slots.get(second)
+        if slot is None:
+            slot = slots[second] = [0.0, []]
+            if second > self._newest:
+                self._newest = second
+                for old in [s for s in slots if s < second - self.KEPT_SECONDS]:
+                    self._kept -= slots.pop(old)[0]
         slot[0] += amount
         slot[1].append((t, amount))
+
+    def _slotted(self) -> dict[int, list]:
+        """The takes kept so far, put in their slots as if they had been taken so (the slots forgotten since too)."""
+        takes, self._takes, self._slots, self._kept, self._newest = self._takes, None, {}, 0.0, -math.inf
+        for t, amount in takes:
+            self.take(t, amount)
+        return self._slots
 
     @property
     def newest(self) -> float:
@@ -247,47 +270,58 @@ class CustomEventBus:
         self.delivery = delivery
         self._bus = OneSecondWindows(quotas.custom_event_bus_events_per_second)
         self._group_limit = quotas.custom_event_bus_group_events_plus_kb_per_second
-        self._groups: dict[str, OneSecondWindows] = {}  # by the last second each took something, oldest first
+        # Each event group's window: those that took something since the bus's newest second was ``_rotated``, and
+        # those that took something in the rotation before (every order is a group here: see _take)
+        self._groups: dict[str, OneSecondWindows] = {}
+        self._earlier: dict[str, OneSecondWindows] = {}
+        self._rotated = -math.inf
         self._rng = rng
         self.put_events_throttled = self.put_events_refused = 0
         self.put_events_throttle_delay = 0.0
 
     def put_events(self, at: float, entries: int, groups: Mapping[str, tuple[int, int]] | None = None) -> float | None:
-        weights = {g: count + size / 1024 for g, (count, size) in groups.items()} if groups else {}
-        if not self._fits(at, entries, weights):  # throttled: the producer tries again after its backoffs
+        # each group's window, and what the request counts toward it: its entries and their KB
+        windows = [(self._window(g), count + size / 1024) for g, (count, size) in groups.items()] if groups else ()
+        if not self._fits(at, entries, windows):  # throttled: the producer tries again after its backoffs
             self.put_events_throttled += 1
             for tried in retried_at(at, self._rng):
-                if self._fits(tried, entries, weights):
+                if self._fits(tried, entries, windows):
                     break
             else:
                 self.put_events_refused += 1
                 return None
             self.put_events_throttle_delay += tried - at
             at = tried
-        self._take(at, entries, weights)
+        self._take(at, entries, windows)
         return at
 
-    def _fits(self, t: float, entries: int, weights: dict[str, float]) -> bool:
+    def _fits(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> bool:
         if not self._bus.fits(t, entries):
             return False
-        groups = self._groups
-        return all(g not in groups or groups[g].fits(t, w) for g, w in weights.items()) and \
-            all(w <= self._group_limit for g, w in weights.items() if g not in groups)
+        for window, weight in windows:
+            if not window.fits(t, weight):
+                return False
+        return True
 
-    def _take(self, t: float, entries: int, weights: dict[str, float]) -> None:
+    def _take(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> None:
         self._bus.take(t, entries)
-        groups = self._groups
-        for group, weight in weights.items():
-            window = groups.pop(group, None) or OneSecondWindows(self._group_limit)
+        for window, weight in windows:
             window.take(t, weight)
-            groups[group] = window  # last, as the group that took something last
-        # groups that took nothing for longer than a window keeps are forgotten (every order is a group here)
-        horizon = self._bus.newest - OneSecondWindows.KEPT_SECONDS
-        while groups:
-            oldest = next(iter(groups))
-            if groups[oldest].newest >= horizon:
-                break
-            del groups[oldest]
+        # Forget the groups that took nothing since the rotation before last: the newest second any took something
+        # in is more than KEPT_SECONDS before the bus's, so a window would hold none of it.
+        newest = self._bus.newest
+        if newest - self._rotated > OneSecondWindows.KEPT_SECONDS:
+            self._earlier, self._groups, self._rotated = self._groups, {}, newest
+
+    def _window(self, group: str) -> OneSecondWindows:
+        """``group``'s window (an empty one when it took nothing lately)."""
+        window = self._groups.get(group)
+        if window is None:
+            window = self._earlier.pop(group, None)
+            if window is None:
+                window = OneSecondWindows(self._group_limit, few=True)
+            self._groups[group] = window
+        return window
 
     def invoke(self, at: float, retry_policy) -> float:
         return at

@@ -44,9 +44,11 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
+import math
 import random
 import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -321,10 +323,71 @@ class _Choreography(_Run):
 # How a Custom Event Bus subscriber's target takes an event: its service's queue, or its function invoked
 # REQUEST_RESPONSE (the delivery lasts until the function returns) or EVENT (Lambda's asynchronous queue takes it).
 QUEUE, REQUEST_RESPONSE, EVENT = 0, 1, 2
-# What a Custom Event Bus delivery's calendar entry stands for (with its attempt: ``attempt * 8 + phase``): its event
-# reaches the subscriber, the subscriber sends it (its group's turn), it reaches the target's queue, the handler
-# asks for an environment, the handler lets go of the event's group.
-INGESTED, SENT, HANDED_OFF, RUN, RELEASED = 0, 1, 2, 3, 4
+# What a Custom Event Bus delivery's calendar entry stands for (with its attempt: ``attempt * 8 + step``): its handler
+# asks for an environment; its event reaches a subscriber that must take it in time order; its message reaches a
+# queue that must take it in time order (see :class:`_CustomBusChoreography`).
+RUN, INGESTED, ARRIVED = 0, 1, 2
+TAKEN = math.inf  # a group's turn is taken until its holder lets go (when, is not known yet)
+
+
+class _Delivery:
+    """A node of a recorded Custom Event Bus graph, with what its replay needs of it, worked out once per graph.
+
+    From the recording: ``service``, ``entries`` (the events its handler publishes, in one PutEvents call),
+    ``published`` (those entries by event group: ``(group, count, bytes)``), ``children`` (indices of the deliveries
+    they cause) and ``terminal`` (whether one is the saga's terminal event). From its subscriber: ``hop`` (a sampler of
+    the seconds from the subscriber sending the event to the handler's invocation), ``retry_policy``, ``retries``
+    (the delays, in seconds, of a failed receive's next tries: the queue's visibility timeout, or Lambda's
+    asynchronous retries), ``mode`` (:data:`QUEUE`, :data:`REQUEST_RESPONSE` or :data:`EVENT`), ``visibility`` (the
+    queue's visibility timeout, seconds) and ``batch`` (the subscriber's batch being sent, shared by all its
+    deliveries: ``[when, its hop, events in it]``) of at most ``batch_size`` events.
+
+    The groups it waits its turn in, as places in its order's state (0: none): ``subscriber_group`` (its FIFO
+    subscriber's), ``queue_group`` (its FIFO queue's) and ``running_group`` (the one its handler holds until it is
+    done: the FIFO queue's, or a REQUEST_RESPONSE FIFO subscriber's). Whether its event
+    reaches the subscriber (``ingest_on_calendar``) or its message reaches the queue (``arrive_on_calendar``) as a
+    step of its own on the calendar, see :class:`_CustomBusChoreography`.
+    """
+
+    __slots__ = ("service", "entries", "published", "children", "terminal", "hop", "retry_policy", "retries", "mode",
+                 "visibility", "batch", "batch_size", "subscriber_group", "queue_group", "running_group",
+                 "ingest_on_calendar", "arrive_on_calendar")
+
+
+def _out_of_causal_order(graph, fifo: set[str]) -> tuple[set[int], set[int]]:
+    """For one recorded graph: the deliveries whose event may reach its subscriber before an event of the same
+    subscriber published earlier by another delivery, and those whose message may reach its service's queue before
+    one that reaches it earlier, as far as the graph's causes tell (each a set of node indices); ``fifo`` names the
+    FIFO subscribers.
+
+    Two events published by deliveries one of which caused the other reach a subscriber in the order they were
+    published, one delivery's message reaches its queue before any message it caused, and a FIFO subscriber's
+    messages reach the queue in the order it sends them; two from parallel branches of the saga (a compensation
+    beside the main line) may come in either order. Every delivery of a subscriber (or queue) for which that happens
+    is in the set: its steps there are taken in time order on the calendar."""
+    nodes = graph.nodes
+    parent = {child: k for k, node in enumerate(nodes) for child in node[4]}
+
+    def caused(early: int, late: int) -> bool:  # ``early`` is ``late`` or one of its causes (-1: the order's start)
+        while late != early and late >= 0:
+            late = parent.get(late, -1)
+        return late == early
+
+    def in_causal_order(a: int, b: int) -> bool:
+        return caused(a, b) or caused(b, a)
+
+    by_route: dict[str, list[int]] = {}
+    by_service: dict[str, list[int]] = {}
+    for k, node in enumerate(nodes):
+        by_route.setdefault(node[2], []).append(k)
+        by_service.setdefault(node[1], []).append(k)
+    ingested = {k for same in by_route.values() for a in same for b in same
+                if not in_causal_order(parent.get(a, -1), parent.get(b, -1))}
+    ingested = {k for same in by_route.values() if ingested.intersection(same) for k in same}
+    arrived = {k for same in by_service.values() for a in same for b in same
+               if not (nodes[a][2] == nodes[b][2] in fifo or in_causal_order(a, b))}
+    arrived = {k for same in by_service.values() if arrived.intersection(same) for k in same}
+    return ingested, arrived
 
 
 class _CustomBusChoreography(_Run):
@@ -338,12 +401,13 @@ class _CustomBusChoreography(_Run):
       bus); a request refused past the producer's retries fails the delivery, as on the Classic bus;
     - a ``FIFO`` subscriber sends one event of a group at a time, in publish order: a later event of an order waits
       until the earlier one has reached the target (the queue; a ``REQUEST_RESPONSE`` function: until it returned,
-      its retries included). "An event that cannot be delivered holds back the later events of its own group
-      only" (UG "Ordering", https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html;
-      one event per group in flight is the engine's choice, SPEC A.4);
-    - a FIFO queue hands its function one message of a group at a time: the next waits until the handler is done
-      with the one before, or, when it failed, until it was received again successfully or dead-lettered
-      ("Using the Lambda event source mapping with FIFO queues",
+      its retries included; an ``EVENT`` function: until Lambda took it, at once). "An event that cannot be
+      delivered holds back the later events of its own group only" (UG "Ordering",
+      https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-custom-bus-ordering.html; one event per group in
+      flight is the engine's choice, SPEC A.4);
+    - a FIFO queue hands its function one message of a group at a time, in the order they reached it: the next waits
+      until the handler is done with the one before, or, when it failed, until it was received again successfully
+      or dead-lettered ("Using the Lambda event source mapping with FIFO queues",
       https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html);
     - a function target's failed delivery is retried under the subscriber's ``RetryPolicy`` (this project's catalog
       gives AWS's defaults, 5 retries or 300 s, not Classic's 185 or 24 hours: UG "Retrying event delivery",
@@ -354,6 +418,15 @@ class _CustomBusChoreography(_Run):
     A subscriber sends the events that are ready at the same moment together, up to its ``MaxBatchSize`` (10 for
     a queue, 1 for a function), and they take the same hop to the target; under load, a FIFO subscriber's
     waiting events go in such batches as their groups let go together, and reach their queue together.
+
+    **How it is computed.** Each delivery takes one step on the calendar, when its handler asks for an environment
+    (two when it waits for one and publishes: it publishes once it ran there). The rest is worked out when it is
+    known: when a delivery publishes, each event's send to its subscriber (a FIFO subscriber's group free again once
+    the event before reached its queue), the hop, and the message's turn in its FIFO queue's group, which a holder
+    hands to the first waiting message when it lets go. That takes the groups' events in causal order, which is
+    their time order unless two parallel branches of a saga publish to one FIFO subscriber or one queue: the
+    deliveries of such a subscriber (or queue) in that graph take their step there on the calendar, in time order
+    (:func:`_out_of_causal_order`).
     """
 
     def __init__(self, recording: Recording, timing: SimulatedTiming, seed: int, generator):
@@ -369,29 +442,33 @@ class _CustomBusChoreography(_Run):
                 EVENT if rule.invocation_type == "EVENT" else REQUEST_RESPONSE)
             subscriber = keys.setdefault(("subscriber", rule.name), len(keys)) if rule.fifo else -1
             queue = keys.setdefault(("queue", service.queue), len(keys)) if mode == QUEUE and service.fifo_queue else -1
-            # the group a handler holds while it runs: its FIFO queue's, or its FIFO subscriber's (REQUEST_RESPONSE)
             running = queue if mode == QUEUE else (subscriber if mode == REQUEST_RESPONSE else -1)
-            # the subscriber's batch being sent: [when, its hop, events in it], and how many it may hold
-            batch = ([-1.0, 0.0, 0], rule.batch_size)
             routes[rule.name] = (*facts[rule.name], mode, subscriber, queue, running,
-                                 float(service.visibility_timeout_seconds), batch)
-        # A group held by a FIFO subscriber or queue is named by one number: (order * len(keys) + key) * groups +
-        # the group's place among the order's groups (or -1: no group, or not FIFO, holds nothing).
-        groups = 1 + max((n[7] for graph in recording.graphs for n in graph.nodes), default=0)
-        self.stride = max(1, len(keys) * groups)
+                                 float(service.visibility_timeout_seconds), [-1.0, 0.0, 0], rule.batch_size)
+        # A group of an order is named by its place in the order's state: 1 + 2 * (key * groups + the group's place
+        # among the order's groups) (0: no group, or not FIFO, holds nothing).
+        self.groups = groups = 1 + max((n[7] for graph in recording.graphs for n in graph.nodes), default=0)
+        self.places = len(keys) * groups
 
         def held_by(key: int, group: int) -> int:
-            return key * groups + group if key >= 0 and group >= 0 else -1
+            return 1 + 2 * (key * groups + group) if key >= 0 and group >= 0 else 0
 
-        def node(n: tuple) -> tuple:
-            hop, policy, retries, mode, subscriber, queue, running, visibility, batch = routes[n[2]]
-            return (n[1], n[3], n[4], n[5], hop, policy, retries, mode, held_by(subscriber, n[7]),
-                    held_by(queue, n[7]), held_by(running, n[7]), visibility, batch, n[7], n[8])
-        # Each node: (service, entries, children, terminal, hop, policy, retries, mode, the group its FIFO subscriber
-        # holds, the group its FIFO queue holds, the group held while its handler runs, visibility, batch, group,
-        # published).
-        self.graphs = [(graph.roots, graph.entries, graph.published, tuple(node(n) for n in graph.nodes))
-                       for graph in recording.graphs]
+        def delivery(node: tuple, ingested: bool, arrived: bool) -> _Delivery:
+            d = _Delivery()
+            (d.hop, d.retry_policy, d.retries, d.mode, subscriber, queue, running, d.visibility, d.batch,
+             d.batch_size) = routes[node[2]]
+            d.service, d.entries, d.children, d.terminal, d.published = node[1], node[3], node[4], node[5], node[8]
+            group = node[7]
+            d.subscriber_group = held_by(subscriber, group) if d.mode != EVENT else 0
+            d.queue_group, d.running_group = held_by(queue, group), held_by(running, group)
+            d.ingest_on_calendar = ingested and d.subscriber_group > 0
+            d.arrive_on_calendar = arrived and d.queue_group > 0
+            return d
+
+        def deliveries(graph) -> tuple[_Delivery, ...]:
+            ingested, arrived = _out_of_causal_order(graph, {rule.name for rule in plan.routes if rule.fifo})
+            return tuple(delivery(n, k in ingested, k in arrived) for k, n in enumerate(graph.nodes))
+        self.graphs = [(graph.roots, graph.entries, graph.published, deliveries(graph)) for graph in recording.graphs]
         self.retry_rng = random.Random(f"{seed}:subscriber-retries")
         self.held_back = 0
 
@@ -403,178 +480,213 @@ class _CustomBusChoreography(_Run):
         reserve, tie = self.timing.reserve, self.tie
         put_events = self.timing.bus.put_events
         graphs, start_at, terminal_at = self.graphs, self.start_at, self.terminal_at
-        retry_rng = self.retry_rng
-        held: dict[int, list | None] = {}  # a group busy at a FIFO queue (or function) -> what waits behind it
-        # A FIFO subscriber's group on its way to a queue -> when its last event sent reaches the queue: the hop takes
-        # as long as it takes, so the group's next event is sent then, without waiting in a list.
-        handed_off: dict[int, float] = {}
-        stride, ingested = self.stride, 0
+        retry_rng, places, groups = self.retry_rng, self.places, self.groups
+        # Per order, while it has deliveries to make (else None): [how many, then two places per group (see
+        # _Delivery)]. A FIFO subscriber's group sending to a queue: when its last event sent reaches the queue (the
+        # group's next event is sent then). A group whose deliveries take turns (a FIFO queue's, a REQUEST_RESPONSE
+        # FIFO subscriber's): when its turn is free (TAKEN while a delivery holds it), then the deliveries waiting for
+        # it (a deque of (ready, node), or None).
+        states: list[list | None] = []
         first_tried: dict[tuple[int, int], float] = {}  # (order, node) -> a REQUEST_RESPONSE delivery's first try
         ok = failed = dead = events = refused = held_back = 0
         clock = 0.0
-        o = -1
 
-        def groups(order: int, published: tuple) -> dict | None:
-            return {(order, group): (count, size) for group, count, size in published} if published else None
-
-        def hold(key: int, waiting: tuple) -> bool:
-            """Whether group ``key`` is busy (``waiting`` then queues behind it); if not, it is taken now."""
-            if key not in held:
-                held[key] = None
-                return False
-            queue = held[key]
-            if queue is None:
-                held[key] = [waiting]
-            else:
-                queue.append(waiting)
-            return True
-
-        def release(key: int, order: int, t: float) -> None:
-            """Group ``key`` of ``order`` lets go at ``t``: what waited first goes on."""
-            queue = held.pop(key)
-            if queue:
-                phase, k, nodes = queue.pop(0)
-                held[key] = queue or None
-                push((t, order, k, nodes, 8 + phase, None))
-
-        def send(t: float, order: int, k: int, nodes: tuple, attempt: int) -> float:
-            """The subscriber sends node ``k``'s event to its target at ``t``, in the batch it sends then if that
-            has room; returns when it reaches the target."""
-            node = nodes[k]
-            batch, size = node[12]
-            if batch[0] == t and batch[2] < size:
+        def send(at: float, node: _Delivery) -> float:
+            """The subscriber sends ``node``'s event at ``at``, in the batch it sends then if that has room; returns
+            when it reaches the target."""
+            batch = node.batch
+            if batch[0] == at and batch[2] < node.batch_size:
                 batch[2] += 1
             else:
-                batch[0], batch[1], batch[2] = t, node[4](), 1
-            there = t + batch[1]
-            if node[7] == QUEUE:
-                push((there, order, k, nodes, attempt * 8 + HANDED_OFF, None))
-                return there
-            if node[7] == REQUEST_RESPONSE and attempt == 1:
-                first_tried[order, k] = t
-            push((there, order, k, nodes, attempt * 8 + RUN, None))
-            return there
+                batch[0], batch[1], batch[2] = at, node.hop(), 1
+            return at + batch[1]
+
+        def turn_came(at: float, order: int, k: int, nodes: tuple) -> None:
+            """Delivery ``k`` of ``order`` has its group's turn from ``at``: the handler asks for an environment (a
+            queue's message), or the subscriber sends the event (a REQUEST_RESPONSE function's)."""
+            node = nodes[k]
+            if node.mode == QUEUE:
+                push((at, order, k, nodes, 8 + RUN, None))
+                return
+            first_tried[order, k] = at
+            push((send(at, node), order, k, nodes, 8 + RUN, None))
+
+        def wait_turn(state: list, group: int, ready: float, order: int, k: int, nodes: tuple) -> None:
+            """Delivery ``k`` of ``order`` is ready for its turn in ``group`` at ``ready`` (a group's deliveries
+            come in the order they are ready): it takes it when the group is free, or waits behind it."""
+            nonlocal held_back
+            free = state[group]
+            if free == TAKEN:
+                waiting = state[group + 1]
+                if waiting is None:
+                    waiting = state[group + 1] = deque()
+                waiting.append((ready, k))
+                return
+            if free > ready:
+                held_back += 1
+                ready = free
+            state[group] = TAKEN
+            turn_came(ready, order, k, nodes)
+
+        def let_go(state: list, group: int, at: float, order: int, nodes: tuple) -> None:
+            """The delivery holding ``group`` lets go at ``at``: the first waiting takes its turn then."""
+            nonlocal held_back
+            waiting = state[group + 1]
+            if waiting:
+                ready, k = waiting.popleft()
+                if ready < at:  # it was there first
+                    held_back += 1
+                    ready = at
+                turn_came(ready, order, k, nodes)
+            else:
+                state[group] = at
+
+        def ingest(at: float, order: int, k: int, nodes: tuple, state: list) -> None:
+            """Delivery ``k``'s event reaches its subscriber at ``at`` (published then, or its time came on the
+            calendar): the subscriber sends it in its group's turn, and the message waits for its own turn in its
+            FIFO queue."""
+            nonlocal held_back
+            node = nodes[k]
+            group = node.subscriber_group
+            if node.mode == QUEUE:
+                if group:
+                    free = state[group]
+                    if free > at:
+                        held_back += 1
+                        at = free
+                    state[group] = there = send(at, node)
+                else:
+                    there = send(at, node)
+                group = node.queue_group
+                if not group:
+                    push((there, order, k, nodes, 8 + RUN, None))
+                elif node.arrive_on_calendar:
+                    push((there, order, k, nodes, 8 + ARRIVED, None))
+                else:
+                    wait_turn(state, group, there, order, k, nodes)
+            elif group:  # a REQUEST_RESPONSE FIFO subscriber: one event of the group at a time
+                wait_turn(state, group, at, order, k, nodes)
+            else:
+                if node.mode == REQUEST_RESPONSE:
+                    first_tried[order, k] = at
+                push((send(at, node), order, k, nodes, 8 + RUN, None))
+
+        def caused(at: float, order: int, children: tuple, nodes: tuple, state: list) -> None:
+            """The events published at ``at`` reach the subscribers of ``children``."""
+            state[0] += len(children)
+            for c in children:
+                if nodes[c].ingest_on_calendar:
+                    push((at, order, c, nodes, 8 + INGESTED, None))
+                else:
+                    ingest(at, order, c, nodes, state)
 
         while (entry := take()) is not None:
             t, order, k, nodes, n, end = entry
             if order < 0:  # the next order arrives: the Order service's API call publishes its start
                 arrived()
                 children, entries, published_groups, nodes = graphs[k]
-                o += 1
-                order = o
-                published = put_events(t, entries, groups(order, published_groups))
+                order = len(start_at)
+                published = put_events(t, entries, _by_group(order * groups, published_groups))
                 start_at.append(t if published is None else published)
                 terminal_at.append(None)
                 if published is None:  # the client's request throttled past its retries: refused
                     refused += 1
+                    states.append(None)
                     continue
                 events += entries
-                for c in children:
-                    push((published, order, c, nodes, 8 + INGESTED, None))
+                state = [0] + [0.0, None] * places
+                states.append(state)
+                caused(published, order, children, nodes, state)
                 continue
-            attempt, phase = n >> 3, n & 7
+            step = n & 7
+            if step == INGESTED:
+                ingest(t, order, k, nodes, states[order])
+                continue
             node = nodes[k]
-            if phase == INGESTED:  # the subscriber has it: a FIFO subscriber sends it in its group's turn
-                key = node[8]
-                if key >= 0 and node[7] == QUEUE:  # its turn: once the group's event before it reached the queue
-                    key += order * stride
-                    free = handed_off.get(key, 0.0)
-                    if free > t:
-                        held_back += 1
-                        t = free
-                    handed_off[key] = send(t, order, k, nodes, attempt)
-                    ingested += 1
-                    if not ingested & 0xFFFF:  # forget the groups whose last event reached its queue already
-                        for old in [g for g, at in handed_off.items() if at <= t]:
-                            del handed_off[old]
-                    continue
-                if key >= 0 and hold(order * stride + key, (SENT, k, nodes)):
-                    held_back += 1
-                    continue
-                send(t, order, k, nodes, attempt)
+            if step == ARRIVED:
+                wait_turn(states[order], node.queue_group, t, order, k, nodes)
                 continue
-            if phase == SENT:
-                send(t, order, k, nodes, attempt)
-                continue
-            if phase == RELEASED:
-                release(order * stride + node[10], order, t)
-                continue
-            if phase == HANDED_OFF:  # on the queue: a FIFO queue's group waits its turn
-                if node[9] >= 0 and hold(order * stride + node[9], (RUN, k, nodes)):
-                    held_back += 1
-                    continue
-                end = None
             # the handler runs, then publishes
-            service, entries = node[0], node[1]
+            entries = node.entries
             if end is None:  # asked for now
-                start, end = reserve(service, t)
+                start, end = reserve(node.service, t)
                 if end is None:  # the account's concurrency is taken: ask again when some of it ends
-                    push((start + tie() * TIE_SECONDS, order, k, nodes, attempt * 8 + RUN, None))
+                    push((start + tie() * TIE_SECONDS, order, k, nodes, n, None))
                     continue
                 if start > t and entries:  # it waits for its environment: it publishes once it ran there
-                    push((start, order, k, nodes, attempt * 8 + RUN, end))
+                    push((start, order, k, nodes, n, end))
                     continue
             if end > clock:
                 clock = end
-            running = node[10] >= 0
-            published = put_events(end, entries, groups(order, node[14])) if entries else end
+            state = states[order]
+            running = node.running_group
+            published = put_events(end, entries, _by_group(order * groups, node.published)) if entries else end
             if published is None:  # throttled past the producer's retries: the delivery fails
-                mode, retries = node[7], node[6]
+                attempt, mode, retries = n >> 3, node.mode, node.retries
                 if mode == REQUEST_RESPONSE:  # the subscriber tries again under its retry policy, its group held
-                    policy, delay = node[5], retry_backoff(attempt, DEFAULT_CHOICES, retry_rng)
+                    policy, delay = node.retry_policy, retry_backoff(attempt, DEFAULT_CHOICES, retry_rng)
                     if attempt - 1 < policy.maximum_retry_attempts and \
                             end + delay - first_tried[order, k] <= policy.maximum_event_age_seconds:
                         failed += 1
-                        push((end + delay, order, k, nodes, (attempt + 1) * 8 + SENT, None))
+                        push((send(end + delay, node), order, k, nodes, n + 8, None))
                         continue
                     del first_tried[order, k]
-                    let_go = end
+                    given_up = end
                 elif attempt <= len(retries):  # the queue delivers it again (for EVENT: Lambda's retries)
                     failed += 1
                     again = end + retries[attempt - 1] if mode == EVENT else max(end, t + retries[attempt - 1])
-                    push((again, order, k, nodes, (attempt + 1) * 8 + RUN, None))
+                    push((again, order, k, nodes, n + 8, None))
                     continue
                 else:  # past maxReceiveCount: the queue moves it to its dead-letter queue once it is visible again
-                    let_go = max(end, t + node[11]) if mode == QUEUE else end
+                    given_up = max(end, t + node.visibility) if mode == QUEUE else end
                 dead += 1
                 if running:  # given up on: the group goes on
-                    push((let_go, order, k, nodes, 8 + RELEASED, None))
-                continue
-            ok += 1
-            if running:
-                push((end, order, k, nodes, 8 + RELEASED, None))
-            if node[7] == REQUEST_RESPONSE:
-                first_tried.pop((order, k), None)
-            if not entries:
-                continue
-            events += entries
-            if node[3] and (terminal_at[order] or 0.0) < published:
-                terminal_at[order] = published
-            for c in node[2]:
-                push((published, order, c, nodes, 8 + INGESTED, None))
+                    let_go(state, running, given_up, order, nodes)
+            else:
+                ok += 1
+                if running:
+                    let_go(state, running, end, order, nodes)
+                if node.mode == REQUEST_RESPONSE:
+                    first_tried.pop((order, k), None)
+                if entries:
+                    events += entries
+                    if node.terminal and (terminal_at[order] or 0.0) < published:
+                        terminal_at[order] = published
+                    caused(published, order, node.children, nodes, state)
+            state[0] -= 1
+            if not state[0]:  # the order's last delivery is done
+                states[order] = None
         self.ok, self.failed, self.dead_lettered, self.events, self.refused = ok, failed, dead, events, refused
         self.clock, self.held_back = clock, held_back
+
+
+def _by_group(first: int, published: tuple) -> dict[int, tuple[int, int]] | None:
+    """A publish's entries by event group, as the bus model takes them: ``{group: (count, bytes)}``, each group named
+    by a number, ``first`` + its place among its order's groups."""
+    return {first + group: (count, size) for group, count, size in published} if published else None
 
 
 def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Callable]:
     """What is due, by time: ``(push, pop, arrived)``. ``push(entry)`` files an entry ``(due, order, step, nodes,
     n, end)``; ``pop()`` takes the earliest (entries due at the same time compare in full), None when nothing is
     left. A heap of a whole run's waiting deliveries would be deep; here they wait in lists, one per
-    1/:data:`SLOTS_PER_SECOND` seconds of due time, and only the earliest slot's list is a heap.
+    1/:data:`SLOTS_PER_SECOND` seconds of due time, and the earliest slot's list is sorted when its turn comes
+    (what is filed into that slot after is kept in a heap beside it).
 
     The orders of ``arrivals`` (``(when, graph)``, in time order) are due as ``(when, -1, graph, None, 0, None)``,
     one at a time: ``arrived()`` makes the next one due once one is taken."""
     slots: dict[int, list] = {}
     keys: list[int] = []  # heap of the slots that hold entries
-    current = [[], -1]  # the entries of the slot being taken (as a heap), and that slot
-    heappush, heappop, heapify = heapq.heappush, heapq.heappop, heapq.heapify
+    # the slot being taken: its number, its entries sorted the latest first, and those filed into it since (a heap)
+    now, ordered, late = -1, [], []
+    heappush, heappop = heapq.heappush, heapq.heappop
     per_second = SLOTS_PER_SECOND
     pending = iter(arrivals)
 
     def push(entry: tuple) -> None:
         index = int(entry[0] * per_second)
-        if index <= current[1]:
-            heappush(current[0], entry)
+        if index <= now:
+            heappush(late, entry)
             return
         slot = slots.get(index)
         if slot is None:
@@ -584,15 +696,16 @@ def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Ca
             slot.append(entry)
 
     def pop() -> tuple | None:
-        heap = current[0]
-        if not heap:
+        nonlocal now, ordered
+        if late:
+            return ordered.pop() if ordered and ordered[-1] < late[0] else heappop(late)
+        if not ordered:
             if not keys:
                 return None
-            index = heappop(keys)
-            heap = slots.pop(index)
-            heapify(heap)
-            current[0], current[1] = heap, index
-        return heappop(heap)
+            now = heappop(keys)
+            ordered = slots.pop(now)
+            ordered.sort(reverse=True)  # tuples of floats first: the sort compares them without calling __lt__
+        return ordered.pop()
 
     def arrived() -> None:
         following = next(pending, None)
