@@ -51,7 +51,8 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 @dataclass(frozen=True)
 class ExecutedNotebook:
     """One executed chapter: its name, the executed notebook, its HTML copy, how long it took (wall seconds) and
-    the CPU seconds it used (this process's and its kernel's: a figure that does not depend on what else runs)."""
+    the CPU seconds it used (this process's and its kernel's: it depends much less than the wall time on what else
+    the machine runs, though a busy machine inflates it too)."""
 
     name: str
     notebook: Path

@@ -338,7 +338,33 @@ def test_a_catalog_folder_is_never_a_run_folder(tmp_path, command):
     result = cli(command, "--catalog", root, "--out", root, *(["--orders", 2] if command == "run" else []))
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [f"yafdp: --out {root} is a catalog folder (it holds bus.json or services/): "
-                                          "a run's files would sit among the catalog's; choose another --out"]
+                                          "the files written there would sit among the catalog's and be read as part "
+                                          "of it; choose another --out"]
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", [["fit-profile", "{folder}", "--out", "{tmp}/profile.json"], ["check", "{folder}"],
+                                     ["replay", "{folder}"]])
+def test_a_folder_without_a_run_is_named_as_the_folder_to_run_into(tmp_path, command):
+    """The advice names the folder to give `yafdp run --out`, never its run.db (fit-profile said `--out DIR/run.db`)."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    result = cli(*(part.format(folder=folder, tmp=tmp_path) for part in command))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"yafdp: no run database at {folder / 'run.db'} "
+                                          f"(run `yafdp run --out {folder}` first)"]
+
+
+@pytest.mark.parametrize("inside", ["services", "latency", "services/new"])
+def test_a_folder_the_catalog_loader_reads_is_never_a_run_folder(tmp_path, inside):
+    """A run written into the catalog's services/ (or latency/) folder would make every later load of that catalog
+    fail on the run's catalog.json (or list summary.json as a latency model): refused, nothing written."""
+    root = catalog(tmp_path)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    result = cli("run", "--catalog", root, "--orders", 2, "--out", root / inside)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert f"--out {root / inside} is inside the catalog folder {root} (its {inside.split('/')[0]}/)" in line, line
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 

@@ -48,7 +48,6 @@ import math
 import random
 import statistics
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -485,7 +484,7 @@ class _CustomBusChoreography(_Run):
         # _Delivery)]. A FIFO subscriber's group sending to a queue: when its last event sent reaches the queue (the
         # group's next event is sent then). A group whose deliveries take turns (a FIFO queue's, a REQUEST_RESPONSE
         # FIFO subscriber's): when its turn is free (TAKEN while a delivery holds it), then the deliveries waiting for
-        # it (a deque of (ready, node), or None).
+        # it (a list of (ready, node), or None).
         states: list[list | None] = []
         first_tried: dict[tuple[int, int], float] = {}  # (order, node) -> a REQUEST_RESPONSE delivery's first try
         ok = failed = dead = events = refused = held_back = 0
@@ -518,8 +517,8 @@ class _CustomBusChoreography(_Run):
             free = state[group]
             if free == TAKEN:
                 waiting = state[group + 1]
-                if waiting is None:
-                    waiting = state[group + 1] = deque()
+                if waiting is None:  # (a list: an order has a few deliveries per group at most)
+                    waiting = state[group + 1] = []
                 waiting.append((ready, k))
                 return
             if free > ready:
@@ -533,7 +532,7 @@ class _CustomBusChoreography(_Run):
             nonlocal held_back
             waiting = state[group + 1]
             if waiting:
-                ready, k = waiting.popleft()
+                ready, k = waiting.pop(0)
                 if ready < at:  # it was there first
                     held_back += 1
                     ready = at
