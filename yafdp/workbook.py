@@ -7,6 +7,7 @@ Mermaid or widget manager from a CDN), and every diagram in them is an image the
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -22,8 +23,9 @@ from yafdp.site import write_site
 NOTEBOOKS_DIR = notebooks_dir()
 
 # The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
-# the notebook, so the workbook starts kernels with only errors logged.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# the notebook, so the workbook starts kernels with only errors logged. Nor does a chapter's kernel keep an IPython
+# history: a build's cells are not the reader's input, and ten kernels at once would share one history database.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"]
 # How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
 # runs one more than the cores; CI runners are shared) is slow, not broken.
 KERNEL_START_SECONDS = 600
@@ -82,8 +84,11 @@ OFFLINE_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "image/png", 
                     "text/plain"]
 
 
+@functools.cache
 def html_exporter():
-    """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline."""
+    """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline. One per
+    process: it compiles its templates the first time it exports (a fifth of a second), and a worker exports
+    several chapters."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -118,6 +123,27 @@ def check_build_folder(out: Path, force: bool = False, option: str = "--out") ->
         raise RefusedError(f"{option} {out} holds what no workbook build holds ({named}): pass --force to write the "
                            f"build there anyway, or choose another {option}")
     return out
+
+
+@functools.cache
+def kernel_manager_class():
+    """jupyter_client's kernel manager, except that it stops a chapter's kernel with a shutdown request alone.
+
+    jupyter_client's ``shutdown_kernel`` first interrupts the kernel (SIGINT), then asks it to shut down. papermill
+    stops a kernel right after its last request (``kernel_info``) is answered: the interrupt often landed while the
+    kernel was still in that request's handler, and the kernel logged ``ERROR | KeyboardInterrupt caught in kernel``
+    on a good build. A chapter's kernel is idle when papermill stops it (a cell still running, e.g. on an interrupt,
+    is stopped by the manager's kill once its shutdown wait ends), so the interrupt is left out; every other
+    interrupt (``interrupt_kernel``) is sent as before."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ChapterKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # set by shutdown_kernel just before it interrupts
+                return
+            await super()._async_interrupt_kernel()
+
+    return ChapterKernelManager
 
 
 class NotebookFailed(YafdpError):
@@ -159,7 +185,8 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
         notebook = papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
                                               kernel_name="python3", progress_bar=False, log_output=log_output,
                                               request_save_on_cell_execute=False, extra_arguments=KERNEL_ARGUMENTS,
-                                              start_timeout=KERNEL_START_SECONDS)
+                                              start_timeout=KERNEL_START_SECONDS,
+                                              kernel_manager_class=kernel_manager_class())
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
         notebook = nbformat.read(executed, as_version=4)

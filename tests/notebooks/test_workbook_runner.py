@@ -153,3 +153,35 @@ def test_a_failed_chapter_is_marked_in_the_index_and_left_out_of_the_links_until
         assert "02 · Map the rules</a> <span class=\"missing\">(failed in its last build" in index
         assert _nav((html / "01_events.html").read_text()) == [["index.html", "03_end.html"]] * 2
         run_workbook(tmp_path / "build", notebooks_dir=chapters, only=["01"], echo=lambda line: None, jobs=1)
+
+
+def test_a_chapters_kernel_is_stopped_by_a_shutdown_request_alone_and_still_interrupted_when_asked():
+    # jupyter_client interrupts a kernel (SIGINT) before it asks it to shut down; landing in the handler of
+    # papermill's last request, it made the kernel log "KeyboardInterrupt caught in kernel" on a good build.
+    import asyncio
+    import signal
+
+    from yafdp.workbook import kernel_manager_class
+
+    sent = []
+
+    class Recording(kernel_manager_class()):
+        async def _async_signal_kernel(self, signum):
+            sent.append(signum)
+            await super()._async_signal_kernel(signum)
+
+    async def start_interrupt_and_stop():
+        manager = Recording(kernel_name="python3")
+        await manager.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=600)
+            await manager.interrupt_kernel()  # asked for: sent
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel()
+        return await manager.is_alive()
+
+    assert asyncio.run(start_interrupt_and_stop()) is False
+    assert sent == [signal.SIGINT]
