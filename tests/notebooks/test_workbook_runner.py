@@ -155,7 +155,7 @@ def test_a_failed_chapter_is_marked_in_the_index_and_left_out_of_the_links_until
         run_workbook(tmp_path / "build", notebooks_dir=chapters, only=["01"], echo=lambda line: None, jobs=1)
 
 
-def test_a_chapters_kernel_is_stopped_by_a_shutdown_request_alone_and_still_interrupted_when_asked():
+def test_a_chapters_kernel_is_stopped_without_an_interrupt_and_still_interrupted_when_asked():
     # jupyter_client interrupts a kernel (SIGINT) before it asks it to shut down; landing in the handler of
     # papermill's last request, it made the kernel log "KeyboardInterrupt caught in kernel" on a good build.
     import asyncio
@@ -185,3 +185,13 @@ def test_a_chapters_kernel_is_stopped_by_a_shutdown_request_alone_and_still_inte
 
     assert asyncio.run(start_interrupt_and_stop()) is False
     assert sent == [signal.SIGINT]
+
+
+def test_a_chapters_kernel_is_stopped_at_once_after_its_last_cell_not_left_to_finalize(tmp_path):
+    # Its files are written by then; a graceful exit only spent CPU on IPython's reset and the interpreter's teardown.
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    _chapter(chapters, "01_written.ipynb", "import atexit\nfrom pathlib import Path\nPath(out_dir, 'written').touch()\n"
+                                          "atexit.register(lambda: Path(out_dir, 'finalized').touch())")
+    run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=1)
+    assert (tmp_path / "build" / "written").exists() and not (tmp_path / "build" / "finalized").exists()
