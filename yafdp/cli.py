@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from yafdp.interrupt import SignalStop
@@ -261,7 +262,7 @@ def register_workbook(commands) -> None:
                         help="answer every exercise with its worked solution (a teacher's copy, by default into "
                              "build/solutions, beside the learner's build)")
     parser.add_argument("--jobs", type=_integer(1), default=None,
-                        help="how many chapters run side by side (default: one per core)")
+                        help="how many chapters run side by side (default: one more than the cores)")
     parser.add_argument("--force", action="store_true",
                         help="write the build into an --out that holds other files too (never into a run folder)")
     parser.add_argument("--catalog", metavar="DIR", type=_folder, default=None,
@@ -297,6 +298,7 @@ def run_workbook(args) -> int:
         from yafdp.backends.aws.clients import make_clients
 
         make_clients()
+    started = time.perf_counter()
     try:
         done = execute(Path(args.out), parameters, args.only, jobs=args.jobs)
     except NotebookFailed as exc:
@@ -304,7 +306,8 @@ def run_workbook(args) -> int:
             _complain(line)
         _complain(f"{len(exc.failed)} chapter(s) failed; the others were written into {Path(args.out).resolve()}")
         return 1
-    print(f"{len(done)} notebook(s) executed into {_shown(Path(args.out).resolve())}")
+    print(f"{len(done)} notebook(s) executed into {_shown(Path(args.out).resolve())} in {time.perf_counter() - started:.1f} s "
+          f"({sum(chapter.cpu_seconds for chapter in done):.1f} s of CPU in the chapters)")
     return 0
 
 
@@ -1216,7 +1219,7 @@ def main(argv: list[str] | None = None, stop: SignalStop | None = None) -> int:
     try:
         try:
             argv = sys.argv[1:] if argv is None else argv
-            args = build_parser(argv).parse_args(argv)  # imports the package; a signal meanwhile waits for the end
+            args = build_parser(argv).parse_args(argv)  # a signal meanwhile waits for the end (see SignalStop)
             stop.arm()
             code = _run(args)
             sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush

@@ -25,7 +25,7 @@ NOTEBOOKS_DIR = notebooks_dir()
 # the notebook, so the workbook starts kernels with only errors logged.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 # How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
-# runs one per core; CI runners are shared) is slow, not broken.
+# runs one more than the cores; CI runners are shared) is slow, not broken.
 KERNEL_START_SECONDS = 600
 
 # nbconvert's lab template with every block that loads a script from the network left empty, and every image with its
@@ -50,12 +50,22 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 @dataclass(frozen=True)
 class ExecutedNotebook:
-    """One executed chapter: its name, the executed notebook, its HTML copy and how long it took."""
+    """One executed chapter: its name, the executed notebook, its HTML copy, how long it took (wall seconds) and
+    the CPU seconds it used (this process's and its kernel's: it depends much less than the wall time on what else
+    the machine runs, though a busy machine inflates it too)."""
 
     name: str
     notebook: Path
     html: Path
     seconds: float
+    cpu_seconds: float = 0.0
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user and system) used so far by this process and by the children it has waited for (a
+    chapter's kernel, once it exited)."""
+    used = os.times()
+    return used.user + used.system + used.children_user + used.children_system
 
 
 def notebooks(notebooks_dir: Path = NOTEBOOKS_DIR, only: list[str] | None = None) -> list[Path]:
@@ -140,18 +150,19 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     html = out_dir / "html" / path.with_suffix(".html").name
     executed.parent.mkdir(parents=True, exist_ok=True)
     html.parent.mkdir(parents=True, exist_ok=True)
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     declared = papermill.inspect_notebook(str(path))
     given = {"out_dir": ".", **{k: v for k, v in (parameters or {}).items() if k in declared}}
-    started = time.perf_counter()
+    executed.unlink(missing_ok=True)  # an earlier build's copy is not left standing for this one
     failure = None
-    try:
-        papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
-                                   kernel_name="python3", progress_bar=False, log_output=log_output,
-                                   extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_SECONDS)
+    try:  # written once, at the end (or at the failing cell), not after every cell: seconds of JSON for a long chapter
+        notebook = papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
+                                              kernel_name="python3", progress_bar=False, log_output=log_output,
+                                              request_save_on_cell_execute=False, extra_arguments=KERNEL_ARGUMENTS,
+                                              start_timeout=KERNEL_START_SECONDS)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
-    seconds = time.perf_counter() - started
-    notebook = nbformat.read(executed, as_version=4)
+        notebook = nbformat.read(executed, as_version=4)
     recorded = notebook.metadata.get("papermill", {})  # papermill records where it read and wrote: the builder's paths
     recorded.update({k: f"notebooks/{path.name}" for k in ("input_path", "output_path") if k in recorded})
     nbformat.write(notebook, executed)
@@ -159,7 +170,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     html.write_text(body, encoding="utf-8")
     if failure is not None:
         raise failure
-    return ExecutedNotebook(path.stem, executed, html, seconds)
+    return ExecutedNotebook(path.stem, executed, html, time.perf_counter() - started, cpu_seconds() - cpu_started)
 
 
 def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> ExecutedNotebook:
@@ -175,7 +186,7 @@ def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> Executed
 
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
                  notebooks_dir: Path = NOTEBOOKS_DIR, echo=print, jobs: int | None = None) -> list[ExecutedNotebook]:
-    """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: one per core), and return
+    """Execute every chapter (or those of ``only``), ``jobs`` at a time (default: :func:`default_jobs`), and return
     them in course order; then write the course's index page, ``out_dir/html/index.html``, and the links between
     the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
@@ -199,7 +210,7 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
 
 def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
     """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(chapters) or 1))
+    jobs = max(1, min(jobs or default_jobs(), len(chapters) or 1))
     done: dict[Path, ExecutedNotebook] = {}
     failed: dict[Path, NotebookFailed] = {}
     if jobs == 1:
@@ -211,7 +222,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
                 echo(f"  {exc}")
                 failed[path] = exc
                 continue
-            echo(f"  wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+            echo(f"  wrote {result.notebook} and {result.html} ({_took(result)})")
             done[path] = result
     else:
         # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
@@ -231,7 +242,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
                         f"{path.name} failed: {type(failure).__name__}: {failure}")
                     echo(f"  {failed[path]}")
                     continue
-                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({result.seconds:.1f} s)")
+                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({_took(result)})")
                 done[path] = result
             pool.close()
         finally:
@@ -241,6 +252,13 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
         raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
                              failed=[path.name for path in chapters if path in failed])
     return [done[path] for path in chapters]
+
+
+def default_jobs() -> int:
+    """How many chapters run at once by default: one more than the cores. A chapter also waits (its kernel starting
+    and stopping, moto's HTTP and queue polls in chapter 05), and the chapter beside it uses that time; more would
+    only share the cores."""
+    return (os.cpu_count() or 1) + 1
 
 
 def _worker_pool(jobs: int):
@@ -254,6 +272,10 @@ def _worker_pool(jobs: int):
     else:
         context = multiprocessing.get_context("spawn")
     return context.Pool(jobs)
+
+
+def _took(result: ExecutedNotebook) -> str:
+    return f"{result.seconds:.1f} s, {result.cpu_seconds:.1f} s of CPU"
 
 
 def _last_seconds(executed: Path) -> float:

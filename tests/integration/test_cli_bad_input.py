@@ -329,6 +329,33 @@ def test_bad_input_is_one_line_non_zero_and_the_earlier_run_is_untouched(prev, t
     assert fingerprint(prev) == before
 
 
+@pytest.mark.parametrize("command", ["run", "workbook"])
+def test_a_catalog_folder_is_never_a_run_folder(tmp_path, command):
+    """`yafdp run --out` into the catalog it runs (or any folder holding bus.json or services/) is refused before
+    anything is written: a run's files would sit among the catalog's, and the next load would read beside them."""
+    root = catalog(tmp_path)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    result = cli(command, "--catalog", root, "--out", root, *(["--orders", 2] if command == "run" else []))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"yafdp: --out {root} is a catalog folder (it holds bus.json or services/): "
+                                          "the files written there would sit among the catalog's and be read as part "
+                                          "of it; choose another --out"]
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+@pytest.mark.parametrize("inside", ["services", "latency", "services/new"])
+def test_a_folder_the_catalog_loader_reads_is_never_a_run_folder(tmp_path, inside):
+    """A run written into the catalog's services/ (or latency/) folder would make every later load of that catalog
+    fail on the run's catalog.json (or list summary.json as a latency model): refused, nothing written."""
+    root = catalog(tmp_path)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    result = cli("run", "--catalog", root, "--orders", 2, "--out", root / inside)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert f"--out {root / inside} is inside the catalog folder {root} (its {inside.split('/')[0]}/)" in line, line
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
 def options_of(command: str) -> set[str]:
     from yafdp.cli import build_parser
 

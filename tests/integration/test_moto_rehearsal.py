@@ -22,21 +22,23 @@ def cli(*args, env, timeout: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout, stdin=subprocess.DEVNULL, env=env)
 
 
-@pytest.fixture
-def state(tmp_path):
-    """An environment whose commands announce and find moto servers in a folder of this test's own."""
-    return {**os.environ, "YAFDP_STATE_DIR": str(tmp_path / "state")}
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    """An environment whose commands announce and find moto servers in a folder of this module's own."""
+    return {**os.environ, "YAFDP_STATE_DIR": str(tmp_path_factory.mktemp("state"))}
 
 
-@pytest.fixture
-def moto_server(state, tmp_path):
-    """`yafdp moto-server` running in a process of its own, until the test ends (then Ctrl-C'd, as a user would)."""
-    log = tmp_path / "moto-server.out"
+@pytest.fixture(scope="module")
+def moto_server(state, tmp_path_factory):
+    """`yafdp moto-server` running in a process of its own, until this module's tests end (then Ctrl-C'd, as a user
+    would): one server for them all, as a user keeps one running, each test on deployments of its own prefix."""
+    folder = tmp_path_factory.mktemp("moto-server")
+    log = folder / "moto-server.out"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "yafdp.cli", "moto-server"], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=state,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    announced = tmp_path / "state" / "moto-server.json"
+    announced = Path(state["YAFDP_STATE_DIR"]) / "moto-server.json"
     deadline = time.monotonic() + 600  # it starts moto: wait until it says so (a hang guard, not a measure of speed)
     while not announced.exists():
         assert process.poll() is None, log.read_text()
@@ -87,8 +89,9 @@ def test_deploy_run_keep_export_check_and_destroy_on_a_moto_server_that_outlives
     ["export", "--backend", "moto", "--prefix", "yafdp-123456", "--out", "{tmp}/x"],
     ["run", "--backend", "moto", "--orders", "1", "--keep", "--out", "{tmp}/x"],
 ])
-def test_without_a_moto_server_the_commands_say_how_to_start_one(state, tmp_path, command):
-    result = cli(*[part.replace("{tmp}", str(tmp_path)) for part in command], env=state)
+def test_without_a_moto_server_the_commands_say_how_to_start_one(tmp_path, command):
+    alone = {**os.environ, "YAFDP_STATE_DIR": str(tmp_path / "state")}  # not the folder where this module's server is
+    result = cli(*[part.replace("{tmp}", str(tmp_path)) for part in command], env=alone)
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "`yafdp moto-server`" in result.stderr
     assert not (tmp_path / "x").exists()  # refused before anything was touched

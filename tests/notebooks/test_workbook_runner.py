@@ -1,6 +1,8 @@
 """The workbook runner: chapters side by side in worker processes, results in course order, a failure named by
 its chapter, only the parameters a chapter declares."""
 
+import re
+
 import pytest
 
 from yafdp.workbook import NotebookFailed, run_workbook
@@ -27,6 +29,7 @@ def test_chapters_run_side_by_side_into_a_relative_build_folder_and_come_back_in
     for chapter in done:  # papermill runs each chapter from notebooks/: nothing may land under it
         assert chapter.html.exists() and chapter.notebook.parent == tmp_path / "build" / "notebooks"
     assert not (chapters / "build").exists() and (tmp_path / "build" / "mark").is_dir()
+    assert all(chapter.cpu_seconds > 0 for chapter in done)  # its worker's and its kernel's CPU, counted in the worker
 
 
 def test_a_chapter_gets_only_the_parameters_it_declares(tmp_path):
@@ -74,6 +77,9 @@ def test_the_teachers_copy_goes_beside_the_learners_build_by_default(tmp_path, m
     monkeypatch.chdir(tmp_path)  # the command's default --out is relative to where it runs
     assert main(["workbook", "--solutions", "--only", "01", "--jobs", "1"]) == 0, capsys.readouterr().err
     assert learner.read_text() == "the learner's copy"
+    said = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"  wrote \S+ and \S+ \(\d+\.\d s, \d+\.\d s of CPU\)", said[1]), said
+    assert re.fullmatch(r"1 notebook\(s\) executed into \S+ in \d+\.\d s \(\d+\.\d s of CPU in the chapters\)", said[-1]), said
     assert (tmp_path / "build" / "solutions" / "html" / "01_identify_events.html").exists()
 
 

@@ -20,7 +20,7 @@ from yafdp.plan import build_plan
 from yafdp.progress import progress_bar
 from yafdp.runs.replaying import replay_recording
 from yafdp.simulation.recording import Recording
-from yafdp.analysis.trace import end_to_end, flag_few_samples, load_run, percentiles
+from yafdp.analysis.trace import end_to_end, flag_few_samples, load_run, percentiles, run_info
 
 
 def saga_latency(runs: dict[str, str | Path]) -> pd.DataFrame:
@@ -48,7 +48,7 @@ def messages_per_order(runs: dict[str, str | Path]) -> pd.DataFrame:
     rows = {}
     for label, path in runs.items():
         usage = usage_from_run(path)
-        info = load_run(path).info
+        info = run_info(path)
         per_order = usage.per_order()
         rows[label] = {
             "events published": info["summary"]["events_published"] / usage.orders,
@@ -74,7 +74,7 @@ def designs(runs: dict[str, str | Path], workflows: dict[str, list] | None = Non
     workflows = workflows or {}
     columns = {}
     for label, path in runs.items():
-        summary, usage = load_run(path).info["summary"], usage_from_run(path)
+        summary, usage = run_info(path)["summary"], usage_from_run(path)
         orders, orchestration, inner = usage.orders, summary.get("orchestration") or {}, workflows.get(label, [])
         results = [r for r in check_run(path) if r.applies and not r.skipped]
         columns[label] = {

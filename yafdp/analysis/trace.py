@@ -74,6 +74,16 @@ def load_run(path: str | Path, catalog: Catalog | None = None) -> Run:
     return run
 
 
+def run_info(path: str | Path) -> dict:
+    """A run's ``run_info`` (its options and, once it finished, its ``summary``), read without loading its tables as
+    :func:`load_run` does. Raises what :func:`yafdp.runtime.rundb.open_run` raises for a folder with no run."""
+    db = rundb.open_run(path)
+    try:
+        return rundb.get_info(db)
+    finally:
+        db.close()
+
+
 def _recorded_catalog(info: dict, run_folder: Path) -> Catalog:
     """The catalog a run records it was made with: its folder (less the services it left out, with those it built in
     memory) when unchanged, else the run folder's own copy; a run that records none (an older yafdp), the folder

@@ -18,7 +18,7 @@ import fastjsonschema
 from yafdp.catalog.model import (BUS_KINDS, CUSTOM_BUS_DEFAULT_RETRY_POLICY, DEDUPLICATION_MODES, EVENT_KINDS,
                                  EVENTBRIDGE_DEFAULT_RETRY_POLICY, PATHS, QUEUE_TYPES, SCHEDULE_TARGETS,
                                  SUBSCRIBER_TYPES, TARGET_KINDS, Bus, Catalog, CatalogError, CustomBusSettings,
-                                 Entrypoint, EventType, Service, Subscription, envelope_pattern)
+                                 Entrypoint, EventType, Service, Subscription, compiled_schema, envelope_pattern)
 from yafdp.catalog.saga import OUTCOME_KINDS, STEP_KINDS
 from yafdp.patterns import PatternError, compile_pattern
 from yafdp.patterns.jsontext import json_number
@@ -369,21 +369,6 @@ def service_from_document(file: Path | str, doc: dict, bus: Bus) -> tuple[Servic
     return service, events
 
 
-class _NoFetching(dict):
-    """fastjsonschema's handlers for every URI scheme: resolving a ``$ref`` never fetches anything."""
-
-    def __contains__(self, scheme) -> bool:
-        return True
-
-    def __getitem__(self, scheme):
-        def refuse(uri: str):
-            raise fastjsonschema.JsonSchemaDefinitionException(f"$ref {uri!r} would have to be fetched")
-        return refuse
-
-
-NO_FETCHING = _NoFetching()
-
-
 def _check_schema(file: Path, key: str, schema: Any) -> None:
     """A schema is valid JSON Schema, its regular expressions compile, and it is self-contained: a ``$ref``
     points inside it (``#/…``), never to a URL or a file, so loading a catalog never fetches anything."""
@@ -392,7 +377,7 @@ def _check_schema(file: Path, key: str, schema: Any) -> None:
             raise CatalogError(file, f"{key}{where}.$ref", f"{ref!r} points outside this schema (a URL or a file); "
                                                            "a schema must be self-contained (`#/…` only): yafdp never fetches one")
     try:
-        fastjsonschema.compile(schema, handlers=NO_FETCHING)
+        compiled_schema(schema)
     except re.error as exc:
         raise CatalogError(file, key, f"has an invalid regular expression {exc.pattern!r}: {exc}") from None
     except (fastjsonschema.JsonSchemaDefinitionException, TypeError, ValueError, RecursionError) as exc:

@@ -7,6 +7,7 @@ the runtime) derives from these objects.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -276,7 +277,7 @@ class Catalog:
     def _validator(self, event: str):
         validator = self._validators.get(event)
         if validator is None:
-            validator = self._validators[event] = fastjsonschema.compile(dict(self.events[event].schema))
+            validator = self._validators[event] = compiled_schema(self.events[event].schema)
         return validator
 
     def without(self, *services: str) -> "Catalog":
@@ -308,3 +309,38 @@ def detail_type_literals(pattern: Mapping[str, Any]) -> set[str]:
     return names
 
 
+class _NoFetching(dict):
+    """fastjsonschema's handlers for every URI scheme: resolving a ``$ref`` never fetches anything."""
+
+    def __contains__(self, scheme) -> bool:
+        return True
+
+    def __getitem__(self, scheme):
+        def refuse(uri: str):
+            raise fastjsonschema.JsonSchemaDefinitionException(f"$ref {uri!r} would have to be fetched")
+        return refuse
+
+
+NO_FETCHING = _NoFetching()
+
+
+def compiled_schema(schema: Mapping) -> Callable[[Any], Any]:
+    """fastjsonschema's validator of the JSON Schema ``schema`` (``validator(detail)`` raises
+    ``fastjsonschema.JsonSchemaValueException`` naming the field ``detail`` breaks); a ``$ref`` is never fetched.
+
+    Compiled once per process for each distinct schema (the same text): compiling was most of the time a catalog
+    took to load, and a process loads the same catalog again and again (each run, each check). Raises what
+    ``fastjsonschema.compile`` raises for a schema that is not valid (``JsonSchemaDefinitionException``,
+    ``re.error``, ...), and ``TypeError`` for one that is not JSON."""
+    return _compiled(json.dumps(schema, default=_plain))
+
+
+def _plain(value):
+    if isinstance(value, Mapping):  # a catalog's schemas are read-only mappings
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(schema_text: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(json.loads(schema_text), handlers=NO_FETCHING)

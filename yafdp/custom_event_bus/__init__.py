@@ -18,9 +18,24 @@ Examples
 'ACTIVE'
 """
 
-from yafdp.custom_event_bus.choices import Choices
-from yafdp.custom_event_bus.clock import Clock, ManualClock, RealTimeClock
-from yafdp.custom_event_bus.errors import ApiError
-from yafdp.custom_event_bus.service import OPERATIONS, CustomEventBusService
+import importlib
 
 __all__ = ["ApiError", "Choices", "Clock", "CustomEventBusService", "ManualClock", "OPERATIONS", "RealTimeClock"]
+
+
+# Where each name above is defined.
+_MODULES = {"Choices": "choices", "Clock": "clock", "ManualClock": "clock", "RealTimeClock": "clock", "ApiError": "errors",
+            "OPERATIONS": "service", "CustomEventBusService": "service"}
+
+
+def __getattr__(name: str):
+    """The names above, imported from their modules when first used: importing one module of the package (the
+    plan reads ``choices`` and ``limits``) does not import the engine. By name, so the Lambda package, whose modules
+    are found by following the imports of what its functions import, does not carry the engine none of them runs."""
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -13,20 +13,19 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from yafdp.backends.local.bus import LocalBus
-from yafdp.backends.local.custom_bus import LocalCustomBus
-from yafdp.backends.local.step_functions import LocalStepFunctions
-from yafdp.backends.local.timing import MeasuredTiming
-from yafdp.catalog import Catalog
-from yafdp.custom_event_bus import Choices
+from yafdp.custom_event_bus.choices import Choices
 from yafdp.errors import RefusedError
 from yafdp.extras import require
-from yafdp.plan import build_plan
-from yafdp.runtime import rundb
-from yafdp.runtime.interfaces import Bus, TimingModel
-from yafdp.runs.options import RunOptions
+
+if TYPE_CHECKING:
+    from yafdp.catalog import Catalog
+    from yafdp.runtime.interfaces import Bus, TimingModel
+    from yafdp.runs.options import RunOptions
+
+# Each factory imports its backend when it opens one, so a command that only names the backends (the command
+# line's parser, for --backend's choices) imports none of them.
 
 
 def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", quota_scale: float = 1.0,
@@ -44,6 +43,8 @@ def timing_for(latency_model: str, *, seed: int = 0, invocation: str = "queue", 
     (False, 500)
     """
     if latency_model in (None, "", "none"):
+        from yafdp.backends.local.timing import MeasuredTiming
+
         return MeasuredTiming()
     from yafdp.simulation.buses import event_bus_for
     from yafdp.simulation.timing import SimulatedTiming
@@ -79,13 +80,20 @@ def open_local(options: RunOptions, catalog: Catalog, world: Any, db, *, session
                timing: TimingModel | None = None, echo: Callable[[str], None] = _stderr) -> Bus:
     """The local backend: the EventBridge-faithful bus in this process (or, with ``options.style ==
     "orchestration"``, the local Step Functions runner) over ``db``."""
+    from yafdp.plan import build_plan
+
     orchestrated = options.style == "orchestration"
     plan = build_plan(catalog, bus=None if orchestrated else options.bus)
     timing = timing or timing_for(options.latency_model, seed=options.seed, quota_scale=options.quota_scale,
                                   invocation="direct" if orchestrated else "queue", bus_kind=plan.bus_kind)
     if orchestrated:
+        from yafdp.backends.local.step_functions import LocalStepFunctions
+
         return LocalStepFunctions(catalog, plan, world, db, seed=options.seed, timing=timing, workflow=options.workflow)
-    bus_type = LocalCustomBus if plan.bus_kind == "custom" else LocalBus
+    if plan.bus_kind == "custom":
+        from yafdp.backends.local.custom_bus import LocalCustomBus as bus_type
+    else:
+        from yafdp.backends.local.bus import LocalBus as bus_type
     return bus_type(catalog, plan, world, db, seed=options.seed, session=session, faults=options.faults,
                     durable=options.store == "file", timing=timing,
                     commit_every=200 if options.store == "file" else 5000)
@@ -108,6 +116,7 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Any, db, *, sess
     from yafdp.backends.aws.deployment import deploy, new_prefix, open_deployed_bus
     from yafdp.backends.aws.moto_server import MotoServer, running_server
     from yafdp.backends.aws.teardown import destroy
+    from yafdp.runtime import rundb
 
     refuse_unsupported(options)
     given_endpoint = endpoint_url  # the commands find the server `yafdp moto-server` runs without being told

@@ -1,7 +1,8 @@
 """The rules of a run folder: what ``--out`` may be, one writer at a time, and files replaced whole or not at all.
 
-- ``--out`` must be a folder (or not exist yet, under folders); one that holds a run (``run.db`` or
-  ``summary.json``) is refused unless the caller says to replace it (``yafdp run --force``).
+- ``--out`` must be a folder (or not exist yet, under folders), not a catalog folder (``bus.json``, ``services/``);
+  one that holds a run (``run.db`` or ``summary.json``) is refused unless the caller says to replace it
+  (``yafdp run --force``).
 - One process writes a run folder at a time: :class:`FolderLock` holds ``.yafdp.lock`` (with the ``filelock``
   library) for the whole run or resume; another one is refused, naming the process that holds it. The one that
   takes it removes the temporary files a writer killed before it could clean up left there.
@@ -34,6 +35,8 @@ T = TypeVar("T")
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run's own copy of its catalog
 TEMPORARY_SUFFIX = ".tmp"
+CATALOG_MARKS = ("bus.json", "services")  # what a catalog folder holds (yafdp.catalog.loader): never a run's place
+CATALOG_READS = ("services", "latency")  # the catalog folder's folders its loader reads every file of
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
 # the suffix), and the journal SQLite keeps beside one being written as a database.
 # The files SQLite keeps beside a run's run.db while it is open or after a crash (its write-ahead log, its shared
@@ -89,7 +92,8 @@ def _first_existing(path: Path) -> Path:
 
 
 def check_out(out: Path, option: str = "--out") -> Path:
-    """``out`` if it can be a run folder: a folder, or a path whose first existing ancestor is a folder.
+    """``out`` if it can be a run folder: a folder, or a path whose first existing ancestor is a folder, and not a
+    catalog folder (one holding :data:`CATALOG_MARKS` and no run) nor a folder its loader reads (:data:`CATALOG_READS`).
 
     Raises :class:`~yafdp.errors.RefusedError` naming the file in the way.
     """
@@ -103,7 +107,23 @@ def check_out(out: Path, option: str = "--out") -> Path:
             raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another {option} or remove it")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise RefusedError(f"cannot save the run: cannot write into {out} ({option})")
+    if not holds_run(out):
+        inside = _catalog_part(out)
+        if inside is not None:
+            raise RefusedError(f"{option} {out} is {inside}: the files written there would sit among the catalog's "
+                               f"and be read as part of it; choose another {option}")
     return out
+
+
+def _catalog_part(out: Path) -> str | None:
+    """What ``out`` is of a catalog folder, if anything: the catalog folder itself (it holds :data:`CATALOG_MARKS`),
+    or a folder inside one the catalog loader reads (its ``services/``, ``latency/``, or deeper), else None."""
+    if any((out / name).exists() for name in CATALOG_MARKS):
+        return "a catalog folder (it holds bus.json or services/)"
+    for part in (out, *out.parents):
+        if part.name in CATALOG_READS and (part.parent / "bus.json").is_file():
+            return f"inside the catalog folder {part.parent} (its {part.name}/)"
+    return None
 
 
 def holds_run(out: Path) -> bool:

@@ -6,13 +6,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from yafdp.catalog import Catalog
-from yafdp.catalog.model import BUS_KINDS
 from yafdp.errors import RefusedError
 from yafdp.runtime.faults import Faults
-from yafdp.simulation.step_functions import WORKFLOWS
+
+if TYPE_CHECKING:
+    from yafdp.catalog import Catalog
 
 STORES = ("memory", "file")
 STYLES = ("choreography", "orchestration")
@@ -62,6 +62,9 @@ class RunOptions:
     overwrite: bool = True
 
     def __post_init__(self):
+        from yafdp.catalog.model import BUS_KINDS  # here, not above: the command line reads this module's limits
+        from yafdp.simulation.step_functions import WORKFLOWS
+
         if not isinstance(self.rates, Mapping):
             raise RefusedError(f"rates must be a mapping of outcome name to probability, got {self.rates!r}")
         object.__setattr__(self, "rates", MappingProxyType(dict(self.rates)))

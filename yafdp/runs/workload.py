@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from yafdp.catalog import Catalog
 from yafdp.errors import ConfigurationError, RefusedError
 from yafdp.reading import MAX_JSON_DEPTH, ORDERS_FILE_BYTES, nesting, read_bytes
+
+if TYPE_CHECKING:
+    from yafdp.catalog import Catalog
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from yafdp.catalog import CatalogError
-from yafdp.catalog.loader import read_json
 from yafdp.errors import RefusedError
-from yafdp.shipped import QUOTAS_FILE
-from yafdp.simulation.profiles import LatencyProfileError
-
-
 
 UNSCALED_QUOTAS = ("lambda_new_environments_per_10_seconds", "sqs_event_source_initial_concurrency",
                    "sqs_event_source_scale_up_per_minute")
@@ -74,6 +68,11 @@ def load_quotas(path: str | Path | None = None) -> Quotas:
     >>> load_quotas().eventbridge_put_events_per_second
     10000.0
     """
+    from yafdp.catalog.errors import CatalogError
+    from yafdp.catalog.loader import read_json  # here: the command line reads QUOTA_SCALE_RANGE, and no file
+    from yafdp.shipped import QUOTAS_FILE
+    from yafdp.simulation.profiles import LatencyProfileError
+
     file = Path(path) if path is not None else QUOTAS_FILE
     try:
         quotas = read_json(file)["quotas"]

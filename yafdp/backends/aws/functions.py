@@ -56,7 +56,7 @@ class InProcessFunctions:
 
     def stop(self) -> None:
         for poller in self.pollers:
-            poller.stop(wait=False)  # all at once: each may be in a long poll of up to a second
+            poller.stop(wait=False)  # all at once, then wait for the batches each has in hand
         for poller in self.pollers:
             poller.stop()
 

@@ -19,6 +19,7 @@ moto the same commands they run on AWS.
 from __future__ import annotations
 
 import functools
+import heapq
 import io
 import json
 import logging
@@ -42,17 +43,21 @@ class OneRequestAtATime:
     atomically. A long poll (``WaitTimeSeconds`` > 0) is not served holding the lock, which would stop every other
     SQS request for its seconds: it is asked as short polls, each under the lock, and waits between them (outside
     it) until a request that can add messages to its queue is served (a send, a visibility change, a ``PutEvents``,
-    another receive that found some) or a second has passed (a message also becomes visible again when its
-    visibility timeout ends), as moto's own long poll rechecks once a second. Such a request wakes one waiting
-    poll of the queue, not all of them, so fifty pollers of a queue do not all ask at every message ("Amazon SQS
-    short and long polling", https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
-    sqs-short-and-long-polling.html).
+    another receive that found some), or the visibility timeout a ``ChangeMessageVisibility`` gave a message ends
+    (the message is visible again then: a failed batch given back comes back when SQS gives it back, not at the
+    next recheck), or a second has passed (a message also becomes visible again when a timeout set otherwise
+    ends), as moto's own long poll rechecks once a second. Such a request wakes one waiting poll of the queue, not
+    all of them, so fifty pollers of a queue do not all ask at every message ("Amazon SQS short and long polling",
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html).
     """
 
     RECHECK_SECONDS = 1.0
     ADDS_MESSAGES = {"AmazonSQS.SendMessage", "AmazonSQS.SendMessageBatch", "AmazonSQS.ChangeMessageVisibility",
                      "AmazonSQS.ChangeMessageVisibilityBatch", "AmazonSQS.SetQueueAttributes",
                      "AWSEvents.PutEvents"}
+    # moto makes a message visible again once its clock is past the end of the timeout (whole milliseconds): a
+    # poll woken this much later finds it.
+    VISIBLE_AGAIN_MARGIN = 0.01
 
     def __init__(self, app):
         self.app = app
@@ -80,8 +85,24 @@ class OneRequestAtATime:
         if target in self.ADDS_MESSAGES and status.startswith("200"):
             for waiting in ([self._waiting(queue)] if queue else self._all_waiting()):
                 waiting.wake()
+            if queue:
+                self._wake_when_visible_again(queue, target, request)
         start_response(status, headers)
         return [answer]
+
+    def _wake_when_visible_again(self, queue: str, target: str, request: dict) -> None:
+        """After a visibility change of ``queue``'s messages, a wake of one of its polls for the moment each
+        message is visible again (a timeout of 0: now, which :meth:`__call__`'s wake already is)."""
+        if target == "AmazonSQS.ChangeMessageVisibility":
+            timeouts = [request.get("VisibilityTimeout")]
+        elif target == "AmazonSQS.ChangeMessageVisibilityBatch":
+            timeouts = [entry.get("VisibilityTimeout") for entry in request.get("Entries") or ()
+                        if isinstance(entry, dict)]
+        else:
+            return
+        now, waiting = time.monotonic(), self._waiting(queue)
+        for seconds in {t for t in timeouts if isinstance(t, (int, float)) and t > 0}:
+            waiting.wake_at(now + seconds + self.VISIBLE_AGAIN_MARGIN)
 
     def _serve(self, environ, body: bytes) -> tuple[str, list, bytes]:
         """One request under the SQS and EventBridge lock: its status, headers and body."""
@@ -116,20 +137,37 @@ class OneRequestAtATime:
 
 
 class _Waiting:
-    """The long polls waiting on one queue: :meth:`wake` lets one of them (or the next to come) ask again."""
+    """The long polls waiting on one queue: :meth:`wake` lets one of them (or the next to come) ask again now,
+    :meth:`wake_at` at a moment to come (:func:`time.monotonic`)."""
 
     def __init__(self):
-        self.condition, self.wakes = threading.Condition(), 0
+        self.condition, self.wakes, self.due = threading.Condition(), 0, []
 
     def wake(self) -> None:
         with self.condition:
             self.wakes = min(self.wakes + 1, 10)  # a poll that comes later need not wait for what it missed
             self.condition.notify()
 
-    def wait(self, seconds: float) -> None:
+    def wake_at(self, moment: float) -> None:
         with self.condition:
-            if self.condition.wait_for(lambda: self.wakes > 0, timeout=seconds):
-                self.wakes -= 1
+            heapq.heappush(self.due, moment)
+            self.condition.notify()  # a poll waiting past that moment waits until it instead
+
+    def wait(self, seconds: float) -> None:
+        """Return when woken (now, or at a moment that has come), or after ``seconds``."""
+        end = time.monotonic() + seconds
+        with self.condition:
+            while True:
+                if self.wakes > 0:
+                    self.wakes -= 1
+                    return
+                now = time.monotonic()
+                if self.due and self.due[0] <= now:
+                    heapq.heappop(self.due)
+                    return
+                if now >= end:
+                    return
+                self.condition.wait(min(end, self.due[0] if self.due else end) - now)
 
 
 def _has_messages(answer: bytes) -> bool:

@@ -141,12 +141,11 @@ class QueuePoller:
                  seed: int = 0, subscriptions: dict[str, str] | None = None, concurrency: int = 1):
         self.sqs, self.queue_url, self.queue_arn, self.function = sqs, queue_url, queue_arn, function
         self.batch_size, self.wait_seconds, self.visibility_timeout = batch_size, wait_seconds, visibility_timeout
-        self.concurrency, self._free = concurrency, threading.Semaphore(concurrency)
+        self.concurrency = concurrency
         self.faults, self.seed, self.subscriptions = faults, seed, subscriptions or {}
         self.region = sqs.meta.region_name
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._polling: _Polling | None = None
 
     def poll_once(self) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns how many messages came."""
@@ -213,42 +212,85 @@ class QueuePoller:
 
     def start(self) -> None:
         """Start polling in a thread of its own."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"poller {self.queue_arn}", daemon=True)
-        self._thread.start()
+        self._polling = _Polling(self.concurrency)
+        threading.Thread(target=self._loop, args=(self._polling,), name=f"poller {self.queue_arn}", daemon=True).start()
 
     def stop(self, wait: bool = True) -> None:
-        """Stop polling; with ``wait``, return once the batches in hand (if any) are finished."""
-        self._stop.set()
-        if wait and self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        """Stop polling; with ``wait``, return once the batches in hand (if any) are finished.
 
-    def _loop(self) -> None:
+        A receive under way (a long poll, up to ``wait_seconds``) is not waited for: its thread ends once it is
+        answered, and gives the messages it brought back to the queue at once, unhandled (visible again, their
+        receive counted, as every receive is)."""
+        if self._polling is not None:
+            self._polling.stop(wait)
+
+    def _loop(self, polling: _Polling) -> None:
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"function {self.queue_arn}") as batches:
-            while not self._stop.is_set():
-                if not self._free.acquire(timeout=0.5):
+            while not polling.stopped.is_set():
+                if not polling.free.acquire(timeout=0.5):
                     continue  # every batch slot is busy
                 try:
                     messages, received = self._receive()
                 except Exception as exc:  # e.g. the queue was deleted under us: say so, keep the loop alive
-                    self._free.release()
-                    self._failed(exc)
-                    self._stop.wait(0.5)
+                    polling.free.release()
+                    if not polling.stopped.is_set():  # after the stop, the deployment may be gone: nothing to say
+                        self._failed(exc)
+                        polling.stopped.wait(0.5)
                     continue
-                if messages:
-                    batches.submit(self._handle_then_free, messages, received)
+                if messages and polling.take():
+                    batches.submit(self._handle_then_free, messages, received, polling)
                 else:
-                    self._free.release()
+                    polling.free.release()
+                    if messages:  # stopped while the receive was under way
+                        self._give_back_now(messages)
 
-    def _handle_then_free(self, messages: list[dict], received: float) -> None:
+    def _handle_then_free(self, messages: list[dict], received: float, polling: _Polling) -> None:
         try:
             self._handle(messages, received)
         except Exception as exc:  # e.g. a delete refused: the messages come back after HELD_SECONDS at most
             self._failed(exc)
         finally:
-            self._free.release()
+            polling.done()
+
+    def _give_back_now(self, messages: list[dict]) -> None:
+        try:
+            for start in range(0, len(messages), 10):
+                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(messages[start:start + 10])])
+        except Exception:  # the deployment is being removed: its messages go with it
+            pass
 
     def _failed(self, exc: Exception) -> None:
         self.errors.append(f"{type(exc).__name__}: {exc}")
         log.warning("poller for %s: %s", self.queue_arn, exc)
+
+
+class _Polling:
+    """One run of a poller's loop, from :meth:`QueuePoller.start` to :meth:`QueuePoller.stop`: its batch slots
+    (``free``), how many batches are in hand, and whether it was stopped. Each start has its own, so a loop stopped
+    while its receive was under way ends by itself without touching the next one's slots."""
+
+    def __init__(self, concurrency: int):
+        self.free, self.stopped = threading.Semaphore(concurrency), threading.Event()
+        self._changed, self._in_hand = threading.Condition(), 0
+
+    def take(self) -> bool:
+        """Count a received batch in hand; False (not counted) once stopped."""
+        with self._changed:
+            if self.stopped.is_set():
+                return False
+            self._in_hand += 1
+            return True
+
+    def done(self) -> None:
+        with self._changed:
+            self._in_hand -= 1
+            self._changed.notify_all()
+        self.free.release()
+
+    def stop(self, wait: bool) -> None:
+        with self._changed:
+            self.stopped.set()
+            if wait:
+                self._changed.wait_for(lambda: self._in_hand == 0)
