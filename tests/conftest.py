@@ -143,17 +143,54 @@ def audit(name, args):
 
 function = match.rpartition(".")[2]
 
-def trace(frame, why, arg):  # called as each Python function starts, until the point: kept short
+def trace(frame, why, arg):  # called as each Python function starts while tracing is on: kept short
     code = frame.f_code
     if code.co_name == "main" and frame.f_globals.get("__name__") == "yafdp.__main__":
-        if event != "call":
-            sys.settrace(None)
+        sys.settrace(None)  # a call point turns it on again only inside the function that holds it (see watched)
         state["on"] = True
     elif code.co_name == function and state["on"] and event == "call" and \
             frame.f_globals.get("__name__", "") + "." + code.co_qualname == match:
-        if len(seen) + 1 == nth:
-            sys.settrace(None)
         seen_one(match)
+
+# A call point: tracing every call of the command (twice its CPU) is on only while the module-level function the
+# point is (or is inside of) runs, and any function it makes that holds the point: once its module is imported,
+# that function is replaced by one that traces its calls (the module and the function that returns the closure
+# `module.f.<locals>.g` are found as the module is imported: a finder ahead of the others wraps its loader).
+def holds_the_point(qualname):
+    return match == qualname or match.startswith(qualname + ".")
+
+def watched(function):
+    def call_traced(*args, **kwargs):
+        before = sys.gettrace()
+        sys.settrace(trace)
+        try:
+            made = function(*args, **kwargs)
+        finally:
+            sys.settrace(before)
+        if callable(made) and holds_the_point(f"{getattr(made, '__module__', '')}.{getattr(made, '__qualname__', '')}"):
+            return watched(made)
+        return made
+    return call_traced
+
+class Watch:
+    def find_spec(self, name, path, target=None):
+        if not match.startswith(name + "."):
+            return None
+        for finder in sys.meta_path:
+            found = finder.find_spec(name, path, target) if finder is not self and hasattr(finder, "find_spec") else None
+            if found is None:
+                continue
+            run_module = getattr(found.loader, "exec_module", None)
+            def exec_module(module):
+                run_module(module)
+                first = match[len(name) + 1:].split(".")[0]
+                function = module.__dict__.get(first)
+                if getattr(function, "__module__", None) == name and getattr(function, "__qualname__", None) == first:
+                    setattr(module, first, watched(function))
+            if run_module is not None:
+                found.loader.exec_module = exec_module
+            return found
+        return None
 
 if sys.version_info < (3, 12):  # Python 3.12 raises the audit event time.sleep itself
     import time
@@ -164,6 +201,8 @@ if sys.version_info < (3, 12):  # Python 3.12 raises the audit event time.sleep 
 
 sys.addaudithook(audit)
 sys.settrace(trace)
+if event == "call":
+    sys.meta_path.insert(0, Watch())
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 finally:

@@ -677,8 +677,10 @@ def register_replay(commands) -> None:
 
 def _check_replay_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse --seconds or --orders without --arrival-rate, --arrival-rate with neither, a latency model 'none',
-    and a rate so low that the orders would arrive beyond a run's horizon."""
+    a rate so low that the orders would arrive beyond a run's horizon, and a rate and --seconds that would place
+    more orders than a run may (:data:`~yafdp.runs.options.MAX_ORDERS`)."""
     from yafdp.errors import RefusedError
+    from yafdp.runs.options import MAX_ORDERS
     from yafdp.runs.workload import check_arrival_horizon
 
     if args.arrival_rate is None:
@@ -693,6 +695,10 @@ def _check_replay_options(parser: argparse.ArgumentParser, args: argparse.Namesp
             check_arrival_horizon(args.orders, args.arrival_rate)
         except RefusedError as exc:
             parser.error(f"argument --arrival-rate: {str(exc).removeprefix(f'--arrival-rate {args.arrival_rate:g}: ')}")
+    elif args.arrival_rate * args.seconds > MAX_ORDERS:
+        parser.error(f"argument --arrival-rate: {args.arrival_rate:g} orders/s for {args.seconds:g} s would place about "
+                     f"{args.arrival_rate * args.seconds:.3g} orders, more than the {MAX_ORDERS:,} a run may place: give "
+                     "fewer --seconds, or --orders")
     if args.latency_model == "none":
         parser.error("argument --latency-model: must be a latency profile: a replay is simulated time, not 'none'")
 
@@ -829,10 +835,11 @@ def register_fit_profile(commands) -> None:
 
 def run_fit_profile(args) -> int:
     from yafdp.runs import folder
+
+    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     from yafdp.simulation.fitting import fit_profile
     from yafdp.simulation.profiles import load_profile, profile_text
 
-    path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
     document = fit_profile(args.dir, base=args.base, name=Path(args.out).stem)
     folder.save_output(path, profile_text(document), option="--out", force=args.force, command="yafdp fit-profile",
                        check=load_profile)

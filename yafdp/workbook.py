@@ -191,7 +191,8 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     the chapters' HTML copies (:func:`yafdp.site.write_site`).
 
     The chapters do not read each other's output, so they run side by side, each in a worker process of its
-    own (papermill changes the working directory of the process it runs in), the longest first. A chapter that
+    own (papermill changes the working directory of the process it runs in), the longest first (as an earlier build
+    in ``out_dir`` took them; in a first build, from the last chapter back). A chapter that
     fails does not stop the others: every chapter runs, and then :class:`NotebookFailed` lists each one that failed
     with its cell and error, one line each. An interrupt stops the chapters still running and those not started
     (``KeyboardInterrupt``).
@@ -225,8 +226,10 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
             echo(f"  wrote {result.notebook} and {result.html} ({_took(result)})")
             done[path] = result
     else:
-        # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap.
-        ordered = sorted(chapters, key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
+        # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap;
+        # a chapter with no such time (a first build) from the last back, as chapters 05 to 09 run the course's
+        # largest workloads (course order would start chapter 09 seventh, and end the build with it alone).
+        ordered = sorted(reversed(chapters), key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
         finished: queue.Queue = queue.Queue()
         echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
         pool = _worker_pool(jobs)

@@ -343,6 +343,18 @@ def test_a_catalog_folder_is_never_a_run_folder(tmp_path, command):
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
 
 
+@pytest.mark.parametrize("command", [["fit-profile", "{folder}", "--out", "{tmp}/profile.json"], ["check", "{folder}"],
+                                     ["replay", "{folder}"]])
+def test_a_folder_without_a_run_is_named_as_the_folder_to_run_into(tmp_path, command):
+    """The advice names the folder to give `yafdp run --out`, never its run.db (fit-profile said `--out DIR/run.db`)."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    result = cli(*(part.format(folder=folder, tmp=tmp_path) for part in command))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [f"yafdp: no run database at {folder / 'run.db'} "
+                                          f"(run `yafdp run --out {folder}` first)"]
+
+
 @pytest.mark.parametrize("inside", ["services", "latency", "services/new"])
 def test_a_folder_the_catalog_loader_reads_is_never_a_run_folder(tmp_path, inside):
     """A run written into the catalog's services/ (or latency/) folder would make every later load of that catalog

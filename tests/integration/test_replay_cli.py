@@ -96,6 +96,9 @@ def test_a_custom_event_bus_run_is_replayed_on_the_custom_event_bus(runs):
     (["--arrival-rate", "nan", "--orders", "5"], "yafdp replay: argument --arrival-rate: must be a positive finite"),
     (["--arrival-rate", "-1", "--orders", "5"], "yafdp replay: argument --arrival-rate: must be a positive finite"),
     (["--arrival-rate", "1e-9", "--orders", "5"], "yafdp replay: argument --arrival-rate: 5 orders would arrive"),
+    (["--arrival-rate", "1e9", "--seconds", "1000000"],
+     "yafdp replay: argument --arrival-rate: 1e+09 orders/s for 1e+06 s would place about 1e+15 orders, more than the "
+     "10,000,000 a run may place"),
     (["--arrival-rate", "5", "--orders", "0"], "yafdp replay: argument --orders: must be a whole number from 1"),
     (["--arrival-rate", "5", "--seconds", "inf"], "yafdp replay: argument --seconds: must be a number of seconds"),
     (["--quota-scale", "0"], "yafdp replay: argument --quota-scale: must be a factor from 0.001 to 1,000"),

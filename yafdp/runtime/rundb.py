@@ -216,7 +216,8 @@ def open_run(path: str | Path) -> sqlite3.Connection:
     run's database (empty, not SQLite, a table missing), so every reader of a run folder refuses it alike."""
     db_path = run_db_path(path)
     if not db_path.is_file():
-        raise RunFolderError(f"no run database at {db_path} (run `yafdp run --out {Path(path)}` first)")
+        folder = db_path.parent if db_path.name == "run.db" else Path(path)  # the folder a run would be written to
+        raise RunFolderError(f"no run database at {db_path} (run `yafdp run --out {folder}` first)")
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         verify(db, db_path)

@@ -24,7 +24,13 @@ MUTABLE = ("Description", "State", "FilterConfiguration", "BatchConfiguration", 
            "OnFailureConfiguration", "LogConfiguration")
 # What CreateSubscriber fixes for good, with AWS's default when a request leaves it out (SPEC.md Appendix A.1).
 FIXED = {"Type": "UNORDERED", "StartingPosition": "LATEST", "PointInTimeConfiguration": None}
-WAIT = {"Delay": 1, "MaxAttempts": 300}
+WAIT_SECONDS = 300  # how long a waiter waits for a bus to be ACTIVE or gone before it gives up
+
+
+def _waiting(clients) -> dict:
+    """The waiters' ``WaiterConfig``: a look every ``clients.bus_waiter_delay`` seconds, for up to :data:`WAIT_SECONDS`."""
+    delay = clients.bus_waiter_delay
+    return {"Delay": delay, "MaxAttempts": round(WAIT_SECONDS / delay)}
 
 
 def client_of(clients):
@@ -76,12 +82,12 @@ def apply_bus(applier) -> str:
         applier.changed("create", "event bus", plan.bus)
     else:
         arn = found["EventBusArn"]
-        client.get_waiter("event_bus_active").wait(EventBusArn=arn, WaiterConfig=WAIT)
+        client.get_waiter("event_bus_active").wait(EventBusArn=arn, WaiterConfig=_waiting(applier.c))
         current = client.describe_event_bus(EventBusArn=arn).get("StorageConfiguration", {})
         if current.get("RetentionPeriodInDays") != plan.retention_days:
             client.update_event_bus(EventBusArn=arn, StorageConfiguration=storage)
             applier.changed("update", "event bus", f"{plan.bus} (retention {plan.retention_days} days)")
-    client.get_waiter("event_bus_active").wait(EventBusArn=arn, WaiterConfig=WAIT)
+    client.get_waiter("event_bus_active").wait(EventBusArn=arn, WaiterConfig=_waiting(applier.c))
     return arn
 
 
@@ -167,4 +173,4 @@ def delete_bus(clients, arn: str) -> None:
     """Delete a bus and wait until it is gone (``DELETING`` first: its name is taken until then)."""
     client = clients.eventbridgev2
     client.delete_event_bus(EventBusArn=arn)
-    client.get_waiter("event_bus_deleted").wait(EventBusArn=arn, WaiterConfig=WAIT)
+    client.get_waiter("event_bus_deleted").wait(EventBusArn=arn, WaiterConfig=_waiting(clients))
