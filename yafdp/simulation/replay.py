@@ -547,20 +547,31 @@ class _CustomBusChoreography(_Run):
             nonlocal held_back
             node = nodes[k]
             group = node.subscriber_group
-            if node.mode == QUEUE:
+            if node.mode == QUEUE:  # (send and wait_turn inline here: the replay's hottest path)
                 if group:
                     free = state[group]
                     if free > at:
                         held_back += 1
                         at = free
-                    state[group] = there = send(at, node)
+                batch = node.batch
+                if batch[0] == at and batch[2] < node.batch_size:
+                    batch[2] += 1
                 else:
-                    there = send(at, node)
+                    batch[0], batch[1], batch[2] = at, node.hop(), 1
+                there = at + batch[1]
+                if group:
+                    state[group] = there
                 group = node.queue_group
                 if not group:
                     push((there, order, k, nodes, 8 + RUN, None))
                 elif node.arrive_on_calendar:
                     push((there, order, k, nodes, 8 + ARRIVED, None))
+                elif (free := state[group]) != TAKEN:  # its group's turn is free: it takes it
+                    if free > there:
+                        held_back += 1
+                        there = free
+                    state[group] = TAKEN
+                    push((there, order, k, nodes, 8 + RUN, None))
                 else:
                     wait_turn(state, group, there, order, k, nodes)
             elif group:  # a REQUEST_RESPONSE FIFO subscriber: one event of the group at a time
