@@ -655,7 +655,10 @@ class _CustomBusChoreography(_Run):
             else:
                 ok += 1
                 if running:
-                    let_go(state, running, end, order, nodes)
+                    if state[running + 1]:
+                        let_go(state, running, end, order, nodes)
+                    else:  # none waits for the group: it is free from ``end`` (as let_go does)
+                        state[running] = end
                 if node.mode == REQUEST_RESPONSE:
                     first_tried.pop((order, k), None)
                 if entries:

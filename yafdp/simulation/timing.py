@@ -9,9 +9,9 @@ implementation of these rules: the local bus's full simulation calls it as its h
 
 from __future__ import annotations
 
-import heapq
 import random
 from functools import partial
+from heapq import heappop, heappush, heapreplace
 from typing import Callable
 
 from yafdp.errors import RefusedError
@@ -45,7 +45,7 @@ class _Function:
         busy, idle = self.busy, self.idle
         count = 0
         while busy and busy[0] <= t:
-            idle.append(heapq.heappop(busy))
+            idle.append(heappop(busy))
             count += 1
         return count
 
@@ -206,7 +206,7 @@ class SimulatedTiming:
                     return self._cold(fn, t, grow_at)
         self.warm_starts += 1
         end = start + fn.draw()
-        heapq.heapreplace(busy, end)  # that environment takes the call, from ``start`` on
+        heapreplace(busy, end)  # that environment takes the call, from ``start`` on
         if end > fn.last_busy:
             fn.last_busy = end
         return start, end
@@ -241,7 +241,7 @@ class SimulatedTiming:
             start = asked
         end = start + fn.draw()
         busy = fn.busy
-        heapq.heappush(busy, end)
+        heappush(busy, end)
         self._running += 1
         if end > fn.last_busy:
             fn.last_busy = end
