@@ -283,7 +283,9 @@ class CustomEventBus:
 
     def put_events(self, at: float, entries: int, groups: Mapping[str, tuple[int, int]] | None = None) -> float | None:
         # each group's window, and what the request counts toward it: its entries and their KB
-        windows = [(self._window(g), count + size / 1024) for g, (count, size) in groups.items()] if groups else ()
+        known = self._groups  # (the lookup _window makes, asked here first: the replay publishes hundreds of thousands)
+        windows = [(known.get(g) or self._window(g), count + size / 1024) for g, (count, size) in groups.items()] \
+            if groups else ()
         if not self._fits(at, entries, windows):  # throttled: the producer tries again after its backoffs
             self.put_events_throttled += 1
             for tried in retried_at(at, self._rng):

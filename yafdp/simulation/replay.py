@@ -676,6 +676,9 @@ class _CustomBusChoreography(_Run):
 def _by_group(first: int, published: tuple) -> dict[int, tuple[int, int]] | None:
     """A publish's entries by event group, as the bus model takes them: ``{group: (count, bytes)}``, each group named
     by a number, ``first`` + its place among its order's groups."""
+    if len(published) == 1:  # (most publishes: one group, no comprehension to call)
+        group, count, size = published[0]
+        return {first + group: (count, size)}
     return {first + group: (count, size) for group, count, size in published} if published else None
 
 
