@@ -282,11 +282,19 @@ class CustomEventBus:
         self.put_events_throttle_delay = 0.0
 
     def put_events(self, at: float, entries: int, groups: Mapping[str, tuple[int, int]] | None = None) -> float | None:
-        # each group's window, and what the request counts toward it: its entries and their KB
-        known = self._groups  # (the lookup _window makes, asked here first: the replay publishes hundreds of thousands)
-        windows = [(known.get(g) or self._window(g), count + size / 1024) for g, (count, size) in groups.items()] \
-            if groups else ()
-        if not self._fits(at, entries, windows):  # throttled: the producer tries again after its backoffs
+        # each group's window, and what the request counts toward it: its entries and their KB. (The lookups, the
+        # first test of OneSecondWindows.fits and the takes are made here, inline: the replay publishes a million times
+        # a minute.)
+        known, bus = self._groups, self._bus
+        fits = bus._kept + entries <= bus.limit
+        if groups:
+            windows = [(known.get(g) or self._window(g), count + size / 1024) for g, (count, size) in groups.items()]
+            for window, weight in windows:
+                if window._kept + weight > window.limit:
+                    fits = False
+        else:
+            windows = ()
+        if not fits and not self._fits(at, entries, windows):  # throttled: the producer tries again after its backoffs
             self.put_events_throttled += 1
             for tried in retried_at(at, self._rng):
                 if self._fits(tried, entries, windows):
@@ -296,29 +304,23 @@ class CustomEventBus:
                 return None
             self.put_events_throttle_delay += tried - at
             at = tried
-        self._take(at, entries, windows)
-        return at
-
-    def _fits(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> bool:
-        # (OneSecondWindows.fits' first test asked here first: the replay asks this hundreds of thousands of times)
-        bus = self._bus
-        if bus._kept + entries > bus.limit and not bus.fits(t, entries):
-            return False
+        bus.take(at, entries)
         for window, weight in windows:
-            if window._kept + weight > window.limit and not window.fits(t, weight):
-                return False
-        return True
-
-    def _take(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> None:
-        bus = self._bus
-        bus.take(t, entries)
-        for window, weight in windows:
-            window.take(t, weight)
+            window.take(at, weight)
         # Forget the groups that took nothing since the rotation before last: the newest second any took something
         # in is more than KEPT_SECONDS before the bus's, so a window would hold none of it.
         newest = bus._newest
         if newest - self._rotated > OneSecondWindows.KEPT_SECONDS:
             self._earlier, self._groups, self._rotated = self._groups, {}, newest
+        return at
+
+    def _fits(self, t: float, entries: int, windows: Sequence[tuple[OneSecondWindows, float]]) -> bool:
+        if not self._bus.fits(t, entries):
+            return False
+        for window, weight in windows:
+            if not window.fits(t, weight):
+                return False
+        return True
 
     def _window(self, group: str) -> OneSecondWindows:
         """``group``'s window (an empty one when it took nothing lately)."""
