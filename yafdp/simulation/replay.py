@@ -540,55 +540,53 @@ class _CustomBusChoreography(_Run):
             else:
                 state[group] = at
 
-        def ingest(at: float, order: int, k: int, nodes: tuple, state: list) -> None:
-            """Delivery ``k``'s event reaches its subscriber at ``at`` (published then, or its time came on the
-            calendar): the subscriber sends it in its group's turn, and the message waits for its own turn in its
-            FIFO queue."""
+        def caused(at: float, order: int, children: tuple, nodes: tuple, state: list, due: bool = False) -> None:
+            """The events published at ``at`` reach the subscribers of ``children`` (``due``: the one delivery of
+            ``children`` whose event reaches its subscriber now, its step on the calendar): each subscriber sends its
+            event in its group's turn, and the message waits for its own turn in its FIFO queue."""
             nonlocal held_back
-            node = nodes[k]
-            group = node.subscriber_group
-            if node.mode == QUEUE:  # (send and wait_turn inline here: the replay's hottest path)
-                if group:
-                    free = state[group]
-                    if free > at:
-                        held_back += 1
-                        at = free
-                batch = node.batch
-                if batch[0] == at and batch[2] < node.batch_size:
-                    batch[2] += 1
+            if not due:
+                state[0] += len(children)
+            for k in children:
+                if not due and nodes[k].ingest_on_calendar:
+                    push((at, order, k, nodes, 8 + INGESTED, None))
+                    continue
+                node = nodes[k]
+                group = node.subscriber_group
+                if node.mode == QUEUE:  # (send and wait_turn inline here: the replay's hottest path)
+                    sent = at
+                    if group:
+                        free = state[group]
+                        if free > sent:
+                            held_back += 1
+                            sent = free
+                    batch = node.batch
+                    if batch[0] == sent and batch[2] < node.batch_size:
+                        batch[2] += 1
+                    else:
+                        batch[0], batch[1], batch[2] = sent, node.hop(), 1
+                    there = sent + batch[1]
+                    if group:
+                        state[group] = there
+                    group = node.queue_group
+                    if not group:
+                        push((there, order, k, nodes, 8 + RUN, None))
+                    elif node.arrive_on_calendar:
+                        push((there, order, k, nodes, 8 + ARRIVED, None))
+                    elif (free := state[group]) != TAKEN:  # its group's turn is free: it takes it
+                        if free > there:
+                            held_back += 1
+                            there = free
+                        state[group] = TAKEN
+                        push((there, order, k, nodes, 8 + RUN, None))
+                    else:
+                        wait_turn(state, group, there, order, k, nodes)
+                elif group:  # a REQUEST_RESPONSE FIFO subscriber: one event of the group at a time
+                    wait_turn(state, group, at, order, k, nodes)
                 else:
-                    batch[0], batch[1], batch[2] = at, node.hop(), 1
-                there = at + batch[1]
-                if group:
-                    state[group] = there
-                group = node.queue_group
-                if not group:
-                    push((there, order, k, nodes, 8 + RUN, None))
-                elif node.arrive_on_calendar:
-                    push((there, order, k, nodes, 8 + ARRIVED, None))
-                elif (free := state[group]) != TAKEN:  # its group's turn is free: it takes it
-                    if free > there:
-                        held_back += 1
-                        there = free
-                    state[group] = TAKEN
-                    push((there, order, k, nodes, 8 + RUN, None))
-                else:
-                    wait_turn(state, group, there, order, k, nodes)
-            elif group:  # a REQUEST_RESPONSE FIFO subscriber: one event of the group at a time
-                wait_turn(state, group, at, order, k, nodes)
-            else:
-                if node.mode == REQUEST_RESPONSE:
-                    first_tried[order, k] = at
-                push((send(at, node), order, k, nodes, 8 + RUN, None))
-
-        def caused(at: float, order: int, children: tuple, nodes: tuple, state: list) -> None:
-            """The events published at ``at`` reach the subscribers of ``children``."""
-            state[0] += len(children)
-            for c in children:
-                if nodes[c].ingest_on_calendar:
-                    push((at, order, c, nodes, 8 + INGESTED, None))
-                else:
-                    ingest(at, order, c, nodes, state)
+                    if node.mode == REQUEST_RESPONSE:
+                        first_tried[order, k] = at
+                    push((send(at, node), order, k, nodes, 8 + RUN, None))
 
         while (entry := take()) is not None:
             t, order, k, nodes, n, end = entry
@@ -610,7 +608,7 @@ class _CustomBusChoreography(_Run):
                 continue
             step = n & 7
             if step == INGESTED:
-                ingest(t, order, k, nodes, states[order])
+                caused(t, order, (k,), nodes, states[order], due=True)
                 continue
             node = nodes[k]
             if step == ARRIVED:
