@@ -96,6 +96,19 @@ def test_past_the_limit_per_event_group_publishes_are_refused_and_the_queue_deli
     assert min(result.latencies_s) > 30.0 > max(roomy.latencies_s)  # each saga waited out a visibility timeout
 
 
+@pytest.mark.parametrize("events_plus_kb", [1_500.0, 2.0])
+def test_groups_their_limit_never_throttles_are_left_out_with_the_same_result(custom, monkeypatch, events_plus_kb):
+    _, recording = custom
+    quotas = small_groups(events_plus_kb)  # roomy: every order's groups left out; small: kept, and throttled
+    fast = replay(recording, PROFILE, quotas, arrival_rate=20.0, orders=200, seed=1)
+    monkeypatch.setattr(CustomEventBus, "group_never_throttled", lambda self, most: False)  # every group kept
+    kept = replay(recording, PROFILE, quotas, arrival_rate=20.0, orders=200, seed=1)
+    assert (fast.latencies_s, fast.deliveries, fast.refused, fast.events_published) == \
+        (kept.latencies_s, kept.deliveries, kept.refused, kept.events_published)
+    assert fast.simulation == kept.simulation
+    assert (fast.simulation["put_events_refused"] > 0) == (events_plus_kb < 10)
+
+
 def test_past_the_limit_per_bus_requests_are_throttled_whatever_their_groups(custom):
     _, recording = custom
     quotas = dataclasses.replace(QUOTAS, custom_event_bus_events_per_second=20.0)

@@ -452,11 +452,12 @@ class _CustomBusChoreography(_Run):
         def held_by(key: int, group: int) -> int:
             return 1 + 2 * (key * groups + group) if key >= 0 and group >= 0 else 0
 
-        def delivery(node: tuple, ingested: bool, arrived: bool) -> _Delivery:
+        def delivery(node: tuple, ingested: bool, arrived: bool, grouped: bool) -> _Delivery:
             d = _Delivery()
             (d.hop, d.retry_policy, d.retries, d.mode, subscriber, queue, running, d.visibility, d.batch,
              d.batch_size) = routes[node[2]]
-            d.service, d.entries, d.children, d.terminal, d.published = node[1], node[3], node[4], node[5], node[8]
+            d.service, d.entries, d.children, d.terminal = node[1], node[3], node[4], node[5]
+            d.published = node[8] if grouped else ()
             group = node[7]
             d.subscriber_group = held_by(subscriber, group) if d.mode != EVENT else 0
             d.queue_group, d.running_group = held_by(queue, group), held_by(running, group)
@@ -464,10 +465,24 @@ class _CustomBusChoreography(_Run):
             d.arrive_on_calendar = arrived and d.queue_group > 0
             return d
 
-        def deliveries(graph) -> tuple[_Delivery, ...]:
+        def deliveries(graph, grouped: bool) -> tuple[_Delivery, ...]:
             ingested, arrived = _out_of_causal_order(graph, {rule.name for rule in plan.routes if rule.fifo})
-            return tuple(delivery(n, k in ingested, k in arrived) for k, n in enumerate(graph.nodes))
-        self.graphs = [(graph.roots, graph.entries, graph.published, deliveries(graph)) for graph in recording.graphs]
+            return tuple(delivery(n, k in ingested, k in arrived, grouped) for k, n in enumerate(graph.nodes))
+
+        # An order's event groups whose limit the bus model shows can never throttle them (all the group's events of the
+        # graph together leave room) are not handed to it: their windows would say yes to every request.
+        never = getattr(timing.bus, "group_never_throttled", None)
+
+        def grouped(graph) -> bool:
+            most: dict[int, float] = {}
+            for group, count, size in itertools.chain(graph.published, *(n[8] for n in graph.nodes)):
+                most[group] = most.get(group, 0.0) + count + size / 1024
+            return never is None or not all(never(total) for total in most.values())
+
+        self.graphs = []
+        for graph in recording.graphs:
+            keep = grouped(graph)
+            self.graphs.append((graph.roots, graph.entries, graph.published if keep else (), deliveries(graph, keep)))
         self.retry_rng = random.Random(f"{seed}:subscriber-retries")
         self.held_back = 0
 
