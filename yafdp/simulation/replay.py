@@ -643,7 +643,11 @@ class _CustomBusChoreography(_Run):
                 clock = end
             state = states[order]
             running = node.running_group
-            published = put_events(end, entries, _by_group(order * groups, node.published)) if entries else end
+            if entries:
+                published = node.published
+                published = put_events(end, entries, _by_group(order * groups, published) if published else None)
+            else:
+                published = end
             if published is None:  # throttled past the producer's retries: the delivery fails
                 attempt, mode, retries = n >> 3, node.mode, node.retries
                 if mode == REQUEST_RESPONSE:  # the subscriber tries again under its retry policy, its group held
