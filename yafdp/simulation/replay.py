@@ -749,7 +749,7 @@ def _calendar(arrivals: list[tuple[float, int]]) -> tuple[Callable, Callable, Ca
     return push, pop, arrived
 
 
-SLOTS_PER_SECOND = 50  # entries due in the same 20 ms wait in one list
+SLOTS_PER_SECOND = 200  # entries due in the same 5 ms wait in one list
 
 
 class _Orchestration(_Run):
