@@ -172,15 +172,15 @@ class SimulatedTiming:
         if idle and t - idle[-1] > self._idle_timeout:
             idle.clear()  # the most recently used is too old: every idle environment was reclaimed
         # How many environments the function may run at t: its cap, and the SQS mapping's scaling so far.
-        limit = fn.cap
-        if self._queued:
+        limit, queued, ramp_first, running = fn.cap, self._queued, self._ramp_first, len(busy)
+        if queued:
             ramp = fn.ramp_start
             if ramp is not None and not busy and t - fn.last_busy > self._scale_down_idle:
                 fn.ramp_start = ramp = None  # quiet again: the mapping scales back to its first batches
-            grown = self._ramp_first if ramp is None else self._ramp_first + int(self._ramp_per_second * (t - ramp))
+            grown = ramp_first if ramp is None else ramp_first + int(self._ramp_per_second * (t - ramp))
             if grown < limit:
                 limit = grown
-        if len(busy) < limit:
+        if running < limit:
             if not (self._running < self._account or self._account_has_room(t)):
                 self.account_full += 1
             elif idle:
@@ -193,13 +193,12 @@ class SimulatedTiming:
         if not busy:  # the account is full of other functions' work: ask again when some of it ends
             return min(other.busy[0] for other in self._functions.values() if other.busy), None
         start = busy[0]  # the environment that frees up first (after t: the others were released above)
-        if self._queued:
-            ramp = fn.ramp_start
+        if queued:
             if ramp is None:
                 fn.ramp_start = ramp = t  # messages are waiting: the event source mapping starts scaling up
-            wanted = len(busy) + 1  # the environments it runs, and one more
+            wanted = running + 1  # the environments it runs, and one more
             if wanted <= fn.cap:  # when the growing mapping may run that one more, and whether it is ready sooner
-                grow_at = ramp + (wanted - self._ramp_first) / self._ramp_per_second
+                grow_at = ramp + (wanted - ramp_first) / self._ramp_per_second
                 if grow_at < t:
                     grow_at = t
                 if grow_at + self._init_estimate < start and self._account_has_room(t, spare=1):
