@@ -318,7 +318,7 @@ def register_run(commands) -> None:
     from yafdp.runtime.faults import MAX_DELAY_SECONDS
     from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
 
-    parser.add_argument("--orders", type=_integer(0, MAX_ORDERS), default=None, metavar="N",
+    parser.add_argument("--orders", type=_integer(1, MAX_ORDERS), default=None, metavar="N",
                         help="how many orders (default 20)")
     parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
     parser.add_argument("--out", type=_run_folder, default="runs/latest",
@@ -561,7 +561,20 @@ def run_run(args) -> int:
         print(f"yafdp: {stuck}", file=sys.stderr)
         return 1
     _report(summary, args)
-    return 0
+    return 1 if _nothing_placed(summary, args) else 0
+
+
+def _nothing_placed(summary: dict, args) -> bool:
+    """Whether a run placed none of the orders it was given, every one refused: then it says so on stderr in one
+    line (the run is written, its refusals listed above and in run.db) and the command exits 1, as a run that did
+    not pass: a workload that places nothing is not a saga run, and a CI job should not take it for one."""
+    orders = summary["orders"]
+    if orders["placed"] or not orders["refused"]:
+        return False
+    source = f"the {args.orders_file} order requests" if args.orders_file else "the workload's order requests"
+    print(_shown(f"yafdp: no order was placed: all {orders['refused']:,} of {source} were refused (listed above; "
+                 f"every one is in {Path(args.out) / 'run.db'}'s refusals table)"), file=sys.stderr)
+    return True
 
 
 def register_resume(commands) -> None:

@@ -147,7 +147,7 @@ CASES = [
                                                      "--latency-model", "aws-eu-west-1"],
        ["argument --quota-scale: must be a factor from 0.001 to 1,000", value]) for value in ("1e-300", "1e300", "0")],
     ("orders-negative", lambda p, t: ["run", "--out", p, "--force", "--orders", "-1"],
-     ["yafdp run: argument --orders: must be a whole number from 0 to 10,000,000, got '-1'"]),
+     ["yafdp run: argument --orders: must be a whole number from 1 to 10,000,000, got '-1'"]),
     ("orders-too-many", lambda p, t: ["run", "--out", p, "--force", "--orders", "10000001"], ["argument --orders"]),
     ("orders-not-whole", lambda p, t: ["run", "--out", p, "--force", "--orders", "2.5"], ["argument --orders", "'2.5'"]),
     ("seed-not-whole", lambda p, t: ["run", "--out", p, "--force", "--seed", "1.5"], ["argument --seed", "'1.5'"]),
@@ -186,6 +186,10 @@ CASES = [
                                                 orders_file(t, "1" * 5000)], ["orders.json", "list"]),
     ("orders-not-json", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(t, "[{")], ["orders.json: line 1"]),
     ("orders-missing", lambda p, t: ["run", "--force", "--out", p, "--orders-file", t / "none.json"], ["none.json"]),
+    ("orders-empty-list", lambda p, t: ["run", "--force", "--out", p, "--orders-file", orders_file(t, "[]")],
+     ["orders.json: an empty list: it holds no order request to place"]),
+    ("orders-zero", lambda p, t: ["run", "--force", "--out", p, "--orders", "0"],
+     ["yafdp run: argument --orders: must be a whole number from 1 to"]),
     # Files are read up to their kind's limit, never without end: refused from the size of a regular file before a
     # byte is read, and from what was read of a device (/dev/zero never ends; it was read until memory ran out).
     ("orders-dev-zero", lambda p, t: ["run", "--force", "--out", p, "--orders-file", "/dev/zero"],
@@ -486,10 +490,25 @@ def test_every_refusal_is_counted_and_each_printed_on_one_line(tmp_path):
     bad = [{"order_id": f"ord-bad-{i}", "customer_id": "x"} for i in range(22)]
     bad.append({"order_id": "ord-evil\nsecond line\x00", "customer_id": "x"})
     done = cli("run", "--orders-file", orders_file(tmp_path, json.dumps(bad)), "--out", tmp_path / "run")
-    assert done.returncode == 0, done.stderr  # refusing bad orders is the run's job, not a failure of it
+    # Refusing bad orders is the run's job; a run that placed none of them did not pass (exit 1), said on one line.
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [f"yafdp: no order was placed: all 23 of the {tmp_path / 'orders.json'} order "
+                                        f"requests were refused (listed above; every one is in "
+                                        f"{tmp_path / 'run' / 'run.db'}'s refusals table)"]
     lines = done.stdout.splitlines()
     assert sum(line.startswith("  refused ") for line in lines) == 20
     assert "  … and 3 more refused (every one is in run.db's refusals table)" in lines
     assert "\x00" not in done.stdout and not any(line.startswith("second line") for line in lines)
     refused = json.loads((tmp_path / "run" / "summary.json").read_text())["orders"]["refused"]
     assert refused == 23
+
+
+def test_a_run_that_places_some_orders_passes_with_the_others_refused(tmp_path):
+    """Refusals do not fail a run that placed orders (exit 0, nothing on stderr); only a run that placed none does."""
+    good = {"order_id": "ord-good", "customer_id": "cus-ada", "restaurant_id": "res-napoli",  # README's example
+            "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}], "amount": 25.5, "currency": "EUR",
+            "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+    requests = [good, {"order_id": "ord-bad", "customer_id": "x"}]
+    done = cli("run", "--orders-file", orders_file(tmp_path, json.dumps(requests)), "--out", tmp_path / "run")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("1 of 2 requested orders placed (1 refused)"), done.stdout

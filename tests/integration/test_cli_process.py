@@ -49,15 +49,15 @@ def test_sigint_or_sigterm_at_any_moment_of_the_command_is_one_line_and_exit_130
     # Run once first, so that every module the command imports has its bytecode written: the survey and each child
     # (which writes none) then find the same files, and the nth point is the same point in each (with a module
     # compiled in one and read from its bytecode in another, the points shift, and the last ones were not reached).
-    assert subprocess.run([YAFDP, "run", "--orders", "0", "--out", tmp_path / "compiled"], capture_output=True,
+    assert subprocess.run([YAFDP, "run", "--orders", "1", "--out", tmp_path / "compiled"], capture_output=True,
                           timeout=600).returncode == 0
-    points = paused_yafdp.survey(["run", "--orders", 0, "--out", tmp_path / "survey"])
+    points = paused_yafdp.survey(["run", "--orders", 1, "--out", tmp_path / "survey"])
     assert len(points) > 500  # the imports alone are hundreds of steps
     chosen = [(index, stop) for index in range(8) for stop in (signal.SIGINT, signal.SIGTERM)]
     chosen += [(index, (signal.SIGINT, signal.SIGTERM)[n % 2])
                for n, index in enumerate(sorted({8 + round(i * (len(points) - 9) / 15) for i in range(16)}))]
     for index, stop in chosen:
-        child = paused_yafdp(["run", "--orders", 0, "--out", tmp_path / f"run{index}-{stop}"], event="*", nth=index + 1)
+        child = paused_yafdp(["run", "--orders", 1, "--out", tmp_path / f"run{index}-{stop}"], event="*", nth=index + 1)
         point = child.reached()
         child.signal(stop)
         done = child.finish()

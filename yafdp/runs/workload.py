@@ -151,7 +151,7 @@ def load_order_requests(path: Path) -> list:
     number no field can hold (a 400-digit amount, ``NaN``) stays in the request as :class:`OutOfRange`.
     Raises :class:`~yafdp.errors.RefusedError` naming the file when it cannot be read, is larger than
     :data:`~yafdp.reading.ORDERS_FILE_BYTES` (checked before reading, and while reading a device or a pipe), is not
-    UTF-8 JSON, is nested too deeply, or is not a JSON list.
+    UTF-8 JSON, is nested too deeply, or is not a JSON list, or is an empty one.
 
     Examples
     --------
@@ -177,6 +177,8 @@ def load_order_requests(path: Path) -> list:
         raise RefusedError(f"{path}: nested too deeply to be an orders file (an order is a flat object)") from None
     if not isinstance(requests, list):
         raise RefusedError(f"{path}: must hold a JSON list of order requests, not a {type(requests).__name__}")
+    if not requests:
+        raise RefusedError(f"{path}: an empty list: it holds no order request to place")
     if nesting(requests) > MAX_JSON_DEPTH:  # stored in run.db, whose readers refuse a record nested deeper
         raise RefusedError(f"{path}: nested too deeply to be an orders file (more than {MAX_JSON_DEPTH} levels; an "
                            "order is a flat object)")
