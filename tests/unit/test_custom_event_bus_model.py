@@ -101,3 +101,16 @@ def test_a_custom_bus_run_takes_its_delivery_latency_from_the_profiles_labelled_
     timing = timing_for("aws-eu-west-1", bus_kind="custom")
     assert isinstance(timing.bus, CustomEventBus) and timing.bus.delivery is not DELIVERY
     assert timing.bus.delivery.quantile(0.5) == profile.hops["custom_event_bus_delivery"].quantile(0.5)
+
+
+def test_a_group_whose_events_all_fit_its_limit_is_never_throttled_and_its_window_may_be_left_out():
+    small = bus(custom_event_bus_group_events_plus_kb_per_second=3)
+    assert small.group_never_throttled(2.5) and not small.group_never_throttled(3.5)
+    # what such a group's requests get, with its window or without: the same answers, at the same times
+    with_window, without = bus(custom_event_bus_group_events_plus_kb_per_second=3), \
+        bus(custom_event_bus_group_events_plus_kb_per_second=3)
+    answers = [(with_window.put_events(t, 1, {"g": (1, HALF_KB)}), without.put_events(t, 1)) for t in (0.0, 0.1, 1.5)]
+    assert all(a == b == t for (a, b), t in zip(answers, (0.0, 0.1, 1.5)))
+    # and past the total the group is throttled, which is why it must then be handed over
+    assert not small.group_never_throttled(4 * 1.5) and \
+        [small.put_events(0.0, 1, {"g": (1, HALF_KB)}) for _ in range(3)][-1] != 0.0

@@ -4,6 +4,7 @@ the subscriber's retry policy. Whether it agrees with the full simulation is
 tests/integration/test_replay_validation_custom_bus.py's question."""
 
 import dataclasses
+from collections import Counter
 
 import pytest
 
@@ -12,7 +13,8 @@ from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
 from yafdp.plan.model import RetryPolicy
 from yafdp.runs import RunOptions
-from yafdp.runs.replaying import record
+from yafdp.runs.replaying import record, record_sample
+from yafdp.runs.workload import outcome_rates, planned_requests
 from yafdp.runtime import rundb
 from yafdp.simulation.buses import CustomEventBus
 from yafdp.simulation.profiles import load_profile
@@ -94,6 +96,19 @@ def test_past_the_limit_per_event_group_publishes_are_refused_and_the_queue_deli
     assert min(result.latencies_s) > 30.0 > max(roomy.latencies_s)  # each saga waited out a visibility timeout
 
 
+@pytest.mark.parametrize("events_plus_kb", [1_500.0, 2.0])
+def test_groups_their_limit_never_throttles_are_left_out_with_the_same_result(custom, monkeypatch, events_plus_kb):
+    _, recording = custom
+    quotas = small_groups(events_plus_kb)  # roomy: every order's groups left out; small: kept, and throttled
+    fast = replay(recording, PROFILE, quotas, arrival_rate=20.0, orders=200, seed=1)
+    monkeypatch.setattr(CustomEventBus, "group_never_throttled", lambda self, most: False)  # every group kept
+    kept = replay(recording, PROFILE, quotas, arrival_rate=20.0, orders=200, seed=1)
+    assert (fast.latencies_s, fast.deliveries, fast.refused, fast.events_published) == \
+        (kept.latencies_s, kept.deliveries, kept.refused, kept.events_published)
+    assert fast.simulation == kept.simulation
+    assert (fast.simulation["put_events_refused"] > 0) == (events_plus_kb < 10)
+
+
 def test_past_the_limit_per_bus_requests_are_throttled_whatever_their_groups(custom):
     _, recording = custom
     quotas = dataclasses.replace(QUOTAS, custom_event_bus_events_per_second=20.0)
@@ -127,3 +142,28 @@ def test_an_event_without_a_group_counts_toward_the_bus_only(custom):
         for g in recording.graphs])
     result = replay(ungrouped, PROFILE, small_groups(2.0), arrival_rate=5.0, orders=40, seed=1)
     assert result.simulation["put_events_throttled"] == 0 and result.simulation["held_back_behind_their_group"] == 0
+
+
+def test_a_sample_per_outcome_records_few_orders_and_keeps_the_workloads_outcome_mix(tmp_path):
+    options = RunOptions(orders=300, seed=3, out=tmp_path / "sample", bus="custom")
+    recording = record_sample(options, per_outcome=4)
+    planned = planned_requests(CATALOG, 300, 3, outcome_rates(CATALOG, {}))
+    expected = Counter("CANCELLED" if p.expected.startswith("CANCELLED") else p.expected for p in planned)
+    assert len(expected) == 2 and expected["CANCELLED"] > 4  # the workload has both outcomes, and more than sampled
+    assert len(recording.orders) == 300 and recording.outcomes() == dict(sorted(expected.items()))
+    # only the sample ran: 4 orders of each of the generator's outcomes (delivered, and three ways to be cancelled)
+    with rundb.open_run(tmp_path / "sample") as db:
+        assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 4 * 4
+    assert len({order.order_id for order in recording.orders}) == 16
+    assert [order.due for order in recording.orders] == [p.at for p in planned]
+    # each order takes a recorded order's graph of its own outcome
+    for order, p in zip(recording.orders, planned):
+        assert order.status == ("CANCELLED" if p.expected.startswith("CANCELLED") else p.expected)
+
+
+def test_a_sample_per_outcome_refuses_what_it_cannot_draw(tmp_path):
+    with pytest.raises(RefusedError, match="per_outcome must be at least 1"):
+        record_sample(RunOptions(orders=10, seed=3, out=tmp_path / "a", bus="custom"), per_outcome=0)
+    with pytest.raises(RefusedError, match="not an orders file"):
+        record_sample(RunOptions(orders=10, seed=3, out=tmp_path / "b", bus="custom", orders_file=tmp_path / "x.json"),
+                      per_outcome=2)

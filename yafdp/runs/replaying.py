@@ -6,10 +6,13 @@ The replay assumes the handlers' decisions do not depend on timing (see :mod:`ya
 
 from __future__ import annotations
 
+import json
+import tempfile
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+from yafdp.catalog import load_catalog
 from yafdp.catalog import record as catalog_record
 from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
@@ -18,9 +21,10 @@ from yafdp.runtime.interfaces import Bus
 from yafdp.runs.bootstrap import profile_and_quotas
 from yafdp.runs.lifecycle import run_saga
 from yafdp.runs.options import RunOptions
+from yafdp.runs.workload import outcome_rates, planned_requests
 from yafdp.simulation.profiles import DEFAULT_PROFILE
 from yafdp.simulation.quotas import QUOTA_SCALE_RANGE
-from yafdp.simulation.recording import ExecutionRecorder, Recording, record_choreography
+from yafdp.simulation.recording import ExecutionRecorder, RecordedOrder, Recording, record_choreography
 from yafdp.simulation.replay import ReplayResult, replay
 
 
@@ -42,6 +46,55 @@ def record(options: RunOptions) -> Recording:
     """
     model = options.latency_model if options.latency_model not in (None, "", "none") else DEFAULT_PROFILE
     return run_and_record(replace(options, latency_model=model, quota_scale=QUOTA_SCALE_RANGE[1]))[1]
+
+
+def record_sample(options: RunOptions, per_outcome: int) -> Recording:
+    """:func:`record` for a sample of ``options``' generated workload, each outcome kept at its frequency: of the
+    ``options.orders`` requests the catalog generates (seed, rates), the first ``per_outcome`` the generator says end
+    with each outcome (its ``expected``: delivered, or cancelled and why) are run and recorded, and the recording's
+    orders are then the whole workload's, in its order, each the graph of a recorded order of its own outcome, those
+    taken in turn. A replay (each recorded order in turn) so places the workload's outcomes in the workload's
+    proportions, and the graphs within an outcome (the event sizes, the order in which parallel events reached
+    their handlers) as the sample ran them. Cheaper than recording every order when the outcomes' graphs repeat, as
+    this catalog's do (27 graphs for 3,000 orders on the Custom Event Bus).
+
+    The sample runs from an orders file (its requests as generated, at ``options.arrival_rate``, evenly spaced):
+    what a handler decides depends on the request, not on when it arrives (see :func:`record`). Each order of the
+    result keeps the id and status of the recorded order whose graph it takes, and the workload's arrival time.
+
+    Raises :class:`~yafdp.errors.RefusedError` for ``per_outcome`` below 1, an outcome none of whose sampled orders
+    finished (so none was recorded), and what :func:`record` raises; an orders file in ``options`` is refused (the
+    sample is drawn from the generated workload).
+    """
+    if per_outcome < 1:
+        raise RefusedError(f"per_outcome must be at least 1, got {per_outcome}")
+    if options.orders_file is not None:
+        raise RefusedError("a sample per outcome is drawn from the generated workload, not an orders file")
+    catalog = options.catalog or load_catalog(options.catalog_dir)
+    planned = planned_requests(catalog, options.orders, options.seed, outcome_rates(catalog, options.rates),
+                               options.arrival_rate)
+    strata: dict[str, list] = {}
+    for request in planned:
+        strata.setdefault(request.expected, []).append(request)
+    sample = sorted((r for same in strata.values() for r in same[:per_outcome]), key=lambda r: r.at)
+    with tempfile.TemporaryDirectory() as scratch:
+        orders_file = Path(scratch) / "sample.json"
+        orders_file.write_text(json.dumps([r.request for r in sample]))
+        recording = record(replace(options, orders=len(sample), orders_file=orders_file))
+    by_id = {order.order_id: order for order in recording.orders}
+    saga_id = catalog.saga.saga_id
+    pools = {expected: [by_id[saga_id(r.request)] for r in same[:per_outcome] if saga_id(r.request) in by_id]
+             for expected, same in strata.items()}
+    orders, turns = [], dict.fromkeys(pools, 0)
+    for request in planned:
+        pool = pools[request.expected]
+        if not pool:
+            raise RefusedError(f"no sampled order expected to end as {request.expected!r} finished: none to replay")
+        taken = pool[turns[request.expected] % len(pool)]
+        turns[request.expected] += 1
+        orders.append(RecordedOrder(taken.order_id, request.at, taken.graph, taken.status))
+    return replace(recording, orders=orders,
+                   source=f"{recording.source} ({per_outcome} orders per outcome of {len(planned)})")
 
 
 def run_and_record(options: RunOptions) -> tuple[dict, Recording]:

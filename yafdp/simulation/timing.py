@@ -9,9 +9,9 @@ implementation of these rules: the local bus's full simulation calls it as its h
 
 from __future__ import annotations
 
-import heapq
 import random
 from functools import partial
+from heapq import heappop, heappush, heapreplace
 from typing import Callable
 
 from yafdp.errors import RefusedError
@@ -45,7 +45,7 @@ class _Function:
         busy, idle = self.busy, self.idle
         count = 0
         while busy and busy[0] <= t:
-            idle.append(heapq.heappop(busy))
+            idle.append(heappop(busy))
             count += 1
         return count
 
@@ -172,15 +172,15 @@ class SimulatedTiming:
         if idle and t - idle[-1] > self._idle_timeout:
             idle.clear()  # the most recently used is too old: every idle environment was reclaimed
         # How many environments the function may run at t: its cap, and the SQS mapping's scaling so far.
-        limit = fn.cap
-        if self._queued:
+        limit, queued, ramp_first, running = fn.cap, self._queued, self._ramp_first, len(busy)
+        if queued:
             ramp = fn.ramp_start
             if ramp is not None and not busy and t - fn.last_busy > self._scale_down_idle:
                 fn.ramp_start = ramp = None  # quiet again: the mapping scales back to its first batches
-            grown = self._ramp_first if ramp is None else self._ramp_first + int(self._ramp_per_second * (t - ramp))
+            grown = ramp_first if ramp is None else ramp_first + int(self._ramp_per_second * (t - ramp))
             if grown < limit:
                 limit = grown
-        if len(busy) < limit:
+        if running < limit:
             if not (self._running < self._account or self._account_has_room(t)):
                 self.account_full += 1
             elif idle:
@@ -193,20 +193,19 @@ class SimulatedTiming:
         if not busy:  # the account is full of other functions' work: ask again when some of it ends
             return min(other.busy[0] for other in self._functions.values() if other.busy), None
         start = busy[0]  # the environment that frees up first (after t: the others were released above)
-        if self._queued:
-            ramp = fn.ramp_start
+        if queued:
             if ramp is None:
                 fn.ramp_start = ramp = t  # messages are waiting: the event source mapping starts scaling up
-            wanted = len(busy) + 1  # the environments it runs, and one more
+            wanted = running + 1  # the environments it runs, and one more
             if wanted <= fn.cap:  # when the growing mapping may run that one more, and whether it is ready sooner
-                grow_at = ramp + (wanted - self._ramp_first) / self._ramp_per_second
+                grow_at = ramp + (wanted - ramp_first) / self._ramp_per_second
                 if grow_at < t:
                     grow_at = t
                 if grow_at + self._init_estimate < start and self._account_has_room(t, spare=1):
                     return self._cold(fn, t, grow_at)
         self.warm_starts += 1
         end = start + fn.draw()
-        heapq.heapreplace(busy, end)  # that environment takes the call, from ``start`` on
+        heapreplace(busy, end)  # that environment takes the call, from ``start`` on
         if end > fn.last_busy:
             fn.last_busy = end
         return start, end
@@ -241,7 +240,7 @@ class SimulatedTiming:
             start = asked
         end = start + fn.draw()
         busy = fn.busy
-        heapq.heappush(busy, end)
+        heappush(busy, end)
         self._running += 1
         if end > fn.last_busy:
             fn.last_busy = end
