@@ -63,7 +63,8 @@ def test_a_refusal_quotes_no_card_number_and_no_huge_value(tmp_path):
     orders.write_text(json.dumps([request(order_id="ord-card", payment_token=CARD),
                                   request(order_id="ord-card-2", payment_token=CARD.replace(" ", "")),
                                   request(order_id="ord-huge", customer_id=huge),
-                                  request(order_id="ord-digits", amount=int(CARD.replace(" ", "")))]))
+                                  request(order_id="ord-digits", amount=int(CARD.replace(" ", ""))),
+                                  request(order_id="ord-good")]))  # one placed: a run that places none exits 1
     out = tmp_path / "run"
     result = cli("run", "--orders-file", orders, "--out", out)
     assert result.returncode == 0, result.stderr
