@@ -634,7 +634,14 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
         for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
             print(line)
     if wrote:
-        print(_shown(f"wrote {Path(args.out) / 'run.db'} and {Path(args.out) / 'summary.json'}"))
+        out = Path(args.out)  # catalog.json: the run's copy of its catalog, written by a run, kept by a resume
+        files = ["run.db", "summary.json", *(["catalog.json"] if (out / "catalog.json").exists() else [])]
+        print(_shown(f"wrote {', '.join(files[:-1])} and {files[-1]} in {out}"))
+
+
+def _orders(n: int) -> str:
+    """``n`` orders, in words: "1 order", "2,500 orders"."""
+    return f"{n:,} order{'' if n == 1 else 's'}"
 
 
 def _simulated(simulation: dict, orchestration: dict) -> list[str]:
@@ -642,7 +649,7 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
     starts and waits and what the account's quotas throttled."""
     saga = simulation.get("saga_ms") or {}
     lines = [f"saga end to end (simulated): p50 {saga['p50']:,.1f} ms, p99 {saga['p99']:,.1f} ms over the "
-             f"{saga['orders']:,} orders that reached their end" if saga.get("orders") else
+             f"{_orders(saga['orders'])} that reached their end" if saga.get("orders") else
              "saga end to end (simulated): no order reached its end"]
     throttled = [f"{simulation.get('put_events_throttled', 0):,} PutEvents requests",
                  f"{simulation.get('invocations_throttled', 0):,} invocations"]
@@ -731,9 +738,9 @@ def run_replay(args) -> int:
     outcomes = ", ".join(f"{n:,} {status}" for status, n in recording.outcomes().items())
     arrivals = (f"at {args.arrival_rate:g} orders/s" if args.arrival_rate is not None else "at the run's own times")
     left_out = f"; {recording.left_out:,} requests the run refused or did not finish are not" if recording.left_out else ""
-    print(f"recorded: {len(recording.orders):,} orders of {recording.source} ({outcomes}), {len(recording.graphs)} "
-          f"distinct sagas{left_out}")
-    print(f"replayed {result.orders:,} orders {arrivals}, latency model {args.latency_model!r}, quotas "
+    print(f"recorded: {_orders(len(recording.orders))} of {recording.source} ({outcomes}), {len(recording.graphs)} "
+          f"distinct saga{'s' if len(recording.graphs) != 1 else ''}{left_out}")
+    print(f"replayed {_orders(result.orders)} {arrivals}, latency model {args.latency_model!r}, quotas "
           f"x{args.quota_scale:g}, without running a handler, on the {result.simulation['bus']} "
           f"({result.wall_seconds:.2f} s of wall time, {result.simulation['virtual_seconds']:,.3f} simulated seconds)")
     deliveries = result.deliveries
@@ -778,6 +785,10 @@ def run_check(args) -> int:
             print(f"      … and {len(result.offenders) - 20} more")
     print(summary_line(results))
     failed = not all(r.passed for r in results) or (args.strict and any(r.skipped and r.applies for r in results))
+    sagas = next((r.checked for r in results if r.name == "every saga is terminal"), None)
+    if sagas == 0:  # every invariant held for no saga: a run that placed no order proves nothing (exit 1)
+        print("fail  the run placed no order: no saga to check, so the invariants above prove nothing")
+        return 1
     return 1 if failed else 0
 
 

@@ -501,6 +501,9 @@ def test_every_refusal_is_counted_and_each_printed_on_one_line(tmp_path):
     assert "\x00" not in done.stdout and not any(line.startswith("second line") for line in lines)
     refused = json.loads((tmp_path / "run" / "summary.json").read_text())["orders"]["refused"]
     assert refused == 23
+    checked = cli("check", tmp_path / "run")  # a run of no saga passes no check: its invariants held for nothing
+    assert checked.returncode == 1 and checked.stdout.splitlines()[-1] == (
+        "fail  the run placed no order: no saga to check, so the invariants above prove nothing"), checked.stdout
 
 
 def test_a_run_that_places_some_orders_passes_with_the_others_refused(tmp_path):

@@ -139,7 +139,8 @@ def replay(recording: Recording, profile: LatencyProfile, quotas: Quotas, *, arr
     import numpy
 
     if not recording.orders:
-        raise RefusedError("the recording holds no order to replay (no saga of the recorded run finished)")
+        raise RefusedError(f"{recording.source or 'the run'}: the recording holds no order to replay (none of the run's "
+                           "orders was placed and finished)")
     started = time.perf_counter()
     arrivals = _arrivals(recording, arrival_rate, seconds, orders, seed)
     generator = numpy.random.default_rng(random.Random(f"{seed}:replay").getrandbits(64))
