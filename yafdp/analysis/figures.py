@@ -111,7 +111,8 @@ def _show_saved_figures_as_saved() -> None:
 
 def alt_text(fig) -> str:
     """A one-line description of ``fig`` for its image's ``alt`` text in the HTML copies: its title (the
-    figure's, else its panels' joined by "; "), with its axes' labels (units included) when it has one panel.
+    figure's, else its panels' joined by "; "), with the labels (units included) of every panel that has any,
+    each named by its title when there are several (a twin axis is a panel with no title of its own).
 
     Examples
     --------
@@ -124,8 +125,10 @@ def alt_text(fig) -> str:
     titles = [" ".join(ax.get_title().split()) for ax in fig.axes if ax.get_title().strip()]
     text = " ".join(suptitle.split()) or "; ".join(titles) or "a figure"
     axes = [ax for ax in fig.axes if ax.get_xlabel() or ax.get_ylabel()]
-    if len(axes) == 1:
-        text += f" (x: {axes[0].get_xlabel() or '—'}; y: {axes[0].get_ylabel() or '—'})"
+    labels = [(f"{' '.join(ax.get_title().split())}: " if len(axes) > 1 and ax.get_title().strip() else "")
+              + f"x: {ax.get_xlabel() or '—'}; y: {ax.get_ylabel() or '—'}" for ax in axes]
+    if labels:
+        text += " (" + " | ".join(dict.fromkeys(labels)) + ")"
     return text
 
 
