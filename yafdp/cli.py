@@ -872,6 +872,13 @@ def run_fit_profile(args) -> int:
         if "fitted_from" in hops[key].get("source", {}):
             print(f"{key}: " + ", ".join(f"{q} {hops[key][q]} ms" for q in ("p10", "p50", "p90", "p99")))
     print(_shown(f"wrote {path}; use it with: yafdp run --latency-model {path}"))
+    fitted = document.get("fitted_from", {})
+    if fitted.get("backend") == "local":  # fitted all the same: a user may want this machine's figures on purpose
+        model = fitted.get("latency_model")  # "none" in the run's record of a run on measured time
+        times = (f"the draws of the latency model {model!r}" if model not in (None, "none") else
+                 "this machine's in-process times")
+        print(_shown(f"yafdp fit-profile: note: {args.dir} ran on the local bus, so the hops fitted are {times}, not "
+                     f"AWS's: fit a run made with --backend aws to model AWS"), file=sys.stderr)
     return 0
 
 

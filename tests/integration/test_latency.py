@@ -217,7 +217,12 @@ def test_cli_fits_a_profile_from_a_run(tmp_path, capsys):
     run_saga(RunOptions(orders=30, seed=1, out=tmp_path / "run", latency_model="aws-eu-west-1"))
     assert main(["fit-profile", str(tmp_path / "run"), "--out", str(tmp_path / "mine.json")]) == 0
     assert load_profile(tmp_path / "mine.json").name == "mine"
-    assert "eventbridge_delivery: p10" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "eventbridge_delivery: p10" in said.out
+    # A local run's hops are not AWS's: fitted all the same, with one line on stderr that says so.
+    assert said.err == (f"yafdp fit-profile: note: {tmp_path / 'run'} ran on the local bus, so the hops fitted are the "
+                        "draws of the latency model 'aws-eu-west-1', not AWS's: fit a run made with --backend aws to "
+                        "model AWS\n")
 
 
 def test_quotas_scaled_keep_the_pollers_scaling_behaviour():
