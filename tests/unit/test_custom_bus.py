@@ -378,6 +378,20 @@ def test_a_stopped_subscriber_resumes_its_backlog_oldest_first():
     assert h.target.ids == backlog
 
 
+def test_a_stopped_subscribers_matching_backlog_counts_only_what_its_filter_will_deliver():
+    h = Harness()
+    arn = h.subscribe(FilterConfiguration={"Filters": [{"Scope": "DATA", "Pattern": '{"detail-type": ["Payment_Success"]}'}]})
+    h.service.update_subscriber(SubscriberArn=arn, State="STOPPED")
+    matched = ids(h.publish(entry(order="ord-1"), entry("Payment_Failed", order="ord-2"), entry(order="ord-3")))
+    h.clock.settle()
+    subscriber = h.service.subscriber(arn)
+    assert (subscriber.backlog, subscriber.matching_backlog) == (3, 2)  # the bus holds all 3; it will deliver 2
+    h.service.update_subscriber(SubscriberArn=arn, State="RUNNING")
+    h.clock.settle()
+    assert h.target.ids == [matched[0], matched[2]]
+    assert (subscriber.backlog, subscriber.matching_backlog) == (0, 0)
+
+
 def test_resuming_at_latest_skips_the_backlog():
     h = Harness()
     arn = h.subscribe()

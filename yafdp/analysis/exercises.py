@@ -551,7 +551,7 @@ def _notify_check(answer, **context) -> list[str]:
              for o, s in run.orders[["order_id", "status"]].itertuples(index=False)
              if last.get(o) not in agrees.get(s, ())]
     if wrong:
-        return [f"{len(wrong)} of {len(run.orders)} customers were last told something their order's end contradicts, "
+        return [f"{len(wrong)} of {len(run.orders)} customers were last told about something other than how their order ended, "
                 f"e.g. {wrong[0]}"]
     return []
 

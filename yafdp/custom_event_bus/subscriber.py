@@ -111,6 +111,22 @@ class Subscriber:
         waiting = len(self._queue) + sum(len(g) for g in self._groups.values()) + self._retrying
         return waiting + max(0, self.bus.store.next_seq - self.cursor) * (not self._at_end)
 
+    @property
+    def matching_backlog(self) -> int:
+        """Of :attr:`backlog`, the events it will deliver: those taken and not delivered yet, plus those on the bus
+        it has not read that its filters match (still in retention, before its ``EndPoint``). ``backlog`` also
+        counts the unread events its filters will skip. Reads the bus without moving the cursor."""
+        waiting = len(self._queue) + sum(len(g) for g in self._groups.values()) + self._retrying
+        store, end = self.bus.store, self.config.end_point
+        if self._at_end:
+            return waiting
+        for seq in range(max(self.cursor, store.first_seq), store.next_seq):
+            event = store.get(seq)
+            if end is not None and event.ingested_at >= end:
+                break
+            waiting += self.config.filter.matches(event, self._delivery_type(event))
+        return waiting
+
     # ---------------------------------------------------------------- taking events
 
     def offer(self, event: StoredEvent, data_matched: bool | None) -> None:
