@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from yafdp.catalog import Catalog
 from yafdp.plan.model import DeploymentPlan
@@ -42,7 +43,11 @@ def at_expression(epoch_seconds: float) -> str:
     >>> at_expression(1_767_225_600.2)
     'at(2026-01-01T00:00:01)'
     """
-    whole = int(-(-epoch_seconds // 1))
+    return _at_whole_second(int(-(-epoch_seconds // 1)))
+
+
+@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second
+def _at_whole_second(whole: int) -> str:
     return f"at({datetime.fromtimestamp(whole, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')})"
 
 

@@ -40,7 +40,7 @@ from yafdp.runtime.scheduling import scheduled_entries
 from yafdp.backends.local.scheduler import Scheduler, Timer
 
 NAME = re.compile(r"^[0-9a-zA-Z\-_.]{1,64}$")  # CreateSchedule's Name (and GroupName): 1 to 64 of these characters
-AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+AT = re.compile(r"^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$")
 ACTIONS_AFTER_COMPLETION = ("NONE", "DELETE")
 STATES = ("ENABLED", "DISABLED")
 
@@ -63,7 +63,7 @@ def at_seconds(expression: str) -> float:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
                                 "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
     try:
-        return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return datetime(*map(int, match.groups()), tzinfo=timezone.utc).timestamp()  # what strptime checks, cheaper
     except ValueError:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: no such date "
                                 "or time") from None
