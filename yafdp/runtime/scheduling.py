@@ -31,6 +31,8 @@ from yafdp.catalog import Catalog
 from yafdp.plan.model import DeploymentPlan
 from yafdp.runtime.publishing import INVALID_ARGUMENT, DeliveryError, PreparedEntry, custom_bus_entries
 
+# json.dumps(value, separators=(",", ":")), with its encoder made once rather than on every call
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 UNIVERSAL_PUT_EVENTS = "arn:{partition}:scheduler:::aws-sdk:eventbridgev2:putEvents"  # the Custom Event Bus's PutEvents
 
 
@@ -72,13 +74,15 @@ def schedule_calls(catalog: Catalog, plan: DeploymentPlan, service: str, request
     ...     1_767_225_600.0)]
     [('create_schedule', 'at(2026-01-01T00:15:00)')]
     """
-    allowed = catalog.services[service].may_schedule()
+    allowed = None  # what the service may schedule, asked once a request creates a schedule
     calls = []
     for request in requests:
         if request[0] == "delete":
             calls.append(("delete_schedule", {"Name": request[1], "GroupName": plan.schedule_group}))
             continue
         _, name, after_seconds, detail_type, detail = request
+        if allowed is None:
+            allowed = catalog.services[service].may_schedule()
         if detail_type not in allowed:
             raise DeliveryError(INVALID_ARGUMENT, f"service {service!r} may not schedule {detail_type!r} (its catalog "
                                                   f"entry points schedule {sorted(allowed) or 'nothing'})")
@@ -112,18 +116,18 @@ def schedule_target(catalog: Catalog, plan: DeploymentPlan, service: str, name: 
     arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order
     """
     source, role = catalog.services[service].source, plan.role_arn(plan.scheduler_role)
-    text = json.dumps(detail, separators=(",", ":"))
+    text = _compact(detail)
     if plan.bus_kind != "custom":
         return {"Arn": plan.bus_arn(), "RoleArn": role, "Input": text,
                 "EventBridgeParameters": {"DetailType": detail_type, "Source": source}}
     settings = catalog.bus.custom
     if settings.schedule_target == "function":
-        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": json.dumps(
-            {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail}, separators=(",", ":"))}
+        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": _compact(
+            {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail})}
     entries = custom_bus_entries([PreparedEntry(source, detail_type, detail, text)], settings, f"schedule#{name}",
                                  plan.deduplication == "id")
     return {"Arn": UNIVERSAL_PUT_EVENTS.format(partition=plan.partition), "RoleArn": role,
-            "Input": json.dumps({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries}, separators=(",", ":"))}
+            "Input": _compact({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries})}
 
 
 def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
@@ -163,6 +167,6 @@ def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
         if not all(isinstance(request.get(k), str) for k in ("schedule", "Source", "DetailType")) or \
                 not isinstance(request.get("Detail"), dict):
             raise ValueError("a function target's Input needs a schedule, a Source, a DetailType and a Detail object")
-        return [(request["Source"], request["DetailType"], json.dumps(request["Detail"], separators=(",", ":")))]
+        return [(request["Source"], request["DetailType"], _compact(request["Detail"]))]
     raise ValueError(f"a target {arn!r} that puts no event on the saga's bus: expected an event bus, the saga "
                      "service's function or arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents")

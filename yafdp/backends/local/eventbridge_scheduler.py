@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable
 
 from yafdp.errors import BackendError
@@ -63,10 +64,17 @@ def at_seconds(expression: str) -> float:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
                                 "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
     try:
-        return datetime(*map(int, match.groups()), tzinfo=timezone.utc).timestamp()  # what strptime checks, cheaper
+        return _epoch_seconds(match.groups())
     except ValueError:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: no such date "
                                 "or time") from None
+
+
+@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second
+def _epoch_seconds(fields: tuple[str, ...]) -> float:
+    """The epoch seconds of ``(year, month, day, hour, minute, second)``; raises ValueError for no such date or time
+    (the checks ``strptime`` makes, cheaper)."""
+    return datetime(*map(int, fields), tzinfo=timezone.utc).timestamp()
 
 
 @dataclass
