@@ -29,10 +29,9 @@ from functools import lru_cache
 
 from yafdp.catalog import Catalog
 from yafdp.plan.model import DeploymentPlan
+from yafdp.runtime.json_text import compact_ascii
 from yafdp.runtime.publishing import INVALID_ARGUMENT, DeliveryError, PreparedEntry, custom_bus_entries
 
-# json.dumps(value, separators=(",", ":")), with its encoder made once rather than on every call
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 UNIVERSAL_PUT_EVENTS = "arn:{partition}:scheduler:::aws-sdk:eventbridgev2:putEvents"  # the Custom Event Bus's PutEvents
 
 
@@ -116,18 +115,18 @@ def schedule_target(catalog: Catalog, plan: DeploymentPlan, service: str, name: 
     arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order
     """
     source, role = catalog.services[service].source, plan.role_arn(plan.scheduler_role)
-    text = _compact(detail)
+    text = compact_ascii(detail)
     if plan.bus_kind != "custom":
         return {"Arn": plan.bus_arn(), "RoleArn": role, "Input": text,
                 "EventBridgeParameters": {"DetailType": detail_type, "Source": source}}
     settings = catalog.bus.custom
     if settings.schedule_target == "function":
-        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": _compact(
+        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": compact_ascii(
             {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail})}
     entries = custom_bus_entries([PreparedEntry(source, detail_type, detail, text)], settings, f"schedule#{name}",
                                  plan.deduplication == "id")
     return {"Arn": UNIVERSAL_PUT_EVENTS.format(partition=plan.partition), "RoleArn": role,
-            "Input": _compact({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries})}
+            "Input": compact_ascii({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries})}
 
 
 def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
@@ -167,6 +166,6 @@ def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
         if not all(isinstance(request.get(k), str) for k in ("schedule", "Source", "DetailType")) or \
                 not isinstance(request.get("Detail"), dict):
             raise ValueError("a function target's Input needs a schedule, a Source, a DetailType and a Detail object")
-        return [(request["Source"], request["DetailType"], _compact(request["Detail"]))]
+        return [(request["Source"], request["DetailType"], compact_ascii(request["Detail"]))]
     raise ValueError(f"a target {arn!r} that puts no event on the saga's bus: expected an event bus, the saga "
                      "service's function or arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents")
