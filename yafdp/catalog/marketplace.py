@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,6 +61,7 @@ class Marketplace:
 ACCEPTED = "accepted"  # the class of a payment method the provider charges
 
 
+@lru_cache(maxsize=64)  # a marketplace has a few declined prefixes; every order's payment method asks
 def _class_of(prefix: str) -> str:
     """A declined token prefix's class, as a payment method reference spells it: ``tok_nofunds_`` -> ``nofunds``."""
     return re.sub(r"[^a-z0-9]", "", prefix.removeprefix("tok_").lower())[:32] or "declined"

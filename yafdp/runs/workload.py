@@ -217,5 +217,6 @@ def _merged(requests: list, arrival_rate: float, saga_id) -> Iterator[OrderReque
         yield OrderRequest(n, n / arrival_rate, order_id, text, same_as if same_as != n else None)
 
 
-def _dumps(request) -> str:
-    return json.dumps(request, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
+# A request's stored text: json.dumps(request, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False),
+# its encoder made once rather than for every request
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False).encode

@@ -26,6 +26,9 @@ except ImportError:  # pragma: no cover - the Lambda zip, or an environment with
 
 _STRICT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _LENIENT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# ``json.dumps(value, separators=(",", ":"))`` (ASCII, the standard library's text exactly: what a hash or an AWS
+# request is made of), its encoder made once rather than on every call
+compact_ascii = json.JSONEncoder(separators=(",", ":")).encode
 _OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
 
 

@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from yafdp.errors import RunFolderError
+from yafdp.runtime.json_text import compact_ascii
 from yafdp.quoting import excerpt
 from yafdp.reading import MAX_JSON_DEPTH, json_depth
 
@@ -339,7 +340,7 @@ def workload_record(db: sqlite3.Connection) -> dict:
     digest, count = hashlib.sha256(), 0
     for row in db.execute("SELECT seq, order_id, request, same_as FROM requests ORDER BY seq"):
         count += 1
-        digest.update(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        digest.update(compact_ascii(row).encode() + b"\n")
     return {"requests": count, "sha256": digest.hexdigest()}
 
 

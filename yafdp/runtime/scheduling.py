@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from yafdp.catalog import Catalog
 from yafdp.plan.model import DeploymentPlan
+from yafdp.runtime.json_text import compact_ascii
 from yafdp.runtime.publishing import INVALID_ARGUMENT, DeliveryError, PreparedEntry, custom_bus_entries
 
 UNIVERSAL_PUT_EVENTS = "arn:{partition}:scheduler:::aws-sdk:eventbridgev2:putEvents"  # the Custom Event Bus's PutEvents
@@ -42,7 +44,11 @@ def at_expression(epoch_seconds: float) -> str:
     >>> at_expression(1_767_225_600.2)
     'at(2026-01-01T00:00:01)'
     """
-    whole = int(-(-epoch_seconds // 1))
+    return _at_whole_second(int(-(-epoch_seconds // 1)))
+
+
+@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second
+def _at_whole_second(whole: int) -> str:
     return f"at({datetime.fromtimestamp(whole, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
@@ -67,13 +73,15 @@ def schedule_calls(catalog: Catalog, plan: DeploymentPlan, service: str, request
     ...     1_767_225_600.0)]
     [('create_schedule', 'at(2026-01-01T00:15:00)')]
     """
-    allowed = catalog.services[service].may_schedule()
+    allowed = None  # what the service may schedule, asked once a request creates a schedule
     calls = []
     for request in requests:
         if request[0] == "delete":
             calls.append(("delete_schedule", {"Name": request[1], "GroupName": plan.schedule_group}))
             continue
         _, name, after_seconds, detail_type, detail = request
+        if allowed is None:
+            allowed = catalog.services[service].may_schedule()
         if detail_type not in allowed:
             raise DeliveryError(INVALID_ARGUMENT, f"service {service!r} may not schedule {detail_type!r} (its catalog "
                                                   f"entry points schedule {sorted(allowed) or 'nothing'})")
@@ -107,18 +115,18 @@ def schedule_target(catalog: Catalog, plan: DeploymentPlan, service: str, name: 
     arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order
     """
     source, role = catalog.services[service].source, plan.role_arn(plan.scheduler_role)
-    text = json.dumps(detail, separators=(",", ":"))
+    text = compact_ascii(detail)
     if plan.bus_kind != "custom":
         return {"Arn": plan.bus_arn(), "RoleArn": role, "Input": text,
                 "EventBridgeParameters": {"DetailType": detail_type, "Source": source}}
     settings = catalog.bus.custom
     if settings.schedule_target == "function":
-        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": json.dumps(
-            {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail}, separators=(",", ":"))}
+        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": compact_ascii(
+            {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail})}
     entries = custom_bus_entries([PreparedEntry(source, detail_type, detail, text)], settings, f"schedule#{name}",
                                  plan.deduplication == "id")
     return {"Arn": UNIVERSAL_PUT_EVENTS.format(partition=plan.partition), "RoleArn": role,
-            "Input": json.dumps({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries}, separators=(",", ":"))}
+            "Input": compact_ascii({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries})}
 
 
 def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
@@ -158,6 +166,6 @@ def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
         if not all(isinstance(request.get(k), str) for k in ("schedule", "Source", "DetailType")) or \
                 not isinstance(request.get("Detail"), dict):
             raise ValueError("a function target's Input needs a schedule, a Source, a DetailType and a Detail object")
-        return [(request["Source"], request["DetailType"], json.dumps(request["Detail"], separators=(",", ":")))]
+        return [(request["Source"], request["DetailType"], compact_ascii(request["Detail"]))]
     raise ValueError(f"a target {arn!r} that puts no event on the saga's bus: expected an event bus, the saga "
                      "service's function or arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents")

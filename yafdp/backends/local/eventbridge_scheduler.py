@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Callable
 
 from yafdp.errors import BackendError
@@ -40,7 +41,7 @@ from yafdp.runtime.scheduling import scheduled_entries
 from yafdp.backends.local.scheduler import Scheduler, Timer
 
 NAME = re.compile(r"^[0-9a-zA-Z\-_.]{1,64}$")  # CreateSchedule's Name (and GroupName): 1 to 64 of these characters
-AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+AT = re.compile(r"^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$")
 ACTIONS_AFTER_COMPLETION = ("NONE", "DELETE")
 STATES = ("ENABLED", "DISABLED")
 
@@ -63,10 +64,17 @@ def at_seconds(expression: str) -> float:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
                                 "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
     try:
-        return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return _epoch_seconds(match.groups())
     except ValueError:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: no such date "
                                 "or time") from None
+
+
+@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second
+def _epoch_seconds(fields: tuple[str, ...]) -> float:
+    """The epoch seconds of ``(year, month, day, hour, minute, second)``; raises ValueError for no such date or time
+    (the checks ``strptime`` makes, cheaper)."""
+    return datetime(*map(int, fields), tzinfo=timezone.utc).timestamp()
 
 
 @dataclass

@@ -40,12 +40,16 @@ class Scheduler:
     (['first', 'later'], 2.0)
     """
 
-    __slots__ = ("vt", "running", "_heap", "_seq", "_order")
+    __slots__ = ("vt", "running", "_heap", "_timers", "_seq", "_order")
 
     def __init__(self, order: random.Random):
         self.vt = 0.0  # the virtual clock: the due time of the latest action run
         self.running = False  # whether run() is running actions now
         self._heap: list[tuple] = []
+        # Timers wait in a heap of their own: most are cancelled long before they are due (a saga's deadline), and
+        # in the actions' heap they would make every push and pop of the run's deliveries dearer. Both heaps'
+        # entries compare alike, and run() takes the smaller head, so the order is the one a single heap gives.
+        self._timers: list[tuple] = []
         self._seq = 0
         self._order = order
 
@@ -60,7 +64,7 @@ class Scheduler:
         changes no other choice of a seeded run."""
         self._seq += 1
         timer = Timer(fn, args)
-        heapq.heappush(self._heap, (due, 1.0, self._seq, timer, ()))
+        heapq.heappush(self._timers, (due, 1.0, self._seq, timer, ()))
         return timer
 
     def schedule(self, at: float, action: Callable[[], object]) -> None:
@@ -84,20 +88,22 @@ class Scheduler:
     @property
     def idle(self) -> bool:
         """Whether nothing is due any more (a cancelled timer is nothing)."""
-        return not any(type(entry[3]) is not Timer or not entry[3].cancelled for entry in self._heap)
+        return not self._heap and all(entry[3].cancelled for entry in self._timers)
 
     def run(self, until: float | None = None, every: int = 0, tick: Callable[[], None] | None = None) -> None:
         """Run what is due, in time order, until nothing is (or the next is due after ``until``); call
         ``tick()`` after every ``every`` actions (e.g. to commit)."""
-        heap, pop, since = self._heap, heapq.heappop, 0
+        heap, timers, pop, since = self._heap, self._timers, heapq.heappop, 0
         self.running = True
         try:
-            while heap:
-                if until is not None and heap[0][0] > until:
-                    break
-                due, _, _, fn, args = pop(heap)
-                if type(fn) is Timer and fn.cancelled:
+            while heap or timers:
+                if timers and timers[0][3].cancelled:
+                    pop(timers)
                     continue
+                first = heap if not timers or (heap and heap[0] < timers[0]) else timers
+                if until is not None and first[0][0] > until:
+                    break
+                due, _, _, fn, args = pop(first)
                 if due > self.vt:
                     self.vt = due
                 fn(*args)

@@ -85,6 +85,7 @@ class LocalServices:
         self._published_ids = session << 40  # a resumed session's ids sort after, and never meet, the first's
         self._entrypoints: dict[tuple[str, str], tuple[frozenset, Callable]] = {}  # (emits, function), once each
         self.schedules: LocalScheduler | None = None  # EventBridge Scheduler, once a bus says how its events are put
+        self._checked: tuple[BufferedUnitOfWork, list[tuple[str, dict]]] | None = None  # see check_schedules
 
     def use_scheduler(self, put: Callable[[str, PreparedEntry], None]) -> LocalScheduler:
         """Run the services' schedules on this run's clock (:class:`LocalScheduler`): when one is due,
@@ -108,7 +109,9 @@ class LocalServices:
         at the run's virtual time). Raises :class:`DeliveryError` for a request the service may not make."""
         if not uow.schedules:
             return []
-        return schedule_calls(self.catalog, self.plan, service, uow.schedules, self.epoch + self.scheduler.vt)
+        calls = schedule_calls(self.catalog, self.plan, service, uow.schedules, self.epoch + self.scheduler.vt)
+        self._checked = (uow, calls)  # what apply() makes, once the unit of work is kept
+        return calls
 
     def now(self) -> float:
         """The run's clock now, as it is recorded (wall-clock, or virtual under a latency model)."""
@@ -194,7 +197,10 @@ class LocalServices:
         already there is not created again, one already gone is not deleted again: the requests are idempotent)."""
         self.writer.put_state(service, uow.writes)
         if uow.schedules and self.schedules is not None:
-            for call, request in self.check_schedules(service, uow):
+            checked, self._checked = self._checked, None
+            # the calls its check made (call() and handle() check a unit of work just before applying it)
+            calls = checked[1] if checked is not None and checked[0] is uow else self.check_schedules(service, uow)
+            for call, request in calls:
                 try:
                     getattr(self.schedules, call)(**request)
                 except SchedulerApiError as exc:
