@@ -634,14 +634,16 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
         for line in _simulated(summary["simulation"], summary.get("orchestration", {})):
             print(line)
     if wrote:
-        out = Path(args.out)  # catalog.json: the run's copy of its catalog, written by a run, kept by a resume
-        files = ["run.db", "summary.json", *(["catalog.json"] if (out / "catalog.json").exists() else [])]
+        from yafdp.runs.folder import RUN_FILES
+
+        out = Path(args.out)  # catalog.json (the run's copy of its catalog) is written by a run, kept by a resume
+        files = [name for name in RUN_FILES if (out / name).exists()]
         print(_shown(f"wrote {', '.join(files[:-1])} and {files[-1]} in {out}"))
 
 
-def _orders(n: int) -> str:
-    """``n`` orders, in words: "1 order", "2,500 orders"."""
-    return f"{n:,} order{'' if n == 1 else 's'}"
+def _counted(n: int, noun: str) -> str:
+    """``n`` of ``noun``, in words: "1 order", "2,500 orders"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _simulated(simulation: dict, orchestration: dict) -> list[str]:
@@ -649,7 +651,7 @@ def _simulated(simulation: dict, orchestration: dict) -> list[str]:
     starts and waits and what the account's quotas throttled."""
     saga = simulation.get("saga_ms") or {}
     lines = [f"saga end to end (simulated): p50 {saga['p50']:,.1f} ms, p99 {saga['p99']:,.1f} ms over the "
-             f"{_orders(saga['orders'])} that reached their end" if saga.get("orders") else
+             f"{_counted(saga['orders'], 'order')} that reached their end" if saga.get("orders") else
              "saga end to end (simulated): no order reached its end"]
     throttled = [f"{simulation.get('put_events_throttled', 0):,} PutEvents requests",
                  f"{simulation.get('invocations_throttled', 0):,} invocations"]
@@ -738,9 +740,9 @@ def run_replay(args) -> int:
     outcomes = ", ".join(f"{n:,} {status}" for status, n in recording.outcomes().items())
     arrivals = (f"at {args.arrival_rate:g} orders/s" if args.arrival_rate is not None else "at the run's own times")
     left_out = f"; {recording.left_out:,} requests the run refused or did not finish are not" if recording.left_out else ""
-    print(f"recorded: {_orders(len(recording.orders))} of {recording.source} ({outcomes}), {len(recording.graphs)} "
-          f"distinct saga{'s' if len(recording.graphs) != 1 else ''}{left_out}")
-    print(f"replayed {_orders(result.orders)} {arrivals}, latency model {args.latency_model!r}, quotas "
+    print(f"recorded: {_counted(len(recording.orders), 'order')} of {recording.source} ({outcomes}), "
+          f"{_counted(len(recording.graphs), 'distinct saga')}{left_out}")
+    print(f"replayed {_counted(result.orders, 'order')} {arrivals}, latency model {args.latency_model!r}, quotas "
           f"x{args.quota_scale:g}, without running a handler, on the {result.simulation['bus']} "
           f"({result.wall_seconds:.2f} s of wall time, {result.simulation['virtual_seconds']:,.3f} simulated seconds)")
     deliveries = result.deliveries
@@ -771,7 +773,7 @@ def register_check(commands) -> None:
 
 
 def run_check(args) -> int:
-    from yafdp.analysis.check import check_run, summary_line
+    from yafdp.analysis.check import EVERY_SAGA_TERMINAL, check_run, summary_line
 
     results = check_run(args.dir, args.catalog, finished_only=True)
     for result in results:
@@ -785,7 +787,7 @@ def run_check(args) -> int:
             print(f"      … and {len(result.offenders) - 20} more")
     print(summary_line(results))
     failed = not all(r.passed for r in results) or (args.strict and any(r.skipped and r.applies for r in results))
-    sagas = next((r.checked for r in results if r.name == "every saga is terminal"), None)
+    sagas = next((r.checked for r in results if r.name == EVERY_SAGA_TERMINAL), None)
     if sagas == 0:  # every invariant held for no saga: a run that placed no order proves nothing (exit 1)
         print("fail  the run placed no order: no saga to check, so the invariants above prove nothing")
         return 1
@@ -1233,8 +1235,8 @@ def run_serve(args) -> int:
         served.close()
         answered = sum(served.endpoint.requests.values())
         stopped = KeyboardInterrupt(*exc.args)
-        stopped.message = (f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after {answered:,} "
-                           f"request{'' if answered == 1 else 's'}")
+        stopped.message = (f"serve stopped ({exc.args[0] if exc.args else 'SIGINT'}) after "
+                           f"{_counted(answered, 'request')}")
         raise stopped from None
     finally:
         served.close()
