@@ -216,7 +216,7 @@ class Catalog:
         Raises :class:`CatalogError` naming the file (and line) when it is missing or broken."""
         return self.code.handler(service, name)
 
-    @property
+    @functools.cached_property  # every request of a workload asks
     def start_entrypoint(self) -> Entrypoint:
         """The API entry point that starts a saga: the one that may publish the start event.
 
@@ -267,7 +267,7 @@ class Catalog:
 
     def validate_detail(self, event: str, detail: Any) -> None:
         """Raise ``fastjsonschema.JsonSchemaValueException`` when ``detail`` breaks the event's schema."""
-        self._validator(event)(detail)
+        (self._validators.get(event) or self._validator(event))(detail)  # every event published asks: one call less
 
     def compile_schemas(self) -> None:
         """Compile every event's schema validator now, so no delivery pays for it (and no timing shows it)."""

@@ -15,6 +15,7 @@ can be undone by a compensation; the **pivot** is the go/no-go step after which 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 STEP_KINDS = ("compensatable", "pivot", "retriable")
@@ -60,17 +61,17 @@ class Saga:
     steps: Mapping[str, str]
     compensations: Mapping[str, str]
 
-    @property
+    @cached_property  # the saga does not change: worked out once (every order's tracker asks)
     def terminal(self) -> frozenset[str]:
         """The statuses a saga ends in."""
         return frozenset(self.outcomes)
 
-    @property
+    @cached_property
     def completed(self) -> frozenset[str]:
         """The terminal statuses of a saga that did what was asked."""
         return frozenset(s for s, kind in self.outcomes.items() if kind == "completed")
 
-    @property
+    @cached_property
     def terminal_events(self) -> tuple[str, ...]:
         """The events after which the tracker holds a saga terminal: the saga's last step."""
         return tuple(e for e, s in self.status_after.items() if s in self.outcomes)
@@ -121,14 +122,17 @@ class Saga:
         '2 of 3 sagas did not end in a terminal outcome (DELIVERY_SCHEDULED or CANCELLED): 2 PAID (ord-1, ord-3)'
         """
         by_status: dict[str, list[str]] = {}
-        for saga_id, status in sorted(statuses.items()):
+        for saga_id, status in statuses.items():
             if status not in self.outcomes:
                 by_status.setdefault(str(status), []).append(saga_id)
         if not by_status:
             return None
+        for ids in by_status.values():
+            ids.sort()  # only the stuck ones are sorted (a run's sagas are mostly terminal); the most first, ties
+            # by their first id
         stuck = sum(len(ids) for ids in by_status.values())
         parts = [f"{len(ids)} {status} ({', '.join(ids[:shown])}{', …' if len(ids) > shown else ''})"
-                 for status, ids in sorted(by_status.items(), key=lambda kv: -len(kv[1]))]
+                 for status, ids in sorted(by_status.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))]
         return (f"{stuck} of {len(statuses)} sagas did not end in a terminal outcome "
                 f"({' or '.join(self.outcomes)}): {'; '.join(parts)}")
 

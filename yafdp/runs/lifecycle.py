@@ -25,7 +25,7 @@ from yafdp.errors import BackendError, RequestRefusedError, RunFolderError
 from yafdp.quoting import excerpt
 from yafdp.plan import build_plan
 from yafdp.progress import progress_bar
-from yafdp.runtime import rundb
+from yafdp.runtime import json_text, rundb
 from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.runtime.interfaces import Bus
@@ -430,7 +430,7 @@ def _unsent(bus: Bus, chunk: int = 1000) -> Iterator[tuple[float, Callable[[], N
         if not rows:
             return
         for seq, due, text, first in rows:
-            yield due, placing(bus, seq, json.loads(text), first if first is not None and first < seq else None)
+            yield due, placing(bus, seq, json_text.loads(text), first if first is not None and first < seq else None)
         after = rows[-1][0]
 
 

@@ -23,13 +23,12 @@ scheduler role. Its target (:func:`schedule_target`) puts the event on the saga'
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from functools import lru_cache
 
 from yafdp.catalog import Catalog
 from yafdp.plan.model import DeploymentPlan
-from yafdp.runtime.json_text import compact_ascii
+from yafdp.runtime.json_text import compact_ascii, loads
 from yafdp.runtime.publishing import INVALID_ARGUMENT, DeliveryError, PreparedEntry, custom_bus_entries
 
 UNIVERSAL_PUT_EVENTS = "arn:{partition}:scheduler:::aws-sdk:eventbridgev2:putEvents"  # the Custom Event Bus's PutEvents
@@ -57,7 +56,7 @@ def schedule_calls(catalog: Catalog, plan: DeploymentPlan, service: str, request
     """The Scheduler API calls for ``service``'s schedule requests made at ``now_epoch`` (epoch seconds):
     ``("create_schedule", kwargs)`` and ``("delete_schedule", kwargs)`` in request order. ``bus_arn`` is the
     deployed Custom Event Bus's ARN (its id is EventBridge's; the plan's ARN ends in ``*``), which a universal
-    target names.
+    target names. (:class:`ScheduleCalls` makes them, with what every request of the service shares worked out once.)
 
     Raises :class:`~yafdp.runtime.publishing.DeliveryError` for an event the service may not schedule or a detail its
     schema refuses: the handler's call then fails, and nothing of it is committed.
@@ -73,30 +72,74 @@ def schedule_calls(catalog: Catalog, plan: DeploymentPlan, service: str, request
     ...     1_767_225_600.0)]
     [('create_schedule', 'at(2026-01-01T00:15:00)')]
     """
-    allowed = None  # what the service may schedule, asked once a request creates a schedule
-    calls = []
-    for request in requests:
-        if request[0] == "delete":
-            calls.append(("delete_schedule", {"Name": request[1], "GroupName": plan.schedule_group}))
-            continue
-        _, name, after_seconds, detail_type, detail = request
-        if allowed is None:
-            allowed = catalog.services[service].may_schedule()
-        if detail_type not in allowed:
-            raise DeliveryError(INVALID_ARGUMENT, f"service {service!r} may not schedule {detail_type!r} (its catalog "
-                                                  f"entry points schedule {sorted(allowed) or 'nothing'})")
-        try:
-            catalog.validate_detail(detail_type, detail)
-        except Exception as exc:  # fastjsonschema names the field
-            raise DeliveryError(INVALID_ARGUMENT, f"the scheduled {detail_type} breaks its schema: {exc}") from None
-        calls.append(("create_schedule", {
-            "Name": name, "GroupName": plan.schedule_group,
-            "ScheduleExpression": at_expression(now_epoch + float(after_seconds)),
-            "ScheduleExpressionTimezone": "UTC", "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "Target": schedule_target(catalog, plan, service, name, detail_type, detail, bus_arn=bus_arn),
-        }))
-    return calls
+    return ScheduleCalls(catalog, plan, service, bus_arn=bus_arn).calls(requests, now_epoch)
+
+
+class ScheduleCalls:
+    """:func:`schedule_calls` for one service of a plan, with what all its requests share worked out once (the
+    schedule group, what the service may schedule, its source, the scheduler role, the bus): a backend that turns
+    every order's deadline into calls keeps one per service.
+
+    Examples
+    --------
+    >>> from yafdp.catalog import load_catalog
+    >>> from yafdp.plan import build_plan
+    >>> catalog = load_catalog()
+    >>> [call for call, _ in ScheduleCalls(catalog, build_plan(catalog), "order").calls([("delete", "d-1")], 0.0)]
+    ['delete_schedule']
+    """
+
+    __slots__ = ("catalog", "plan", "service", "group", "bus_arn", "source", "role", "_allowed", "_classic_arn")
+
+    def __init__(self, catalog: Catalog, plan: DeploymentPlan, service: str, *, bus_arn: str | None = None):
+        self.catalog, self.plan, self.service, self.bus_arn = catalog, plan, service, bus_arn
+        self.group = plan.schedule_group
+        self.source, self.role = catalog.services[service].source, plan.role_arn(plan.scheduler_role)
+        self._allowed: frozenset[str] | None = None  # what the service may schedule, asked once a request creates one
+        self._classic_arn = plan.bus_arn() if plan.bus_kind != "custom" else None
+
+    def calls(self, requests, now_epoch: float) -> list[tuple[str, dict]]:
+        """The calls for ``requests`` made at ``now_epoch`` (:func:`schedule_calls`, which says what it raises)."""
+        calls = []
+        for request in requests:
+            if request[0] == "delete":
+                calls.append(("delete_schedule", {"Name": request[1], "GroupName": self.group}))
+                continue
+            _, name, after_seconds, detail_type, detail = request
+            allowed = self._allowed
+            if allowed is None:
+                allowed = self._allowed = self.catalog.services[self.service].may_schedule()
+            if detail_type not in allowed:
+                raise DeliveryError(INVALID_ARGUMENT, f"service {self.service!r} may not schedule {detail_type!r} (its "
+                                                      f"catalog entry points schedule {sorted(allowed) or 'nothing'})")
+            try:
+                self.catalog.validate_detail(detail_type, detail)
+            except Exception as exc:  # fastjsonschema names the field
+                raise DeliveryError(INVALID_ARGUMENT, f"the scheduled {detail_type} breaks its schema: {exc}") from None
+            calls.append(("create_schedule", {
+                "Name": name, "GroupName": self.group,
+                "ScheduleExpression": at_expression(now_epoch + float(after_seconds)),
+                "ScheduleExpressionTimezone": "UTC", "FlexibleTimeWindow": {"Mode": "OFF"},
+                "ActionAfterCompletion": "DELETE",
+                "Target": self.target(name, detail_type, detail),
+            }))
+        return calls
+
+    def target(self, name: str, detail_type: str, detail: dict) -> dict:
+        """The ``Target`` of the service's one-time schedule ``name`` (:func:`schedule_target`)."""
+        text = compact_ascii(detail)
+        if self._classic_arn is not None:
+            return {"Arn": self._classic_arn, "RoleArn": self.role, "Input": text,
+                    "EventBridgeParameters": {"DetailType": detail_type, "Source": self.source}}
+        catalog, plan, source = self.catalog, self.plan, self.source
+        settings = catalog.bus.custom
+        if settings.schedule_target == "function":
+            return {"Arn": plan.function_arn(self.service), "RoleArn": self.role, "Input": compact_ascii(
+                {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail})}
+        entries = custom_bus_entries([PreparedEntry(source, detail_type, detail, text)], settings, f"schedule#{name}",
+                                     plan.deduplication == "id")
+        return {"Arn": UNIVERSAL_PUT_EVENTS.format(partition=plan.partition), "RoleArn": self.role,
+                "Input": compact_ascii({"EventBusArn": self.bus_arn or plan.bus_arn(), "Entries": entries})}
 
 
 def schedule_target(catalog: Catalog, plan: DeploymentPlan, service: str, name: str, detail_type: str, detail: dict,
@@ -114,19 +157,7 @@ def schedule_target(catalog: Catalog, plan: DeploymentPlan, service: str, name: 
     arn:aws:events:eu-west-1:000000000000:event-bus/yafdp-saga
     arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order
     """
-    source, role = catalog.services[service].source, plan.role_arn(plan.scheduler_role)
-    text = compact_ascii(detail)
-    if plan.bus_kind != "custom":
-        return {"Arn": plan.bus_arn(), "RoleArn": role, "Input": text,
-                "EventBridgeParameters": {"DetailType": detail_type, "Source": source}}
-    settings = catalog.bus.custom
-    if settings.schedule_target == "function":
-        return {"Arn": plan.function_arn(service), "RoleArn": role, "Input": compact_ascii(
-            {"schedule": name, "Source": source, "DetailType": detail_type, "Detail": detail})}
-    entries = custom_bus_entries([PreparedEntry(source, detail_type, detail, text)], settings, f"schedule#{name}",
-                                 plan.deduplication == "id")
-    return {"Arn": UNIVERSAL_PUT_EVENTS.format(partition=plan.partition), "RoleArn": role,
-            "Input": compact_ascii({"EventBusArn": bus_arn or plan.bus_arn(), "Entries": entries})}
+    return ScheduleCalls(catalog, plan, service, bus_arn=bus_arn).target(name, detail_type, detail)
 
 
 def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
@@ -143,7 +174,7 @@ def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
     """
     arn = target.get("Arn") if isinstance(target, dict) else None
     try:
-        request = json.loads(target.get("Input", "{}")) if isinstance(arn, str) else None
+        request = loads(target.get("Input", "{}")) if isinstance(arn, str) else None
     except (TypeError, ValueError):
         request = None
     if not isinstance(request, dict):

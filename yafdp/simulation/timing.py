@@ -154,7 +154,7 @@ class SimulatedTiming:
     def hop_delay(self, rule, rng: random.Random) -> float:
         """Seconds from the bus invoking ``rule``'s target to the handler's invocation (:meth:`hop_parts`), each
         part drawn from ``rng`` in turn."""
-        parts = self.hop_parts(rule)
+        parts = self._hops.get(rule.name) or self.hop_parts(rule)  # known after a rule's first delivery: no call
         if len(parts) == 1:
             return parts[0].sample(rng)
         return parts[0].sample(rng) + parts[1].sample(rng)

@@ -100,7 +100,9 @@ class Scheduler:
                 if timers and timers[0][3].cancelled:
                     pop(timers)
                     continue
-                first = heap if not timers or (heap and heap[0] < timers[0]) else timers
+                # An action runs before a timer due at the same time (its order key is below a timer's 1.0): the
+                # due times alone say which head comes first.
+                first = timers if timers and (not heap or heap[0][0] > timers[0][0]) else heap
                 if until is not None and first[0][0] > until:
                     break
                 due, _, _, fn, args = pop(first)

@@ -16,7 +16,7 @@ from yafdp.runtime.faults import injected_failure
 from yafdp.runtime.publishing import (FUNCTION_ERROR, PUBLISH_ATTEMPTS, PUBLISH_BACKOFF_SECONDS, RETRYABLE_ENTRY_ERRORS,
                                      THROTTLING, DeliveryError, EntryRefusal, PreparedEntry, check_entry, check_outbox,
                                      put_events_response)
-from yafdp.runtime.scheduling import schedule_calls
+from yafdp.runtime.scheduling import ScheduleCalls
 from yafdp.runtime.unit_of_work import BufferedUnitOfWork, Envelope
 
 from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError
@@ -75,6 +75,7 @@ class LocalServices:
                  epoch: float = CLOCK_ORIGIN, entry_faults=None,
                  groups_of: Callable[[list[PreparedEntry]], Mapping[str, tuple[int, int]]] | None = None):
         self.catalog, self.plan, self.world, self.writer = catalog, plan, world, writer
+        self._saga = catalog.saga  # every unit of work carries it, every event is recorded with its saga id
         self.entry_faults = entry_faults
         self.groups_of = groups_of
         self._backoff = random.Random(f"{seed}:{session}:publish-backoff")
@@ -86,6 +87,7 @@ class LocalServices:
         self._entrypoints: dict[tuple[str, str], tuple[frozenset, Callable]] = {}  # (emits, function), once each
         self.schedules: LocalScheduler | None = None  # EventBridge Scheduler, once a bus says how its events are put
         self._checked: tuple[BufferedUnitOfWork, list[tuple[str, dict]]] | None = None  # see check_schedules
+        self._schedule_calls: dict[str, ScheduleCalls] = {}  # by service, made at its first schedule request
 
     def use_scheduler(self, put: Callable[[str, PreparedEntry], None]) -> LocalScheduler:
         """Run the services' schedules on this run's clock (:class:`LocalScheduler`): when one is due,
@@ -109,7 +111,10 @@ class LocalServices:
         at the run's virtual time). Raises :class:`DeliveryError` for a request the service may not make."""
         if not uow.schedules:
             return []
-        calls = schedule_calls(self.catalog, self.plan, service, uow.schedules, self.epoch + self.scheduler.vt)
+        making = self._schedule_calls.get(service)
+        if making is None:
+            making = self._schedule_calls[service] = ScheduleCalls(self.catalog, self.plan, service)
+        calls = making.calls(uow.schedules, self.epoch + self.scheduler.vt)
         self._checked = (uow, calls)  # what apply() makes, once the unit of work is kept
         return calls
 
@@ -119,7 +124,7 @@ class LocalServices:
 
     def unit_of_work(self, service: str) -> BufferedUnitOfWork:
         """A fresh unit of work over ``service``'s state."""
-        return BufferedUnitOfWork(service, self.states[service], self.world, self.now, self.catalog.saga)
+        return BufferedUnitOfWork(service, self.states[service], self.world, self.now, self._saga)
 
     def call(self, service: str, entrypoint: str, payload,
              vt: float) -> tuple[object, BufferedUnitOfWork, list[tuple], float]:
@@ -190,7 +195,7 @@ class LocalServices:
             self.apply(service, uow)
         self.writer.processed.add((route.name, event_id))
         self.stats.delivered += 1
-        return Handled("ok", prepared=tuple(prepared), waited=waited, accepted=accepted)
+        return Handled("ok", None, None, tuple(prepared), waited, accepted)
 
     def apply(self, service: str, uow: BufferedUnitOfWork) -> None:
         """Write what a unit of work changed into the open transaction, and make its schedule requests (a schedule
@@ -289,12 +294,15 @@ class LocalServices:
         Returns the new event ids."""
         published_at = self.timing.now(published_vt)
         ids = []
+        id_field, add_event = self._saga.id_field, self.writer.add_event
         for source, detail_type, detail, text, time, resources in prepared:
             event_id = self._new_event_id()
             envelope = make_envelope(event_id, source, detail_type, detail,
                                      self.epoch + published_at if time is None else time, resources=resources)
-            self.writer.add_event((event_id, self.catalog.saga.saga_id(detail), detail_type, source, published_at, text,
-                                   envelope["time"], replay_name, published_by))
+            # the event's saga id (Saga.saga_id), inline as every event asks: a prepared entry's detail is a dict
+            saga_id = detail.get(id_field)
+            add_event((event_id, saga_id if isinstance(saga_id, str) else None, detail_type, source, published_at,
+                       text, envelope["time"], replay_name, published_by))
             self.stats.published += 1
             if on_event is not None:
                 on_event(envelope, published_vt)
