@@ -70,13 +70,14 @@ class Distribution:
     def sample(self, rng: random.Random) -> float:
         if self.constant is not None:
             return self.constant
-        position = rng.random() * self.TABLE
+        # (the table's size read from module constants, not the class: a run draws three latencies a delivery)
+        position = rng.random() * _TABLE
         k = int(position)
-        if 1 <= k < self.TABLE - 1:  # between the table's quantiles k/n and (k+1)/n
+        if 1 <= k < _TABLE_LAST:  # between the table's quantiles k/n and (k+1)/n
             table = self._table
             low = table[k - 1]
             return low + (table[k] - low) * (position - k)
-        return self.quantile(min(max(position / self.TABLE, 1e-12), 1 - 1e-12))
+        return self.quantile(min(max(position / _TABLE, 1e-12), 1 - 1e-12))
 
     def samples(self, count: int, generator: "numpy.random.Generator") -> "numpy.ndarray":
         """``count`` latencies (seconds) drawn at once from ``generator``, as :meth:`sample` draws one: the same
@@ -113,6 +114,10 @@ class Distribution:
         zs = self._z
         i = min(max(bisect_right(zs, z), 1), len(zs) - 1) - 1
         return math.exp(self._log[i] + self._slope[i] * (z - zs[i]))
+
+
+_TABLE = Distribution.TABLE
+_TABLE_LAST = _TABLE - 1
 
 
 def _level(key: str) -> float:

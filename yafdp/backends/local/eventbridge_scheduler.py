@@ -59,22 +59,23 @@ def at_seconds(expression: str) -> float:
     """The epoch seconds (UTC) an ``at(yyyy-mm-ddThh:mm:ss)`` expression names.
 
     Raises :class:`SchedulerApiError` (``ValidationException``) for any other expression."""
-    match = AT.match(expression) if isinstance(expression, str) else None
+    if not isinstance(expression, str):
+        raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
+                                "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
+    return _at_seconds(expression)
+
+
+@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second (a refusal is not kept)
+def _at_seconds(expression: str) -> float:
+    match = AT.match(expression)
     if match is None:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: the local "
                                 "EventBridge Scheduler runs one-time schedules, at(yyyy-mm-ddThh:mm:ss), only")
-    try:
-        return _epoch_seconds(match.groups())
+    try:  # the checks ``strptime`` makes, cheaper
+        return datetime(*map(int, match.groups()), tzinfo=timezone.utc).timestamp()
     except ValueError:
         raise SchedulerApiError("ValidationException", f"Invalid Schedule Expression {expression!r}: no such date "
                                 "or time") from None
-
-
-@lru_cache(maxsize=256)  # a run's deadlines fall on the same seconds, many orders per second
-def _epoch_seconds(fields: tuple[str, ...]) -> float:
-    """The epoch seconds of ``(year, month, day, hour, minute, second)``; raises ValueError for no such date or time
-    (the checks ``strptime`` makes, cheaper)."""
-    return datetime(*map(int, fields), tzinfo=timezone.utc).timestamp()
 
 
 @dataclass

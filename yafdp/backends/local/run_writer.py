@@ -97,11 +97,13 @@ class RunWriter:
 
     def put_state(self, service: str, writes: dict) -> None:
         self.writes += len(writes)
+        state, recent, dirty, known = self.state, self.recent, self.dirty, self.known
         for (kind, key), item in writes.items():
             where = (service, kind, key)
-            self.state[where] = item
-            self.dirty.add(where)
-            self.known.add(where)
+            if where not in state and where not in recent:  # an item written lately is in the filter already
+                known.add(where)
+            state[where] = item
+            dirty.add(where)
 
     def is_processed(self, rule: str, event_id: str) -> bool:
         if (rule, event_id) in self.processed:
