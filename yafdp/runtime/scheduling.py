@@ -181,10 +181,11 @@ def scheduled_entries(target: dict) -> list[tuple[str, str, str]]:
         raise ValueError("Target needs an Arn and an Input that is a JSON object")
     if ":event-bus/" in arn:  # the templated EventBridge PutEvents target
         parameters = target.get("EventBridgeParameters")
-        if not isinstance(parameters, dict) or not all(isinstance(parameters.get(k), str) and parameters[k]
-                                                       for k in ("DetailType", "Source")):
+        parameters = parameters if isinstance(parameters, dict) else {}
+        detail_type, source = parameters.get("DetailType"), parameters.get("Source")
+        if not (isinstance(detail_type, str) and detail_type and isinstance(source, str) and source):
             raise ValueError("an event bus target needs EventBridgeParameters with a DetailType and a Source")
-        return [(parameters["Source"], parameters["DetailType"], target["Input"])]
+        return [(source, detail_type, target["Input"])]
     if arn.endswith(":aws-sdk:eventbridgev2:putEvents"):
         entries = request.get("Entries")
         if not isinstance(request.get("EventBusArn"), str) or not isinstance(entries, list) or not entries or \

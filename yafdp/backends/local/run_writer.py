@@ -154,7 +154,9 @@ class RunWriter:
         db = self.db
         if self.dirty:
             state = self.state
-            db.executemany(UPSERT_STATE, [(*where, dumps(state[where], allow_nan=True)) for where in self.dirty])
+            # in key order: the state table's B-tree (WITHOUT ROWID) is written from one end, not all over
+            db.executemany(UPSERT_STATE,
+                           [(*where, dumps(state[where], allow_nan=True)) for where in sorted(self.dirty)])
             self.dirty.clear()
             self.recent, self.state = state, {}
         self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record

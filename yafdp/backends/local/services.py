@@ -146,7 +146,8 @@ class LocalServices:
         try:
             result = function(payload, uow)
             prepared = check_outbox(self.catalog, service, emits, uow.outbox)
-            self.check_schedules(service, uow)
+            if uow.schedules:
+                self.check_schedules(service, uow)
             accepted = self.admitted(prepared, vt)
         except DeliveryError as exc:
             self.stats.refused += 1
