@@ -83,8 +83,8 @@ def record_sample(options: RunOptions, per_outcome: int) -> Recording:
         recording = record(replace(options, orders=len(sample), orders_file=orders_file))
     by_id = {order.order_id: order for order in recording.orders}
     saga_id = catalog.saga.saga_id
-    pools = {expected: [by_id[saga_id(r.request)] for r in same[:per_outcome] if saga_id(r.request) in by_id]
-             for expected, same in strata.items()}
+    recorded = {expected: (by_id.get(saga_id(r.request)) for r in same[:per_outcome]) for expected, same in strata.items()}
+    pools = {expected: [order for order in orders if order is not None] for expected, orders in recorded.items()}
     orders, turns = [], dict.fromkeys(pools, 0)
     for request in planned:
         pool = pools[request.expected]
