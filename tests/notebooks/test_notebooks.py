@@ -125,6 +125,20 @@ def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_table_a_chapter_shows_has_a_title(path, build):
+    """Each table a cell shows has a <caption> (yafdp.analysis.notebook.titled), the interactive explorer's too (its
+    state is kept in the notebook's metadata, for the HTML copy)."""
+    result = executed(path, build)
+    for cell, output in outputs(result.notebook):
+        table = "".join(output.get("data", {}).get("text/html", ""))
+        assert table.count("<table") == table.count("<caption"), \
+            f"{path.stem}: cell {cell.get('id')} shows a table with no title: {''.join(cell['source'])[-160:]!r}"
+    widgets = json.dumps(json.loads(result.notebook.read_text())["metadata"])
+    assert widgets.count("<table") == widgets.count("<caption"), f"{path.stem}: a widget shows a table with no title"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_neither_copy_shows_the_path_of_the_machine_that_built_it(path, build):
     result = executed(path, build)
     for copy in (result.notebook, result.html):

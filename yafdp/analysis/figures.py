@@ -797,6 +797,7 @@ def order_timeline(timeline, *, title: str, time_label: str = "", ax=None):
                     fontsize=7, rotation=15)
     ax.set_yticks(range(len(services)), services)
     ax.invert_yaxis()
+    ax.set_ylabel("service (its handler calls and the events it published)")
     ax.set_xlabel("time since the order was placed (ms)" + (f" — {time_label}" if time_label else ""))
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
