@@ -167,6 +167,8 @@ def test_html_copy_loads_no_remote_script_and_shows_every_diagram(path, build):
     described = [re.search(r'alt="([^"]*)"', tag) for tag in tags]
     assert all(d and d.group(1) and "no description" not in d.group(1) for d in described), \
         f"{path.stem}: an image with no description"
+    unlabelled = [d.group(1) for d in described if "y: —" in d.group(1) or "x: —" in d.group(1)]
+    assert not unlabelled, f"{path.stem}: a plot with an axis that has no label: {unlabelled[0][:200]}"
 
 
 @pytest.mark.notebook

@@ -661,6 +661,7 @@ def cost_panels(costs, *, title: str, unit: str = "US dollars per million orders
         total = costs.loc["total", style] if "total" in costs.index else column.sum()
         ax.set_title(f"{style}: ${total:,.2f} in all")
         ax.set_xlabel(unit)
+        ax.set_ylabel("billed item")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()

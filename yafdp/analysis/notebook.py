@@ -93,8 +93,8 @@ def titled(table, title: str):
     """``table`` shown under ``title``, its ``<caption>``: what a row is and the units of the numbers. Every table
     a chapter shows goes through here (tests/notebooks checks that every table of every chapter has a caption).
 
-    ``table`` is a DataFrame or a Series (shown as pandas shows a DataFrame, the title above it in plain text
-    too) or a pandas Styler (returned with its caption set). Raises TypeError for anything else.
+    ``table`` is a DataFrame or a Series (shown as pandas shows a DataFrame) or a pandas Styler (shown with its
+    styles); where HTML is not shown, the title above the table's text. Raises TypeError for anything else.
 
     Examples
     --------
@@ -105,8 +105,9 @@ def titled(table, title: str):
     from pandas.io.formats.style import Styler
 
     if isinstance(table, Styler):
-        return table.set_caption(title).set_table_styles([{"selector": "caption", "props": CAPTION_STYLE}],
-                                                         overwrite=False)
+        styled = table.set_caption(title).set_table_styles([{"selector": "caption", "props": CAPTION_STYLE}],
+                                                           overwrite=False)
+        return Html(styled.to_html(), f"{title}\n{table.data!r}")
     if isinstance(table, pd.Series):
         table = table.to_frame()
     if not isinstance(table, pd.DataFrame):
