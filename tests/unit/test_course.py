@@ -103,6 +103,8 @@ def test_the_rating_service_shown_above_the_exercise_does_not_answer_it(tmp_path
      ["MaximumRetryAttempts: a whole number is expected, got the number 4.0"]),
     ("04.predict-dlq", {"dead letters": "12", "kind": "rule", "ERROR_CODE": "NO_PERMISSIONS", "RETRY_ATTEMPTS": 0},
      ["'statuses' is missing", "dead letters: a whole number is expected, got the text '12'"]),
+    ("09.human-step", ("standard", "900"), ["timeout_seconds: a whole number is expected, got the text '900'"]),
+    ("09.human-step", "standard", ["answer with a pair (workflow, timeout_seconds), e.g. ('standard', 900)"]),
 ])
 def test_a_missing_key_or_a_value_of_the_wrong_type_is_named_as_such(key, answer, told, tmp_path):
     assert exercises.EXERCISES[key].check(answer, **context(key, tmp_path)) == told

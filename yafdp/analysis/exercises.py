@@ -939,11 +939,11 @@ def _09_human_step_check(answer, out_dir=None, **context) -> list[str]:
     from yafdp.analysis import decision, trace
     from yafdp.plan.step_functions import OrchestrationError
 
-    try:
-        workflow, timeout = answer
-        timeout = int(timeout)
-    except (TypeError, ValueError):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         return ["answer with a pair (workflow, timeout_seconds), e.g. ('standard', 900)"]
+    workflow, timeout = answer
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        return [f"timeout_seconds: a whole number is expected, got {_described(timeout)}"]
     if workflow not in ("standard", "express"):
         return [f"the workflow is 'standard' or 'express', not {workflow!r}"]
     if timeout < 1:
