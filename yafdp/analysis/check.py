@@ -536,7 +536,8 @@ def the_workload_is_whole(run: Run) -> Invariant:
         for where, summary in summaries:
             orders = summary.get("orders") if isinstance(summary, dict) else None
             if not isinstance(orders, dict):
-                bad.append(f"({where}) a finished run's summary has no orders")
+                bad.append(f"({where}) a finished run's summary has no orders"
+                           + (f": {repair}" if where == "summary.json" else ""))
                 continue
             bad += [f"({where}) {orders.get(key)} order(s) {key}; run.db holds {value}"
                     for key, value in held.items() if orders.get(key) != value]

@@ -230,14 +230,17 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
 
 
 def _unreadable(path: Path) -> str | None:
-    """Why ``summary.json`` at ``path`` cannot stand (missing, or not a JSON object), else None."""
+    """Why ``summary.json`` at ``path`` cannot stand (missing, not a JSON object, or without its ``orders``), else
+    None (counts that disagree with ``run.db`` are ``yafdp check``'s finding, left for it to show)."""
     if not path.exists():
         return "it was missing"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return f"it could not be read as JSON ({exc})"
-    return None if isinstance(document, dict) else "it was not a JSON object"
+    if not isinstance(document, dict):
+        return "it was not a JSON object"
+    return None if isinstance(document.get("orders"), dict) else "it held no count of the run's orders"
 
 
 def _rewrite_missing_copy(info: dict, out: Path, repaired: dict[str, str], unrepaired: dict[str, str]) -> None:
