@@ -574,6 +574,20 @@ def test_a_signal_before_the_run_starts_leaves_a_new_folder_unmade(tmp_path, pau
     assert list(tmp_path.iterdir()) == []  # neither new/ nor new/run is left
 
 
+def test_a_memory_store_run_stopped_into_a_new_folder_leaves_no_folder(tmp_path, paused_yafdp):
+    """It says the folder "holds what it held before": a new folder is not left behind, nor its lock file."""
+    out = tmp_path / "new" / "run"
+    running = paused_yafdp(["run", "--orders", 3000, "--out", out], event="call",
+                           match="yafdp.runs.lifecycle._keeping_time.<locals>.tick")
+    running.reached()  # into the run: the memory store writes nothing until the end
+    running.signal(signal.SIGINT)
+    stopped = running.finish()
+    assert stopped.returncode == 130 and stopped.stderr.splitlines() == [
+        f"yafdp: interrupted: nothing of this run was kept (the memory store writes run.db at the end); {out} holds "
+        "what it held before"], stopped.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_writer_refused_while_the_first_holds_the_folder_takes_nothing_from_it(tmp_path, paused_yafdp):
     """The lock's safety for two writers is kept: a run refused because another holds the folder leaves the
     holder's lock file (and the first run finishes)."""

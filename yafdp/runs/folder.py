@@ -284,8 +284,8 @@ class FolderLock:
     def __enter__(self) -> "FolderLock":
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.release(undo=exc_type is not None)  # refused or stopped: what the lock made goes (never a file written)
 
 
 def lock_holder(out: Path) -> str | None:

@@ -596,18 +596,19 @@ def _saying_what_was_kept(bus: Bus, options: RunOptions):
 
 def _close(bus: Bus, out) -> None:
     """After a run or resume, whatever happened: what was not committed is dropped, the deployment destroyed,
-    the folder released."""
+    the folder released (by :func:`finish` if it ended; if not, the lock file and the folders the lock made are
+    removed, so a memory-store run stopped into a new folder leaves none: only a file-store ``run.db`` stays)."""
     try:
         bus.db.close()
     finally:
         try:
             bus.close()
         finally:
-            _release(Path(out))
+            _release(Path(out), undo=True)
 
 
-def _release(out: Path) -> None:
+def _release(out: Path, undo: bool = False) -> None:
     _COPIES.pop(Path(out).resolve(), None)
     lock = _LOCKS.pop(Path(out).resolve(), None)
     if lock is not None:
-        lock.release()
+        lock.release(undo=undo)
