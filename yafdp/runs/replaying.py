@@ -18,6 +18,7 @@ from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus
+from yafdp.runs import finished
 from yafdp.runs.bootstrap import profile_and_quotas
 from yafdp.runs.lifecycle import run_saga
 from yafdp.runs.options import RunOptions
@@ -137,6 +138,7 @@ def recording_of(out: str | Path) -> Recording:
     graphs are recorded as it runs: :func:`run_and_record`), one with injected faults, and one whose catalog was
     built in memory (it cannot be loaded again).
     """
+    finished.require_finished(out, "replay it")  # in progress, or stopped: said as every reader says it
     with closing(rundb.open_run(out)) as db:
         info = rundb.get_info(db)
         source = str(rundb.run_db_path(out))
