@@ -329,3 +329,25 @@ def test_a_build_folder_may_hold_the_builds_make_workbook_makes_inside_it(tmp_pa
     refused = subprocess.run(command, capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "holds what no workbook build holds (trip_booking)" in refused.stderr
+
+
+def test_the_index_gives_each_chapter_its_opening_sentence_which_its_goals_may_refer_to(tmp_path):
+    """Chapter 07's first goal, "to show that claim rather than assert it", names a claim its opening paragraph
+    makes: the index shows that paragraph's first sentence above the goals, so the entry does not begin dangling."""
+    import nbformat
+
+    from yafdp.site import write_site
+
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(
+        "# 07 · Add a service\n\n*About 35 minutes.*\n\nThe [blog](https://example.com/blog)'s point: a new service "
+        "joins by **subscribing**. Nobody else\nchanges.\n\nIn this chapter you will learn:\n\n"
+        "1. to show that claim rather than assert it;\n2. to check it.\n")]
+    nbformat.write(notebook, chapters / "07_add.ipynb")
+    _course_chapter(chapters, "08_end", "Summary", 5, ["look back"])  # no opening paragraph: none shown
+    index = write_site(tmp_path / "html", sorted(chapters.glob("*.ipynb"))).read_text()
+    assert ('<p class="about">The blog&#x27;s point: a new service joins by <strong>subscribing</strong>.</p>'
+            "<ol><li>to show that claim rather than assert it;</li>") in index
+    assert "Nobody else" not in index and index.count('class="about"') == 1
