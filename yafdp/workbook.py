@@ -295,17 +295,17 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     out_dir = Path(out_dir).resolve()
     chapters = notebooks(notebooks_dir, only)
     ended: dict[str, bool] = {}  # chapter stem -> whether it passed, as each ends
-    interrupted = True
+    stopped = True  # until every chapter has ended: an interrupt (or an error) stops the build early
     try:
         done = _execute(out_dir, chapters, parameters, echo, jobs, ended)
-        interrupted = False
+        stopped = False
         return done
     except NotebookFailed:
-        interrupted = False
+        stopped = False
         raise
     finally:  # the course's index, whatever failed: a failed chapter is marked, and its copy left out of the links
         shutil.rmtree(out_dir / STAGING, ignore_errors=True)
-        if ended or not interrupted:
+        if ended or not stopped:
             with signals_held():
                 index = write_site(out_dir / "html", notebooks(notebooks_dir), ran=list(ended),
                                    failed=[stem for stem, passed in ended.items() if not passed])
