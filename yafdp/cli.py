@@ -183,11 +183,12 @@ def _write_service_documents(catalog, folder: Path, force: bool) -> int:
         raise RefusedError(f"--per-service {folder} is a file: give a folder")
     documents = {folder / f"{name}.asyncapi.json": document for name, document in service_documents(catalog).items()}
     for path in documents:  # each file as any command's output file, all checked before the first is written
-        check_output_file(path, "--per-service", force=True)
+        check_output_file(path, "--per-service", force=True, new_folder=True)
     existing = [path.name for path in documents if path.exists() or path.is_symlink()]
     if existing and not force:
         raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: pass --force to replace "
                            "them, or choose another --per-service")
+    folder.mkdir(exist_ok=True)  # the one folder it names, in one that exists
     for path, document in documents.items():
         save_output(path, json.dumps(document, indent=2) + "\n", option="--per-service", force=force,
                     command="yafdp catalog")
@@ -320,7 +321,8 @@ def register_run(commands) -> None:
 
     parser.add_argument("--orders", type=_integer(1, MAX_ORDERS), default=None, metavar="N",
                         help="how many orders (default 20)")
-    parser.add_argument("--seed", type=_integer(), default=0, help="seed for the workload and the scheduler (default 0)")
+    parser.add_argument("--seed", type=_integer(0), default=0,
+                        help="seed for the workload and the scheduler, a whole number, 0 or more (default 0)")
     parser.add_argument("--out", type=_run_folder, default="runs/latest",
                         help="run folder (default runs/latest); one that holds a run is refused unless --force")
     parser.add_argument("--force", action="store_true", help="replace the run already in --out")
@@ -470,18 +472,19 @@ def _positive(text: str) -> float:
 
 
 def _integer(low: int | None = None, high: int | None = None):
-    """An argparse type for a whole number, ``low`` or more and ``high`` or less when given."""
+    """An argparse type for a whole number written in digits (``1e3`` and ``2.0`` are refused: the help says a
+    whole number), ``low`` or more and ``high`` or less when given."""
     wanted = "a whole number" + (f" from {low:,} to {high:,}" if high is not None else
                                  f", {low} or more" if low is not None else "")
 
     def check(text: str) -> int:
         try:
-            value = int(text)
+            value = int(text.replace("_", "x"))  # digits only: int() would take 1_000
         except ValueError:
-            value = _number(text, lambda v: v == int(v), wanted)
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
         if (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-        return int(value)
+        return value
     return check
 
 
@@ -571,9 +574,14 @@ def _nothing_placed(summary: dict, args) -> bool:
     orders = summary["orders"]
     if orders["placed"] or not orders["refused"]:
         return False
-    source = f"the {args.orders_file} order requests" if args.orders_file else "the workload's order requests"
-    print(_shown(f"yafdp: no order was placed: all {orders['refused']:,} of {source} were refused (listed above; "
-                 f"every one is in {Path(args.out) / 'run.db'}'s refusals table)"), file=sys.stderr)
+    if orders["refused"] == 1:
+        source = f"in {args.orders_file}" if args.orders_file else "of the workload"
+        refused = f"the 1 order request {source} was refused (listed above; it is"
+    else:
+        source = f"the {args.orders_file} order requests" if args.orders_file else "the workload's order requests"
+        refused = f"all {orders['refused']:,} of {source} were refused (listed above; every one is"
+    print(_shown(f"yafdp: no order was placed: {refused} in {Path(args.out) / 'run.db'}'s refusals table)"),
+          file=sys.stderr)
     return True
 
 
@@ -593,13 +601,14 @@ def run_resume(args) -> int:
         _report(stuck.summary, args)
         print(f"yafdp: {stuck}", file=sys.stderr)
         return 1
-    finished, wrote_summary = summary.pop("already_finished", False), summary.pop("wrote_summary", False)
+    finished = summary.pop("already_finished", False)
+    repaired, unrepaired = summary.pop("repaired", {}), summary.pop("unrepaired", {})
     if finished:
+        done = "; ".join(f"{Path(args.out) / name}: {what}" for name, what in {**repaired, **unrepaired}.items())
         print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
-                     + (f"only its missing {Path(args.out) / 'summary.json'} written again from run.db" if wrote_summary
-                        else "nothing changed")), file=sys.stderr)
+                     + (f"only its files repaired ({done})" if done else "nothing changed")), file=sys.stderr)
     _report(summary, args, wrote=not finished)
-    return 0
+    return 1 if unrepaired else 0
 
 
 
@@ -692,7 +701,8 @@ def register_replay(commands) -> None:
     parser.add_argument("--quota-scale", type=_bounded(*QUOTA_SCALE_RANGE, "a factor"), default=1.0, metavar="F",
                         help=f"multiply the account's quotas by F (default 1: AWS's defaults; from "
                              f"{QUOTA_SCALE_RANGE[0]:g} to {QUOTA_SCALE_RANGE[1]:g})")
-    parser.add_argument("--seed", type=_integer(), default=0, help="seed of the arrivals and latencies (default 0)")
+    parser.add_argument("--seed", type=_integer(0), default=0,
+                        help="seed of the arrivals and latencies, a whole number, 0 or more (default 0)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=run_replay)
 
@@ -787,10 +797,10 @@ def run_check(args) -> int:
             print(f"      … and {len(result.offenders) - 20} more")
     print(summary_line(results))
     failed = not all(r.passed for r in results) or (args.strict and any(r.skipped and r.applies for r in results))
-    sagas = next((r.checked for r in results if r.name == EVERY_SAGA_TERMINAL), None)
-    if sagas == 0:  # every invariant held for no saga: a run that placed no order proves nothing (exit 1)
-        print("fail  the run placed no order: no saga to check, so the invariants above prove nothing")
-        return 1
+    sagas = next((r for r in results if r.name == EVERY_SAGA_TERMINAL), None)
+    if sagas is not None and not sagas.checked and sagas.offenders:  # no saga was checked: it says why
+        print(_shown(f"fail  {sagas.offenders[0].removeprefix('not checked: ')}, so the invariants above prove "
+                     "nothing"))
     return 1 if failed else 0
 
 
@@ -817,10 +827,9 @@ def _check_trace_options(parser: argparse.ArgumentParser, args: argparse.Namespa
 
 def run_trace(args) -> int:
     from yafdp.analysis.otlp import write_otlp
-    from yafdp.runs import folder
-    from yafdp.runtime import rundb
+    from yafdp.runs import finished, folder
 
-    rundb.open_run(args.dir).close()  # a missing or unreadable run is said before any file is made
+    finished.require_finished(args.dir, "trace it")  # said before any file is made, as a missing or unreadable run
     if args.out is None:
         counts = write_otlp(args.dir, sys.stdout, args.catalog)
     else:
@@ -860,9 +869,10 @@ def register_fit_profile(commands) -> None:
 
 
 def run_fit_profile(args) -> int:
-    from yafdp.runs import folder
+    from yafdp.runs import finished, folder
 
     path = folder.check_output_file(Path(args.out), "--out", args.force)  # before the work, as after it
+    finished.require_finished(args.dir, "fit a profile to it")  # a part of a run would be fitted as if whole
     from yafdp.simulation.fitting import fit_profile
     from yafdp.simulation.profiles import load_profile, profile_text
 
@@ -1181,7 +1191,7 @@ def register_serve(commands) -> None:
     parser.add_argument("--endpoint-url", metavar="URL", type=_endpoint_url,
                         help="the moto server whose SQS queues and IAM roles the subscribers use (default: one "
                              "started in this process, its URL printed)")
-    parser.add_argument("--seed", type=_integer(), default=None,
+    parser.add_argument("--seed", type=_integer(0), default=None,
                         help="seed of the ids the bus generates (default: a random one)")
     parser.set_defaults(run=run_serve)
 

@@ -42,6 +42,30 @@ class RequestRefusedError(RefusedError):
         super().__init__(message or f"request refused: {field}: {problem}")
 
 
+def unknown_field(request: dict, known, where: str = "") -> tuple[str, str] | None:
+    """The first field of ``request`` (a JSON object) that is not one of ``known``, as ``(field, problem)`` for a
+    :class:`RequestRefusedError` (``where``: the path of ``request`` in the whole request, e.g. ``items[0]``), or
+    None when every field is known.
+
+    An entry point refuses such a field rather than drop it: the request's fields are those its event's schema
+    carries (a closed schema, ``"additionalProperties": false``), so an unknown one is a misspelt field or one
+    this API does not take, and dropping it would place an order other than the one asked for without a word.
+    It is what an API with a closed request model does: API Gateway validates a request body against its
+    method's JSON-schema model and "immediately fails the request, returns a 400 error response to the caller"
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-method-request-validation.html).
+
+    >>> unknown_field({"order_id": "ord-1", "extra": 1}, ("order_id",))
+    ('extra', 'is not a field of this request (its fields: order_id)')
+    """
+    name = next((key for key in request if key not in known), None)
+    if name is None:
+        return None
+    from yafdp.quoting import excerpt
+
+    field = f"{where}.{excerpt(name, quoted=False)}" if where else excerpt(name, quoted=False)
+    return field, f"is not a field of this request (its fields: {', '.join(known)})"
+
+
 class ConfigurationError(YafdpError):
     """The project's configuration (catalog, marketplace, profile, quotas, plan) is wrong; says which file and key."""
 

@@ -14,7 +14,7 @@ import sys
 # comes with the extra named here, and that the core imports none of them).
 EXTRA_MODULES = {
     "workbook": ("IPython", "ipykernel", "ipywidgets", "jinja2", "jupyterlab", "matplotlib", "nbclient", "nbconvert",
-                 "nbformat", "pandas", "papermill", "traitlets"),
+                 "nbformat", "pandas", "papermill", "psutil", "traitlets"),
     "aws": ("boto3", "botocore", "cbor2", "moto"),
 }
 

@@ -7,6 +7,7 @@ anything else of the package, so that a signal however early in the command is h
 from __future__ import annotations
 
 import signal
+from contextlib import contextmanager
 from importlib.machinery import ExtensionFileLoader
 
 
@@ -72,3 +73,25 @@ class SignalStop:
             signal.signal(s, handler)
         for name, method in getattr(self, "_loader", {}).items():
             setattr(ExtensionFileLoader, name, method)
+
+
+@contextmanager
+def signals_held():
+    """SIGINT and SIGTERM held while the block runs, then given to the handler that was there before, as if they
+    came just after it: for a step that must not be cut in half (files renamed into place one after another).
+
+    In a thread other than the main one (which alone may set handlers, and alone receives signals) it holds
+    nothing."""
+    held: list[int] = []
+    try:
+        before = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in SignalStop.SIGNALS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(held):  # each once, in the order they came
+            signal.raise_signal(signum)

@@ -2,8 +2,8 @@
 linking each chapter's HTML copy, and every copy gets links to the previous and next chapter and to the index.
 
 Everything is derived from the notebooks present (``NN_name.ipynb``, in course order) and read from each one's
-first cell: its heading (``# 01 · Identify the events``), its time (``*About 25 minutes.*``) and its numbered list
-of what the reader will learn. A chapter added, removed or renumbered changes the site with no list to edit.
+first cell: its heading (``# 01 · Identify the events``), its time (``*About 25 minutes.*``), its opening
+sentence and its numbered list of what the reader will learn. A chapter added, removed or renumbered changes the site with no list to edit.
 The pages load nothing from the network: no script at all, the style inline.
 """
 
@@ -20,7 +20,7 @@ FAILED_RECORD = ".failed.json"  # the chapters whose last build failed (see writ
 NAV_START, NAV_END = "<!-- yafdp-course-nav -->", "<!-- /yafdp-course-nav -->"
 STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;margin:2rem auto;"
          "padding:0 1rem;line-height:1.5;color:#222}h1{margin-bottom:0}.lead{color:#555}"
-         "li.chapter{margin:1.2rem 0}.time{color:#555;font-size:.9em}.missing{color:#888}"
+         "li.chapter{margin:1.2rem 0}.about{margin:.3rem 0}.time{color:#555;font-size:.9em}.missing{color:#888}"
          "code{background:#f3f3f3;padding:0 .2em}")
 NAV_STYLE = ("display:flex;justify-content:space-between;gap:1rem;padding:.6rem 1rem;margin:0;background:#f5f5f5;"
              "border-bottom:1px solid #ddd;font-family:system-ui,sans-serif;font-size:.95rem")
@@ -28,22 +28,25 @@ NAV_STYLE = ("display:flex;justify-content:space-between;gap:1rem;padding:.6rem 
 
 @dataclass(frozen=True)
 class Chapter:
-    """A chapter as its first cell presents it: notebook stem, number, title, minutes (None if it does not say)
-    and the goals it lists, as Markdown."""
+    """A chapter as its first cell presents it: notebook stem, number, title, minutes (None if it does not say),
+    the goals it lists, as Markdown, and the first sentence of its opening paragraph ("" if it has none), which
+    the goals may refer back to (chapter 07's "to show that claim")."""
 
     stem: str
     number: str
     title: str
     minutes: int | None
     goals: tuple[str, ...]
+    lead: str = ""
 
 
 def chapter(path: Path) -> Chapter:
     """Read a chapter's heading, time and goals from the first cell of the notebook at ``path``.
 
     The heading is the first ``# `` line (``# 01 · Identify the events``; the title is what follows the ``·``, or
-    the whole line), the time ``About N minutes``, the goals the numbered list after "you will"; whatever is
-    missing is left empty rather than guessed.
+    the whole line), the time ``About N minutes``, the goals the numbered list after "you will", the lead the first
+    sentence of the first paragraph that is neither the heading, nor the time, nor the goals; whatever is missing
+    is left empty rather than guessed.
     """
     cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     intro = "".join(cells[0]["source"]) if cells and cells[0]["cell_type"] == "markdown" else ""
@@ -60,8 +63,16 @@ def chapter(path: Path) -> Chapter:
             goals[-1] += " " + line.strip()
         elif goals and line.strip():
             break
+    lead = ""
+    for paragraph in (" ".join(p.split()) for p in re.split(r"\n\s*\n", intro) if p.strip()):
+        if "you will" in paragraph:  # the goals: the lead comes before them, or there is none
+            break
+        if not paragraph.startswith("#") and not re.fullmatch(r"\*About \d+ minutes\.\*", paragraph):
+            lead = paragraph
+            break
+    lead = re.split(r"(?<=[.!?])\s+(?=[A-Z*`(\[])", lead, maxsplit=1)[0]
     return Chapter(path.stem, path.stem.split("_", 1)[0], title, int(minutes.group(1)) if minutes else None,
-                   tuple(goals))
+                   tuple(goals), lead)
 
 
 def _inline(markdown: str) -> str:
@@ -72,7 +83,7 @@ def _inline(markdown: str) -> str:
         if part.startswith("`") and part.endswith("`") and len(part) > 1:
             out.append(f"<code>{html.escape(part[1:-1])}</code>")
             continue
-        text = html.escape(part)
+        text = html.escape(re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", part))  # a link: its text (no network)
         text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
         text = re.sub(r"\*(.+?)\*", r"<em>\1</em>", text)
         out.append(text)
@@ -106,8 +117,9 @@ def write_site(html_dir: Path, notebooks: list[Path], ran: list[str] = (), faile
             link = (f'<a href="{html.escape(c.stem)}.html">{name}</a>' if c in built
                     else f'{name} <span class="missing">(not built: <code>yafdp workbook --only {c.number}</code>)</span>')
         time = f' <span class="time">· about {c.minutes} minutes</span>' if c.minutes else ""
+        lead = f'<p class="about">{_inline(c.lead)}</p>' if c.lead else ""
         goals = "".join(f"<li>{_inline(goal)}</li>" for goal in c.goals)
-        items.append(f'<li class="chapter">{link}{time}' + (f"<ol>{goals}</ol>" if goals else "") + "</li>")
+        items.append(f'<li class="chapter">{link}{time}{lead}' + (f"<ol>{goals}</ol>" if goals else "") + "</li>")
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>yafdp: the course</title>'
             f"<style>{STYLE}</style></head><body>"
             "<h1>The choreography saga, run for real</h1>"
@@ -117,8 +129,8 @@ def write_site(html_dir: Path, notebooks: list[Path], ran: list[str] = (), faile
             f'<ul style="list-style:none;padding:0">{"".join(items)}</ul></body></html>\n')
     index = html_dir / INDEX
     html_dir.mkdir(parents=True, exist_ok=True)
-    index.write_text(page, encoding="utf-8")
-    record.write_text(json.dumps(sorted(broken)), encoding="utf-8")
+    _write(index, page)
+    _write(record, json.dumps(sorted(broken)))
     for position, c in enumerate(built):
         previous = built[position - 1] if position > 0 else None
         following = built[position + 1] if position + 1 < len(built) else None
@@ -137,4 +149,11 @@ def _put_navigation(page: Path, previous: Chapter | None, following: Chapter | N
     text = re.sub(re.escape(NAV_START) + ".*?" + re.escape(NAV_END), "", page.read_text(encoding="utf-8"), flags=re.S)
     text = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + nav, text, count=1)
     text = text.replace("</body>", nav + "</body>", 1) if "</body>" in text else text + nav
-    page.write_text(text, encoding="utf-8")
+    _write(page, text)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: into a file beside it, then renamed over it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,15 +104,31 @@ def html_exporter():
                         template_file="yafdp_offline.html.j2")
 
 
-# What a build folder holds: the executed notebooks, their HTML copies, the figures, the chapters' runs, and the
-# teacher's copy (a build of its own, build/solutions, beside the learner's).
-BUILD_ENTRIES = ("notebooks", "html", "figures", "runs", "solutions")
+# The build's folders that several chapters write into: a chapter replaces its own entries in them, one by one.
+SHARED_FOLDERS = ("notebooks", "html", "figures", "runs")
+# Where each chapter runs and writes, beside the build it will replace: ``<out>/.building/<chapter>/`` (a folder
+# on the same file system, so its files are renamed into place, never copied). Removed at the end of a build; a
+# build killed outright (SIGKILL) may leave it, and the next one empties it.
+STAGING = ".building"
+# What a build folder holds: the executed notebooks, their HTML copies, the figures, the chapters' runs, the
+# teacher's copy (a build of its own, build/solutions, beside the learner's) and the chapters being built.
+BUILD_ENTRIES = (*SHARED_FOLDERS, "solutions", STAGING)
+
+
+def is_build(folder: Path) -> bool:
+    """Whether ``folder`` is a workbook build: a folder (no symbolic link) with ``notebooks/`` or ``html/`` that
+    holds nothing but :data:`BUILD_ENTRIES` and builds of their own (``make workbook CATALOG=DIR`` builds into
+    ``build/<DIR's name>/``, inside the learner's build)."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir() or not any((folder / name).is_dir() for name in ("notebooks", "html")):
+        return False
+    return all(entry.name in BUILD_ENTRIES or is_build(entry) for entry in folder.iterdir())
 
 
 def check_build_folder(out: Path, force: bool = False, option: str = "--out") -> Path:
     """``out`` if the workbook may write its build there: a folder (or a path to make one) that is no run folder
     (the workbook holds no run folder's lock, so it never writes into one, even with ``force``) and holds
-    nothing but an earlier build's :data:`BUILD_ENTRIES`, unless ``force``.
+    nothing but an earlier build's :data:`BUILD_ENTRIES` and other builds (:func:`is_build`), unless ``force``.
 
     Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
     """
@@ -123,7 +139,8 @@ def check_build_folder(out: Path, force: bool = False, option: str = "--out") ->
     if folder.is_run_folder(out):
         raise RefusedError(f"{option} {out} is a run folder: the workbook writes its build into a folder of its own; "
                            f"choose another {option}")
-    others = sorted(entry.name for entry in out.iterdir() if entry.name not in BUILD_ENTRIES) if out.is_dir() else []
+    others = sorted(entry.name for entry in out.iterdir()
+                    if entry.name not in BUILD_ENTRIES and not is_build(entry)) if out.is_dir() else []
     if others and not force:
         named = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
         raise RefusedError(f"{option} {out} holds what no workbook build holds ({named}): pass --force to write the "
@@ -165,31 +182,49 @@ class NotebookFailed(YafdpError):
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False) -> ExecutedNotebook:
     """Execute one notebook with papermill into ``out_dir/notebooks/`` and export it to ``out_dir/html/``.
 
-    The notebook runs in ``out_dir`` and gets ``out_dir="."`` as a parameter, so its figures land in
-    ``out_dir/figures/`` and neither the executed notebook nor its HTML copy shows the path of the machine that built
-    it; and it gets
-    of ``parameters`` those its ``parameters`` cell declares (e.g. ``{"solutions": True}``: the exercises are
-    answered by their worked solutions, the teacher's copy; ``{"backend": "moto"}`` where a chapter has one).
+    The notebook runs in a folder of its own beside the build (:func:`stage_notebook`) and gets ``out_dir="."``
+    as a parameter, so neither the executed notebook nor its HTML copy shows the path of the machine that built
+    it; and it gets of ``parameters`` those its ``parameters`` cell declares (e.g. ``{"solutions": True}``: the
+    exercises are answered by their worked solutions, the teacher's copy; ``{"backend": "moto"}`` where a chapter
+    has one). Once it has ended, what it wrote (the executed notebook, its HTML copy, its figures and runs)
+    replaces the earlier build's copies (:func:`publish`); until then they are left as they were.
 
     Raises :class:`NotebookFailed` naming the chapter, the cell and the error when a cell fails; the executed
     notebook and its HTML copy are still written, up to and including the failing cell.
     """
+    staged, failure = stage_notebook(path, out_dir, parameters, log_output=log_output)
+    result = publish(staged, out_dir)
+    if failure is not None:
+        raise failure
+    return result
+
+
+def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
+                   log_output: bool = False) -> tuple[ExecutedNotebook, NotebookFailed | None]:
+    """Execute one notebook with papermill in ``out_dir/.building/<chapter>/`` (emptied first), as
+    :func:`run_notebook` says, and write its executed copy and its HTML copy there; ``out_dir`` itself is not
+    touched. Returns the staged chapter and, when a cell failed, the :class:`NotebookFailed` naming the chapter,
+    the cell and the error (the copies then end with the failing cell). Any other error (e.g. the kernel died) is
+    raised, with nothing to publish.
+    """
+    import shutil
+
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    out_dir = Path(out_dir).resolve()
-    executed = out_dir / "notebooks" / path.name
-    html = out_dir / "html" / path.with_suffix(".html").name
-    executed.parent.mkdir(parents=True, exist_ok=True)
-    html.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(out_dir).resolve() / STAGING / path.stem
+    shutil.rmtree(staging, ignore_errors=True)  # what a build killed outright (SIGKILL) left
+    executed = staging / "notebooks" / path.name
+    html = staging / "html" / path.with_suffix(".html").name
+    executed.parent.mkdir(parents=True)
+    html.parent.mkdir(parents=True)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     declared = papermill.inspect_notebook(str(path))
     given = {"out_dir": ".", **{k: v for k, v in (parameters or {}).items() if k in declared}}
-    executed.unlink(missing_ok=True)  # an earlier build's copy is not left standing for this one
     failure = None
     try:  # written once, at the end (or at the failing cell), not after every cell: seconds of JSON for a long chapter
-        notebook = papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(out_dir),
+        notebook = papermill.execute_notebook(str(path), str(executed), parameters=given, cwd=str(staging),
                                               kernel_name="python3", progress_bar=False, log_output=log_output,
                                               request_save_on_cell_execute=False, extra_arguments=KERNEL_ARGUMENTS,
                                               start_timeout=KERNEL_START_SECONDS,
@@ -203,20 +238,38 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     nbformat.write(notebook, executed)
     body, _ = html_exporter().from_notebook_node(notebook)
     html.write_text(body, encoding="utf-8")
-    if failure is not None:
-        raise failure
-    return ExecutedNotebook(path.stem, executed, html, time.perf_counter() - started, cpu_seconds() - cpu_started)
+    return ExecutedNotebook(path.stem, executed, html, time.perf_counter() - started,
+                            cpu_seconds() - cpu_started), failure
 
 
-def _run_chapter(path: Path, out_dir: Path, parameters: dict | None) -> ExecutedNotebook:
-    """:func:`run_notebook` in a worker process: any failure comes back as a :class:`NotebookFailed` (which
-    pickles), naming the chapter."""
-    try:
-        return run_notebook(path, out_dir, parameters)
-    except NotebookFailed:
-        raise
-    except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
-        raise NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}") from None
+def publish(staged: ExecutedNotebook, out_dir: Path) -> ExecutedNotebook:
+    """Move what a chapter wrote in its staging folder (:func:`stage_notebook`) into the build ``out_dir``, each
+    file or run folder renamed over the earlier build's copy, SIGINT and SIGTERM held meanwhile (so a chapter's
+    files are all its earlier build's or all this one's); then remove the staging folder. Returns the chapter
+    with its paths in ``out_dir``."""
+    import shutil
+
+    from yafdp.interrupt import signals_held
+
+    out_dir = Path(out_dir).resolve()
+    staging = out_dir / STAGING / staged.name
+    aside = out_dir / STAGING / f"{staged.name}.replaced"  # the earlier copies of run folders, removed at the end
+    with signals_held():
+        for entry in sorted(staging.iterdir()):
+            if entry.name in SHARED_FOLDERS and entry.is_dir():
+                (out_dir / entry.name).mkdir(exist_ok=True)
+                moves = [(item, out_dir / entry.name / item.name) for item in sorted(entry.iterdir())]
+            else:
+                moves = [(entry, out_dir / entry.name)]
+            for new, old in moves:
+                if old.is_dir() and not old.is_symlink():  # a folder cannot be renamed over one that is not empty
+                    aside.mkdir(parents=True, exist_ok=True)
+                    old.rename(aside / f"{len(list(aside.iterdir()))}")
+                new.replace(old)
+        shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(staging)
+    return ExecutedNotebook(staged.name, out_dir / "notebooks" / staged.notebook.name,
+                            out_dir / "html" / staged.html.name, staged.seconds, staged.cpu_seconds)
 
 
 def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] | None = None,
@@ -227,69 +280,125 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
 
     The chapters do not read each other's output, so they run side by side, each in a worker process of its
     own (papermill changes the working directory of the process it runs in), the longest first (as an earlier build
-    in ``out_dir`` took them; in a first build, from the last chapter back). A chapter that
+    in ``out_dir`` took them; in a first build, from the last chapter back). Each chapter's files replace the
+    earlier build's only once it has ended (:func:`publish`). A chapter that
     fails does not stop the others: every chapter runs, and then :class:`NotebookFailed` lists each one that failed
-    with its cell and error, one line each. An interrupt stops the chapters still running and those not started
-    (``KeyboardInterrupt``).
+    with its cell and error, one line each. An interrupt (``KeyboardInterrupt``: SIGINT or SIGTERM reach this
+    process alone, the workers and kernels being in sessions of their own) kills the chapters still running and
+    those not started, with their kernels, and leaves their earlier build's files as they were; the index is then
+    written only if a chapter ended meanwhile (a build stopped before any did writes none).
     """
+    import shutil
+
+    from yafdp.interrupt import signals_held
+
     out_dir = Path(out_dir).resolve()
-    chapters, failed = notebooks(notebooks_dir, only), []
+    chapters = notebooks(notebooks_dir, only)
+    ended: dict[str, bool] = {}  # chapter stem -> whether it passed, as each ends
+    stopped = True  # until every chapter has ended: an interrupt (or an error) stops the build early
     try:
-        return _execute(out_dir, chapters, parameters, echo, jobs)
-    except NotebookFailed as exc:
-        failed = [Path(name).stem for name in exc.failed]
+        done = _execute(out_dir, chapters, parameters, echo, jobs, ended)
+        stopped = False
+        return done
+    except NotebookFailed:
+        stopped = False
         raise
     finally:  # the course's index, whatever failed: a failed chapter is marked, and its copy left out of the links
-        index = write_site(out_dir / "html", notebooks(notebooks_dir), ran=[p.stem for p in chapters], failed=failed)
-        echo(f"  wrote {index}: the course's chapters, linked")
+        shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        if ended or not stopped:
+            with signals_held():
+                index = write_site(out_dir / "html", notebooks(notebooks_dir), ran=list(ended),
+                                   failed=[stem for stem, passed in ended.items() if not passed])
+            echo(f"  wrote {index}: the course's chapters, linked")
 
 
-def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None) -> list[ExecutedNotebook]:
-    """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`)."""
+def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo, jobs: int | None,
+             ended: dict[str, bool]) -> list[ExecutedNotebook]:
+    """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`);
+    ``ended`` gets each chapter's stem as it ends, with whether it passed."""
     jobs = max(1, min(jobs or default_jobs(), len(chapters) or 1))
     done: dict[Path, ExecutedNotebook] = {}
     failed: dict[Path, NotebookFailed] = {}
-    if jobs == 1:
-        for path in chapters:
-            echo(f"running {path.name} …")
-            try:
-                result = _run_chapter(path, out_dir, parameters)
-            except NotebookFailed as exc:
-                echo(f"  {exc}")
-                failed[path] = exc
-                continue
-            echo(f"  wrote {result.notebook} and {result.html} ({_took(result)})")
-            done[path] = result
-    else:
-        # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones overlap;
-        # a chapter with no such time (a first build) from the last back, as chapters 05 to 09 run the course's
-        # largest workloads (course order would start chapter 09 seventh, and end the build with it alone).
-        ordered = sorted(reversed(chapters), key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
-        finished: queue.Queue = queue.Queue()
-        echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
-        pool = _worker_pool(jobs)
+    context = _worker_context()
+    running: dict = {}  # the receiving end of each running chapter's pipe -> (chapter, its worker process)
+
+    def start(path: Path) -> None:
+        receive, send = context.Pipe(duplex=False)
+        worker = context.Process(target=_chapter_worker, args=(send, path, out_dir, parameters), daemon=True)
+        worker.start()
+        send.close()
+        running[receive] = (path, worker)
+
+    def wait() -> tuple[Path, ExecutedNotebook | None]:
+        """The next chapter to end, published; its result, or None (and the failure noted) when it failed."""
+        receive = multiprocessing.connection.wait(list(running))[0]
+        path, worker = running.pop(receive)
         try:
-            for path in ordered:
-                pool.apply_async(_run_chapter, (path, out_dir, parameters),
-                                 callback=lambda result, path=path: finished.put((path, result, None)),
-                                 error_callback=lambda exc, path=path: finished.put((path, None, exc)))
-            while len(done) + len(failed) < len(chapters):
-                path, result, failure = finished.get()
-                if failure is not None:
-                    failed[path] = failure if isinstance(failure, NotebookFailed) else NotebookFailed(
-                        f"{path.name} failed: {type(failure).__name__}: {failure}")
-                    echo(f"  {failed[path]}")
-                    continue
-                echo(f"  {path.name}: wrote {result.notebook} and {result.html} ({_took(result)})")
-                done[path] = result
-            pool.close()
-        finally:
-            pool.terminate()  # an interrupt: what still runs stops (each kernel exits with its worker)
-            pool.join()
+            result, failure = receive.recv()
+        except EOFError:  # the worker died before it could say (e.g. killed)
+            worker.join()
+            result, failure = None, NotebookFailed(f"{path.name} failed: its worker process ended with exit code "
+                                                   f"{worker.exitcode}")
+        receive.close()
+        worker.join()
+        if result is not None:
+            result = publish(result, out_dir)  # a failed cell's copies too: they show the error
+        ended[path.stem] = failure is None
+        if failure is not None:
+            failed[path] = failure
+            return path, None
+        done[path] = result
+        return path, result
+
+    try:
+        if jobs == 1:  # one after the other, in course order
+            for path in chapters:
+                echo(f"running {path.name} …")
+                start(path)
+                _, result = wait()
+                echo(f"  {failed[path]}" if result is None else
+                     f"  wrote {result.notebook} and {result.html} ({_took(result)})")
+        else:
+            # Longest first (as the last workbook run measured them, when it left its notebooks), so the long ones
+            # overlap; a chapter with no such time (a first build) from the last back, as chapters 05 to 09 run the
+            # course's largest workloads (course order would start chapter 09 seventh, and end the build with it alone).
+            waiting = sorted(reversed(chapters), key=lambda p: -_last_seconds(out_dir / "notebooks" / p.name))
+            echo(f"running {len(chapters)} chapter(s), {jobs} at a time …")
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    start(waiting.pop(0))
+                path, result = wait()
+                echo(f"  {failed[path]}" if result is None else
+                     f"  {path.name}: wrote {result.notebook} and {result.html} ({_took(result)})")
+    finally:  # an interrupt: what still runs is killed, kernels included, before it writes more
+        _kill([worker for _, worker in running.values()])
     if failed:
         raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
                              failed=[path.name for path in chapters if path in failed])
     return [done[path] for path in chapters]
+
+
+def _kill(workers) -> None:
+    """Kill the worker processes ``workers`` (:class:`multiprocessing.Process`) still running and everything they
+    started (a chapter's kernel runs in a session of its own, so it outlives its worker unless killed too) with
+    SIGKILL, and wait for the workers: no code of theirs runs any more (no cleanup that could write into the build
+    or print a traceback). Each worker is stopped (SIGSTOP) first, so it starts nothing while its descendants are
+    listed."""
+    import psutil
+
+    for worker in workers:
+        try:
+            process = psutil.Process(worker.pid)
+            process.suspend()
+            for descendant in process.children(recursive=True):
+                try:
+                    descendant.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+        worker.join()
 
 
 def default_jobs() -> int:
@@ -299,17 +408,35 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
-def _worker_pool(jobs: int):
-    """``jobs`` worker processes for the chapters, each a fresh process (never a fork of this one, whose threads
+def _worker_context():
+    """How the chapters' worker processes start: each a fresh process (never a fork of this one, whose threads
     may hold locks). Where Python has a fork server, its server imports papermill and nbconvert once (seconds
     of CPU: nbformat's jsonschema alone takes over a second) and each worker starts as a fork of it; elsewhere
     each worker is a new interpreter that imports them itself."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["papermill", "nbconvert", "yafdp.workbook"])
-    else:
-        context = multiprocessing.get_context("spawn")
-    return context.Pool(jobs)
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _chapter_worker(send, path: Path, out_dir: Path, parameters: dict | None) -> None:
+    """A chapter's worker process: it leaves this session first, so that a Ctrl-C at the terminal (SIGINT to the
+    whole process group) or ``timeout``'s signal reaches the ``yafdp`` command alone, which then kills the
+    workers (:func:`_kill`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
+    it waited on, and logged "Kernel died while waiting for execute reply." and a DeadKernelError no task
+    retrieved. Then it stages the chapter (:func:`stage_notebook`) and sends back ``(staged, failure)``, or
+    ``(None, failure)`` when nothing was staged."""
+    try:
+        os.setsid()
+    except OSError:  # already a session's leader
+        pass
+    try:
+        outcome = stage_notebook(path, out_dir, parameters)
+    except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
+        outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
+    send.send(outcome)
+    send.close()
 
 
 def _took(result: ExecutedNotebook) -> str:

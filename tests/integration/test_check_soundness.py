@@ -39,8 +39,9 @@ def finished_custom(tmp_path_factory):
 
 
 def _copy(run, tmp_path):
-    """A copy of a finished run (run.db and its copy of the catalog) to tamper with, and a connection to it."""
-    for name in ("run.db", "catalog.json"):
+    """A copy of a finished run (run.db, its copy of the catalog and its summary) to tamper with, and a connection
+    to it."""
+    for name in ("run.db", "catalog.json", "summary.json"):
         shutil.copy(run / name, tmp_path / name)
     return tmp_path, sqlite3.connect(tmp_path / "run.db", isolation_level=None)
 

@@ -515,3 +515,220 @@ def test_a_run_that_places_some_orders_passes_with_the_others_refused(tmp_path):
     done = cli("run", "--orders-file", orders_file(tmp_path, json.dumps(requests)), "--out", tmp_path / "run")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert done.stdout.startswith("1 of 2 requested orders placed (1 refused)"), done.stdout
+
+
+# ---------------------------------------------------------------- the new-user review of the readers and refusals
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Everything under ``folder`` (a folder as None), to show a refusal left it as it was."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+AWS_WITHOUT = {"region": {"AWS_DEFAULT_REGION": None, "AWS_REGION": None},
+               "credentials": {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": None}}
+
+
+@pytest.mark.parametrize("missing", AWS_WITHOUT)
+def test_a_run_refused_after_its_options_were_read_leaves_the_folder_as_it_was(tmp_path, missing, monkeypatch):
+    """The review's cases: a refused run made its --out (and left .yafdp.lock in it): one beside a lone
+    summary.json, and a run on aws with no region or no credentials."""
+    import os
+
+    p2 = tmp_path / "p2"
+    p2.mkdir()
+    (p2 / "summary.json").write_text("{}")
+    before = tree(tmp_path)
+    refused = cli("run", "--orders", 3, "--out", p2)
+    assert refused.returncode == 2 and refused.stderr.splitlines() == [
+        f"yafdp: {p2} already holds a run (summary.json): pass --force to replace it, or choose another --out"]
+    for name, value in AWS_WITHOUT[missing].items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws = subprocess.run([sys.executable, "-m", "yafdp", "run", "--backend", "aws", "--orders", "2", "--out",
+                          str(tmp_path / "p3" / "deeper")], capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL, env=dict(os.environ))
+    assert aws.returncode == 2 and len(aws.stderr.splitlines()) == 1, aws.stderr
+    assert f"no AWS {missing}" in aws.stderr
+    assert tree(tmp_path) == before  # no p3, no lock file in p2
+
+
+def test_a_signal_before_the_run_starts_leaves_a_new_folder_unmade(tmp_path, paused_yafdp):
+    """The review's case: SIGTERM as a run started into a new folder said it "holds what it held before", and
+    left the folder made, holding .yafdp.lock. Stopped once the folder is locked (a handshake: the child waits
+    at the point), before anything of the run is written."""
+    out = tmp_path / "new" / "run"
+    running = paused_yafdp(["run", "--orders", 20, "--out", out], event="call", match="yafdp.catalog.record.record")
+    running.reached()
+    assert (out / ".yafdp.lock").exists()  # the folder is locked at this point
+    running.signal(signal.SIGTERM)
+    stopped = running.finish()
+    assert stopped.returncode == 130 and stopped.stderr.splitlines() == [
+        f"yafdp: interrupted before the run started: {out} holds what it held before"], stopped.stderr
+    assert list(tmp_path.iterdir()) == []  # neither new/ nor new/run is left
+
+
+def test_a_memory_store_run_stopped_into_a_new_folder_leaves_no_folder(tmp_path, paused_yafdp):
+    """It says the folder "holds what it held before": a new folder is not left behind, nor its lock file."""
+    out = tmp_path / "new" / "run"
+    running = paused_yafdp(["run", "--orders", 3000, "--out", out], event="call",
+                           match="yafdp.runs.lifecycle._keeping_time.<locals>.tick")
+    running.reached()  # into the run: the memory store writes nothing until the end
+    running.signal(signal.SIGINT)
+    stopped = running.finish()
+    assert stopped.returncode == 130 and stopped.stderr.splitlines() == [
+        f"yafdp: interrupted: nothing of this run was kept (the memory store writes run.db at the end); {out} holds "
+        "what it held before"], stopped.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_writer_refused_while_the_first_holds_the_folder_takes_nothing_from_it(tmp_path, paused_yafdp):
+    """The lock's safety for two writers is kept: a run refused because another holds the folder leaves the
+    holder's lock file (and the first run finishes)."""
+    out = tmp_path / "run"
+    running = paused_yafdp(["run", "--orders", 20, "--out", out], event="call", match="yafdp.catalog.record.record")
+    running.reached()
+    second = cli("run", "--orders", 5, "--out", out)
+    assert second.returncode == 2 and "is in use by process" in second.stderr
+    assert (out / ".yafdp.lock").exists()
+    assert running.finish().returncode == 0
+    assert cli("check", out).returncode == 0
+
+
+def unfinished(tmp_path: Path) -> Path:
+    """A file-store run as one stopped before its end leaves it (run_info.status still 'running')."""
+    out = tmp_path / "stopped"
+    assert cli("run", "--orders", 20, "--store", "file", "--out", out).returncode == 0
+    with sqlite3.connect(out / "run.db") as db:
+        db.execute("UPDATE run_info SET value = ? WHERE key = 'status'", (json.dumps("running"),))
+    db.close()
+    return out
+
+
+@pytest.mark.parametrize("reader, does", [
+    (["trace", "{run}", "--format", "otlp", "--out", "{tmp}/t.jsonl"], "trace it"),
+    (["trace", "{run}", "--format", "otlp"], "trace it"),
+    (["fit-profile", "{run}", "--out", "{tmp}/p.json"], "fit a profile to it"),
+    (["replay", "{run}"], "replay it"),
+    (["check", "{run}"], "check it"),
+], ids=["trace-out", "trace-stdout", "fit-profile", "replay", "check"])
+def test_every_reader_of_finished_runs_refuses_a_stopped_run_saying_how_to_finish_it(tmp_path, reader, does):
+    """The review's case: fit-profile and trace read a run stopped part-way (or still going) as if whole, exit 0,
+    no word; check, resume and replay refused it."""
+    out = unfinished(tmp_path)
+    before = tree(tmp_path)
+    result = cli(*(part.format(run=out, tmp=tmp_path) for part in reader))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"yafdp: {out} holds an unfinished run (status 'running': it was stopped "
+                                          f"before its end): `yafdp resume --out {out}` finishes it, then {does}"]
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("reader", [["trace", "{run}", "--format", "otlp"], ["fit-profile", "{run}", "--out", "{tmp}/p.json"]],
+                         ids=["trace", "fit-profile"])
+def test_a_reader_of_finished_runs_refuses_a_run_in_progress(tmp_path, paused_yafdp, reader):
+    out = tmp_path / "busy"
+    running = paused_yafdp(["run", "--orders", 300, "--store", "file", "--out", out], event="call",
+                           match="yafdp.runs.lifecycle._keeping_time.<locals>.tick")
+    running.reached()
+    result = cli(*(part.format(run=out, tmp=tmp_path) for part in reader))
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"run in progress (pid {running.pid}: yafdp run, since " in result.stderr and str(out) in result.stderr
+    assert not (tmp_path / "p.json").exists()
+    assert running.finish().returncode == 0
+
+
+def test_check_against_a_catalog_that_is_not_the_runs_says_so_and_passes_nothing(prev):
+    """The review's case: it ended "the run placed no order" for a run of 20 orders, and showed invariants as
+    passed with 0 sagas checked."""
+    trips = Path(__file__).resolve().parents[2] / "examples" / "trip_booking"
+    result = cli("check", prev, "--catalog", trips)
+    assert result.returncode == 1, result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[-1] == ("fail  none of the run's 20 orders is a saga of the catalog it is checked against: the catalog "
+                         "does not match the run, so the invariants above prove nothing")
+    assert not [line for line in lines if line.startswith("pass ") and "the run's catalog" not in line], lines
+
+
+@pytest.mark.parametrize("where", ["missing", "nested"])
+def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_and_no_folder_is_made(prev, tmp_path, where):
+    """The review's case: `trace --out /nonexistent/dir/t.jsonl` made /nonexistent/dir. Every command's output
+    file is refused so: trace, fit-profile, catalog --per-service (which makes the one folder it names)."""
+    folder = tmp_path / "nowhere" / ("deeper" if where == "nested" else "")
+    for command, option in ((["trace", prev, "--format", "otlp", "--out", folder / "t.jsonl"], "--out"),
+                            (["fit-profile", prev, "--out", folder / "p.json"], "--out"),
+                            (["catalog", "--format", "asyncapi", "--per-service", folder / "docs"], "--per-service")):
+        result = cli(*command)
+        line = one_line(result.stderr)
+        assert result.returncode == 2 and line.startswith(f"yafdp: {option} {folder}/")
+        assert line.endswith(f": no folder {folder}: create it first, or choose another {option}"), line
+    assert not (tmp_path / "nowhere").exists()
+    made = cli("catalog", "--format", "asyncapi", "--per-service", tmp_path / "docs")  # its one folder, in one that is
+    assert made.returncode == 0 and len(list((tmp_path / "docs").glob("*.asyncapi.json"))) == 6, made.stderr
+
+
+def one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    assert len(stderr.splitlines()) == 1, stderr
+    return stderr.splitlines()[0]
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["run", "--latency-model", "{tmp}/u", "--out", "{tmp}/r"],
+     "yafdp: latency profile error: {tmp}/u: is a folder, not a latency profile file: give a profile's JSON file, or "
+     "the name of a shipped one (e.g. aws-eu-west-1)"),
+    (["check", "{tmp}/nonexistent"], "yafdp: no run database at {tmp}/nonexistent/run.db: {tmp}/nonexistent does not "
+                                      "exist (run `yafdp run --out {tmp}/nonexistent` first)"),
+    (["check", "{tmp}/u"], "yafdp: no run database at {tmp}/u/run.db (run `yafdp run --out {tmp}/u` first)"),
+    (["check", "{tmp}/c12"], "yafdp: {tmp}/c12/run.db is a folder, not a run database: remove it (or choose another "
+                             "run folder); then `yafdp run --out {tmp}/c12` can write a run there"),
+    (["run", "--orders", "1e3", "--out", "{tmp}/r"],
+     "yafdp run: argument --orders: must be a whole number from 1 to 10,000,000, got '1e3' (see `yafdp run --help`)"),
+    (["run", "--orders", "20.0", "--out", "{tmp}/r"],
+     "yafdp run: argument --orders: must be a whole number from 1 to 10,000,000, got '20.0' (see `yafdp run --help`)"),
+    (["run", "--seed", "-5", "--out", "{tmp}/r"],
+     "yafdp run: argument --seed: must be a whole number, 0 or more, got '-5' (see `yafdp run --help`)"),
+    (["replay", "{tmp}/u", "--seed", "1_0"],
+     "yafdp replay: argument --seed: must be a whole number, 0 or more, got '1_0' (see `yafdp replay --help`)"),
+], ids=["profile-is-a-folder", "check-nothing", "check-empty-folder", "check-run-db-folder", "orders-1e3",
+        "orders-20.0", "seed-negative", "seed-underscore"])
+def test_the_smaller_messages_say_what_is_true(tmp_path, arguments, said):
+    """The review's smaller findings: each names what is wrong as it is, and what it advises works."""
+    (tmp_path / "u").mkdir()
+    (tmp_path / "c12" / "run.db").mkdir(parents=True)
+    before = tree(tmp_path)
+    result = cli(*(part.format(tmp=tmp_path) for part in arguments))
+    assert result.returncode == 2 and one_line(result.stderr) == said.format(tmp=tmp_path)
+    assert tree(tmp_path) == before
+    if arguments[0] == "check" and "c12" in arguments[1]:  # the advice works once the folder is removed
+        (tmp_path / "c12" / "run.db").rmdir()
+        assert cli("run", "--orders", 2, "--out", tmp_path / "c12").returncode == 0
+
+
+def test_one_refused_request_is_said_in_the_singular_and_an_unknown_field_is_refused_naming_it(tmp_path):
+    """The review's cases: "all 1 of the … order requests were refused", and a request's unknown field dropped
+    without a word (the request was placed without it)."""
+    good = {"order_id": "ord-good", "customer_id": "cus-ada", "restaurant_id": "res-napoli",  # README's example
+            "items": [{"item_id": "margherita", "quantity": 3, "unit_price": 8.5}], "amount": 25.5, "currency": "EUR",
+            "payment_token": "tok_visa_4242", "delivery_zone": "zone-centre"}
+    file = orders_file(tmp_path, json.dumps([{**good, "extra": "\u001b[31mred"}]))
+    done = cli("run", "--orders-file", file, "--out", tmp_path / "run")
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        f"yafdp: no order was placed: the 1 order request in {file} was refused (listed above; it is in "
+        f"{tmp_path / 'run' / 'run.db'}'s refusals table)"]
+    assert ("  refused ord-good: order refused: extra: is not a field of this request (its fields: order_id, "
+            "customer_id, restaurant_id, items, amount, currency, payment_token, delivery_zone)"
+            ) in done.stdout.splitlines(), done.stdout
+    refusal = json.loads((tmp_path / "run" / "summary.json").read_text())["orders"]["refusals"][0]
+    assert refusal["field"] == "extra"
+    nested = orders_file(tmp_path, json.dumps([{**good, "items": [{**good["items"][0], "unit_prize": 8.5}]}]))
+    done = cli("run", "--orders-file", nested, "--out", tmp_path / "nested")
+    assert done.returncode == 1
+    refusal = json.loads((tmp_path / "nested" / "summary.json").read_text())["orders"]["refusals"][0]
+    assert refusal["field"] == "items[0].unit_prize" and "its fields: item_id, quantity, unit_price" in refusal["problem"]

@@ -119,7 +119,8 @@ def test_bad_options_are_one_line_naming_the_option_and_exit_2(runs, args, says)
     ("orchestration", "an orchestrated run's sagas are recorded as it runs"),
     ("faults", "injected faults (handler_failure_rate)"),
     ("custom-faults", "injected faults (publish_retry_rate)"),
-    ("custom-unfinished", "the run has not finished; replay a finished run"),
+    ("custom-unfinished", "holds an unfinished run (status 'running': it was stopped before its end), which cannot "
+                          "be resumed: run it again with `yafdp run --force --out"),
     ("missing", "yafdp: no run database at "),
 ])
 def test_a_run_the_replay_cannot_take_is_one_line_naming_the_folder_and_exit_2(runs, tmp_path, which, says):

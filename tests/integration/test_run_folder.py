@@ -279,11 +279,52 @@ def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_b
     assert everything_in(out) == before
 
     (out / "summary.json").unlink()  # stopped between its two files: the summary is in run.db
+    checked = cli("check", out)  # a finished run without its summary is named, with the way to write it again
+    assert checked.returncode == 1 and (f"(summary.json) missing from the finished run in {out}: `yafdp resume "
+                                        f"--out {out}` writes it again from run.db") in checked.stdout
     resumed = cli("resume", "--out", out, "--json")
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["orders"]["placed"] == 40
-    assert one_line(resumed.stderr) == (f"the run in {out} had finished already: nothing to resume, only its "
-                                        f"missing {out / 'summary.json'} written again from run.db")
+    assert one_line(resumed.stderr) == (f"the run in {out} had finished already: nothing to resume, only its files "
+                                        f"repaired ({out / 'summary.json'}: it was missing; written again from run.db)")
     assert everything_in(out) == before
+
+
+@pytest.mark.parametrize("damage", [
+    ("summary.json", "{not json", "it could not be read as JSON (Expecting property name enclosed in double quotes: "
+                                  "line 1 column 2 (char 1)); written again from run.db"),
+    ("summary.json", "[1, 2]", "it was not a JSON object; written again from run.db"),
+    ("catalog.json", "{oops", "cannot be read (Expecting property name enclosed in double quotes: line 1 column 2 "
+                              "(char 1)); written again from the catalog folder, proven the run's"),
+    ("catalog.json", "{}", "not a copy of a catalog; written again from the catalog folder, proven the run's"),
+], ids=["summary-not-json", "summary-not-object", "catalog-not-json", "catalog-not-a-copy"])
+def test_resume_repairs_a_damaged_summary_or_catalog_copy_of_a_finished_run_and_says_so(earlier, damage):
+    """The review's case: `check` failed on a corrupt summary.json or catalog.json, and `resume` said "nothing
+    changed" and rewrote nothing, so nothing could mend the run."""
+    name, text, said = damage
+    before = everything_in(earlier)
+    (earlier / name).write_text(text)
+    checked = cli("check", earlier)
+    assert checked.returncode == 1 and f"`yafdp resume --out {earlier}` writes it again" in checked.stdout
+    resumed = cli("resume", "--out", earlier)
+    assert resumed.returncode == 0 and one_line(resumed.stderr) == (
+        f"the run in {earlier} had finished already: nothing to resume, only its files repaired "
+        f"({earlier / name}: {said})")
+    assert everything_in(earlier) == before  # the same bytes as the run wrote
+    assert cli("check", earlier).returncode == 0
+
+
+def test_resume_does_not_write_a_catalog_copy_it_cannot_prove_and_says_why(tmp_path, catalog_copy):
+    """A damaged catalog.json is written again only from a catalog folder proven the run's: one changed since
+    is not taken for it (exit 1, the copy left as it is)."""
+    out = tmp_path / "run"
+    assert cli("run", "--orders", 5, "--catalog", catalog_copy.root, "--out", out).returncode == 0
+    (out / "catalog.json").write_text("{oops")
+    bus = catalog_copy.root / "bus.json"
+    bus.write_text(bus.read_text() + "\n")
+    resumed = cli("resume", "--out", out)
+    line = one_line(resumed.stderr)
+    assert resumed.returncode == 1 and "it cannot be written again: the catalog folder cannot be proven the run's" in line
+    assert (out / "catalog.json").read_text() == "{oops"
 
 
 @pytest.mark.parametrize("step", range(4))
@@ -319,9 +360,14 @@ def test_an_export_stopped_at_any_step_leaves_the_old_run_or_the_new_one(tmp_pat
     assert recorded["orders"]["placed"] in (30, 40)
     if recorded["orders"]["placed"] == 30:  # the old run, as it was
         assert hashlib.sha256((out / "run.db").read_bytes()).hexdigest() == old["run.db"]
-    if not (out / "catalog.json").exists():  # stopped before the copy: a finished run's audit names it, resume repairs
-        failed = [i for i in check_run(out) if not i.passed]
-        assert [i.name for i in failed] == ["the run's catalog"] and "missing from a finished run" in failed[0].offenders[0]
+    # Stopped before the copy of the catalog or the summary: a finished run's audit names each, resume repairs.
+    missing = {name: said for name, said in (("the run's catalog", "missing from a finished run"),
+                                             ("the workload is whole", "missing from the finished run"))
+               if not (out / ("catalog.json" if name == "the run's catalog" else "summary.json")).exists()}
+    if missing:
+        failed = {i.name: i for i in check_run(out) if not i.passed}
+        assert set(failed) == set(missing)
+        assert all(said in failed[name].offenders[0] for name, said in missing.items())
         assert resume_saga(out)["already_finished"]
     assert all(i.passed for i in check_run(out))
 

@@ -125,6 +125,20 @@ def test_executed_notebook_cuts_no_table_cell_and_warns_nothing(path, build):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_table_a_chapter_shows_has_a_title(path, build):
+    """Each table a cell shows has a <caption> (yafdp.analysis.notebook.titled), the interactive explorer's too (its
+    state is kept in the notebook's metadata, for the HTML copy)."""
+    result = executed(path, build)
+    for cell, output in outputs(result.notebook):
+        table = "".join(output.get("data", {}).get("text/html", ""))
+        assert table.count("<table") == table.count("<caption"), \
+            f"{path.stem}: cell {cell.get('id')} shows a table with no title: {''.join(cell['source'])[-160:]!r}"
+    widgets = json.dumps(json.loads(result.notebook.read_text())["metadata"])
+    assert widgets.count("<table") == widgets.count("<caption"), f"{path.stem}: a widget shows a table with no title"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_neither_copy_shows_the_path_of_the_machine_that_built_it(path, build):
     result = executed(path, build)
     for copy in (result.notebook, result.html):
@@ -153,6 +167,8 @@ def test_html_copy_loads_no_remote_script_and_shows_every_diagram(path, build):
     described = [re.search(r'alt="([^"]*)"', tag) for tag in tags]
     assert all(d and d.group(1) and "no description" not in d.group(1) for d in described), \
         f"{path.stem}: an image with no description"
+    unlabelled = [d.group(1) for d in described if "y: —" in d.group(1) or "x: —" in d.group(1)]
+    assert not unlabelled, f"{path.stem}: a plot with an axis that has no label: {unlabelled[0][:200]}"
 
 
 @pytest.mark.notebook

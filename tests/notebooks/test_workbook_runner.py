@@ -195,3 +195,159 @@ def test_a_chapters_kernel_is_stopped_at_once_after_its_last_cell_not_left_to_fi
                                           "atexit.register(lambda: Path(out_dir, 'finalized').touch())")
     run_workbook(tmp_path / "build", notebooks_dir=chapters, echo=lambda line: None, jobs=1)
     assert (tmp_path / "build" / "written").exists() and not (tmp_path / "build" / "finalized").exists()
+
+
+# A kernel start-up script (IPython runs every file in $IPYTHONDIR/profile_default/startup): after the first cell
+# that saved a figure, the kernel says so (a file named by its pid, holding its working folder) and holds there, so
+# the test sends its signal while a chapter is half done: its new figure written, its notebook not yet.
+HOLD_AFTER_A_FIGURE = """
+import os, time
+from pathlib import Path
+
+def _hold(result):
+    if "figures.save(" in (result.info.raw_cell or ""):
+        Path(os.environ["YAFDP_TEST_HELD"], str(os.getpid())).write_text(os.getcwd())
+        while True:
+            time.sleep(1)
+
+get_ipython().events.register("post_run_cell", _hold)
+"""
+
+
+def _files(folder):
+    """Every file under ``folder``: its bytes and when it was last written."""
+    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _interrupted_build(tmp_path, out, only, jobs, signum, to_group):
+    """``yafdp workbook --only ONLY --out OUT`` stopped by ``signum`` (to the command, or to its whole process group,
+    as Ctrl-C at a terminal and ``timeout`` send it) once each of its chapters holds half done; returns the
+    command's exit code, its stderr, and the kernels' pids with where they ran."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-hold.py").write_text(HOLD_AFTER_A_FIGURE)
+    held = tmp_path / "held"
+    held.mkdir()
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), YAFDP_TEST_HELD=str(held))
+    command = subprocess.Popen([sys.executable, "-m", "yafdp", "workbook", "--only", *only, "--jobs", str(jobs),
+                                "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        while len(list(held.iterdir())) < len(only):  # a handshake: each chapter's kernel says it holds
+            assert command.poll() is None, command.communicate()
+            psutil.wait_procs([psutil.Process(command.pid)], timeout=0.1)
+        kernels = {int(p.name): p.read_text() for p in held.iterdir()}
+        # Where the signal lands: the command alone of the build's processes in its session; every chapter's
+        # nbclient runs in a worker of another session (a kernel's parent), so none meets the signal and kills
+        # its kernel under the cell it waits on (nbclient's "Kernel died while waiting for execute reply.").
+        for pid in kernels:
+            worker = psutil.Process(pid).parent()
+            assert worker.pid != command.pid and os.getsid(worker.pid) != os.getsid(command.pid)
+        (os.killpg if to_group else os.kill)(command.pid, signum)
+        _, err = command.communicate(timeout=600)
+    finally:
+        if command.poll() is None:
+            command.kill()
+    return command.returncode, err, kernels
+
+
+def _gone(pid):
+    import psutil
+
+    try:
+        psutil.Process(pid).wait(timeout=60)  # killed with SIGKILL: gone as soon as whoever reaps it does
+    except psutil.NoSuchProcess:
+        pass
+    return True
+
+
+@pytest.fixture(scope="module")
+def earlier_build(tmp_path_factory):
+    """A build of chapters 01 and 02, as ``yafdp workbook`` writes it."""
+    import subprocess
+    import sys
+
+    build = tmp_path_factory.mktemp("earlier") / "build"
+    done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--only", "01", "02", "--out", str(build)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return build
+
+
+@pytest.mark.parametrize("only, jobs, signum, to_group", [
+    (["01"], 1, "SIGINT", True),  # Ctrl-C at a terminal: the command's whole process group
+    (["01"], 1, "SIGTERM", False),
+    (["01", "02"], 2, "SIGINT", False),  # timeout -s INT
+    (["01", "02"], 2, "SIGTERM", True),
+])
+def test_an_interrupted_build_leaves_the_earlier_build_as_it_was_and_says_so_in_one_line(
+        tmp_path, earlier_build, only, jobs, signum, to_group):
+    import shutil
+    import signal
+
+    out = tmp_path / "build"
+    shutil.copytree(earlier_build, out)
+    before = _files(out)
+    code, err, kernels = _interrupted_build(tmp_path, out, only, jobs, getattr(signal, signum), to_group)
+    assert (code, err) == (130, "yafdp: interrupted\n")
+    assert _files(out) == before  # not one file removed, rewritten or added: the notebooks, HTML, figures, index
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "html", "notebooks"]
+    assert all(folder.startswith(str(out / ".building")) for folder in kernels.values())
+    assert all(_gone(pid) for pid in kernels)  # no kernel left running (or writing) after the command
+
+
+def test_a_build_interrupted_in_a_new_folder_writes_no_index(tmp_path):
+    import signal
+
+    out = tmp_path / "new"
+    code, err, _ = _interrupted_build(tmp_path, out, ["01"], 1, signal.SIGINT, True)
+    assert (code, err) == (130, "yafdp: interrupted\n")
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_a_build_folder_may_hold_the_builds_make_workbook_makes_inside_it(tmp_path):
+    """``make workbook CATALOG=examples/trip_booking`` builds into build/trip_booking/; plain ``make workbook``
+    still builds into build/ afterwards. Anything else in the folder is still refused without --force."""
+    import subprocess
+    import sys
+
+    build = tmp_path / "build"
+    for folder in ("html", "figures", "trip_booking/html", "trip_booking/notebooks", "trip_booking/solutions/html"):
+        (build / folder).mkdir(parents=True)
+    command = [sys.executable, "-m", "yafdp", "workbook", "--only", "01", "--out", str(build)]
+    built = subprocess.run(command, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    assert (build / "html" / "01_identify_events.html").is_file() and (build / "trip_booking" / "html").is_dir()
+    (build / "trip_booking" / "notes.txt").write_text("mine")
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "holds what no workbook build holds (trip_booking)" in refused.stderr
+
+
+def test_the_index_gives_each_chapter_its_opening_sentence_which_its_goals_may_refer_to(tmp_path):
+    """Chapter 07's first goal, "to show that claim rather than assert it", names a claim its opening paragraph
+    makes: the index shows that paragraph's first sentence above the goals, so the entry does not begin dangling."""
+    import nbformat
+
+    from yafdp.site import write_site
+
+    chapters = tmp_path / "notebooks"
+    chapters.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell(
+        "# 07 · Add a service\n\n*About 35 minutes.*\n\nThe [blog](https://example.com/blog)'s point: a new service "
+        "joins by **subscribing**. Nobody else\nchanges.\n\nIn this chapter you will learn:\n\n"
+        "1. to show that claim rather than assert it;\n2. to check it.\n")]
+    nbformat.write(notebook, chapters / "07_add.ipynb")
+    _course_chapter(chapters, "08_end", "Summary", 5, ["look back"])  # no opening paragraph: none shown
+    index = write_site(tmp_path / "html", sorted(chapters.glob("*.ipynb"))).read_text()
+    assert ('<p class="about">The blog&#x27;s point: a new service joins by <strong>subscribing</strong>.</p>'
+            "<ol><li>to show that claim rather than assert it;</li>") in index
+    assert "Nobody else" not in index and index.count('class="about"') == 1

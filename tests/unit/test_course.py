@@ -90,6 +90,26 @@ def test_the_rating_service_shown_above_the_exercise_does_not_answer_it(tmp_path
     assert problems == ["the service never publishes Feedback_Requested"]
 
 
+@pytest.mark.parametrize("key, answer, told", [
+    ("05.hops", {"delivered": "3", "no courier": 4}, ["delivered: a whole number is expected, got the text '3'"]),
+    ("05.hops", {"delivered": 3}, ["'no courier' is missing"]),
+    ("05.hops", {"delivered": 3, "no courier": 4, "cancelled": 2},
+     ["'cancelled' is not asked for (the keys are 'delivered', 'no courier')"]),
+    ("05.hops", {"delivered": True, "no courier": 4}, ["delivered: a whole number is expected, got True"]),
+    ("05.hops", {"delivered": 2, "no courier": 4},
+     ["delivered: 2 hops is not right; follow the arrows of the causal graph from Order_Initiated"]),
+    ("03.retry-policy", {"MaximumRetryAttempts": 4}, ["'MaximumEventAgeInSeconds' is missing"]),
+    ("03.retry-policy", {"MaximumRetryAttempts": 4.0, "MaximumEventAgeInSeconds": 3600},
+     ["MaximumRetryAttempts: a whole number is expected, got the number 4.0"]),
+    ("04.predict-dlq", {"dead letters": "12", "kind": "rule", "ERROR_CODE": "NO_PERMISSIONS", "RETRY_ATTEMPTS": 0},
+     ["'statuses' is missing", "dead letters: a whole number is expected, got the text '12'"]),
+    ("09.human-step", ("standard", "900"), ["timeout_seconds: a whole number is expected, got the text '900'"]),
+    ("09.human-step", "standard", ["answer with a pair (workflow, timeout_seconds), e.g. ('standard', 900)"]),
+])
+def test_a_missing_key_or_a_value_of_the_wrong_type_is_named_as_such(key, answer, told, tmp_path):
+    assert exercises.EXERCISES[key].check(answer, **context(key, tmp_path)) == told
+
+
 def test_no_answer_yet_is_not_an_error(capsys):
     assert exercises.check("01.valid-order", None) is False
     assert "no answer yet" in capsys.readouterr().out

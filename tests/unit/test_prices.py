@@ -44,8 +44,9 @@ def test_the_course_regions_price_is_used_where_aws_publishes_it():
 def test_an_unverified_price_says_so_where_it_is_shown():
     prices = load_prices()
     assert not verified(prices["eventbridge_custom_event"])
-    assert "not shown by any stored copy" in describe_price(prices["eventbridge_custom_event"])
-    assert "read on AWS's page" in describe_price(prices["lambda_request"])
+    assert "this workbook's assumption, not quoted from AWS's page" in describe_price(prices["eventbridge_custom_event"])
+    assert "quoted from AWS's page" in describe_price(prices["lambda_request"])
+    assert "Region not named on AWS's page" in describe_price(prices["eventbridge_custom_event"])
 
 
 def test_a_price_without_its_source_fields_is_refused_naming_the_key(tmp_path):

@@ -322,25 +322,20 @@ def quotas() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quota", BUS_NAMES["classic"], BUS_NAMES["custom"], "source"]).set_index("quota")
 
 
-NOT_PUBLISHED = "rate not published in any source available to this project"
+NOT_PUBLISHED = "rate not published in AWS's user guide, which defers to the pricing page: not priced here"
 
 
 def costs() -> pd.DataFrame:
     """What each bus bills the saga for, as far as AWS publishes it: a price from ``data/prices.json`` (with the
     page that quoted it) where there is one, and ``rate not published`` where AWS names a billing dimension of
-    the Custom Event Bus but no source available here gives its rate (SPEC §8.3: every page defers to the
-    pricing page, whose stored copy shows the Classic bus only). Nothing here is estimated."""
-    from yafdp.analysis.costs import load_prices, verified
+    the Custom Event Bus but gives no rate (SPEC §8.3: every page of the user guide defers to the pricing page, where
+    this project could read the Classic bus's rates only). Nothing here is estimated."""
+    from yafdp.analysis.costs import describe_price, load_prices
 
     prices = load_prices()
 
     def price(name: str) -> str:
-        entry = prices[name]
-        seen = ("read on AWS's page" if verified(entry)
-                else "not verified: rate not shown by any stored copy of AWS's page")
-        region = entry["source"]["region"]
-        where = f"Region {region}" if region == "not stated" else region
-        return f"${entry['usd']:.2f} per {entry['per']:,} ({where}, {seen})"
+        return describe_price(prices[name])
 
     rows = [
         ("publishing an event", f"{price('eventbridge_custom_event')}; each 64 KB of an entry is one event",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import re
 import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -29,19 +28,15 @@ from typing import Any
 
 from yafdp.catalog import Catalog, load_catalog
 from yafdp.catalog.record import Proof, compare, folder_files, prove
-from yafdp.errors import RunFolderError
 from yafdp.patterns import RuleSet
 from yafdp.plan import build_plan
 from yafdp.plan.model import DEFAULT_PREFIX
-from yafdp.runs import folder
+from yafdp.runs import finished
+from yafdp.runs.finished import UnfinishedRunError  # noqa: F401 (what finished_only raises, named here too)
 from yafdp.runtime import rundb
 
 CENT = 0.005  # two amounts within half a cent are the same amount
 BASE_TABLES, MalformedRunError = rundb.BASE_TABLES, rundb.MalformedRunError  # one check for every reader of a run
-
-
-class UnfinishedRunError(RunFolderError):
-    """A run that has not finished (``finished_only``): in progress in another process, or stopped before its end."""
 
 
 @dataclass(frozen=True)
@@ -166,13 +161,13 @@ def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
     """
     given = load_catalog(catalog) if isinstance(catalog, (str, Path)) else catalog  # refused first if it does not load
     if finished_only:  # first: a memory-store run in progress has no run.db until it ends
-        _refuse_in_progress(rundb.run_db_path(path).parent)
+        finished.refuse_in_progress(rundb.run_db_path(path).parent, "check it")
     db, db_path = _open(path)
     try:
         db.execute("BEGIN")  # deferred: the first read below takes the snapshot that every later read sees
         info = _well_formed(db, db_path)
         if finished_only:
-            _refuse_unfinished(db_path.parent, info)
+            finished.refuse_unfinished(db_path.parent, info, "check it")
         basis = _audited_catalog(info, db_path.parent, given)
         if basis.catalog is None:
             return [basis.finding] + [Invariant(name, "not checked", False, ("not checked: no catalog to check the "
@@ -182,11 +177,36 @@ def check_run(path: str | Path, catalog: Catalog | str | Path | None = None, *,
         try:
             # Looked up by name each time, so a test can switch one off and show what the suite notices.
             results = [basis.finding] + [globals()[name](run) for name in INVARIANTS]
-            return results + _catalog_invariants(run)
+            return _without_sagas(run, results + _catalog_invariants(run))
         except sqlite3.DatabaseError as exc:
             raise MalformedRunError(f"{db_path}: {exc}") from None
     finally:
         db.close()
+
+
+def _without_sagas(run: Run, results: list[Invariant]) -> list[Invariant]:
+    """``results``, unless the catalog finds no saga in the run: then no invariant held for anything, and each
+    one that applies is not checked (a failure), saying why: the run placed no order, or (its events carry N
+    order ids) none of its orders is a saga of the catalog it is checked against, which does not match the run.
+    Every saga terminal then says why, first (``yafdp check`` ends with it)."""
+    why = _no_saga(run.db, results)
+    if why is None:
+        return results
+    return [results[0]] + [r if r.skipped else Invariant(r.name, r.promise, False, (f"not checked: {why}",), 0)
+                           for r in results[1:]]
+
+
+def _no_saga(db: sqlite3.Connection, results: list[Invariant]) -> str | None:
+    """Why the run of ``db`` has no saga to check (every saga terminal counted none), or None when it has: it
+    placed no order, or its events name orders none of which is a saga of the catalog checked against."""
+    sagas = next((r for r in results if r.name == EVERY_SAGA_TERMINAL), None)
+    if sagas is None or sagas.checked or not sagas.passed:
+        return None
+    orders = db.execute("SELECT COUNT(DISTINCT order_id) FROM events WHERE order_id IS NOT NULL").fetchone()[0]
+    if not orders:
+        return "the run placed no order: no saga to check"
+    return (f"none of the run's {orders:,} order{'' if orders == 1 else 's'} is a saga of the catalog it is checked "
+            f"against: the catalog does not match the run")
 
 
 INVARIANTS = ("every_saga_terminal", "state_matches_events", "publications_have_causes",
@@ -478,8 +498,9 @@ def the_workload_is_whole(run: Run) -> Invariant:
     and every other record of the workload agrees with the requests table: ``run_info.workload`` (its count and
     SHA-256, recorded as the run started, :func:`yafdp.runtime.rundb.workload_record`), ``run_info``'s orders
     requested (a generated workload), and for a finished run the orders its summary counts, in ``run_info.summary``
-    and in ``summary.json`` (requested, placed, refused). A missing ``summary.json`` is no finding by itself (a
-    writer stopped after ``run.db``); one that is not a JSON object is."""
+    and in ``summary.json`` (requested, placed, refused). A finished run's ``summary.json`` that is missing (its
+    writer stopped after ``run.db``, or it was removed) or not a JSON object is a finding, which says that
+    ``yafdp resume`` writes it again from ``run.db``."""
     now = rundb.workload_record(run.db)
     count = now["requests"]
     bad = []
@@ -504,15 +525,19 @@ def the_workload_is_whole(run: Run) -> Invariant:
                 "refused": run.db.execute("SELECT COUNT(*) FROM refusals").fetchone()[0]}
         summaries = [("run_info.summary", run.info.get("summary"))]
         written = run.path.parent / "summary.json"
-        if written.exists():
+        repair = f"`yafdp resume --out {run.path.parent}` writes it again from run.db"
+        if not written.exists():
+            bad.append(f"(summary.json) missing from the finished run in {run.path.parent}: {repair}")
+        else:
             try:
                 summaries.append(("summary.json", json.loads(written.read_text(encoding="utf-8"))))
             except (OSError, ValueError) as exc:
-                bad.append(f"(summary.json) cannot be read as JSON: {exc}")
+                bad.append(f"(summary.json) cannot be read as JSON ({exc}): {repair}")
         for where, summary in summaries:
             orders = summary.get("orders") if isinstance(summary, dict) else None
             if not isinstance(orders, dict):
-                bad.append(f"({where}) a finished run's summary has no orders")
+                bad.append(f"({where}) a finished run's summary has no orders"
+                           + (f": {repair}" if where == "summary.json" else ""))
                 continue
             bad += [f"({where}) {orders.get(key)} order(s) {key}; run.db holds {value}"
                     for key, value in held.items() if orders.get(key) != value]
@@ -648,25 +673,6 @@ def _custom_bus(db, info: dict) -> bool:
 
 
 # ---------------------------------------------------------------- reading the run
-
-def _refuse_in_progress(where: Path) -> None:
-    holder = folder.lock_holder(where)
-    if holder is None:
-        return
-    recorded = re.fullmatch(r"process (\d+) \((.*)\)", holder)
-    who = f"pid {recorded[1]}: {recorded[2]}" if recorded else holder
-    raise UnfinishedRunError(f"run in progress ({who}) in {where}: check it once it has finished")
-
-
-def _refuse_unfinished(where: Path, info: dict) -> None:
-    status = info.get("status")
-    if status not in ("running", "resuming"):
-        return
-    stopped = f"{where} holds an unfinished run (status {status!r}: it was stopped before its end)"
-    if info.get("store") == "file" and info.get("style", "choreography") == "choreography":
-        raise UnfinishedRunError(f"{stopped}: `yafdp resume --out {where}` finishes it, then check it")
-    raise UnfinishedRunError(f"{stopped}, which cannot be resumed: run it again with `yafdp run --force --out {where}`")
-
 
 def _open(path: str | Path) -> tuple[sqlite3.Connection, Path]:
     return rundb.open_run(path), rundb.run_db_path(path)

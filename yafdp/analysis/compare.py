@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from yafdp.catalog import Catalog, load_catalog
-from yafdp.analysis.costs import PRICED_AS, cost_per_million_orders, load_prices, usage_from_run
+from yafdp.analysis.costs import ASSUMED, PRICED_AS, cost_per_million_orders, load_prices, price_region, usage_from_run
 from yafdp.simulation.quotas import Quotas
 from yafdp.plan.step_functions import state_machine_definition, walk_states
 from yafdp.plan import build_plan
@@ -182,15 +182,15 @@ def cost_table(runs: dict[str, str | Path], *, lambda_memory_mb: int = 256) -> p
 
 def price_sources() -> pd.DataFrame:
     """Every price the cost table uses: its unit, the Region it is for, AWS's page, and the words on an AWS page that
-    state it (or that no stored copy of the page showed the rate)."""
+    state it (or that the price is this workbook's assumption, :data:`~yafdp.analysis.costs.ASSUMED`)."""
     prices = load_prices()
     rows = []
     for usage_name, price_name in PRICED_AS.items():
         price = prices[price_name]
         source = price["source"]
         rows.append({"usage": usage_name, "price (USD)": f"{price['usd']:g}", "per": f"{price['per']:,}",
-                     "unit": price["unit"], "region": source["region"],
-                     "AWS's words": source["quote"] or "not shown by any stored copy of the page (drawn by a script)",
+                     "unit": price["unit"], "region": price_region(price),
+                     "AWS's words": source["quote"] or f"none: {ASSUMED}",
                      "AWS page": source["quote_url"] or source["page"], "read": source["read"]})
     return pd.DataFrame(rows).set_index("usage")
 

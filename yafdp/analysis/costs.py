@@ -114,16 +114,30 @@ def verified(price: dict) -> bool:
     return bool(price["source"].get("quote"))
 
 
+# What a learner is told about a price AWS's page was not seen to state (data/prices.json's note says why).
+ASSUMED = "this workbook's assumption, not quoted from AWS's page: check it there, change it in data/prices.json"
+
+
+def price_basis(price: dict) -> str:
+    """Whether a price is quoted from AWS's page or assumed by this workbook (:data:`ASSUMED`), as a learner reads it."""
+    return "quoted from AWS's page" if verified(price) else ASSUMED
+
+
+def price_region(price: dict) -> str:
+    """The Region a price is for, as a learner reads it ("not stated" in data/prices.json: AWS's page names none)."""
+    region = price["source"]["region"]
+    return "Region not named on AWS's page" if region == "not stated" else region
+
+
 def describe_price(price: dict) -> str:
     """A price as a reader says it, with its Region and whether AWS's page was seen to state it.
 
     Examples
     --------
     >>> describe_price(load_prices()["step_functions_standard_transition"])
-    "$0.025 per 1,000 (eu-west-1, read on AWS's page)"
+    "$0.025 per 1,000 (eu-west-1, quoted from AWS's page)"
     """
-    seen = "read on AWS's page" if verified(price) else "not shown by any stored copy of AWS's page"
-    return f"${price['usd']:g} per {price['per']:,} ({price['source']['region']}, {seen})"
+    return f"${price['usd']:g} per {price['per']:,} ({price_region(price)}, {price_basis(price)})"
 
 
 # Which price each usage is billed at.

@@ -186,7 +186,7 @@ def lines_left_out(runs: dict[str, str | Path], *, queues: int | None = None) ->
                          "quantity": f"{archived * per_million / 1e9:,.2f} GB archived per million orders",
                          "price": "not priced: AWS bills archived events by the GB (\u201cEventBridge charges apply to "
                                   "archives\u201d, https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-archive.html); "
-                                  "the stored copy of the pricing page does not show the rate"})
+                                  "AWS's user guide gives no rate (see https://aws.amazon.com/eventbridge/pricing/)"})
             services = queues if queues is not None else len(run.info.get("sources", {})) or 6
             idle = idle_receives_per_month(services)
             price = prices["sqs_standard_request"]

@@ -59,6 +59,43 @@ def _catalog(context: dict) -> Catalog:
     return context.get("catalog") or load_catalog()
 
 
+_KINDS = {int: "a whole number", float: "a number", str: "a text", dict: "a dict", list: "a list"}
+
+
+def _described(value) -> str:
+    """What a learner gave, in words: ``the text '3'``, ``the number 3.5``, ``True``, ``a list [...]``."""
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value!r}"
+    if isinstance(value, (bool, type(None))):
+        return repr(value)
+    return f"{_KINDS.get(type(value), 'a ' + type(value).__name__)} {value!r}"
+
+
+def _shape_problems(answer: dict, kinds: dict[str, type | tuple[type, ...]]) -> list[str]:
+    """What is wrong with the shape of a dict answer before its values are compared: each key of ``kinds`` that is
+    missing, each key not asked for, each value of another type than ``kinds`` says (``int``: a whole number,
+    never a bool; ``float``: any number; a tuple: any of them). Empty when the shape is right.
+
+    Examples
+    --------
+    >>> _shape_problems({"delivered": "3"}, {"delivered": int, "no courier": int})
+    ["'no courier' is missing", "delivered: a whole number is expected, got the text '3'"]
+    """
+    problems = [f"{key!r} is missing" for key in kinds if key not in answer]
+    problems += [f"{key!r} is not asked for (the keys are {', '.join(map(repr, kinds))})" for key in answer
+                 if key not in kinds]
+    for key, kind in kinds.items():
+        allowed = kind if isinstance(kind, tuple) else (kind,)
+        value = answer.get(key)
+        numbers = float in allowed and isinstance(value, (int, float))
+        if key in answer and (isinstance(value, bool) or not (numbers or isinstance(value, allowed))):
+            expected = " or ".join(_KINDS.get(k, k.__name__) for k in allowed)
+            problems.append(f"{key}: {expected} is expected, got {_described(value)}")
+    return problems
+
+
 # ---- 01 · Identify the events ------------------------------------------------------------------------------
 
 def _nothing_to_undo(context) -> set[str]:
@@ -245,14 +282,16 @@ def retry_policy_run(policy: dict, out: str, catalog: Catalog | None = None, out
 def _03_check(answer, **context) -> list[str]:
     import tempfile
 
-    if not isinstance(answer, dict) or set(answer) != {"MaximumRetryAttempts", "MaximumEventAgeInSeconds"}:
+    if not isinstance(answer, dict):
         return ["answer with a dict {'MaximumRetryAttempts': …, 'MaximumEventAgeInSeconds': …}"]
+    problems = _shape_problems(answer, {"MaximumRetryAttempts": int, "MaximumEventAgeInSeconds": int})
+    if problems:
+        return problems
     retries, age = answer["MaximumRetryAttempts"], answer["MaximumEventAgeInSeconds"]
-    problems = []
-    if not isinstance(retries, int) or not 0 <= retries <= 185:
-        problems.append(f"MaximumRetryAttempts must be a whole number from 0 to 185 (RetryPolicy), got {retries!r}")
-    if not isinstance(age, int) or not 60 <= age <= 86400:
-        problems.append(f"MaximumEventAgeInSeconds must be a whole number from 60 to 86,400 (RetryPolicy), got {age!r}")
+    if not 0 <= retries <= 185:
+        problems.append(f"MaximumRetryAttempts must be from 0 to 185 (RetryPolicy), got {retries!r}")
+    if not 60 <= age <= 86400:
+        problems.append(f"MaximumEventAgeInSeconds must be from 60 to 86,400 s (RetryPolicy), got {age!r}")
     if problems:
         return problems
     if age > 3600:
@@ -311,11 +350,13 @@ def _04_solution(**context):
 def _04_check(answer, **context) -> list[str]:
     import tempfile
 
-    keys = {"dead letters", "kind", "ERROR_CODE", "RETRY_ATTEMPTS", "statuses"}
-    if not isinstance(answer, dict) or set(answer) != keys:
-        return [f"answer with a dict with the keys {sorted(keys)}"]
+    if not isinstance(answer, dict):
+        return ["answer with a dict {'dead letters': …, 'kind': …, 'ERROR_CODE': …, 'RETRY_ATTEMPTS': …, 'statuses': …}"]
+    problems = _shape_problems(answer, {"dead letters": int, "kind": str, "ERROR_CODE": str, "RETRY_ATTEMPTS": int,
+                                        "statuses": dict})
+    if problems:
+        return problems
     seen = locked_out_run(f"{context.get('out_dir') or tempfile.mkdtemp()}/runs/04_predict_exercise", _catalog(context))
-    problems = []
     if answer["dead letters"] != seen["dead letters"]:
         problems.append(f"dead letters: you predicted {answer['dead letters']!r}, the run left {seen['dead letters']}: "
                         "count the events Notification's rule matches per delivered order")
@@ -355,8 +396,9 @@ def _05_check(answer, **context) -> list[str]:
     expected = _05_solution(**context)
     if not isinstance(answer, dict):
         return ["answer with a dict {'delivered': …, 'no courier': …}"]
-    return [f"{k}: {answer.get(k)!r} hops is not right; follow the arrows of the causal graph from Order_Initiated"
-            for k, v in expected.items() if answer.get(k) != v]
+    return _shape_problems(answer, dict.fromkeys(expected, int)) or [
+        f"{k}: {answer[k]} hops is not right; follow the arrows of the causal graph from Order_Initiated"
+        for k, v in expected.items() if answer[k] != v]
 
 
 # ---- 06 · Failures -----------------------------------------------------------------------------------------
@@ -897,11 +939,11 @@ def _09_human_step_check(answer, out_dir=None, **context) -> list[str]:
     from yafdp.analysis import decision, trace
     from yafdp.plan.step_functions import OrchestrationError
 
-    try:
-        workflow, timeout = answer
-        timeout = int(timeout)
-    except (TypeError, ValueError):
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         return ["answer with a pair (workflow, timeout_seconds), e.g. ('standard', 900)"]
+    workflow, timeout = answer
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        return [f"timeout_seconds: a whole number is expected, got {_described(timeout)}"]
     if workflow not in ("standard", "express"):
         return [f"the workflow is 'standard' or 'express', not {workflow!r}"]
     if timeout < 1:

@@ -8,11 +8,11 @@ static: every step of the order in one table. Both are in one output, so each fr
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 
 from yafdp.analysis import trace
+from yafdp.analysis.notebook import with_caption
 
 
 def order_steps(run: trace.Run, order_id: str) -> pd.DataFrame:
@@ -43,8 +43,8 @@ def order_steps(run: trace.Run, order_id: str) -> pd.DataFrame:
 def static_view(run: trace.Run, order_id: str) -> str:
     """Every step of the order as one HTML table (what the widget shows one step at a time)."""
     steps = order_steps(run, order_id)
-    return (f"<p><b>Order {html.escape(order_id)}</b>: {len(steps)} steps "
-            f"({html.escape(run.time_label)}).</p>" + steps.to_html(index=False, escape=True))
+    return with_caption(steps.to_html(index=False, escape=True),
+                        f"Order {order_id}: its {len(steps)} steps, t in ms since its first ({run.time_label})")
 
 
 class Explorer:
@@ -76,7 +76,8 @@ class Explorer:
             steps = order_steps(self.run, picker.value)
             slider.max = len(steps)
             upto = steps.head(slider.value)
-            shown.value = upto.tail(1).T.to_html(header=False) + "<p>the story so far:</p>" + upto.to_html(index=False)
+            shown.value = (with_caption(upto.tail(1).T.to_html(header=False), f"Step {slider.value} of {len(steps)}")
+                           + with_caption(upto.to_html(index=False), "The story so far (t in ms since its first step)"))
 
         picker.observe(refresh, "value")
         slider.observe(refresh, "value")

@@ -2,14 +2,16 @@
 
 :func:`setup` makes tables show their whole content (pandas cuts text at 50 characters by default: the
 descriptions, patterns, IAM conditions and dead-letter messages are the content) and resolves the build
-folder. :func:`show_source` shows a function's code, :func:`show_diagram` a diagram drawn as an image with its
-Mermaid text beside it, so the offline HTML copies show every diagram too.
+folder. :func:`titled` shows a table under its title (every table of the course has one, with its units),
+:func:`show_source` a function's code, :func:`show_diagram` a diagram drawn as an image with its Mermaid text
+beside it, so the offline HTML copies show every diagram too.
 """
 
 from __future__ import annotations
 
 import html
 import inspect
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -70,6 +72,47 @@ class Html:
 
     def __repr__(self) -> str:
         return self.text or self.markup
+
+
+CAPTION_STYLE = "caption-side: top; text-align: left; font-weight: bold; padding-bottom: 0.4em"
+
+
+def with_caption(markup: str, title: str) -> str:
+    """``markup`` (HTML holding a ``<table>``) with ``title`` as the first table's ``<caption>`` (escaped).
+
+    Examples
+    --------
+    >>> with_caption("<div><table border='1'><tr><td>1</td></tr></table></div>", "Orders (count)").count("<caption")
+    1
+    """
+    caption = f'<caption style="{CAPTION_STYLE}">{html.escape(title)}</caption>'
+    return re.sub(r"(<table\b[^>]*>)", lambda tag: tag.group(1) + caption, markup, count=1)
+
+
+def titled(table, title: str):
+    """``table`` shown under ``title``, its ``<caption>``: what a row is and the units of the numbers. Every table
+    a chapter shows goes through here (tests/notebooks checks that every table of every chapter has a caption).
+
+    ``table`` is a DataFrame or a Series (shown as pandas shows a DataFrame) or a pandas Styler (shown with its
+    styles); where HTML is not shown, the title above the table's text. Raises TypeError for anything else.
+
+    Examples
+    --------
+    >>> shown = titled(pd.Series({"a": 1}, name="orders"), "Orders per status (count)")
+    >>> "<caption" in shown._repr_html_(), repr(shown).splitlines()[0]
+    (True, 'Orders per status (count)')
+    """
+    from pandas.io.formats.style import Styler
+
+    if isinstance(table, Styler):
+        styled = table.set_caption(title).set_table_styles([{"selector": "caption", "props": CAPTION_STYLE}],
+                                                           overwrite=False)
+        return Html(styled.to_html(), f"{title}\n{table.data!r}")
+    if isinstance(table, pd.Series):
+        table = table.to_frame()
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"titled() shows a DataFrame, a Series or a Styler, not {type(table).__name__}")
+    return Html(with_caption(table._repr_html_(), title), f"{title}\n{table!r}")
 
 
 def show_source(*functions, title: str | None = None) -> Html:

@@ -56,8 +56,34 @@ def events_table(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("event (detail-type)")
 
 
+UNIT_SUFFIXES = {"_ms": "ms", "_seconds": "s", "_s": "s", "_minutes": "minutes", "_hours": "hours", "_days": "days"}
+
+
+def field_unit(name: str, spec: dict, schema: dict) -> str:
+    """The unit of a field of an event's ``detail`` schema, as :func:`schema_fields` shows it: a money amount (a
+    number in a schema that has a ``currency`` field) is in that currency (its one allowed value, or "the
+    currency in ``currency``"); a name ending in ``_ms``, ``_seconds``, ``_minutes``… is in that unit; any other
+    integer is a count; "—" for the rest (texts, lists, objects).
+
+    Examples
+    --------
+    >>> schema = {"properties": {"amount": {"type": "number"}, "currency": {"type": "string", "enum": ["EUR"]}}}
+    >>> field_unit("amount", schema["properties"]["amount"], schema), field_unit("eta_minutes", {"type": "integer"}, {})
+    ('EUR', 'minutes')
+    """
+    for suffix, unit in UNIT_SUFFIXES.items():
+        if name.endswith(suffix) and spec.get("type") in ("number", "integer"):
+            return unit
+    currency = schema.get("properties", {}).get("currency")
+    if spec.get("type") == "number" and currency is not None:
+        allowed = currency.get("enum", [])
+        return allowed[0] if len(allowed) == 1 else "the currency in `currency`"
+    return "count" if spec.get("type") == "integer" else "—"
+
+
 def schema_fields(catalog: Catalog, event: str) -> pd.DataFrame:
-    """The top-level fields of an event's ``detail`` schema: type, constraints, required or not."""
+    """The top-level fields of an event's ``detail`` schema: type, unit (:func:`field_unit`), constraints (in that
+    unit), required or not."""
     schema = catalog.events[event].schema
     required = set(schema.get("required", []))
     rows = []
@@ -66,6 +92,7 @@ def schema_fields(catalog: Catalog, event: str) -> pd.DataFrame:
         rows.append({
             "field": name,
             "type": spec.get("type", "any") + (f" of {spec['items'].get('type')}" if "items" in spec else ""),
+            "unit": field_unit(name, spec, schema),
             "required": name in required,
             "constraints": ", ".join(f"{k}={v}" for k, v in constraints.items()),
         })

@@ -87,7 +87,7 @@ class Proof:
 
 
 def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | None = None, *,
-          finished: bool = False) -> Proof:
+          finished: bool = False, without_copy: bool = False) -> Proof:
     """Prove the catalog a run ``recorded`` (``run_info.catalog``) against its folder as it is now and the run
     folder's copy (``run_folder/catalog.json``); ``default_folder`` is the folder to read a run that records no
     catalog with (an older yafdp's: the one ``run_info.catalog_dir`` names).
@@ -96,7 +96,8 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
     folder changed since the run is read as the run read it); with neither, the folder as it is. Its Python is
     always a folder's: the copy's is never imported (``code_trusted`` is False when no folder loads).
     A missing copy is a difference when the run ``finished`` (the excuse that its writer stopped before writing
-    it is then not one a checker can take), not while it runs.
+    it is then not one a checker can take), not while it runs. ``without_copy``: the copy is read as missing (a
+    resume writing again a copy that cannot be read proves the folder alone).
     """
     differences: list[str] = []
     if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
@@ -117,8 +118,10 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
     in_memory = recorded.get("in_memory") or {}
     # A copy that is missing is no difference by itself: a writer stopped between run.db and its copy leaves
     # none (never another run's); the folder must then prove the catalog alone.
-    missing_copy = recorded["files"] is not None and not (run_folder / COPY_NAME).exists()
-    copy_document = (_read_copy(run_folder / COPY_NAME, differences)
+    missing_copy = recorded["files"] is not None and (without_copy or not (run_folder / COPY_NAME).exists())
+    copy_document = (_read_copy(run_folder / COPY_NAME, differences,
+                                f": `yafdp resume --out {run_folder}` writes it again from the catalog folder, once "
+                                "proven" if finished else "")
                      if recorded["files"] is not None and not missing_copy else None)
     copy_agrees = False
     if copy_document is not None:
@@ -206,17 +209,28 @@ def _describe(folder: Path | None, excluded: tuple[str, ...], in_memory: dict) -
     return text
 
 
-def _read_copy(path: Path, differences: list[str]) -> dict | None:
+def copy_problem(path: Path) -> str | None:
+    """Why the run folder's copy of its catalog at ``path`` cannot stand (missing, unreadable, not a copy of a
+    catalog), in words naming it; None when it can be read as one (whether it agrees with the run is
+    :func:`prove`'s)."""
+    problems: list[str] = []
+    _read_copy(Path(path), problems)
+    return problems[0] if problems else None
+
+
+def _read_copy(path: Path, differences: list[str], repair: str = "") -> dict | None:
+    """The run folder's copy of its catalog, or None with why in ``differences`` (``repair``: how to write it
+    again, said after a copy that cannot be read)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         differences.append(f"{path}: the run folder's copy of the catalog is missing")
         return None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        differences.append(f"{path}: cannot be read ({exc})")
+        differences.append(f"{path}: cannot be read ({exc}){repair}")
         return None
     if not isinstance(document, dict) or not isinstance(document.get("files"), dict):
-        differences.append(f"{path}: not a copy of a catalog")
+        differences.append(f"{path}: not a copy of a catalog{repair}")
         return None
     return document
 

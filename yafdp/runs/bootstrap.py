@@ -281,6 +281,7 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     (its latency profile loaded, for a bus of ``bus_kind``), None for a deployed one.
 
     Raises :class:`~yafdp.errors.RefusedError`, or the profile's own error when it does not load;
+    :class:`~yafdp.backends.aws.clients.AwsSetupError` for ``aws`` without a region or credentials;
     :class:`ModuleNotFoundError` for a deployed backend without yafdp's aws extra (boto3, moto).
     """
     if options.backend not in BACKENDS:
@@ -304,6 +305,10 @@ def refuse_unsupported(options: RunOptions, bus_kind: str = "classic") -> Timing
     if options.store != "memory":
         raise RefusedError(f"--store {options.store} is for the local backend (resumable runs); the {options.backend} "
                            "backend keeps state in DynamoDB and writes run.db at the end")
+    if options.backend == "aws":  # no region or no credentials: refused before the run folder is touched
+        from yafdp.backends.aws.clients import aws_session
+
+        aws_session()
     if options.keep and options.backend == "moto":
         from yafdp.backends.aws.moto_server import running_server
 

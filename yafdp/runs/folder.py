@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import sqlite3
@@ -137,11 +138,12 @@ def is_run_folder(folder: Path) -> bool:
     return holds_run(folder) or (Path(folder) / LOCK_NAME).exists()
 
 
-def check_output_file(path: Path, option: str, force: bool) -> Path:
-    """``path`` if a command may write its output file (a profile, say) there: not a folder, not under a file,
-    not a run folder's own file (``run.db`` and SQLite's files beside it, ``summary.json``, ``catalog.json``, the
-    lock or a temporary of theirs, whatever
-    ``force`` says), and not an existing file unless ``force``.
+def check_output_file(path: Path, option: str, force: bool, *, new_folder: bool = False) -> Path:
+    """``path`` if a command may write its output file (a profile, say) there: in a folder that exists (a typo
+    in a path makes no folder anywhere; ``new_folder``: the command makes that one folder, in one that exists),
+    not a folder, not under a file, not a run folder's own file (``run.db`` and SQLite's files beside it,
+    ``summary.json``, ``catalog.json``, the lock or a temporary of theirs, whatever ``force`` says), and not an
+    existing file unless ``force``.
 
     Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
     """
@@ -151,6 +153,9 @@ def check_output_file(path: Path, option: str, force: bool) -> Path:
         raise RefusedError(f"{option} {path} is a folder: give the file to write")
     if not place.is_dir() and place != path:
         raise RefusedError(f"{option} {path} is under {place}, which is a file: choose another {option}")
+    missing = path.parent.parent if new_folder else path.parent
+    if not missing.is_dir():
+        raise RefusedError(f"{option} {path}: no folder {missing}: create it first, or choose another {option}")
     if path.name in (*RUN_FILES, LOCK_NAME) or STALE_TEMPORARY.fullmatch(path.name) or SQLITE_COMPANION.fullmatch(path.name):
         raise RefusedError(f"{option} {path}: {path.name} is a run folder's own file, never another command's "
                            f"output: choose another {option}")
@@ -168,7 +173,6 @@ def save_output(path: Path, write: str | Callable[[TextIO], T], *, option: str, 
     ``check(temporary)`` may refuse what was written before it replaces anything.
     """
     path = check_output_file(path, option, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(path.parent, command) if is_run_folder(path.parent) else nullcontext()
     with lock:
         check_output_file(path, option, force)  # another writer may have made it meanwhile
@@ -214,52 +218,74 @@ def refuse_existing(out: Path) -> None:
 class FolderLock:
     """The one-writer lock of a run folder, held from :meth:`acquire` to :meth:`release` (or the process's end).
 
-    The lock file records who holds it, so a second writer is told which process to wait for.
+    The lock file records who holds it, so a second writer is told which process to wait for. A writer that took
+    the lock but did not start (refused, or stopped, before it wrote a run file) lets go with ``release(undo=True)``:
+    the lock file and the folders :meth:`acquire` made are removed again, so the folder is as it was.
     """
 
     def __init__(self, out: Path, what: str):
         self.out, self.what = Path(out), what
         self._lock: FileLock | None = None
+        self._made_folders: list[Path] = []
+        self._made_lock_file = False
 
     def acquire(self) -> "FolderLock":
-        """Take the folder (created if need be) or raise :class:`~yafdp.errors.RunFolderError` naming who has it."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Take the folder (created if need be) or raise :class:`~yafdp.errors.RunFolderError` naming who has it
+        (then, or if stopped meanwhile, the folders it made are removed again)."""
         path = self.out / LOCK_NAME
+        self._made_folders = list(itertools.takewhile(lambda place: not (place.exists() or place.is_symlink()),
+                                                      (self.out, *self.out.parents)))
+        self._made_lock_file = not (path.exists() or path.is_symlink())
         holder = f"process {os.getpid()} ({self.what}, since {time.strftime('%Y-%m-%d %H:%M:%S')})"
 
         def record_holder(fd: int) -> None:
             os.ftruncate(fd, 0)
             os.pwrite(fd, holder.encode(), 0)
 
-        lock = FileLock(str(path), blocking=False, on_acquired=record_holder)
         try:
-            lock.acquire()
-        except Timeout:
-            raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
-                                 "(or stop it) before writing there") from None
-        self._lock = lock
-        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(path), blocking=False, on_acquired=record_holder)
+            try:
+                self._lock.acquire()
+            except Timeout:
+                raise RunFolderError(f"{self.out} is in use by {_recorded_holder(path)}: wait for it to finish "
+                                     "(or stop it) before writing there") from None
             remove_stale_temporaries(self.out)
         except BaseException:
-            self.release()
+            self.release(undo=True)
             raise
         return self
 
-    def release(self) -> None:
-        """Let go of the folder; its lock file no longer names a holder."""
-        if self._lock is not None:
+    def release(self, undo: bool = False) -> None:
+        """Let go of the folder; its lock file no longer names a holder. ``undo``: the writer did not start, so
+        the lock file (if :meth:`acquire` made it) and the folders it made (those still empty) are removed.
+
+        The lock file is removed while it is still held: filelock's Unix lock checks, once it has the lock of a
+        file, that the file is still linked (its ``st_nlink``), so a writer that opened it just before is refused
+        as if the folder were in use, never given the lock of a file no one else can see."""
+        lock, self._lock = self._lock, None
+        if lock is not None and lock.is_locked:
             try:
-                os.truncate(self.out / LOCK_NAME, 0)
+                if undo and self._made_lock_file:
+                    (self.out / LOCK_NAME).unlink(missing_ok=True)
+                else:
+                    os.truncate(self.out / LOCK_NAME, 0)
             except OSError:  # the record is only read while the lock is held: a stale one misleads nobody
                 pass
-            self._lock.release()
-            self._lock = None
+            lock.release()
+        if undo:
+            for made in self._made_folders:  # the deepest first; one that holds anything now is kept
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+            self._made_folders = []
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.release(undo=exc_type is not None)  # refused or stopped: what the lock made goes (never a file written)
 
 
 def lock_holder(out: Path) -> str | None:

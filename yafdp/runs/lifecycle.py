@@ -115,12 +115,15 @@ def start_saga(options: RunOptions) -> Bus:
                         arrival_rate=options.arrival_rate, orders_file=options.orders_file)
     first = next(requests, None)  # a generated workload's checks run on its first order
     out = folder.check_out(Path(options.out))
-    lock = folder.FolderLock(out, "yafdp run").acquire()
+    if folder.holds_run(out) and not options.overwrite:  # refused before the folder is locked (or made)
+        folder.refuse_existing(out)
+    untouched = f"interrupted before the run started: {out} holds what it held before"
+    with _interrupted(untouched):
+        lock = folder.FolderLock(out, "yafdp run").acquire()
     bus = None
     try:
-        untouched = f"interrupted before the run started: {out} holds what it held before"
         with _interrupted(untouched):
-            if folder.holds_run(out) and not options.overwrite:
+            if folder.holds_run(out) and not options.overwrite:  # one may have been saved there meanwhile
                 folder.refuse_existing(out)
             recorded = catalog_record.record(catalog, options.exclude_services)
             copied = catalog_record.copy(catalog, recorded)
@@ -147,7 +150,7 @@ def start_saga(options: RunOptions) -> Bus:
             if bus is not None:
                 bus.close()  # a deployment is destroyed
         finally:
-            lock.release()
+            lock.release(undo=True)  # the lock file and folders it made go (a folder holding run.db stays)
         raise
     _LOCKS[out.resolve()] = lock
     if options.store != "file":  # the file store wrote it with run.db; the memory store writes it with run.db
@@ -159,8 +162,10 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
     """Finish a file-store run that was stopped (even by SIGKILL): the orders it had not placed yet are placed,
     and every order it had placed is carried to its end from the durable delivery queue. The summary then
     describes the whole run. A finished run is left as it is: its summary is returned with ``already_finished``
-    (and ``wrote_summary`` when ``summary.json`` was missing and written again from ``run.db``), and the folder
-    holds the same files as before (the database is read so that SQLite leaves no ``-wal`` or ``-shm``).
+    and ``repaired`` ({file name: what was done}): a ``summary.json`` missing or not a JSON object is written
+    again from ``run.db``, a ``catalog.json`` likewise from the catalog folder once proven the run's (else it is
+    in ``unrepaired``, with why); otherwise
+    the folder holds the same files as before (the database is read so that SQLite leaves no ``-wal`` or ``-shm``).
 
     ``progress`` as for :func:`run_saga` (the orders that ended before the resume count from the start).
 
@@ -176,12 +181,14 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         if info.get("style", "choreography") != "choreography":
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
-            missing = not (out / "summary.json").exists()
-            if missing:  # stopped between its files: the summary is in run.db
+            repaired, unrepaired = {}, {}
+            broken = _unreadable(out / "summary.json")
+            if broken:  # stopped between its files, or damaged since: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
-            _rewrite_missing_copy(info, out)
-            lock.release()
-            return {**info["summary"], "already_finished": True, "wrote_summary": missing}
+                repaired["summary.json"] = f"{broken}; written again from run.db"
+            _rewrite_missing_copy(info, out, repaired, unrepaired)
+            lock.release(undo=True)
+            return {**info["summary"], "already_finished": True, "repaired": repaired, "unrepaired": unrepaired}
         if info.get("store") != "file":
             raise RunFolderError(f"{db_path} is from a {info.get('store')!r} store run; only file-store runs can be resumed")
         options = RunOptions(orders=info["orders_requested"] or 0, seed=info["seed"], out=out, store="file",
@@ -204,7 +211,7 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         # Only now, with everything checked and the bus open, is the resume recorded: a refused one writes nothing.
         rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
     except BaseException:
-        lock.release()
+        lock.release(undo=True)  # refused: the folder is as it was
         raise
     _LOCKS[out.resolve()] = lock
     try:
@@ -222,14 +229,36 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         _close(bus, out)
 
 
-def _rewrite_missing_copy(info: dict, out: Path) -> None:
-    """Write again the run folder's copy of its catalog when a writer stopped before writing it, from the catalog
-    folder, once that is proven to be the one the run recorded (nothing is written otherwise)."""
-    if (out / catalog_record.COPY_NAME).exists() or not isinstance(info.get("catalog"), dict):
+def _unreadable(path: Path) -> str | None:
+    """Why ``summary.json`` at ``path`` cannot stand (missing, not a JSON object, or without its ``orders``), else
+    None (counts that disagree with ``run.db`` are ``yafdp check``'s finding, left for it to show)."""
+    if not path.exists():
+        return "it was missing"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return f"it could not be read as JSON ({exc})"
+    if not isinstance(document, dict):
+        return "it was not a JSON object"
+    return None if isinstance(document.get("orders"), dict) else "it held no count of the run's orders"
+
+
+def _rewrite_missing_copy(info: dict, out: Path, repaired: dict[str, str], unrepaired: dict[str, str]) -> None:
+    """Write again the run folder's copy of its catalog when it is missing (a writer stopped before writing it)
+    or cannot be read (damaged since), from the catalog folder, once that is proven to be the one the run
+    recorded (nothing is written otherwise). What was done goes into ``repaired``, why it could not be into
+    ``unrepaired`` (``{"catalog.json": ...}``); neither changes when the copy stands."""
+    copy = out / catalog_record.COPY_NAME
+    broken = catalog_record.copy_problem(copy)
+    if not broken or not isinstance(info.get("catalog"), dict):
         return
-    proof = catalog_record.prove(info["catalog"], out)
+    proof = catalog_record.prove(info["catalog"], out, without_copy=True)
     if proof.proven and proof.code_trusted and not info["catalog"].get("in_memory"):
-        folder.write_atomically(out / catalog_record.COPY_NAME, catalog_record.copy(proof.catalog, info["catalog"]))
+        folder.write_atomically(copy, catalog_record.copy(proof.catalog, info["catalog"]))
+        repaired[copy.name] = f"{broken.removeprefix(f'{copy}: ')}; written again from the catalog folder, proven the run's"
+    else:
+        unrepaired[copy.name] = (f"{broken.removeprefix(f'{copy}: ')}; it cannot be written again: the catalog folder cannot be proven the "
+                                 f"run's ({'; '.join(proof.differences) or 'its catalog was built in memory'})")
 
 
 def _recorded_catalog(info: dict, out: Path) -> Catalog:
@@ -567,18 +596,19 @@ def _saying_what_was_kept(bus: Bus, options: RunOptions):
 
 def _close(bus: Bus, out) -> None:
     """After a run or resume, whatever happened: what was not committed is dropped, the deployment destroyed,
-    the folder released."""
+    the folder released (by :func:`finish` if it ended; if not, the lock file and the folders the lock made are
+    removed, so a memory-store run stopped into a new folder leaves none: only a file-store ``run.db`` stays)."""
     try:
         bus.db.close()
     finally:
         try:
             bus.close()
         finally:
-            _release(Path(out))
+            _release(Path(out), undo=True)
 
 
-def _release(out: Path) -> None:
+def _release(out: Path, undo: bool = False) -> None:
     _COPIES.pop(Path(out).resolve(), None)
     lock = _LOCKS.pop(Path(out).resolve(), None)
     if lock is not None:
-        lock.release()
+        lock.release(undo=undo)

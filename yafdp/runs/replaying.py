@@ -18,6 +18,7 @@ from yafdp.errors import RefusedError
 from yafdp.plan import build_plan
 from yafdp.runtime import rundb
 from yafdp.runtime.interfaces import Bus
+from yafdp.runs import finished
 from yafdp.runs.bootstrap import profile_and_quotas
 from yafdp.runs.lifecycle import run_saga
 from yafdp.runs.options import RunOptions
@@ -83,8 +84,8 @@ def record_sample(options: RunOptions, per_outcome: int) -> Recording:
         recording = record(replace(options, orders=len(sample), orders_file=orders_file))
     by_id = {order.order_id: order for order in recording.orders}
     saga_id = catalog.saga.saga_id
-    pools = {expected: [by_id[saga_id(r.request)] for r in same[:per_outcome] if saga_id(r.request) in by_id]
-             for expected, same in strata.items()}
+    recorded = {expected: (by_id.get(saga_id(r.request)) for r in same[:per_outcome]) for expected, same in strata.items()}
+    pools = {expected: [order for order in orders if order is not None] for expected, orders in recorded.items()}
     orders, turns = [], dict.fromkeys(pools, 0)
     for request in planned:
         pool = pools[request.expected]
@@ -137,6 +138,7 @@ def recording_of(out: str | Path) -> Recording:
     graphs are recorded as it runs: :func:`run_and_record`), one with injected faults, and one whose catalog was
     built in memory (it cannot be loaded again).
     """
+    finished.require_finished(out, "replay it")  # in progress, or stopped: said as every reader says it
     with closing(rundb.open_run(out)) as db:
         info = rundb.get_info(db)
         source = str(rundb.run_db_path(out))

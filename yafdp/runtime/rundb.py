@@ -218,7 +218,13 @@ def open_run(path: str | Path) -> sqlite3.Connection:
     db_path = run_db_path(path)
     if not db_path.is_file():
         folder = db_path.parent if db_path.name == "run.db" else Path(path)  # the folder a run would be written to
-        raise RunFolderError(f"no run database at {db_path} (run `yafdp run --out {folder}` first)")
+        if db_path.is_dir():
+            raise RunFolderError(f"{db_path} is a folder, not a run database: remove it (or choose another run "
+                                 f"folder); then `yafdp run --out {folder}` can write a run there")
+        if db_path.name != "run.db":  # a path that does not exist is named as the folder it would be
+            db_path = folder / "run.db"
+        gone = "" if folder.is_dir() else f": {folder} does not exist"
+        raise RunFolderError(f"no run database at {db_path}{gone} (run `yafdp run --out {folder}` first)")
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         verify(db, db_path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from yafdp.errors import RequestRefusedError
+from yafdp.errors import RequestRefusedError, unknown_field
 from yafdp.quoting import excerpt
 from yafdp.runtime.unit_of_work import Envelope, UnitOfWork
 
@@ -21,6 +21,10 @@ MAX_ITEMS, MAX_QUANTITY, MAX_AMOUNT = 50, 50, 2000.0
 ORDER_ID = re.compile(r"^ord-[A-Za-z0-9-]{1,60}$")
 CUSTOMER_ID = re.compile(r"^cus-[A-Za-z0-9-]{1,60}$")
 TOKEN = re.compile(r"^tok_[A-Za-z0-9_]{4,64}$")
+# What an order request may hold (currency is optional); any other field is refused, naming it.
+REQUEST_FIELDS = ("order_id", "customer_id", "restaurant_id", "items", "amount", "currency", "payment_token",
+                  "delivery_zone")
+ITEM_FIELDS = ("item_id", "quantity", "unit_price")
 
 
 class OrderRejectedError(RequestRefusedError):
@@ -79,7 +83,8 @@ def track_status(event: Envelope, uow: UnitOfWork) -> None:
 
 
 def validate_order(request, world) -> dict:
-    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise.
+    """The ``Order_Initiated`` detail for a valid request; ``OrderRejectedError`` naming the field otherwise (a
+    field the request may not hold, :data:`REQUEST_FIELDS` and :data:`ITEM_FIELDS`, too).
 
     The request's ``payment_token`` (the customer's single-use token from the payment provider) does not travel:
     the detail carries the provider's payment method reference for it (:meth:`Marketplace.payment_method`), which
@@ -88,6 +93,9 @@ def validate_order(request, world) -> dict:
     would otherwise hold a means of payment (chapter 03 says why it matters)."""
     if not isinstance(request, dict):
         raise OrderRejectedError("(order)", f"must be a JSON object, not {type(request).__name__}")
+    unknown = unknown_field(request, REQUEST_FIELDS)  # refused, not dropped: see yafdp.errors.unknown_field
+    if unknown:
+        raise OrderRejectedError(*unknown)
     _text(request, "order_id", ORDER_ID)
     _text(request, "customer_id", CUSTOMER_ID)
     _text(request, "payment_token", TOKEN, secret=True)  # a card number typed here is quoted nowhere
@@ -108,6 +116,9 @@ def validate_order(request, world) -> dict:
         where = f"items[{i}]"
         if not isinstance(item, dict):
             raise OrderRejectedError(where, "must be an object {item_id, quantity, unit_price}")
+        unknown = unknown_field(item, ITEM_FIELDS, where)
+        if unknown:
+            raise OrderRejectedError(*unknown)
         item_id = _text(item, "item_id", where=where)
         menu_entry = restaurant["menu"].get(item_id)
         if menu_entry is None:

@@ -189,6 +189,9 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> LatencyProfile:
     148
     """
     file = _profile_file(name_or_path)
+    if file.is_dir():
+        raise LatencyProfileError(file, "", "is a folder, not a latency profile file: give a profile's JSON file, "
+                                            "or the name of a shipped one (e.g. aws-eu-west-1)")
     if not file.is_file():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.json")))
         raise LatencyProfileError(file, "", f"no such latency profile; the shipped ones are {known} (or 'none')")

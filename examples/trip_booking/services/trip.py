@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
-from yafdp.errors import RequestRefusedError
+from yafdp.errors import RequestRefusedError, unknown_field
 
 TRIP_ID = re.compile(r"^trip-[A-Za-z0-9-]{1,60}$")
 TRAVELLER_ID = re.compile(r"^trv-[A-Za-z0-9-]{1,60}$")
 CITY = re.compile(r"^[A-Z]{3}$")
 CARD = re.compile(r"^card_[A-Za-z0-9_]{4,64}$")
 MAX_NIGHTS = 21
+REQUEST_FIELDS = ("trip_id", "traveller_id", "origin", "destination", "nights", "card_token")  # all, none other
 
 
 def request_trip(request, uow) -> str:
@@ -52,6 +53,9 @@ def validate(request) -> dict:
     """The ``Trip_Requested`` detail of a valid request; ``RequestRefusedError`` naming the field otherwise."""
     if not isinstance(request, dict):
         raise RequestRefusedError("(trip)", f"must be a JSON object, not {type(request).__name__}")
+    unknown = unknown_field(request, REQUEST_FIELDS)  # refused, not dropped (yafdp.errors.unknown_field says why)
+    if unknown:
+        raise RequestRefusedError(*unknown)
     for field, pattern in (("trip_id", TRIP_ID), ("traveller_id", TRAVELLER_ID), ("origin", CITY),
                            ("destination", CITY), ("card_token", CARD)):
         value = request.get(field)
@@ -62,4 +66,4 @@ def validate(request) -> dict:
         raise RequestRefusedError("nights", f"must be a whole number from 1 to {MAX_NIGHTS}, got {nights!r}")
     if request["origin"] == request["destination"]:
         raise RequestRefusedError("destination", "must differ from the origin")
-    return {k: request[k] for k in ("trip_id", "traveller_id", "origin", "destination", "nights", "card_token")}
+    return {k: request[k] for k in REQUEST_FIELDS}

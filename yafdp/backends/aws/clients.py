@@ -71,6 +71,25 @@ def pool_for(threads: int) -> int:
     return max(MAX_POOL_CONNECTIONS, threads + SPARE_CONNECTIONS)
 
 
+def aws_session(endpoint_url: str | None = None, region: str | None = None, session=None):
+    """The boto3 session the clients of :func:`make_clients` come from, once it has a region and (without
+    ``endpoint_url``: on AWS) credentials. A run calls it before it touches its run folder, so that a missing
+    region or missing credentials is refused with the folder as it was.
+
+    Raises :class:`AwsSetupError` naming what is missing and how to set it."""
+    import boto3
+
+    if session is None:
+        session = boto3.session.Session(region_name=region or (REGION if endpoint_url else None))
+    if session.region_name is None:
+        raise AwsSetupError("no AWS region configured: set AWS_DEFAULT_REGION (e.g. eu-west-1), "
+                            "or run `aws configure`, then try again")
+    if endpoint_url is None and session.get_credentials() is None:
+        raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
+                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+    return session
+
+
 def make_clients(endpoint_url: str | None = None, region: str | None = None, session=None,
                  bus_endpoint_url: str | None = None, custom_bus: bool = False,
                  max_pool_connections: int = MAX_POOL_CONNECTIONS) -> AwsClients:
@@ -86,17 +105,9 @@ def make_clients(endpoint_url: str | None = None, region: str | None = None, ses
     >>> clients.region
     'eu-west-1'
     """
-    import boto3
     from botocore.config import Config
 
-    if session is None:
-        session = boto3.session.Session(region_name=region or (REGION if endpoint_url else None))
-    if session.region_name is None:
-        raise AwsSetupError("no AWS region configured: set AWS_DEFAULT_REGION (e.g. eu-west-1), "
-                            "or run `aws configure`, then try again")
-    if endpoint_url is None and session.get_credentials() is None:
-        raise AwsSetupError("no AWS credentials found by the default chain: set AWS_PROFILE or "
-                            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+    session = aws_session(endpoint_url, region, session)
     # Pollers, the client that fires orders and the settle check share the clients: allow their connections.
     config = Config(max_pool_connections=max_pool_connections, retries={"mode": "standard", "max_attempts": 5})
     extra = {"endpoint_url": endpoint_url, **MOTO_CREDENTIALS} if endpoint_url else {}
