@@ -209,7 +209,10 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         timing = MeasuredTiming(offset=last) if options.latency_model == "none" else None
         bus = open_local(options, catalog, world, db, timing=timing, session=session)
         # Only now, with everything checked and the bus open, is the resume recorded: a refused one writes nothing.
-        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0))
+        rundb.set_info(db, session=session, status="resuming", wall_seconds_before=info.get("wall_seconds", 0.0),
+                       **{rundb.COUNTS_BEFORE: rundb.add_counts(info.get(rundb.COUNTS_BEFORE, {}),
+                                                                 info.get(rundb.SESSION_COUNTS, {})),
+                          rundb.SESSION_COUNTS: {}})
     except BaseException:
         lock.release(undo=True)  # refused: the folder is as it was
         raise
@@ -322,10 +325,13 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     info = rundb.get_info(db)
     wall = round(info.get("wall_seconds_before", 0.0) + seconds, 3)
     summary = summarize(db, bus.catalog)
-    described = {**options.describe(), "bus": options.bus or info.get("bus")}  # the kind start_saga resolved
+    # the kind of bus start_saga resolved, and the outcome rates the run drew with (the catalog's defaults
+    # under the options'), as run_info records them: a resumed run is described as the run it resumes
+    described = {**options.describe(), "bus": options.bus or info.get("bus"), "rates": info.get("rates", dict(options.rates))}
     summary.update(described, wall_seconds=wall,
                    deliveries_per_second=round(summary["deliveries"]["total"] / wall, 1) if wall > 0 else None,
-                   sessions=info.get("session", 0) + 1, **bus.report(), **(extra or {}))
+                   sessions=info.get("session", 0) + 1,
+                   **rundb.add_counts(info.get(rundb.COUNTS_BEFORE, {}), bus.report()), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts
         summary["simulation"]["saga_ms"] = saga_latency_ms(db, bus.catalog.saga)
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)

@@ -334,6 +334,36 @@ def set_info(db: sqlite3.Connection, **values) -> None:
                    [(k, json.dumps(v)) for k, v in values.items()])
 
 
+SESSION_COUNTS = "session_counts"  # run_info key: this session's counts (a bus's ``report()``), as of its last commit
+COUNTS_BEFORE = "counts_before"  # run_info key: the counts of a resumed run's earlier sessions, added up
+
+
+def add_counts(before: dict, session: dict) -> dict:
+    """The counts of a run's sessions added up: ``before`` (earlier sessions') and ``session`` (a bus's
+    ``report()``), nested dicts key by key. A number is summed (floats rounded to 3 places), except a peak
+    (``peak_*`` and all under it), the highest, and ``virtual_seconds`` (the clock a resume continues), the
+    session's; anything else (a name) is the session's. Keys in one only are kept."""
+    return _added(before, session, "")
+
+
+def _added(before: dict, session: dict, under: str) -> dict:
+    added = dict(before)
+    for key, value in session.items():
+        old, path = before.get(key), f"{under}.{key}"
+        if isinstance(value, dict) and isinstance(old, dict):
+            added[key] = _added(old, value, path)
+        elif _number(value) and _number(old) and key != "virtual_seconds":
+            added[key] = max(old, value) if ".peak_" in path else round(old + value, 3) if isinstance(
+                old + value, float) else old + value
+        else:
+            added[key] = value
+    return added
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def rules_hash(rules: dict) -> str:
     """The SHA-256 of a run's rules (name → pattern), as ``run_info.rules_sha256`` records it."""
     return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable
 from yafdp.catalog import Catalog
 from yafdp.patterns import RuleSet
 from yafdp.plan import DeploymentPlan, RulePlan
+from yafdp.runtime import rundb
 from yafdp.runtime.envelope import CLOCK_ORIGIN, epoch_of, iso_time, make_envelope
 from yafdp.runtime.faults import Faults, decide, retries_publish
 from yafdp.runtime.interfaces import TimingModel
@@ -427,7 +428,11 @@ class LocalBus(InProcessDriving):
         return envelope
 
     def commit(self) -> None:
-        """Write everything buffered and commit: what a reader of ``run.db`` (or ``bus.db``) then sees."""
+        """Write everything buffered and commit: what a reader of ``run.db`` (or ``bus.db``) then sees. A durable
+        bus commits this session's counts (:meth:`report`) with it, in ``run_info.session_counts``: a resume adds
+        them to its own, so the summary of a run killed and resumed counts what each session committed."""
+        if self.durable:
+            rundb.set_info(self.db, **{rundb.SESSION_COUNTS: self.report()})
         self.services.commit()
 
     def report(self) -> dict:
