@@ -535,7 +535,34 @@ def test_a_saga_removed_whole_with_every_run_db_record_made_to_agree_is_seen_by_
     lines = "\n".join(failed_lines(result, "the workload is whole"))
     requested = json.loads((finished / "summary.json").read_text())["orders"]["requested"]
     assert f"(summary.json) {requested} order(s) requested; run.db holds {requested - 1}" in lines, result.stdout
-    assert "run_info" not in lines and "missing" not in lines
+    assert "(run_info" not in lines and "missing" not in lines
+
+
+@pytest.mark.parametrize("field, edit", [
+    ("events_published", lambda s: s.update(events_published=s["events_published"] + 1)),
+    ("deliveries.ok", lambda s: s["deliveries"].update(ok=s["deliveries"]["ok"] - 1)),
+    ("added_by_hand", lambda s: s.update(added_by_hand=1))], ids=["events_published", "deliveries.ok", "added"])
+def test_a_summary_json_edited_but_still_json_fails_check_and_resume_writes_it_again(finished, tmp_path, field, edit):
+    """The review's case: summary.json with events_published + 1 passed `yafdp check`, and `yafdp resume` said
+    nothing changed."""
+    path, db = _copy(finished, tmp_path)
+    db.close()
+    summary = json.loads((path / "summary.json").read_text())
+    edit(summary)
+    (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    result = check_cli(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    differs = [line for line in failed_lines(result, "the workload is whole") if "run_info.summary" in line]
+    assert len(differs) == 1 and differs[0].strip().startswith(f"(summary.json) {field} differs from run_info."
+                                                                f"summary's"), result.stdout
+    assert f"`yafdp resume --out {path}` writes it again from run.db" in differs[0]
+
+    resumed = subprocess.run([sys.executable, "-m", "yafdp", "resume", "--out", str(path)], capture_output=True,
+                             text=True, stdin=subprocess.DEVNULL)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"its {field} differed from run_info.summary's; written again from run.db" in resumed.stderr
+    assert (path / "summary.json").read_bytes() == (finished / "summary.json").read_bytes()
+    assert check_cli(path).returncode == 0
 
 
 def test_an_orders_file_run_with_its_last_saga_removed_fails_check(tmp_path):

@@ -499,8 +499,9 @@ def the_workload_is_whole(run: Run) -> Invariant:
     SHA-256, recorded as the run started, :func:`yafdp.runtime.rundb.workload_record`), ``run_info``'s orders
     requested (a generated workload), and for a finished run the orders its summary counts, in ``run_info.summary``
     and in ``summary.json`` (requested, placed, refused). A finished run's ``summary.json`` that is missing (its
-    writer stopped after ``run.db``, or it was removed) or not a JSON object is a finding, which says that
-    ``yafdp resume`` writes it again from ``run.db``."""
+    writer stopped after ``run.db``, or it was removed), not a JSON object, or not the summary ``run_info.summary``
+    holds (the first field that differs is named: edited since) is a finding, which says that ``yafdp resume``
+    writes it again from ``run.db``."""
     now = rundb.workload_record(run.db)
     count = now["requests"]
     bad = []
@@ -541,6 +542,11 @@ def the_workload_is_whole(run: Run) -> Invariant:
                 continue
             bad += [f"({where}) {orders.get(key)} order(s) {key}; run.db holds {value}"
                     for key, value in held.items() if orders.get(key) != value]
+        if len(summaries) == 2 and all(isinstance(summary, dict) for _, summary in summaries):
+            field = rundb.first_difference(*(summary for _, summary in summaries))
+            if field is not None:
+                bad.append(f"(summary.json) {field} differs from run_info.summary's, the summary the run wrote "
+                           f"in run.db: {repair}")
     return Invariant("the workload is whole", "every request of the workload is in run.db, numbered without a gap, "
                      "as many and the same as the run recorded when it started and counted when it finished",
                      not bad, tuple(bad), count)

@@ -182,7 +182,7 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
             repaired, unrepaired = {}, {}
-            broken = _unreadable(out / "summary.json")
+            broken = _unreadable(out / "summary.json", info["summary"])
             if broken:  # stopped between its files, or damaged since: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
                 repaired["summary.json"] = f"{broken}; written again from run.db"
@@ -232,9 +232,9 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         _close(bus, out)
 
 
-def _unreadable(path: Path) -> str | None:
-    """Why ``summary.json`` at ``path`` cannot stand (missing, not a JSON object, or without its ``orders``), else
-    None (counts that disagree with ``run.db`` are ``yafdp check``'s finding, left for it to show)."""
+def _unreadable(path: Path, recorded: dict) -> str | None:
+    """Why ``summary.json`` at ``path`` cannot stand (missing, not a JSON object, or not ``recorded``, the summary
+    ``run_info.summary`` holds: the first field that differs is named), else None."""
     if not path.exists():
         return "it was missing"
     try:
@@ -243,7 +243,8 @@ def _unreadable(path: Path) -> str | None:
         return f"it could not be read as JSON ({exc})"
     if not isinstance(document, dict):
         return "it was not a JSON object"
-    return None if isinstance(document.get("orders"), dict) else "it held no count of the run's orders"
+    field = rundb.first_difference(recorded, document)
+    return None if field is None else f"its {field} differed from run_info.summary's"
 
 
 def _rewrite_missing_copy(info: dict, out: Path, repaired: dict[str, str], unrepaired: dict[str, str]) -> None:

@@ -364,6 +364,29 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def first_difference(recorded, written, under: str = "") -> str | None:
+    """Where ``written`` (e.g. ``summary.json``) first differs from ``recorded`` (``run_info.summary``), as a dotted
+    field name (``deliveries.total``, ``orders.refusals[0]``; the keys in ``recorded``'s order, then those only
+    ``written`` has), or None when they are equal. A value of another type, or missing, differs there."""
+    if isinstance(recorded, dict) and isinstance(written, dict):
+        for key in [*recorded, *(k for k in written if k not in recorded)]:
+            field = f"{under}.{key}" if under else str(key)
+            if key not in recorded or key not in written:
+                return field
+            found = first_difference(recorded[key], written[key], field)
+            if found is not None:
+                return found
+        return None
+    if isinstance(recorded, list) and isinstance(written, list):
+        for i, (a, b) in enumerate(zip(recorded, written)):
+            found = first_difference(a, b, f"{under}[{i}]")
+            if found is not None:
+                return found
+        return None if len(recorded) == len(written) else f"{under}[{min(len(recorded), len(written))}]"
+    same = recorded == written and type(recorded) is type(written)
+    return None if same else (under or "(the whole document)")
+
+
 def rules_hash(rules: dict) -> str:
     """The SHA-256 of a run's rules (name → pattern), as ``run_info.rules_sha256`` records it."""
     return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
