@@ -59,6 +59,26 @@ def test_without_a_restaurant_that_never_answers_no_deadline_fires_and_the_run_e
     assert "Order_Timed_Out" not in set(load_run(options.out).events["detail_type"])
 
 
+def test_a_deadline_pending_when_a_file_store_run_is_stopped_fires_after_the_resume(tmp_path):
+    """The schedules lived in the process's memory only: a run killed while an order's deadline was pending lost
+    it, so a resume left that order stuck (and counted a deletion short for each one that ended). run.db keeps
+    them now, committed with the order that asked for them."""
+    from yafdp.runs import lifecycle, resume_saga
+
+    options = RunOptions(orders=0, seed=4, out=tmp_path / "run", store="file", latency_model="aws-eu-west-1")
+    bus = start_saga(options)
+    for request in (SILENT, FINE):
+        bus.call("order", "place_order", request)  # a durable bus commits each call: the client was answered
+    lifecycle._close(bus, options.out)  # stopped here, as a kill would (nothing after the last commit is kept)
+    summary = resume_saga(options.out, progress=False)
+    run = load_run(options.out)
+    assert run.orders.set_index("order_id")["status"].to_dict() == {"ord-silent-1": "CANCELLED",
+                                                                     "ord-fine-1": "DELIVERY_SCHEDULED"}
+    assert list(run.events.loc[run.events["detail_type"] == "Order_Timed_Out", "order_id"]) == ["ord-silent-1"]
+    assert summary["scheduler"] == {"schedules_created": 2, "schedules_deleted": 1, "schedules_invoked": 1}
+    assert all(result.passed for result in check_run(run.path))
+
+
 def test_the_orchestration_calls_the_deadlines_off_too(tmp_path):
     options = RunOptions(orders=10, seed=2, out=tmp_path / "run", style="orchestration")
     bus = start_saga(options)

@@ -69,6 +69,15 @@ CREATE TABLE IF NOT EXISTS pending (
     published REAL NOT NULL,
     fault TEXT NOT NULL DEFAULT ''
 );
+-- A file-store run's EventBridge Scheduler schedules (its CreateSchedule request, as JSON), kept with the run's data
+-- so that a resume has those a kill would lose: removed when deleted, or when fired with ActionAfterCompletion DELETE.
+CREATE TABLE IF NOT EXISTS schedules (
+    grp TEXT NOT NULL,
+    name TEXT NOT NULL,
+    request TEXT NOT NULL,
+    fired INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (grp, name)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,

@@ -499,7 +499,10 @@ class LocalBus(InProcessDriving):
         """Nothing to release: the bus lives in this process (a deployed bus tears its deployment down)."""
 
     def resume(self) -> int:
-        """Reload the durable delivery queue left by a run that was killed. Returns how many deliveries."""
+        """Reload the durable delivery queue left by a run that was killed, and its EventBridge Scheduler
+        schedules. Returns how many deliveries."""
+        if self.services.schedules is not None:
+            self.services.schedules.restore()
         rows = self.db.execute("SELECT id, event_id, rule, attempt, due, published, fault FROM pending").fetchall()
         for pending_id, event_id, rule, attempt, due, published, fault in rows:
             step = self._send if attempt < 0 else self._deliver

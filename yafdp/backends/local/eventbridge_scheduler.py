@@ -28,7 +28,9 @@ Where AWS's documentation is silent, the emulator chooses, and says so:
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -107,11 +109,15 @@ class LocalScheduler:
         ``put(schedule_name, source, detail_type, detail_text)``: the target's PutEvents, made when a schedule is due.
     region, account, partition
         for the schedules' ARNs.
+    store
+        a durable run's database (its open transaction): each schedule is kept in its ``schedules`` table, so
+        that :meth:`restore` has them after a kill (None: in memory only, as a memory-store run keeps them).
     """
 
     def __init__(self, clock: Scheduler, epoch: float, put: Callable[[str, str, str, str], None], *,
-                 region: str = "eu-west-1", account: str = "000000000000", partition: str = "aws"):
-        self.clock, self.epoch, self.put = clock, epoch, put
+                 region: str = "eu-west-1", account: str = "000000000000", partition: str = "aws",
+                 store: sqlite3.Connection | None = None):
+        self.clock, self.epoch, self.put, self.store = clock, epoch, put, store
         self.region, self.account, self.partition = region, account, partition
         self.schedules: dict[tuple[str, str], Schedule] = {}
         self.created = self.deleted = self.invoked = 0  # what the run's summary reports
@@ -149,7 +155,34 @@ class LocalScheduler:
             schedule.timer = self.clock.timer(max(self.clock.vt, due - self.epoch), self._fire, (key,))
         self.schedules[key] = schedule
         self.created += 1
+        if self.store is not None:
+            request = {"Name": Name, "ScheduleExpression": ScheduleExpression, "Target": Target,
+                       "FlexibleTimeWindow": FlexibleTimeWindow, "GroupName": GroupName,
+                       "ActionAfterCompletion": ActionAfterCompletion, "State": State}
+            self.store.execute("INSERT OR REPLACE INTO schedules (grp, name, request) VALUES (?, ?, ?)",
+                               (GroupName, Name, json.dumps(request)))
         return {"ScheduleArn": schedule.arn}
+
+    def restore(self) -> int:
+        """Create again the schedules ``store`` kept (a run resumed after a kill), none counted as created again,
+        those that fired (``ActionAfterCompletion`` ``NONE``) fired; returns how many.
+
+        Raises :class:`SchedulerApiError` for a kept request this API refuses (the table edited since)."""
+        rows = self.store.execute("SELECT request, fired FROM schedules ORDER BY rowid").fetchall()
+        for text, fired in rows:
+            request = json.loads(text)
+            self.create_schedule(**request)
+            if fired:
+                schedule = self.schedules[(request["GroupName"], request["Name"])]
+                if schedule.timer is not None:
+                    schedule.timer.cancel()
+                schedule.fired, schedule.timer = True, None
+        self.created -= len(rows)
+        return len(rows)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        if self.store is not None:
+            self.store.execute("DELETE FROM schedules WHERE grp = ? AND name = ?", key)
 
     def delete_schedule(self, *, Name: str, GroupName: str = "default") -> dict:
         """Delete a schedule: it will not fire. Raises :class:`SchedulerApiError` (``ResourceNotFoundException``)
@@ -161,6 +194,7 @@ class LocalScheduler:
         if schedule.timer is not None:
             schedule.timer.cancel()
         self.deleted += 1
+        self._forget((GroupName, Name))
         return {}
 
     def get_schedule(self, *, Name: str, GroupName: str = "default") -> dict:
@@ -192,6 +226,9 @@ class LocalScheduler:
         self.invoked += 1
         if schedule.action_after_completion == "DELETE":
             del self.schedules[key]
+            self._forget(key)
+        elif self.store is not None:
+            self.store.execute("UPDATE schedules SET fired = 1 WHERE grp = ? AND name = ?", key)
         for source, detail_type, text in scheduled_entries(schedule.target):
             self.put(schedule.name, source, detail_type, text)
 

@@ -103,7 +103,7 @@ class LocalServices:
             put(name, entry)
 
         self.schedules = LocalScheduler(self.scheduler, self.epoch, due, region=plan.region, account=plan.account,
-                                        partition=plan.partition)
+                                        partition=plan.partition, store=self.writer.db if self.writer.durable else None)
         return self.schedules
 
     def check_schedules(self, service: str, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
