@@ -35,6 +35,10 @@ from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
 from yafdp.runs.workload import outcome_rates, workload
 
+# What a resumed run's summary never counts as possibly changed by the resume: its workload's orders, and the
+# facts of its sessions themselves.
+SESSION_FACTS = ("orders", "wall_seconds", "deliveries_per_second", "sessions", "resumed_deliveries",
+                 "resumed_requests", "may_differ_after_resume")
 _LOCKS: dict[Path, folder.FolderLock] = {}  # run folder -> its lock, held from start_saga to finish
 _COPIES: dict[Path, str] = {}  # run folder -> the copy of its catalog made when it started, written by finish
 
@@ -335,6 +339,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
                    **rundb.add_counts(info.get(rundb.COUNTS_BEFORE, {}), bus.report()), **(extra or {}))
     if "simulation" in summary:  # a latency model's run: the end-to-end latency it simulated, beside its counts
         summary["simulation"]["saga_ms"] = saga_latency_ms(db, bus.catalog.saga)
+    if summary["sessions"] > 1:  # each session draws anew (README, "Everything is seeded"): say what that may change
+        summary["may_differ_after_resume"] = [key for key in summary if key not in described and key not in SESSION_FACTS]
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
