@@ -103,12 +103,13 @@ CODE_NAMES_SHOWN = {
 # Code names whose readable words are not their own words split at "_" (see :func:`readable_header`).
 HEADERS = {
     "put_events_throttled": "PutEvents throttled", "put_events_refused": "PutEvents refused",
-    "t_ms": "t (ms since the order was placed)",
-    "account_concurrency_full": "account concurrency full", "dead_lettered": "dead-lettered",
+    "dead_lettered": "dead-lettered",
 }
 UNIT_SUFFIXES = {"ms": "ms", "s": "s", "usd": "USD", "mb": "MB"}
+# Words of code names a reader spells otherwise (here and in figures' legends, yafdp.analysis.figures.pretty).
 WORDS = {"id": "ID", "sqs": "SQS", "dynamodb": "DynamoDB", "eventbridge": "EventBridge", "lambda": "Lambda",
-         "gb": "GB", "iam": "IAM", "arn": "ARN", "dlq": "DLQ", "step functions": "Step Functions"}
+         "gb": "GB", "iam": "IAM", "arn": "ARN", "dlq": "DLQ", "step": "Step", "functions": "Functions",
+         "standard": "Standard", "express": "Express"}
 
 
 def readable_header(name):
@@ -129,7 +130,7 @@ def readable_header(name):
     unit = UNIT_SUFFIXES.get(words[-1]) if len(words) > 1 else None
     if unit:
         words.pop()
-    text = " ".join(WORDS.get(w, w) for w in words).replace("step functions", "Step Functions")
+    text = " ".join(WORDS.get(w, w) for w in words)
     return f"{text} ({unit})" if unit else text
 
 
