@@ -3,6 +3,7 @@ readable: whole table cells, every diagram an image (in the HTML copies too), no
 
 import ast
 import dataclasses
+import html
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import pytest
 from filelock import FileLock
 
 from yafdp.analysis import course
+from yafdp.analysis.notebook import CODE_NAMES_SHOWN, SNAKE_CASE
 from yafdp.shipped import REPOSITORY
 from yafdp.workbook import NOTEBOOKS_DIR, ExecutedNotebook, notebooks, run_notebook
 
@@ -135,6 +137,50 @@ def test_every_table_a_chapter_shows_has_a_title(path, build):
             f"{path.stem}: cell {cell.get('id')} shows a table with no title: {''.join(cell['source'])[-160:]!r}"
     widgets = json.dumps(json.loads(result.notebook.read_text())["metadata"])
     assert widgets.count("<table") == widgets.count("<caption"), f"{path.stem}: a widget shows a table with no title"
+
+
+def unreadable(table: str) -> list[str]:
+    """What a learner could not read in one HTML table: pandas' default header ``0`` (a Series or a transposed
+    table shown unnamed), an index that only numbers the rows 0..n-1, a Python dict or list printed in a cell, or a
+    snake_case code name as a header, unless CODE_NAMES_SHOWN allows it (the chapter's text names it as code)."""
+    def texts(markup, tag):
+        return [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                for cell in re.findall(rf"<{tag}\b[^>]*>(.*?)</{tag}>", markup, flags=re.S)]
+    head = re.search(r"<thead>(.*?)</thead>", table, flags=re.S)
+    headers = texts(head.group(1), "th") if head else []
+    body = re.search(r"<tbody>(.*?)</tbody>", table, flags=re.S)
+    rows = re.findall(r"<tr\b[^>]*>(.*?)</tr>", body.group(1) if body else "", flags=re.S)
+    row_labels = [labels[0] for labels in (texts(row, "th") for row in rows) if labels]
+    found = [f"header {h!r}" for h in headers if h == "0"]
+    if row_labels and len(row_labels) == len(rows) and row_labels == [str(n) for n in range(len(rows))]:
+        found.append(f"rows numbered 0..{len(rows) - 1}")
+    found += [f"a Python value in a cell: {t[:60]!r}" for t in texts(body.group(1) if body else "", "td")
+              if re.match(r"[\[{(]\s*'", t)]
+    found += [f"code name {h!r} as a header" for h in headers if SNAKE_CASE.fullmatch(h) and h not in CODE_NAMES_SHOWN]
+    return found
+
+
+def test_unreadable_finds_what_a_reviewer_found():
+    """The check below fails on what pandas shows by default (checked here without executing a chapter)."""
+    import pandas as pd
+
+    from yafdp.analysis.notebook import titled
+    raw = [pd.Series({"quantiles": {"p10": 113}}).to_frame()._repr_html_(),
+           pd.DataFrame({"p50_ms": [1.0, 2.0]})._repr_html_()]
+    assert [len(unreadable(t)) for t in raw] == [2, 2]  # header 0 and a dict; a code name and rows 0..1
+    assert unreadable(titled(pd.DataFrame({"p50_ms": [1.0, 2.0], "delivery_type": ["NORMAL", "REPLAY"]}), "t")
+                      ._repr_html_()) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_table_a_chapter_shows_has_readable_headers(path, build):
+    result = executed(path, build)
+    for cell, output in outputs(result.notebook):
+        for table in re.findall(r"<table\b.*?</table>", "".join(output.get("data", {}).get("text/html", "")), flags=re.S):
+            caption = re.search(r"<caption[^>]*>(.*?)</caption>", table, flags=re.S)
+            assert not unreadable(table), \
+                f"{path.stem}: cell {cell.get('id')}, table {caption and caption.group(1)[:80]!r}: {unreadable(table)}"
 
 
 @pytest.mark.notebook

@@ -44,9 +44,10 @@ def test_the_course_regions_price_is_used_where_aws_publishes_it():
 def test_an_unverified_price_says_so_where_it_is_shown():
     prices = load_prices()
     assert not verified(prices["eventbridge_custom_event"])
-    assert "this workbook's assumption, not quoted from AWS's page" in describe_price(prices["eventbridge_custom_event"])
+    assumed = describe_price(prices["eventbridge_custom_event"])
+    assert "(no Region named; this workbook's assumption: check it on AWS's page" in assumed
+    assert assumed.count("AWS's page") == 1, assumed  # said once (a reviewer read it said twice)
     assert "quoted from AWS's page" in describe_price(prices["lambda_request"])
-    assert "Region not named on AWS's page" in describe_price(prices["eventbridge_custom_event"])
 
 
 def test_a_price_without_its_source_fields_is_refused_naming_the_key(tmp_path):

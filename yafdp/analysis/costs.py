@@ -115,29 +115,25 @@ def verified(price: dict) -> bool:
 
 
 # What a learner is told about a price AWS's page was not seen to state (data/prices.json's note says why).
-ASSUMED = "this workbook's assumption, not quoted from AWS's page: check it there, change it in data/prices.json"
-
-
-def price_basis(price: dict) -> str:
-    """Whether a price is quoted from AWS's page or assumed by this workbook (:data:`ASSUMED`), as a learner reads it."""
-    return "quoted from AWS's page" if verified(price) else ASSUMED
+ASSUMED = "this workbook's assumption: check it on AWS's page, change it in data/prices.json"
 
 
 def price_region(price: dict) -> str:
     """The Region a price is for, as a learner reads it ("not stated" in data/prices.json: AWS's page names none)."""
     region = price["source"]["region"]
-    return "Region not named on AWS's page" if region == "not stated" else region
+    return "no Region named" if region == "not stated" else region
 
 
 def describe_price(price: dict) -> str:
-    """A price as a reader says it, with its Region and whether AWS's page was seen to state it.
+    """A price as a reader says it, with its Region and whether AWS's page was seen to state it (each said once).
 
     Examples
     --------
     >>> describe_price(load_prices()["step_functions_standard_transition"])
     "$0.025 per 1,000 (eu-west-1, quoted from AWS's page)"
     """
-    return f"${price['usd']:g} per {price['per']:,} ({price_region(price)}, {price_basis(price)})"
+    basis = ", quoted from AWS's page" if verified(price) else f"; {ASSUMED}"
+    return f"${price['usd']:g} per {price['per']:,} ({price_region(price)}{basis})"
 
 
 # Which price each usage is billed at.

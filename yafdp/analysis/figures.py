@@ -19,6 +19,8 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from yafdp.analysis.notebook import WORDS
+
 SERVICE_COLOUR = "#93c5fd"
 HAPPY_COLOUR = "#86efac"
 UNHAPPY_COLOUR = "#fca5a5"
@@ -525,10 +527,7 @@ def pretty(name) -> str:
     >>> pretty("step_functions_standard_transitions")
     'Step Functions Standard transitions'
     """
-    words = str(name).replace("_", " ").split(" ")
-    known = {"sqs": "SQS", "eventbridge": "EventBridge", "dynamodb": "DynamoDB", "lambda": "Lambda", "gb": "GB",
-             "step": "Step", "functions": "Functions", "standard": "Standard", "express": "Express"}
-    return " ".join(known.get(w, w) for w in words)
+    return " ".join(WORDS.get(w, w) for w in str(name).replace("_", " ").split(" "))
 
 
 def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None, colours: dict | None = None,

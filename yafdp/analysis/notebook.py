@@ -89,29 +89,102 @@ def with_caption(markup: str, title: str) -> str:
     return re.sub(r"(<table\b[^>]*>)", lambda tag: tag.group(1) + caption, markup, count=1)
 
 
+SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+
+# Code names a table keeps as its header, because the chapter's text names them as code (a column of run.db, a
+# state of a service's record): what the learner reads in the table is what the text says to look for.
+# tests/notebooks/test_notebooks.py allows these, and only these, as snake_case headers.
+CODE_NAMES_SHOWN = {
+    "delivery_type": "run.db's deliveries column that chapter 08 names (SystemMetadata aws:DeliveryType)",
+    "failed_before_award": "Loyalty's record state that chapters 07 and 08 name",
+    "published_by": "run.db's events column that chapter 06 names (what published each event)",
+}
+
+# Code names whose readable words are not their own words split at "_" (see :func:`readable_header`).
+HEADERS = {
+    "put_events_throttled": "PutEvents throttled", "put_events_refused": "PutEvents refused",
+    "dead_lettered": "dead-lettered",
+}
+UNIT_SUFFIXES = {"ms": "ms", "s": "s", "usd": "USD", "mb": "MB"}
+# Words of code names a reader spells otherwise (here and in figures' legends, yafdp.analysis.figures.pretty).
+WORDS = {"id": "ID", "sqs": "SQS", "dynamodb": "DynamoDB", "eventbridge": "EventBridge", "lambda": "Lambda",
+         "gb": "GB", "iam": "IAM", "arn": "ARN", "dlq": "DLQ", "step": "Step", "functions": "Functions",
+         "standard": "Standard", "express": "Express"}
+
+
+def readable_header(name):
+    """A table header as a learner reads it: a snake_case code name in words, its unit suffix in brackets
+    (``p50_ms`` -> ``p50 (ms)``, ``order_id`` -> ``order ID``, ``put_events_throttled`` -> ``PutEvents throttled``);
+    any other header, and the :data:`CODE_NAMES_SHOWN`, unchanged.
+
+    Examples
+    --------
+    >>> [readable_header(n) for n in ("p50_ms", "order_id", "dead_lettered", "lambda_gb_seconds", "delivery_type", 7)]
+    ['p50 (ms)', 'order ID', 'dead-lettered', 'Lambda GB seconds', 'delivery_type', 7]
+    """
+    if not isinstance(name, str) or not SNAKE_CASE.fullmatch(name) or name in CODE_NAMES_SHOWN:
+        return name
+    if name in HEADERS:
+        return HEADERS[name]
+    words = name.split("_")
+    unit = UNIT_SUFFIXES.get(words[-1]) if len(words) > 1 else None
+    if unit:
+        words.pop()
+    text = " ".join(WORDS.get(w, w) for w in words)
+    return f"{text} ({unit})" if unit else text
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with readable headers (:func:`readable_header`): its column labels (every level) and the names of
+    its columns and index. Row labels are data, kept as they are."""
+    table = table.rename(columns=readable_header)
+    table.columns.names = [readable_header(n) for n in table.columns.names]
+    table.index.names = [readable_header(n) for n in table.index.names]
+    return table
+
+
+def row_numbers_only(index: pd.Index) -> bool:
+    """Whether an index only numbers the rows (unnamed integers), which a learner should not read as data."""
+    return index.nlevels == 1 and index.name is None and pd.api.types.is_integer_dtype(index.dtype)
+
+
 def titled(table, title: str):
     """``table`` shown under ``title``, its ``<caption>``: what a row is and the units of the numbers. Every table
-    a chapter shows goes through here (tests/notebooks checks that every table of every chapter has a caption).
+    a chapter shows goes through here (tests/notebooks checks that every table of every chapter has a caption, and
+    readable headers).
 
-    ``table`` is a DataFrame or a Series (shown as pandas shows a DataFrame) or a pandas Styler (shown with its
-    styles); where HTML is not shown, the title above the table's text. Raises TypeError for anything else.
+    ``table`` is a DataFrame, a named Series (its name is the column's header; shown as pandas shows a DataFrame)
+    or a pandas Styler (shown with its styles). Headers are shown readable (:func:`readable`) and an index that only
+    numbers the rows is hidden. Where HTML is not shown, the title above the table's text. Raises TypeError for
+    anything else, ValueError for a Series with no name.
 
     Examples
     --------
     >>> shown = titled(pd.Series({"a": 1}, name="orders"), "Orders per status (count)")
     >>> "<caption" in shown._repr_html_(), repr(shown).splitlines()[0]
     (True, 'Orders per status (count)')
+    >>> "<th>0</th>" in titled(pd.DataFrame({"p50_ms": [3.0]}), "t")._repr_html_()
+    False
     """
     from pandas.io.formats.style import Styler
 
     if isinstance(table, Styler):
-        styled = table.set_caption(title).set_table_styles([{"selector": "caption", "props": CAPTION_STYLE}],
-                                                           overwrite=False)
+        styled = (table.format_index(readable_header, axis=1)
+                  .set_caption(title).set_table_styles([{"selector": "caption", "props": CAPTION_STYLE}],
+                                                       overwrite=False))
+        if row_numbers_only(table.data.index):
+            styled = styled.hide(axis="index")
         return Html(styled.to_html(), f"{title}\n{table.data!r}")
     if isinstance(table, pd.Series):
+        if table.name is None:
+            raise ValueError(f"titled() shows a Series under its name, as the column's header: name it ({title!r})")
         table = table.to_frame()
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"titled() shows a DataFrame, a Series or a Styler, not {type(table).__name__}")
+    table = readable(table)
+    if row_numbers_only(table.index):
+        markup = f"<div>{table.to_html(index=False, notebook=True)}</div>"
+        return Html(with_caption(markup, title), f"{title}\n{table.to_string(index=False)}")
     return Html(with_caption(table._repr_html_(), title), f"{title}\n{table!r}")
 
 
