@@ -392,7 +392,7 @@ def first_difference(recorded, written, under: str = "") -> str | None:
             if found is not None:
                 return found
         return None if len(recorded) == len(written) else f"{under}[{min(len(recorded), len(written))}]"
-    same = recorded == written and type(recorded) is type(written)
+    same = (recorded == written or recorded != recorded and written != written) and type(recorded) is type(written)  # NaN
     return None if same else (under or "(the whole document)")
 
 
