@@ -19,7 +19,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from yafdp.analysis.notebook import WORDS
+from yafdp.analysis.wording import pretty
 
 SERVICE_COLOUR = "#93c5fd"
 HAPPY_COLOUR = "#86efac"
@@ -517,17 +517,6 @@ def _edge_style(data: dict) -> tuple[str, str, float]:
     if data["happy"]:
         return "solid", "#1f2937", 1.6
     return "dashed", COMPENSATION_EDGE if data.get("path") == "compensation" else FAILURE_EDGE, 1.6
-
-
-def pretty(name) -> str:
-    """A column or key as a reader says it: ``dead_lettered`` → ``dead lettered``, ``sqs_requests`` → ``SQS requests``.
-
-    Examples
-    --------
-    >>> pretty("step_functions_standard_transitions")
-    'Step Functions Standard transitions'
-    """
-    return " ".join(WORDS.get(w, w) for w in str(name).replace("_", " ").split(" "))
 
 
 def bars(table, *, title: str, xlabel: str, ylabel: str, stacked: bool = True, ax=None, colours: dict | None = None,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from yafdp.analysis.wording import pretty
 from yafdp.shipped import PACKAGE_DIR, REPOSITORY
 
 
@@ -106,10 +107,6 @@ HEADERS = {
     "dead_lettered": "dead-lettered",
 }
 UNIT_SUFFIXES = {"ms": "ms", "s": "s", "usd": "USD", "mb": "MB"}
-# Words of code names a reader spells otherwise (here and in figures' legends, yafdp.analysis.figures.pretty).
-WORDS = {"id": "ID", "sqs": "SQS", "dynamodb": "DynamoDB", "eventbridge": "EventBridge", "lambda": "Lambda",
-         "gb": "GB", "iam": "IAM", "arn": "ARN", "dlq": "DLQ", "step": "Step", "functions": "Functions",
-         "standard": "Standard", "express": "Express"}
 
 
 def readable_header(name):
@@ -130,7 +127,7 @@ def readable_header(name):
     unit = UNIT_SUFFIXES.get(words[-1]) if len(words) > 1 else None
     if unit:
         words.pop()
-    text = " ".join(WORDS.get(w, w) for w in words)
+    text = pretty("_".join(words))
     return f"{text} ({unit})" if unit else text
 
 
