@@ -92,8 +92,7 @@ OFFLINE_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "image/png", 
 @functools.cache
 def html_exporter():
     """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline. One per
-    process: it compiles its templates the first time it exports (a fifth of a second), and a worker exports
-    several chapters."""
+    process: it compiles its templates the first time it exports (a fifth of a second)."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from traitlets.config import Config
