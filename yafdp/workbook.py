@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,8 +92,7 @@ OFFLINE_PRIORITY = ["text/html", "text/markdown", "image/svg+xml", "image/png", 
 @functools.cache
 def html_exporter():
     """nbconvert's HTML exporter (lab template) with no remote script: the copies read the same offline. One per
-    process: it compiles its templates the first time it exports (a fifth of a second), and a worker exports
-    several chapters."""
+    process: it compiles its templates the first time it exports (a fifth of a second)."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -135,7 +133,7 @@ def check_build_folder(out: Path, force: bool = False, option: str = "--out") ->
     from yafdp.errors import RefusedError
     from yafdp.runs import folder
 
-    out = folder.check_out(Path(out), option)
+    out = folder.check_out(Path(out), option, "the build")
     if folder.is_run_folder(out):
         raise RefusedError(f"{option} {out} is a run folder: the workbook writes its build into a folder of its own; "
                            f"choose another {option}")
@@ -316,31 +314,40 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
              ended: dict[str, bool]) -> list[ExecutedNotebook]:
     """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`);
     ``ended`` gets each chapter's stem as it ends, with whether it passed."""
+    import multiprocessing.connection
+
+    from yafdp.interrupt import signals_held
+
     jobs = max(1, min(jobs or default_jobs(), len(chapters) or 1))
     done: dict[Path, ExecutedNotebook] = {}
     failed: dict[Path, NotebookFailed] = {}
-    context = _worker_context()
-    running: dict = {}  # the receiving end of each running chapter's pipe -> (chapter, its worker process)
+    running: dict = {}  # the reading end of each running chapter's pipe -> (chapter, its worker process)
+    started: list = []  # every worker process started
 
     def start(path: Path) -> None:
-        receive, send = context.Pipe(duplex=False)
-        worker = context.Process(target=_chapter_worker, args=(send, path, out_dir, parameters), daemon=True)
-        worker.start()
-        send.close()
-        running[receive] = (path, worker)
+        with signals_held():  # an interrupt meanwhile comes once the worker is known, and is killed
+            receive, send = os.pipe()
+            try:
+                worker = _start_worker(send, path, out_dir, parameters)
+            except BaseException:
+                os.close(receive)
+                raise
+            finally:
+                os.close(send)
+            running[open(receive, "rb")] = (path, worker)
+            started.append(worker)
 
     def wait() -> tuple[Path, ExecutedNotebook | None]:
         """The next chapter to end, published; its result, or None (and the failure noted) when it failed."""
         receive = multiprocessing.connection.wait(list(running))[0]
         path, worker = running.pop(receive)
-        try:
-            result, failure = receive.recv()
-        except EOFError:  # the worker died before it could say (e.g. killed)
-            worker.join()
-            result, failure = None, NotebookFailed(f"{path.name} failed: its worker process ended with exit code "
-                                                   f"{worker.exitcode}")
-        receive.close()
-        worker.join()
+        with receive:
+            try:
+                result, failure = pickle.load(receive)
+            except EOFError:  # the worker died before it could say (e.g. killed)
+                result, failure = None, NotebookFailed(f"{path.name} failed: its worker process ended with exit code "
+                                                       f"{worker.wait()}")
+        worker.wait()
         if result is not None:
             result = publish(result, out_dir)  # a failed cell's copies too: they show the error
         ended[path.stem] = failure is None
@@ -371,7 +378,9 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
                 echo(f"  {failed[path]}" if result is None else
                      f"  {path.name}: wrote {result.notebook} and {result.html} ({_took(result)})")
     finally:  # an interrupt: what still runs is killed, kernels included, before it writes more
-        _kill([worker for _, worker in running.values()])
+        _kill(started)
+        for receive in running:
+            receive.close()
     if failed:
         raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
                              failed=[path.name for path in chapters if path in failed])
@@ -379,26 +388,42 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
 
 
 def _kill(workers) -> None:
-    """Kill the worker processes ``workers`` (:class:`multiprocessing.Process`) still running and everything they
-    started (a chapter's kernel runs in a session of its own, so it outlives its worker unless killed too) with
+    """Kill the worker processes ``workers`` (:class:`subprocess.Popen`) still running and everything they started
+    (a chapter's kernel, which jupyter_client starts in a session of its own, and whatever the kernel started) with
     SIGKILL, and wait for the workers: no code of theirs runs any more (no cleanup that could write into the build
-    or print a traceback). Each worker is stopped (SIGSTOP) first, so it starts nothing while its descendants are
-    listed."""
+    or print a traceback). Every one of those processes is stopped (SIGSTOP) first, until none is left running to
+    start another, and only then killed: a process killed first would leave its children to ``init``, out of sight."""
     import psutil
 
-    for worker in workers:
+    stopped: list = []
+    found = [psutil.Process(worker.pid) for worker in workers if worker.poll() is None]  # not reaped: still theirs
+    while found:
+        for process in found:
+            try:
+                process.suspend()
+                while process.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    time.sleep(0.001)  # SIGSTOP lands when the process next leaves the kernel: a fork then ends first
+            except psutil.NoSuchProcess:
+                pass
+            stopped.append(process)
+        found = [child for process in found for child in _children(process) if child not in stopped]
+    for process in stopped:
         try:
-            process = psutil.Process(worker.pid)
-            process.suspend()
-            for descendant in process.children(recursive=True):
-                try:
-                    descendant.kill()
-                except psutil.NoSuchProcess:
-                    pass
             process.kill()
         except psutil.NoSuchProcess:
             pass
-        worker.join()
+    for worker in workers:
+        worker.wait()
+
+
+def _children(process) -> list:
+    """``process``'s children (:class:`psutil.Process`), none once it has gone."""
+    import psutil
+
+    try:
+        return process.children()
+    except psutil.NoSuchProcess:
+        return []
 
 
 def default_jobs() -> int:
@@ -408,35 +433,39 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
-def _worker_context():
-    """How the chapters' worker processes start: each a fresh process (never a fork of this one, whose threads
-    may hold locks). Where Python has a fork server, its server imports papermill and nbconvert once (seconds
-    of CPU: nbformat's jsonschema alone takes over a second) and each worker starts as a fork of it; elsewhere
-    each worker is a new interpreter that imports them itself."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["papermill", "nbconvert", "yafdp.workbook"])
-        return context
-    return multiprocessing.get_context("spawn")
+def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None):
+    """A chapter's worker: a new Python interpreter (never a fork of this process, whose threads may hold locks),
+    in a session of its own from its first instruction, so that a Ctrl-C at the terminal (SIGINT to the whole
+    process group) or ``timeout``'s signal reaches the ``yafdp`` command alone, which then kills the workers
+    (:func:`_kill_descendants`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
+    it waited on, and logged "Kernel died while waiting for execute reply.". It reads its chapter from its stdin and
+    writes its outcome to the file descriptor ``send`` (:func:`_chapter_worker`). Returns its
+    :class:`subprocess.Popen`."""
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[1])  # this yafdp, not one in the folder the command runs in
+    worker = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path[0] = {package_root!r}; "
+                               f"from yafdp.workbook import _chapter_worker; _chapter_worker({send})"],
+                              stdin=subprocess.PIPE, pass_fds=(send,), start_new_session=True)
+    with worker.stdin:
+        pickle.dump((path, out_dir, parameters), worker.stdin)
+    return worker
 
 
-def _chapter_worker(send, path: Path, out_dir: Path, parameters: dict | None) -> None:
-    """A chapter's worker process: it leaves this session first, so that a Ctrl-C at the terminal (SIGINT to the
-    whole process group) or ``timeout``'s signal reaches the ``yafdp`` command alone, which then kills the
-    workers (:func:`_kill`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
-    it waited on, and logged "Kernel died while waiting for execute reply." and a DeadKernelError no task
-    retrieved. Then it stages the chapter (:func:`stage_notebook`) and sends back ``(staged, failure)``, or
-    ``(None, failure)`` when nothing was staged."""
-    try:
-        os.setsid()
-    except OSError:  # already a session's leader
-        pass
+def _chapter_worker(send: int) -> None:
+    """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters)`` from its stdin,
+    stages the chapter (:func:`stage_notebook`) and writes ``(staged, failure)``, pickled, to the file descriptor
+    ``send``, or ``(None, failure)`` when nothing was staged."""
+    import sys
+
+    path, out_dir, parameters = pickle.load(sys.stdin.buffer)
     try:
         outcome = stage_notebook(path, out_dir, parameters)
     except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
         outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
-    send.send(outcome)
-    send.close()
+    with open(send, "wb") as said:
+        pickle.dump(outcome, said)
 
 
 def _took(result: ExecutedNotebook) -> str:

@@ -240,7 +240,8 @@ CASES = [
     ("deploy-moto-without-server", lambda p, t: ["deploy", "--backend", "moto"], ["`yafdp moto-server`", "--endpoint-url"]),
     ("destroy-aws-with-endpoint", lambda p, t: ["destroy", "--backend", "aws", "--endpoint-url", "http://127.0.0.1:9"],
      ["--endpoint-url"]),
-    ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"], ["run.db"]),
+    ("workbook-out-is-a-file", lambda p, t: ["workbook", "--out", p / "run.db", "--only", "01"],
+     ["run.db is a file, not a folder: choose a folder for the build"]),
     # The workbook never writes into a run folder (it holds no lock there), nor, unless --force, into a folder that
     # holds what no build holds (`--out .` in the repository would have put its folders among the sources).
     *[(f"workbook-out-run-folder{'-force' * len(f)}", lambda p, t, f=f: ["workbook", "--out", p, "--only", "01", *f],

@@ -219,12 +219,13 @@ def _files(folder):
     return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _interrupted_build(tmp_path, out, only, jobs, signum, to_group):
+def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half done"):
     """``yafdp workbook --only ONLY --out OUT`` stopped by ``signum`` (to the command, or to its whole process group,
-    as Ctrl-C at a terminal and ``timeout`` send it) once each of its chapters holds half done; returns the
-    command's exit code, its stderr, and the kernels' pids with where they ran."""
+    as Ctrl-C at a terminal and ``timeout`` send it) once each of its chapters holds half done (``when``), or as soon
+    as the command has started a process (``when="started"``: a chapter's worker, still starting); returns the
+    command's exit code, its stderr, the kernels' pids with where they ran (none when signalled at the start), and
+    every process the command had started when the signal was sent (:class:`psutil.Process`)."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -236,36 +237,51 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group):
     held = tmp_path / "held"
     held.mkdir()
     env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), YAFDP_TEST_HELD=str(held))
-    command = subprocess.Popen([sys.executable, "-m", "yafdp", "workbook", "--only", *only, "--jobs", str(jobs),
-                                "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    said = tmp_path / "stderr"  # a file: a process left running would hold a pipe open, and the test wait on it
+    with said.open("w") as stderr:
+        command = subprocess.Popen([sys.executable, "-m", "yafdp", "workbook", "--only", *only, "--jobs", str(jobs),
+                                    "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   start_new_session=True)
     try:
-        while len(list(held.iterdir())) < len(only):  # a handshake: each chapter's kernel says it holds
-            assert command.poll() is None, command.communicate()
-            psutil.wait_procs([psutil.Process(command.pid)], timeout=0.1)
+        yafdp = psutil.Process(command.pid)
+        # A handshake: each chapter's kernel says it holds, or the command has a child. The chapters hold, so the
+        # build cannot end before the signal, however slow or fast the machine.
+        while (len(list(held.iterdir())) < len(only)) if when == "half done" else not yafdp.children():
+            assert command.poll() is None, said.read_text()
+            psutil.wait_procs([yafdp], timeout=0.01)
         kernels = {int(p.name): p.read_text() for p in held.iterdir()}
-        # Where the signal lands: the command alone of the build's processes in its session; every chapter's
-        # nbclient runs in a worker of another session (a kernel's parent), so none meets the signal and kills
-        # its kernel under the cell it waits on (nbclient's "Kernel died while waiting for execute reply.").
-        for pid in kernels:
-            worker = psutil.Process(pid).parent()
-            assert worker.pid != command.pid and os.getsid(worker.pid) != os.getsid(command.pid)
+        started = yafdp.children(recursive=True)
+        assert started
         (os.killpg if to_group else os.kill)(command.pid, signum)
-        _, err = command.communicate(timeout=600)
+        command.wait(timeout=600)
     finally:
         if command.poll() is None:
             command.kill()
-    return command.returncode, err, kernels
+    return command.returncode, said.read_text(), kernels, started
 
 
-def _gone(pid):
+def _started_by(held):
+    """The processes running (zombies aside: they run no code) with this test's ``YAFDP_TEST_HELD=held`` in their
+    environment: the command's, whoever started them, wherever they were moved (an orphan's parent is ``init``)."""
     import psutil
 
-    try:
-        psutil.Process(pid).wait(timeout=60)  # killed with SIGKILL: gone as soon as whoever reaps it does
-    except psutil.NoSuchProcess:
-        pass
-    return True
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("YAFDP_TEST_HELD") == str(held) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.Error:  # gone meanwhile, or another user's
+            pass
+    return found
+
+
+def _all_gone(processes) -> bool:
+    """Whether every one of ``processes`` has ended (killed with SIGKILL, each is gone as soon as whoever reaps it
+    does; a zombie runs no code)."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=60)
+    return all(process.status() == psutil.STATUS_ZOMBIE for process in alive if process.is_running())
 
 
 @pytest.fixture(scope="module")
@@ -295,20 +311,41 @@ def test_an_interrupted_build_leaves_the_earlier_build_as_it_was_and_says_so_in_
     out = tmp_path / "build"
     shutil.copytree(earlier_build, out)
     before = _files(out)
-    code, err, kernels = _interrupted_build(tmp_path, out, only, jobs, getattr(signal, signum), to_group)
+    code, err, kernels, started = _interrupted_build(tmp_path, out, only, jobs, getattr(signal, signum), to_group)
     assert (code, err) == (130, "yafdp: interrupted\n")
     assert _files(out) == before  # not one file removed, rewritten or added: the notebooks, HTML, figures, index
     assert sorted(p.name for p in out.iterdir()) == ["figures", "html", "notebooks"]
     assert all(folder.startswith(str(out / ".building")) for folder in kernels.values())
-    assert all(_gone(pid) for pid in kernels)  # no kernel left running (or writing) after the command
+    assert set(kernels) <= {process.pid for process in started}
+    # nothing the command started is left running (or writing) after it: no worker, no kernel
+    assert _all_gone(started) and not _started_by(tmp_path / "held")
+
+
+@pytest.mark.parametrize("signum, to_group", [("SIGINT", True), ("SIGINT", False), ("SIGTERM", False)])
+def test_a_build_interrupted_as_its_first_chapter_starts_leaves_nothing_running_and_says_so_in_one_line(
+        tmp_path, earlier_build, signum, to_group):
+    """The signal lands as soon as the command has started a chapter's worker: whatever that worker is doing then
+    (starting Python, importing papermill, starting its kernel), it is killed with all it started, and says nothing."""
+    import shutil
+    import signal
+
+    out = tmp_path / "build"
+    shutil.copytree(earlier_build, out)
+    before = _files(out)
+    code, err, _, started = _interrupted_build(tmp_path, out, ["01"], 1, getattr(signal, signum), to_group,
+                                               when="started")
+    assert (code, err) == (130, "yafdp: interrupted\n")
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == ["figures", "html", "notebooks"]
+    assert _all_gone(started) and not _started_by(tmp_path / "held")
 
 
 def test_a_build_interrupted_in_a_new_folder_writes_no_index(tmp_path):
     import signal
 
     out = tmp_path / "new"
-    code, err, _ = _interrupted_build(tmp_path, out, ["01"], 1, signal.SIGINT, True)
+    code, err, _, started = _interrupted_build(tmp_path, out, ["01"], 1, signal.SIGINT, True)
     assert (code, err) == (130, "yafdp: interrupted\n")
+    assert _all_gone(started) and not _started_by(tmp_path / "held")
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
 
 

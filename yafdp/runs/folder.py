@@ -92,9 +92,10 @@ def _first_existing(path: Path) -> Path:
     return next((place for place in (path, *path.parents) if place.exists() or place.is_symlink()), Path("."))
 
 
-def check_out(out: Path, option: str = "--out") -> Path:
+def check_out(out: Path, option: str = "--out", purpose: str = "the run") -> Path:
     """``out`` if it can be a run folder: a folder, or a path whose first existing ancestor is a folder, and not a
     catalog folder (one holding :data:`CATALOG_MARKS` and no run) nor a folder its loader reads (:data:`CATALOG_READS`).
+    ``purpose`` is what the folder is for, as the refusal says it ("choose a folder for the run").
 
     Raises :class:`~yafdp.errors.RefusedError` naming the file in the way.
     """
@@ -102,7 +103,7 @@ def check_out(out: Path, option: str = "--out") -> Path:
     place = _first_existing(out)
     if not place.is_dir():
         where = "is a file" if place == out else f"is under {place}, which is a file"
-        raise RefusedError(f"{option} {out} {where}, not a folder: choose a folder for the run")
+        raise RefusedError(f"{option} {out} {where}, not a folder: choose a folder for {purpose}")
     for name in RUN_FILES:  # what the run will replace must be a file (or absent), or saving fails at the end
         if (out / name).exists() and not (out / name).is_file():
             raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another {option} or remove it")
