@@ -11,11 +11,13 @@ import functools
 import json
 import os
 import pickle
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from yafdp.errors import YafdpError
+from yafdp.interrupt import signals_held
 from yafdp.shipped import notebooks_dir
 from yafdp.site import write_site
 
@@ -205,8 +207,6 @@ def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
     the cell and the error (the copies then end with the failing cell). Any other error (e.g. the kernel died) is
     raised, with nothing to publish.
     """
-    import shutil
-
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -245,10 +245,6 @@ def publish(staged: ExecutedNotebook, out_dir: Path) -> ExecutedNotebook:
     file or run folder renamed over the earlier build's copy, SIGINT and SIGTERM held meanwhile (so a chapter's
     files are all its earlier build's or all this one's); then remove the staging folder. Returns the chapter
     with its paths in ``out_dir``."""
-    import shutil
-
-    from yafdp.interrupt import signals_held
-
     out_dir = Path(out_dir).resolve()
     staging = out_dir / STAGING / staged.name
     aside = out_dir / STAGING / f"{staged.name}.replaced"  # the earlier copies of run folders, removed at the end
@@ -286,10 +282,6 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     those not started, with their kernels, and leaves their earlier build's files as they were; the index is then
     written only if a chapter ended meanwhile (a build stopped before any did writes none).
     """
-    import shutil
-
-    from yafdp.interrupt import signals_held
-
     out_dir = Path(out_dir).resolve()
     chapters = notebooks(notebooks_dir, only)
     ended: dict[str, bool] = {}  # chapter stem -> whether it passed, as each ends
@@ -315,8 +307,6 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
     """Execute ``chapters``, ``jobs`` at a time, and return them in course order (see :func:`run_workbook`);
     ``ended`` gets each chapter's stem as it ends, with whether it passed."""
     import multiprocessing.connection
-
-    from yafdp.interrupt import signals_held
 
     jobs = max(1, min(jobs or default_jobs(), len(chapters) or 1))
     done: dict[Path, ExecutedNotebook] = {}
@@ -437,7 +427,7 @@ def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None)
     """A chapter's worker: a new Python interpreter (never a fork of this process, whose threads may hold locks),
     in a session of its own from its first instruction, so that a Ctrl-C at the terminal (SIGINT to the whole
     process group) or ``timeout``'s signal reaches the ``yafdp`` command alone, which then kills the workers
-    (:func:`_kill_descendants`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
+    (:func:`_kill`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
     it waited on, and logged "Kernel died while waiting for execute reply.". It reads its chapter from its stdin and
     writes its outcome to the file descriptor ``send`` (:func:`_chapter_worker`). Returns its
     :class:`subprocess.Popen`."""
