@@ -479,10 +479,10 @@ def _integer(low: int | None = None, high: int | None = None):
 
     def check(text: str) -> int:
         try:
-            value = int(text.replace("_", "x"))  # digits only: int() would take 1_000
+            value = int(text) if "_" not in text else None  # int() would also take 1_000
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
+            value = None
+        if value is None or (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
         return value
     return check
