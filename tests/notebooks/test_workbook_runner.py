@@ -228,6 +228,7 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half d
     import os
     import subprocess
     import sys
+    import time
 
     import psutil
 
@@ -246,8 +247,13 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half d
         yafdp = psutil.Process(command.pid)
         # A handshake: each chapter's kernel says it holds, or the command has a child. The chapters hold, so the
         # build cannot end before the signal, however slow or fast the machine.
+        # An upper bound, as for the command's exit below, not a measure of speed: a chapter whose kernel failed to
+        # start (jupyter_client's port race: "Address already in use") ends without holding, and the others hold
+        # forever; the test then fails with the command's stderr instead of hanging the suite.
+        handshake_by = time.monotonic() + 600
         while (len(list(held.iterdir())) < len(only)) if when == "half done" else not yafdp.children():
             assert command.poll() is None, said.read_text()
+            assert time.monotonic() < handshake_by, f"no handshake from every chapter: {said.read_text()}"
             psutil.wait_procs([yafdp], timeout=0.01)
         kernels = {int(p.name): p.read_text() for p in held.iterdir()}
         started = yafdp.children(recursive=True)
