@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,8 @@ from yafdp.site import write_site
 
 NOTEBOOKS_DIR = notebooks_dir()
 
-# The kernel papermill starts logs a warning about its TCP transport on every start; it says nothing about
-# the notebook, so the workbook starts kernels with only errors logged. Nor does a chapter's kernel keep an IPython
+# A kernel's warnings at start (over TCP it warned about the transport on every start) say nothing about the
+# notebook, so the workbook starts kernels with only errors logged. Nor does a chapter's kernel keep an IPython
 # history: a build's cells are not the reader's input, and ten kernels at once would share one history database.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"]
 # How a chapter's kernel is stopped once its last cell ran and papermill has every output: at once (nbclient's
@@ -36,6 +37,10 @@ KERNEL_SHUTDOWN = "immediate"
 # How long a kernel may take to start (papermill's default is 60 s): a chapter on a busy machine (the workbook
 # runs one more than the cores; CI runners are shared) is slow, not broken.
 KERNEL_START_SECONDS = 600
+
+# The longest path a kernel's Unix domain socket is given, in bytes: sun_path holds 108 bytes on Linux
+# (https://man7.org/linux/man-pages/man7/unix.7.html) and 104 on macOS, a NUL ending each.
+SOCKET_PATH_BYTES = 103
 
 # nbconvert's lab template with every block that loads a script from the network left empty, and every image with its
 # one-line description (alt text: a figure's title and axes, yafdp.analysis.figures.alt_text).
@@ -149,7 +154,7 @@ def check_build_folder(out: Path, force: bool = False, option: str = "--out") ->
 
 
 @functools.cache
-def kernel_manager_class():
+def kernel_manager_class(socket_root: str | None = None):
     """jupyter_client's kernel manager, except that it stops a chapter's kernel without interrupting it first.
 
     jupyter_client's ``shutdown_kernel`` first interrupts the kernel (SIGINT), then asks it to shut down (or, with
@@ -158,14 +163,50 @@ def kernel_manager_class():
     and the kernel logged ``ERROR | KeyboardInterrupt caught in kernel`` on a good build. A chapter's kernel is idle
     when papermill stops it, or stopped whatever it runs (a kill, or a shutdown request and then a kill once the
     shutdown wait ends), so the interrupt is left out; every other interrupt (``interrupt_kernel``) is sent as
-    before."""
+    before.
+
+    Nor does it give the kernel TCP ports: the kernel binds Unix domain sockets (ZeroMQ's ``ipc`` transport) in a
+    folder of its own, its ``kernel_folder`` (``tempfile.mkdtemp``, mode 0700), which also holds its connection file
+    and is removed when the kernel is stopped. jupyter_client picks a TCP kernel's five ports by binding port 0 and
+    letting each go again before the kernel binds it: two chapters starting their kernels at once could be handed the
+    same port, and the second kernel died before it answered (``zmq.error.ZMQError: Address already in use``, seen in
+    a build of two chapters at once). A socket path nobody else was given cannot collide. The folder is made in
+    ``socket_root``, or in the system's temporary folder when None: a build passes a folder of its own and removes it
+    when it ends, so a chapter it killed leaves nothing behind (jupyter_client's own connection file, ``tmp*.json``
+    in the temporary folder, was left by every killed chapter). Where that path is too long for a socket's
+    (:data:`SOCKET_PATH_BYTES`), the kernel listens on TCP, as jupyter_client's do."""
+    from jupyter_client.localinterfaces import localhost
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
 
     class ChapterKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+        kernel_folder: str | None = None
+
+        async def _async_pre_start_kernel(self, **kw):
+            if self.kernel_folder is None:
+                self.kernel_folder = tempfile.mkdtemp(prefix="" if socket_root else "yafdp-kernel-", dir=socket_root)
+                self.connection_file = os.path.join(self.kernel_folder, "kernel.json")
+                sockets = os.path.join(self.kernel_folder, "k")  # the kernel binds k-1 ... k-5
+                if self.transport == "ipc" and len(os.fsencode(sockets)) + 2 <= SOCKET_PATH_BYTES:
+                    self.ip = sockets
+                else:
+                    self.transport, self.ip = "tcp", localhost()
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart)  # removes the connection file and the socket files
+            if not restart and self.kernel_folder is not None:
+                shutil.rmtree(self.kernel_folder, ignore_errors=True)
+                self.kernel_folder = None
+
         async def _async_interrupt_kernel(self) -> None:
             if self.shutting_down:  # set by shutdown_kernel just before it interrupts
                 return
             await super()._async_interrupt_kernel()
+
+        pre_start_kernel = _async_pre_start_kernel  # the public names are bound to the base class's functions
+        cleanup_resources = _async_cleanup_resources
 
     return ChapterKernelManager
 
@@ -199,11 +240,11 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, l
     return result
 
 
-def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
-                   log_output: bool = False) -> tuple[ExecutedNotebook, NotebookFailed | None]:
+def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False,
+                   socket_root: str | None = None) -> tuple[ExecutedNotebook, NotebookFailed | None]:
     """Execute one notebook with papermill in ``out_dir/.building/<chapter>/`` (emptied first), as
     :func:`run_notebook` says, and write its executed copy and its HTML copy there; ``out_dir`` itself is not
-    touched. Returns the staged chapter and, when a cell failed, the :class:`NotebookFailed` naming the chapter,
+    touched; its kernel's sockets are made in ``socket_root`` (:func:`kernel_manager_class`). Returns the staged chapter and, when a cell failed, the :class:`NotebookFailed` naming the chapter,
     the cell and the error (the copies then end with the failing cell). Any other error (e.g. the kernel died) is
     raised, with nothing to publish.
     """
@@ -226,7 +267,7 @@ def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
                                               kernel_name="python3", progress_bar=False, log_output=log_output,
                                               request_save_on_cell_execute=False, extra_arguments=KERNEL_ARGUMENTS,
                                               start_timeout=KERNEL_START_SECONDS,
-                                              kernel_manager_class=kernel_manager_class(),
+                                              kernel_manager_class=kernel_manager_class(socket_root),
                                               shutdown_kernel=KERNEL_SHUTDOWN)
     except PapermillExecutionError as exc:
         failure = NotebookFailed(f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
@@ -313,12 +354,13 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
     failed: dict[Path, NotebookFailed] = {}
     running: dict = {}  # the reading end of each running chapter's pipe -> (chapter, its worker process)
     started: list = []  # every worker process started
+    sockets = tempfile.mkdtemp(prefix="yafdp-kernels-")  # the kernels' sockets (kernel_manager_class), gone at the end
 
     def start(path: Path) -> None:
         with signals_held():  # an interrupt meanwhile comes once the worker is known, and is killed
             receive, send = os.pipe()
             try:
-                worker = _start_worker(send, path, out_dir, parameters)
+                worker = _start_worker(send, path, out_dir, parameters, sockets)
             except BaseException:
                 os.close(receive)
                 raise
@@ -371,6 +413,7 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
         _kill(started)
         for receive in running:
             receive.close()
+        shutil.rmtree(sockets, ignore_errors=True)
     if failed:
         raise NotebookFailed("\n".join(str(failed[path]) for path in chapters if path in failed),
                              failed=[path.name for path in chapters if path in failed])
@@ -423,13 +466,14 @@ def default_jobs() -> int:
     return (os.cpu_count() or 1) + 1
 
 
-def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None):
+def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None, socket_root: str):
     """A chapter's worker: a new Python interpreter (never a fork of this process, whose threads may hold locks),
     in a session of its own from its first instruction, so that a Ctrl-C at the terminal (SIGINT to the whole
     process group) or ``timeout``'s signal reaches the ``yafdp`` command alone, which then kills the workers
     (:func:`_kill`); otherwise each worker's nbclient met it too, stopped its kernel from under the cell
     it waited on, and logged "Kernel died while waiting for execute reply.". It reads its chapter from its stdin and
-    writes its outcome to the file descriptor ``send`` (:func:`_chapter_worker`). Returns its
+    writes its outcome to the file descriptor ``send`` (:func:`_chapter_worker`); its kernel's sockets are made in
+    ``socket_root``. Returns its
     :class:`subprocess.Popen`."""
     import subprocess
     import sys
@@ -439,19 +483,19 @@ def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None)
                                f"from yafdp.workbook import _chapter_worker; _chapter_worker({send})"],
                               stdin=subprocess.PIPE, pass_fds=(send,), start_new_session=True)
     with worker.stdin:
-        pickle.dump((path, out_dir, parameters), worker.stdin)
+        pickle.dump((path, out_dir, parameters, socket_root), worker.stdin)
     return worker
 
 
 def _chapter_worker(send: int) -> None:
-    """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters)`` from its stdin,
-    stages the chapter (:func:`stage_notebook`) and writes ``(staged, failure)``, pickled, to the file descriptor
-    ``send``, or ``(None, failure)`` when nothing was staged."""
+    """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters, socket_root)`` from
+    its stdin, stages the chapter (:func:`stage_notebook`) and writes ``(staged, failure)``, pickled, to the file
+    descriptor ``send``, or ``(None, failure)`` when nothing was staged."""
     import sys
 
-    path, out_dir, parameters = pickle.load(sys.stdin.buffer)
+    path, out_dir, parameters, socket_root = pickle.load(sys.stdin.buffer)
     try:
-        outcome = stage_notebook(path, out_dir, parameters)
+        outcome = stage_notebook(path, out_dir, parameters, socket_root=socket_root)
     except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
         outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
     with open(send, "wb") as said:

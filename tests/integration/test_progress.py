@@ -70,22 +70,33 @@ def test_yafdp_progress_1_shows_the_bar_in_a_pipe_too(tmp_path):
 
 @pytest.mark.notebook
 def test_a_notebook_shows_bars_to_a_front_end_that_takes_input_and_not_to_papermill():
-    """JupyterLab sends each cell with ``allow_stdin`` true; nbclient (papermill, nbconvert) with it false."""
-    from jupyter_client.manager import start_new_kernel
+    """JupyterLab sends each cell with ``allow_stdin`` true; nbclient (papermill, nbconvert) with it false. The kernel
+    is started as the workbook starts a chapter's (sockets of its own: no TCP port another test's kernel could be
+    handed at the same moment)."""
+    import asyncio
 
-    manager, client = start_new_kernel(kernel_name="python3",
-                                       env={**os.environ, "YAFDP_PROGRESS": "", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
-    try:
-        said = {}
-        for allow_stdin in (True, False):
-            lines = []
-            reply = client.execute_interactive("from yafdp.progress import showing_progress; print(showing_progress())",
-                                               allow_stdin=allow_stdin, timeout=300,
-                                               output_hook=lambda message: lines.append(
-                                                   message["content"].get("text", "")))
-            assert reply["content"]["status"] == "ok", reply
-            said[allow_stdin] = "".join(lines).strip()
-        assert said == {True: "True", False: "False"}
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    from yafdp.workbook import kernel_manager_class
+
+    async def ask_twice():
+        manager = kernel_manager_class()(kernel_name="python3")
+        await manager.start_kernel(env={**os.environ, "YAFDP_PROGRESS": "", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=600)
+            said = {}
+            for allow_stdin in (True, False):
+                lines = []
+                reply = await client.execute_interactive(
+                    "from yafdp.progress import showing_progress; print(showing_progress())",
+                    allow_stdin=allow_stdin, timeout=300,
+                    output_hook=lambda message: lines.append(message["content"].get("text", "")))
+                assert reply["content"]["status"] == "ok", reply
+                said[allow_stdin] = "".join(lines).strip()
+            return said
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    assert asyncio.run(ask_twice()) == {True: "True", False: "False"}

@@ -1,6 +1,7 @@
 """The workbook runner: chapters side by side in worker processes, results in course order, a failure named by
 its chapter, only the parameters a chapter declares."""
 
+import os
 import re
 
 import pytest
@@ -187,6 +188,68 @@ def test_a_chapters_kernel_is_stopped_without_an_interrupt_and_still_interrupted
     assert sent == [signal.SIGINT]
 
 
+def test_a_chapters_kernel_listens_on_sockets_of_its_own_not_on_tcp_ports_another_kernel_could_be_given():
+    # Over TCP, jupyter_client picked each port by binding port 0 and letting it go before the kernel bound it: two
+    # chapters starting at once were once handed the same port ("Address already in use"; the kernel died).
+    import asyncio
+    from pathlib import Path
+
+    from yafdp.workbook import kernel_manager_class
+
+    async def start_run_and_stop():
+        managers = [kernel_manager_class()(kernel_name="python3") for _ in range(2)]
+        await asyncio.gather(*(manager.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                               for manager in managers))
+        seen = []
+        for manager in managers:
+            folder = Path(manager.kernel_folder)
+            client = manager.client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=600)
+                info = manager.get_connection_info()
+                seen.append((info["transport"], Path(info["ip"]).parent == folder,
+                             folder.stat().st_mode & 0o777, sorted(p.name for p in folder.iterdir())))
+                reply = await client.execute("1 + 1", reply=True, timeout=600)
+                seen.append(reply["content"]["status"])
+            finally:
+                client.stop_channels()
+                await manager.shutdown_kernel(now=True)
+            seen.append(folder.exists())
+        return seen, {manager.get_connection_info()["ip"] for manager in managers}
+
+    seen, addresses = asyncio.run(start_run_and_stop())
+    sockets = ["k-1", "k-2", "k-3", "k-4", "k-5", "kernel.json"]
+    assert seen == [("ipc", True, 0o700, sockets), "ok", False] * 2
+    assert len(addresses) == 2
+
+
+def test_a_kernel_whose_socket_path_would_be_too_long_listens_on_tcp_and_still_runs(tmp_path):
+    import asyncio
+
+    from yafdp.workbook import SOCKET_PATH_BYTES, kernel_manager_class
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    assert len(os.fsencode(deep)) > SOCKET_PATH_BYTES
+
+    async def start_run_and_stop():
+        manager = kernel_manager_class(str(deep))(kernel_name="python3")
+        await manager.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        client = manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=600)
+            reply = await client.execute("1 + 1", reply=True, timeout=600)
+            return manager.get_connection_info()["transport"], reply["content"]["status"]
+        finally:
+            client.stop_channels()
+            await manager.shutdown_kernel(now=True)
+
+    assert asyncio.run(start_run_and_stop()) == ("tcp", "ok")
+    assert not list(deep.iterdir())
+
+
 def test_a_chapters_kernel_is_stopped_at_once_after_its_last_cell_not_left_to_finalize(tmp_path):
     # Its files are written by then; a graceful exit only spent CPU on IPython's reset and the interpreter's teardown.
     chapters = tmp_path / "notebooks"
@@ -219,10 +282,11 @@ def _files(folder):
     return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half done"):
+def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, temporary, when="half done"):
     """``yafdp workbook --only ONLY --out OUT`` stopped by ``signum`` (to the command, or to its whole process group,
     as Ctrl-C at a terminal and ``timeout`` send it) once each of its chapters holds half done (``when``), or as soon
-    as the command has started a process (``when="started"``: a chapter's worker, still starting); returns the
+    as the command has started a process (``when="started"``: a chapter's worker, still starting), with
+    ``temporary`` as its temporary folder (``TMPDIR``); returns the
     command's exit code, its stderr, the kernels' pids with where they ran (none when signalled at the start), and
     every process the command had started when the signal was sent (:class:`psutil.Process`)."""
     import os
@@ -237,7 +301,7 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half d
     (startup / "00-hold.py").write_text(HOLD_AFTER_A_FIGURE)
     held = tmp_path / "held"
     held.mkdir()
-    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), YAFDP_TEST_HELD=str(held))
+    env = dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), YAFDP_TEST_HELD=str(held), TMPDIR=temporary)
     said = tmp_path / "stderr"  # a file: a process left running would hold a pipe open, and the test wait on it
     with said.open("w") as stderr:
         command = subprocess.Popen([sys.executable, "-m", "yafdp", "workbook", "--only", *only, "--jobs", str(jobs),
@@ -248,8 +312,8 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, when="half d
         # A handshake: each chapter's kernel says it holds, or the command has a child. The chapters hold, so the
         # build cannot end before the signal, however slow or fast the machine.
         # An upper bound, as for the command's exit below, not a measure of speed: a chapter whose kernel failed to
-        # start (jupyter_client's port race: "Address already in use") ends without holding, and the others hold
-        # forever; the test then fails with the command's stderr instead of hanging the suite.
+        # start ends without holding, and the others hold forever; the test then fails with the command's stderr
+        # instead of hanging the suite (seen once, when kernels listened on TCP ports: "Address already in use").
         handshake_by = time.monotonic() + 600
         while (len(list(held.iterdir())) < len(only)) if when == "half done" else not yafdp.children():
             assert command.poll() is None, said.read_text()
@@ -290,6 +354,18 @@ def _all_gone(processes) -> bool:
     return all(process.status() == psutil.STATUS_ZOMBIE for process in alive if process.is_running())
 
 
+@pytest.fixture
+def temporary():
+    """A temporary folder (``TMPDIR``) for the command under test, with a short path (a kernel's sockets are made
+    there), removed after the test; the test checks the command left nothing in it."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="yafdp-test-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def earlier_build(tmp_path_factory):
     """A build of chapters 01 and 02, as ``yafdp workbook`` writes it."""
@@ -310,26 +386,27 @@ def earlier_build(tmp_path_factory):
     (["01", "02"], 2, "SIGTERM", True),
 ])
 def test_an_interrupted_build_leaves_the_earlier_build_as_it_was_and_says_so_in_one_line(
-        tmp_path, earlier_build, only, jobs, signum, to_group):
+        tmp_path, earlier_build, temporary, only, jobs, signum, to_group):
     import shutil
     import signal
 
     out = tmp_path / "build"
     shutil.copytree(earlier_build, out)
     before = _files(out)
-    code, err, kernels, started = _interrupted_build(tmp_path, out, only, jobs, getattr(signal, signum), to_group)
+    code, err, kernels, started = _interrupted_build(tmp_path, out, only, jobs, getattr(signal, signum), to_group,
+                                                     temporary)
     assert (code, err) == (130, "yafdp: interrupted\n")
     assert _files(out) == before  # not one file removed, rewritten or added: the notebooks, HTML, figures, index
     assert sorted(p.name for p in out.iterdir()) == ["figures", "html", "notebooks"]
     assert all(folder.startswith(str(out / ".building")) for folder in kernels.values())
     assert set(kernels) <= {process.pid for process in started}
-    # nothing the command started is left running (or writing) after it: no worker, no kernel
-    assert _all_gone(started) and not _started_by(tmp_path / "held")
+    # nothing the command started is left running (or writing) after it: no worker, no kernel, no kernel's sockets
+    assert _all_gone(started) and not _started_by(tmp_path / "held") and not os.listdir(temporary)
 
 
 @pytest.mark.parametrize("signum, to_group", [("SIGINT", True), ("SIGINT", False), ("SIGTERM", False)])
 def test_a_build_interrupted_as_its_first_chapter_starts_leaves_nothing_running_and_says_so_in_one_line(
-        tmp_path, earlier_build, signum, to_group):
+        tmp_path, earlier_build, temporary, signum, to_group):
     """The signal lands as soon as the command has started a chapter's worker: whatever that worker is doing then
     (starting Python, importing papermill, starting its kernel), it is killed with all it started, and says nothing."""
     import shutil
@@ -339,19 +416,19 @@ def test_a_build_interrupted_as_its_first_chapter_starts_leaves_nothing_running_
     shutil.copytree(earlier_build, out)
     before = _files(out)
     code, err, _, started = _interrupted_build(tmp_path, out, ["01"], 1, getattr(signal, signum), to_group,
-                                               when="started")
+                                               temporary, when="started")
     assert (code, err) == (130, "yafdp: interrupted\n")
     assert _files(out) == before and sorted(p.name for p in out.iterdir()) == ["figures", "html", "notebooks"]
-    assert _all_gone(started) and not _started_by(tmp_path / "held")
+    assert _all_gone(started) and not _started_by(tmp_path / "held") and not os.listdir(temporary)
 
 
-def test_a_build_interrupted_in_a_new_folder_writes_no_index(tmp_path):
+def test_a_build_interrupted_in_a_new_folder_writes_no_index(tmp_path, temporary):
     import signal
 
     out = tmp_path / "new"
-    code, err, _, started = _interrupted_build(tmp_path, out, ["01"], 1, signal.SIGINT, True)
+    code, err, _, started = _interrupted_build(tmp_path, out, ["01"], 1, signal.SIGINT, True, temporary)
     assert (code, err) == (130, "yafdp: interrupted\n")
-    assert _all_gone(started) and not _started_by(tmp_path / "held")
+    assert _all_gone(started) and not _started_by(tmp_path / "held") and not os.listdir(temporary)
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
 
 
