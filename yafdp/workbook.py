@@ -487,12 +487,23 @@ def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None,
     return worker
 
 
+# What a chapter's worker never imports, though a library it uses would: jsonschema (imported by nbformat, which
+# papermill and nbconvert read and write notebooks with) imports rfc3987_syntax, where installed, for its "iri" and
+# "iri-reference" format checks, and rfc3987_syntax builds an Earley parser of RFC 3987's grammar as it is imported:
+# 1.4 s of CPU in every worker, two thirds of its papermill import
+# (https://github.com/python-jsonschema/jsonschema/issues/1428). nbformat validates notebooks with no format checker
+# (nor do its schemas name such a format), and jsonschema leaves those two checks out when the import fails. A worker
+# runs one chapter and exits: no other code of its process misses the module.
+UNUSED_IMPORTS = ("rfc3987_syntax",)
+
+
 def _chapter_worker(send: int) -> None:
     """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters, socket_root)`` from
     its stdin, stages the chapter (:func:`stage_notebook`) and writes ``(staged, failure)``, pickled, to the file
     descriptor ``send``, or ``(None, failure)`` when nothing was staged."""
     import sys
 
+    sys.modules.update(dict.fromkeys(UNUSED_IMPORTS))  # an import of one of them raises ImportError
     path, out_dir, parameters, socket_root = pickle.load(sys.stdin.buffer)
     try:
         outcome = stage_notebook(path, out_dir, parameters, socket_root=socket_root)
