@@ -49,6 +49,15 @@ def catalog_copy(tmp_path) -> CatalogCopy:
 
 
 @pytest.fixture(scope="session")
+def run_folder(tmp_path_factory) -> Path:
+    """A temporary folder shared by every process of this test run: under pytest-xdist every worker has its own
+    session and temporary folder, all in the run's base folder, which this is (without xdist, the session's own).
+    What a test builds there once, under a file lock, the other workers read (each copies what it changes)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
 def moto_url():
     """One moto server per test process (each deployment on it has its own prefix), with dummy
     credentials in the environment so nothing here can reach a real AWS account.

@@ -5,7 +5,6 @@ import ast
 import dataclasses
 import html
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,11 +20,9 @@ CHAPTERS = notebooks()
 
 
 @pytest.fixture(scope="session")
-def build(tmp_path_factory):
-    """One build folder per test run. Under pytest-xdist every worker has its own session and temporary
-    folder, all in the run's base folder: the build folder is there, so that the workers share it."""
-    base = tmp_path_factory.getbasetemp()
-    build = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "build"
+def build(run_folder):
+    """One build folder per test run, shared by the pytest-xdist workers (``run_folder``)."""
+    build = run_folder / "build"
     build.mkdir(exist_ok=True)
     return build
 

@@ -366,17 +366,25 @@ def temporary():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def earlier_build(tmp_path_factory):
-    """A build of chapters 01 and 02, as ``yafdp workbook`` writes it."""
+@pytest.fixture(scope="session")
+def earlier_build(run_folder):
+    """A build of chapters 01 and 02, as ``yafdp workbook`` writes it, made once per test run: the first pytest-xdist
+    worker that asks builds it, the others wait for it (``run_folder``). Nobody writes into it: each test copies it."""
+    import shutil
     import subprocess
     import sys
 
-    build = tmp_path_factory.mktemp("earlier") / "build"
-    done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--only", "01", "02", "--out", str(build)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return build
+    from filelock import FileLock
+
+    folder = run_folder / "earlier"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "built").exists():  # none yet, or one that failed part way: built again
+            shutil.rmtree(folder, ignore_errors=True)
+            done = subprocess.run([sys.executable, "-m", "yafdp", "workbook", "--only", "01", "02", "--out",
+                                   str(folder / "build")], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            (folder / "built").touch()
+    return folder / "build"
 
 
 @pytest.mark.parametrize("only, jobs, signum, to_group", [
