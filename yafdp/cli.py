@@ -583,7 +583,7 @@ def _nothing_placed(summary: dict, args) -> bool:
         source = f"the {orders_file} order requests" if orders_file else "the workload's order requests"
         refused = f"all {orders['refused']:,} of {source} were refused (listed above; every one is"
     if summary.get("earlier_run_kept"):  # yafdp.runs.earlier: a run that places nothing replaces none
-        said = (f"{refused.split(' (listed above')[0]} (listed above); the run that was in {args.out} is kept as it "
+        said = (f"{refused.split(' (listed above')[0]} (listed above); the earlier run in {args.out} is kept as it "
                 "was, not replaced by one that placed nothing")
     else:
         said = f"{refused} in {Path(args.out) / 'run.db'}'s refusals table)"

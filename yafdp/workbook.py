@@ -323,10 +323,12 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
     with its cell and error, one line each. An interrupt (``KeyboardInterrupt``: SIGINT or SIGTERM reach this
     process alone, the workers and kernels being in sessions of their own) kills the chapters still running and
     those not started, with their kernels, and leaves their earlier build's files as they were; the index is then
-    written only if a chapter ended meanwhile (a build stopped before any did writes none).
+    written only if a chapter ended meanwhile (a build stopped before any did writes none, and removes ``out_dir``
+    when it made it and it is still empty).
     """
     out_dir = Path(out_dir).resolve()
     chapters = notebooks(notebooks_dir, only)
+    new_folder = not out_dir.exists()  # a build stopped before any chapter ended leaves no folder it made
     ended: dict[str, bool] = {}  # chapter stem -> whether it passed, as each ends
     stopped = True  # until every chapter has ended: an interrupt (or an error) stops the build early
     try:
@@ -338,6 +340,8 @@ def run_workbook(out_dir: Path, parameters: dict | None = None, only: list[str] 
         raise
     finally:  # the course's index, whatever failed: a failed chapter is marked, and its copy left out of the links
         shutil.rmtree(out_dir / STAGING, ignore_errors=True)
+        if new_folder and stopped and not ended and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
         if ended or not stopped:
             with signals_held():
                 index = write_site(out_dir / "html", notebooks(notebooks_dir), ran=list(ended),

@@ -57,7 +57,7 @@ def test_a_forced_run_that_places_no_order_leaves_the_run_it_was_to_replace_as_i
     result = cli("run", "--orders-file", orders(BAD), "--store", store, "--out", out, "--force")
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "yafdp: no order was placed: all 2 of the " in result.stderr
-    assert f"; the run that was in {out} is kept as it was, not replaced by one that placed nothing" in result.stderr
+    assert f"; the earlier run in {out} is kept as it was, not replaced by one that placed nothing" in result.stderr
     assert "wrote " not in result.stdout and "refusals table" not in result.stdout + result.stderr
     assert _files(out) == before
     assert cli("check", out).returncode == 0
@@ -96,7 +96,7 @@ def test_a_replacing_run_stopped_and_resumed_settles_as_one_that_ran_through(goo
         assert result.returncode == 0, result.stderr
         assert sorted(_files(out)) == AFTER_A_RUN and cli("check", out).returncode == 0
     else:
-        assert result.returncode == 1 and f"the run that was in {out} is kept as it was" in result.stderr
+        assert result.returncode == 1 and f"the earlier run in {out} is kept as it was" in result.stderr
         assert _files(out) == before
 
 
@@ -151,5 +151,64 @@ def test_a_kill_at_any_step_of_keeping_the_earlier_run_is_completed_by_the_next_
         assert result.returncode == 0 and "had finished already" in result.stderr, result.stderr
     else:  # the earlier run is back, then set aside and put back again by a run that places nothing
         result = cli("run", "--orders-file", orders(BAD), "--out", out, "--force")
-        assert result.returncode == 1 and f"the run that was in {out} is kept as it was" in result.stderr, result.stderr
+        assert result.returncode == 1 and f"the earlier run in {out} is kept as it was" in result.stderr, result.stderr
     assert _files(out) == before
+
+
+def _stopped_replacing_run(out: Path, orders_file: Path, request: dict | None) -> None:
+    """A file-store run replacing the one in ``out`` with ``orders_file``, stopped (as a kill would) after placing
+    ``request`` (none: before its first order)."""
+    bus = start_saga(RunOptions(orders=0, seed=1, out=out, store="file", overwrite=True, orders_file=orders_file))
+    if request is not None:
+        bus.call("order", "place_order", request)  # committed: the client was answered
+    lifecycle._close(bus, out)
+
+
+@pytest.mark.parametrize("store", ["file", "memory"])
+def test_a_replacing_run_stopped_after_placing_orders_is_the_run_kept_when_it_is_replaced_by_nothing(
+        good_run, tmp_path, orders, store):
+    """The reviewer's case: the stopped run had placed orders (check and resume describe it); an all-refused run
+    forced over it deleted it and put the run before it back, saying the run in the folder was kept."""
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out)
+    _stopped_replacing_run(out, orders([GOOD]), GOOD)
+    stopped = {name: data for name, data in _files(out).items() if name != earlier.EARLIER}
+    result = cli("run", "--orders-file", orders(BAD), "--store", store, "--out", out, "--force")
+    assert result.returncode == 1 and f"the earlier run in {out} is kept as it was" in result.stderr, result.stderr
+    assert {name: data for name, data in _files(out).items() if name != earlier.EARLIER} == stopped
+    resumed = cli("resume", "--out", out)  # the stopped run, finished: it placed an order, so nothing is kept aside
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(_files(out)) == AFTER_A_RUN and cli("check", out).returncode == 0
+
+
+def test_a_memory_store_run_that_replaces_a_folder_keeping_an_earlier_run_drops_it(good_run, tmp_path, orders):
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out)
+    _stopped_replacing_run(out, orders([GOOD]), None)
+    result = cli("run", "--orders-file", orders([GOOD]), "--store", "memory", "--out", out, "--force")
+    assert result.returncode == 0, result.stderr
+    assert sorted(_files(out)) == AFTER_A_RUN and cli("check", out).returncode == 0
+
+
+def test_a_finished_run_that_placed_nothing_and_was_stopped_before_putting_the_earlier_run_back_is_settled_by_resume(
+        good_run, tmp_path, orders):
+    nothing = tmp_path / "nothing"
+    assert cli("run", "--orders-file", orders(BAD), "--out", nothing).returncode == 1
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out / earlier.EARLIER)
+    for name in ("run.db", "catalog.json"):  # its summary.json not written yet
+        shutil.copy(nothing / name, out / name)
+    result = cli("resume", "--out", out)
+    assert result.returncode == 0 and "had finished already" in result.stderr, result.stderr
+    assert "the run there had placed no order" in result.stderr and "the earlier run is put back" in result.stderr
+    assert _files(out) == _files(good_run)
+
+
+def test_a_file_where_the_earlier_run_would_be_kept_is_refused_before_anything_is_touched(good_run, tmp_path, orders):
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out)
+    (out / earlier.EARLIER).write_text("mine")
+    before = _files(out)
+    result = cli("run", "--orders-file", orders([GOOD]), "--out", out, "--force")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{out / earlier.EARLIER} is not a folder" in result.stderr and _files(out) == before

@@ -80,10 +80,12 @@ def test_a_deadline_pending_when_a_file_store_run_is_stopped_fires_after_the_res
 
 
 @pytest.mark.parametrize("kept, said", [
-    ('{"Name": "x"}', "missing 3 required keyword-only arguments"),
-    ('{"Name": "x", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", "Target": {}, '
+    ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines"}', "missing 3 required keyword-only arguments"),
+    ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", "Target": {}, '
      '"FlexibleTimeWindow": {"Mode": "OFF"}}', "ValidationException: Target needs an Arn and a RoleArn"),
-], ids=["parameters-missing", "refused-by-the-api"])
+    ('{"Name": "deadline-ord-other", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", '
+     '"Target": {}, "FlexibleTimeWindow": {"Mode": "OFF"}}', "it names the schedule yafdp-deadlines/deadline-ord-other"),
+], ids=["parameters-missing", "refused-by-the-api", "another-schedules-request"])
 def test_a_kept_schedule_the_scheduler_api_refuses_stops_the_resume_in_one_line_and_changes_nothing(tmp_path, kept, said):
     import sqlite3
     import subprocess
@@ -105,6 +107,30 @@ def test_a_kept_schedule_the_scheduler_api_refuses_stops_the_resume_in_one_line_
     assert (f"{options.out / 'run.db'}: the schedule yafdp-deadlines/deadline-ord-silent-1 holds a request the "
             "Scheduler API refuses") in result.stderr and said in result.stderr
     assert {p.name: p.read_bytes() for p in options.out.iterdir()} == before
+
+
+def test_restoring_a_schedule_that_fired_keeps_it_fired_and_takes_its_group_as_the_api_defaults_it():
+    """ActionAfterCompletion NONE: a fired schedule stays, fired. Restoring it wrote fired = 0 back (a second kill
+    and resume would have fired it again), and a kept request without GroupName (the API's default, "default")
+    raised KeyError."""
+    import random
+
+    from yafdp.backends.local.eventbridge_scheduler import LocalScheduler
+    from yafdp.backends.local.scheduler import Scheduler
+    from yafdp.runtime import rundb
+
+    db = rundb.connect(None)
+    request = {"Name": "reminder", "ScheduleExpression": "at(2030-01-01T00:00:00)",
+               "Target": {"Arn": "arn:aws:events:eu-west-1:123456789012:event-bus/yafdp",
+                          "RoleArn": "arn:aws:iam::123456789012:role/scheduler", "Input": "{}",
+                          "EventBridgeParameters": {"Source": "yafdp.order", "DetailType": "Reminder"}},
+               "FlexibleTimeWindow": {"Mode": "OFF"}}
+    db.execute("INSERT INTO schedules (grp, name, request, fired) VALUES ('default', 'reminder', ?, 1)",
+               (json.dumps(request),))
+    scheduler = LocalScheduler(Scheduler(random.Random(1)), 0.0, lambda *entry: None, store=db)
+    assert scheduler.restore() == 1
+    assert scheduler.schedules[("default", "reminder")].fired
+    assert db.execute("SELECT fired FROM schedules").fetchall() == [(1,)]
 
 
 def test_the_orchestration_calls_the_deadlines_off_too(tmp_path):

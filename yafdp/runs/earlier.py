@@ -19,67 +19,94 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
+from yafdp.interrupt import signals_held
 from yafdp.runs import folder
 
-EARLIER = ".earlier-run"
-PARTIAL = f"{EARLIER}.partial"  # being filled by set_aside
-DROPPING = f"{EARLIER}.dropping"  # the new run's files are being removed
-RETURNING = f"{EARLIER}.returning"  # the earlier run's files are being put back
+# The earlier run; being filled by set_aside; the new run's files being removed; the earlier run's going back
+EARLIER, PARTIAL, DROPPING, RETURNING = folder.EARLIER_RUN_STEPS
 RUN_AND_COMPANIONS = (*folder.RUN_FILES, "run.db-wal", "run.db-shm", "run.db-journal")
 
 
 def set_aside(out: Path) -> None:
     """Move the run files in ``out`` (:data:`~yafdp.runs.folder.RUN_FILES` and SQLite's companions of ``run.db``)
-    into ``out/.earlier-run/``, unless they are those of a replacing run that never finished (no ``summary.json``)
-    while an earlier run is already kept there: those are removed, and the run kept stays the one to put back."""
+    into ``out/.earlier-run/``, in place of a run kept there before, unless they are those of a run that placed no
+    order while a run is kept there already: those are removed, and the run kept stays the one to put back. (A
+    replacing run stopped after placing orders is the run in ``out`` as ``check`` and ``resume`` see it: it is the
+    one kept from then on.)"""
     out = Path(out)
     if not any((out / name).exists() for name in RUN_AND_COMPANIONS):
         return  # no run here: nothing to keep
-    if (out / EARLIER).exists() and not (out / "summary.json").exists():
-        folder.remove(*(out / name for name in RUN_AND_COMPANIONS))
-        return
-    shutil.rmtree(out / PARTIAL, ignore_errors=True)
-    (out / PARTIAL).mkdir()
-    _move(out, out / PARTIAL, summary_first=True)
-    shutil.rmtree(out / EARLIER, ignore_errors=True)  # kept for a run that finished since (a kill in settle)
-    os.rename(out / PARTIAL, out / EARLIER)
-    folder.sync_folder(out)
+    with signals_held():
+        if (out / EARLIER).exists() and not placed_an_order(out / "run.db"):
+            folder.remove(*(out / name for name in RUN_AND_COMPANIONS))
+            return
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)
+        (out / PARTIAL).mkdir()
+        _move(out, out / PARTIAL, summary_first=True)
+        shutil.rmtree(out / EARLIER, ignore_errors=True)
+        os.rename(out / PARTIAL, out / EARLIER)
+        folder.sync_folder(out)
 
 
-def settle(out: Path, placed_an_order: bool) -> bool:
+def placed_an_order(db_path: Path) -> bool:
+    """Whether the run in ``db_path`` placed an order (published an event: a placed order's start event is committed
+    with it). A database that cannot be read counts as one that did: it is kept rather than removed."""
+    if not db_path.is_file():
+        return False
+    try:  # a database in WAL mode read on a read-only connection leaves a -wal and a -shm beside it: where it has
+        # none, it is read on a read-write connection (that writes nothing), whose close removes those it made
+        leaves_none = not any(Path(f"{db_path}{suffix}").exists() for suffix in ("-wal", "-shm"))
+        db = sqlite3.connect(db_path) if leaves_none else sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0] == 1
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True
+
+
+def settle(out: Path, placed: bool) -> bool:
     """Once the run in ``out`` has finished (its ``run.db`` closed, its ``summary.json`` not yet written): drop the
-    run kept in ``out/.earlier-run/`` if the new run placed an order; otherwise put it back in place of the new run's
-    files. Returns whether an earlier run was put back (False when none was kept)."""
+    run kept in ``out/.earlier-run/`` if the new run ``placed`` an order; otherwise put it back in place of the new
+    run's files. Returns whether an earlier run was put back (False when none was kept)."""
     out = Path(out)
     if not (out / EARLIER).is_dir():
         return False
-    if placed_an_order:
-        shutil.rmtree(out / EARLIER)
-        return False
-    os.rename(out / EARLIER, out / DROPPING)
-    _put_back(out)
+    with signals_held():
+        if placed:
+            shutil.rmtree(out / EARLIER)
+            return False
+        os.rename(out / EARLIER, out / DROPPING)
+        _put_back(out)
     return True
 
 
-def recover(out: Path) -> None:
+def recover(out: Path) -> str | None:
     """Complete or undo a step of :func:`set_aside` or :func:`settle` that a kill interrupted in ``out``: a run set
     aside (wholly or in part) while the new run's ``run.db`` was not yet in its place goes back (the new run never
-    started); a putting-back goes on to its end."""
+    started); a putting-back goes on to its end. Returns what was done, in words, or None when nothing was."""
     out = Path(out)
-    if (out / PARTIAL).is_dir():
-        _move(out / PARTIAL, out, summary_first=False)
-        shutil.rmtree(out / PARTIAL)
-    if (out / EARLIER).is_dir() and not (out / "run.db").exists():
-        os.rename(out / EARLIER, out / RETURNING)
-    if (out / DROPPING).is_dir() or (out / RETURNING).is_dir():
-        _put_back(out)
+    done = None
+    with signals_held():
+        if (out / PARTIAL).is_dir():
+            _move(out / PARTIAL, out, summary_first=False)
+            shutil.rmtree(out / PARTIAL)
+            done = "a replacing run was stopped as it set the earlier run aside: the earlier run is put back"
+        if (out / EARLIER).is_dir() and not (out / "run.db").exists():
+            os.rename(out / EARLIER, out / RETURNING)
+        if (out / DROPPING).is_dir() or (out / RETURNING).is_dir():
+            _put_back(out)
+            done = "a replacing run was stopped before its run.db was in place, or as it put the earlier run back: " \
+                   "the earlier run is put back"
+    return done
 
 
 def kept(out: Path) -> bool:
     """Whether ``out`` keeps an earlier run, or a step of keeping one was interrupted there."""
-    return any((Path(out) / name).is_dir() for name in (EARLIER, PARTIAL, DROPPING, RETURNING))
+    return any((Path(out) / name).is_dir() for name in folder.EARLIER_RUN_STEPS)
 
 
 def _put_back(out: Path) -> None:

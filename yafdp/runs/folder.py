@@ -36,6 +36,10 @@ T = TypeVar("T")
 LOCK_NAME = ".yafdp.lock"
 RUN_FILES = ("run.db", "summary.json", "catalog.json")  # catalog.json: the run's own copy of its catalog
 TEMPORARY_SUFFIX = ".tmp"
+# Where a replacing run keeps the run it replaces until it has placed an order, and the folders of each step of
+# keeping or putting it back (yafdp.runs.earlier).
+EARLIER_RUN = ".earlier-run"
+EARLIER_RUN_STEPS = tuple(EARLIER_RUN + step for step in ("", ".partial", ".dropping", ".returning"))
 CATALOG_MARKS = ("bus.json", "services")  # what a catalog folder holds (yafdp.catalog.loader): never a run's place
 CATALOG_READS = ("services", "latency")  # the catalog folder's folders its loader reads every file of
 # The names temporary_beside gives a run file's temporary (mkstemp: '.', the file's name, '.', 8 of its letters,
@@ -107,6 +111,10 @@ def check_out(out: Path, option: str = "--out", purpose: str = "the run") -> Pat
     for name in RUN_FILES:  # what the run will replace must be a file (or absent), or saving fails at the end
         if (out / name).exists() and not (out / name).is_file():
             raise RefusedError(f"cannot save the run: {out / name} is a folder; choose another {option} or remove it")
+    for name in EARLIER_RUN_STEPS:  # and where it keeps the run it replaces must be a folder (or absent)
+        if (out / name).exists() and not (out / name).is_dir():
+            raise RefusedError(f"cannot save the run: {out / name} is not a folder, and a run keeps the run it "
+                               f"replaces there; choose another {option} or remove it")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise RefusedError(f"cannot save the run: cannot write into {out} ({option})")
     if not holds_run(out):

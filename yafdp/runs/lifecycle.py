@@ -182,7 +182,7 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
         raise RunFolderError(f"no run database at {db_path}: nothing to resume")
     lock = folder.FolderLock(out, "yafdp resume").acquire()
     try:
-        earlier.recover(out)  # a replacing run killed as it set the earlier run aside, or put it back
+        recovered = earlier.recover(out)  # a replacing run killed as it set the earlier run aside, or put it back
         if not db_path.exists():
             raise RunFolderError(f"no run database at {db_path}: nothing to resume")
         info = _read_info(db_path)
@@ -190,6 +190,17 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
             repaired, unrepaired = {}, {}
+            orders = info["summary"].get("orders") or {}
+            if earlier.settle(out, placed=not (orders.get("placed") == 0 and orders.get("refused"))):
+                # a kill between the run's last commit and its settle: the finished run placed no order
+                recovered = ("the run there had placed no order (it was stopped before it put the earlier run "
+                             "back): the earlier run is put back")
+                info = _read_info(db_path)
+                if info.get("status") != "finished" or not isinstance(info.get("summary"), dict):
+                    raise RunFolderError(f"the run in {out} placed no order: the earlier run it was to replace is "
+                                         f"put back, and it is unfinished: `yafdp resume --out {out}` finishes it")
+            if recovered:
+                repaired[earlier.EARLIER] = recovered
             broken = _unreadable(out / "summary.json", info["summary"])
             if broken:  # stopped between its files, or damaged since: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
@@ -365,8 +376,10 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
             with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
         db.close()
-        if options.store != "memory" and earlier.settle(out, placed_an_order=not placed_nothing):
+        if options.store != "memory" and earlier.settle(out, placed=not placed_nothing):
             summary["earlier_run_kept"] = True
+        elif not summary.get("earlier_run_kept"):
+            earlier.settle(out, placed=True)  # the memory store's run replaced the folder's: nothing is kept aside
         copied = _COPIES.pop(out.resolve(), None) if options.store == "memory" else None
         if summary.get("earlier_run_kept"):
             bus.close()

@@ -174,16 +174,20 @@ class LocalScheduler:
         for group, name, text, fired in rows:
             request = json.loads(text)  # a JSON object: rundb.verify refused the file otherwise
             try:
+                if (request.get("GroupName", "default"), request.get("Name")) != (group, name):
+                    raise SchedulerApiError("ValidationException", f"it names the schedule "
+                                            f"{request.get('GroupName', 'default')}/{request.get('Name')}")
                 self.create_schedule(**request)
             except (TypeError, SchedulerApiError) as exc:  # TypeError: a parameter missing or unknown
                 where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
                 raise MalformedRunError(f"{where}: the schedule {group}/{name} holds a request the Scheduler API "
                                         f"refuses ({exc})") from None
             if fired:
-                schedule = self.schedules[(request["GroupName"], request["Name"])]
+                schedule = self.schedules[(group, name)]
                 if schedule.timer is not None:
                     schedule.timer.cancel()
                 schedule.fired, schedule.timer = True, None
+                self.store.execute("UPDATE schedules SET fired = 1 WHERE grp = ? AND name = ?", (group, name))
         self.created -= len(rows)
         return len(rows)
 
