@@ -269,7 +269,9 @@ from pathlib import Path
 
 def _hold(result):
     if "figures.save(" in (result.info.raw_cell or ""):
-        Path(os.environ["YAFDP_TEST_HELD"], str(os.getpid())).write_text(os.getcwd())
+        said = Path(os.environ["YAFDP_TEST_HELD"], str(os.getpid()))
+        Path(f"{said}.part").write_text(os.getcwd())
+        os.replace(f"{said}.part", said)  # whole when the test sees it (it reads as soon as the name is there)
         while True:
             time.sleep(1)
 
@@ -315,11 +317,11 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, temporary, w
         # start ends without holding, and the others hold forever; the test then fails with the command's stderr
         # instead of hanging the suite (seen once, when kernels listened on TCP ports: "Address already in use").
         handshake_by = time.monotonic() + 600
-        while (len(list(held.iterdir())) < len(only)) if when == "half done" else not yafdp.children():
+        while (len(_said(held)) < len(only)) if when == "half done" else not yafdp.children():
             assert command.poll() is None, said.read_text()
             assert time.monotonic() < handshake_by, f"no handshake from every chapter: {said.read_text()}"
             psutil.wait_procs([yafdp], timeout=0.01)
-        kernels = {int(p.name): p.read_text() for p in held.iterdir()}
+        kernels = {int(p.name): p.read_text() for p in _said(held)}
         started = yafdp.children(recursive=True)
         assert started
         (os.killpg if to_group else os.kill)(command.pid, signum)
@@ -328,6 +330,11 @@ def _interrupted_build(tmp_path, out, only, jobs, signum, to_group, temporary, w
         if command.poll() is None:
             command.kill()
     return command.returncode, said.read_text(), kernels, started
+
+
+def _said(held):
+    """The files the held kernels wrote whole in ``held`` (named by their pids)."""
+    return [p for p in held.iterdir() if p.name.isdigit()]
 
 
 def _started_by(held):
