@@ -563,25 +563,31 @@ def run_run(args) -> int:
         _report(stuck.summary, args)
         print(f"yafdp: {stuck}", file=sys.stderr)
         return 1
-    _report(summary, args)
+    _report(summary, args, wrote=not summary.get("earlier_run_kept"))
     return 1 if _nothing_placed(summary, args) else 0
 
 
 def _nothing_placed(summary: dict, args) -> bool:
     """Whether a run placed none of the orders it was given, every one refused: then it says so on stderr in one
-    line (the run is written, its refusals listed above and in run.db) and the command exits 1, as a run that did
-    not pass: a workload that places nothing is not a saga run, and a CI job should not take it for one."""
+    line (the run is written, its refusals listed above and in run.db; or, when it was to replace a run, that run is
+    kept and the new one's files removed) and the command exits 1, as a run that did not pass: a workload that
+    places nothing is not a saga run, and a CI job should not take it for one."""
     orders = summary["orders"]
     if orders["placed"] or not orders["refused"]:
         return False
+    orders_file = getattr(args, "orders_file", None)  # `yafdp resume` has none: the run's workload is in run.db
     if orders["refused"] == 1:
-        source = f"in {args.orders_file}" if args.orders_file else "of the workload"
+        source = f"in {orders_file}" if orders_file else "of the workload"
         refused = f"the 1 order request {source} was refused (listed above; it is"
     else:
-        source = f"the {args.orders_file} order requests" if args.orders_file else "the workload's order requests"
+        source = f"the {orders_file} order requests" if orders_file else "the workload's order requests"
         refused = f"all {orders['refused']:,} of {source} were refused (listed above; every one is"
-    print(_shown(f"yafdp: no order was placed: {refused} in {Path(args.out) / 'run.db'}'s refusals table)"),
-          file=sys.stderr)
+    if summary.get("earlier_run_kept"):  # yafdp.runs.earlier: a run that places nothing replaces none
+        said = (f"{refused.split(' (listed above')[0]} (listed above); the run that was in {args.out} is kept as it "
+                "was, not replaced by one that placed nothing")
+    else:
+        said = f"{refused} in {Path(args.out) / 'run.db'}'s refusals table)"
+    print(_shown(f"yafdp: no order was placed: {said}"), file=sys.stderr)
     return True
 
 
@@ -607,8 +613,8 @@ def run_resume(args) -> int:
         done = "; ".join(f"{Path(args.out) / name}: {what}" for name, what in {**repaired, **unrepaired}.items())
         print(_shown(f"the run in {args.out} had finished already: nothing to resume, "
                      + (f"only its files repaired ({done})" if done else "nothing changed")), file=sys.stderr)
-    _report(summary, args, wrote=not finished)
-    return 1 if unrepaired else 0
+    _report(summary, args, wrote=not finished and not summary.get("earlier_run_kept"))
+    return 1 if unrepaired or (not finished and _nothing_placed(summary, args)) else 0
 
 
 
@@ -628,7 +634,8 @@ def _report(summary: dict, args, wrote: bool = True) -> None:
     for refusal in refusals:
         print(f"  refused {_shown(refusal['order_id'] or '(no order id)')}: {_shown(refusal['problem'])}")
     if orders["refused"] > len(refusals):
-        print(f"  … and {orders['refused'] - len(refusals)} more refused (every one is in run.db's refusals table)")
+        print(f"  … and {orders['refused'] - len(refusals)} more refused"
+              + ("" if summary.get("earlier_run_kept") else " (every one is in run.db's refusals table)"))
     print(f"{summary['events_published']} events, {deliveries['total']} deliveries "
           f"({deliveries['ok']} ok, {deliveries['failed']} failed then retried, {deliveries['duplicate']} duplicates, "
           f"{deliveries['dead_lettered']} dead-lettered) in {summary['wall_seconds']} s")

@@ -8,6 +8,7 @@ Mermaid or widget manager from a CDN), and every diagram in them is an image the
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import pickle
@@ -289,6 +290,7 @@ def publish(staged: ExecutedNotebook, out_dir: Path) -> ExecutedNotebook:
     out_dir = Path(out_dir).resolve()
     staging = out_dir / STAGING / staged.name
     aside = out_dir / STAGING / f"{staged.name}.replaced"  # the earlier copies of run folders, removed at the end
+    numbers = itertools.count()  # their names there
     with signals_held():
         for entry in sorted(staging.iterdir()):
             if entry.name in SHARED_FOLDERS and entry.is_dir():
@@ -299,7 +301,7 @@ def publish(staged: ExecutedNotebook, out_dir: Path) -> ExecutedNotebook:
             for new, old in moves:
                 if old.is_dir() and not old.is_symlink():  # a folder cannot be renamed over one that is not empty
                     aside.mkdir(parents=True, exist_ok=True)
-                    old.rename(aside / f"{len(list(aside.iterdir()))}")
+                    old.rename(aside / str(next(numbers)))
                 new.replace(old)
         shutil.rmtree(aside, ignore_errors=True)
         shutil.rmtree(staging)

@@ -112,6 +112,10 @@ MALFORMED = [
     ("dead-letter-attributes-a-string", "INSERT INTO dead_letters (event_id, rule, target, rule_arn, target_arn, "
      "error_code, error_message, exhausted_retry_condition, retry_attempts, dead_lettered_at, attributes) VALUES "
      "('e-1', 'r', 't', 'a', 'b', 'c', 'd', 'e', 1, 0.0, '\"x\"')", "the dead letter of event e-1 has attributes"),
+    ("schedule-request-not-json", "INSERT INTO schedules (grp, name, request) VALUES ('default', 'deadline-ord-1', "
+     "'{oops')", "the schedule default/deadline-ord-1 has a request that is not JSON"),
+    ("schedule-request-a-list", "INSERT INTO schedules (grp, name, request) VALUES ('default', 'deadline-ord-1', "
+     "'[]')", "the schedule default/deadline-ord-1 has a request that is not a JSON object"),
 ]
 
 

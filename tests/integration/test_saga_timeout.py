@@ -79,6 +79,34 @@ def test_a_deadline_pending_when_a_file_store_run_is_stopped_fires_after_the_res
     assert all(result.passed for result in check_run(run.path))
 
 
+@pytest.mark.parametrize("kept, said", [
+    ('{"Name": "x"}', "missing 3 required keyword-only arguments"),
+    ('{"Name": "x", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", "Target": {}, '
+     '"FlexibleTimeWindow": {"Mode": "OFF"}}', "ValidationException: Target needs an Arn and a RoleArn"),
+], ids=["parameters-missing", "refused-by-the-api"])
+def test_a_kept_schedule_the_scheduler_api_refuses_stops_the_resume_in_one_line_and_changes_nothing(tmp_path, kept, said):
+    import sqlite3
+    import subprocess
+    import sys
+
+    from yafdp.runs import lifecycle
+
+    options = RunOptions(orders=0, seed=4, out=tmp_path / "run", store="file", latency_model="aws-eu-west-1")
+    bus = start_saga(options)
+    bus.call("order", "place_order", SILENT)
+    lifecycle._close(bus, options.out)
+    with sqlite3.connect(options.out / "run.db") as db:
+        db.execute("UPDATE schedules SET request = ?", (kept,))
+    db.close()
+    before = {p.name: p.read_bytes() for p in options.out.iterdir()}
+    result = subprocess.run([sys.executable, "-m", "yafdp", "resume", "--out", str(options.out)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert (f"{options.out / 'run.db'}: the schedule yafdp-deadlines/deadline-ord-silent-1 holds a request the "
+            "Scheduler API refuses") in result.stderr and said in result.stderr
+    assert {p.name: p.read_bytes() for p in options.out.iterdir()} == before
+
+
 def test_the_orchestration_calls_the_deadlines_off_too(tmp_path):
     options = RunOptions(orders=10, seed=2, out=tmp_path / "run", style="orchestration")
     bus = start_saga(options)

@@ -193,17 +193,22 @@ def save_output(path: Path, write: str | Callable[[TextIO], T], *, option: str, 
     return result
 
 
-def replace_run_db(out: Path, write: Callable[[Path], object], kept: str, also: tuple[str, ...] = ()) -> None:
+def replace_run_db(out: Path, write: Callable[[Path], object], kept: str, also: tuple[str, ...] = (),
+                   set_aside: Callable[[Path], None] | None = None) -> None:
     """Put a new ``run.db`` in ``out``: ``write(temporary)`` makes it beside the old one, then the old run's
     files go (its summary first, so no summary ever describes another run's ``run.db``, then the files named in
-    ``also``) and the new one is renamed into place. The caller holds ``out``'s :class:`FolderLock`. A write that
-    finds no room is said as :class:`NoRoomError` with ``kept``, and the folder holds what it held before."""
+    ``also``), or ``set_aside(out)`` moves them away, and the new one is renamed into place. The caller holds
+    ``out``'s :class:`FolderLock`. A write that finds no room is said as :class:`NoRoomError` with ``kept``, and
+    the folder holds what it held before."""
     building = temporary_beside(Path(out) / "run.db")
     try:
         with room_to_write(Path(out) / "run.db", kept):
             write(building)
-        remove(Path(out) / "summary.json", *(Path(out) / name for name in also), Path(out) / "run.db-wal",
-               Path(out) / "run.db-shm")
+        if set_aside is not None:
+            set_aside(Path(out))
+        else:
+            remove(Path(out) / "summary.json", *(Path(out) / name for name in also), Path(out) / "run.db-wal",
+                   Path(out) / "run.db-shm")
         replace_atomically(Path(out) / "run.db", building)
     finally:
         remove_temporary(building)
@@ -363,7 +368,7 @@ def replace_atomically(path: Path, temporary: Path) -> None:
     with open(temporary, "rb+") as written:
         os.fsync(written.fileno())
     os.replace(temporary, path)
-    _sync_folder(Path(path).parent)
+    sync_folder(Path(path).parent)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -381,10 +386,11 @@ def remove(*paths: Path) -> None:
     for path in paths:
         Path(path).unlink(missing_ok=True)
     if paths:
-        _sync_folder(Path(paths[0]).parent)
+        sync_folder(Path(paths[0]).parent)
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
+    """Make the renames and removals in ``folder`` durable (an fsync of the folder itself)."""
     if sys.platform == "win32":  # a folder cannot be opened for fsync there; the rename is what it is
         return
     fd = os.open(folder, os.O_RDONLY)

@@ -30,7 +30,7 @@ from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.runtime.interfaces import Bus
 from yafdp.runtime.rundb import INSERT_REFUSAL, INSERT_REQUEST
-from yafdp.runs import folder
+from yafdp.runs import earlier, folder
 from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
 from yafdp.runs.workload import outcome_rates, workload
@@ -127,6 +127,7 @@ def start_saga(options: RunOptions) -> Bus:
     bus = None
     try:
         with _interrupted(untouched):
+            earlier.recover(out)  # a replacing run killed as it set the earlier run aside, or put it back
             if folder.holds_run(out) and not options.overwrite:  # one may have been saved there meanwhile
                 folder.refuse_existing(out)
             recorded = catalog_record.record(catalog, options.exclude_services)
@@ -177,10 +178,13 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
     """
     out = folder.check_out(Path(out))
     db_path = out / "run.db"
-    if not db_path.exists():
+    if not db_path.exists() and not earlier.kept(out):
         raise RunFolderError(f"no run database at {db_path}: nothing to resume")
     lock = folder.FolderLock(out, "yafdp resume").acquire()
     try:
+        earlier.recover(out)  # a replacing run killed as it set the earlier run aside, or put it back
+        if not db_path.exists():
+            raise RunFolderError(f"no run database at {db_path}: nothing to resume")
         info = _read_info(db_path)
         if info.get("style", "choreography") != "choreography":
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
@@ -323,6 +327,10 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     Each file replaces the old one whole (a temporary file beside it, flushed, renamed), and the old summary is
     removed first: a run stopped at any moment leaves the old run or the new one (whose summary is also in
     ``run.db``'s ``run_info``), never a new ``run.db`` beside an old summary.
+
+    A run that placed no order, every request refused, does not replace an earlier run in ``out``: its files are
+    removed and the earlier run's are put back (:mod:`yafdp.runs.earlier`); the summary returned then has
+    ``earlier_run_kept`` true.
     """
     out = Path(out)
     db = bus.db
@@ -344,16 +352,25 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
+    placed_nothing = summary["orders"]["placed"] == 0 and summary["orders"]["refused"] > 0
     try:
         if options.store == "memory":
-            folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
-                                  f"{out} holds what it held before (an earlier run there is kept)",
-                                  also=(catalog_record.COPY_NAME,))
+            if placed_nothing and folder.holds_run(out):  # an earlier run there is kept (yafdp.runs.earlier)
+                summary["earlier_run_kept"] = True
+            else:
+                folder.replace_run_db(out, lambda path: rundb.save_copy(db, path),
+                                      f"{out} holds what it held before (an earlier run there is kept)",
+                                      also=(catalog_record.COPY_NAME,))
         else:
             with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
         db.close()
+        if options.store != "memory" and earlier.settle(out, placed_an_order=not placed_nothing):
+            summary["earlier_run_kept"] = True
         copied = _COPIES.pop(out.resolve(), None) if options.store == "memory" else None
+        if summary.get("earlier_run_kept"):
+            bus.close()
+            return summary
         if copied is not None:
             with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run; its "
                                       "catalog is recorded in run_info"):
@@ -436,7 +453,7 @@ def _new_file_store(out: Path, info: dict, rules: dict, requests, copied: str) -
             db.close()
 
     folder.replace_run_db(out, write, f"{out} holds what it held before (an earlier run there is kept)",
-                          also=(catalog_record.COPY_NAME,))
+                          also=(catalog_record.COPY_NAME,), set_aside=earlier.set_aside)
     with folder.room_to_write(out / catalog_record.COPY_NAME, f"{out / 'run.db'} holds the run, not started"):
         folder.write_atomically(out / catalog_record.COPY_NAME, copied)
     return rundb.connect(out / "run.db")

@@ -271,8 +271,8 @@ def verify(db: sqlite3.Connection, db_path: str | Path) -> None:
         raise MalformedRunError(f"{db_path}: no table {', '.join(missing)} (not a run database, or written by an "
                                 f"older yafdp)")
     try:
-        problem = next(filter(None, (_first_malformed(db, table, *record) for table, record in WELL_FORMED.items())),
-                       None)
+        problem = next(filter(None, (_first_malformed(db, table, *record) for table, record in WELL_FORMED.items()
+                                     if table in have)), None)  # a table newer than the file, empty
     except sqlite3.DatabaseError as exc:
         raise MalformedRunError(f"{db_path}: not a run database ({exc})") from None
     if problem:
@@ -310,6 +310,11 @@ WELL_FORMED = {
     "pending": ("a pending delivery of event {}", "event_id",
                 [(f"typeof(attempt) = 'integer' AND {_NUMBER.format('due')} AND {_NUMBER.format('published')}",
                   "has no whole attempt or finite times")], []),
+    # A CreateSchedule request, as the local EventBridge Scheduler kept it (yafdp.backends.local.eventbridge_scheduler)
+    "schedules": ("the schedule {}", "grp || '/' || name", [
+        (f"{_TEXT.format('grp')} AND {_TEXT.format('name')} AND fired IN (0, 1)", "has no group, name or fired flag"),
+        ("json_valid(request)", "has a request that is not JSON"),
+        (_OBJECT.format("request"), "has a request that is not a JSON object")], ["request"]),
 }
 
 

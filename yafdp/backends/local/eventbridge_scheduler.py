@@ -37,6 +37,7 @@ from functools import lru_cache
 from typing import Callable
 
 from yafdp.errors import BackendError
+from yafdp.runtime.rundb import MalformedRunError
 from yafdp.runtime.scheduling import at_expression  # noqa: F401 - the expression create_schedule parses
 from yafdp.runtime.scheduling import scheduled_entries
 
@@ -167,11 +168,17 @@ class LocalScheduler:
         """Create again the schedules ``store`` kept (a run resumed after a kill), none counted as created again,
         those that fired (``ActionAfterCompletion`` ``NONE``) fired; returns how many.
 
-        Raises :class:`SchedulerApiError` for a kept request this API refuses (the table edited since)."""
-        rows = self.store.execute("SELECT request, fired FROM schedules ORDER BY rowid").fetchall()
-        for text, fired in rows:
-            request = json.loads(text)
-            self.create_schedule(**request)
+        Raises :class:`~yafdp.runtime.rundb.MalformedRunError` naming the file and the schedule for a kept request
+        this API refuses (the table edited since)."""
+        rows = self.store.execute("SELECT grp, name, request, fired FROM schedules ORDER BY rowid").fetchall()
+        for group, name, text, fired in rows:
+            request = json.loads(text)  # a JSON object: rundb.verify refused the file otherwise
+            try:
+                self.create_schedule(**request)
+            except (TypeError, SchedulerApiError) as exc:  # TypeError: a parameter missing or unknown
+                where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
+                raise MalformedRunError(f"{where}: the schedule {group}/{name} holds a request the Scheduler API "
+                                        f"refuses ({exc})") from None
             if fired:
                 schedule = self.schedules[(request["GroupName"], request["Name"])]
                 if schedule.timer is not None:
