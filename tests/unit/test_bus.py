@@ -655,3 +655,13 @@ def test_a_run_collects_the_reference_cycles_its_handlers_make():
     bus.run(progress=lambda stats: alive.append(sum(ref() is not None for ref in made)))
     assert len(made) == 40 and gc.isenabled() == enabled
     assert len(alive) > 10 and max(alive) < 5  # collected as the run went (never collected: up to 40)
+
+
+def test_the_run_database_stores_none_as_null():
+    """rundb.connect registers an adapter for None (it saves the sqlite3 module two failed attribute lookups per
+    NULL): what it binds is still SQL NULL, not a text or a number."""
+    db = rundb.connect(":memory:")
+    db.executemany(rundb.INSERT_REFUSAL, [(None, "items", "is missing", 0.5, None)])
+    db.execute(rundb.INSERT_REFUSAL, ("ord-1", "amount", "is missing", 1.0, None))
+    assert db.execute("SELECT typeof(order_id), typeof(request), request IS NULL FROM refusals").fetchall() == [
+        ("null", "null", 1), ("text", "null", 1)]
