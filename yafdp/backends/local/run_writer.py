@@ -152,10 +152,12 @@ class RunWriter:
         db = self.db
         state = self.state
         if state:
-            # in key order (keys are unique, so no two items are compared): the state table's B-tree (WITHOUT
-            # ROWID) is written from one end, not all over
+            # In the order the items were first written, not sorted: the state table (WITHOUT ROWID, so its rows are
+            # the same in any order) is keyed by saga, whose ids grow as orders arrive, so each of its (service, kind)
+            # runs of rows is written near its end either way. Sorting the (service, kind, key) tuples cost ~170
+            # million instructions of a 2,000-order run (callgrind) and saved SQLite 5 million.
             db.executemany(UPSERT_STATE, [(service, kind, key, dumps(item, allow_nan=True))
-                                          for (service, kind, key), item in sorted(state.items())])
+                                          for (service, kind, key), item in state.items()])
             self.recent, self.state = state, {}
         self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record
         if self.events:
