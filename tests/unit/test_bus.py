@@ -627,3 +627,41 @@ def test_a_lambda_target_is_retried_by_lambda_twice_then_the_event_is_dropped(ca
     assert [b[1] - a[1] for a, b in zip(attempts, attempts[1:])] == [60.0, 120.0]
     [(kind, target_arn)] = rows(bus, "SELECT kind, target_arn FROM dead_letters WHERE rule = ?", RESTAURANT)
     assert kind == "dropped" and target_arn.endswith(":function:yafdp-restaurant")
+
+
+def test_a_run_collects_the_reference_cycles_its_handlers_make():
+    """The run loop leaves Python's collector off and collects the young generations at a commit once the run
+    holds more than ``young_objects_bound`` new objects: garbage cycles a handler makes are collected as it runs."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    made = []
+
+    def cyclic(event, uow):  # garbage held by a reference cycle, made at every delivery: 52 objects or more
+        node = Node()
+        node.itself, node.payload = node, [[] for _ in range(50)]
+        made.append(weakref.ref(node))
+
+    bus = make_bus(handlers={"yafdp-restaurant-reviews-paid-order": cyclic}, commit_every=2)
+    bus.young_objects_bound = 10
+    for n in range(40):
+        bus.put_events([{"DetailType": "Payment_Success", "Detail": {**PAID, "payment_id": f"pay-t-{n}"}}],
+                       sender="payment")
+    enabled = gc.isenabled()
+    alive = []  # at each commit: the cycles not collected yet (the collector is off while the run goes)
+    bus.run(progress=lambda stats: alive.append(sum(ref() is not None for ref in made)))
+    assert len(made) == 40 and gc.isenabled() == enabled
+    assert len(alive) > 10 and max(alive) < 5  # collected as the run went (never collected: up to 40)
+
+
+def test_the_run_database_stores_none_as_null():
+    """rundb.connect registers an adapter for None (it saves the sqlite3 module two failed attribute lookups per
+    NULL): what it binds is still SQL NULL, not a text or a number."""
+    db = rundb.connect(":memory:")
+    db.executemany(rundb.INSERT_REFUSAL, [(None, "items", "is missing", 0.5, None)])
+    db.execute(rundb.INSERT_REFUSAL, ("ord-1", "amount", "is missing", 1.0, None))
+    assert db.execute("SELECT typeof(order_id), typeof(request), request IS NULL FROM refusals").fetchall() == [
+        ("null", "null", 1), ("text", "null", 1)]

@@ -85,9 +85,12 @@ def entry_size(source: str, detail_type: str, detail_json: str | None, resources
     >>> entry_size("yafdp.payment", "Payment_Success", "{}", with_time=True)
     44
     """
-    size = 14 if with_time else 0
-    size += len(source.encode()) + len(detail_type.encode()) + len((detail_json or "").encode())
-    return size + sum(len(r.encode()) for r in resources if r is not None)
+    size = (14 if with_time else 0) + len(source.encode()) + len(detail_type.encode())
+    if detail_json:  # an ASCII text (str.isascii reads a flag) is a byte a character: not encoded again to count them
+        size += len(detail_json) if detail_json.isascii() else len(detail_json.encode())
+    if resources:
+        size += sum(len(r.encode()) for r in resources if r is not None)
+    return size
 
 
 def iso_time(seconds: float) -> str:

@@ -44,7 +44,9 @@ def dumps(value, *, allow_nan: bool = False) -> str:
         except TypeError:  # a 65-bit integer, a non-string key, a date: the standard library decides
             pass
         else:
-            if b"null" not in text or _finite(value):  # no NaN or infinity that orjson turned into null
+            # no NaN or infinity that orjson turned into null. (find, not ``b"null" in text``: bytes' ``in`` first
+            # tries its operand as an integer, and raising and clearing that TypeError costs more than the search.)
+            if text.find(b"null") < 0 or _finite(value):
                 return text.decode()
     return (_LENIENT if allow_nan else _STRICT)(value)
 

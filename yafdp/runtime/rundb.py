@@ -193,6 +193,7 @@ def connect(path: str | Path | None, journal: str = "WAL") -> sqlite3.Connection
     gives a durable database in WAL mode (or in ``journal`` mode, e.g. ``"DELETE"`` for a database that is
     renamed into place once written).
     """
+    sqlite3.register_adapter(type(None), _null)  # see _null; registering it again replaces it with itself
     db = sqlite3.connect("" if path is None else str(path), isolation_level=None, check_same_thread=False)
     if path is None:
         db.execute("PRAGMA journal_mode = MEMORY")
@@ -203,6 +204,16 @@ def connect(path: str | Path | None, journal: str = "WAL") -> sqlite3.Connection
         db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(SCHEMA)
     return db
+
+
+def _null(value: None) -> None:
+    """The sqlite3 module's adapter for None, which binds it as NULL, as it binds None without one: a value that is
+    not an int, float, str or bytearray is "adapted", and with no adapter registered for its type that means
+    looking up ``__adapt__`` and ``__conform__`` in vain, each failure an AttributeError raised and cleared
+    (several thousand instructions for each NULL a run binds: an event's ``replay_name``, a delivery's ``error``).
+    An adapter may return any type SQLite takes, None (NULL) included
+    (https://docs.python.org/3/library/sqlite3.html#how-to-adapt-custom-python-types-to-sqlite-values)."""
+    return None
 
 
 # The tables every run's database has (a file without one is not a run, or was written by an older yafdp).

@@ -61,13 +61,12 @@ class RunWriter:
 
     def __init__(self, db: sqlite3.Connection, durable: bool):
         self.db, self.durable = db, durable
-        # Items written in the open transaction, and which items may exist: most reads ask about an item the
-        # saga just wrote or one that does not exist yet, and neither needs SQLite.
+        # Items written in the open transaction (what the next flush writes), and which items may exist: most reads
+        # ask about an item the saga just wrote or one that does not exist yet, and neither needs SQLite.
         self.state: dict[tuple[str, str, str], dict] = {}
         # The items the last flush wrote, kept decoded: a saga reads an order's items again moments after
         # writing them, often just across a commit, so those reads need neither SQLite nor json.loads.
         self.recent: dict[tuple[str, str, str], dict] = {}
-        self.dirty: set[tuple[str, str, str]] = set()
         self.known = ItemFilter()
         for where in db.execute("SELECT service, kind, key FROM state"):
             self.known.add(where)
@@ -97,13 +96,12 @@ class RunWriter:
 
     def put_state(self, service: str, writes: dict) -> None:
         self.writes += len(writes)
-        state, recent, dirty, known = self.state, self.recent, self.dirty, self.known
+        state, recent, known = self.state, self.recent, self.known
         for (kind, key), item in writes.items():
             where = (service, kind, key)
             if where not in state and where not in recent:  # an item written lately is in the filter already
                 known.add(where)
             state[where] = item
-            dirty.add(where)
 
     def is_processed(self, rule: str, event_id: str) -> bool:
         if (rule, event_id) in self.processed:
@@ -152,12 +150,14 @@ class RunWriter:
     def flush(self) -> None:
         """Write everything buffered into the open transaction (call just before COMMIT)."""
         db = self.db
-        if self.dirty:
-            state = self.state
-            # in key order: the state table's B-tree (WITHOUT ROWID) is written from one end, not all over
-            db.executemany(UPSERT_STATE,
-                           [(*where, dumps(state[where], allow_nan=True)) for where in sorted(self.dirty)])
-            self.dirty.clear()
+        state = self.state
+        if state:
+            # In the order the items were first written, not sorted: the state table (WITHOUT ROWID, so its rows are
+            # the same in any order) is keyed by saga, whose ids grow as orders arrive, so each of its (service, kind)
+            # runs of rows is written near its end either way. Sorting the (service, kind, key) tuples cost ~170
+            # million instructions of a 2,000-order run (callgrind) and saved SQLite 5 million.
+            db.executemany(UPSERT_STATE, [(service, kind, key, dumps(item, allow_nan=True))
+                                          for (service, kind, key), item in state.items()])
             self.recent, self.state = state, {}
         self.processed.clear()  # their 'ok' deliveries, flushed below, are the durable record
         if self.events:

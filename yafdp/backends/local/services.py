@@ -335,6 +335,9 @@ class InProcessDriving:
     services: LocalServices
     stats: BusStats
     commit_every: int
+    # How many more objects than it freed the run may allocate (gc.get_count()[0]) before a commit collects the
+    # young generations: see run().
+    young_objects_bound = 100_000
 
     def schedule(self, at: float, action: Callable[[], object]) -> None:
         """Run ``action`` (e.g. a client's call) when the virtual clock reaches ``at`` seconds."""
@@ -356,14 +359,23 @@ class InProcessDriving:
     def run(self, *, until: float | None = None, progress: Callable[[BusStats], None] | None = None) -> BusStats:
         """Run what is due until nothing is left to do (or the virtual clock passes ``until``), committing every
         ``commit_every`` steps and at the end; ``progress(stats)`` hears each commit."""
+        bound = self.young_objects_bound
+
         def tick() -> None:
             self.commit()
-            gc.collect(1)
+            if gc.get_count()[0] > bound:
+                gc.collect(1)
             if progress is not None:
                 progress(self.stats)
         # Python's cyclic garbage collector would scan every live object (the queue of deliveries waiting,
         # hundreds of thousands under a latency model) again and again as the run allocates: a quarter of the
-        # run's time. The run collects the young generations itself at each commit, and the old one once, after.
+        # run's time. The run collects the young generations itself, at a commit, once it has allocated
+        # young_objects_bound objects more than it freed since the last collection: what a delivery allocates is
+        # freed by reference counting unless a reference cycle holds it, so a run whose handlers make no cycles (the
+        # shipped catalog's make none) seldom gets there (its young objects are the deliveries in flight), and one
+        # that makes them holds at most about that many garbage objects. Collecting at every commit scanned the
+        # deliveries in flight each time to find nothing (3.5% of a 20,000-order run's CPU). After the run the
+        # collector is enabled again as it was.
         collecting = gc.isenabled()
         gc.disable()
         try:
