@@ -212,3 +212,18 @@ def test_a_file_where_the_earlier_run_would_be_kept_is_refused_before_anything_i
     result = cli("run", "--orders-file", orders([GOOD]), "--out", out, "--force")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"{out / earlier.EARLIER} is not a folder" in result.stderr and _files(out) == before
+
+
+def test_a_deployed_run_that_places_no_order_destroys_its_deployment_and_keeps_the_earlier_run(good_run, tmp_path,
+                                                                                               orders):
+    """The reviewer's case: on moto (and so on AWS) it kept its whole deployment, saying the run was not saved and
+    how to export it: there was nothing to export. (A deployed run writes its run.db at the end: the memory store.)"""
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out)
+    before = _files(out)
+    result = cli("run", "--backend", "moto", "--orders-file", orders(BAD), "--out", out, "--force")
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith("yafdp: no order was placed") and "the earlier run in" in lines[-1]
+    assert any(line.startswith("destroyed ") for line in lines) and "not saved" not in result.stderr, result.stderr
+    assert _files(out) == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import random
+import sqlite3
 import sys
 import time
 from contextlib import ExitStack
@@ -133,13 +134,24 @@ def open_deployed(options: RunOptions, catalog: Catalog, world: Any, db, *, sess
         db_file = out / "run.db"
         return db_file.is_file() and db_file.stat().st_mtime >= deployed_at
 
+    def nothing_to_keep() -> bool:
+        """Whether the run finished (every event exported into its database) and its database, still open, holds no
+        event: a run that placed no order has no trace to keep (lifecycle.finish closes the bus of one that leaves
+        an earlier run in place before it closes the database). A run stopped on the way is never judged so: its
+        events may not be exported yet."""
+        try:
+            return rundb.get_info(db).get("status") == "finished" and \
+                db.execute("SELECT NOT EXISTS (SELECT 1 FROM events)").fetchone()[0] == 1
+        except sqlite3.ProgrammingError:  # closed: the run was saved, or stopped
+            return False
+
     def teardown(clients) -> None:
         bus = " --bus custom" if custom else ""  # export and destroy read the Custom Event Bus only when told
         if options.keep and not setting_up[0]:
             echo(f"kept the deployment {prefix}: export its run again with `yafdp export --backend {options.backend} "
                  f"--prefix {prefix}{bus} --out DIR`, remove it with `yafdp destroy --backend {options.backend} "
                  f"--prefix {prefix}{bus}`")
-        elif setting_up[0] or saved():
+        elif setting_up[0] or saved() or nothing_to_keep():
             echo(f"destroyed {len(destroy(clients, prefix, echo=lambda line: None))} resources named {prefix}-…")
         elif own_server:
             echo(f"the run was not saved to {out}; its moto deployment {prefix} lived in this process and ends with it")

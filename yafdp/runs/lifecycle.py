@@ -375,6 +375,8 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
         else:
             with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
+        if placed_nothing and (summary.get("earlier_run_kept") or (out / folder.EARLIER_RUN).is_dir()):
+            bus.close()  # with run.db still open: a deployment sees a run with nothing to keep, and is destroyed
         db.close()
         if options.store != "memory" and earlier.settle(out, placed=not placed_nothing):
             summary["earlier_run_kept"] = True
