@@ -227,3 +227,15 @@ def test_a_deployed_run_that_places_no_order_destroys_its_deployment_and_keeps_t
     assert lines[-1].startswith("yafdp: no order was placed") and "the earlier run in" in lines[-1]
     assert any(line.startswith("destroyed ") for line in lines) and "not saved" not in result.stderr, result.stderr
     assert _files(out) == before
+
+
+def test_the_readers_of_a_folder_left_with_its_run_set_aside_say_how_to_put_it_back(good_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(good_run, out)
+    _kill_with_it_set_aside(out, [])
+    for command in (["check", out], ["fit-profile", out, "--out", tmp_path / "p.json"], ["trace", out, "--format", "otlp", "--out", tmp_path / "t.jsonl"]):
+        result = cli(*command)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (command, result.stderr)
+        assert f"{out} holds no run.db: a run replacing the one there was stopped" in result.stderr
+        assert f"`yafdp resume --out {out}` puts it back" in result.stderr
+    assert cli("resume", "--out", out).returncode == 0 and cli("check", out).returncode == 0

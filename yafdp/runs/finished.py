@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 from yafdp.errors import RunFolderError
-from yafdp.runs import folder
+from yafdp.runs import earlier, folder
 from yafdp.runtime import rundb
 
 UNFINISHED = ("running", "resuming")  # run_info.status of a run stopped before its end
@@ -25,9 +25,14 @@ class UnfinishedRunError(RunFolderError):
 
 def refuse_in_progress(where: Path, reader: str) -> None:
     """Raise :class:`UnfinishedRunError` when another process holds the run folder ``where`` (``reader``: what
-    the command would do with the run, e.g. ``check it``)."""
+    the command would do with the run, e.g. ``check it``), or when a replacing run was stopped with the run it
+    replaces set aside and no ``run.db`` in place (:mod:`yafdp.runs.earlier`), saying how to put it back."""
     holder = folder.lock_holder(where)
     if holder is None:
+        if earlier.kept(where) and not (Path(where) / "run.db").exists():
+            raise UnfinishedRunError(f"{where} holds no run.db: a run replacing the one there was stopped as it set "
+                                     f"that run aside or put it back (in {folder.EARLIER_RUN}*/); `yafdp resume --out "
+                                     f"{where}` puts it back, then {reader}")
         return
     recorded = re.fullmatch(r"process (\d+) \((.*)\)", holder)
     who = f"pid {recorded[1]}: {recorded[2]}" if recorded else holder
