@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Callable
 
-from yafdp.errors import BackendError
+from yafdp.errors import BackendError, YafdpError
 from yafdp.runtime.rundb import MalformedRunError
 from yafdp.runtime.scheduling import at_expression  # noqa: F401 - the expression create_schedule parses
 from yafdp.runtime.scheduling import scheduled_entries
@@ -113,12 +113,16 @@ class LocalScheduler:
     store
         a durable run's database (its open transaction): each schedule is kept in its ``schedules`` table, so
         that :meth:`restore` has them after a kill (None: in memory only, as a memory-store run keeps them).
+    check
+        ``check(schedule_name, source, detail_type, detail_text)`` raises what the bus would answer the event a
+        schedule will put (:meth:`restore` asks it of every kept schedule that has not fired: a table edited since
+        is refused before the run goes on, not when the schedule fires); None: not asked.
     """
 
     def __init__(self, clock: Scheduler, epoch: float, put: Callable[[str, str, str, str], None], *,
                  region: str = "eu-west-1", account: str = "000000000000", partition: str = "aws",
-                 store: sqlite3.Connection | None = None):
-        self.clock, self.epoch, self.put, self.store = clock, epoch, put, store
+                 store: sqlite3.Connection | None = None, check: Callable[[str, str, str, str], object] | None = None):
+        self.clock, self.epoch, self.put, self.store, self.check = clock, epoch, put, store, check
         self.region, self.account, self.partition = region, account, partition
         self.schedules: dict[tuple[str, str], Schedule] = {}
         self.created = self.deleted = self.invoked = 0  # what the run's summary reports
@@ -182,8 +186,16 @@ class LocalScheduler:
                 where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
                 raise MalformedRunError(f"{where}: the schedule {group}/{name} holds a request the Scheduler API "
                                         f"refuses ({exc})") from None
+            schedule = self.schedules[(group, name)]
+            if not fired and self.check is not None:  # what it will put, as the bus will take it (the table edited)
+                try:
+                    for entry in scheduled_entries(schedule.target):
+                        self.check(name, *entry)
+                except (ValueError, YafdpError) as exc:  # check's DeliveryError; scheduled_entries' ValueError
+                    where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
+                    raise MalformedRunError(f"{where}: the schedule {group}/{name} holds an event the bus would refuse "
+                                            f"when it fires ({exc})") from None
             if fired:
-                schedule = self.schedules[(group, name)]
                 if schedule.timer is not None:
                     schedule.timer.cancel()
                 schedule.fired, schedule.timer = True, None

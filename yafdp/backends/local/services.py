@@ -94,16 +94,24 @@ class LocalServices:
         ``put(schedule_name, entry)`` puts its event, checked as the scheduler role's PutEvents is, on the bus."""
         plan = self.plan
 
-        def due(name: str, source: str, detail_type: str, detail_text: str) -> None:
-            sender = next(s.name for s in self.catalog.services.values() if s.source == source)
+        def checked(name: str, source: str, detail_type: str, detail_text: str) -> PreparedEntry:
+            """The schedule ``name``'s event as the bus takes it, or :class:`DeliveryError` saying why it refuses it."""
+            sender = next((s.name for s in self.catalog.services.values() if s.source == source), None)
+            if sender is None:
+                raise DeliveryError("NotAuthorizedForSourceException", f"the schedule {name}'s event was refused: "
+                                    f"no service of the catalog has the source {source!r}")
             entry = check_entry(self.catalog, sender, self.catalog.services[sender].may_schedule(),
                                 {"Source": source, "DetailType": detail_type, "Detail": detail_text}, max_entry_bytes())
             if isinstance(entry, EntryRefusal):
                 raise DeliveryError(entry.code, f"the schedule {name}'s event was refused: {entry.message}")
-            put(name, entry)
+            return entry
+
+        def due(name: str, source: str, detail_type: str, detail_text: str) -> None:
+            put(name, checked(name, source, detail_type, detail_text))
 
         self.schedules = LocalScheduler(self.scheduler, self.epoch, due, region=plan.region, account=plan.account,
-                                        partition=plan.partition, store=self.writer.db if self.writer.durable else None)
+                                        partition=plan.partition, store=self.writer.db if self.writer.durable else None,
+                                        check=checked)
         return self.schedules
 
     def check_schedules(self, service: str, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
