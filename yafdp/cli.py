@@ -572,9 +572,11 @@ def _nothing_placed(summary: dict, args) -> bool:
     line (the run is written, its refusals listed above and in run.db; or, when it was to replace a run, that run is
     kept and the new one's files removed) and the command exits 1, as a run that did not pass: a workload that
     places nothing is not a saga run, and a CI job should not take it for one."""
-    orders = summary["orders"]
-    if orders["placed"] or not orders["refused"]:
+    from yafdp.runs.earlier import placed_nothing
+
+    if not placed_nothing(summary):
         return False
+    orders = summary["orders"]
     orders_file = getattr(args, "orders_file", None)  # `yafdp resume` has none: the run's workload is in run.db
     if orders["refused"] == 1:
         source = f"in {orders_file}" if orders_file else "of the workload"

@@ -245,9 +245,10 @@ def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
                    socket_root: str | None = None) -> tuple[ExecutedNotebook, NotebookFailed | None]:
     """Execute one notebook with papermill in ``out_dir/.building/<chapter>/`` (emptied first), as
     :func:`run_notebook` says, and write its executed copy and its HTML copy there; ``out_dir`` itself is not
-    touched; its kernel's sockets are made in ``socket_root`` (:func:`kernel_manager_class`). Returns the staged chapter and, when a cell failed, the :class:`NotebookFailed` naming the chapter,
-    the cell and the error (the copies then end with the failing cell). Any other error (e.g. the kernel died) is
-    raised, with nothing to publish.
+    touched; its kernel's sockets are made in ``socket_root`` (:func:`kernel_manager_class`). Returns the staged
+    chapter and, when a cell failed, the :class:`NotebookFailed` naming the chapter, the cell and the error (the
+    copies then end with the failing cell). Any other error (e.g. the kernel died) is raised, with nothing to
+    publish.
     """
     import nbformat
     import papermill

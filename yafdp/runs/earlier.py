@@ -24,6 +24,7 @@ from pathlib import Path
 
 from yafdp.interrupt import signals_held
 from yafdp.runs import folder
+from yafdp.runtime import rundb
 
 # The earlier run; being filled by set_aside; the new run's files being removed; the earlier run's going back
 EARLIER, PARTIAL, DROPPING, RETURNING = folder.EARLIER_RUN_STEPS
@@ -56,16 +57,22 @@ def placed_an_order(db_path: Path) -> bool:
     with it). A database that cannot be read counts as one that did: it is kept rather than removed."""
     if not db_path.is_file():
         return False
-    try:  # a database in WAL mode read on a read-only connection leaves a -wal and a -shm beside it: where it has
-        # none, it is read on a read-write connection (that writes nothing), whose close removes those it made
-        leaves_none = not any(Path(f"{db_path}{suffix}").exists() for suffix in ("-wal", "-shm"))
-        db = sqlite3.connect(db_path) if leaves_none else sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        db = rundb.connect_leaving_folder(db_path)
         try:
             return db.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0] == 1
         finally:
             db.close()
     except sqlite3.Error:
         return True
+
+
+def placed_nothing(summary: dict) -> bool:
+    """Whether the run ``summary`` describes placed none of its orders, every one refused: a run that does not
+    replace an earlier one (and that ``yafdp run`` and ``yafdp resume`` exit 1 for). A run given no order at all
+    is not one."""
+    orders = summary.get("orders") or {}
+    return orders.get("placed") == 0 and bool(orders.get("refused"))
 
 
 def settle(out: Path, placed: bool) -> bool:

@@ -190,8 +190,7 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             raise RunFolderError(f"{db_path} is from an orchestrated run; only the choreography's durable bus can be resumed")
         if info.get("status") == "finished" and isinstance(info.get("summary"), dict):  # any store
             repaired, unrepaired = {}, {}
-            orders = info["summary"].get("orders") or {}
-            if earlier.settle(out, placed=not (orders.get("placed") == 0 and orders.get("refused"))):
+            if earlier.settle(out, placed=not earlier.placed_nothing(info["summary"])):
                 # a kill between the run's last commit and its settle: the finished run placed no order
                 recovered = ("the run there had placed no order (it was stopped before it put the earlier run "
                              "back): the earlier run is put back")
@@ -363,7 +362,7 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
     rundb.set_info(db, status="finished", summary=summary, wall_seconds=wall)
     if db.in_transaction:  # the local bus keeps one open; a deployed one exports in its own
         db.execute("COMMIT")
-    placed_nothing = summary["orders"]["placed"] == 0 and summary["orders"]["refused"] > 0
+    placed_nothing = earlier.placed_nothing(summary)
     try:
         if options.store == "memory":
             if placed_nothing and folder.holds_run(out):  # an earlier run there is kept (yafdp.runs.earlier)
@@ -375,13 +374,13 @@ def finish(bus: Bus, options: RunOptions, out: Path, seconds: float, extra: dict
         else:
             with folder.room_to_write(out / "run.db", f"{out / 'run.db'} keeps the run, finished"):
                 _leave_wal(db)
-        if placed_nothing and (summary.get("earlier_run_kept") or (out / folder.EARLIER_RUN).is_dir()):
+        if placed_nothing and (summary.get("earlier_run_kept") or (out / earlier.EARLIER).is_dir()):
             bus.close()  # with run.db still open: a deployment sees a run with nothing to keep, and is destroyed
         db.close()
-        if options.store != "memory" and earlier.settle(out, placed=not placed_nothing):
+        # a memory-store run that got here replaced the folder's run: a run kept aside there goes
+        if not summary.get("earlier_run_kept") and earlier.settle(out, placed=options.store == "memory" or
+                                                                  not placed_nothing):
             summary["earlier_run_kept"] = True
-        elif not summary.get("earlier_run_kept"):
-            earlier.settle(out, placed=True)  # the memory store's run replaced the folder's: nothing is kept aside
         copied = _COPIES.pop(out.resolve(), None) if options.store == "memory" else None
         if summary.get("earlier_run_kept"):
             bus.close()
@@ -525,15 +524,10 @@ def _leave_wal(db: sqlite3.Connection) -> None:
 
 
 def _read_info(db_path: Path) -> dict:
-    """``run_info`` of the run in ``db_path``, for its folder's lock holder, leaving the folder as it was: a
-    database in WAL mode read on a read-only connection leaves a ``-wal`` and a ``-shm`` behind, so when it has
-    none it is read on a read-write connection (that writes nothing), whose close removes the ones it made;
-    one that has them (another connection open, or a writer killed) is read as it is."""
+    """``run_info`` of the run in ``db_path``, for its folder's lock holder, leaving the folder as it was
+    (:func:`~yafdp.runtime.rundb.connect_leaving_folder`)."""
     try:
-        if any(db_path.with_name(db_path.name + suffix).exists() for suffix in ("-wal", "-shm")):
-            db = rundb.open_run(db_path)
-        else:
-            db = sqlite3.connect(db_path)
+        db = rundb.connect_leaving_folder(db_path)
         try:
             rundb.verify(db, db_path)  # refused as every reader of a run folder refuses it
             info = rundb.get_info(db)

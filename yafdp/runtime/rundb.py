@@ -231,6 +231,16 @@ def run_db_path(path: str | Path) -> Path:
     return path / "run.db" if path.is_dir() else path
 
 
+def connect_leaving_folder(db_path: Path) -> sqlite3.Connection:
+    """A connection to read the database ``db_path`` that leaves its folder as it was: a database in WAL mode read
+    on a read-only connection leaves a ``-wal`` and a ``-shm`` behind, so one that has none is opened read-write
+    (to read only), and that connection's close removes the ones it made; one that has them (another connection
+    open, or a writer killed) is opened read-only, as it is."""
+    if any(Path(f"{db_path}{suffix}").exists() for suffix in ("-wal", "-shm")):
+        return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    return sqlite3.connect(db_path)
+
+
 def open_run(path: str | Path) -> sqlite3.Connection:
     """Open a finished or running run's database read-only: a run folder or its ``run.db``. Raises
     :class:`~yafdp.errors.RunFolderError` when there is none, :class:`MalformedRunError` when the file is not a

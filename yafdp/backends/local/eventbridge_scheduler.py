@@ -183,18 +183,14 @@ class LocalScheduler:
                                             f"{request.get('GroupName', 'default')}/{request.get('Name')}")
                 self.create_schedule(**request)
             except (TypeError, SchedulerApiError) as exc:  # TypeError: a parameter missing or unknown
-                where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
-                raise MalformedRunError(f"{where}: the schedule {group}/{name} holds a request the Scheduler API "
-                                        f"refuses ({exc})") from None
+                raise self._malformed(group, name, f"a request the Scheduler API refuses ({exc})") from None
             schedule = self.schedules[(group, name)]
             if not fired and self.check is not None:  # what it will put, as the bus will take it (the table edited)
                 try:
                     for entry in scheduled_entries(schedule.target):
                         self.check(name, *entry)
                 except (ValueError, YafdpError) as exc:  # check's DeliveryError; scheduled_entries' ValueError
-                    where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
-                    raise MalformedRunError(f"{where}: the schedule {group}/{name} holds an event the bus would refuse "
-                                            f"when it fires ({exc})") from None
+                    raise self._malformed(group, name, f"an event the bus would refuse when it fires ({exc})") from None
             if fired:
                 if schedule.timer is not None:
                     schedule.timer.cancel()
@@ -202,6 +198,11 @@ class LocalScheduler:
                 self.store.execute("UPDATE schedules SET fired = 1 WHERE grp = ? AND name = ?", (group, name))
         self.created -= len(rows)
         return len(rows)
+
+    def _malformed(self, group: str, name: str, holds: str) -> MalformedRunError:
+        """The error of a kept schedule that cannot be restored, naming the run's database file and the schedule."""
+        where = self.store.execute("PRAGMA database_list").fetchone()[2] or "the run's database"
+        return MalformedRunError(f"{where}: the schedule {group}/{name} holds {holds}")
 
     def _forget(self, key: tuple[str, str]) -> None:
         if self.store is not None:
