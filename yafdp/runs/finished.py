@@ -64,7 +64,6 @@ def require_finished(path: str | Path, reader: str) -> None:
     refuse_unfinished(where, info, reader)
 
 
-
 def read_summary_file(path: Path, recorded) -> tuple[dict | None, str | None]:
     """A finished run's ``summary.json`` at ``path`` and why it cannot stand: ``(document, problem)``, the document
     when it is a JSON object (else None), the problem in words that follow "summary.json" (``missing``, ``not JSON
