@@ -109,9 +109,10 @@ class LocalServices:
         def due(name: str, source: str, detail_type: str, detail_text: str) -> None:
             put(name, checked(name, source, detail_type, detail_text))
 
-        self.schedules = LocalScheduler(self.scheduler, self.epoch, due, region=plan.region, account=plan.account,
-                                        partition=plan.partition, store=self.writer.db if self.writer.durable else None,
-                                        check=checked)
+        functions = {plan.function_arn(s.name): self.catalog.services[s.name].source for s in plan.services}
+        self.schedules = LocalScheduler(self.scheduler, self.epoch, due, bus=plan.bus_arn(), functions=functions,
+                                        region=plan.region, account=plan.account, partition=plan.partition,
+                                        store=self.writer.db if self.writer.durable else None, check=checked)
         return self.schedules
 
     def check_schedules(self, service: str, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
