@@ -195,6 +195,8 @@ class LocalScheduler:
                                      "schedules in UTC only)")
         due = at_seconds(request["ScheduleExpression"])
         window = request["FlexibleTimeWindow"]
+        # "If you do set the value to FLEXIBLE, you must then specify a maximum window of time" (user guide,
+        # https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-flexible-time-windows.html)
         if window["Mode"] == "FLEXIBLE" and "MaximumWindowInMinutes" not in window:
             raise SchedulerApiError("ValidationException", "a FLEXIBLE window needs MaximumWindowInMinutes")
         target = request["Target"]

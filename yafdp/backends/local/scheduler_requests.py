@@ -7,9 +7,12 @@ patterns ("CreateSchedule", https://docs.aws.amazon.com/scheduler/latest/APIRefe
 
 botocore's :class:`~botocore.validate.ParamValidator` checks names, types, required members and the minimum of a
 length or range; it leaves the rest to the service. :class:`ModelValidator` is that validator, also checking what the
-model documents and the service checks: the maximum of a length or range, an enum's values and a pattern (matched
-whole, as the API reference prints it, ``^...$``), and it refuses a ``bool`` where the model says a number (in Python
-``bool`` is an ``int``, which botocore lets through: ``True`` is not an Integer on the wire).
+model documents and the service checks: the maximum of a length or range, an enum's values and a pattern, and it
+refuses a ``bool`` where the model says a number (in Python ``bool`` is an ``int``, which botocore lets through:
+``True`` is no Integer on the wire). A pattern is matched whole: botocore's model writes ``[0-9a-zA-Z-_.]+`` for a
+Name, the AWS SDK for JavaScript's model of the same API ``^[0-9a-zA-Z-_.]+$``
+(https://raw.githubusercontent.com/aws/aws-sdk-js/master/apis/scheduler-2021-06-30.normal.json), and a name with a
+space in it is no name.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from botocore.validate import ParamValidator, ValidationErrors
 
 def request_refusal(operation: str, request: dict) -> str | None:
     """Why the EventBridge Scheduler API refuses ``request`` to ``operation`` (e.g. ``"CreateSchedule"``): one line
-    naming each member it refuses and why (what botocore would raise as ``ParamValidationError``, and what the service
-    answers with ``ValidationException``), or None when the request has the operation's shape.
+    naming each member it refuses and why, in botocore's words (its ``ParamValidationError``, for names, types,
+    required members and minimums; the service's ``ValidationException`` for the rest), or None when the request has
+    the operation's shape.
 
     Examples
     --------
@@ -72,14 +76,15 @@ class ModelValidator(ParamValidator):
     (``has_errors()``, ``generate_report()``: one line)."""
 
     def __init__(self):
-        self._limits: dict[object, tuple] = {}  # shape -> (max, enum, compiled pattern, pattern), read once
+        self._limits: dict[object, tuple] = {}  # shape -> (min, max, enum, compiled pattern, pattern), read once
 
     def _limit(self, shape) -> tuple:
         limits = self._limits.get(shape)
-        if limits is None:  # botocore's Shape.metadata builds a dict at each read
+        if limits is None:
             metadata = shape.metadata
             pattern = metadata.get("pattern")
-            limits = self._limits[shape] = (metadata.get("max"), metadata.get("enum"),
+            least = metadata.get("min", 1 if shape.serialization.get("hostLabel") else None)  # botocore's range_check
+            limits = self._limits[shape] = (least, metadata.get("max"), metadata.get("enum"),
                                             re.compile(pattern) if pattern else None, pattern)
         return limits
 
@@ -89,16 +94,19 @@ class ModelValidator(ParamValidator):
         return errors
 
     def _validate_string(self, param, shape, errors, name):
-        before = len(errors._errors)
-        super()._validate_string(param, shape, errors, name)
-        if len(errors._errors) > before:
+        # botocore's own checks of a string (a str, of the minimum length), done here with the model's limits read once
+        # (this is the walk's commonest leaf), then the rest
+        if not isinstance(param, str):
+            errors.report(name, "invalid type", param=param, valid_types=[str(str)])
             return
-        most, enum, pattern, text = self._limit(shape)
-        if most is not None and len(param) > most:
+        least, most, enum, pattern, text = self._limit(shape)
+        if least is not None and len(param) < least:
+            errors.report(name, "invalid length", param=len(param), min_allowed=least)
+        elif most is not None and len(param) > most:
             errors.report(name, "too long", param=len(param), max=most)
-        if enum and param not in enum:
+        elif enum and param not in enum:
             errors.report(name, "not in enum", param=param, enum=enum)
-        if pattern is not None and pattern.fullmatch(param) is None:
+        elif pattern is not None and pattern.fullmatch(param) is None:
             errors.report(name, "pattern", param=param, pattern=text)
 
     def _validate_number(self, base, param, shape, errors, name):
@@ -107,7 +115,7 @@ class ModelValidator(ParamValidator):
             return
         before = len(errors._errors)
         base(self, param, shape, errors, name)
-        most = self._limit(shape)[0]
+        most = self._limit(shape)[1]
         if len(errors._errors) == before and most is not None and param > most:
             errors.report(name, "above maximum", param=param, max=most)
 
@@ -135,7 +143,7 @@ class ModelValidator(ParamValidator):
             self._length(param, shape, errors, name)
 
     def _length(self, param, shape, errors, name):
-        most = self._limit(shape)[0]
+        most = self._limit(shape)[1]
         if most is not None and len(param) > most:
             errors.report(name, "too long", param=len(param), max=most)
 
