@@ -30,7 +30,7 @@ refusal being a ``ValidationException`` that names the member. What the emulator
 * no ``KmsKeyArn`` (nothing is encrypted) and no ``ClientToken`` (no idempotent replay of a request).
 
 ``Description`` is kept and described by :meth:`LocalScheduler.get_schedule`; ``StartDate`` and ``EndDate`` are
-kept and, as AWS does for a one-time schedule, ignored ("EventBridge Scheduler ignores StartDate for one-time
+kept in the request ``run.db`` holds and, as AWS does for a one-time schedule, ignored ("EventBridge Scheduler ignores StartDate for one-time
 schedules", API_CreateSchedule).
 
 Where AWS's documentation is silent, the emulator chooses, and says so:
