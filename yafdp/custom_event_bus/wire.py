@@ -33,7 +33,7 @@ import cbor2
 
 from yafdp.custom_event_bus.errors import ApiError
 from yafdp.custom_event_bus.service import OPERATIONS
-from yafdp.runtime.model_validation import ModelErrors, ModelValidator
+from yafdp.model_validation import ModelErrors, ModelValidator
 
 SERVICE = "AWSEventsV2"  # M metadata.targetPrefix: the service's name in the request path
 PROTOCOL_HEADER, PROTOCOL = "smithy-protocol", "rpc-v2-cbor"
@@ -157,7 +157,7 @@ def _short(value):
 
 class _Validator(ModelValidator):
     """botocore's parameter validation (what its clients check before they send), and the ``max`` of strings,
-    lists, maps and numbers, which botocore leaves to the service (:class:`~yafdp.runtime.model_validation.
+    lists, maps and numbers, which botocore leaves to the service (:class:`~yafdp.model_validation.
     ModelValidator`; the enums and patterns are the engine's to say); a timestamp as this wire carries it."""
 
     enums_and_patterns = False

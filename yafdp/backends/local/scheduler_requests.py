@@ -1,7 +1,7 @@
 """What the EventBridge Scheduler API accepts as a request, checked against botocore's own service model for
 ``scheduler`` (the model the AWS SDKs are generated from), so that the local EventBridge Scheduler accepts exactly the
 request shape AWS's does: member names, types, required members, and the documented lengths, ranges, enums and
-patterns (:class:`~yafdp.runtime.model_validation.ModelValidator`: botocore's ``ParamValidator`` and what it leaves
+patterns (:class:`~yafdp.model_validation.ModelValidator`: botocore's ``ParamValidator`` and what it leaves
 to the service; "CreateSchedule", https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html;
 "FlexibleTimeWindow", https://docs.aws.amazon.com/scheduler/latest/APIReference/API_FlexibleTimeWindow.html:
 ``MaximumWindowInMinutes`` "Type: Integer. Valid Range: Minimum value of 1. Maximum value of 1440.").
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from yafdp.runtime.model_validation import ModelValidator
+from yafdp.model_validation import ModelValidator
 
 
 def request_refusal(operation: str, request: dict) -> str | None:
