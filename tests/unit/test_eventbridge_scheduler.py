@@ -191,7 +191,9 @@ def test_the_at_expression_is_the_whole_second_at_or_after_the_time():
 def test_the_plans_target_on_either_bus_puts_the_deadline_on_the_bus(bus, schedule_target):
     """Whatever the schedule targets (the Classic bus; on a Custom Event Bus the Order function or the universal
     eventbridgev2:putEvents target, bus.json's custom_event_bus.schedule_target), the emulator fires it as the event
-    the saga's deadline is, with the Order service's source."""
+    the saga's deadline is, with the Order service's source. The request the saga makes passes every check of
+    create_schedule (CreateSchedule's shape in botocore's model, what the emulator runs): the premise on which a
+    run creates its own requests with add_schedule, unchecked."""
     from dataclasses import replace
 
     from yafdp.catalog import load_catalog

@@ -71,3 +71,28 @@ def test_a_request_of_createschedules_shape_with_every_kind_of_member_passes():
 def test_what_the_model_refuses_is_said_in_one_line_naming_each_member(change, said):
     refusal = request_refusal("CreateSchedule", _request(**change))
     assert said in refusal and "\n" not in refusal
+
+
+def test_the_schedule_names_the_saga_takes_are_createschedules_names():
+    """A handler chooses its schedule's name; the saga refuses, as the handler asks, a name CreateSchedule would
+    refuse (:data:`yafdp.runtime.scheduling.SCHEDULE_NAME`, the model's length and pattern, written out so that a
+    run does not load botocore for it)."""
+    from yafdp.catalog import load_catalog
+    from yafdp.plan import build_plan
+    from yafdp.runtime.publishing import DeliveryError
+    from yafdp.runtime.scheduling import SCHEDULE_NAME, ScheduleCalls
+
+    name = input_shape("CreateSchedule").members["Name"]
+    assert (name.metadata["min"], name.metadata["max"]) == (1, 64)
+    assert name.metadata["pattern"] == "[0-9a-zA-Z-_.]+"  # SCHEDULE_NAME's characters, a 1-to-64 run of them
+    catalog = load_catalog()
+    calls = ScheduleCalls(catalog, build_plan(catalog), "order")
+    detail = {"order_id": "ord-1", "customer_id": "cus-1", "restaurant_id": "res-napoli", "deadline_seconds": 900}
+    for refused in ("", "x" * 65, "deadline ord-1", "deadline/ord-1", "délai", "a+b", 7):
+        assert not isinstance(refused, str) or SCHEDULE_NAME.fullmatch(refused) is None
+        assert request_refusal("CreateSchedule", {**_request(), "Name": refused}) is not None, refused
+        with pytest.raises(DeliveryError, match="is not one CreateSchedule takes"):
+            calls.calls([("create", refused, 900, "Order_Timed_Out", detail)], 0.0)
+    for taken in ("d", "x" * 64, "deadline-ord_1.2"):
+        assert request_refusal("CreateSchedule", {**_request(), "Name": taken}) is None
+        assert calls.calls([("create", taken, 900, "Order_Timed_Out", detail)], 0.0)[0][1]["Name"] == taken

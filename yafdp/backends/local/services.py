@@ -216,8 +216,11 @@ class LocalServices:
             # the calls its check made (call() and handle() check a unit of work just before applying it)
             calls = checked[1] if checked is not None and checked[0] is uow else self.check_schedules(service, uow)
             for call, request in calls:
-                try:
-                    getattr(self.schedules, call)(**request)
+                try:  # the saga's own requests (ScheduleCalls'), whose shape is CreateSchedule's: see add_schedule
+                    if call == "create_schedule":
+                        self.schedules.add_schedule(request)
+                    else:
+                        self.schedules.delete_schedule(**request)
                 except SchedulerApiError as exc:
                     if exc.code not in ("ConflictException", "ResourceNotFoundException"):
                         raise
