@@ -1,8 +1,9 @@
 """yafdp's optional parts (pip "extras") and what a command says when one is missing.
 
 The core (the catalog, the pattern engine, the local bus, the checker, the command line, the trace export) needs
-neither JupyterLab nor moto. ``pip install 'yafdp[workbook]'`` adds the notebooks' libraries, ``'yafdp[aws]'``
-boto3 and moto (the ``moto`` and ``aws`` backends), ``'yafdp[dev]'`` both and the test tools (``pyproject.toml``).
+neither JupyterLab nor moto (it has botocore, for the service model of EventBridge Scheduler's requests).
+``pip install 'yafdp[workbook]'`` adds the notebooks' libraries, ``'yafdp[aws]'`` boto3 and moto (the ``moto`` and
+``aws`` backends), ``'yafdp[dev]'`` both and the test tools (``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 EXTRA_MODULES = {
     "workbook": ("IPython", "ipykernel", "ipywidgets", "jinja2", "jupyterlab", "matplotlib", "nbclient", "nbconvert",
                  "nbformat", "pandas", "papermill", "psutil", "traitlets"),
-    "aws": ("boto3", "botocore", "cbor2", "moto"),
+    "aws": ("boto3", "cbor2", "moto"),  # botocore is the core's (the local EventBridge Scheduler's request model)
 }
 
 
@@ -25,7 +26,7 @@ def extra_of(module: str | None) -> str | None:
 
     Examples
     --------
-    >>> extra_of("pandas.core.frame"), extra_of("botocore"), extra_of("json")
+    >>> extra_of("pandas.core.frame"), extra_of("moto.server"), extra_of("json")
     ('workbook', 'aws', None)
     """
     top = (module or "").split(".")[0]

@@ -149,8 +149,8 @@ def test_the_core_commands_run_without_jupyterlab_pandas_boto3_or_moto(tmp_path)
 @pytest.mark.parametrize("blocked, command, extra, module", [
     (["papermill"], ["workbook", "--only", "01"], "workbook", "papermill"),
     (["pandas"], ["workbook", "--only", "01"], "workbook", "pandas"),
-    (["boto3", "botocore"], ["run", "--backend", "moto", "--orders", 1, "--out", "run"], "aws", "boto3"),
-    (["boto3", "botocore"], ["destroy", "--backend", "aws"], "aws", "boto3"),
+    (["boto3"], ["run", "--backend", "moto", "--orders", 1, "--out", "run"], "aws", "boto3"),
+    (["boto3"], ["destroy", "--backend", "aws"], "aws", "boto3"),
 ], ids=["workbook-without-papermill", "workbook-without-pandas", "moto-run-without-boto3", "destroy-without-boto3"])
 def test_a_command_that_needs_a_missing_extra_says_which_to_install_in_one_line(tmp_path, blocked, command, extra,
                                                                                 module):

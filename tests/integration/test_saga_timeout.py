@@ -80,9 +80,10 @@ def test_a_deadline_pending_when_a_file_store_run_is_stopped_fires_after_the_res
 
 
 @pytest.mark.parametrize("kept, said", [
-    ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines"}', "missing 3 required keyword-only arguments"),
+    ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines"}',
+     'Missing required parameter in input: "ScheduleExpression"; Missing required parameter in input: "Target"'),
     ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", "Target": {}, '
-     '"FlexibleTimeWindow": {"Mode": "OFF"}}', "ValidationException: Target needs an Arn and a RoleArn"),
+     '"FlexibleTimeWindow": {"Mode": "OFF"}}', 'ValidationException: Missing required parameter in Target: "Arn"'),
     ('{"Name": "deadline-ord-other", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", '
      '"Target": {}, "FlexibleTimeWindow": {"Mode": "OFF"}}', "it names the schedule yafdp-deadlines/deadline-ord-other"),
 ] + [(json.dumps({"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines",
@@ -122,6 +123,75 @@ def test_a_kept_schedule_the_scheduler_api_refuses_stops_the_resume_in_one_line_
     assert {p.name: p.read_bytes() for p in options.out.iterdir()} == before
 
 
+def _kept_and_resumed(tmp_path, edit):
+    """A file-store run stopped with the silent order's deadline pending, its kept CreateSchedule request edited by
+    ``edit(request)``, then ``yafdp resume`` through the command line: (result, run folder, files before)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from yafdp.runs import lifecycle
+
+    options = RunOptions(orders=0, seed=4, out=tmp_path / "run", store="file", latency_model="aws-eu-west-1")
+    bus = start_saga(options)
+    bus.call("order", "place_order", SILENT)
+    lifecycle._close(bus, options.out)
+    with sqlite3.connect(options.out / "run.db") as db:
+        [(text,)] = db.execute("SELECT request FROM schedules").fetchall()
+        request = json.loads(text)
+        edit(request)
+        db.execute("UPDATE schedules SET request = ?", (json.dumps(request),))
+    db.close()
+    before = {p.name: p.read_bytes() for p in options.out.iterdir()}
+    result = subprocess.run([sys.executable, "-m", "yafdp", "resume", "--out", str(options.out)], capture_output=True,
+                            text=True, timeout=600)
+    return result, options.out, before
+
+
+def test_a_kept_request_with_a_description_createschedule_accepts_is_restored_and_its_deadline_fires(tmp_path):
+    """The reviewer's first finding: Description, which CreateSchedule takes, stopped the resume."""
+    result, out, _ = _kept_and_resumed(tmp_path, lambda request: request.update(Description="the order's deadline"))
+    assert result.returncode == 0, result.stderr
+    run = load_run(out)
+    assert list(run.events.loc[run.events["detail_type"] == "Order_Timed_Out", "order_id"]) == ["ord-silent-1"]
+    assert run.orders.set_index("order_id")["status"].to_dict() == {"ord-silent-1": "CANCELLED"}
+
+
+def _set(path, value):
+    def edit(request):
+        *parents, last = path
+        for key in parents:
+            request = request[key]
+        request[last] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, said", [
+    (_set(("Target", "Arn"), "arn:aws:events:eu-west-1:000000000000:event-bus/another-bus"),
+     "holds a request CreateSchedule accepts but the local EventBridge Scheduler does not support Target.Arn "
+     "arn:aws:events:eu-west-1:000000000000:event-bus/another-bus (another event bus"),
+    (_set(("FlexibleTimeWindow",), {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": True}),
+     "Invalid type for parameter FlexibleTimeWindow.MaximumWindowInMinutes, value: True, type: <class 'bool'>"),
+    (_set(("Priority",), "high"), 'Unknown parameter in input: "Priority"'),
+    (_set(("Target", "Input"), {"order_id": "ord-silent-1"}), "Invalid type for parameter Target.Input"),
+    (_set(("FlexibleTimeWindow",), {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 1441}),
+     "FlexibleTimeWindow.MaximumWindowInMinutes, value: 1441, valid max value: 1440"),
+    (_set(("ActionAfterCompletion",), "ARCHIVE"), "ActionAfterCompletion, value: 'ARCHIVE', valid values: NONE, DELETE"),
+    (_set(("Target", "RetryPolicy"), {"MaximumRetryAttempts": 3}), "does not support Target.RetryPolicy"),
+], ids=["another-event-bus", "window-a-boolean", "unknown-member", "wrong-type", "out-of-range", "not-in-enum",
+        "valid-but-not-modelled"])
+def test_a_kept_request_not_of_createschedules_shape_or_not_runnable_here_stops_the_resume_in_one_line(
+        tmp_path, edit, said):
+    """The reviewer's second and third findings and their kind: the kept request is checked against CreateSchedule's
+    shape in botocore's service model, and what the local Scheduler cannot run is refused as such, not run otherwise
+    (another bus's schedule delivered to the saga's bus)."""
+    result, out, before = _kept_and_resumed(tmp_path, edit)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{out / 'run.db'}: the schedule yafdp-deadlines/deadline-ord-silent-1 holds " in result.stderr
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_restoring_a_schedule_that_fired_keeps_it_fired_and_takes_its_group_as_the_api_defaults_it():
     """ActionAfterCompletion NONE: a fired schedule stays, fired. Restoring it wrote fired = 0 back (a second kill
     and resume would have fired it again), and a kept request without GroupName (the API's default, "default")
@@ -140,7 +210,8 @@ def test_restoring_a_schedule_that_fired_keeps_it_fired_and_takes_its_group_as_t
                "FlexibleTimeWindow": {"Mode": "OFF"}}
     db.execute("INSERT INTO schedules (grp, name, request, fired) VALUES ('default', 'reminder', ?, 1)",
                (json.dumps(request),))
-    scheduler = LocalScheduler(Scheduler(random.Random(1)), 0.0, lambda *entry: None, store=db)
+    scheduler = LocalScheduler(Scheduler(random.Random(1)), 0.0, lambda *entry: None, store=db,
+                               bus="arn:aws:events:eu-west-1:123456789012:event-bus/yafdp")
     assert scheduler.restore() == 1
     assert scheduler.schedules[("default", "reminder")].fired
     assert db.execute("SELECT fired FROM schedules").fetchall() == [(1,)]

@@ -23,7 +23,7 @@ from yafdp.simulation.timing import SimulatedTiming
 
 PACKAGE = Path(yafdp.__file__).resolve().parent
 # Lower layers never import higher ones; a layer may import its own and any lower one.
-LAYERS = {"errors": 0, "quoting": 0, "reading": 0, "extras": 0, "progress": 0, "shipped": 0, "patterns": 0, "catalog": 1, "custom_event_bus": 2,
+LAYERS = {"errors": 0, "quoting": 0, "reading": 0, "extras": 0, "progress": 0, "shipped": 0, "model_validation": 0, "patterns": 0, "catalog": 1, "custom_event_bus": 2,
           "plan": 2, "runtime": 3, "services": 3, "simulation": 3, "backends": 4, "runs": 5, "analysis": 6, "workbook": 7,
           "site": 7, "cli": 7, "interrupt": 0, "__main__": 7, "__init__": 0}
 PLOTTING = ("pandas", "matplotlib", "networkx")

@@ -3,15 +3,18 @@ and a deleted schedule that neither fires nor moves the clock."""
 
 import json
 import random
+import re
 
 import pytest
 
-from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError, at_seconds
+from yafdp.backends.local.eventbridge_scheduler import LocalScheduler, SchedulerApiError, UnsupportedLocally, at_seconds
 from yafdp.backends.local.scheduler import Scheduler
 from yafdp.runtime.scheduling import at_expression
 
 EPOCH = 1_767_225_600.0
 BUS = "arn:aws:events:eu-west-1:000000000000:event-bus/yafdp-saga"
+ORDER_FUNCTION = "arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order"
+UNIVERSAL = "arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents"
 
 
 def _target(detail=None):
@@ -20,9 +23,15 @@ def _target(detail=None):
             "Input": json.dumps(detail or {"order_id": "ord-1"})}
 
 
-def _scheduler():
+def _not_on_the_bus(**change):
+    """A target that is no event bus: without the bus's EventBridgeParameters."""
+    return {**{k: v for k, v in _target().items() if k != "EventBridgeParameters"}, **change}
+
+
+def _scheduler(bus=BUS):
     clock, put = Scheduler(random.Random(0)), []
-    return clock, LocalScheduler(clock, EPOCH, lambda *args: put.append((clock.vt, *args))), put
+    return clock, LocalScheduler(clock, EPOCH, lambda *args: put.append((clock.vt, *args)), bus=bus,
+                                 functions={ORDER_FUNCTION: "yafdp.order"}), put
 
 
 def _create(api, name="deadline-ord-1", seconds=900, **extra):
@@ -68,24 +77,95 @@ def test_a_schedule_in_the_past_fires_at_once():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"ScheduleExpression": "rate(5 minutes)"}, "one-time schedules"),
     ({"ScheduleExpression": "at(2026-02-30T00:00:00)"}, "no such date"),
-    ({"Name": "a name with spaces"}, "Name"),
-    ({"ScheduleExpressionTimezone": "Europe/Dublin"}, "UTC only"),
+    ({"ScheduleExpression": "tomorrow"}, "Invalid Schedule Expression"),
+    ({"Name": "a name with spaces"}, "parameter Name, value: 'a name with spaces', must match the pattern"),
+    ({"Name": "n" * 65}, "Invalid length for parameter Name, value: 65, valid max length: 64"),
     ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE"}}, "MaximumWindowInMinutes"),
-    ({"Target": {**_target(), "Arn": "arn:aws:sqs:eu-west-1:000000000000:q"}}, "puts no event on the saga's bus"),
-    ({"Target": {**_target(), "Arn": "arn:aws:scheduler:::aws-sdk:eventbridgev2:putEvents"}}, "EventBusArn and Entries"),
-    ({"Target": {**_target(), "Arn": "arn:aws:lambda:eu-west-1:000000000000:function:yafdp-order"}}, "a schedule"),
-    ({"Target": {**_target(), "Input": "[1]"}}, "JSON object"),
-    ({"ActionAfterCompletion": "KEEP"}, "ActionAfterCompletion"),
+    ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": True}},
+     "Invalid type for parameter FlexibleTimeWindow.MaximumWindowInMinutes, value: True, type: <class 'bool'>"),
+    ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 1441}}, "valid max value: 1440"),
+    ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 0}}, "valid min value: 1"),
+    ({"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 5.0}}, "valid types: <class 'int'>"),
+    ({"FlexibleTimeWindow": {"Mode": "ALWAYS"}}, "FlexibleTimeWindow.Mode, value: 'ALWAYS', valid values: OFF, FLEXIBLE"),
+    ({"Target": {"Arn": BUS}}, 'Missing required parameter in Target: "RoleArn"'),
+    ({"Target": {**_target(), "EventBridgeParameters": {"DetailType": "Order_Timed_Out", "Source": "aws.order"}}},
+     "Target.EventBridgeParameters.Source"),
+    ({"ActionAfterCompletion": "KEEP"}, "ActionAfterCompletion, value: 'KEEP', valid values: NONE, DELETE"),
+    ({"State": True}, "Invalid type for parameter State"),
+    ({"Description": "d" * 513}, "valid max length: 512"),
+    ({"Tags": [{"Key": "k", "Value": "v"}]}, 'Unknown parameter in input: "Tags"'),
+    ({"StartDate": "not a date"}, "Invalid type for parameter StartDate"),
 ])
 def test_what_create_schedule_refuses_is_a_validation_exception_naming_the_member(change, message):
+    """What botocore's service model for scheduler and the API reference say CreateSchedule takes: member names,
+    types (a bool is no Integer), required members, lengths, ranges, enums and patterns."""
     _, api, _ = _scheduler()
     request = {"Name": "n", "ScheduleExpression": at_expression(EPOCH + 60), "Target": _target(),
                "FlexibleTimeWindow": {"Mode": "OFF"}, **change}
-    with pytest.raises(SchedulerApiError, match=message) as refused:
+    with pytest.raises(SchedulerApiError, match=re.escape(message)) as refused:
         api.create_schedule(**request)
-    assert refused.value.code == "ValidationException"
+    assert refused.value.code == "ValidationException" and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ScheduleExpression": "rate(5 minutes)"}, "the recurring schedule 'rate(5 minutes)'"),
+    ({"ScheduleExpressionTimezone": "Europe/Dublin"}, "UTC only"),
+    ({"KmsKeyArn": "arn:aws:kms:eu-west-1:000000000000:key/k-1"}, "KmsKeyArn"),
+    ({"ClientToken": "token-1"}, "ClientToken"),
+    ({"Target": {**_target(), "Arn": "arn:aws:events:eu-west-1:000000000000:event-bus/another-bus"}},
+     "Target.Arn arn:aws:events:eu-west-1:000000000000:event-bus/another-bus (another event bus"),
+    ({"Target": {**_target(), "Arn": "arn:aws:sqs:eu-west-1:000000000000:q"}}, "it runs only targets that put"),
+    ({"Target": {**_target(), "Arn": "arn:aws:lambda:eu-west-1:000000000000:function:another"}}, "it runs only targets"),
+    ({"Target": {**_target(), "RetryPolicy": {"MaximumRetryAttempts": 3}}}, "Target.RetryPolicy"),
+    ({"Target": {**_target(), "DeadLetterConfig": {"Arn": "arn:aws:sqs:eu-west-1:000000000000:dlq"}}},
+     "Target.DeadLetterConfig"),
+    ({"Target": {**_target(), "SqsParameters": {"MessageGroupId": "g"}}}, "Target.SqsParameters"),
+    ({"Target": {k: v for k, v in _target().items() if k != "Input"}}, "a Target without Input"),
+    ({"Target": _not_on_the_bus(Arn=UNIVERSAL)}, "EventBusArn and Entries"),
+    ({"Target": _not_on_the_bus(Arn=UNIVERSAL, Input=json.dumps(
+        {"EventBusArn": "arn:aws:events:eu-west-1:000000000000:event-busv2/other/x", "Entries": [
+            {"Source": "yafdp.order", "DetailType": "Order_Timed_Out", "Detail": "{}"}]}))},
+     "EventBusArn arn:aws:events:eu-west-1:000000000000:event-busv2/other/x"),
+    ({"Target": {**_target(), "Arn": ORDER_FUNCTION}}, "Target.EventBridgeParameters"),
+    ({"Target": _not_on_the_bus(Arn=ORDER_FUNCTION, Input=json.dumps(
+        {"schedule": "n", "Source": "yafdp.payment", "DetailType": "Order_Timed_Out", "Detail": {}}))},
+     "Source 'yafdp.payment' for the function"),
+    ({"Target": {**_target(), "Input": "[1]"}}, "JSON object"),
+])
+def test_what_create_schedule_accepts_but_the_emulator_cannot_run_is_refused_as_unsupported_locally(change, message):
+    """A valid request the emulator would otherwise run some other way (another bus's events delivered to the
+    saga's, a retry policy never applied) is refused, saying so."""
+    _, api, _ = _scheduler()
+    request = {"Name": "n", "ScheduleExpression": at_expression(EPOCH + 60), "Target": _target(),
+               "FlexibleTimeWindow": {"Mode": "OFF"}, **change}
+    assert _refusal(request) is None  # CreateSchedule takes it
+    with pytest.raises(UnsupportedLocally, match=re.escape(message)) as refused:
+        api.create_schedule(**request)
+    assert refused.value.code == "UnsupportedLocally"
+    assert str(refused.value).startswith("the local EventBridge Scheduler does not support ")
+
+
+def _refusal(request):
+    from yafdp.backends.local.scheduler_requests import request_refusal
+
+    return request_refusal("CreateSchedule", request)
+
+
+def test_a_valid_request_with_every_member_the_emulator_runs_is_accepted_described_and_fires():
+    """Description (refused before: the emulator took a fixed list of members), StartDate and EndDate (AWS ignores
+    them for a one-time schedule) and a FLEXIBLE window are CreateSchedule's, and run."""
+    clock, api, put = _scheduler()
+    api.create_schedule(Name="n", ScheduleExpression=at_expression(EPOCH + 60), Target=_target(),
+                        FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+                        Description="the order's deadline", StartDate="2030-01-01T00:00:00Z", EndDate=EPOCH,
+                        GroupName="yafdp-deadlines", ActionAfterCompletion="NONE", State="ENABLED",
+                        ScheduleExpressionTimezone="UTC")
+    described = api.get_schedule(Name="n", GroupName="yafdp-deadlines")
+    assert described["Description"] == "the order's deadline"
+    assert described["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}
+    clock.run()
+    assert put == [(60.0, "n", "yafdp.order", "Order_Timed_Out", '{"order_id": "ord-1"}')]
 
 
 def test_names_are_unique_in_a_group_and_deleting_twice_is_not_found():
@@ -111,7 +191,9 @@ def test_the_at_expression_is_the_whole_second_at_or_after_the_time():
 def test_the_plans_target_on_either_bus_puts_the_deadline_on_the_bus(bus, schedule_target):
     """Whatever the schedule targets (the Classic bus; on a Custom Event Bus the Order function or the universal
     eventbridgev2:putEvents target, bus.json's custom_event_bus.schedule_target), the emulator fires it as the event
-    the saga's deadline is, with the Order service's source."""
+    the saga's deadline is, with the Order service's source. The request the saga makes passes every check of
+    create_schedule (CreateSchedule's shape in botocore's model, what the emulator runs): the premise on which a
+    run creates its own requests with add_schedule, unchecked."""
     from dataclasses import replace
 
     from yafdp.catalog import load_catalog
@@ -122,9 +204,10 @@ def test_the_plans_target_on_either_bus_puts_the_deadline_on_the_bus(bus, schedu
     catalog = replace(catalog, bus=replace(catalog.bus, custom=replace(catalog.bus.custom,
                                                                         schedule_target=schedule_target)))
     detail = {"order_id": "ord-1", "customer_id": "cus-1", "restaurant_id": "res-napoli", "deadline_seconds": 900}
-    [(call, request)] = schedule_calls(catalog, build_plan(catalog, bus=bus), "order",
+    plan = build_plan(catalog, bus=bus)
+    [(call, request)] = schedule_calls(catalog, plan, "order",
                                        [("create", "deadline-ord-1", 900, "Order_Timed_Out", detail)], EPOCH)
-    clock, api, put = _scheduler()
+    clock, api, put = _scheduler(plan.bus_arn())
     getattr(api, call)(**request)
     clock.run()
     assert [(at, name, source, detail_type, json.loads(text)) for at, name, source, detail_type, text in put] == [

@@ -30,10 +30,10 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 import cbor2
-from botocore.validate import ParamValidator, ValidationErrors
 
 from yafdp.custom_event_bus.errors import ApiError
 from yafdp.custom_event_bus.service import OPERATIONS
+from yafdp.model_validation import ModelErrors, ModelValidator
 
 SERVICE = "AWSEventsV2"  # M metadata.targetPrefix: the service's name in the request path
 PROTOCOL_HEADER, PROTOCOL = "smithy-protocol", "rpc-v2-cbor"
@@ -95,7 +95,7 @@ def read_request(operation: str, body: bytes) -> dict:
     the model (missing, of the wrong type, out of the model's range, unknown)."""
     params = decode(body)
     model = service_model().operation_model(operation)
-    errors = _Validator().validate(params, model.input_shape)
+    errors = _VALIDATOR.validate(params, model.input_shape)
     if errors.has_errors():
         lines = errors.generate_report().splitlines()
         more = f" (and {len(lines) - MAX_REPORTED_ERRORS} more)" if len(lines) > MAX_REPORTED_ERRORS else ""
@@ -140,17 +140,13 @@ def error_body(code: str, message: str) -> bytes:
     return cbor2.dumps({"__type": code, "message": message})
 
 
-class _Errors(ValidationErrors):
-    """botocore's report, with long values cut short and the maximum the model sets."""
+class _Errors(ModelErrors):
+    """The model's errors, with long values cut short."""
 
     def _format_error(self, error):
         reason, name, additional = error
         if "param" in additional:
             additional = {**additional, "param": _short(additional["param"])}
-        if reason in ("over the maximum length", "over the maximum value"):
-            what = "length" if reason == "over the maximum length" else "value"
-            return (f"Invalid {what} for parameter {self._get_name(name)}, value: {additional['param']}, valid max "
-                    f"{what}: {additional['max_allowed']}")
         return super()._format_error((reason, name, additional))
 
 
@@ -159,35 +155,13 @@ def _short(value):
     return value if len(text) <= _SHOWN else f"{text[:_SHOWN]}… ({len(text):,} characters)"
 
 
-class _Validator(ParamValidator):
+class _Validator(ModelValidator):
     """botocore's parameter validation (what its clients check before they send), and the ``max`` of strings,
-    lists, maps and numbers, which botocore leaves to the service."""
+    lists, maps and numbers, which botocore leaves to the service (:class:`~yafdp.model_validation.
+    ModelValidator`; the enums and patterns are the engine's to say); a timestamp as this wire carries it."""
 
-    def validate(self, params, shape):
-        errors = _Errors()
-        self._validate(params, shape, errors, name="")
-        return errors
-
-    def _validate_string(self, param, shape, errors, name):
-        super()._validate_string(param, shape, errors, name)
-        _at_most(name, param, len, shape, errors, "over the maximum length")
-
-    def _validate_list(self, param, shape, errors, name):
-        super()._validate_list(param, shape, errors, name)
-        _at_most(name, param, len, shape, errors, "over the maximum length")
-
-    def _validate_map(self, param, shape, errors, name):
-        super()._validate_map(param, shape, errors, name)
-        _at_most(name, param, len, shape, errors, "over the maximum length")
-
-    def _validate_integer(self, param, shape, errors, name):
-        if isinstance(param, bool):  # True is an int to Python, not to CBOR or the model
-            errors.report(name, "invalid type", param=param, valid_types=[str(int)])
-            return
-        super()._validate_integer(param, shape, errors, name)
-        _at_most(name, param, lambda v: v, shape, errors, "over the maximum value")
-
-    _validate_long = _validate_integer
+    enums_and_patterns = False
+    errors = _Errors
 
     def _validate_timestamp(self, param, shape, errors, name):
         if isinstance(param, datetime) or (isinstance(param, (int, float)) and not isinstance(param, bool)):
@@ -195,10 +169,4 @@ class _Validator(ParamValidator):
         errors.report(name, "invalid type", param=param, valid_types=[str(datetime), "epoch seconds"])
 
 
-def _at_most(name, param, measure, shape, errors, reason) -> None:
-    high = shape.metadata.get("max")
-    types = {"string": str, "list": (list, tuple), "map": dict, "integer": int, "long": int}
-    if high is None or not isinstance(param, types.get(shape.type_name, object)):
-        return
-    if measure(param) > high:
-        errors.report(name, reason, param=measure(param), max_allowed=high)
+_VALIDATOR = _Validator()  # the model's limits, read once a shape

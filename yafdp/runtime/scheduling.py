@@ -23,6 +23,7 @@ scheduler role. Its target (:func:`schedule_target`) puts the event on the saga'
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -31,6 +32,10 @@ from yafdp.plan.model import DeploymentPlan
 from yafdp.runtime.json_text import compact_ascii, loads
 from yafdp.runtime.publishing import INVALID_ARGUMENT, DeliveryError, PreparedEntry, custom_bus_entries
 
+# CreateSchedule's Name: "Length Constraints: Minimum length of 1. Maximum length of 64. Pattern: ^[0-9a-zA-Z-_.]+$"
+# (https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html; a unit test compares it with
+# botocore's service model). The one member of the saga's CreateSchedule requests a handler chooses.
+SCHEDULE_NAME = re.compile(r"[0-9a-zA-Z\-_.]{1,64}")
 UNIVERSAL_PUT_EVENTS = "arn:{partition}:scheduler:::aws-sdk:eventbridgev2:putEvents"  # the Custom Event Bus's PutEvents
 
 
@@ -58,8 +63,9 @@ def schedule_calls(catalog: Catalog, plan: DeploymentPlan, service: str, request
     deployed Custom Event Bus's ARN (its id is EventBridge's; the plan's ARN ends in ``*``), which a universal
     target names. (:class:`ScheduleCalls` makes them, with what every request of the service shares worked out once.)
 
-    Raises :class:`~yafdp.runtime.publishing.DeliveryError` for an event the service may not schedule or a detail its
-    schema refuses: the handler's call then fails, and nothing of it is committed.
+    Raises :class:`~yafdp.runtime.publishing.DeliveryError` for a schedule name CreateSchedule refuses, an event the
+    service may not schedule or a detail its schema refuses: the handler's call then fails, and nothing of it is
+    committed.
 
     Examples
     --------
@@ -106,6 +112,9 @@ class ScheduleCalls:
                 calls.append(("delete_schedule", {"Name": request[1], "GroupName": self.group}))
                 continue
             _, name, after_seconds, detail_type, detail = request
+            if not isinstance(name, str) or SCHEDULE_NAME.fullmatch(name) is None:
+                raise DeliveryError(INVALID_ARGUMENT, f"the schedule name {name!r} is not one CreateSchedule takes: 1 "
+                                                      "to 64 letters, digits, '-', '_' or '.'")
             allowed = self._allowed
             if allowed is None:
                 allowed = self._allowed = self.catalog.services[self.service].may_schedule()

@@ -109,9 +109,10 @@ class LocalServices:
         def due(name: str, source: str, detail_type: str, detail_text: str) -> None:
             put(name, checked(name, source, detail_type, detail_text))
 
-        self.schedules = LocalScheduler(self.scheduler, self.epoch, due, region=plan.region, account=plan.account,
-                                        partition=plan.partition, store=self.writer.db if self.writer.durable else None,
-                                        check=checked)
+        functions = {plan.function_arn(s.name): self.catalog.services[s.name].source for s in plan.services}
+        self.schedules = LocalScheduler(self.scheduler, self.epoch, due, bus=plan.bus_arn(), functions=functions,
+                                        region=plan.region, account=plan.account, partition=plan.partition,
+                                        store=self.writer.db if self.writer.durable else None, check=checked)
         return self.schedules
 
     def check_schedules(self, service: str, uow: BufferedUnitOfWork) -> list[tuple[str, dict]]:
@@ -215,8 +216,11 @@ class LocalServices:
             # the calls its check made (call() and handle() check a unit of work just before applying it)
             calls = checked[1] if checked is not None and checked[0] is uow else self.check_schedules(service, uow)
             for call, request in calls:
-                try:
-                    getattr(self.schedules, call)(**request)
+                try:  # the saga's own requests (ScheduleCalls'), whose shape is CreateSchedule's: see add_schedule
+                    if call == "create_schedule":
+                        self.schedules.add_schedule(request)
+                    else:
+                        self.schedules.delete_schedule(**request)
                 except SchedulerApiError as exc:
                     if exc.code not in ("ConflictException", "ResourceNotFoundException"):
                         raise
