@@ -16,7 +16,6 @@ import sqlite3
 from pathlib import Path
 
 from yafdp.errors import RunFolderError
-from yafdp.runtime.json_text import compact_ascii
 from yafdp.quoting import excerpt
 from yafdp.reading import MAX_JSON_DEPTH, json_depth
 
@@ -438,6 +437,11 @@ def rules_hash(rules: dict) -> str:
     return hashlib.sha256(json.dumps(rules, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# A request row's text for the workload's hash: json.dumps(row, separators=(",", ":")), by the standard library's encoder
+# itself (compact_ascii's orjson pays off on objects, not on a row that is mostly one long string, the request's text).
+_row_text = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def workload_record(db: sqlite3.Connection) -> dict:
     """What a run's workload is, as ``run_info.workload`` records it when the run starts and ``yafdp check``
     recomputes it: ``{"requests": how many rows the requests table holds, "sha256": the SHA-256 of every row
@@ -445,7 +449,7 @@ def workload_record(db: sqlite3.Connection) -> dict:
     digest, count = hashlib.sha256(), 0
     for row in db.execute("SELECT seq, order_id, request, same_as FROM requests ORDER BY seq"):
         count += 1
-        digest.update(compact_ascii(row).encode() + b"\n")
+        digest.update(_row_text(row).encode() + b"\n")
     return {"requests": count, "sha256": digest.hexdigest()}
 
 
