@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from yafdp.catalog import DEFAULT_DATA_DIR
-from yafdp.workbook import UNUSED_IMPORTS
+from yafdp.workbook import UNUSED_IMPORTS, leave_out
 
 # The test processes, like a chapter's worker, never import what yafdp.workbook.UNUSED_IMPORTS names (jsonschema's
 # optional IRI format checks: 1.4 s of CPU in every process that imports nbformat, papermill or moto's CloudFormation;
 # no test validates a "format": "iri").
-sys.modules.update(dict.fromkeys(name for name in UNUSED_IMPORTS if name not in sys.modules))
+leave_out(UNUSED_IMPORTS)
 
 # Where `yafdp moto-server` announces itself (yafdp.backends.aws.moto_server.state_dir): a folder of this test process's
 # own, inherited by the commands it starts, so that no test finds a moto server the user (or another test process)

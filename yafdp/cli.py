@@ -277,7 +277,10 @@ def run_workbook(args) -> int:
     from yafdp.extras import require
 
     require("workbook")  # before a chapter starts: its kernel would fail a cell instead
-    from yafdp.workbook import NotebookFailed, check_build_folder, notebooks, run_workbook as execute
+    from yafdp.workbook import UNUSED_IMPORTS, NotebookFailed, check_build_folder, leave_out, notebooks, \
+        run_workbook as execute
+
+    leave_out(UNUSED_IMPORTS)  # this process exports the chapters' HTML copies with nbconvert, which imports nbformat
 
     parameters = {"backend": args.backend} if args.backend else {}
     if args.solutions:

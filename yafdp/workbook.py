@@ -7,6 +7,7 @@ Mermaid or widget manager from a CDN), and every diagram in them is an image the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import json
@@ -250,6 +251,16 @@ def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
     copies then end with the failing cell). Any other error (e.g. the kernel died) is raised, with nothing to
     publish.
     """
+    staged, failure, notebook = execute_staged(path, out_dir, parameters, log_output=log_output,
+                                               socket_root=socket_root)
+    return write_html_copy(staged, notebook), failure
+
+
+def execute_staged(path: Path, out_dir: Path, parameters: dict | None = None, *, log_output: bool = False,
+                   socket_root: str | None = None) -> tuple[ExecutedNotebook, NotebookFailed | None, dict]:
+    """The first half of :func:`stage_notebook`: execute the chapter in its staging folder and write its executed
+    copy there. Returns the staged chapter (its HTML copy not written yet: :func:`write_html_copy`), the
+    :class:`NotebookFailed` when a cell failed (or None), and the executed notebook (an ``nbformat`` node)."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -277,10 +288,22 @@ def stage_notebook(path: Path, out_dir: Path, parameters: dict | None = None, *,
     recorded = notebook.metadata.get("papermill", {})  # papermill records where it read and wrote: the builder's paths
     recorded.update({k: f"notebooks/{path.name}" for k in ("input_path", "output_path") if k in recorded})
     nbformat.write(notebook, executed)
-    body, _ = html_exporter().from_notebook_node(notebook)
-    html.write_text(body, encoding="utf-8")
     return ExecutedNotebook(path.stem, executed, html, time.perf_counter() - started,
-                            cpu_seconds() - cpu_started), failure
+                            cpu_seconds() - cpu_started), failure, notebook
+
+
+def write_html_copy(staged: ExecutedNotebook, notebook: dict) -> ExecutedNotebook:
+    """Write the HTML copy of the executed ``notebook`` (an ``nbformat`` node) at ``staged.html``
+    (:func:`html_exporter`); returns ``staged`` with the time and CPU it took added.
+
+    A build exports every chapter in its own process, not in the chapters' workers: the exporter's first export in
+    a process compiles its templates and the regular expressions of its syntax highlighter and CSS selectors, half
+    a second of CPU; the next exports take a tenth of that."""
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    body, _ = html_exporter().from_notebook_node(notebook)
+    staged.html.write_text(body, encoding="utf-8")
+    return dataclasses.replace(staged, seconds=staged.seconds + time.perf_counter() - started,
+                               cpu_seconds=staged.cpu_seconds + cpu_seconds() - cpu_started)
 
 
 def publish(staged: ExecutedNotebook, out_dir: Path) -> ExecutedNotebook:
@@ -382,11 +405,16 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
         path, worker = running.pop(receive)
         with receive:
             try:
-                result, failure = pickle.load(receive)
+                result, failure, notebook = pickle.load(receive)
             except EOFError:  # the worker died before it could say (e.g. killed)
                 result, failure = None, NotebookFailed(f"{path.name} failed: its worker process ended with exit code "
                                                        f"{worker.wait()}")
         worker.wait()
+        if result is not None:
+            try:
+                result = write_html_copy(result, notebook)
+            except Exception as exc:  # as in the worker: one line naming the chapter, nothing published
+                result, failure = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
         if result is not None:
             result = publish(result, out_dir)  # a failed cell's copies too: they show the error
         ended[path.stem] = failure is None
@@ -494,28 +522,44 @@ def _start_worker(send: int, path: Path, out_dir: Path, parameters: dict | None,
     return worker
 
 
-# What a chapter's worker never imports, though a library it uses would: jsonschema (imported by nbformat, which
+# What a build's processes never import, though a library they use would: jsonschema (imported by nbformat, which
 # papermill and nbconvert read and write notebooks with) imports rfc3987_syntax, where installed, for its "iri" and
 # "iri-reference" format checks, and rfc3987_syntax builds an Earley parser of RFC 3987's grammar as it is imported:
-# 1.4 s of CPU in every worker, two thirds of its papermill import
+# 1.4 s of CPU in every process that imports nbformat, two thirds of a worker's papermill import
 # (https://github.com/python-jsonschema/jsonschema/issues/1428). nbformat validates notebooks with no format checker
-# (nor do its schemas name such a format), and jsonschema leaves those two checks out when the import fails. A worker
-# runs one chapter and exits: no other code of its process misses the module.
+# (nor do its schemas name such a format), and jsonschema leaves those two checks out when the import fails.
 UNUSED_IMPORTS = ("rfc3987_syntax",)
+# What a chapter's worker leaves out as well, a tenth of a second of CPU in each (it runs one chapter and exits: no
+# other code of its process misses them): the libraries of jsonschema's other optional format checks (fqdn,
+# rfc3986-validator, rfc3339-validator, webcolors, uri-template, isoduration, which imports arrow:
+# https://python-jsonschema.readthedocs.io/en/stable/validate/#validating-formats), for the reason above, and
+# papermill's S3 handler, which imports boto3 (papermill would say that boto3 is missing if a notebook's path were
+# an s3:// one; a worker reads and writes local files only).
+WORKER_UNUSED_IMPORTS = (*UNUSED_IMPORTS, "fqdn", "rfc3986_validator", "rfc3339_validator", "webcolors", "uri_template",
+                         "isoduration", "papermill.s3")
+
+
+def leave_out(names: tuple[str, ...]) -> None:
+    """Make an import of any of the modules ``names`` not imported yet raise ImportError in this process, for good
+    (:data:`UNUSED_IMPORTS`, :data:`WORKER_UNUSED_IMPORTS`)."""
+    import sys
+
+    sys.modules.update({name: None for name in names if name not in sys.modules})
 
 
 def _chapter_worker(send: int) -> None:
     """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters, socket_root)`` from
-    its stdin, stages the chapter (:func:`stage_notebook`) and writes ``(staged, failure)``, pickled, to the file
-    descriptor ``send``, or ``(None, failure)`` when nothing was staged."""
+    its stdin, executes the chapter in its staging folder (:func:`execute_staged`) and writes ``(staged, failure,
+    notebook)``, pickled, to the file descriptor ``send``, or ``(None, failure, None)`` when nothing was staged; the
+    build writes the HTML copy (:func:`write_html_copy`)."""
     import sys
 
-    sys.modules.update(dict.fromkeys(UNUSED_IMPORTS))  # an import of one of them raises ImportError
+    leave_out(WORKER_UNUSED_IMPORTS)
     path, out_dir, parameters, socket_root = pickle.load(sys.stdin.buffer)
     try:
-        outcome = stage_notebook(path, out_dir, parameters, socket_root=socket_root)
+        outcome = execute_staged(path, out_dir, parameters, socket_root=socket_root)
     except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
-        outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
+        outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}"), None
     with open(send, "wb") as said:
         pickle.dump(outcome, said)
 

@@ -560,7 +560,7 @@ def test_a_summary_json_edited_but_still_json_fails_check_and_resume_writes_it_a
     resumed = subprocess.run([sys.executable, "-m", "yafdp", "resume", "--out", str(path)], capture_output=True,
                              text=True, stdin=subprocess.DEVNULL)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"its {field} differed from run_info.summary's; written again from run.db" in resumed.stderr
+    assert f"{field} differs from run_info.summary's: written again from run.db" in resumed.stderr
     assert (path / "summary.json").read_bytes() == (finished / "summary.json").read_bytes()
     assert check_cli(path).returncode == 0
 

@@ -266,10 +266,13 @@ def test_the_wheel_carries_its_data_and_notebooks_and_runs_from_an_empty_folder(
     constraints.txt (pip's cache makes it quick after the first time), without compiling every installed module to
     bytecode (``--no-compile``: about 40% of the install's CPU time; Python compiles what the chapter imports).
     The environment is made without pip of its own (installing it was 3 s of CPU): this environment's pip installs
-    into it (``pip --python``)."""
+    into it (``pip --python``). The commands run as on a user's machine, which writes the bytecode of what a process
+    imports for the next one (PYTHONDONTWRITEBYTECODE, where the developer's environment sets it, is left out: each
+    command the test runs compiled again what the ones before it had imported)."""
     (tmp_path / "source").mkdir()
     source = _source_tree(tmp_path / "source")
-    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONDONTWRITEBYTECODE")}
     run = lambda command, **kw: subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=1200,
                                                env=environment, **kw)
     built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir",

@@ -280,19 +280,19 @@ def test_resuming_a_finished_run_says_only_that_and_leaves_the_folder_byte_for_b
 
     (out / "summary.json").unlink()  # stopped between its two files: the summary is in run.db
     checked = cli("check", out)  # a finished run without its summary is named, with the way to write it again
-    assert checked.returncode == 1 and (f"(summary.json) missing from the finished run in {out}: `yafdp resume "
+    assert checked.returncode == 1 and (f"(summary.json) missing: `yafdp resume "
                                         f"--out {out}` writes it again from run.db") in checked.stdout
     resumed = cli("resume", "--out", out, "--json")
     assert resumed.returncode == 0 and json.loads(resumed.stdout)["orders"]["placed"] == 40
     assert one_line(resumed.stderr) == (f"the run in {out} had finished already: nothing to resume, only its files "
-                                        f"repaired ({out / 'summary.json'}: it was missing; written again from run.db)")
+                                        f"repaired ({out / 'summary.json'}: missing: written again from run.db)")
     assert everything_in(out) == before
 
 
 @pytest.mark.parametrize("damage", [
-    ("summary.json", "{not json", "it could not be read as JSON (Expecting property name enclosed in double quotes: "
-                                  "line 1 column 2 (char 1)); written again from run.db"),
-    ("summary.json", "[1, 2]", "it was not a JSON object; written again from run.db"),
+    ("summary.json", "{not json", "not JSON (Expecting property name enclosed in double quotes: "
+                                  "line 1 column 2 (char 1)): written again from run.db"),
+    ("summary.json", "[1, 2]", "not a JSON object: written again from run.db"),
     ("catalog.json", "{oops", "cannot be read (Expecting property name enclosed in double quotes: line 1 column 2 "
                               "(char 1)); written again from the catalog folder, proven the run's"),
     ("catalog.json", "{}", "not a copy of a catalog; written again from the catalog folder, proven the run's"),
@@ -362,7 +362,7 @@ def test_an_export_stopped_at_any_step_leaves_the_old_run_or_the_new_one(tmp_pat
         assert hashlib.sha256((out / "run.db").read_bytes()).hexdigest() == old["run.db"]
     # Stopped before the copy of the catalog or the summary: a finished run's audit names each, resume repairs.
     missing = {name: said for name, said in (("the run's catalog", "missing from a finished run"),
-                                             ("the workload is whole", "missing from the finished run"))
+                                             ("the workload is whole", "(summary.json) missing: `yafdp resume"))
                if not (out / ("catalog.json" if name == "the run's catalog" else "summary.json")).exists()}
     if missing:
         failed = {i.name: i for i in check_run(out) if not i.passed}

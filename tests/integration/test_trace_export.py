@@ -2,6 +2,7 @@
 OpenTelemetry's own OTLP JSON codec and compared, span by span, with run.db."""
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -128,6 +129,17 @@ def test_a_simulated_run_is_marked_simulated_on_every_span(tmp_path):
             assert attributes["yafdp.time.simulated"] == {"boolValue": True}
             assert attributes["yafdp.latency_model"] == {"stringValue": "aws-eu-west-1"}
             assert "simulated" in attributes["yafdp.times"]["stringValue"]
+
+
+def test_a_trace_to_standard_output_shows_its_orders_in_a_bar_on_standard_error_only(exported):
+    """The bar is where someone watches (here asked for with YAFDP_PROGRESS=1, as a terminal would have it); the
+    traces on standard output stay one JSON document per line."""
+    written = subprocess.run([YAFDP, "trace", "run", "--format", "otlp"], capture_output=True, text=True,
+                             cwd=exported, timeout=600, env={**os.environ, "YAFDP_PROGRESS": "1"})
+    assert written.returncode == 0, written.stderr
+    assert re.search(r"orders traced: 100%\|[^|]*\| 25/25 ", written.stderr), written.stderr
+    assert written.stderr.rstrip().endswith("as OTLP JSON")
+    assert len([json.loads(line) for line in written.stdout.splitlines()]) == 25
 
 
 def test_bad_input_is_one_line_and_an_existing_file_is_kept(tmp_path):

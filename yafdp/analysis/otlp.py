@@ -54,6 +54,7 @@ from opentelemetry.semconv.attributes import service_attributes as service
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, set_span_in_context
 
 from yafdp import __version__
+from yafdp.progress import progress_bar
 from yafdp.runtime import rundb
 from yafdp.runtime.envelope import CLOCK_ORIGIN
 
@@ -61,9 +62,14 @@ EVENTBRIDGE = "aws.eventbridge"  # messaging.system of EventBridge: not in the r
 NANOSECONDS = 1_000_000_000
 
 
-def write_otlp(run_path: str | Path, stream: IO[str], catalog_dir: str | Path | None = None) -> dict:
+def write_otlp(run_path: str | Path, stream: IO[str], catalog_dir: str | Path | None = None, *,
+               progress: bool | None = None) -> dict:
     """Write the run in ``run_path`` (a run folder or its ``run.db``) to ``stream`` as OTLP JSON lines, one trace
     per order; return the counts written (``traces``, ``spans``, ``links``).
+
+    ``progress``: a bar of the orders traced, on standard error (:func:`yafdp.progress.progress_bar`: None shows
+    it where someone watches, so ``yafdp trace RUN > file`` on a terminal shows it); a run of many orders takes a
+    while (about 2.5 ms of CPU per order here: some 27 spans each, made and encoded by the OpenTelemetry SDK).
 
     The names and ARNs (bus, queues, functions) are the deployment plan's, from the catalog the run was made with
     (``run_info.catalog_dir``, or ``catalog_dir``). Raises :class:`~yafdp.errors.RunFolderError` or
@@ -92,8 +98,10 @@ def write_otlp(run_path: str | Path, stream: IO[str], catalog_dir: str | Path | 
         by_order[row[8] or ""]["deliveries"].append(row)
     for row in dead_letters:
         by_order[row[6] or ""]["dead_letters"].append(row)
-    for order_id in sorted(by_order):
-        writer.order(order_id, **by_order[order_id])
+    with progress_bar(len(by_order), "orders traced", "orders", show=progress) as bar:
+        for order_id in sorted(by_order):
+            writer.order(order_id, **by_order[order_id])
+            bar.update()
     return writer.counts
 
 

@@ -8,6 +8,7 @@ resume in progress, whose memory store has no ``run.db`` yet), or when its ``run
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import closing
 from pathlib import Path
@@ -61,3 +62,21 @@ def require_finished(path: str | Path, reader: str) -> None:
     with closing(rundb.open_run(path)) as db:
         info = rundb.get_info(db)
     refuse_unfinished(where, info, reader)
+
+
+def read_summary_file(path: Path, recorded) -> tuple[dict | None, str | None]:
+    """A finished run's ``summary.json`` at ``path`` and why it cannot stand: ``(document, problem)``, the document
+    when it is a JSON object (else None), the problem in words that follow "summary.json" (``missing``, ``not JSON
+    (...)``, ``not a JSON object``, ``F differs from run_info.summary's``, F the first field that differs from
+    ``recorded``, the summary the run wrote in ``run.db``, dotted) or None when it stands. ``yafdp check`` reports
+    the problem, ``yafdp resume`` writes the file again from ``run.db``."""
+    if not path.exists():
+        return None, "missing"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, f"not JSON ({exc})"
+    if not isinstance(document, dict):
+        return None, "not a JSON object"
+    field = rundb.first_difference(recorded, document) if isinstance(recorded, dict) else None  # else check says so
+    return document, None if field is None else f"{field} differs from run_info.summary's"

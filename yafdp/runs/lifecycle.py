@@ -30,7 +30,7 @@ from yafdp.runtime.envelope import PublishError
 from yafdp.runtime.faults import Faults
 from yafdp.runtime.interfaces import Bus
 from yafdp.runtime.rundb import INSERT_REFUSAL, INSERT_REQUEST
-from yafdp.runs import earlier, folder
+from yafdp.runs import earlier, finished, folder
 from yafdp.runs.bootstrap import open_bus, open_local, refuse_unsupported
 from yafdp.runs.options import RunOptions
 from yafdp.runs.workload import outcome_rates, workload
@@ -200,10 +200,10 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
                                          f"put back, and it is unfinished: `yafdp resume --out {out}` finishes it")
             if recovered:
                 repaired[earlier.EARLIER] = recovered
-            broken = _unreadable(out / "summary.json", info["summary"])
+            _, broken = finished.read_summary_file(out / "summary.json", info["summary"])
             if broken:  # stopped between its files, or damaged since: the summary is in run.db
                 folder.write_atomically(out / "summary.json", json.dumps(info["summary"], indent=2) + "\n")
-                repaired["summary.json"] = f"{broken}; written again from run.db"
+                repaired["summary.json"] = f"{broken}: written again from run.db"
             _rewrite_missing_copy(info, out, repaired, unrepaired)
             lock.release(undo=True)
             return {**info["summary"], "already_finished": True, "repaired": repaired, "unrepaired": unrepaired}
@@ -248,21 +248,6 @@ def resume_saga(out: Path, progress: bool | None = None) -> dict:
             return summary
     finally:
         _close(bus, out)
-
-
-def _unreadable(path: Path, recorded: dict) -> str | None:
-    """Why ``summary.json`` at ``path`` cannot stand (missing, not a JSON object, or not ``recorded``, the summary
-    ``run_info.summary`` holds: the first field that differs is named), else None."""
-    if not path.exists():
-        return "it was missing"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return f"it could not be read as JSON ({exc})"
-    if not isinstance(document, dict):
-        return "it was not a JSON object"
-    field = rundb.first_difference(recorded, document)
-    return None if field is None else f"its {field} differed from run_info.summary's"
 
 
 def _rewrite_missing_copy(info: dict, out: Path, repaired: dict[str, str], unrepaired: dict[str, str]) -> None:
