@@ -186,8 +186,9 @@ def views() -> list[tuple[str, str]]:
 # The memory store's page size (bytes; a power of two from 512 to 65,536: https://www.sqlite.org/pragma.html#pragma_page_size).
 # Its database is a temporary file that each commit writes its changed pages to, one write() a page: at 4,096 bytes
 # a page that was 5% of a 20,000-order run's CPU, spent in the kernel (0.52 s of 11.2 s); at 16,384 it was 0.26-0.31 s,
-# with the same user time, and the run's peak memory 60 -> 71 MB (65,536 saved no more, and took 119 MB). The run's
-# copy, run.db (save_copy), keeps the page size; what its tables hold is the same.
+# with the same user time, and the run's peak memory 60 -> 71 MB (on measured time 58 -> 69 MB, against issue 15's
+# 73 MiB; 8,192 held it to 61-63 MB, its kernel time not measured apart from the noise; 65,536 saved no more than
+# 16,384, and took 119 MB). The run's copy, run.db (save_copy), keeps the page size; what its tables hold is the same.
 MEMORY_STORE_PAGE_BYTES = 16_384
 
 
