@@ -47,3 +47,35 @@ def test_the_item_filter_never_forgets_an_item_and_rarely_claims_one():
     assert all(where in known for where in added)
     others = sum(("notification", "message", f"ord-{i}#Payment_Failed") in known for i in range(50_000))
     assert others < 50  # false positives only cost a SQLite read; at 50,000 items they are about 0.01%
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("value", [
+    {"order_id": "ord-1", "customer_id": "cus-0001", "deadline_seconds": 900},  # what orjson writes (a deadline)
+    {"b": [1, 2.5, None, True], "a": {"z": 0.0001, "y": -0.0}},
+    {"small": 9.9e-05, "smaller": 1e-05, "tiny": 5e-324},  # "9.9e-05", where orjson writes 0.000099
+    {"large": 1e16, "largest": 1.7976931348623157e308, "just_below": 9999999999999998.0},  # "1e+16", not 1e16
+    {"del": "\x7f", "accent": "Zürich", "line": "a\u2028b", "controls": "\x00\x1f\b\t\n\f\r\"\\"},  # escaped as \uXXXX
+    {"nan": math.nan, "inf": -math.inf, "none": None},  # NaN and Infinity, which orjson writes as null
+    {"big": 2 ** 64, "u64": 2 ** 64 - 1, 1: "a non-string key"},
+    {"subclass": _Text("written as a str")},
+    (1, "ord-1", '{"a":1}', None),  # a request row, as workload_record hashes it
+])
+def test_standard_text_is_the_standard_librarys_byte_for_byte(value):
+    compact = json.JSONEncoder(separators=(",", ":")).encode
+    assert json_text.standard_text(compact)(value) == compact(value)
+    assert json_text.compact_ascii(value) == compact(value)
+    ordered = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+    if not any(isinstance(key, int) for key in (value if isinstance(value, dict) else ())):
+        assert json_text.standard_text(ordered)(value) == ordered(value)
+
+
+def test_standard_text_refuses_what_the_standard_library_refuses():
+    strict = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    with pytest.raises(ValueError):
+        json_text.standard_text(strict)({"amount": math.nan})
+    with pytest.raises(TypeError):
+        json_text.compact_ascii({"when": object()})

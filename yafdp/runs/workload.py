@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from yafdp.errors import ConfigurationError, RefusedError
 from yafdp.reading import MAX_JSON_DEPTH, ORDERS_FILE_BYTES, nesting, read_bytes
+from yafdp.runtime.json_text import standard_text
 
 if TYPE_CHECKING:
     from yafdp.catalog import Catalog
@@ -218,5 +219,5 @@ def _merged(requests: list, arrival_rate: float, saga_id) -> Iterator[OrderReque
 
 
 # A request's stored text: json.dumps(request, sort_keys=True, separators=(",", ":"), default=str, allow_nan=False),
-# its encoder made once rather than for every request
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False).encode
+# made by orjson where that is the same text (see standard_text)
+_dumps = standard_text(json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False).encode)
