@@ -4,6 +4,7 @@ OpenTelemetry's own OTLP JSON codec and compared, span by span, with run.db."""
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -140,6 +141,38 @@ def test_a_trace_to_standard_output_shows_its_orders_in_a_bar_on_standard_error_
     assert re.search(r"orders traced: 100%\|[^|]*\| 25/25 ", written.stderr), written.stderr
     assert written.stderr.rstrip().endswith("as OTLP JSON")
     assert len([json.loads(line) for line in written.stdout.splitlines()]) == 25
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+def test_no_room_for_the_trace_is_one_line_exit_2_and_the_earlier_file_is_kept(exported):
+    """The new-user review's case: OpenTelemetry's exporter logs a failed write and goes on, so a full disk (here a
+    file-size limit, as in test_cli_bad_input) was 'wrote 25 traces', exit 0, and the earlier file replaced by a
+    part of the new one."""
+    import resource
+
+    earlier = (exported / "run.otlp.jsonl").read_bytes()
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    result = subprocess.run([YAFDP, "trace", "run", "--format", "otlp", "--out", "run.otlp.jsonl", "--force"],
+                            capture_output=True, text=True, cwd=exported, timeout=600, preexec_fn=limited)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "no room to write" in result.stderr, result.stderr
+    assert (exported / "run.otlp.jsonl").read_bytes() == earlier
+    assert not [p.name for p in exported.iterdir() if p.name.startswith(".run.otlp")]
+
+
+def test_a_trace_piped_to_a_reader_that_stops_ends_quietly_with_141(exported):
+    """`yafdp trace RUN --format otlp | head -c 100`: the exporter's failed writes were a traceback per order and
+    exit 0; a closed pipe ends the command as it ends run, check and replay."""
+    process = subprocess.Popen([YAFDP, "trace", "run", "--format", "otlp"], cwd=exported, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert len(process.stdout.read(100)) == 100
+    process.stdout.close()  # the reader stops
+    said = process.stderr.read().decode()
+    assert process.wait(timeout=600) == 141 and said == "", said
 
 
 def test_bad_input_is_one_line_and_an_existing_file_is_kept(tmp_path):

@@ -35,7 +35,9 @@ and an OpenTelemetry Collector's ``otlpjsonfile`` receiver reads.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
+import logging
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -45,6 +47,7 @@ from opentelemetry.exporter.otlp.json.file import FileSpanExporter
 from opentelemetry.proto_json.collector.trace.v1.trace_service import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv._incubating.attributes import aws_attributes as aws
 from opentelemetry.semconv._incubating.attributes import cloud_attributes as cloud
 from opentelemetry.semconv._incubating.attributes import faas_attributes as faas
@@ -90,7 +93,8 @@ def write_otlp(run_path: str | Path, stream: IO[str], catalog_dir: str | Path | 
     finally:
         db.close()
     plan = _plan(info, catalog_dir)
-    writer = _TraceWriter(plan, info, _origin(info, events), FileSpanExporter(stream=stream))
+    stream = _Writes(stream)
+    writer = _TraceWriter(plan, info, _origin(info, events), FileSpanExporter(stream=stream), stream)
     by_order: dict[str, dict[str, list]] = defaultdict(lambda: {"events": [], "deliveries": [], "dead_letters": []})
     for row in events:
         by_order[row[2] or ""]["events"].append(row)
@@ -125,14 +129,55 @@ def _origin(info: dict, events: list) -> float:
     return calendar.timegm(time.strptime(first[7], "%Y-%m-%dT%H:%M:%SZ")) - first[5]
 
 
+class _Writes:
+    """The stream the exporter writes to, keeping the error a write or flush raised. OpenTelemetry's OTLP JSON file
+    exporter catches it, logs it with its traceback and answers FAILURE: a closed pipe or a full disk would otherwise
+    go on as if written (``yafdp trace`` then said it wrote the file, and replaced an earlier one with a part). The
+    writer raises it instead: a closed pipe ends the command quietly (exit 141), no room is one line and the earlier
+    file kept (:func:`yafdp.runs.folder.save_output`)."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream, self.error = stream, None
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
+@contextlib.contextmanager
+def _exporter_quiet():
+    """The exporter's logger silenced while it exports: a failed write is raised by :class:`_TraceWriter`, in one
+    line, not logged with a traceback for every order after it."""
+    logger = logging.getLogger("opentelemetry.exporter.otlp.json.file.trace_exporter")
+    was, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was
+
+
 class _TraceWriter:
     """Makes each order's spans with the OpenTelemetry SDK and exports them as one OTLP request (one line)."""
 
-    def __init__(self, plan, info: dict, origin: float, exporter):
+    def __init__(self, plan, info: dict, origin: float, exporter, stream: "_Writes"):
 
         # Nanoseconds of the clock's origin, added to each reading's: a Unix time in float nanoseconds would lose the
         # readings' last digits (2**53 ns is 104 days), a common offset only shifts every span alike.
-        self.plan, self.origin_ns, self.exporter = plan, round(origin * NANOSECONDS), exporter
+        self.plan, self.origin_ns, self.exporter, self.stream = plan, round(origin * NANOSECONDS), exporter, stream
         self.collected: list = []
         self.counts = {"traces": 0, "spans": 0, "links": 0}
         simulated = info.get("latency_model", "none") != "none"
@@ -198,7 +243,10 @@ class _TraceWriter:
         root.end(end_time=self._ns(max(times)))
         self.counts["traces"] += 1
         self.counts["spans"] += len(self.collected)
-        self.exporter.export(self.collected)
+        with _exporter_quiet():
+            exported = self.exporter.export(self.collected)
+        if exported is not SpanExportResult.SUCCESS:
+            raise self.stream.error or OSError(f"the OTLP exporter could not write the trace of order {order_id}")
         self.collected.clear()
 
     def _delivery(self, row, sent, root, detail_type: str, published_at: float):
