@@ -3,6 +3,7 @@ line that says what and where, exits non-zero, and leaves the earlier run in the
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -231,6 +232,13 @@ CASES = [
                                                        holding(t, "order.asyncapi.json")],
      ["--per-service", "already holds order.asyncapi.json: pass --force"]),
     ("trace-out-a-folder", lambda p, t: ["trace", p, "--format", "otlp", "--out", t, "--force"], ["is a folder"]),
+    # --force replaced a device, a pipe or a link with a regular file (the new-user review made /dev/full one)
+    *[(f"{command}-out-{kind}-force", lambda p, t, c=c, m=make: [*c(p), m(t), "--force"], [said])
+      for command, c in (("trace", lambda p: ["trace", p, "--format", "otlp", "--out"]),
+                         ("fit-profile", lambda p: ["fit-profile", p, "--out"]))
+      for kind, make, said in (("device", lambda t: "/dev/full", "--out /dev/full is not a regular file"),
+                               ("fifo", lambda t: fifo(t / "pipe"), "pipe is not a regular file"),
+                               ("symlink", lambda t: link(t / "link", t / "mine.json"), "link is a symbolic link"))],
     ("trace-catalog-broken", lambda p, t: ["trace", p, "--format", "otlp", "--out", t / "t.jsonl", "--catalog",
                                            catalog(t, bad_regex)], ["payment.json"]),
     ("trace-without-format", lambda p, t: ["trace", p], ["yafdp trace: the following arguments are required: --format"]),
@@ -288,6 +296,19 @@ def zeros(path: Path) -> bool:
     path.unlink()
     path.symlink_to("/dev/zero")
     return True
+
+
+def fifo(path: Path) -> Path:
+    """A named pipe at ``path``."""
+    os.mkfifo(path)
+    return path
+
+
+def link(path: Path, to: Path) -> Path:
+    """A symbolic link at ``path`` to a file of the user's, ``to``."""
+    to.write_text("mine\n")
+    path.symlink_to(to)
+    return path
 
 
 def holding(tmp_path: Path, name: str) -> Path:

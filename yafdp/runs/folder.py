@@ -151,8 +151,9 @@ def check_output_file(path: Path, option: str, force: bool, *, new_folder: bool 
     """``path`` if a command may write its output file (a profile, say) there: in a folder that exists (a typo
     in a path makes no folder anywhere; ``new_folder``: the command makes that one folder, in one that exists),
     not a folder, not under a file, not a run folder's own file (``run.db`` and SQLite's files beside it,
-    ``summary.json``, ``catalog.json``, the lock or a temporary of theirs, whatever ``force`` says), and not an
-    existing file unless ``force``.
+    ``summary.json``, ``catalog.json``, the lock or a temporary of theirs, whatever ``force`` says), not a symbolic
+    link, a device, a pipe or a socket (``--force`` would replace it with a file; whatever ``force`` says), and not
+    an existing file unless ``force``.
 
     Raises :class:`~yafdp.errors.RefusedError` naming ``option`` and what is in the way.
     """
@@ -168,7 +169,13 @@ def check_output_file(path: Path, option: str, force: bool, *, new_folder: bool 
     if path.name in (*RUN_FILES, LOCK_NAME) or STALE_TEMPORARY.fullmatch(path.name) or SQLITE_COMPANION.fullmatch(path.name):
         raise RefusedError(f"{option} {path}: {path.name} is a run folder's own file, never another command's "
                            f"output: choose another {option}")
-    if (path.exists() or path.is_symlink()) and not force:
+    if path.is_symlink():  # --force would replace the link, not write where it points
+        raise RefusedError(f"{option} {path} is a symbolic link: give the file it points to, or choose another "
+                           f"{option}")
+    if path.exists() and not path.is_file():  # a device, a pipe, a socket: --force would replace it with a file
+        raise RefusedError(f"{option} {path} is not a regular file (a device, a pipe or a socket): choose another "
+                           f"{option}")
+    if path.exists() and not force:
         raise RefusedError(f"{option} {path} exists: pass --force to replace it, or choose another {option}")
     return path
 
