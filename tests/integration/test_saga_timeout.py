@@ -85,7 +85,8 @@ def test_a_deadline_pending_when_a_file_store_run_is_stopped_fires_after_the_res
     ('{"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", "Target": {}, '
      '"FlexibleTimeWindow": {"Mode": "OFF"}}', 'ValidationException: Missing required parameter in Target: "Arn"'),
     ('{"Name": "deadline-ord-other", "GroupName": "yafdp-deadlines", "ScheduleExpression": "at(2020-01-01T00:00:00)", '
-     '"Target": {}, "FlexibleTimeWindow": {"Mode": "OFF"}}', "it names the schedule yafdp-deadlines/deadline-ord-other"),
+     '"Target": {}, "FlexibleTimeWindow": {"Mode": "OFF"}}', "a request for another schedule: its GroupName and Name are 'yafdp-deadlines' and 'deadline-ord-other', not "
+     "the row's"),
 ] + [(json.dumps({"Name": "deadline-ord-silent-1", "GroupName": "yafdp-deadlines",
                     "ScheduleExpression": "at(2030-01-01T00:00:00)", "FlexibleTimeWindow": {"Mode": "OFF"},
                     "ActionAfterCompletion": "DELETE",

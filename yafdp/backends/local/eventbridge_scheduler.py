@@ -54,6 +54,7 @@ from functools import lru_cache
 from typing import Callable, Mapping
 
 from yafdp.errors import BackendError, YafdpError
+from yafdp.quoting import excerpt
 from yafdp.runtime.json_text import loads
 from yafdp.runtime.rundb import MalformedRunError
 from yafdp.runtime.scheduling import at_expression  # noqa: F401 - the expression create_schedule parses
@@ -240,10 +241,11 @@ class LocalScheduler:
         rows = self.store.execute("SELECT grp, name, request, fired FROM schedules ORDER BY rowid").fetchall()
         for group, name, text, fired in rows:
             request = json.loads(text)  # a JSON object: rundb.verify refused the file otherwise
+            named = (request.get("GroupName", "default"), request.get("Name"))
+            if named != (group, name):  # the row's grp and name columns, or the request, edited
+                raise self._malformed(group, name, f"a request for another schedule: its GroupName and Name are "
+                                                   f"{excerpt(named[0])} and {excerpt(named[1])}, not the row's")
             try:
-                if (request.get("GroupName", "default"), request.get("Name")) != (group, name):
-                    raise SchedulerApiError("ValidationException", f"it names the schedule "
-                                            f"{request.get('GroupName', 'default')}/{request.get('Name')}")
                 self.create_schedule(**request)
             except UnsupportedLocally as exc:
                 raise self._malformed(group, name, f"a request CreateSchedule accepts but {exc}") from None
