@@ -313,6 +313,22 @@ def test_resume_repairs_a_damaged_summary_or_catalog_copy_of_a_finished_run_and_
     assert cli("check", earlier).returncode == 0
 
 
+def test_a_summary_json_that_is_a_folder_is_named_so_and_the_advice_works(earlier):
+    """The new-user review's case: `check` said `yafdp resume` writes it again, and resume refused to write over a
+    folder."""
+    before = everything_in(earlier)
+    (earlier / "summary.json").unlink()
+    (earlier / "summary.json").mkdir()
+    checked = cli("check", earlier)
+    assert checked.returncode == 1 and (f"(summary.json) a folder, not a file: remove it, then `yafdp resume --out "
+                                        f"{earlier}` writes it again from run.db") in checked.stdout
+    resumed = cli("resume", "--out", earlier)
+    assert resumed.returncode == 2 and f"{earlier / 'summary.json'} is a folder" in one_line(resumed.stderr)
+    (earlier / "summary.json").rmdir()  # as advised
+    assert cli("resume", "--out", earlier).returncode == 0
+    assert everything_in(earlier) == before
+
+
 def test_resume_does_not_write_a_catalog_copy_it_cannot_prove_and_says_why(tmp_path, catalog_copy):
     """A damaged catalog.json is written again only from a catalog folder proven the run's: one changed since
     is not taken for it (exit 1, the copy left as it is)."""

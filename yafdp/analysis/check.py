@@ -527,8 +527,9 @@ def the_workload_is_whole(run: Run) -> Invariant:
         summaries = [("run_info.summary", run.info.get("summary"))]
         repair = f"`yafdp resume --out {run.path.parent}` writes it again from run.db"
         written, problem = finished.read_summary_file(run.path.parent / "summary.json", run.info.get("summary"))
-        if problem is not None:
-            bad.append(f"(summary.json) {problem}: {repair}")
+        if problem is not None:  # a folder there: resume refuses to write over it
+            bad.append(f"(summary.json) {problem}: "
+                       + (f"remove it, then {repair}" if problem.startswith("a folder") else repair))
         if written is not None:
             summaries.append(("summary.json", written))
         for where, summary in summaries:
