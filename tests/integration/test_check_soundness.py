@@ -440,6 +440,17 @@ def test_a_tampered_copy_of_the_catalog_in_the_run_folder_is_a_finding(copy):
     assert failed["the run's catalog"].offenders == ("catalog.json: services/notification.json changed",)
 
 
+def test_a_key_added_to_the_copy_of_the_catalog_is_a_finding(copy):
+    """The new-user review's case: catalog.json with an extra top-level key passed check."""
+    path, db = copy
+    document = json.loads((path / "catalog.json").read_text())
+    document["note"] = "added by hand"
+    (path / "catalog.json").write_text(json.dumps(document))
+    failed = failing(path)
+    assert failed["the run's catalog"].offenders == (
+        "catalog.json: 'note' added (a copy holds excluded, files, folder, in_memory)",)
+
+
 def test_a_catalog_folder_changed_since_the_run_is_a_finding(tmp_path, catalog_copy):
     out = tmp_path / "run"
     run_saga(RunOptions(orders=10, seed=1, out=out, catalog_dir=catalog_copy.root))

@@ -23,9 +23,11 @@ from typing import Any
 from yafdp.catalog.errors import CatalogError
 from yafdp.catalog.loader import _check_cross_references, load_catalog, service_from_document
 from yafdp.catalog.model import Catalog
+from yafdp.quoting import excerpt
 from yafdp.shipped import DATA_DIR
 
 COPY_NAME = "catalog.json"  # the run folder's own copy of the catalog
+COPY_KEYS = frozenset({"folder", "excluded", "files", "in_memory"})  # what copy() writes in it, and nothing else
 
 
 def record(catalog: Catalog, excluded: tuple[str, ...] = ()) -> dict:
@@ -129,6 +131,8 @@ def prove(recorded: dict | None, run_folder: Path, default_folder: str | Path | 
         copy_differences = [f"{COPY_NAME}: {d}" for d in compare(recorded["files"], copied)]
         copy_differences += [f"{COPY_NAME}: its {key} differs from run.db's record" for key in
                              ("folder", "excluded", "in_memory") if copy_document.get(key) != recorded.get(key)]
+        copy_differences += [f"{COPY_NAME}: {excerpt(key)} added (a copy holds {', '.join(sorted(COPY_KEYS))})"
+                             for key in sorted(copy_document.keys() - COPY_KEYS, key=str)]
         differences += copy_differences
         copy_agrees = not copy_differences
     try:
