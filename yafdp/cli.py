@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -188,10 +189,21 @@ def _write_service_documents(catalog, folder: Path, force: bool) -> int:
     if existing and not force:
         raise RefusedError(f"--per-service {folder} already holds {', '.join(existing)}: pass --force to replace "
                            "them, or choose another --per-service")
+    made = not folder.exists()
     folder.mkdir(exist_ok=True)  # the one folder it names, in one that exists
-    for path, document in documents.items():
-        save_output(path, json.dumps(document, indent=2) + "\n", option="--per-service", force=force,
-                    command="yafdp catalog")
+    written = []
+    try:
+        for path, document in documents.items():
+            save_output(path, json.dumps(document, indent=2) + "\n", option="--per-service", force=force,
+                        command="yafdp catalog")
+            written.append(path)
+    except BaseException:  # e.g. no room: a folder this command made goes, with what it wrote there
+        if made:
+            for path in written:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     print(_shown(f"wrote {len(documents)} AsyncAPI documents, one per service, into {folder}"))
     return 0
 

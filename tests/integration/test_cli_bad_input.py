@@ -481,6 +481,8 @@ NO_ROOM = [
      200_000, True, ["no room to write {prev}/run.db", "{prev} holds what it held before"]),
     ("memory-store-spilling", lambda p, t: ["run", "--orders", 2000, "--force", "--out", p], 200_000, True,
      ["no room to write the memory store's temporary file", "nothing of this run was kept; {prev} holds what it held"]),
+    ("asyncapi-per-service-new-folder", lambda p, t: ["catalog", "--format", "asyncapi", "--per-service", t / "new"],
+     2_000, False, ["no room to write {tmp}/new/"]),
     ("file-store-as-it-runs", lambda p, t: ["run", "--orders", 150, "--store", "file", "--out", t / "new"], 200_000,
      False, ["no room to write {tmp}/new/run.db", "it keeps what was committed", "yafdp resume --out {tmp}/new"]),
 ]
@@ -501,6 +503,8 @@ def test_no_room_to_write_is_one_line_exit_2_and_the_earlier_run_is_kept(prev, t
         assert fragment.format(prev=prev, tmp=tmp_path) in lines[0], lines[0]
     if keeps_prev:
         assert fingerprint(prev) == before
+    if name == "asyncapi-per-service-new-folder":  # the folder it made goes with what it wrote there
+        assert not (tmp_path / "new").exists()
     for folder in (prev, tmp_path / "new"):  # no temporary run.db, nor its journal, left behind
         if folder.exists():
             assert not [p.name for p in folder.glob(".run.db.*")]
