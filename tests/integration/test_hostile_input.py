@@ -116,6 +116,8 @@ MALFORMED = [
      "'{oops')", "the schedule default/deadline-ord-1 has a request that is not JSON"),
     ("schedule-request-a-list", "INSERT INTO schedules (grp, name, request) VALUES ('default', 'deadline-ord-1', "
      "'[]')", "the schedule default/deadline-ord-1 has a request that is not a JSON object"),
+    ("schedule-fired-not-a-flag", "INSERT INTO schedules (grp, name, request, fired) VALUES ('default', "
+     "'deadline-ord-1', '{}', 'x')", "the schedule default/deadline-ord-1 has a fired flag that is neither 0 nor 1"),
 ]
 
 

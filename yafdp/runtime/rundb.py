@@ -333,7 +333,8 @@ WELL_FORMED = {
                   "has no whole attempt or finite times")], []),
     # A CreateSchedule request, as the local EventBridge Scheduler kept it (yafdp.backends.local.eventbridge_scheduler)
     "schedules": ("the schedule {}", "grp || '/' || name", [
-        (f"{_TEXT.format('grp')} AND {_TEXT.format('name')} AND fired IN (0, 1)", "has no group, name or fired flag"),
+        (f"{_TEXT.format('grp')} AND {_TEXT.format('name')}", "has no group or name"),
+        ("typeof(fired) = 'integer' AND fired IN (0, 1)", "has a fired flag that is neither 0 nor 1"),
         ("json_valid(request)", "has a request that is not JSON"),
         (_OBJECT.format("request"), "has a request that is not a JSON object")], ["request"]),
 }
