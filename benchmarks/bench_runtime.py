@@ -60,10 +60,9 @@ def ceiling_case(orders: int, seed: int) -> dict:
 
     def discard(writer) -> None:
         discarded["deliveries"] += len(writer.deliveries)  # the trace rows it would have written
-        writer.dirty.clear()
-        writer.recent, writer.state = writer.state, {}
+        writer.recent, writer.state = writer.state, {}  # as RunWriter.flush leaves them
         for buffered in (writer.processed, writer.events, writer.deliveries, writer.dead_letters, writer.pending_new,
-                         writer.pending_changed, writer.pending_done):
+                         writer.pending_changed, writer.pending_done, *writer.rows.values()):
             buffered.clear()
 
     RunWriter.flush = discard
