@@ -414,9 +414,9 @@ def _execute(out_dir: Path, chapters: list[Path], parameters: dict | None, echo,
             try:
                 result = write_html_copy(result, notebook)
             except Exception as exc:  # as in the worker: one line naming the chapter, nothing published
-                result, failure = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
-        if result is not None:
-            result = publish(result, out_dir)  # a failed cell's copies too: they show the error
+                result, failure = None, _chapter_failed(path, exc)
+            else:
+                result = publish(result, out_dir)  # a failed cell's copies too: they show the error
         ended[path.stem] = failure is None
         if failure is not None:
             failed[path] = failure
@@ -547,6 +547,11 @@ def leave_out(names: tuple[str, ...]) -> None:
     sys.modules.update({name: None for name in names if name not in sys.modules})
 
 
+def _chapter_failed(path: Path, exc: Exception) -> NotebookFailed:
+    """A chapter that failed other than in a cell (its kernel died, its HTML copy could not be written), in one line."""
+    return NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}")
+
+
 def _chapter_worker(send: int) -> None:
     """A chapter's worker process (:func:`_start_worker`): it reads ``(path, out_dir, parameters, socket_root)`` from
     its stdin, executes the chapter in its staging folder (:func:`execute_staged`) and writes ``(staged, failure,
@@ -559,7 +564,7 @@ def _chapter_worker(send: int) -> None:
     try:
         outcome = execute_staged(path, out_dir, parameters, socket_root=socket_root)
     except Exception as exc:  # e.g. the kernel died: still one line naming the chapter
-        outcome = None, NotebookFailed(f"{path.name} failed: {type(exc).__name__}: {exc}"), None
+        outcome = None, _chapter_failed(path, exc), None
     with open(send, "wb") as said:
         pickle.dump(outcome, said)
 

@@ -102,7 +102,7 @@ def write_otlp(run_path: str | Path, stream: IO[str], catalog_dir: str | Path | 
         by_order[row[8] or ""]["deliveries"].append(row)
     for row in dead_letters:
         by_order[row[6] or ""]["dead_letters"].append(row)
-    with progress_bar(len(by_order), "orders traced", "orders", show=progress) as bar:
+    with progress_bar(len(by_order), "orders traced", "orders", show=progress) as bar, _exporter_quiet():
         for order_id in sorted(by_order):
             writer.order(order_id, **by_order[order_id])
             bar.update()
@@ -160,8 +160,8 @@ class _Writes:
 
 @contextlib.contextmanager
 def _exporter_quiet():
-    """The exporter's logger silenced while it exports: a failed write is raised by :class:`_TraceWriter`, in one
-    line, not logged with a traceback for every order after it."""
+    """The exporter's logger silenced while a run is exported: a failed write is raised by :class:`_TraceWriter`, in
+    one line, not logged with a traceback."""
     logger = logging.getLogger("opentelemetry.exporter.otlp.json.file.trace_exporter")
     was, logger.disabled = logger.disabled, True
     try:
@@ -243,9 +243,8 @@ class _TraceWriter:
         root.end(end_time=self._ns(max(times)))
         self.counts["traces"] += 1
         self.counts["spans"] += len(self.collected)
-        with _exporter_quiet():
-            exported = self.exporter.export(self.collected)
-        if exported is not SpanExportResult.SUCCESS:
+        # a failed write, which the exporter (silenced by write_otlp) swallowed, is raised here
+        if self.exporter.export(self.collected) is not SpanExportResult.SUCCESS:
             raise self.stream.error or OSError(f"the OTLP exporter could not write the trace of order {order_id}")
         self.collected.clear()
 

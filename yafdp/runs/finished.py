@@ -66,9 +66,9 @@ def require_finished(path: str | Path, reader: str) -> None:
 
 def read_summary_file(path: Path, recorded) -> tuple[dict | None, str | None]:
     """A finished run's ``summary.json`` at ``path`` and why it cannot stand: ``(document, problem)``, the document
-    when it is a JSON object (else None), the problem in words that follow "summary.json" (``missing``, ``a folder, not a file``, ``not JSON
-    (...)``, ``not a JSON object``, ``F differs from run_info.summary's``, F the first field that differs from
-    ``recorded``, the summary the run wrote in ``run.db``, dotted) or None when it stands. ``yafdp check`` reports
+    when it is a JSON object (else None), the problem in words that follow "summary.json" (``missing``, ``a folder,
+    not a file``, ``not JSON (...)``, ``not a JSON object``, ``F differs from run_info.summary's``, F the first field
+    that differs from ``recorded``, the summary the run wrote in ``run.db``, dotted) or None when it stands. ``yafdp check`` reports
     the problem, ``yafdp resume`` writes the file again from ``run.db``."""
     if not path.exists():
         return None, "missing"

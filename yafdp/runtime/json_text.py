@@ -52,8 +52,8 @@ def standard_text(encode):
     builds its encoder again at each call: 4.5 us for a deadline's four-field detail, orjson 0.3 us).
 
     orjson is used when it writes the value at all (it refuses integers beyond 64 bits, keys that are not strings, a
-    date, a dataclass, a subclass: ``TypeError``), when no byte of its text can differ (:func:`_written_alike`) and when a
-    ``null`` in it is no NaN or infinity (which orjson writes as null). It writes an ``enum.Enum`` or a
+    date, a dataclass, a subclass: ``TypeError``), when no byte of its text can differ (:func:`_written_alike`) and
+    when a ``null`` in it is no NaN or infinity (which orjson writes as null). It writes an ``enum.Enum`` or a
     ``uuid.UUID`` where the standard library, without a ``default``, refuses one: no caller hands it either (they
     encode JSON read back, request rows and details their schemas passed).
     """

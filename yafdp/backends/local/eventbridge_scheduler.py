@@ -30,8 +30,8 @@ refusal being a ``ValidationException`` that names the member. What the emulator
 * no ``KmsKeyArn`` (nothing is encrypted) and no ``ClientToken`` (no idempotent replay of a request).
 
 ``Description`` is kept and described by :meth:`LocalScheduler.get_schedule`; ``StartDate`` and ``EndDate`` are
-kept in the request ``run.db`` holds and, as AWS does for a one-time schedule, ignored ("EventBridge Scheduler ignores StartDate for one-time
-schedules", API_CreateSchedule).
+kept in the request ``run.db`` holds and, as AWS does for a one-time schedule, ignored ("EventBridge Scheduler
+ignores StartDate for one-time schedules", API_CreateSchedule).
 
 Where AWS's documentation is silent, the emulator chooses, and says so:
 
@@ -351,9 +351,10 @@ class LocalScheduler:
             entries = scheduled_entries(target)
         except ValueError as exc:
             raise UnsupportedLocally(f"Target.Input ({exc})") from None
-        if arn == universal and loads(target["Input"])["EventBusArn"] != self.bus:
-            raise UnsupportedLocally(f"Target.Input's EventBusArn {loads(target['Input'])['EventBusArn']} (it puts "
-                                     f"events on the saga's bus {self.bus} only)")
+        named = loads(target["Input"])["EventBusArn"] if arn == universal else self.bus
+        if named != self.bus:
+            raise UnsupportedLocally(f"Target.Input's EventBusArn {named} (it puts events on the saga's bus {self.bus} "
+                                     "only)")
         if arn in self.functions and entries[0][0] != self.functions[arn]:
             raise UnsupportedLocally(f"Target.Input's Source {entries[0][0]!r} for the function {arn} (that function "
                                      f"publishes {self.functions[arn]!r} only: on AWS its invocation would fail, which "
